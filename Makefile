@@ -1,0 +1,56 @@
+# docker-backup — see README.md.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/docker-backup/docker-backup/internal/version.Version=$(VERSION)
+GOFLAGS  := -trimpath
+PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
+IMAGE    ?= docker-backup-sidecar:dev
+GO_TEST_TIMEOUT ?= 40m
+
+.PHONY: build install image test unit e2e bench fixtures demo demo-down vet clean
+
+build: bin/docker-backup bin/sidecar
+
+bin/docker-backup: FORCE
+	go build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/docker-backup
+
+bin/sidecar: FORCE
+	CGO_ENABLED=0 go build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/sidecar
+
+FORCE:
+
+## install: put the plugin where the docker CLI finds it (`docker backup --help`)
+install: bin/docker-backup
+	mkdir -p $(PLUGIN_DIR)
+	install -m 0755 bin/docker-backup $(PLUGIN_DIR)/docker-backup
+
+## image: the sidecar image, from scratch
+image: bin/sidecar
+	docker build -t $(IMAGE) .
+
+vet:
+	go vet ./...
+
+## test: unit tests, then end-to-end tests on the real Docker engine (builds fixture images)
+test: vet install
+	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
+
+## unit: the tests that need no Docker engine
+unit:
+	go test -count=1 -short ./...
+
+fixtures:
+	@for f in plain pause postgres; do test/fixtures/build.sh $$f; done
+
+## bench: wall time, throughput and peak RSS of run/restore beside raw shell pipelines
+bench: install fixtures
+	test/bench/bench.sh
+
+## demo: the example project with the sidecar, backed up to ./demo-backups
+demo: install image fixtures
+	test/demo.sh
+
+demo-down:
+	test/demo.sh down
+
+clean:
+	rm -rf bin

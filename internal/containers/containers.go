@@ -1,0 +1,249 @@
+// Package containers finds the containers of compose projects through the Engine API and runs
+// the operations a backup needs on them: exec with streamed output, archive copy in and out,
+// and stop/start with the start guaranteed.
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// Compose labels set by docker compose on every container it creates.
+const (
+	LabelProject         = "com.docker.compose.project"
+	LabelService         = "com.docker.compose.service"
+	LabelContainerNumber = "com.docker.compose.container-number"
+	LabelOneOff          = "com.docker.compose.oneoff"
+)
+
+// API is the part of the Engine API client this package uses. Both the docker CLI's client
+// and client.New satisfy it.
+type API interface {
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
+	ContainerStop(ctx context.Context, id string, options client.ContainerStopOptions) (client.ContainerStopResult, error)
+	ContainerStart(ctx context.Context, id string, options client.ContainerStartOptions) (client.ContainerStartResult, error)
+	ExecCreate(ctx context.Context, id string, options client.ExecCreateOptions) (client.ExecCreateResult, error)
+	ExecAttach(ctx context.Context, execID string, options client.ExecAttachOptions) (client.ExecAttachResult, error)
+	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
+	CopyFromContainer(ctx context.Context, id string, options client.CopyFromContainerOptions) (client.CopyFromContainerResult, error)
+	CopyToContainer(ctx context.Context, id string, options client.CopyToContainerOptions) (client.CopyToContainerResult, error)
+}
+
+// ErrNotFound is wrapped by every error that reports a missing project, service or container.
+var ErrNotFound = errors.New("not found")
+
+// Container is one inspected container and the API to act on it.
+type Container struct {
+	api API
+
+	ID      string
+	Name    string // without the leading slash
+	Project string // compose project, empty for a container not made by compose
+	Service string // compose service, empty for a container not made by compose
+	Image   string // the image reference the container was created from
+	ImageID string
+	Env     []string // KEY=VALUE, as in the container's config
+	Labels  map[string]string
+	Mounts  []container.MountPoint
+	Running bool
+}
+
+// String names the container for messages: "project/service (name)" or just its name.
+func (c *Container) String() string {
+	if c.Project != "" && c.Service != "" {
+		return fmt.Sprintf("%s/%s (container %s)", c.Project, c.Service, c.Name)
+	}
+	return "container " + c.Name
+}
+
+// Getenv returns the value of key in the container's environment and whether it is set.
+func (c *Container) Getenv(key string) (string, bool) {
+	for _, kv := range c.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Inspect loads a container by name or ID.
+func Inspect(ctx context.Context, api API, nameOrID string) (*Container, error) {
+	res, err := api.ContainerInspect(ctx, nameOrID, client.ContainerInspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("no container named %q: %w", nameOrID, ErrNotFound)
+		}
+		return nil, fmt.Errorf("inspecting container %q: %w", nameOrID, err)
+	}
+	return fromInspect(api, res.Container), nil
+}
+
+// Refresh re-reads the container's state (running or not, mounts, env).
+func (c *Container) Refresh(ctx context.Context) error {
+	fresh, err := Inspect(ctx, c.api, c.ID)
+	if err != nil {
+		return err
+	}
+	*c = *fresh
+	return nil
+}
+
+func fromInspect(api API, in container.InspectResponse) *Container {
+	c := &Container{api: api, ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), ImageID: in.Image, Mounts: in.Mounts}
+	if in.Config != nil {
+		c.Image = in.Config.Image
+		c.Env = in.Config.Env
+		c.Labels = in.Config.Labels
+	}
+	if in.State != nil {
+		c.Running = in.State.Running
+	}
+	c.Project = c.Labels[LabelProject]
+	c.Service = c.Labels[LabelService]
+	return c
+}
+
+// Find returns the container of a compose service. project may be empty when exactly one
+// project has a service of that name. With several replicas, the lowest-numbered one is used.
+func Find(ctx context.Context, api API, project, service string) (*Container, error) {
+	filters := make(client.Filters).Add("label", LabelService+"="+service)
+	if project != "" {
+		filters = filters.Add("label", LabelProject+"="+project)
+	}
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers of service %q: %w", service, err)
+	}
+	items := slices.DeleteFunc(res.Items, func(s container.Summary) bool { return s.Labels[LabelOneOff] == "True" })
+	if len(items) == 0 {
+		return nil, notFoundError(ctx, api, project, service)
+	}
+	projects := map[string]bool{}
+	for _, s := range items {
+		projects[s.Labels[LabelProject]] = true
+	}
+	if len(projects) > 1 {
+		names := sortedKeys(projects)
+		return nil, fmt.Errorf("service %q exists in several compose projects (%s): choose one with --project", service, strings.Join(names, ", "))
+	}
+	sort.Slice(items, func(i, j int) bool {
+		return containerNumber(items[i]) < containerNumber(items[j])
+	})
+	return Inspect(ctx, api, items[0].ID)
+}
+
+// Resolve finds a compose service by name, or failing that a container by name or ID.
+func Resolve(ctx context.Context, api API, project, serviceOrContainer string) (*Container, error) {
+	c, err := Find(ctx, api, project, serviceOrContainer)
+	if err == nil || !errors.Is(err, ErrNotFound) || project != "" {
+		return c, err
+	}
+	if byName, nameErr := Inspect(ctx, api, serviceOrContainer); nameErr == nil {
+		return byName, nil
+	}
+	return nil, err
+}
+
+// Services lists the containers of a compose project, one per service (the lowest-numbered
+// replica), sorted by service name.
+func Services(ctx context.Context, api API, project string) ([]*Container, error) {
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers of project %q: %w", project, err)
+	}
+	first := map[string]container.Summary{}
+	for _, s := range res.Items {
+		if s.Labels[LabelOneOff] == "True" {
+			continue
+		}
+		svc := s.Labels[LabelService]
+		if cur, ok := first[svc]; !ok || containerNumber(s) < containerNumber(cur) {
+			first[svc] = s
+		}
+	}
+	if len(first) == 0 {
+		return nil, noProjectError(ctx, api, project)
+	}
+	var out []*Container
+	for _, svc := range sortedKeys(first) {
+		c, err := Inspect(ctx, api, first[svc].ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Projects lists the compose projects that have containers on this Engine.
+func Projects(ctx context.Context, api API) ([]string, error) {
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelProject),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing compose projects: %w", err)
+	}
+	set := map[string]bool{}
+	for _, s := range res.Items {
+		set[s.Labels[LabelProject]] = true
+	}
+	return sortedKeys(set), nil
+}
+
+func notFoundError(ctx context.Context, api API, project, service string) error {
+	if project == "" {
+		return fmt.Errorf("no compose service named %q on this Docker host, and no container by that name: %w", service, ErrNotFound)
+	}
+	svcs, err := Services(ctx, api, project)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, c := range svcs {
+		names = append(names, c.Service)
+	}
+	return fmt.Errorf("compose project %q has no service %q (its services: %s): %w", project, service, strings.Join(names, ", "), ErrNotFound)
+}
+
+func noProjectError(ctx context.Context, api API, project string) error {
+	projects, err := Projects(ctx, api)
+	if err != nil {
+		return err
+	}
+	have := "none"
+	if len(projects) > 0 {
+		have = strings.Join(projects, ", ")
+	}
+	return fmt.Errorf("no compose project %q on this Docker host (projects with containers: %s): %w", project, have, ErrNotFound)
+}
+
+func containerNumber(s container.Summary) int {
+	n, err := strconv.Atoi(s.Labels[LabelContainerNumber])
+	if err != nil {
+		return int(^uint(0) >> 1)
+	}
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

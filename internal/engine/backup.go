@@ -1,0 +1,190 @@
+// Package engine runs backups and restores: it streams a strategy's output through
+// compression and a SHA-256 into a target, writes the manifest beside it, and verifies an
+// artifact completely before a restore touches a container.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/version"
+)
+
+// BackupRequest says what to back up, how, and where.
+type BackupRequest struct {
+	Container   *containers.Container
+	Strategy    strategy.Strategy
+	Target      target.Target
+	Compression artifact.Compression
+	// StopContainer stops a running container for the backup and starts it again after.
+	StopContainer bool
+	// Progress, when set, is called with the number of raw bytes produced so far.
+	Progress func(rawBytes int64)
+	Log      *slog.Logger
+}
+
+// BackupResult describes a finished backup.
+type BackupResult struct {
+	Key      string
+	Manifest *artifact.Manifest
+	Duration time.Duration
+}
+
+// ErrEmptyBackup is wrapped when a strategy succeeded but produced no data.
+var ErrEmptyBackup = errors.New("the backup produced no data")
+
+// Backup runs one backup. On any failure nothing is left on the target: no artifact, no
+// manifest; older backups are never touched.
+func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
+	log := req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := req.Container
+	if req.Compression == "" {
+		req.Compression = artifact.Zstd
+	}
+	started := time.Now()
+	key := artifact.Key(c.Project, serviceName(c), req.Strategy.Name(), req.Strategy.Extension(), req.Compression, started)
+
+	var (
+		source strategy.Source
+		sum    []byte
+		raw    counter
+		stored int64
+	)
+	run := func(ctx context.Context) error {
+		var err error
+		source, sum, stored, err = stream(ctx, req, key, &raw)
+		return err
+	}
+	var err error
+	if req.StopContainer {
+		err = c.WhileStopped(ctx, log, run)
+	} else {
+		err = run(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	m := &artifact.Manifest{
+		FormatVersion: artifact.FormatVersion,
+		Artifact:      key,
+		Strategy:      req.Strategy.Name(),
+		Project:       c.Project,
+		Service:       c.Service,
+		Container:     c.Name,
+		Image:         c.Image,
+		ImageID:       c.ImageID,
+		CreatedAt:     started.UTC(),
+		DurationMS:    time.Since(started).Milliseconds(),
+		Size:          stored,
+		RawSize:       raw.n,
+		SHA256:        artifact.HexSum(sum),
+		Compression:   req.Compression,
+		Tool:          artifact.Tool{Name: "docker-backup", Version: version.Version},
+		Source:        source,
+	}
+	body, err := m.Marshal()
+	if err != nil {
+		_ = req.Target.Delete(context.WithoutCancel(ctx), key)
+		return nil, err
+	}
+	if _, err := req.Target.Put(ctx, artifact.ManifestKey(key), bytesReader(body)); err != nil {
+		// Without its manifest the artifact is invisible; remove it rather than leave it.
+		_ = req.Target.Delete(context.WithoutCancel(ctx), key)
+		return nil, fmt.Errorf("writing the manifest of %s: %w", key, err)
+	}
+	log.Info("backup complete", "key", key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
+	return &BackupResult{Key: key, Manifest: m, Duration: time.Since(started)}, nil
+}
+
+// stream runs the strategy into compression, hashing and the target, concurrently.
+func stream(ctx context.Context, req BackupRequest, key string, raw *counter) (strategy.Source, []byte, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	hash := sha256.New()
+	raw.onAdd = req.Progress
+
+	type produced struct {
+		source strategy.Source
+		err    error
+	}
+	done := make(chan produced, 1)
+	go func() {
+		source, err := produce(ctx, req, io.MultiWriter(pw, hash), raw)
+		pw.CloseWithError(err) // nil: the target sees EOF and publishes the object
+		done <- produced{source, err}
+	}()
+
+	stored, putErr := req.Target.Put(ctx, key, pr)
+	if putErr != nil {
+		// Stop the producer: its next write fails, the container's command sees a closed pipe.
+		pr.CloseWithError(putErr)
+		cancel()
+	}
+	p := <-done
+	switch {
+	case p.err != nil:
+		// The target saw the same error through the pipe and left nothing behind.
+		return nil, nil, 0, p.err
+	case putErr != nil:
+		return nil, nil, 0, fmt.Errorf("storing %s on %s: %w", key, req.Target, putErr)
+	}
+	return p.source, hash.Sum(nil), stored, nil
+}
+
+func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter) (strategy.Source, error) {
+	zw, err := req.Compression.NewWriter(out)
+	if err != nil {
+		return nil, err
+	}
+	raw.w = zw
+	source, err := req.Strategy.Backup(ctx, req.Container, raw)
+	if err != nil {
+		_ = zw.Close()
+		return nil, err
+	}
+	if raw.n == 0 {
+		_ = zw.Close()
+		return nil, fmt.Errorf("%s backup of %s: %w; refusing to store it as a success", req.Strategy.Name(), req.Container, ErrEmptyBackup)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing: %w", err)
+	}
+	return source, nil
+}
+
+func serviceName(c *containers.Container) string {
+	if c.Service != "" {
+		return c.Service
+	}
+	return c.Name
+}
+
+// counter counts bytes written through it.
+type counter struct {
+	w     io.Writer
+	n     int64
+	onAdd func(int64)
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if c.onAdd != nil {
+		c.onAdd(c.n)
+	}
+	return n, err
+}

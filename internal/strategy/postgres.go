@@ -1,0 +1,135 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+)
+
+// Postgres dumps one database with pg_dump inside the database container, so the dump tool
+// always matches the server. User and database come from the container's environment as the
+// official postgres image reads them (POSTGRES_USER, default "postgres"; POSTGRES_DB, default
+// the user), unless set here. The password, when one is needed, is passed in the exec's
+// environment (PGPASSWORD), never on a command line.
+//
+// The dump is plain SQL with DROP ... IF EXISTS before each object, and restore runs it with
+// psql in a single transaction that stops at the first error: afterwards every table in the
+// dump holds exactly the dumped rows, tables dropped since the backup are back, and a failed
+// restore changes nothing.
+type Postgres struct {
+	User     string
+	Database string
+}
+
+// Name returns "postgres".
+func (p *Postgres) Name() string { return "postgres" }
+
+// Extension returns "sql".
+func (p *Postgres) Extension() string { return "sql" }
+
+type pgConn struct {
+	user, database string
+	env            []string
+}
+
+func (p *Postgres) conn(c *containers.Container) pgConn {
+	user := p.User
+	if user == "" {
+		user, _ = c.Getenv("POSTGRES_USER")
+	}
+	if user == "" {
+		user = "postgres"
+	}
+	db := p.Database
+	if db == "" {
+		db, _ = c.Getenv("POSTGRES_DB")
+	}
+	if db == "" {
+		db = user
+	}
+	var env []string
+	if pw, ok := c.Getenv("POSTGRES_PASSWORD"); ok && pw != "" {
+		env = append(env, "PGPASSWORD="+pw)
+	}
+	return pgConn{user: user, database: db, env: env}
+}
+
+// Backup streams pg_dump's output to w.
+func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+	if !c.Running {
+		return nil, stepErr(c, "dump", fmt.Errorf("the container is not running: pg_dump needs the server up (start it, or back up its data with --strategy volume)"))
+	}
+	cn := p.conn(c)
+	src := Source{"database": cn.database, "user": cn.user}
+	if v, err := c.Output(ctx, "pg_dump", "--version"); err == nil {
+		src["pg_dump_version"] = toolVersion(v)
+	} else {
+		return nil, stepErr(c, "dump", fmt.Errorf("pg_dump is not usable in the container: %w", err))
+	}
+	if v, err := p.serverVersion(ctx, c, cn); err == nil {
+		src["server_version"] = v
+	}
+	err := c.Exec(ctx, containers.ExecSpec{
+		Cmd: []string{"pg_dump", "--no-password", "--clean", "--if-exists",
+			"--username", cn.user, "--dbname", cn.database},
+		Env:    cn.env,
+		Stdout: w,
+	})
+	if err != nil {
+		return nil, stepErr(c, "dump", err)
+	}
+	return src, nil
+}
+
+// Restore runs the dump with psql in one transaction that stops at the first error.
+func (p *Postgres) Restore(ctx context.Context, c *containers.Container, r io.Reader, source Source) error {
+	if !c.Running {
+		return stepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
+	}
+	cn := p.conn(c)
+	err := c.Exec(ctx, containers.ExecSpec{
+		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--single-transaction",
+			"--set", "ON_ERROR_STOP=1", "--username", cn.user, "--dbname", cn.database},
+		Env:   cn.env,
+		Stdin: r,
+	})
+	return stepErr(c, "restore", err)
+}
+
+// ServerVersion reports the running server's version, for comparing with a backup's.
+func (p *Postgres) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {
+	return p.serverVersion(ctx, c, p.conn(c))
+}
+
+func (p *Postgres) serverVersion(ctx context.Context, c *containers.Container, cn pgConn) (string, error) {
+	var out strings.Builder
+	err := c.Exec(ctx, containers.ExecSpec{
+		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--tuples-only", "--no-align",
+			"--username", cn.user, "--dbname", cn.database, "--command", "SHOW server_version"},
+		Env:    cn.env,
+		Stdout: &out,
+	})
+	if err != nil {
+		return "", err
+	}
+	return strings.Fields(strings.TrimSpace(out.String()) + " ?")[0], nil
+}
+
+// MajorVersion returns the major part of a PostgreSQL version ("15" of "15.18").
+func MajorVersion(v string) string { return leadingDigits.FindString(v) }
+
+var leadingDigits = regexp.MustCompile(`^\d+`)
+
+var pgToolVersion = regexp.MustCompile(`\(PostgreSQL\)\s+(\S+)`)
+
+// toolVersion extracts "15.18" from "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)".
+func toolVersion(s string) string {
+	if m := pgToolVersion.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return s
+}

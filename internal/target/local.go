@@ -1,0 +1,216 @@
+package target
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Local keeps objects as files under a directory. Files are written to a hidden temporary
+// name, fsynced, then linked into place, so a crash never leaves a complete-looking file.
+// Files are 0600 and directories 0700. All access goes through os.Root, so neither keys nor
+// symbolic links inside the directory can reach outside it.
+type Local struct {
+	dir string
+}
+
+// tempMarker is part of every temporary file's name.
+const tempMarker = ".tmp-"
+
+// NewLocal returns a target for dir, creating it (0700) if needed.
+func NewLocal(dir string) (*Local, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("backup directory %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create backup directory %s: %w", abs, err)
+	}
+	return &Local{dir: abs}, nil
+}
+
+// String returns the directory.
+func (l *Local) String() string { return l.dir }
+
+// Dir returns the directory.
+func (l *Local) Dir() string { return l.dir }
+
+func (l *Local) open() (*os.Root, error) {
+	root, err := os.OpenRoot(l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening backup directory %s: %w", l.dir, err)
+	}
+	return root, nil
+}
+
+// Put writes r to key atomically.
+func (l *Local) Put(ctx context.Context, key string, r io.Reader) (n int64, err error) {
+	if err := ValidateKey(key); err != nil {
+		return 0, err
+	}
+	root, err := l.open()
+	if err != nil {
+		return 0, err
+	}
+	defer root.Close()
+
+	dir, base := path.Split(key)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir != "" {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
+			return 0, fmt.Errorf("creating %s in %s: %w", dir, l.dir, err)
+		}
+	}
+	tmp := path.Join(dir, "."+base+tempMarker+randomSuffix())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("creating a file in %s: %w", filepath.Join(l.dir, dir), err)
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil {
+			_ = root.Remove(tmp)
+		}
+	}()
+	n, err = io.Copy(f, contextReader{ctx, r})
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", filepath.Join(l.dir, key), err)
+	}
+	if err = f.Sync(); err != nil {
+		return n, fmt.Errorf("syncing %s: %w", filepath.Join(l.dir, key), err)
+	}
+	if err = f.Close(); err != nil {
+		f = nil
+		return n, fmt.Errorf("closing %s: %w", filepath.Join(l.dir, key), err)
+	}
+	f = nil
+	// Link, unlike rename, refuses to replace an existing object.
+	if err = root.Link(tmp, key); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return n, fmt.Errorf("%s: %w", filepath.Join(l.dir, key), ErrExist)
+		}
+		return n, fmt.Errorf("publishing %s: %w", filepath.Join(l.dir, key), err)
+	}
+	if rerr := root.Remove(tmp); rerr != nil {
+		return n, fmt.Errorf("removing temporary file: %w", rerr)
+	}
+	return n, syncDir(root, dir)
+}
+
+// Get opens the file at key.
+func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	root, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.Open(key)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(l.dir, key), ErrNotExist)
+		}
+		return nil, fmt.Errorf("opening %s: %w", filepath.Join(l.dir, key), err)
+	}
+	return f, nil
+}
+
+// List walks the directory for files under prefix, skipping temporary files.
+func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
+	root, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	var out []Object
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != "." {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(p, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, Object{Key: p, Size: info.Size(), ModTime: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", l.dir, err)
+	}
+	return out, nil
+}
+
+// Delete removes the file at key.
+func (l *Local) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	root, err := l.open()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting %s: %w", filepath.Join(l.dir, key), err)
+	}
+	return nil
+}
+
+func syncDir(root *os.Root, dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// contextReader stops a copy when ctx is cancelled.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

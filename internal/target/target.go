@@ -1,0 +1,69 @@
+// Package target stores artifacts: a Target puts, gets, lists and deletes objects by key.
+// Keys are slash-separated relative paths; a Target refuses keys that would escape it.
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// Target is where backups are kept.
+type Target interface {
+	// Put stores r under key. The object becomes visible only once complete; a failed or
+	// cancelled Put leaves nothing behind. Put never replaces an existing object.
+	Put(ctx context.Context, key string, r io.Reader) (int64, error)
+	// Get opens the object at key. A missing object gives an error wrapping ErrNotExist.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// List returns the objects whose keys start with prefix.
+	List(ctx context.Context, prefix string) ([]Object, error)
+	// Delete removes the object at key; deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// String describes the target for messages, without secrets.
+	String() string
+}
+
+// Object is one stored object.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// Errors wrapped by targets.
+var (
+	ErrNotExist = errors.New("object does not exist")
+	ErrExist    = errors.New("object already exists")
+)
+
+// ValidateKey refuses keys that are empty, absolute, contain "." or ".." components,
+// backslashes or control characters, or name hidden files (the targets' temporary names).
+func ValidateKey(key string) error {
+	if key == "" {
+		return fmt.Errorf("empty key")
+	}
+	if strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return fmt.Errorf("key %q must be a relative path with forward slashes", key)
+	}
+	if path.Clean(key) != key {
+		return fmt.Errorf("key %q is not a clean path", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == ".." || part == "." {
+			return fmt.Errorf("key %q escapes the target", key)
+		}
+		if strings.HasPrefix(part, ".") {
+			return fmt.Errorf("key %q has a hidden component %q", key, part)
+		}
+	}
+	for _, r := range key {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("key %q contains a control character", key)
+		}
+	}
+	return nil
+}
