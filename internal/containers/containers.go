@@ -56,6 +56,9 @@ type Container struct {
 	Labels  map[string]string
 	Mounts  []container.MountPoint
 	Running bool
+	// ReadonlyRootfs is set when the container's root file system is read-only: the
+	// archive API can then write only inside its volumes.
+	ReadonlyRootfs bool
 }
 
 // String names the container for messages: "project/service (name)" or just its name.
@@ -107,6 +110,9 @@ func fromInspect(api API, in container.InspectResponse) *Container {
 	}
 	if in.State != nil {
 		c.Running = in.State.Running
+	}
+	if in.HostConfig != nil {
+		c.ReadonlyRootfs = in.HostConfig.ReadonlyRootfs
 	}
 	c.Project = c.Labels[LabelProject]
 	c.Service = c.Labels[LabelService]

@@ -105,7 +105,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		_ = req.Target.Delete(context.WithoutCancel(ctx), key)
 		return nil, fmt.Errorf("writing the manifest of %s: %w", key, err)
 	}
-	log.Info("backup complete", "key", key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
+	log.Debug("backup complete", "key", key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
 	return &BackupResult{Key: key, Manifest: m, Duration: time.Since(started)}, nil
 }
 

@@ -69,7 +69,9 @@ type StepError struct {
 	Err    error
 }
 
-func (e *StepError) Error() string { return fmt.Sprintf("%s of %s failed: %v", e.Step, e.Target, e.Err) }
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%s of %s failed: %v", e.Step, e.Target, e.Err)
+}
 func (e *StepError) Unwrap() error { return e.Err }
 
 func stepErr(c *containers.Container, step string, err error) error {

@@ -202,13 +202,15 @@ func (v *Volume) Restore(ctx context.Context, c *containers.Container, r io.Read
 }
 
 // pathWriter streams the entries of one backed-up path into the container with one
-// CopyToContainer call: a directory is extracted onto itself (entries "./..."), which also
-// works when the container's root file system is read-only; a file into its parent.
+// CopyToContainer call, extracted into the path's parent directory so that the owner and
+// mode of the path itself (a volume's root) are restored too. On a read-only root file
+// system the parent is not writable: a directory is then extracted onto itself, which
+// restores everything below it but leaves the owner and mode of the directory itself.
 type pathWriter struct {
 	path   string
 	prefix string // archive prefix of the path's entries
 	dest   string
-	isDir  bool
+	onto   bool // extracting a directory onto itself: entries are named "./..."
 	pw     *io.PipeWriter
 	tw     *tar.Writer
 	done   chan error
@@ -216,10 +218,11 @@ type pathWriter struct {
 
 func newPathWriter(ctx context.Context, c *containers.Container, p string, isDir bool) *pathWriter {
 	pr, pw := io.Pipe()
-	w := &pathWriter{path: p, prefix: strings.TrimPrefix(p, "/"), isDir: isDir, pw: pw, tw: tar.NewWriter(pw), done: make(chan error, 1)}
+	w := &pathWriter{path: p, prefix: strings.TrimPrefix(p, "/"), pw: pw, tw: tar.NewWriter(pw), done: make(chan error, 1)}
 	w.dest = path.Dir(p)
-	if isDir {
+	if isDir && c.ReadonlyRootfs {
 		w.dest = p
+		w.onto = true
 	}
 	go func() {
 		err := c.CopyTo(ctx, w.dest, pr)
@@ -232,7 +235,7 @@ func newPathWriter(ctx context.Context, c *containers.Container, p string, isDir
 func (w *pathWriter) write(hdr *tar.Header, r io.Reader) error {
 	rename := func(name string) string {
 		rest := strings.TrimPrefix(name, w.prefix)
-		if w.isDir {
+		if w.onto {
 			return "." + rest
 		}
 		return path.Base(w.path) + rest

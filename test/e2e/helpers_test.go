@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+)
+
+// project is a compose project made by a test: its containers carry compose labels and are
+// removed, with their volumes, when the test ends.
+type project struct {
+	t    *testing.T
+	name string
+}
+
+var notName = regexp.MustCompile(`[^a-z0-9]+`)
+
+func newProject(t *testing.T) *project {
+	t.Helper()
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	name := "e2e-" + strings.Trim(notName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	p := &project{t: t, name: name + "-" + hex.EncodeToString(b)}
+	t.Cleanup(p.cleanup)
+	return p
+}
+
+func (p *project) cleanup() {
+	ids := strings.Fields(docker(p.t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+p.name))
+	if len(ids) > 0 {
+		_, _ = exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids...)...).CombinedOutput()
+	}
+	vols := strings.Fields(docker(p.t, "volume", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name))
+	if len(vols) > 0 {
+		_, _ = exec.Command("docker", append([]string{"volume", "rm", "-f"}, vols...)...).CombinedOutput()
+	}
+}
+
+// volume creates a named volume of the project, as compose names it.
+func (p *project) volume(name string) string {
+	full := p.name + "_" + name
+	docker(p.t, "volume", "create", "--label", "com.docker.compose.project="+p.name, full)
+	return full
+}
+
+// service starts a container of the project with compose labels and returns its name.
+func (p *project) service(service, image string, args ...string) string {
+	p.t.Helper()
+	name := p.name + "-" + service + "-1"
+	run := []string{"run", "-d", "--name", name,
+		"--label", "com.docker.compose.project=" + p.name,
+		"--label", "com.docker.compose.service=" + service,
+		"--label", "com.docker.compose.container-number=1"}
+	run = append(run, args...)
+	// args holds flags and then the image's command: insert the image after the flags.
+	flags, cmd := splitAtCommand(run)
+	docker(p.t, append(append(flags, image), cmd...)...)
+	return name
+}
+
+// splitAtCommand separates docker run flags from a command given after "--".
+func splitAtCommand(args []string) ([]string, []string) {
+	for i, a := range args {
+		if a == "--" {
+			return args[:i], args[i+1:]
+		}
+	}
+	return args, nil
+}
+
+// docker runs the docker CLI and returns its stdout, failing the test on error.
+func docker(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(nil, args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return out
+}
+
+func dockerCmd(env []string, args ...string) (string, string, error) {
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+dockerConfig), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// backup runs `docker backup ARGS` through the docker CLI and fails the test on error.
+func backup(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(nil, append([]string{"backup"}, args...)...)
+	if err != nil {
+		t.Fatalf("docker backup %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
+// backupFails runs `docker backup ARGS`, expects it to fail, and returns its stderr.
+func backupFails(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(env, append([]string{"backup"}, args...)...)
+	if err == nil {
+		t.Fatalf("docker backup %s succeeded, want an error\nstdout: %s", strings.Join(args, " "), out)
+	}
+	if strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic:") {
+		t.Fatalf("docker backup %s crashed:\n%s", strings.Join(args, " "), stderr)
+	}
+	return stderr
+}
+
+// listBackups returns the manifests on a backup directory, newest first.
+func listBackups(t *testing.T, dir string) []artifact.Manifest {
+	t.Helper()
+	var ms []artifact.Manifest
+	if err := json.Unmarshal([]byte(backup(t, "ls", "--from", dir, "--format", "json")), &ms); err != nil {
+		t.Fatalf("decoding ls output: %v", err)
+	}
+	return ms
+}
+
+// onlyBackup asserts there is exactly one backup in dir and returns it.
+func onlyBackup(t *testing.T, dir string) artifact.Manifest {
+	t.Helper()
+	ms := listBackups(t, dir)
+	if len(ms) != 1 {
+		t.Fatalf("want 1 backup in %s, have %d", dir, len(ms))
+	}
+	return ms[0]
+}
+
+// filesUnder lists every file below dir (hidden ones included) relative to it.
+func filesUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+// eventually retries f until it succeeds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still failing after %s: %v", what, timeout, err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+func running(t *testing.T, container string) bool {
+	return strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Running}}", container)) == "true"
+}
+
+func mustContain(t *testing.T, s string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			t.Errorf("output does not mention %q:\n%s", w, s)
+		}
+	}
+}
+
+func fmtList(items []string) string { return fmt.Sprintf("%q", items) }
+
+// writeArtifact stores raw data as a valid, checksummed artifact with its manifest, as if a
+// backup had produced it.
+func writeArtifact(t *testing.T, dir, project, service, strategyName, ext string, raw []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := artifact.Zstd.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(raw)
+	zw.Close()
+	sum := sha256.Sum256(buf.Bytes())
+	key := artifact.Key(project, service, strategyName, ext, artifact.Zstd, time.Now())
+	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: strategyName,
+		Project: project, Service: service, Container: project + "-" + service + "-1", Image: "crafted",
+		CreatedAt: time.Now().UTC(), Size: int64(buf.Len()), RawSize: int64(len(raw)),
+		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd}
+	body, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+artifact.ManifestSuffix, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
