@@ -158,20 +158,26 @@ func (e *errWriter) Write(p []byte) (int, error) {
 
 // tailBuffer keeps the last max bytes written to it.
 type tailBuffer struct {
-	max int
-	buf []byte
+	max  int
+	buf  []byte
+	over bool // bytes were dropped: the first line may be cut
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.buf = append(t.buf, p...)
 	if over := len(t.buf) - t.max; over > 0 {
 		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.over = true
 	}
 	return len(p), nil
 }
 
 func (t *tailBuffer) String() string {
-	s := strings.TrimSpace(strings.ToValidUTF8(string(t.buf), "?"))
+	s := string(t.buf)
+	if i := strings.IndexByte(s, '\n'); t.over && i >= 0 && i < len(s)-1 {
+		s = s[i+1:] // drop the partial first line
+	}
+	s = strings.TrimSpace(strings.ToValidUTF8(s, "?"))
 	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", " | ")), " ")
 }
 

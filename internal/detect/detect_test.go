@@ -1,0 +1,70 @@
+package detect
+
+import (
+	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+)
+
+func TestRepository(t *testing.T) {
+	cases := map[string]string{
+		"postgres":                            "postgres",
+		"postgres:16-alpine":                  "postgres",
+		"library/postgres:16":                 "postgres",
+		"docker.io/library/postgres:16":       "postgres",
+		"ghcr.io/org/postgres:16@sha256:abcd": "org/postgres",
+		"localhost:5000/postgres":             "postgres",
+		"timescale/timescaledb:latest-pg16":   "timescale/timescaledb",
+		"Bitnami/PostgreSQL":                  "bitnami/postgresql",
+	}
+	for in, want := range cases {
+		if got := Repository(in); got != want {
+			t.Errorf("Repository(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestStrategies(t *testing.T) {
+	vol := []container.MountPoint{{Type: mount.TypeVolume, Destination: "/var/lib/postgresql/data", RW: true}}
+	cases := []struct {
+		name string
+		c    containers.Container
+		want []string
+	}{
+		{"official postgres", containers.Container{Image: "postgres:16", Mounts: vol}, []string{"postgres", "volume"}},
+		{"postgis", containers.Container{Image: "postgis/postgis:16-3.4"}, []string{"postgres"}},
+		{"timescale", containers.Container{Image: "timescale/timescaledb:latest-pg16"}, []string{"postgres"}},
+		{"bitnami", containers.Container{Image: "bitnami/postgresql:16"}, []string{"postgres"}},
+		{"pgvector", containers.Container{Image: "pgvector/pgvector:pg16"}, []string{"postgres"}},
+		{"custom image, official env", containers.Container{Image: "acme/db:1", Env: []string{"PG_MAJOR=16", "PATH=/bin"}}, []string{"postgres"}},
+		{"label wins", containers.Container{Image: "acme/thing", Labels: map[string]string{LabelStrategy: "volume"}, Mounts: vol}, []string{"volume"}},
+		{"postgrest is not a database", containers.Container{Image: "postgrest/postgrest", Env: []string{"PGRST_DB_URI=x"}}, nil},
+		{"exporter is not a database", containers.Container{Image: "prometheuscommunity/postgres-exporter", Env: []string{"DATA_SOURCE_NAME=x"}}, nil},
+		{"pgadmin is not a database", containers.Container{Image: "dpage/pgadmin4", Env: []string{"PGADMIN_DEFAULT_EMAIL=x"}}, nil},
+		{"app with a volume", containers.Container{Image: "nginx", Mounts: []container.MountPoint{{Type: mount.TypeVolume, Destination: "/usr/share/nginx/html", RW: true}}}, []string{"volume"}},
+		{"docker socket is not data", containers.Container{Image: "traefik", Mounts: []container.MountPoint{{Type: mount.TypeBind, Destination: "/var/run/docker.sock", RW: true}}}, nil},
+		{"read-only config bind is not data", containers.Container{Image: "nginx", Mounts: []container.MountPoint{{Type: mount.TypeBind, Destination: "/etc/nginx/nginx.conf", RW: false}}}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Strategies(&tc.c)
+			var names []string
+			for _, c := range got {
+				names = append(names, c.Strategy)
+				if c.Reason == "" {
+					t.Errorf("%s has no reason", c.Strategy)
+				}
+			}
+			if len(names) != len(tc.want) {
+				t.Fatalf("Strategies = %v, want %v", names, tc.want)
+			}
+			for i := range names {
+				if names[i] != tc.want[i] {
+					t.Fatalf("Strategies = %v, want %v", names, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// fakeAPI answers ContainerInspect only; the fake strategy needs nothing else.
+type fakeAPI struct{ containers.API }
+
+func (fakeAPI) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	return client.ContainerInspectResult{Container: container.InspectResponse{
+		ID: id, Name: "/shop-db-1", Image: "sha256:1",
+		Config: &container.Config{Image: "example/db:1", Labels: map[string]string{
+			containers.LabelProject: "shop", containers.LabelService: "db"}},
+		State: &container.State{Running: false},
+	}}, nil
+}
+
+// fakeStrategy writes data (or fails after failAfter bytes) and records what it restores.
+type fakeStrategy struct {
+	data      []byte
+	failAfter int
+	restored  []byte
+}
+
+func (f *fakeStrategy) Name() string      { return "fake" }
+func (f *fakeStrategy) Extension() string { return "bin" }
+func (f *fakeStrategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
+	if f.failAfter > 0 {
+		w.Write(f.data[:f.failAfter])
+		return nil, errors.New("dump tool crashed")
+	}
+	_, err := w.Write(f.data)
+	return strategy.Source{"k": "v"}, err
+}
+func (f *fakeStrategy) Restore(ctx context.Context, c *containers.Container, r io.Reader, s strategy.Source) error {
+	b, err := io.ReadAll(r)
+	f.restored = b
+	return err
+}
+
+func setup(t *testing.T) (*containers.Container, *target.Local, string) {
+	t.Helper()
+	c, err := containers.Inspect(context.Background(), fakeAPI{}, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := target.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, l, dir
+}
+
+func files(t *testing.T, dir string) []string {
+	var out []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestBackupVerifyRestore(t *testing.T) {
+	ctx := context.Background()
+	c, l, _ := setup(t)
+	data := bytes.Repeat([]byte("row,"), 300000)
+	s := &fakeStrategy{data: data}
+	for _, comp := range []artifact.Compression{artifact.Zstd, artifact.Gzip} {
+		res, err := Backup(ctx, BackupRequest{Container: c, Strategy: s, Target: l, Compression: comp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := res.Manifest
+		if m.RawSize != int64(len(data)) || m.Size >= m.RawSize || m.Project != "shop" || m.Service != "db" || m.Image != "example/db:1" || m.Source["k"] != "v" {
+			t.Errorf("manifest: %+v", m)
+		}
+		read, err := ReadManifest(ctx, l, res.Key)
+		if err != nil || read.SHA256 != m.SHA256 {
+			t.Fatalf("ReadManifest: %v", err)
+		}
+		if err := Verify(ctx, l, read, nil); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if err := Restore(ctx, RestoreRequest{Target: l, Manifest: read, Container: c, Strategy: s}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(s.restored, data) {
+			t.Errorf("%s: restored %d bytes, want the %d backed up", comp, len(s.restored), len(data))
+		}
+	}
+	listing, err := List(ctx, l, "")
+	if err != nil || len(listing.Backups) != 2 || len(listing.Problems) != 0 {
+		t.Errorf("List = %+v, %v", listing, err)
+	}
+	if !listing.Backups[0].CreatedAt.After(listing.Backups[1].CreatedAt) {
+		t.Error("List is not newest first")
+	}
+}
+
+func TestFailedBackupsStoreNothing(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	_, err := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: nil}, Target: l})
+	if !errors.Is(err, ErrEmptyBackup) {
+		t.Errorf("empty backup: %v, want ErrEmptyBackup", err)
+	}
+	_, err = Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: bytes.Repeat([]byte("x"), 1<<20), failAfter: 1 << 19}, Target: l})
+	if err == nil || !strings.Contains(err.Error(), "dump tool crashed") {
+		t.Errorf("failing strategy: %v", err)
+	}
+	if f := files(t, dir); len(f) != 0 {
+		t.Errorf("failed backups left files: %v", f)
+	}
+}
+
+func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	s := &fakeStrategy{data: bytes.Repeat([]byte("abc"), 100000)}
+	res, err := Backup(ctx, BackupRequest{Container: c, Strategy: s, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, res.Key)
+	good, _ := os.ReadFile(path)
+	for name, bad := range map[string][]byte{
+		"flipped":   append(append([]byte{}, good[:10]...), append([]byte{good[10] ^ 0x80}, good[11:]...)...),
+		"truncated": good[:len(good)-1],
+		"longer":    append(append([]byte{}, good...), 0),
+	} {
+		os.WriteFile(path, bad, 0o600)
+		s.restored = nil
+		err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: Restore = %v, want ErrCorrupt", name, err)
+		}
+		if s.restored != nil {
+			t.Errorf("%s: the strategy was called with a corrupt artifact", name)
+		}
+	}
+	// A strategy of another kind is refused.
+	os.WriteFile(path, good, 0o600)
+	other, _ := strategy.New("volume", strategy.Options{})
+	if err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: other}); err == nil {
+		t.Error("restoring a fake backup with the volume strategy was accepted")
+	}
+}
+
+func TestListReportsProblems(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	res, _ := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
+	os.WriteFile(filepath.Join(dir, "shop/db/broken.bin.manifest.json"), []byte("{"), 0o600)
+	os.Remove(filepath.Join(dir, res.Key))
+	listing, err := List(ctx, l, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listing.Backups) != 0 || len(listing.Problems) != 2 {
+		t.Errorf("List = %d backups, problems %v", len(listing.Backups), listing.Problems)
+	}
+}
