@@ -6,7 +6,7 @@ PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 IMAGE    ?= docker-backup-sidecar:dev
 GO_TEST_TIMEOUT ?= 40m
 
-.PHONY: build install image test unit e2e bench fixtures demo demo-down vet clean
+.PHONY: build install image test unit setup bench fixtures demo demo-down vet clean
 
 build: bin/docker-backup bin/sidecar
 
@@ -30,23 +30,27 @@ image: bin/sidecar
 vet:
 	go vet ./...
 
+## setup: install and start what tests and demo need (Docker engine, debootstrap), if missing
+setup:
+	test/setup.sh
+
 ## test: unit tests, then end-to-end tests on the real Docker engine (builds fixture images)
-test: vet install
+test: setup vet
 	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
 
 ## unit: the tests that need no Docker engine
 unit:
 	go test -count=1 -short ./...
 
-fixtures:
+fixtures: setup
 	@for f in plain pause postgres; do test/fixtures/build.sh $$f; done
 
 ## bench: wall time, throughput and peak RSS of run/restore beside raw shell pipelines
-bench: install fixtures
+bench: setup install fixtures
 	test/bench/bench.sh
 
 ## demo: the example project with the sidecar, backed up to ./demo-backups
-demo: install image fixtures
+demo: setup install image fixtures
 	test/demo.sh
 
 demo-down:

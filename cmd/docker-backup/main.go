@@ -3,13 +3,23 @@
 package main
 
 import (
+	"os"
+	"runtime/debug"
+
 	"github.com/docker-backup/docker-backup/internal/commands"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 )
 
+// memoryLimit is a soft limit for the Go heap: the streams' buffers are bounded, and this keeps
+// the garbage collector from letting the heap grow to twice that. GOMEMLIMIT overrides it.
+const memoryLimit = 40 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	plugin.Run(commands.NewRootCommand, metadata.Metadata{
 		SchemaVersion:    "0.1.0",
 		Vendor:           "docker-backup",

@@ -104,3 +104,59 @@ func TestCompressionRoundTrip(t *testing.T) {
 		t.Errorf("ParseCompression(xz) = %v", err)
 	}
 }
+
+func TestParallelZstd(t *testing.T) {
+	// Sizes around the chunk boundary, written in odd pieces; the output must be one valid
+	// zstd stream holding exactly the input, also for empty input.
+	for _, size := range []int{0, 1, zstdChunk - 1, zstdChunk, zstdChunk + 1, 3*zstdChunk + 12345} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*7 + i/1000)
+		}
+		var buf bytes.Buffer
+		w, err := Zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 100000+len(rest)%777)
+			if _, err := w.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte("x")); err == nil {
+			t.Error("write after Close accepted")
+		}
+		r, _ := Zstd.NewReader(bytes.NewReader(buf.Bytes()))
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("size %d: err %v, equal %v (got %d bytes)", size, err, bytes.Equal(got, data), len(got))
+		}
+	}
+}
+
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, io.ErrClosedPipe
+	}
+	f.n--
+	return len(p), nil
+}
+
+func TestParallelZstdReportsWriteErrors(t *testing.T) {
+	w, _ := Zstd.NewWriter(&failWriter{n: 1})
+	data := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 0}, zstdChunk)
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		_, err = w.Write(data)
+	}
+	if cerr := w.Close(); err == nil && cerr == nil {
+		t.Error("a failing destination was not reported")
+	}
+}

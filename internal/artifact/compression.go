@@ -41,12 +41,8 @@ func (c Compression) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	case Gzip:
 		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	case Zstd:
-		// Level 3 (zstd's default) on every core, like `zstd -T0 -3`. The window stays at
-		// the level's default so that memory is bounded whatever the input size.
-		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedDefault),
-			zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
-		)
+		// Level 3 (zstd's default) on every core, like `zstd -T0 -3`.
+		return newParallelZstd(w, runtime.GOMAXPROCS(0))
 	}
 	return nil, fmt.Errorf("unknown compression %q", c)
 }

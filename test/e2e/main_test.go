@@ -7,6 +7,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,12 +31,10 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	// Standard go test flags are parsed by m.Run; -short is read here by hand.
-	for _, a := range os.Args {
-		if a == "-test.short" || a == "-test.short=true" {
-			fmt.Println("e2e: -short given, end-to-end tests not run")
-			return m.Run()
-		}
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("e2e: -short given: the end-to-end tests need a Docker engine and are not run")
+		return 0
 	}
 	if out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: no Docker engine is reachable (%v: %s).\nStart dockerd, or run `bash .ci/run`, which installs and starts one; `go test -short` skips these tests.\n", err, bytes.TrimSpace(out))

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# make bench: wall time, throughput and peak RSS of `docker backup run` and `restore` beside
+# the raw shell pipelines on the same data:
+#   volume:   tar -c DIR | zstd -T0 -3 > f          and  zstd -dc f | tar -x -C DIR
+#   postgres: docker exec pg_dump | zstd -T0 -3 > f  and  zstd -dc f | docker exec -i psql
+# Data: a ~1 GiB volume of mixed data (random, text, many small files) and a pgbench
+# database (BENCH_SCALE, default 20). Both are kept between runs (project docker-backup-bench);
+# `test/bench/bench.sh clean` removes them. Each case runs BENCH_RUNS times (default 3); the
+# median is shown. Peak RSS is the plugin process's own (GNU time, maximum resident set).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+P=docker-backup-bench
+RUNS=${BENCH_RUNS:-3}
+SCALE=${BENCH_SCALE:-20}
+PLUGIN=${PLUGIN:-bin/docker-backup}
+WORK=${BENCH_DIR:-/var/tmp/docker-backup-bench}
+
+labels() { echo --label com.docker.compose.project=$P --label com.docker.compose.service=$1 --label com.docker.compose.container-number=1; }
+
+if [ "${1:-}" = clean ]; then
+  docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 >/dev/null 2>&1 || true
+  docker volume rm ${P}_data ${P}_pgdata >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+  exit 0
+fi
+
+command -v zstd >/dev/null || { echo "bench: zstd is needed (apt-get install zstd)" >&2; exit 1; }
+[ -x "$PLUGIN" ] || make -s bin/docker-backup
+PLAIN=$(test/fixtures/build.sh plain)
+PAUSE=$(test/fixtures/build.sh pause)
+PG=${DOCKER_BACKUP_TEST_POSTGRES_IMAGE:-$(test/fixtures/build.sh postgres)}
+mkdir -p "$WORK"
+
+# --- data -----------------------------------------------------------------------------------
+if ! docker volume inspect ${P}_data >/dev/null 2>&1; then
+  echo "bench: generating ~1 GiB of mixed data (once)" >&2
+  docker volume create ${P}_data >/dev/null
+  docker run --rm -v ${P}_data:/data "$PLAIN" sh -c '
+    set -e; cd /data; mkdir -p random text small
+    head -c 300M /dev/urandom > random/blob.bin
+    seq 1 40000000 > text/numbers.txt
+    head -c 120M /dev/urandom | base64 > text/base64.txt
+    i=0; while [ $i -lt 200 ]; do mkdir small/d$i; j=0
+      while [ $j -lt 50 ]; do head -c $(( (i*j % 32 + 1) * 1024 )) /dev/urandom | od -An -x > small/d$i/f$j.txt; j=$((j+1)); done
+      i=$((i+1)); done'
+fi
+docker inspect $P-files-1 >/dev/null 2>&1 || docker run -d --name $P-files-1 $(labels files) -v ${P}_data:/data "$PAUSE" >/dev/null
+docker inspect $P-filler-1 >/dev/null 2>&1 || docker run -d --name $P-filler-1 $(labels filler) -v ${P}_data:/data "$PLAIN" >/dev/null
+
+if ! docker inspect $P-db-1 >/dev/null 2>&1; then
+  docker run -d --name $P-db-1 $(labels db) -e POSTGRES_USER=bench -e POSTGRES_PASSWORD=bench -e POSTGRES_DB=bench \
+    -v ${P}_pgdata:/var/lib/postgresql/data "$PG" >/dev/null
+fi
+docker start $P-db-1 $P-files-1 >/dev/null
+for _ in $(seq 60); do docker exec $P-db-1 pg_isready -h 127.0.0.1 -U bench -q && break; sleep 1; done
+if [ "$(docker exec $P-db-1 psql -U bench -d bench -XAtc "select count(*) from pg_tables where tablename='pgbench_accounts'")" = 0 ]; then
+  echo "bench: pgbench -i -s $SCALE (once)" >&2
+  docker exec $P-db-1 pgbench -i -q -s "$SCALE" -U bench bench >/dev/null 2>&1
+fi
+VOLDIR=$(docker volume inspect -f '{{.Mountpoint}}' ${P}_data)
+VOLBYTES=$(du -sb "$VOLDIR" | cut -f1)
+DBBYTES=$(docker exec $P-db-1 psql -U bench -d bench -XAtc "select pg_database_size('bench')")
+
+# --- measuring ------------------------------------------------------------------------------
+# measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
+declare -A WALL
+measure() {
+  local name=$1 bytes=$2 prep=$3 cmd=$4 walls=() rsss=()
+  for _ in $(seq "$RUNS"); do
+    sh -c "$prep" >/dev/null 2>&1
+    sync
+    /usr/bin/time -f '%e %M' -o "$WORK/time" sh -c "$cmd" >/dev/null 2>"$WORK/err" || { echo "bench: $name failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+    read -r w r < "$WORK/time"
+    walls+=("$w"); rsss+=("$r")
+  done
+  local med rss
+  med=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  rss=$(printf '%s\n' "${rsss[@]}" | sort -n | tail -1)
+  WALL[$name]=$med
+  printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$name" "$med" "$(echo "$bytes / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+}
+ratio() { printf '  %-32s %.2fx of the raw pipeline\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)"; }
+
+command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
+echo
+echo "volume: $(echo "$VOLBYTES / 1048576" | bc) MiB in $(find "$VOLDIR" | wc -l) entries; postgres: pgbench scale $SCALE, $(echo "$DBBYTES / 1048576" | bc) MiB database"
+echo "$(nproc) cores, $RUNS runs each, median wall time; RSS is the peak of the measured command (for pipelines: of its largest process)"
+printf '%-34s %10s %14s %13s\n' case wall throughput "peak RSS"
+
+B=$WORK/out
+measure "volume raw: tar | zstd -T0 -3" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst"
+cp $B/raw.tar.zst $WORK/raw.tar.zst
+measure "volume: docker backup run" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --project $P --to $B"
+ratio "volume: docker backup run" "volume raw: tar | zstd -T0 -3"
+VART=$($PLUGIN backup ls --from $B --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
+measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
+measure "volume: docker backup restore" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+ratio "volume: docker backup restore" "volume raw: zstd -dc | tar -x"
+
+measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $B/raw.sql.zst"
+cp $B/raw.sql.zst $WORK/raw.sql.zst
+measure "postgres: docker backup run" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B"
+ratio "postgres: docker backup run" "postgres raw: pg_dump | zstd"
+PART=$($PLUGIN backup ls --from $B --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
+measure "postgres raw: zstd -dc | psql" "$DBBYTES" "true" "zstd -dc $WORK/raw.sql.zst | docker exec -i $P-db-1 psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U bench -d bench"
+measure "postgres: docker backup restore" "$DBBYTES" "true" "$PLUGIN backup restore $PART --from $B --to db --project $P --yes"
+ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"

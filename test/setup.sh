@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
+# fixture images, since no registry is needed), zstd and docker-compose. Idempotent: it
+# installs only what is missing and starts dockerd only when no engine answers.
+set -euo pipefail
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root to run: $*" >&2; exit 1; fi
+}
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v docker >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v zstd >/dev/null || need+=(zstd)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd (log: /var/log/dockerd.log)" >&2
+  as_root sh -c 'nohup setsid dockerd >/var/log/dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; last lines of its log:" >&2; tail -20 /var/log/dockerd.log >&2; exit 1; }
+fi
+echo "setup: Docker $(docker version --format '{{.Server.Version}}') is ready" >&2
