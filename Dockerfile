@@ -5,6 +5,7 @@ FROM scratch
 COPY bin/sidecar /sidecar
 # Runs as root by default to use the mounted Docker socket. To run without root, use
 # `user: "65534:<gid of /var/run/docker.sock on the host>"` in compose (see README).
+LABEL docker-backup.sidecar="true"
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["/sidecar", "healthcheck"]
 ENTRYPOINT ["/sidecar"]

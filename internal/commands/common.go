@@ -74,18 +74,52 @@ func composeProjectName(dir string) string {
 	return strings.TrimLeft(notProjectChar.ReplaceAllString(strings.ToLower(dir), ""), "_-")
 }
 
-// logger writes the engine's progress messages ("stopping container ...") to w.
+// logger writes the engine's progress messages to w as plain lines:
+// "Stopping container (container=shop-db-1)".
 func logger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: slog.LevelInfo,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey && len(groups) == 0 {
-				return slog.Attr{}
-			}
-			return a
-		},
-	}))
+	return slog.New(&lineHandler{w: w})
 }
+
+// lineHandler is a slog.Handler for people: the message, capitalised, then its attributes.
+type lineHandler struct {
+	w     io.Writer
+	attrs []slog.Attr
+}
+
+func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	if r.Level >= slog.LevelWarn {
+		b.WriteString(strings.ToLower(r.Level.String()) + ": ")
+	}
+	msg := r.Message
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	b.WriteString(msg)
+	var attrs []string
+	add := func(a slog.Attr) bool {
+		attrs = append(attrs, a.Key+"="+a.Value.String())
+		return true
+	}
+	for _, a := range h.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	if len(attrs) > 0 {
+		b.WriteString(" (" + strings.Join(attrs, ", ") + ")")
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(h.w, b.String())
+	return err
+}
+
+func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &lineHandler{w: h.w, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+
+func (h *lineHandler) WithGroup(string) slog.Handler { return h }
 
 // progress returns a callback drawing a bytes/rate line on stderr when it is a terminal,
 // and a function that clears it.

@@ -38,6 +38,7 @@ func newDetectCommand(dockerCli command.Cli) *cobra.Command {
 
 type detectedService struct {
 	Service    string             `json:"service"`
+	Excluded   string             `json:"excluded,omitempty"`
 	Container  string             `json:"container"`
 	Image      string             `json:"image"`
 	Running    bool               `json:"running"`
@@ -74,7 +75,8 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 	}
 	var out []detectedService
 	for _, c := range svcs {
-		d := detectedService{Service: c.Service, Container: c.Name, Image: c.Image, Running: c.Running, Strategies: detect.Strategies(c)}
+		d := detectedService{Service: c.Service, Container: c.Name, Image: c.Image, Running: c.Running,
+			Excluded: detect.Excluded(c), Strategies: detect.Strategies(c)}
 		if len(d.Strategies) > 0 {
 			d.Labels = map[string]string{
 				"docker-backup.enable":   "true",
@@ -101,6 +103,10 @@ func printDetect(w io.Writer, project string, svcs []detectedService) {
 			state = "running"
 		}
 		fmt.Fprintf(w, "\n%s  (container %s, image %s, %s)\n", s.Service, s.Container, s.Image, state)
+		if s.Excluded != "" {
+			fmt.Fprintf(w, "  not backed up: %s\n", s.Excluded)
+			continue
+		}
 		if len(s.Strategies) == 0 {
 			fmt.Fprintln(w, "  nothing to back up: no database recognised and no volumes")
 			continue

@@ -10,8 +10,15 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
-// LabelStrategy is the service label that names a strategy explicitly.
-const LabelStrategy = "docker-backup.strategy"
+// Labels read by detection.
+const (
+	// LabelStrategy names a service's strategy explicitly.
+	LabelStrategy = "docker-backup.strategy"
+	// LabelEnable set to "false" excludes a service.
+	LabelEnable = "docker-backup.enable"
+	// LabelSidecar marks the docker-backup sidecar's own image, which is never backed up.
+	LabelSidecar = "docker-backup.sidecar"
+)
 
 // Candidate is one strategy that fits a container, with the evidence for it.
 type Candidate struct {
@@ -40,9 +47,24 @@ var envHints = map[string]string{
 	"POSTGRES_DB":       "postgres",
 }
 
-// Strategies returns the strategies that fit c, the most specific first.
+// Excluded reports why c is not to be backed up at all, or "" when it may be.
+func Excluded(c *containers.Container) string {
+	switch {
+	case c.Labels[LabelSidecar] == "true":
+		return "the docker-backup sidecar itself"
+	case c.Labels[LabelEnable] == "false":
+		return "label " + LabelEnable + "=false"
+	}
+	return ""
+}
+
+// Strategies returns the strategies that fit c, the most specific first; none for an
+// excluded container.
 func Strategies(c *containers.Container) []Candidate {
 	var out []Candidate
+	if Excluded(c) != "" {
+		return nil
+	}
 	add := func(s, why string) {
 		for _, have := range out {
 			if have.Strategy == s {

@@ -39,6 +39,8 @@ func TestStrategies(t *testing.T) {
 		{"bitnami", containers.Container{Image: "bitnami/postgresql:16"}, []string{"postgres"}},
 		{"pgvector", containers.Container{Image: "pgvector/pgvector:pg16"}, []string{"postgres"}},
 		{"custom image, official env", containers.Container{Image: "acme/db:1", Env: []string{"PG_MAJOR=16", "PATH=/bin"}}, []string{"postgres"}},
+		{"sidecar is never backed up", containers.Container{Image: "docker-backup-sidecar", Labels: map[string]string{LabelSidecar: "true"}, Mounts: vol}, nil},
+		{"enable=false excludes", containers.Container{Image: "postgres:16", Labels: map[string]string{LabelEnable: "false"}, Mounts: vol}, nil},
 		{"label wins", containers.Container{Image: "acme/thing", Labels: map[string]string{LabelStrategy: "volume"}, Mounts: vol}, []string{"volume"}},
 		{"postgrest is not a database", containers.Container{Image: "postgrest/postgrest", Env: []string{"PGRST_DB_URI=x"}}, nil},
 		{"exporter is not a database", containers.Container{Image: "prometheuscommunity/postgres-exporter", Env: []string{"DATA_SOURCE_NAME=x"}}, nil},

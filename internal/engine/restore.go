@@ -93,7 +93,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	if err := Verify(ctx, req.Target, m, nil); err != nil {
 		return fmt.Errorf("refusing to restore, %s is untouched: %w", req.Container, err)
 	}
-	log.Info("artifact verified", "key", m.Artifact, "sha256", m.SHA256)
+	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 
 	run := func(ctx context.Context) error {
 		if err := req.Container.Refresh(ctx); err != nil {
