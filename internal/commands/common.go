@@ -20,8 +20,17 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// envTarget lets users set a default for --to / --from.
-const envTarget = "DOCKER_BACKUP_TARGET"
+// Environment variables the plugin reads.
+const (
+	// envTarget sets a default for --to / --from.
+	envTarget = "DOCKER_BACKUP_TARGET"
+	// envPassword overrides the database password read from the container; a password is
+	// never taken from a flag, where it would show in the process list.
+	envPassword = "DOCKER_BACKUP_PASSWORD"
+)
+
+// strategyNames lists the strategies for flag help and errors.
+const strategyNames = "postgres, mysql (mariadb), redis, mongo, sqlite, volume"
 
 // dockerAPI returns the CLI's Engine client (which honours --context, DOCKER_HOST and -H)
 // after checking that the Engine answers, with an error that says what to do if not.

@@ -55,8 +55,8 @@ The volume strategy stops a running container during the restore and starts it a
 	flags.BoolVarP(&opts.yes, "yes", "y", false, "Do not ask for confirmation")
 	flags.BoolVarP(&opts.yes, "force", "f", false, "Same as --yes")
 	flags.BoolVar(&opts.noStop, "no-stop", false, "Volume strategy: restore into the running container without stopping it")
-	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment)")
-	flags.StringVar(&opts.database, "database", "", "Database name (default: from the container's environment)")
+	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
+	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment); sqlite: the database file (default: the backed-up path)")
 	return cmd
 }
 
@@ -76,15 +76,16 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	if !detect.Supports(c, m.Strategy) {
+	if !detect.Supports(ctx, c, m.Strategy) {
 		var have []string
-		for _, cand := range detect.Strategies(c) {
+		for _, cand := range detect.All(ctx, c) {
 			have = append(have, cand.Strategy)
 		}
 		return fmt.Errorf("refusing to restore: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s",
 			m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(append(have, "none")[:max(len(have), 1)], ", "), detect.LabelStrategy, m.Strategy)
 	}
-	strat, err := strategy.New(m.Strategy, strategy.Options{User: opts.user, Database: opts.database})
+	log := logger(dockerCli.Err())
+	strat, err := strategy.New(m.Strategy, strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Log: log})
 	if err != nil {
 		return err
 	}
@@ -103,9 +104,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		Manifest:      m,
 		Container:     c,
 		Strategy:      strat,
-		StopContainer: m.Strategy == "volume" && !opts.noStop,
+		StopContainer: m.Strategy == "volume" && !opts.noStop, // redis and sqlite stop it themselves
 		Progress:      onProgress,
-		Log:           logger(dockerCli.Err()),
+		Log:           log,
 	})
 	done()
 	if err != nil {
@@ -196,18 +197,19 @@ func latest(ctx context.Context, tgt target.Target, c *containers.Container) (*a
 	return nil, fmt.Errorf("no backup of service %q in %s", service, tgt)
 }
 
+// warnVersion warns when the server's major version differs from the backed-up one.
 func warnVersion(ctx context.Context, dockerCli command.Cli, c *containers.Container, m *artifact.Manifest, strat strategy.Strategy) {
-	pg, ok := strat.(*strategy.Postgres)
+	v, ok := strat.(strategy.Versioned)
 	if !ok || m.Source["server_version"] == "" || !c.Running {
 		return
 	}
-	have, err := pg.ServerVersion(ctx, c)
+	have, err := v.ServerVersion(ctx, c)
 	if err != nil {
 		return
 	}
-	if strategy.MajorVersion(have) != strategy.MajorVersion(m.Source["server_version"]) {
-		fmt.Fprintf(dockerCli.Err(), "warning: the backup was made from PostgreSQL %s and %s runs %s; a dump usually restores into a newer major version, rarely into an older one\n",
-			m.Source["server_version"], c, have)
+	if v.Major(have) != v.Major(m.Source["server_version"]) {
+		fmt.Fprintf(dockerCli.Err(), "warning: the backup was made from %s server %s and %s runs %s: a dump usually restores into a newer major version, rarely into an older one\n",
+			m.Strategy, m.Source["server_version"], c, have)
 	}
 }
 

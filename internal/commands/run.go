@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/detect"
@@ -42,12 +43,12 @@ The strategy is detected (see "docker backup detect") unless --strategy is given
 	}
 	flags := cmd.Flags()
 	projectFlag(flags, &opts.project)
-	flags.StringVar(&opts.strategy, "strategy", "", "Strategy: postgres or volume (default: detected)")
+	flags.StringVar(&opts.strategy, "strategy", "", "Strategy: "+strategyNames+" (default: detected)")
 	flags.StringVar(&opts.to, "to", os.Getenv(envTarget), "Backup directory (default: $"+envTarget+")")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the container during the backup and start it again after")
-	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment)")
-	flags.StringVar(&opts.database, "database", "", "Database name (default: from the container's environment)")
+	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
+	flags.StringVar(&opts.database, "database", "", "postgres: database; mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
 	return cmd
 }
@@ -74,16 +75,27 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
+	if reason := detect.Excluded(c); reason != "" && opts.strategy == "" {
+		return fmt.Errorf("%s is not backed up (%s)", c, reason)
+	}
 	name := opts.strategy
 	if name == "" {
-		cands := detect.Strategies(c)
+		cands := detect.All(ctx, c)
 		if len(cands) == 0 {
-			return fmt.Errorf("cannot tell how to back up %s (image %s): no database recognised and no volumes; choose with --strategy (%s)", c, c.Image, "postgres, volume")
+			return fmt.Errorf("cannot tell how to back up %s (image %s): no database recognised and no volumes; choose with --strategy (%s)", c, c.Image, strategyNames)
 		}
 		name = cands[0].Strategy
 		fmt.Fprintf(dockerCli.Err(), "Using the %s strategy (%s)\n", name, cands[0].Reason)
 	}
-	strat, err := strategy.New(name, strategy.Options{User: opts.user, Database: opts.database, Paths: opts.paths})
+	if name == "sqlite" && opts.database == "" {
+		msg := "the sqlite strategy needs the database file: pass --database /path/in/container/app.db"
+		if files := detect.SQLiteFiles(ctx, c); len(files) > 0 {
+			msg += " (SQLite files in " + c.Name + ": " + strings.Join(files, ", ") + ")"
+		}
+		return fmt.Errorf("%s", msg)
+	}
+	log := logger(dockerCli.Err())
+	strat, err := strategy.New(name, strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths, Log: log})
 	if err != nil {
 		return err
 	}
@@ -95,7 +107,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		Compression:   comp,
 		StopContainer: opts.stop,
 		Progress:      onProgress,
-		Log:           logger(dockerCli.Err()),
+		Log:           log,
 	})
 	done()
 	if err != nil {

@@ -53,6 +53,7 @@ type Container struct {
 	Image   string // the image reference the container was created from
 	ImageID string
 	Env     []string // KEY=VALUE, as in the container's config
+	Args    []string // the process: entrypoint and command
 	Labels  map[string]string
 	Mounts  []container.MountPoint
 	Running bool
@@ -102,7 +103,8 @@ func (c *Container) Refresh(ctx context.Context) error {
 }
 
 func fromInspect(api API, in container.InspectResponse) *Container {
-	c := &Container{api: api, ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), ImageID: in.Image, Mounts: in.Mounts}
+	c := &Container{api: api, ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), ImageID: in.Image, Mounts: in.Mounts,
+		Args: append([]string{in.Path}, in.Args...)}
 	if in.Config != nil {
 		c.Image = in.Config.Image
 		c.Env = in.Config.Env

@@ -3,6 +3,7 @@
 package detect
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -28,23 +29,24 @@ type Candidate struct {
 
 // imageFamilies maps image repository names to the database strategy they run.
 var imageFamilies = map[string]string{
-	"postgres":       "postgres",
-	"postgresql":     "postgres",
-	"postgis":        "postgres",
-	"timescaledb":    "postgres",
-	"timescaledb-ha": "postgres",
-	"pgvector":       "postgres",
+	"postgres": "postgres", "postgresql": "postgres", "postgis": "postgres", "timescaledb": "postgres",
+	"timescaledb-ha": "postgres", "pgvector": "postgres",
+	"mysql": "mysql", "mariadb": "mysql", "percona": "mysql", "percona-server": "mysql", "mysql-server": "mysql",
+	"mongo": "mongo", "mongodb": "mongo", "mongodb-community-server": "mongo", "mongodb-enterprise-server": "mongo",
+	"redis": "redis", "valkey": "redis", "keydb": "redis", "redis-stack-server": "redis", "redis-stack": "redis",
 }
 
 // lookAlikes are images whose names contain a database's name but which hold no database.
-var lookAlikes = []string{"postgrest", "exporter", "pgadmin", "adminer", "pgbouncer", "pgpool", "pghero", "pgweb"}
+var lookAlikes = []string{"postgrest", "exporter", "pgadmin", "adminer", "pgbouncer", "pgpool", "pghero", "pgweb",
+	"mongo-express", "mongoku", "redis-commander", "redisinsight", "phpmyadmin", "proxysql", "mysql-router", "sentinel"}
 
-// envHints are environment variables the official images set or read.
+// envHints are variables the official images set themselves; variables a user sets (like
+// POSTGRES_PASSWORD on an app that connects to a database) are no evidence.
 var envHints = map[string]string{
-	"PG_MAJOR":          "postgres",
-	"PG_VERSION":        "postgres",
-	"POSTGRES_PASSWORD": "postgres",
-	"POSTGRES_DB":       "postgres",
+	"PG_MAJOR": "postgres", "PG_VERSION": "postgres",
+	"MARIADB_VERSION": "mysql", "MARIADB_MAJOR": "mysql", "MYSQL_MAJOR": "mysql", "MYSQL_VERSION": "mysql",
+	"MONGO_VERSION": "mongo", "MONGO_MAJOR": "mongo",
+	"REDIS_VERSION": "redis",
 }
 
 // Excluded reports why c is not to be backed up at all, or "" when it may be.
@@ -78,18 +80,13 @@ func Strategies(c *containers.Container) []Candidate {
 	}
 	repo := Repository(c.Image)
 	if !isLookAlike(repo) {
-		for name, s := range imageFamilies {
-			if repo == name || strings.HasPrefix(repo, name+"-") || strings.HasSuffix(repo, "/"+name) {
-				add(s, fmt.Sprintf("image %q", c.Image))
-			}
-		}
-		if repo != "" && strings.Contains(lastPart(repo), "postgres") && !isLookAlike(repo) {
-			add("postgres", fmt.Sprintf("image %q", c.Image))
+		if s := imageFamily(lastPart(repo)); s != "" {
+			add(s, fmt.Sprintf("image %q", c.Image))
 		}
 		for _, kv := range c.Env {
 			k, _, _ := strings.Cut(kv, "=")
 			if s, ok := envHints[k]; ok {
-				add(s, fmt.Sprintf("environment variable %s", k))
+				add(s, fmt.Sprintf("image environment %s", k))
 			}
 		}
 	}
@@ -99,12 +96,28 @@ func Strategies(c *containers.Container) []Candidate {
 	return out
 }
 
-// Supports reports whether the named strategy fits c.
-func Supports(c *containers.Container, name string) bool {
-	if name == "volume" {
-		return true // any path of any container can be archived
+// imageFamily returns the strategy of an image name ("bitnami/postgresql" gives postgres).
+func imageFamily(name string) string {
+	if s, ok := imageFamilies[name]; ok {
+		return s
 	}
-	for _, cand := range Strategies(c) {
+	for family, s := range imageFamilies {
+		if strings.HasPrefix(name, family+"-") {
+			return s
+		}
+	}
+	if strings.Contains(name, "postgres") {
+		return "postgres"
+	}
+	return ""
+}
+
+// Supports reports whether the named strategy fits c, probing it if needed.
+func Supports(ctx context.Context, c *containers.Container, name string) bool {
+	if name == "volume" || name == "sqlite" {
+		return true // any container can hold files and SQLite databases
+	}
+	for _, cand := range All(ctx, c) {
 		if cand.Strategy == name {
 			return true
 		}

@@ -47,8 +47,8 @@ func (f *fakeStrategy) Backup(ctx context.Context, c *containers.Container, w io
 	_, err := w.Write(f.data)
 	return strategy.Source{"k": "v"}, err
 }
-func (f *fakeStrategy) Restore(ctx context.Context, c *containers.Container, r io.Reader, s strategy.Source) error {
-	b, err := io.ReadAll(r)
+func (f *fakeStrategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	b, err := io.ReadAll(data)
 	f.restored = b
 	return err
 }

@@ -116,7 +116,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		if req.Progress != nil {
 			raw = (&counter{onAdd: req.Progress}).reader(ctx, zr)
 		}
-		if err := req.Strategy.Restore(ctx, req.Container, raw, strategy.Source(m.Source)); err != nil {
+		if err := req.Strategy.Restore(ctx, req.Container, strategy.Data{Reader: raw, Size: m.RawSize, Source: m.Source}); err != nil {
 			return err
 		}
 		// Drain what the decompressor did not need, then check the bytes were the verified ones.

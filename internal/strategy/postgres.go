@@ -86,7 +86,7 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 }
 
 // Restore runs the dump with psql in one transaction that stops at the first error.
-func (p *Postgres) Restore(ctx context.Context, c *containers.Container, r io.Reader, source Source) error {
+func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Data) error {
 	if !c.Running {
 		return stepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
 	}
@@ -95,7 +95,7 @@ func (p *Postgres) Restore(ctx context.Context, c *containers.Container, r io.Re
 		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--single-transaction",
 			"--set", "ON_ERROR_STOP=1", "--username", cn.user, "--dbname", cn.database},
 		Env:   cn.env,
-		Stdin: r,
+		Stdin: data,
 	})
 	return stepErr(c, "restore", err)
 }
@@ -118,6 +118,9 @@ func (p *Postgres) serverVersion(ctx context.Context, c *containers.Container, c
 	}
 	return strings.Fields(strings.TrimSpace(out.String()) + " ?")[0], nil
 }
+
+// Major returns the major part of a PostgreSQL version.
+func (p *Postgres) Major(v string) string { return MajorVersion(v) }
 
 // MajorVersion returns the major part of a PostgreSQL version ("15" of "15.18").
 func MajorVersion(v string) string { return leadingDigits.FindString(v) }

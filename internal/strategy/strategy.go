@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 
@@ -22,8 +23,22 @@ type Strategy interface {
 	// Backup writes the raw backup of c to w and returns what the manifest should record
 	// about the source (tool versions, database, paths).
 	Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error)
-	// Restore applies a raw stream produced by Backup to c. source is what Backup recorded.
-	Restore(ctx context.Context, c *containers.Container, r io.Reader, source Source) error
+	// Restore applies a raw stream produced by Backup to c.
+	Restore(ctx context.Context, c *containers.Container, data Data) error
+}
+
+// Versioned is a database strategy that can tell the running server's version, so that a
+// restore into another major version can be flagged.
+type Versioned interface {
+	ServerVersion(ctx context.Context, c *containers.Container) (string, error)
+	Major(version string) string
+}
+
+// Data is a raw backup stream to restore, with what its manifest says about it.
+type Data struct {
+	io.Reader
+	Size   int64  // exact length of the raw stream
+	Source Source // what Backup recorded
 }
 
 // Source is what a strategy records about the data it backed up.
@@ -34,8 +49,12 @@ type Options struct {
 	// User and Database override what a database strategy reads from the container's env.
 	User     string
 	Database string
+	// Password goes with User; it never comes from a label or a command line flag.
+	Password string
 	// Paths overrides the volume strategy's default of the container's mounts.
 	Paths []string
+	// Log receives progress messages (container stopped and started, fallbacks taken).
+	Log *slog.Logger
 }
 
 // Names lists the strategies this build knows.
@@ -51,10 +70,32 @@ func Names() []string {
 var constructors = map[string]func(Options) (Strategy, error){
 	"postgres": func(o Options) (Strategy, error) { return &Postgres{User: o.User, Database: o.Database}, nil },
 	"volume":   func(o Options) (Strategy, error) { return NewVolume(o.Paths) },
+	"mysql": func(o Options) (Strategy, error) {
+		return &MySQL{User: o.User, Password: o.Password, Databases: splitList(o.Database)}, nil
+	},
+	"redis":  func(o Options) (Strategy, error) { return &Redis{Password: o.Password, Log: o.Log}, nil },
+	"sqlite": func(o Options) (Strategy, error) { return &SQLite{Path: o.Database, Log: o.Log}, nil },
+	"mongo":  func(o Options) (Strategy, error) { return &Mongo{User: o.User, Password: o.Password}, nil },
+}
+
+// aliases are other names users write for a strategy.
+var aliases = map[string]string{"mariadb": "mysql", "postgresql": "postgres", "valkey": "redis", "mongodb": "mongo", "sqlite3": "sqlite"}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // New returns the named strategy configured with opts.
 func New(name string, opts Options) (Strategy, error) {
+	if canonical, ok := aliases[name]; ok {
+		name = canonical
+	}
 	mk, ok := constructors[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown strategy %q: use one of %s", name, strings.Join(Names(), ", "))

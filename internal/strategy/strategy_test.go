@@ -23,7 +23,7 @@ func TestCleanPaths(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	if _, err := New("oracle", Options{}); err == nil || !strings.Contains(err.Error(), "postgres, volume") {
+	if _, err := New("oracle", Options{}); err == nil || !strings.Contains(err.Error(), "mongo, mysql, postgres, redis, sqlite, volume") {
 		t.Errorf("New(oracle) = %v", err)
 	}
 	s, err := New("postgres", Options{User: "u"})

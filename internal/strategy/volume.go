@@ -140,10 +140,10 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 
 // Restore writes every backed-up path back into the container. The container should not be
 // running an application that writes to those paths; the engine stops it first.
-func (v *Volume) Restore(ctx context.Context, c *containers.Container, r io.Reader, source Source) error {
-	paths, err := cleanPaths(strings.Split(source[SourcePaths], ","))
+func (v *Volume) Restore(ctx context.Context, c *containers.Container, data Data) error {
+	paths, err := cleanPaths(strings.Split(data.Source[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
-		return stepErr(c, "restore", fmt.Errorf("the manifest lists no valid paths (%q)", source[SourcePaths]))
+		return stepErr(c, "restore", fmt.Errorf("the manifest lists no valid paths (%q)", data.Source[SourcePaths]))
 	}
 	// Longest first, so that a nested path wins over its parent.
 	byLength := slices.Clone(paths)
@@ -158,7 +158,7 @@ func (v *Volume) Restore(ctx context.Context, c *containers.Container, r io.Read
 		return "", false
 	}
 
-	tr := tar.NewReader(r)
+	tr := tar.NewReader(data)
 	var cur *pathWriter
 	finish := func() error {
 		if cur == nil {

@@ -48,7 +48,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown project", nil, []string{"run", "files", "--project", "no-such-project-x", "--to", dir},
 			[]string{`no compose project "no-such-project-x"`}},
 		{"unknown strategy", nil, []string{"run", "files", "--project", p.name, "--strategy", "oracle", "--to", dir},
-			[]string{`unknown strategy "oracle"`, "postgres, volume"}},
+			[]string{`unknown strategy "oracle"`, "mongo, mysql, postgres, redis, sqlite, volume"}},
 		{"unknown compression", nil, []string{"run", "files", "--project", p.name, "--compression", "lz4", "--to", dir},
 			[]string{`unknown compression "lz4"`, "zstd or gzip"}},
 		{"relative path", nil, []string{"run", "files", "--project", p.name, "--paths", "data", "--to", dir},

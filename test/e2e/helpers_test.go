@@ -223,3 +223,13 @@ func writeArtifact(t *testing.T, dir, project, service, strategyName, ext string
 	}
 	return key
 }
+
+// backupWithEnv runs `docker backup ARGS` with extra environment, failing the test on error.
+func backupWithEnv(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(env, append([]string{"backup"}, args...)...)
+	if err != nil {
+		t.Fatalf("docker backup %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -69,8 +70,28 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: building the plugin: %v\n%s", err, out)
 		return 1
 	}
+	fixtureRoot = root
 	fmt.Printf("e2e: postgres=%s plain=%s pause=%s\n", postgresImage, plainImage, pauseImage)
 	return m.Run()
+}
+
+// fixtureRoot is the repository root, for building fixture images on first use.
+var fixtureRoot string
+
+// fixtureImage returns a function giving the image named by env, or the fixture built once
+// on first use (so that a test run of one strategy builds only its images).
+func fixtureImage(env, fixture string) func(*testing.T) string {
+	var once sync.Once
+	var ref string
+	var ok bool
+	return func(t *testing.T) string {
+		t.Helper()
+		once.Do(func() { ref, ok = image(env, fixtureRoot, fixture) })
+		if !ok {
+			t.Fatalf("fixture image %q could not be built", fixture)
+		}
+		return ref
+	}
 }
 
 // image returns the image named by env, or builds the fixture.

@@ -1,0 +1,102 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+)
+
+// probes pair a family's server binaries with its dump tools: both must be in the container,
+// so that an application image that merely ships a client is not taken for a database.
+var probes = []struct {
+	strategy      string
+	servers, dump []string
+}{
+	{"postgres", []string{"postgres"}, []string{"pg_dump"}},
+	{"mysql", []string{"mariadbd", "mysqld"}, []string{"mariadb-dump", "mysqldump"}},
+	{"mongo", []string{"mongod"}, []string{"mongodump"}},
+	{"redis", []string{"redis-server", "valkey-server", "keydb-server"}, []string{"redis-cli", "valkey-cli", "keydb-cli"}},
+}
+
+// Probe looks inside a running container for database servers and their dump tools, and for
+// SQLite database files in its mounts. It is used when labels and image say nothing.
+func Probe(ctx context.Context, c *containers.Container) []Candidate {
+	if !c.Running || Excluded(c) != "" {
+		return nil
+	}
+	has := func(bins []string) string {
+		for _, b := range bins {
+			if _, err := c.Output(ctx, b, "--version"); err == nil {
+				return b
+			}
+		}
+		return ""
+	}
+	var out []Candidate
+	for _, p := range probes {
+		if server := has(p.servers); server != "" {
+			if tool := has(p.dump); tool != "" {
+				out = append(out, Candidate{p.strategy, fmt.Sprintf("probe: %s and %s are in the container", server, tool)})
+			}
+		}
+	}
+	if files := SQLiteFiles(ctx, c); len(files) > 0 {
+		out = append(out, Candidate{"sqlite", fmt.Sprintf("SQLite files in its mounts: %s (choose one with --database; none is picked for you)", strings.Join(files, ", "))})
+	}
+	return out
+}
+
+// SQLiteFiles lists *.db, *.sqlite and *.sqlite3 files in a running container's mounts whose
+// first bytes are an SQLite header. It needs find and head in the container; without them
+// it finds nothing.
+func SQLiteFiles(ctx context.Context, c *containers.Container) []string {
+	var found []string
+	for _, dir := range strategy.DefaultPaths(c) {
+		out, err := c.Output(ctx, "find", dir, "-maxdepth", "4", "-type", "f",
+			"(", "-name", "*.db", "-o", "-name", "*.sqlite", "-o", "-name", "*.sqlite3", ")")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(out) {
+			if head, err := c.Output(ctx, "head", "-c", "15", f); err == nil && head == "SQLite format 3" {
+				found = append(found, f)
+			}
+		}
+	}
+	sort.Strings(found)
+	if len(found) > 10 {
+		found = append(found[:10], "...")
+	}
+	return found
+}
+
+// All returns Strategies, then the probe's findings when the label and image named no
+// database.
+func All(ctx context.Context, c *containers.Container) []Candidate {
+	cands := Strategies(c)
+	for _, cand := range cands {
+		if cand.Strategy != "volume" {
+			return cands
+		}
+	}
+	probed := Probe(ctx, c)
+	// Databases found by the probe come before the volume fallback; SQLite files after it,
+	// since a database file is never picked without being named.
+	var out []Candidate
+	for _, p := range probed {
+		if p.Strategy != "sqlite" {
+			out = append(out, p)
+		}
+	}
+	out = append(out, cands...)
+	for _, p := range probed {
+		if p.Strategy == "sqlite" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

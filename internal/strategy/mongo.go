@@ -1,0 +1,106 @@
+package strategy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+)
+
+// Mongo dumps every database with `mongodump --archive` inside the database container (no
+// --gzip: the pipeline compresses) and restores with `mongorestore --archive --drop`.
+// Credentials come from MONGO_INITDB_ROOT_USERNAME / MONGO_INITDB_ROOT_PASSWORD (or their
+// _FILE forms) and authenticate against the admin database. The password never reaches a
+// command line: it is written to a 0600 YAML file passed with --config, and removed after.
+type Mongo struct {
+	User     string
+	Password string
+}
+
+// Name returns "mongo".
+func (m *Mongo) Name() string { return "mongo" }
+
+// Extension returns "archive".
+func (m *Mongo) Extension() string { return "archive" }
+
+// mongoConfigDir is where the credentials file is written in the container.
+const mongoConfigDir = "/tmp"
+
+func (m *Mongo) credentials(ctx context.Context, c *containers.Container) (user, password string, err error) {
+	user, password = m.User, m.Password
+	if user == "" {
+		if user, _, err = c.Secret(ctx, "MONGO_INITDB_ROOT_USERNAME"); err != nil {
+			return "", "", err
+		}
+		if password, _, err = c.Secret(ctx, "MONGO_INITDB_ROOT_PASSWORD"); err != nil {
+			return "", "", err
+		}
+	}
+	return user, password, nil
+}
+
+// withCredentials runs fn with the tool's arguments for authentication; a password is put
+// in a config file for the duration of fn.
+func (m *Mongo) withCredentials(ctx context.Context, c *containers.Container, fn func(args []string) error) error {
+	user, password, err := m.credentials(ctx, c)
+	if err != nil {
+		return err
+	}
+	if user == "" {
+		return fn(nil)
+	}
+	args := []string{"--username", user, "--authenticationDatabase", "admin"}
+	if password == "" {
+		return fn(args)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := ".docker-backup-" + hex.EncodeToString(b) + ".yaml"
+	body := "password: '" + strings.ReplaceAll(password, "'", "''") + "'\n"
+	if err := c.WriteFiles(ctx, mongoConfigDir, containers.File{Name: name, Content: strings.NewReader(body), Size: int64(len(body)), Mode: 0o600}); err != nil {
+		return fmt.Errorf("writing the credentials file: %w", err)
+	}
+	file := mongoConfigDir + "/" + name
+	defer func() {
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = c.Exec(rmCtx, containers.ExecSpec{Cmd: []string{"rm", "-f", file}})
+	}()
+	return fn(append(args, "--config", file))
+}
+
+// Backup streams mongodump's archive to w.
+func (m *Mongo) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+	if !c.Running {
+		return nil, stepErr(c, "dump", fmt.Errorf("the container is not running: mongodump needs the server up"))
+	}
+	src := Source{}
+	if v, err := c.Output(ctx, "mongodump", "--version"); err == nil {
+		src["mongodump_version"] = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(v, "\n", 2)[0], "mongodump version:"))
+	} else {
+		return nil, stepErr(c, "dump", fmt.Errorf("mongodump is not usable in the container: %w", err))
+	}
+	err := m.withCredentials(ctx, c, func(auth []string) error {
+		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongodump", "--archive", "--quiet"}, auth...), Stdout: w})
+	})
+	if err != nil {
+		return nil, stepErr(c, "dump", err)
+	}
+	return src, nil
+}
+
+// Restore replaces the dumped collections with mongorestore --drop.
+func (m *Mongo) Restore(ctx context.Context, c *containers.Container, data Data) error {
+	if !c.Running {
+		return stepErr(c, "restore", fmt.Errorf("the container is not running: mongorestore needs the server up"))
+	}
+	err := m.withCredentials(ctx, c, func(auth []string) error {
+		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongorestore", "--archive", "--drop", "--quiet"}, auth...), Stdin: data})
+	})
+	return stepErr(c, "restore", err)
+}
