@@ -33,6 +33,9 @@ type SQLite struct {
 	Log  *slog.Logger
 }
 
+// sqliteBusyTimeout is how long the online copy waits for a lock the application holds.
+const sqliteBusyTimeout = 30 * time.Second
+
 // Name returns "sqlite".
 func (s *SQLite) Name() string { return "sqlite" }
 
@@ -102,7 +105,9 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 			s.log().Warn("could not remove the temporary copy", "path", tmp, "error", err)
 		}
 	}()
-	err := c.Exec(ctx, containers.ExecSpec{Cmd: []string{"sqlite3", s.Path, ".backup '" + strings.ReplaceAll(tmp, "'", "''") + "'"}})
+	// A busy timeout: the application's writers hold the lock for moments at a time.
+	err := c.Exec(ctx, containers.ExecSpec{Cmd: []string{"sqlite3", "-cmd", fmt.Sprintf(".timeout %d", sqliteBusyTimeout.Milliseconds()),
+		s.Path, ".backup '" + strings.ReplaceAll(tmp, "'", "''") + "'"}})
 	if err != nil {
 		return stepErr(c, "dump", err)
 	}

@@ -194,4 +194,3 @@ func TestRedisAuthFailures(t *testing.T) {
 		t.Errorf("%d backups, want 1", n)
 	}
 }
-

@@ -1,0 +1,171 @@
+package strategy
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// fakeEngine is an Engine API for testing strategies up to the exec boundary: it records
+// every command with its environment and stdin, every file written into the container, and
+// answers commands from a script. Exec streams use the real multiplexed protocol.
+type fakeEngine struct {
+	containers.API
+	mu      sync.Mutex
+	env     []string
+	args    []string
+	running bool
+	files   map[string]string // path → content, for CopyFromContainer
+	// reply answers a command: stdout, stderr, exit code.
+	reply func(cmd []string, stdin []byte) (string, string, int)
+
+	execs   []fakeExec
+	written []writtenFile
+	pending map[string]*fakeExec
+}
+
+type fakeExec struct {
+	Cmd   []string
+	Env   []string
+	Stdin []byte
+	code  int
+}
+
+type writtenFile struct {
+	Path    string
+	Mode    int64
+	Content string
+}
+
+func newFakeEngine(env ...string) *fakeEngine {
+	return &fakeEngine{env: env, running: true, files: map[string]string{}, pending: map[string]*fakeExec{},
+		reply: func([]string, []byte) (string, string, int) { return "", "", 0 }}
+}
+
+func (f *fakeEngine) container(t interface{ Fatal(...any) }) *containers.Container {
+	c, err := containers.Inspect(context.Background(), f, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fakeEngine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	return client.ContainerInspectResult{Container: container.InspectResponse{
+		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args,
+		Config: &container.Config{Image: "mongo:7", Env: f.env, Labels: map[string]string{
+			containers.LabelProject: "shop", containers.LabelService: "db"}},
+		State: &container.State{Running: f.running},
+	}}, nil
+}
+
+func (f *fakeEngine) ExecCreate(ctx context.Context, id string, o client.ExecCreateOptions) (client.ExecCreateResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return client.ExecCreateResult{}, errors.New("container fake is not running")
+	}
+	execID := string(rune('a' + len(f.pending)))
+	f.pending[execID] = &fakeExec{Cmd: o.Cmd, Env: o.Env}
+	return client.ExecCreateResult{ID: execID}, nil
+}
+
+func (f *fakeEngine) ExecAttach(ctx context.Context, execID string, _ client.ExecAttachOptions) (client.ExecAttachResult, error) {
+	f.mu.Lock()
+	e := f.pending[execID]
+	f.mu.Unlock()
+	ours, theirs := net.Pipe()
+	// A command that reads stdin reads it to the end, then answers.
+	var out bytes.Buffer
+	r, w := io.Pipe()
+	go func() {
+		var in []byte
+		if needsStdin(e.Cmd) {
+			in, _ = io.ReadAll(theirs)
+		}
+		stdout, stderr, code := f.reply(e.Cmd, in)
+		frame(&out, 1, stdout)
+		frame(&out, 2, stderr)
+		f.mu.Lock()
+		e.Stdin, e.code = in, code
+		f.execs = append(f.execs, *e)
+		f.mu.Unlock()
+		w.Write(out.Bytes())
+		w.Close()
+		theirs.Close()
+	}()
+	return client.ExecAttachResult{HijackedResponse: client.HijackedResponse{Conn: halfCloser{ours}, Reader: bufio.NewReader(r)}}, nil
+}
+
+// halfCloser gives net.Pipe the CloseWrite that Docker's hijacked connections have: the
+// command sees the end of its input.
+type halfCloser struct{ net.Conn }
+
+func (h halfCloser) CloseWrite() error { return h.Conn.Close() }
+
+// frame writes one frame of Docker's multiplexed stream: stream id, three zero bytes, the
+// big-endian payload length, the payload.
+func frame(w *bytes.Buffer, stream byte, payload string) {
+	if payload == "" {
+		return
+	}
+	hdr := []byte{stream, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(hdr[4:], uint32(len(payload)))
+	w.Write(hdr)
+	w.WriteString(payload)
+}
+
+// needsStdin: the restore tools read the archive from stdin.
+func needsStdin(cmd []string) bool { return cmd[0] == "mongorestore" }
+
+func (f *fakeEngine) ExecInspect(ctx context.Context, execID string, _ client.ExecInspectOptions) (client.ExecInspectResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.execs {
+		if e.Cmd[0] == f.pending[execID].Cmd[0] && strings.Join(e.Cmd, " ") == strings.Join(f.pending[execID].Cmd, " ") {
+			return client.ExecInspectResult{ExitCode: e.code}, nil
+		}
+	}
+	return client.ExecInspectResult{Running: true}, nil
+}
+
+func (f *fakeEngine) CopyToContainer(ctx context.Context, id string, o client.CopyToContainerOptions) (client.CopyToContainerResult, error) {
+	tr := tar.NewReader(o.Content)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return client.CopyToContainerResult{}, nil
+		}
+		if err != nil {
+			return client.CopyToContainerResult{}, err
+		}
+		b, _ := io.ReadAll(tr)
+		f.mu.Lock()
+		f.written = append(f.written, writtenFile{Path: o.DestinationPath + "/" + hdr.Name, Mode: hdr.Mode, Content: string(b)})
+		f.mu.Unlock()
+	}
+}
+
+func (f *fakeEngine) CopyFromContainer(ctx context.Context, id string, o client.CopyFromContainerOptions) (client.CopyFromContainerResult, error) {
+	content, ok := f.files[o.SourcePath]
+	if !ok {
+		return client.CopyFromContainerResult{}, errors.New("Could not find the file " + o.SourcePath + " in container fake")
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: o.SourcePath[strings.LastIndex(o.SourcePath, "/")+1:], Mode: 0o400, Size: int64(len(content)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(content))
+	tw.Close()
+	return client.CopyFromContainerResult{Content: io.NopCloser(&buf)}, nil
+}

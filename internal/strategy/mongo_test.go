@@ -1,0 +1,151 @@
+package strategy
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// mongoReplies answers like the official image's tools.
+func mongoReplies(dumpCode int) func([]string, []byte) (string, string, int) {
+	return func(cmd []string, stdin []byte) (string, string, int) {
+		switch {
+		case cmd[0] == "mongodump" && cmd[1] == "--version":
+			return "mongodump version: 100.9.4\ngit version: abc\n", "", 0
+		case cmd[0] == "mongodump":
+			if dumpCode != 0 {
+				return "", "2024-01-01T00:00:00 Failed: can't create session: connection() error: auth error: sasl conversation error: unable to authenticate using mechanism \"SCRAM-SHA-256\"", dumpCode
+			}
+			return "ARCHIVE-BYTES", "", 0
+		case cmd[0] == "mongorestore":
+			return "", "", 0
+		}
+		return "", "", 0
+	}
+}
+
+var configFile = regexp.MustCompile(`^/tmp/\.docker-backup-[0-9a-f]{12}\.yaml$`)
+
+func TestMongoBackupKeepsThePasswordOffArgv(t *testing.T) {
+	f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME=root", "MONGO_INITDB_ROOT_PASSWORD=p'w d")
+	f.reply = mongoReplies(0)
+	c := f.container(t)
+	var out bytes.Buffer
+	src, err := (&Mongo{}).Backup(context.Background(), c, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "ARCHIVE-BYTES" || src["mongodump_version"] != "100.9.4" {
+		t.Errorf("output %q, source %v", out.String(), src)
+	}
+	if len(f.written) != 1 || !configFile.MatchString(f.written[0].Path) || f.written[0].Mode != 0o600 ||
+		f.written[0].Content != "password: 'p''w d'\n" {
+		t.Fatalf("config file written: %+v", f.written)
+	}
+	cfg := f.written[0].Path
+	want := [][]string{
+		{"mongodump", "--version"},
+		{"mongodump", "--archive", "--quiet", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
+		{"rm", "-f", cfg},
+	}
+	assertExecs(t, f, want)
+	for _, e := range f.execs {
+		if strings.Contains(strings.Join(e.Cmd, " "), "p'w d") || strings.Contains(strings.Join(e.Env, " "), "p'w d") {
+			t.Errorf("the password is on a command line or in the environment: %v %v", e.Cmd, e.Env)
+		}
+		if strings.Contains(strings.Join(e.Cmd, " "), "--gzip") {
+			t.Error("mongodump must not compress: the pipeline does")
+		}
+	}
+}
+
+func TestMongoWithoutCredentials(t *testing.T) {
+	f := newFakeEngine()
+	f.reply = mongoReplies(0)
+	if _, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	assertExecs(t, f, [][]string{{"mongodump", "--version"}, {"mongodump", "--archive", "--quiet"}})
+	if len(f.written) != 0 {
+		t.Errorf("files written without credentials: %+v", f.written)
+	}
+}
+
+func TestMongoPasswordFromSecretFile(t *testing.T) {
+	f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME_FILE=/run/secrets/user", "MONGO_INITDB_ROOT_PASSWORD_FILE=/run/secrets/pw")
+	f.files["/run/secrets/user"] = "admin\n"
+	f.files["/run/secrets/pw"] = "from-a-secret\n"
+	f.reply = mongoReplies(0)
+	if _, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.written) != 1 || f.written[0].Content != "password: 'from-a-secret'\n" {
+		t.Fatalf("config file: %+v", f.written)
+	}
+	if got := strings.Join(f.execs[1].Cmd, " "); !strings.Contains(got, "--username admin ") {
+		t.Errorf("dump command %q", got)
+	}
+}
+
+func TestMongoDumpFailure(t *testing.T) {
+	f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME=root", "MONGO_INITDB_ROOT_PASSWORD=pw")
+	f.reply = mongoReplies(1)
+	_, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("a failing mongodump was a success")
+	}
+	for _, want := range []string{"dump of shop/db", "mongodump exited with code 1", "unable to authenticate"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	// The credentials file is removed on the failure path too.
+	last := f.execs[len(f.execs)-1].Cmd
+	if last[0] != "rm" || !configFile.MatchString(last[2]) {
+		t.Errorf("last command %v, want the config file removed", last)
+	}
+}
+
+func TestMongoRestore(t *testing.T) {
+	f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME=root", "MONGO_INITDB_ROOT_PASSWORD=pw")
+	f.reply = mongoReplies(0)
+	err := (&Mongo{}).Restore(context.Background(), f.container(t), Data{Reader: strings.NewReader("ARCHIVE"), Size: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.written[0].Path
+	assertExecs(t, f, [][]string{
+		{"mongorestore", "--archive", "--drop", "--quiet", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
+		{"rm", "-f", cfg},
+	})
+	if string(f.execs[0].Stdin) != "ARCHIVE" {
+		t.Errorf("mongorestore read %q", f.execs[0].Stdin)
+	}
+}
+
+func TestMongoStoppedContainer(t *testing.T) {
+	f := newFakeEngine()
+	f.running = false
+	_, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("Backup on a stopped container: %v", err)
+	}
+}
+
+func assertExecs(t *testing.T, f *fakeEngine, want [][]string) {
+	t.Helper()
+	if len(f.execs) != len(want) {
+		var got []string
+		for _, e := range f.execs {
+			got = append(got, strings.Join(e.Cmd, " "))
+		}
+		t.Fatalf("commands run:\n%s\nwant %d commands", strings.Join(got, "\n"), len(want))
+	}
+	for i, w := range want {
+		if got := strings.Join(f.execs[i].Cmd, " "); got != strings.Join(w, " ") {
+			t.Errorf("command %d: %q, want %q", i, got, strings.Join(w, " "))
+		}
+	}
+}
