@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
-# fixture images, since no registry is needed), zstd and docker-compose. Idempotent: it
-# installs only what is missing and starts dockerd only when no engine answers.
+# fixture images, since no registry is needed), zstd, docker-compose, and a MinIO server (a
+# real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
+# missing and starts dockerd only when no engine answers.
 set -euo pipefail
 
 as_root() {
@@ -19,6 +20,14 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# MinIO: built once from source (about 5 minutes), kept in GOPATH/bin.
+MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
+gobin=$(go env GOPATH)/bin
+if ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
+  echo "setup: building the MinIO server $MINIO_VERSION (go install, a few minutes)" >&2
+  (cd /tmp && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
 fi
 
 if ! docker info >/dev/null 2>&1; then

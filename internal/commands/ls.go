@@ -38,7 +38,7 @@ func newLsCommand(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory (default: $"+envTarget+")")
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
 	flags.StringVarP(&opts.project, "project", "p", "", "Only backups of this compose project")
 	flags.StringVar(&opts.service, "service", "", "Only backups of this service")
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")

@@ -49,7 +49,7 @@ The volume strategy stops a running container during the restore and starts it a
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory (default: $"+envTarget+")")
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
 	flags.StringVar(&opts.to, "to", "", "Service (or container name or ID) to restore into (required)")
 	projectFlag(flags, &opts.project)
 	flags.BoolVarP(&opts.yes, "yes", "y", false, "Do not ask for confirmation")

@@ -28,6 +28,7 @@ that listing and restoring need.`,
 		newRunCommand(dockerCli),
 		newLsCommand(dockerCli),
 		newRestoreCommand(dockerCli),
+		newTargetCommand(dockerCli),
 	)
 	return cmd
 }

@@ -44,7 +44,7 @@ The strategy is detected (see "docker backup detect") unless --strategy is given
 	flags := cmd.Flags()
 	projectFlag(flags, &opts.project)
 	flags.StringVar(&opts.strategy, "strategy", "", "Strategy: "+strategyNames+" (default: detected)")
-	flags.StringVar(&opts.to, "to", os.Getenv(envTarget), "Backup directory (default: $"+envTarget+")")
+	flags.StringVar(&opts.to, "to", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the container during the backup and start it again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")

@@ -164,6 +164,28 @@ func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
 	}
 }
 
+func TestListFromAboveThePrefix(t *testing.T) {
+	ctx := context.Background()
+	c, _, dir := setup(t)
+	sub, _ := target.NewLocal(filepath.Join(dir, "host-a"))
+	res, err := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: []byte("data")}, Target: sub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _ := target.NewLocal(dir)
+	listing, err := List(ctx, top, "")
+	if err != nil || len(listing.Backups) != 1 || len(listing.Problems) != 0 {
+		t.Fatalf("List = %+v, %v", listing, err)
+	}
+	m := listing.Backups[0]
+	if m.Artifact != "host-a/"+res.Key {
+		t.Errorf("artifact key %q, want host-a/%s", m.Artifact, res.Key)
+	}
+	if err := Verify(ctx, top, m, nil); err != nil {
+		t.Errorf("Verify from above the prefix: %v", err)
+	}
+}
+
 func TestListReportsProblems(t *testing.T) {
 	ctx := context.Background()
 	c, l, dir := setup(t)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -36,7 +37,13 @@ func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.M
 	if err != nil {
 		return nil, fmt.Errorf("manifest of %s: %w", key, err)
 	}
-	if m.Artifact != key {
+	switch {
+	case m.Artifact == key:
+	case strings.HasSuffix(key, "/"+m.Artifact):
+		// Read from above the prefix it was written to (s3://bucket instead of
+		// s3://bucket/host1): its key here is longer.
+		m.Artifact = key
+	default:
 		return nil, fmt.Errorf("manifest of %s names another artifact (%q): %w", key, m.Artifact, ErrCorrupt)
 	}
 	return m, nil

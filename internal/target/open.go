@@ -5,16 +5,23 @@ import (
 	"strings"
 )
 
-// Open returns the target a user names: a directory path (or file:// URL) for a local target.
+// Open returns the target a user names: a directory path (or file:// URL) for a local
+// target, an s3:// URL for an S3-compatible bucket.
 func Open(spec string) (Target, error) {
 	switch {
 	case spec == "":
-		return nil, fmt.Errorf("no target given: pass a backup directory, e.g. --to ./backups")
+		return nil, fmt.Errorf("no target given: pass a backup directory or an s3:// URL, e.g. --to ./backups")
 	case strings.HasPrefix(spec, "file://"):
 		return NewLocal(strings.TrimPrefix(spec, "file://"))
+	case strings.HasPrefix(spec, "s3://"):
+		cfg, err := ParseS3URL(spec)
+		if err != nil {
+			return nil, err
+		}
+		return NewS3(cfg)
 	case strings.Contains(spec, "://"):
 		scheme, _, _ := strings.Cut(spec, "://")
-		return nil, fmt.Errorf("target %q: unsupported scheme %q (supported: a directory path or file://)", spec, scheme)
+		return nil, fmt.Errorf("target %q: unsupported scheme %q (supported: a directory path, file:// or s3://)", spec, scheme)
 	}
 	return NewLocal(spec)
 }

@@ -56,7 +56,12 @@ type volumeFixture struct {
 
 func newVolumeFixture(t *testing.T) *volumeFixture {
 	t.Helper()
-	p := newProject(t)
+	return newVolumeFixtureIn(t, newProject(t))
+}
+
+// newVolumeFixtureIn adds the filler and the shell-less "files" service to project p.
+func newVolumeFixtureIn(t *testing.T, p *project) *volumeFixture {
+	t.Helper()
 	data, config := p.volume("data"), p.volume("config")
 	f := &volumeFixture{p: p}
 	mounts := []string{"-v", data + ":/data", "-v", config + ":/config"}

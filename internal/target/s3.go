@@ -1,0 +1,320 @@
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3Config describes an S3-compatible bucket. It never holds credentials: those come from the
+// environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, their _FILE forms) or the standard
+// AWS chain (~/.aws/credentials, instance roles).
+type S3Config struct {
+	Bucket   string
+	Prefix   string // keys are stored under PREFIX/, without leading or trailing slashes
+	Endpoint string // host[:port], empty for AWS S3
+	Secure   bool   // https (the default) or http
+	Region   string
+	// PathStyle puts the bucket in the URL path instead of the host name; the default for a
+	// custom endpoint.
+	PathStyle bool
+	CAFile    string // extra CA bundle for a private endpoint's certificate
+	Insecure  bool   // skip TLS verification (tests only)
+	PartSize  uint64 // multipart part size: memory per upload, and max object = 10,000 parts
+	Checksum  string // "crc64nvme" (default), "crc32c" or "none"
+}
+
+// DefaultPartSize bounds an upload's memory to one buffer of this size; with S3's limit of
+// 10,000 parts it allows objects up to 156 GiB. Raise it with ?part-size= for larger backups.
+const DefaultPartSize = 16 << 20
+
+// ParseS3URL reads s3://bucket/prefix?endpoint=...&region=...&path-style=...&ca=...
+// &insecure=...&part-size=...&checksum=...
+func ParseS3URL(raw string) (S3Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "s3" {
+		return S3Config{}, fmt.Errorf("target %q is not an s3:// URL (s3://bucket/prefix?endpoint=host:port)", raw)
+	}
+	cfg := S3Config{Bucket: u.Host, Prefix: strings.Trim(path.Clean("/"+u.Path), "/"), Secure: true, Region: "us-east-1",
+		PartSize: DefaultPartSize, Checksum: "crc64nvme"}
+	if cfg.Bucket == "" {
+		return S3Config{}, fmt.Errorf("target %q names no bucket: s3://BUCKET/prefix", raw)
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "endpoint", "region", "path-style", "ca", "insecure", "part-size", "checksum":
+		default:
+			return S3Config{}, fmt.Errorf("target %q: unknown option %q (known: endpoint, region, path-style, ca, insecure, part-size, checksum)", raw, k)
+		}
+	}
+	if ep := q.Get("endpoint"); ep != "" {
+		if scheme, host, ok := strings.Cut(ep, "://"); ok {
+			switch scheme {
+			case "http":
+				cfg.Secure = false
+			case "https":
+			default:
+				return S3Config{}, fmt.Errorf("target %q: endpoint scheme %q must be http or https", raw, scheme)
+			}
+			ep = host
+		}
+		cfg.Endpoint = strings.TrimSuffix(ep, "/")
+		cfg.PathStyle = true
+	}
+	if r := q.Get("region"); r != "" {
+		cfg.Region = r
+	}
+	if v := q.Get("path-style"); v != "" {
+		if cfg.PathStyle, err = strconv.ParseBool(v); err != nil {
+			return S3Config{}, fmt.Errorf("target %q: path-style=%q must be true or false", raw, v)
+		}
+	}
+	if v := q.Get("insecure"); v != "" {
+		if cfg.Insecure, err = strconv.ParseBool(v); err != nil {
+			return S3Config{}, fmt.Errorf("target %q: insecure=%q must be true or false", raw, v)
+		}
+	}
+	cfg.CAFile = q.Get("ca")
+	if v := q.Get("part-size"); v != "" {
+		n, err := units.RAMInBytes(v)
+		if err != nil || n < 5<<20 || n > 5<<30 {
+			return S3Config{}, fmt.Errorf("target %q: part-size=%q must be between 5MiB and 5GiB", raw, v)
+		}
+		cfg.PartSize = uint64(n)
+	}
+	if v := q.Get("checksum"); v != "" {
+		if v != "crc64nvme" && v != "crc32c" && v != "none" {
+			return S3Config{}, fmt.Errorf("target %q: checksum=%q must be crc64nvme, crc32c or none", raw, v)
+		}
+		cfg.Checksum = v
+	}
+	return cfg, nil
+}
+
+// S3 keeps objects in a bucket under a prefix. Uploads stream with unknown length in parts
+// of PartSize (one buffer of that size in memory), carry a full-object checksum, and become
+// visible only when complete; a failed upload is aborted so no parts are left behind.
+type S3 struct {
+	cfg    S3Config
+	client *minio.Client
+}
+
+// NewS3 connects to the bucket described by cfg. No request is made yet.
+func NewS3(cfg S3Config) (*S3, error) {
+	creds, err := s3Credentials()
+	if err != nil {
+		return nil, err
+	}
+	endpoint := cfg.Endpoint
+	if endpoint == "" {
+		endpoint = "s3.amazonaws.com"
+	}
+	opts := &minio.Options{Creds: creds, Secure: cfg.Secure, Region: cfg.Region, TrailingHeaders: cfg.Checksum != "none"}
+	opts.BucketLookup = minio.BucketLookupDNS
+	if cfg.PathStyle {
+		opts.BucketLookup = minio.BucketLookupPath
+	}
+	if cfg.CAFile != "" || cfg.Insecure {
+		tr, err := minio.DefaultTransport(cfg.Secure)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.Insecure} //nolint:gosec // opt-in, for tests
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading CA bundle %s: %w", cfg.CAFile, err)
+			}
+			pool, _ := x509.SystemCertPool()
+			if pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", cfg.CAFile)
+			}
+			tr.TLSClientConfig.RootCAs = pool
+		}
+		opts.Transport = tr
+	}
+	client, err := minio.New(endpoint, opts)
+	if err != nil {
+		return nil, fmt.Errorf("S3 endpoint %q: %w", endpoint, err)
+	}
+	return &S3{cfg: cfg, client: client}, nil
+}
+
+// s3Credentials: the environment (or _FILE paths, for Docker secrets), then the AWS chain.
+func s3Credentials() (*credentials.Credentials, error) {
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	for _, v := range []struct {
+		name string
+		dst  *string
+	}{{"AWS_ACCESS_KEY_ID_FILE", &id}, {"AWS_SECRET_ACCESS_KEY_FILE", &secret}} {
+		if f := os.Getenv(v.name); f != "" && *v.dst == "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", v.name, err)
+			}
+			*v.dst = strings.TrimSpace(string(b))
+		}
+	}
+	if id != "" && secret != "" {
+		return credentials.NewStaticV4(id, secret, os.Getenv("AWS_SESSION_TOKEN")), nil
+	}
+	return credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.FileAWSCredentials{},
+		&credentials.IAM{},
+	}), nil
+}
+
+// String describes the target without secrets.
+func (s *S3) String() string {
+	u := "s3://" + s.cfg.Bucket
+	if s.cfg.Prefix != "" {
+		u += "/" + s.cfg.Prefix
+	}
+	if s.cfg.Endpoint != "" {
+		u += " at " + s.cfg.Endpoint
+	}
+	return u
+}
+
+func (s *S3) object(key string) string {
+	if s.cfg.Prefix == "" {
+		return key
+	}
+	return s.cfg.Prefix + "/" + key
+}
+
+// Put uploads r to key. A failed upload is aborted, with retries, so no parts remain.
+func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	if err := ValidateKey(key); err != nil {
+		return 0, err
+	}
+	opts := minio.PutObjectOptions{PartSize: s.cfg.PartSize, ContentType: "application/octet-stream"}
+	switch s.cfg.Checksum {
+	case "crc64nvme":
+		opts.Checksum = minio.ChecksumCRC64NVME
+	case "crc32c":
+		opts.Checksum = minio.ChecksumFullObjectCRC32C
+	}
+	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.object(key), r, -1, opts)
+	if err != nil {
+		s.abort(ctx, key)
+		return 0, fmt.Errorf("uploading %s to %s: %w", key, s, s.explain(err))
+	}
+	return info.Size, nil
+}
+
+// abort removes the parts of a failed multipart upload, retrying for a minute in case the
+// server was briefly unreachable.
+func (s *S3) abort(ctx context.Context, key string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	for delay := 500 * time.Millisecond; ; delay = min(delay*2, 8*time.Second) {
+		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, s.object(key)); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// Get opens the object at key.
+func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{}); err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("%s in %s: %w", key, s, ErrNotExist)
+		}
+		return nil, fmt.Errorf("reading %s from %s: %w", key, s, s.explain(err))
+	}
+	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, s.object(key), minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", key, s, s.explain(err))
+	}
+	return obj, nil
+}
+
+// List returns the objects whose keys start with prefix.
+func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
+	full := s.object(prefix)
+	if prefix == "" && s.cfg.Prefix != "" {
+		full = s.cfg.Prefix + "/"
+	}
+	var out []Object
+	for o := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
+		if o.Err != nil {
+			return nil, fmt.Errorf("listing %s: %w", s, s.explain(o.Err))
+		}
+		key := o.Key
+		if s.cfg.Prefix != "" {
+			key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
+		}
+		out = append(out, Object{Key: key, Size: o.Size, ModTime: o.LastModified})
+	}
+	return out, nil
+}
+
+// Delete removes the object at key.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.object(key), minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("deleting %s from %s: %w", key, s, s.explain(err))
+	}
+	return nil
+}
+
+// explain turns S3 error codes into what to do.
+func (s *S3) explain(err error) error {
+	resp := minio.ToErrorResponse(err)
+	switch resp.Code {
+	case "NoSuchBucket":
+		return fmt.Errorf("bucket %q does not exist at %s: create it first: %w", s.cfg.Bucket, s.endpointName(), err)
+	case "InvalidAccessKeyId":
+		return fmt.Errorf("the access key is not known to %s (check AWS_ACCESS_KEY_ID): %w", s.endpointName(), err)
+	case "SignatureDoesNotMatch":
+		return fmt.Errorf("the secret key is wrong (check AWS_SECRET_ACCESS_KEY): %w", err)
+	case "AccessDenied":
+		return fmt.Errorf("access denied: the credentials lack a permission on bucket %q: %w", s.cfg.Bucket, err)
+	}
+	var netErr interface{ Timeout() bool }
+	if errors.As(err, &netErr) || strings.Contains(err.Error(), "connection refused") {
+		return fmt.Errorf("cannot reach %s: %w", s.endpointName(), err)
+	}
+	return err
+}
+
+func (s *S3) endpointName() string {
+	if s.cfg.Endpoint == "" {
+		return "AWS S3"
+	}
+	return s.cfg.Endpoint
+}
+
+// Client exposes the S3 client for checks (target check) and tests.
+func (s *S3) Client() *minio.Client { return s.client }
+
+// Config returns the target's configuration.
+func (s *S3) Config() S3Config { return s.cfg }

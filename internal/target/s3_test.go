@@ -1,0 +1,65 @@
+package target
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseS3URL(t *testing.T) {
+	cfg, err := ParseS3URL("s3://backups/site-a//nested/?endpoint=http://127.0.0.1:9000&part-size=32MiB&checksum=crc32c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := S3Config{Bucket: "backups", Prefix: "site-a/nested", Endpoint: "127.0.0.1:9000", Secure: false, Region: "us-east-1",
+		PathStyle: true, PartSize: 32 << 20, Checksum: "crc32c"}
+	if cfg != want {
+		t.Errorf("ParseS3URL = %+v\nwant %+v", cfg, want)
+	}
+	aws, err := ParseS3URL("s3://my-backups?region=eu-central-1")
+	if err != nil || aws.Endpoint != "" || !aws.Secure || aws.PathStyle || aws.Prefix != "" || aws.Region != "eu-central-1" || aws.PartSize != DefaultPartSize {
+		t.Errorf("AWS URL = %+v, %v", aws, err)
+	}
+	vhost, _ := ParseS3URL("s3://b/p?endpoint=https://s3.example.com&path-style=false")
+	if vhost.PathStyle || !vhost.Secure {
+		t.Errorf("path-style=false = %+v", vhost)
+	}
+	uni, _ := ParseS3URL("s3://b/ünï/prefix/")
+	if uni.Prefix != "ünï/prefix" {
+		t.Errorf("unicode prefix = %q", uni.Prefix)
+	}
+	for raw, wantErr := range map[string]string{
+		"s3:///prefix":                     "names no bucket",
+		"s3://b?endpont=x":                 `unknown option "endpont"`,
+		"s3://b?endpoint=ftp://x":          `scheme "ftp"`,
+		"s3://b?part-size=1MiB":            "between 5MiB and 5GiB",
+		"s3://b?checksum=md5":              "crc64nvme, crc32c or none",
+		"s3://b?path-style=maybe":          "true or false",
+		"http://b":                         "not an s3:// URL",
+		"s3://b/../../escape?endpoint=x:1": "",
+	} {
+		_, err := ParseS3URL(raw)
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("ParseS3URL(%q) = %v", raw, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("ParseS3URL(%q) = %v, want an error mentioning %q", raw, err, wantErr)
+		}
+	}
+	esc, _ := ParseS3URL("s3://b/../../escape")
+	if esc.Prefix != "escape" {
+		t.Errorf("prefix with .. = %q, want it cleaned to escape", esc.Prefix)
+	}
+}
+
+func TestS3ObjectKeys(t *testing.T) {
+	s := &S3{cfg: S3Config{Bucket: "b", Prefix: "host/x"}}
+	if got := s.object("p/s/a.zst"); got != "host/x/p/s/a.zst" {
+		t.Errorf("object = %q", got)
+	}
+	if got := (&S3{cfg: S3Config{Bucket: "b"}}).object("p/s/a.zst"); got != "p/s/a.zst" {
+		t.Errorf("object without prefix = %q", got)
+	}
+	if !strings.Contains(s.String(), "s3://b/host/x") {
+		t.Errorf("String = %q", s.String())
+	}
+}
