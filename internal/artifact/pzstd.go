@@ -12,7 +12,7 @@ import (
 // compressed into an independent zstd frame by a pool of EncodeAll calls, and the frames are
 // written in order. A sequence of frames is a valid zstd stream (`zstd -d` reads it whole).
 // klauspost's streaming Encoder compresses one block at a time, which leaves the other cores
-// idle; this keeps them busy. Memory is bounded: at most workers+1 frames are in flight
+// idle; this keeps them busy. Memory is bounded: at most `workers` frames are in flight
 // (compressing, or compressed and waiting for their turn), plus the chunk being filled.
 type parallelZstd struct {
 	w      io.Writer
@@ -54,10 +54,10 @@ func newParallelZstd(w io.Writer, workers int) (*parallelZstd, error) {
 		w:     w,
 		enc:   enc,
 		chunk: zstdChunk,
-		slots: make(chan struct{}, workers+1),
-		queue: make(chan *zstdJob, workers+1),
-		free:  make(chan []byte, workers+2),
-		outs:  make(chan []byte, workers+2),
+		slots: make(chan struct{}, workers),
+		queue: make(chan *zstdJob, workers),
+		free:  make(chan []byte, workers+1),
+		outs:  make(chan []byte, workers+1),
 		done:  make(chan struct{}),
 	}
 	go z.writeFrames()

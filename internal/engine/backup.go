@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
@@ -121,26 +122,28 @@ func stream(ctx context.Context, req BackupRequest, key string, raw *counter) (s
 		source strategy.Source
 		err    error
 	}
+	// first keeps the error of the side that failed first: the other side's error is only
+	// its consequence (a closed pipe, a cancelled context).
+	var first firstError
 	done := make(chan produced, 1)
 	go func() {
 		source, err := produce(ctx, req, io.MultiWriter(pw, hash), raw)
+		first.set(err)
 		pw.CloseWithError(err) // nil: the target sees EOF and publishes the object
 		done <- produced{source, err}
 	}()
 
 	stored, putErr := req.Target.Put(ctx, key, pr)
 	if putErr != nil {
+		first.set(putErr)
 		// Stop the producer: its next write fails, the container's command sees a closed pipe.
 		pr.CloseWithError(putErr)
 		cancel()
 	}
 	p := <-done
-	switch {
-	case p.err != nil:
-		// The target saw the same error through the pipe and left nothing behind.
-		return nil, nil, 0, p.err
-	case putErr != nil:
-		return nil, nil, 0, fmt.Errorf("storing %s on %s: %w", key, req.Target, putErr)
+	if p.err != nil || putErr != nil {
+		// On a producer failure the target saw the error through the pipe and left nothing.
+		return nil, nil, 0, first.get()
 	}
 	return p.source, hash.Sum(nil), stored, nil
 }
@@ -171,6 +174,26 @@ func serviceName(c *containers.Container) string {
 		return c.Service
 	}
 	return c.Name
+}
+
+// firstError remembers the first non-nil error set.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 // counter counts bytes written through it.

@@ -214,19 +214,25 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	}
 	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.object(key), r, -1, opts)
 	if err != nil {
-		s.abort(ctx, key)
+		switch minio.ToErrorResponse(err).Code {
+		case "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidBucketName":
+			// Refused before any part was stored: there is nothing to abort.
+		default:
+			s.abort(ctx, key)
+		}
 		return 0, fmt.Errorf("uploading %s to %s: %w", key, s, s.explain(err))
 	}
 	return info.Size, nil
 }
 
-// abort removes the parts of a failed multipart upload, retrying for a minute in case the
-// server was briefly unreachable.
+// abort removes the parts of a failed multipart upload. While the server cannot be reached
+// it retries for a minute; an answer from the server, whatever it says, ends it.
 func (s *S3) abort(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	for delay := 500 * time.Millisecond; ; delay = min(delay*2, 8*time.Second) {
-		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, s.object(key)); err == nil {
+		err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, s.object(key))
+		if err == nil || minio.ToErrorResponse(err).Code != "" {
 			return
 		}
 		select {
