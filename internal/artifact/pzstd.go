@@ -37,8 +37,9 @@ type zstdJob struct {
 }
 
 // zstdChunk is the size of the input compressed into one frame. Larger chunks compress a
-// little better and use more memory; 2 MiB frames cost about 0.3% of size against 4 MiB ones.
-const zstdChunk = 2 << 20
+// little better and use more memory: on the benchmark data 1 MiB frames are 0.6% larger than
+// 2 MiB ones and save about 9 MiB, which leaves room for an S3 upload's part buffer.
+const zstdChunk = 1 << 20
 
 func newParallelZstd(w io.Writer, workers int) (*parallelZstd, error) {
 	workers = max(workers, 1)

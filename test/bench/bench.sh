@@ -98,6 +98,20 @@ measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.t
 measure "volume: docker backup restore" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: docker backup restore" "volume raw: zstd -dc | tar -x"
 
+# Volume to S3 (a local MinIO), when its binary is there (test/setup.sh builds it).
+MINIO=$(command -v minio || echo "$(go env GOPATH)/bin/minio")
+if [ -x "$MINIO" ]; then
+  rm -rf "$WORK/minio"; mkdir -p "$WORK/minio"
+  export AWS_ACCESS_KEY_ID=bench-access AWS_SECRET_ACCESS_KEY=bench-secret-key
+  MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
+    "$MINIO" server "$WORK/minio" --address 127.0.0.1:19900 --console-address 127.0.0.1:19901 --quiet >/dev/null 2>&1 &
+  MINIO_PID=$!
+  trap 'kill $MINIO_PID 2>/dev/null' EXIT
+  for _ in $(seq 30); do curl -sf http://127.0.0.1:19900/minio/health/live >/dev/null && break; sleep 1; done
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X PUT http://127.0.0.1:19900/bench >/dev/null
+  measure "volume to S3: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+fi
+
 measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $B/raw.sql.zst"
 cp $B/raw.sql.zst $WORK/raw.sql.zst
 measure "postgres: docker backup run" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B"
