@@ -103,3 +103,12 @@ func (c *Container) WriteFiles(ctx context.Context, dir string, files ...File) e
 	pr.CloseWithError(errors.New("copy finished"))
 	return err
 }
+
+// RemoveTemp deletes a temporary file the backup created in the running container, with
+// `rm -f`, also after ctx was cancelled: a cleanup must not be skipped by the failure it
+// cleans up after.
+func (c *Container) RemoveTemp(ctx context.Context, file string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return c.Exec(ctx, ExecSpec{Cmd: []string{"rm", "-f", file}})
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 )
@@ -66,11 +65,7 @@ func (m *Mongo) withCredentials(ctx context.Context, c *containers.Container, fn
 		return fmt.Errorf("writing the credentials file: %w", err)
 	}
 	file := mongoConfigDir + "/" + name
-	defer func() {
-		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_ = c.Exec(rmCtx, containers.ExecSpec{Cmd: []string{"rm", "-f", file}})
-	}()
+	defer func() { _ = c.RemoveTemp(ctx, file) }()
 	return fn(append(args, "--config", file))
 }
 

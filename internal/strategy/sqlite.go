@@ -99,9 +99,7 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 	_, _ = rand.Read(b)
 	tmp := path.Join(path.Dir(s.Path), ".docker-backup-"+hex.EncodeToString(b)+".sqlite")
 	defer func() {
-		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := c.Exec(rmCtx, containers.ExecSpec{Cmd: []string{"rm", "-f", tmp}}); err != nil {
+		if err := c.RemoveTemp(ctx, tmp); err != nil {
 			s.log().Warn("could not remove the temporary copy", "path", tmp, "error", err)
 		}
 	}()
