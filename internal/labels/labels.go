@@ -1,0 +1,271 @@
+// Package labels reads the docker-backup.* labels of a service into backup jobs. Invalid
+// labels give errors that name the container, the label and the value; the service's other
+// jobs are still returned, so one typo never stops the rest.
+//
+//	docker-backup.enable=true                 manage this service
+//	docker-backup.strategy=postgres           what to back up (detected when absent)
+//	docker-backup.schedule=0 2 * * *          5-field cron, @daily-style descriptors, CRON_TZ= prefix
+//	docker-backup.retention=7                 or keep-daily=7,keep-weekly=4,keep-monthly=6
+//	docker-backup.target=offsite              a target defined on the sidecar
+//	docker-backup.paths=/data,/config         volume strategy: paths in the container
+//	docker-backup.database=app                database (postgres), databases (mysql), file (sqlite)
+//	docker-backup.stop=true                   stop the service during the backup
+//	docker-backup.pre=pg_isready -q           command run in the container before, as argv
+//	docker-backup.post=["sh", "-c", "..."]    ... after (a JSON array is taken as is)
+//	docker-backup.<job>.<key>=...             the same keys for a named job (several per service)
+//
+// Keys without a job name make the job "default" (when it has a schedule) and are defaults
+// that named jobs inherit.
+package labels
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/kballard/go-shellquote"
+	"github.com/netresearch/go-cron"
+)
+
+// Prefix starts every label this package reads.
+const Prefix = "docker-backup."
+
+// DefaultJob names the job made of the keys without a job name.
+const DefaultJob = "default"
+
+// Job is one scheduled backup of a service.
+type Job struct {
+	Name      string
+	Strategy  string // empty: detected
+	Schedule  string
+	Retention retention.Policy
+	Target    string // empty: the sidecar's default target
+	Paths     []string
+	Database  string
+	Stop      bool
+	Pre, Post []string
+}
+
+// Error is one invalid label.
+type Error struct {
+	Container string
+	Label     string
+	Value     string
+	Reason    string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("container %s: label %s=%q: %s", e.Container, e.Label, e.Value, e.Reason)
+}
+
+// Options are what the caller knows to check labels against.
+type Options struct {
+	// Strategies are the valid strategy names.
+	Strategies []string
+	// Targets are the targets defined on the sidecar; nil skips the check.
+	Targets []string
+	// DefaultRetention applies to jobs without a retention label.
+	DefaultRetention retention.Policy
+}
+
+var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
+	"database": true, "stop": true, "pre": true, "post": true}
+
+var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Enabled reports whether the labels ask for the service to be managed, or an error when
+// docker-backup.enable is neither true nor false.
+func Enabled(container string, labels map[string]string) (bool, error) {
+	v, ok := labels[Prefix+"enable"]
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return false, &Error{container, Prefix + "enable", v, "must be true or false"}
+	}
+	return b, nil
+}
+
+// Parse reads the jobs of one container's labels. It returns the valid jobs, sorted by name,
+// and one error per invalid label or job.
+func Parse(container string, labels map[string]string, opts Options) ([]Job, []error) {
+	var errs []error
+	fail := func(label, value, reason string) { errs = append(errs, &Error{container, label, value, reason}) }
+
+	defaults := map[string]string{}
+	perJob := map[string]map[string]string{}
+	labelOf := func(job, key string) string {
+		if job == "" {
+			return Prefix + key
+		}
+		return Prefix + job + "." + key
+	}
+	names := make([]string, 0, len(labels))
+	for k := range labels {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, label := range names {
+		rest, ok := strings.CutPrefix(label, Prefix)
+		if !ok || rest == "enable" || rest == "sidecar" {
+			continue
+		}
+		value := labels[label]
+		job, key, named := strings.Cut(rest, ".")
+		if !named {
+			job, key = "", rest
+		}
+		if !keys[key] {
+			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(sortedKeys(keys), ", ")))
+			continue
+		}
+		if named && (!jobName.MatchString(job) || job == DefaultJob) {
+			fail(label, value, fmt.Sprintf("job name %q must be lowercase letters, digits, - or _ (and not %q)", job, DefaultJob))
+			continue
+		}
+		if job == "" {
+			defaults[key] = value
+			continue
+		}
+		if perJob[job] == nil {
+			perJob[job] = map[string]string{}
+		}
+		perJob[job][key] = value
+	}
+	if _, ok := defaults["schedule"]; ok {
+		perJob[""] = map[string]string{}
+	}
+
+	var jobs []Job
+	for job, own := range perJob {
+		get := func(key string) (string, string, bool) {
+			if v, ok := own[key]; ok {
+				return v, labelOf(job, key), true
+			}
+			v, ok := defaults[key]
+			return v, labelOf("", key), ok
+		}
+		j := Job{Name: job, Retention: opts.DefaultRetention}
+		if job == "" {
+			j.Name = DefaultJob
+		}
+		before := len(errs)
+		if v, label, ok := get("schedule"); !ok {
+			fail(labelOf(job, "schedule"), "", "a job needs a schedule (e.g. \"0 2 * * *\" or @daily)")
+		} else if _, err := cron.ParseStandard(strings.TrimSpace(v)); err != nil {
+			fail(label, v, fmt.Sprintf("not a schedule: %v (use 5 fields: minute hour day-of-month month day-of-week, a descriptor like @daily or @every 6h, optionally after CRON_TZ=Zone)", err))
+		} else {
+			j.Schedule = strings.TrimSpace(v)
+		}
+		if v, label, ok := get("strategy"); ok {
+			v = strings.TrimSpace(v)
+			if !contains(opts.Strategies, v) {
+				fail(label, v, "unknown strategy: use one of "+strings.Join(opts.Strategies, ", "))
+			}
+			j.Strategy = v
+		}
+		if v, label, ok := get("retention"); ok {
+			p, err := retention.Parse(v)
+			if err != nil {
+				fail(label, v, err.Error())
+			}
+			j.Retention = p
+		}
+		if v, label, ok := get("target"); ok {
+			v = strings.TrimSpace(v)
+			if opts.Targets != nil && !contains(opts.Targets, v) {
+				fail(label, v, "no target of that name is defined on the sidecar (defined: "+strings.Join(opts.Targets, ", ")+")")
+			}
+			j.Target = v
+		}
+		if v, label, ok := get("paths"); ok {
+			for _, p := range strings.Split(v, ",") {
+				p = strings.TrimSpace(p)
+				if p == "" {
+					continue
+				}
+				if p != "/" {
+					p = strings.TrimSuffix(p, "/")
+				}
+				if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
+					fail(label, v, fmt.Sprintf("path %q must be an absolute, clean path inside the container (like /data), not / and without . or ..", p))
+					continue
+				}
+				j.Paths = append(j.Paths, p)
+			}
+		}
+		if v, _, ok := get("database"); ok {
+			j.Database = strings.TrimSpace(v)
+		}
+		if v, label, ok := get("stop"); ok {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				fail(label, v, "must be true or false")
+			}
+			j.Stop = b
+		}
+		for _, hook := range []struct {
+			key string
+			dst *[]string
+		}{{"pre", &j.Pre}, {"post", &j.Post}} {
+			if v, label, ok := get(hook.key); ok {
+				argv, err := Argv(v)
+				if err != nil {
+					fail(label, v, err.Error())
+				}
+				*hook.dst = argv
+			}
+		}
+		if len(errs) == before {
+			jobs = append(jobs, j)
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
+	return jobs, errs
+}
+
+// Argv reads a hook command: a JSON array of strings is taken as is; otherwise the words are
+// split as a shell would split them (quotes, backslashes) without running a shell. A shell
+// runs only when the command names one: sh -c '...'.
+func Argv(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	var argv []string
+	if strings.HasPrefix(s, "[") {
+		if err := json.Unmarshal([]byte(s), &argv); err != nil {
+			return nil, fmt.Errorf("not a JSON array of strings: %v", err)
+		}
+	} else {
+		var err error
+		if argv, err = shellquote.Split(s); err != nil {
+			return nil, fmt.Errorf("cannot split into words: %v (quote it, or give a JSON array)", err)
+		}
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, fmt.Errorf("empty command")
+	}
+	return argv, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
