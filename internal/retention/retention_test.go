@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the test needs a zone whatever the machine has
 )
 
 func TestParse(t *testing.T) {
@@ -133,7 +134,7 @@ func TestDaysFollowTheTimeZone(t *testing.T) {
 	// 23:30 and 00:30 UTC are the same day in New York, different days in UTC.
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
-		t.Skip("no time zone database")
+		t.Fatal(err)
 	}
 	bs := []Backup{
 		{Key: "a", Created: time.Date(2026, 6, 1, 23, 30, 0, 0, time.UTC)},
