@@ -1,0 +1,264 @@
+// Package catalog records backup jobs and their runs in SQLite (modernc.org/sqlite: pure Go,
+// so the sidecar stays a static binary). It opens the database in WAL mode with a busy
+// timeout and immediate transactions, applies versioned migrations, turns runs that a crash
+// left "running" into "interrupted", and makes consistent copies of itself with VACUUM INTO.
+// The catalog holds no secrets: errors stored in it are the ones shown to users.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// Run statuses.
+const (
+	Running     = "running"
+	Success     = "success"
+	Failed      = "failed"
+	Interrupted = "interrupted"
+)
+
+// migrations are applied in order; the database's user_version is how many have run.
+var migrations = []string{
+	`CREATE TABLE jobs (
+		id         INTEGER PRIMARY KEY,
+		project    TEXT NOT NULL,
+		service    TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		strategy   TEXT NOT NULL DEFAULT '',
+		schedule   TEXT NOT NULL DEFAULT '',
+		target     TEXT NOT NULL DEFAULT '',
+		updated_at TEXT NOT NULL,
+		UNIQUE (project, service, name)
+	);
+	CREATE TABLE runs (
+		id                INTEGER PRIMARY KEY,
+		job_id            INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+		status            TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'interrupted')),
+		started_at        TEXT NOT NULL,
+		finished_at       TEXT,
+		size_bytes        INTEGER,
+		sha256            TEXT,
+		artifact_key      TEXT,
+		error             TEXT,
+		stopped_container TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX runs_by_job ON runs (job_id, started_at DESC);
+	CREATE INDEX runs_by_status ON runs (status);`,
+}
+
+// Catalog is an open catalog database.
+type Catalog struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the catalog at path and migrates it.
+func Open(ctx context.Context, path string) (*Catalog, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("opening catalog %s: %w", path, err)
+	}
+	c := &Catalog{db: db}
+	if err := c.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func (c *Catalog) migrate(ctx context.Context) error {
+	var version int
+	if err := c.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("reading the schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("the catalog has schema version %d, newer than this build knows (%d): use a newer docker-backup", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		err := c.tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion reports how many migrations the database has.
+func (c *Catalog) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := c.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+func (c *Catalog) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Job is a configured backup job.
+type Job struct {
+	ID                     int64
+	Project, Service, Name string
+	Strategy, Schedule     string
+	Target                 string
+}
+
+// UpsertJob records a job (keyed by project, service and name) and returns its ID.
+func (c *Catalog) UpsertJob(ctx context.Context, j Job) (int64, error) {
+	var id int64
+	err := c.db.QueryRowContext(ctx, `
+		INSERT INTO jobs (project, service, name, strategy, schedule, target, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (project, service, name) DO UPDATE SET
+			strategy = excluded.strategy, schedule = excluded.schedule, target = excluded.target,
+			updated_at = excluded.updated_at
+		RETURNING id`,
+		j.Project, j.Service, j.Name, j.Strategy, j.Schedule, j.Target, stamp(time.Now())).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("recording job %s/%s/%s: %w", j.Project, j.Service, j.Name, err)
+	}
+	return id, nil
+}
+
+// Run is one execution of a job.
+type Run struct {
+	ID, JobID        int64
+	Status           string
+	StartedAt        time.Time
+	FinishedAt       time.Time // zero while running
+	Size             int64
+	SHA256           string
+	ArtifactKey      string
+	Error            string
+	StoppedContainer string // a container this run stopped and must be started again
+}
+
+// StartRun records a run as running. stoppedContainer names a container the run is about to
+// stop, so that recovery after a crash can start it again.
+func (c *Catalog) StartRun(ctx context.Context, jobID int64, at time.Time, stoppedContainer string) (int64, error) {
+	res, err := c.db.ExecContext(ctx, `INSERT INTO runs (job_id, status, started_at, stopped_container) VALUES (?, ?, ?, ?)`,
+		jobID, Running, stamp(at), stoppedContainer)
+	if err != nil {
+		return 0, fmt.Errorf("recording a run of job %d: %w", jobID, err)
+	}
+	return res.LastInsertId()
+}
+
+// FinishRun records how a run ended. Only a running run can finish.
+func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
+	if r.Status != Success && r.Status != Failed {
+		return fmt.Errorf("run %d cannot finish as %q (success or failed)", r.ID, r.Status)
+	}
+	res, err := c.db.ExecContext(ctx, `
+		UPDATE runs SET status = ?, finished_at = ?, size_bytes = ?, sha256 = ?, artifact_key = ?, error = ?
+		WHERE id = ? AND status = 'running'`,
+		r.Status, stamp(r.FinishedAt), r.Size, r.SHA256, r.ArtifactKey, r.Error, r.ID)
+	if err != nil {
+		return fmt.Errorf("recording the end of run %d: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("run %d is not running", r.ID)
+	}
+	return nil
+}
+
+// Interrupt marks every run still running as interrupted and returns them: at start-up,
+// those are runs a crash cut short. The caller removes their temporary artifacts and starts
+// their stopped containers again.
+func (c *Catalog) Interrupt(ctx context.Context, at time.Time) ([]Run, error) {
+	var runs []Run
+	err := c.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, selectRuns+` WHERE status = 'running' ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		runs, err = scanRuns(rows)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?,
+			error = 'interrupted: the sidecar stopped during the run' WHERE status = 'running'`, stamp(at))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recovering interrupted runs: %w", err)
+	}
+	for i := range runs {
+		runs[i].Status = Interrupted
+	}
+	return runs, nil
+}
+
+// Runs returns a job's runs, newest first, at most limit.
+func (c *Catalog) Runs(ctx context.Context, jobID int64, limit int) ([]Run, error) {
+	rows, err := c.db.QueryContext(ctx, selectRuns+` WHERE job_id = ? ORDER BY started_at DESC, id DESC LIMIT ?`, jobID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing runs of job %d: %w", jobID, err)
+	}
+	return scanRuns(rows)
+}
+
+// Copy writes a consistent copy of the catalog to path (VACUUM INTO), for backing it up.
+func (c *Catalog) Copy(ctx context.Context, path string) error {
+	if strings.ContainsRune(path, 0) {
+		return errors.New("invalid path")
+	}
+	if _, err := c.db.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("copying the catalog to %s: %w", path, err)
+	}
+	return nil
+}
+
+const selectRuns = `SELECT id, job_id, status, started_at, COALESCE(finished_at, ''), COALESCE(size_bytes, 0),
+	COALESCE(sha256, ''), COALESCE(artifact_key, ''), COALESCE(error, ''), stopped_container FROM runs`
+
+func scanRuns(rows *sql.Rows) ([]Run, error) {
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var r Run
+		var started, finished string
+		if err := rows.Scan(&r.ID, &r.JobID, &r.Status, &started, &finished, &r.Size, &r.SHA256, &r.ArtifactKey, &r.Error, &r.StoppedContainer); err != nil {
+			return nil, err
+		}
+		r.StartedAt = parseStamp(started)
+		r.FinishedAt = parseStamp(finished)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func parseStamp(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}

@@ -1,0 +1,141 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, path string) *Catalog {
+	t.Helper()
+	c, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRunLifecycleAndRecovery(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c := open(t, path)
+	id, err := c.UpsertJob(ctx, Job{Project: "shop", Service: "db", Name: "default", Strategy: "postgres", Schedule: "@daily"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := c.UpsertJob(ctx, Job{Project: "shop", Service: "db", Name: "default", Strategy: "postgres", Schedule: "0 3 * * *"})
+	if again != id {
+		t.Errorf("upsert of the same job gave id %d, want %d", again, id)
+	}
+	t0 := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
+	ok, _ := c.StartRun(ctx, id, t0, "")
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: Success, FinishedAt: t0.Add(time.Minute), Size: 42, SHA256: "ab", ArtifactKey: "shop/db/x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: Failed, FinishedAt: t0}); err == nil {
+		t.Error("a finished run finished again")
+	}
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: Running}); err == nil {
+		t.Error("a run finished as running")
+	}
+	crashed, _ := c.StartRun(ctx, id, t0.Add(time.Hour), "shop-db-1")
+	c.Close()
+
+	// The sidecar restarts after a crash: the running run becomes interrupted, with the
+	// container it had stopped.
+	c2 := open(t, path)
+	runs, err := c2.Interrupt(ctx, t0.Add(2*time.Hour))
+	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].Status != Interrupted {
+		t.Fatalf("Interrupt = %+v, %v", runs, err)
+	}
+	all, err := c2.Runs(ctx, id, 10)
+	if err != nil || len(all) != 2 {
+		t.Fatalf("Runs = %+v, %v", all, err)
+	}
+	if all[0].ID != crashed || all[0].Status != Interrupted || !strings.Contains(all[0].Error, "interrupted") || all[0].FinishedAt.IsZero() {
+		t.Errorf("newest run: %+v", all[0])
+	}
+	if all[1].Status != Success || all[1].Size != 42 || all[1].ArtifactKey != "shop/db/x" || !all[1].StartedAt.Equal(t0) {
+		t.Errorf("older run: %+v", all[1])
+	}
+	if again, _ := c2.Interrupt(ctx, time.Now()); len(again) != 0 {
+		t.Errorf("second recovery found %d runs", len(again))
+	}
+	if v, _ := c2.SchemaVersion(ctx); v != len(migrations) {
+		t.Errorf("schema version %d, want %d", v, len(migrations))
+	}
+}
+
+func TestRefusesANewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c := open(t, path)
+	if _, err := c.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := Open(ctx, path); err == nil || !strings.Contains(err.Error(), "newer than this build") {
+		t.Errorf("Open of a newer schema: %v", err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for w := 0; w < 8; w++ {
+		wg.Go(func() {
+			id, err := c.UpsertJob(ctx, Job{Project: "p", Service: fmt.Sprint("s", w), Name: "default"})
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := 0; i < 50; i++ {
+				run, err := c.StartRun(ctx, id, time.Now(), "")
+				if err == nil {
+					err = c.FinishRun(ctx, Run{ID: run, Status: Success, FinishedAt: time.Now()})
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var n int
+	c.db.QueryRowContext(ctx, "SELECT count(*) FROM runs WHERE status = 'success'").Scan(&n)
+	if n != 400 {
+		t.Errorf("%d successful runs, want 400", n)
+	}
+}
+
+func TestCopyIsAConsistentCatalog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := open(t, filepath.Join(dir, "catalog.db"))
+	id, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "s", Name: "default"})
+	run, _ := c.StartRun(ctx, id, time.Now(), "")
+	c.FinishRun(ctx, Run{ID: run, Status: Failed, FinishedAt: time.Now(), Error: "pg_dump exited with code 1"})
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := c.Copy(ctx, copyPath); err != nil {
+		t.Fatal(err)
+	}
+	cp := open(t, copyPath)
+	runs, err := cp.Runs(ctx, id, 5)
+	if err != nil || len(runs) != 1 || runs[0].Error != "pg_dump exited with code 1" {
+		t.Errorf("copy holds %+v, %v", runs, err)
+	}
+	if err := c.Copy(ctx, copyPath); err == nil {
+		t.Error("VACUUM INTO over an existing file succeeded")
+	}
+}
