@@ -80,6 +80,8 @@ measure() {
   WALL[$name]=$med
   printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$name" "$med" "$(echo "$bytes / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
 }
+# newest prints the key of the newest backup in $B.
+newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])'; }
 ratio() { printf '  %-32s %.2fx of the raw pipeline\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)"; }
 
 command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
@@ -93,7 +95,7 @@ measure "volume raw: tar | zstd -T0 -3" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "ta
 cp $B/raw.tar.zst $WORK/raw.tar.zst
 measure "volume: docker backup run" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --project $P --to $B"
 ratio "volume: docker backup run" "volume raw: tar | zstd -T0 -3"
-VART=$($PLUGIN backup ls --from $B --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
+VART=$(newest)
 measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
 measure "volume: docker backup restore" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: docker backup restore" "volume raw: zstd -dc | tar -x"
@@ -116,7 +118,7 @@ measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "dock
 cp $B/raw.sql.zst $WORK/raw.sql.zst
 measure "postgres: docker backup run" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B"
 ratio "postgres: docker backup run" "postgres raw: pg_dump | zstd"
-PART=$($PLUGIN backup ls --from $B --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
+PART=$(newest)
 measure "postgres raw: zstd -dc | psql" "$DBBYTES" "true" "zstd -dc $WORK/raw.sql.zst | docker exec -i $P-db-1 psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U bench -d bench"
 measure "postgres: docker backup restore" "$DBBYTES" "true" "$PLUGIN backup restore $PART --from $B --to db --project $P --yes"
 ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"
