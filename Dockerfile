@@ -1,11 +1,15 @@
-# The sidecar image: one static binary, nothing else. Build the binary first (no registry
-# is needed, the image starts from scratch):
-#   make image            # = CGO_ENABLED=0 go build -o bin/sidecar ./cmd/sidecar && docker build .
+# The sidecar image: one static binary and two empty directories, nothing else. Build the
+# binary first (no registry is needed, the image starts from scratch):
+#   make image    # = CGO_ENABLED=0 go build -o bin/sidecar ./cmd/sidecar && docker build .
 FROM scratch
 COPY bin/sidecar /sidecar
-# Runs as root by default to use the mounted Docker socket. To run without root, use
-# `user: "65534:<gid of /var/run/docker.sock on the host>"` in compose (see README).
+# The catalog and control socket (mount a volume here), and the default local target. Both
+# belong to uid 65532 so that the image also runs without root: see "Running without root"
+# in the README (user: "65532:<gid of /var/run/docker.sock>").
+COPY --chown=65532:65532 bin/image-dirs/ /
 LABEL docker-backup.sidecar="true"
+ENV DOCKER_BACKUP_STATE=/var/lib/docker-backup DOCKER_BACKUP_TARGET=/backups
+VOLUME ["/var/lib/docker-backup"]
 EXPOSE 9090
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["/sidecar", "healthcheck"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD ["/sidecar", "healthcheck"]
 ENTRYPOINT ["/sidecar"]

@@ -25,6 +25,7 @@ install: bin/docker-backup
 
 ## image: the sidecar image, from scratch
 image: bin/sidecar
+	mkdir -p bin/image-dirs/var/lib/docker-backup bin/image-dirs/backups
 	docker build -t $(IMAGE) .
 
 vet:

@@ -1,48 +1,69 @@
-// Command sidecar is the docker-backup service that runs inside a compose project. This
-// build is its skeleton: it connects to the Docker Engine through the mounted socket and
-// answers health checks; scheduling from service labels arrives with the sidecar issue.
-// It must not import github.com/docker/cli, to stay a small static binary.
+// Command sidecar is the docker-backup service that runs inside a compose project: it
+// schedules the backups its services' labels ask for, keeps a catalog of runs, prunes by
+// retention and answers the docker-backup plugin. It must not import github.com/docker/cli,
+// to stay a small static binary.
+//
+//	sidecar                         run the service
+//	sidecar healthcheck             the image's HEALTHCHECK: is the service ready?
+//	sidecar ctl METHOD PATH [BODY]  a request to the running service (used by the plugin via docker exec)
+//	sidecar version
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // the image is FROM scratch: TZ needs the zone database built in
 
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/sidecar"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/moby/moby/client"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	level := slog.LevelInfo
+	if os.Getenv("DOCKER_BACKUP_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := run(os.Args[1:], log); err != nil {
-		log.Error("sidecar failed", "error", err)
+		if len(os.Args) > 1 && os.Args[1] == "ctl" {
+			fmt.Fprintln(os.Stderr, err)
+		} else {
+			log.Error("sidecar failed", "error", err)
+		}
 		os.Exit(1)
 	}
 }
 
 func run(args []string, log *slog.Logger) error {
-	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
-	listen := fs.String("listen", envOr("DOCKER_BACKUP_LISTEN", ":9090"), "address of the health endpoint")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.Arg(0) == "healthcheck" {
-		return healthcheck(*listen)
-	}
-	if fs.Arg(0) == "version" {
+	cfg, cfgErr := sidecar.ConfigFromEnv(os.Environ())
+	switch first(args) {
+	case "version":
 		fmt.Println(version.Version)
 		return nil
+	case "healthcheck":
+		return healthcheck(cfg.Listen)
+	case "ctl":
+		return ctl(cfg.StateDir, args[1:], os.Stdout)
+	case "", "serve":
+	default:
+		return fmt.Errorf("unknown command %q: use serve (the default), healthcheck, ctl or version", args[0])
 	}
-
+	if cfgErr != nil {
+		return cfgErr
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	api, err := client.New(client.FromEnv)
@@ -50,54 +71,89 @@ func run(args []string, log *slog.Logger) error {
 		return fmt.Errorf("creating the Docker client: %w", err)
 	}
 	defer api.Close()
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = api.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted?): %w", api.DaemonHost(), err)
+		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted, and readable by the sidecar's user?): %w", api.DaemonHost(), err)
 	}
-	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost())
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("serving %s: %w", *listen, err)
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	d, err := sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log})
+	if err != nil {
 		return err
 	}
+	defer d.Close()
+	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost(), "listen", cfg.Listen)
+
+	errc := make(chan error, 3)
+	go func() { errc <- d.ServeControl(ctx) }()
+	go func() { errc <- d.ServePublic(ctx, cfg.Listen, nil) }()
+	go func() { errc <- d.Run(ctx) }()
+	var errs []error
+	for range 3 {
+		if err := <-errc; err != nil {
+			errs = append(errs, err)
+			stop() // one part failing stops the others
+		}
+	}
 	log.Info("sidecar stopped")
-	return nil
+	return errors.Join(errs...)
 }
 
-// healthcheck is the image's HEALTHCHECK: the binary asks its own health endpoint.
+func first(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+// healthcheck is the image's HEALTHCHECK: the binary asks its own readiness endpoint.
 func healthcheck(listen string) error {
 	_, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", listen, err)
 	}
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + port + "/healthz")
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:" + port + "/readyz")
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health endpoint answered %s", resp.Status)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("readiness endpoint answered %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// ctl sends one request to the running sidecar over its control socket and copies the
+// answer to out. A non-2xx answer, or a streamed answer ending in an error, fails.
+func ctl(stateDir string, args []string, out io.Writer) error {
+	if len(args) < 2 {
+		return fmt.Errorf("usage: sidecar ctl METHOD PATH [JSON-BODY]")
 	}
-	return def
+	method, path := strings.ToUpper(args[0]), args[1]
+	var body io.Reader
+	if len(args) > 2 {
+		body = strings.NewReader(args[2])
+	}
+	sock := filepath.Join(stateDir, control.SocketName)
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	req, err := http.NewRequest(method, "http://sidecar"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("the sidecar is not answering on %s (is it starting?): %w", sock, err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("the sidecar answered %s", resp.Status)
+	}
+	return nil
 }

@@ -24,8 +24,11 @@ type Manifest struct {
 	Artifact      string `json:"artifact"` // the artifact's key on the target
 	Strategy      string `json:"strategy"`
 
-	Project   string `json:"project,omitempty"`
-	Service   string `json:"service,omitempty"`
+	Project string `json:"project,omitempty"`
+	Service string `json:"service,omitempty"`
+	// Job names the sidecar job that made the backup; empty for one made by hand. A job's
+	// retention only ever prunes the backups of that job.
+	Job       string `json:"job,omitempty"`
 	Container string `json:"container"`
 	Image     string `json:"image"`
 	ImageID   string `json:"image_id,omitempty"`
@@ -111,12 +114,18 @@ func Unmarshal(b []byte) (*Manifest, error) {
 //
 // Keys sort by time within a service; parts that could escape the directory are replaced.
 func Key(project, service, strategy, ext string, c Compression, at time.Time) string {
+	stamp := at.UTC().Format("20060102T150405.000Z")
+	name := fmt.Sprintf("%s-%s-%s.%s.%s", safePart(service), strategy, stamp, ext, c.Extension())
+	return Dir(project, service) + "/" + name
+}
+
+// Dir is the directory of a service's artifacts: project/service ("standalone/NAME" for a
+// container outside compose).
+func Dir(project, service string) string {
 	if project == "" {
 		project = "standalone"
 	}
-	stamp := at.UTC().Format("20060102T150405.000Z")
-	name := fmt.Sprintf("%s-%s-%s.%s.%s", safePart(service), strategy, stamp, ext, c.Extension())
-	return safePart(project) + "/" + safePart(service) + "/" + name
+	return safePart(project) + "/" + safePart(service)
 }
 
 // safePart makes s usable as one path component: no separators, no control characters,

@@ -52,6 +52,8 @@ var migrations = []string{
 	);
 	CREATE INDEX runs_by_job ON runs (job_id, started_at DESC);
 	CREATE INDEX runs_by_status ON runs (status);`,
+	// 2: a backup is recorded once, so that rebuilding from the target's manifests is idempotent.
+	`CREATE UNIQUE INDEX runs_by_artifact ON runs (artifact_key) WHERE status = 'success' AND artifact_key != '';`,
 }
 
 // Catalog is an open catalog database.
@@ -161,15 +163,72 @@ type Run struct {
 	StoppedContainer string // a container this run stopped and must be started again
 }
 
-// StartRun records a run as running. stoppedContainer names a container the run is about to
-// stop, so that recovery after a crash can start it again.
-func (c *Catalog) StartRun(ctx context.Context, jobID int64, at time.Time, stoppedContainer string) (int64, error) {
-	res, err := c.db.ExecContext(ctx, `INSERT INTO runs (job_id, status, started_at, stopped_container) VALUES (?, ?, ?, ?)`,
-		jobID, Running, stamp(at), stoppedContainer)
+// StartRun records a run of r.JobID as running from r.StartedAt. r.ArtifactKey is where the
+// run will write and r.StoppedContainer the containers it is about to stop (IDs, comma
+// separated, in the order to start them again): recovery after a crash removes the one and
+// starts the others.
+func (c *Catalog) StartRun(ctx context.Context, r Run) (int64, error) {
+	res, err := c.db.ExecContext(ctx, `INSERT INTO runs (job_id, status, started_at, artifact_key, stopped_container) VALUES (?, ?, ?, ?, ?)`,
+		r.JobID, Running, stamp(r.StartedAt), r.ArtifactKey, r.StoppedContainer)
 	if err != nil {
-		return 0, fmt.Errorf("recording a run of job %d: %w", jobID, err)
+		return 0, fmt.Errorf("recording a run of job %d: %w", r.JobID, err)
 	}
 	return res.LastInsertId()
+}
+
+// ImportRun records a finished successful run found on the target (rebuilding the catalog
+// from manifests). A backup already recorded is skipped; it reports whether r was added.
+func (c *Catalog) ImportRun(ctx context.Context, r Run) (bool, error) {
+	res, err := c.db.ExecContext(ctx, `INSERT OR IGNORE INTO runs (job_id, status, started_at, finished_at, size_bytes, sha256, artifact_key)
+		VALUES (?, 'success', ?, ?, ?, ?, ?)`, r.JobID, stamp(r.StartedAt), stamp(r.FinishedAt), r.Size, r.SHA256, r.ArtifactKey)
+	if err != nil {
+		return false, fmt.Errorf("importing backup %s: %w", r.ArtifactKey, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Jobs lists the recorded jobs, by project, service and name.
+func (c *Catalog) Jobs(ctx context.Context) ([]Job, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id, project, service, name, strategy, schedule, target FROM jobs ORDER BY project, service, name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []Job
+	for rows.Next() {
+		var j Job
+		if err := rows.Scan(&j.ID, &j.Project, &j.Service, &j.Name, &j.Strategy, &j.Schedule, &j.Target); err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// Counts returns how many runs a job has had, by status.
+func (c *Catalog) Counts(ctx context.Context, jobID int64) (map[string]int, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT status, count(*) FROM runs WHERE job_id = ? GROUP BY status`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("counting runs of job %d: %w", jobID, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}
+
+// Ping checks that the database answers.
+func (c *Catalog) Ping(ctx context.Context) error {
+	var one int
+	return c.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
 // FinishRun records how a run ended. Only a running run can finish.

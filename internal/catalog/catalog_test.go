@@ -33,7 +33,7 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 		t.Errorf("upsert of the same job gave id %d, want %d", again, id)
 	}
 	t0 := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
-	ok, _ := c.StartRun(ctx, id, t0, "")
+	ok, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: t0})
 	if err := c.FinishRun(ctx, Run{ID: ok, Status: Success, FinishedAt: t0.Add(time.Minute), Size: 42, SHA256: "ab", ArtifactKey: "shop/db/x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +43,14 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	if err := c.FinishRun(ctx, Run{ID: ok, Status: Running}); err == nil {
 		t.Error("a run finished as running")
 	}
-	crashed, _ := c.StartRun(ctx, id, t0.Add(time.Hour), "shop-db-1")
+	crashed, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: t0.Add(time.Hour), ArtifactKey: "shop/db/y", StoppedContainer: "shop-db-1"})
 	c.Close()
 
 	// The sidecar restarts after a crash: the running run becomes interrupted, with the
 	// container it had stopped.
 	c2 := open(t, path)
 	runs, err := c2.Interrupt(ctx, t0.Add(2*time.Hour))
-	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].Status != Interrupted {
+	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].ArtifactKey != "shop/db/y" || runs[0].Status != Interrupted {
 		t.Fatalf("Interrupt = %+v, %v", runs, err)
 	}
 	all, err := c2.Runs(ctx, id, 10)
@@ -65,6 +65,22 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	}
 	if again, _ := c2.Interrupt(ctx, time.Now()); len(again) != 0 {
 		t.Errorf("second recovery found %d runs", len(again))
+	}
+	// Rebuilding from manifests adds a backup once, however often it runs.
+	imp := Run{JobID: id, StartedAt: t0.Add(3 * time.Hour), FinishedAt: t0.Add(3*time.Hour + time.Second), Size: 7, SHA256: "cd", ArtifactKey: "shop/db/z"}
+	for i, want := range []bool{true, false} {
+		if added, err := c2.ImportRun(ctx, imp); err != nil || added != want {
+			t.Errorf("import %d: added=%v err=%v, want %v", i, added, err, want)
+		}
+	}
+	if added, _ := c2.ImportRun(ctx, Run{JobID: id, StartedAt: t0, FinishedAt: t0, ArtifactKey: "shop/db/x"}); added {
+		t.Error("a backup the catalog already had as a run was imported again")
+	}
+	if n, err := c2.Counts(ctx, id); err != nil || n[Success] != 2 || n[Interrupted] != 1 || n[Failed] != 0 {
+		t.Errorf("Counts = %v, %v", n, err)
+	}
+	if jobs, err := c2.Jobs(ctx); err != nil || len(jobs) != 1 || jobs[0].ID != id {
+		t.Errorf("Jobs = %+v, %v", jobs, err)
 	}
 	if v, _ := c2.SchemaVersion(ctx); v != len(migrations) {
 		t.Errorf("schema version %d, want %d", v, len(migrations))
@@ -97,7 +113,7 @@ func TestConcurrentWriters(t *testing.T) {
 				return
 			}
 			for i := 0; i < 50; i++ {
-				run, err := c.StartRun(ctx, id, time.Now(), "")
+				run, err := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Now()})
 				if err == nil {
 					err = c.FinishRun(ctx, Run{ID: run, Status: Success, FinishedAt: time.Now()})
 				}
@@ -124,7 +140,7 @@ func TestCopyIsAConsistentCatalog(t *testing.T) {
 	dir := t.TempDir()
 	c := open(t, filepath.Join(dir, "catalog.db"))
 	id, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "s", Name: "default"})
-	run, _ := c.StartRun(ctx, id, time.Now(), "")
+	run, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Now()})
 	c.FinishRun(ctx, Run{ID: run, Status: Failed, FinishedAt: time.Now(), Error: "pg_dump exited with code 1"})
 	copyPath := filepath.Join(dir, "copy.db")
 	if err := c.Copy(ctx, copyPath); err != nil {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -25,8 +27,9 @@ type restoreOptions struct {
 	project  string
 	yes      bool
 	noStop   bool
-	user     string
-	database string
+	user      string
+	database  string
+	noSidecar bool
 }
 
 func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
@@ -39,8 +42,12 @@ func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
 artifact or manifest file. The whole artifact is checked against the SHA-256 in its manifest
 before anything in the container is touched; a damaged or truncated artifact is refused.
 
-The volume strategy stops a running container during the restore and starts it again after.`,
-		Example: `  docker backup restore myapp/db/db-postgres-20261125T020000.000Z.sql.zst --from ./backups --to db
+The volume strategy stops a running container during the restore and starts it again after.
+
+Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar's targets
+("latest" included) and the sidecar restores it; no backup job of the service runs meanwhile.`,
+		Example: `  docker backup restore latest --to db --yes          # through the project's sidecar
+  docker backup restore myapp/db/db-postgres-20261125T020000.000Z.sql.zst --from ./backups --to db
   docker backup restore latest --from ./backups --to db --project myapp --yes
   docker backup restore ./backups/myapp/files/files-volume-20261125T020000.000Z.tar.zst --to files`,
 		Args: cobra.ExactArgs(1),
@@ -57,6 +64,7 @@ The volume strategy stops a running container during the restore and starts it a
 	flags.BoolVar(&opts.noStop, "no-stop", false, "Volume strategy: restore into the running container without stopping it")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment); sqlite: the database file (default: the backed-up path)")
+	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
 }
 
@@ -71,6 +79,15 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	c, err := findService(ctx, api, opts.project, opts.to)
 	if err != nil {
 		return err
+	}
+	if _, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix)); opts.from == "" && !opts.noSidecar && statErr != nil && c.Project != "" {
+		sc, err := findSidecar(ctx, api, c.Project)
+		if err != nil {
+			return err
+		}
+		if sc != nil {
+			return restoreSidecar(ctx, dockerCli, sc, c, backup, opts)
+		}
 	}
 	tgt, m, err := resolveBackup(ctx, backup, opts.from, c)
 	if err != nil {
@@ -224,4 +241,45 @@ func confirm(dockerCli command.Cli, question string) error {
 		return nil
 	}
 	return fmt.Errorf("restore cancelled")
+}
+
+// restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
+// sidecar restore it.
+func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarClient, c *containers.Container, backup string, opts restoreOptions) error {
+	if opts.user != "" || opts.database != "" {
+		return fmt.Errorf("--user and --database apply to direct restores (with --from); the sidecar %s restores with what the backup recorded (or pass --no-sidecar)", sc.c.Name)
+	}
+	var lists []control.Backups
+	if err := sc.get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
+		return err
+	}
+	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
+	var m *artifact.Manifest
+	var tgt string
+	for _, l := range lists {
+		for _, b := range l.Backups {
+			if (key == "latest" && (m == nil || b.CreatedAt.After(m.CreatedAt))) || b.Artifact == key {
+				m, tgt = b, l.Target
+			}
+		}
+	}
+	if m == nil {
+		return fmt.Errorf("no backup %q of %s on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, sc.c.Name, c.Service)
+	}
+	if !opts.yes {
+		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s, target %s) into %s? Its current data will be replaced.",
+			m.Artifact, m.Strategy, humanBytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), tgt, c)); err != nil {
+			return err
+		}
+	}
+	res, err := sc.stream(ctx, control.PathRestore, control.RestoreRequest{Project: c.Project, Service: c.Service, Key: m.Artifact, Target: tgt, NoStop: opts.noStop},
+		func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
+	if err != nil {
+		if strings.Contains(err.Error(), engine.ErrCorrupt.Error()) {
+			return err
+		}
+		return fmt.Errorf("restore failed: %w", err)
+	}
+	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(m.SHA256), sc.c.Name)
+	return nil
 }

@@ -29,6 +29,7 @@ that listing and restoring need.`,
 		newLsCommand(dockerCli),
 		newRestoreCommand(dockerCli),
 		newTargetCommand(dockerCli),
+		newStatusCommand(dockerCli),
 	)
 	return cmd
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -24,16 +25,23 @@ type runOptions struct {
 	user        string
 	database    string
 	paths       []string
+	noSidecar   bool
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
 	var opts runOptions
 	cmd := &cobra.Command{
-		Use:   "run [OPTIONS] SERVICE",
+		Use:   "run [OPTIONS] SERVICE[/JOB]",
 		Short: "Back up one service now",
 		Long: `Back up one service now. SERVICE is a compose service (of --project) or a container name or ID.
-The strategy is detected (see "docker backup detect") unless --strategy is given.`,
-		Example: `  docker backup run db --project myapp --to ./backups
+The strategy is detected (see "docker backup detect") unless --strategy is given.
+
+Without --to, in a project with a sidecar, the sidecar runs the service's job now (JOB names
+one when the service has several), with its labels' strategy, target, hooks and retention,
+and records the run in its catalog.`,
+		Example: `  docker backup run db                     # the sidecar runs db's job now
+  docker backup run files/weekly           # ... the job named weekly
+  docker backup run db --project myapp --to ./backups
   docker backup run files --project myapp --strategy volume --paths /data --to /srv/backups
   docker backup run db --to ./backups --compression gzip`,
 		Args: cobra.ExactArgs(1),
@@ -50,6 +58,7 @@ The strategy is detected (see "docker backup detect") unless --strategy is given
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database; mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
+	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
 }
 
@@ -60,6 +69,11 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	}
 	if opts.strategy != "" {
 		if _, err := strategy.New(opts.strategy, strategy.Options{}); err != nil {
+			return err
+		}
+	}
+	if opts.to == "" && !opts.noSidecar {
+		if done, err := runSidecar(ctx, dockerCli, service, opts); done || err != nil {
 			return err
 		}
 	}
@@ -122,4 +136,55 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	return nil
+}
+
+// runSidecar asks the project's sidecar to run the job; done is false when there is no sidecar.
+func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts runOptions) (done bool, err error) {
+	api, err := dockerAPI(ctx, dockerCli)
+	if err != nil {
+		return true, err
+	}
+	service, job, _ := strings.Cut(arg, "/")
+	sc, err := sidecarOfService(ctx, api, opts.project, service)
+	if err != nil || sc == nil {
+		return err != nil, err
+	}
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths and --stop apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.c.Name)
+	}
+	res, err := sc.stream(ctx, control.PathRun, control.RunRequest{Project: sc.project(), Service: service, Job: job}, func(ev control.Event) {
+		fmt.Fprintln(dockerCli.Err(), eventLine(ev))
+	})
+	if res == nil {
+		if err == nil {
+			err = fmt.Errorf("the sidecar returned no result")
+		}
+		return true, fmt.Errorf("backup failed, nothing was stored: %w", err)
+	}
+	out := dockerCli.Out()
+	m := res.Manifest
+	fmt.Fprintf(out, "Backed up %s/%s with the %s strategy in %s (by sidecar %s)\n", m.Project, m.Service, m.Strategy, res.Duration.Round(1e7), sc.c.Name)
+	fmt.Fprintf(out, "  backup   %s\n", res.Key)
+	fmt.Fprintf(out, "  target   %s\n", res.Target)
+	fmt.Fprintf(out, "  size     %s stored, %s of data\n", humanBytes(m.Size), humanBytes(m.RawSize))
+	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
+	for _, k := range res.Pruned {
+		fmt.Fprintf(out, "  pruned   %s\n", k)
+	}
+	if err != nil {
+		return true, fmt.Errorf("the backup is stored, but: %w", err)
+	}
+	return true, nil
+}
+
+// eventLine formats a sidecar log event like the plugin's own log lines.
+func eventLine(ev control.Event) string {
+	msg := ev.Message
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	if ev.Level == "warn" || ev.Level == "error" {
+		msg = ev.Level + ": " + msg
+	}
+	return msg
 }

@@ -22,6 +22,9 @@ type ExecSpec struct {
 	Stdin io.Reader
 	// Stdout receives the command's standard output as it is produced; nil discards it.
 	Stdout io.Writer
+	// Stderr, when set, also receives the command's standard error as it is produced (the
+	// tail is kept for the error either way).
+	Stderr io.Writer
 }
 
 // ExitError reports a command that ran and exited non-zero.
@@ -88,7 +91,11 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) error {
 	out := &errWriter{w: stdout}
 	tail := &tailBuffer{max: stderrTailSize}
 	// With TTY off the stream is multiplexed, whatever media type API 1.41 announces.
-	_, copyErr := stdcopy.StdCopy(out, tail, att.Reader)
+	var errOut io.Writer = tail
+	if spec.Stderr != nil {
+		errOut = io.MultiWriter(tail, spec.Stderr)
+	}
+	_, copyErr := stdcopy.StdCopy(out, errOut, att.Reader)
 	if copyErr != nil {
 		att.Close() // unblocks the stdin copy and makes the command see a closed pipe
 	}

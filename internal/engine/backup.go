@@ -26,6 +26,11 @@ type BackupRequest struct {
 	Strategy    strategy.Strategy
 	Target      target.Target
 	Compression artifact.Compression
+	// Key is where the artifact goes; empty picks the usual key from the project, service,
+	// strategy and time. A caller that must find a crashed run's leftovers decides it first.
+	Key string
+	// Job names the sidecar job, recorded in the manifest; empty for a backup made by hand.
+	Job string
 	// StopContainer stops a running container for the backup and starts it again after.
 	StopContainer bool
 	// Progress, when set, is called with the number of raw bytes produced so far.
@@ -55,7 +60,10 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		req.Compression = artifact.Zstd
 	}
 	started := time.Now()
-	key := artifact.Key(c.Project, serviceName(c), req.Strategy.Name(), req.Strategy.Extension(), req.Compression, started)
+	key := req.Key
+	if key == "" {
+		key = artifact.Key(c.Project, ServiceName(c), req.Strategy.Name(), req.Strategy.Extension(), req.Compression, started)
+	}
 
 	var (
 		source strategy.Source
@@ -84,6 +92,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		Strategy:      req.Strategy.Name(),
 		Project:       c.Project,
 		Service:       c.Service,
+		Job:           req.Job,
 		Container:     c.Name,
 		Image:         c.Image,
 		ImageID:       c.ImageID,
@@ -169,7 +178,9 @@ func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter
 	return source, nil
 }
 
-func serviceName(c *containers.Container) string {
+// ServiceName is the name a container's backups are filed under: its compose service, or
+// its container name outside compose.
+func ServiceName(c *containers.Container) string {
 	if c.Service != "" {
 		return c.Service
 	}

@@ -90,6 +90,8 @@ func describe(spec string) string {
 	h, hErr := strconv.Atoi(hour)
 	at := fmt.Sprintf("%02d:%02d", h, m)
 	switch {
+	case minute == "*" && hour == "*" && dom == "*" && month == "*" && dow == "*":
+		return "every minute"
 	case mErr == nil && hour == "*" && dom == "*" && month == "*" && dow == "*":
 		return fmt.Sprintf("every hour at minute %d", m)
 	case mErr == nil && strings.HasPrefix(hour, "*/") && dom == "*" && month == "*" && dow == "*":

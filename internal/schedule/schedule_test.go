@@ -8,6 +8,7 @@ import (
 func TestDescribe(t *testing.T) {
 	cases := map[string]string{
 		"0 2 * * *":                       "daily at 02:00",
+		"* * * * *":                       "every minute",
 		"@daily":                          "daily at 00:00",
 		"@hourly":                         "every hour at minute 0",
 		"15 * * * *":                      "every hour at minute 15",

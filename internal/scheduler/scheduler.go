@@ -45,7 +45,9 @@ func New(opts Options) *Scheduler {
 	if loc == nil {
 		loc = time.Local
 	}
-	cl := cron.NewSlogLogger(log)
+	// go-cron logs every wake-up at info; only its warnings and errors (a recovered panic,
+	// a skipped overlapping run) are worth the sidecar's log.
+	cl := cron.NewSlogLogger(slog.New(minLevel{log.Handler(), slog.LevelWarn}))
 	return &Scheduler{
 		// go-cron's default chain is empty: a panic would end the process.
 		cron:  cron.New(cron.WithLocation(loc), cron.WithLogger(cl), cron.WithChain(cron.Recover(cl), cron.SkipIfStillRunning(cl))),
@@ -85,10 +87,10 @@ func (s *Scheduler) run(ctx context.Context, name string, fn Func, jitter time.D
 	}
 	start := time.Now()
 	if err := fn(ctx); err != nil {
-		s.log.Error("job failed", "job", name, "duration", time.Since(start).Round(time.Millisecond), "error", err)
+		s.log.Error("job failed", "job", name, "duration", time.Since(start).Round(time.Millisecond).String(), "error", err)
 		return
 	}
-	s.log.Info("job done", "job", name, "duration", time.Since(start).Round(time.Millisecond))
+	s.log.Info("job done", "job", name, "duration", time.Since(start).Round(time.Millisecond).String())
 }
 
 // Remove deletes a job; a run in progress has its context cancelled.
@@ -130,3 +132,17 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		return fmt.Errorf("jobs still running after stop: %w", ctx.Err())
 	}
 }
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{m.Handler.WithAttrs(as), m.min} }
+
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.Handler.WithGroup(g), m.min} }

@@ -1,0 +1,140 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+)
+
+type statusOptions struct {
+	project string
+	format  string
+}
+
+func newStatusCommand(dockerCli command.Cli) *cobra.Command {
+	var opts statusOptions
+	cmd := &cobra.Command{
+		Use:   "status [OPTIONS]",
+		Short: "Show the sidecar's jobs: schedule, next run, last result, size and age",
+		Long: `Show the jobs of a project's sidecar: each service's job, its schedule in words, the next
+run, the last run's result, size and age, and any invalid labels. Needs the sidecar.`,
+		Example: `  docker backup status
+  docker backup status --project myapp --format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(cmd.Context(), dockerCli, opts)
+		},
+	}
+	flags := cmd.Flags()
+	projectFlag(flags, &opts.project)
+	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
+	return cmd
+}
+
+func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) error {
+	if opts.format != "table" && opts.format != "json" {
+		return fmt.Errorf("unknown --format %q: use table or json", opts.format)
+	}
+	api, err := dockerAPI(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	sc, err := requireSidecar(ctx, api, opts.project)
+	if err != nil {
+		return err
+	}
+	var st control.Status
+	if err := sc.get(ctx, control.PathStatus, nil, &st); err != nil {
+		return err
+	}
+	out := dockerCli.Out()
+	if opts.format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	events := "events: connected"
+	if !st.EventsConnected {
+		events = "events: DISCONNECTED (resyncing periodically)"
+	}
+	fmt.Fprintf(out, "Sidecar %s (%s, host %s, version %s, %s)\n", sc.c.Name, st.Scope, st.Host, st.Version, events)
+	for _, t := range st.Targets {
+		fmt.Fprintf(out, "  target %-10s %s\n", t.Name, t.URL)
+	}
+	fmt.Fprintln(out)
+	now := time.Now()
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tRETENTION\tTARGET")
+	for _, j := range st.Jobs {
+		name := j.Service + "/" + j.Job
+		if st.Scope == "all projects" {
+			name = j.Project + "/" + name
+		}
+		strat := j.Strategy
+		if strat == "" {
+			strat = "auto"
+		}
+		when := j.ScheduleText
+		if when == "" {
+			when = j.Schedule
+		}
+		next := "-"
+		if !j.Next.IsZero() {
+			next = "in " + units.HumanDuration(j.Next.Sub(now)) + " (" + j.Next.Local().Format("Jan 2 15:04") + ")"
+		}
+		last, size, success := "never", "-", "never"
+		if j.Running {
+			last = "running now"
+		} else if j.Last != nil {
+			last = j.Last.Status + ", " + ago(now, j.Last.StartedAt)
+			if j.Last.Status != "success" && j.Last.Error != "" {
+				last += ": " + firstLine(j.Last.Error, 60)
+			}
+		}
+		if j.LastSuccess != nil {
+			size = humanBytes(j.LastSuccess.Size)
+			success = ago(now, j.LastSuccess.FinishedAt)
+		}
+		ret := j.Retention
+		if ret == "" {
+			ret = "keep all"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, strat, when, next, last, size, success, ret, j.Target)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(st.Jobs) == 0 {
+		fmt.Fprintln(out, "No jobs: label a service with docker-backup.enable=true and docker-backup.schedule (see README).")
+	}
+	if len(st.Problems) > 0 {
+		fmt.Fprintf(out, "\n%d invalid label(s), those jobs are not scheduled:\n", len(st.Problems))
+		for _, p := range st.Problems {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
+	}
+	return nil
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return units.HumanDuration(now.Sub(t)) + " ago"
+}
+
+func firstLine(s string, n int) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

@@ -1,0 +1,78 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// recover finishes what a crash (kill -9, OOM, power loss) left: runs still "running" in the
+// catalog become "interrupted", the containers they had stopped are started again, and their
+// unfinished artifacts are removed. A run whose manifest was written before the crash is a
+// complete backup and is kept.
+func (d *Daemon) recover(ctx context.Context) error {
+	runs, err := d.cat.Interrupt(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	jobs, err := d.cat.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	targetOf := map[int64]string{}
+	for _, j := range jobs {
+		targetOf[j.ID] = j.Target
+	}
+	var errs []error
+	for _, r := range runs {
+		log := d.log.With("run", r.ID, "started", r.StartedAt)
+		log.Warn("a run was interrupted by a crash of the sidecar")
+		for _, id := range strings.Split(r.StoppedContainer, ",") {
+			if id == "" {
+				continue
+			}
+			started, err := containers.StartIfStopped(ctx, d.api, id)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("starting container %s that an interrupted run had stopped: %w", id, err))
+			case started:
+				log.Info("started a container the interrupted run had stopped", "container", id)
+			}
+		}
+		if r.ArtifactKey == "" {
+			continue
+		}
+		tgt, ok := d.targets[targetOf[r.JobID]]
+		if !ok {
+			log.Warn("the interrupted run's target is no longer defined; cannot clean up its artifact", "target", targetOf[r.JobID], "key", r.ArtifactKey)
+			continue
+		}
+		if rc, err := tgt.Get(ctx, artifact.ManifestKey(r.ArtifactKey)); err == nil {
+			rc.Close()
+			log.Info("the interrupted run had finished writing its backup; keeping it", "key", r.ArtifactKey)
+			continue
+		} else if !errors.Is(err, target.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("checking the interrupted run's artifact %s: %w", r.ArtifactKey, err))
+			continue
+		}
+		if err := errors.Join(tgt.Delete(ctx, r.ArtifactKey), target.RemoveIncomplete(ctx, tgt, r.ArtifactKey)); err != nil {
+			errs = append(errs, fmt.Errorf("removing the interrupted run's partial artifact %s: %w", r.ArtifactKey, err))
+			continue
+		}
+		log.Info("removed the interrupted run's partial artifact", "key", r.ArtifactKey)
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Not fatal: the sidecar runs on, and the operator reads what to do.
+		d.log.Error("recovery was incomplete", "error", err)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package target
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+)
+
+// Sub returns a view of t in which every key lives under prefix: several sidecars can share
+// one bucket, each under its own prefix, without ever seeing (or pruning) the others' objects.
+// An empty prefix returns t itself.
+func Sub(t Target, prefix string) (Target, error) {
+	prefix = strings.Trim(prefix, "/")
+	if prefix == "" {
+		return t, nil
+	}
+	if err := ValidateKey(prefix); err != nil {
+		return nil, fmt.Errorf("prefix %q: %w", prefix, err)
+	}
+	return &sub{t: t, prefix: prefix + "/"}, nil
+}
+
+type sub struct {
+	t      Target
+	prefix string
+}
+
+func (s *sub) key(k string) (string, error) {
+	if err := ValidateKey(k); err != nil {
+		return "", err
+	}
+	return s.prefix + k, nil
+}
+
+func (s *sub) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return 0, err
+	}
+	return s.t.Put(ctx, k, r)
+}
+
+func (s *sub) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.t.Get(ctx, k)
+}
+
+func (s *sub) List(ctx context.Context, prefix string) ([]Object, error) {
+	objects, err := s.t.List(ctx, s.prefix+prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := objects[:0]
+	for _, o := range objects {
+		if k, ok := strings.CutPrefix(o.Key, s.prefix); ok {
+			o.Key = k
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (s *sub) Delete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	return s.t.Delete(ctx, k)
+}
+
+func (s *sub) RemoveIncomplete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	return RemoveIncomplete(ctx, s.t, k)
+}
+
+func (s *sub) String() string {
+	return strings.TrimSuffix(s.t.String(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
+}
+
+// Join is path.Join for keys.
+func Join(parts ...string) string { return strings.Trim(path.Join(parts...), "/") }

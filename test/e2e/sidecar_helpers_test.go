@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/control"
+)
+
+var (
+	sidecarOnce  sync.Once
+	sidecarImg   string
+	sidecarBuild error
+)
+
+// sidecarImage builds the sidecar image from the repository's own Dockerfile (make image),
+// once per test run.
+func sidecarImage(t *testing.T) string {
+	t.Helper()
+	sidecarOnce.Do(func() {
+		img := "docker-backup-sidecar:e2e"
+		out, err := exec.Command("make", "-C", fixtureRoot, "image", "IMAGE="+img).CombinedOutput()
+		if err != nil {
+			sidecarBuild = fmt.Errorf("make image: %v\n%s", err, out)
+			return
+		}
+		sidecarImg = img
+	})
+	if sidecarBuild != nil {
+		t.Fatal(sidecarBuild)
+	}
+	return sidecarImg
+}
+
+// startSidecar runs the sidecar image as a service of the project, with the Docker socket,
+// a backups volume as its default target and a state volume, and waits until it answers.
+// It returns the container name and the backups volume.
+func startSidecar(t *testing.T, p *project, args ...string) (string, string) {
+	t.Helper()
+	backups, state := p.volume("backups"), p.volume("backup-state")
+	run := append([]string{"-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", backups + ":/backups",
+		"-v", state + ":/var/lib/docker-backup", "--restart", "unless-stopped"}, args...)
+	name := p.service("backup", sidecarImage(t), run...)
+	waitSidecar(t, name)
+	return name, backups
+}
+
+func waitSidecar(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, time.Minute, "sidecar answering", func() error {
+		_, stderr, err := dockerCmd(nil, "exec", name, "/sidecar", "ctl", "GET", control.PathStatus)
+		if err != nil {
+			logs, _, _ := dockerCmd(nil, "logs", "--tail", "20", name)
+			return fmt.Errorf("%v: %s\nlogs: %s", err, stderr, logs)
+		}
+		return nil
+	})
+}
+
+// sidecarStatus is `docker backup status --format json` of the project.
+func sidecarStatus(t *testing.T, project string) control.Status {
+	t.Helper()
+	var st control.Status
+	out := backup(t, "status", "--project", project, "--format", "json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status output: %v\n%s", err, out)
+	}
+	return st
+}
+
+func jobStatus(st control.Status, service, job string) *control.JobStatus {
+	for i := range st.Jobs {
+		if st.Jobs[i].Service == service && st.Jobs[i].Job == job {
+			return &st.Jobs[i]
+		}
+	}
+	return nil
+}
+
+// sidecarBackups is `docker backup ls --format json` through the project's sidecar.
+func sidecarBackups(t *testing.T, project, service string) []artifact.Manifest {
+	t.Helper()
+	out := backup(t, "ls", "--project", project, "--service", service, "--format", "json")
+	var ms []artifact.Manifest
+	if err := json.Unmarshal([]byte(out), &ms); err != nil {
+		t.Fatalf("ls output: %v\n%s", err, out)
+	}
+	return ms
+}
+
+// volumeDir is the host directory of a named volume (the engine is local in the tests).
+func volumeDir(t *testing.T, volume string) string {
+	return strings.TrimSpace(docker(t, "volume", "inspect", "-f", "{{.Mountpoint}}", volume))
+}
+
+// waitRuns waits until the job has had at least n successful runs.
+func waitRuns(t *testing.T, project, service, job string, n int, timeout time.Duration) control.JobStatus {
+	t.Helper()
+	var js *control.JobStatus
+	eventually(t, timeout, fmt.Sprintf("%d successful runs of %s/%s", n, service, job), func() error {
+		st := sidecarStatus(t, project)
+		if js = jobStatus(st, service, job); js == nil {
+			return fmt.Errorf("no job %s/%s in %+v (problems %q)", service, job, st.Jobs, st.Problems)
+		}
+		if js.Runs["success"] < n {
+			last := ""
+			if js.Last != nil {
+				last = js.Last.Status + " " + js.Last.Error
+			}
+			return fmt.Errorf("%d successful runs (%v), last: %s", js.Runs["success"], js.Runs, last)
+		}
+		return nil
+	})
+	return *js
+}
+
+// containerLogs returns a container's output, stdout and stderr.
+func containerLogs(t *testing.T, name string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(nil, "logs", name)
+	if err != nil {
+		t.Fatalf("docker logs %s: %v", name, err)
+	}
+	return out + stderr
+}
