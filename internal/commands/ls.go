@@ -21,8 +21,8 @@ import (
 )
 
 type lsOptions struct {
-	from    string
-	project string
+	from      string
+	project   string
 	service   string
 	format    string
 	noSidecar bool

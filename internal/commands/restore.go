@@ -22,11 +22,11 @@ import (
 )
 
 type restoreOptions struct {
-	from     string
-	to       string
-	project  string
-	yes      bool
-	noStop   bool
+	from      string
+	to        string
+	project   string
+	yes       bool
+	noStop    bool
 	user      string
 	database  string
 	noSidecar bool

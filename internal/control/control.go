@@ -56,6 +56,8 @@ type JobStatus struct {
 	Retention    string    `json:"retention"`     // empty: keep every backup
 	Target       string    `json:"target"`
 	Stop         bool      `json:"stop"`
+	Pre          []string  `json:"pre,omitempty"`  // argv run in the container before
+	Post         []string  `json:"post,omitempty"` // ... and after
 	Next         time.Time `json:"next,omitzero"`
 	Running      bool      `json:"running"`
 	Last         *RunInfo  `json:"last,omitempty"`

@@ -119,7 +119,7 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	}
 	for _, j := range jobs {
 		js := control.JobStatus{Project: j.Project, Service: j.Service, Job: j.Name, Container: j.Container, Strategy: j.Strategy,
-			Schedule: j.Schedule, Target: j.target(), Stop: j.Stop, Next: d.sched.Next(j.Key()), Running: len(j.running) > 0}
+			Schedule: j.Schedule, Target: j.target(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, Next: d.sched.Next(j.Key()), Running: len(j.running) > 0}
 		if j.Retention != (retention.Policy{}) {
 			js.Retention = j.Retention.String()
 		}

@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"fmt"
+	"io/fs"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSidecarKilledDuringStopBackup kills the sidecar (SIGKILL) while it has the app
+// stopped for a backup: once Docker restarts it, the app runs again, the run is
+// "interrupted", no partial artifact is listed or left, and the next run succeeds.
+func TestSidecarKilledDuringStopBackup(t *testing.T) {
+	p := newProject(t)
+	data := p.volume("data")
+	app := p.service("app", plainImage, "-v", data+":/data",
+		"--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume",
+		"--label", "docker-backup.schedule=0 3 * * *", "--label", "docker-backup.stop=true",
+		"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done")
+	// Incompressible data, so that the backup takes long enough to be caught in the middle.
+	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob && echo small > /data/small")
+	sidecar, backups := startSidecar(t, p)
+
+	run := exec.Command("docker", "backup", "run", "app", "--project", p.name)
+	run.Env = append(run.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- run.Wait() }()
+	// Kill it once the app is stopped and the artifact is being written to the target.
+	dir := volumeDir(t, backups)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("never saw the app stopped with an artifact being written")
+		}
+		if !running(t, app) && len(tempFiles(t, dir)) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", sidecar)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("sidecar pid: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-runDone; err == nil {
+		t.Error("docker backup run succeeded although the sidecar was killed during the backup")
+	}
+
+	// Docker restarts the sidecar (restart: unless-stopped); its recovery starts the app.
+	eventually(t, 90*time.Second, "the app runs again after the sidecar's restart", func() error {
+		if !running(t, app) {
+			return fmt.Errorf("app not running")
+		}
+		return nil
+	})
+	waitSidecar(t, sidecar)
+	if n := strings.TrimSpace(docker(t, "inspect", "-f", "{{.RestartCount}}", sidecar)); n == "0" {
+		t.Errorf("the sidecar was not restarted by Docker (RestartCount %s)", n)
+	}
+	js := jobStatus(sidecarStatus(t, p.name), "app", "default")
+	if js == nil || js.Last == nil || js.Last.Status != "interrupted" || js.Runs["interrupted"] != 1 {
+		t.Fatalf("job after the crash: %+v", js)
+	}
+	if got := sidecarBackups(t, p.name, "app"); len(got) != 0 {
+		t.Errorf("a partial backup is listed: %+v", got)
+	}
+	if left := filesUnder(t, volumeDir(t, backups)); len(left) != 0 {
+		t.Errorf("the interrupted run left files on the target: %q", left)
+	}
+	logs := containerLogs(t, sidecar)
+	mustContain(t, logs, "a run was interrupted by a crash of the sidecar", "started a container the interrupted run had stopped")
+
+	// The next run succeeds and is complete.
+	docker(t, "exec", app, "rm", "/data/blob")
+	backup(t, "run", "app", "--project", p.name)
+	js = jobStatus(sidecarStatus(t, p.name), "app", "default")
+	if js.Last == nil || js.Last.Status != "success" || js.Runs["success"] != 1 {
+		t.Errorf("the run after recovery: %+v", js)
+	}
+	if got := sidecarBackups(t, p.name, "app"); len(got) != 1 {
+		t.Errorf("%d backups after the next run, want 1", len(got))
+	}
+	if !running(t, app) {
+		t.Error("the app is not running after the next run")
+	}
+}
+
+// TestSidecarInvalidLabels: each invalid label is reported with its container, label and
+// value; the valid jobs, including a valid job beside an invalid one on the same service,
+// keep running.
+func TestSidecarInvalidLabels(t *testing.T) {
+	p := newProject(t)
+	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
+	svc := func(name string, labels ...string) string {
+		args := []string{"-v", p.volume(name) + ":/data", "--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume"}
+		for _, l := range labels {
+			args = append(args, "--label", l)
+		}
+		return p.service(name, plainImage, append(args, loop...)...)
+	}
+	good := svc("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2")
+	docker(t, "exec", good, "sh", "-c", "echo data > /data/file")
+	svc("badcron", "docker-backup.schedule=61 * * * *")
+	svc("badstrategy", "docker-backup.schedule=@daily", "docker-backup.strategy=oracle")
+	svc("badretention", "docker-backup.schedule=@daily", "docker-backup.retention=-1")
+	svc("badtarget", "docker-backup.schedule=@daily", "docker-backup.target=offsite")
+	svc("badpaths", "docker-backup.schedule=@daily", "docker-backup.paths=/etc")
+	svc("escape", "docker-backup.schedule=@daily", "docker-backup.paths=/data/../etc")
+	svc("mixed", "docker-backup.nightly.schedule=@daily", "docker-backup.weekly.schedule=every sunday")
+	sidecar, _ := startSidecar(t, p)
+
+	st := sidecarStatus(t, p.name)
+	problems := strings.Join(st.Problems, "\n")
+	for _, want := range []string{
+		p.name + "-badcron-1: label docker-backup.schedule=\"61 * * * *\"",
+		p.name + "-badstrategy-1: label docker-backup.strategy=\"oracle\": unknown strategy",
+		p.name + "-badretention-1: label docker-backup.retention=\"-1\"",
+		p.name + "-badtarget-1: label docker-backup.target=\"offsite\": no target of that name",
+		p.name + "-badpaths-1: label docker-backup.paths=\"/etc\": path /etc is not inside any of the container's volumes",
+		p.name + "-escape-1: label docker-backup.paths=\"/data/../etc\"",
+		p.name + "-mixed-1: label docker-backup.weekly.schedule=\"every sunday\"",
+	} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems do not report %q:\n%s", want, problems)
+		}
+	}
+	var jobs []string
+	for _, j := range st.Jobs {
+		jobs = append(jobs, j.Service+"/"+j.Job)
+	}
+	if strings.Join(jobs, " ") != "good/default mixed/nightly" {
+		t.Errorf("scheduled jobs %q, want the good one and mixed/nightly", jobs)
+	}
+	// The good job runs on and prunes; the table shows the problems too.
+	waitRuns(t, p.name, "good", "default", 3, time.Minute)
+	eventually(t, 20*time.Second, "retention of the good job", func() error {
+		if n := len(sidecarBackups(t, p.name, "good")); n != 2 {
+			return fmt.Errorf("%d backups, want 2", n)
+		}
+		return nil
+	})
+	mustContain(t, backup(t, "status", "--project", p.name), "7 invalid label(s)", "badcron", "good/default")
+	mustContain(t, containerLogs(t, sidecar), "invalid backup configuration", "unknown strategy")
+}
+
+// tempFiles lists the targets' temporary (unfinished) files under dir.
+func tempFiles(t *testing.T, dir string) []string {
+	var out []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".tmp-") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSidecarS3RetentionStaysInItsPrefix: two sidecars (two projects with the same service
+// name) and a plugin backup under another host's prefix share one bucket. One sidecar's
+// retention prunes only its own job's backups; with MinIO down its runs fail clearly, and
+// nothing is deleted or left half-uploaded.
+func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
+	m := startMinio(t)
+	m.bucket("shared")
+	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
+	sidecarArgs := append([]string{"--network", "host", "-e", "DOCKER_BACKUP_TARGET=" + m.url("shared"), "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0"},
+		envFlags(m.env())...)
+
+	a, b := newProject(t), newProject(t)
+	aDB := a.service("db", plainImage, append([]string{"-v", a.volume("data") + ":/data", "--label", "docker-backup.enable=true",
+		"--label", "docker-backup.strategy=volume", "--label", "docker-backup.schedule=@every 2s", "--label", "docker-backup.retention=2"}, loop...)...)
+	bDB := b.service("db", plainImage, append([]string{"-v", b.volume("data") + ":/data", "--label", "docker-backup.enable=true",
+		"--label", "docker-backup.strategy=volume", "--label", "docker-backup.schedule=0 3 * * *", "--label", "docker-backup.retention=5"}, loop...)...)
+	docker(t, "exec", aDB, "sh", "-c", "echo a > /data/f")
+	docker(t, "exec", bDB, "sh", "-c", "echo b > /data/f")
+	// A backup of project a's db by hand, under another host's prefix.
+	backupWithEnv(t, m.env(), "run", "db", "--project", a.name, "--to", m.url("shared/other-host"))
+
+	startSidecar(t, b, sidecarArgs...)
+	backup(t, "run", "db", "--project", b.name)
+	backup(t, "run", "db", "--project", b.name)
+	before := m.objects("shared")
+	startSidecar(t, a, sidecarArgs...)
+	waitRuns(t, a.name, "db", "default", 5, 2*time.Minute)
+
+	host := strings.TrimSpace(docker(t, "info", "-f", "{{.Name}}"))
+	count := func(prefix string) int {
+		n := 0
+		for _, k := range m.objects("shared") {
+			if strings.HasPrefix(k, prefix) && !strings.HasSuffix(k, ".manifest.json") {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 20*time.Second, "a's retention", func() error {
+		if n := count(host + "/" + a.name + "/db/"); n != 2 {
+			return fmt.Errorf("%d of a's backups, want 2", n)
+		}
+		return nil
+	})
+	for _, k := range before {
+		if !contains(m.objects("shared"), k) {
+			t.Errorf("a's retention deleted %s, which is not its own", k)
+		}
+	}
+	if count("other-host/"+a.name+"/db/") != 1 || count(host+"/"+b.name+"/db/") != 2 {
+		t.Errorf("objects outside a's sidecar prefix changed: %q", m.objects("shared"))
+	}
+	for _, k := range m.objects("shared") {
+		if !strings.HasPrefix(k, host+"/") && !strings.HasPrefix(k, "other-host/") {
+			t.Errorf("%s is not under the host prefix %s/", k, host)
+		}
+	}
+
+	// MinIO down at the time of a run and its retention: the runs fail with a clear error
+	// and nothing is deleted.
+	kept := m.objects("shared")
+	m.kill()
+	eventually(t, 2*time.Minute, "a run fails while MinIO is down", func() error {
+		js := jobStatus(sidecarStatus(t, a.name), "db", "default")
+		if js.Runs["failed"] == 0 || js.Last.Status != "failed" {
+			return fmt.Errorf("runs %v", js.Runs)
+		}
+		if !strings.Contains(js.Last.Error, m.addr) {
+			return fmt.Errorf("the error does not name the endpoint: %s", js.Last.Error)
+		}
+		return nil
+	})
+	js := jobStatus(sidecarStatus(t, a.name), "db", "default")
+	if strings.Contains(js.Last.Error, strings.TrimPrefix(m.env()[1], "AWS_SECRET_ACCESS_KEY=")) {
+		t.Errorf("the error shows the secret key: %s", js.Last.Error)
+	}
+	m.start()
+	after := m.objects("shared")
+	for _, k := range kept {
+		if !contains(after, k) {
+			t.Errorf("%s was deleted while MinIO was down or right after", k)
+		}
+	}
+	if up := m.incompleteUploads("shared"); len(up) != 0 {
+		t.Errorf("unfinished uploads left: %q", up)
+	}
+	// Once MinIO is back the job succeeds again and retention keeps 2.
+	succeeded := js.Runs["success"]
+	waitRuns(t, a.name, "db", "default", succeeded+2, time.Minute)
+	eventually(t, 20*time.Second, "a's retention after the outage", func() error {
+		if n := count(host + "/" + a.name + "/db/"); n != 2 {
+			return fmt.Errorf("%d of a's backups, want 2", n)
+		}
+		return nil
+	})
+}
+
+func envFlags(env []string) []string {
+	var out []string
+	for _, e := range env {
+		out = append(out, "-e", e)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
