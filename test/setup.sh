@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
-# fixture images, since no registry is needed), zstd, docker-compose, and a MinIO server (a
-# real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
+# fixture images, since no registry is needed), zstd, docker-compose, Prometheus and promtool
+# (Debian's package: the metrics and alert tests), and a MinIO server (a real S3, built from
+# its Go module, for the S3 tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
 set -euo pipefail
 
@@ -16,10 +17,14 @@ command -v docker >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v zstd >/dev/null || need+=(zstd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v chattr >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # --no-install-recommends: prometheus would pull in its node exporter and more.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # MinIO: built once from source (about 5 minutes), kept in GOPATH/bin.

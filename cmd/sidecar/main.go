@@ -26,6 +26,7 @@ import (
 	_ "time/tzdata" // the image is FROM scratch: TZ needs the zone database built in
 
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/metrics"
 	"github.com/docker-backup/docker-backup/internal/sidecar"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/moby/moby/client"
@@ -77,16 +78,19 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted, and readable by the sidecar's user?): %w", api.DaemonHost(), err)
 	}
-	d, err := sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log})
+	var ready func(context.Context) error
+	m := metrics.New(func(ctx context.Context) error { return ready(ctx) })
+	d, err := sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log, Observer: m})
 	if err != nil {
 		return err
 	}
+	ready = d.CatalogHealthy
 	defer d.Close()
 	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost(), "listen", cfg.Listen)
 
 	errc := make(chan error, 3)
 	go func() { errc <- d.ServeControl(ctx) }()
-	go func() { errc <- d.ServePublic(ctx, cfg.Listen, nil) }()
+	go func() { errc <- d.ServePublic(ctx, cfg.Listen, map[string]http.Handler{"GET /metrics": m.Handler()}) }()
 	go func() { errc <- d.Run(ctx) }()
 	var errs []error
 	for range 3 {

@@ -175,6 +175,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, name := range d.cfg.TargetNames() {
+		d.updateUsage(ctx, name)
+	}
 	d.sched.Start()
 	d.log.Info("sidecar running", "scope", d.scope(), "targets", d.targetDescriptions(), "jobs", len(d.jobs))
 	d.watch(ctx)
@@ -185,6 +188,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Close closes the catalog.
 func (d *Daemon) Close() error { return d.cat.Close() }
+
+// CatalogHealthy reports whether the catalog answers.
+func (d *Daemon) CatalogHealthy(ctx context.Context) error { return d.cat.Ping(ctx) }
 
 // Ready reports whether the Docker engine answers and the catalog is open.
 func (d *Daemon) Ready(ctx context.Context) error {

@@ -37,6 +37,9 @@ func (d *Daemon) watch(ctx context.Context) {
 			d.reconcileLogged(ctx, "event")
 		case <-resync.C:
 			d.reconcileLogged(ctx, "resync")
+			for _, name := range d.cfg.TargetNames() {
+				d.updateUsage(ctx, name)
+			}
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
+	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
@@ -83,6 +84,9 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", outcome.Duration.Round(time.Millisecond).String())
 	// Retention only ever runs after a successful backup.
 	pruned, perr := d.prune(ctx, j, log)
+	if j.Retention == (retention.Policy{}) {
+		d.updateUsage(ctx, j.target())
+	}
 	return &control.Result{Key: res.Key, Target: j.target(), Duration: outcome.Duration, Manifest: res.Manifest, Pruned: pruned},
 		errors.Join(perr) // a prune error is reported but the backup stands
 }

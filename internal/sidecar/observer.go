@@ -21,6 +21,9 @@ type Observer interface {
 	Configured(jobs []JobInfo, problems int)
 	JobScheduled(j JobInfo, next time.Time, spec string)
 	JobRemoved(j JobInfo)
+	// History gives a newly scheduled job's last run and last success from the catalog, so
+	// that a restart of the sidecar does not forget them; nil when there is none.
+	History(j JobInfo, last, lastSuccess *RunOutcome)
 	RunStarted(j JobInfo)
 	RunFinished(j JobInfo, o RunOutcome)
 	// Pruned reports a prune of one job's backups on a target: what it deleted and whether it failed.
@@ -32,11 +35,12 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) Configured([]JobInfo, int)               {}
-func (nopObserver) JobScheduled(JobInfo, time.Time, string) {}
-func (nopObserver) JobRemoved(JobInfo)                      {}
-func (nopObserver) RunStarted(JobInfo)                      {}
-func (nopObserver) RunFinished(JobInfo, RunOutcome)         {}
-func (nopObserver) Pruned(string, int, bool)                {}
-func (nopObserver) TargetUsage(string, int, int64)          {}
-func (nopObserver) EventsConnected(bool)                    {}
+func (nopObserver) Configured([]JobInfo, int)                 {}
+func (nopObserver) JobScheduled(JobInfo, time.Time, string)   {}
+func (nopObserver) JobRemoved(JobInfo)                        {}
+func (nopObserver) RunStarted(JobInfo)                        {}
+func (nopObserver) RunFinished(JobInfo, RunOutcome)           {}
+func (nopObserver) Pruned(string, int, bool)                  {}
+func (nopObserver) TargetUsage(string, int, int64)            {}
+func (nopObserver) EventsConnected(bool)                      {}
+func (nopObserver) History(JobInfo, *RunOutcome, *RunOutcome) {}

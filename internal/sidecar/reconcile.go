@@ -167,6 +167,9 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 		} else {
 			d.log.Info("job added", "job", key, "schedule", j.Schedule, "strategy", j.Strategy, "target", j.target())
 		}
+		if !ok || old.Info() != j.Info() {
+			d.history(ctx, j)
+		}
 		d.jobs[key] = j
 	}
 	sort.Strings(problems)
@@ -270,4 +273,29 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// history hands the job's last runs from the catalog to the observer.
+func (d *Daemon) history(ctx context.Context, j *job) {
+	runs, err := d.cat.Runs(ctx, j.ID, 100)
+	if err != nil || len(runs) == 0 {
+		return
+	}
+	outcome := func(r catalog.Run) *RunOutcome {
+		return &RunOutcome{Success: r.Status == catalog.Success, Started: r.StartedAt, Duration: r.FinishedAt.Sub(r.StartedAt), Size: r.Size}
+	}
+	var last, success *RunOutcome
+	for _, r := range runs {
+		if r.Status == catalog.Running {
+			continue
+		}
+		if last == nil {
+			last = outcome(r)
+		}
+		if r.Status == catalog.Success {
+			success = outcome(r)
+			break
+		}
+	}
+	d.obs.History(j.Info(), last, success)
 }
