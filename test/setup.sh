@@ -17,14 +17,19 @@ command -v docker >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v zstd >/dev/null || need+=(zstd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v promtool >/dev/null || need+=(prometheus)
 command -v chattr >/dev/null || need+=(e2fsprogs)
+lean=()
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq
-  # --no-install-recommends: prometheus would pull in its node exporter and more.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ ${#lean[@]} -gt 0 ]; then
+  # Without recommends: prometheus would pull in its node exporter and more.
+  echo "setup: installing ${lean[*]}" >&2
+  [ ${#need[@]} -gt 0 ] || as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
 # MinIO: built once from source (about 5 minutes), kept in GOPATH/bin.

@@ -1,0 +1,70 @@
+package sidecar
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/retention"
+)
+
+func TestConfigFromEnvDefaults(t *testing.T) {
+	cfg, err := ConfigFromEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets["default"] != "/backups" || cfg.StateDir != "/var/lib/docker-backup" || cfg.Listen != ":9090" ||
+		cfg.MaxConcurrent != 1 || cfg.Timeout != 6*time.Hour || cfg.Resync != 5*time.Minute || cfg.AllProjects ||
+		cfg.Prefix != nil || cfg.DefaultRetention != (retention.Policy{}) || cfg.CatalogBackup != "@daily" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	cfg, err := ConfigFromEnv([]string{
+		"DOCKER_BACKUP_TARGET=s3://bucket/site?endpoint=minio:9000",
+		"DOCKER_BACKUP_TARGET_OFF_SITE=/mnt/nas",
+		"DOCKER_BACKUP_TARGET_OFF_SITE_FILE=/ignored", // not a target: _FILE forms are for secrets
+		"DOCKER_BACKUP_SCOPE=all", "DOCKER_BACKUP_PREFIX=/site-a/", "DOCKER_BACKUP_RETENTION=keep-daily=7",
+		"DOCKER_BACKUP_MAX_CONCURRENT=3", "DOCKER_BACKUP_JITTER=30s", "TZ=Europe/Berlin", "DOCKER_BACKUP_CATALOG_SCHEDULE=off",
+		"DOCKER_BACKUP_SCHEDULE=@daily",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.TargetNames(), ","); got != "default,off-site" || cfg.Targets["off-site"] != "/mnt/nas" {
+		t.Errorf("targets %v", cfg.Targets)
+	}
+	if !cfg.AllProjects || *cfg.Prefix != "site-a" || cfg.DefaultRetention.Daily != 7 || cfg.MaxConcurrent != 3 ||
+		cfg.Jitter != 30*time.Second || cfg.Location.String() != "Europe/Berlin" || cfg.CatalogBackup != "" || cfg.DefaultSchedule != "@daily" {
+		t.Errorf("config %+v", cfg)
+	}
+	empty, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_PREFIX="})
+	if empty.Prefix == nil || *empty.Prefix != "" {
+		t.Error("an empty DOCKER_BACKUP_PREFIX must turn the default host prefix off")
+	}
+}
+
+func TestConfigFromEnvNamesEveryBadValue(t *testing.T) {
+	_, err := ConfigFromEnv([]string{"DOCKER_BACKUP_SCOPE=host", "DOCKER_BACKUP_MAX_CONCURRENT=0", "DOCKER_BACKUP_TIMEOUT=soon",
+		"TZ=Mars/Olympus", "DOCKER_BACKUP_RETENTION=-3", "DOCKER_BACKUP_SCHEDULE=61 * * * *", "DOCKER_BACKUP_COMPRESSION=lz4",
+		"DOCKER_BACKUP_TARGET_BAD!NAME=/x"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`DOCKER_BACKUP_SCOPE="host"`, `DOCKER_BACKUP_MAX_CONCURRENT="0"`, `DOCKER_BACKUP_TIMEOUT="soon"`,
+		`TZ="Mars/Olympus"`, `DOCKER_BACKUP_RETENTION="-3"`, `DOCKER_BACKUP_SCHEDULE="61 * * * *"`, `DOCKER_BACKUP_COMPRESSION="lz4"`,
+		`DOCKER_BACKUP_TARGET_BAD!NAME="/x"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestHostPrefix(t *testing.T) {
+	for in, want := range map[string]string{"vm": "vm", "Web Server #1": "Web-Server-1", "...": "docker-host", "höst": "h-st"} {
+		if got := hostPrefix(in); got != want {
+			t.Errorf("hostPrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
