@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # make demo: brings up compose.example.yml (PostgreSQL, a service with a data volume and the
-# sidecar) with locally built images, backs both services up into ./demo-backups with the
-# `docker backup` plugin, lists them, damages the data, restores the latest backups and
-# shows the data is back. `make demo-down` removes the project.
+# sidecar) with locally built images and short schedules, waits for scheduled backups to
+# appear in the sidecar's volume, shows `docker backup status` and `ls`, then damages the data
+# and restores it through the sidecar. `make demo-down` removes the project.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 P=${DEMO_PROJECT:-docker-backup-demo}
-OUT=${DEMO_BACKUPS:-$PWD/demo-backups}
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
 compose() { "${COMPOSE[@]}" -p "$P" -f compose.example.yml "$@"; }
 
@@ -19,9 +18,11 @@ fi
 export POSTGRES_IMAGE=${POSTGRES_IMAGE:-$(test/fixtures/build.sh postgres)}
 export FILES_IMAGE=${FILES_IMAGE:-$(test/fixtures/build.sh plain)}
 export SIDECAR_IMAGE=${SIDECAR_IMAGE:-docker-backup-sidecar:dev}
+# Faster than the example's defaults, so the demo shows several runs and retention at work.
+export DB_SCHEDULE=${DB_SCHEDULE:-@every 15s} FILES_SCHEDULE=${FILES_SCHEDULE:-@every 20s}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Starting the example project $P"
+step "Starting the example project $P (db every 15 s, keep 3; files every 20 s, keep 2)"
 compose up -d
 for _ in $(seq 60); do compose exec -T db pg_isready -h 127.0.0.1 -U shop -q && break; sleep 1; done
 sql() { compose exec -T db psql -X -q -A -t -U shop -d shop -c "$1"; }
@@ -34,24 +35,33 @@ orders=$(sql "SELECT count(*) || ' orders, total ' || sum(total) FROM orders")
 uploads=$(compose exec -T files sh -c 'cd /srv/uploads && find . -type f | sort | xargs sha256sum' | sha256sum | cut -c1-16)
 echo "database: $orders; uploads tree: $uploads"
 
-step "docker backup detect --project $P"
-docker backup detect --project "$P"
+step "Waiting for the sidecar's scheduled backups (about a minute)"
+for _ in $(seq 120); do
+  listing=$(docker backup ls --project "$P" 2>/dev/null || true)
+  if [ "$(grep -c "$P/db " <<<"$listing")" -ge 3 ] && [ "$(grep -c "$P/files " <<<"$listing")" -ge 2 ]; then break; fi
+  sleep 2
+done
 
-step "Backing up into $OUT"
-docker backup run db --project "$P" --to "$OUT"
-docker backup run files --project "$P" --to "$OUT"
+step "docker backup status --project $P"
+docker backup status --project "$P"
 
-step "docker backup ls --from $OUT"
-docker backup ls --from "$OUT"
+step "docker backup ls --project $P   (retention keeps 3 db and 2 files backups)"
+docker backup ls --project "$P"
+
+step "A backup now, through the sidecar: docker backup run db / files"
+db_key=$(docker backup run db --project "$P" | awk '$1 == "backup" {print $2}')
+files_key=$(docker backup run files --project "$P" | awk '$1 == "backup" {print $2}')
+echo "db: $db_key"
+echo "files: $files_key"
 
 step "Damaging the data"
-sql "DELETE FROM orders WHERE id % 2 = 0; DROP TABLE IF EXISTS orders_archive"
+sql "DELETE FROM orders WHERE id % 2 = 0"
 compose exec -T files sh -c 'rm -rf /srv/uploads/img; echo overwritten > /srv/uploads/readme.txt'
 echo "database: $(sql "SELECT count(*) || ' orders, total ' || sum(total) FROM orders")"
 
-step "Restoring the latest backups"
-docker backup restore latest --from "$OUT" --to db --project "$P" --yes
-docker backup restore latest --from "$OUT" --to files --project "$P" --yes
+step "Restoring through the sidecar (checksums verified first)"
+docker backup restore "$db_key" --to db --project "$P" --yes
+docker backup restore "$files_key" --to files --project "$P" --yes
 
 restored_orders=$(sql "SELECT count(*) || ' orders, total ' || sum(total) FROM orders")
 restored_uploads=$(compose exec -T files sh -c 'cd /srv/uploads && find . -type f | sort | xargs sha256sum' | sha256sum | cut -c1-16)
@@ -60,4 +70,7 @@ if [ "$restored_orders" != "$orders" ] || [ "$restored_uploads" != "$uploads" ];
   echo "demo: the restored data differs from the original" >&2
   exit 1
 fi
-step "Done: the data is back. Backups are in $OUT; 'make demo-down' removes the project."
+sidecar=$(compose ps -q backup)
+ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$sidecar")
+step "Done: the data is back. The sidecar keeps running on its schedules: docker backup status -p $P
+Metrics: curl http://$ip:9090/metrics   Remove the project: make demo-down"
