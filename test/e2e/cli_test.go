@@ -65,6 +65,10 @@ func TestBadInput(t *testing.T) {
 			[]string{`no backup "x/y/z.sql.zst"`, "docker backup ls"}},
 		{"restore without --to", nil, []string{"restore", pgKey, "--from", dir},
 			[]string{"pass --to SERVICE"}},
+		{"status without a sidecar", nil, []string{"status", "--project", p.name},
+			[]string{"no running docker-backup sidecar in compose project " + p.name}},
+		{"status bad format", nil, []string{"status", "--project", p.name, "--format", "yaml"},
+			[]string{`unknown --format "yaml"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

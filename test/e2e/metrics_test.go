@@ -18,6 +18,7 @@ import (
 
 // TestAlertRulesWithPromtool checks the shipped rules and runs their unit tests.
 func TestAlertRulesWithPromtool(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(fixtureRoot, "deploy", "prometheus")
 	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
 		cmd := exec.Command(tool(t, "promtool"), args...)
@@ -154,6 +155,7 @@ func (p *prom) rules() (map[string]promRule, error) {
 // Prometheus loaded with the shipped rules: every dashboard query returns series, every
 // alert's expression is evaluated, the failure alert fires, and the metrics pass promtool.
 func TestMetricsWithPrometheus(t *testing.T) {
+	t.Parallel()
 	p := newProject(t)
 	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
 	svc := func(name string, labels ...string) string {

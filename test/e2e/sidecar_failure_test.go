@@ -16,6 +16,7 @@ import (
 // stopped for a backup: once Docker restarts it, the app runs again, the run is
 // "interrupted", no partial artifact is listed or left, and the next run succeeds.
 func TestSidecarKilledDuringStopBackup(t *testing.T) {
+	t.Parallel()
 	p := newProject(t)
 	data := p.volume("data")
 	app := p.service("app", plainImage, "-v", data+":/data",
@@ -99,6 +100,7 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 // value; the valid jobs, including a valid job beside an invalid one on the same service,
 // keep running.
 func TestSidecarInvalidLabels(t *testing.T) {
+	t.Parallel()
 	p := newProject(t)
 	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
 	svc := func(name string, labels ...string) string {

@@ -12,6 +12,7 @@ import (
 // and starts them after it; a failing pre command fails the run, still runs the post
 // command and leaves every container running.
 func TestSidecarHooksAndDependents(t *testing.T) {
+	t.Parallel()
 	p := newProject(t)
 	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
 	data := p.volume("data")

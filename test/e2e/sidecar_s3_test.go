@@ -12,6 +12,7 @@ import (
 // retention prunes only its own job's backups; with MinIO down its runs fail clearly, and
 // nothing is deleted or left half-uploaded.
 func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
+	t.Parallel()
 	m := startMinio(t)
 	m.bucket("shared")
 	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}

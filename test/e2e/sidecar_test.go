@@ -34,6 +34,7 @@ func composeCmd(t *testing.T, project string, env []string, args ...string) stri
 // a label edit is picked up without restarting the sidecar, and a backup made through the
 // sidecar restores the data.
 func TestSidecarExampleProject(t *testing.T) {
+	t.Parallel()
 	p := newProject(t)
 	env := []string{"POSTGRES_IMAGE=" + postgresImage, "FILES_IMAGE=" + plainImage, "SIDECAR_IMAGE=" + sidecarImage(t),
 		"DB_SCHEDULE=@every 3s", "FILES_SCHEDULE=@every 4s"}
