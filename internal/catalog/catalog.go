@@ -54,6 +54,8 @@ var migrations = []string{
 	CREATE INDEX runs_by_status ON runs (status);`,
 	// 2: a backup is recorded once, so that rebuilding from the target's manifests is idempotent.
 	`CREATE UNIQUE INDEX runs_by_artifact ON runs (artifact_key) WHERE status = 'success' AND artifact_key != '';`,
+	// 3: a failed run whose unfinished upload could not be removed then (the storage was down).
+	`ALTER TABLE runs ADD COLUMN cleanup TEXT NOT NULL DEFAULT '';`,
 }
 
 // Catalog is an open catalog database.
@@ -161,6 +163,8 @@ type Run struct {
 	ArtifactKey      string
 	Error            string
 	StoppedContainer string // a container this run stopped and must be started again
+	// Cleanup is the key of a failed run's unfinished upload, to remove once the target answers.
+	Cleanup string
 }
 
 // StartRun records a run of r.JobID as running from r.StartedAt. r.ArtifactKey is where the
@@ -237,9 +241,9 @@ func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
 		return fmt.Errorf("run %d cannot finish as %q (success or failed)", r.ID, r.Status)
 	}
 	res, err := c.db.ExecContext(ctx, `
-		UPDATE runs SET status = ?, finished_at = ?, size_bytes = ?, sha256 = ?, artifact_key = ?, error = ?
+		UPDATE runs SET status = ?, finished_at = ?, size_bytes = ?, sha256 = ?, artifact_key = ?, error = ?, cleanup = ?
 		WHERE id = ? AND status = 'running'`,
-		r.Status, stamp(r.FinishedAt), r.Size, r.SHA256, r.ArtifactKey, r.Error, r.ID)
+		r.Status, stamp(r.FinishedAt), r.Size, r.SHA256, r.ArtifactKey, r.Error, r.Cleanup, r.ID)
 	if err != nil {
 		return fmt.Errorf("recording the end of run %d: %w", r.ID, err)
 	}
@@ -285,6 +289,23 @@ func (c *Catalog) Runs(ctx context.Context, jobID int64, limit int) ([]Run, erro
 	return scanRuns(rows)
 }
 
+// PendingCleanups returns the runs whose unfinished uploads are still to be removed.
+func (c *Catalog) PendingCleanups(ctx context.Context) ([]Run, error) {
+	rows, err := c.db.QueryContext(ctx, selectRuns+` WHERE cleanup != '' ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing pending clean-ups: %w", err)
+	}
+	return scanRuns(rows)
+}
+
+// CleanupDone records that a run's unfinished upload was removed.
+func (c *Catalog) CleanupDone(ctx context.Context, runID int64) error {
+	if _, err := c.db.ExecContext(ctx, `UPDATE runs SET cleanup = '' WHERE id = ?`, runID); err != nil {
+		return fmt.Errorf("recording the clean-up of run %d: %w", runID, err)
+	}
+	return nil
+}
+
 // Copy writes a consistent copy of the catalog to path (VACUUM INTO), for backing it up.
 func (c *Catalog) Copy(ctx context.Context, path string) error {
 	if strings.ContainsRune(path, 0) {
@@ -297,7 +318,7 @@ func (c *Catalog) Copy(ctx context.Context, path string) error {
 }
 
 const selectRuns = `SELECT id, job_id, status, started_at, COALESCE(finished_at, ''), COALESCE(size_bytes, 0),
-	COALESCE(sha256, ''), COALESCE(artifact_key, ''), COALESCE(error, ''), stopped_container FROM runs`
+	COALESCE(sha256, ''), COALESCE(artifact_key, ''), COALESCE(error, ''), stopped_container, cleanup FROM runs`
 
 func scanRuns(rows *sql.Rows) ([]Run, error) {
 	defer rows.Close()
@@ -305,7 +326,7 @@ func scanRuns(rows *sql.Rows) ([]Run, error) {
 	for rows.Next() {
 		var r Run
 		var started, finished string
-		if err := rows.Scan(&r.ID, &r.JobID, &r.Status, &started, &finished, &r.Size, &r.SHA256, &r.ArtifactKey, &r.Error, &r.StoppedContainer); err != nil {
+		if err := rows.Scan(&r.ID, &r.JobID, &r.Status, &started, &finished, &r.Size, &r.SHA256, &r.ArtifactKey, &r.Error, &r.StoppedContainer, &r.Cleanup); err != nil {
 			return nil, err
 		}
 		r.StartedAt = parseStamp(started)

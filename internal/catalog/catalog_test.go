@@ -79,6 +79,17 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	if n, err := c2.Counts(ctx, id); err != nil || n[Success] != 2 || n[Interrupted] != 1 || n[Failed] != 0 {
 		t.Errorf("Counts = %v, %v", n, err)
 	}
+	failed, _ := c2.StartRun(ctx, Run{JobID: id, StartedAt: t0.Add(4 * time.Hour), ArtifactKey: "shop/db/w"})
+	if err := c2.FinishRun(ctx, Run{ID: failed, Status: Failed, FinishedAt: t0.Add(5 * time.Hour), Error: "s3 down", Cleanup: "shop/db/w"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c2.PendingCleanups(ctx); err != nil || len(p) != 1 || p[0].Cleanup != "shop/db/w" {
+		t.Errorf("PendingCleanups = %+v, %v", p, err)
+	}
+	c2.CleanupDone(ctx, failed)
+	if p, _ := c2.PendingCleanups(ctx); len(p) != 0 {
+		t.Errorf("after CleanupDone: %+v", p)
+	}
 	if jobs, err := c2.Jobs(ctx); err != nil || len(jobs) != 1 || jobs[0].ID != id {
 		t.Errorf("Jobs = %+v, %v", jobs, err)
 	}

@@ -33,7 +33,7 @@ type Metrics struct {
 	bytesWritten                                             *prometheus.CounterVec
 	duration                                                 *prometheus.HistogramVec
 
-	retainedBackups, retainedBytes  *prometheus.GaugeVec
+	retainedBackups, retainedBytes *prometheus.GaugeVec
 	pruneRuns, pruneErrors, pruned *prometheus.CounterVec
 
 	jobsConfigured, labelErrors, jobsRunning, eventsConnected prometheus.Gauge

@@ -55,13 +55,17 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 	if !j.adhoc {
 		d.obs.RunStarted(info)
 	}
-	res, runID, err := d.backup(ctx, j, log, started)
+	res, runID, key, err := d.backup(ctx, j, log, started)
 	outcome := RunOutcome{Success: err == nil, Started: started, Duration: time.Since(started)}
 	finish := catalog.Run{ID: runID, FinishedAt: time.Now()}
 	if err != nil {
 		finish.Status, finish.Error = catalog.Failed, err.Error()
 		if res != nil { // stored, but a post hook failed: the backup stays, the run fails
 			finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
+		} else if key != "" {
+			// The target may have kept part of the upload (S3 down while aborting it):
+			// remove it once the target answers again.
+			finish.Cleanup = key
 		}
 	} else {
 		finish.Status = catalog.Success
@@ -73,6 +77,7 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 			log.Error("recording the run failed", "error", cerr)
 		}
 	}
+	d.cleanUp(ctx)
 	if !j.adhoc {
 		d.obs.RunFinished(info, outcome)
 		d.obs.JobScheduled(info, d.sched.Next(key), j.Schedule)
@@ -92,8 +97,14 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 }
 
 // backup does the work of a run; the run is in the catalog from before anything is stopped.
-// A non-nil result with an error means the backup is stored but a post hook failed.
-func (d *Daemon) backup(ctx context.Context, j *job, log *slog.Logger, started time.Time) (*engine.BackupResult, int64, error) {
+// A non-nil result with an error means the backup is stored but a post hook failed. key is
+// where the artifact was to go, once known.
+func (d *Daemon) backup(ctx context.Context, j *job, log *slog.Logger, started time.Time) (res *engine.BackupResult, runID int64, key string, err error) {
+	res, runID, err = d.backupTo(ctx, j, log, started, &key)
+	return res, runID, key, err
+}
+
+func (d *Daemon) backupTo(ctx context.Context, j *job, log *slog.Logger, started time.Time, keyOut *string) (*engine.BackupResult, int64, error) {
 	tgt := d.targets[j.target()]
 	c, err := containers.Find(ctx, d.api, j.Project, j.Service)
 	if err != nil && j.Project == "" {
@@ -125,6 +136,7 @@ func (d *Daemon) backup(ctx context.Context, j *job, log *slog.Logger, started t
 		return nil, id, err
 	}
 	key := artifact.Key(c.Project, engine.ServiceName(c), strat.Name(), strat.Extension(), d.cfg.Compression, started)
+	*keyOut = key
 
 	var dependents []*containers.Container
 	var stopped []string

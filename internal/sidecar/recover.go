@@ -17,6 +17,7 @@ import (
 // unfinished artifacts are removed. A run whose manifest was written before the crash is a
 // complete backup and is kept.
 func (d *Daemon) recover(ctx context.Context) error {
+	defer d.cleanUp(ctx)
 	runs, err := d.cat.Interrupt(ctx, time.Now())
 	if err != nil {
 		return err
@@ -75,4 +76,37 @@ func (d *Daemon) recover(ctx context.Context) error {
 		d.log.Error("recovery was incomplete", "error", err)
 	}
 	return nil
+}
+
+// cleanUp removes the unfinished uploads that failed runs left because the target could not
+// be reached then; what still fails is tried again after the next run.
+func (d *Daemon) cleanUp(ctx context.Context) {
+	pending, err := d.cat.PendingCleanups(ctx)
+	if err != nil || len(pending) == 0 {
+		return
+	}
+	jobs, err := d.cat.Jobs(ctx)
+	if err != nil {
+		return
+	}
+	targetOf := map[int64]string{}
+	for _, j := range jobs {
+		targetOf[j.ID] = j.Target
+	}
+	for _, r := range pending {
+		tgt, ok := d.targets[targetOf[r.JobID]]
+		if ok {
+			if rc, err := tgt.Get(ctx, artifact.ManifestKey(r.Cleanup)); err == nil {
+				rc.Close() // a complete backup after all: nothing to clean
+			} else if !errors.Is(err, target.ErrNotExist) {
+				continue // the target still does not answer
+			} else if err := errors.Join(target.RemoveIncomplete(ctx, tgt, r.Cleanup), tgt.Delete(ctx, r.Cleanup)); err != nil {
+				d.log.Warn("cannot remove a failed run's unfinished upload yet", "key", r.Cleanup, "error", err)
+				continue
+			} else {
+				d.log.Info("removed a failed run's unfinished upload", "key", r.Cleanup)
+			}
+		}
+		_ = d.cat.CleanupDone(ctx, r.ID)
+	}
 }

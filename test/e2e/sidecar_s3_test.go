@@ -33,7 +33,7 @@ func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
 	backup(t, "run", "db", "--project", b.name)
 	backup(t, "run", "db", "--project", b.name)
 	before := m.objects("shared")
-	startSidecar(t, a, sidecarArgs...)
+	aSidecar, _ := startSidecar(t, a, sidecarArgs...)
 	waitRuns(t, a.name, "db", "default", 5, 2*time.Minute)
 
 	host := strings.TrimSpace(docker(t, "info", "-f", "{{.Name}}"))
@@ -85,18 +85,27 @@ func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
 		t.Errorf("the error shows the secret key: %s", js.Last.Error)
 	}
 	m.start()
+	leftover := m.incompleteUploads("shared")
+	t.Logf("unfinished uploads right after MinIO's restart: %q", leftover)
 	after := m.objects("shared")
 	for _, k := range kept {
 		if !contains(after, k) {
 			t.Errorf("%s was deleted while MinIO was down or right after", k)
 		}
 	}
-	if up := m.incompleteUploads("shared"); len(up) != 0 {
-		t.Errorf("unfinished uploads left: %q", up)
-	}
-	// Once MinIO is back the job succeeds again and retention keeps 2.
+	// Once MinIO is back the job succeeds again, the parts of the upload MinIO's death cut
+	// short are removed, and retention keeps 2.
 	succeeded := js.Runs["success"]
 	waitRuns(t, a.name, "db", "default", succeeded+2, time.Minute)
+	eventually(t, 20*time.Second, "no unfinished uploads", func() error {
+		if up := m.incompleteUploads("shared"); len(up) != 0 {
+			return fmt.Errorf("unfinished uploads left: %q", up)
+		}
+		return nil
+	})
+	if len(leftover) > 0 {
+		mustContain(t, containerLogs(t, aSidecar), "removed a failed run's unfinished upload")
+	}
 	eventually(t, 20*time.Second, "a's retention after the outage", func() error {
 		if n := count(host + "/" + a.name + "/db/"); n != 2 {
 			return fmt.Errorf("%d of a's backups, want 2", n)
