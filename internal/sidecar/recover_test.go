@@ -1,0 +1,68 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// downTarget is a target whose storage is unreachable until up is set.
+type downTarget struct {
+	up      bool
+	removed []string
+}
+
+func (t *downTarget) err() error {
+	if t.up {
+		return nil
+	}
+	return errors.New("connection refused")
+}
+func (t *downTarget) Put(context.Context, string, io.Reader) (int64, error) { return 0, t.err() }
+func (t *downTarget) Get(context.Context, string) (io.ReadCloser, error) {
+	if err := t.err(); err != nil {
+		return nil, err
+	}
+	return nil, target.ErrNotExist
+}
+func (t *downTarget) List(context.Context, string) ([]target.Object, error) { return nil, t.err() }
+func (t *downTarget) Delete(context.Context, string) error                  { return t.err() }
+func (t *downTarget) String() string                                        { return "s3://test" }
+func (t *downTarget) RemoveIncomplete(_ context.Context, key string) error {
+	if err := t.err(); err != nil {
+		return err
+	}
+	t.removed = append(t.removed, key)
+	return nil
+}
+
+func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
+	ctx := context.Background()
+	cat, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	tgt := &downTarget{}
+	d := &Daemon{cat: cat, targets: map[string]target.Target{"offsite": tgt}, log: slog.New(slog.DiscardHandler), obs: nopObserver{}}
+	id, _ := cat.UpsertJob(ctx, catalog.Job{Project: "shop", Service: "db", Name: "default", Target: "offsite"})
+	run, _ := cat.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
+	cat.FinishRun(ctx, catalog.Run{ID: run, Status: catalog.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
+
+	d.cleanUp(ctx) // still down: kept for later
+	if p, _ := cat.PendingCleanups(ctx); len(p) != 1 || len(tgt.removed) != 0 {
+		t.Fatalf("while down: pending %+v, removed %q", p, tgt.removed)
+	}
+	tgt.up = true
+	d.cleanUp(ctx)
+	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
+		t.Fatalf("once up: pending %+v, removed %q", p, tgt.removed)
+	}
+}
