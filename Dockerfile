@@ -8,7 +8,6 @@ COPY bin/sidecar /sidecar
 # in the README (user: "65532:<gid of /var/run/docker.sock>").
 COPY --chown=65532:65532 bin/image-dirs/ /
 LABEL docker-backup.sidecar="true"
-ENV DOCKER_BACKUP_STATE=/var/lib/docker-backup DOCKER_BACKUP_TARGET=/backups
 VOLUME ["/var/lib/docker-backup"]
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD ["/sidecar", "healthcheck"]

@@ -41,6 +41,8 @@ type Config struct {
 	Compression     artifact.Compression
 	// CatalogBackup is the schedule of the catalog's own backup to the default target; empty: off.
 	CatalogBackup string
+
+	defaultFromEnv bool // DOCKER_BACKUP_TARGET was set
 }
 
 // Environment variables the sidecar reads.
@@ -87,6 +89,7 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		Location:      time.Local,
 		CatalogBackup: get(EnvCatalogSchedule, "@daily"),
 	}
+	_, cfg.defaultFromEnv = env[EnvTarget]
 	var errs []string
 	bad := func(k, v, allowed string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", k, v, allowed)) }
 
@@ -192,4 +195,33 @@ func (c Config) TargetNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// LabelTargetPrefix starts the sidecar's own labels that define targets:
+// docker-backup.target.NAME=URL (URLs hold no secrets; credentials stay in the environment).
+const LabelTargetPrefix = "docker-backup.target."
+
+// AddLabelTargets adds the targets defined by the sidecar's own labels. A target defined in
+// the environment wins over a label of the same name.
+func (c *Config) AddLabelTargets(lbls map[string]string) error {
+	var errs []string
+	for k, v := range lbls {
+		name, ok := strings.CutPrefix(k, LabelTargetPrefix)
+		if !ok {
+			continue
+		}
+		switch {
+		case !targetName.MatchString(name):
+			errs = append(errs, fmt.Sprintf("label %s=%q: the target name must be lowercase letters, digits, _ or -", k, v))
+		case strings.TrimSpace(v) == "":
+			errs = append(errs, fmt.Sprintf("label %s=%q: give the target's directory or s3:// URL", k, v))
+		case c.Targets[name] == "" || (name == "default" && !c.defaultFromEnv):
+			c.Targets[name] = strings.TrimSpace(v)
+		}
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return fmt.Errorf("invalid target labels on the sidecar:\n  %s", strings.Join(errs, "\n  "))
+	}
+	return nil
 }

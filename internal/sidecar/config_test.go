@@ -68,3 +68,25 @@ func TestHostPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetsFromTheSidecarsLabels(t *testing.T) {
+	cfg, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://env-wins"})
+	err := cfg.AddLabelTargets(map[string]string{
+		"docker-backup.target.archive": "/archive", "docker-backup.target.offsite": "s3://label-loses",
+		"docker-backup.target.default": "/srv/backups", "docker-backup.sidecar": "true",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Targets["archive"] != "/archive" || cfg.Targets["offsite"] != "s3://env-wins" || cfg.Targets["default"] != "/srv/backups" {
+		t.Errorf("targets %v", cfg.Targets)
+	}
+	env, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_TARGET=/from-env"})
+	env.AddLabelTargets(map[string]string{"docker-backup.target.default": "/from-label"})
+	if env.Targets["default"] != "/from-env" {
+		t.Errorf("default target %q, want the environment's", env.Targets["default"])
+	}
+	if err := cfg.AddLabelTargets(map[string]string{"docker-backup.target.Bad Name": "/x"}); err == nil || !strings.Contains(err.Error(), "docker-backup.target.Bad Name") {
+		t.Errorf("bad name: %v", err)
+	}
+}

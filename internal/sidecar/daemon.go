@@ -77,6 +77,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Daemon, error) {
 		if d.cfg.Project == "" && !d.cfg.AllProjects {
 			d.cfg.Project = self.Project
 		}
+		if err := d.cfg.AddLabelTargets(self.Labels); err != nil {
+			return nil, err
+		}
 	}
 	if d.cfg.Project == "" && !d.cfg.AllProjects {
 		return nil, fmt.Errorf("cannot tell which compose project to manage: the sidecar is not in one; set %s=NAME, or %s=all for every project", EnvProject, EnvScope)

@@ -157,14 +157,7 @@ func (p *prom) rules() (map[string]promRule, error) {
 func TestMetricsWithPrometheus(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
-	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
-	svc := func(name string, labels ...string) string {
-		args := []string{"-v", p.volume(name) + ":/data", "--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume"}
-		for _, l := range labels {
-			args = append(args, "--label", l)
-		}
-		return p.service(name, plainImage, append(args, loop...)...)
-	}
+	svc := p.volumeService
 	good := svc("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2")
 	flaky := svc("flaky", "docker-backup.schedule=@every 3s", "docker-backup.pre=test ! -e /data/fail")
 	shrink := svc("shrink", "docker-backup.schedule=@every 2s")

@@ -18,11 +18,7 @@ import (
 func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
-	data := p.volume("data")
-	app := p.service("app", plainImage, "-v", data+":/data",
-		"--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume",
-		"--label", "docker-backup.schedule=0 3 * * *", "--label", "docker-backup.stop=true",
-		"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done")
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.stop=true")
 	// Incompressible data, so that the backup takes long enough to be caught in the middle.
 	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob && echo small > /data/small")
 	sidecar, backups := startSidecar(t, p)
@@ -102,14 +98,7 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 func TestSidecarInvalidLabels(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
-	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
-	svc := func(name string, labels ...string) string {
-		args := []string{"-v", p.volume(name) + ":/data", "--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume"}
-		for _, l := range labels {
-			args = append(args, "--label", l)
-		}
-		return p.service(name, plainImage, append(args, loop...)...)
-	}
+	svc := p.volumeService
 	good := svc("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2")
 	docker(t, "exec", good, "sh", "-c", "echo data > /data/file")
 	svc("badcron", "docker-backup.schedule=61 * * * *")

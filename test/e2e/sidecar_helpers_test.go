@@ -129,3 +129,17 @@ func containerLogs(t *testing.T, name string) string {
 	}
 	return out + stderr
 }
+
+// idle is a command that keeps a container running and stops at once on SIGTERM.
+var idle = []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
+
+// volumeService starts an idle service with a volume at /data, enabled for the sidecar with
+// the volume strategy, and the given docker-backup labels.
+func (p *project) volumeService(name string, labels ...string) string {
+	p.t.Helper()
+	args := []string{"-v", p.volume(name) + ":/data", "--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume"}
+	for _, l := range labels {
+		args = append(args, "--label", l)
+	}
+	return p.service(name, plainImage, append(args, idle...)...)
+}

@@ -14,20 +14,19 @@ import (
 func TestSidecarHooksAndDependents(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
-	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
 	data := p.volume("data")
 	app := func(pre string) string {
 		return p.service("app", plainImage, append([]string{"-v", data + ":/data",
 			"--label", "docker-backup.enable=true", "--label", "docker-backup.strategy=volume",
 			"--label", "docker-backup.schedule=0 3 * * *", "--label", "docker-backup.stop=true",
 			"--label", "docker-backup.pre=" + pre,
-			"--label", `docker-backup.post=["sh", "-c", "echo post-says-bye; date +%s%N >> /data/post-ran"]`}, loop...)...)
+			"--label", `docker-backup.post=["sh", "-c", "echo post-says-bye; date +%s%N >> /data/post-ran"]`}, idle...)...)
 	}
 	appC := app(`sh -c 'echo pre-says-hi; echo "$HOSTNAME" > /data/pre-ran'`)
 	// web depends on app, worker on web: compose v2 records this in a label.
-	web := p.service("web", plainImage, append([]string{"--label", "com.docker.compose.depends_on=app:service_started:false"}, loop...)...)
-	worker := p.service("worker", plainImage, append([]string{"--label", "com.docker.compose.depends_on=web:service_started:false,db:service_healthy:false"}, loop...)...)
-	other := p.service("other", plainImage, loop...)
+	web := p.service("web", plainImage, append([]string{"--label", "com.docker.compose.depends_on=app:service_started:false"}, idle...)...)
+	worker := p.service("worker", plainImage, append([]string{"--label", "com.docker.compose.depends_on=web:service_started:false,db:service_healthy:false"}, idle...)...)
+	other := p.service("other", plainImage, idle...)
 	startSidecar(t, p)
 
 	since := time.Now().Add(-time.Second).Unix()

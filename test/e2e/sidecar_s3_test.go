@@ -15,15 +15,12 @@ func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
 	t.Parallel()
 	m := startMinio(t)
 	m.bucket("shared")
-	loop := []string{"--", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"}
 	sidecarArgs := append([]string{"--network", "host", "-e", "DOCKER_BACKUP_TARGET=" + m.url("shared"), "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0"},
 		envFlags(m.env())...)
 
 	a, b := newProject(t), newProject(t)
-	aDB := a.service("db", plainImage, append([]string{"-v", a.volume("data") + ":/data", "--label", "docker-backup.enable=true",
-		"--label", "docker-backup.strategy=volume", "--label", "docker-backup.schedule=@every 2s", "--label", "docker-backup.retention=2"}, loop...)...)
-	bDB := b.service("db", plainImage, append([]string{"-v", b.volume("data") + ":/data", "--label", "docker-backup.enable=true",
-		"--label", "docker-backup.strategy=volume", "--label", "docker-backup.schedule=0 3 * * *", "--label", "docker-backup.retention=5"}, loop...)...)
+	aDB := a.volumeService("db", "docker-backup.schedule=@every 2s", "docker-backup.retention=2")
+	bDB := b.volumeService("db", "docker-backup.schedule=0 3 * * *", "docker-backup.retention=5")
 	docker(t, "exec", aDB, "sh", "-c", "echo a > /data/f")
 	docker(t, "exec", bDB, "sh", "-c", "echo b > /data/f")
 	// A backup of project a's db by hand, under another host's prefix.

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/control"
+)
+
+// TestSidecarCatalogBackupRebuildAndNonRoot runs the sidecar as a non-root user (the group of
+// the Docker socket), backs its catalog up to the target, then loses the catalog: a new
+// sidecar rebuilds it from the target's manifests.
+func TestSidecarCatalogBackupRebuildAndNonRoot(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *")
+	docker(t, "exec", app, "sh", "-c", "echo one > /data/f")
+	sidecar, backups := startSidecar(t, p, "--user", "65532:"+socketGroup(t))
+	if u := strings.TrimSpace(docker(t, "exec", sidecar, "/sidecar", "version")); u == "" {
+		t.Fatal("no version")
+	}
+	for i := 0; i < 3; i++ {
+		backup(t, "run", "app", "--project", p.name)
+	}
+	out, stderr, err := dockerCmd(nil, "exec", sidecar, "/sidecar", "ctl", "POST", control.PathCatalog)
+	if err != nil {
+		t.Fatalf("catalog backup: %v %s %s", err, out, stderr)
+	}
+	copies, _ := filepath.Glob(filepath.Join(volumeDir(t, backups), "_catalog", p.name, "catalog-*.db"))
+	if len(copies) != 1 {
+		t.Fatalf("catalog copies: %q", copies)
+	}
+	if head, _ := os.ReadFile(copies[0]); !strings.HasPrefix(string(head), "SQLite format 3\x00") {
+		t.Errorf("the catalog copy is not an SQLite database")
+	}
+
+	// The catalog is lost (its volume replaced); a new sidecar rebuilds it from the manifests.
+	docker(t, "rm", "-f", sidecar)
+	docker(t, "volume", "rm", p.name+"_backup-state")
+	sidecar, _ = startSidecar(t, p, "--user", "65532:"+socketGroup(t))
+	js := jobStatus(sidecarStatus(t, p.name), "app", "default")
+	if js == nil || js.Runs["success"] != 3 || js.LastSuccess == nil || js.LastSuccess.Size == 0 {
+		t.Fatalf("rebuilt job: %+v", js)
+	}
+	mustContain(t, containerLogs(t, sidecar), "catalog rebuilt from the targets' manifests")
+	// And it works on: a run as the non-root user succeeds.
+	backup(t, "run", "app", "--project", p.name)
+	eventually(t, 10*time.Second, "fourth run recorded", func() error {
+		if n := jobStatus(sidecarStatus(t, p.name), "app", "default").Runs["success"]; n != 4 {
+			return fmt.Errorf("%d successful runs", n)
+		}
+		return nil
+	})
+	if u := strings.TrimSpace(docker(t, "inspect", "-f", "{{.Config.User}}", sidecar)); !strings.HasPrefix(u, "65532:") {
+		t.Errorf("the sidecar runs as %q", u)
+	}
+}
+
+// socketGroup is the group owning the Docker socket, for a non-root sidecar.
+func socketGroup(t *testing.T) string {
+	t.Helper()
+	info, err := os.Stat("/var/run/docker.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(info.Sys().(*syscall.Stat_t).Gid)
+}
