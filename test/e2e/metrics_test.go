@@ -337,3 +337,38 @@ func httpGet(t *testing.T, u string) string {
 	_, _ = io.Copy(&b, resp.Body)
 	return b.String()
 }
+
+// TestComposeMetricsFile brings up the example with compose.metrics.yml's Prometheus (the
+// image built from Debian's package, as no registry is reachable): the shipped scrape
+// configuration reaches the sidecar and the shipped rules load.
+func TestComposeMetricsFile(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	env := []string{"POSTGRES_IMAGE=" + postgresImage, "FILES_IMAGE=" + plainImage, "SIDECAR_IMAGE=" + sidecarImage(t),
+		"PROMETHEUS_IMAGE=" + prometheusImage(t), "DB_SCHEDULE=@every 5s"}
+	files := []string{"compose.example.yml", "compose.metrics.yml"}
+	t.Cleanup(func() { composeFiles(t, p.name, files, env, "down", "-v") })
+	composeFiles(t, p.name, files, env, "up", "-d", "db", "files", "backup", "prometheus")
+	pr := &prom{t: t, addr: "127.0.0.1:9091"}
+	eventually(t, 2*time.Minute, "Prometheus scrapes the sidecar and runs the rules", func() error {
+		if n, err := pr.query(`up{job="docker-backup"} == 1`); err != nil || n != 1 {
+			return fmt.Errorf("sidecar up: %d series, %v", n, err)
+		}
+		if n, err := pr.query(`docker_backup_last_run_success{project="` + p.name + `", service="db"} == 1`); err != nil || n != 1 {
+			return fmt.Errorf("db's last run: %d series, %v", n, err)
+		}
+		rules, err := pr.rules()
+		if err != nil || len(rules) != 7 {
+			return fmt.Errorf("%d rules, %v", len(rules), err)
+		}
+		for name, r := range rules {
+			if r.Health != "ok" {
+				return fmt.Errorf("rule %s: %s", name, r.Health)
+			}
+		}
+		return nil
+	})
+}
+
+// prometheusImage builds the Prometheus fixture image once.
+var prometheusImage = fixtureImage("DOCKER_BACKUP_TEST_PROMETHEUS_IMAGE", "prometheus")

@@ -16,11 +16,21 @@ import (
 // composeCmd runs docker compose (v2) or docker-compose (v1) on compose.example.yml.
 func composeCmd(t *testing.T, project string, env []string, args ...string) string {
 	t.Helper()
+	return composeFiles(t, project, []string{"compose.example.yml"}, env, args...)
+}
+
+// composeFiles runs docker compose on the repository's compose files.
+func composeFiles(t *testing.T, project string, files []string, env []string, args ...string) string {
+	t.Helper()
 	bin, pre := "docker-compose", []string{}
 	if exec.Command("docker", "compose", "version").Run() == nil {
 		bin, pre = "docker", []string{"compose"}
 	}
-	cmd := exec.Command(bin, append(append(pre, "-p", project, "-f", filepath.Join(fixtureRoot, "compose.example.yml")), args...)...)
+	pre = append(pre, "-p", project)
+	for _, f := range files {
+		pre = append(pre, "-f", filepath.Join(fixtureRoot, f))
+	}
+	cmd := exec.Command(bin, append(pre, args...)...)
 	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+dockerConfig), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
