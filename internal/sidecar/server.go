@@ -20,6 +20,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -230,6 +231,13 @@ func (d *Daemon) jobFor(ctx context.Context, req control.RunRequest) (*job, erro
 		}
 	}
 	d.mu.Unlock()
+	if len(matches) > 1 && req.Job == "" {
+		for _, j := range matches {
+			if j.Name == labels.DefaultJob {
+				return j, nil // SERVICE alone means its default job
+			}
+		}
+	}
 	switch {
 	case len(matches) == 1:
 		return matches[0], nil
