@@ -141,6 +141,17 @@ func TestSidecarInvalidLabels(t *testing.T) {
 		return nil
 	})
 	mustContain(t, backup(t, "status", "--project", p.name), "7 invalid label(s)", "badcron", "good/default")
+
+	// A service without labels is backed up once through the sidecar (detected strategy,
+	// default target), and no job's retention ever prunes it.
+	unlabelled := p.service("unlabelled", plainImage, append([]string{"-v", p.volume("unlabelled") + ":/srv"}, idle...)...)
+	docker(t, "exec", unlabelled, "sh", "-c", "echo hi > /srv/x")
+	out := backup(t, "run", "unlabelled", "--project", p.name)
+	mustContain(t, out, "with the volume strategy", "by sidecar")
+	if ms := sidecarBackups(t, p.name, "unlabelled"); len(ms) != 1 || ms[0].Job != "" {
+		t.Errorf("one-off backup: %+v", ms)
+	}
+	mustContain(t, backup(t, "ls", "--project", p.name, "--service", "unlabelled"), "(manual)")
 	mustContain(t, containerLogs(t, sidecar), "invalid backup configuration", "unknown strategy")
 }
 
