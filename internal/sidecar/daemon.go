@@ -40,6 +40,11 @@ type Daemon struct {
 	started time.Time
 	obs     Observer
 
+	// root ends when the sidecar shuts down; runs asked for by the plugin derive from it, and
+	// manual counts them so that shutdown waits for their containers to be started again.
+	root   context.Context
+	manual sync.WaitGroup
+
 	reconcileMu sync.Mutex // one reconcile at a time
 	mu          sync.Mutex // guards the fields below
 	jobs        map[string]*job
@@ -58,7 +63,7 @@ type Options struct {
 // New connects the pieces: it identifies the sidecar's container and project, opens the
 // targets and the catalog, and recovers what a crash left behind. Run starts the work.
 func New(ctx context.Context, cfg Config, opts Options) (*Daemon, error) {
-	d := &Daemon{api: opts.API, cfg: cfg, log: opts.Log, jobs: map[string]*job{}, started: time.Now(), obs: opts.Observer}
+	d := &Daemon{api: opts.API, cfg: cfg, log: opts.Log, jobs: map[string]*job{}, started: time.Now(), obs: opts.Observer, root: ctx}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -186,7 +191,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.watch(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return d.sched.Stop(stopCtx)
+	err := d.sched.Stop(stopCtx)
+	done := make(chan struct{})
+	go func() { d.manual.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-stopCtx.Done():
+		err = errors.Join(err, fmt.Errorf("runs asked for by the plugin still running after stop"))
+	}
+	return err
+}
+
+// manualContext is the context of a run or restore asked for by the plugin: it outlives the
+// plugin's connection, ends with the sidecar or after the run timeout. Call done after.
+func (d *Daemon) manualContext() (ctx context.Context, done func()) {
+	d.manual.Add(1)
+	ctx, cancel := context.WithCancel(d.root)
+	if d.cfg.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(d.root, d.cfg.Timeout)
+	}
+	return ctx, func() { cancel(); d.manual.Done() }
 }
 
 // Close closes the catalog.

@@ -63,7 +63,9 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 		}
 		writeJSON(w, map[string]int{"added": n})
 	})
-	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l)
+	// On shutdown, runs in progress are cancelled; their containers are started again before
+	// their answers end, so give them time.
+	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
 }
 
 // ServePublic serves /healthz, /readyz and the extra handlers (metrics) on addr.
@@ -86,10 +88,10 @@ func (d *Daemon) ServePublic(ctx context.Context, addr string, extra map[string]
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l)
+	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l, 5*time.Second)
 }
 
-func serve(ctx context.Context, srv *http.Server, l net.Listener) error {
+func serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -97,7 +99,7 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -209,9 +211,10 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, err)
 		return
 	}
+	ctx, done := d.manualContext()
+	defer done()
 	stream(w, func(h slog.Handler) (*control.Result, error) {
-		// The run outlives a plugin that went away: its context is the sidecar's.
-		return d.run(context.WithoutCancel(r.Context()), j, h)
+		return d.run(ctx, j, h)
 	})
 }
 
@@ -270,8 +273,10 @@ func (d *Daemon) handleRestore(w http.ResponseWriter, r *http.Request) {
 	if req.Project == "" {
 		req.Project = d.cfg.Project
 	}
+	ctx, done := d.manualContext()
+	defer done()
 	stream(w, func(h slog.Handler) (*control.Result, error) {
-		return d.Restore(context.WithoutCancel(r.Context()), req, slog.New(slog.NewMultiHandler(d.log.Handler(), h)))
+		return d.Restore(ctx, req, slog.New(slog.NewMultiHandler(d.log.Handler(), h)))
 	})
 }
 

@@ -166,3 +166,42 @@ func tempFiles(t *testing.T, dir string) []string {
 	})
 	return out
 }
+
+// TestSidecarStoppedDuringStopBackup stops the sidecar (SIGTERM, docker stop) while it has the
+// app stopped for a backup asked for by the plugin: the run is cancelled, the app is started
+// again before the sidecar exits, the run is recorded as failed and nothing is listed.
+func TestSidecarStoppedDuringStopBackup(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.stop=true")
+	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob")
+	sidecar, backups := startSidecar(t, p)
+	run := exec.Command("docker", "backup", "run", "app", "--project", p.name)
+	run.Env = append(run.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	dir := volumeDir(t, backups)
+	for deadline := time.Now().Add(time.Minute); running(t, app) || len(tempFiles(t, dir)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never saw the app stopped with an artifact being written")
+		}
+	}
+	docker(t, "stop", "-t", "60", sidecar)
+	_ = run.Wait()
+	if !running(t, app) {
+		t.Fatal("the app is not running after the sidecar stopped")
+	}
+	if code := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.ExitCode}}", sidecar)); code != "0" {
+		t.Errorf("the sidecar exited with %s:\n%s", code, containerLogs(t, sidecar))
+	}
+	if left := filesUnder(t, dir); len(left) != 0 {
+		t.Errorf("the cancelled run left files: %q", left)
+	}
+	docker(t, "start", sidecar)
+	waitSidecar(t, sidecar)
+	js := jobStatus(sidecarStatus(t, p.name), "app", "default")
+	if js == nil || js.Last == nil || js.Last.Status != "failed" || !strings.Contains(js.Last.Error, "context canceled") {
+		t.Errorf("the cancelled run: %+v", js.Last)
+	}
+}
