@@ -106,7 +106,7 @@ func ConfigFromEnv(environ []string) (Config, error) {
 	}
 	for k, v := range env {
 		name, ok := strings.CutPrefix(k, EnvTarget+"_")
-		if !ok || strings.HasSuffix(k, "_FILE") {
+		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
 			continue
 		}
 		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
@@ -185,6 +185,27 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return cfg, nil
+}
+
+// credentialSuffixes end the variables that hold a named target's S3 credentials.
+var credentialSuffixes = []string{"_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN"}
+
+func isCredential(k string) bool {
+	for _, s := range credentialSuffixes {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// CredentialsEnv is the environment prefix of a named target's own S3 credentials:
+// DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID and so on (or _FILE). Without them, AWS_* apply.
+func (c Config) CredentialsEnv(name string) string {
+	if name == "default" {
+		return ""
+	}
+	return EnvTarget + "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // TargetNames lists the defined targets, sorted.

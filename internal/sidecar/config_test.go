@@ -25,6 +25,7 @@ func TestConfigFromEnv(t *testing.T) {
 		"DOCKER_BACKUP_TARGET=s3://bucket/site?endpoint=minio:9000",
 		"DOCKER_BACKUP_TARGET_OFF_SITE=/mnt/nas",
 		"DOCKER_BACKUP_TARGET_OFF_SITE_FILE=/ignored", // not a target: _FILE forms are for secrets
+		"DOCKER_BACKUP_TARGET_OFF_SITE_ACCESS_KEY_ID=key", "DOCKER_BACKUP_TARGET_OFF_SITE_SECRET_ACCESS_KEY=secret",
 		"DOCKER_BACKUP_SCOPE=all", "DOCKER_BACKUP_PREFIX=/site-a/", "DOCKER_BACKUP_RETENTION=keep-daily=7",
 		"DOCKER_BACKUP_MAX_CONCURRENT=3", "DOCKER_BACKUP_JITTER=30s", "TZ=Europe/Berlin", "DOCKER_BACKUP_CATALOG_SCHEDULE=off",
 		"DOCKER_BACKUP_SCHEDULE=@daily",
@@ -38,6 +39,9 @@ func TestConfigFromEnv(t *testing.T) {
 	if !cfg.AllProjects || *cfg.Prefix != "site-a" || cfg.DefaultRetention.Daily != 7 || cfg.MaxConcurrent != 3 ||
 		cfg.Jitter != 30*time.Second || cfg.Location.String() != "Europe/Berlin" || cfg.CatalogBackup != "" || cfg.DefaultSchedule != "@daily" {
 		t.Errorf("config %+v", cfg)
+	}
+	if p := cfg.CredentialsEnv("off-site"); p != "DOCKER_BACKUP_TARGET_OFF_SITE" {
+		t.Errorf("credentials prefix %q", p)
 	}
 	empty, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_PREFIX="})
 	if empty.Prefix == nil || *empty.Prefix != "" {

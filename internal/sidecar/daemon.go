@@ -122,7 +122,7 @@ func (d *Daemon) openTargets() error {
 	d.targets = map[string]target.Target{}
 	for _, name := range d.cfg.TargetNames() {
 		url := d.cfg.Targets[name]
-		t, err := target.Open(url)
+		t, err := target.OpenWith(url, d.cfg.CredentialsEnv(name))
 		if err != nil {
 			return fmt.Errorf("target %s (%s): %w", name, url, err)
 		}

@@ -7,7 +7,10 @@ import (
 
 // Open returns the target a user names: a directory path (or file:// URL) for a local
 // target, an s3:// URL for an S3-compatible bucket.
-func Open(spec string) (Target, error) {
+func Open(spec string) (Target, error) { return OpenWith(spec, "") }
+
+// OpenWith is Open with an environment prefix for S3 credentials (see S3Config.CredentialsEnv).
+func OpenWith(spec, credentialsEnv string) (Target, error) {
 	switch {
 	case spec == "":
 		return nil, fmt.Errorf("no target given: pass a backup directory or an s3:// URL, e.g. --to ./backups")
@@ -18,6 +21,7 @@ func Open(spec string) (Target, error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.CredentialsEnv = credentialsEnv
 		return NewS3(cfg)
 	case strings.Contains(spec, "://"):
 		scheme, _, _ := strings.Cut(spec, "://")

@@ -35,6 +35,10 @@ type S3Config struct {
 	Insecure  bool   // skip TLS verification (tests only)
 	PartSize  uint64 // multipart part size: memory per upload, and max object = 10,000 parts
 	Checksum  string // "crc64nvme" (default), "crc32c" or "none"
+	// CredentialsEnv, when set, names an environment prefix read before AWS_*: PREFIX_ACCESS_KEY_ID,
+	// PREFIX_SECRET_ACCESS_KEY, PREFIX_SESSION_TOKEN (or their _FILE forms), so that targets on
+	// different providers each have their own keys.
+	CredentialsEnv string
 }
 
 // DefaultPartSize bounds an upload's memory to one buffer of this size; with S3's limit of
@@ -115,7 +119,7 @@ type S3 struct {
 
 // NewS3 connects to the bucket described by cfg. No request is made yet.
 func NewS3(cfg S3Config) (*S3, error) {
-	creds, err := s3Credentials()
+	creds, err := s3Credentials(cfg.CredentialsEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -157,28 +161,51 @@ func NewS3(cfg S3Config) (*S3, error) {
 	return &S3{cfg: cfg, client: client}, nil
 }
 
-// s3Credentials: the environment (or _FILE paths, for Docker secrets), then the AWS chain.
-func s3Credentials() (*credentials.Credentials, error) {
-	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-	for _, v := range []struct {
-		name string
-		dst  *string
-	}{{"AWS_ACCESS_KEY_ID_FILE", &id}, {"AWS_SECRET_ACCESS_KEY_FILE", &secret}} {
-		if f := os.Getenv(v.name); f != "" && *v.dst == "" {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return nil, fmt.Errorf("reading %s: %w", v.name, err)
-			}
-			*v.dst = strings.TrimSpace(string(b))
-		}
+// s3Credentials: the environment (PREFIX_* first when prefix is set, then AWS_*; each also
+// as a _FILE path, for Docker secrets), then the AWS chain.
+func s3Credentials(prefix string) (*credentials.Credentials, error) {
+	var sets []string
+	if prefix != "" {
+		sets = append(sets, prefix+"_")
 	}
-	if id != "" && secret != "" {
-		return credentials.NewStaticV4(id, secret, os.Getenv("AWS_SESSION_TOKEN")), nil
+	sets = append(sets, "AWS_")
+	for _, set := range sets {
+		id, err := envOrFile(set + "ACCESS_KEY_ID")
+		if err != nil {
+			return nil, err
+		}
+		secret, err := envOrFile(set + "SECRET_ACCESS_KEY")
+		if err != nil {
+			return nil, err
+		}
+		token, err := envOrFile(set + "SESSION_TOKEN")
+		if err != nil {
+			return nil, err
+		}
+		if id != "" && secret != "" {
+			return credentials.NewStaticV4(id, secret, token), nil
+		}
 	}
 	return credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.FileAWSCredentials{},
 		&credentials.IAM{},
 	}), nil
+}
+
+// envOrFile reads NAME from the environment, or the file NAME_FILE names.
+func envOrFile(name string) (string, error) {
+	if v := os.Getenv(name); v != "" {
+		return v, nil
+	}
+	f := os.Getenv(name + "_FILE")
+	if f == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", name+"_FILE", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // String describes the target without secrets.

@@ -1,6 +1,8 @@
 package target
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -61,5 +63,33 @@ func TestS3ObjectKeys(t *testing.T) {
 	}
 	if !strings.Contains(s.String(), "s3://b/host/x") {
 		t.Errorf("String = %q", s.String())
+	}
+}
+
+func TestS3CredentialsPerTarget(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte("offsite-secret\n"), 0o600)
+	t.Setenv("AWS_ACCESS_KEY_ID", "aws-key")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+	t.Setenv("DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID", "offsite-key")
+	t.Setenv("DOCKER_BACKUP_TARGET_OFFSITE_SECRET_ACCESS_KEY_FILE", secretFile)
+	for prefix, want := range map[string][2]string{
+		"":                             {"aws-key", "aws-secret"},
+		"DOCKER_BACKUP_TARGET_OFFSITE": {"offsite-key", "offsite-secret"},
+		"DOCKER_BACKUP_TARGET_NOTHING": {"aws-key", "aws-secret"}, // none of its own: AWS_* apply
+	} {
+		creds, err := s3Credentials(prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := creds.GetWithContext(nil)
+		if err != nil || v.AccessKeyID != want[0] || v.SecretAccessKey != want[1] {
+			t.Errorf("prefix %q: %s/%s, %v; want %v", prefix, v.AccessKeyID, v.SecretAccessKey, err, want)
+		}
+	}
+	t.Setenv("DOCKER_BACKUP_TARGET_BROKEN_ACCESS_KEY_ID_FILE", filepath.Join(dir, "missing"))
+	if _, err := s3Credentials("DOCKER_BACKUP_TARGET_BROKEN"); err == nil || !strings.Contains(err.Error(), "DOCKER_BACKUP_TARGET_BROKEN_ACCESS_KEY_ID_FILE") {
+		t.Errorf("a missing secret file: %v", err)
 	}
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +128,44 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestSidecarTwoS3TargetsWithTheirOwnKeys: a sidecar with two S3 targets on two servers with
+// different keys — the default one from AWS_*, the named one from its own variables, its
+// secret from a file (a Docker secret) — and a service with a job for each.
+func TestSidecarTwoS3TargetsWithTheirOwnKeys(t *testing.T) {
+	t.Parallel()
+	onsite, offsite := startMinio(t), startMinio(t)
+	onsite.bucket("onsite")
+	offsite.bucket("offsite")
+	secretDir := t.TempDir()
+	secret := strings.TrimPrefix(offsite.env()[1], "AWS_SECRET_ACCESS_KEY=")
+	if err := os.WriteFile(filepath.Join(secretDir, "offsite_secret"), []byte(secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *",
+		"docker-backup.copy.schedule=0 4 * * *", "docker-backup.copy.target=offsite")
+	docker(t, "exec", app, "sh", "-c", "echo data > /data/f")
+	sidecar, _ := startSidecar(t, p, append(envFlags(onsite.env()), "--network", "host", "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0",
+		"-e", "DOCKER_BACKUP_TARGET="+onsite.url("onsite"),
+		"-e", "DOCKER_BACKUP_TARGET_OFFSITE="+offsite.url("offsite"),
+		"-e", "DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID="+strings.TrimPrefix(offsite.env()[0], "AWS_ACCESS_KEY_ID="),
+		"-e", "DOCKER_BACKUP_TARGET_OFFSITE_SECRET_ACCESS_KEY_FILE=/run/secrets/offsite_secret",
+		"-v", secretDir+":/run/secrets:ro")...)
+	backup(t, "run", "app/default", "--project", p.name)
+	backup(t, "run", "app/copy", "--project", p.name)
+	if on, off := onsite.objects("onsite"), offsite.objects("offsite"); len(on) != 2 || len(off) != 2 {
+		t.Errorf("objects: onsite %q, offsite %q (want an artifact and its manifest on each)", on, off)
+	}
+	if strings.Contains(docker(t, "inspect", sidecar), secret) {
+		t.Error("the offsite secret shows in docker inspect")
+	}
+	var targets []string
+	for _, ms := range sidecarBackups(t, p.name, "app") {
+		targets = append(targets, ms.Job)
+	}
+	if strings.Join(targets, ",") != "copy,default" && strings.Join(targets, ",") != "default,copy" {
+		t.Errorf("backups by job: %q", targets)
+	}
 }
