@@ -26,6 +26,8 @@ type runOptions struct {
 	database    string
 	paths       []string
 	noSidecar   bool
+	// compressionSet: --compression was given (it applies to direct backups only).
+	compressionSet bool
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -46,6 +48,7 @@ and records the run in its catalog.`,
   docker backup run db --to ./backups --compression gzip`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.compressionSet = cmd.Flags().Changed("compression")
 			return runRun(cmd.Context(), dockerCli, args[0], opts)
 		},
 	}
@@ -149,8 +152,8 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths and --stop apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.c.Name)
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop and --compression apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.c.Name)
 	}
 	res, err := sc.stream(ctx, control.PathRun, control.RunRequest{Project: sc.project(), Service: service, Job: job}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), eventLine(ev))

@@ -152,6 +152,8 @@ func TestSidecarInvalidLabels(t *testing.T) {
 		t.Errorf("one-off backup: %+v", ms)
 	}
 	mustContain(t, backup(t, "ls", "--project", p.name, "--service", "unlabelled"), "(manual)")
+	// Flags of direct backups are refused rather than ignored when the sidecar runs the job.
+	mustContain(t, backupFails(t, nil, "run", "good", "--project", p.name, "--compression", "gzip"), "apply to direct backups", "--no-sidecar")
 	mustContain(t, containerLogs(t, sidecar), "invalid backup configuration", "unknown strategy")
 }
 
