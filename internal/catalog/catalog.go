@@ -235,6 +235,11 @@ func (c *Catalog) Ping(ctx context.Context) error {
 	return c.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
+// KeepRuns is how many runs of each job the catalog keeps; older ones are dropped as new runs
+// finish (runs still waiting for a clean-up are kept). The target's manifests stay the record
+// of what backups exist.
+const KeepRuns = 1000
+
 // FinishRun records how a run ended. Only a running run can finish.
 func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
 	if r.Status != Success && r.Status != Failed {
@@ -249,6 +254,12 @@ func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("run %d is not running", r.ID)
+	}
+	_, err = c.db.ExecContext(ctx, `DELETE FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) AND cleanup = ''
+		AND status != 'running' AND id < (SELECT min(id) FROM (SELECT id FROM runs WHERE job_id = (SELECT job_id FROM runs WHERE id = ?) ORDER BY id DESC LIMIT ?))`,
+		r.ID, r.ID, KeepRuns)
+	if err != nil {
+		return fmt.Errorf("dropping old runs: %w", err)
 	}
 	return nil
 }

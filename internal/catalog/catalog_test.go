@@ -166,3 +166,27 @@ func TestCopyIsAConsistentCatalog(t *testing.T) {
 		t.Error("VACUUM INTO over an existing file succeeded")
 	}
 }
+
+func TestOldRunsAreDropped(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
+	id, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "s", Name: "default"})
+	other, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "t", Name: "default"})
+	o, _ := c.StartRun(ctx, Run{JobID: other, StartedAt: time.Unix(0, 0)})
+	c.FinishRun(ctx, Run{ID: o, Status: Success, FinishedAt: time.Unix(1, 0)})
+	for i := 0; i < KeepRuns+5; i++ {
+		r, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Unix(int64(i), 0)})
+		if err := c.FinishRun(ctx, Run{ID: r, Status: Success, FinishedAt: time.Unix(int64(i), 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := c.Counts(ctx, id); n[Success] != KeepRuns {
+		t.Errorf("%d runs kept, want %d", n[Success], KeepRuns)
+	}
+	if runs, _ := c.Runs(ctx, id, 1); len(runs) != 1 || runs[0].StartedAt.Unix() != KeepRuns+4 {
+		t.Errorf("newest run: %+v", runs)
+	}
+	if n, _ := c.Counts(ctx, other); n[Success] != 1 {
+		t.Errorf("another job's runs were dropped: %v", n)
+	}
+}
