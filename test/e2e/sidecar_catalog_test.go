@@ -78,3 +78,31 @@ func socketGroup(t *testing.T) string {
 	}
 	return fmt.Sprint(info.Sys().(*syscall.Stat_t).Gid)
 }
+
+// TestSidecarScopeAllProjects: with DOCKER_BACKUP_SCOPE=all one sidecar schedules the enabled
+// services of every project on the host, and leaves services without the label alone.
+//
+// Not parallel: a sidecar for every project would also run the jobs of the other tests'
+// projects. Go runs the non-parallel tests before resuming the parallel ones.
+func TestSidecarScopeAllProjects(t *testing.T) {
+	home, other := newProject(t), newProject(t)
+	other.volumeService("app", "docker-backup.schedule=@every 2s", "docker-backup.retention=1")
+	other.service("ignored", plainImage, idle...)
+	startSidecar(t, home, "-e", "DOCKER_BACKUP_SCOPE=all")
+	eventually(t, time.Minute, "the other project's job runs", func() error {
+		st := sidecarStatus(t, home.name)
+		if st.Scope != "all projects" {
+			return fmt.Errorf("scope %q", st.Scope)
+		}
+		for _, j := range st.Jobs {
+			if j.Project == other.name && j.Service == "app" && j.Runs["success"] >= 2 {
+				return nil
+			}
+			if j.Service == "ignored" {
+				t.Errorf("a service without docker-backup.enable was scheduled: %+v", j)
+			}
+		}
+		return fmt.Errorf("jobs %+v", st.Jobs)
+	})
+	mustContain(t, backup(t, "status", "--project", home.name), other.name+"/app/default")
+}
