@@ -45,7 +45,11 @@ type eventsObserver struct {
 	ups []bool
 }
 
-func (o *eventsObserver) EventsConnected(up bool) { o.mu.Lock(); o.ups = append(o.ups, up); o.mu.Unlock() }
+func (o *eventsObserver) EventsConnected(up bool) {
+	o.mu.Lock()
+	o.ups = append(o.ups, up)
+	o.mu.Unlock()
+}
 
 func TestEventsStreamIsResubscribed(t *testing.T) {
 	api := &flakyEvents{}
