@@ -56,6 +56,19 @@ var migrations = []string{
 	`CREATE UNIQUE INDEX runs_by_artifact ON runs (artifact_key) WHERE status = 'success' AND artifact_key != '';`,
 	// 3: a failed run whose unfinished upload could not be removed then (the storage was down).
 	`ALTER TABLE runs ADD COLUMN cleanup TEXT NOT NULL DEFAULT '';`,
+	// 4: restores, so that a crash during one starts its container again.
+	`CREATE TABLE restores (
+		id           INTEGER PRIMARY KEY,
+		project      TEXT NOT NULL,
+		service      TEXT NOT NULL,
+		artifact_key TEXT NOT NULL,
+		target       TEXT NOT NULL,
+		container    TEXT NOT NULL,
+		status       TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'interrupted')),
+		started_at   TEXT NOT NULL,
+		finished_at  TEXT,
+		error        TEXT
+	);`,
 }
 
 // Catalog is an open catalog database.

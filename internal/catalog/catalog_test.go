@@ -190,3 +190,25 @@ func TestOldRunsAreDropped(t *testing.T) {
 		t.Errorf("another job's runs were dropped: %v", n)
 	}
 }
+
+func TestRestoresAndTheirRecovery(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c := open(t, path)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	done, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/a", Target: "default", Container: "abc", StartedAt: t0})
+	if err := c.FinishRestore(ctx, Restore{ID: done, Status: Success, FinishedAt: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	crashed, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/b", Target: "default", Container: "def", StartedAt: t0.Add(time.Hour)})
+	c.Close()
+	c2 := open(t, path)
+	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour))
+	if err != nil || len(got) != 1 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != Interrupted {
+		t.Fatalf("InterruptRestores = %+v, %v", got, err)
+	}
+	all, _ := c2.Restores(ctx, 10)
+	if len(all) != 2 || all[0].Status != Interrupted || all[1].Status != Success || !all[1].FinishedAt.Equal(t0.Add(time.Minute)) {
+		t.Errorf("Restores = %+v", all)
+	}
+}

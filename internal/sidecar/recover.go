@@ -18,6 +18,19 @@ import (
 // complete backup and is kept.
 func (d *Daemon) recover(ctx context.Context) error {
 	defer d.cleanUp(ctx)
+	restores, err := d.cat.InterruptRestores(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, r := range restores {
+		d.log.Warn("a restore was interrupted by a crash of the sidecar; the service's data may be partly restored: restore again",
+			"key", r.ArtifactKey, "service", r.Project+"/"+r.Service)
+		if started, err := containers.StartIfStopped(ctx, d.api, r.Container); err != nil {
+			d.log.Error("starting the container of an interrupted restore failed", "container", r.Container, "error", err)
+		} else if started {
+			d.log.Info("started the container of an interrupted restore", "container", r.Container)
+		}
+	}
 	runs, err := d.cat.Interrupt(ctx, time.Now())
 	if err != nil {
 		return err

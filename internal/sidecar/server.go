@@ -321,9 +321,22 @@ func (d *Daemon) Restore(ctx context.Context, req control.RestoreRequest, log *s
 	}
 	defer unlock()
 	started := time.Now()
+	// Recorded before anything is stopped: a crash mid-restore starts the container again.
+	id, err := d.cat.StartRestore(ctx, catalog.Restore{Project: c.Project, Service: c.Service, ArtifactKey: m.Artifact,
+		Target: name, Container: c.ID, StartedAt: started})
+	if err != nil {
+		return nil, err
+	}
 	log.Info("restoring", "key", m.Artifact, "into", c.String())
 	err = engine.Restore(ctx, engine.RestoreRequest{Target: tgt, Manifest: m, Container: c, Strategy: strat,
 		StopContainer: m.Strategy == "volume" && !req.NoStop, Log: log})
+	finish := catalog.Restore{ID: id, Status: catalog.Success, FinishedAt: time.Now()}
+	if err != nil {
+		finish.Status, finish.Error = catalog.Failed, err.Error()
+	}
+	if ferr := d.cat.FinishRestore(context.WithoutCancel(ctx), finish); ferr != nil {
+		log.Error("recording the restore failed", "error", ferr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -78,18 +78,43 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	mustContain(t, logs, "a run was interrupted by a crash of the sidecar", "started a container the interrupted run had stopped")
 
 	// The next run succeeds and is complete.
-	docker(t, "exec", app, "rm", "/data/blob")
 	backup(t, "run", "app", "--project", p.name)
 	js = jobStatus(sidecarStatus(t, p.name), "app", "default")
 	if js.Last == nil || js.Last.Status != "success" || js.Runs["success"] != 1 {
 		t.Errorf("the run after recovery: %+v", js)
 	}
-	if got := sidecarBackups(t, p.name, "app"); len(got) != 1 {
-		t.Errorf("%d backups after the next run, want 1", len(got))
+	got := sidecarBackups(t, p.name, "app")
+	if len(got) != 1 {
+		t.Fatalf("%d backups after the next run, want 1", len(got))
 	}
 	if !running(t, app) {
 		t.Error("the app is not running after the next run")
 	}
+
+	// Killed again, this time during a restore that has the app stopped: the app runs again.
+	restore := exec.Command("docker", "backup", "restore", got[0].Artifact, "--to", "app", "--project", p.name, "--yes")
+	restore.Env = append(restore.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	if err := restore.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); running(t, app); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the restore never stopped the app")
+		}
+	}
+	pid, _ = strconv.Atoi(strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", sidecar)))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = restore.Wait()
+	eventually(t, 90*time.Second, "the app runs again after a crash during a restore", func() error {
+		if !running(t, app) {
+			return fmt.Errorf("app not running")
+		}
+		return nil
+	})
+	waitSidecar(t, sidecar)
+	mustContain(t, containerLogs(t, sidecar), "a restore was interrupted by a crash of the sidecar", "started the container of an interrupted restore")
 }
 
 // TestSidecarInvalidLabels: each invalid label is reported with its container, label and
