@@ -115,6 +115,9 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if len(st.Jobs) == 0 {
 		fmt.Fprintln(out, "No jobs: label a service with docker-backup.enable=true and docker-backup.schedule (see README).")
 	}
+	if len(st.Unscheduled) > 0 {
+		fmt.Fprintf(out, "\nEnabled without a schedule (backed up only by hand, `docker backup run SERVICE`): %s\n", strings.Join(st.Unscheduled, ", "))
+	}
 	if len(st.Problems) > 0 {
 		fmt.Fprintf(out, "\n%d invalid label(s), those jobs are not scheduled:\n", len(st.Problems))
 		for _, p := range st.Problems {

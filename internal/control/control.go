@@ -33,6 +33,8 @@ type Status struct {
 	Targets  []TargetInfo `json:"targets"`
 	Jobs     []JobStatus  `json:"jobs"`
 	Problems []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
+	// Unscheduled lists the services enabled without a schedule: backed up by hand only.
+	Unscheduled []string `json:"unscheduled,omitempty"`
 	// EventsConnected reports whether the Docker events stream is live.
 	EventsConnected bool      `json:"events_connected"`
 	LastReconcile   time.Time `json:"last_reconcile"`

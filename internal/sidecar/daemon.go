@@ -49,6 +49,7 @@ type Daemon struct {
 	mu          sync.Mutex // guards the fields below
 	jobs        map[string]*job
 	problems    []string
+	unscheduled []string // enabled services without a schedule
 	lastSync    time.Time
 	events      atomic.Bool
 }

@@ -82,7 +82,7 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 	}
 
 	want := map[string]*job{}
-	var problems []string
+	var problems, unscheduled []string
 	for _, key := range sortedKeys(byService) {
 		s := byService[key]
 		name := strings.TrimPrefix(firstName(s), "/")
@@ -122,7 +122,8 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 			want[j.Key()] = j
 		}
 		if len(parsed) == 0 && len(errs) == 0 {
-			problems = append(problems, fmt.Sprintf("container %s: docker-backup.enable=true but no schedule: add docker-backup.schedule (e.g. \"0 2 * * *\") or set %s on the sidecar; `docker backup run` still works by hand", name, EnvSchedule))
+			// Enabled for backups by hand only; status lists it, it is not an error.
+			unscheduled = append(unscheduled, service)
 		}
 	}
 
@@ -179,6 +180,8 @@ func (d *Daemon) Reconcile(ctx context.Context) error {
 		}
 	}
 	d.problems = problems
+	sort.Strings(unscheduled)
+	d.unscheduled = unscheduled
 	d.lastSync = time.Now()
 	infos := make([]JobInfo, 0, len(d.jobs))
 	for _, j := range d.jobs {

@@ -115,7 +115,7 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 		jobs = append(jobs, d.jobs[k])
 	}
 	st := &control.Status{Version: version.Version, Host: d.host, Scope: d.scope(), Started: d.started,
-		Problems: append([]string(nil), d.problems...), EventsConnected: d.events.Load(), LastReconcile: d.lastSync}
+		Problems: append([]string(nil), d.problems...), Unscheduled: append([]string(nil), d.unscheduled...), EventsConnected: d.events.Load(), LastReconcile: d.lastSync}
 	d.mu.Unlock()
 	for _, n := range d.cfg.TargetNames() {
 		st.Targets = append(st.Targets, control.TargetInfo{Name: n, URL: d.targets[n].String()})
@@ -259,8 +259,20 @@ func (d *Daemon) jobFor(ctx context.Context, req control.RunRequest) (*job, erro
 		return nil, fmt.Errorf("%s is not backed up (%s)", c, reason)
 	}
 	j := &job{Project: c.Project, Service: c.Service, Container: c.Name, adhoc: true, running: make(chan struct{}, 1)}
-	j.Name = "manual"
-	j.Strategy = c.Labels[detect.LabelStrategy]
+	// A service labelled without a schedule: its labels (strategy, paths, database, stop,
+	// hooks, target) still say how to back it up.
+	lbls := maps(c.Labels)
+	lbls[labels.Prefix+"schedule"] = "@daily"
+	parsed, errs := labels.Parse(c.Name, lbls, labels.Options{Strategies: strategy.Names(), Targets: d.cfg.TargetNames()})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	for _, lj := range parsed {
+		if lj.Name == labels.DefaultJob {
+			j.Job = lj
+		}
+	}
+	j.Name, j.Schedule, j.Retention = "manual", "", retention.Policy{}
 	return j, nil
 }
 

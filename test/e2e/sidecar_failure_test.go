@@ -177,6 +177,20 @@ func TestSidecarInvalidLabels(t *testing.T) {
 		t.Errorf("one-off backup: %+v", ms)
 	}
 	mustContain(t, backup(t, "ls", "--project", p.name, "--service", "unlabelled"), "(manual)")
+	// An enabled service without a schedule is backed up by hand as its labels say (only /data/keep).
+	manual := p.volumeService("manual", "docker-backup.paths=/data/keep")
+	docker(t, "exec", manual, "sh", "-c", "mkdir /data/keep /data/skip && echo k > /data/keep/k && echo s > /data/skip/s")
+	backup(t, "run", "manual", "--project", p.name)
+	if ms := sidecarBackups(t, p.name, "manual"); len(ms) != 1 || ms[0].Source["paths"] != "/data/keep" {
+		t.Errorf("one-off backup of a labelled service: %+v", ms)
+	}
+	eventually(t, 20*time.Second, "status lists the unscheduled service, not as a problem", func() error {
+		st := sidecarStatus(t, p.name)
+		if strings.Join(st.Unscheduled, ",") != "manual" || len(st.Problems) != 7 {
+			return fmt.Errorf("unscheduled %q, %d problems", st.Unscheduled, len(st.Problems))
+		}
+		return nil
+	})
 	// Flags of direct backups are refused rather than ignored when the sidecar runs the job.
 	mustContain(t, backupFails(t, nil, "run", "good", "--project", p.name, "--compression", "gzip"), "apply to direct backups", "--no-sidecar")
 	mustContain(t, containerLogs(t, sidecar), "invalid backup configuration", "unknown strategy")
