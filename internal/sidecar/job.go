@@ -55,17 +55,17 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 	if !j.adhoc {
 		d.obs.RunStarted(info)
 	}
-	res, runID, key, err := d.backup(ctx, j, log, started)
+	res, runID, artifactKey, err := d.backup(ctx, j, log, started)
 	outcome := RunOutcome{Success: err == nil, Started: started, Duration: time.Since(started)}
 	finish := catalog.Run{ID: runID, FinishedAt: time.Now()}
 	if err != nil {
 		finish.Status, finish.Error = catalog.Failed, err.Error()
 		if res != nil { // stored, but a post hook failed: the backup stays, the run fails
 			finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
-		} else if key != "" {
+		} else if artifactKey != "" {
 			// The target may have kept part of the upload (S3 down while aborting it):
 			// remove it once the target answers again.
-			finish.Cleanup = key
+			finish.Cleanup = artifactKey
 		}
 	} else {
 		finish.Status = catalog.Success
@@ -92,8 +92,8 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 	if j.Retention == (retention.Policy{}) {
 		d.updateUsage(ctx, j.target())
 	}
-	return &control.Result{Key: res.Key, Target: j.target(), Duration: outcome.Duration, Manifest: res.Manifest, Pruned: pruned},
-		errors.Join(perr) // a prune error is reported but the backup stands
+	// A prune error is reported, but the backup stands.
+	return &control.Result{Key: res.Key, Target: j.target(), Duration: outcome.Duration, Manifest: res.Manifest, Pruned: pruned}, perr
 }
 
 // backup does the work of a run; the run is in the catalog from before anything is stopped.

@@ -274,6 +274,11 @@ func TestMetricsWithPrometheus(t *testing.T) {
 		return nil
 	})
 
+	// The next run time moves on with every run (it is never left in the past).
+	if n, err := pr.query(`time() - docker_backup_next_run_timestamp_seconds{project="` + p.name + `", service="good"} > 10`); err != nil || n != 0 {
+		t.Errorf("the next run of good is more than 10 s in the past (%d series, %v)", n, err)
+	}
+
 	// A removed service's series go away.
 	docker(t, "rm", "-f", shrink)
 	eventually(t, 30*time.Second, "the removed job's series are deleted", func() error {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os/exec"
@@ -23,25 +24,8 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob && echo small > /data/small")
 	sidecar, backups := startSidecar(t, p)
 
-	run := exec.Command("docker", "backup", "run", "app", "--project", p.name)
-	run.Env = append(run.Environ(), "DOCKER_CONFIG="+dockerConfig)
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	runDone := make(chan error, 1)
-	go func() { runDone <- run.Wait() }()
 	// Kill it once the app is stopped and the artifact is being written to the target.
-	dir := volumeDir(t, backups)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatal("never saw the app stopped with an artifact being written")
-		}
-		if !running(t, app) && len(tempFiles(t, dir)) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	runDone := backupInMidStream(t, p, app, volumeDir(t, backups))
 	pid, err := strconv.Atoi(strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", sidecar)))
 	if err != nil || pid <= 0 {
 		t.Fatalf("sidecar pid: %v", err)
@@ -217,19 +201,10 @@ func TestSidecarStoppedDuringStopBackup(t *testing.T) {
 	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.stop=true")
 	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob")
 	sidecar, backups := startSidecar(t, p)
-	run := exec.Command("docker", "backup", "run", "app", "--project", p.name)
-	run.Env = append(run.Environ(), "DOCKER_CONFIG="+dockerConfig)
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
 	dir := volumeDir(t, backups)
-	for deadline := time.Now().Add(time.Minute); running(t, app) || len(tempFiles(t, dir)) == 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never saw the app stopped with an artifact being written")
-		}
-	}
+	runDone := backupInMidStream(t, p, app, dir)
 	docker(t, "stop", "-t", "60", sidecar)
-	_ = run.Wait()
+	<-runDone
 	if !running(t, app) {
 		t.Fatal("the app is not running after the sidecar stopped")
 	}
@@ -245,4 +220,33 @@ func TestSidecarStoppedDuringStopBackup(t *testing.T) {
 	if js == nil || js.Last == nil || js.Last.Status != "failed" || !strings.Contains(js.Last.Error, "context canceled") {
 		t.Errorf("the cancelled run: %+v", js.Last)
 	}
+}
+
+// backupInMidStream starts `docker backup run` of the app through the sidecar and returns
+// once the app is stopped and its artifact is being written under dir. The channel gives the
+// plugin's exit.
+func backupInMidStream(t *testing.T, p *project, app, dir string) <-chan error {
+	t.Helper()
+	run := exec.Command("docker", "backup", "run", "app", "--project", p.name)
+	run.Env = append(run.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	var out bytes.Buffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- run.Wait() }()
+	deadline := time.Now().Add(time.Minute)
+	for running(t, app) || len(tempFiles(t, dir)) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the backup ended (%v) before it was seen in mid-stream:\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw the app stopped with an artifact being written:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return done
 }
