@@ -115,6 +115,16 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if len(st.Jobs) == 0 {
 		fmt.Fprintln(out, "No jobs: label a service with docker-backup.enable=true and docker-backup.schedule (see README).")
 	}
+	if len(st.Restores) > 0 {
+		fmt.Fprintln(out, "\nRecent restores:")
+		for _, r := range st.Restores {
+			line := fmt.Sprintf("  %s  %s into %s: %s", r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Key, r.Service, r.Status)
+			if r.Error != "" {
+				line += " (" + firstLine(r.Error, 80) + ")"
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
 	if len(st.Unscheduled) > 0 {
 		fmt.Fprintf(out, "\nEnabled without a schedule (backed up only by hand, `docker backup run SERVICE`): %s\n", strings.Join(st.Unscheduled, ", "))
 	}

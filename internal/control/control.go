@@ -35,6 +35,8 @@ type Status struct {
 	Problems []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
 	// Unscheduled lists the services enabled without a schedule: backed up by hand only.
 	Unscheduled []string `json:"unscheduled,omitempty"`
+	// Restores are the newest restores made through the sidecar.
+	Restores []RestoreInfo `json:"restores,omitempty"`
 	// EventsConnected reports whether the Docker events stream is live.
 	EventsConnected bool      `json:"events_connected"`
 	LastReconcile   time.Time `json:"last_reconcile"`
@@ -76,6 +78,18 @@ type RunInfo struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Size       int64     `json:"size,omitempty"`
 	Key        string    `json:"key,omitempty"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// RestoreInfo is one restore made through the sidecar.
+type RestoreInfo struct {
+	Project    string    `json:"project"`
+	Service    string    `json:"service"`
+	Key        string    `json:"key"`
+	Target     string    `json:"target"`
+	Status     string    `json:"status"` // running, success, failed, interrupted
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Error      string    `json:"error,omitempty"`
 }
 

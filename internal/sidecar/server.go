@@ -120,6 +120,14 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	for _, n := range d.cfg.TargetNames() {
 		st.Targets = append(st.Targets, control.TargetInfo{Name: n, URL: d.targets[n].String()})
 	}
+	restores, err := d.cat.Restores(ctx, 5)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range restores {
+		st.Restores = append(st.Restores, control.RestoreInfo{Project: r.Project, Service: r.Service, Key: r.ArtifactKey, Target: r.Target,
+			Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Error: r.Error})
+	}
 	for _, j := range jobs {
 		js := control.JobStatus{Project: j.Project, Service: j.Service, Job: j.Name, Container: j.Container, Strategy: j.Strategy,
 			Schedule: j.Schedule, Target: j.target(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, Next: d.sched.Next(j.Key()), Running: len(j.running) > 0}

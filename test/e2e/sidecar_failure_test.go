@@ -99,6 +99,10 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	})
 	waitSidecar(t, sidecar)
 	mustContain(t, containerLogs(t, sidecar), "a restore was interrupted by a crash of the sidecar", "started the container of an interrupted restore")
+	if rs := sidecarStatus(t, p.name).Restores; len(rs) != 1 || rs[0].Status != "interrupted" || rs[0].Key != got[0].Artifact {
+		t.Errorf("restores in status: %+v", rs)
+	}
+	mustContain(t, backup(t, "status", "--project", p.name), "Recent restores:", "into app: interrupted")
 }
 
 // TestSidecarInvalidLabels: each invalid label is reported with its container, label and
