@@ -112,6 +112,14 @@ func TestSidecarExampleProject(t *testing.T) {
 	table := backup(t, "status", "--project", p.name)
 	mustContain(t, table, "db/default", "daily at 03:00", "files/default", "every 4s", "success", "keep-last=2,keep-daily=7")
 
+	// The image's HEALTHCHECK (the binary asking its own /readyz) reports healthy.
+	eventually(t, 90*time.Second, "the sidecar's health check", func() error {
+		if h := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Health.Status}}", sidecar)); h != "healthy" {
+			return fmt.Errorf("health %s", h)
+		}
+		return nil
+	})
+
 	// A backup made through the sidecar restores the data through the sidecar.
 	pg := &pgServer{t: t, container: p.name + "_db_1", user: "shop", password: "change-me", db: "shop"}
 	if strings.TrimSpace(docker(t, "ps", "-q", "-f", "name="+pg.container)) == "" {
