@@ -352,7 +352,7 @@ func TestComposeMetricsFile(t *testing.T) {
 	env := []string{"POSTGRES_IMAGE=" + postgresImage, "FILES_IMAGE=" + plainImage, "SIDECAR_IMAGE=" + sidecarImage(t),
 		"PROMETHEUS_IMAGE=" + prometheusImage(t), "DB_SCHEDULE=@every 5s"}
 	files := []string{"compose.example.yml", "compose.metrics.yml"}
-	t.Cleanup(func() { composeFiles(t, p.name, files, env, "down", "-v") })
+	t.Cleanup(func() { composeDown(t, p.name, files, env) })
 	composeFiles(t, p.name, files, env, "up", "-d", "db", "files", "backup", "prometheus")
 	pr := &prom{t: t, addr: "127.0.0.1:9091"}
 	eventually(t, 2*time.Minute, "Prometheus scrapes the sidecar and runs the rules", func() error {

@@ -39,6 +39,16 @@ func composeFiles(t *testing.T, project string, files []string, env []string, ar
 	return string(out)
 }
 
+// composeDown removes a compose project: the sidecar first, so that no backup starts a
+// container again while compose takes the project down.
+func composeDown(t *testing.T, project string, files []string, env []string) {
+	for _, id := range strings.Fields(docker(t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+project,
+		"--filter", "label=com.docker.compose.service=backup")) {
+		_, _, _ = dockerCmd(nil, "rm", "-f", id)
+	}
+	composeFiles(t, project, files, env, "down", "-v")
+}
+
 // TestSidecarExampleProject brings up compose.example.yml with short schedules: scheduled
 // runs land in the catalog and on the target, retention prunes to the configured counts,
 // a label edit is picked up without restarting the sidecar, and a backup made through the
@@ -48,7 +58,7 @@ func TestSidecarExampleProject(t *testing.T) {
 	p := newProject(t)
 	env := []string{"POSTGRES_IMAGE=" + postgresImage, "FILES_IMAGE=" + plainImage, "SIDECAR_IMAGE=" + sidecarImage(t),
 		"DB_SCHEDULE=@every 3s", "FILES_SCHEDULE=@every 4s"}
-	t.Cleanup(func() { composeCmd(t, p.name, env, "down", "-v") })
+	t.Cleanup(func() { composeDown(t, p.name, []string{"compose.example.yml"}, env) })
 	composeCmd(t, p.name, env, "up", "-d")
 	sidecar := p.name + "_backup_1"
 	if strings.TrimSpace(docker(t, "ps", "-q", "-f", "name="+sidecar)) == "" {
