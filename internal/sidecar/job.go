@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 )
@@ -235,4 +236,62 @@ func (d *Daemon) jobNames() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return sortedKeys(d.jobs)
+}
+
+// jobFor finds the job a run request means, or makes a one-off job for a service that has
+// none (detected strategy, default target, no retention).
+func (d *Daemon) jobFor(ctx context.Context, req control.RunRequest) (*job, error) {
+	d.mu.Lock()
+	var matches []*job
+	var names []string
+	for _, k := range sortedKeys(d.jobs) {
+		j := d.jobs[k]
+		if j.Project == req.Project && j.Service == req.Service {
+			names = append(names, j.Name)
+			if req.Job == "" || req.Job == j.Name {
+				matches = append(matches, j)
+			}
+		}
+	}
+	d.mu.Unlock()
+	if len(matches) > 1 && req.Job == "" {
+		for _, j := range matches {
+			if j.Name == labels.DefaultJob {
+				return j, nil // SERVICE alone means its default job
+			}
+		}
+	}
+	switch {
+	case len(matches) == 1:
+		return matches[0], nil
+	case len(matches) > 1:
+		return nil, fmt.Errorf("service %s has several jobs (%s): choose one as %s/JOB", req.Service, strings.Join(names, ", "), req.Service)
+	case req.Job != "" && len(names) > 0:
+		return nil, fmt.Errorf("service %s has no job %q (its jobs: %s)", req.Service, req.Job, strings.Join(names, ", "))
+	case req.Job != "":
+		return nil, fmt.Errorf("service %s has no scheduled jobs, so no job %q", req.Service, req.Job)
+	}
+	c, err := containers.Find(ctx, d.api, req.Project, req.Service)
+	if err != nil {
+		return nil, err
+	}
+	if reason := detect.Excluded(c); reason != "" {
+		return nil, fmt.Errorf("%s is not backed up (%s)", c, reason)
+	}
+	j := &job{Project: c.Project, Service: c.Service, Container: c.Name, adhoc: true, running: make(chan struct{}, 1)}
+	// A service labelled without a schedule: its labels (strategy, paths, database, stop,
+	// hooks, target) still say how to back it up.
+	lbls := maps(c.Labels)
+	lbls[labels.Prefix+"schedule"] = "@daily"
+	parsed, errs := labels.Parse(c.Name, lbls, labels.Options{Strategies: strategy.Names(), Targets: d.cfg.TargetNames()})
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	for _, lj := range parsed {
+		if lj.Name == labels.DefaultJob {
+			j.Job = lj
+		}
+	}
+	j.Name, j.Schedule, j.Retention = "manual", "", retention.Policy{}
+	return j, nil
 }

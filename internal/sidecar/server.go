@@ -15,16 +15,8 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/catalog"
-	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/engine"
-	"github.com/docker-backup/docker-backup/internal/labels"
-	"github.com/docker-backup/docker-backup/internal/retention"
-	"github.com/docker-backup/docker-backup/internal/schedule"
-	"github.com/docker-backup/docker-backup/internal/strategy"
-	"github.com/docker-backup/docker-backup/internal/version"
 )
 
 // ControlSocket is the path of the control socket.
@@ -107,62 +99,6 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Dur
 	return nil
 }
 
-// Status describes the jobs and what could not be configured.
-func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
-	d.mu.Lock()
-	jobs := make([]*job, 0, len(d.jobs))
-	for _, k := range sortedKeys(d.jobs) {
-		jobs = append(jobs, d.jobs[k])
-	}
-	st := &control.Status{Version: version.Version, Host: d.host, Scope: d.scope(), Started: d.started,
-		Problems: append([]string(nil), d.problems...), Unscheduled: append([]string(nil), d.unscheduled...), EventsConnected: d.events.Load(), LastReconcile: d.lastSync}
-	d.mu.Unlock()
-	for _, n := range d.cfg.TargetNames() {
-		st.Targets = append(st.Targets, control.TargetInfo{Name: n, URL: d.targets[n].String()})
-	}
-	restores, err := d.cat.Restores(ctx, 5)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range restores {
-		st.Restores = append(st.Restores, control.RestoreInfo{Project: r.Project, Service: r.Service, Key: r.ArtifactKey, Target: r.Target,
-			Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Error: r.Error})
-	}
-	for _, j := range jobs {
-		js := control.JobStatus{Project: j.Project, Service: j.Service, Job: j.Name, Container: j.Container, Strategy: j.Strategy,
-			Schedule: j.Schedule, Target: j.target(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, Next: d.sched.Next(j.Key()), Running: len(j.running) > 0}
-		if j.Retention != (retention.Policy{}) {
-			js.Retention = j.Retention.String()
-		}
-		if s, err := schedule.Parse(j.Schedule); err == nil {
-			js.ScheduleText = s.Describe()
-		}
-		runs, err := d.cat.Runs(ctx, j.ID, 50)
-		if err != nil {
-			return nil, err
-		}
-		for i, r := range runs {
-			info := runInfo(r)
-			if i == 0 {
-				js.Last = info
-			}
-			if r.Status == catalog.Success {
-				js.LastSuccess = info
-				break
-			}
-		}
-		if js.Runs, err = d.cat.Counts(ctx, j.ID); err != nil {
-			return nil, err
-		}
-		st.Jobs = append(st.Jobs, js)
-	}
-	return st, nil
-}
-
-func runInfo(r catalog.Run) *control.RunInfo {
-	return &control.RunInfo{ID: r.ID, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Size: r.Size, Key: r.ArtifactKey, Error: r.Error}
-}
-
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st, err := d.Status(r.Context())
 	if err != nil {
@@ -226,64 +162,6 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// jobFor finds the job a run request means, or makes a one-off job for a service that has
-// none (detected strategy, default target, no retention).
-func (d *Daemon) jobFor(ctx context.Context, req control.RunRequest) (*job, error) {
-	d.mu.Lock()
-	var matches []*job
-	var names []string
-	for _, k := range sortedKeys(d.jobs) {
-		j := d.jobs[k]
-		if j.Project == req.Project && j.Service == req.Service {
-			names = append(names, j.Name)
-			if req.Job == "" || req.Job == j.Name {
-				matches = append(matches, j)
-			}
-		}
-	}
-	d.mu.Unlock()
-	if len(matches) > 1 && req.Job == "" {
-		for _, j := range matches {
-			if j.Name == labels.DefaultJob {
-				return j, nil // SERVICE alone means its default job
-			}
-		}
-	}
-	switch {
-	case len(matches) == 1:
-		return matches[0], nil
-	case len(matches) > 1:
-		return nil, fmt.Errorf("service %s has several jobs (%s): choose one as %s/JOB", req.Service, strings.Join(names, ", "), req.Service)
-	case req.Job != "" && len(names) > 0:
-		return nil, fmt.Errorf("service %s has no job %q (its jobs: %s)", req.Service, req.Job, strings.Join(names, ", "))
-	case req.Job != "":
-		return nil, fmt.Errorf("service %s has no scheduled jobs, so no job %q", req.Service, req.Job)
-	}
-	c, err := containers.Find(ctx, d.api, req.Project, req.Service)
-	if err != nil {
-		return nil, err
-	}
-	if reason := detect.Excluded(c); reason != "" {
-		return nil, fmt.Errorf("%s is not backed up (%s)", c, reason)
-	}
-	j := &job{Project: c.Project, Service: c.Service, Container: c.Name, adhoc: true, running: make(chan struct{}, 1)}
-	// A service labelled without a schedule: its labels (strategy, paths, database, stop,
-	// hooks, target) still say how to back it up.
-	lbls := maps(c.Labels)
-	lbls[labels.Prefix+"schedule"] = "@daily"
-	parsed, errs := labels.Parse(c.Name, lbls, labels.Options{Strategies: strategy.Names(), Targets: d.cfg.TargetNames()})
-	if len(errs) > 0 {
-		return nil, errs[0]
-	}
-	for _, lj := range parsed {
-		if lj.Name == labels.DefaultJob {
-			j.Job = lj
-		}
-	}
-	j.Name, j.Schedule, j.Retention = "manual", "", retention.Policy{}
-	return j, nil
-}
-
 func (d *Daemon) handleRestore(w http.ResponseWriter, r *http.Request) {
 	var req control.RestoreRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -298,98 +176,6 @@ func (d *Daemon) handleRestore(w http.ResponseWriter, r *http.Request) {
 	stream(w, func(h slog.Handler) (*control.Result, error) {
 		return d.Restore(ctx, req, slog.New(slog.NewMultiHandler(d.log.Handler(), h)))
 	})
-}
-
-// Restore verifies and restores a backup into a service; the service's jobs do not run
-// meanwhile.
-func (d *Daemon) Restore(ctx context.Context, req control.RestoreRequest, log *slog.Logger) (*control.Result, error) {
-	name := req.Target
-	if name == "" {
-		name = "default"
-	}
-	tgt, ok := d.targets[name]
-	if !ok {
-		return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", name, strings.Join(d.cfg.TargetNames(), ", "))
-	}
-	c, err := containers.Find(ctx, d.api, req.Project, req.Service)
-	if err != nil {
-		return nil, err
-	}
-	var m *artifact.Manifest
-	if req.Key == "latest" {
-		listing, err := engine.List(ctx, tgt, artifact.Dir(c.Project, c.Service)+"/")
-		if err != nil {
-			return nil, err
-		}
-		if len(listing.Backups) == 0 {
-			return nil, fmt.Errorf("no backup of %s on target %s", c, name)
-		}
-		m = listing.Backups[0]
-	} else if m, err = engine.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err != nil {
-		return nil, err
-	}
-	if !detect.Supports(ctx, c, m.Strategy) {
-		return nil, fmt.Errorf("refusing to restore: %s is a %s backup, but %s (image %s) does not look like a %s server", m.Artifact, m.Strategy, c, c.Image, m.Strategy)
-	}
-	strat, err := strategy.New(m.Strategy, strategy.Options{Log: log})
-	if err != nil {
-		return nil, err
-	}
-	unlock, err := d.lockService(c.Project, c.Service)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	started := time.Now()
-	// Recorded before anything is stopped: a crash mid-restore starts the container again.
-	id, err := d.cat.StartRestore(ctx, catalog.Restore{Project: c.Project, Service: c.Service, ArtifactKey: m.Artifact,
-		Target: name, Container: c.ID, StartedAt: started})
-	if err != nil {
-		return nil, err
-	}
-	log.Info("restoring", "key", m.Artifact, "into", c.String())
-	err = engine.Restore(ctx, engine.RestoreRequest{Target: tgt, Manifest: m, Container: c, Strategy: strat,
-		StopContainer: m.Strategy == "volume" && !req.NoStop, Log: log})
-	finish := catalog.Restore{ID: id, Status: catalog.Success, FinishedAt: time.Now()}
-	if err != nil {
-		finish.Status, finish.Error = catalog.Failed, err.Error()
-	}
-	if ferr := d.cat.FinishRestore(context.WithoutCancel(ctx), finish); ferr != nil {
-		log.Error("recording the restore failed", "error", ferr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Manifest: m}, nil
-}
-
-// lockService holds every job of a service, so that no backup runs during a restore.
-func (d *Daemon) lockService(project, service string) (func(), error) {
-	d.mu.Lock()
-	var held []*job
-	var busy string
-	for _, j := range d.jobs {
-		if j.Project != project || j.Service != service {
-			continue
-		}
-		select {
-		case j.running <- struct{}{}:
-			held = append(held, j)
-		default:
-			busy = j.Key()
-		}
-	}
-	d.mu.Unlock()
-	unlock := func() {
-		for _, j := range held {
-			<-j.running
-		}
-	}
-	if busy != "" {
-		unlock()
-		return nil, fmt.Errorf("job %s is running a backup of the service now: restore when it is done", busy)
-	}
-	return unlock, nil
 }
 
 // stream answers with one JSON Event per line: the operation's log as it happens, then its
