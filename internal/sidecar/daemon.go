@@ -44,6 +44,9 @@ type Daemon struct {
 	// manual counts them so that shutdown waits for their containers to be started again.
 	root   context.Context
 	manual sync.WaitGroup
+	// synced is closed once the first reconcile is done: the control API waits for it, so a
+	// request never sees a sidecar that has not read the labels yet.
+	synced chan struct{}
 
 	reconcileMu sync.Mutex // one reconcile at a time
 	mu          sync.Mutex // guards the fields below
@@ -64,7 +67,7 @@ type Options struct {
 // New connects the pieces: it identifies the sidecar's container and project, opens the
 // targets and the catalog, and recovers what a crash left behind. Run starts the work.
 func New(ctx context.Context, cfg Config, opts Options) (*Daemon, error) {
-	d := &Daemon{api: opts.API, cfg: cfg, log: opts.Log, jobs: map[string]*job{}, started: time.Now(), obs: opts.Observer, root: ctx}
+	d := &Daemon{api: opts.API, cfg: cfg, log: opts.Log, jobs: map[string]*job{}, started: time.Now(), obs: opts.Observer, root: ctx, synced: make(chan struct{})}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -179,6 +182,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.Reconcile(ctx); err != nil {
 		d.log.Error("first reconcile failed; retrying on events and every resync", "error", err)
 	}
+	close(d.synced)
 	if d.cfg.CatalogBackup != "" {
 		if err := d.sched.Set(catalogJobName, d.cfg.CatalogBackup, d.BackupCatalog); err != nil {
 			return err

@@ -55,9 +55,16 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 		}
 		writeJSON(w, map[string]int{"added": n})
 	})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-d.synced:
+			mux.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	})
 	// On shutdown, runs in progress are cancelled; their containers are started again before
 	// their answers end, so give them time.
-	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
+	return serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
 }
 
 // ServePublic serves /healthz, /readyz and the extra handlers (metrics) on addr.
