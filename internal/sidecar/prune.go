@@ -42,12 +42,17 @@ func (d *Daemon) prune(ctx context.Context, j *job, log *slog.Logger) ([]string,
 			log.Debug("retention keeps", "key", dec.Key, "because", strings.Join(dec.Reasons, ", "))
 			continue
 		}
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
 		// Manifest first: a backup without its manifest is invisible, never half-listed.
 		if err := tgt.Delete(ctx, artifact.ManifestKey(dec.Key)); err != nil {
 			errs = append(errs, fmt.Errorf("deleting the manifest of %s: %w", dec.Key, err))
 			continue
 		}
-		if err := tgt.Delete(ctx, dec.Key); err != nil {
+		// The manifest is gone: finish the pair even if the run is being cancelled now.
+		if err := tgt.Delete(context.WithoutCancel(ctx), dec.Key); err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", dec.Key, err))
 			continue
 		}

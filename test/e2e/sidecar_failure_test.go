@@ -81,7 +81,7 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	if err := restore.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); running(t, app); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); listedRunning(t, app); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the restore never stopped the app")
 		}
@@ -241,7 +241,7 @@ func backupInMidStream(t *testing.T, p *project, app, dir string) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- run.Wait() }()
 	deadline := time.Now().Add(time.Minute)
-	for running(t, app) || len(tempFiles(t, dir)) == 0 {
+	for listedRunning(t, app) || len(tempFiles(t, dir)) == 0 {
 		select {
 		case err := <-done:
 			t.Fatalf("the backup ended (%v) before it was seen in mid-stream:\n%s", err, out.String())
@@ -253,4 +253,12 @@ func backupInMidStream(t *testing.T, p *project, app, dir string) <-chan error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return done
+}
+
+// listedRunning reports whether the container is running, from the container list: unlike
+// docker inspect, the list does not wait for the container's lock, which the Engine holds
+// for the whole of an archive copy (a volume backup or restore).
+func listedRunning(t *testing.T, name string) bool {
+	t.Helper()
+	return strings.TrimSpace(docker(t, "ps", "-q", "--filter", "name=^"+name+"$", "--filter", "status=running")) != ""
 }

@@ -79,24 +79,6 @@ func TestSidecarExampleProject(t *testing.T) {
 		}
 		return nil
 	})
-	// The target itself (the backups volume) agrees: every artifact has its manifest and
-	// pruned backups are gone as pairs, with no temporary files left.
-	dir := volumeDir(t, p.name+"_backups")
-	onDisk := filesUnder(t, dir)
-	var artifacts, manifests int
-	for _, f := range onDisk {
-		switch {
-		case strings.HasSuffix(f, artifact.ManifestSuffix):
-			manifests++
-		case strings.Contains(filepath.Base(f), ".tmp-"):
-			t.Errorf("temporary file left on the target: %s", f)
-		default:
-			artifacts++
-		}
-	}
-	if artifacts != manifests || artifacts < 5 || artifacts > 7 {
-		t.Errorf("target holds %d artifacts and %d manifests: %q", artifacts, manifests, onDisk)
-	}
 	if logs := containerLogs(t, sidecar); !strings.Contains(logs, "pruned backup") {
 		t.Errorf("the sidecar's log does not say what retention removed")
 	}
@@ -147,5 +129,25 @@ func TestSidecarExampleProject(t *testing.T) {
 	backup(t, "restore", key[1], "--to", "db", "--project", p.name, "--yes")
 	if got := pg.checksums(); !equalMaps(got, want) {
 		t.Errorf("restored database differs:\n got %v\nwant %v", got, want)
+	}
+
+	// Stopped gracefully, the sidecar leaves the target consistent: every artifact has its
+	// manifest, retention's counts hold, and no temporary file is left.
+	docker(t, "stop", "-t", "60", sidecar)
+	dir := volumeDir(t, p.name+"_backups")
+	var artifacts, manifests int
+	for _, f := range filesUnder(t, dir) {
+		switch {
+		case strings.HasPrefix(f, "_catalog/"):
+		case strings.HasSuffix(f, artifact.ManifestSuffix):
+			manifests++
+		case strings.Contains(filepath.Base(f), ".tmp-"):
+			t.Errorf("temporary file left on the target: %s", f)
+		default:
+			artifacts++
+		}
+	}
+	if artifacts != manifests || artifacts != 5 {
+		t.Errorf("target holds %d artifacts and %d manifests, want 5 of each (3 db, 2 files): %q", artifacts, manifests, filesUnder(t, dir))
 	}
 }
