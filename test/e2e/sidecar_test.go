@@ -102,7 +102,7 @@ func TestSidecarExampleProject(t *testing.T) {
 		t.Errorf("the sidecar was restarted (%s, then %s)", startedAt, again)
 	}
 	table := backup(t, "status", "--project", p.name)
-	mustContain(t, table, "db/default", "daily at 03:00", "files/default", "every 4s", "seconds ago", "keep-last=2,keep-daily=7")
+	mustContain(t, table, "db/default", "daily at 03:00", "files/default", "every 4s", " ago", "keep-last=2,keep-daily=7")
 
 	// The image's HEALTHCHECK (the binary asking its own /readyz) reports healthy.
 	eventually(t, 90*time.Second, "the sidecar's health check", func() error {
