@@ -94,3 +94,26 @@ func TestTargetsFromTheSidecarsLabels(t *testing.T) {
 		t.Errorf("bad name: %v", err)
 	}
 }
+
+func FuzzConfigFromEnv(f *testing.F) {
+	f.Add("DOCKER_BACKUP_TARGET_OFFSITE", "s3://b/p?endpoint=x", "DOCKER_BACKUP_RETENTION", "keep-daily=7")
+	f.Add("DOCKER_BACKUP_SCHEDULE", "CRON_TZ=UTC 0 2 * * *", "TZ", "Europe/Berlin")
+	f.Add("DOCKER_BACKUP_MAX_CONCURRENT", "-1", "DOCKER_BACKUP_PREFIX", "/a/../b/")
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
+		cfg, err := ConfigFromEnv([]string{k1 + "=" + v1, k2 + "=" + v2})
+		if err != nil {
+			if !strings.Contains(err.Error(), "invalid configuration") {
+				t.Fatalf("error without context: %v", err)
+			}
+			return
+		}
+		if cfg.Targets["default"] == "" || cfg.MaxConcurrent < 1 || cfg.Resync <= 0 || cfg.Location == nil {
+			t.Fatalf("accepted an unusable configuration: %+v", cfg)
+		}
+		for name := range cfg.Targets {
+			if !targetName.MatchString(name) {
+				t.Fatalf("accepted target name %q", name)
+			}
+		}
+	})
+}
