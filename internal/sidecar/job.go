@@ -57,6 +57,9 @@ func (d *Daemon) run(ctx context.Context, j *job, extra slog.Handler) (*control.
 		d.obs.RunStarted(info)
 	}
 	res, runID, artifactKey, err := d.backup(ctx, j, log, started)
+	if err != nil && d.root != nil && d.root.Err() != nil {
+		err = fmt.Errorf("cancelled because the sidecar is stopping: %w", err)
+	}
 	outcome := RunOutcome{Success: err == nil, Started: started, Duration: time.Since(started)}
 	finish := catalog.Run{ID: runID, FinishedAt: time.Now()}
 	if err != nil {

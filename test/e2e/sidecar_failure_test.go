@@ -221,7 +221,7 @@ func TestSidecarStoppedDuringStopBackup(t *testing.T) {
 	docker(t, "start", sidecar)
 	waitSidecar(t, sidecar)
 	js := jobStatus(sidecarStatus(t, p.name), "app", "default")
-	if js == nil || js.Last == nil || js.Last.Status != "failed" || !strings.Contains(js.Last.Error, "context canceled") {
+	if js == nil || js.Last == nil || js.Last.Status != "failed" || !strings.Contains(js.Last.Error, "cancelled because the sidecar is stopping") {
 		t.Errorf("the cancelled run: %+v", js.Last)
 	}
 }
