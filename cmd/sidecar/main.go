@@ -28,6 +28,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/metrics"
 	"github.com/docker-backup/docker-backup/internal/sidecar"
+	"github.com/docker-backup/docker-backup/internal/sidecar/config"
+	"github.com/docker-backup/docker-backup/internal/sidecar/server"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/moby/moby/client"
 )
@@ -49,7 +51,7 @@ func main() {
 }
 
 func run(args []string, log *slog.Logger) error {
-	cfg, cfgErr := sidecar.ConfigFromEnv(os.Environ())
+	cfg, cfgErr := config.FromEnv(os.Environ())
 	switch first(args) {
 	case "version":
 		fmt.Println(version.Version)
@@ -78,19 +80,21 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted, and readable by the sidecar's user?): %w", api.DaemonHost(), err)
 	}
-	var ready func(context.Context) error
-	m := metrics.New(func(ctx context.Context) error { return ready(ctx) })
-	d, err := sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log, Observer: m})
+	var d *sidecar.Daemon
+	m := metrics.New(func(ctx context.Context) (*control.Status, error) { return d.Status(ctx) },
+		func(ctx context.Context) error { return d.CatalogHealthy(ctx) })
+	d, err = sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log, Recorder: m})
 	if err != nil {
 		return err
 	}
-	ready = d.CatalogHealthy
 	defer d.Close()
 	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost(), "listen", cfg.Listen)
 
 	errc := make(chan error, 3)
-	go func() { errc <- d.ServeControl(ctx) }()
-	go func() { errc <- d.ServePublic(ctx, cfg.Listen, map[string]http.Handler{"GET /metrics": m.Handler()}) }()
+	go func() { errc <- server.ServeControl(ctx, d.ControlSocket(), d, log) }()
+	go func() {
+		errc <- server.ServePublic(ctx, cfg.Listen, d.Ready, map[string]http.Handler{"GET /metrics": m.Handler()})
+	}()
 	go func() { errc <- d.Run(ctx) }()
 	var errs []error
 	for range 3 {

@@ -2,7 +2,12 @@ package artifact
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -59,20 +64,103 @@ func TestManifestValidate(t *testing.T) {
 
 func TestKey(t *testing.T) {
 	at := time.Date(2026, 11, 25, 2, 0, 0, 123e6, time.FixedZone("X", 3600))
-	cases := []struct{ project, service, want string }{
-		{"shop", "db", "shop/db/db-postgres-20261125T010000.123Z.sql.zst"},
-		{"", "mycontainer", "standalone/mycontainer/mycontainer-postgres-20261125T010000.123Z.sql.zst"},
-		{"p", "../etc", "p/_etc/_etc-postgres-20261125T010000.123Z.sql.zst"},
-		{"p", "a/b", "p/a_b/a_b-postgres-20261125T010000.123Z.sql.zst"},
-		{"p", "dätä", "p/dätä/dätä-postgres-20261125T010000.123Z.sql.zst"},
+	cases := []struct{ project, service, job, want string }{
+		{"shop", "db", "", `^shop/db/db-postgres-20261125T010000\.123Z-[0-9a-f]{8}\.sql\.zst$`},
+		{"shop", "db", "nightly", `^shop/db/db-nightly-postgres-20261125T010000\.123Z-[0-9a-f]{8}\.sql\.zst$`},
+		{"", "mycontainer", "", `^standalone/mycontainer/mycontainer-postgres-20261125T010000\.123Z-[0-9a-f]{8}\.sql\.zst$`},
+		{"p", "../etc", "", `^p/_etc/_etc-postgres-`},
+		{"p", "a/b", "", `^p/a_b/a_b-postgres-`},
+		{"p", "dätä", "", `^p/dätä/dätä-postgres-`},
 	}
 	for _, c := range cases {
-		if got := Key(c.project, c.service, "postgres", "sql", Zstd, at); got != c.want {
-			t.Errorf("Key(%q, %q) = %q, want %q", c.project, c.service, got, c.want)
+		got := Key(KeyParts{Project: c.project, Service: c.service, Job: c.job, Strategy: "postgres", Ext: "sql", Compression: Zstd, At: at})
+		if !regexp.MustCompile(c.want).MatchString(got) {
+			t.Errorf("Key(%q, %q, %q) = %q, want %s", c.project, c.service, c.job, got, c.want)
 		}
 	}
-	if got := Key("p", "s", "volume", "tar", Gzip, at); !strings.HasSuffix(got, ".tar.gz") {
-		t.Errorf("gzip key %q", got)
+	// Two backups of the same service and job in the same millisecond do not collide.
+	k := KeyParts{Project: "p", Service: "s", Strategy: "volume", Ext: "tar", Compression: Gzip, At: at}
+	if a, b := Key(k), Key(k); a == b || !strings.HasSuffix(a, ".tar.gz") {
+		t.Errorf("keys %q and %q", a, b)
+	}
+}
+
+func TestCheckKey(t *testing.T) {
+	m := &Manifest{Project: "shop", Service: "db"}
+	for key, ok := range map[string]bool{"shop/db/x.sql.zst": true, "host-a/shop/db/x.sql.zst": true,
+		"shop/files/x.sql.zst": false, "other/db/x.sql.zst": false, "shop/db/sub/x": false, "x": false} {
+		if err := m.CheckKey(key); (err == nil) != ok {
+			t.Errorf("CheckKey(%q) = %v", key, err)
+		}
+	}
+}
+
+func TestSignatures(t *testing.T) {
+	k, _ := NewSigningKey([]byte(strings.Repeat("k", 32)))
+	other, _ := NewSigningKey([]byte(strings.Repeat("o", 32)))
+	if _, err := NewSigningKey([]byte("short")); err == nil {
+		t.Error("a short key was accepted")
+	}
+	m := validManifest()
+	m.Source = map[string]string{"paths": "/data"}
+	if err := k.Sign(m); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.Marshal()
+	read, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Verify(read); err != nil {
+		t.Errorf("a signed manifest read back: %v", err)
+	}
+	if err := other.Verify(read); !errors.Is(err, ErrOtherKey) {
+		t.Errorf("verified with another key: %v", err)
+	}
+	// White space and member order do not matter; content does.
+	var generic map[string]any
+	json.Unmarshal(b, &generic)
+	compact, _ := json.Marshal(generic)
+	if again, _ := Unmarshal(compact); k.Verify(again) != nil {
+		t.Error("the same manifest, compacted, does not verify")
+	}
+	for name, forge := range map[string]func(string) string{
+		"paths":       func(s string) string { return strings.Replace(s, `"/data"`, `"/usr/local/bin"`, 1) },
+		"strategy":    func(s string) string { return strings.Replace(s, `"postgres"`, `"volume"`, 1) },
+		"added field": func(s string) string { return strings.Replace(s, `"strategy"`, `"extra": 1, "strategy"`, 1) },
+	} {
+		forged, err := Unmarshal([]byte(forge(string(b))))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := k.Verify(forged); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s: forged manifest verified: %v", name, err)
+		}
+	}
+	m.Signature = nil
+	b, _ = m.Marshal()
+	unsigned, _ := Unmarshal(b)
+	if err := k.Verify(unsigned); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("unsigned: %v", err)
+	}
+	if _, err := Unmarshal(append(b[:len(b)-2], []byte(`, "pad": "`+strings.Repeat("x", MaxManifestSize)+`"}`)...)); err == nil {
+		t.Error("a huge manifest was read")
+	}
+}
+
+func TestLoadOrCreateSigningKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dir", "signing.key")
+	k, created, err := LoadOrCreateSigningKey(file)
+	if err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	info, _ := os.Stat(file)
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v", info.Mode().Perm())
+	}
+	again, created, err := LoadOrCreateSigningKey(file)
+	if err != nil || created || again.ID() != k.ID() {
+		t.Errorf("load: %v %v %v", again, created, err)
 	}
 }
 

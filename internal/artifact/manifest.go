@@ -4,9 +4,12 @@
 package artifact
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -46,7 +49,26 @@ type Manifest struct {
 	Tool Tool `json:"tool"`
 	// Source holds what the strategy recorded about the data: tool versions, database, paths.
 	Source map[string]string `json:"source,omitempty"`
+
+	// Signature authenticates the manifest (and through its SHA-256, the artifact): see
+	// SigningKey. Nil for an unsigned manifest.
+	Signature *Signature `json:"signature,omitempty"`
+
+	// canonical is the signed form of the manifest as it was read (see canonicalize).
+	canonical []byte
 }
+
+// MaxManifestSize bounds a manifest read from a target: a real one is a few KiB, and a
+// forged giant must not cost memory.
+const MaxManifestSize = 64 << 10
+
+// FutureSkew is how far ahead of the local clock a backup's creation time may be (clocks of
+// hosts sharing a target differ a little) before it counts as dated in the future: such a
+// backup is never "latest" and never counted by retention.
+const FutureSkew = 5 * time.Minute
+
+// InFuture reports whether the manifest claims a creation time after now (plus FutureSkew).
+func (m *Manifest) InFuture(now time.Time) bool { return m.CreatedAt.After(now.Add(FutureSkew)) }
 
 // Encryption describes how an artifact is encrypted.
 type Encryption struct {
@@ -96,8 +118,11 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// Unmarshal decodes and validates a manifest.
+// Unmarshal decodes and validates a manifest, keeping its signed form for VerifySignature.
 func Unmarshal(b []byte) (*Manifest, error) {
+	if len(b) > MaxManifestSize {
+		return nil, fmt.Errorf("manifest is %d bytes, more than the %d a manifest can be", len(b), MaxManifestSize)
+	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("decoding manifest: %w", err)
@@ -105,18 +130,40 @@ func Unmarshal(b []byte) (*Manifest, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	c, err := canonicalize(b)
+	if err != nil {
+		return nil, err
+	}
+	m.canonical = c
 	return &m, nil
+}
+
+// KeyParts are what a new artifact's key is made of.
+type KeyParts struct {
+	Project, Service string
+	Job              string // the sidecar job; empty for a backup made by hand
+	Strategy, Ext    string
+	Compression      Compression
+	At               time.Time
 }
 
 // Key builds the key of a new artifact:
 //
-//	PROJECT/SERVICE/SERVICE-STRATEGY-20060102T150405.000Z.EXT.COMPRESSION
+//	PROJECT/SERVICE/SERVICE[-JOB]-STRATEGY-20060102T150405.000Z-RANDOM.EXT.COMPRESSION
 //
-// Keys sort by time within a service; parts that could escape the directory are replaced.
-func Key(project, service, strategy, ext string, c Compression, at time.Time) string {
-	stamp := at.UTC().Format("20060102T150405.000Z")
-	name := fmt.Sprintf("%s-%s-%s.%s.%s", safePart(service), strategy, stamp, ext, c.Extension())
-	return Dir(project, service) + "/" + name
+// Keys sort by time within a service; the job name and eight random hex digits make two
+// backups started in the same millisecond (two jobs, two hosts) never collide. Parts that
+// could escape the directory are replaced.
+func Key(k KeyParts) string {
+	stamp := k.At.UTC().Format("20060102T150405.000Z")
+	name := safePart(k.Service)
+	if k.Job != "" {
+		name += "-" + safePart(k.Job)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	name = fmt.Sprintf("%s-%s-%s-%s.%s.%s", name, safePart(k.Strategy), stamp, hex.EncodeToString(b), k.Ext, k.Compression.Extension())
+	return Dir(k.Project, k.Service) + "/" + name
 }
 
 // Dir is the directory of a service's artifacts: project/service ("standalone/NAME" for a
@@ -126,6 +173,38 @@ func Dir(project, service string) string {
 		project = "standalone"
 	}
 	return safePart(project) + "/" + safePart(service)
+}
+
+// ProjectDir is the directory of a project's artifacts: every Dir of the project is below it.
+func ProjectDir(project string) string { return strings.TrimSuffix(Dir(project, "_"), "_") }
+
+// CheckKey reports whether key (as a target lists it, possibly below a prefix) is where a
+// backup of the manifest's project and service belongs: a manifest that claims another
+// service than its place on the target is refused.
+func (m *Manifest) CheckKey(key string) error {
+	want := Dir(m.Project, m.Service) + "/"
+	if m.Project == "" && m.Service == "" {
+		want = Dir("", m.Container) + "/"
+	}
+	dir := path.Dir(key) + "/"
+	if dir != want && !strings.HasSuffix(dir, "/"+want) {
+		return fmt.Errorf("the manifest of %s says it is a backup of %s, which lives under %s: %w", key, m.Describe(), want, ErrMislabelled)
+	}
+	return nil
+}
+
+// ErrMislabelled is wrapped when a manifest's project or service does not match its key.
+var ErrMislabelled = errors.New("manifest does not match its place on the target")
+
+// Describe names the backed-up service for messages: "project/service".
+func (m *Manifest) Describe() string {
+	switch {
+	case m.Project != "" && m.Service != "":
+		return m.Project + "/" + m.Service
+	case m.Service != "":
+		return m.Service
+	}
+	return "container " + m.Container
 }
 
 // safePart makes s usable as one path component: no separators, no control characters,

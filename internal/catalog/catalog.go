@@ -25,6 +25,10 @@ const (
 	Interrupted = "interrupted"
 )
 
+// ManualJob is the catalog's name for the one-off backups of a service asked for by hand
+// (no label job name can be written like it).
+const ManualJob = "(manual)"
+
 // migrations are applied in order; the database's user_version is how many have run.
 var migrations = []string{
 	`CREATE TABLE jobs (
@@ -69,6 +73,19 @@ var migrations = []string{
 		finished_at  TEXT,
 		error        TEXT
 	);`,
+	// 5: containers stopped by a run or restore, recorded just before each stop and removed
+	// once started again: what recovery must start after a crash, and since when they were
+	// stopped (a container stopped earlier by someone else is left alone). Restores record
+	// their strategy and whether a failure left the service partly restored.
+	`CREATE TABLE stops (
+		id         INTEGER PRIMARY KEY,
+		container  TEXT NOT NULL,
+		name       TEXT NOT NULL,
+		stopped_at TEXT NOT NULL,
+		operation  TEXT NOT NULL
+	);
+	ALTER TABLE restores ADD COLUMN strategy TEXT NOT NULL DEFAULT '';
+	ALTER TABLE restores ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Catalog is an open catalog database.
@@ -328,6 +345,80 @@ func (c *Catalog) CleanupDone(ctx context.Context, runID int64) error {
 		return fmt.Errorf("recording the clean-up of run %d: %w", runID, err)
 	}
 	return nil
+}
+
+// Recovered records that an interrupted run had in fact finished: its manifest was written
+// before the crash, so it is a success with the manifest's size and checksum.
+func (c *Catalog) Recovered(ctx context.Context, r Run) error {
+	_, err := c.db.ExecContext(ctx, `UPDATE runs SET status = 'success', size_bytes = ?, sha256 = ?,
+		error = 'completed before the sidecar stopped (its manifest was written)' WHERE id = ? AND status = 'interrupted'`, r.Size, r.SHA256, r.ID)
+	if err != nil {
+		return fmt.Errorf("recording the recovery of run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Stop is a container an operation stopped and has not started again yet.
+type Stop struct {
+	ID        int64
+	Container string // ID
+	Name      string
+	StoppedAt time.Time
+	Operation string // what stopped it: "backup shop/db/default", "restore shop/db"
+}
+
+// Stopping records that a container is about to be stopped.
+func (c *Catalog) Stopping(ctx context.Context, s Stop) (int64, error) {
+	res, err := c.db.ExecContext(ctx, `INSERT INTO stops (container, name, stopped_at, operation) VALUES (?, ?, ?, ?)`,
+		s.Container, s.Name, stamp(s.StoppedAt), s.Operation)
+	if err != nil {
+		return 0, fmt.Errorf("recording the stop of %s: %w", s.Name, err)
+	}
+	return res.LastInsertId()
+}
+
+// Started forgets a recorded stop: the container runs again.
+func (c *Catalog) Started(ctx context.Context, id int64) error {
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM stops WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("recording a start: %w", err)
+	}
+	return nil
+}
+
+// Stops lists the recorded stops: at start-up, containers a crash left stopped.
+func (c *Catalog) Stops(ctx context.Context) ([]Stop, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id, container, name, stopped_at, operation FROM stops ORDER BY id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("listing stopped containers: %w", err)
+	}
+	defer rows.Close()
+	var out []Stop
+	for rows.Next() {
+		var s Stop
+		var at string
+		if err := rows.Scan(&s.ID, &s.Container, &s.Name, &at, &s.Operation); err != nil {
+			return nil, err
+		}
+		s.StoppedAt = parseStamp(at)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// ManualRuns returns the newest one-off runs of every service, at most limit.
+func (c *Catalog) ManualRuns(ctx context.Context, limit int) ([]Run, []Job, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT r.id, r.job_id, r.status, r.started_at, COALESCE(r.finished_at, ''), COALESCE(r.size_bytes, 0),
+		COALESCE(r.sha256, ''), COALESCE(r.artifact_key, ''), COALESCE(r.error, ''), r.stopped_container, r.cleanup
+		FROM runs r JOIN jobs j ON j.id = r.job_id WHERE j.name = ? ORDER BY r.started_at DESC, r.id DESC LIMIT ?`, ManualJob, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing one-off runs: %w", err)
+	}
+	runs, err := scanRuns(rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := c.Jobs(ctx)
+	return runs, jobs, err
 }
 
 // Copy writes a consistent copy of the catalog to path (VACUUM INTO), for backing it up.

@@ -203,12 +203,77 @@ func TestRestoresAndTheirRecovery(t *testing.T) {
 	crashed, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/b", Target: "default", Container: "def", StartedAt: t0.Add(time.Hour)})
 	c.Close()
 	c2 := open(t, path)
-	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour))
+	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour), func(string) bool { return false })
 	if err != nil || len(got) != 1 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != Interrupted {
 		t.Fatalf("InterruptRestores = %+v, %v", got, err)
 	}
 	all, _ := c2.Restores(ctx, 10)
 	if len(all) != 2 || all[0].Status != Interrupted || all[1].Status != Success || !all[1].FinishedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("Restores = %+v", all)
+	}
+}
+
+func TestStopsAndRecoveredRuns(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
+	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	a, err := c.Stopping(ctx, Stop{Container: "id-a", Name: "shop-db-1", StoppedAt: at, Operation: "backup shop/db/default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stopping(ctx, Stop{Container: "id-b", Name: "shop-web-1", StoppedAt: at.Add(time.Second), Operation: "backup shop/db/default"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Started(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	stops, err := c.Stops(ctx)
+	if err != nil || len(stops) != 1 || stops[0].Container != "id-b" || !stops[0].StoppedAt.Equal(at.Add(time.Second)) {
+		t.Errorf("Stops = %+v, %v", stops, err)
+	}
+
+	// A run interrupted after its manifest was written is a success after all.
+	job, _ := c.UpsertJob(ctx, Job{Project: "shop", Service: "db", Name: ManualJob})
+	id, _ := c.StartRun(ctx, Run{JobID: job, StartedAt: at, ArtifactKey: "shop/db/k"})
+	if _, err := c.Interrupt(ctx, at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Recovered(ctx, Run{ID: id, Size: 9, SHA256: "ef"}); err != nil {
+		t.Fatal(err)
+	}
+	runs, jobs, err := c.ManualRuns(ctx, 5)
+	if err != nil || len(runs) != 1 || runs[0].Status != Success || runs[0].Size != 9 || len(jobs) != 1 {
+		t.Errorf("ManualRuns = %+v %+v, %v", runs, jobs, err)
+	}
+}
+
+func TestRestoresAreBounded(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
+	for i := range KeepRestores + 20 {
+		id, err := c.StartRestore(ctx, Restore{Project: "p", Service: "s", ArtifactKey: fmt.Sprint(i), Target: "default", Container: "x", StartedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.FinishRestore(ctx, Restore{ID: id, Status: Success, FinishedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := c.Restores(ctx, 10*KeepRestores)
+	if err != nil || len(all) != KeepRestores || all[0].ArtifactKey != fmt.Sprint(KeepRestores+19) {
+		t.Errorf("%d restores kept (newest %q), want %d", len(all), all[0].ArtifactKey, KeepRestores)
+	}
+}
+
+func TestLatestRestorePerService(t *testing.T) {
+	ctx := context.Background()
+	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
+	for _, svc := range []string{"db", "files", "db"} {
+		id, _ := c.StartRestore(ctx, Restore{Project: "p", Service: svc, ArtifactKey: svc, Target: "default", Container: "x", StartedAt: time.Now()})
+		c.FinishRestore(ctx, Restore{ID: id, Status: Failed, Partial: svc == "files", FinishedAt: time.Now()})
+	}
+	got, err := c.LatestRestores(ctx, 10)
+	if err != nil || len(got) != 2 || got[0].Service != "db" || got[1].Service != "files" || !got[1].Partial {
+		t.Errorf("LatestRestores = %+v, %v", got, err)
 	}
 }

@@ -12,8 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/cli/cli/config"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/client"
 	"github.com/schollz/progressbar/v3"
@@ -27,6 +31,8 @@ const (
 	// envPassword overrides the database password read from the container; a password is
 	// never taken from a flag, where it would show in the process list.
 	envPassword = "DOCKER_BACKUP_PASSWORD"
+	// envSigningKey names the file of the key manifests are signed and verified with.
+	envSigningKey = "DOCKER_BACKUP_SIGNING_KEY_FILE"
 )
 
 // strategyNames lists the strategies for flag help and errors.
@@ -61,19 +67,19 @@ func projectFlag(flags *pflag.FlagSet, p *string) {
 		"Compose project name (default: $COMPOSE_PROJECT_NAME, else the one project that has the service)")
 }
 
-// findService resolves SERVICE within a project, or a container by name or ID.
+// noSidecarFlag adds --no-sidecar.
+func noSidecarFlag(flags *pflag.FlagSet, p *bool) {
+	flags.BoolVar(p, "no-sidecar", false, "Work directly on the target even when the project has a sidecar")
+}
+
+// findService resolves SERVICE within a project, or a container by name or ID; without a
+// project, the project named after the current directory is tried too, as compose names it.
 func findService(ctx context.Context, api containers.API, project, service string) (*containers.Container, error) {
-	c, err := containers.Resolve(ctx, api, project, service)
-	if err != nil && errors.Is(err, containers.ErrNotFound) && project == "" {
-		if dir, derr := os.Getwd(); derr == nil {
-			if guess := composeProjectName(filepath.Base(dir)); guess != "" {
-				if c2, err2 := containers.Find(ctx, api, guess, service); err2 == nil {
-					return c2, nil
-				}
-			}
-		}
+	guess := ""
+	if dir, err := os.Getwd(); err == nil {
+		guess = composeProjectName(filepath.Base(dir))
 	}
-	return c, err
+	return plan.Find(ctx, api, project, service, guess)
 }
 
 var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)
@@ -81,6 +87,72 @@ var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)
 // composeProjectName derives a project name from a directory name as docker compose does.
 func composeProjectName(dir string) string {
 	return strings.TrimLeft(notProjectChar.ReplaceAllString(strings.ToLower(dir), ""), "_-")
+}
+
+// findSidecar returns the running sidecar of project (or of the only project that has one).
+func findSidecar(ctx context.Context, api containers.API, project string) (*control.Client, error) {
+	return control.Find(ctx, api, project)
+}
+
+// sidecarOfService returns the sidecar of the project the service is in (project, or the
+// service's own when project is empty); nil when that project has none.
+func sidecarOfService(ctx context.Context, api containers.API, project, service string) (*control.Client, error) {
+	if project == "" {
+		c, err := containers.Find(ctx, api, "", service)
+		if err != nil || c.Project == "" {
+			return nil, nil // the direct path reports what is wrong
+		}
+		project = c.Project
+	}
+	return findSidecar(ctx, api, project)
+}
+
+// requireSidecar is findSidecar that fails when there is none.
+func requireSidecar(ctx context.Context, api containers.API, project string) (*control.Client, error) {
+	sc, err := findSidecar(ctx, api, project)
+	if err == nil && sc == nil {
+		where := "on this Docker host"
+		if project != "" {
+			where = "in compose project " + project
+		}
+		err = fmt.Errorf("no running docker-backup sidecar %s (add the sidecar service to the project, see README)", where)
+	}
+	return sc, err
+}
+
+// signingKeyFile is where the plugin's signing key is: $DOCKER_BACKUP_SIGNING_KEY_FILE, else
+// docker-backup/signing.key in the docker CLI's configuration directory.
+func signingKeyFile() (file string, given bool) {
+	if f := os.Getenv(envSigningKey); f != "" {
+		return f, true
+	}
+	return filepath.Join(config.Dir(), "docker-backup", "signing.key"), false
+}
+
+// signer returns the key backups are signed with, made on first use.
+func signer(w io.Writer) (*artifact.SigningKey, error) {
+	file, given := signingKeyFile()
+	if given {
+		return artifact.LoadSigningKey(file)
+	}
+	k, created, err := artifact.LoadOrCreateSigningKey(file)
+	if err != nil {
+		return nil, fmt.Errorf("the signing key: %w (name another file with $%s)", err, envSigningKey)
+	}
+	if created {
+		fmt.Fprintf(w, "Made a signing key for your backups in %s (key %s). Restores check it: keep a copy, or restore elsewhere with $%s.\n", file, k.ID(), envSigningKey)
+	}
+	return k, nil
+}
+
+// verifier returns the key restores check signatures with; nil when there is none yet.
+func verifier() (*artifact.SigningKey, error) {
+	file, given := signingKeyFile()
+	k, err := artifact.LoadSigningKey(file)
+	if err != nil && !given && errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return k, err
 }
 
 // logger writes the engine's progress messages to w as plain lines:
@@ -98,29 +170,19 @@ type lineHandler struct {
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
 
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	if r.Level >= slog.LevelWarn {
-		b.WriteString(strings.ToLower(r.Level.String()) + ": ")
-	}
-	msg := r.Message
-	if msg != "" {
-		msg = strings.ToUpper(msg[:1]) + msg[1:]
-	}
-	b.WriteString(msg)
 	var attrs []string
-	add := func(a slog.Attr) bool {
+	for _, a := range h.attrs {
+		attrs = append(attrs, a.Key+"="+a.Value.String())
+	}
+	r.Attrs(func(a slog.Attr) bool {
 		attrs = append(attrs, a.Key+"="+a.Value.String())
 		return true
-	}
-	for _, a := range h.attrs {
-		add(a)
-	}
-	r.Attrs(add)
+	})
+	msg := r.Message
 	if len(attrs) > 0 {
-		b.WriteString(" (" + strings.Join(attrs, ", ") + ")")
+		msg += " (" + strings.Join(attrs, ", ") + ")"
 	}
-	b.WriteString("\n")
-	_, err := io.WriteString(h.w, b.String())
+	_, err := io.WriteString(h.w, humanLine(strings.ToLower(r.Level.String()), msg)+"\n")
 	return err
 }
 
@@ -129,6 +191,21 @@ func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *lineHandler) WithGroup(string) slog.Handler { return h }
+
+// humanLine writes a log message for people, the plugin's own and the sidecar's alike:
+// capitalised, warnings and errors marked.
+func humanLine(level, msg string) string {
+	if msg != "" {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+	if level == "warn" || level == "error" {
+		msg = level + ": " + msg
+	}
+	return msg
+}
+
+// eventLine formats a sidecar log event like the plugin's own log lines.
+func eventLine(ev control.Event) string { return humanLine(ev.Level, ev.Message) }
 
 // progress returns a callback drawing a bytes/rate line on stderr when it is a terminal,
 // and a function that clears it.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/detect"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -79,9 +80,9 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 			Excluded: detect.Excluded(c), Strategies: detect.All(ctx, c)}
 		if len(d.Strategies) > 0 {
 			d.Labels = map[string]string{
-				"docker-backup.enable":   "true",
-				detect.LabelStrategy:     d.Strategies[0].Strategy,
-				"docker-backup.schedule": "0 2 * * *",
+				labels.Enable:   "true",
+				labels.Strategy: d.Strategies[0].Strategy,
+				labels.Schedule: "0 2 * * *",
 			}
 		}
 		out = append(out, d)
@@ -119,7 +120,7 @@ func printDetect(w io.Writer, project string, svcs []detectedService) {
 			fmt.Fprintf(w, "  %s %-9s %s\n", mark, c.Strategy, c.Reason)
 		}
 		fmt.Fprintf(w, "  labels to schedule it:\n")
-		for _, k := range []string{"docker-backup.enable", detect.LabelStrategy, "docker-backup.schedule"} {
+		for _, k := range []string{labels.Enable, labels.Strategy, labels.Schedule} {
 			fmt.Fprintf(w, "    %s: %q\n", k, s.Labels[k])
 		}
 		fmt.Fprintf(w, "  back up now:  docker backup run %s --project %s --to ./backups\n", s.Service, project)

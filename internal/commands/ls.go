@@ -13,7 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/engine"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
@@ -35,7 +35,11 @@ func newLsCommand(dockerCli command.Cli) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the backups on a target, newest first",
 		Long: `List the backups on a target, newest first, from the manifests stored beside them (no
-catalog needed). Without --from, in a project with a sidecar, the sidecar lists its targets.`,
+catalog needed). Without --from, in a project with a sidecar, the sidecar lists its targets.
+
+The NOTE column flags what a restore would not trust: a backup dated in the future (never
+"latest", never counted by retention), one whose manifest is not signed, or signed with
+another key than this plugin's (or the sidecar's).`,
 		Example: `  docker backup ls                      # the sidecar's targets
   docker backup ls --from ./backups
   docker backup ls --from s3://backups/site-a?endpoint=minio:9000 --service db --format json`,
@@ -51,6 +55,13 @@ catalog needed). Without --from, in a project with a sidecar, the sidecar lists 
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
 	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
+}
+
+// listed is one backup as ls shows it.
+type listed struct {
+	m      *artifact.Manifest
+	target string // the sidecar's target name; empty for a direct listing
+	note   string
 }
 
 func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
@@ -72,20 +83,39 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if err != nil {
 		return err
 	}
-	listing, err := engine.List(ctx, tgt, "")
+	listing, err := pipeline.List(ctx, tgt, "")
 	if err != nil {
 		return err
 	}
-	var backups []*artifact.Manifest
+	key, err := verifier()
+	if err != nil {
+		return err
+	}
+	var rows []listed
 	for _, m := range listing.Backups {
 		if (opts.project == "" || m.Project == opts.project) && (opts.service == "" || m.Service == opts.service) {
-			backups = append(backups, m)
+			row := listed{m: m}
+			if err := key.Verify(m); err != nil {
+				row.note = trustNote(err.Error())
+			}
+			rows = append(rows, row)
 		}
 	}
 	for _, p := range listing.Problems {
 		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", p)
 	}
-	return printBackups(dockerCli, backups, nil, opts.format)
+	return printBackups(dockerCli, rows, false, opts.format)
+}
+
+// trustNote shortens why a manifest is not trusted for the NOTE column.
+func trustNote(reason string) string {
+	switch {
+	case strings.Contains(reason, "not signed"):
+		return "unsigned"
+	case strings.Contains(reason, "another key"):
+		return "other key"
+	}
+	return "bad signature"
 }
 
 // lsSidecar lists through the project's sidecar; done is false when there is no sidecar.
@@ -110,40 +140,32 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 		q.Set("service", opts.service)
 	}
 	var lists []control.Backups
-	if err := sc.get(ctx, control.PathBackups, q, &lists); err != nil {
+	if err := sc.Get(ctx, control.PathBackups, q, &lists); err != nil {
 		return true, err
 	}
-	var backups []*artifact.Manifest
-	targets := []string{}
+	var rows []listed
 	for _, l := range lists {
 		for _, p := range l.Problems {
 			fmt.Fprintf(dockerCli.Err(), "warning: target %s: %s\n", l.Target, p)
 		}
 		for _, m := range l.Backups {
-			backups = append(backups, m)
-			targets = append(targets, l.Target)
+			row := listed{m: m, target: l.Target}
+			if why := l.Untrusted[m.Artifact]; why != "" {
+				row.note = trustNote(why)
+			}
+			rows = append(rows, row)
 		}
 	}
-	if len(lists) > 1 {
-		idx := make([]int, len(backups))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.SliceStable(idx, func(a, b int) bool { return backups[idx[a]].CreatedAt.After(backups[idx[b]].CreatedAt) })
-		sb, st := make([]*artifact.Manifest, len(idx)), make([]string, len(idx))
-		for i, k := range idx {
-			sb[i], st[i] = backups[k], targets[k]
-		}
-		backups, targets = sb, st
-	}
-	return true, printBackups(dockerCli, backups, targets, opts.format)
+	sort.SliceStable(rows, func(a, b int) bool { return rows[a].m.CreatedAt.After(rows[b].m.CreatedAt) })
+	return true, printBackups(dockerCli, rows, true, opts.format)
 }
 
-// printBackups writes a listing; targets, when set, names each backup's sidecar target.
-func printBackups(dockerCli command.Cli, backups []*artifact.Manifest, targets []string, format string) error {
+// printBackups writes a listing; withTargets adds the sidecar's JOB and TARGET columns.
+func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format string) error {
 	if format == "json" {
-		if backups == nil {
-			backups = []*artifact.Manifest{}
+		backups := make([]*artifact.Manifest, 0, len(rows))
+		for _, r := range rows {
+			backups = append(backups, r.m)
 		}
 		enc := json.NewEncoder(dockerCli.Out())
 		enc.SetIndent("", "  ")
@@ -151,12 +173,13 @@ func printBackups(dockerCli command.Cli, backups []*artifact.Manifest, targets [
 	}
 	w := tabwriter.NewWriter(dockerCli.Out(), 0, 4, 2, ' ', 0)
 	header := "BACKUP\tSERVICE\tSTRATEGY\tCREATED\tSIZE"
-	if targets != nil {
+	if withTargets {
 		header += "\tJOB\tTARGET"
 	}
-	fmt.Fprintln(w, header)
+	fmt.Fprintln(w, header+"\tNOTE")
 	now := time.Now()
-	for i, m := range backups {
+	for _, r := range rows {
+		m := r.m
 		svc := m.Service
 		if m.Project != "" {
 			svc = m.Project + "/" + m.Service
@@ -164,16 +187,21 @@ func printBackups(dockerCli command.Cli, backups []*artifact.Manifest, targets [
 		if svc == "" {
 			svc = m.Container
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s", m.Artifact, svc, m.Strategy,
-			units.HumanDuration(now.Sub(m.CreatedAt)), humanBytes(m.Size))
-		if targets != nil {
+		created := units.HumanDuration(now.Sub(m.CreatedAt)) + " ago"
+		note := r.note
+		if m.InFuture(now) {
+			created = "in " + units.HumanDuration(m.CreatedAt.Sub(now))
+			note = strings.TrimPrefix(note+", dated in the future", ", ")
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Artifact, svc, m.Strategy, created, humanBytes(m.Size))
+		if withTargets {
 			job := m.Job
 			if job == "" {
 				job = "(manual)"
 			}
-			fmt.Fprintf(w, "\t%s\t%s", job, targets[i])
+			fmt.Fprintf(w, "\t%s\t%s", job, r.target)
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "\t%s\n", note)
 	}
 	return w.Flush()
 }

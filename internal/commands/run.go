@@ -2,14 +2,14 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/detect"
-	"github.com/docker-backup/docker-backup/internal/engine"
+	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
@@ -40,7 +40,11 @@ The strategy is detected (see "docker backup detect") unless --strategy is given
 
 Without --to, in a project with a sidecar, the sidecar runs the service's job now (JOB names
 one when the service has several), with its labels' strategy, target, hooks and retention,
-and records the run in its catalog.`,
+and records the run in its catalog.
+
+The manifest is signed with the plugin's key ($` + envSigningKey + `, else one made in the docker
+CLI's configuration directory on first use): restores check that they restore what this
+key's holder made.`,
 		Example: `  docker backup run db                     # the sidecar runs db's job now
   docker backup run files/weekly           # ... the job named weekly
   docker backup run db --project myapp --to ./backups
@@ -57,7 +61,7 @@ and records the run in its catalog.`,
 	flags.StringVar(&opts.strategy, "strategy", "", "Strategy: "+strategyNames+" (default: detected)")
 	flags.StringVar(&opts.to, "to", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
-	flags.BoolVar(&opts.stop, "stop", false, "Stop the container during the backup and start it again after")
+	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database; mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
@@ -92,42 +96,30 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
-	if reason := detect.Excluded(c); reason != "" && opts.strategy == "" {
-		return fmt.Errorf("%s is not backed up (%s)", c, reason)
-	}
-	name := opts.strategy
-	if name == "" {
-		cands := detect.All(ctx, c)
-		if len(cands) == 0 {
-			return fmt.Errorf("cannot tell how to back up %s (image %s): no database recognised and no volumes; choose with --strategy (%s)", c, c.Image, strategyNames)
-		}
-		name = cands[0].Strategy
-		fmt.Fprintf(dockerCli.Err(), "Using the %s strategy (%s)\n", name, cands[0].Reason)
-	}
-	if name == "sqlite" && opts.database == "" {
-		msg := "the sqlite strategy needs the database file: pass --database /path/in/container/app.db"
-		if files := detect.SQLiteFiles(ctx, c); len(files) > 0 {
-			msg += " (SQLite files in " + c.Name + ": " + strings.Join(files, ", ") + ")"
-		}
-		return fmt.Errorf("%s", msg)
-	}
-	log := logger(dockerCli.Err())
-	strat, err := strategy.New(name, strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths, Log: log})
+	key, err := signer(dockerCli.Err())
 	if err != nil {
 		return err
 	}
+	guard := &stopGuard{}
+	defer guard.Close()
+	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "backing up")
-	res, err := engine.Backup(ctx, engine.BackupRequest{
-		Container:     c,
-		Strategy:      strat,
-		Target:        tgt,
-		Compression:   comp,
-		StopContainer: opts.stop,
-		Progress:      onProgress,
-		Log:           log,
-	})
+	defer done()
+	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
+		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths},
+		Target:  tgt, Compression: comp, Stop: opts.stop, Signer: key, Guard: guard, Progress: onProgress, Log: log})
+	if err != nil {
+		return err
+	}
+	if p.Detected != "" {
+		fmt.Fprintf(dockerCli.Err(), "Using the %s strategy (%s)\n", p.Strategy.Name(), p.Detected)
+	}
+	res, err := p.Run(ctx)
 	done()
 	if err != nil {
+		if res != nil {
+			return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
+		}
 		return fmt.Errorf("backup failed, nothing was stored: %w", err)
 	}
 	m := res.Manifest
@@ -138,6 +130,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
+	fmt.Fprintf(out, "  signed   key %s\n", key.ID())
 	return nil
 }
 
@@ -153,20 +146,24 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 		return err != nil, err
 	}
 	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop and --compression apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.c.Name)
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop and --compression apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.Name())
 	}
-	res, err := sc.stream(ctx, control.PathRun, control.RunRequest{Project: sc.project(), Service: service, Job: job}, func(ev control.Event) {
+	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), eventLine(ev))
 	})
 	if res == nil {
 		if err == nil {
 			err = fmt.Errorf("the sidecar returned no result")
 		}
+		var ce *control.Error
+		if errors.As(err, &ce) && (ce.Code == control.CodeBusy || ce.Code == control.CodeNotFound || ce.Code == control.CodeInvalid) {
+			return true, err
+		}
 		return true, fmt.Errorf("backup failed, nothing was stored: %w", err)
 	}
 	out := dockerCli.Out()
 	m := res.Manifest
-	fmt.Fprintf(out, "Backed up %s/%s with the %s strategy in %s (by sidecar %s)\n", m.Project, m.Service, m.Strategy, res.Duration.Round(1e7), sc.c.Name)
+	fmt.Fprintf(out, "Backed up %s/%s with the %s strategy in %s (by sidecar %s)\n", m.Project, m.Service, m.Strategy, res.Duration.Round(1e7), sc.Name())
 	fmt.Fprintf(out, "  backup   %s\n", res.Key)
 	fmt.Fprintf(out, "  target   %s\n", res.Target)
 	fmt.Fprintf(out, "  size     %s stored, %s of data\n", humanBytes(m.Size), humanBytes(m.RawSize))
@@ -178,16 +175,4 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 		return true, fmt.Errorf("the backup is stored, but: %w", err)
 	}
 	return true, nil
-}
-
-// eventLine formats a sidecar log event like the plugin's own log lines.
-func eventLine(ev control.Event) string {
-	msg := ev.Message
-	if msg != "" {
-		msg = strings.ToUpper(msg[:1]) + msg[1:]
-	}
-	if ev.Level == "warn" || ev.Level == "error" {
-		msg = ev.Level + ": " + msg
-	}
-	return msg
 }

@@ -52,7 +52,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		return err
 	}
 	var st control.Status
-	if err := sc.get(ctx, control.PathStatus, nil, &st); err != nil {
+	if err := sc.Get(ctx, control.PathStatus, nil, &st); err != nil {
 		return err
 	}
 	out := dockerCli.Out()
@@ -65,9 +65,13 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if !st.EventsConnected {
 		events = "events: DISCONNECTED (resyncing periodically)"
 	}
-	fmt.Fprintf(out, "Sidecar %s (%s, host %s, version %s, %s)\n", sc.c.Name, st.Scope, st.Host, st.Version, events)
+	fmt.Fprintf(out, "Sidecar %s (%s, host %s, version %s, %s, signing key %s)\n", sc.Name(), st.Scope(), st.Host, st.Version, events, st.SigningKey)
 	for _, t := range st.Targets {
-		fmt.Fprintf(out, "  target %-10s %s\n", t.Name, t.URL)
+		held := ""
+		if !t.Listed.IsZero() {
+			held = fmt.Sprintf("  (%d backups, %s)", t.Backups, humanBytes(t.Bytes))
+		}
+		fmt.Fprintf(out, "  target %-10s %s%s\n", t.Name, t.URL, held)
 	}
 	fmt.Fprintln(out)
 	now := time.Now()
@@ -75,7 +79,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	fmt.Fprintln(w, "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tRETENTION\tTARGET")
 	for _, j := range st.Jobs {
 		name := j.Service + "/" + j.Job
-		if st.Scope == "all projects" {
+		if st.AllProjects {
 			name = j.Project + "/" + name
 		}
 		strat := j.Strategy
@@ -115,14 +119,37 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if len(st.Jobs) == 0 {
 		fmt.Fprintln(out, "No jobs: label a service with docker-backup.enable=true and docker-backup.schedule (see README).")
 	}
+	if len(st.OneOff) > 0 {
+		fmt.Fprintln(out, "\nRecent one-off backups:")
+		for _, r := range st.OneOff[:min(len(st.OneOff), 5)] {
+			line := fmt.Sprintf("  %s  %s: %s", r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Service, r.Status)
+			if r.Key != "" && r.Status == "success" {
+				line += ", " + r.Key + " (" + humanBytes(r.Size) + ")"
+			}
+			if r.Status != "success" && r.Error != "" {
+				line += " (" + firstLine(r.Error, 80) + ")"
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
 	if len(st.Restores) > 0 {
 		fmt.Fprintln(out, "\nRecent restores:")
-		for _, r := range st.Restores {
-			line := fmt.Sprintf("  %s  %s into %s: %s", r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Key, r.Service, r.Status)
+		for _, r := range st.Restores[:min(len(st.Restores), 5)] {
+			status := r.Status
+			if r.Partial {
+				status += ", THE SERVICE MAY BE PARTLY RESTORED"
+			}
+			line := fmt.Sprintf("  %s  %s into %s: %s", r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Key, r.Service, status)
 			if r.Error != "" {
 				line += " (" + firstLine(r.Error, 80) + ")"
 			}
 			fmt.Fprintln(out, line)
+		}
+	}
+	if len(st.Recovery) > 0 {
+		fmt.Fprintf(out, "\nRecovery after a crash is not finished (retried until it is):\n")
+		for _, r := range st.Recovery {
+			fmt.Fprintf(out, "  %s\n", r)
 		}
 	}
 	if len(st.Unscheduled) > 0 {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -37,6 +38,7 @@ type API interface {
 	ExecInspect(ctx context.Context, execID string, options client.ExecInspectOptions) (client.ExecInspectResult, error)
 	CopyFromContainer(ctx context.Context, id string, options client.CopyFromContainerOptions) (client.CopyFromContainerResult, error)
 	CopyToContainer(ctx context.Context, id string, options client.CopyToContainerOptions) (client.CopyToContainerResult, error)
+	ContainerStatPath(ctx context.Context, id string, options client.ContainerStatPathOptions) (client.ContainerStatPathResult, error)
 }
 
 // ErrNotFound is wrapped by every error that reports a missing project, service or container.
@@ -44,7 +46,8 @@ var ErrNotFound = errors.New("not found")
 
 // Container is one inspected container and the API to act on it.
 type Container struct {
-	api API
+	api   API
+	guard Guard
 
 	ID      string
 	Name    string // without the leading slash
@@ -60,6 +63,10 @@ type Container struct {
 	// ReadonlyRootfs is set when the container's root file system is read-only: the
 	// archive API can then write only inside its volumes.
 	ReadonlyRootfs bool
+	// StopTimeout is how long a stop waits for the container to exit before killing it.
+	StopTimeout time.Duration
+	// User is the user commands run as in the container (its image's USER), empty for root.
+	User string
 }
 
 // String names the container for messages: "project/service (name)" or just its name.
@@ -98,17 +105,22 @@ func (c *Container) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fresh.guard = c.guard
 	*c = *fresh
 	return nil
 }
 
 func fromInspect(api API, in container.InspectResponse) *Container {
 	c := &Container{api: api, ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), ImageID: in.Image, Mounts: in.Mounts,
-		Args: append([]string{in.Path}, in.Args...)}
+		Args: append([]string{in.Path}, in.Args...), StopTimeout: 10 * time.Second}
 	if in.Config != nil {
 		c.Image = in.Config.Image
 		c.Env = in.Config.Env
 		c.Labels = in.Config.Labels
+		c.User = in.Config.User
+		if in.Config.StopTimeout != nil {
+			c.StopTimeout = time.Duration(*in.Config.StopTimeout) * time.Second
+		}
 	}
 	if in.State != nil {
 		c.Running = in.State.Running

@@ -11,6 +11,26 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 )
 
+// Codes classify a failed request, so that the plugin acts on a code, never on error text.
+const (
+	CodeNotFound  = "not_found" // no such job, service, backup or target
+	CodeBusy      = "busy"      // the service is being backed up or restored now
+	CodeCorrupt   = "corrupt"   // the artifact does not match its manifest
+	CodeUntrusted = "untrusted" // the manifest's origin cannot be proved (unsigned, other key)
+	CodeRefused   = "refused"   // the backup does not fit the service (kind, service, paths)
+	CodePartial   = "partial"   // the restore failed after it began changing the service
+	CodeInvalid   = "invalid"   // a malformed request
+	CodeFailed    = "failed"    // any other failure
+)
+
+// Error is a failed request as the plugin receives it.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
 // Paths of the control API.
 const (
 	PathStatus  = "/v1/status"
@@ -26,46 +46,74 @@ const SocketName = "control.sock"
 
 // Status is the sidecar's state: its jobs and what it could not configure.
 type Status struct {
-	Version  string       `json:"version"`
-	Host     string       `json:"host"`
-	Scope    string       `json:"scope"` // the compose project managed, or "all projects"
-	Started  time.Time    `json:"started"`
-	Targets  []TargetInfo `json:"targets"`
-	Jobs     []JobStatus  `json:"jobs"`
-	Problems []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
+	Version string `json:"version"`
+	Host    string `json:"host"`
+	// Project is the compose project managed; AllProjects: every project on the host.
+	Project     string       `json:"project,omitempty"`
+	AllProjects bool         `json:"all_projects"`
+	Started     time.Time    `json:"started"`
+	SigningKey  string       `json:"signing_key"` // the ID of the key manifests are signed with
+	Targets     []TargetInfo `json:"targets"`
+	Jobs        []JobStatus  `json:"jobs"`
+	Problems    []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
 	// Unscheduled lists the services enabled without a schedule: backed up by hand only.
 	Unscheduled []string `json:"unscheduled,omitempty"`
 	// Restores are the newest restores made through the sidecar.
 	Restores []RestoreInfo `json:"restores,omitempty"`
+	// OneOff are the newest backups asked for by hand of services without a job.
+	OneOff []RunInfo `json:"one_off,omitempty"`
+	// Recovery lists what the sidecar still has to finish after a crash (containers to
+	// start, unfinished uploads to remove): it retries until done.
+	Recovery []string `json:"recovery,omitempty"`
 	// EventsConnected reports whether the Docker events stream is live.
 	EventsConnected bool      `json:"events_connected"`
 	LastReconcile   time.Time `json:"last_reconcile"`
 }
 
-// TargetInfo names a target defined on the sidecar (its URL holds no secrets).
+// Scope names what the sidecar manages, for people.
+func (s *Status) Scope() string {
+	if s.AllProjects {
+		return "all projects"
+	}
+	return "project " + s.Project
+}
+
+// TargetInfo names a target defined on the sidecar (its URL holds no secrets) and what it
+// holds for the sidecar's scope, as last listed.
 type TargetInfo struct {
-	Name string `json:"name"`
-	URL  string `json:"url"`
+	Name    string    `json:"name"`
+	URL     string    `json:"url"`
+	Backups int       `json:"backups"`
+	Bytes   int64     `json:"bytes"`
+	Listed  time.Time `json:"listed,omitzero"`
+}
+
+// JobID names a job, and is what metrics label it with.
+type JobID struct {
+	Project  string `json:"project"`
+	Service  string `json:"service"`
+	Job      string `json:"job"`
+	Strategy string `json:"strategy"` // empty: detected at run time
+	Target   string `json:"target"`
 }
 
 // JobStatus is one scheduled job.
 type JobStatus struct {
-	Project      string    `json:"project"`
-	Service      string    `json:"service"`
-	Job          string    `json:"job"`
-	Container    string    `json:"container"`
-	Strategy     string    `json:"strategy"` // empty: detected at run time
-	Schedule     string    `json:"schedule"`
-	ScheduleText string    `json:"schedule_text"` // "daily at 02:00"
-	Retention    string    `json:"retention"`     // empty: keep every backup
-	Target       string    `json:"target"`
-	Stop         bool      `json:"stop"`
-	Pre          []string  `json:"pre,omitempty"`  // argv run in the container before
-	Post         []string  `json:"post,omitempty"` // ... and after
-	Next         time.Time `json:"next,omitzero"`
-	Running      bool      `json:"running"`
-	Last         *RunInfo  `json:"last,omitempty"`
-	LastSuccess  *RunInfo  `json:"last_success,omitempty"`
+	JobID
+	Container    string `json:"container"`
+	Schedule     string `json:"schedule"`
+	ScheduleText string `json:"schedule_text"` // "daily at 02:00"
+	// Interval is the longest gap between two runs of the schedule: a backup older than
+	// that is late.
+	Interval    time.Duration `json:"interval"`
+	Retention   string        `json:"retention"` // empty: keep every backup
+	Stop        bool          `json:"stop"`
+	Pre         []string      `json:"pre,omitempty"`  // argv run in the container before
+	Post        []string      `json:"post,omitempty"` // ... and after
+	Next        time.Time     `json:"next,omitzero"`
+	Running     bool          `json:"running"`
+	Last        *RunInfo      `json:"last,omitempty"`
+	LastSuccess *RunInfo      `json:"last_success,omitempty"`
 	// Runs counts the job's runs by status (success, failed, interrupted, running).
 	Runs map[string]int `json:"runs"`
 }
@@ -73,6 +121,8 @@ type JobStatus struct {
 // RunInfo is one run of a job as the catalog has it.
 type RunInfo struct {
 	ID         int64     `json:"id"`
+	Project    string    `json:"project,omitempty"` // for one-off runs
+	Service    string    `json:"service,omitempty"`
 	Status     string    `json:"status"` // running, success, failed, interrupted
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
@@ -83,11 +133,14 @@ type RunInfo struct {
 
 // RestoreInfo is one restore made through the sidecar.
 type RestoreInfo struct {
-	Project    string    `json:"project"`
-	Service    string    `json:"service"`
-	Key        string    `json:"key"`
-	Target     string    `json:"target"`
-	Status     string    `json:"status"` // running, success, failed, interrupted
+	Project  string `json:"project"`
+	Service  string `json:"service"`
+	Key      string `json:"key"`
+	Target   string `json:"target"`
+	Strategy string `json:"strategy,omitempty"`
+	Status   string `json:"status"` // running, success, failed, interrupted
+	// Partial: it failed after it began changing the service, which could not be undone.
+	Partial    bool      `json:"partial,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Error      string    `json:"error,omitempty"`
@@ -99,6 +152,9 @@ type Backups struct {
 	URL      string               `json:"url"`
 	Backups  []*artifact.Manifest `json:"backups"`
 	Problems []string             `json:"problems,omitempty"`
+	// Untrusted says, by artifact key, why the sidecar's key does not vouch for a backup
+	// (unsigned, signed with another key): it is restored only on request.
+	Untrusted map[string]string `json:"untrusted,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled
@@ -116,6 +172,8 @@ type RestoreRequest struct {
 	Key     string `json:"key"` // a backup key, or "latest" for the service's newest
 	Target  string `json:"target,omitempty"`
 	NoStop  bool   `json:"no_stop,omitempty"`
+	// AllowUnsigned restores a backup whose manifest the sidecar's key does not vouch for.
+	AllowUnsigned bool `json:"allow_unsigned,omitempty"`
 }
 
 // Event is one line of a streamed answer: a log line, then finally a result or an error.
@@ -125,6 +183,7 @@ type Event struct {
 	Message string    `json:"msg,omitempty"`
 	Result  *Result   `json:"result,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	Code    string    `json:"code,omitempty"` // with Error
 }
 
 // Result ends a successful run or restore.
@@ -134,4 +193,6 @@ type Result struct {
 	Duration time.Duration      `json:"duration"`
 	Manifest *artifact.Manifest `json:"manifest,omitempty"`
 	Pruned   []string           `json:"pruned,omitempty"`
+	// Warnings are what the user should know (versions, an unsigned backup restored).
+	Warnings []string `json:"warnings,omitempty"`
 }

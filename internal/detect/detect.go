@@ -8,17 +8,8 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/strategy"
-)
-
-// Labels read by detection.
-const (
-	// LabelStrategy names a service's strategy explicitly.
-	LabelStrategy = "docker-backup.strategy"
-	// LabelEnable set to "false" excludes a service.
-	LabelEnable = "docker-backup.enable"
-	// LabelSidecar marks the docker-backup sidecar's own image, which is never backed up.
-	LabelSidecar = "docker-backup.sidecar"
 )
 
 // Candidate is one strategy that fits a container, with the evidence for it.
@@ -50,15 +41,7 @@ var envHints = map[string]string{
 }
 
 // Excluded reports why c is not to be backed up at all, or "" when it may be.
-func Excluded(c *containers.Container) string {
-	switch {
-	case c.Labels[LabelSidecar] == "true":
-		return "the docker-backup sidecar itself"
-	case c.Labels[LabelEnable] == "false":
-		return "label " + LabelEnable + "=false"
-	}
-	return ""
-}
+func Excluded(c *containers.Container) string { return labels.Excluded(c.Labels) }
 
 // Strategies returns the strategies that fit c, the most specific first; none for an
 // excluded container.
@@ -75,8 +58,8 @@ func Strategies(c *containers.Container) []Candidate {
 		}
 		out = append(out, Candidate{s, why})
 	}
-	if s := c.Labels[LabelStrategy]; s != "" {
-		add(s, fmt.Sprintf("label %s=%s", LabelStrategy, s))
+	if s := c.Labels[labels.Strategy]; s != "" {
+		add(s, fmt.Sprintf("label %s=%s", labels.Strategy, s))
 	}
 	repo := Repository(c.Image)
 	if !isLookAlike(repo) {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -39,8 +40,8 @@ func TestStrategies(t *testing.T) {
 		{"bitnami", containers.Container{Image: "bitnami/postgresql:16"}, []string{"postgres"}},
 		{"pgvector", containers.Container{Image: "pgvector/pgvector:pg16"}, []string{"postgres"}},
 		{"custom image, official env", containers.Container{Image: "acme/db:1", Env: []string{"PG_MAJOR=16", "PATH=/bin"}}, []string{"postgres"}},
-		{"sidecar is never backed up", containers.Container{Image: "docker-backup-sidecar", Labels: map[string]string{LabelSidecar: "true"}, Mounts: vol}, nil},
-		{"enable=false excludes", containers.Container{Image: "postgres:16", Labels: map[string]string{LabelEnable: "false"}, Mounts: vol}, nil},
+		{"sidecar is never backed up", containers.Container{Image: "docker-backup-sidecar", Labels: map[string]string{labels.Sidecar: "true"}, Mounts: vol}, nil},
+		{"enable=false excludes", containers.Container{Image: "postgres:16", Labels: map[string]string{labels.Enable: "false"}, Mounts: vol}, nil},
 		{"app that connects to postgres is not postgres", containers.Container{Image: "acme/shop-web:3", Env: []string{"POSTGRES_PASSWORD=x", "POSTGRES_HOST=db", "DATABASE_URL=postgres://db"}}, nil},
 		{"mariadb", containers.Container{Image: "mariadb:11"}, []string{"mysql"}},
 		{"mysql", containers.Container{Image: "mysql:8.4"}, []string{"mysql"}},
@@ -59,7 +60,7 @@ func TestStrategies(t *testing.T) {
 		{"mysqld exporter is not a database", containers.Container{Image: "prom/mysqld-exporter"}, nil},
 		{"phpmyadmin is not a database", containers.Container{Image: "phpmyadmin:5"}, nil},
 		{"redisinsight is not a database", containers.Container{Image: "redis/redisinsight"}, nil},
-		{"label wins", containers.Container{Image: "acme/thing", Labels: map[string]string{LabelStrategy: "volume"}, Mounts: vol}, []string{"volume"}},
+		{"label wins", containers.Container{Image: "acme/thing", Labels: map[string]string{labels.Strategy: "volume"}, Mounts: vol}, []string{"volume"}},
 		{"postgrest is not a database", containers.Container{Image: "postgrest/postgrest", Env: []string{"PGRST_DB_URI=x"}}, nil},
 		{"exporter is not a database", containers.Container{Image: "prometheuscommunity/postgres-exporter", Env: []string{"DATA_SOURCE_NAME=x"}}, nil},
 		{"pgadmin is not a database", containers.Container{Image: "dpage/pgadmin4", Env: []string{"PGADMIN_DEFAULT_EMAIL=x"}}, nil},

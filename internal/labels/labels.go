@@ -12,28 +12,47 @@
 //	docker-backup.stop=true                   stop the service during the backup
 //	docker-backup.pre=pg_isready -q           command run in the container before, as argv
 //	docker-backup.post=["sh", "-c", "..."]    ... after (a JSON array is taken as is)
+//	docker-backup.hook-timeout=2m             how long pre and post may take (default 5m)
 //	docker-backup.<job>.<key>=...             the same keys for a named job (several per service)
 //
 // Keys without a job name make the job "default" (when it has a schedule) and are defaults
-// that named jobs inherit.
+// that named jobs inherit. On the sidecar's own container, docker-backup.sidecar=true marks
+// it and docker-backup.target.<name>=URL defines a target.
+//
+// This package owns every docker-backup label: other packages use its constants.
 package labels
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/kballard/go-shellquote"
-	"github.com/netresearch/go-cron"
 )
 
 // Prefix starts every label this package reads.
 const Prefix = "docker-backup."
+
+// The labels.
+const (
+	Enable      = Prefix + "enable"       // on a service: back it up (true) or never (false)
+	Sidecar     = Prefix + "sidecar"      // on the sidecar's image: never back it up
+	Strategy    = Prefix + "strategy"     // the strategy of the default job
+	Schedule    = Prefix + "schedule"     // the schedule of the default job
+	TargetLabel = Prefix + "target"       // the target of the default job
+	TargetOf    = Prefix + "target."      // + NAME, on the sidecar: defines the target NAME
+	Database    = Prefix + "database"     // the database of the default job
+	Paths       = Prefix + "paths"        // the paths of the default job
+	HookTimeout = Prefix + "hook-timeout" // how long a job's pre and post commands may take
+)
 
 // DefaultJob names the job made of the keys without a job name.
 const DefaultJob = "default"
@@ -42,13 +61,15 @@ const DefaultJob = "default"
 type Job struct {
 	Name      string
 	Strategy  string // empty: detected
-	Schedule  string
+	Schedule  string // empty: backed up by hand only (ParseManual)
 	Retention retention.Policy
 	Target    string // empty: the sidecar's default target
 	Paths     []string
 	Database  string
 	Stop      bool
 	Pre, Post []string
+	// HookTimeout bounds each of Pre and Post; zero: the default.
+	HookTimeout time.Duration
 }
 
 // Error is one invalid label.
@@ -71,25 +92,82 @@ type Options struct {
 	Targets []string
 	// DefaultRetention applies to jobs without a retention label.
 	DefaultRetention retention.Policy
+	// Manual reads the default job without a schedule: how an enabled service without one
+	// is backed up by hand (`docker backup run SERVICE` through the sidecar).
+	Manual bool
 }
 
 var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
-	"database": true, "stop": true, "pre": true, "post": true}
+	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true}
 
-var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidName reports whether s may name a job or a target: lowercase letters, digits, - and
+// _, starting with a letter or digit, at most 63 characters.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // Enabled reports whether the labels ask for the service to be managed, or an error when
 // docker-backup.enable is neither true nor false.
 func Enabled(container string, labels map[string]string) (bool, error) {
-	v, ok := labels[Prefix+"enable"]
+	v, ok := labels[Enable]
 	if !ok {
 		return false, nil
 	}
 	b, err := strconv.ParseBool(strings.TrimSpace(v))
 	if err != nil {
-		return false, &Error{container, Prefix + "enable", v, "must be true or false"}
+		return false, &Error{container, Enable, v, "must be true or false"}
 	}
 	return b, nil
+}
+
+// Excluded reports why a container is never backed up unless asked explicitly — the
+// sidecar itself, docker-backup.enable=false (or a value that is not true or false) — or "".
+func Excluded(labels map[string]string) string {
+	if labels[Sidecar] == "true" {
+		return "the docker-backup sidecar itself"
+	}
+	if v, ok := labels[Enable]; ok {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			return fmt.Sprintf("label %s=%q is neither true nor false", Enable, v)
+		case !b:
+			return "label " + Enable + "=false"
+		}
+	}
+	return ""
+}
+
+// Targets reads the targets the sidecar's own labels define (docker-backup.target.NAME=URL).
+func Targets(labels map[string]string) (map[string]string, []error) {
+	out := map[string]string{}
+	var errs []error
+	for k, v := range labels {
+		name, ok := strings.CutPrefix(k, TargetOf)
+		if !ok {
+			continue
+		}
+		switch {
+		case !ValidName(name):
+			errs = append(errs, fmt.Errorf("label %s=%q: the target name must be lowercase letters, digits, _ or -", k, v))
+		case strings.TrimSpace(v) == "":
+			errs = append(errs, fmt.Errorf("label %s=%q: give the target's directory or s3:// URL", k, v))
+		default:
+			out[name] = strings.TrimSpace(v)
+		}
+	}
+	return out, errs
+}
+
+// HasJobLabels reports whether a container carries labels of this package other than the
+// sidecar's mark.
+func HasJobLabels(labels map[string]string) bool {
+	for k := range labels {
+		if strings.HasPrefix(k, Prefix) && k != Sidecar {
+			return true
+		}
+	}
+	return false
 }
 
 // Parse reads the jobs of one container's labels. It returns the valid jobs, sorted by name,
@@ -125,7 +203,7 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(sortedKeys(keys), ", ")))
 			continue
 		}
-		if named && (!jobName.MatchString(job) || job == DefaultJob) {
+		if named && (!ValidName(job) || job == DefaultJob) {
 			fail(label, value, fmt.Sprintf("job name %q must be lowercase letters, digits, - or _ (and not %q)", job, DefaultJob))
 			continue
 		}
@@ -138,7 +216,7 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		perJob[job][key] = value
 	}
-	if _, ok := defaults["schedule"]; ok {
+	if _, ok := defaults["schedule"]; ok || opts.Manual {
 		perJob[""] = map[string]string{}
 	}
 
@@ -157,9 +235,13 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		before := len(errs)
 		if v, label, ok := get("schedule"); !ok {
-			fail(labelOf(job, "schedule"), "", "a job needs a schedule (e.g. \"0 2 * * *\" or @daily)")
-		} else if _, err := cron.ParseStandard(strings.TrimSpace(v)); err != nil {
-			fail(label, v, fmt.Sprintf("not a schedule: %v (use 5 fields: minute hour day-of-month month day-of-week, a descriptor like @daily or @every 6h, optionally after CRON_TZ=Zone)", err))
+			if !opts.Manual || job != "" {
+				fail(labelOf(job, "schedule"), "", "a job needs a schedule (e.g. \"0 2 * * *\" or @daily)")
+			}
+		} else if _, err := schedule.Parse(strings.TrimSpace(v)); errors.Is(err, schedule.ErrNeverFires) {
+			fail(label, v, schedule.ErrNeverFires.Error())
+		} else if err != nil {
+			fail(label, v, fmt.Sprintf("not a schedule: %v (use 5 fields: minute hour day-of-month month day-of-week, a descriptor like @daily or @every 6h, optionally after CRON_TZ=Zone)", errors.Unwrap(err)))
 		} else {
 			j.Schedule = strings.TrimSpace(v)
 		}
@@ -209,6 +291,13 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 				fail(label, v, "must be true or false")
 			}
 			j.Stop = b
+		}
+		if v, label, ok := get("hook-timeout"); ok {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d <= 0 {
+				fail(label, v, "must be a duration like 30s, 5m or 1h")
+			}
+			j.HookTimeout = d
 		}
 		for _, hook := range []struct {
 			key string

@@ -65,6 +65,8 @@ func TestInvalidLabels(t *testing.T) {
 	}{
 		{map[string]string{"docker-backup.schedule": "0 25 * * *"}, "docker-backup.schedule", "not a schedule"},
 		{map[string]string{"docker-backup.schedule": "every day"}, "docker-backup.schedule", "5 fields"},
+		{map[string]string{"docker-backup.schedule": "0 2 31 2 *"}, "docker-backup.schedule", "never fires"},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.hook-timeout": "soon"}, "docker-backup.hook-timeout", "duration"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.strategy": "oracle"}, "docker-backup.strategy", "unknown strategy: use one of mongo, mysql"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.retention": "-1"}, "docker-backup.retention", "positive number"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "nas"}, "docker-backup.target", "defined: local, offsite"},
@@ -145,4 +147,30 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestExcluded(t *testing.T) {
+	for labels, want := range map[string]string{
+		"":                           "",
+		"docker-backup.enable=true":  "",
+		"docker-backup.enable=false": "docker-backup.enable=false",
+		"docker-backup.enable=FALSE": "docker-backup.enable=false",
+		"docker-backup.enable=nope":  "neither true nor false",
+		"docker-backup.sidecar=true": "sidecar itself",
+	} {
+		m := map[string]string{}
+		if k, v, ok := strings.Cut(labels, "="); ok {
+			m[k] = v
+		}
+		if got := Excluded(m); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("Excluded(%s) = %q, want %q", labels, got, want)
+		}
+	}
+}
+
+func TestManualJob(t *testing.T) {
+	jobs, errs := Parse("c", map[string]string{"docker-backup.paths": "/data/keep", "docker-backup.hook-timeout": "90s"}, Options{Strategies: opts.Strategies, Manual: true})
+	if len(errs) > 0 || len(jobs) != 1 || jobs[0].Name != DefaultJob || jobs[0].Schedule != "" || jobs[0].Paths[0] != "/data/keep" || jobs[0].HookTimeout.Seconds() != 90 {
+		t.Errorf("jobs %+v, errors %v", jobs, errs)
+	}
 }

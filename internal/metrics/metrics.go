@@ -1,6 +1,10 @@
 // Package metrics exports what the sidecar does as Prometheus metrics, on a registry of its
-// own. Labels are bounded: project, service, job, strategy and target for jobs, target for
-// targets; never IDs, keys, error text or times. The series of a removed job are deleted.
+// own. The gauges that mirror state (last success, next run, target usage, label errors...)
+// are computed at scrape time from the sidecar's status, so they are right after a restart
+// and never drift; only counters and histograms are pushed, by the sidecar's runner (it
+// implements jobs.Recorder). Labels are bounded: project, service, job, strategy and target
+// for jobs, target for targets; never IDs, keys, error text or times. The series of a job that
+// is gone are deleted.
 package metrics
 
 import (
@@ -10,8 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/schedule"
-	"github.com/docker-backup/docker-backup/internal/sidecar"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,77 +26,51 @@ const ns = "docker_backup"
 // jobLabels name a job's series. "backup_job", not "job": Prometheus sets "job" to the scrape job.
 var jobLabels = []string{"project", "service", "backup_job", "strategy", "target"}
 
-// Metrics implements sidecar.Observer.
+// StatusFunc returns the sidecar's status; it is called once per scrape.
+type StatusFunc func(ctx context.Context) (*control.Status, error)
+
+// Metrics is the sidecar's registry.
 type Metrics struct {
-	reg *prometheus.Registry
+	reg    *prometheus.Registry
+	status StatusFunc
+	ready  func(context.Context) error
 
-	lastSuccess, lastRun, lastResult, lastDuration, lastSize *prometheus.GaugeVec
-	nextRun, interval, running                               *prometheus.GaugeVec
-	runs                                                     *prometheus.CounterVec
-	bytesWritten                                             *prometheus.CounterVec
-	duration                                                 *prometheus.HistogramVec
-
-	retainedBackups, retainedBytes *prometheus.GaugeVec
-	pruneRuns, pruneErrors, pruned *prometheus.CounterVec
-
-	jobsConfigured, labelErrors, jobsRunning, eventsConnected prometheus.Gauge
+	runs         *prometheus.CounterVec
+	bytesWritten *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	pruneRuns    *prometheus.CounterVec
+	pruneErrors  *prometheus.CounterVec
+	pruned       *prometheus.CounterVec
+	restores     *prometheus.CounterVec
 
 	mu   sync.Mutex
-	jobs map[sidecar.JobInfo]bool
+	jobs map[control.JobID]bool // jobs whose counter series exist
 }
 
-// New registers the metrics. ready reports the catalog's health for docker_backup_catalog_up.
-func New(ready func(context.Context) error) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), jobs: map[sidecar.JobInfo]bool{}}
-	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, jobLabels)
-	}
-	m.lastSuccess = gauge("last_success_timestamp_seconds", "When the job's last successful backup finished (Unix time).")
-	m.lastRun = gauge("last_run_timestamp_seconds", "When the job's last run finished, successful or not (Unix time).")
-	m.lastResult = gauge("last_run_success", "1 if the job's last run succeeded, 0 if it failed.")
-	m.lastDuration = gauge("last_run_duration_seconds", "How long the job's last run took.")
-	m.lastSize = gauge("last_backup_size_bytes", "Stored size of the job's last successful backup.")
-	m.nextRun = gauge("next_run_timestamp_seconds", "When the job runs next (Unix time).")
-	m.interval = gauge("schedule_interval_seconds", "The longest gap between two runs of the job's schedule: a backup older than this is late.")
-	m.running = gauge("job_running", "1 while the job runs.")
+// New registers the metrics: status is read at each scrape, ready says whether the catalog
+// answers.
+func New(status StatusFunc, ready func(context.Context) error) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), status: status, ready: ready, jobs: map[control.JobID]bool{}}
 	m.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "runs_total", Help: "Runs of the job by result (success or failure)."},
 		append(jobLabels[:len(jobLabels):len(jobLabels)], "result"))
 	m.bytesWritten = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "written_bytes_total", Help: "Bytes stored on targets by the job's successful runs."}, jobLabels)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "run_duration_seconds", Help: "Duration of the job's runs.",
 		Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800}}, jobLabels)
-	tgauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, []string{"target"})
-	}
 	tcounter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, []string{"target"})
 	}
-	m.retainedBackups = tgauge("target_backups", "Backups the target holds for the sidecar's scope (from its listing).")
-	m.retainedBytes = tgauge("target_size_bytes", "Bytes of the backups the target holds for the sidecar's scope (from its listing).")
 	m.pruneRuns = tcounter("prune_runs_total", "Retention runs on the target.")
 	m.pruneErrors = tcounter("prune_errors_total", "Retention runs on the target that failed to list or delete.")
 	m.pruned = tcounter("pruned_backups_total", "Backups deleted by retention.")
-	one := func(name, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help})
-	}
-	m.jobsConfigured = one("jobs_configured", "Jobs scheduled from the services' labels.")
-	m.labelErrors = one("label_errors", "Invalid docker-backup labels (see `docker backup status`); their jobs are not scheduled.")
-	m.jobsRunning = one("jobs_running", "Jobs running now.")
-	m.eventsConnected = one("events_connected", "1 while the Docker events stream is connected.")
-	catalogUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "catalog_up", Help: "1 if the catalog database answers."}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if ready != nil && ready(ctx) != nil {
-			return 0
-		}
-		return 1
-	})
+	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "restores_total",
+		Help: "Restores through the sidecar by result: success, failure (nothing changed), partial (failed after changing the service, which could not be undone)."},
+		[]string{"project", "service", "result"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "The sidecar's version; always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version.Version, runtime.Version()).Set(1)
-
-	m.reg.MustRegister(m.lastSuccess, m.lastRun, m.lastResult, m.lastDuration, m.lastSize, m.nextRun, m.interval, m.running,
-		m.runs, m.bytesWritten, m.duration, m.retainedBackups, m.retainedBytes, m.pruneRuns, m.pruneErrors, m.pruned,
-		m.jobsConfigured, m.labelErrors, m.jobsRunning, m.eventsConnected, catalogUp, buildInfo,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The job counters are collected by the state collector, after it has brought their
+	// series in step with the jobs of the same status.
+	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, buildInfo,
+		&stateCollector{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -102,98 +79,23 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-func values(j sidecar.JobInfo) []string {
+func values(j control.JobID) []string {
 	return []string{j.Project, j.Service, j.Job, j.Strategy, j.Target}
 }
 
-// Configured records the scheduled jobs and pre-creates their series.
-func (m *Metrics) Configured(jobs []sidecar.JobInfo, problems int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, j := range jobs {
-		if !m.jobs[j] {
-			m.jobs[j] = true
-			v := values(j)
-			m.runs.WithLabelValues(append(v, "success")...)
-			m.runs.WithLabelValues(append(v, "failure")...)
-			m.bytesWritten.WithLabelValues(v...)
-			m.running.WithLabelValues(v...).Set(0)
-			m.pruneRuns.WithLabelValues(j.Target)
-			m.pruneErrors.WithLabelValues(j.Target)
-			m.pruned.WithLabelValues(j.Target)
-		}
-	}
-	m.jobsConfigured.Set(float64(len(jobs)))
-	m.labelErrors.Set(float64(problems))
-}
-
-// JobScheduled records the next run and the schedule's interval.
-func (m *Metrics) JobScheduled(j sidecar.JobInfo, next time.Time, spec string) {
+// RunFinished counts a run.
+func (m *Metrics) RunFinished(j control.JobID, success bool, d time.Duration, stored int64) {
 	v := values(j)
-	if !next.IsZero() {
-		m.nextRun.WithLabelValues(v...).Set(float64(next.Unix()))
-	}
-	if s, err := schedule.Parse(spec); err == nil {
-		m.interval.WithLabelValues(v...).Set(s.Interval(time.Now()).Seconds())
-	}
-}
-
-// JobRemoved deletes the job's series.
-func (m *Metrics) JobRemoved(j sidecar.JobInfo) {
-	m.mu.Lock()
-	delete(m.jobs, j)
-	m.mu.Unlock()
-	v := values(j)
-	for _, g := range []*prometheus.GaugeVec{m.lastSuccess, m.lastRun, m.lastResult, m.lastDuration, m.lastSize, m.nextRun, m.interval, m.running} {
-		g.DeleteLabelValues(v...)
-	}
-	m.runs.DeleteLabelValues(append(v, "success")...)
-	m.runs.DeleteLabelValues(append(v, "failure")...)
-	m.bytesWritten.DeleteLabelValues(v...)
-	m.duration.DeleteLabelValues(v...)
-}
-
-// History restores the last results from the catalog after a restart.
-func (m *Metrics) History(j sidecar.JobInfo, last, lastSuccess *sidecar.RunOutcome) {
-	v := values(j)
-	if last != nil {
-		m.lastRun.WithLabelValues(v...).Set(float64(last.Started.Add(last.Duration).Unix()))
-		m.lastResult.WithLabelValues(v...).Set(boolFloat(last.Success))
-		m.lastDuration.WithLabelValues(v...).Set(last.Duration.Seconds())
-	}
-	if lastSuccess != nil {
-		m.lastSuccess.WithLabelValues(v...).Set(float64(lastSuccess.Started.Add(lastSuccess.Duration).Unix()))
-		m.lastSize.WithLabelValues(v...).Set(float64(lastSuccess.Size))
-	}
-}
-
-// RunStarted marks the job running.
-func (m *Metrics) RunStarted(j sidecar.JobInfo) {
-	m.running.WithLabelValues(values(j)...).Set(1)
-	m.jobsRunning.Inc()
-}
-
-// RunFinished records a run's result.
-func (m *Metrics) RunFinished(j sidecar.JobInfo, o sidecar.RunOutcome) {
-	v := values(j)
-	m.running.WithLabelValues(v...).Set(0)
-	m.jobsRunning.Dec()
-	end := float64(o.Started.Add(o.Duration).Unix())
-	m.lastRun.WithLabelValues(v...).Set(end)
-	m.lastResult.WithLabelValues(v...).Set(boolFloat(o.Success))
-	m.lastDuration.WithLabelValues(v...).Set(o.Duration.Seconds())
-	m.duration.WithLabelValues(v...).Observe(o.Duration.Seconds())
-	if o.Success {
+	m.duration.WithLabelValues(v...).Observe(d.Seconds())
+	if success {
 		m.runs.WithLabelValues(append(v, "success")...).Inc()
-		m.lastSuccess.WithLabelValues(v...).Set(end)
-		m.lastSize.WithLabelValues(v...).Set(float64(o.Size))
-		m.bytesWritten.WithLabelValues(v...).Add(float64(o.Size))
+		m.bytesWritten.WithLabelValues(v...).Add(float64(stored))
 	} else {
 		m.runs.WithLabelValues(append(v, "failure")...).Inc()
 	}
 }
 
-// Pruned records a retention run.
+// Pruned counts a retention run.
 func (m *Metrics) Pruned(target string, deleted int, failed bool) {
 	m.pruneRuns.WithLabelValues(target).Inc()
 	m.pruned.WithLabelValues(target).Add(float64(deleted))
@@ -204,14 +106,150 @@ func (m *Metrics) Pruned(target string, deleted int, failed bool) {
 	}
 }
 
-// TargetUsage records what a target holds.
-func (m *Metrics) TargetUsage(target string, backups int, bytes int64) {
-	m.retainedBackups.WithLabelValues(target).Set(float64(backups))
-	m.retainedBytes.WithLabelValues(target).Set(float64(bytes))
+// RestoreFinished counts a restore.
+func (m *Metrics) RestoreFinished(project, service, result string) {
+	for _, r := range []string{"success", "failure", "partial"} {
+		m.restores.WithLabelValues(project, service, r) // every result's series exists
+	}
+	m.restores.WithLabelValues(project, service, result).Inc()
 }
 
-// EventsConnected records the events stream's state.
-func (m *Metrics) EventsConnected(up bool) { m.eventsConnected.Set(boolFloat(up)) }
+// jobsChanged makes the counter series of new jobs exist at 0 (so that a failure is an
+// increase from 0) and deletes the series of jobs that are gone.
+func (m *Metrics) jobsChanged(jobs []control.JobStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := map[control.JobID]bool{}
+	for _, j := range jobs {
+		now[j.JobID] = true
+		if m.jobs[j.JobID] {
+			continue
+		}
+		v := values(j.JobID)
+		m.runs.WithLabelValues(append(v, "success")...)
+		m.runs.WithLabelValues(append(v, "failure")...)
+		m.bytesWritten.WithLabelValues(v...)
+		m.pruneRuns.WithLabelValues(j.Target)
+		m.pruneErrors.WithLabelValues(j.Target)
+		m.pruned.WithLabelValues(j.Target)
+	}
+	for j := range m.jobs {
+		if !now[j] {
+			v := values(j)
+			m.runs.DeleteLabelValues(append(v, "success")...)
+			m.runs.DeleteLabelValues(append(v, "failure")...)
+			m.bytesWritten.DeleteLabelValues(v...)
+			m.duration.DeleteLabelValues(v...)
+		}
+	}
+	m.jobs = now
+}
+
+var (
+	jobDesc = func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(ns+"_"+name, help, jobLabels, nil)
+	}
+	descLastSuccess  = jobDesc("last_success_timestamp_seconds", "When the job's last successful backup finished (Unix time).")
+	descLastRun      = jobDesc("last_run_timestamp_seconds", "When the job's last run finished, successful or not (Unix time).")
+	descLastResult   = jobDesc("last_run_success", "1 if the job's last run succeeded, 0 if it failed.")
+	descLastDuration = jobDesc("last_run_duration_seconds", "How long the job's last run took.")
+	descLastSize     = jobDesc("last_backup_size_bytes", "Stored size of the job's last successful backup.")
+	descNextRun      = jobDesc("next_run_timestamp_seconds", "When the job runs next (Unix time).")
+	descInterval     = jobDesc("schedule_interval_seconds", "The longest gap between two runs of the job's schedule: a backup older than this is late.")
+	descRunning      = jobDesc("job_running", "1 while the job runs.")
+	descTargetCount  = prometheus.NewDesc(ns+"_target_backups", "Backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
+	descTargetBytes  = prometheus.NewDesc(ns+"_target_size_bytes", "Bytes of the backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
+	descIncomplete   = prometheus.NewDesc(ns+"_restore_incomplete", "1 when the service's latest restore through the sidecar failed after it began changing the service, which could not be undone: its data is neither the old nor the backup's.", []string{"project", "service"}, nil)
+	descConfigured   = prometheus.NewDesc(ns+"_jobs_configured", "Jobs scheduled from the services' labels.", nil, nil)
+	descLabelErrors  = prometheus.NewDesc(ns+"_label_errors", "Invalid docker-backup labels (see `docker backup status`); their jobs are not scheduled.", nil, nil)
+	descJobsRunning  = prometheus.NewDesc(ns+"_jobs_running", "Jobs running now.", nil, nil)
+	descEvents       = prometheus.NewDesc(ns+"_events_connected", "1 while the Docker events stream is connected.", nil, nil)
+	descRecovery     = prometheus.NewDesc(ns+"_recovery_pending", "What the sidecar still has to finish after a crash (containers to start, uploads to remove); it retries until done.", nil, nil)
+	descCatalogUp    = prometheus.NewDesc(ns+"_catalog_up", "1 if the catalog database answers.", nil, nil)
+	descStatusUp     = prometheus.NewDesc(ns+"_status_up", "1 if the sidecar could read its own status for this scrape (the state gauges are missing otherwise).", nil, nil)
+)
+
+// stateCollector computes the state-mirroring gauges from one status per scrape.
+type stateCollector struct{ m *Metrics }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLastSuccess, descLastRun, descLastResult, descLastDuration, descLastSize, descNextRun,
+		descInterval, descRunning, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
+		descEvents, descRecovery, descCatalogUp, descStatusUp} {
+		ch <- d
+	}
+	c.m.runs.Describe(ch)
+	c.m.bytesWritten.Describe(ch)
+	c.m.duration.Describe(ch)
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	up := 1.0
+	if c.m.ready != nil && c.m.ready(ctx) != nil {
+		up = 0
+	}
+	gauge(descCatalogUp, up)
+	st, err := c.m.status(ctx)
+	if err == nil {
+		c.m.jobsChanged(st.Jobs)
+	}
+	c.m.runs.Collect(ch)
+	c.m.bytesWritten.Collect(ch)
+	c.m.duration.Collect(ch)
+	if err != nil {
+		gauge(descStatusUp, 0)
+		return
+	}
+	gauge(descStatusUp, 1)
+	running := 0
+	for _, j := range st.Jobs {
+		v := values(j.JobID)
+		if !j.Next.IsZero() {
+			gauge(descNextRun, float64(j.Next.Unix()), v...)
+		}
+		if j.Interval > 0 {
+			gauge(descInterval, j.Interval.Seconds(), v...)
+		}
+		gauge(descRunning, boolFloat(j.Running), v...)
+		if j.Running {
+			running++
+		}
+		if l := j.Last; l != nil && l.Status != "running" {
+			gauge(descLastRun, float64(l.FinishedAt.Unix()), v...)
+			gauge(descLastResult, boolFloat(l.Status == "success"), v...)
+			gauge(descLastDuration, l.FinishedAt.Sub(l.StartedAt).Seconds(), v...)
+		}
+		if s := j.LastSuccess; s != nil {
+			gauge(descLastSuccess, float64(s.FinishedAt.Unix()), v...)
+			gauge(descLastSize, float64(s.Size), v...)
+		}
+	}
+	for _, t := range st.Targets {
+		if !t.Listed.IsZero() {
+			gauge(descTargetCount, float64(t.Backups), t.Name)
+			gauge(descTargetBytes, float64(t.Bytes), t.Name)
+		}
+	}
+	latest := map[[2]string]bool{}
+	for _, r := range st.Restores { // newest first
+		key := [2]string{r.Project, r.Service}
+		if latest[key] || r.Status == "running" {
+			continue
+		}
+		latest[key] = true
+		gauge(descIncomplete, boolFloat(r.Partial), r.Project, r.Service)
+	}
+	gauge(descConfigured, float64(len(st.Jobs)))
+	gauge(descLabelErrors, float64(len(st.Problems)))
+	gauge(descJobsRunning, float64(running))
+	gauge(descEvents, boolFloat(st.EventsConnected))
+	gauge(descRecovery, float64(len(st.Recovery)))
+}
 
 func boolFloat(b bool) float64 {
 	if b {
@@ -219,5 +257,3 @@ func boolFloat(b bool) float64 {
 	}
 	return 0
 }
-
-var _ sidecar.Observer = (*Metrics)(nil)

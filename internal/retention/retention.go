@@ -102,20 +102,48 @@ type Decision struct {
 	Reasons []string // the rules that keep it ("last 3", "daily 2026-11-25", "newest"); empty when deleted
 }
 
+// Clock is what Apply needs to know of the time.
+type Clock struct {
+	// Location is where calendar days, weeks, months and years begin.
+	Location *time.Location
+	// Future is the latest creation time that is believable: a backup dated after it (a
+	// clock ahead, a forged manifest) is neither counted by the rules nor ever deleted.
+	Future time.Time
+	// Keep is the key of the backup just written: it is always kept, even when a clock that
+	// went back dates it before backups it follows.
+	Keep string
+}
+
 // Apply decides for every backup, newest first. Periods are calendar days, ISO weeks,
-// months and years in loc.
-func Apply(p Policy, backups []Backup, loc *time.Location) []Decision {
-	ds := make([]Decision, len(backups))
-	for i, b := range backups {
-		ds[i] = Decision{Backup: b}
+// months and years in the clock's location.
+func Apply(p Policy, backups []Backup, clock Clock) []Decision {
+	loc := clock.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	ds := make([]Decision, 0, len(backups))
+	var future []Decision
+	for _, b := range backups {
+		d := Decision{Backup: b}
+		if !clock.Future.IsZero() && b.Created.After(clock.Future) {
+			d.Keep, d.Reasons = true, []string{"dated in the future (not counted)"}
+			future = append(future, d)
+			continue
+		}
+		ds = append(ds, d)
 	}
 	sort.SliceStable(ds, func(i, j int) bool { return ds[i].Created.After(ds[j].Created) })
-	if len(ds) == 0 {
-		return ds
-	}
 	keep := func(i int, why string) {
 		ds[i].Keep = true
 		ds[i].Reasons = append(ds[i].Reasons, why)
+	}
+	for i := range ds {
+		if clock.Keep != "" && ds[i].Key == clock.Keep {
+			keep(i, "just written")
+		}
+	}
+	if len(ds) == 0 {
+		return future
 	}
 	keep(0, "newest")
 	for i := 0; i < len(ds) && i < p.Last; i++ {
@@ -148,5 +176,5 @@ func Apply(p Policy, backups []Backup, loc *time.Location) []Decision {
 			keep(i, b.name+" "+period) // the newest backup of that period
 		}
 	}
-	return ds
+	return append(future, ds...)
 }

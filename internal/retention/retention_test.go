@@ -66,12 +66,12 @@ func kept(ds []Decision) []string {
 
 func TestKeepLast(t *testing.T) {
 	bs := timeline(time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC), time.Hour, 20)
-	ds := Apply(Policy{Last: 7}, bs, time.UTC)
+	ds := Apply(Policy{Last: 7}, bs, Clock{Location: time.UTC})
 	k := kept(ds)
 	if len(k) != 7 || k[0] != bs[19].Key || k[6] != bs[13].Key {
 		t.Errorf("kept %v", k)
 	}
-	if len(Apply(Policy{Last: 50}, bs, time.UTC)) != 20 || len(kept(Apply(Policy{Last: 50}, bs, time.UTC))) != 20 {
+	if len(Apply(Policy{Last: 50}, bs, Clock{Location: time.UTC})) != 20 || len(kept(Apply(Policy{Last: 50}, bs, Clock{Location: time.UTC}))) != 20 {
 		t.Error("keep-last larger than the list must keep everything")
 	}
 }
@@ -81,7 +81,7 @@ func TestGFSOverAYearOfDailyBackups(t *testing.T) {
 	// on the last day.
 	bs := timeline(time.Date(2025, 1, 1, 2, 0, 0, 0, time.UTC), 24*time.Hour, 455)
 	bs = append(bs, timeline(time.Date(2026, 3, 31, 10, 0, 0, 0, time.UTC), time.Hour, 5)...)
-	ds := Apply(Policy{Daily: 7, Weekly: 4, Monthly: 6, Yearly: 2}, bs, time.UTC)
+	ds := Apply(Policy{Daily: 7, Weekly: 4, Monthly: 6, Yearly: 2}, bs, Clock{Location: time.UTC})
 	k := map[string]bool{}
 	for _, key := range kept(ds) {
 		k[key] = true
@@ -121,11 +121,11 @@ func TestNewestIsAlwaysKept(t *testing.T) {
 		{Key: "new", Created: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)},
 		{Key: "mid", Created: time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)},
 	}
-	ds := Apply(Policy{Yearly: 1}, bs, time.UTC)
+	ds := Apply(Policy{Yearly: 1}, bs, Clock{Location: time.UTC})
 	if ds[0].Key != "new" || !ds[0].Keep || ds[1].Keep || ds[2].Keep {
 		t.Errorf("decisions: %+v", ds)
 	}
-	if got := Apply(Policy{Last: 1}, nil, time.UTC); len(got) != 0 {
+	if got := Apply(Policy{Last: 1}, nil, Clock{Location: time.UTC}); len(got) != 0 {
 		t.Errorf("empty input: %v", got)
 	}
 }
@@ -140,10 +140,10 @@ func TestDaysFollowTheTimeZone(t *testing.T) {
 		{Key: "a", Created: time.Date(2026, 6, 1, 23, 30, 0, 0, time.UTC)},
 		{Key: "b", Created: time.Date(2026, 6, 2, 0, 30, 0, 0, time.UTC)},
 	}
-	if n := len(kept(Apply(Policy{Daily: 2}, bs, time.UTC))); n != 2 {
+	if n := len(kept(Apply(Policy{Daily: 2}, bs, Clock{Location: time.UTC}))); n != 2 {
 		t.Errorf("UTC: kept %d, want 2", n)
 	}
-	if k := kept(Apply(Policy{Daily: 2}, bs, ny)); len(k) != 1 || k[0] != "b" {
+	if k := kept(Apply(Policy{Daily: 2}, bs, Clock{Location: ny})); len(k) != 1 || k[0] != "b" {
 		t.Errorf("New York: kept %v, want [b]", k)
 	}
 }
@@ -168,4 +168,38 @@ func FuzzParse(f *testing.F) {
 		}
 		_ = fmt.Sprint(p)
 	})
+}
+
+// Retention survives clocks: a backup dated in the future is never counted as the newest nor
+// deleted, and the backup just written is kept even when a clock that went back dates it
+// before older ones.
+func TestApplyWithWrongClocks(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	bs := []Backup{
+		{Key: "forged", Created: now.Add(30 * day)},
+		{Key: "ahead", Created: now.Add(2 * time.Hour)},
+		{Key: "d1", Created: now.Add(-1 * day)},
+		{Key: "d2", Created: now.Add(-2 * day)},
+		{Key: "d3", Created: now.Add(-3 * day)},
+	}
+	ds := Apply(Policy{Last: 2}, bs, Clock{Location: time.UTC, Future: now.Add(5 * time.Minute)})
+	if got := strings.Join(kept(ds), ","); got != "forged,ahead,d1,d2" {
+		t.Errorf("kept %s, want the future-dated ones (not counted) and the 2 newest real ones", got)
+	}
+	// The clock jumped back a week: the new backup is dated before every other one.
+	bs = append(bs[2:], Backup{Key: "new", Created: now.Add(-7 * day)})
+	ds = Apply(Policy{Last: 1}, bs, Clock{Location: time.UTC, Future: now.Add(-7*day + 5*time.Minute), Keep: "new"})
+	if got := strings.Join(kept(ds), ","); got != "d1,d2,d3,new" {
+		t.Errorf("after the clock went back: kept %s, want everything (the old ones look future, the new one was just written)", got)
+	}
+	for _, d := range ds {
+		if d.Key == "new" && !strings.Contains(strings.Join(d.Reasons, ","), "just written") {
+			t.Errorf("the new backup is kept for %v, want \"just written\"", d.Reasons)
+		}
+	}
+	// Only future-dated backups: nothing is deleted.
+	if ds := Apply(Policy{Last: 1}, bs[:1], Clock{Future: now.Add(-30 * day)}); len(kept(ds)) != 1 {
+		t.Errorf("a lone future-dated backup: %+v", ds)
+	}
 }

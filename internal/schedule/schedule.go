@@ -4,6 +4,7 @@
 package schedule
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,12 +19,19 @@ type Schedule struct {
 	sched cron.Schedule
 }
 
+// ErrNeverFires is wrapped for a valid specification that names no date that exists.
+var ErrNeverFires = errors.New("it never fires: no date matches it")
+
 // Parse reads a specification.
 func Parse(spec string) (*Schedule, error) {
 	spec = strings.TrimSpace(spec)
 	s, err := cron.ParseStandard(spec)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %q: %w", spec, err)
+	}
+	if s.Next(time.Now()).IsZero() {
+		// "0 2 31 2 *": go-cron finds no time in the next five years.
+		return nil, fmt.Errorf("schedule %q: %w", spec, ErrNeverFires)
 	}
 	return &Schedule{Spec: spec, sched: s}, nil
 }

@@ -25,6 +25,7 @@ type fakeEngine struct {
 	mu      sync.Mutex
 	env     []string
 	args    []string
+	user    string // the image's USER
 	running bool
 	files   map[string]string // path → content, for CopyFromContainer
 	// reply answers a command: stdout, stderr, exit code.
@@ -43,9 +44,10 @@ type fakeExec struct {
 }
 
 type writtenFile struct {
-	Path    string
-	Mode    int64
-	Content string
+	Path     string
+	Mode     int64
+	UID, GID int
+	Content  string
 }
 
 func newFakeEngine(env ...string) *fakeEngine {
@@ -64,7 +66,7 @@ func (f *fakeEngine) container(t interface{ Fatal(...any) }) *containers.Contain
 func (f *fakeEngine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	return client.ContainerInspectResult{Container: container.InspectResponse{
 		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args,
-		Config: &container.Config{Image: "mongo:7", Env: f.env, Labels: map[string]string{
+		Config: &container.Config{Image: "mongo:7", Env: f.env, User: f.user, Labels: map[string]string{
 			containers.LabelProject: "shop", containers.LabelService: "db"}},
 		State: &container.State{Running: f.running},
 	}}, nil
@@ -152,7 +154,7 @@ func (f *fakeEngine) CopyToContainer(ctx context.Context, id string, o client.Co
 		}
 		b, _ := io.ReadAll(tr)
 		f.mu.Lock()
-		f.written = append(f.written, writtenFile{Path: o.DestinationPath + "/" + hdr.Name, Mode: hdr.Mode, Content: string(b)})
+		f.written = append(f.written, writtenFile{Path: o.DestinationPath + "/" + hdr.Name, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid, Content: string(b)})
 		f.mu.Unlock()
 	}
 }

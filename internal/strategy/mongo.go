@@ -27,8 +27,12 @@ func (m *Mongo) Name() string { return "mongo" }
 // Extension returns "archive".
 func (m *Mongo) Extension() string { return "archive" }
 
-// mongoConfigDir is where the credentials file is written in the container.
-const mongoConfigDir = "/tmp"
+// mongoConfigDir is where the credentials file is written in the container, named
+// mongoConfigPrefix + random + ".yaml".
+const (
+	mongoConfigDir    = "/tmp"
+	mongoConfigPrefix = ".docker-backup-mongo-"
+)
 
 func (m *Mongo) credentials(ctx context.Context, c *containers.Container) (user, password string, err error) {
 	user, password = m.User, m.Password
@@ -57,11 +61,19 @@ func (m *Mongo) withCredentials(ctx context.Context, c *containers.Container, fn
 	if password == "" {
 		return fn(args)
 	}
+	// A file a crash left behind (the process killed between writing and removing it) is
+	// removed by the next run: files older than a minute are no run's.
+	_ = c.Exec(ctx, containers.ExecSpec{Cmd: []string{"find", mongoConfigDir, "-maxdepth", "1", "-name", mongoConfigPrefix + "*.yaml", "-mmin", "+1", "-delete"}})
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name := ".docker-backup-" + hex.EncodeToString(b) + ".yaml"
+	name := mongoConfigPrefix + hex.EncodeToString(b) + ".yaml"
 	body := "password: '" + strings.ReplaceAll(password, "'", "''") + "'\n"
-	if err := c.WriteFiles(ctx, mongoConfigDir, containers.File{Name: name, Content: strings.NewReader(body), Size: int64(len(body)), Mode: 0o600}); err != nil {
+	// The tools run as the container's user: the file is theirs, and only theirs.
+	uid, gid, err := c.ExecUser(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.WriteFiles(ctx, mongoConfigDir, containers.File{Name: name, Content: strings.NewReader(body), Size: int64(len(body)), Mode: 0o600, UID: uid, GID: gid}); err != nil {
 		return fmt.Errorf("writing the credentials file: %w", err)
 	}
 	file := mongoConfigDir + "/" + name
@@ -81,12 +93,19 @@ func (m *Mongo) Backup(ctx context.Context, c *containers.Container, w io.Writer
 		return nil, stepErr(c, "dump", fmt.Errorf("mongodump is not usable in the container: %w", err))
 	}
 	err := m.withCredentials(ctx, c, func(auth []string) error {
-		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongodump", "--archive", "--quiet"}, auth...), Stdout: w})
+		// Not --quiet: in mongo-tools 100.x it also hides the "Failed: <reason>" line.
+		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongodump", "--archive"}, auth...), Stdout: w})
 	})
 	if err != nil {
 		return nil, stepErr(c, "dump", err)
 	}
 	return src, nil
+}
+
+// Interrupted says what a cut mongorestore leaves: each collection is dropped and reloaded
+// on its own.
+func (m *Mongo) Interrupted() string {
+	return "mongorestore replaces one collection after another: the collections before the interruption are restored, the one in progress may be partly loaded, the rest are as they were; restore again"
 }
 
 // Restore replaces the dumped collections with mongorestore --drop.
@@ -95,7 +114,7 @@ func (m *Mongo) Restore(ctx context.Context, c *containers.Container, data Data)
 		return stepErr(c, "restore", fmt.Errorf("the container is not running: mongorestore needs the server up"))
 	}
 	err := m.withCredentials(ctx, c, func(auth []string) error {
-		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongorestore", "--archive", "--drop", "--quiet"}, auth...), Stdin: data})
+		return c.Exec(ctx, containers.ExecSpec{Cmd: append([]string{"mongorestore", "--archive", "--drop"}, auth...), Stdin: data})
 	})
 	return stepErr(c, "restore", err)
 }

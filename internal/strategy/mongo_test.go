@@ -26,7 +26,10 @@ func mongoReplies(dumpCode int) func([]string, []byte) (string, string, int) {
 	}
 }
 
-var configFile = regexp.MustCompile(`^/tmp/\.docker-backup-[0-9a-f]{12}\.yaml$`)
+var configFile = regexp.MustCompile(`^/tmp/\.docker-backup-mongo-[0-9a-f]{12}\.yaml$`)
+
+// cleanLeftovers is the command that removes credentials files a crash left behind.
+var cleanLeftovers = []string{"find", "/tmp", "-maxdepth", "1", "-name", ".docker-backup-mongo-*.yaml", "-mmin", "+1", "-delete"}
 
 func TestMongoBackupKeepsThePasswordOffArgv(t *testing.T) {
 	f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME=root", "MONGO_INITDB_ROOT_PASSWORD=p'w d")
@@ -47,7 +50,8 @@ func TestMongoBackupKeepsThePasswordOffArgv(t *testing.T) {
 	cfg := f.written[0].Path
 	want := [][]string{
 		{"mongodump", "--version"},
-		{"mongodump", "--archive", "--quiet", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
+		cleanLeftovers,
+		{"mongodump", "--archive", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
 		{"rm", "-f", cfg},
 	}
 	assertExecs(t, f, want)
@@ -67,7 +71,7 @@ func TestMongoWithoutCredentials(t *testing.T) {
 	if _, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	assertExecs(t, f, [][]string{{"mongodump", "--version"}, {"mongodump", "--archive", "--quiet"}})
+	assertExecs(t, f, [][]string{{"mongodump", "--version"}, {"mongodump", "--archive"}})
 	if len(f.written) != 0 {
 		t.Errorf("files written without credentials: %+v", f.written)
 	}
@@ -84,7 +88,7 @@ func TestMongoPasswordFromSecretFile(t *testing.T) {
 	if len(f.written) != 1 || f.written[0].Content != "password: 'from-a-secret'\n" {
 		t.Fatalf("config file: %+v", f.written)
 	}
-	if got := strings.Join(f.execs[1].Cmd, " "); !strings.Contains(got, "--username admin ") {
+	if got := strings.Join(f.execs[2].Cmd, " "); !strings.Contains(got, "--username admin ") {
 		t.Errorf("dump command %q", got)
 	}
 }
@@ -117,11 +121,12 @@ func TestMongoRestore(t *testing.T) {
 	}
 	cfg := f.written[0].Path
 	assertExecs(t, f, [][]string{
-		{"mongorestore", "--archive", "--drop", "--quiet", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
+		cleanLeftovers,
+		{"mongorestore", "--archive", "--drop", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
 		{"rm", "-f", cfg},
 	})
-	if string(f.execs[0].Stdin) != "ARCHIVE" {
-		t.Errorf("mongorestore read %q", f.execs[0].Stdin)
+	if string(f.execs[1].Stdin) != "ARCHIVE" {
+		t.Errorf("mongorestore read %q", f.execs[1].Stdin)
 	}
 }
 
@@ -146,6 +151,26 @@ func assertExecs(t *testing.T, f *fakeEngine, want [][]string) {
 	for i, w := range want {
 		if got := strings.Join(f.execs[i].Cmd, " "); got != strings.Join(w, " ") {
 			t.Errorf("command %d: %q, want %q", i, got, strings.Join(w, " "))
+		}
+	}
+}
+
+// A non-root image runs the tools as its user: the credentials file must be that user's.
+func TestMongoCredentialsFileBelongsToTheImageUser(t *testing.T) {
+	for _, tc := range []struct {
+		user     string
+		uid, gid int
+	}{{"", 0, 0}, {"mongodb", 999, 998}, {"1001", 1001, 0}, {"mongodb:root", 999, 0}, {"4000:4001", 4000, 4001}} {
+		f := newFakeEngine("MONGO_INITDB_ROOT_USERNAME=root", "MONGO_INITDB_ROOT_PASSWORD=pw")
+		f.user = tc.user
+		f.files["/etc/passwd"] = "root:x:0:0:root:/root:/bin/bash\nmongodb:x:999:998::/data/db:/bin/sh\n"
+		f.files["/etc/group"] = "root:x:0:\nmongodb:x:998:\n"
+		f.reply = mongoReplies(0)
+		if _, err := (&Mongo{}).Backup(context.Background(), f.container(t), &bytes.Buffer{}); err != nil {
+			t.Fatalf("user %q: %v", tc.user, err)
+		}
+		if w := f.written[0]; w.UID != tc.uid || w.GID != tc.gid || w.Mode != 0o600 {
+			t.Errorf("user %q: credentials file %d:%d mode %o, want %d:%d 0600", tc.user, w.UID, w.GID, w.Mode, tc.uid, tc.gid)
 		}
 	}
 }

@@ -158,7 +158,14 @@ func (m *MySQL) Backup(ctx context.Context, c *containers.Container, w io.Writer
 	return src, nil
 }
 
-// Restore runs the dump through the container's client, which stops at the first error.
+// Restore runs the dump through the container's client, which stops at the first error. The
+// client runs in binary mode, which ignores its own commands (\! and system would run
+// programs in the container; source would read its files): a dump holds SQL only.
+//
+// MySQL and MariaDB cannot roll back DDL, so a restore is not atomic: the artifact is
+// verified completely before the client starts, but a restore cut part-way (a kill, a lost
+// connection, an SQL error) leaves the databases before the cut restored and the others as
+// they were. It is reported as failed, never as a success.
 func (m *MySQL) Restore(ctx context.Context, c *containers.Container, data Data) error {
 	if !c.Running {
 		return stepErr(c, "restore", fmt.Errorf("the container is not running: the client needs the server up"))
@@ -168,11 +175,16 @@ func (m *MySQL) Restore(ctx context.Context, c *containers.Container, data Data)
 		return stepErr(c, "restore", err)
 	}
 	err = c.Exec(ctx, containers.ExecSpec{
-		Cmd:   []string{cn.cli, "--user=" + cn.user, "--batch", "--default-character-set=utf8mb4"},
+		Cmd:   []string{cn.cli, "--user=" + cn.user, "--batch", "--binary-mode", "--default-character-set=utf8mb4"},
 		Env:   cn.env,
 		Stdin: data,
 	})
 	return stepErr(c, "restore", err)
+}
+
+// Interrupted says what a cut MySQL restore leaves: DDL commits as it goes.
+func (m *MySQL) Interrupted() string {
+	return "MySQL and MariaDB cannot roll back DDL: the databases of the dump may be partly restored (those before the interruption replaced, the rest as they were); restore again"
 }
 
 // ServerVersion reports the running server's version.

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -17,9 +18,10 @@ import (
 // environment (PGPASSWORD), never on a command line.
 //
 // The dump is plain SQL with DROP ... IF EXISTS before each object, and restore runs it with
-// psql in a single transaction that stops at the first error: afterwards every table in the
-// dump holds exactly the dumped rows, tables dropped since the backup are back, and a failed
-// restore changes nothing.
+// psql in one transaction that stops at the first error and is committed only after the
+// whole artifact was verified: afterwards every table in the dump holds exactly the dumped
+// rows, tables dropped since the backup are back, and a failed or interrupted restore changes
+// nothing.
 type Postgres struct {
 	User     string
 	Database string
@@ -85,20 +87,53 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 	return src, nil
 }
 
-// Restore runs the dump with psql in one transaction that stops at the first error.
+// Restore runs the dump with psql inside one transaction that only the restore can commit:
+// psql gets BEGIN, the script (without pg_dump's own BEGIN and COMMIT, see pgScript), and
+// COMMIT only once the whole artifact was read and matched its manifest. A cut stream, a
+// cancel, a killed plugin or sidecar, a timeout or an SQL error ends the session inside the
+// open transaction, and PostgreSQL rolls it back: the database is exactly as before.
 func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Data) error {
 	if !c.Running {
 		return stepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
 	}
 	cn := p.conn(c)
+	pr, pw := io.Pipe()
+	go func() {
+		script := newPGScript(pw)
+		_, err := io.WriteString(pw, "BEGIN;\n")
+		if err == nil {
+			_, err = io.Copy(script, data)
+		}
+		if err == nil {
+			err = script.Close()
+		}
+		if err == nil {
+			// Verified to the last byte: only now may the restore be committed.
+			_, err = io.WriteString(pw, "\nCOMMIT;\n")
+		}
+		pw.CloseWithError(err)
+	}()
 	err := c.Exec(ctx, containers.ExecSpec{
-		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--single-transaction",
-			"--set", "ON_ERROR_STOP=1", "--username", cn.user, "--dbname", cn.database},
+		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
+			"--username", cn.user, "--dbname", cn.database},
 		Env:   cn.env,
-		Stdin: data,
+		Stdin: pr,
 	})
+	pr.CloseWithError(errors.New("psql ended"))
 	return stepErr(c, "restore", err)
 }
+
+// Check reads the script as psql would and refuses one that pg_dump would not have written.
+func (p *Postgres) Check(ctx context.Context, c *containers.Container, data Data) error {
+	script := newPGScript(nil)
+	if _, err := io.Copy(script, data); err != nil {
+		return err
+	}
+	return script.Close()
+}
+
+// Interrupted: nothing, PostgreSQL rolls the transaction back.
+func (p *Postgres) Interrupted() string { return "" }
 
 // ServerVersion reports the running server's version, for comparing with a backup's.
 func (p *Postgres) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {

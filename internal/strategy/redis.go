@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -267,60 +268,179 @@ func (r *Redis) Backup(ctx context.Context, c *containers.Container, w io.Writer
 	return src, nil
 }
 
-// Restore replaces the dataset with the snapshot. The container is stopped for the swap and
-// started again on every path.
-func (r *Redis) Restore(ctx context.Context, c *containers.Container, data Data) error {
-	source, size := data.Source, data.Size
-	settings := map[string]string{"dir": source["dir"], "dbfilename": source["dbfilename"], "appendonly": source["appendonly"],
-		"appenddirname": "appendonlydir", "appendfilename": "appendonly.aof"}
-	version := source["redis_version"]
+// redisLocation is where the server keeps its data, as it says itself.
+type redisLocation struct {
+	dir, dbfilename, appendonly, appenddirname, appendfilename, version string
+}
+
+// location asks the running server where its data lives. A stopped container cannot be
+// asked: then the manifest's dir is used only if it is inside a writable volume or bind mount
+// of the container — the manifest alone never decides where a restore writes.
+func (r *Redis) location(ctx context.Context, c *containers.Container, data Data) (redisLocation, error) {
+	loc := redisLocation{dir: data.Source["dir"], dbfilename: data.Source["dbfilename"], appendonly: data.Source["appendonly"],
+		appenddirname: "appendonlydir", appendfilename: "appendonly.aof", version: data.Source["redis_version"]}
 	if c.Running {
 		rc, err := r.client(ctx, c)
 		if err != nil {
-			return stepErr(c, "restore", err)
+			return loc, err
 		}
-		for k := range settings {
+		for k, dst := range map[string]*string{"dir": &loc.dir, "dbfilename": &loc.dbfilename, "appendonly": &loc.appendonly,
+			"appenddirname": &loc.appenddirname, "appendfilename": &loc.appendfilename} {
 			if v, err := rc.config(ctx, k); err == nil {
-				settings[k] = v
+				*dst = v
+			} else if k == "dir" || k == "dbfilename" || k == "appendonly" {
+				return loc, err
 			}
 		}
 		if server, err := rc.info(ctx, "server"); err == nil {
-			version = server["redis_version"]
+			loc.version = server["redis_version"]
+		}
+	} else {
+		if loc.dir == "" || !path.IsAbs(loc.dir) {
+			return loc, fmt.Errorf("cannot tell where redis keeps its data: start the container so that it can be asked")
+		}
+		loc.dir = path.Clean(loc.dir)
+		if err := checkConfined(ctx, c, path.Join(loc.dir, "x"), data.Allowed, "the redis data directory"); err != nil {
+			return loc, fmt.Errorf("%w; start the container so that redis can say where its data lives", err)
 		}
 	}
-	if settings["dir"] == "" || settings["dbfilename"] == "" {
-		return stepErr(c, "restore", fmt.Errorf("cannot tell where redis keeps its data: start the container so that it can be asked"))
+	for _, name := range []string{loc.dbfilename, loc.appenddirname, loc.appendfilename} {
+		if !isBaseName(name) {
+			return loc, fmt.Errorf("redis file name %q is not a plain file name", name)
+		}
 	}
-	uid, gid := int(atoi(source["uid"])), int(atoi(source["gid"]))
+	return loc, nil
+}
+
+func isBaseName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+// Restore replaces the dataset with the snapshot. The location comes from the running server
+// (CONFIG GET). The container is stopped for the swap and started again on every path. The
+// snapshot is written beside the live files under a temporary name and linked into place
+// only once the whole artifact has been read and verified: a restore cut before leaves the
+// dataset as it was. With append-only mode on, Redis loads the AOF and ignores the RDB, so the
+// snapshot becomes the AOF's base instead (Redis 7: new files and a new manifest that lists
+// the old files as history, which Redis deletes at start; older: the RDB-preamble
+// appendonly file). The restore then waits until the data is loaded.
+func (r *Redis) Restore(ctx context.Context, c *containers.Container, data Data) error {
+	loc, err := r.location(ctx, c, data)
+	if err != nil {
+		return stepErr(c, "restore", err)
+	}
+	uid, gid := int(atoi(data.Source["uid"])), int(atoi(data.Source["gid"]))
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	err := c.WhileStopped(ctx, log, func(ctx context.Context) error {
-		if settings["appendonly"] != "yes" {
-			return c.WriteFiles(ctx, settings["dir"], containers.File{Name: settings["dbfilename"], Content: data, Size: size, Mode: 0o644, UID: uid, GID: gid})
+	temp := func(name string) string { return "." + name + restoreSuffix }
+	file := func(name string, content io.Reader, size int64) containers.File {
+		return containers.File{Name: name, Content: content, Size: size, Mode: 0o644, UID: uid, GID: gid}
+	}
+	empty := func(name string) containers.File { return file(name, strings.NewReader(""), 0) }
+	var leftovers []string
+	err = c.WhileStopped(ctx, log, func(ctx context.Context) error {
+		if loc.appendonly != "yes" || (atoi(strings.SplitN(loc.version, ".", 2)[0]) > 0 && atoi(strings.SplitN(loc.version, ".", 2)[0]) < 7) {
+			// One file: dump.rdb, or (Redis < 7 with AOF) appendonly.aof with an RDB preamble.
+			name := loc.dbfilename
+			if loc.appendonly == "yes" {
+				name = loc.appendfilename
+			}
+			leftovers = append(leftovers, path.Join(loc.dir, temp(name)))
+			return c.WriteStream(ctx, loc.dir, gated(data,
+				[]containers.File{file(temp(name), data, data.Size)},
+				[]containers.File{{Name: name, Link: temp(name)}, empty(temp(name))}))
 		}
-		af := settings["appendfilename"]
-		if major := atoi(strings.SplitN(version, ".", 2)[0]); major > 0 && major < 7 {
-			// One appendonly file: an RDB-preamble AOF is loaded as the snapshot.
-			return c.WriteFiles(ctx, settings["dir"], containers.File{Name: af, Content: data, Size: size, Mode: 0o644, UID: uid, GID: gid})
+		// Redis 7 multi-part AOF: the snapshot becomes the base of a new manifest.
+		af, d := loc.appendfilename, loc.appenddirname
+		seq := time.Now().Unix()
+		base, incr := fmt.Sprintf("%s.%d.base.rdb", af, seq), fmt.Sprintf("%s.%d.incr.aof", af, seq)
+		manifest := fmt.Sprintf("file %s seq %d type b\n", base, seq)
+		for _, h := range r.aofHistory(ctx, c, path.Join(loc.dir, d, af+".manifest")) {
+			manifest += h
 		}
-		// Redis 7 multi-part AOF: the snapshot becomes the base, with an empty increment.
-		base, incr := af+".1.base.rdb", af+".1.incr.aof"
-		manifest := fmt.Sprintf("file %s seq 1 type b\nfile %s seq 1 type i\n", base, incr)
-		d := settings["appenddirname"]
-		log.Info("append-only mode is on: the snapshot becomes the AOF base", "dir", path.Join(settings["dir"], d))
-		return c.WriteFiles(ctx, settings["dir"],
-			containers.File{Name: d, IsDir: true, Mode: 0o755, UID: uid, GID: gid},
-			containers.File{Name: d + "/" + base, Content: data, Size: size, Mode: 0o644, UID: uid, GID: gid},
-			containers.File{Name: d + "/" + incr, Content: strings.NewReader(""), Mode: 0o644, UID: uid, GID: gid},
-			containers.File{Name: d + "/" + af + ".manifest", Content: strings.NewReader(manifest), Size: int64(len(manifest)), Mode: 0o644, UID: uid, GID: gid},
-		)
+		manifest += fmt.Sprintf("file %s seq %d type i\n", incr, seq)
+		log.Info("append-only mode is on: the snapshot becomes the AOF base", "dir", path.Join(loc.dir, d))
+		leftovers = append(leftovers, path.Join(loc.dir, d, temp(af+".manifest")))
+		return c.WriteStream(ctx, loc.dir, gated(data,
+			[]containers.File{
+				{Name: d, IsDir: true, Mode: 0o755, UID: uid, GID: gid},
+				file(d+"/"+base, data, data.Size),
+				empty(d + "/" + incr),
+			},
+			[]containers.File{
+				file(d+"/"+temp(af+".manifest"), strings.NewReader(manifest), int64(len(manifest))),
+				{Name: d + "/" + af + ".manifest", Link: d + "/" + temp(af+".manifest")},
+				empty(d + "/" + temp(af+".manifest")),
+			}))
 	})
 	if err != nil {
 		return stepErr(c, "restore", err)
 	}
-	return stepErr(c, "restore", r.waitLoaded(ctx, c, atoi(source["keys"])))
+	c.RemoveLeftover(ctx, leftovers...)
+	return stepErr(c, "restore", r.waitLoaded(ctx, c, atoi(data.Source["keys"])))
+}
+
+// Interrupted: the live files are replaced only once the snapshot is complete and verified.
+func (r *Redis) Interrupted() string { return "" }
+
+// Check refuses an artifact that is not an RDB file.
+func (r *Redis) Check(ctx context.Context, c *containers.Container, data Data) error {
+	head := make([]byte, 9)
+	if _, err := io.ReadFull(data, head); err != nil || !rdbHeader.Match(head) {
+		return fmt.Errorf("the backup is not a Redis RDB file (it starts with %q)", head)
+	}
+	return data.Drain()
+}
+
+var rdbHeader = regexp.MustCompile(`^(REDIS\d{4}|VALKEY\d{3})$`)
+
+// aofHistory lists the files of the current AOF manifest as history entries, so that Redis
+// deletes them once it has loaded the restored base.
+func (r *Redis) aofHistory(ctx context.Context, c *containers.Container, manifest string) []string {
+	f, _, err := c.OpenFile(ctx, manifest)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 6 && fields[0] == "file" && fields[2] == "seq" && fields[4] == "type" && isBaseName(fields[1]) && aofName.MatchString(fields[1]) {
+			out = append(out, fmt.Sprintf("file %s seq %s type h\n", fields[1], fields[3]))
+		}
+	}
+	return out
+}
+
+var aofName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// gated streams the staged files, then reads the rest of data (which verifies the whole
+// artifact), then — only if that succeeded — the swap entries.
+func gated(data Data, staged, swap []containers.File) func() (*containers.File, error) {
+	i, verified := 0, false
+	return func() (*containers.File, error) {
+		if i < len(staged) {
+			i++
+			return &staged[i-1], nil
+		}
+		if !verified {
+			if err := data.Drain(); err != nil {
+				return nil, err
+			}
+			verified = true
+		}
+		if j := i - len(staged); j < len(swap) {
+			i++
+			return &swap[j], nil
+		}
+		return nil, nil
+	}
 }
 
 // waitLoaded waits until the restarted server has loaded its data and checks it holds keys

@@ -131,7 +131,15 @@ func isNotFound(err error) bool {
 	return err != nil && (cerrdefs.IsNotFound(err) || errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "No such container:path"))
 }
 
-// Restore swaps the database in with the container stopped.
+// restoreSuffix names the copy a restore writes beside the live file before swapping it in.
+const restoreSuffix = ".docker-backup-restore"
+
+// Restore swaps the database in with the container stopped. The database file must be inside
+// a writable volume or bind mount of the container. The backup's files are written beside
+// the live ones under temporary names; only once the whole artifact has been read and
+// verified are the -wal, -shm and -journal companions replaced (with the backup's WAL, or
+// empty) and the new database linked over the old one — all in one archive the Engine
+// extracts in a moment. A restore cut before that point leaves the live database untouched.
 func (s *SQLite) Restore(ctx context.Context, c *containers.Container, data Data) error {
 	if s.Path == "" {
 		s.Path = data.Source["path"]
@@ -139,42 +147,121 @@ func (s *SQLite) Restore(ctx context.Context, c *containers.Container, data Data
 	if err := s.check(); err != nil {
 		return stepErr(c, "restore", err)
 	}
-	base := path.Base(s.Path)
+	if err := checkConfined(ctx, c, s.Path, data.Allowed, "the database file"); err != nil {
+		return stepErr(c, "restore", err)
+	}
+	dir, base := path.Dir(s.Path), path.Base(s.Path)
+	srcBase := path.Base(data.Source["path"]) // entries are named after the backed-up file
+	if data.Source["path"] == "" {
+		srcBase = base
+	}
+	temp := func(name string) string { return "." + name + restoreSuffix }
+	var leftovers []string
 	err := c.WhileStopped(ctx, s.log(), func(ctx context.Context) error {
 		tr := tar.NewReader(data)
-		var files []containers.File
 		var uid, gid int
-		haveWAL := false
-		for {
-			hdr, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
+		haveWAL, done := false, false
+		var swap []containers.File
+		next := func() (*containers.File, error) {
+			if !done {
+				hdr, err := tr.Next()
+				switch {
+				case errors.Is(err, io.EOF):
+					done = true
+				case err != nil:
+					return nil, fmt.Errorf("reading the backup: %w", err)
+				case hdr.Name != srcBase && hdr.Name != srcBase+"-wal":
+					return nil, fmt.Errorf("unexpected entry %q in a backup of %s", hdr.Name, data.Source["path"])
+				default:
+					name := base
+					if hdr.Name == srcBase {
+						uid, gid = hdr.Uid, hdr.Gid
+					} else {
+						name, haveWAL = base+"-wal", true
+					}
+					leftovers = append(leftovers, path.Join(dir, temp(name)))
+					return &containers.File{Name: temp(name), Content: tr, Size: hdr.Size, Mode: hdr.Mode &^ (cISUID | cISGID), UID: hdr.Uid, GID: hdr.Gid}, nil
+				}
 			}
-			if err != nil {
-				return fmt.Errorf("reading the backup: %w", err)
+			if swap == nil {
+				// The artifact is verified to its last byte before anything live is touched.
+				if err := data.Drain(); err != nil {
+					return nil, err
+				}
+				empty := func(name string) containers.File {
+					return containers.File{Name: name, Content: strings.NewReader(""), Mode: 0o644, UID: uid, GID: gid}
+				}
+				// Companions first (no stale WAL frames, index or hot journal may meet the
+				// new database), then the database; then the temporary names are emptied.
+				swap = append(swap, empty(base+"-shm"), empty(base+"-journal"))
+				if haveWAL {
+					swap = append(swap, containers.File{Name: base + "-wal", Link: temp(base + "-wal")}, empty(temp(base+"-wal")))
+				} else {
+					swap = append(swap, empty(base+"-wal"))
+				}
+				swap = append(swap, containers.File{Name: base, Link: temp(base)}, empty(temp(base)))
 			}
-			if hdr.Name != base && hdr.Name != base+"-wal" {
-				return fmt.Errorf("unexpected entry %q in a backup of %s", hdr.Name, s.Path)
+			if len(swap) == 0 {
+				return nil, nil
 			}
-			if hdr.Name == base {
-				uid, gid = hdr.Uid, hdr.Gid
-			} else {
-				haveWAL = true
+			f := swap[0]
+			swap = swap[1:]
+			if len(swap) == 0 {
+				swap = []containers.File{} // not nil: the swap is written
 			}
-			// The archive is read once: the entries are written in order, streaming.
-			if err := c.WriteFiles(ctx, path.Dir(s.Path), containers.File{Name: path.Base(s.Path) + strings.TrimPrefix(hdr.Name, base),
-				Content: tr, Size: hdr.Size, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid}); err != nil {
-				return err
-			}
+			return &f, nil
 		}
-		// Empty companions: no stale WAL frames, index or hot journal can touch the database.
-		for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-			if suffix == "-wal" && haveWAL {
-				continue
-			}
-			files = append(files, containers.File{Name: base + suffix, Content: strings.NewReader(""), Mode: 0o644, UID: uid, GID: gid})
-		}
-		return c.WriteFiles(ctx, path.Dir(s.Path), files...)
+		return c.WriteStream(ctx, dir, next)
 	})
+	if err == nil {
+		c.RemoveLeftover(ctx, leftovers...)
+	}
 	return stepErr(c, "restore", err)
+}
+
+// Interrupted: the live database is only replaced once the new one is complete and verified.
+func (s *SQLite) Interrupted() string { return "" }
+
+// Check reads the backup: the database file (an SQLite file), optionally its WAL, nothing
+// else; and it must be inside a writable volume or bind mount.
+func (s *SQLite) Check(ctx context.Context, c *containers.Container, data Data) error {
+	p := s.Path
+	if p == "" {
+		p = data.Source["path"]
+	}
+	if err := (&SQLite{Path: p}).check(); err != nil {
+		return err
+	}
+	if err := checkConfined(ctx, c, p, data.Allowed, "the database file"); err != nil {
+		return err
+	}
+	base := path.Base(data.Source["path"])
+	if data.Source["path"] == "" {
+		base = path.Base(p)
+	}
+	tr := tar.NewReader(data)
+	for i := 0; ; i++ {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			if i == 0 {
+				return fmt.Errorf("the backup holds no database file")
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the backup: %w", err)
+		}
+		switch {
+		case hdr.Typeflag != tar.TypeReg:
+			return fmt.Errorf("the backup's entry %q is not a regular file", hdr.Name)
+		case i == 0 && hdr.Name == base:
+			head := make([]byte, 16)
+			if _, err := io.ReadFull(tr, head); err != nil || string(head) != "SQLite format 3\x00" {
+				return fmt.Errorf("the backup's %s is not an SQLite database (no SQLite header)", hdr.Name)
+			}
+		case i == 1 && hdr.Name == base+"-wal":
+		default:
+			return fmt.Errorf("unexpected entry %q in a backup of %s", hdr.Name, data.Source["path"])
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"sort"
 	"strings"
 
@@ -23,8 +24,24 @@ type Strategy interface {
 	// Backup writes the raw backup of c to w and returns what the manifest should record
 	// about the source (tool versions, database, paths).
 	Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error)
-	// Restore applies a raw stream produced by Backup to c.
+	// Restore applies a raw stream produced by Backup to c. It stops the container itself
+	// when it must (c.WhileStopped: the restart is guaranteed), and, where the engine can
+	// undo its work, commits only once data's reader has ended with io.EOF.
 	Restore(ctx context.Context, c *containers.Container, data Data) error
+}
+
+// Checker is implemented by strategies that can tell, from the raw stream alone, whether it
+// is something their Backup could have written and that is safe to apply to c: the restore
+// reads the whole artifact through Check before anything in the container is touched.
+type Checker interface {
+	Check(ctx context.Context, c *containers.Container, data Data) error
+}
+
+// Atomicity says what an interrupted restore leaves behind, for the error that reports it.
+type Atomicity interface {
+	// Interrupted describes the state an interrupted restore leaves; "" when it leaves the
+	// service exactly as it was.
+	Interrupted() string
 }
 
 // Versioned is a database strategy that can tell the running server's version, so that a
@@ -35,10 +52,30 @@ type Versioned interface {
 }
 
 // Data is a raw backup stream to restore, with what its manifest says about it.
+//
+// Its reader returns io.EOF only once the whole artifact has been read and has matched the
+// size and SHA-256 of its manifest: any other end — a cut stream, a replaced object, a
+// cancelled context — is an error. A strategy that can roll back commits only after that EOF.
 type Data struct {
 	io.Reader
 	Size   int64  // exact length of the raw stream
 	Source Source // what Backup recorded
+	// Trusted is set when the manifest's signature was verified: the backup was made with
+	// this tool's signing key. An unauthenticated backup is held to stricter rules (no
+	// set-user-ID files, no device nodes).
+	Trusted bool
+	// Allowed are the directories of the container a restore may write into: its
+	// read-write volumes and bind mounts (through the sidecar, only the paths of the
+	// service's jobs). Nothing the manifest says can widen them.
+	Allowed []string
+}
+
+// Drain reads what is left of data, which ends the verification of the stored bytes: a
+// strategy that stops reading before the end (a tar reader stops at its end marker) calls
+// it before committing.
+func (d Data) Drain() error {
+	_, err := io.Copy(io.Discard, d.Reader)
+	return err
 }
 
 // Source is what a strategy records about the data it backed up.
@@ -53,6 +90,8 @@ type Options struct {
 	Password string
 	// Paths overrides the volume strategy's default of the container's mounts.
 	Paths []string
+	// NoStop restores volumes into the running container instead of stopping it.
+	NoStop bool
 	// Log receives progress messages (container stopped and started, fallbacks taken).
 	Log *slog.Logger
 }
@@ -69,7 +108,14 @@ func Names() []string {
 
 var constructors = map[string]func(Options) (Strategy, error){
 	"postgres": func(o Options) (Strategy, error) { return &Postgres{User: o.User, Database: o.Database}, nil },
-	"volume":   func(o Options) (Strategy, error) { return NewVolume(o.Paths) },
+	"volume": func(o Options) (Strategy, error) {
+		v, err := NewVolume(o.Paths)
+		if err != nil {
+			return nil, err
+		}
+		v.NoStop, v.Log = o.NoStop, o.Log
+		return v, nil
+	},
 	"mysql": func(o Options) (Strategy, error) {
 		return &MySQL{User: o.User, Password: o.Password, Databases: splitList(o.Database)}, nil
 	},
@@ -89,6 +135,15 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Canonical returns the strategy's own name for a name or alias ("mariadb" gives "mysql"),
+// or name itself when it is unknown.
+func Canonical(name string) string {
+	if c, ok := aliases[name]; ok {
+		return c
+	}
+	return name
 }
 
 // New returns the named strategy configured with opts.
@@ -120,4 +175,57 @@ func stepErr(c *containers.Container, step string, err error) error {
 		return nil
 	}
 	return &StepError{Target: c.String(), Step: step, Err: err}
+}
+
+// Inside reports whether the clean absolute path p is dir or below it.
+func Inside(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// insideAny returns the first of dirs that holds p.
+func insideAny(p string, dirs []string) (string, bool) {
+	for _, d := range dirs {
+		if Inside(p, d) {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// WritableMounts lists where a restore may write in c: its read-write volumes and bind mounts.
+func WritableMounts(c *containers.Container) []string {
+	var out []string
+	for _, m := range c.Mounts {
+		if m.RW {
+			out = append(out, path.Clean(m.Destination))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkConfined refuses to write at p unless it is inside one of data.Allowed, and every
+// directory between that mount and p is a real directory (not a symbolic link that the
+// Engine would follow out of the mount).
+func checkConfined(ctx context.Context, c *containers.Container, p string, allowed []string, what string) error {
+	mount, ok := insideAny(p, allowed)
+	if !ok {
+		have := "none"
+		if len(allowed) > 0 {
+			have = strings.Join(allowed, ", ")
+		}
+		return fmt.Errorf("refusing to write %s %s: it is not inside a writable volume or bind mount of the container (%s)", what, p, have)
+	}
+	for dir := path.Dir(p); Inside(dir, mount) && dir != mount; dir = path.Dir(dir) {
+		kind, err := c.Stat(ctx, dir)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case containers.Directory, containers.Missing:
+		default:
+			return fmt.Errorf("refusing to write %s %s: %s in the container is not a directory (a symbolic link could lead out of the volume)", what, p, dir)
+		}
+	}
+	return nil
 }

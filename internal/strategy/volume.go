@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -25,6 +27,9 @@ import (
 // path back through the same API. Files created after the backup are left in place.
 type Volume struct {
 	paths []string // explicit paths; empty means the container's mounts
+	// NoStop restores into the running container instead of stopping it.
+	NoStop bool
+	Log    *slog.Logger
 }
 
 // NewVolume returns a volume strategy for the given absolute paths (none: the mounts).
@@ -138,26 +143,78 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 	}
 }
 
-// Restore writes every backed-up path back into the container. The container should not be
-// running an application that writes to those paths; the engine stops it first.
+// Restore writes every backed-up path back into the container, stopping it first unless
+// NoStop is set (it is started again on every path). Each path must be inside a writable
+// volume or bind mount of the container (data.Allowed), whatever the manifest says, and the
+// archive must pass the same checks as Check.
+//
+// A volume restore cannot be undone: one cut part-way (a kill, a lost connection, a damaged
+// or replaced artifact found at its end) leaves the files written so far, beside the rest as
+// they were. The artifact is verified completely before the first file is written.
 func (v *Volume) Restore(ctx context.Context, c *containers.Container, data Data) error {
+	paths, err := v.restorePaths(ctx, c, data)
+	if err != nil {
+		return stepErr(c, "restore", err)
+	}
+	apply := func(ctx context.Context) error { return v.apply(ctx, c, data, paths) }
+	if v.NoStop {
+		return stepErr(c, "restore", apply(ctx))
+	}
+	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
+}
+
+// Interrupted says what a cut volume restore leaves.
+func (v *Volume) Interrupted() string {
+	return "the files restored before the interruption are written, the others are as they were: restore again"
+}
+
+// Check reads the whole archive and refuses it if a restore of it would write anywhere but
+// below the backed-up paths, or (unless the backup is authenticated) create set-user-ID
+// files or device nodes.
+func (v *Volume) Check(ctx context.Context, c *containers.Container, data Data) error {
+	paths, err := v.restorePaths(ctx, c, data)
+	if err != nil {
+		return err
+	}
+	pol := newTarPolicy(paths, data.Trusted)
+	tr := tar.NewReader(data)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the backup archive: %w", err)
+		}
+		if _, err := pol.check(hdr); err != nil {
+			return err
+		}
+	}
+}
+
+// restorePaths are the manifest's paths, each checked to be inside a writable mount.
+func (v *Volume) restorePaths(ctx context.Context, c *containers.Container, data Data) ([]string, error) {
 	paths, err := cleanPaths(strings.Split(data.Source[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
-		return stepErr(c, "restore", fmt.Errorf("the manifest lists no valid paths (%q)", data.Source[SourcePaths]))
+		return nil, fmt.Errorf("the manifest lists no valid paths (%q)", data.Source[SourcePaths])
 	}
-	// Longest first, so that a nested path wins over its parent.
-	byLength := slices.Clone(paths)
-	sort.Slice(byLength, func(i, j int) bool { return len(byLength[i]) > len(byLength[j]) })
-	owner := func(name string) (string, bool) {
-		for _, p := range byLength {
-			pre := strings.TrimPrefix(p, "/")
-			if name == pre || strings.HasPrefix(name, pre+"/") {
-				return p, true
-			}
+	for _, p := range paths {
+		if err := checkConfined(ctx, c, p, data.Allowed, "the backed-up path"); err != nil {
+			return nil, err
 		}
-		return "", false
 	}
+	return paths, nil
+}
 
+func (v *Volume) log() *slog.Logger {
+	if v.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return v.Log
+}
+
+func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, paths []string) error {
+	pol := newTarPolicy(paths, data.Trusted)
 	tr := tar.NewReader(data)
 	var cur *pathWriter
 	finish := func() error {
@@ -174,31 +231,139 @@ func (v *Volume) Restore(ctx context.Context, c *containers.Container, data Data
 			break
 		}
 		if err != nil {
-			_ = finish()
-			return stepErr(c, "restore", fmt.Errorf("reading the backup archive: %w", err))
+			cur.abort(err)
+			return fmt.Errorf("reading the backup archive: %w", err)
 		}
-		if !isLocalName(hdr.Name) {
-			_ = finish()
-			return stepErr(c, "restore", fmt.Errorf("the archive entry %q is not a relative path inside the backed-up paths", hdr.Name))
-		}
-		p, ok := owner(strings.TrimSuffix(hdr.Name, "/"))
-		if !ok {
-			_ = finish()
-			return stepErr(c, "restore", fmt.Errorf("the archive entry %q is outside the backed-up paths %s", hdr.Name, strings.Join(paths, ", ")))
+		p, err := pol.check(hdr)
+		if err != nil {
+			cur.abort(err)
+			return err
 		}
 		if cur == nil || cur.path != p {
 			if err := finish(); err != nil {
-				return stepErr(c, "restore", err)
+				return err
 			}
-			isDir := hdr.Typeflag == tar.TypeDir
-			cur = newPathWriter(ctx, c, p, isDir)
+			cur = newPathWriter(ctx, c, p, hdr.Typeflag == tar.TypeDir)
 		}
 		if err := cur.write(hdr, tr); err != nil {
-			_ = finish()
-			return stepErr(c, "restore", err)
+			cur.abort(err)
+			return err
 		}
 	}
-	return stepErr(c, "restore", finish())
+	// The end of the archive is not the end of the artifact: the rest is read, so that the
+	// stored bytes are verified to the last one before the last path is closed.
+	if err := data.Drain(); err != nil {
+		cur.abort(err)
+		return err
+	}
+	return finish()
+}
+
+// tarPolicy checks the entries of a volume archive, in one pass with memory that does not
+// grow with the archive (except one hash per regular file, for hard links):
+//
+//   - every entry is below one of the backed-up paths, and a path's entries come together;
+//   - entries come in the order the Engine's archive writes them (each directory before what
+//     it holds, names in increasing order, none twice), and each entry's directory is a
+//     directory entry of the archive: so the Engine creates every directory that a file is
+//     written into, replacing any symbolic link that was there — nothing is written through
+//     a link, wherever it points;
+//   - a hard link points at an earlier regular file of the same path;
+//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices.
+type tarPolicy struct {
+	paths   []string
+	trusted bool
+	root    string   // the archive prefix of the current path ("var/lib/data")
+	done    []string // paths already finished
+	prev    []string // the previous entry's name, in components
+	stack   []string // directory entries enclosing the current one
+	files   map[uint64]struct{}
+	seed    maphash.Seed
+}
+
+func newTarPolicy(paths []string, trusted bool) *tarPolicy {
+	return &tarPolicy{paths: paths, trusted: trusted, files: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+}
+
+// check returns the backed-up path an entry belongs to, or why it must not be restored.
+func (t *tarPolicy) check(hdr *tar.Header) (string, error) {
+	name := strings.TrimSuffix(hdr.Name, "/")
+	if !isLocalName(name) {
+		return "", fmt.Errorf("the archive entry %q is not a relative path inside the backed-up paths", hdr.Name)
+	}
+	p, ok := owner(name, t.paths)
+	if !ok {
+		return "", fmt.Errorf("the archive entry %q is outside the backed-up paths %s", hdr.Name, strings.Join(t.paths, ", "))
+	}
+	root := strings.TrimPrefix(p, "/")
+	if root != t.root {
+		if slices.Contains(t.done, root) {
+			return "", fmt.Errorf("the archive entry %q comes after the entries of another path: not an archive this tool wrote", hdr.Name)
+		}
+		if t.root != "" {
+			t.done = append(t.done, t.root)
+		}
+		t.root, t.prev, t.stack = root, nil, t.stack[:0]
+		if name != root {
+			return "", fmt.Errorf("the archive of %s does not start with %s itself but with %q", p, p, hdr.Name)
+		}
+	}
+	parts := strings.Split(name, "/")
+	if t.prev != nil && slices.Compare(parts, t.prev) <= 0 {
+		return "", fmt.Errorf("the archive entry %q comes after %q: entries out of order or repeated, not an archive this tool wrote", hdr.Name, strings.Join(t.prev, "/"))
+	}
+	t.prev = parts
+	if name != root {
+		parent := path.Dir(name)
+		for len(t.stack) > 0 && t.stack[len(t.stack)-1] != parent {
+			t.stack = t.stack[:len(t.stack)-1]
+		}
+		if len(t.stack) == 0 {
+			return "", fmt.Errorf("the archive entry %q is in %q, which is not a directory of the archive (nothing is written through a link)", hdr.Name, parent)
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		t.stack = append(t.stack, name)
+	case tar.TypeReg, tar.TypeGNUSparse, '\x00':
+		t.files[maphash.String(t.seed, name)] = struct{}{}
+	case tar.TypeSymlink:
+		t.files[maphash.String(t.seed, name)] = struct{}{} // a hard link may point at a link
+	case tar.TypeFifo:
+	case tar.TypeLink:
+		target := strings.TrimSuffix(hdr.Linkname, "/")
+		if _, ok := t.files[maphash.String(t.seed, target)]; !ok || !isLocalName(target) || !Inside("/"+target, "/"+root) {
+			return "", fmt.Errorf("hard link %q points at %q, which is not an earlier file of %s", hdr.Name, hdr.Linkname, p)
+		}
+		t.files[maphash.String(t.seed, name)] = struct{}{}
+	case tar.TypeChar, tar.TypeBlock:
+		if !t.trusted {
+			return "", fmt.Errorf("the archive entry %q is a device node: refused from a backup whose manifest is not signed with this tool's key", hdr.Name)
+		}
+	default:
+		return "", fmt.Errorf("the archive entry %q has type %q, which a volume backup never holds", hdr.Name, hdr.Typeflag)
+	}
+	if hdr.Mode&(cISUID|cISGID) != 0 && hdr.Typeflag != tar.TypeDir && !t.trusted {
+		return "", fmt.Errorf("the archive entry %q is set-user-ID or set-group-ID (mode %o): refused from a backup whose manifest is not signed with this tool's key", hdr.Name, hdr.Mode)
+	}
+	return p, nil
+}
+
+// Mode bits of tar headers.
+const (
+	cISUID = 0o4000
+	cISGID = 0o2000
+)
+
+// owner finds the backed-up path that holds an archive entry.
+func owner(name string, paths []string) (string, bool) {
+	for _, p := range paths {
+		pre := strings.TrimPrefix(p, "/")
+		if name == pre || strings.HasPrefix(name, pre+"/") {
+			return p, true
+		}
+	}
+	return "", false
 }
 
 // pathWriter streams the entries of one backed-up path into the container with one
@@ -242,7 +407,7 @@ func (w *pathWriter) write(hdr *tar.Header, r io.Reader) error {
 	}
 	hdr.Name = rename(hdr.Name)
 	if hdr.Typeflag == tar.TypeLink {
-		if !isLocalName(hdr.Linkname) || !strings.HasPrefix(hdr.Linkname, w.prefix) {
+		if !isLocalName(hdr.Linkname) || !Inside("/"+hdr.Linkname, "/"+w.prefix) {
 			return fmt.Errorf("hard link %q points outside %s", hdr.Linkname, w.path)
 		}
 		hdr.Linkname = rename(hdr.Linkname)
@@ -269,6 +434,16 @@ func (w *pathWriter) daemonErr(err error) error {
 		}
 	}
 	return err
+}
+
+// abort ends the copy into the container with err, so the Engine stops extracting; nil w
+// is fine.
+func (w *pathWriter) abort(err error) {
+	if w == nil {
+		return
+	}
+	w.pw.CloseWithError(err)
+	<-w.done
 }
 
 func (w *pathWriter) close() error {

@@ -128,16 +128,27 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// List walks the directory for files under prefix, skipping temporary files.
+// List walks the directory for files under prefix, skipping temporary files. Only the
+// directory the prefix names is walked, not the whole target.
 func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
 	root, err := l.open()
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
+	start := "."
+	if i := strings.LastIndex(prefix, "/"); i > 0 {
+		start = prefix[:i]
+		if ValidateKey(start) != nil {
+			return nil, fmt.Errorf("listing %s: prefix %q is not a clean relative path", l.dir, prefix)
+		}
+	}
 	var out []Object
-	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if p == start && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
 			return err
 		}
 		if ctx.Err() != nil {
@@ -163,6 +174,37 @@ func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
 		return nil, fmt.Errorf("listing %s: %w", l.dir, err)
 	}
 	return out, nil
+}
+
+// Pin opens the file at key once: every Open reads that same file, even if the name is
+// replaced meanwhile.
+func (l *Local) Pin(ctx context.Context, key string) (Pinned, error) {
+	rc, err := l.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	f := rc.(*os.File)
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(l.dir, key), err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", filepath.Join(l.dir, key))
+	}
+	return &pinnedFile{f: f, size: info.Size()}, nil
+}
+
+type pinnedFile struct {
+	f    *os.File
+	size int64
+}
+
+func (p *pinnedFile) Size() int64  { return p.size }
+func (p *pinnedFile) Close() error { return p.f.Close() }
+func (p *pinnedFile) Open(ctx context.Context) (io.ReadCloser, error) {
+	return io.NopCloser(contextReader{ctx, io.NewSectionReader(p.f, 0, p.size)}), nil
 }
 
 // Delete removes the file at key.

@@ -227,12 +227,20 @@ func (s *S3) object(key string) string {
 	return s.cfg.Prefix + "/" + key
 }
 
-// Put uploads r to key. A failed upload is aborted, with retries, so no parts remain.
+// Put uploads r to key. A failed upload is aborted, with retries, so no parts remain. An
+// existing object is never replaced: the upload is conditional (If-None-Match: *), and
+// for servers that ignore the condition the key is checked first.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err := ValidateKey(key); err != nil {
 		return 0, err
 	}
+	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{}); err == nil {
+		return 0, fmt.Errorf("%s in %s: %w", key, s, ErrExist)
+	} else if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "NotFound" {
+		return 0, fmt.Errorf("uploading %s to %s: %w", key, s, s.explain(err))
+	}
 	opts := minio.PutObjectOptions{PartSize: s.cfg.PartSize, ContentType: "application/octet-stream"}
+	opts.SetMatchETagExcept("*")
 	switch s.cfg.Checksum {
 	case "crc64nvme":
 		opts.Checksum = minio.ChecksumCRC64NVME
@@ -244,6 +252,9 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 		switch minio.ToErrorResponse(err).Code {
 		case "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidBucketName":
 			// Refused before any part was stored: there is nothing to abort.
+		case "PreconditionFailed":
+			s.abort(ctx, key)
+			return 0, fmt.Errorf("%s in %s: %w", key, s, ErrExist)
 		default:
 			s.abort(ctx, key)
 		}
@@ -251,6 +262,61 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	}
 	return info.Size, nil
 }
+
+// Pin fixes the object's version (its ETag): every Open reads that version or fails with
+// ErrChanged.
+func (s *S3) Pin(ctx context.Context, key string) (Pinned, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	info, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("%s in %s: %w", key, s, ErrNotExist)
+		}
+		return nil, fmt.Errorf("reading %s from %s: %w", key, s, s.explain(err))
+	}
+	return &pinnedObject{s: s, key: key, etag: info.ETag, version: info.VersionID, size: info.Size}, nil
+}
+
+type pinnedObject struct {
+	s                  *S3
+	key, etag, version string
+	size               int64
+}
+
+func (p *pinnedObject) Size() int64  { return p.size }
+func (p *pinnedObject) Close() error { return nil }
+func (p *pinnedObject) Open(ctx context.Context) (io.ReadCloser, error) {
+	opts := minio.GetObjectOptions{VersionID: p.version}
+	if err := opts.SetMatchETag(p.etag); err != nil {
+		return nil, err
+	}
+	obj, err := p.s.client.GetObject(ctx, p.s.cfg.Bucket, p.s.object(p.key), opts)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from %s: %w", p.key, p.s, p.s.explain(err))
+	}
+	return &pinnedReader{obj: obj, p: p}, nil
+}
+
+// pinnedReader turns the server's "precondition failed" into ErrChanged.
+type pinnedReader struct {
+	obj *minio.Object
+	p   *pinnedObject
+}
+
+func (r *pinnedReader) Read(b []byte) (int, error) {
+	n, err := r.obj.Read(b)
+	if err != nil && err != io.EOF {
+		if minio.ToErrorResponse(err).Code == "PreconditionFailed" {
+			return n, fmt.Errorf("%s in %s: %w", r.p.key, r.p.s, ErrChanged)
+		}
+		return n, fmt.Errorf("reading %s from %s: %w", r.p.key, r.p.s, r.p.s.explain(err))
+	}
+	return n, err
+}
+
+func (r *pinnedReader) Close() error { return r.obj.Close() }
 
 // abort removes the parts of a failed multipart upload. While the server cannot be reached
 // it retries for a minute; an answer from the server, whatever it says, ends it.

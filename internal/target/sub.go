@@ -81,6 +81,14 @@ func (s *sub) RemoveIncomplete(ctx context.Context, key string) error {
 	return RemoveIncomplete(ctx, s.t, k)
 }
 
+func (s *sub) Pin(ctx context.Context, key string) (Pinned, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	return Pin(ctx, s.t, k)
+}
+
 func (s *sub) String() string {
 	return strings.TrimSuffix(s.t.String(), "/") + "/" + strings.TrimSuffix(s.prefix, "/")
 }

@@ -27,6 +27,47 @@ type Target interface {
 	String() string
 }
 
+// Pinned is one object's content as it was when pinned: every Open reads exactly those
+// bytes, or fails if the object was replaced meanwhile. A restore reads an artifact twice
+// (verify, then apply) and must apply the bytes it verified.
+type Pinned interface {
+	Open(ctx context.Context) (io.ReadCloser, error)
+	// Size is the object's size when it was pinned.
+	Size() int64
+	Close() error
+}
+
+// Pinner is implemented by targets that can pin an object.
+type Pinner interface {
+	Pin(ctx context.Context, key string) (Pinned, error)
+}
+
+// Pin pins the object at key when t can; otherwise every Open gets the key anew (the
+// restore's final checksum still catches a replaced object).
+func Pin(ctx context.Context, t Target, key string) (Pinned, error) {
+	if p, ok := t.(Pinner); ok {
+		return p.Pin(ctx, key)
+	}
+	rc, err := t.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rc.Close()
+	return unpinned{t, key}, nil
+}
+
+type unpinned struct {
+	t   Target
+	key string
+}
+
+func (u unpinned) Open(ctx context.Context) (io.ReadCloser, error) { return u.t.Get(ctx, u.key) }
+func (u unpinned) Size() int64                                     { return -1 }
+func (u unpinned) Close() error                                    { return nil }
+
+// ErrChanged is wrapped when a pinned object was replaced between two reads.
+var ErrChanged = errors.New("the object was replaced since it was first read")
+
 // Object is one stored object.
 type Object struct {
 	Key     string

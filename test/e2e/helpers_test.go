@@ -202,11 +202,16 @@ func writeArtifact(t *testing.T, dir, project, service, strategyName, ext string
 	zw.Write(raw)
 	zw.Close()
 	sum := sha256.Sum256(buf.Bytes())
-	key := artifact.Key(project, service, strategyName, ext, artifact.Zstd, time.Now())
+	key := artifact.Key(artifact.KeyParts{Project: project, Service: service, Strategy: strategyName, Ext: ext, Compression: artifact.Zstd, At: time.Now()})
 	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: strategyName,
 		Project: project, Service: service, Container: project + "-" + service + "-1", Image: "crafted",
 		CreatedAt: time.Now().UTC(), Size: int64(buf.Len()), RawSize: int64(len(raw)),
 		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd}
+	// Signed with the plugin's key, as if the plugin had made it: these artifacts test what a
+	// restore does with their content, not whether it trusts them.
+	if err := pluginKey(t).Sign(&m); err != nil {
+		t.Fatal(err)
+	}
 	body, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -232,4 +237,15 @@ func backupWithEnv(t *testing.T, env []string, args ...string) string {
 		t.Fatalf("docker backup %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
 	}
 	return out
+}
+
+// pluginKey is the signing key of the plugin the tests run (made on first use, as the
+// plugin makes it).
+func pluginKey(t *testing.T) *artifact.SigningKey {
+	t.Helper()
+	k, _, err := artifact.LoadOrCreateSigningKey(filepath.Join(dockerConfig, "docker-backup", "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

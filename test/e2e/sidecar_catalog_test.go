@@ -91,8 +91,8 @@ func TestSidecarScopeAllProjects(t *testing.T) {
 	startSidecar(t, home, "-e", "DOCKER_BACKUP_SCOPE=all")
 	eventually(t, time.Minute, "the other project's job runs", func() error {
 		st := sidecarStatus(t, home.name)
-		if st.Scope != "all projects" {
-			return fmt.Errorf("scope %q", st.Scope)
+		if st.Scope() != "all projects" {
+			return fmt.Errorf("scope %q", st.Scope())
 		}
 		for _, j := range st.Jobs {
 			if j.Project == other.name && j.Service == "app" && j.Runs["success"] >= 2 {

@@ -1,12 +1,11 @@
-// Package sidecar is the long-running docker-backup service: it reads the docker-backup.*
-// labels of a compose project's services, keeps their jobs scheduled as the labels change
-// (Docker events plus a periodic resync), runs them into named targets, records every run in
-// a SQLite catalog, prunes by retention, recovers from crashes, and answers the plugin over
-// a Unix socket.
-package sidecar
+// Package config reads the sidecar's configuration from its environment and its own labels.
+// Every invalid value is refused with the variable, what is allowed and — unless the
+// variable may hold a secret — the value.
+package config
 
 import (
 	"fmt"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 )
@@ -41,6 +41,11 @@ type Config struct {
 	Compression     artifact.Compression
 	// CatalogBackup is the schedule of the catalog's own backup to the default target; empty: off.
 	CatalogBackup string
+	// HookTimeout bounds a job's pre and post commands (a job's label can set its own).
+	HookTimeout time.Duration
+	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
+	// in its state directory.
+	SigningKeyFile string
 
 	defaultFromEnv bool // DOCKER_BACKUP_TARGET was set
 }
@@ -61,14 +66,18 @@ const (
 	EnvSchedule        = "DOCKER_BACKUP_SCHEDULE"
 	EnvCompression     = "DOCKER_BACKUP_COMPRESSION"
 	EnvCatalogSchedule = "DOCKER_BACKUP_CATALOG_SCHEDULE"
+	EnvHookTimeout     = "DOCKER_BACKUP_HOOK_TIMEOUT"
+	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 
-var targetName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// secretWord marks a variable name whose value may be a secret: such a value is never
+// printed, not even in an error about it.
+var secretWord = regexp.MustCompile(`(?i)(KEY|SECRET|TOKEN|PASS|CREDENTIAL|AUTH)`)
 
-// ConfigFromEnv reads the configuration from KEY=VALUE pairs (os.Environ()). Every invalid
-// value is reported, naming the variable, the value and what is allowed.
-func ConfigFromEnv(environ []string) (Config, error) {
+// FromEnv reads the configuration from KEY=VALUE pairs (os.Environ()). Every invalid value
+// is reported, naming the variable, what is allowed and (unless it may be a secret) the value.
+func FromEnv(environ []string) (Config, error) {
 	env := map[string]string{}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -91,7 +100,13 @@ func ConfigFromEnv(environ []string) (Config, error) {
 	}
 	_, cfg.defaultFromEnv = env[EnvTarget]
 	var errs []string
-	bad := func(k, v, allowed string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", k, v, allowed)) }
+	bad := func(k, v, allowed string) {
+		if secretWord.MatchString(k) {
+			errs = append(errs, fmt.Sprintf("%s (value not shown): %s", k, allowed))
+			return
+		}
+		errs = append(errs, fmt.Sprintf("%s=%q: %s", k, v, allowed))
+	}
 
 	switch scope := get(EnvScope, "project"); scope {
 	case "project":
@@ -104,18 +119,24 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		p := strings.Trim(strings.TrimSpace(v), "/")
 		cfg.Prefix = &p
 	}
+	if v, ok := env[EnvTarget]; ok {
+		if err := CheckTargetURL(v); err != nil {
+			bad(EnvTarget, v, err.Error())
+		}
+	}
 	for k, v := range env {
 		name, ok := strings.CutPrefix(k, EnvTarget+"_")
 		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
 			continue
 		}
 		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
-		if !targetName.MatchString(name) {
+		if !labels.ValidName(name) {
 			bad(k, v, "the target name must be letters, digits, _ or -")
 			continue
 		}
-		if strings.TrimSpace(v) == "" {
-			bad(k, v, "give the target's directory or s3:// URL")
+		if err := CheckTargetURL(v); err != nil {
+			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
+			bad(k, v, err.Error()+" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN)")
 			continue
 		}
 		cfg.Targets[name] = strings.TrimSpace(v)
@@ -137,7 +158,7 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		key string
 		dst *time.Duration
 		def string
-	}{{EnvTimeout, &cfg.Timeout, "6h"}, {EnvJitter, &cfg.Jitter, "0s"}, {EnvResync, &cfg.Resync, "5m"}}
+	}{{EnvTimeout, &cfg.Timeout, "6h"}, {EnvJitter, &cfg.Jitter, "0s"}, {EnvResync, &cfg.Resync, "5m"}, {EnvHookTimeout, &cfg.HookTimeout, "5m"}}
 	for _, d := range durations {
 		v := get(d.key, d.def)
 		x, err := time.ParseDuration(v)
@@ -174,6 +195,13 @@ func ConfigFromEnv(environ []string) (Config, error) {
 		cfg.CatalogBackup = ""
 	} else if _, err := schedule.Parse(v); err != nil {
 		bad(EnvCatalogSchedule, v, err.Error()+` (or "off")`)
+	}
+	if cfg.HookTimeout == 0 {
+		bad(EnvHookTimeout, "0", "must be more than 0")
+	}
+	cfg.SigningKeyFile = get(EnvSigningKeyFile, "")
+	if cfg.SigningKeyFile != "" && !path.IsAbs(cfg.SigningKeyFile) {
+		bad(EnvSigningKeyFile, cfg.SigningKeyFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
 	}
 	comp, err := artifact.ParseCompression(get(EnvCompression, string(artifact.Zstd)))
 	if err != nil {
@@ -218,31 +246,44 @@ func (c Config) TargetNames() []string {
 	return names
 }
 
-// LabelTargetPrefix starts the sidecar's own labels that define targets:
-// docker-backup.target.NAME=URL (URLs hold no secrets; credentials stay in the environment).
-const LabelTargetPrefix = "docker-backup.target."
+// CheckTargetURL accepts what can name a target: an absolute directory path in the sidecar
+// container, or a file:// or s3:// URL.
+func CheckTargetURL(v string) error {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return fmt.Errorf("give the target's directory or s3:// URL")
+	case strings.HasPrefix(v, "s3://"), strings.HasPrefix(v, "file:///"):
+		return nil
+	case strings.Contains(v, "://"):
+		return fmt.Errorf("a target is a directory or an s3:// URL")
+	case !path.IsAbs(v):
+		return fmt.Errorf("a target is an absolute directory path in the sidecar container or an s3:// URL")
+	}
+	return nil
+}
 
-// AddLabelTargets adds the targets defined by the sidecar's own labels. A target defined in
-// the environment wins over a label of the same name.
+// AddLabelTargets adds the targets defined by the sidecar's own labels
+// (docker-backup.target.NAME=URL; URLs hold no secrets, credentials stay in the
+// environment). A target defined in the environment wins over a label of the same name.
 func (c *Config) AddLabelTargets(lbls map[string]string) error {
-	var errs []string
-	for k, v := range lbls {
-		name, ok := strings.CutPrefix(k, LabelTargetPrefix)
-		if !ok {
+	defined, errs := labels.Targets(lbls)
+	var msgs []string
+	for _, err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	for name, url := range defined {
+		if err := CheckTargetURL(url); err != nil {
+			msgs = append(msgs, fmt.Sprintf("label %s%s=%q: %v", labels.TargetOf, name, url, err))
 			continue
 		}
-		switch {
-		case !targetName.MatchString(name):
-			errs = append(errs, fmt.Sprintf("label %s=%q: the target name must be lowercase letters, digits, _ or -", k, v))
-		case strings.TrimSpace(v) == "":
-			errs = append(errs, fmt.Sprintf("label %s=%q: give the target's directory or s3:// URL", k, v))
-		case c.Targets[name] == "" || (name == "default" && !c.defaultFromEnv):
-			c.Targets[name] = strings.TrimSpace(v)
+		if c.Targets[name] == "" || (name == "default" && !c.defaultFromEnv) {
+			c.Targets[name] = url
 		}
 	}
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return fmt.Errorf("invalid target labels on the sidecar:\n  %s", strings.Join(errs, "\n  "))
+	if len(msgs) > 0 {
+		sort.Strings(msgs)
+		return fmt.Errorf("invalid target labels on the sidecar:\n  %s", strings.Join(msgs, "\n  "))
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sidecar
+package reconcile
 
 import (
 	"context"
@@ -15,13 +15,13 @@ import (
 // debounce coalesces a burst of events (compose recreating a project) into one reconcile.
 const debounce = time.Second
 
-// watch follows container events and reconciles after each burst, and every Resync as a
+// Watch follows container events and reconciles after each burst, and every Resync as a
 // safety net; when the stream breaks (an error, a daemon restart) it resubscribes from where
-// it stopped, backing off up to 30 s.
-func (d *Daemon) watch(ctx context.Context) {
+// it stopped, backing off up to 30 s. It returns when ctx ends.
+func (r *Reconciler) Watch(ctx context.Context) {
 	kick := make(chan struct{}, 1)
-	go d.follow(ctx, kick)
-	resync := time.NewTicker(d.cfg.Resync)
+	go r.follow(ctx, kick)
+	resync := time.NewTicker(r.opts.Resync)
 	defer resync.Stop()
 	var pending <-chan time.Time
 	for {
@@ -34,23 +34,23 @@ func (d *Daemon) watch(ctx context.Context) {
 			}
 		case <-pending:
 			pending = nil
-			d.reconcileLogged(ctx, "event")
+			r.reconcileLogged(ctx, "event")
 		case <-resync.C:
-			d.reconcileLogged(ctx, "resync")
-			for _, name := range d.cfg.TargetNames() {
-				d.updateUsage(ctx, name)
+			r.reconcileLogged(ctx, "resync")
+			if r.opts.OnResync != nil {
+				r.opts.OnResync(ctx)
 			}
 		}
 	}
 }
 
-func (d *Daemon) reconcileLogged(ctx context.Context, why string) {
-	if err := d.Reconcile(ctx); err != nil && ctx.Err() == nil {
-		d.log.Error("reconcile failed", "trigger", why, "error", err)
+func (r *Reconciler) reconcileLogged(ctx context.Context, why string) {
+	if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		r.log.Error("reconcile failed", "trigger", why, "error", err)
 	}
 }
 
-func (d *Daemon) follow(ctx context.Context, kick chan<- struct{}) {
+func (r *Reconciler) follow(ctx context.Context, kick chan<- struct{}) {
 	since := time.Now()
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -58,14 +58,14 @@ func (d *Daemon) follow(ctx context.Context, kick chan<- struct{}) {
 		for _, e := range []string{"create", "start", "stop", "die", "destroy", "update", "rename"} {
 			filters = filters.Add("event", e)
 		}
-		if d.cfg.AllProjects {
-			filters = filters.Add("label", labels.Prefix+"enable")
+		if r.opts.AllProjects {
+			filters = filters.Add("label", labels.Enable)
 		} else {
-			filters = filters.Add("label", containers.LabelProject+"="+d.cfg.Project)
+			filters = filters.Add("label", containers.LabelProject+"="+r.opts.Project)
 		}
 		subCtx, cancel := context.WithCancel(ctx)
-		stream := d.api.Events(subCtx, client.EventsListOptions{Filters: filters, Since: strconv.FormatInt(since.Unix(), 10)})
-		d.setEvents(true)
+		stream := r.opts.API.Events(subCtx, client.EventsListOptions{Filters: filters, Since: strconv.FormatInt(since.Unix(), 10)})
+		r.events.Store(true)
 		// Events missed while disconnected are replayed from since; reconcile anyway in case.
 		select {
 		case kick <- struct{}{}:
@@ -95,12 +95,12 @@ func (d *Daemon) follow(ctx context.Context, kick chan<- struct{}) {
 			}
 		}()
 		cancel()
-		d.setEvents(false)
+		r.events.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
 		if !errors.Is(err, io.EOF) {
-			d.log.Warn("docker events stream broke; resubscribing", "error", err, "in", backoff)
+			r.log.Warn("docker events stream broke; resubscribing", "error", err, "in", backoff)
 		}
 		select {
 		case <-ctx.Done():
@@ -109,9 +109,4 @@ func (d *Daemon) follow(ctx context.Context, kick chan<- struct{}) {
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
-}
-
-func (d *Daemon) setEvents(up bool) {
-	d.events.Store(up)
-	d.obs.EventsConnected(up)
 }

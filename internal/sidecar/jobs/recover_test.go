@@ -1,4 +1,4 @@
-package sidecar
+package jobs
 
 import (
 	"context"
@@ -51,18 +51,46 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 	}
 	defer cat.Close()
 	tgt := &downTarget{}
-	d := &Daemon{cat: cat, targets: map[string]target.Target{"offsite": tgt}, log: slog.New(slog.DiscardHandler), obs: nopObserver{}}
+	d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
 	id, _ := cat.UpsertJob(ctx, catalog.Job{Project: "shop", Service: "db", Name: "default", Target: "offsite"})
 	run, _ := cat.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
 	cat.FinishRun(ctx, catalog.Run{ID: run, Status: catalog.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
 
-	d.cleanUp(ctx) // still down: kept for later
+	d.recovery.cleanUp(ctx) // still down: kept for later
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 1 || len(tgt.removed) != 0 {
 		t.Fatalf("while down: pending %+v, removed %q", p, tgt.removed)
 	}
 	tgt.up = true
-	d.cleanUp(ctx)
+	d.recovery.cleanUp(ctx)
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
 		t.Fatalf("once up: pending %+v, removed %q", p, tgt.removed)
+	}
+}
+
+// A failed container start at recovery is retried until it succeeds, and shown meanwhile.
+func TestRecoveryRetriesUntilDone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := New(ctx, Options{Log: slog.New(slog.DiscardHandler)})
+	tries := 0
+	d.recovery.add("start shop-db-1 (stopped by backup shop/db/default)", func(context.Context) error {
+		if tries++; tries < 2 {
+			return errors.New("no such network")
+		}
+		return nil
+	}, errors.New("no such network"))
+	if p := d.Pending(); len(p) != 1 || p[0] != "start shop-db-1 (stopped by backup shop/db/default) (last error: no such network)" {
+		t.Fatalf("pending %q", p)
+	}
+	go d.KeepRecovering(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(d.Pending()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still pending after %d tries: %q", tries, d.Pending())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if tries < 2 {
+		t.Errorf("%d tries", tries)
 	}
 }

@@ -1,4 +1,4 @@
-package scheduler
+package schedule
 
 import (
 	"context"
@@ -21,8 +21,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func newStarted(t *testing.T, opts Options) *Scheduler {
-	s := New(opts)
+func newStarted(t *testing.T, opts SchedulerOptions) *Scheduler {
+	s := NewScheduler(opts)
 	s.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -33,7 +33,7 @@ func newStarted(t *testing.T, opts Options) *Scheduler {
 }
 
 func TestPanicIsRecovered(t *testing.T) {
-	s := newStarted(t, Options{})
+	s := newStarted(t, SchedulerOptions{})
 	var runs atomic.Int32
 	if err := s.Set("boom", "@daily", func(ctx context.Context) error {
 		runs.Add(1)
@@ -49,7 +49,7 @@ func TestPanicIsRecovered(t *testing.T) {
 }
 
 func TestAJobNeverOverlapsItself(t *testing.T) {
-	s := newStarted(t, Options{MaxConcurrent: 4})
+	s := newStarted(t, SchedulerOptions{MaxConcurrent: 4})
 	release := make(chan struct{})
 	var runs, running, most atomic.Int32
 	s.Set("slow", "@daily", func(ctx context.Context) error {
@@ -74,7 +74,7 @@ func TestAJobNeverOverlapsItself(t *testing.T) {
 }
 
 func TestGlobalConcurrencyLimit(t *testing.T) {
-	s := newStarted(t, Options{MaxConcurrent: 2})
+	s := newStarted(t, SchedulerOptions{MaxConcurrent: 2})
 	release := make(chan struct{})
 	var running, most, done atomic.Int32
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
@@ -102,7 +102,7 @@ func TestGlobalConcurrencyLimit(t *testing.T) {
 }
 
 func TestTimeoutCancelsTheRun(t *testing.T) {
-	s := newStarted(t, Options{Timeout: 100 * time.Millisecond})
+	s := newStarted(t, SchedulerOptions{Timeout: 100 * time.Millisecond})
 	var got atomic.Value
 	s.Set("stuck", "@daily", func(ctx context.Context) error {
 		<-ctx.Done()
@@ -118,7 +118,7 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 
 func TestSetReplaceRemoveNext(t *testing.T) {
 	loc := time.UTC
-	s := newStarted(t, Options{Location: loc})
+	s := newStarted(t, SchedulerOptions{Location: loc})
 	noop := func(context.Context) error { return nil }
 	if err := s.Set("db", "0 2 * * *", noop); err != nil {
 		t.Fatal(err)
@@ -149,7 +149,7 @@ func TestSetReplaceRemoveNext(t *testing.T) {
 }
 
 func TestStopWaitsForRunningJobs(t *testing.T) {
-	s := New(Options{})
+	s := NewScheduler(SchedulerOptions{})
 	s.Start()
 	var finished atomic.Bool
 	var once sync.Once

@@ -1,4 +1,4 @@
-package engine
+package pipeline
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -84,7 +85,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 	data := bytes.Repeat([]byte("row,"), 300000)
 	s := &fakeStrategy{data: data}
 	for _, comp := range []artifact.Compression{artifact.Zstd, artifact.Gzip} {
-		res, err := Backup(ctx, BackupRequest{Container: c, Strategy: s, Target: l, Compression: comp})
+		res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s, Target: l, Compression: comp})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,11 +119,11 @@ func TestBackupVerifyRestore(t *testing.T) {
 func TestFailedBackupsStoreNothing(t *testing.T) {
 	ctx := context.Background()
 	c, l, dir := setup(t)
-	_, err := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: nil}, Target: l})
+	_, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: nil}, Target: l})
 	if !errors.Is(err, ErrEmptyBackup) {
 		t.Errorf("empty backup: %v, want ErrEmptyBackup", err)
 	}
-	_, err = Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: bytes.Repeat([]byte("x"), 1<<20), failAfter: 1 << 19}, Target: l})
+	_, err = Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: bytes.Repeat([]byte("x"), 1<<20), failAfter: 1 << 19}, Target: l})
 	if err == nil || !strings.Contains(err.Error(), "dump tool crashed") {
 		t.Errorf("failing strategy: %v", err)
 	}
@@ -135,7 +136,7 @@ func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
 	ctx := context.Background()
 	c, l, dir := setup(t)
 	s := &fakeStrategy{data: bytes.Repeat([]byte("abc"), 100000)}
-	res, err := Backup(ctx, BackupRequest{Container: c, Strategy: s, Target: l})
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s, Target: l})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestListFromAboveThePrefix(t *testing.T) {
 	ctx := context.Background()
 	c, _, dir := setup(t)
 	sub, _ := target.NewLocal(filepath.Join(dir, "host-a"))
-	res, err := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: []byte("data")}, Target: sub})
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: []byte("data")}, Target: sub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +190,7 @@ func TestListFromAboveThePrefix(t *testing.T) {
 func TestListReportsProblems(t *testing.T) {
 	ctx := context.Background()
 	c, l, dir := setup(t)
-	res, _ := Backup(ctx, BackupRequest{Container: c, Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
+	res, _ := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
 	os.WriteFile(filepath.Join(dir, "shop/db/broken.bin.manifest.json"), []byte("{"), 0o600)
 	os.Remove(filepath.Join(dir, res.Key))
 	listing, err := List(ctx, l, "")
@@ -198,5 +199,85 @@ func TestListReportsProblems(t *testing.T) {
 	}
 	if len(listing.Backups) != 0 || len(listing.Problems) != 2 {
 		t.Errorf("List = %d backups, problems %v", len(listing.Backups), listing.Problems)
+	}
+}
+
+// newKey is a fresh artifact key of the fake container's service.
+func newKey() string {
+	return artifact.Key(artifact.KeyParts{Project: "shop", Service: "db", Strategy: "fake", Ext: "bin", Compression: artifact.Zstd, At: time.Now()})
+}
+
+// txStrategy is a fake transactional strategy: it "commits" what it read only if its reader
+// ended with io.EOF, and its Check can do something to the target between the two reads.
+type txStrategy struct {
+	fakeStrategy
+	onCheck   func()
+	checkErr  error
+	committed []byte
+	checked   bool
+}
+
+func (s *txStrategy) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	s.checked = true
+	io.Copy(io.Discard, data)
+	if s.onCheck != nil {
+		s.onCheck()
+	}
+	return s.checkErr
+}
+
+func (s *txStrategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	b, err := io.ReadAll(data) // ReadAll hides io.EOF: err is nil only after it
+	if err != nil {
+		return err
+	}
+	s.committed = b
+	return nil
+}
+
+func TestRestoreAppliesThePinnedBytes(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := bytes.Repeat([]byte("original,"), 200000)
+	s := &txStrategy{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, res.Key)
+	good, _ := os.ReadFile(path)
+
+	// Replaced (a new file renamed over it) between the verification and the restore: the
+	// restore reads the file it verified.
+	s.onCheck = func() {
+		os.WriteFile(path+".new", bytes.Repeat([]byte("x"), len(good)), 0o600)
+		os.Rename(path+".new", path)
+	}
+	if err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s}); err != nil {
+		t.Fatalf("restore of a pinned artifact replaced meanwhile: %v", err)
+	}
+	if !bytes.Equal(s.committed, data) {
+		t.Error("the restore did not apply the verified bytes")
+	}
+
+	// Changed in place between the two reads: the restore's reader fails, nothing commits.
+	os.WriteFile(path, good, 0o600)
+	s.committed = nil
+	s.onCheck = func() {
+		f, _ := os.OpenFile(path, os.O_WRONLY, 0)
+		f.WriteAt([]byte{good[len(good)/2] ^ 1}, int64(len(good)/2))
+		f.Close()
+	}
+	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
+	if !errors.Is(err, ErrCorrupt) || s.committed != nil {
+		t.Errorf("bytes changed after verification: err %v, committed %d bytes", err, len(s.committed))
+	}
+
+	// A content check that refuses stops the restore before the strategy runs.
+	os.WriteFile(path, good, 0o600)
+	s.onCheck, s.checkErr = nil, errors.New("not safe")
+	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
+	if err == nil || !strings.Contains(err.Error(), "untouched") || s.committed != nil {
+		t.Errorf("refused by Check: err %v, committed %d bytes", err, len(s.committed))
 	}
 }

@@ -1,15 +1,16 @@
-package sidecar
+package config
 
 import (
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/retention"
 )
 
 func TestConfigFromEnvDefaults(t *testing.T) {
-	cfg, err := ConfigFromEnv(nil)
+	cfg, err := FromEnv(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,8 +21,8 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	cfg, err := ConfigFromEnv([]string{
+func TestFromEnv(t *testing.T) {
+	cfg, err := FromEnv([]string{
 		"DOCKER_BACKUP_TARGET=s3://bucket/site?endpoint=minio:9000",
 		"DOCKER_BACKUP_TARGET_OFF_SITE=/mnt/nas",
 		"DOCKER_BACKUP_TARGET_OFF_SITE_FILE=/ignored", // not a target: _FILE forms are for secrets
@@ -43,14 +44,14 @@ func TestConfigFromEnv(t *testing.T) {
 	if p := cfg.CredentialsEnv("off-site"); p != "DOCKER_BACKUP_TARGET_OFF_SITE" {
 		t.Errorf("credentials prefix %q", p)
 	}
-	empty, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_PREFIX="})
+	empty, _ := FromEnv([]string{"DOCKER_BACKUP_PREFIX="})
 	if empty.Prefix == nil || *empty.Prefix != "" {
 		t.Error("an empty DOCKER_BACKUP_PREFIX must turn the default host prefix off")
 	}
 }
 
 func TestConfigFromEnvNamesEveryBadValue(t *testing.T) {
-	_, err := ConfigFromEnv([]string{"DOCKER_BACKUP_SCOPE=host", "DOCKER_BACKUP_MAX_CONCURRENT=0", "DOCKER_BACKUP_TIMEOUT=soon",
+	_, err := FromEnv([]string{"DOCKER_BACKUP_SCOPE=host", "DOCKER_BACKUP_MAX_CONCURRENT=0", "DOCKER_BACKUP_TIMEOUT=soon",
 		"TZ=Mars/Olympus", "DOCKER_BACKUP_RETENTION=-3", "DOCKER_BACKUP_SCHEDULE=61 * * * *", "DOCKER_BACKUP_COMPRESSION=lz4",
 		"DOCKER_BACKUP_TARGET_BAD!NAME=/x"})
 	if err == nil {
@@ -65,16 +66,28 @@ func TestConfigFromEnvNamesEveryBadValue(t *testing.T) {
 	}
 }
 
-func TestHostPrefix(t *testing.T) {
-	for in, want := range map[string]string{"vm": "vm", "Web Server #1": "Web-Server-1", "...": "docker-host", "höst": "h-st"} {
-		if got := hostPrefix(in); got != want {
-			t.Errorf("hostPrefix(%q) = %q, want %q", in, got, want)
+// A mistyped credential variable is a target name with a value that is no target: it is
+// refused, and its value — a secret — is not printed.
+func TestConfigRefusesNonTargetsWithoutPrintingSecrets(t *testing.T) {
+	_, err := FromEnv([]string{"DOCKER_BACKUP_TARGET_OFFSITE_SECRET_KEY=wJalrXUtnFEMI/K7MDENG", "DOCKER_BACKUP_TARGET_NAS=backups",
+		"DOCKER_BACKUP_TARGET=relative/dir", "DOCKER_BACKUP_TARGET_FTP=ftp://host/x", "DOCKER_BACKUP_HOOK_TIMEOUT=0s"})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"DOCKER_BACKUP_TARGET_OFFSITE_SECRET_KEY (value not shown)", `DOCKER_BACKUP_TARGET_NAS="backups": a target is an absolute`,
+		`DOCKER_BACKUP_TARGET="relative/dir"`, `DOCKER_BACKUP_TARGET_FTP="ftp://host/x"`, "DOCKER_BACKUP_HOOK_TIMEOUT"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not say %q:\n%s", want, msg)
 		}
+	}
+	if strings.Contains(msg, "wJalrXUtnFEMI") {
+		t.Errorf("a secret was printed:\n%s", msg)
 	}
 }
 
 func TestTargetsFromTheSidecarsLabels(t *testing.T) {
-	cfg, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://env-wins"})
+	cfg, _ := FromEnv([]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://env-wins"})
 	err := cfg.AddLabelTargets(map[string]string{
 		"docker-backup.target.archive": "/archive", "docker-backup.target.offsite": "s3://label-loses",
 		"docker-backup.target.default": "/srv/backups", "docker-backup.sidecar": "true",
@@ -85,7 +98,7 @@ func TestTargetsFromTheSidecarsLabels(t *testing.T) {
 	if cfg.Targets["archive"] != "/archive" || cfg.Targets["offsite"] != "s3://env-wins" || cfg.Targets["default"] != "/srv/backups" {
 		t.Errorf("targets %v", cfg.Targets)
 	}
-	env, _ := ConfigFromEnv([]string{"DOCKER_BACKUP_TARGET=/from-env"})
+	env, _ := FromEnv([]string{"DOCKER_BACKUP_TARGET=/from-env"})
 	env.AddLabelTargets(map[string]string{"docker-backup.target.default": "/from-label"})
 	if env.Targets["default"] != "/from-env" {
 		t.Errorf("default target %q, want the environment's", env.Targets["default"])
@@ -100,7 +113,7 @@ func FuzzConfigFromEnv(f *testing.F) {
 	f.Add("DOCKER_BACKUP_SCHEDULE", "CRON_TZ=UTC 0 2 * * *", "TZ", "Europe/Berlin")
 	f.Add("DOCKER_BACKUP_MAX_CONCURRENT", "-1", "DOCKER_BACKUP_PREFIX", "/a/../b/")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2 string) {
-		cfg, err := ConfigFromEnv([]string{k1 + "=" + v1, k2 + "=" + v2})
+		cfg, err := FromEnv([]string{k1 + "=" + v1, k2 + "=" + v2})
 		if err != nil {
 			if !strings.Contains(err.Error(), "invalid configuration") {
 				t.Fatalf("error without context: %v", err)
@@ -111,7 +124,7 @@ func FuzzConfigFromEnv(f *testing.F) {
 			t.Fatalf("accepted an unusable configuration: %+v", cfg)
 		}
 		for name := range cfg.Targets {
-			if !targetName.MatchString(name) {
+			if !labels.ValidName(name) {
 				t.Fatalf("accepted target name %q", name)
 			}
 		}

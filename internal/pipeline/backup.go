@@ -1,9 +1,13 @@
-// Package engine runs backups and restores: it streams a strategy's output through
-// compression and a SHA-256 into a target, writes the manifest beside it, and verifies an
-// artifact completely before a restore touches a container.
-package engine
+// Package pipeline moves a backup's bytes: it streams a strategy's output through
+// compression and a SHA-256 into a target and writes the (signed) manifest beside it; for a
+// restore it pins the artifact, reads it completely to verify it (and lets the strategy check
+// its content) before anything in the container is touched, then streams the same bytes
+// into the strategy with the checksum verified again to the last byte; and it lists a
+// target's backups from their manifests.
+package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/version"
@@ -26,13 +31,12 @@ type BackupRequest struct {
 	Strategy    strategy.Strategy
 	Target      target.Target
 	Compression artifact.Compression
-	// Key is where the artifact goes; empty picks the usual key from the project, service,
-	// strategy and time. A caller that must find a crashed run's leftovers decides it first.
+	// Key is where the artifact goes (see artifact.Key).
 	Key string
 	// Job names the sidecar job, recorded in the manifest; empty for a backup made by hand.
 	Job string
-	// StopContainer stops a running container for the backup and starts it again after.
-	StopContainer bool
+	// Signer signs the manifest; nil writes it unsigned.
+	Signer *artifact.SigningKey
 	// Progress, when set, is called with the number of raw bytes produced so far.
 	Progress func(rawBytes int64)
 	Log      *slog.Logger
@@ -48,47 +52,39 @@ type BackupResult struct {
 // ErrEmptyBackup is wrapped when a strategy succeeded but produced no data.
 var ErrEmptyBackup = errors.New("the backup produced no data")
 
+// faultAfter is how many raw bytes pass before the "backup-stream" fault point.
+const faultAfter = 1 << 20
+
 // Backup runs one backup. On any failure nothing is left on the target: no artifact, no
-// manifest; older backups are never touched.
+// manifest; older backups are never touched. The artifact is visible only once its
+// manifest is written, last.
 func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	log := req.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if req.Key == "" {
+		return nil, errors.New("pipeline.Backup needs a key")
 	}
 	c := req.Container
 	if req.Compression == "" {
 		req.Compression = artifact.Zstd
 	}
 	started := time.Now()
-	key := req.Key
-	if key == "" {
-		key = artifact.Key(c.Project, ServiceName(c), req.Strategy.Name(), req.Strategy.Extension(), req.Compression, started)
-	}
-
-	var (
-		source strategy.Source
-		sum    []byte
-		raw    counter
-		stored int64
-	)
-	run := func(ctx context.Context) error {
-		var err error
-		source, sum, stored, err = stream(ctx, req, key, &raw)
-		return err
-	}
-	var err error
-	if req.StopContainer {
-		err = c.WhileStopped(ctx, log, run)
-	} else {
-		err = run(ctx)
-	}
+	raw := &counter{onAdd: req.Progress, fault: func(n int64) {
+		if n >= faultAfter {
+			faults.Point(ctx, "backup-stream")
+		}
+	}}
+	source, sum, stored, err := stream(ctx, req, raw)
 	if err != nil {
 		return nil, err
 	}
+	faults.Point(ctx, "backup-uploaded")
 
 	m := &artifact.Manifest{
 		FormatVersion: artifact.FormatVersion,
-		Artifact:      key,
+		Artifact:      req.Key,
 		Strategy:      req.Strategy.Name(),
 		Project:       c.Project,
 		Service:       c.Service,
@@ -105,27 +101,33 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		Tool:          artifact.Tool{Name: "docker-backup", Version: version.Version},
 		Source:        source,
 	}
+	if req.Signer != nil {
+		if err := req.Signer.Sign(m); err != nil {
+			_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
+			return nil, err
+		}
+	}
 	body, err := m.Marshal()
 	if err != nil {
-		_ = req.Target.Delete(context.WithoutCancel(ctx), key)
+		_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
 		return nil, err
 	}
-	if _, err := req.Target.Put(ctx, artifact.ManifestKey(key), bytesReader(body)); err != nil {
+	if _, err := req.Target.Put(ctx, artifact.ManifestKey(req.Key), bytes.NewReader(body)); err != nil {
 		// Without its manifest the artifact is invisible; remove it rather than leave it.
-		_ = req.Target.Delete(context.WithoutCancel(ctx), key)
-		return nil, fmt.Errorf("writing the manifest of %s: %w", key, err)
+		_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
+		return nil, fmt.Errorf("writing the manifest of %s: %w", req.Key, err)
 	}
-	log.Debug("backup complete", "key", key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
-	return &BackupResult{Key: key, Manifest: m, Duration: time.Since(started)}, nil
+	faults.Point(ctx, "backup-manifest")
+	log.Debug("backup complete", "key", req.Key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
+	return &BackupResult{Key: req.Key, Manifest: m, Duration: time.Since(started)}, nil
 }
 
 // stream runs the strategy into compression, hashing and the target, concurrently.
-func stream(ctx context.Context, req BackupRequest, key string, raw *counter) (strategy.Source, []byte, int64, error) {
+func stream(ctx context.Context, req BackupRequest, raw *counter) (strategy.Source, []byte, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	hash := sha256.New()
-	raw.onAdd = req.Progress
 
 	type produced struct {
 		source strategy.Source
@@ -142,7 +144,7 @@ func stream(ctx context.Context, req BackupRequest, key string, raw *counter) (s
 		done <- produced{source, err}
 	}()
 
-	stored, putErr := req.Target.Put(ctx, key, pr)
+	stored, putErr := req.Target.Put(ctx, req.Key, pr)
 	if putErr != nil {
 		first.set(putErr)
 		// Stop the producer: its next write fails, the container's command sees a closed pipe.
@@ -178,15 +180,6 @@ func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter
 	return source, nil
 }
 
-// ServiceName is the name a container's backups are filed under: its compose service, or
-// its container name outside compose.
-func ServiceName(c *containers.Container) string {
-	if c.Service != "" {
-		return c.Service
-	}
-	return c.Name
-}
-
 // firstError remembers the first non-nil error set.
 type firstError struct {
 	mu  sync.Mutex
@@ -207,18 +200,27 @@ func (f *firstError) get() error {
 	return f.err
 }
 
-// counter counts bytes written through it.
+// counter counts bytes written through it or read through its reader.
 type counter struct {
 	w     io.Writer
 	n     int64
 	onAdd func(int64)
+	fault func(int64) // the fault point of the stream, once past its threshold
 }
 
 func (c *counter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
+	c.add(n)
+	return n, err
+}
+
+func (c *counter) add(n int) {
+	before := c.n
 	c.n += int64(n)
-	if c.onAdd != nil {
+	if c.onAdd != nil && n > 0 {
 		c.onAdd(c.n)
 	}
-	return n, err
+	if c.fault != nil && before < faultAfter && c.n >= faultAfter {
+		c.fault(c.n)
+	}
 }

@@ -1,4 +1,7 @@
-package sidecar
+// Package server answers the plugin on the sidecar's control socket (status, listings, runs
+// and restores, streamed as one JSON event per line) and serves /healthz, /readyz and the
+// metrics on the sidecar's public address.
+package server
 
 import (
 	"context"
@@ -9,23 +12,29 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/engine"
 )
 
-// ControlSocket is the path of the control socket.
-func (d *Daemon) ControlSocket() string { return filepath.Join(d.cfg.StateDir, control.SocketName) }
+// Service is what the control API exposes.
+type Service interface {
+	Status(ctx context.Context) (*control.Status, error)
+	Backups(ctx context.Context, target, project, service string) ([]control.Backups, error)
+	// RunBackup and Restore run in the sidecar's own context: they outlive the request.
+	RunBackup(req control.RunRequest, log slog.Handler) (*control.Result, error)
+	Restore(req control.RestoreRequest, log *slog.Logger) (*control.Result, error)
+	BackupCatalog(ctx context.Context) error
+	Rebuild(ctx context.Context) (int, error)
+	// Synced is closed once the labels were read: requests wait for it.
+	Synced() <-chan struct{}
+}
 
-// ServeControl answers the plugin on the control socket until ctx ends. The socket is
-// reachable only from inside the sidecar's container (docker exec), mode 0600.
-func (d *Daemon) ServeControl(ctx context.Context) error {
-	sock := d.ControlSocket()
+// ServeControl answers the plugin on the Unix socket sock (mode 0600: reachable only from
+// inside the sidecar's container, by docker exec) until ctx ends.
+func ServeControl(ctx context.Context, sock string, svc Service, log *slog.Logger) error {
 	_ = os.Remove(sock)
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -35,20 +44,21 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 		l.Close()
 		return err
 	}
+	h := &handlers{svc: svc, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+control.PathStatus, d.handleStatus)
-	mux.HandleFunc("GET "+control.PathBackups, d.handleBackups)
-	mux.HandleFunc("POST "+control.PathRun, d.handleRun)
-	mux.HandleFunc("POST "+control.PathRestore, d.handleRestore)
+	mux.HandleFunc("GET "+control.PathStatus, h.status)
+	mux.HandleFunc("GET "+control.PathBackups, h.backups)
+	mux.HandleFunc("POST "+control.PathRun, h.run)
+	mux.HandleFunc("POST "+control.PathRestore, h.restore)
 	mux.HandleFunc("POST "+control.PathCatalog, func(w http.ResponseWriter, r *http.Request) {
-		if err := d.BackupCatalog(r.Context()); err != nil {
+		if err := svc.BackupCatalog(r.Context()); err != nil {
 			httpError(w, http.StatusInternalServerError, err)
 			return
 		}
 		writeJSON(w, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("POST "+control.PathRebuild, func(w http.ResponseWriter, r *http.Request) {
-		n, err := d.Rebuild(r.Context())
+		n, err := svc.Rebuild(r.Context())
 		if err != nil {
 			httpError(w, http.StatusInternalServerError, err)
 			return
@@ -57,7 +67,7 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-d.synced:
+		case <-svc.Synced():
 			mux.ServeHTTP(w, r)
 		case <-r.Context().Done():
 		}
@@ -67,14 +77,15 @@ func (d *Daemon) ServeControl(ctx context.Context) error {
 	return serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
 }
 
-// ServePublic serves /healthz, /readyz and the extra handlers (metrics) on addr.
-func (d *Daemon) ServePublic(ctx context.Context, addr string, extra map[string]http.Handler) error {
+// ServePublic serves /healthz, /readyz (ready reports what is not) and the extra handlers
+// (metrics) on addr.
+func ServePublic(ctx context.Context, addr string, ready func(context.Context) error, extra map[string]http.Handler) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
-		if err := d.Ready(ctx); err != nil {
+		if err := ready(ctx); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -106,8 +117,13 @@ func serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Dur
 	return nil
 }
 
-func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := d.Status(r.Context())
+type handlers struct {
+	svc Service
+	log *slog.Logger
+}
+
+func (h *handlers) status(w http.ResponseWriter, r *http.Request) {
+	st, err := h.svc.Status(r.Context())
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err)
 		return
@@ -115,88 +131,56 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, st)
 }
 
-func (d *Daemon) handleBackups(w http.ResponseWriter, r *http.Request) {
+func (h *handlers) backups(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	names := d.cfg.TargetNames()
-	if t := q.Get("target"); t != "" {
-		if _, ok := d.targets[t]; !ok {
-			httpError(w, http.StatusBadRequest, fmt.Errorf("no target %q on the sidecar (targets: %s)", t, strings.Join(names, ", ")))
-			return
-		}
-		names = []string{t}
-	}
-	project, service := q.Get("project"), q.Get("service")
-	prefix := ""
-	if project != "" && service != "" {
-		prefix = artifact.Dir(project, service) + "/"
-	}
-	var out []control.Backups
-	for _, n := range names {
-		listing, err := engine.List(r.Context(), d.targets[n], prefix)
-		if err != nil {
-			httpError(w, http.StatusBadGateway, fmt.Errorf("listing target %s: %w", n, err))
-			return
-		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []*artifact.Manifest{}, Problems: listing.Problems}
-		for _, m := range listing.Backups {
-			if (project == "" || m.Project == project) && (service == "" || m.Service == service) {
-				b.Backups = append(b.Backups, m)
-			}
-		}
-		out = append(out, b)
+	out, err := h.svc.Backups(r.Context(), q.Get("target"), q.Get("project"), q.Get("service"))
+	if err != nil {
+		httpError(w, http.StatusBadGateway, err)
+		return
 	}
 	writeJSON(w, out)
 }
 
-func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
+func (h *handlers) run(w http.ResponseWriter, r *http.Request) {
 	var req control.RunRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		httpError(w, http.StatusBadRequest, &control.Error{Code: control.CodeInvalid, Message: fmt.Sprintf("reading the request: %v", err)})
 		return
 	}
-	if req.Project == "" {
-		req.Project = d.cfg.Project
-	}
-	j, err := d.jobFor(r.Context(), req)
-	if err != nil {
-		httpError(w, http.StatusNotFound, err)
-		return
-	}
-	ctx, done := d.manualContext()
-	defer done()
-	stream(w, func(h slog.Handler) (*control.Result, error) {
-		return d.run(ctx, j, h)
-	})
+	stream(w, func(ev slog.Handler) (*control.Result, error) { return h.svc.RunBackup(req, ev) })
 }
 
-func (d *Daemon) handleRestore(w http.ResponseWriter, r *http.Request) {
+func (h *handlers) restore(w http.ResponseWriter, r *http.Request) {
 	var req control.RestoreRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("reading the request: %w", err))
+		httpError(w, http.StatusBadRequest, &control.Error{Code: control.CodeInvalid, Message: fmt.Sprintf("reading the request: %v", err)})
 		return
 	}
-	if req.Project == "" {
-		req.Project = d.cfg.Project
-	}
-	ctx, done := d.manualContext()
-	defer done()
-	stream(w, func(h slog.Handler) (*control.Result, error) {
-		return d.Restore(ctx, req, slog.New(slog.NewMultiHandler(d.log.Handler(), h)))
+	stream(w, func(ev slog.Handler) (*control.Result, error) {
+		return h.svc.Restore(req, slog.New(slog.NewMultiHandler(h.log.Handler(), ev)))
 	})
 }
 
 // stream answers with one JSON Event per line: the operation's log as it happens, then its
-// result or its error.
+// result or its error with its code.
 func stream(w http.ResponseWriter, op func(slog.Handler) (*control.Result, error)) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	ew := &eventWriter{w: w}
 	res, err := op(&eventHandler{ew: ew})
 	if err != nil {
-		ew.write(control.Event{Time: time.Now(), Error: err.Error(), Result: res})
+		ew.write(control.Event{Time: time.Now(), Error: err.Error(), Code: code(err), Result: res})
 		return
 	}
 	ew.write(control.Event{Time: time.Now(), Result: res})
+}
+
+func code(err error) string {
+	var ce *control.Error
+	if errors.As(err, &ce) && ce.Code != "" {
+		return ce.Code
+	}
+	return control.CodeFailed
 }
 
 type eventWriter struct {
@@ -253,8 +237,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func httpError(w http.ResponseWriter, code int, err error) {
+func httpError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(control.Event{Error: err.Error()})
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(control.Event{Error: err.Error(), Code: code(err)})
 }

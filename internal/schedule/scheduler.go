@@ -1,8 +1,4 @@
-// Package scheduler runs named jobs on cron schedules with netresearch/go-cron, adding what
-// its defaults lack: a panic in a job is recovered, a job never overlaps itself, a global
-// limit bounds how many jobs run at once, each run has a timeout, and runs can be spread
-// with random jitter.
-package scheduler
+package schedule
 
 import (
 	"context"
@@ -15,8 +11,8 @@ import (
 	"github.com/netresearch/go-cron"
 )
 
-// Options configure a Scheduler.
-type Options struct {
+// SchedulerOptions configure a Scheduler.
+type SchedulerOptions struct {
 	MaxConcurrent int            // jobs running at once; 0 means 1
 	Timeout       time.Duration  // per run; 0 means none
 	Jitter        time.Duration  // a random delay up to this before each scheduled run
@@ -27,16 +23,19 @@ type Options struct {
 // Func is a job's work. Its context ends at the timeout or when the scheduler stops.
 type Func func(ctx context.Context) error
 
-// Scheduler runs jobs by name.
+// Scheduler runs named jobs on cron schedules with netresearch/go-cron, adding what its
+// defaults lack: a panic in a job is recovered, a job never overlaps itself, a global limit
+// bounds how many jobs run at once, each run has a timeout, and runs can be spread with
+// random jitter.
 type Scheduler struct {
 	cron  *cron.Cron
-	opts  Options
+	opts  SchedulerOptions
 	slots chan struct{}
 	log   *slog.Logger
 }
 
-// New returns a stopped scheduler.
-func New(opts Options) *Scheduler {
+// NewScheduler returns a stopped scheduler.
+func NewScheduler(opts SchedulerOptions) *Scheduler {
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

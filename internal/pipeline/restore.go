@@ -1,0 +1,325 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/faults"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// ErrCorrupt is wrapped when an artifact does not match its manifest.
+var ErrCorrupt = errors.New("artifact does not match its manifest")
+
+// ErrUntouched is wrapped when a restore is refused before anything in the container was
+// touched.
+var ErrUntouched = errors.New("nothing was restored")
+
+// ErrStarted is wrapped when a restore failed after the strategy had begun to read the data:
+// unless the strategy rolls back, some of it may be applied.
+var ErrStarted = errors.New("the restore had begun")
+
+// ReadManifest loads and validates the manifest of the artifact at key: it must name that
+// artifact, and its project and service must be those of the key's directory.
+func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.Manifest, error) {
+	rc, err := t.Get(ctx, artifact.ManifestKey(key))
+	if err != nil {
+		if errors.Is(err, target.ErrNotExist) {
+			return nil, fmt.Errorf("no backup %q in %s (its manifest %s is missing): list backups with `docker backup ls --from %s`: %w", key, t, artifact.ManifestKey(key), t, target.ErrNotExist)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, artifact.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", key, err)
+	}
+	m, err := artifact.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", key, err)
+	}
+	switch {
+	case m.Artifact == key:
+	case strings.HasSuffix(key, "/"+m.Artifact):
+		// Read from above the prefix it was written to (s3://bucket instead of
+		// s3://bucket/host1): its key here is longer.
+		m.Artifact = key
+	default:
+		return nil, fmt.Errorf("manifest of %s names another artifact (%q): %w", key, m.Artifact, ErrCorrupt)
+	}
+	if err := m.CheckKey(key); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
+	}
+	return m, nil
+}
+
+// Verify reads the whole artifact and checks its size and SHA-256 against the manifest.
+func Verify(ctx context.Context, t target.Target, m *artifact.Manifest, progress func(int64)) error {
+	rc, err := t.Get(ctx, m.Artifact)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+	}
+	defer rc.Close()
+	v := newVerifier(ctx, rc, m, progress)
+	_, err = io.Copy(io.Discard, v)
+	return err
+}
+
+// RestoreRequest says which artifact to restore into which container.
+type RestoreRequest struct {
+	Target    target.Target
+	Manifest  *artifact.Manifest
+	Container *containers.Container
+	Strategy  strategy.Strategy
+	// Trusted: the manifest's signature was verified (strategy.Data.Trusted).
+	Trusted bool
+	// Allowed are the directories the restore may write into (strategy.Data.Allowed).
+	Allowed  []string
+	Progress func(rawBytes int64)
+	Log      *slog.Logger
+}
+
+// Restore pins the artifact, reads it completely — checking its size and SHA-256, and its
+// content when the strategy can (strategy.Checker) — and refuses it before anything in the
+// container is touched if anything is wrong. Then it streams the same pinned bytes into the
+// strategy, verifying them again: the strategy's reader ends with io.EOF only once the whole
+// artifact matched, which is when a transactional strategy commits.
+func Restore(ctx context.Context, req RestoreRequest) error {
+	log := req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := req.Manifest
+	if m.Strategy != req.Strategy.Name() {
+		return fmt.Errorf("%s is a %s backup and cannot be restored with the %s strategy", m.Artifact, m.Strategy, req.Strategy.Name())
+	}
+	untouched := func(err error) error {
+		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", req.Container, err, silent{ErrUntouched})
+	}
+	pin, err := target.Pin(ctx, req.Target, m.Artifact)
+	if err != nil {
+		return untouched(fmt.Errorf("opening %s: %w", m.Artifact, err))
+	}
+	defer pin.Close()
+	if size := pin.Size(); size >= 0 && size != m.Size {
+		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, ErrCorrupt))
+	}
+	data := func(r io.Reader) strategy.Data {
+		return strategy.Data{Reader: r, Size: m.RawSize, Source: m.Source, Trusted: req.Trusted, Allowed: req.Allowed}
+	}
+
+	// Pass 1: the whole artifact, before anything is touched.
+	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
+	if err := verifyPinned(ctx, pin, m, func(raw io.Reader) error {
+		if chk, ok := req.Strategy.(strategy.Checker); ok {
+			return chk.Check(ctx, req.Container, data(raw))
+		}
+		return nil
+	}); err != nil {
+		return untouched(err)
+	}
+	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
+	faults.Point(ctx, "restore-verified")
+
+	// Pass 2: the same bytes, into the container.
+	if err := req.Container.Refresh(ctx); err != nil {
+		return err
+	}
+	rc, err := pin.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+	}
+	defer rc.Close()
+	v := newVerifier(ctx, rc, m, nil)
+	raw, err := newRawReader(v, m, req.Progress, ctx)
+	if err != nil {
+		return err
+	}
+	defer raw.Close()
+	if err := req.Strategy.Restore(ctx, req.Container, data(raw)); err != nil {
+		if raw.counted.n > 0 {
+			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		}
+		return err
+	}
+	// A strategy that stopped reading early (nothing left it needed): the rest must still
+	// be the verified bytes.
+	if err := raw.finish(); err != nil {
+		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+	}
+	faults.Point(ctx, "restore-applied")
+	return nil
+}
+
+// verifyPinned reads the pinned artifact once: the stored bytes are hashed while check reads
+// them decompressed; whatever check leaves is read too, and size and SHA-256 must match.
+func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, check func(io.Reader) error) error {
+	rc, err := pin.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+	}
+	defer rc.Close()
+	v := newVerifier(ctx, rc, m, nil)
+	zr, err := m.Compression.NewReader(v)
+	if err != nil {
+		return fmt.Errorf("decompressing %s: %w", m.Artifact, err)
+	}
+	defer zr.Close()
+	checkErr := check(&ctxReader{ctx, zr})
+	if checkErr != nil && !errors.Is(checkErr, ErrCorrupt) {
+		// The checksum comes first: a damaged artifact is reported as damaged.
+		if _, err := io.Copy(io.Discard, v); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s is not a backup this tool can restore safely: %w", m.Artifact, checkErr)
+	}
+	if _, err := io.Copy(io.Discard, v); err != nil {
+		return err
+	}
+	return checkErr
+}
+
+// verifier reads the stored bytes, hashing them, and ends with io.EOF only when their size
+// and SHA-256 are the manifest's; otherwise with an error wrapping ErrCorrupt.
+type verifier struct {
+	ctx      context.Context
+	r        io.Reader
+	m        *artifact.Manifest
+	h        hash.Hash
+	n        int64
+	progress func(int64)
+	err      error
+}
+
+func newVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, progress func(int64)) *verifier {
+	return &verifier{ctx: ctx, r: r, m: m, h: sha256.New(), progress: progress}
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	if err := v.ctx.Err(); err != nil {
+		v.err = err
+		return 0, err
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.progress != nil && n > 0 {
+		v.progress(v.n)
+	}
+	if v.n > v.m.Size {
+		v.err = fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
+		return n, v.err
+	}
+	switch {
+	case errors.Is(err, io.EOF):
+		v.err = v.check()
+		return n, v.err
+	case err != nil:
+		v.err = fmt.Errorf("reading %s: %w", v.m.Artifact, err)
+		return n, v.err
+	}
+	return n, nil
+}
+
+func (v *verifier) check() error {
+	if v.n != v.m.Size {
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, v.n, v.m.Size, ErrCorrupt)
+	}
+	if got := artifact.HexSum(v.h.Sum(nil)); got != v.m.SHA256 {
+		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, ErrCorrupt)
+	}
+	return io.EOF
+}
+
+// rawReader decompresses the verified stream; its io.EOF comes only after the verifier's,
+// so a strategy that commits at EOF commits verified bytes only.
+type rawReader struct {
+	v       *verifier
+	zr      io.ReadCloser
+	counted *counter
+	ctx     context.Context
+	ended   bool
+}
+
+func newRawReader(v *verifier, m *artifact.Manifest, progress func(int64), ctx context.Context) (*rawReader, error) {
+	zr, err := m.Compression.NewReader(v)
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("decompressing %s: %w", m.Artifact, err)
+	}
+	return &rawReader{v: v, zr: zr, ctx: ctx, counted: &counter{onAdd: progress, fault: func(int64) { faults.Point(ctx, "restore-stream") }}}, nil
+}
+
+func (r *rawReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.zr.Read(p)
+	r.counted.add(n)
+	if errors.Is(err, io.EOF) {
+		// The data ends: the stored bytes must end too, and match.
+		if ferr := r.finish(); ferr != nil {
+			return n, ferr
+		}
+		return n, io.EOF
+	}
+	if err != nil {
+		// Prefer the verifier's reason (damaged, replaced, unreadable) to the decompressor's
+		// view of it.
+		if ferr := r.finish(); ferr != nil {
+			return n, ferr
+		}
+		return n, fmt.Errorf("decompressing %s: %w", r.v.m.Artifact, err)
+	}
+	return n, nil
+}
+
+// finish reads what is left of the stored bytes and reports whether all matched.
+func (r *rawReader) finish() error {
+	if r.ended {
+		return nil
+	}
+	r.ended = true
+	if _, err := io.Copy(io.Discard, r.v); err != nil {
+		return err
+	}
+	if r.v.err != nil && !errors.Is(r.v.err, io.EOF) {
+		return r.v.err
+	}
+	return nil
+}
+
+func (r *rawReader) Close() error { return r.zr.Close() }
+
+// silent wraps an error without adding to the message.
+type silent struct{ error }
+
+func (silent) Error() string   { return "" }
+func (s silent) Unwrap() error { return s.error }
+
+// ctxReader stops reading when ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,284 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/detect"
+	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// Latest is what a user writes for the newest backup of a service.
+const Latest = "latest"
+
+// RestoreSpec is which backup to restore into which service, and what to trust.
+type RestoreSpec struct {
+	Target target.Target
+	// Backup is a key on the target, or Latest.
+	Backup string
+	// Manifest, when set, is the backup's manifest already read (Backup is then ignored).
+	Manifest *artifact.Manifest
+	// Within bounds where Latest looks on the target ("" the whole target).
+	Within string
+	// Container is the service to restore into (see Find).
+	Container *containers.Container
+	Options   strategy.Options
+	// Key verifies the manifest's signature; a backup it does not vouch for is refused
+	// unless AllowUnsigned (then restored under stricter rules, see strategy.Data.Trusted).
+	Key           *artifact.SigningKey
+	AllowUnsigned bool
+	// Strategies, when set, are the only strategies the service is backed up with (its
+	// jobs' labels): a backup of another kind is refused.
+	Strategies []string
+	// SameService refuses a backup of another service than Container's.
+	SameService bool
+	// Allowed narrows where the restore may write (the sidecar: the service's jobs' paths);
+	// nil: the container's writable volumes and bind mounts. It can never widen them.
+	Allowed  []string
+	Guard    containers.Guard
+	Progress func(rawBytes int64)
+	Log      *slog.Logger
+}
+
+// Restore is a planned restore.
+type Restore struct {
+	Manifest  *artifact.Manifest
+	Container *containers.Container
+	Strategy  strategy.Strategy
+	// Trusted: the manifest is signed with the key.
+	Trusted bool
+	// Warnings are what the user should know before going ahead (versions, another service,
+	// an unsigned backup restored on request).
+	Warnings []string
+	allowed  []string
+	spec     RestoreSpec
+}
+
+// Errors of NewRestore.
+var (
+	// ErrNotTrusted: the backup's origin cannot be proved (unsigned, or another key).
+	ErrNotTrusted = errors.New("the backup's origin cannot be proved")
+	// ErrRefused: the backup does not fit the service (its kind, its service).
+	ErrRefused = errors.New("the backup does not fit the service")
+)
+
+// NewRestore plans a restore: it finds the backup (the newest one that is not dated in the
+// future, for Latest), proves its origin (signature), and checks that it fits the service:
+// its kind, its service, and that everything it would write is inside the container's
+// writable mounts. Nothing is touched yet.
+func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
+	c := spec.Container
+	if spec.Log == nil {
+		spec.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &Restore{Container: c, spec: spec}
+	m := spec.Manifest
+	var err error
+	switch {
+	case m != nil:
+	case spec.Backup == Latest:
+		if m, err = r.latest(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		if m, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
+			return nil, err
+		}
+	}
+	r.Manifest = m
+	if err := r.trust(m); err != nil {
+		return nil, err
+	}
+	if m.InFuture(time.Now()) {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the backup says it was made at %s, in the future: check the clocks of the hosts that write to this target", m.CreatedAt.Local().Format(time.RFC3339)))
+	}
+	if owner := m.Describe(); owner != serviceOf(c) {
+		if spec.SameService {
+			return nil, fmt.Errorf("refusing to restore %s into %s: it is a backup of %s: %w", m.Artifact, c, owner, ErrRefused)
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, serviceOf(c)))
+	}
+	if len(spec.Strategies) > 0 && !slices.Contains(spec.Strategies, m.Strategy) {
+		return nil, fmt.Errorf("refusing to restore: %s is a %s backup, but %s is backed up with %s: %w", m.Artifact, m.Strategy, c, strings.Join(spec.Strategies, ", "), ErrRefused)
+	}
+	if !detect.Supports(ctx, c, m.Strategy) {
+		var have []string
+		for _, cand := range detect.All(ctx, c) {
+			have = append(have, cand.Strategy)
+		}
+		if len(have) == 0 {
+			have = []string{"none"}
+		}
+		return nil, fmt.Errorf("refusing to restore: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s%w",
+			m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, silent{ErrRefused})
+	}
+	opts := spec.Options
+	opts.Log = spec.Log
+	if r.Strategy, err = strategy.New(m.Strategy, opts); err != nil {
+		return nil, err
+	}
+	r.allowed = strategy.WritableMounts(c)
+	if spec.Allowed != nil {
+		var narrowed []string
+		for _, a := range spec.Allowed {
+			if _, ok := insideAny(a, r.allowed); ok {
+				narrowed = append(narrowed, a)
+			}
+		}
+		r.allowed = narrowed
+	}
+	r.Warnings = append(r.Warnings, versionWarning(ctx, c, m, r.Strategy)...)
+	return r, nil
+}
+
+func insideAny(p string, dirs []string) (string, bool) {
+	for _, d := range dirs {
+		if strategy.Inside(p, d) {
+			return d, true
+		}
+	}
+	return "", false
+}
+
+// serviceOf names a container's service as manifests do.
+func serviceOf(c *containers.Container) string {
+	return (&artifact.Manifest{Project: c.Project, Service: c.Service, Container: c.Name}).Describe()
+}
+
+// trust proves the manifest's origin, or says why it cannot and what to do.
+func (r *Restore) trust(m *artifact.Manifest) error {
+	err := r.spec.Key.Verify(m)
+	if err == nil {
+		r.Trusted = true
+		return nil
+	}
+	keyName := "none is configured"
+	if r.spec.Key != nil {
+		keyName = "this one is " + r.spec.Key.ID()
+	}
+	switch {
+	case errors.Is(err, artifact.ErrBadSignature):
+		return fmt.Errorf("refusing to restore, %s is untouched: the manifest of %s was changed after it was signed — its sha256, size and paths cannot be trusted (tampered with): %w", r.Container, m.Artifact, err)
+	case r.spec.AllowUnsigned:
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files or devices", m.Artifact, err))
+		return nil
+	case errors.Is(err, artifact.ErrOtherKey):
+		return fmt.Errorf("refusing to restore %s: %v, and %s; give the key it was made with (DOCKER_BACKUP_SIGNING_KEY_FILE), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
+			m.Artifact, err, keyName, r.spec.Target, ErrNotTrusted)
+	}
+	return fmt.Errorf("refusing to restore %s: its manifest is not signed, so nothing proves this tool made it (whoever can write to %s can forge one); pass --allow-unsigned if you trust them: %w",
+		m.Artifact, r.spec.Target, ErrNotTrusted)
+}
+
+// latest finds the newest backup of the container's service that is not dated in the
+// future and, unless unsigned backups are allowed, whose signature the key verifies;
+// backups of the same project first (one listed from above a prefix has none).
+func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
+	c := r.Container
+	listing, err := pipeline.List(ctx, r.spec.Target, r.spec.Within)
+	if err != nil {
+		return nil, err
+	}
+	service := ServiceName(c)
+	now := time.Now()
+	var sameService *artifact.Manifest
+	var skipped []string
+	for _, m := range listing.Backups {
+		if m.Service != service && !(m.Service == "" && m.Container == service) {
+			continue
+		}
+		if m.InFuture(now) {
+			skipped = append(skipped, m.Artifact+" (dated in the future)")
+			continue
+		}
+		if err := r.spec.Key.Verify(m); err != nil && !r.spec.AllowUnsigned {
+			skipped = append(skipped, fmt.Sprintf("%s (%v)", m.Artifact, err))
+			continue
+		}
+		if m.Project == c.Project {
+			sameService = m
+			break
+		}
+		if sameService == nil {
+			sameService = m
+		}
+	}
+	for _, s := range skipped {
+		r.Warnings = append(r.Warnings, "latest skips "+s)
+	}
+	if sameService == nil {
+		if len(skipped) > 0 {
+			return nil, fmt.Errorf("no backup of service %q in %s that can be restored: %s", service, r.spec.Target, strings.Join(skipped, "; "))
+		}
+		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
+	}
+	return sameService, nil
+}
+
+// versionWarning warns when the server's major version differs from the backed-up one.
+func versionWarning(ctx context.Context, c *containers.Container, m *artifact.Manifest, strat strategy.Strategy) []string {
+	v, ok := strat.(strategy.Versioned)
+	if !ok || m.Source["server_version"] == "" || !c.Running {
+		return nil
+	}
+	have, err := v.ServerVersion(ctx, c)
+	if err != nil || v.Major(have) == v.Major(m.Source["server_version"]) {
+		return nil
+	}
+	return []string{fmt.Sprintf("the backup was made from %s server %s and %s runs %s: a dump usually restores into a newer major version, rarely into an older one",
+		m.Strategy, m.Source["server_version"], c, have)}
+}
+
+// silent wraps an error without adding to the message.
+type silent struct{ error }
+
+func (silent) Error() string   { return "" }
+func (s silent) Unwrap() error { return s.error }
+
+// RestoreError is a failed restore, saying whether the service may be left partly restored.
+type RestoreError struct {
+	Err error
+	// Partial is set when the restore failed after it began to change the service and the
+	// engine could not undo it (MySQL, MongoDB, volumes): the data is neither the old nor
+	// the backup's.
+	Partial bool
+	// State describes what is left, when Partial.
+	State string
+}
+
+func (e *RestoreError) Error() string {
+	if e.Partial {
+		return e.Err.Error() + "; " + e.State
+	}
+	return e.Err.Error()
+}
+func (e *RestoreError) Unwrap() error { return e.Err }
+
+// Run runs the planned restore: the artifact is verified completely (and its content
+// checked) before the container is touched, then the same pinned bytes are applied.
+func (r *Restore) Run(ctx context.Context) error {
+	c, spec := r.Container, r.spec
+	c.SetGuard(spec.Guard)
+	err := pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
+		Trusted: r.Trusted, Allowed: r.allowed, Progress: spec.Progress, Log: spec.Log})
+	if err == nil {
+		return nil
+	}
+	re := &RestoreError{Err: err}
+	if errors.Is(err, pipeline.ErrStarted) {
+		if a, ok := r.Strategy.(strategy.Atomicity); ok && a.Interrupted() != "" {
+			re.Partial, re.State = true, a.Interrupted()
+		}
+	}
+	return re
+}

@@ -1,0 +1,128 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+)
+
+// CatalogJobName is the scheduler's name for the catalog's own backup.
+const CatalogJobName = "catalog-backup"
+
+// catalogCopies is how many catalog backups are kept on the default target.
+const catalogCopies = 7
+
+// catalogDir is where catalog backups go on the default target.
+func (r *Runner) catalogDir() string {
+	scope := r.opts.Project
+	if r.opts.AllProjects {
+		scope = "all-projects"
+	}
+	return path.Join("_catalog", KeyPart(scope))
+}
+
+// BackupCatalog copies the catalog consistently (VACUUM INTO, to a temporary file of its own)
+// to the default target and keeps the newest few copies. The target's manifests remain the
+// source of truth: Rebuild restores the catalog from them when no copy is at hand.
+func (r *Runner) BackupCatalog(ctx context.Context) error {
+	f, err := os.CreateTemp(r.opts.StateDir, ".catalog-copy-*.db")
+	if err != nil {
+		return fmt.Errorf("making a temporary copy of the catalog: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	os.Remove(tmp) // VACUUM INTO writes a new file
+	defer os.Remove(tmp)
+	if err := r.opts.Catalog.Copy(ctx, tmp); err != nil {
+		return err
+	}
+	if f, err = os.Open(tmp); err != nil {
+		return err
+	}
+	defer f.Close()
+	tgt := r.opts.Targets["default"]
+	key := path.Join(r.catalogDir(), "catalog-"+time.Now().UTC().Format("20060102T150405.000Z")+".db")
+	if _, err := tgt.Put(ctx, key, f); err != nil {
+		return fmt.Errorf("storing the catalog backup: %w", err)
+	}
+	r.log.Info("catalog backed up", "key", key, "target", tgt.String())
+	objects, err := tgt.List(ctx, r.catalogDir()+"/")
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, o := range objects {
+		if strings.HasPrefix(path.Base(o.Key), "catalog-") {
+			keys = append(keys, o.Key)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
+	for i := catalogCopies; i < len(keys); i++ {
+		if err := tgt.Delete(ctx, keys[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rebuild adds to the catalog every backup a job made that the targets hold (their
+// manifests), for a catalog that was lost or started empty. It returns how many it added.
+func (r *Runner) Rebuild(ctx context.Context) (int, error) {
+	cat := r.opts.Catalog
+	jobs, err := cat.Jobs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ids := map[string]int64{}
+	for _, j := range jobs {
+		ids[j.Project+"/"+j.Service+"/"+j.Name] = j.ID
+	}
+	added := 0
+	for _, name := range r.TargetNames() {
+		listing, err := pipeline.List(ctx, r.opts.Targets[name], r.usagePrefix())
+		if err != nil {
+			return added, fmt.Errorf("listing target %s: %w", name, err)
+		}
+		for _, m := range listing.Backups {
+			if m.Job == "" || (!r.opts.AllProjects && m.Project != r.opts.Project) {
+				continue
+			}
+			key := m.Project + "/" + m.Service + "/" + m.Job
+			id, ok := ids[key]
+			if !ok {
+				if id, err = cat.UpsertJob(ctx, catalog.Job{Project: m.Project, Service: m.Service, Name: m.Job, Strategy: m.Strategy, Target: name}); err != nil {
+					return added, err
+				}
+				ids[key] = id
+			}
+			ok, err := cat.ImportRun(ctx, catalog.Run{JobID: id, StartedAt: m.CreatedAt,
+				FinishedAt: m.CreatedAt.Add(time.Duration(m.DurationMS) * time.Millisecond), Size: m.Size, SHA256: m.SHA256, ArtifactKey: m.Artifact})
+			if err != nil {
+				return added, err
+			}
+			if ok {
+				added++
+			}
+		}
+	}
+	return added, nil
+}
+
+// KeyPart makes a safe key component of a name (a host, a project).
+func KeyPart(s string) string {
+	p := strings.Trim(notKeyChar.ReplaceAllString(s, "-"), ".-")
+	if p == "" {
+		return "docker-host"
+	}
+	return p
+}
+
+var notKeyChar = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

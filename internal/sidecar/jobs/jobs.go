@@ -1,0 +1,291 @@
+// Package jobs runs the sidecar's work: the backup jobs its reconciler defines (on their
+// schedules, or now when the plugin asks), one-off backups and restores, each through the
+// shared plan and recorded in the catalog; retention after each successful backup; recovery
+// after a crash, retried until done; the catalog's own backup and its rebuild from manifests.
+// One operation at a time per service.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// Job is one backup job of a service, as its labels define it now.
+type Job struct {
+	labels.Job
+	Project, Service string
+	Container        string // the container the labels were read from
+	// Fingerprint changes when anything that defines the job changes.
+	Fingerprint string
+
+	catalogID int64
+	manual    bool // a one-off backup asked for by hand (no schedule, never pruned)
+}
+
+// Key names the job: project/service/job.
+func (j *Job) Key() string { return j.Project + "/" + j.Service + "/" + j.Name }
+
+// TargetName is the job's target, "default" when the labels name none.
+func (j *Job) TargetName() string {
+	if j.Target == "" {
+		return "default"
+	}
+	return j.Target
+}
+
+// ID is the job's identity as the control API and metrics name it.
+func (j *Job) ID() control.JobID {
+	return control.JobID{Project: j.Project, Service: j.Service, Job: j.Name, Strategy: j.Strategy, Target: j.TargetName()}
+}
+
+// manifestJob is the job recorded in a backup's manifest; a one-off has none, so no job's
+// retention ever prunes it.
+func (j *Job) manifestJob() string {
+	if j.manual {
+		return ""
+	}
+	return j.Name
+}
+
+// Recorder counts what the sidecar does (Prometheus counters and histograms).
+type Recorder interface {
+	RunFinished(job control.JobID, success bool, d time.Duration, stored int64)
+	Pruned(target string, deleted int, failed bool)
+	RestoreFinished(project, service, result string)
+}
+
+// Options are what a Runner works with.
+type Options struct {
+	API         containers.API
+	Catalog     *catalog.Catalog
+	Scheduler   *schedule.Scheduler
+	Targets     map[string]target.Target
+	Compression artifact.Compression
+	// Location is where retention's calendar days begin.
+	Location *time.Location
+	// Timeout bounds a run or restore asked for by the plugin (scheduled runs get theirs
+	// from the scheduler).
+	Timeout     time.Duration
+	HookTimeout time.Duration
+	Signer      *artifact.SigningKey
+	Recorder    Recorder
+	Log         *slog.Logger
+	// Project is the compose project managed (empty with AllProjects).
+	Project     string
+	AllProjects bool
+	// StateDir holds temporary copies of the catalog.
+	StateDir string
+}
+
+// Runner runs jobs, one-off backups and restores.
+type Runner struct {
+	opts Options
+	log  *slog.Logger
+	// root ends when the sidecar shuts down: operations asked for by the plugin derive
+	// from it, and manual counts them, so that shutdown waits for their containers.
+	root   context.Context
+	manual sync.WaitGroup
+
+	mu       sync.Mutex
+	jobs     map[string]*Job
+	busy     map[string]string // "project/service" → the operation holding it
+	usage    map[string]control.TargetInfo
+	recovery *recovery
+}
+
+// New returns a Runner; root is the sidecar's lifetime.
+func New(root context.Context, opts Options) *Runner {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Recorder == nil {
+		opts.Recorder = nopRecorder{}
+	}
+	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]string{}, usage: map[string]control.TargetInfo{}}
+	r.recovery = newRecovery(r)
+	return r
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64) {}
+func (nopRecorder) Pruned(string, int, bool)                              {}
+func (nopRecorder) RestoreFinished(string, string, string)                {}
+
+// TargetNames lists the targets, sorted.
+func (r *Runner) TargetNames() []string {
+	names := make([]string, 0, len(r.opts.Targets))
+	for n := range r.opts.Targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Sync brings the scheduled jobs in step with want (by key): new jobs are added, changed
+// ones replaced, removed ones dropped. It returns the problems it met (a job the catalog or
+// the scheduler refused).
+func (r *Runner) Sync(ctx context.Context, want map[string]*Job) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var problems []string
+	for key := range r.jobs {
+		if _, ok := want[key]; !ok {
+			r.opts.Scheduler.Remove(key)
+			delete(r.jobs, key)
+			r.log.Info("job removed", "job", key)
+		}
+	}
+	for key, j := range want {
+		old, ok := r.jobs[key]
+		if ok && old.Fingerprint == j.Fingerprint {
+			continue
+		}
+		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: j.Name, Strategy: j.Strategy,
+			Schedule: j.Schedule, Target: j.TargetName()})
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		j.catalogID = id
+		if err := r.opts.Scheduler.Set(key, j.Schedule, func(ctx context.Context) error {
+			_, err := r.RunJob(ctx, key, nil)
+			return err
+		}); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if ok {
+			r.log.Info("job changed", "job", key, "schedule", j.Schedule, "strategy", j.Strategy, "target", j.TargetName())
+		} else {
+			r.log.Info("job added", "job", key, "schedule", j.Schedule, "strategy", j.Strategy, "target", j.TargetName())
+		}
+		r.jobs[key] = j
+	}
+	return problems
+}
+
+// Jobs returns the scheduled jobs, sorted by key.
+func (r *Runner) Jobs() []*Job {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*Job, 0, len(r.jobs))
+	for _, j := range r.jobs {
+		out = append(out, j)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Key() < out[b].Key() })
+	return out
+}
+
+// Running reports whether the job's service is busy with it now.
+func (r *Runner) Running(j *Job) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy[j.Project+"/"+j.Service] == "backup "+j.Key()
+}
+
+// ErrBusy is wrapped when the service is being backed up or restored already.
+var ErrBusy = errors.New("busy")
+
+// lock holds the service for one operation: no two backups or restores of a service ever
+// run at once.
+func (r *Runner) lock(project, service, what string) (func(), error) {
+	key := project + "/" + service
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if held, ok := r.busy[key]; ok {
+		return nil, fmt.Errorf("%s is busy: the %s is running now, try when it is done: %w", key, held, ErrBusy)
+	}
+	r.busy[key] = what
+	return func() {
+		r.mu.Lock()
+		delete(r.busy, key)
+		r.mu.Unlock()
+	}, nil
+}
+
+// manualContext is the context of an operation asked for by the plugin: it outlives the
+// plugin's connection, ends with the sidecar or after the run timeout. Call done after.
+func (r *Runner) manualContext() (context.Context, func()) {
+	r.manual.Add(1)
+	ctx, cancel := context.WithCancel(r.root)
+	if r.opts.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(r.root, r.opts.Timeout)
+	}
+	return ctx, func() { cancel(); r.manual.Done() }
+}
+
+// Wait waits for the operations asked for by the plugin to end (their containers started
+// again), or for ctx.
+func (r *Runner) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { r.manual.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("runs asked for by the plugin still running after stop")
+	}
+}
+
+// guard records in the catalog every container an operation stops, before it stops it, and
+// forgets it once started again: recovery after a crash starts what is left.
+type guard struct {
+	cat       *catalog.Catalog
+	operation string
+	mu        sync.Mutex
+	ids       map[string]int64
+}
+
+func newGuard(cat *catalog.Catalog, operation string) *guard {
+	return &guard{cat: cat, operation: operation, ids: map[string]int64{}}
+}
+
+func (g *guard) Stopping(ctx context.Context, c *containers.Container) error {
+	id, err := g.cat.Stopping(context.WithoutCancel(ctx), catalog.Stop{Container: c.ID, Name: c.Name, StoppedAt: time.Now(), Operation: g.operation})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.ids[c.ID] = id
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *guard) Started(ctx context.Context, c *containers.Container) {
+	g.mu.Lock()
+	id, ok := g.ids[c.ID]
+	delete(g.ids, c.ID)
+	g.mu.Unlock()
+	if ok {
+		_ = g.cat.Started(context.WithoutCancel(ctx), id)
+	}
+}
+
+// stoppingErr adds why an operation ended to its error when the sidecar is stopping.
+func (r *Runner) stoppingErr(err error) error {
+	if err != nil && r.root.Err() != nil {
+		return fmt.Errorf("cancelled because the sidecar is stopping: %w", err)
+	}
+	return err
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}

@@ -1,0 +1,137 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/target"
+)
+
+// Restore restores a backup into a service, in the sidecar's own context (it outlives the
+// plugin, ends with the sidecar or the run timeout). The service is locked (no backup of it
+// runs meanwhile), the restore is in the catalog before anything is stopped, and every stop
+// is recorded. Only backups the sidecar's key vouches for are restored, unless the request
+// allows unsigned ones; and only into the paths the service's jobs back up.
+func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control.Result, error) {
+	ctx, done := r.manualContext()
+	defer done()
+	name := req.Target
+	if name == "" {
+		name = "default"
+	}
+	tgt, ok := r.opts.Targets[name]
+	if !ok {
+		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(r.TargetNames(), ", "))}
+	}
+	c, err := containers.Find(ctx, r.opts.API, req.Project, req.Service)
+	if err != nil {
+		return nil, classify(err)
+	}
+	unlock, err := r.lock(c.Project, c.Service, "restore of "+c.Project+"/"+c.Service)
+	if err != nil {
+		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
+	}
+	defer unlock()
+
+	spec := plan.RestoreSpec{Target: tgt, Backup: req.Key, Within: artifact.Dir(c.Project, c.Service) + "/", Container: c,
+		Options: strategy.Options{NoStop: req.NoStop}, Key: r.opts.Signer, AllowUnsigned: req.AllowUnsigned, SameService: true,
+		Guard: newGuard(r.opts.Catalog, "restore "+c.Project+"/"+c.Service), Log: log}
+	spec.Strategies, spec.Allowed = r.serviceScope(c)
+	p, err := plan.NewRestore(ctx, spec)
+	if err != nil {
+		return nil, classify(err)
+	}
+	for _, w := range p.Warnings {
+		log.Warn(w)
+	}
+	m := p.Manifest
+	started := time.Now()
+	id, err := r.opts.Catalog.StartRestore(ctx, catalog.Restore{Project: c.Project, Service: c.Service, ArtifactKey: m.Artifact,
+		Target: name, Container: c.ID, Strategy: m.Strategy, StartedAt: started})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("restoring", "key", m.Artifact, "into", c.String())
+	err = r.stoppingErr(p.Run(ctx))
+	finish := catalog.Restore{ID: id, Status: catalog.Success, FinishedAt: time.Now()}
+	result := "success"
+	if err != nil {
+		finish.Status, finish.Error, result = catalog.Failed, err.Error(), "failure"
+		var re *plan.RestoreError
+		if errors.As(err, &re) && re.Partial {
+			finish.Partial, result = true, "partial"
+		}
+	}
+	if ferr := r.opts.Catalog.FinishRestore(context.WithoutCancel(ctx), finish); ferr != nil {
+		log.Error("recording the restore failed", "error", ferr)
+	}
+	r.opts.Recorder.RestoreFinished(c.Project, c.Service, result)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Manifest: m, Warnings: p.Warnings}, nil
+}
+
+// serviceScope is what the service's jobs back up: their strategies (none when one detects
+// it) and their paths (none — the container's writable mounts — when one takes the defaults).
+func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []string) {
+	detected, defaultPaths := false, false
+	for _, j := range r.Jobs() {
+		if j.Project != c.Project || j.Service != c.Service {
+			continue
+		}
+		if j.Strategy == "" {
+			detected = true
+		} else if s := strategy.Canonical(j.Strategy); !slices.Contains(strategies, s) {
+			strategies = append(strategies, s)
+		}
+		if len(j.Paths) == 0 {
+			defaultPaths = true
+		}
+		paths = append(paths, j.Paths...)
+	}
+	if detected {
+		strategies = nil
+	}
+	if defaultPaths {
+		paths = nil
+	}
+	return strategies, paths
+}
+
+// classify gives an error its control code.
+func classify(err error) error {
+	var ce *control.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	code := control.CodeFailed
+	var re *plan.RestoreError
+	switch {
+	case errors.Is(err, ErrBusy):
+		code = control.CodeBusy
+	case errors.Is(err, pipeline.ErrCorrupt):
+		code = control.CodeCorrupt
+	case errors.Is(err, plan.ErrNotTrusted):
+		code = control.CodeUntrusted
+	case errors.As(err, &re) && re.Partial:
+		code = control.CodePartial
+	case errors.Is(err, plan.ErrRefused), errors.Is(err, pipeline.ErrUntouched):
+		code = control.CodeRefused
+	case errors.Is(err, containers.ErrNotFound), errors.Is(err, target.ErrNotExist):
+		code = control.CodeNotFound
+	}
+	return &control.Error{Code: code, Message: err.Error()}
+}

@@ -1,0 +1,214 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+)
+
+// RunJob runs the scheduled job named key (project/service/job) now. extra, when set, also
+// receives the run's log (the plugin's `run` streams it).
+func (r *Runner) RunJob(ctx context.Context, key string, extra slog.Handler) (*control.Result, error) {
+	r.mu.Lock()
+	j, ok := r.jobs[key]
+	r.mu.Unlock()
+	if !ok {
+		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no job %s (jobs: %s)", key, strings.Join(r.jobKeys(), ", "))}
+	}
+	return r.run(ctx, j, extra)
+}
+
+// Run runs what a plugin's `run SERVICE[/JOB]` asks for, in the sidecar's own context (it
+// outlives the plugin, ends with the sidecar or the run timeout): the service's job, or a
+// one-off backup of a service without jobs as its labels say (detected strategy, default
+// target, never pruned), recorded in the catalog like any run.
+func (r *Runner) Run(req control.RunRequest, extra slog.Handler) (*control.Result, error) {
+	ctx, done := r.manualContext()
+	defer done()
+	j, err := r.jobFor(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, j, extra)
+}
+
+func (r *Runner) jobKeys() []string {
+	var keys []string
+	for _, j := range r.Jobs() {
+		keys = append(keys, j.Key())
+	}
+	return keys
+}
+
+// run runs j now: the service is locked, the run is in the catalog before anything is
+// stopped, and every stop is recorded; retention runs only after a successful backup.
+func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (*control.Result, error) {
+	unlock, err := r.lock(j.Project, j.Service, "backup "+j.Key())
+	if err != nil {
+		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
+	}
+	defer unlock()
+	log := r.log.With("job", j.Key())
+	if extra != nil {
+		log = slog.New(slog.NewMultiHandler(r.log.Handler(), extra)).With("job", j.Key())
+	}
+	started := time.Now()
+	jobID := j.catalogID
+	if j.manual {
+		if jobID, err = r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()}); err != nil {
+			return nil, err
+		}
+	}
+	record := func(key string) (int64, error) {
+		return r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: jobID, StartedAt: started, ArtifactKey: key})
+	}
+
+	p, err := r.planBackup(ctx, j, log, started)
+	if err != nil {
+		runID, rerr := record("")
+		if rerr == nil {
+			r.finish(ctx, j, log, catalog.Run{ID: runID, Status: catalog.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+		}
+		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
+		return nil, err
+	}
+	// Recorded before anything is stopped: a crash from here on is recovered.
+	runID, err := record(p.Key)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Run(ctx)
+	err = r.stoppingErr(err)
+	finish := catalog.Run{ID: runID, FinishedAt: time.Now()}
+	switch {
+	case err == nil:
+		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+	case res != nil: // stored, but the post command failed: the backup stays, the run fails
+		finish.Status, finish.Error = catalog.Failed, err.Error()
+		finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
+	default:
+		// The target may have kept part of the upload (S3 down while aborting it): removed
+		// once the target answers again.
+		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), p.Key
+	}
+	r.finish(ctx, j, log, finish, started)
+	if err != nil {
+		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
+		return nil, err
+	}
+	duration := time.Since(started)
+	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String())
+	pruned, perr := r.prune(ctx, j, res.Key, log)
+	r.updateUsage(ctx, j.TargetName())
+	// A prune error is reported, but the backup stands.
+	return &control.Result{Key: res.Key, Target: j.TargetName(), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, perr
+}
+
+// finish records how a run ended, in the catalog and the counters.
+func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catalog.Run, started time.Time) {
+	if err := r.opts.Catalog.FinishRun(context.WithoutCancel(ctx), run); err != nil {
+		log.Error("recording the run failed", "error", err)
+	}
+	r.recovery.cleanUp(ctx)
+	if !j.manual {
+		r.opts.Recorder.RunFinished(j.ID(), run.Status == catalog.Success, time.Since(started), run.Size)
+	}
+}
+
+// planBackup finds the service's container and plans its backup as the job says.
+func (r *Runner) planBackup(ctx context.Context, j *Job, log *slog.Logger, started time.Time) (*plan.Backup, error) {
+	c, err := containers.Find(ctx, r.opts.API, j.Project, j.Service)
+	if err != nil && j.Project == "" {
+		c, err = containers.Inspect(ctx, r.opts.API, j.Container)
+	}
+	if err != nil {
+		return nil, err
+	}
+	hookTimeout := j.HookTimeout
+	if hookTimeout == 0 {
+		hookTimeout = r.opts.HookTimeout
+	}
+	tgt, ok := r.opts.Targets[j.TargetName()]
+	if !ok {
+		return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", j.TargetName(), strings.Join(r.TargetNames(), ", "))
+	}
+	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
+		Options: strategy.Options{Database: j.Database, Paths: j.Paths}, Target: tgt, Compression: r.opts.Compression,
+		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer,
+		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if p.Detected != "" {
+		log.Info("strategy detected", "strategy", p.Strategy.Name(), "reason", p.Detected)
+	}
+	return p, nil
+}
+
+// jobFor finds the job a run request means, or makes a one-off job for a service that has
+// none, as its labels say (an enabled service without a schedule) or detected.
+func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, error) {
+	var matches []*Job
+	var names []string
+	for _, j := range r.Jobs() {
+		if j.Project == req.Project && j.Service == req.Service {
+			names = append(names, j.Name)
+			if req.Job == "" || req.Job == j.Name {
+				matches = append(matches, j)
+			}
+		}
+	}
+	if len(matches) > 1 && req.Job == "" {
+		for _, j := range matches {
+			if j.Name == labels.DefaultJob {
+				return j, nil // SERVICE alone means its default job
+			}
+		}
+	}
+	notFound := func(format string, a ...any) error {
+		return &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf(format, a...)}
+	}
+	switch {
+	case len(matches) == 1:
+		return matches[0], nil
+	case len(matches) > 1:
+		return nil, &control.Error{Code: control.CodeInvalid, Message: fmt.Sprintf("service %s has several jobs (%s): choose one as %s/JOB", req.Service, strings.Join(names, ", "), req.Service)}
+	case req.Job != "" && len(names) > 0:
+		return nil, notFound("service %s has no job %q (its jobs: %s)", req.Service, req.Job, strings.Join(names, ", "))
+	case req.Job != "":
+		return nil, notFound("service %s has no scheduled jobs, so no job %q", req.Service, req.Job)
+	}
+	c, err := containers.Find(ctx, r.opts.API, req.Project, req.Service)
+	if err != nil {
+		if errors.Is(err, containers.ErrNotFound) {
+			return nil, &control.Error{Code: control.CodeNotFound, Message: err.Error()}
+		}
+		return nil, err
+	}
+	if reason := labels.Excluded(c.Labels); reason != "" {
+		return nil, &control.Error{Code: control.CodeRefused, Message: fmt.Sprintf("%s is not backed up (%s)", c, reason)}
+	}
+	j := &Job{Project: c.Project, Service: c.Service, Container: c.Name, manual: true}
+	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategy.Names(), Targets: r.TargetNames(), Manual: true})
+	if len(errs) > 0 {
+		return nil, &control.Error{Code: control.CodeInvalid, Message: errs[0].Error()}
+	}
+	for _, lj := range parsed {
+		if lj.Name == labels.DefaultJob {
+			j.Job = lj
+		}
+	}
+	j.Name, j.Schedule, j.Retention = catalog.ManualJob, "", retention.Policy{}
+	return j, nil
+}

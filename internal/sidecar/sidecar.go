@@ -1,0 +1,330 @@
+// Package sidecar is the long-running docker-backup service, wired from its parts: config
+// (the environment), reconcile (labels and events → jobs), jobs (runs, restores, retention,
+// recovery, the catalog's backup), server (the control socket and /metrics) and the metrics.
+// It adds only the wiring and the status that combines them.
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/sidecar/config"
+	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
+	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/version"
+	"github.com/moby/moby/client"
+)
+
+// API is the part of the Engine API the sidecar uses.
+type API interface {
+	containers.API
+	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
+}
+
+// Daemon is a running sidecar.
+type Daemon struct {
+	api     API
+	cfg     config.Config
+	log     *slog.Logger
+	cat     *catalog.Catalog
+	sched   *schedule.Scheduler
+	targets map[string]target.Target
+	signer  *artifact.SigningKey
+	runner  *jobs.Runner
+	rec     *reconcile.Reconciler
+	host    string
+	self    string
+	started time.Time
+	// synced is closed once the first reconcile is done: the control API waits for it, so a
+	// request never sees a sidecar that has not read the labels yet.
+	synced chan struct{}
+}
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	API      API
+	Log      *slog.Logger
+	Recorder jobs.Recorder // nil: none
+}
+
+// New connects the pieces: it identifies the sidecar's container and project, opens the
+// targets, the signing key and the catalog, and recovers what a crash left behind. Run
+// starts the work.
+func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) {
+	d := &Daemon{api: opts.API, cfg: cfg, log: opts.Log, started: time.Now(), synced: make(chan struct{})}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	info, err := d.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("asking the Docker engine for its name: %w", err)
+	}
+	d.host = info.Info.Name
+	if self, err := d.findSelf(ctx); err != nil {
+		d.log.Warn("cannot find the sidecar's own container", "error", err)
+	} else {
+		d.self = self.ID
+		if d.cfg.Project == "" && !d.cfg.AllProjects {
+			d.cfg.Project = self.Project
+		}
+		if err := d.cfg.AddLabelTargets(self.Labels); err != nil {
+			return nil, err
+		}
+	}
+	if d.cfg.Project == "" && !d.cfg.AllProjects {
+		return nil, fmt.Errorf("cannot tell which compose project to manage: the sidecar is not in one; set %s=NAME, or %s=all for every project", config.EnvProject, config.EnvScope)
+	}
+	if err := d.openTargets(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the state directory %s: %w", cfg.StateDir, err)
+	}
+	if err := d.openKey(); err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(cfg.StateDir, "catalog.db")
+	_, statErr := os.Stat(dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if d.cat, err = catalog.Open(ctx, dbPath); err != nil {
+		return nil, err
+	}
+	d.sched = schedule.NewScheduler(schedule.SchedulerOptions{MaxConcurrent: cfg.MaxConcurrent, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
+		Location: cfg.Location, Log: d.log})
+	d.runner = jobs.New(ctx, jobs.Options{API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
+		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recorder: opts.Recorder, Log: d.log,
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir})
+	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
+		Targets: d.runner.TargetNames(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
+		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log})
+	if err := d.runner.Recover(ctx); err != nil {
+		d.cat.Close()
+		return nil, err
+	}
+	if fresh {
+		// A new catalog next to existing backups (a new host, a lost volume): learn them.
+		if n, err := d.runner.Rebuild(ctx); err != nil {
+			d.log.Warn("rebuilding the catalog from the targets failed", "error", err)
+		} else if n > 0 {
+			d.log.Info("catalog rebuilt from the targets' manifests", "backups", n)
+		}
+	}
+	return d, nil
+}
+
+func (d *Daemon) openTargets() error {
+	d.targets = map[string]target.Target{}
+	for _, name := range d.cfg.TargetNames() {
+		url := d.cfg.Targets[name]
+		t, err := target.OpenWith(url, d.cfg.CredentialsEnv(name))
+		if err != nil {
+			return fmt.Errorf("target %s (%s): %w", name, url, err)
+		}
+		prefix := ""
+		if d.cfg.Prefix != nil {
+			prefix = *d.cfg.Prefix
+		} else if strings.HasPrefix(url, "s3://") {
+			prefix = jobs.KeyPart(d.host)
+		}
+		if t, err = target.Sub(t, prefix); err != nil {
+			return fmt.Errorf("target %s: %w", name, err)
+		}
+		d.targets[name] = t
+	}
+	return nil
+}
+
+// openKey loads the signing key, or makes one in the state directory on first start.
+func (d *Daemon) openKey() error {
+	if d.cfg.SigningKeyFile != "" {
+		k, err := artifact.LoadSigningKey(d.cfg.SigningKeyFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", config.EnvSigningKeyFile, err)
+		}
+		d.signer = k
+		return nil
+	}
+	file := filepath.Join(d.cfg.StateDir, "signing.key")
+	k, created, err := artifact.LoadOrCreateSigningKey(file)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.log.Warn("made a new signing key in the state directory: keep a copy (or give one with "+config.EnvSigningKeyFile+"), restores need it to trust this sidecar's backups", "key", k.ID(), "file", file)
+	}
+	d.signer = k
+	return nil
+}
+
+// findSelf finds the sidecar's container: by host name (Docker's default is the short
+// container ID), else by the container ID in the mount table.
+func (d *Daemon) findSelf(ctx context.Context) (*containers.Container, error) {
+	var candidates []string
+	if h, err := os.Hostname(); err == nil {
+		candidates = append(candidates, h)
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		if m := containerID.FindSubmatch(b); m != nil {
+			candidates = append(candidates, string(m[1]))
+		}
+	}
+	for _, id := range candidates {
+		c, err := containers.Inspect(ctx, d.api, id)
+		if err == nil && c.Labels[labels.Sidecar] == "true" {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no container with the %s label matches this process (tried %s)", labels.Sidecar, strings.Join(candidates, ", "))
+}
+
+var containerID = regexp.MustCompile(`/containers/([0-9a-f]{64})/`)
+
+// Run schedules the jobs and keeps them in step with the labels until ctx ends, then waits
+// for running jobs to stop (their containers are started again).
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.rec.Reconcile(ctx); err != nil {
+		d.log.Error("first reconcile failed; retrying on events and every resync", "error", err)
+	}
+	close(d.synced)
+	if d.cfg.CatalogBackup != "" {
+		if err := d.sched.Set(jobs.CatalogJobName, d.cfg.CatalogBackup, d.runner.BackupCatalog); err != nil {
+			return err
+		}
+	}
+	d.runner.UpdateUsage(ctx)
+	d.sched.Start()
+	go d.runner.KeepRecovering(ctx)
+	d.log.Info("sidecar running", "scope", d.scope(), "targets", d.targetDescriptions(), "jobs", len(d.runner.Jobs()), "signing_key", d.signer.ID())
+	d.rec.Watch(ctx)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return errors.Join(d.sched.Stop(stopCtx), d.runner.Wait(stopCtx))
+}
+
+// Close closes the catalog.
+func (d *Daemon) Close() error { return d.cat.Close() }
+
+// CatalogHealthy reports whether the catalog answers.
+func (d *Daemon) CatalogHealthy(ctx context.Context) error { return d.cat.Ping(ctx) }
+
+// Ready reports whether the Docker engine answers and the catalog is open.
+func (d *Daemon) Ready(ctx context.Context) error {
+	if _, err := d.api.Info(ctx, client.InfoOptions{}); err != nil {
+		return fmt.Errorf("docker engine: %w", err)
+	}
+	if err := d.cat.Ping(ctx); err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	return nil
+}
+
+// ControlSocket is the path of the control socket.
+func (d *Daemon) ControlSocket() string { return filepath.Join(d.cfg.StateDir, control.SocketName) }
+
+// Synced is closed once the labels were first read.
+func (d *Daemon) Synced() <-chan struct{} { return d.synced }
+
+func (d *Daemon) scope() string {
+	if d.cfg.AllProjects {
+		return "all projects"
+	}
+	return "project " + d.cfg.Project
+}
+
+func (d *Daemon) targetDescriptions() []string {
+	var out []string
+	for _, n := range d.cfg.TargetNames() {
+		out = append(out, n+"="+d.targets[n].String())
+	}
+	return out
+}
+
+// Status describes the jobs, targets, restores, what could not be configured and what
+// recovery has left to do.
+func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
+	rs := d.rec.State()
+	st := &control.Status{Version: version.Version, Host: d.host, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects,
+		Started: d.started, SigningKey: d.signer.ID(), Problems: rs.Problems, Unscheduled: rs.Unscheduled,
+		EventsConnected: rs.EventsConnected, LastReconcile: rs.LastSync}
+	if err := d.runner.Status(ctx, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Backups lists the targets' backups (one target, or all), of a project and service.
+func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]control.Backups, error) {
+	names := d.cfg.TargetNames()
+	if name != "" {
+		if _, ok := d.targets[name]; !ok {
+			return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(names, ", "))}
+		}
+		names = []string{name}
+	}
+	prefix := ""
+	switch {
+	case project != "" && service != "":
+		prefix = artifact.Dir(project, service) + "/"
+	case project != "":
+		prefix = artifact.ProjectDir(project)
+	}
+	var out []control.Backups
+	for _, n := range names {
+		listing, err := pipeline.List(ctx, d.targets[n], prefix)
+		if err != nil {
+			return nil, fmt.Errorf("listing target %s: %w", n, err)
+		}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []*artifact.Manifest{}, Problems: listing.Problems}
+		for _, m := range listing.Backups {
+			if (project == "" || m.Project == project) && (service == "" || m.Service == service) {
+				b.Backups = append(b.Backups, m)
+				if err := d.signer.Verify(m); err != nil {
+					if b.Untrusted == nil {
+						b.Untrusted = map[string]string{}
+					}
+					b.Untrusted[m.Artifact] = err.Error()
+				}
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// RunBackup runs what `docker backup run` asks for (see jobs.Runner.Run).
+func (d *Daemon) RunBackup(req control.RunRequest, log slog.Handler) (*control.Result, error) {
+	if req.Project == "" {
+		req.Project = d.cfg.Project
+	}
+	return d.runner.Run(req, log)
+}
+
+// Restore restores what `docker backup restore` asks for (see jobs.Runner.Restore).
+func (d *Daemon) Restore(req control.RestoreRequest, log *slog.Logger) (*control.Result, error) {
+	if req.Project == "" {
+		req.Project = d.cfg.Project
+	}
+	return d.runner.Restore(req, log)
+}
+
+// BackupCatalog backs the catalog up now.
+func (d *Daemon) BackupCatalog(ctx context.Context) error { return d.runner.BackupCatalog(ctx) }
+
+// Rebuild adds the targets' backups to the catalog.
+func (d *Daemon) Rebuild(ctx context.Context) (int, error) { return d.runner.Rebuild(ctx) }
