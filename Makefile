@@ -5,16 +5,18 @@ GOFLAGS  := -trimpath
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 IMAGE    ?= docker-backup-sidecar:dev
 GO_TEST_TIMEOUT ?= 40m
+# TAGS=faultinject builds binaries with the fault-injection points of the fault suite.
+TAGS     ?=
 
-.PHONY: build install image test unit setup bench fixtures demo demo-down vet clean
+.PHONY: build install image test unit faults setup bench fixtures demo demo-down vet clean docs
 
 build: bin/docker-backup bin/sidecar
 
 bin/docker-backup: FORCE
-	go build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/docker-backup
+	go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/docker-backup
 
 bin/sidecar: FORCE
-	CGO_ENABLED=0 go build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o $@ ./cmd/sidecar
+	CGO_ENABLED=0 go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/sidecar
 
 FORCE:
 
@@ -38,6 +40,10 @@ setup:
 ## test: unit tests, then end-to-end tests on the real Docker engine (builds fixture images)
 test: setup vet
 	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
+
+## faults: the fault-injection suite alone (kills, stops, full disks, forged backups)
+faults: setup
+	go test -count=1 -timeout $(GO_TEST_TIMEOUT) -run 'Fault|Forged' ./test/e2e
 
 ## unit: the tests that need no Docker engine
 unit:

@@ -121,7 +121,7 @@ func (m *Manifest) Marshal() ([]byte, error) {
 // Unmarshal decodes and validates a manifest, keeping its signed form for VerifySignature.
 func Unmarshal(b []byte) (*Manifest, error) {
 	if len(b) > MaxManifestSize {
-		return nil, fmt.Errorf("manifest is %d bytes, more than the %d a manifest can be", len(b), MaxManifestSize)
+		return nil, fmt.Errorf("manifest is more than the %d bytes a manifest can be (not one this tool wrote)", MaxManifestSize)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {

@@ -281,3 +281,40 @@ func TestRestoreAppliesThePinnedBytes(t *testing.T) {
 		t.Errorf("refused by Check: err %v, committed %d bytes", err, len(s.committed))
 	}
 }
+
+func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-StaleAfter - time.Hour)
+	write := func(name string, at time.Time) string {
+		p := filepath.Join(dir, "shop/db", name)
+		os.WriteFile(p, []byte("x"), 0o600)
+		os.Chtimes(p, at, at)
+		return p
+	}
+	oldTemp := write(".db-x.sql.zst.tmp-abc", old)
+	newTemp := write(".db-y.sql.zst.tmp-def", time.Now())
+	oldOrphan := write("db-fake-20200101T000000.000Z-00000000.bin.zst", old)
+	newOrphan := write("db-fake-20990101T000000.000Z-11111111.bin.zst", time.Now())
+	os.Chtimes(filepath.Join(dir, res.Key), old, old) // an old backup with its manifest stays
+	removed, err := Sweep(ctx, l, "shop/db/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("removed %q, want the old temporary file and the old orphan", removed)
+	}
+	for p, want := range map[string]bool{oldTemp: false, newTemp: true, oldOrphan: false, newOrphan: true, filepath.Join(dir, res.Key): true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", p, err == nil, want)
+		}
+	}
+	listing, _ := List(ctx, l, "")
+	if len(listing.Backups) != 1 {
+		t.Errorf("the backup is gone: %+v", listing)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -119,12 +120,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 
 	// Pass 1: the whole artifact, before anything is touched.
 	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
-	if err := verifyPinned(ctx, pin, m, func(raw io.Reader) error {
-		if chk, ok := req.Strategy.(strategy.Checker); ok {
-			return chk.Check(ctx, req.Container, data(raw))
-		}
-		return nil
-	}); err != nil {
+	var check func(io.Reader) error
+	if chk, ok := req.Strategy.(strategy.Checker); ok {
+		check = func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
+	}
+	if err := verifyPinned(ctx, pin, m, check); err != nil {
 		return untouched(err)
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
@@ -160,8 +160,9 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	return nil
 }
 
-// verifyPinned reads the pinned artifact once: the stored bytes are hashed while check reads
-// them decompressed; whatever check leaves is read too, and size and SHA-256 must match.
+// verifyPinned reads the pinned artifact once: the stored bytes are hashed while check (if
+// any) reads them decompressed; whatever check leaves is read too, and size and SHA-256 must
+// match.
 func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, check func(io.Reader) error) error {
 	rc, err := pin.Open(ctx)
 	if err != nil {
@@ -169,12 +170,17 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
+	if check == nil {
+		_, err := io.Copy(io.Discard, v)
+		return err
+	}
 	zr, err := m.Compression.NewReader(v)
 	if err != nil {
 		return fmt.Errorf("decompressing %s: %w", m.Artifact, err)
 	}
-	defer zr.Close()
 	checkErr := check(&ctxReader{ctx, zr})
+	// The decompressor reads ahead on goroutines of its own: stop it before reading on.
+	zr.Close()
 	if checkErr != nil && !errors.Is(checkErr, ErrCorrupt) {
 		// The checksum comes first: a damaged artifact is reported as damaged.
 		if _, err := io.Copy(io.Discard, v); err != nil {
@@ -191,6 +197,7 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 // verifier reads the stored bytes, hashing them, and ends with io.EOF only when their size
 // and SHA-256 are the manifest's; otherwise with an error wrapping ErrCorrupt.
 type verifier struct {
+	mu       sync.Mutex // a decompressor reads on goroutines of its own
 	ctx      context.Context
 	r        io.Reader
 	m        *artifact.Manifest
@@ -205,6 +212,8 @@ func newVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, progres
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.err != nil {
 		return 0, v.err
 	}
@@ -251,6 +260,7 @@ type rawReader struct {
 	counted *counter
 	ctx     context.Context
 	ended   bool
+	closed  bool
 }
 
 func newRawReader(v *verifier, m *artifact.Manifest, progress func(int64), ctx context.Context) (*rawReader, error) {
@@ -294,6 +304,8 @@ func (r *rawReader) finish() error {
 		return nil
 	}
 	r.ended = true
+	// The decompressor reads ahead on goroutines of its own: stop it before reading on.
+	r.Close()
 	if _, err := io.Copy(io.Discard, r.v); err != nil {
 		return err
 	}
@@ -303,7 +315,13 @@ func (r *rawReader) finish() error {
 	return nil
 }
 
-func (r *rawReader) Close() error { return r.zr.Close() }
+func (r *rawReader) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.zr.Close()
+}
 
 // silent wraps an error without adding to the message.
 type silent struct{ error }

@@ -170,6 +170,18 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			err = errors.Join(err, fmt.Errorf("post command failed: %w", perr))
 		}
 	}
+	if res != nil {
+		// What interrupted backups of the service left long ago (a killed plugin's temporary
+		// file, an artifact without its manifest) goes now.
+		dir := artifact.Dir(c.Project, ServiceName(c)) + "/"
+		if removed, serr := pipeline.Sweep(ctx, spec.Target, dir); serr != nil {
+			log.Warn("could not remove what interrupted backups left", "dir", dir, "error", serr)
+		} else {
+			for _, k := range removed {
+				log.Info("removed what an interrupted backup left", "key", k)
+			}
+		}
+	}
 	return res, errors.Join(preErr, err)
 }
 

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // IncompleteRemover is implemented by targets that can clean up after a Put that never
@@ -66,4 +67,84 @@ func (s *S3) RemoveIncomplete(ctx context.Context, key string) error {
 		return fmt.Errorf("aborting unfinished uploads of %s: %w", key, s.explain(err))
 	}
 	return nil
+}
+
+// StaleRemover is implemented by targets that can find what Puts left behind under a
+// prefix without knowing their keys: local temporary files, S3 multipart uploads never
+// completed. Only what is older than the cut-off is removed: a Put in progress is younger.
+type StaleRemover interface {
+	RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error)
+}
+
+// RemoveStale removes what unfinished Puts left under prefix before the cut-off, when t can
+// tell, and returns what it removed.
+func RemoveStale(ctx context.Context, t Target, prefix string, before time.Time) ([]string, error) {
+	if r, ok := t.(StaleRemover); ok {
+		return r.RemoveStale(ctx, prefix, before)
+	}
+	return nil, nil
+}
+
+// RemoveStale removes the temporary files of Puts that never finished (a process killed
+// while writing) in the directory of prefix, older than before.
+func (l *Local) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
+	dir := strings.TrimSuffix(prefix, "/")
+	if err := ValidateKey(dir); err != nil {
+		return nil, err
+	}
+	root, err := l.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	entries, err := fs.ReadDir(root.FS(), dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(l.dir, dir), err)
+	}
+	var removed []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), tempMarker) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || !info.ModTime().Before(before) {
+			continue
+		}
+		p := path.Join(dir, e.Name())
+		if err := root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("removing %s: %w", filepath.Join(l.dir, p), err)
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}
+
+// RemoveStale aborts the multipart uploads under prefix that were started before the
+// cut-off and never completed.
+func (s *S3) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
+	var removed []string
+	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, s.object(prefix), true) {
+		if u.Err != nil {
+			return removed, fmt.Errorf("listing unfinished uploads in %s: %w", s, s.explain(u.Err))
+		}
+		if !u.Initiated.Before(before) {
+			continue
+		}
+		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, u.Key); err != nil {
+			return removed, fmt.Errorf("aborting the unfinished upload of %s: %w", u.Key, s.explain(err))
+		}
+		removed = append(removed, strings.TrimPrefix(u.Key, s.cfg.Prefix+"/"))
+	}
+	return removed, nil
+}
+
+func (s *sub) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
+	removed, err := RemoveStale(ctx, s.t, s.prefix+prefix, before)
+	for i, k := range removed {
+		removed[i] = strings.TrimPrefix(k, s.prefix)
+	}
+	return removed, err
 }

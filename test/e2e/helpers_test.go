@@ -194,23 +194,54 @@ func fmtList(items []string) string { return fmt.Sprintf("%q", items) }
 // backup had produced it.
 func writeArtifact(t *testing.T, dir, project, service, strategyName, ext string, raw []byte) string {
 	t.Helper()
+	return craft(t, dir, crafted{project: project, service: service, strategy: strategyName, ext: ext, raw: raw, key: pluginKey(t)})
+}
+
+// crafted describes an artifact a test writes by hand, as a forger with write access to the
+// target would.
+type crafted struct {
+	project, service, strategy, ext string
+	raw                             []byte
+	source                          map[string]string
+	// key signs the manifest; nil leaves it unsigned.
+	key *artifact.SigningKey
+	// created is the manifest's date; zero: now.
+	created time.Time
+	// edit changes the manifest after it was signed.
+	edit func(*artifact.Manifest)
+	// dir, when set, is the key's directory (another service's, say).
+	dir string
+}
+
+// craft stores an artifact and its manifest as a backup would, and returns its key.
+func craft(t *testing.T, dir string, c crafted) string {
+	t.Helper()
 	var buf bytes.Buffer
 	zw, err := artifact.Zstd.NewWriter(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zw.Write(raw)
+	zw.Write(c.raw)
 	zw.Close()
 	sum := sha256.Sum256(buf.Bytes())
-	key := artifact.Key(artifact.KeyParts{Project: project, Service: service, Strategy: strategyName, Ext: ext, Compression: artifact.Zstd, At: time.Now()})
-	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: strategyName,
-		Project: project, Service: service, Container: project + "-" + service + "-1", Image: "crafted",
-		CreatedAt: time.Now().UTC(), Size: int64(buf.Len()), RawSize: int64(len(raw)),
-		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd}
-	// Signed with the plugin's key, as if the plugin had made it: these artifacts test what a
-	// restore does with their content, not whether it trusts them.
-	if err := pluginKey(t).Sign(&m); err != nil {
-		t.Fatal(err)
+	if c.created.IsZero() {
+		c.created = time.Now()
+	}
+	key := artifact.Key(artifact.KeyParts{Project: c.project, Service: c.service, Strategy: c.strategy, Ext: c.ext, Compression: artifact.Zstd, At: c.created})
+	if c.dir != "" {
+		key = c.dir + "/" + key[strings.LastIndex(key, "/")+1:]
+	}
+	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: c.strategy,
+		Project: c.project, Service: c.service, Container: c.project + "-" + c.service + "-1", Image: "crafted",
+		CreatedAt: c.created.UTC(), Size: int64(buf.Len()), RawSize: int64(len(c.raw)),
+		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd, Source: c.source}
+	if c.key != nil {
+		if err := c.key.Sign(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.edit != nil {
+		c.edit(&m)
 	}
 	body, err := m.Marshal()
 	if err != nil {

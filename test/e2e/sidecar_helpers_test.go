@@ -14,28 +14,44 @@ import (
 )
 
 var (
-	sidecarOnce  sync.Once
-	sidecarImg   string
-	sidecarBuild error
+	sidecarOnce, faultSidecarOnce   sync.Once
+	sidecarImg, faultSidecarImg     string
+	sidecarBuild, faultSidecarBuild error
+	// imageBuilds serializes `make image`: the builds share bin/sidecar.
+	imageBuilds sync.Mutex
 )
 
 // sidecarImage builds the sidecar image from the repository's own Dockerfile (make image),
 // once per test run.
 func sidecarImage(t *testing.T) string {
 	t.Helper()
-	sidecarOnce.Do(func() {
-		img := "docker-backup-sidecar:e2e"
-		out, err := exec.Command("make", "-C", fixtureRoot, "image", "IMAGE="+img).CombinedOutput()
-		if err != nil {
-			sidecarBuild = fmt.Errorf("make image: %v\n%s", err, out)
-			return
-		}
-		sidecarImg = img
-	})
+	sidecarOnce.Do(func() { sidecarImg, sidecarBuild = buildSidecarImage("docker-backup-sidecar:e2e", "") })
 	if sidecarBuild != nil {
 		t.Fatal(sidecarBuild)
 	}
 	return sidecarImg
+}
+
+// faultSidecarImage is the sidecar image built with the fault-injection points.
+func faultSidecarImage(t *testing.T) string {
+	t.Helper()
+	faultSidecarOnce.Do(func() {
+		faultSidecarImg, faultSidecarBuild = buildSidecarImage("docker-backup-sidecar:faults", "faultinject")
+	})
+	if faultSidecarBuild != nil {
+		t.Fatal(faultSidecarBuild)
+	}
+	return faultSidecarImg
+}
+
+func buildSidecarImage(img, tags string) (string, error) {
+	imageBuilds.Lock()
+	defer imageBuilds.Unlock()
+	out, err := exec.Command("make", "-C", fixtureRoot, "image", "IMAGE="+img, "TAGS="+tags).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("make image: %v\n%s", err, out)
+	}
+	return img, nil
 }
 
 // startSidecar runs the sidecar image as a service of the project, with the Docker socket,
@@ -43,10 +59,15 @@ func sidecarImage(t *testing.T) string {
 // It returns the container name and the backups volume.
 func startSidecar(t *testing.T, p *project, args ...string) (string, string) {
 	t.Helper()
+	return startSidecarImage(t, p, sidecarImage(t), args...)
+}
+
+func startSidecarImage(t *testing.T, p *project, image string, args ...string) (string, string) {
+	t.Helper()
 	backups, state := p.volume("backups"), p.volume("backup-state")
 	run := append([]string{"-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", backups + ":/backups",
 		"-v", state + ":/var/lib/docker-backup", "--restart", "unless-stopped"}, args...)
-	name := p.service("backup", sidecarImage(t), run...)
+	name := p.service("backup", image, run...)
 	waitSidecar(t, name)
 	return name, backups
 }

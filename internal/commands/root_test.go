@@ -1,0 +1,27 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRootHelpListsTheCommands(t *testing.T) {
+	cli := newFakeCli(nil)
+	if err := cli.run(t, "--help"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"detect", "run", "restore", "ls", "status", "target"} {
+		if !strings.Contains(cli.out.String(), want) {
+			t.Errorf("help does not list %s:\n%s", want, cli.out.String())
+		}
+	}
+	if strings.Contains(cli.out.String(), guardCommand) {
+		t.Error("the watchdog command is listed")
+	}
+}
+
+func TestUnreachableEngine(t *testing.T) {
+	cli := newFakeCli(&fakeAPI{pingErr: errUnreachable})
+	err := cli.run(t, "detect")
+	mustFail(t, err, "cannot reach the Docker engine at unix:///var/run/docker.sock", "no such file or directory", "DOCKER_HOST", `"default"`)
+}

@@ -1,0 +1,43 @@
+package commands
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+func TestRunValidatesItsFlags(t *testing.T) {
+	dir := t.TempDir()
+	api := &fakeAPI{}
+	api.service("shop", "db", true)
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"run"}, []string{"accepts 1 arg(s), received 0"}},
+		{[]string{"run", "db", "--to", dir, "--compression", "lz4"}, []string{`unknown compression "lz4"`, "zstd or gzip"}},
+		{[]string{"run", "db", "--to", dir, "--strategy", "oracle"}, []string{`unknown strategy "oracle"`, "mongo, mysql, postgres, redis, sqlite, volume"}},
+		{[]string{"run", "db", "--no-sidecar"}, []string{"no target given", "--to ./backups"}},
+		{[]string{"run", "db", "--to", "ftp://host/x"}, []string{`unsupported scheme "ftp"`}},
+		{[]string{"run", "nosuch", "--project", "shop", "--to", dir}, []string{`compose project "shop" has no service "nosuch"`, "its services: db"}},
+		{[]string{"run", "db", "--project", "other", "--to", dir}, []string{`no compose project "other"`, "projects with containers: shop"}},
+		{[]string{"run", "db", "--project", "shop", "--to", dir, "--strategy", "sqlite"}, []string{"the sqlite strategy needs the database file", "--database"}},
+	} {
+		t.Run(filepath.Base(tc.args[len(tc.args)-1]), func(t *testing.T) {
+			mustFail(t, newFakeCli(api).run(t, tc.args...), tc.wants...)
+		})
+	}
+}
+
+// Without --to, the sidecar runs the job: direct-only flags are refused, not ignored.
+func TestRunThroughTheSidecarRefusesDirectFlags(t *testing.T) {
+	api := &fakeAPI{}
+	api.service("shop", "db", true)
+	sc := api.service("shop", "backup", true)
+	for i := range api.containers {
+		if api.containers[i].ID == sc {
+			api.containers[i].Labels["docker-backup.sidecar"] = "true"
+		}
+	}
+	err := newFakeCli(api).run(t, "run", "db", "--project", "shop", "--compression", "gzip")
+	mustFail(t, err, "apply to direct backups", "--no-sidecar", "shop-backup-1")
+}
