@@ -137,7 +137,7 @@ func TestForgedFutureBackupIsNeverLatest(t *testing.T) {
 	backup(t, "run", "files", "--project", f.p.name, "--to", dir, "--paths", "/data")
 	real := onlyBackup(t, dir).Artifact
 	future := craft(t, dir, crafted{project: f.p.name, service: "files", strategy: "volume", ext: "tar", key: pluginKey(t),
-		raw: tarOf(t, tarEntry{name: "data", dir: true}, tarEntry{name: "data/hello.txt", content: "from the future\n"}),
+		raw:    tarOf(t, tarEntry{name: "data", dir: true}, tarEntry{name: "data/hello.txt", content: "from the future\n"}),
 		source: map[string]string{"paths": "/data"}, created: time.Now().Add(90 * 24 * time.Hour)})
 	ls := backup(t, "ls", "--from", dir)
 	for _, l := range strings.Split(ls, "\n") {
@@ -213,4 +213,75 @@ func TestForgedDatabaseBackupsAreRefused(t *testing.T) {
 	}
 	_ = os.Remove
 	_ = filepath.Join
+}
+
+// TestForgedThroughTheSidecar: the sidecar restores only what its key signed (unless asked),
+// only backups of the kind its labels say, only into the job's paths; a backup dated in the
+// future is never its latest and never counted or deleted by its retention.
+func TestForgedThroughTheSidecar(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=@every 2s", "docker-backup.retention=2", "docker-backup.paths=/data/keep")
+	docker(t, "exec", app, "sh", "-c", "mkdir -p /data/keep && echo real > /data/keep/x && echo other > /data/other")
+	secrets := t.TempDir()
+	keyFile := filepath.Join(secrets, "signing.key")
+	if err := os.WriteFile(keyFile, []byte("the sidecar's signing key, shared with the test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := artifact.LoadSigningKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sidecar, backups := startSidecar(t, p, "-v", secrets+":/run/secrets:ro", "-e", "DOCKER_BACKUP_SIGNING_KEY_FILE=/run/secrets/signing.key")
+	dir := volumeDir(t, backups)
+	mustContain(t, containerLogs(t, sidecar), key.ID())
+	keep := func(content string) []byte {
+		return tarOf(t, tarEntry{name: "data/keep", dir: true}, tarEntry{name: "data/keep/x", content: content})
+	}
+	future := craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", key: key, job: "default",
+		raw: keep("from the future\n"), source: map[string]string{"paths": "/data/keep"}, created: time.Now().Add(30 * 24 * time.Hour)})
+
+	// Retention keeps 2 real backups, and the future-dated one, never counted nor deleted.
+	waitRuns(t, p.name, "app", "default", 4, 2*time.Minute)
+	eventually(t, 30*time.Second, "retention", func() error {
+		var keys []string
+		for _, m := range sidecarBackups(t, p.name, "app") {
+			keys = append(keys, m.Artifact)
+		}
+		if len(keys) != 3 || !contains(keys, future) {
+			return fmt.Errorf("backups %q, want 2 real ones and %s", keys, future)
+		}
+		return nil
+	})
+	mustContain(t, containerLogs(t, sidecar), "retention keeps a backup dated in the future")
+
+	// latest is the newest real backup, not the future-dated one.
+	docker(t, "exec", app, "sh", "-c", "echo changed > /data/keep/x")
+	backup(t, "restore", "latest", "--to", "app", "--project", p.name, "--yes")
+	if got := docker(t, "exec", app, "cat", "/data/keep/x"); got != "real\n" {
+		t.Errorf("restore latest restored %q", got)
+	}
+
+	// A signed backup of another kind than the job's, or of paths outside the job's, is
+	// refused; so is an unsigned one, unless asked.
+	pg := craft(t, dir, crafted{project: p.name, service: "app", strategy: "postgres", ext: "sql", key: key, raw: []byte("SELECT 1;\n")})
+	mustContain(t, backupFails(t, nil, "restore", pg, "--to", "app", "--project", p.name, "--yes"), "is a postgres backup", "backed up with volume")
+	wide := craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", key: key,
+		raw: tarOf(t, tarEntry{name: "data", dir: true}, tarEntry{name: "data/other", content: "forged\n"}), source: map[string]string{"paths": "/data"}})
+	mustContain(t, backupFails(t, nil, "restore", wide, "--to", "app", "--project", p.name, "--yes"), "/data", "not inside a writable volume or bind mount", "/data/keep")
+	unsigned := craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", raw: keep("unsigned\n"), source: map[string]string{"paths": "/data/keep"}})
+	mustContain(t, backupFails(t, nil, "restore", unsigned, "--to", "app", "--project", p.name, "--yes"), "not signed", "--allow-unsigned")
+	if got := docker(t, "exec", app, "sh", "-c", "cat /data/keep/x /data/other"); got != "real\nother\n" {
+		t.Errorf("refused restores changed the data: %q", got)
+	}
+	backup(t, "restore", unsigned, "--to", "app", "--project", p.name, "--yes", "--allow-unsigned")
+	if got := docker(t, "exec", app, "cat", "/data/keep/x"); got != "unsigned\n" {
+		t.Errorf("an allowed unsigned restore restored %q", got)
+	}
+	ls := backup(t, "ls", "--project", p.name, "--service", "app")
+	for _, l := range strings.Split(ls, "\n") {
+		if strings.HasPrefix(l, unsigned) && !strings.Contains(l, "unsigned") {
+			t.Errorf("ls does not flag the unsigned backup: %q", l)
+		}
+	}
 }

@@ -211,6 +211,8 @@ type crafted struct {
 	edit func(*artifact.Manifest)
 	// dir, when set, is the key's directory (another service's, say).
 	dir string
+	// job names the sidecar job that made it.
+	job string
 }
 
 // craft stores an artifact and its manifest as a backup would, and returns its key.
@@ -234,7 +236,7 @@ func craft(t *testing.T, dir string, c crafted) string {
 	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: c.strategy,
 		Project: c.project, Service: c.service, Container: c.project + "-" + c.service + "-1", Image: "crafted",
 		CreatedAt: c.created.UTC(), Size: int64(buf.Len()), RawSize: int64(len(c.raw)),
-		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd, Source: c.source}
+		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd, Source: c.source, Job: c.job}
 	if c.key != nil {
 		if err := c.key.Sign(&m); err != nil {
 			t.Fatal(err)
