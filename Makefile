@@ -4,11 +4,15 @@ LDFLAGS  := -s -w -X github.com/docker-backup/docker-backup/internal/version.Ver
 GOFLAGS  := -trimpath
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 IMAGE    ?= docker-backup-sidecar:dev
-GO_TEST_TIMEOUT ?= 40m
+GO_TEST_TIMEOUT ?= 60m
+# Most end-to-end tests wait on containers: more of them at once than there are cores.
+GO_TEST_PARALLEL ?= 4
+# Go as installed on the project's machines, also from a plain root shell.
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 # TAGS=faultinject builds binaries with the fault-injection points of the fault suite.
 TAGS     ?=
 
-.PHONY: build install image test unit faults setup bench fixtures demo demo-down vet clean docs
+.PHONY: build install image test unit faults setup setup-demo bench fixtures demo demo-down vet clean docs
 
 build: bin/docker-backup bin/sidecar
 
@@ -33,17 +37,21 @@ image: bin/sidecar
 vet:
 	go vet ./...
 
+## docs: the CLI reference in docs/cli, from the commands (a test fails when it is stale)
+docs:
+	rm -rf docs/cli && go run ./tools/clidocs docs/cli
+
 ## setup: install and start what tests and demo need (Docker engine, debootstrap), if missing
 setup:
 	test/setup.sh
 
 ## test: unit tests, then end-to-end tests on the real Docker engine (builds fixture images)
 test: setup vet
-	go test -count=1 -timeout $(GO_TEST_TIMEOUT) ./...
+	go test -count=1 -timeout $(GO_TEST_TIMEOUT) -parallel $(GO_TEST_PARALLEL) ./...
 
 ## faults: the fault-injection suite alone (kills, stops, full disks, forged backups)
 faults: setup
-	go test -count=1 -timeout $(GO_TEST_TIMEOUT) -run 'Fault|Forged' ./test/e2e
+	go test -count=1 -timeout $(GO_TEST_TIMEOUT) -parallel $(GO_TEST_PARALLEL) -run 'Fault|Forged' ./test/e2e
 
 ## unit: the tests that need no Docker engine
 unit:
@@ -56,9 +64,13 @@ fixtures: setup
 bench: setup install fixtures
 	test/bench/bench.sh
 
-## demo: the example project with the sidecar, backed up to ./demo-backups
-demo: setup install image fixtures
+## demo: the example project with the sidecar, backed up to ./demo-backups (installs only what it needs)
+demo: setup-demo install image
+	@for f in plain postgres; do test/fixtures/build.sh $$f >/dev/null; done
 	test/demo.sh
+
+setup-demo:
+	test/setup.sh demo
 
 demo-down:
 	test/demo.sh down

@@ -18,6 +18,9 @@ fi
 export POSTGRES_IMAGE=${POSTGRES_IMAGE:-$(test/fixtures/build.sh postgres)}
 export FILES_IMAGE=${FILES_IMAGE:-$(test/fixtures/build.sh plain)}
 export SIDECAR_IMAGE=${SIDECAR_IMAGE:-docker-backup-sidecar:dev}
+# The backups go to a directory beside the repository.
+export BACKUP_DIR=${BACKUP_DIR:-$PWD/demo-backups}
+mkdir -p "$BACKUP_DIR"
 # Faster than the example's defaults, so the demo shows several runs and retention at work.
 export DB_SCHEDULE=${DB_SCHEDULE:-@every 15s} FILES_SCHEDULE=${FILES_SCHEDULE:-@every 20s}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -48,6 +51,9 @@ docker backup status --project "$P"
 step "docker backup ls --project $P   (retention keeps 3 db and 2 files backups)"
 docker backup ls --project "$P"
 
+step "The backups on disk, in $BACKUP_DIR (each artifact with its signed manifest)"
+find "$BACKUP_DIR" -type f -not -path '*/_catalog/*' | sort | sed "s|$BACKUP_DIR/||" | head -20
+
 step "A backup now, through the sidecar: docker backup run db / files"
 db_key=$(docker backup run db --project "$P" | awk '$1 == "backup" {print $2}')
 files_key=$(docker backup run files --project "$P" | awk '$1 == "backup" {print $2}')
@@ -73,4 +79,4 @@ fi
 sidecar=$(compose ps -q backup)
 ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$sidecar")
 step "Done: the data is back. The sidecar keeps running on its schedules: docker backup status -p $P
-Metrics: curl http://$ip:9090/metrics   Remove the project: make demo-down"
+Backups: $BACKUP_DIR   Metrics: curl http://$ip:9090/metrics   Remove the project: make demo-down"

@@ -4,7 +4,11 @@
 # (Debian's package: the metrics and alert tests), and a MinIO server (a real S3, built from
 # its Go module, for the S3 tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
+#
+#   test/setup.sh        everything the tests need
+#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO)
 set -euo pipefail
+mode=${1:-test}
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -19,7 +23,9 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 command -v chattr >/dev/null || need+=(e2fsprogs)
 lean=()
-{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)
+if [ "$mode" != demo ]; then
+  { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   as_root apt-get update -qq
@@ -35,7 +41,7 @@ fi
 # MinIO: built once from source (about 5 minutes), kept in GOPATH/bin.
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 gobin=$(go env GOPATH)/bin
-if ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
+if [ "$mode" != demo ] && ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
   echo "setup: building the MinIO server $MINIO_VERSION (go install, a few minutes)" >&2
   (cd /tmp && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
 fi

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -153,7 +154,7 @@ func Find(ctx context.Context, api API, project, service string) (*Container, er
 		projects[s.Labels[LabelProject]] = true
 	}
 	if len(projects) > 1 {
-		names := sortedKeys(projects)
+		names := slices.Sorted(maps.Keys(projects))
 		return nil, fmt.Errorf("service %q exists in several compose projects (%s): choose one with --project", service, strings.Join(names, ", "))
 	}
 	sort.Slice(items, func(i, j int) bool {
@@ -198,7 +199,7 @@ func Services(ctx context.Context, api API, project string) ([]*Container, error
 		return nil, noProjectError(ctx, api, project)
 	}
 	var out []*Container
-	for _, svc := range sortedKeys(first) {
+	for _, svc := range slices.Sorted(maps.Keys(first)) {
 		c, err := Inspect(ctx, api, first[svc].ID)
 		if err != nil {
 			return nil, err
@@ -221,7 +222,7 @@ func Projects(ctx context.Context, api API) ([]string, error) {
 	for _, s := range res.Items {
 		set[s.Labels[LabelProject]] = true
 	}
-	return sortedKeys(set), nil
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 func notFoundError(ctx context.Context, api API, project, service string) error {
@@ -257,13 +258,4 @@ func containerNumber(s container.Summary) int {
 		return int(^uint(0) >> 1)
 	}
 	return n
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

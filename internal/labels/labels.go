@@ -26,8 +26,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -200,7 +202,7 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 			job, key = "", rest
 		}
 		if !keys[key] {
-			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(sortedKeys(keys), ", ")))
+			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(slices.Sorted(maps.Keys(keys)), ", ")))
 			continue
 		}
 		if named && (!ValidName(job) || job == DefaultJob) {
@@ -247,7 +249,7 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		if v, label, ok := get("strategy"); ok {
 			v = strings.TrimSpace(v)
-			if !contains(opts.Strategies, v) {
+			if !slices.Contains(opts.Strategies, v) {
 				fail(label, v, "unknown strategy: use one of "+strings.Join(opts.Strategies, ", "))
 			}
 			j.Strategy = v
@@ -261,7 +263,7 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		if v, label, ok := get("target"); ok {
 			v = strings.TrimSpace(v)
-			if opts.Targets != nil && !contains(opts.Targets, v) {
+			if opts.Targets != nil && !slices.Contains(opts.Targets, v) {
 				fail(label, v, "no target of that name is defined on the sidecar (defined: "+strings.Join(opts.Targets, ", ")+")")
 			}
 			j.Target = v
@@ -339,22 +341,4 @@ func Argv(s string) ([]string, error) {
 		return nil, fmt.Errorf("empty command")
 	}
 	return argv, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -163,3 +163,35 @@ func TestPGScriptHoldsAStatementUntilItIsKnown(t *testing.T) {
 		t.Errorf("a statement that only starts like COMMIT was held back: %q", out.String())
 	}
 }
+
+// FuzzPGScript: whatever the script and however it is cut into writes, the reader never
+// panics, passes the same bytes on and reaches the same verdict.
+func FuzzPGScript(f *testing.F) {
+	f.Add([]byte(dumpWithLargeObjects), uint8(7))
+	f.Add([]byte("SELECT 'a;b' ; COPY t FROM stdin;\n1\n\\.\n"), uint8(1))
+	f.Add([]byte("CREATE FUNCTION f() AS $x$ COMMIT; $x$;\nBEGIN;\n"), uint8(3))
+	f.Fuzz(func(t *testing.T, script []byte, chunk uint8) {
+		var whole, parts bytes.Buffer
+		a := newPGScript(&whole)
+		_, errA := a.Write(script)
+		if errA == nil {
+			errA = a.Close()
+		}
+		b := newPGScript(&parts)
+		var errB error
+		for rest := script; len(rest) > 0 && errB == nil; {
+			n := min(len(rest), int(chunk)+1)
+			_, errB = b.Write(rest[:n])
+			rest = rest[n:]
+		}
+		if errB == nil {
+			errB = b.Close()
+		}
+		if (errA == nil) != (errB == nil) {
+			t.Fatalf("verdicts differ: whole %v, in parts %v", errA, errB)
+		}
+		if errA == nil && whole.String() != parts.String() {
+			t.Fatalf("outputs differ:\n%q\n%q", whole.String(), parts.String())
+		}
+	})
+}

@@ -258,8 +258,8 @@ func TestMetricsWithPrometheus(t *testing.T) {
 				return fmt.Errorf("rule %s (%s) returns no series yet", name, r.Query)
 			}
 		}
-		if len(rules) != 7 {
-			return fmt.Errorf("%d alert rules loaded, want 7", len(rules))
+		if len(rules) != 9 {
+			return fmt.Errorf("%d alert rules loaded, want 9", len(rules))
 		}
 		failed := rules["BackupFailed"]
 		if failed.State != "firing" || failed.Alerts[0].Labels["service"] != "flaky" {

@@ -88,3 +88,21 @@ func TestSidecarHooksAndDependents(t *testing.T) {
 		t.Errorf("%d backups after the failed run, want still 1", n)
 	}
 }
+
+// TestSidecarHookTimeout: a pre command that hangs is ended by the hook timeout, not the run's
+// six hours: the run fails at once, the post command runs, nothing is stored, the app runs.
+func TestSidecarHookTimeout(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.stop=true",
+		"docker-backup.pre=sleep 600", "docker-backup.hook-timeout=2s", `docker-backup.post=sh -c "echo cleaned > /data/post-ran"`)
+	startSidecar(t, p)
+	stderr := backupFails(t, nil, "run", "app", "--project", p.name)
+	mustContain(t, stderr, "pre command failed", "did not finish within 2s (the hook timeout)")
+	if got := strings.TrimSpace(docker(t, "exec", app, "cat", "/data/post-ran")); got != "cleaned" {
+		t.Errorf("the post command did not run: %q", got)
+	}
+	if !running(t, app) || len(sidecarBackups(t, p.name, "app")) != 0 {
+		t.Error("the app is stopped or a backup was stored")
+	}
+}

@@ -7,7 +7,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -102,7 +101,7 @@ type Runner struct {
 
 	mu       sync.Mutex
 	jobs     map[string]*Job
-	busy     map[string]string // "project/service" → the operation holding it
+	busy     map[string]*hold // "project/service" → the operation holding it
 	usage    map[string]control.TargetInfo
 	recovery *recovery
 }
@@ -116,7 +115,7 @@ func New(root context.Context, opts Options) *Runner {
 	if opts.Recorder == nil {
 		opts.Recorder = nopRecorder{}
 	}
-	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]string{}, usage: map[string]control.TargetInfo{}}
+	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]*hold{}, usage: map[string]control.TargetInfo{}}
 	r.recovery = newRecovery(r)
 	return r
 }
@@ -196,27 +195,47 @@ func (r *Runner) Jobs() []*Job {
 func (r *Runner) Running(j *Job) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.busy[j.Project+"/"+j.Service] == "backup "+j.Key()
+	h, ok := r.busy[j.Project+"/"+j.Service]
+	return ok && h.what == "backup "+j.Key()
 }
 
-// ErrBusy is wrapped when the service is being backed up or restored already.
-var ErrBusy = errors.New("busy")
+// hold is one operation holding a service; released is closed when it ends.
+type hold struct {
+	what     string
+	released chan struct{}
+}
 
 // lock holds the service for one operation: no two backups or restores of a service ever
-// run at once.
-func (r *Runner) lock(project, service, what string) (func(), error) {
+// run at once. An operation that finds the service busy waits for it (saying so in log)
+// until ctx ends.
+func (r *Runner) lock(ctx context.Context, project, service, what string, log *slog.Logger) (func(), error) {
 	key := project + "/" + service
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if held, ok := r.busy[key]; ok {
-		return nil, fmt.Errorf("%s is busy: the %s is running now, try when it is done: %w", key, held, ErrBusy)
-	}
-	r.busy[key] = what
-	return func() {
+	waited := false
+	for {
 		r.mu.Lock()
-		delete(r.busy, key)
+		h, busy := r.busy[key]
+		if !busy {
+			mine := &hold{what: what, released: make(chan struct{})}
+			r.busy[key] = mine
+			r.mu.Unlock()
+			return func() {
+				r.mu.Lock()
+				delete(r.busy, key)
+				r.mu.Unlock()
+				close(mine.released)
+			}, nil
+		}
 		r.mu.Unlock()
-	}, nil
+		if !waited {
+			log.Info("waiting for the "+h.what+" to finish", "service", key)
+			waited = true
+		}
+		select {
+		case <-h.released:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s was busy with the %s until it was too late: %w", key, h.what, ctx.Err())
+		}
+	}
 }
 
 // manualContext is the context of an operation asked for by the plugin: it outlives the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,7 +44,7 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	var errs []error
 	for _, dec := range retention.Apply(j.Retention, mine, retention.Clock{Location: r.opts.Location, Future: now.Add(artifact.FutureSkew), Keep: keep}) {
 		if dec.Keep {
-			if slicesContain(dec.Reasons, "dated in the future (not counted)") {
+			if slices.Contains(dec.Reasons, "dated in the future (not counted)") {
 				log.Warn("retention keeps a backup dated in the future and does not count it (check the clocks of the hosts that write to this target)", "key", dec.Key, "created", dec.Created)
 			} else {
 				log.Debug("retention keeps", "key", dec.Key, "because", strings.Join(dec.Reasons, ", "))
@@ -75,15 +76,6 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	}
 	r.opts.Recorder.Pruned(name, len(deleted), err != nil)
 	return deleted, err
-}
-
-func slicesContain(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // usagePrefix is what the sidecar's scope holds on a target.

@@ -39,7 +39,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	if err != nil {
 		return nil, classify(err)
 	}
-	unlock, err := r.lock(c.Project, c.Service, "restore of "+c.Project+"/"+c.Service)
+	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+c.Project+"/"+c.Service, log)
 	if err != nil {
 		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
 	}
@@ -120,8 +120,6 @@ func classify(err error) error {
 	code := control.CodeFailed
 	var re *plan.RestoreError
 	switch {
-	case errors.Is(err, ErrBusy):
-		code = control.CodeBusy
 	case errors.Is(err, pipeline.ErrCorrupt):
 		code = control.CodeCorrupt
 	case errors.Is(err, plan.ErrNotTrusted):

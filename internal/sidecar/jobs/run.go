@@ -54,15 +54,15 @@ func (r *Runner) jobKeys() []string {
 // run runs j now: the service is locked, the run is in the catalog before anything is
 // stopped, and every stop is recorded; retention runs only after a successful backup.
 func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (*control.Result, error) {
-	unlock, err := r.lock(j.Project, j.Service, "backup "+j.Key())
-	if err != nil {
-		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
-	}
-	defer unlock()
 	log := r.log.With("job", j.Key())
 	if extra != nil {
 		log = slog.New(slog.NewMultiHandler(r.log.Handler(), extra)).With("job", j.Key())
 	}
+	unlock, err := r.lock(ctx, j.Project, j.Service, "backup "+j.Key(), log)
+	if err != nil {
+		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
+	}
+	defer unlock()
 	started := time.Now()
 	jobID := j.catalogID
 	if j.manual {

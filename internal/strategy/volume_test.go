@@ -1,0 +1,71 @@
+package strategy
+
+import (
+	"archive/tar"
+	"strings"
+	"testing"
+)
+
+// The archive policy of volume restores, entry by entry.
+func TestTarPolicy(t *testing.T) {
+	dir := func(name string) *tar.Header { return &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755} }
+	file := func(name string, mode int64) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode} }
+	link := func(name, to string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: to} }
+	symlink := func(name, to string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to} }
+	paths := []string{"/srv/uploads", "/srv/uploads2"}
+	cases := []struct {
+		name    string
+		trusted bool
+		entries []*tar.Header
+		want    string // "" accepted, else a part of the error
+	}{
+		{"a real archive", false, []*tar.Header{dir("srv/uploads"), dir("srv/uploads/a"), file("srv/uploads/a/x", 0o640),
+			link("srv/uploads/a/y", "srv/uploads/a/x"), symlink("srv/uploads/l", "/etc/passwd"), file("srv/uploads/z", 0o644),
+			dir("srv/uploads2"), file("srv/uploads2/x", 0o600)}, ""},
+		{"through a symlink", false, []*tar.Header{dir("srv/uploads"), symlink("srv/uploads/l", "/usr/local/bin"), file("srv/uploads/l/evil", 0o755)},
+			"not a directory of the archive"},
+		{"into a directory the archive did not make", false, []*tar.Header{dir("srv/uploads"), file("srv/uploads/pre-existing/x", 0o644)},
+			"not a directory of the archive"},
+		{"a hard link to another path with the same prefix", false, []*tar.Header{dir("srv/uploads2"), file("srv/uploads2/x", 0o644),
+			dir("srv/uploads"), link("srv/uploads/y", "srv/uploads2/x")}, "not an earlier file of /srv/uploads"},
+		{"a hard link out of its path", false, []*tar.Header{dir("srv/uploads"), link("srv/uploads/y", "etc/shadow")}, "not an earlier file"},
+		{"a hard link to a later file", false, []*tar.Header{dir("srv/uploads"), link("srv/uploads/a", "srv/uploads/b"), file("srv/uploads/b", 0o644)},
+			"not an earlier file"},
+		{"set-user-ID unsigned", false, []*tar.Header{dir("srv/uploads"), file("srv/uploads/s", 0o4755)}, "set-user-ID"},
+		{"set-user-ID signed", true, []*tar.Header{dir("srv/uploads"), file("srv/uploads/s", 0o4755)}, ""},
+		{"a device unsigned", false, []*tar.Header{dir("srv/uploads"), {Name: "srv/uploads/sda", Typeflag: tar.TypeBlock}}, "device node"},
+		{"outside the paths", false, []*tar.Header{dir("etc"), file("etc/passwd", 0o644)}, "outside the backed-up paths"},
+		{"not starting with its path", false, []*tar.Header{file("srv/uploads/x", 0o644)}, "does not start with /srv/uploads itself"},
+		{"repeated", false, []*tar.Header{dir("srv/uploads"), file("srv/uploads/x", 0o644), file("srv/uploads/x", 0o644)}, "out of order or repeated"},
+		{"dot-dot", false, []*tar.Header{dir("srv/uploads"), file("srv/uploads/../../etc/passwd", 0o644)}, "not a relative path"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pol := newTarPolicy(paths, tc.trusted)
+			var err error
+			for _, h := range tc.entries {
+				if _, err = pol.check(h); err != nil {
+					break
+				}
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestInside(t *testing.T) {
+	for _, c := range []struct {
+		p, dir string
+		want   bool
+	}{{"/srv/uploads", "/srv/uploads", true}, {"/srv/uploads/x", "/srv/uploads", true}, {"/srv/uploads2", "/srv/uploads", false},
+		{"/srv", "/srv/uploads", false}, {"/x", "/", true}} {
+		if got := Inside(c.p, c.dir); got != c.want {
+			t.Errorf("Inside(%q, %q) = %v", c.p, c.dir, got)
+		}
+	}
+}
