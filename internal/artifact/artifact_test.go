@@ -43,7 +43,7 @@ func TestManifestValidate(t *testing.T) {
 		"uppercase sha": func(m *Manifest) { m.SHA256 = strings.Repeat("AB", 32) },
 		"zero size":     func(m *Manifest) { m.Size = 0 },
 		"unknown codec": func(m *Manifest) { m.Compression = "lz4" },
-		"encrypted":     func(m *Manifest) { m.Encryption = &Encryption{Scheme: "age"} },
+		"encrypted":     func(m *Manifest) { m.Encryption = &Encryption{Scheme: "gpg"} },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

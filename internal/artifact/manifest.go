@@ -70,11 +70,15 @@ const FutureSkew = 5 * time.Minute
 // InFuture reports whether the manifest claims a creation time after now (plus FutureSkew).
 func (m *Manifest) InFuture(now time.Time) bool { return m.CreatedAt.After(now.Add(FutureSkew)) }
 
-// Encryption describes how an artifact is encrypted.
+// Encryption describes how an artifact is encrypted: its scheme and who can decrypt it
+// (public keys, SSH key fingerprints, or "scrypt" for a passphrase — never a secret).
 type Encryption struct {
 	Scheme     string   `json:"scheme"`
 	Recipients []string `json:"recipients,omitempty"`
 }
+
+// EncryptionAge is the one encryption scheme: age (filippo.io/age), applied after compression.
+const EncryptionAge = "age"
 
 // Tool names the program that wrote the artifact.
 type Tool struct {
@@ -100,8 +104,8 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("manifest sha256 %q is not 64 lowercase hex digits", m.SHA256)
 	case m.Size <= 0:
 		return fmt.Errorf("manifest size %d is not positive", m.Size)
-	case m.Encryption != nil:
-		return fmt.Errorf("artifact is encrypted with %q, which this build cannot decrypt", m.Encryption.Scheme)
+	case m.Encryption != nil && m.Encryption.Scheme != EncryptionAge:
+		return fmt.Errorf("artifact is encrypted with %q, which this build cannot decrypt (it reads %s)", m.Encryption.Scheme, EncryptionAge)
 	}
 	if _, err := ParseCompression(string(m.Compression)); err != nil {
 		return err
@@ -144,12 +148,13 @@ type KeyParts struct {
 	Job              string // the sidecar job; empty for a backup made by hand
 	Strategy, Ext    string
 	Compression      Compression
+	Encrypted        bool // the key gets ".age"
 	At               time.Time
 }
 
 // Key builds the key of a new artifact:
 //
-//	PROJECT/SERVICE/SERVICE[-JOB]-STRATEGY-20060102T150405.000Z-RANDOM.EXT.COMPRESSION
+//	PROJECT/SERVICE/SERVICE[-JOB]-STRATEGY-20060102T150405.000Z-RANDOM.EXT.COMPRESSION[.age]
 //
 // Keys sort by time within a service; the job name and eight random hex digits make two
 // backups started in the same millisecond (two jobs, two hosts) never collide. Parts that
@@ -163,6 +168,9 @@ func Key(k KeyParts) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name = fmt.Sprintf("%s-%s-%s-%s.%s.%s", name, safePart(k.Strategy), stamp, hex.EncodeToString(b), k.Ext, k.Compression.Extension())
+	if k.Encrypted {
+		name += "." + EncryptionAge
+	}
 	return Dir(k.Project, k.Service) + "/" + name
 }
 

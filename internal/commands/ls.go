@@ -37,9 +37,10 @@ func newLsCommand(dockerCli command.Cli) *cobra.Command {
 		Long: `List the backups on a target, newest first, from the manifests stored beside them (no
 catalog needed). Without --from, in a project with a sidecar, the sidecar lists its targets.
 
-The NOTE column flags what a restore would not trust: a backup dated in the future (never
-"latest", never counted by retention), one whose manifest is not signed, or signed with
-another key than this plugin's (or the sidecar's).`,
+The NOTE column flags an encrypted backup (its manifest names its recipients), and what a
+restore would not trust: a backup dated in the future (never "latest", never counted by
+retention), one whose manifest is not signed, or signed with another key than this plugin's
+(or the sidecar's).`,
 		Example: `  docker backup ls                      # the sidecar's targets
   docker backup ls --from ./backups
   docker backup ls --from s3://backups/site-a?endpoint=minio:9000 --service db --format json`,
@@ -188,11 +189,18 @@ func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format
 			svc = m.Container
 		}
 		created := units.HumanDuration(now.Sub(m.CreatedAt)) + " ago"
-		note := r.note
+		var notes []string
+		if r.note != "" {
+			notes = append(notes, r.note)
+		}
+		if m.Encryption != nil {
+			notes = append(notes, "encrypted ("+m.Encryption.Scheme+")")
+		}
 		if m.InFuture(now) {
 			created = "in " + units.HumanDuration(m.CreatedAt.Sub(now))
-			note = strings.TrimPrefix(note+", dated in the future", ", ")
+			notes = append(notes, "dated in the future")
 		}
+		note := strings.Join(notes, ", ")
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Artifact, svc, m.Strategy, created, humanBytes(m.Size))
 		if withTargets {
 			job := m.Job

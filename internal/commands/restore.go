@@ -37,6 +37,7 @@ type restoreOptions struct {
 	database      string
 	noSidecar     bool
 	allowUnsigned bool
+	decrypt       decryptOptions
 }
 
 func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
@@ -80,6 +81,7 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment); sqlite: the database file (default: the backed-up path)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest is not signed with this plugin's (or the sidecar's) key; it is then restored without set-user-ID files or devices")
 	noSidecarFlag(flags, &opts.noSidecar)
+	decryptFlags(flags, &opts.decrypt)
 	return cmd
 }
 
@@ -108,12 +110,16 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
+	ids, err := opts.decrypt.build(dockerCli)
+	if err != nil {
+		return err
+	}
 	guard := &stopGuard{}
 	defer guard.Close()
 	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "restoring")
 	defer done()
-	spec := plan.RestoreSpec{Container: c, Key: key, AllowUnsigned: opts.allowUnsigned,
+	spec := plan.RestoreSpec{Container: c, Key: key, AllowUnsigned: opts.allowUnsigned, Identities: ids,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop},
 		Guard:   guard, Progress: onProgress, Log: log}
 	switch {
@@ -214,8 +220,8 @@ func confirm(dockerCli command.Cli, question string) error {
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
 func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts restoreOptions) error {
-	if opts.user != "" || opts.database != "" {
-		return fmt.Errorf("--user and --database apply to direct restores (with --from); the sidecar %s restores with what the backup recorded (or pass --no-sidecar)", sc.Name())
+	if opts.user != "" || opts.database != "" || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+		return fmt.Errorf("--user, --database and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	var lists []control.Backups
 	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {

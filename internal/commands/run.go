@@ -26,6 +26,7 @@ type runOptions struct {
 	database    string
 	paths       []string
 	noSidecar   bool
+	encrypt     encryptOptions
 	// compressionSet: --compression was given (it applies to direct backups only).
 	compressionSet bool
 }
@@ -66,6 +67,7 @@ key's holder made.`,
 	flags.StringVar(&opts.database, "database", "", "postgres: database; mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
 	noSidecarFlag(flags, &opts.noSidecar)
+	encryptFlags(flags, &opts.encrypt)
 	return cmd
 }
 
@@ -100,6 +102,10 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
+	recipients, err := opts.encrypt.build(dockerCli)
+	if err != nil {
+		return err
+	}
 	guard := &stopGuard{}
 	defer guard.Close()
 	log := logger(dockerCli.Err())
@@ -107,7 +113,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	defer done()
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths},
-		Target:  tgt, Compression: comp, Stop: opts.stop, Signer: key, Guard: guard, Progress: onProgress, Log: log})
+		Target:  tgt, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
 	if err != nil {
 		return err
 	}
@@ -131,6 +137,9 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	fmt.Fprintf(out, "  signed   key %s\n", key.ID())
+	if m.Encryption != nil {
+		fmt.Fprintf(out, "  encrypted for %s\n", strings.Join(m.Encryption.Recipients, ", "))
+	}
 	return nil
 }
 
@@ -145,8 +154,10 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop and --compression apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels say (or pass --no-sidecar)", sc.Name())
+	e := opts.encrypt
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet ||
+		len(e.recipients)+len(e.recipientsFiles) > 0 || e.passphraseFile != "" || e.askPassphrase {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop, --compression and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
 	}
 	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), eventLine(ev))

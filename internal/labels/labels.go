@@ -13,6 +13,7 @@
 //	docker-backup.pre=pg_isready -q           command run in the container before, as argv
 //	docker-backup.post=["sh", "-c", "..."]    ... after (a JSON array is taken as is)
 //	docker-backup.hook-timeout=2m             how long pre and post may take (default 5m)
+//	docker-backup.recipients=age1...,ssh-ed25519 ...  encrypt the backups for these public keys
 //	docker-backup.<job>.<key>=...             the same keys for a named job (several per service)
 //
 // Keys without a job name make the job "default" (when it has a schedule) and are defaults
@@ -35,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/kballard/go-shellquote"
@@ -72,6 +74,8 @@ type Job struct {
 	Pre, Post []string
 	// HookTimeout bounds each of Pre and Post; zero: the default.
 	HookTimeout time.Duration
+	// Recipients are public keys the job's backups are encrypted for, besides the sidecar's.
+	Recipients []string
 }
 
 // Error is one invalid label.
@@ -100,7 +104,7 @@ type Options struct {
 }
 
 var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
-	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true}
+	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true}
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -300,6 +304,15 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 				fail(label, v, "must be a duration like 30s, 5m or 1h")
 			}
 			j.HookTimeout = d
+		}
+		if v, label, ok := get("recipients"); ok {
+			// Public keys only: labels are public (anyone who can docker inspect reads them).
+			var r crypt.Recipients
+			if err := r.Add(v); err != nil {
+				fail(label, "(not shown)", err.Error())
+			} else {
+				j.Recipients = []string{v}
+			}
 		}
 		for _, hook := range []struct {
 			key string

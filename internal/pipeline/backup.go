@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -37,6 +38,9 @@ type BackupRequest struct {
 	Job string
 	// Signer signs the manifest; nil writes it unsigned.
 	Signer *artifact.SigningKey
+	// Encrypt, when not empty, encrypts the compressed stream for these recipients (age):
+	// the manifest's size and SHA-256 are then of the ciphertext.
+	Encrypt *crypt.Recipients
 	// Progress, when set, is called with the number of raw bytes produced so far.
 	Progress func(rawBytes int64)
 	Log      *slog.Logger
@@ -101,6 +105,9 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		Tool:          artifact.Tool{Name: "docker-backup", Version: version.Version},
 		Source:        source,
 	}
+	if !req.Encrypt.Empty() {
+		m.Encryption = &artifact.Encryption{Scheme: artifact.EncryptionAge, Recipients: req.Encrypt.Names}
+	}
 	if req.Signer != nil {
 		if err := req.Signer.Sign(m); err != nil {
 			_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
@@ -159,8 +166,17 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (strategy.Sour
 	return p.source, hash.Sum(nil), stored, nil
 }
 
+// produce runs the strategy into compression (and encryption): strategy → compression →
+// age → out.
 func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter) (strategy.Source, error) {
-	zw, err := req.Compression.NewWriter(out)
+	sealed := io.WriteCloser(nopCloser{out})
+	if !req.Encrypt.Empty() {
+		var err error
+		if sealed, err = req.Encrypt.Encrypt(out); err != nil {
+			return nil, err
+		}
+	}
+	zw, err := req.Compression.NewWriter(sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +193,15 @@ func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("compressing: %w", err)
 	}
+	if err := sealed.Close(); err != nil {
+		return nil, fmt.Errorf("encrypting: %w", err)
+	}
 	return source, nil
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // firstError remembers the first non-nil error set.
 type firstError struct {

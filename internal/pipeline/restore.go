@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -84,9 +85,11 @@ type RestoreRequest struct {
 	// Trusted: the manifest's signature was verified (strategy.Data.Trusted).
 	Trusted bool
 	// Allowed are the directories the restore may write into (strategy.Data.Allowed).
-	Allowed  []string
-	Progress func(rawBytes int64)
-	Log      *slog.Logger
+	Allowed []string
+	// Identities decrypt an encrypted artifact.
+	Identities *crypt.Identities
+	Progress   func(rawBytes int64)
+	Log        *slog.Logger
 }
 
 // Restore pins the artifact, reads it completely — checking its size and SHA-256, and its
@@ -114,6 +117,9 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	if size := pin.Size(); size >= 0 && size != m.Size {
 		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, ErrCorrupt))
 	}
+	if m.Encryption != nil && req.Identities.Empty() {
+		return untouched(fmt.Errorf("%s: %w", m.Artifact, noIdentity(m)))
+	}
 	data := func(r io.Reader) strategy.Data {
 		return strategy.Data{Reader: r, Size: m.RawSize, Source: m.Source, Trusted: req.Trusted, Allowed: req.Allowed}
 	}
@@ -123,8 +129,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	var check func(io.Reader) error
 	if chk, ok := req.Strategy.(strategy.Checker); ok {
 		check = func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
+	} else if m.Encryption != nil {
+		// Decrypted to the end (every chunk authenticated) before anything is touched.
+		check = func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
 	}
-	if err := verifyPinned(ctx, pin, m, check); err != nil {
+	if err := verifyPinned(ctx, pin, m, req.Identities, check); err != nil {
 		return untouched(err)
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
@@ -140,7 +149,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
-	raw, err := newRawReader(v, m, req.Progress, ctx)
+	raw, err := newRawReader(v, m, req.Identities, req.Progress, ctx)
 	if err != nil {
 		return err
 	}
@@ -163,7 +172,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 // verifyPinned reads the pinned artifact once: the stored bytes are hashed while check (if
 // any) reads them decompressed; whatever check leaves is read too, and size and SHA-256 must
 // match.
-func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, check func(io.Reader) error) error {
+func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) error {
 	rc, err := pin.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", m.Artifact, err)
@@ -174,7 +183,11 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 		_, err := io.Copy(io.Discard, v)
 		return err
 	}
-	zr, err := m.Compression.NewReader(v)
+	plain, err := open(v, m, ids)
+	if err != nil {
+		return err
+	}
+	zr, err := m.Compression.NewReader(plain)
 	if err != nil {
 		return fmt.Errorf("decompressing %s: %w", m.Artifact, err)
 	}
@@ -263,8 +276,12 @@ type rawReader struct {
 	closed  bool
 }
 
-func newRawReader(v *verifier, m *artifact.Manifest, progress func(int64), ctx context.Context) (*rawReader, error) {
-	zr, err := m.Compression.NewReader(v)
+func newRawReader(v *verifier, m *artifact.Manifest, ids *crypt.Identities, progress func(int64), ctx context.Context) (*rawReader, error) {
+	plain, err := open(v, m, ids)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := m.Compression.NewReader(plain)
 	if err != nil {
 		if errors.Is(err, ErrCorrupt) {
 			return nil, err
@@ -321,6 +338,27 @@ func (r *rawReader) Close() error {
 	}
 	r.closed = true
 	return r.zr.Close()
+}
+
+// open decrypts the stored bytes when the artifact is encrypted.
+func open(v *verifier, m *artifact.Manifest, ids *crypt.Identities) (io.Reader, error) {
+	if m.Encryption == nil {
+		return v, nil
+	}
+	plain, err := ids.Decrypt(v, m.Encryption.Recipients)
+	if err != nil {
+		if v.err != nil && !errors.Is(v.err, io.EOF) {
+			return nil, v.err // damaged or unreadable, not a matter of keys
+		}
+		return nil, fmt.Errorf("%s: %w", m.Artifact, err)
+	}
+	return plain, nil
+}
+
+// noIdentity says what a restore of an encrypted artifact needs.
+func noIdentity(m *artifact.Manifest) error {
+	return fmt.Errorf("it is encrypted (age) for %s: give an identity that can decrypt it (docker backup restore -i FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
+		strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
 }
 
 // silent wraps an error without adding to the message.

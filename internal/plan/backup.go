@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
@@ -50,6 +51,8 @@ type BackupSpec struct {
 	HookTimeout time.Duration
 	// Signer signs the manifest; nil: unsigned.
 	Signer *artifact.SigningKey
+	// Encrypt encrypts the artifact for these recipients (age); empty: not encrypted.
+	Encrypt *crypt.Recipients
 	// Guard is told of every container stopped, before it is stopped.
 	Guard containers.Guard
 	// At is the backup's time (the key's stamp); zero: now.
@@ -115,7 +118,7 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 	}
 	b.Strategy = strat
 	b.Key = artifact.Key(artifact.KeyParts{Project: c.Project, Service: ServiceName(c), Job: spec.Job, Strategy: strat.Name(),
-		Ext: strat.Extension(), Compression: spec.Compression, At: spec.At})
+		Ext: strat.Extension(), Compression: spec.Compression, Encrypted: !spec.Encrypt.Empty(), At: spec.At})
 	if spec.Stop {
 		if b.Dependents, err = containers.Dependents(ctx, api, c); err != nil {
 			return nil, err
@@ -152,7 +155,7 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			run := func(ctx context.Context) error {
 				var err error
 				res, err = pipeline.Backup(ctx, pipeline.BackupRequest{Container: c, Strategy: b.Strategy, Target: spec.Target,
-					Compression: spec.Compression, Key: b.Key, Job: spec.Job, Signer: spec.Signer, Progress: spec.Progress, Log: log})
+					Compression: spec.Compression, Key: b.Key, Job: spec.Job, Signer: spec.Signer, Encrypt: spec.Encrypt, Progress: spec.Progress, Log: log})
 				return err
 			}
 			if spec.Stop {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
@@ -37,6 +38,8 @@ type RestoreSpec struct {
 	// unless AllowUnsigned (then restored under stricter rules, see strategy.Data.Trusted).
 	Key           *artifact.SigningKey
 	AllowUnsigned bool
+	// Identities decrypt an encrypted backup.
+	Identities *crypt.Identities
 	// Strategies, when set, are the only strategies the service is backed up with (its
 	// jobs' labels): a backup of another kind is refused.
 	Strategies []string
@@ -98,6 +101,10 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	r.Manifest = m
 	if err := r.trust(m); err != nil {
 		return nil, err
+	}
+	if m.Encryption != nil && spec.Identities.Empty() {
+		return nil, fmt.Errorf("refusing to restore, %s is untouched: %s is encrypted (age) for %s: give an identity that can decrypt it (-i/--identity FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
+			c, m.Artifact, strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
 	}
 	if m.InFuture(time.Now()) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the backup says it was made at %s, in the future: check the clocks of the hosts that write to this target", m.CreatedAt.Local().Format(time.RFC3339)))
@@ -270,7 +277,7 @@ func (r *Restore) Run(ctx context.Context) error {
 	c, spec := r.Container, r.spec
 	c.SetGuard(spec.Guard)
 	err := pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
-		Trusted: r.Trusted, Allowed: r.allowed, Progress: spec.Progress, Log: spec.Log})
+		Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Log: spec.Log})
 	if err == nil {
 		return nil
 	}

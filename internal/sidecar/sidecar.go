@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
@@ -99,6 +100,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	if err := d.openKey(); err != nil {
 		return nil, err
 	}
+	var ids crypt.Identities
+	if cfg.AgeIdentityFile != "" {
+		if err := ids.AddFile(cfg.AgeIdentityFile); err != nil {
+			return nil, fmt.Errorf("%s: %w", config.EnvAgeIdentityFile, err)
+		}
+	}
 	dbPath := filepath.Join(cfg.StateDir, "catalog.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -108,7 +115,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	d.sched = schedule.NewScheduler(schedule.SchedulerOptions{MaxConcurrent: cfg.MaxConcurrent, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 		Location: cfg.Location, Log: d.log})
 	d.runner = jobs.New(ctx, jobs.Options{API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
-		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recorder: opts.Recorder, Log: d.log,
+		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recipients: cfg.AgeRecipients,
+		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
 		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
 		Targets: d.runner.TargetNames(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,

@@ -8,10 +8,18 @@ import (
 
 // The archive policy of volume restores, entry by entry.
 func TestTarPolicy(t *testing.T) {
-	dir := func(name string) *tar.Header { return &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755} }
-	file := func(name string, mode int64) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode} }
-	link := func(name, to string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: to} }
-	symlink := func(name, to string) *tar.Header { return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to} }
+	dir := func(name string) *tar.Header {
+		return &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755}
+	}
+	file := func(name string, mode int64) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: mode}
+	}
+	link := func(name, to string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeLink, Linkname: to}
+	}
+	symlink := func(name, to string) *tar.Header {
+		return &tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: to}
+	}
 	paths := []string{"/srv/uploads", "/srv/uploads2"}
 	cases := []struct {
 		name    string

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"regexp"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
@@ -46,6 +48,11 @@ type Config struct {
 	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
 	// in its state directory.
 	SigningKeyFile string
+	// AgeRecipients are the public keys every job's backups are encrypted for (a job's
+	// docker-backup.recipients label adds its own); none: not encrypted.
+	AgeRecipients []string
+	// AgeIdentityFile decrypts encrypted backups for restores through the sidecar.
+	AgeIdentityFile string
 
 	defaultFromEnv bool // DOCKER_BACKUP_TARGET was set
 }
@@ -68,6 +75,8 @@ const (
 	EnvCatalogSchedule = "DOCKER_BACKUP_CATALOG_SCHEDULE"
 	EnvHookTimeout     = "DOCKER_BACKUP_HOOK_TIMEOUT"
 	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
+	EnvAgeRecipients   = "DOCKER_BACKUP_AGE_RECIPIENTS"
+	EnvAgeIdentityFile = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 
@@ -202,6 +211,26 @@ func FromEnv(environ []string) (Config, error) {
 	cfg.SigningKeyFile = get(EnvSigningKeyFile, "")
 	if cfg.SigningKeyFile != "" && !path.IsAbs(cfg.SigningKeyFile) {
 		bad(EnvSigningKeyFile, cfg.SigningKeyFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
+	}
+	if v := get(EnvAgeRecipients, ""); v != "" {
+		var r crypt.Recipients
+		if err := r.Add(v); err != nil {
+			bad(EnvAgeRecipients, v, err.Error())
+		}
+		cfg.AgeRecipients = append(cfg.AgeRecipients, v)
+	}
+	if f := get(EnvAgeRecipients+"_FILE", ""); f != "" {
+		if b, err := os.ReadFile(f); err != nil {
+			bad(EnvAgeRecipients+"_FILE", f, err.Error())
+		} else if err := (&crypt.Recipients{}).Add(string(b)); err != nil {
+			bad(EnvAgeRecipients+"_FILE", f, err.Error())
+		} else {
+			cfg.AgeRecipients = append(cfg.AgeRecipients, string(b))
+		}
+	}
+	cfg.AgeIdentityFile = get(EnvAgeIdentityFile, "")
+	if cfg.AgeIdentityFile != "" && !path.IsAbs(cfg.AgeIdentityFile) {
+		bad(EnvAgeIdentityFile, cfg.AgeIdentityFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
 	}
 	comp, err := artifact.ParseCompression(get(EnvCompression, string(artifact.Zstd)))
 	if err != nil {

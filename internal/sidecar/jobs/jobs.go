@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -81,8 +82,12 @@ type Options struct {
 	Timeout     time.Duration
 	HookTimeout time.Duration
 	Signer      *artifact.SigningKey
-	Recorder    Recorder
-	Log         *slog.Logger
+	// Recipients are the public keys every backup is encrypted for (a job's label adds its
+	// own); Identities decrypt for restores.
+	Recipients []string
+	Identities *crypt.Identities
+	Recorder   Recorder
+	Log        *slog.Logger
 	// Project is the compose project managed (empty with AllProjects).
 	Project     string
 	AllProjects bool

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/retention"
@@ -139,13 +141,17 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, log *slog.Logger, start
 	if hookTimeout == 0 {
 		hookTimeout = r.opts.HookTimeout
 	}
+	var recipients crypt.Recipients
+	if err := recipients.Add(append(slices.Clone(r.opts.Recipients), j.Recipients...)...); err != nil {
+		return nil, fmt.Errorf("the encryption recipients: %w", err)
+	}
 	tgt, ok := r.opts.Targets[j.TargetName()]
 	if !ok {
 		return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", j.TargetName(), strings.Join(r.TargetNames(), ", "))
 	}
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
 		Options: strategy.Options{Database: j.Database, Paths: j.Paths}, Target: tgt, Compression: r.opts.Compression,
-		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer,
+		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
 		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
 	if err != nil {
 		return nil, err
