@@ -49,6 +49,9 @@ type Manifest struct {
 	Tool Tool `json:"tool"`
 	// Source holds what the strategy recorded about the data: tool versions, database, paths.
 	Source map[string]string `json:"source,omitempty"`
+	// Contents is what the backup holds, counted as it was made; nil when the strategy
+	// counts nothing (or an older version made it).
+	Contents *Contents `json:"contents,omitempty"`
 
 	// Signature authenticates the manifest (and through its SHA-256, the artifact): see
 	// SigningKey. Nil for an unsigned manifest.
@@ -58,9 +61,9 @@ type Manifest struct {
 	canonical []byte
 }
 
-// MaxManifestSize bounds a manifest read from a target: a real one is a few KiB, and a
-// forged giant must not cost memory.
-const MaxManifestSize = 64 << 10
+// MaxManifestSize bounds a manifest read from a target: a real one is a few KiB (up to about
+// 1 MiB with MaxCounted tables), and a forged giant must not cost memory.
+const MaxManifestSize = 2 << 20
 
 // FutureSkew is how far ahead of the local clock a backup's creation time may be (clocks of
 // hosts sharing a target differ a little) before it counts as dated in the future: such a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/verify"
 )
 
 // Codes classify a failed request, so that the plugin acts on a code, never on error text.
@@ -37,6 +38,7 @@ const (
 	PathBackups = "/v1/backups"
 	PathRun     = "/v1/run"
 	PathRestore = "/v1/restore"
+	PathVerify  = "/v1/verify"
 	PathCatalog = "/v1/catalog/backup"
 	PathRebuild = "/v1/catalog/rebuild"
 )
@@ -176,6 +178,16 @@ type RestoreRequest struct {
 	AllowUnsigned bool `json:"allow_unsigned,omitempty"`
 }
 
+// VerifyRequest asks the sidecar to verify a backup of a service in a scratch copy of it.
+type VerifyRequest struct {
+	Project string `json:"project"`
+	Service string `json:"service"`
+	Key     string `json:"key"` // a backup key, or "latest" for the service's newest
+	Target  string `json:"target,omitempty"`
+	// AllowUnsigned verifies a backup whose manifest the sidecar's key does not vouch for.
+	AllowUnsigned bool `json:"allow_unsigned,omitempty"`
+}
+
 // Event is one line of a streamed answer: a log line, then finally a result or an error.
 type Event struct {
 	Time    time.Time `json:"time,omitzero"`
@@ -195,4 +207,6 @@ type Result struct {
 	Pruned   []string           `json:"pruned,omitempty"`
 	// Warnings are what the user should know (versions, an unsigned backup restored).
 	Warnings []string `json:"warnings,omitempty"`
+	// Verify is the report of a verify (which ran: it may not have passed).
+	Verify *verify.Report `json:"verify,omitempty"`
 }

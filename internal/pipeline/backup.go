@@ -80,7 +80,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 			faults.Point(ctx, "backup-stream")
 		}
 	}}
-	source, sum, stored, err := stream(ctx, req, raw)
+	out, sum, stored, err := stream(ctx, req, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,8 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		SHA256:        artifact.HexSum(sum),
 		Compression:   req.Compression,
 		Tool:          artifact.Tool{Name: "docker-backup", Version: version.Version},
-		Source:        source,
+		Source:        out.source,
+		Contents:      out.contents,
 	}
 	if !req.Encrypt.Empty() {
 		m.Encryption = &artifact.Encryption{Scheme: artifact.EncryptionAge, Recipients: req.Encrypt.Names}
@@ -129,26 +130,29 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	return &BackupResult{Key: req.Key, Manifest: m, Duration: time.Since(started)}, nil
 }
 
+// produced is what the strategy said about its backup.
+type produced struct {
+	source   strategy.Source
+	contents *artifact.Contents
+	err      error
+}
+
 // stream runs the strategy into compression, hashing and the target, concurrently.
-func stream(ctx context.Context, req BackupRequest, raw *counter) (strategy.Source, []byte, int64, error) {
+func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []byte, int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	hash := sha256.New()
 
-	type produced struct {
-		source strategy.Source
-		err    error
-	}
 	// first keeps the error of the side that failed first: the other side's error is only
 	// its consequence (a closed pipe, a cancelled context).
 	var first firstError
 	done := make(chan produced, 1)
 	go func() {
-		source, err := produce(ctx, req, io.MultiWriter(pw, hash), raw)
-		first.set(err)
-		pw.CloseWithError(err) // nil: the target sees EOF and publishes the object
-		done <- produced{source, err}
+		p := produce(ctx, req, io.MultiWriter(pw, hash), raw)
+		first.set(p.err)
+		pw.CloseWithError(p.err) // nil: the target sees EOF and publishes the object
+		done <- p
 	}()
 
 	stored, putErr := req.Target.Put(ctx, req.Key, pr)
@@ -161,42 +165,56 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (strategy.Sour
 	p := <-done
 	if p.err != nil || putErr != nil {
 		// On a producer failure the target saw the error through the pipe and left nothing.
-		return nil, nil, 0, first.get()
+		return produced{}, nil, 0, first.get()
 	}
-	return p.source, hash.Sum(nil), stored, nil
+	return p, hash.Sum(nil), stored, nil
 }
 
 // produce runs the strategy into compression (and encryption): strategy → compression →
-// age → out.
-func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter) (strategy.Source, error) {
+// age → out; beside compression, the strategy's Count sees the raw stream.
+func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter) produced {
+	fail := func(err error) produced { return produced{err: err} }
 	sealed := io.WriteCloser(nopCloser{out})
 	if !req.Encrypt.Empty() {
 		var err error
 		if sealed, err = req.Encrypt.Encrypt(out); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	zw, err := req.Compression.NewWriter(sealed)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	raw.w = zw
+	var count strategy.Count
+	if c, ok := req.Strategy.(strategy.Counter); ok {
+		count = c.NewCount()
+		raw.w = io.MultiWriter(zw, count)
+	}
 	source, err := req.Strategy.Backup(ctx, req.Container, raw)
+	var contents *artifact.Contents
+	if count != nil {
+		// Always: it ends the count's reading.
+		var cerr error
+		if contents, cerr = count.Contents(); err == nil && cerr != nil {
+			err = fmt.Errorf("%s backup of %s: %w", req.Strategy.Name(), req.Container, cerr)
+		}
+	}
 	if err != nil {
 		_ = zw.Close()
-		return nil, err
+		return fail(err)
 	}
 	if raw.n == 0 {
 		_ = zw.Close()
-		return nil, fmt.Errorf("%s backup of %s: %w; refusing to store it as a success", req.Strategy.Name(), req.Container, ErrEmptyBackup)
+		return fail(fmt.Errorf("%s backup of %s: %w; refusing to store it as a success", req.Strategy.Name(), req.Container, ErrEmptyBackup))
 	}
 	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing: %w", err)
+		return fail(fmt.Errorf("compressing: %w", err))
 	}
 	if err := sealed.Close(); err != nil {
-		return nil, fmt.Errorf("encrypting: %w", err)
+		return fail(fmt.Errorf("encrypting: %w", err))
 	}
-	return source, nil
+	return produced{source: source, contents: contents}
 }
 
 type nopCloser struct{ io.Writer }

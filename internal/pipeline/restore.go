@@ -30,6 +30,10 @@ var ErrUntouched = errors.New("nothing was restored")
 // unless the strategy rolls back, some of it may be applied.
 var ErrStarted = errors.New("the restore had begun")
 
+// ErrTarget is wrapped when the target could not be read (not a matter of the artifact's
+// content): opening it, or a read that failed part-way.
+var ErrTarget = errors.New("the target could not be read")
+
 // ReadManifest loads and validates the manifest of the artifact at key: it must name that
 // artifact, and its project and service must be those of the key's directory.
 func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.Manifest, error) {
@@ -68,7 +72,7 @@ func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.M
 func Verify(ctx context.Context, t target.Target, m *artifact.Manifest, progress func(int64)) error {
 	rc, err := t.Get(ctx, m.Artifact)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, progress)
@@ -111,7 +115,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	pin, err := target.Pin(ctx, req.Target, m.Artifact)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w", m.Artifact, err))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
 	}
 	defer pin.Close()
 	if size := pin.Size(); size >= 0 && size != m.Size {
@@ -145,7 +149,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
@@ -175,7 +179,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) error {
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w", m.Artifact, err)
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
@@ -249,7 +253,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.err = v.check()
 		return n, v.err
 	case err != nil:
-		v.err = fmt.Errorf("reading %s: %w", v.m.Artifact, err)
+		v.err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, err, silent{ErrTarget})
 		return n, v.err
 	}
 	return n, nil

@@ -51,6 +51,8 @@ type RestoreSpec struct {
 	Guard    containers.Guard
 	Progress func(rawBytes int64)
 	Log      *slog.Logger
+	// Verb is what the plan is for, in messages: "restore" (the default) or "verify".
+	Verb string
 }
 
 // Restore is a planned restore.
@@ -103,20 +105,20 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		return nil, err
 	}
 	if m.Encryption != nil && spec.Identities.Empty() {
-		return nil, fmt.Errorf("refusing to restore, %s is untouched: %s is encrypted (age) for %s: give an identity that can decrypt it (-i/--identity FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
-			c, m.Artifact, strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
+		return nil, fmt.Errorf("%s: %s is encrypted (age) for %s: give an identity that can decrypt it (-i/--identity FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
+			r.refusing(), m.Artifact, strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
 	}
 	if m.InFuture(time.Now()) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the backup says it was made at %s, in the future: check the clocks of the hosts that write to this target", m.CreatedAt.Local().Format(time.RFC3339)))
 	}
 	if owner := m.Describe(); owner != serviceOf(c) {
 		if spec.SameService {
-			return nil, fmt.Errorf("refusing to restore %s into %s: it is a backup of %s: %w", m.Artifact, c, owner, ErrRefused)
+			return nil, fmt.Errorf("refusing to %s %s into %s: it is a backup of %s: %w", r.verb(), m.Artifact, c, owner, ErrRefused)
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, serviceOf(c)))
 	}
 	if len(spec.Strategies) > 0 && !slices.Contains(spec.Strategies, m.Strategy) {
-		return nil, fmt.Errorf("refusing to restore: %s is a %s backup, but %s is backed up with %s: %w", m.Artifact, m.Strategy, c, strings.Join(spec.Strategies, ", "), ErrRefused)
+		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s is backed up with %s: %w", r.verb(), m.Artifact, m.Strategy, c, strings.Join(spec.Strategies, ", "), ErrRefused)
 	}
 	if !detect.Supports(ctx, c, m.Strategy) {
 		var have []string
@@ -126,8 +128,8 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		if len(have) == 0 {
 			have = []string{"none"}
 		}
-		return nil, fmt.Errorf("refusing to restore: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s%w",
-			m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, silent{ErrRefused})
+		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s%w",
+			r.verb(), m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, silent{ErrRefused})
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
@@ -146,6 +148,21 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	}
 	r.Warnings = append(r.Warnings, versionWarning(ctx, c, m, r.Strategy)...)
 	return r, nil
+}
+
+func (r *Restore) verb() string {
+	if r.spec.Verb == "" {
+		return "restore"
+	}
+	return r.spec.Verb
+}
+
+// refusing starts the message of a refusal: a refused restore has touched nothing.
+func (r *Restore) refusing() string {
+	if r.verb() == "restore" {
+		return fmt.Sprintf("refusing to restore, %s is untouched", r.Container)
+	}
+	return "refusing to " + r.verb()
 }
 
 func insideAny(p string, dirs []string) (string, bool) {
@@ -175,16 +192,16 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 	}
 	switch {
 	case errors.Is(err, artifact.ErrBadSignature):
-		return fmt.Errorf("refusing to restore, %s is untouched: the manifest of %s was changed after it was signed — its sha256, size and paths cannot be trusted (tampered with): %w", r.Container, m.Artifact, err)
+		return fmt.Errorf("%s: the manifest of %s was changed after it was signed — its sha256, size and paths cannot be trusted (tampered with): %w", r.refusing(), m.Artifact, err)
 	case r.spec.AllowUnsigned:
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files or devices", m.Artifact, err))
 		return nil
 	case errors.Is(err, artifact.ErrOtherKey):
-		return fmt.Errorf("refusing to restore %s: %v, and %s; give the key it was made with (DOCKER_BACKUP_SIGNING_KEY_FILE), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
-			m.Artifact, err, keyName, r.spec.Target, ErrNotTrusted)
+		return fmt.Errorf("refusing to %s %s: %v, and %s; give the key it was made with (DOCKER_BACKUP_SIGNING_KEY_FILE), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
+			r.verb(), m.Artifact, err, keyName, r.spec.Target, ErrNotTrusted)
 	}
-	return fmt.Errorf("refusing to restore %s: its manifest is not signed, so nothing proves this tool made it (whoever can write to %s can forge one); pass --allow-unsigned if you trust them: %w",
-		m.Artifact, r.spec.Target, ErrNotTrusted)
+	return fmt.Errorf("refusing to %s %s: its manifest is not signed, so nothing proves this tool made it (whoever can write to %s can forge one); pass --allow-unsigned if you trust them: %w",
+		r.verb(), m.Artifact, r.spec.Target, ErrNotTrusted)
 }
 
 // latest finds the newest backup of the container's service that is not dated in the

@@ -31,6 +31,8 @@ import (
 type SQLite struct {
 	Path string
 	Log  *slog.Logger
+
+	count *discardCount // what NewCount gave the pipeline: the row counts go there
 }
 
 // sqliteBusyTimeout is how long the online copy waits for a lock the application holds.
@@ -108,6 +110,11 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 		s.Path, ".backup '" + strings.ReplaceAll(tmp, "'", "''") + "'"}})
 	if err != nil {
 		return stepErr(c, "dump", err)
+	}
+	if s.count != nil {
+		if s.count.contents, err = s.countRows(ctx, c, tmp); err != nil {
+			s.log().Warn("could not count the rows of the copy: verify will not compare them", "error", err)
+		}
 	}
 	return stepErr(c, "copy", copyEntry(ctx, c, tmp, base, tw))
 }

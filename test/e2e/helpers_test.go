@@ -213,6 +213,9 @@ type crafted struct {
 	dir string
 	// job names the sidecar job that made it.
 	job string
+	// contents, image and imageID are recorded as given.
+	contents       *artifact.Contents
+	image, imageID string
 }
 
 // craft stores an artifact and its manifest as a backup would, and returns its key.
@@ -236,7 +239,11 @@ func craft(t *testing.T, dir string, c crafted) string {
 	m := artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: key, Strategy: c.strategy,
 		Project: c.project, Service: c.service, Container: c.project + "-" + c.service + "-1", Image: "crafted",
 		CreatedAt: c.created.UTC(), Size: int64(buf.Len()), RawSize: int64(len(c.raw)),
-		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd, Source: c.source, Job: c.job}
+		SHA256: hex.EncodeToString(sum[:]), Compression: artifact.Zstd, Source: c.source, Job: c.job,
+		Contents: c.contents, ImageID: c.imageID}
+	if c.image != "" {
+		m.Image = c.image
+	}
 	if c.key != nil {
 		if err := c.key.Sign(&m); err != nil {
 			t.Fatal(err)

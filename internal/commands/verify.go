@@ -1,0 +1,281 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/verify"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+)
+
+// exitVerifyFailed is the exit code of a verify that ran and failed: the backup did not
+// restore, or restored to something else than it recorded.
+const exitVerifyFailed = 4
+
+type verifyOptions struct {
+	from          string
+	service       string
+	project       string
+	format        string
+	timeout       time.Duration
+	noSidecar     bool
+	allowUnsigned bool
+	decrypt       decryptOptions
+}
+
+func newVerifyCommand(dockerCli command.Cli) *cobra.Command {
+	var opts verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify [OPTIONS] BACKUP",
+		Short: "Prove that a backup restores: restore it into a scratch copy of its service and compare",
+		Long: `Verify a backup by restoring it into a throwaway copy of its service — a container created
+from the backed-up image (or the service's current one when that image is gone) with the service's
+environment and command, empty volumes in place of its volumes and read-write bind mounts, and no
+network — then comparing what the restored data holds with what the backup recorded while it
+was made:
+
+  postgres  rows of every table (each COPY block counted as the dump streamed) against count(*)
+  mysql     rows of every table (the dump's INSERTed rows) against COUNT(*)
+  redis     keys per database (read from the RDB) against INFO keyspace
+  sqlite    rows of every table against count(*), and PRAGMA integrity_check
+  volume    number of files, bytes and a digest of paths, modes, owners and contents
+  mongo     documents of every collection (read from the archive) against countDocuments
+
+BACKUP is a backup's name as "docker backup ls" shows it (with --from), the path of an artifact
+or manifest file, or "latest" (the newest backup of --service). The service itself is never
+touched: only read (its configuration), and the scratch container and its volumes are removed
+on every path. One left behind by a killed verify is removed by the next.
+
+The exit code is 0 when every check passed, 4 when the verify ran and a check failed (the
+backup does not restore, or restores to something else than it recorded), 1 when it could not
+run (no such backup, not trusted, the scratch copy did not start).
+
+Without --from, in a project with a sidecar, the sidecar verifies the backup on its targets.`,
+		Example: `  docker backup verify latest --service db                 # through the project's sidecar
+  docker backup verify latest --from ./backups --service db -p myapp
+  docker backup verify myapp/db/db-postgres-20261125T020000.000Z-1a2b3c4d.sql.zst --from s3://bucket/backups
+  docker backup verify ./backups/myapp/files/files-volume-20261125T020000.000Z-5e6f7a8b.tar.zst --format json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd.Context(), dockerCli, args[0], opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
+	flags.StringVar(&opts.service, "service", "", "Service whose backup it is (default: the one the manifest names; required with latest)")
+	projectFlag(flags, &opts.project)
+	flags.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
+	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
+	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
+	noSidecarFlag(flags, &opts.noSidecar)
+	decryptFlags(flags, &opts.decrypt)
+	return cmd
+}
+
+func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts verifyOptions) error {
+	if opts.format != "table" && opts.format != "json" {
+		return fmt.Errorf(`--format %q: use "table" or "json"`, opts.format)
+	}
+	if backup == plan.Latest && opts.service == "" {
+		return fmt.Errorf(`"latest" needs --service SERVICE to know whose newest backup to verify`)
+	}
+	api, err := dockerAPI(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	spec := verify.Spec{Engine: api, Backup: backup, AllowUnsigned: opts.allowUnsigned, Owner: scratch.ProcessOwner(),
+		Timeout: opts.timeout, Log: logger(dockerCli.Err())}
+	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
+	switch {
+	case opts.from != "":
+		if spec.Target, err = target.Open(opts.from); err != nil {
+			return err
+		}
+		if backup != plan.Latest {
+			if spec.Manifest, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
+				return err
+			}
+		}
+	case statErr == nil:
+		if spec.Target, spec.Manifest, err = backupFromPath(ctx, backup); err != nil {
+			return err
+		}
+	case opts.noSidecar:
+		return fmt.Errorf("no backup file %s, and no --from to look for it in", backup)
+	}
+	if spec.Service, err = verifiedService(ctx, api, opts, backup, spec.Manifest); err != nil {
+		return err
+	}
+	if spec.Target == nil {
+		sc, err := findSidecar(ctx, api, spec.Service.Project)
+		if err != nil {
+			return err
+		}
+		if sc == nil {
+			return fmt.Errorf("%s has no sidecar: pass --from DIR (or s3://...) to say where the backup is", spec.Service)
+		}
+		return verifySidecar(ctx, dockerCli, sc, spec.Service, backup, opts)
+	}
+	if spec.Key, err = verifier(); err != nil {
+		return err
+	}
+	if spec.Identities, err = opts.decrypt.build(dockerCli); err != nil {
+		return err
+	}
+	report, err := verify.Run(ctx, spec)
+	if err != nil {
+		return err
+	}
+	return printReport(dockerCli, report, opts.format)
+}
+
+// verifiedService finds the container of the service whose backup is verified: --service, or
+// the one the manifest names.
+func verifiedService(ctx context.Context, api containers.API, opts verifyOptions, key string, m *artifact.Manifest) (*containers.Container, error) {
+	if opts.service != "" {
+		return findService(ctx, api, opts.project, opts.service)
+	}
+	if m == nil {
+		// A key names its project and service: PROJECT/SERVICE/NAME.
+		parts := strings.Split(key, "/")
+		if len(parts) < 3 {
+			return nil, fmt.Errorf("cannot tell whose backup %q is: name the service with --service", key)
+		}
+		m = &artifact.Manifest{Project: parts[len(parts)-3], Service: parts[len(parts)-2]}
+	}
+	project := m.Project
+	if opts.project != "" {
+		project = opts.project
+	}
+	c, err := containers.Find(ctx, api, project, m.Service)
+	if err != nil {
+		return nil, fmt.Errorf("verify copies the configuration of the backed-up service %s, and %w; name another with --service", m.Describe(), err)
+	}
+	return c, nil
+}
+
+// printReport writes the report, and returns the exit status of a verify that failed.
+func printReport(dockerCli command.Cli, r *verify.Report, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(dockerCli.Out())
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		writeReport(dockerCli.Out(), r)
+	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", w)
+	}
+	if err := r.Failed(); err != nil {
+		return cli.StatusError{StatusCode: exitVerifyFailed, Status: err.Error()}
+	}
+	return nil
+}
+
+// maxPassedShown bounds the passed checks the table lists; failed ones are always listed.
+const maxPassedShown = 30
+
+func writeReport(out io.Writer, r *verify.Report) {
+	fmt.Fprintf(out, "Backup:   %s\nService:  %s (%s)\nImage:    %s\n", r.Backup, r.Service, r.Strategy, r.Image+" ("+shortID(r.ImageID)+")")
+	for _, n := range r.Notes {
+		fmt.Fprintf(out, "Note:     %s\n", n)
+	}
+	fmt.Fprintln(out)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "CHECK\tEXPECTED\tFOUND\tRESULT")
+	shown, hidden := 0, 0
+	for _, c := range r.Checks {
+		if c.Passed && shown >= maxPassedShown {
+			hidden++
+			continue
+		}
+		result := "PASS"
+		if !c.Passed {
+			result = "FAIL"
+		}
+		if c.Note != "" {
+			result += " (" + c.Note + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, oneLine(c.Expected), oneLine(c.Found), result)
+		if c.Passed {
+			shown++
+		}
+	}
+	_ = w.Flush()
+	if hidden > 0 {
+		fmt.Fprintf(out, "(%d more checks passed: --format json lists every check)\n", hidden)
+	}
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(out, "\n%s in %s\n", verdict, time.Duration(r.Duration*float64(time.Second)).Round(100*time.Millisecond))
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+func shortID(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// verifySidecar has the project's sidecar verify the backup on its targets.
+func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts verifyOptions) error {
+	if len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+		return fmt.Errorf("the decryption flags apply to direct verifies (with --from); the sidecar %s decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
+	}
+	var lists []control.Backups
+	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
+		return err
+	}
+	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
+	var m *artifact.Manifest
+	var tgt string
+	for _, l := range lists {
+		for _, b := range l.Backups {
+			if b.Artifact == key || (key == plan.Latest && (opts.allowUnsigned || l.Untrusted[b.Artifact] == "") && !b.InFuture(time.Now()) && (m == nil || b.CreatedAt.After(m.CreatedAt))) {
+				m, tgt = b, l.Target
+			}
+		}
+	}
+	if m == nil {
+		return fmt.Errorf("no backup %q of %s that can be verified on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, sc.Name(), c.Service)
+	}
+	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Artifact, Target: tgt,
+		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
+	if err != nil {
+		return fmt.Errorf("verify could not run: %w", err)
+	}
+	if res.Verify == nil {
+		return errors.New("the sidecar sent no verify report")
+	}
+	return printReport(dockerCli, res.Verify, opts.format)
+}

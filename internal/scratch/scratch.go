@@ -1,0 +1,260 @@
+// Package scratch creates throwaway copies of a service's container — same image, same
+// configuration, fresh volumes, no network — for verify to restore a backup into. Every
+// container and volume it creates is labelled with its owner and an expiry, so that what a
+// killed process left behind is found and removed (Reap).
+package scratch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+)
+
+// Labels of scratch containers and volumes. They are outside the docker-backup.* namespace of
+// job labels on purpose: a scratch container is never a service to back up.
+const (
+	// LabelScratch marks a scratch container or volume; its value is the scratch's ID.
+	LabelScratch = "org.docker-backup.scratch"
+	// LabelOwner names the process that created it (see Owner).
+	LabelOwner = "org.docker-backup.scratch.owner"
+	// LabelExpires is the Unix time after which anyone may remove it.
+	LabelExpires = "org.docker-backup.scratch.expires"
+	// LabelService names the service it copies ("project/service").
+	LabelService = "org.docker-backup.scratch.service"
+)
+
+// Engine is the part of the Engine API client scratch containers need.
+type Engine interface {
+	containers.API
+	ContainerCreate(ctx context.Context, options client.ContainerCreateOptions) (client.ContainerCreateResult, error)
+	ContainerRemove(ctx context.Context, id string, options client.ContainerRemoveOptions) (client.ContainerRemoveResult, error)
+	VolumeList(ctx context.Context, options client.VolumeListOptions) (client.VolumeListResult, error)
+	VolumeRemove(ctx context.Context, id string, options client.VolumeRemoveOptions) (client.VolumeRemoveResult, error)
+	ImageInspect(ctx context.Context, image string, options ...client.ImageInspectOption) (client.ImageInspectResult, error)
+}
+
+// Spec is what to copy and who owns the copy.
+type Spec struct {
+	// From is the service's container; its configuration is copied (never its volumes,
+	// bind mounts, networks or published ports).
+	From *containers.Container
+	// ImageID is the image to create the scratch from (the backed-up one); when the Engine
+	// no longer has it, From's current image is used and Notes says so.
+	ImageID string
+	// Owner identifies the creating process (see Owner and Stale).
+	Owner string
+	// Lifetime bounds how long the scratch may live: past it, anyone may remove it.
+	Lifetime time.Duration
+	Log      *slog.Logger
+}
+
+// Scratch is one throwaway container, and the Container to act on it.
+type Scratch struct {
+	*containers.Container
+	engine Engine
+	id     string
+	// Image is the image the scratch was created from.
+	Image string
+	// Notes say where the scratch differs from the service (another image, mounts left out).
+	Notes []string
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// Create creates (and does not start) a scratch copy of spec.From: its image, environment,
+// command, user and working directory; a fresh anonymous volume at every volume and
+// read-write bind mount, read-only bind mounts kept read-only (configuration files), tmpfs
+// kept; network "none"; no published ports, devices, privileges or restart policy; none of
+// its labels. What Create made is removed by Remove, on every path.
+func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
+	from := spec.From
+	in, err := engine.ContainerInspect(ctx, from.ID, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("inspecting %s: %w", from, err)
+	}
+	cfg := in.Container.Config
+	if cfg == nil {
+		return nil, fmt.Errorf("%s has no configuration", from)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	s := &Scratch{engine: engine, id: hex.EncodeToString(b)}
+
+	s.Image = spec.ImageID
+	if s.Image == "" {
+		s.Image = from.ImageID
+	} else if _, err := engine.ImageInspect(ctx, s.Image); err != nil {
+		if !cerrdefs.IsNotFound(err) {
+			return nil, fmt.Errorf("looking for image %s: %w", s.Image, err)
+		}
+		s.Notes = append(s.Notes, fmt.Sprintf("the backed-up image %s is no longer on this host: verified with the service's current image %s", short(s.Image), from.Image))
+		s.Image = from.ImageID
+	}
+	lifetime := spec.Lifetime
+	if lifetime <= 0 {
+		lifetime = 2 * time.Hour
+	}
+	labels := map[string]string{
+		LabelScratch: s.id,
+		LabelOwner:   spec.Owner,
+		LabelExpires: strconv.FormatInt(time.Now().Add(lifetime).Unix(), 10),
+		LabelService: from.Project + "/" + from.Service,
+	}
+
+	var mounts []mount.Mount
+	for _, m := range in.Container.Mounts {
+		dst := path.Clean(m.Destination)
+		switch {
+		case strings.HasSuffix(dst, ".sock") || dst == "/var/run" || dst == "/run":
+			s.Notes = append(s.Notes, "left out the socket mount "+dst)
+		case m.Type == mount.TypeVolume || (m.Type == mount.TypeBind && m.RW):
+			mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: dst,
+				VolumeOptions: &mount.VolumeOptions{Labels: maps.Clone(labels)}})
+		case m.Type == mount.TypeBind:
+			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: dst, ReadOnly: true})
+		case m.Type == mount.TypeTmpfs:
+			mounts = append(mounts, mount.Mount{Type: mount.TypeTmpfs, Target: dst})
+		default:
+			s.Notes = append(s.Notes, fmt.Sprintf("left out the %s mount %s", m.Type, dst))
+		}
+	}
+	hc := &container.HostConfig{NetworkMode: "none", Mounts: mounts, AutoRemove: false}
+	if h := in.Container.HostConfig; h != nil {
+		hc.Tmpfs, hc.ShmSize, hc.Init, hc.ReadonlyRootfs = h.Tmpfs, h.ShmSize, h.Init, h.ReadonlyRootfs
+		hc.CapAdd, hc.CapDrop, hc.GroupAdd = h.CapAdd, h.CapDrop, h.GroupAdd
+	}
+	config := &container.Config{
+		Image:       s.Image,
+		Env:         cfg.Env,
+		Cmd:         cfg.Cmd,
+		Entrypoint:  cfg.Entrypoint,
+		User:        cfg.User,
+		WorkingDir:  cfg.WorkingDir,
+		StopSignal:  cfg.StopSignal,
+		StopTimeout: cfg.StopTimeout,
+		Tty:         cfg.Tty,
+		Labels:      labels,
+	}
+	name := "docker-backup-verify-" + strings.Trim(unsafeName.ReplaceAllString(from.Service, "-"), "-.") + "-" + s.id
+	created, err := engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hc})
+	if err != nil {
+		s.removeVolumes(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("creating the scratch container for %s: %w", from, err)
+	}
+	c, err := containers.Inspect(ctx, engine, created.ID)
+	if err != nil {
+		s.Container = &containers.Container{ID: created.ID, Name: name}
+		_ = s.Remove(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	// Messages name the service the scratch copies.
+	c.Project, c.Service = from.Project, from.Service
+	s.Container = c
+	return s, nil
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Start starts the scratch container.
+func (s *Scratch) Start(ctx context.Context) error {
+	if _, err := s.engine.ContainerStart(ctx, s.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("starting the scratch container %s: %w", s.Name, err)
+	}
+	return s.Refresh(ctx)
+}
+
+// Remove removes the scratch container and its volumes, even when ctx is cancelled.
+func (s *Scratch) Remove(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	_, err := s.engine.ContainerRemove(ctx, s.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && cerrdefs.IsNotFound(err) {
+		err = nil
+	}
+	if err != nil {
+		err = fmt.Errorf("removing the scratch container %s: %w", s.Name, err)
+	}
+	return errors.Join(err, s.removeVolumes(ctx))
+}
+
+func (s *Scratch) removeVolumes(ctx context.Context) error {
+	vols, err := s.engine.VolumeList(ctx, client.VolumeListOptions{Filters: make(client.Filters).Add("label", LabelScratch+"="+s.id)})
+	if err != nil {
+		return fmt.Errorf("listing the scratch volumes: %w", err)
+	}
+	var errs []error
+	for _, v := range vols.Items {
+		if _, err := s.engine.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing the scratch volume %s: %w", v.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reap removes the scratch containers and volumes that stale says are no longer anyone's
+// (their owner is dead, or they expired), and reports how many containers it removed.
+func Reap(ctx context.Context, engine Engine, stale func(labels map[string]string) bool, log *slog.Logger) (int, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	filter := make(client.Filters).Add("label", LabelScratch)
+	list, err := engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filter})
+	if err != nil {
+		return 0, fmt.Errorf("listing scratch containers: %w", err)
+	}
+	var errs []error
+	removed := 0
+	for _, c := range list.Items {
+		if !stale(c.Labels) {
+			continue
+		}
+		if _, err := engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing the leftover scratch container %s: %w", c.ID, err))
+			continue
+		}
+		removed++
+		log.Info("removed a leftover scratch container", "container", strings.TrimPrefix(first(c.Names), "/"), "owner", c.Labels[LabelOwner])
+	}
+	vols, err := engine.VolumeList(ctx, client.VolumeListOptions{Filters: filter})
+	if err != nil {
+		return removed, errors.Join(append(errs, fmt.Errorf("listing scratch volumes: %w", err))...)
+	}
+	for _, v := range vols.Items {
+		if !stale(v.Labels) {
+			continue
+		}
+		// One still in use belongs to a scratch container that is not stale.
+		if _, err := engine.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil {
+			log.Info("removed a leftover scratch volume", "volume", v.Name)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}

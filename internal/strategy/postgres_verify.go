@@ -1,0 +1,176 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+)
+
+// pgCount counts each table's COPY rows as the dump streams, and checks on the way that it is
+// a script the restore accepts.
+type pgCount struct{ script *pgScript }
+
+// NewCount counts the rows of each table's COPY block.
+func (p *Postgres) NewCount() Count { return &pgCount{script: newPGScript(nil)} }
+
+func (c *pgCount) Write(b []byte) (int, error) { return c.script.Write(b) }
+
+func (c *pgCount) Contents() (*artifact.Contents, error) {
+	if err := c.script.Close(); err != nil {
+		return nil, fmt.Errorf("the dump is not one the restore would accept: %w", err)
+	}
+	out := &artifact.Contents{Tables: map[string]int64{}}
+	tables, rows := c.script.Rows()
+	for _, t := range tables {
+		var ok bool
+		if out.Tables, ok = artifact.Count(out.Tables, t, rows[t]); !ok {
+			out.Truncated = true
+		}
+	}
+	return out, nil
+}
+
+// NeedsServer: psql restores into a running server.
+func (p *Postgres) NeedsServer() bool { return true }
+
+// Ready waits for the server the image's entrypoint starts last (its first-start
+// initialisation runs a temporary server without TCP, so ready means accepting TCP on the
+// loopback), then creates the backed-up database and its owner when the image's environment
+// did not.
+func (p *Postgres) Ready(ctx context.Context, c *containers.Container, src Source) error {
+	cn := p.conn(c)
+	port := "5432"
+	if v, ok := c.Getenv("PGPORT"); ok && v != "" {
+		port = v
+	}
+	err := waitFor(ctx, c, 3*time.Minute, "the PostgreSQL server", func(ctx context.Context) error {
+		return c.Exec(ctx, containers.ExecSpec{Cmd: []string{"pg_isready", "--quiet", "--host", "127.0.0.1", "--port", port,
+			"--username", cn.user, "--dbname", "postgres"}, Env: cn.env})
+	})
+	if err != nil {
+		return err
+	}
+	// psql variables quote the names: nothing the manifest says is run as SQL.
+	script := `SELECT format('CREATE ROLE %I', :'role') WHERE :'role' <> '' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')
+\gexec
+SELECT format('CREATE DATABASE %I', :'db') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
+\gexec
+`
+	return c.Exec(ctx, containers.ExecSpec{
+		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
+			"--set", "db=" + src["database"], "--set", "role=" + src["user"], "--username", cn.user, "--dbname", "postgres"},
+		Env: cn.env, Stdin: strings.NewReader(script),
+	})
+}
+
+// pgTableName is how pg_dump names a table in COPY: schema.table, each plain or quoted.
+var pgTableName = regexp.MustCompile(`^(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)$`)
+
+// Found counts the rows of the restored tables, named as pg_dump names them.
+func (p *Postgres) Found(ctx context.Context, c *containers.Container, src Source, want *artifact.Contents) (*artifact.Contents, error) {
+	cn := p.conn(c)
+	psql := func(sql string) (string, error) {
+		var out strings.Builder
+		err := c.Exec(ctx, containers.ExecSpec{
+			Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--tuples-only", "--no-align", "--field-separator", "\t",
+				"--set", "ON_ERROR_STOP=1", "--username", cn.user, "--dbname", cn.database},
+			Env: cn.env, Stdin: strings.NewReader(sql), Stdout: &out,
+		})
+		return out.String(), err
+	}
+	// The tables that exist, as pg_dump's fmtId would quote them (quote_ident's rules).
+	list, err := psql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%';`)
+	if err != nil {
+		return nil, fmt.Errorf("listing the restored tables: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, t := range strings.Split(strings.TrimSpace(list), "\n") {
+		if t != "" {
+			exists[t] = true
+		}
+	}
+	found := &artifact.Contents{Tables: map[string]int64{}}
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		out, err := psql(strings.Join(batch, "\nUNION ALL\n") + ";")
+		batch = batch[:0]
+		if err != nil {
+			return fmt.Errorf("counting rows: %w", err)
+		}
+		return parseCounts(out, found.Tables)
+	}
+	if want != nil {
+		for t := range want.Tables {
+			if !exists[t] || !pgTableName.MatchString(t) {
+				continue
+			}
+			batch = append(batch, fmt.Sprintf("SELECT '%s', count(*) FROM %s", strings.ReplaceAll(t, "'", "''"), t))
+			if len(batch) == 200 {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return found, nil
+}
+
+// parseCounts reads "name<TAB>count" lines into m.
+func parseCounts(out string, m map[string]int64) error {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, '\t')
+		if i < 0 {
+			return fmt.Errorf("unexpected output %q", line)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(line[i+1:]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("unexpected count in %q", line)
+		}
+		m[line[:i]] = n
+	}
+	return nil
+}
+
+// waitFor retries ready until it succeeds, the container stops, or timeout passes.
+func waitFor(ctx context.Context, c *containers.Container, timeout time.Duration, what string, ready func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		if err := c.Refresh(ctx); err != nil {
+			return err
+		}
+		if !c.Running {
+			return fmt.Errorf("%s exited before it was ready: see its log (docker logs %s)", c, c.Name)
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		last = ready(tctx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not ready in %s: %w", what, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

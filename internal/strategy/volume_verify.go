@@ -1,0 +1,85 @@
+package strategy
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+)
+
+// NewCount digests the file tree of the tar stream (see artifact.TreeDigest).
+func (v *Volume) NewCount() Count { return newStreamCount(treeContents) }
+
+// treeContents digests the entries of a tar stream: their number, the bytes of regular files
+// and the tree digest of names, types, modes, owners, link targets and contents.
+func treeContents(r io.Reader) (*artifact.Contents, error) {
+	var t artifact.TreeDigest
+	tr := tar.NewReader(r)
+	h := xxhash.New()
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return &artifact.Contents{Files: t.Files, Bytes: t.Bytes, Tree: t.Sum()}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the tar stream: %w", err)
+		}
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			t.Add(artifact.EntryDir, name, hdr.Mode, hdr.Uid, hdr.Gid, "")
+		case tar.TypeReg:
+			t.Add(artifact.EntryFile, name, hdr.Mode, hdr.Uid, hdr.Gid, "")
+			h.Reset()
+			n, err := io.Copy(h, tr)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", hdr.Name, err)
+			}
+			t.AddContent(n, h.Sum64())
+		case tar.TypeLink:
+			t.Add(artifact.EntryFile, name, hdr.Mode, hdr.Uid, hdr.Gid, "")
+		case tar.TypeSymlink:
+			t.Add(artifact.EntrySymlink, name, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Linkname)
+		default:
+			t.Add(artifact.EntryOther, name, hdr.Mode, hdr.Uid, hdr.Gid, fmt.Sprintf("%c %d %d", hdr.Typeflag, hdr.Devmajor, hdr.Devminor))
+		}
+	}
+}
+
+// NeedsServer: files are written into the scratch container without starting it.
+func (v *Volume) NeedsServer() bool { return false }
+
+// Ready has nothing to wait for.
+func (v *Volume) Ready(context.Context, *containers.Container, Source) error { return nil }
+
+// Found digests the restored paths as Backup's stream was digested.
+func (v *Volume) Found(ctx context.Context, c *containers.Container, src Source, _ *artifact.Contents) (*artifact.Contents, error) {
+	paths, err := cleanPaths(strings.Split(src[SourcePaths], ","))
+	if err != nil || len(paths) == 0 {
+		return nil, fmt.Errorf("the manifest names no paths to look at (%q)", src[SourcePaths])
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		var err error
+		for _, p := range paths {
+			if err = copyPathOut(ctx, c, p, tw); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	found, err := treeContents(pr)
+	pr.CloseWithError(errors.New("digest ended"))
+	return found, err
+}
