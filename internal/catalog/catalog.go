@@ -86,6 +86,22 @@ var migrations = []string{
 	);
 	ALTER TABLE restores ADD COLUMN strategy TEXT NOT NULL DEFAULT '';
 	ALTER TABLE restores ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;`,
+	// 6: verifies: a backup restored into a scratch copy of its service and compared.
+	`CREATE TABLE verifies (
+		id           INTEGER PRIMARY KEY,
+		project      TEXT NOT NULL,
+		service      TEXT NOT NULL,
+		job          TEXT NOT NULL,
+		artifact_key TEXT NOT NULL,
+		target       TEXT NOT NULL,
+		status       TEXT NOT NULL CHECK (status IN ('running', 'passed', 'failed', 'error', 'interrupted')),
+		started_at   TEXT NOT NULL,
+		finished_at  TEXT,
+		checks       INTEGER NOT NULL DEFAULT 0,
+		failed       INTEGER NOT NULL DEFAULT 0,
+		summary      TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX verifies_by_job ON verifies (project, service, job, id DESC);`,
 }
 
 // Catalog is an open catalog database.

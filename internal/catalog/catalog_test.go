@@ -277,3 +277,46 @@ func TestLatestRestorePerService(t *testing.T) {
 		t.Errorf("LatestRestores = %+v, %v", got, err)
 	}
 }
+
+func TestVerifies(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	c := open(t, path)
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	finish := func(v Verify) {
+		t.Helper()
+		id, err := c.StartVerify(ctx, Verify{Project: "shop", Service: "db", Job: "default", ArtifactKey: v.ArtifactKey, Target: "default", StartedAt: v.StartedAt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.ID, v.FinishedAt = id, v.StartedAt.Add(time.Minute)
+		if err := c.FinishVerify(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish(Verify{ArtifactKey: "a", StartedAt: t0, Status: Passed, Checks: 5})
+	finish(Verify{ArtifactKey: "b", StartedAt: t0.Add(time.Hour), Status: VerifyFailed, Checks: 5, Failed: 1, Summary: "rows x: expected 3, found 0"})
+	last, passed, err := c.LastVerifies(ctx, "shop", "db", "default")
+	if err != nil || last.ArtifactKey != "b" || last.Status != VerifyFailed || last.Failed != 1 || passed.ArtifactKey != "a" || passed.Checks != 5 {
+		t.Fatalf("LastVerifies = %+v, %+v, %v", last, passed, err)
+	}
+	if err := c.FinishVerify(ctx, Verify{ID: last.ID, Status: "maybe"}); err == nil {
+		t.Error("a verify finished with an unknown status")
+	}
+	// One left running by a crash is interrupted at the next start.
+	if _, err := c.StartVerify(ctx, Verify{Project: "shop", Service: "db", Job: "default", ArtifactKey: "c", StartedAt: t0.Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c2 := open(t, path)
+	if n, err := c2.InterruptVerifies(ctx, t0.Add(3*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("InterruptVerifies = %d, %v", n, err)
+	}
+	all, _ := c2.Verifies(ctx, 10)
+	if len(all) != 3 || all[0].Status != Interrupted || all[1].Status != VerifyFailed {
+		t.Errorf("Verifies = %+v", all)
+	}
+	if last, _, _ := c2.LastVerifies(ctx, "shop", "other", "default"); last != nil {
+		t.Errorf("a verify of another service: %+v", last)
+	}
+}

@@ -76,7 +76,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	fmt.Fprintln(out)
 	now := time.Now()
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tRETENTION\tTARGET")
+	fmt.Fprintln(w, "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tLAST VERIFY\tRETENTION\tTARGET")
 	for _, j := range st.Jobs {
 		name := j.Service + "/" + j.Job
 		if st.AllProjects {
@@ -111,7 +111,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		if ret == "" {
 			ret = "keep all"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, strat, when, next, last, size, success, ret, j.Target)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, strat, when, next, last, size, success, verifyText(now, j), ret, j.Target)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -146,6 +146,19 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 			fmt.Fprintln(out, line)
 		}
 	}
+	if len(st.Verifies) > 0 {
+		fmt.Fprintln(out, "\nRecent verifies:")
+		for _, v := range st.Verifies[:min(len(st.Verifies), 5)] {
+			line := fmt.Sprintf("  %s  %s of %s: %s", v.StartedAt.Local().Format("2006-01-02 15:04:05"), v.Key, v.Service, v.Status)
+			if v.Status == "passed" {
+				line += fmt.Sprintf(" (%d checks)", v.Checks)
+			}
+			if v.Summary != "" {
+				line += " (" + firstLine(v.Summary, 80) + ")"
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
 	if len(st.Recovery) > 0 {
 		fmt.Fprintf(out, "\nRecovery after a crash is not finished (retried until it is):\n")
 		for _, r := range st.Recovery {
@@ -162,6 +175,29 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		}
 	}
 	return nil
+}
+
+// verifyText says how the job's last verify went, and how often it runs.
+func verifyText(now time.Time, j control.JobStatus) string {
+	text := "-"
+	switch v := j.LastVerify; {
+	case v == nil && j.Verify != "":
+		text = "not yet"
+	case v == nil:
+	case v.Status == "running":
+		text = "running now"
+	case v.Status == "passed":
+		text = "passed, " + ago(now, v.FinishedAt)
+	default:
+		text = v.Status + ", " + ago(now, v.FinishedAt)
+		if v.Summary != "" {
+			text += ": " + firstLine(v.Summary, 50)
+		}
+	}
+	if j.Verify != "" {
+		text += " (" + j.Verify + ")"
+	}
+	return text
 }
 
 func ago(now, t time.Time) string {

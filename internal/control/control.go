@@ -62,6 +62,8 @@ type Status struct {
 	Unscheduled []string `json:"unscheduled,omitempty"`
 	// Restores are the newest restores made through the sidecar.
 	Restores []RestoreInfo `json:"restores,omitempty"`
+	// Verifies are the newest verifies, of jobs or asked for by hand.
+	Verifies []VerifyInfo `json:"verifies,omitempty"`
 	// OneOff are the newest backups asked for by hand of services without a job.
 	OneOff []RunInfo `json:"one_off,omitempty"`
 	// Recovery lists what the sidecar still has to finish after a crash (containers to
@@ -118,6 +120,30 @@ type JobStatus struct {
 	LastSuccess *RunInfo      `json:"last_success,omitempty"`
 	// Runs counts the job's runs by status (success, failed, interrupted, running).
 	Runs map[string]int `json:"runs"`
+	// Verify is the schedule on which the job's newest backup is verified ("" never), with
+	// its longest gap and next time; LastVerify and LastVerifyPassed are its newest verify
+	// and its newest that passed.
+	Verify           string        `json:"verify,omitempty"`
+	VerifyInterval   time.Duration `json:"verify_interval,omitempty"`
+	NextVerify       time.Time     `json:"next_verify,omitzero"`
+	LastVerify       *VerifyInfo   `json:"last_verify,omitempty"`
+	LastVerifyPassed *VerifyInfo   `json:"last_verify_passed,omitempty"`
+}
+
+// VerifyInfo is one verify made by the sidecar.
+type VerifyInfo struct {
+	Project    string    `json:"project,omitempty"`
+	Service    string    `json:"service,omitempty"`
+	Job        string    `json:"job,omitempty"`
+	Key        string    `json:"key"`
+	Target     string    `json:"target"`
+	Status     string    `json:"status"` // running, passed, failed, error, interrupted
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	Checks     int       `json:"checks"`
+	Failed     int       `json:"failed"`
+	// Summary is the first failed check, or why the verify could not run.
+	Summary string `json:"summary,omitempty"`
 }
 
 // RunInfo is one run of a job as the catalog has it.

@@ -14,6 +14,7 @@
 //	docker-backup.post=["sh", "-c", "..."]    ... after (a JSON array is taken as is)
 //	docker-backup.hook-timeout=2m             how long pre and post may take (default 5m)
 //	docker-backup.recipients=age1...,ssh-ed25519 ...  encrypt the backups for these public keys
+//	docker-backup.verify=@weekly              verify the job's newest backup on this schedule
 //	docker-backup.<job>.<key>=...             the same keys for a named job (several per service)
 //
 // Keys without a job name make the job "default" (when it has a schedule) and are defaults
@@ -76,6 +77,9 @@ type Job struct {
 	HookTimeout time.Duration
 	// Recipients are public keys the job's backups are encrypted for, besides the sidecar's.
 	Recipients []string
+	// Verify is the schedule on which the job's newest backup is verified (restored into a
+	// scratch copy of the service and compared); empty: never.
+	Verify string
 }
 
 // Error is one invalid label.
@@ -104,7 +108,7 @@ type Options struct {
 }
 
 var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
-	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true}
+	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true, "verify": true}
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -250,6 +254,13 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 			fail(label, v, fmt.Sprintf("not a schedule: %v (use 5 fields: minute hour day-of-month month day-of-week, a descriptor like @daily or @every 6h, optionally after CRON_TZ=Zone)", errors.Unwrap(err)))
 		} else {
 			j.Schedule = strings.TrimSpace(v)
+		}
+		if v, label, ok := get("verify"); ok {
+			if _, err := schedule.Parse(strings.TrimSpace(v)); err != nil {
+				fail(label, v, fmt.Sprintf("not a schedule: %v (verify takes a schedule like the backups': @weekly, \"0 4 * * 0\")", err))
+			} else {
+				j.Verify = strings.TrimSpace(v)
+			}
 		}
 		if v, label, ok := get("strategy"); ok {
 			v = strings.TrimSpace(v)

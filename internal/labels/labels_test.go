@@ -67,6 +67,7 @@ func TestInvalidLabels(t *testing.T) {
 		{map[string]string{"docker-backup.schedule": "every day"}, "docker-backup.schedule", "5 fields"},
 		{map[string]string{"docker-backup.schedule": "0 2 31 2 *"}, "docker-backup.schedule", "never fires"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.hook-timeout": "soon"}, "docker-backup.hook-timeout", "duration"},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.verify": "weekly"}, "docker-backup.verify", "verify takes a schedule"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.strategy": "oracle"}, "docker-backup.strategy", "unknown strategy: use one of mongo, mysql"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.retention": "-1"}, "docker-backup.retention", "positive number"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "nas"}, "docker-backup.target", "defined: local, offsite"},

@@ -42,6 +42,7 @@ type Metrics struct {
 	pruneErrors  *prometheus.CounterVec
 	pruned       *prometheus.CounterVec
 	restores     *prometheus.CounterVec
+	verifies     *prometheus.CounterVec
 
 	mu   sync.Mutex
 	jobs map[control.JobID]bool // jobs whose counter series exist
@@ -65,11 +66,14 @@ func New(status StatusFunc, ready func(context.Context) error) *Metrics {
 	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "restores_total",
 		Help: "Restores through the sidecar by result: success, failure (nothing changed), partial (failed after changing the service, which could not be undone)."},
 		[]string{"project", "service", "result"})
+	m.verifies = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "verifies_total",
+		Help: "Verifies by result: passed, failed (the backup does not restore to what it recorded), error (could not run), interrupted."},
+		[]string{"project", "service", "result"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "The sidecar's version; always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version.Version, runtime.Version()).Set(1)
 	// The job counters are collected by the state collector, after it has brought their
 	// series in step with the jobs of the same status.
-	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, buildInfo,
+	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, buildInfo,
 		&stateCollector{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +116,14 @@ func (m *Metrics) RestoreFinished(project, service, result string) {
 		m.restores.WithLabelValues(project, service, r) // every result's series exists
 	}
 	m.restores.WithLabelValues(project, service, result).Inc()
+}
+
+// VerifyFinished counts a verify.
+func (m *Metrics) VerifyFinished(j control.JobID, result string, _ time.Duration) {
+	for _, r := range []string{"passed", "failed", "error", "interrupted"} {
+		m.verifies.WithLabelValues(j.Project, j.Service, r) // every result's series exists
+	}
+	m.verifies.WithLabelValues(j.Project, j.Service, result).Inc()
 }
 
 // jobsChanged makes the counter series of new jobs exist at 0 (so that a failure is an
@@ -157,6 +169,11 @@ var (
 	descNextRun      = jobDesc("next_run_timestamp_seconds", "When the job runs next (Unix time).")
 	descInterval     = jobDesc("schedule_interval_seconds", "The longest gap between two runs of the job's schedule: a backup older than this is late.")
 	descRunning      = jobDesc("job_running", "1 while the job runs.")
+	descLastVerify   = jobDesc("last_verify_timestamp_seconds", "When the job's last verify finished, whatever its result (Unix time).")
+	descVerifyResult = jobDesc("last_verify_success", "1 if the job's last verify passed; 0 if it failed, could not run or was interrupted.")
+	descVerifyTime   = jobDesc("verify_duration_seconds", "How long the job's last verify took (about the time a restore takes).")
+	descVerifyPassed = jobDesc("last_verify_success_timestamp_seconds", "When the job's last verify that passed finished (Unix time).")
+	descVerifyEvery  = jobDesc("verify_interval_seconds", "The longest gap between two verifies of the job's verify schedule.")
 	descTargetCount  = prometheus.NewDesc(ns+"_target_backups", "Backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
 	descTargetBytes  = prometheus.NewDesc(ns+"_target_size_bytes", "Bytes of the backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
 	descIncomplete   = prometheus.NewDesc(ns+"_restore_incomplete", "1 when the service's latest restore through the sidecar failed after it began changing the service, which could not be undone: its data is neither the old nor the backup's.", []string{"project", "service"}, nil)
@@ -174,7 +191,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastRun, descLastResult, descLastDuration, descLastSize, descNextRun,
-		descInterval, descRunning, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
+		descInterval, descRunning, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
 		descEvents, descRecovery, descCatalogUp, descStatusUp} {
 		ch <- d
 	}
@@ -227,6 +244,17 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if s := j.LastSuccess; s != nil {
 			gauge(descLastSuccess, float64(s.FinishedAt.Unix()), v...)
 			gauge(descLastSize, float64(s.Size), v...)
+		}
+		if l := j.LastVerify; l != nil && l.Status != "running" {
+			gauge(descLastVerify, float64(l.FinishedAt.Unix()), v...)
+			gauge(descVerifyResult, boolFloat(l.Status == "passed"), v...)
+			gauge(descVerifyTime, l.FinishedAt.Sub(l.StartedAt).Seconds(), v...)
+		}
+		if p := j.LastVerifyPassed; p != nil {
+			gauge(descVerifyPassed, float64(p.FinishedAt.Unix()), v...)
+		}
+		if j.VerifyInterval > 0 {
+			gauge(descVerifyEvery, j.VerifyInterval.Seconds(), v...)
 		}
 	}
 	for _, t := range st.Targets {

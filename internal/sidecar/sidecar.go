@@ -23,6 +23,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
@@ -33,7 +34,7 @@ import (
 
 // API is the part of the Engine API the sidecar uses.
 type API interface {
-	containers.API
+	scratch.Engine
 	Events(ctx context.Context, options client.EventsListOptions) client.EventsResult
 	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
 }
@@ -117,7 +118,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	d.runner = jobs.New(ctx, jobs.Options{API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir})
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: scratch.SidecarOwner(d.self)})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
 		Targets: d.runner.TargetNames(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log})
@@ -329,6 +330,14 @@ func (d *Daemon) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 		req.Project = d.cfg.Project
 	}
 	return d.runner.Restore(req, log)
+}
+
+// Verify verifies what `docker backup verify` asks for (see jobs.Runner.Verify).
+func (d *Daemon) Verify(req control.VerifyRequest, log *slog.Logger) (*control.Result, error) {
+	if req.Project == "" {
+		req.Project = d.cfg.Project
+	}
+	return d.runner.Verify(req, log)
 }
 
 // BackupCatalog backs the catalog up now.

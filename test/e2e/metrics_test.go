@@ -158,7 +158,7 @@ func TestMetricsWithPrometheus(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
 	svc := p.volumeService
-	good := svc("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2")
+	good := svc("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2", "docker-backup.verify=@every 5s")
 	flaky := svc("flaky", "docker-backup.schedule=@every 3s", "docker-backup.pre=test ! -e /data/fail")
 	shrink := svc("shrink", "docker-backup.schedule=@every 2s")
 	svc("typo", "docker-backup.schedule=@hourly", "docker-backup.retention=seven")

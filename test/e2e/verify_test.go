@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/verify"
 )
 
@@ -303,4 +305,98 @@ func TestVerifyKilled(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSidecarVerify: the label docker-backup.verify verifies the job's newest backup on its
+// schedule; status and metrics show the result; a backup that does not restore to what it
+// recorded fails; the plugin's verify goes through the sidecar.
+func TestSidecarVerify(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.verify=@every 3s")
+	docker(t, "exec", app, "sh", "-c", "mkdir -p /data/sub && echo hello > /data/sub/x && seq 1 50000 > /data/numbers")
+	secrets := t.TempDir()
+	keyFile := filepath.Join(secrets, "signing.key")
+	if err := os.WriteFile(keyFile, []byte("the sidecar's signing key, shared with the verify test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := artifact.LoadSigningKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sidecar, backups := startSidecar(t, p, "-v", secrets+":/run/secrets:ro", "-e", "DOCKER_BACKUP_SIGNING_KEY_FILE=/run/secrets/signing.key")
+	ip := strings.TrimSpace(docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", sidecar))
+	metricsURL := "http://" + ip + ":9090/metrics"
+
+	// Before any backup, the verify cannot run: an error, not a pass.
+	lastVerify := func(status string) *control.VerifyInfo {
+		t.Helper()
+		var v *control.VerifyInfo
+		eventually(t, time.Minute, "a verify that "+status, func() error {
+			js := jobStatus(sidecarStatus(t, p.name), "app", "default")
+			if js == nil || js.LastVerify == nil || js.LastVerify.Status != status {
+				return fmt.Errorf("last verify: %+v", js)
+			}
+			v = js.LastVerify
+			return nil
+		})
+		return v
+	}
+	v := lastVerify("error")
+	mustContain(t, v.Summary, "no backup")
+
+	backup(t, "run", "app", "--project", p.name)
+	v = lastVerify("passed")
+	if v.Checks < 4 || v.Key == "" {
+		t.Errorf("passed verify: %+v", v)
+	}
+	labels := `{backup_job="default",project="` + p.name + `",service="app",strategy="volume",target="default"}`
+	eventually(t, 30*time.Second, "verify metrics", func() error {
+		body := httpGet(t, metricsURL)
+		for _, want := range []string{"docker_backup_last_verify_success" + labels + " 1", "docker_backup_verify_duration_seconds" + labels,
+			"docker_backup_last_verify_timestamp_seconds" + labels, "docker_backup_last_verify_success_timestamp_seconds" + labels,
+			"docker_backup_verify_interval_seconds" + labels + " 3",
+			`docker_backup_verifies_total{project="` + p.name + `",result="passed",service="app"}`} {
+			if !strings.Contains(body, want) {
+				return fmt.Errorf("no %s", want)
+			}
+		}
+		return nil
+	})
+
+	// The plugin's verify goes through the sidecar.
+	out, stderr, code := verifyCmd(t, "latest", "--service", "app", "-p", p.name)
+	if code != 0 {
+		t.Fatalf("verify through the sidecar exited %d\n%s\n%s", code, out, stderr)
+	}
+	mustContain(t, out, "tree digest", "PASS")
+
+	// A newer backup of the job whose content is not what it recorded: the next verify fails.
+	dir := volumeDir(t, backups)
+	real := sidecarBackups(t, p.name, "app")[0]
+	raw := decompress(t, filepath.Join(dir, real.Artifact))
+	i := bytes.Index(raw, []byte("hello\n"))
+	if i < 0 {
+		t.Fatal("no content of /data/sub/x in the archive")
+	}
+	raw[i] = 'j'
+	craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", raw: raw, key: key, job: "default",
+		source: real.Source, contents: real.Contents, image: real.Image, imageID: real.ImageID, created: time.Now().Add(time.Second)})
+	v = lastVerify("failed")
+	mustContain(t, v.Summary, "tree digest")
+	eventually(t, 30*time.Second, "the failed verify's metric", func() error {
+		if body := httpGet(t, metricsURL); !strings.Contains(body, "docker_backup_last_verify_success"+labels+" 0") {
+			return fmt.Errorf("last_verify_success is not 0")
+		}
+		return nil
+	})
+	status := backup(t, "status", "-p", p.name)
+	mustContain(t, status, "LAST VERIFY", "failed", "Recent verifies")
+	// The service was never stopped, and nothing of the scratch copies is left once the
+	// schedule stops.
+	docker(t, "stop", sidecar)
+	noScratchLeft(t, p, "app")
+	if !running(t, app) {
+		t.Error("the service was stopped by a verify")
+	}
 }

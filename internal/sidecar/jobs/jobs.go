@@ -21,6 +21,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -66,11 +67,12 @@ type Recorder interface {
 	RunFinished(job control.JobID, success bool, d time.Duration, stored int64)
 	Pruned(target string, deleted int, failed bool)
 	RestoreFinished(project, service, result string)
+	VerifyFinished(job control.JobID, result string, d time.Duration)
 }
 
 // Options are what a Runner works with.
 type Options struct {
-	API         containers.API
+	API         scratch.Engine
 	Catalog     *catalog.Catalog
 	Scheduler   *schedule.Scheduler
 	Targets     map[string]target.Target
@@ -93,6 +95,8 @@ type Options struct {
 	AllProjects bool
 	// StateDir holds temporary copies of the catalog.
 	StateDir string
+	// Owner labels the scratch copies verifies make (scratch.SidecarOwner).
+	Owner string
 }
 
 // Runner runs jobs, one-off backups and restores.
@@ -130,6 +134,7 @@ type nopRecorder struct{}
 func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64) {}
 func (nopRecorder) Pruned(string, int, bool)                              {}
 func (nopRecorder) RestoreFinished(string, string, string)                {}
+func (nopRecorder) VerifyFinished(control.JobID, string, time.Duration)   {}
 
 // TargetNames lists the targets, sorted.
 func (r *Runner) TargetNames() []string {
@@ -173,6 +178,14 @@ func (r *Runner) Sync(ctx context.Context, want map[string]*Job) []string {
 		}); err != nil {
 			problems = append(problems, err.Error())
 			continue
+		}
+		if j.Verify == "" {
+			r.opts.Scheduler.Remove(verifyKey(key))
+		} else if err := r.opts.Scheduler.Set(verifyKey(key), j.Verify, func(ctx context.Context) error {
+			_, err := r.VerifyJob(ctx, key, nil)
+			return err
+		}); err != nil {
+			problems = append(problems, err.Error())
 		}
 		if ok {
 			r.log.Info("job changed", "job", key, "schedule", j.Schedule, "strategy", j.Strategy, "target", j.TargetName())

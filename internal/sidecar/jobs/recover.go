@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -131,6 +132,19 @@ func (r *Runner) Recover(ctx context.Context) error {
 			r.log.Warn("a restore was interrupted by a crash of the sidecar; the service is as it was before it (the restore was rolled back): restore again",
 				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
 		}
+	}
+	if n, err := cat.InterruptVerifies(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		r.log.Warn("verifies were interrupted by a crash of the sidecar; their scratch copies are removed now", "verifies", n)
+	}
+	// Scratch copies of this sidecar's earlier life (killed mid-verify), and expired ones.
+	if r.opts.API == nil {
+		// No Engine (tests of the catalog's recovery alone).
+	} else if n, err := scratch.Reap(ctx, r.opts.API, scratch.Stale(r.opts.Owner, time.Now()), r.log); err != nil {
+		r.log.Warn("could not remove every leftover scratch container", "error", err)
+	} else if n > 0 {
+		r.log.Info("removed leftover scratch containers of interrupted verifies", "count", n)
 	}
 	runs, err := cat.Interrupt(ctx, time.Now())
 	if err != nil {

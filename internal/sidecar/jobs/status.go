@@ -43,6 +43,13 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		st.OneOff = append(st.OneOff, *info)
 	}
 	st.Recovery = r.Pending()
+	verifies, err := r.opts.Catalog.Verifies(ctx, 10)
+	if err != nil {
+		return err
+	}
+	for _, v := range verifies {
+		st.Verifies = append(st.Verifies, *verifyInfo(&v))
+	}
 	for _, j := range r.Jobs() {
 		js := control.JobStatus{JobID: j.ID(), Container: j.Container, Schedule: j.Schedule, Stop: j.Stop,
 			Pre: j.Pre, Post: j.Post, Next: r.opts.Scheduler.Next(j.Key()), Running: r.Running(j)}
@@ -70,6 +77,17 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		if js.Runs, err = r.opts.Catalog.Counts(ctx, j.catalogID); err != nil {
 			return err
 		}
+		if j.Verify != "" {
+			js.Verify, js.NextVerify = j.Verify, r.opts.Scheduler.Next(verifyKey(j.Key()))
+			if s, err := schedule.Parse(j.Verify); err == nil {
+				js.VerifyInterval = s.Interval(time.Now())
+			}
+		}
+		last, passed, err := r.opts.Catalog.LastVerifies(ctx, j.Project, j.Service, j.Name)
+		if err != nil {
+			return err
+		}
+		js.LastVerify, js.LastVerifyPassed = verifyInfo(last), verifyInfo(passed)
 		st.Jobs = append(st.Jobs, js)
 	}
 	return nil
@@ -77,4 +95,12 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 
 func runInfo(r catalog.Run) *control.RunInfo {
 	return &control.RunInfo{ID: r.ID, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Size: r.Size, Key: r.ArtifactKey, Error: r.Error}
+}
+
+func verifyInfo(v *catalog.Verify) *control.VerifyInfo {
+	if v == nil {
+		return nil
+	}
+	return &control.VerifyInfo{Project: v.Project, Service: v.Service, Job: v.Job, Key: v.ArtifactKey, Target: v.Target, Status: v.Status,
+		StartedAt: v.StartedAt, FinishedAt: v.FinishedAt, Checks: v.Checks, Failed: v.Failed, Summary: v.Summary}
 }

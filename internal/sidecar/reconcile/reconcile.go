@@ -221,7 +221,7 @@ func checkPaths(name string, s container.Summary, j labels.Job) error {
 }
 
 func fingerprint(j *jobs.Job) string {
-	return fmt.Sprintf("%q", []any{j.Container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients})
+	return fmt.Sprintf("%q", []any{j.Container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients, j.Verify})
 }
 
 func serviceKey(s container.Summary) string {

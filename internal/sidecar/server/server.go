@@ -26,6 +26,7 @@ type Service interface {
 	// RunBackup and Restore run in the sidecar's own context: they outlive the request.
 	RunBackup(req control.RunRequest, log slog.Handler) (*control.Result, error)
 	Restore(req control.RestoreRequest, log *slog.Logger) (*control.Result, error)
+	Verify(req control.VerifyRequest, log *slog.Logger) (*control.Result, error)
 	BackupCatalog(ctx context.Context) error
 	Rebuild(ctx context.Context) (int, error)
 	// Synced is closed once the labels were read: requests wait for it.
@@ -50,6 +51,7 @@ func ServeControl(ctx context.Context, sock string, svc Service, log *slog.Logge
 	mux.HandleFunc("GET "+control.PathBackups, h.backups)
 	mux.HandleFunc("POST "+control.PathRun, h.run)
 	mux.HandleFunc("POST "+control.PathRestore, h.restore)
+	mux.HandleFunc("POST "+control.PathVerify, h.verify)
 	mux.HandleFunc("POST "+control.PathCatalog, func(w http.ResponseWriter, r *http.Request) {
 		if err := svc.BackupCatalog(r.Context()); err != nil {
 			httpError(w, http.StatusInternalServerError, err)
@@ -158,6 +160,17 @@ func (h *handlers) restore(w http.ResponseWriter, r *http.Request) {
 	}
 	stream(w, func(ev slog.Handler) (*control.Result, error) {
 		return h.svc.Restore(req, slog.New(slog.NewMultiHandler(h.log.Handler(), ev)))
+	})
+}
+
+func (h *handlers) verify(w http.ResponseWriter, r *http.Request) {
+	var req control.VerifyRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, &control.Error{Code: control.CodeInvalid, Message: fmt.Sprintf("reading the request: %v", err)})
+		return
+	}
+	stream(w, func(ev slog.Handler) (*control.Result, error) {
+		return h.svc.Verify(req, slog.New(slog.NewMultiHandler(h.log.Handler(), ev)))
 	})
 }
 

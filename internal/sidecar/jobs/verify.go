@@ -1,0 +1,163 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/verify"
+)
+
+// verifyKey names the scheduler entry of a job's verify.
+func verifyKey(jobKey string) string { return jobKey + "#verify" }
+
+// VerifyJob verifies the newest backup of the job key (one its key vouches for, not dated in
+// the future), on the job's verify schedule.
+func (r *Runner) VerifyJob(ctx context.Context, key string, extra slog.Handler) (*verify.Report, error) {
+	r.mu.Lock()
+	j, ok := r.jobs[key]
+	r.mu.Unlock()
+	if !ok {
+		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no job %q", key)}
+	}
+	log := r.log.With("job", j.Key(), "operation", "verify")
+	if extra != nil {
+		log = slog.New(slog.NewMultiHandler(r.log.Handler(), extra)).With("job", j.Key(), "operation", "verify")
+	}
+	tgt, ok := r.opts.Targets[j.TargetName()]
+	if !ok {
+		return nil, fmt.Errorf("job %s: no target %q on the sidecar", key, j.TargetName())
+	}
+	started := time.Now()
+	m, err := r.newestOfJob(ctx, tgt, j)
+	if err != nil {
+		r.recordVerify(ctx, j.Project, j.Service, j.Name, j.TargetName(), "", started, nil, err, log)
+		return nil, err
+	}
+	c, err := containers.Find(ctx, r.opts.API, j.Project, j.Service)
+	if err != nil {
+		r.recordVerify(ctx, j.Project, j.Service, j.Name, j.TargetName(), m.Artifact, started, nil, err, log)
+		return nil, err
+	}
+	return r.verify(ctx, c, j.Name, j.TargetName(), tgt, m.Artifact, m, false, log)
+}
+
+// newestOfJob finds the job's newest backup that the sidecar's key vouches for.
+func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*artifact.Manifest, error) {
+	listing, err := pipeline.List(ctx, tgt, artifact.Dir(j.Project, j.Service)+"/")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, m := range listing.Backups { // newest first
+		if m.Job == j.Name && m.Project == j.Project && m.Service == j.Service && !m.InFuture(now) && r.opts.Signer.Verify(m) == nil {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("job %s has no backup on target %s to verify yet", j.Key(), j.TargetName())
+}
+
+// Verify verifies a backup of a service as the plugin asks, in the sidecar's own context.
+func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.Result, error) {
+	ctx, done := r.manualContext()
+	defer done()
+	name := req.Target
+	if name == "" {
+		name = "default"
+	}
+	tgt, ok := r.opts.Targets[name]
+	if !ok {
+		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(r.TargetNames(), ", "))}
+	}
+	c, err := containers.Find(ctx, r.opts.API, req.Project, req.Service)
+	if err != nil {
+		return nil, classify(err)
+	}
+	job := catalog.ManualJob
+	if m, err := pipeline.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
+		job = m.Job // a job's backup verified by hand counts as the job's verify
+	}
+	started := time.Now()
+	report, err := r.verify(ctx, c, job, name, tgt, req.Key, nil, req.AllowUnsigned, log)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: report, Warnings: report.Warnings}, nil
+}
+
+// verify runs one verify and records it in the catalog and the metrics.
+func (r *Runner) verify(ctx context.Context, c *containers.Container, job, tgtName string, tgt target.Target, key string, m *artifact.Manifest,
+	allowUnsigned bool, log *slog.Logger) (*verify.Report, error) {
+	started := time.Now()
+	id, err := r.opts.Catalog.StartVerify(ctx, catalog.Verify{Project: c.Project, Service: c.Service, Job: job, ArtifactKey: key, Target: tgtName, StartedAt: started})
+	if err != nil {
+		return nil, err
+	}
+	strategies, _ := r.serviceScope(c)
+	report, err := verify.Run(ctx, verify.Spec{Engine: r.opts.API, Target: tgt, Backup: key, Manifest: m, Within: artifact.Dir(c.Project, c.Service) + "/",
+		Service: c, Key: r.opts.Signer, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true,
+		Owner: r.opts.Owner, Timeout: r.opts.Timeout, Log: log})
+	r.finishVerify(ctx, id, c.Project, c.Service, job, tgtName, key, started, report, err, log)
+	return report, r.stoppingErr(err)
+}
+
+// recordVerify records a verify that could not start.
+func (r *Runner) recordVerify(ctx context.Context, project, service, job, tgtName, key string, started time.Time, report *verify.Report, err error, log *slog.Logger) {
+	id, serr := r.opts.Catalog.StartVerify(ctx, catalog.Verify{Project: project, Service: service, Job: job, ArtifactKey: key, Target: tgtName, StartedAt: started})
+	if serr != nil {
+		log.Error("recording the verify failed", "error", serr)
+		return
+	}
+	r.finishVerify(ctx, id, project, service, job, tgtName, key, started, report, err, log)
+}
+
+func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, job, tgtName, key string, started time.Time, report *verify.Report, err error, log *slog.Logger) {
+	v := catalog.Verify{ID: id, FinishedAt: time.Now(), ArtifactKey: key}
+	switch {
+	case err != nil:
+		v.Status, v.Summary = catalog.VerifyError, err.Error()
+		log.Error("verify could not run", "error", err)
+	case report.Passed:
+		v.Status, v.ArtifactKey, v.Checks = catalog.Passed, report.Backup, len(report.Checks)
+		log.Info("verify passed", "key", report.Backup, "checks", len(report.Checks), "duration", time.Since(started).Round(time.Millisecond))
+	default:
+		v.Status, v.ArtifactKey, v.Checks = catalog.VerifyFailed, report.Backup, len(report.Checks)
+		for _, c := range report.Checks {
+			if !c.Passed {
+				if v.Failed == 0 {
+					v.Summary = fmt.Sprintf("%s: expected %s, found %s", c.Name, c.Expected, c.Found)
+				}
+				v.Failed++
+			}
+		}
+		log.Error("verify failed: the backup does not restore to what it recorded", "key", report.Backup, "failed_checks", v.Failed, "first", v.Summary)
+	}
+	if ferr := r.opts.Catalog.FinishVerify(context.WithoutCancel(ctx), v); ferr != nil {
+		log.Error("recording the verify failed", "error", ferr)
+	}
+	result := v.Status
+	if errors.Is(err, context.Canceled) {
+		result = "interrupted"
+	}
+	r.opts.Recorder.VerifyFinished(r.jobID(project, service, job, tgtName), result, time.Since(started))
+}
+
+// jobID names a job for metrics; a verify asked by hand of a backup without a job is
+// counted under the manual job.
+func (r *Runner) jobID(project, service, job, tgtName string) control.JobID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+		return j.ID()
+	}
+	return control.JobID{Project: project, Service: service, Job: job, Target: tgtName}
+}
