@@ -43,7 +43,7 @@ type Verifier interface {
 // discardCount counts nothing; its Contents are filled in by the strategy's Backup.
 type discardCount struct{ contents *artifact.Contents }
 
-func (discardCount) Write(p []byte) (int, error)               { return len(p), nil }
+func (discardCount) Write(p []byte) (int, error)              { return len(p), nil }
 func (d *discardCount) Contents() (*artifact.Contents, error) { return d.contents, nil }
 
 // streamCount runs a parser over the raw stream in a goroutine of its own, fed through a

@@ -187,7 +187,9 @@ func (m *MySQL) Found(ctx context.Context, c *containers.Container, src Source, 
 		return nil, err
 	}
 	quote := func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-	str := func(s string) string { return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'" }
+	str := func(s string) string {
+		return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+	}
 	var dbs []string
 	for _, db := range strings.Split(src["databases"], ",") {
 		if db != "" {

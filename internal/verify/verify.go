@@ -64,7 +64,7 @@ type Report struct {
 	Backup   string    `json:"backup"`
 	Service  string    `json:"service"`
 	Strategy string    `json:"strategy"`
-	Image    string    `json:"image"`    // the image the scratch copy ran: name and ID
+	Image    string    `json:"image"` // the image the scratch copy ran: name and ID
 	ImageID  string    `json:"image_id"`
 	Started  time.Time `json:"started"`
 	Duration float64   `json:"duration_seconds"`
