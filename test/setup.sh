@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
 # fixture images, since no registry is needed), zstd, docker-compose, Prometheus and promtool
-# (Debian's package: the metrics and alert tests), and a MinIO server (a real S3, built from
-# its Go module, for the S3 tests). Idempotent: it installs only what is
+# (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), and a
+# MinIO server (a real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
 #
 #   test/setup.sh        everything the tests need
@@ -38,9 +38,16 @@ if [ ${#lean[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}" >/dev/null
 fi
 
+# The age CLI: the tests prove encrypted artifacts open with the standard tool.
+AGE_VERSION=${AGE_VERSION:-v1.3.2}
+gobin=$(go env GOPATH)/bin
+if [ "$mode" != demo ] && ! command -v age >/dev/null && [ ! -x "$gobin/age" ]; then
+  echo "setup: installing the age CLI $AGE_VERSION (go install)" >&2
+  (cd /tmp && GOFLAGS= go install "filippo.io/age/cmd/...@$AGE_VERSION")
+fi
+
 # MinIO: built once from source (about 5 minutes), kept in GOPATH/bin.
 MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
-gobin=$(go env GOPATH)/bin
 if [ "$mode" != demo ] && ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
   echo "setup: building the MinIO server $MINIO_VERSION (go install, a few minutes)" >&2
   (cd /tmp && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
