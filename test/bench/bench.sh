@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: wall time, throughput and peak RSS of `docker backup run` and `restore` beside
-# the raw shell pipelines on the same data:
+# make bench: wall time, throughput and peak RSS of `docker backup run`, `restore` and
+# `verify` beside the raw shell pipelines on the same data, and the cost of encryption (age)
+# on a backup to S3:
 #   volume:   tar -c DIR | zstd -T0 -3 > f          and  zstd -dc f | tar -x -C DIR
 #   postgres: docker exec pg_dump | zstd -T0 -3 > f  and  zstd -dc f | docker exec -i psql
 # Data: a ~1 GiB volume of mixed data (random, text, many small files) and a pgbench
@@ -85,6 +86,13 @@ newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json
 ratio() { printf '  %-32s %.2fx of the raw pipeline\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)"; }
 
 command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
+# An age key for the encrypted cases (the age CLI: test/setup.sh installs it).
+AGEKEYGEN=$(command -v age-keygen || echo "$(go env GOPATH)/bin/age-keygen")
+AGEPUB=
+if [ -x "$AGEKEYGEN" ]; then
+  [ -f "$WORK/age.key" ] || "$AGEKEYGEN" -o "$WORK/age.key" 2>/dev/null
+  AGEPUB=$("$AGEKEYGEN" -y "$WORK/age.key")
+fi
 echo
 echo "volume: $(echo "$VOLBYTES / 1048576" | bc) MiB in $(find "$VOLDIR" | wc -l) entries; postgres: pgbench scale $SCALE, $(echo "$DBBYTES / 1048576" | bc) MiB database"
 echo "$(nproc) cores, $RUNS runs each, median wall time; RSS is the peak of the measured command (for pipelines: of its largest process)"
@@ -99,6 +107,7 @@ VART=$(newest)
 measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
 measure "volume: docker backup restore" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: docker backup restore" "volume raw: zstd -dc | tar -x"
+measure "volume: docker backup verify" "$VOLBYTES" "true" "$PLUGIN backup verify $VART --from $B"
 
 # Volume to S3 (a local MinIO), when its binary is there (test/setup.sh builds it).
 MINIO=$(command -v minio || echo "$(go env GOPATH)/bin/minio")
@@ -112,6 +121,10 @@ if [ -x "$MINIO" ]; then
   for _ in $(seq 30); do curl -sf http://127.0.0.1:19900/minio/health/live >/dev/null && break; sleep 1; done
   curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X PUT http://127.0.0.1:19900/bench >/dev/null
   measure "volume to S3: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  if [ -n "$AGEPUB" ]; then
+    measure "volume to S3, age: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900' -r $AGEPUB"
+    printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: docker backup run"]}" | bc -l)"
+  fi
 fi
 
 measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $B/raw.sql.zst"
@@ -122,3 +135,4 @@ PART=$(newest)
 measure "postgres raw: zstd -dc | psql" "$DBBYTES" "true" "zstd -dc $WORK/raw.sql.zst | docker exec -i $P-db-1 psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U bench -d bench"
 measure "postgres: docker backup restore" "$DBBYTES" "true" "$PLUGIN backup restore $PART --from $B --to db --project $P --yes"
 ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"
+measure "postgres: docker backup verify" "$DBBYTES" "true" "$PLUGIN backup verify $PART --from $B"
