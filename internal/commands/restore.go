@@ -223,22 +223,9 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 	if opts.user != "" || opts.database != "" || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
 		return fmt.Errorf("--user, --database and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
-	var lists []control.Backups
-	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
+	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "restored")
+	if err != nil {
 		return err
-	}
-	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
-	var m *artifact.Manifest
-	var tgt string
-	for _, l := range lists {
-		for _, b := range l.Backups {
-			if b.Artifact == key || (key == plan.Latest && (opts.allowUnsigned || l.Untrusted[b.Artifact] == "") && !b.InFuture(time.Now()) && (m == nil || b.CreatedAt.After(m.CreatedAt))) {
-				m, tgt = b, l.Target
-			}
-		}
-	}
-	if m == nil {
-		return fmt.Errorf("no backup %q of %s that can be restored on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, sc.Name(), c.Service)
 	}
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s, target %s) into %s? Its current data will be replaced.",
@@ -262,4 +249,28 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 	}
 	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(m.SHA256), sc.Name())
 	return nil
+}
+
+// sidecarBackup finds BACKUP (a key, or "latest": the newest the sidecar's key vouches for,
+// unless unsigned ones are allowed, and not dated in the future) on the sidecar's targets,
+// and the target it is on.
+func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (*artifact.Manifest, string, error) {
+	var lists []control.Backups
+	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
+		return nil, "", err
+	}
+	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
+	var m *artifact.Manifest
+	var tgt string
+	for _, l := range lists {
+		for _, b := range l.Backups {
+			if b.Artifact == key || (key == plan.Latest && (allowUnsigned || l.Untrusted[b.Artifact] == "") && !b.InFuture(time.Now()) && (m == nil || b.CreatedAt.After(m.CreatedAt))) {
+				m, tgt = b, l.Target
+			}
+		}
+	}
+	if m == nil {
+		return nil, "", fmt.Errorf("no backup %q of %s that can be %s on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, what, sc.Name(), c.Service)
+	}
+	return m, tgt, nil
 }

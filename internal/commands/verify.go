@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -252,22 +251,9 @@ func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clien
 	if len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
 		return fmt.Errorf("the decryption flags apply to direct verifies (with --from); the sidecar %s decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
-	var lists []control.Backups
-	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
+	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "verified")
+	if err != nil {
 		return err
-	}
-	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
-	var m *artifact.Manifest
-	var tgt string
-	for _, l := range lists {
-		for _, b := range l.Backups {
-			if b.Artifact == key || (key == plan.Latest && (opts.allowUnsigned || l.Untrusted[b.Artifact] == "") && !b.InFuture(time.Now()) && (m == nil || b.CreatedAt.After(m.CreatedAt))) {
-				m, tgt = b, l.Target
-			}
-		}
-	}
-	if m == nil {
-		return fmt.Errorf("no backup %q of %s that can be verified on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, sc.Name(), c.Service)
 	}
 	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Artifact, Target: tgt,
 		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })

@@ -204,31 +204,13 @@ func (m *MySQL) Found(ctx context.Context, c *containers.Container, src Source, 
 	if err != nil {
 		return nil, fmt.Errorf("listing the restored tables: %w", err)
 	}
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		out, err := cn.query(ctx, c, strings.Join(batch, " UNION ALL "))
-		batch = batch[:0]
-		if err != nil {
-			return fmt.Errorf("counting rows: %w", err)
-		}
-		return parseCounts(out, found.Tables)
-	}
+	var queries []string
 	for _, t := range strings.Split(list, "\n") {
-		db, table, ok := strings.Cut(strings.TrimSpace(t), ".")
-		if !ok {
-			continue
-		}
-		batch = append(batch, fmt.Sprintf("SELECT %s, COUNT(*) FROM %s.%s", str(db+"."+table), quote(db), quote(table)))
-		if len(batch) == 200 {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		if db, table, ok := strings.Cut(strings.TrimSpace(t), "."); ok {
+			queries = append(queries, fmt.Sprintf("SELECT %s, COUNT(*) FROM %s.%s", str(db+"."+table), quote(db), quote(table)))
 		}
 	}
-	if err := flush(); err != nil {
+	if err := countInBatches(queries, func(q string) (string, error) { return cn.query(ctx, c, q) }, found.Tables); err != nil {
 		return nil, err
 	}
 	return found, nil

@@ -96,36 +96,36 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 			exists[t] = true
 		}
 	}
-	found := &artifact.Contents{Tables: map[string]int64{}}
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		out, err := psql(strings.Join(batch, "\nUNION ALL\n") + ";")
-		batch = batch[:0]
-		if err != nil {
-			return fmt.Errorf("counting rows: %w", err)
-		}
-		return parseCounts(out, found.Tables)
-	}
+	var queries []string
 	if want != nil {
 		for t := range want.Tables {
-			if !exists[t] || !pgTableName.MatchString(t) {
-				continue
-			}
-			batch = append(batch, fmt.Sprintf("SELECT '%s', count(*) FROM %s", strings.ReplaceAll(t, "'", "''"), t))
-			if len(batch) == 200 {
-				if err := flush(); err != nil {
-					return nil, err
-				}
+			if exists[t] && pgTableName.MatchString(t) {
+				queries = append(queries, fmt.Sprintf("SELECT '%s', count(*) FROM %s", strings.ReplaceAll(t, "'", "''"), t))
 			}
 		}
 	}
-	if err := flush(); err != nil {
+	found := &artifact.Contents{Tables: map[string]int64{}}
+	if err := countInBatches(queries, func(q string) (string, error) { return psql(q + ";") }, found.Tables); err != nil {
 		return nil, err
 	}
 	return found, nil
+}
+
+// countInBatches runs the "SELECT name, count" queries 200 at a time (UNION ALL), reading
+// "name<TAB>count" lines into m.
+func countInBatches(queries []string, run func(string) (string, error), m map[string]int64) error {
+	for len(queries) > 0 {
+		n := min(len(queries), 200)
+		out, err := run(strings.Join(queries[:n], "\nUNION ALL\n"))
+		if err != nil {
+			return fmt.Errorf("counting rows: %w", err)
+		}
+		if err := parseCounts(out, m); err != nil {
+			return err
+		}
+		queries = queries[n:]
+	}
+	return nil
 }
 
 // parseCounts reads "name<TAB>count" lines into m.

@@ -112,8 +112,10 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 		return stepErr(c, "dump", err)
 	}
 	if s.count != nil {
-		if s.count.contents, err = s.countRows(ctx, c, tmp); err != nil {
+		if contents, err := s.countRows(ctx, c, tmp); err != nil {
 			s.log().Warn("could not count the rows of the copy: verify will not compare them", "error", err)
+		} else {
+			s.count.contents = contents
 		}
 	}
 	return stepErr(c, "copy", copyEntry(ctx, c, tmp, base, tw))

@@ -31,34 +31,21 @@ func (s *SQLite) countRows(ctx context.Context, c *containers.Container, p strin
 		return nil, err
 	}
 	contents := &artifact.Contents{Tables: map[string]int64{}}
-	var batch []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		out, err := c.Output(ctx, "sqlite3", "-readonly", "-separator", "\t", p, strings.Join(batch, " UNION ALL ")+";")
-		batch = batch[:0]
-		if err != nil {
-			return err
-		}
-		return parseCounts(out, contents.Tables)
-	}
+	var queries []string
 	for _, name := range strings.Split(strings.TrimSpace(names), "\n") {
 		if name == "" || strings.ContainsAny(name, "\t\r") {
 			continue
 		}
-		if len(contents.Tables)+len(batch) >= artifact.MaxCounted {
+		if len(queries) >= artifact.MaxCounted {
 			contents.Truncated = true
 			break
 		}
-		batch = append(batch, fmt.Sprintf("SELECT %s, count(*) FROM %s", sqlString(name), sqlIdent(name)))
-		if len(batch) == 200 {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
+		queries = append(queries, fmt.Sprintf("SELECT %s, count(*) FROM %s", sqlString(name), sqlIdent(name)))
 	}
-	return contents, flush()
+	run := func(q string) (string, error) {
+		return c.Output(ctx, "sqlite3", "-readonly", "-separator", "\t", p, q+";")
+	}
+	return contents, countInBatches(queries, run, contents.Tables)
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -27,17 +27,9 @@ import (
 func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control.Result, error) {
 	ctx, done := r.manualContext()
 	defer done()
-	name := req.Target
-	if name == "" {
-		name = "default"
-	}
-	tgt, ok := r.opts.Targets[name]
-	if !ok {
-		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(r.TargetNames(), ", "))}
-	}
-	c, err := containers.Find(ctx, r.opts.API, req.Project, req.Service)
+	name, tgt, c, err := r.targetAndService(ctx, req.Target, req.Project, req.Service)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+c.Project+"/"+c.Service, log)
 	if err != nil {
@@ -82,6 +74,22 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 		return nil, classify(err)
 	}
 	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Manifest: m, Warnings: p.Warnings}, nil
+}
+
+// targetAndService finds the named target (empty: default) and the service's container.
+func (r *Runner) targetAndService(ctx context.Context, name, project, service string) (string, target.Target, *containers.Container, error) {
+	if name == "" {
+		name = "default"
+	}
+	tgt, ok := r.opts.Targets[name]
+	if !ok {
+		return "", nil, nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(r.TargetNames(), ", "))}
+	}
+	c, err := containers.Find(ctx, r.opts.API, project, service)
+	if err != nil {
+		return "", nil, nil, classify(err)
+	}
+	return name, tgt, c, nil
 }
 
 // serviceScope is what the service's jobs back up: their strategies (none when one detects

@@ -70,17 +70,9 @@ func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*a
 func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.Result, error) {
 	ctx, done := r.manualContext()
 	defer done()
-	name := req.Target
-	if name == "" {
-		name = "default"
-	}
-	tgt, ok := r.opts.Targets[name]
-	if !ok {
-		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no target %q on the sidecar (targets: %s)", name, strings.Join(r.TargetNames(), ", "))}
-	}
-	c, err := containers.Find(ctx, r.opts.API, req.Project, req.Service)
+	name, tgt, c, err := r.targetAndService(ctx, req.Target, req.Project, req.Service)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	job := catalog.ManualJob
 	if m, err := pipeline.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
