@@ -233,7 +233,13 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 			return err
 		}
 	}
-	res, err := sc.Stream(ctx, control.PathRestore, control.RestoreRequest{Project: c.Project, Service: c.Service, Key: m.Artifact, Target: tgt,
+	// Asked for "latest" without a question, the sidecar chooses it while it holds the service:
+	// a backup that finishes meanwhile (and prunes) cannot take the chosen one away.
+	key := m.Artifact
+	if backup == plan.Latest && opts.yes {
+		key = plan.Latest
+	}
+	res, err := sc.Stream(ctx, control.PathRestore, control.RestoreRequest{Project: c.Project, Service: c.Service, Key: key, Target: tgt,
 		NoStop: opts.noStop, AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
 	if err != nil {
 		var ce *control.Error
@@ -246,6 +252,9 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 			}
 		}
 		return fmt.Errorf("restore failed: %w", err)
+	}
+	if res.Manifest != nil {
+		m = res.Manifest
 	}
 	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(m.SHA256), sc.Name())
 	return nil

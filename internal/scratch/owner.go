@@ -10,13 +10,23 @@ import (
 	"time"
 )
 
-// ProcessOwner identifies this process on this host: "process:HOST:BOOT:PID:START", where
-// BOOT and START (the boot's ID and the process's start time) tell a live process from a
-// later one that reuses its PID.
+// ProcessOwner identifies this process on this host: "process:HOST:BOOT:PIDNS:PID:START",
+// where BOOT and START (the boot's ID and the process's start time) tell a live process from
+// a later one that reuses its PID, and PIDNS (the PID namespace) keeps a process in another
+// namespace — a sidecar on the host's network shares the host name — from judging it.
 func ProcessOwner() string {
 	host, _ := os.Hostname()
 	pid := os.Getpid()
-	return fmt.Sprintf("process:%s:%s:%d:%s", host, bootID(), pid, startTime(pid))
+	return fmt.Sprintf("process:%s:%s:%s:%d:%s", host, bootID(), pidNamespace(), pid, startTime(pid))
+}
+
+// pidNamespace is the inode of this process's PID namespace ("" when it cannot be read).
+func pidNamespace() string {
+	link, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(link, "pid:["), "]")
 }
 
 // SidecarOwner identifies a sidecar's process: "sidecar:ID:NONCE", with its container's ID
@@ -57,7 +67,7 @@ func startTime(pid int) string {
 
 // Stale returns the rule Reap applies for a process whose own owner is self: a scratch is
 // stale when it expired, when a previous life of the same sidecar made it, or when a process
-// of this host made it and is no longer running.
+// of this host, boot and PID namespace made it and is no longer running.
 func Stale(self string, now time.Time) func(labels map[string]string) bool {
 	host, _ := os.Hostname()
 	return func(labels map[string]string) bool {
@@ -75,14 +85,15 @@ func Stale(self string, now time.Time) func(labels map[string]string) bool {
 			return true
 		}
 		parts := strings.Split(owner, ":")
-		if len(parts) != 5 || parts[0] != "process" || parts[1] != host || parts[2] != bootID() {
+		ns := pidNamespace()
+		if len(parts) != 6 || parts[0] != "process" || parts[1] != host || parts[2] != bootID() || ns == "" || parts[3] != ns {
 			return false
 		}
-		pid, err := strconv.Atoi(parts[3])
+		pid, err := strconv.Atoi(parts[4])
 		if err != nil {
 			return false
 		}
 		st := startTime(pid)
-		return st == "" || st != parts[4]
+		return st == "" || st != parts[5]
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"path"
@@ -20,6 +21,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -46,6 +48,7 @@ type Engine interface {
 	VolumeList(ctx context.Context, options client.VolumeListOptions) (client.VolumeListResult, error)
 	VolumeRemove(ctx context.Context, id string, options client.VolumeRemoveOptions) (client.VolumeRemoveResult, error)
 	ImageInspect(ctx context.Context, image string, options ...client.ImageInspectOption) (client.ImageInspectResult, error)
+	ContainerLogs(ctx context.Context, id string, options client.ContainerLogsOptions) (client.ContainerLogsResult, error)
 }
 
 // Spec is what to copy and who owns the copy.
@@ -153,7 +156,9 @@ func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
 	name := "docker-backup-verify-" + strings.Trim(unsafeName.ReplaceAllString(from.Service, "-"), "-.") + "-" + s.id
 	created, err := engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hc})
 	if err != nil {
-		s.removeVolumes(context.WithoutCancel(ctx))
+		// A create cancelled on the way may still have been done by the engine.
+		s.Container = &containers.Container{ID: name, Name: name}
+		_ = s.Remove(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("creating the scratch container for %s: %w", from, err)
 	}
 	c, err := containers.Inspect(ctx, engine, created.ID)
@@ -182,6 +187,35 @@ func (s *Scratch) Start(ctx context.Context) error {
 		return fmt.Errorf("starting the scratch container %s: %w", s.Name, err)
 	}
 	return s.Refresh(ctx)
+}
+
+// LogTail returns the last lines of the scratch container's output, for an error that says
+// why its server did not start ("" when there are none).
+func (s *Scratch) LogTail(ctx context.Context, lines int) string {
+	rc, err := s.engine.ContainerLogs(ctx, s.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(lines)})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var out strings.Builder
+	w := &limitWriter{w: &out, n: 4 << 10}
+	_, _ = stdcopy.StdCopy(w, w, rc)
+	return strings.TrimSpace(out.String())
+}
+
+// limitWriter keeps the first n bytes written to it.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // Remove removes the scratch container and its volumes, even when ctx is cancelled.

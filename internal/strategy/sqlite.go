@@ -104,6 +104,10 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 		if err := c.RemoveTemp(ctx, tmp); err != nil {
 			s.log().Warn("could not remove the temporary copy", "path", tmp, "error", err)
 		}
+		// Counting its rows opened the copy: a WAL database leaves its companions.
+		for _, companion := range []string{tmp + "-wal", tmp + "-shm"} {
+			_ = c.RemoveTemp(ctx, companion)
+		}
 	}()
 	// A busy timeout: the application's writers hold the lock for moments at a time.
 	err := c.Exec(ctx, containers.ExecSpec{Cmd: []string{"sqlite3", "-cmd", fmt.Sprintf(".timeout %d", sqliteBusyTimeout.Milliseconds()),

@@ -166,6 +166,9 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 			return nil, err
 		}
 		if err := v.Ready(ctx, sc.Container, src); err != nil {
+			if tail := sc.LogTail(context.WithoutCancel(ctx), 15); tail != "" {
+				err = fmt.Errorf("%w; its log ends with:\n%s", err, tail)
+			}
 			return nil, fmt.Errorf("the scratch copy of %s did not get ready: %w", spec.Service, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,8 +93,8 @@ func TestForgedBackupsAreRefused(t *testing.T) {
 			nil, []string{"lives under " + p.name + "/files/"}},
 		{"a kind the service is not", crafted{strategy: "postgres", ext: "sql", raw: []byte("SELECT 1;\n"), key: mine},
 			nil, []string{"is a postgres backup", "does not look like a postgres server"}},
-		{"a huge manifest", crafted{raw: harmless, source: map[string]string{"paths": "/data", "pad": strings.Repeat("x", 70000)}, key: mine},
-			nil, []string{"more than the 65536 bytes a manifest can be"}},
+		{"a huge manifest", crafted{raw: harmless, source: map[string]string{"paths": "/data", "pad": strings.Repeat("x", 2<<20+1000)}, key: mine},
+			nil, []string{"more than the 2097152 bytes a manifest can be"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,11 +256,20 @@ func TestForgedThroughTheSidecar(t *testing.T) {
 	})
 	mustContain(t, containerLogs(t, sidecar), "retention keeps a backup dated in the future")
 
-	// latest is the newest real backup, not the future-dated one.
+	// latest is the newest real backup, not the future-dated one. The sidecar goes on backing
+	// up every 2 s: the restored content is the one of the key the restore names.
 	docker(t, "exec", app, "sh", "-c", "echo changed > /data/keep/x")
-	backup(t, "restore", "latest", "--to", "app", "--project", p.name, "--yes")
-	if got := docker(t, "exec", app, "cat", "/data/keep/x"); got != "real\n" {
-		t.Errorf("restore latest restored %q", got)
+	out := backup(t, "restore", "latest", "--to", "app", "--project", p.name, "--yes")
+	restored := restoredKey(t, out)
+	if restored == future {
+		t.Fatalf("restore latest chose the future-dated backup %s", future)
+	}
+	want := artifactFile(t, filepath.Join(dir, filepath.FromSlash(restored)), "data/keep/x")
+	if want != "real\n" && want != "changed\n" {
+		t.Errorf("the backup %s holds %q", restored, want)
+	}
+	if got := docker(t, "exec", app, "cat", "/data/keep/x"); got != want {
+		t.Errorf("restore latest restored %q, the backup %s holds %q", got, restored, want)
 	}
 
 	// A signed backup of another kind than the job's, or of paths outside the job's, is
@@ -271,7 +281,7 @@ func TestForgedThroughTheSidecar(t *testing.T) {
 	mustContain(t, backupFails(t, nil, "restore", wide, "--to", "app", "--project", p.name, "--yes"), "/data", "not inside a writable volume or bind mount", "/data/keep")
 	unsigned := craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", raw: keep("unsigned\n"), source: map[string]string{"paths": "/data/keep"}})
 	mustContain(t, backupFails(t, nil, "restore", unsigned, "--to", "app", "--project", p.name, "--yes"), "not signed", "--allow-unsigned")
-	if got := docker(t, "exec", app, "sh", "-c", "cat /data/keep/x /data/other"); got != "real\nother\n" {
+	if got := docker(t, "exec", app, "sh", "-c", "cat /data/keep/x /data/other"); got != want+"other\n" {
 		t.Errorf("refused restores changed the data: %q", got)
 	}
 	backup(t, "restore", unsigned, "--to", "app", "--project", p.name, "--yes", "--allow-unsigned")
@@ -284,4 +294,28 @@ func TestForgedThroughTheSidecar(t *testing.T) {
 			t.Errorf("ls does not flag the unsigned backup: %q", l)
 		}
 	}
+}
+
+// restoredKey is the key a restore's output names ("Restored KEY into ...").
+func restoredKey(t *testing.T, out string) string {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, "Restored "); ok {
+			if key, _, ok := strings.Cut(rest, " into "); ok {
+				return key
+			}
+		}
+	}
+	t.Fatalf("the restore names no key:\n%s", out)
+	return ""
+}
+
+// artifactFile is the content of one file of a local, unencrypted volume artifact.
+func artifactFile(t *testing.T, artifactPath, name string) string {
+	t.Helper()
+	out, err := exec.Command("sh", "-c", `zstd -dc "$1" | tar -xOf - "$2"`, "sh", artifactPath, name).Output()
+	if err != nil {
+		t.Fatalf("reading %s from %s: %v", name, artifactPath, err)
+	}
+	return string(out)
 }

@@ -206,15 +206,21 @@ func TestMetricsWithPrometheus(t *testing.T) {
 	docker(t, "exec", flaky, "touch", "/data/fail")
 	docker(t, "exec", shrink, "rm", "/data/big")
 	// Retention of "good" cannot delete its oldest manifest: a prune error.
+	// The sidecar prunes every 2 s: the oldest manifest may go between the listing and chattr.
 	dir := volumeDir(t, backups)
-	manifests, _ := filepath.Glob(filepath.Join(dir, p.name, "good", "*.manifest.json"))
-	if len(manifests) == 0 {
-		t.Fatal("no manifest of good on the target")
-	}
-	immutable := manifests[0] // sorted by name = by time: the oldest
-	if out, err := exec.Command("chattr", "+i", immutable).CombinedOutput(); err != nil {
-		t.Fatalf("chattr: %v %s", err, out)
-	}
+	var immutable string
+	eventually(t, 30*time.Second, "an immutable manifest of good", func() error {
+		manifests, _ := filepath.Glob(filepath.Join(dir, p.name, "good", "*.manifest.json"))
+		if len(manifests) == 0 {
+			return fmt.Errorf("no manifest of good on the target")
+		}
+		oldest := manifests[0] // sorted by name = by time
+		if out, err := exec.Command("chattr", "+i", oldest).CombinedOutput(); err != nil {
+			return fmt.Errorf("chattr: %v %s", err, out)
+		}
+		immutable = oldest
+		return nil
+	})
 	t.Cleanup(func() { _ = exec.Command("chattr", "-i", immutable).Run() })
 
 	// Every dashboard query returns series.

@@ -17,6 +17,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/retention"
 )
 
+// pruneTimeout bounds a prune that outlives a shutdown.
+const pruneTimeout = time.Minute
+
 // prune applies the job's retention to the job's backups as the target lists them (the
 // manifests, not the catalog), deleting each pruned backup's manifest, then its artifact.
 // It only ever sees the backups of this job under the sidecar's own prefix; it always keeps

@@ -111,8 +111,12 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (*control.
 	}
 	duration := time.Since(started)
 	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String())
-	pruned, perr := r.prune(ctx, j, res.Key, log)
-	r.updateUsage(ctx, j.TargetName())
+	// Retention belongs to the backup that was just stored: a shutdown that begins now does not
+	// leave one backup more than the job keeps (the prune is bounded, and quick on any target).
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
+	defer cancel()
+	pruned, perr := r.prune(pctx, j, res.Key, log)
+	r.updateUsage(pctx, j.TargetName())
 	// A prune error is reported, but the backup stands.
 	return &control.Result{Key: res.Key, Target: j.TargetName(), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, perr
 }
