@@ -64,7 +64,7 @@ key's holder made.`,
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
-	flags.StringVar(&opts.database, "database", "", "postgres: database; mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
+	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
 	noSidecarFlag(flags, &opts.noSidecar)
 	encryptFlags(flags, &opts.encrypt)

@@ -15,6 +15,8 @@
 //	docker-backup.hook-timeout=2m             how long pre and post may take (default 5m)
 //	docker-backup.recipients=age1...,ssh-ed25519 ...  encrypt the backups for these public keys
 //	docker-backup.verify=@weekly              verify the job's newest backup on this schedule
+//	docker-backup.notify=ops                  the sidecar's notification URL set for the job, or off
+//	docker-backup.ping=https://hc-ping.com/…  dead-man pings: URL/start, URL, URL/fail (healthchecks.io, Uptime Kuma)
 //	docker-backup.<job>.<key>=...             the same keys for a named job (several per service)
 //
 // Keys without a job name make the job "default" (when it has a schedule) and are defaults
@@ -29,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -80,6 +83,11 @@ type Job struct {
 	// Verify is the schedule on which the job's newest backup is verified (restored into a
 	// scratch copy of the service and compared); empty: never.
 	Verify string
+	// Notify names the sidecar's notification URL set the job's events go to ("" the
+	// default set, "off" none).
+	Notify string
+	// Ping is a dead-man URL told when each run starts, succeeds or fails.
+	Ping string
 }
 
 // Error is one invalid label.
@@ -100,6 +108,8 @@ type Options struct {
 	Strategies []string
 	// Targets are the targets defined on the sidecar; nil skips the check.
 	Targets []string
+	// NotifySets are the sidecar's notification URL sets; nil skips the check.
+	NotifySets []string
 	// DefaultRetention applies to jobs without a retention label.
 	DefaultRetention retention.Policy
 	// Manual reads the default job without a schedule: how an enabled service without one
@@ -108,7 +118,8 @@ type Options struct {
 }
 
 var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
-	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true, "verify": true}
+	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true, "verify": true,
+	"notify": true, "ping": true}
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -325,6 +336,24 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 				j.Recipients = []string{v}
 			}
 		}
+		if v, label, ok := get("notify"); ok {
+			v = strings.TrimSpace(v)
+			switch {
+			case v == "off":
+			case !ValidName(v):
+				fail(label, v, `must name a notification URL set of the sidecar (DOCKER_BACKUP_NOTIFY_URLS_NAME), "default" or "off"`)
+			case opts.NotifySets != nil && !slices.Contains(opts.NotifySets, v):
+				fail(label, v, fmt.Sprintf("the sidecar has no notification URL set %q (sets: %s; define one with DOCKER_BACKUP_NOTIFY_URLS_%s), or use off", v, orNone(opts.NotifySets), strings.ToUpper(strings.ReplaceAll(v, "-", "_"))))
+			}
+			j.Notify = v
+		}
+		if v, label, ok := get("ping"); ok {
+			// The URL is the check's key: never printed, even in an error.
+			if err := checkPingURL(v); err != nil {
+				fail(label, "(not shown)", err.Error())
+			}
+			j.Ping = strings.TrimSpace(v)
+		}
 		for _, hook := range []struct {
 			key string
 			dst *[]string
@@ -365,4 +394,20 @@ func Argv(s string) ([]string, error) {
 		return nil, fmt.Errorf("empty command")
 	}
 	return argv, nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkPingURL accepts an http:// or https:// URL with a host.
+func checkPingURL(v string) error {
+	u, err := url.Parse(strings.TrimSpace(v))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http:// or https:// URL (a healthchecks.io check or an Uptime Kuma push URL)")
+	}
+	return nil
 }

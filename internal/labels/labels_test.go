@@ -12,6 +12,7 @@ import (
 var opts = Options{
 	Strategies:       []string{"mongo", "mysql", "postgres", "redis", "sqlite", "volume"},
 	Targets:          []string{"local", "offsite"},
+	NotifySets:       []string{"default", "ops"},
 	DefaultRetention: retention.Policy{Last: 7},
 }
 
@@ -78,6 +79,9 @@ func TestInvalidLabels(t *testing.T) {
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.pre": `echo "unterminated`}, "docker-backup.pre", "cannot split"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.post": `["sh", 3]`}, "docker-backup.post", "JSON array"},
 		{map[string]string{"docker-backup.shedule": "@daily"}, "docker-backup.shedule", `unknown key "shedule"`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.notify": "pager"}, "docker-backup.notify", `no notification URL set "pager" (sets: default, ops; define one with DOCKER_BACKUP_NOTIFY_URLS_PAGER)`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.notify": "Ops!"}, "docker-backup.notify", `"default" or "off"`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.ping": "hc-ping.com/uuid-secret"}, "docker-backup.ping", "http:// or https:// URL"},
 		{map[string]string{"docker-backup.Nightly!.schedule": "@daily"}, "docker-backup.Nightly!.schedule", "job name"},
 		{map[string]string{"docker-backup.nightly.strategy": "volume"}, "docker-backup.nightly.schedule", "needs a schedule"},
 	}
@@ -173,5 +177,20 @@ func TestManualJob(t *testing.T) {
 	jobs, errs := Parse("c", map[string]string{"docker-backup.paths": "/data/keep", "docker-backup.hook-timeout": "90s"}, Options{Strategies: opts.Strategies, Manual: true})
 	if len(errs) > 0 || len(jobs) != 1 || jobs[0].Name != DefaultJob || jobs[0].Schedule != "" || jobs[0].Paths[0] != "/data/keep" || jobs[0].HookTimeout.Seconds() != 90 {
 		t.Errorf("jobs %+v, errors %v", jobs, errs)
+	}
+}
+
+func TestNotifyAndPing(t *testing.T) {
+	jobs, errs := Parse("shop-db-1", map[string]string{"docker-backup.schedule": "@daily", "docker-backup.notify": "ops",
+		"docker-backup.ping": "https://hc-ping.com/uuid-1", "docker-backup.quiet.schedule": "@hourly", "docker-backup.quiet.notify": "off"}, opts)
+	if len(errs) > 0 || len(jobs) != 2 {
+		t.Fatalf("jobs %+v, errors %v", jobs, errs)
+	}
+	if jobs[0].Notify != "ops" || jobs[0].Ping != "https://hc-ping.com/uuid-1" || jobs[1].Notify != "off" || jobs[1].Ping != "https://hc-ping.com/uuid-1" {
+		t.Errorf("jobs %+v", jobs)
+	}
+	_, errs = Parse("shop-db-1", map[string]string{"docker-backup.schedule": "@daily", "docker-backup.ping": "ftp://secret-uuid"}, opts)
+	if len(errs) != 1 || strings.Contains(errs[0].Error(), "secret-uuid") {
+		t.Errorf("a bad ping URL: %v (the URL must not be shown)", errs)
 	}
 }

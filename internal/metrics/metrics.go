@@ -43,6 +43,7 @@ type Metrics struct {
 	pruned       *prometheus.CounterVec
 	restores     *prometheus.CounterVec
 	verifies     *prometheus.CounterVec
+	notified     *prometheus.CounterVec
 
 	mu   sync.Mutex
 	jobs map[control.JobID]bool // jobs whose counter series exist
@@ -69,11 +70,19 @@ func New(status StatusFunc, ready func(context.Context) error) *Metrics {
 	m.verifies = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "verifies_total",
 		Help: "Verifies by result: passed, failed (the backup does not restore to what it recorded), error (could not run), interrupted."},
 		[]string{"project", "service", "result"})
+	m.notified = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "notifications_total",
+		Help: "Notifications (kind notify) and dead-man pings (kind ping) by result: sent, or failed after retries (the backup is not affected)."},
+		[]string{"kind", "result"})
+	for _, k := range []string{"notify", "ping"} {
+		for _, r := range []string{"sent", "failed"} {
+			m.notified.WithLabelValues(k, r)
+		}
+	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "The sidecar's version; always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version.Version, runtime.Version()).Set(1)
 	// The job counters are collected by the state collector, after it has brought their
 	// series in step with the jobs of the same status.
-	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, buildInfo,
+	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, m.notified, buildInfo,
 		&stateCollector{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +94,15 @@ func (m *Metrics) Handler() http.Handler {
 
 func values(j control.JobID) []string {
 	return []string{j.Project, j.Service, j.Job, j.Strategy, j.Target}
+}
+
+// Notified counts a notification or ping (kind "notify" or "ping").
+func (m *Metrics) Notified(kind string, ok bool) {
+	result := "sent"
+	if !ok {
+		result = "failed"
+	}
+	m.notified.WithLabelValues(kind, result).Inc()
 }
 
 // RunFinished counts a run.

@@ -21,6 +21,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
@@ -41,18 +42,19 @@ type API interface {
 
 // Daemon is a running sidecar.
 type Daemon struct {
-	api     API
-	cfg     config.Config
-	log     *slog.Logger
-	cat     *catalog.Catalog
-	sched   *schedule.Scheduler
-	targets map[string]target.Target
-	signer  *artifact.SigningKey
-	runner  *jobs.Runner
-	rec     *reconcile.Reconciler
-	host    string
-	self    string
-	started time.Time
+	api      API
+	cfg      config.Config
+	log      *slog.Logger
+	cat      *catalog.Catalog
+	sched    *schedule.Scheduler
+	notifier *notify.Notifier
+	targets  map[string]target.Target
+	signer   *artifact.SigningKey
+	runner   *jobs.Runner
+	rec      *reconcile.Reconciler
+	host     string
+	self     string
+	started  time.Time
 	// synced is closed once the first reconcile is done: the control API waits for it, so a
 	// request never sees a sidecar that has not read the labels yet.
 	synced chan struct{}
@@ -115,13 +117,25 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	}
 	d.sched = schedule.NewScheduler(schedule.SchedulerOptions{MaxConcurrent: cfg.MaxConcurrent, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 		Location: cfg.Location, Log: d.log})
+	counted := func(string, bool) {}
+	if c, ok := opts.Recorder.(interface{ Notified(kind string, ok bool) }); ok {
+		counted = c.Notified
+	}
+	if d.notifier, err = notify.New(notify.Config{Sets: cfg.NotifySets, Level: cfg.NotifyLevel, Template: cfg.NotifyTemplate,
+		Host: d.host, Counted: counted, Log: d.log}); err != nil {
+		d.cat.Close()
+		return nil, err
+	}
 	d.runner = jobs.New(ctx, jobs.Options{API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: scratch.SidecarOwner(d.self)})
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: scratch.SidecarOwner(d.self), Notifier: d.notifier})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
-		Targets: d.runner.TargetNames(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
-		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log})
+		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
+		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,
+		OnProblem: func(p string) {
+			d.notifier.Notify("", notify.Event{Kind: "labels", Project: d.cfg.Project, Failed: true, Error: p})
+		}})
 	if err := d.runner.Recover(ctx); err != nil {
 		d.cat.Close()
 		return nil, err
@@ -223,7 +237,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.rec.Watch(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	return errors.Join(d.sched.Stop(stopCtx), d.runner.Wait(stopCtx))
+	err := errors.Join(d.sched.Stop(stopCtx), d.runner.Wait(stopCtx))
+	// What the last runs said is sent before the sidecar goes (bounded: a receiver that
+	// does not answer cannot hold the shutdown).
+	notifyCtx, cancelNotify := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelNotify()
+	if nerr := d.notifier.Close(notifyCtx); nerr != nil {
+		d.log.Warn("notifications left unsent", "error", nerr)
+	}
+	return err
 }
 
 // Close closes the catalog.

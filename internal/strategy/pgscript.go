@@ -44,7 +44,25 @@ type pgScript struct {
 	copyTable string
 	rows      map[string]int64
 	tables    []string // in order of appearance
+
+	// cluster, when set, reads a cluster dump (see pgcluster.go): the \connect lines it
+	// writes between databases and its CREATE DATABASE statements go to these hooks instead
+	// of psql, and tables are counted as "database/schema.table".
+	cluster *clusterHooks
+	db      string // the database of the section being read (cluster dumps)
 }
+
+// clusterHooks receive the parts of a cluster dump that are not one database's SQL.
+type clusterHooks struct {
+	// connect starts the section of database db; what follows goes to the writer it returns
+	// (nil: nowhere).
+	connect func(db string) (io.Writer, error)
+	// createDatabase receives a CREATE DATABASE statement, ";" included.
+	createDatabase func(stmt string) error
+}
+
+// maxHeld bounds a statement held whole (a cluster dump's CREATE DATABASE).
+const maxHeld = 64 << 10
 
 type pgState int
 
@@ -337,7 +355,12 @@ func (s *pgScript) addStmt(b []byte) {
 	}
 	if s.holding {
 		word := strings.ToUpper(strings.TrimRight(string(s.stmt), " \t\r\n"))
-		if strings.ContainsAny(word, " \t\r\n") || !(strings.HasPrefix("BEGIN", word) || strings.HasPrefix("COMMIT", word)) {
+		keep := !strings.ContainsAny(word, " \t\r\n") && (strings.HasPrefix("BEGIN", word) || strings.HasPrefix("COMMIT", word))
+		if s.cluster != nil && len(s.held) < maxHeld {
+			norm := spaces.ReplaceAllString(word, " ")
+			keep = keep || strings.HasPrefix("CREATE DATABASE ", norm) || strings.HasPrefix(norm, "CREATE DATABASE ")
+		}
+		if !keep {
 			// Not BEGIN or COMMIT alone: let the statement through.
 			s.holding = false
 			s.buf = append(s.buf, s.held...)
@@ -358,6 +381,11 @@ func (s *pgScript) endStatement() error {
 	s.stmt, s.prev = s.stmt[:0], ';'
 	if s.holding {
 		s.holding = false
+		if s.cluster != nil && strings.HasPrefix(text, "CREATE DATABASE ") {
+			stmt := string(s.held) + ";"
+			s.held = s.held[:0]
+			return s.cluster.createDatabase(stmt)
+		}
 		if text == "BEGIN" || text == "COMMIT" {
 			// pg_dump's own transaction around large objects: the restore's own
 			// transaction must be the only one. The statement is left out.
@@ -381,6 +409,9 @@ func (s *pgScript) endStatement() error {
 			return fmt.Errorf("the script runs %q, but pg_dump only ever copies FROM stdin (COPY can run programs on the server): %w", truncate(raw, 80), ErrNotPgDump)
 		}
 		s.copyTable = m[1]
+		if s.cluster != nil {
+			s.copyTable = s.db + "/" + m[1]
+		}
 		if _, seen := s.rows[s.copyTable]; !seen {
 			s.tables = append(s.tables, s.copyTable)
 			s.rows[s.copyTable] = 0
@@ -396,6 +427,30 @@ func (s *pgScript) endMeta() error {
 	s.meta = s.meta[:0]
 	cmd, _, _ := strings.Cut(line, " ")
 	switch cmd {
+	case `\connect`:
+		if s.cluster == nil {
+			break
+		}
+		if len(s.stmt) > 0 || s.holding {
+			return fmt.Errorf("the script has \\connect inside a statement: %w", ErrNotPgDump)
+		}
+		db, ok := parseConnect(line)
+		if !ok {
+			return fmt.Errorf("the script runs %q, which is not how a cluster dump starts a database's section: %w", truncate(line, 80), ErrNotPgDump)
+		}
+		// What came before belongs to the previous section.
+		if s.out != nil && len(s.buf) > 0 {
+			if _, err := s.out.Write(s.buf); err != nil {
+				return err
+			}
+		}
+		s.buf = s.buf[:0]
+		out, err := s.cluster.connect(db)
+		if err != nil {
+			return err
+		}
+		s.out, s.db = out, db
+		return nil
 	case `\restrict`, `\unrestrict`:
 		if len(s.stmt) > 0 || s.holding {
 			return fmt.Errorf("the script has %s inside a statement: %w", cmd, ErrNotPgDump)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -75,6 +76,10 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 	if v, err := p.serverVersion(ctx, c, cn); err == nil {
 		src["server_version"] = v
 	}
+	if p.Database == AllDatabases {
+		cn.database = p.maintenanceDB(c)
+		return p.backupCluster(ctx, c, cn, src, w)
+	}
 	err := c.Exec(ctx, containers.ExecSpec{
 		Cmd: []string{"pg_dump", "--no-password", "--clean", "--if-exists",
 			"--username", cn.user, "--dbname", cn.database},
@@ -95,6 +100,12 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Data) error {
 	if !c.Running {
 		return stepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
+	}
+	if data.Source["database"] == AllDatabases {
+		return p.restoreCluster(ctx, c, data)
+	}
+	if p.Database == AllDatabases {
+		return stepErr(c, "restore", fmt.Errorf("--database all restores a cluster backup, but %s is of the database %q", "this backup", data.Source["database"]))
 	}
 	cn := p.conn(c)
 	pr, pw := io.Pipe()
@@ -126,6 +137,12 @@ func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Da
 // Check reads the script as psql would and refuses one that pg_dump would not have written.
 func (p *Postgres) Check(ctx context.Context, c *containers.Container, data Data) error {
 	script := newPGScript(nil)
+	if data.Source["database"] == AllDatabases {
+		script.cluster = checkOnly()
+		if p.Database != "" && p.Database != AllDatabases && !slices.Contains(clusterList(data.Source), p.Database) {
+			return fmt.Errorf("the backup has no database %q (it has: %s)", p.Database, strings.Join(clusterList(data.Source), ", "))
+		}
+	}
 	if _, err := io.Copy(script, data); err != nil {
 		return err
 	}

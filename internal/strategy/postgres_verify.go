@@ -3,6 +3,7 @@ package strategy
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,7 +18,13 @@ import (
 type pgCount struct{ script *pgScript }
 
 // NewCount counts the rows of each table's COPY block.
-func (p *Postgres) NewCount() Count { return &pgCount{script: newPGScript(nil)} }
+func (p *Postgres) NewCount() Count {
+	c := &pgCount{script: newPGScript(nil)}
+	if p.Database == AllDatabases {
+		c.script.cluster = checkOnly() // tables counted as database/schema.table
+	}
+	return c
+}
 
 func (c *pgCount) Write(b []byte) (int, error) { return c.script.Write(b) }
 
@@ -56,15 +63,19 @@ func (p *Postgres) Ready(ctx context.Context, c *containers.Container, src Sourc
 	if err != nil {
 		return err
 	}
+	db := src["database"]
+	if db == AllDatabases {
+		db = "" // the restore creates every database
+	}
 	// psql variables quote the names: nothing the manifest says is run as SQL.
 	script := `SELECT format('CREATE ROLE %I', :'role') WHERE :'role' <> '' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')
 \gexec
-SELECT format('CREATE DATABASE %I', :'db') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
+SELECT format('CREATE DATABASE %I', :'db') WHERE :'db' <> '' AND NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')
 \gexec
 `
 	return c.Exec(ctx, containers.ExecSpec{
 		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1",
-			"--set", "db=" + src["database"], "--set", "role=" + src["user"], "--username", cn.user, "--dbname", "postgres"},
+			"--set", "db=" + db, "--set", "role=" + src["user"], "--username", cn.user, "--dbname", "postgres"},
 		Env: cn.env, Stdin: strings.NewReader(script),
 	})
 }
@@ -75,15 +86,24 @@ var pgTableName = regexp.MustCompile(`^(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.(?:
 // Found counts the rows of the restored tables, named as pg_dump names them.
 func (p *Postgres) Found(ctx context.Context, c *containers.Container, src Source, want *artifact.Contents) (*artifact.Contents, error) {
 	cn := p.conn(c)
-	psql := func(sql string) (string, error) {
-		var out strings.Builder
-		err := c.Exec(ctx, containers.ExecSpec{
-			Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--tuples-only", "--no-align", "--field-separator", "\t",
-				"--set", "ON_ERROR_STOP=1", "--username", cn.user, "--dbname", cn.database},
-			Env: cn.env, Stdin: strings.NewReader(sql), Stdout: &out,
-		})
-		return out.String(), err
+	if src["database"] != AllDatabases {
+		return p.foundIn(ctx, c, cn, cn.database, "", want)
 	}
+	// A cluster: each database's tables, named database/schema.table.
+	found := &artifact.Contents{Tables: map[string]int64{}}
+	for _, db := range clusterList(src) {
+		part, err := p.foundIn(ctx, c, cn, db, db+"/", want)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", db, err)
+		}
+		maps.Copy(found.Tables, part.Tables)
+	}
+	return found, nil
+}
+
+// foundIn counts the rows of the tables of want (named prefix+schema.table) in database db.
+func (p *Postgres) foundIn(ctx context.Context, c *containers.Container, cn pgConn, db, prefix string, want *artifact.Contents) (*artifact.Contents, error) {
+	psql := func(sql string) (string, error) { return cn.psql(ctx, c, db, sql) }
 	// The tables that exist, as pg_dump's fmtId would quote them (quote_ident's rules).
 	list, err := psql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%';`)
@@ -98,9 +118,10 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 	}
 	var queries []string
 	if want != nil {
-		for t := range want.Tables {
-			if exists[t] && pgTableName.MatchString(t) {
-				queries = append(queries, fmt.Sprintf("SELECT '%s', count(*) FROM %s", strings.ReplaceAll(t, "'", "''"), t))
+		for name := range want.Tables {
+			t, ok := strings.CutPrefix(name, prefix)
+			if ok && exists[t] && pgTableName.MatchString(t) {
+				queries = append(queries, fmt.Sprintf("SELECT '%s', count(*) FROM %s", strings.ReplaceAll(name, "'", "''"), t))
 			}
 		}
 	}

@@ -59,7 +59,7 @@ func startPrometheus(t *testing.T, target string) *prom {
 rule_files:
   - %s
 scrape_configs:
-  - job_name: docker-backup
+  - job_name: backups-of-this-host   # any name: the rules and the dashboard do not depend on it
     static_configs:
       - targets: ["%s"]
 `, filepath.Join(fixtureRoot, "deploy", "prometheus", "alerts.yml"), target)
@@ -228,7 +228,7 @@ func TestMetricsWithPrometheus(t *testing.T) {
 	eventually(t, 90*time.Second, "every dashboard query returns series", func() error {
 		var empty []string
 		for _, q := range dash {
-			expr := strings.NewReplacer("$project", p.name, "$backup_job", ".*").Replace(q)
+			expr := strings.NewReplacer("$project", p.name, "$backup_job", ".*", "$job", ".+", "$instance", ".+").Replace(q)
 			n, err := pr.query(expr)
 			if err != nil {
 				return fmt.Errorf("%s: %v", expr, err)
@@ -242,7 +242,11 @@ func TestMetricsWithPrometheus(t *testing.T) {
 		}
 		return nil
 	})
-	// The dashboard's variables resolve.
+	// The dashboard's variables resolve: job and instance from any scrape job's sidecars.
+	var scrapeJobs []string
+	if err := pr.api("/api/v1/label/job/values", url.Values{"match[]": {"docker_backup_build_info"}}, &scrapeJobs); err != nil || len(scrapeJobs) != 1 {
+		t.Errorf("variable job: %q, %v", scrapeJobs, err)
+	}
 	var projects []string
 	if err := pr.api("/api/v1/label/project/values", url.Values{"match[]": {"docker_backup_last_run_timestamp_seconds"}}, &projects); err != nil || !contains(projects, p.name) {
 		t.Errorf("variable project: %q, %v", projects, err)

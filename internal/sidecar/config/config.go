@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 )
@@ -53,6 +54,12 @@ type Config struct {
 	AgeRecipients []string
 	// AgeIdentityFile decrypts encrypted backups for restores through the sidecar.
 	AgeIdentityFile string
+	// NotifySets are the notification URL sets by name ("default": DOCKER_BACKUP_NOTIFY_URLS).
+	NotifySets map[string][]string
+	// NotifyLevel says which events are sent (notify.LevelError: failures only).
+	NotifyLevel notify.Level
+	// NotifyTemplate replaces the default message text (a Go text/template).
+	NotifyTemplate string
 
 	defaultFromEnv bool // DOCKER_BACKUP_TARGET was set
 }
@@ -77,6 +84,9 @@ const (
 	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
 	EnvAgeRecipients   = "DOCKER_BACKUP_AGE_RECIPIENTS"
 	EnvAgeIdentityFile = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
+	EnvNotifyURLs      = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
+	EnvNotifyLevel     = "DOCKER_BACKUP_NOTIFY_LEVEL"
+	EnvNotifyTemplate  = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 
@@ -232,6 +242,19 @@ func FromEnv(environ []string) (Config, error) {
 	if cfg.AgeIdentityFile != "" && !path.IsAbs(cfg.AgeIdentityFile) {
 		bad(EnvAgeIdentityFile, cfg.AgeIdentityFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
 	}
+	cfg.NotifySets = notifySets(env, &errs)
+	if level, err := notify.ParseLevel(get(EnvNotifyLevel, "error")); err != nil {
+		bad(EnvNotifyLevel, get(EnvNotifyLevel, ""), err.Error())
+	} else {
+		cfg.NotifyLevel = level
+	}
+	if f := get(EnvNotifyTemplate, ""); f != "" {
+		if b, err := os.ReadFile(f); err != nil {
+			bad(EnvNotifyTemplate, f, err.Error())
+		} else {
+			cfg.NotifyTemplate = string(b)
+		}
+	}
 	comp, err := artifact.ParseCompression(get(EnvCompression, string(artifact.Zstd)))
 	if err != nil {
 		bad(EnvCompression, get(EnvCompression, ""), err.Error())
@@ -315,4 +338,44 @@ func (c *Config) AddLabelTargets(lbls map[string]string) error {
 		return fmt.Errorf("invalid target labels on the sidecar:\n  %s", strings.Join(msgs, "\n  "))
 	}
 	return nil
+}
+
+// notifySets reads DOCKER_BACKUP_NOTIFY_URLS (the default set) and
+// DOCKER_BACKUP_NOTIFY_URLS_NAME (the set NAME), each also from a file with _FILE: URLs
+// separated by spaces, commas or new lines. The URLs hold tokens: an error names the
+// variable and the URL's position, never its text.
+func notifySets(env map[string]string, errs *[]string) map[string][]string {
+	sets := map[string][]string{}
+	for k, v := range env {
+		rest, ok := strings.CutPrefix(k, EnvNotifyURLs)
+		if !ok || (rest != "" && !strings.HasPrefix(rest, "_")) {
+			continue
+		}
+		name := strings.TrimPrefix(rest, "_")
+		if name == "FILE" || strings.HasSuffix(name, "_FILE") {
+			name = strings.TrimSuffix(strings.TrimSuffix(name, "FILE"), "_")
+			b, err := os.ReadFile(strings.TrimSpace(v))
+			if err != nil {
+				*errs = append(*errs, fmt.Sprintf("%s=%q: %v", k, v, err))
+				continue
+			}
+			v = string(b)
+		}
+		if name == "" {
+			name = notify.DefaultSet
+		}
+		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		if !labels.ValidName(name) {
+			*errs = append(*errs, fmt.Sprintf("%s: the set name must be letters, digits, _ or -", k))
+			continue
+		}
+		for i, u := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' }) {
+			if err := notify.CheckURL(u); err != nil {
+				*errs = append(*errs, fmt.Sprintf("%s (value not shown), URL %d: %v", k, i+1, err))
+				continue
+			}
+			sets[name] = append(sets[name], u)
+		}
+	}
+	return sets
 }

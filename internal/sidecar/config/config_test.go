@@ -1,11 +1,13 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 )
 
@@ -129,4 +131,27 @@ func FuzzConfigFromEnv(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNotifySets(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/urls"
+	if err := os.WriteFile(file, []byte("ntfy://ntfy.example.com/backups-topic-secret\ngeneric+https://hooks.example.com/t0ken-abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := FromEnv([]string{"DOCKER_BACKUP_NOTIFY_URLS=generic+https://hooks.example.com/default-token",
+		"DOCKER_BACKUP_NOTIFY_URLS_OPS_TEAM_FILE=" + file, "DOCKER_BACKUP_NOTIFY_LEVEL=info"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.NotifySets["default"]) != 1 || len(cfg.NotifySets["ops-team"]) != 2 || cfg.NotifyLevel != notify.LevelInfo {
+		t.Errorf("sets %v, level %v", cfg.NotifySets, cfg.NotifyLevel)
+	}
+	_, err = FromEnv([]string{"DOCKER_BACKUP_NOTIFY_URLS=generic+https://hooks.example.com/ok,nosuch://user:hunter2-secret@x", "DOCKER_BACKUP_NOTIFY_LEVEL=loud"})
+	if err == nil || !strings.Contains(err.Error(), "DOCKER_BACKUP_NOTIFY_URLS (value not shown), URL 2") || !strings.Contains(err.Error(), "DOCKER_BACKUP_NOTIFY_LEVEL=\"loud\"") {
+		t.Errorf("error %v", err)
+	}
+	if err != nil && strings.Contains(err.Error(), "hunter2-secret") {
+		t.Errorf("the error shows a secret: %v", err)
+	}
 }

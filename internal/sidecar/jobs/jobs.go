@@ -20,6 +20,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -97,6 +98,8 @@ type Options struct {
 	StateDir string
 	// Owner labels the scratch copies verifies make (scratch.SidecarOwner).
 	Owner string
+	// Notifier sends notifications and dead-man pings (nil: none).
+	Notifier *notify.Notifier
 }
 
 // Runner runs jobs, one-off backups and restores.

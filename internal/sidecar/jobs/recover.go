@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -125,6 +126,8 @@ func (r *Runner) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, rs := range restores {
+		r.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: rs.Project, Service: rs.Service, Failed: true, Key: rs.ArtifactKey,
+			Error: "a restore was interrupted by a crash of the sidecar: restore again"})
 		if rs.Partial {
 			r.log.Error("a restore was interrupted by a crash of the sidecar and its service may be partly restored: restore again",
 				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
@@ -155,12 +158,16 @@ func (r *Runner) Recover(ctx context.Context) error {
 		return err
 	}
 	targetOf := map[int64]string{}
+	jobOf := map[int64]catalog.Job{}
 	for _, j := range jobs {
-		targetOf[j.ID] = j.Target
+		targetOf[j.ID], jobOf[j.ID] = j.Target, j
 	}
 	for _, run := range runs {
 		log := r.log.With("run", run.ID, "started", run.StartedAt)
 		log.Warn("a run was interrupted by a crash of the sidecar")
+		j := jobOf[run.JobID]
+		r.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: j.Project, Service: j.Service, Job: j.Name, Target: j.Target, Failed: true,
+			Error: fmt.Sprintf("a run started %s was interrupted by a crash of the sidecar", run.StartedAt.Format(time.RFC3339))})
 		for _, id := range strings.Split(run.StoppedContainer, ",") { // catalogs before schema 5
 			if id != "" {
 				r.restart(ctx, catalog.Stop{Container: id, Name: id, Operation: "an interrupted run"})

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -55,17 +57,38 @@ func (r *Runner) jobKeys() []string {
 
 // run runs j now: the service is locked, the run is in the catalog before anything is
 // stopped, and every stop is recorded; retention runs only after a successful backup.
-func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (*control.Result, error) {
-	log := r.log.With("job", j.Key())
+//
+// The job's dead-man URL is pinged when the run starts and ends (with the run's log when it
+// fails), and the job's notification set is told the outcome.
+func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *control.Result, err error) {
+	tail := notify.NewTail(40)
+	handlers := []slog.Handler{r.log.Handler(), tail.Handler()}
 	if extra != nil {
-		log = slog.New(slog.NewMultiHandler(r.log.Handler(), extra)).With("job", j.Key())
+		handlers = append(handlers, extra)
 	}
+	log := slog.New(slog.NewMultiHandler(handlers...)).With("job", j.Key())
 	unlock, err := r.lock(ctx, j.Project, j.Service, "backup "+j.Key(), log)
 	if err != nil {
 		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
 	}
 	defer unlock()
 	started := time.Now()
+	pingID := randomID()
+	r.opts.Notifier.Ping(j.Ping, notify.PingStart, pingID, "")
+	defer func() {
+		ev := notify.Event{Kind: "backup", Project: j.Project, Service: j.Service, Job: j.manifestJob(), Target: j.TargetName(),
+			Failed: err != nil, Duration: time.Since(started).Round(time.Millisecond)}
+		if out != nil {
+			ev.Key, ev.Size = out.Key, out.Manifest.Size
+		}
+		if err != nil {
+			ev.Error = err.Error()
+			r.opts.Notifier.Ping(j.Ping, notify.PingFail, pingID, tail.String()+"\n"+err.Error())
+		} else {
+			r.opts.Notifier.Ping(j.Ping, notify.PingSuccess, pingID, "")
+		}
+		r.opts.Notifier.Notify(j.Notify, ev)
+	}()
 	jobID := j.catalogID
 	if j.manual {
 		if jobID, err = r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()}); err != nil {
@@ -210,7 +233,7 @@ func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, erro
 		return nil, &control.Error{Code: control.CodeRefused, Message: fmt.Sprintf("%s is not backed up (%s)", c, reason)}
 	}
 	j := &Job{Project: c.Project, Service: c.Service, Container: c.Name, manual: true}
-	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategy.Names(), Targets: r.TargetNames(), Manual: true})
+	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategy.Names(), Targets: r.TargetNames(), NotifySets: r.opts.Notifier.Sets(), Manual: true})
 	if len(errs) > 0 {
 		return nil, &control.Error{Code: control.CodeInvalid, Message: errs[0].Error()}
 	}
@@ -221,4 +244,11 @@ func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, erro
 	}
 	j.Name, j.Schedule, j.Retention = catalog.ManualJob, "", retention.Policy{}
 	return j, nil
+}
+
+// randomID pairs a run's start ping with its end.
+func randomID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }

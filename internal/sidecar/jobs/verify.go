@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
@@ -141,6 +142,22 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 		result = "interrupted"
 	}
 	r.opts.Recorder.VerifyFinished(r.jobID(project, service, job, tgtName), result, time.Since(started))
+	if result != "interrupted" {
+		ev := notify.Event{Kind: "verify", Project: project, Service: service, Job: job, Target: tgtName, Key: v.ArtifactKey,
+			Failed: v.Status != catalog.Passed, Error: v.Summary, Duration: time.Since(started).Round(time.Millisecond)}
+		r.opts.Notifier.Notify(r.notifySet(project, service, job), ev)
+	}
+}
+
+// notifySet is the notification set of a job ("" the default one, also for a job the
+// sidecar no longer has).
+func (r *Runner) notifySet(project, service, job string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+		return j.Notify
+	}
+	return ""
 }
 
 // jobID names a job for metrics; a verify asked by hand of a backup without a job is

@@ -47,7 +47,9 @@ type Options struct {
 	// Self is the sidecar's own container ID, never managed.
 	Self string
 	// Targets are the names of the sidecar's targets.
-	Targets          []string
+	Targets []string
+	// NotifySets are the names of the sidecar's notification URL sets.
+	NotifySets       []string
 	DefaultRetention retention.Policy
 	// DefaultSchedule applies to enabled services without a schedule label; empty: none.
 	DefaultSchedule string
@@ -56,7 +58,9 @@ type Options struct {
 	// OnResync runs after each periodic reconcile (the runner lists its targets).
 	OnResync func(context.Context)
 	Syncer   Syncer
-	Log      *slog.Logger
+	// OnProblem is told each problem (an invalid label) when it first appears.
+	OnProblem func(problem string)
+	Log       *slog.Logger
 }
 
 // State is what the last reconcile found, for status.
@@ -150,7 +154,8 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				lbls = cloneWith(lbls, labels.Schedule, r.opts.DefaultSchedule)
 			}
 		}
-		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategy.Names(), Targets: r.opts.Targets, DefaultRetention: r.opts.DefaultRetention})
+		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategy.Names(), Targets: r.opts.Targets,
+			NotifySets: r.opts.NotifySets, DefaultRetention: r.opts.DefaultRetention})
 		for _, e := range errs {
 			problems = append(problems, e.Error())
 		}
@@ -180,6 +185,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	if !slices.Equal(problems, r.state.Problems) {
 		for _, p := range problems {
 			r.log.Error("invalid backup configuration", "problem", p)
+			if r.opts.OnProblem != nil && !slices.Contains(r.state.Problems, p) {
+				r.opts.OnProblem(p)
+			}
 		}
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.LastSync = problems, unscheduled, time.Now()
