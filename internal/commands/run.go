@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -19,7 +20,7 @@ import (
 type runOptions struct {
 	project     string
 	strategy    string
-	to          string
+	to          []string
 	compression string
 	stop        bool
 	user        string
@@ -43,6 +44,10 @@ Without --to, in a project with a sidecar, the sidecar runs the service's job no
 one when the service has several), with its labels' strategy, target, hooks and retention,
 and records the run in its catalog.
 
+Several --to write the same backup to every target at once (one dump, one compression): a
+target that fails does not lose the backup on the others, and the command says which failed
+(exit status 1).
+
 The manifest is signed with the plugin's key ($` + envSigningKey + `, else one made in the docker
 CLI's configuration directory on first use): restores check that they restore what this
 key's holder made.`,
@@ -50,7 +55,8 @@ key's holder made.`,
   docker backup run files/weekly           # ... the job named weekly
   docker backup run db --project myapp --to ./backups
   docker backup run files --project myapp --strategy volume --paths /data --to /srv/backups
-  docker backup run db --to ./backups --compression gzip`,
+  docker backup run db --to ./backups --compression gzip
+  docker backup run db --to ./backups --to s3://offsite/backups   # both at once`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.compressionSet = cmd.Flags().Changed("compression")
@@ -60,7 +66,11 @@ key's holder made.`,
 	flags := cmd.Flags()
 	projectFlag(flags, &opts.project)
 	flags.StringVar(&opts.strategy, "strategy", "", "Strategy: "+strategyNames+" (default: detected)")
-	flags.StringVar(&opts.to, "to", os.Getenv(envTarget), "Backup directory or s3:// URL (default: $"+envTarget+")")
+	var defaultTo []string
+	if v := os.Getenv(envTarget); v != "" {
+		defaultTo = []string{v}
+	}
+	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory or s3:// URL (default: $"+envTarget+"); repeat it to write to several at once")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
@@ -81,14 +91,26 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 			return err
 		}
 	}
-	if opts.to == "" && !opts.noSidecar {
+	if len(opts.to) == 0 && !opts.noSidecar {
 		if done, err := runSidecar(ctx, dockerCli, service, opts); done || err != nil {
 			return err
 		}
 	}
-	tgt, err := target.Open(opts.to)
-	if err != nil {
-		return err
+	if len(opts.to) == 0 {
+		opts.to = []string{""} // target.Open says what is missing
+	}
+	var targets []pipeline.Destination
+	for _, to := range opts.to {
+		tgt, err := target.Open(to)
+		if err != nil {
+			return err
+		}
+		for _, d := range targets {
+			if d.Name == tgt.String() {
+				return fmt.Errorf("--to %s is given twice", to)
+			}
+		}
+		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt})
 	}
 	api, err := dockerAPI(ctx, dockerCli)
 	if err != nil {
@@ -113,7 +135,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	defer done()
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths},
-		Target:  tgt, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
+		Targets: targets, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
 	if err != nil {
 		return err
 	}
@@ -122,23 +144,29 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	}
 	res, err := p.Run(ctx)
 	done()
-	if err != nil {
-		if res != nil {
-			return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
-		}
+	if err != nil && res == nil {
 		return fmt.Errorf("backup failed, nothing was stored: %w", err)
 	}
 	m := res.Manifest
 	out := dockerCli.Out()
 	fmt.Fprintf(out, "Backed up %s with the %s strategy in %s\n", c, m.Strategy, res.Duration.Round(1e7))
 	fmt.Fprintf(out, "  backup   %s\n", res.Key)
-	fmt.Fprintf(out, "  target   %s\n", tgt)
+	for _, d := range targets {
+		if ferr, failed := res.Failed[d.Name]; failed {
+			fmt.Fprintf(out, "  target   %s: FAILED, nothing stored there: %v\n", d.Name, ferr)
+		} else {
+			fmt.Fprintf(out, "  target   %s\n", d.Name)
+		}
+	}
 	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	fmt.Fprintf(out, "  signed   key %s\n", key.ID())
 	if m.Encryption != nil {
 		fmt.Fprintf(out, "  encrypted for %s\n", strings.Join(m.Encryption.Recipients, ", "))
+	}
+	if err != nil {
+		return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"text/template"
@@ -238,6 +239,9 @@ func newDestination(u string) (destination, error) {
 	if !ok || scheme == "" {
 		return destination{}, fmt.Errorf("not a service URL like slack://…, ntfy://…, smtp://… or generic+https://…")
 	}
+	if scheme == "smtp" {
+		u = withSMTPTimeout(u)
+	}
 	r, err := router.New(nil, u)
 	if err != nil {
 		return destination{}, fmt.Errorf("%s: %w", scheme, err)
@@ -357,4 +361,24 @@ func (n *Notifier) Close(ctx context.Context) error {
 		return fmt.Errorf("%d notifications were not sent before the sidecar stopped", len(n.queue))
 	}
 	return nil
+}
+
+// withSMTPTimeout adds timeout=10s to an smtp:// URL that sets none: shoutrrr v0.10.0 leaves
+// the timeout of such a URL at zero, and every e-mail then fails at once ("i/o timeout").
+func withSMTPTimeout(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	for k := range q {
+		if strings.EqualFold(k, "timeout") {
+			return u
+		}
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "timeout=10s"
 }

@@ -161,3 +161,15 @@ func TestTail(t *testing.T) {
 		t.Errorf("tail = %q", s)
 	}
 }
+
+func TestSMTPTimeout(t *testing.T) {
+	for in, want := range map[string]string{
+		"smtp://h:25/?to=a@b&from=c@d":             "smtp://h:25/?to=a@b&from=c@d&timeout=10s",
+		"smtp://h:25/?to=a@b&from=c@d&timeout=30s": "smtp://h:25/?to=a@b&from=c@d&timeout=30s",
+		"smtp://h:25/?to=a@b&from=c@d&Timeout=30s": "smtp://h:25/?to=a@b&from=c@d&Timeout=30s",
+	} {
+		if got := withSMTPTimeout(in); got != want {
+			t.Errorf("withSMTPTimeout(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,11 +29,20 @@ import (
 	"github.com/docker-backup/docker-backup/internal/version"
 )
 
+// Destination is a named target.
+type Destination struct {
+	Name   string
+	Target target.Target
+}
+
 // BackupRequest says what to back up, how, and where.
 type BackupRequest struct {
-	Container   *containers.Container
-	Strategy    strategy.Strategy
-	Target      target.Target
+	Container *containers.Container
+	Strategy  strategy.Strategy
+	Target    target.Target
+	// Targets, when set, replaces Target: the same bytes go to every one at once (one dump,
+	// one compression); a target that fails is dropped and the others go on.
+	Targets     []Destination
 	Compression artifact.Compression
 	// Key is where the artifact goes (see artifact.Key).
 	Key string
@@ -51,6 +63,34 @@ type BackupResult struct {
 	Key      string
 	Manifest *artifact.Manifest
 	Duration time.Duration
+	// Stored names the targets that hold the backup, in the request's order; Failed, those
+	// that do not, with why (see TargetsError).
+	Stored []string
+	Failed map[string]error
+}
+
+// TargetsError reports a backup stored on some targets only; it wraps ErrTarget.
+type TargetsError struct {
+	Stored []string
+	Failed map[string]error
+}
+
+func (e *TargetsError) Error() string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(e.Failed)) {
+		parts = append(parts, fmt.Sprintf("%s: %v", name, e.Failed[name]))
+	}
+	return fmt.Sprintf("stored on %s, but not on %s", strings.Join(e.Stored, ", "), strings.Join(parts, "; "))
+}
+
+func (e *TargetsError) Unwrap() error { return ErrTarget }
+
+// destinations are the request's targets.
+func (req BackupRequest) destinations() []Destination {
+	if len(req.Targets) > 0 {
+		return req.Targets
+	}
+	return []Destination{{Name: req.Target.String(), Target: req.Target}}
 }
 
 // ErrEmptyBackup is wrapped when a strategy succeeded but produced no data.
@@ -80,11 +120,25 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 			faults.Point(ctx, "backup-stream")
 		}
 	}}
-	out, sum, stored, err := stream(ctx, req, raw)
+	out, sum, dests, err := stream(ctx, req, raw)
 	if err != nil {
 		return nil, err
 	}
 	faults.Point(ctx, "backup-uploaded")
+	var stored int64
+	for _, d := range dests {
+		if d.err == nil {
+			stored = d.stored
+		}
+	}
+	// deleteAll removes the artifact from every target that holds it.
+	deleteAll := func() {
+		for _, d := range dests {
+			if d.err == nil {
+				_ = d.t.Delete(context.WithoutCancel(ctx), req.Key)
+			}
+		}
+	}
 
 	m := &artifact.Manifest{
 		FormatVersion: artifact.FormatVersion,
@@ -111,23 +165,54 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	}
 	if req.Signer != nil {
 		if err := req.Signer.Sign(m); err != nil {
-			_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
+			deleteAll()
 			return nil, err
 		}
 	}
 	body, err := m.Marshal()
 	if err != nil {
-		_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
+		deleteAll()
 		return nil, err
 	}
-	if _, err := req.Target.Put(ctx, artifact.ManifestKey(req.Key), bytes.NewReader(body)); err != nil {
-		// Without its manifest the artifact is invisible; remove it rather than leave it.
-		_ = req.Target.Delete(context.WithoutCancel(ctx), req.Key)
-		return nil, fmt.Errorf("writing the manifest of %s: %w", req.Key, err)
+	res := &BackupResult{Key: req.Key, Manifest: m, Failed: map[string]error{}}
+	for _, d := range dests {
+		if d.err == nil {
+			if _, err := d.t.Put(ctx, artifact.ManifestKey(req.Key), bytes.NewReader(body)); err != nil {
+				// Without its manifest the artifact is invisible; remove it rather than leave it.
+				_ = d.t.Delete(context.WithoutCancel(ctx), req.Key)
+				d.err = fmt.Errorf("writing the manifest of %s: %w", req.Key, err)
+			}
+		}
+		if d.err != nil {
+			res.Failed[d.name] = d.err
+		} else {
+			res.Stored = append(res.Stored, d.name)
+		}
+	}
+	if len(res.Stored) == 0 {
+		return nil, firstFailure(dests)
 	}
 	faults.Point(ctx, "backup-manifest")
-	log.Debug("backup complete", "key", req.Key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256)
-	return &BackupResult{Key: req.Key, Manifest: m, Duration: time.Since(started)}, nil
+	res.Duration = time.Since(started)
+	log.Debug("backup complete", "key", req.Key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256, "targets", strings.Join(res.Stored, ", "))
+	if len(res.Failed) > 0 {
+		return res, &TargetsError{Stored: res.Stored, Failed: res.Failed}
+	}
+	return res, nil
+}
+
+// firstFailure is the error of the first target that failed (for a single target: its error
+// as it was).
+func firstFailure(dests []*dest) error {
+	for _, d := range dests {
+		if d.err != nil {
+			if len(dests) == 1 {
+				return d.err
+			}
+			return fmt.Errorf("%s: %w", d.name, d.err)
+		}
+	}
+	return ErrTarget
 }
 
 // produced is what the strategy said about its backup.
@@ -137,37 +222,121 @@ type produced struct {
 	err      error
 }
 
-// stream runs the strategy into compression, hashing and the target, concurrently.
-func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []byte, int64, error) {
+// dest is one target of a backup being streamed.
+type dest struct {
+	name   string
+	t      target.Target
+	pw     *io.PipeWriter
+	stored int64
+	err    error // the target failed: nothing of the backup is left on it
+	dead   bool  // no more bytes go to it
+	done   chan struct{}
+}
+
+// stream runs the strategy into compression, hashing and every target, concurrently. A
+// target that fails is dropped and the others go on; when none is left, the strategy is
+// stopped.
+func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []byte, []*dest, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
 	hash := sha256.New()
-
-	// first keeps the error of the side that failed first: the other side's error is only
-	// its consequence (a closed pipe, a cancelled context).
-	var first firstError
-	done := make(chan produced, 1)
-	go func() {
-		p := produce(ctx, req, io.MultiWriter(pw, hash), raw)
-		first.set(p.err)
-		pw.CloseWithError(p.err) // nil: the target sees EOF and publishes the object
-		done <- p
-	}()
-
-	stored, putErr := req.Target.Put(ctx, req.Key, pr)
-	if putErr != nil {
-		first.set(putErr)
-		// Stop the producer: its next write fails, the container's command sees a closed pipe.
-		pr.CloseWithError(putErr)
+	var dests []*dest
+	for _, d := range req.destinations() {
+		pr, pw := io.Pipe()
+		ds := &dest{name: d.Name, t: d.Target, pw: pw, done: make(chan struct{})}
+		dests = append(dests, ds)
+		go func() {
+			defer close(ds.done)
+			ds.stored, ds.err = ds.t.Put(ctx, req.Key, pr)
+			if ds.err != nil {
+				// Its next write fails: the fan-out drops it.
+				pr.CloseWithError(ds.err)
+			}
+		}()
+	}
+	fan := &fanout{dests: dests}
+	p := produce(ctx, req, io.MultiWriter(fan, hash), raw)
+	for _, d := range dests {
+		d.pw.CloseWithError(p.err) // nil: the target sees EOF and publishes the object
+	}
+	if p.err != nil {
 		cancel()
 	}
-	p := <-done
-	if p.err != nil || putErr != nil {
-		// On a producer failure the target saw the error through the pipe and left nothing.
-		return produced{}, nil, 0, first.get()
+	for _, d := range dests {
+		<-d.done
 	}
-	return p, hash.Sum(nil), stored, nil
+	if p.err != nil {
+		// The error of the side that failed first: with every target gone, theirs.
+		if fan.allDead() {
+			return produced{}, nil, nil, firstFailure(dests)
+		}
+		// The targets saw the error through their pipes and left nothing.
+		return produced{}, nil, nil, p.err
+	}
+	for _, d := range dests {
+		if d.err == nil {
+			return p, hash.Sum(nil), dests, nil
+		}
+	}
+	return produced{}, nil, nil, firstFailure(dests)
+}
+
+// fanout writes the same bytes to every live target's pipe at once, and drops a target
+// whose write fails (its Put failed and closed the pipe).
+type fanout struct {
+	dests []*dest
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	if len(f.dests) == 1 {
+		d := f.dests[0]
+		if _, err := d.pw.Write(p); err != nil {
+			d.dead = true
+			return 0, err
+		}
+		return len(p), nil
+	}
+	var wg sync.WaitGroup
+	for _, d := range f.dests {
+		if d.dead {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := d.pw.Write(p); err != nil {
+				d.dead = true
+			}
+		}()
+	}
+	wg.Wait()
+	if f.allDead() {
+		return 0, firstFailureOrClosed(f.dests)
+	}
+	return len(p), nil
+}
+
+func (f *fanout) allDead() bool {
+	for _, d := range f.dests {
+		if !d.dead {
+			return false
+		}
+	}
+	return true
+}
+
+// firstFailureOrClosed is what stops the strategy when no target is left.
+func firstFailureOrClosed(dests []*dest) error {
+	for _, d := range dests {
+		select {
+		case <-d.done:
+			if d.err != nil {
+				return firstFailure(dests)
+			}
+		default:
+		}
+	}
+	return io.ErrClosedPipe
 }
 
 // produce runs the strategy into compression (and encryption): strategy → compression →

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	crand "crypto/rand"
 	"context"
 	"errors"
 	"io"
@@ -386,4 +387,71 @@ func TestEncryptedBackupRestore(t *testing.T) {
 	if !bytes.Equal(s.committed, data) {
 		t.Error("the decrypted restore differs")
 	}
+}
+
+// breakingTarget reads n bytes of a Put, then fails it.
+type breakingTarget struct {
+	target.Target
+	n int64
+}
+
+func (b *breakingTarget) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	if _, err := io.CopyN(io.Discard, r, b.n); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("the disk is full")
+}
+
+func (b *breakingTarget) String() string { return "broken" }
+
+func TestBackupToSeveralTargets(t *testing.T) {
+	ctx := context.Background()
+	c, a, dirA := setup(t)
+	_, b, dirB := setup(t)
+	data := make([]byte, 8<<20)
+	_, _ = crand.Read(data) // incompressible: many writes of compressed bytes
+	s := &fakeStrategy{data: data}
+
+	// Two good targets: the same bytes on both, one manifest each.
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
+		Targets: []Destination{{"a", a}, {"b", b}}})
+	if err != nil || strings.Join(res.Stored, ",") != "a,b" {
+		t.Fatalf("Backup = %+v, %v", res, err)
+	}
+	for _, l := range []*target.Local{a, b} {
+		m, err := ReadManifest(ctx, l, res.Key)
+		if err != nil || m.SHA256 != res.Manifest.SHA256 {
+			t.Fatalf("manifest on %s: %v", l, err)
+		}
+		if err := Verify(ctx, l, m, nil); err != nil {
+			t.Errorf("%s: %v", l, err)
+		}
+	}
+
+	// One target breaks in the middle: the backup is stored on the other, the error names
+	// the broken one, and it holds nothing.
+	broken := &breakingTarget{n: 1 << 20}
+	res, err = Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
+		Targets: []Destination{{"a", a}, {"broken", broken}}})
+	var te *TargetsError
+	if !errors.As(err, &te) || !errors.Is(err, ErrTarget) || res == nil || strings.Join(res.Stored, ",") != "a" || !strings.Contains(err.Error(), "broken: the disk is full") {
+		t.Fatalf("Backup with a broken target = %+v, %v", res, err)
+	}
+	m, err := ReadManifest(ctx, a, res.Key)
+	if err != nil || Verify(ctx, a, m, nil) != nil {
+		t.Fatalf("the backup on the good target: %v", err)
+	}
+
+	// Every target broken: nothing is stored, the strategy is stopped, the error is the
+	// target's.
+	before := files(t, dirA)
+	_, err = Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
+		Targets: []Destination{{"x", &breakingTarget{n: 1 << 16}}, {"y", &breakingTarget{n: 1 << 18}}}})
+	if err == nil || !strings.Contains(err.Error(), "the disk is full") {
+		t.Errorf("every target broken: %v", err)
+	}
+	if after := files(t, dirA); len(after) != len(before) {
+		t.Errorf("files appeared: %v", after)
+	}
+	_ = dirB
 }

@@ -38,6 +38,9 @@ type BackupSpec struct {
 	Strategy string
 	Options  strategy.Options
 	Target   target.Target
+	// Targets, when set, replaces Target: one backup streamed to every one at once; a result
+	// with a pipeline.TargetsError is stored on some of them.
+	Targets []pipeline.Destination
 	// Compression defaults to zstd.
 	Compression artifact.Compression
 	// Job names the sidecar job (recorded in the manifest and the key); empty by hand.
@@ -128,7 +131,8 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 }
 
 // Run runs the planned backup: pre command, stop, stream, start, post command. A non-nil
-// result with an error means the backup is stored but the post command failed.
+// result with an error means the backup is stored but the post command failed, or (a
+// pipeline.TargetsError) that it is stored on some of the targets only.
 func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 	spec, c, log := b.spec, b.Container, b.spec.Log
 	c.SetGuard(spec.Guard)
@@ -154,7 +158,7 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 		err = containers.WhileAllStopped(ctx, log, b.Dependents, func(ctx context.Context) error {
 			run := func(ctx context.Context) error {
 				var err error
-				res, err = pipeline.Backup(ctx, pipeline.BackupRequest{Container: c, Strategy: b.Strategy, Target: spec.Target,
+				res, err = pipeline.Backup(ctx, pipeline.BackupRequest{Container: c, Strategy: b.Strategy, Target: spec.Target, Targets: spec.Targets,
 					Compression: spec.Compression, Key: b.Key, Job: spec.Job, Signer: spec.Signer, Encrypt: spec.Encrypt, Progress: spec.Progress, Log: log})
 				return err
 			}
@@ -163,7 +167,8 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			}
 			return run(ctx)
 		})
-		if err != nil {
+		var partial *pipeline.TargetsError
+		if err != nil && !errors.As(err, &partial) {
 			res = nil
 		}
 	}
@@ -177,11 +182,20 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 		// What interrupted backups of the service left long ago (a killed plugin's temporary
 		// file, an artifact without its manifest) goes now.
 		dir := artifact.Dir(c.Project, ServiceName(c)) + "/"
-		if removed, serr := pipeline.Sweep(ctx, spec.Target, dir); serr != nil {
-			log.Warn("could not remove what interrupted backups left", "dir", dir, "error", serr)
-		} else {
-			for _, k := range removed {
-				log.Info("removed what an interrupted backup left", "key", k)
+		targets := spec.Targets
+		if len(targets) == 0 {
+			targets = []pipeline.Destination{{Name: spec.Target.String(), Target: spec.Target}}
+		}
+		for _, d := range targets {
+			if _, failed := res.Failed[d.Name]; failed {
+				continue
+			}
+			if removed, serr := pipeline.Sweep(ctx, d.Target, dir); serr != nil {
+				log.Warn("could not remove what interrupted backups left", "target", d.Name, "dir", dir, "error", serr)
+			} else {
+				for _, k := range removed {
+					log.Info("removed what an interrupted backup left", "target", d.Name, "key", k)
+				}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -69,6 +70,86 @@ func (h *hookReceiver) matching(prefix string) []hookRequest {
 	return out
 }
 
+// smtpSink is a minimal SMTP server on the host that keeps every message it receives.
+type smtpSink struct {
+	mu   sync.Mutex
+	mail []string // "FROM -> TO\n" + the DATA
+	addr string
+}
+
+func startSMTPSink(t *testing.T) *smtpSink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smtpSink{addr: l.Addr().String()}
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(conn)
+		}
+	}()
+	t.Cleanup(func() { _ = l.Close() })
+	return s
+}
+
+func (s *smtpSink) serve(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	say := func(line string) { _, _ = io.WriteString(conn, line+"\r\n") }
+	say("220 sink ESMTP")
+	var from, to string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			say("250 sink")
+		case strings.HasPrefix(cmd, "MAIL FROM:"):
+			from = strings.TrimSpace(line[len("MAIL FROM:"):])
+			say("250 ok")
+		case strings.HasPrefix(cmd, "RCPT TO:"):
+			to = strings.TrimSpace(line[len("RCPT TO:"):])
+			say("250 ok")
+		case cmd == "DATA":
+			say("354 go on")
+			var body strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" || l == ".\n" {
+					break
+				}
+				body.WriteString(l)
+			}
+			s.mu.Lock()
+			s.mail = append(s.mail, from+" -> "+to+"\n"+body.String())
+			s.mu.Unlock()
+			say("250 queued")
+		case cmd == "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("250 ok")
+		}
+	}
+}
+
+func (s *smtpSink) messages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.mail...)
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -80,13 +161,15 @@ func freePort(t *testing.T) int {
 }
 
 // TestSidecarNotifications runs a sidecar whose jobs succeed, fail, and ping a check that
-// is down, with notification URLs of three services (a generic webhook, ntfy, Gotify)
+// is down, with notification URLs of four services (a generic webhook, ntfy, Gotify, SMTP)
 // pointing at a real HTTP receiver: every ping and message arrives in its service's form,
 // successes are not sent at the default level, a ping that fails never fails the backup and
-// is counted, and no token of any URL appears in the logs, status or metrics.
+// is counted, and no token of any URL appears in the logs, status or metrics. E-mail goes to a
+// real SMTP server (a sink the test runs).
 func TestSidecarNotifications(t *testing.T) {
 	t.Parallel()
 	h := startHookReceiver(t)
+	mail := startSMTPSink(t)
 	p := newProject(t)
 	const secret = "5ecret" // every token below holds it
 	good := p.volumeService("good", "docker-backup.schedule=@every 2s", "docker-backup.retention=2",
@@ -101,7 +184,8 @@ func TestSidecarNotifications(t *testing.T) {
 	dir := t.TempDir()
 	gotifyToken := "Agotify" + secret + "xy" // Gotify's tokens: 15 characters starting with A
 	files := map[string]string{
-		"ops.urls":     "ntfy://" + h.addr + "/ops-topic-" + secret + "?scheme=http\ngotify://" + h.addr + "/" + gotifyToken + "?disabletls=yes\n",
+		"ops.urls": "ntfy://" + h.addr + "/ops-topic-" + secret + "?scheme=http\ngotify://" + h.addr + "/" + gotifyToken + "?disabletls=yes\n" +
+			"smtp://backup:pw-" + secret + "@" + mail.addr + "/?from=backup@example.com&to=ops@example.com&auth=None&encryption=None&usestarttls=no\n",
 		"message.tmpl": "{{.Title}} [on {{.Host}}] {{.FirstLine}}",
 	}
 	for name, content := range files {
@@ -165,7 +249,14 @@ func TestSidecarNotifications(t *testing.T) {
 				return fmt.Errorf("%s %s: body %q, want %q and the error", r.Method, r.URI, r.Body, want)
 			}
 		}
-		return nil
+		// And by e-mail, the title as the subject.
+		for _, m := range mail.messages() {
+			if strings.Contains(m, "<backup@example.com> -> <ops@example.com>") && strings.Contains(m, "Subject: docker-backup: backup of "+subject+" failed") &&
+				strings.Contains(m, "the disk is full") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no e-mail about bad: %q", mail.messages())
 	})
 	// The default set: the invalid label, once; no success (level error), nothing of bad
 	// (ops) nor flaky (off).
