@@ -2,8 +2,8 @@ package pipeline
 
 import (
 	"bytes"
-	crand "crypto/rand"
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"io"
 	"os"
