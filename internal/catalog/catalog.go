@@ -102,6 +102,10 @@ var migrations = []string{
 		summary      TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX verifies_by_job ON verifies (project, service, job, id DESC);`,
+	// 7: a job with several targets records the same backup once per target (a member job
+	// each): a backup is unique per job, not in the whole catalog.
+	`DROP INDEX runs_by_artifact;
+	CREATE UNIQUE INDEX runs_by_artifact ON runs (job_id, artifact_key) WHERE status = 'success' AND artifact_key != '';`,
 }
 
 // Catalog is an open catalog database.

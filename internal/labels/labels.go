@@ -6,7 +6,8 @@
 //	docker-backup.strategy=postgres           what to back up (detected when absent)
 //	docker-backup.schedule=0 2 * * *          5-field cron, @daily-style descriptors, CRON_TZ= prefix
 //	docker-backup.retention=7                 or keep-daily=7,keep-weekly=4,keep-monthly=6
-//	docker-backup.target=offsite              a target defined on the sidecar
+//	docker-backup.target=offsite              a target defined on the sidecar, or several: default,offsite
+//	docker-backup.retention.offsite=3         the retention on one of several targets
 //	docker-backup.paths=/data,/config         volume strategy: paths in the container
 //	docker-backup.database=app                database (postgres), databases (mysql), file (sqlite)
 //	docker-backup.stop=true                   stop the service during the backup
@@ -71,7 +72,11 @@ type Job struct {
 	Strategy  string // empty: detected
 	Schedule  string // empty: backed up by hand only (ParseManual)
 	Retention retention.Policy
-	Target    string // empty: the sidecar's default target
+	Target    string // empty: the sidecar's default target; the first of Targets
+	// Targets are the targets every run writes to at once, when there are several.
+	Targets []string
+	// TargetRetention is the retention on one of Targets, when it is not Retention.
+	TargetRetention map[string]retention.Policy
 	Paths     []string
 	Database  string
 	Stop      bool
@@ -120,6 +125,9 @@ type Options struct {
 var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
 	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true, "verify": true,
 	"notify": true, "ping": true}
+
+// retentionOf starts the key of a retention on one of several targets: retention.TARGET.
+const retentionOf = "retention."
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -217,10 +225,10 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		value := labels[label]
 		job, key, named := strings.Cut(rest, ".")
-		if !named {
-			job, key = "", rest
+		if !named || job == "retention" {
+			job, key, named = "", rest, false
 		}
-		if !keys[key] {
+		if !keys[key] && !strings.HasPrefix(key, retentionOf) {
 			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(slices.Sorted(maps.Keys(keys)), ", ")))
 			continue
 		}
@@ -288,11 +296,53 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 			j.Retention = p
 		}
 		if v, label, ok := get("target"); ok {
-			v = strings.TrimSpace(v)
-			if opts.Targets != nil && !slices.Contains(opts.Targets, v) {
-				fail(label, v, "no target of that name is defined on the sidecar (defined: "+strings.Join(opts.Targets, ", ")+")")
+			var names []string
+			for _, t := range strings.Split(v, ",") {
+				t = strings.TrimSpace(t)
+				switch {
+				case opts.Targets != nil && !slices.Contains(opts.Targets, t):
+					fail(label, v, fmt.Sprintf("no target %q is defined on the sidecar (defined: %s)", t, strings.Join(opts.Targets, ", ")))
+				case slices.Contains(names, t):
+					fail(label, v, fmt.Sprintf("the target %q is named twice", t))
+				}
+				names = append(names, t)
 			}
-			j.Target = v
+			j.Target = names[0]
+			if len(names) > 1 {
+				j.Targets = names
+			}
+		}
+		targets := j.Targets
+		if targets == nil {
+			targets = []string{j.Target}
+		}
+		perTarget := func(key, v, label string, strict bool) {
+			t, _ := strings.CutPrefix(key, retentionOf)
+			p, err := retention.Parse(v)
+			switch {
+			case !slices.Contains(targets, t) || len(targets) < 2:
+				if strict {
+					fail(label, v, fmt.Sprintf("the job does not write to several targets including %q (its targets: %s)", t, strings.Join(targets, ",")))
+				}
+			case err != nil:
+				fail(label, v, err.Error())
+			default:
+				if j.TargetRetention == nil {
+					j.TargetRetention = map[string]retention.Policy{}
+				}
+				j.TargetRetention[t] = p
+			}
+		}
+		for key, v := range defaults {
+			if _, overridden := own[key]; strings.HasPrefix(key, retentionOf) && !overridden {
+				// Inherited by a named job: it applies when the job writes to that target.
+				perTarget(key, v, labelOf("", key), job == "")
+			}
+		}
+		for key, v := range own {
+			if strings.HasPrefix(key, retentionOf) {
+				perTarget(key, v, labelOf(job, key), true)
+			}
 		}
 		if v, label, ok := get("paths"); ok {
 			for _, p := range strings.Split(v, ",") {

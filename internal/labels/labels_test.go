@@ -194,3 +194,32 @@ func TestNotifyAndPing(t *testing.T) {
 		t.Errorf("a bad ping URL: %v (the URL must not be shown)", errs)
 	}
 }
+
+func TestSeveralTargets(t *testing.T) {
+	jobs, errs := Parse("shop-db-1", map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "local, offsite",
+		"docker-backup.retention": "7", "docker-backup.retention.offsite": "keep-monthly=12",
+		"docker-backup.weekly.schedule": "@weekly", "docker-backup.weekly.target": "local"}, opts)
+	if len(errs) > 0 || len(jobs) != 2 {
+		t.Fatalf("jobs %+v, errors %v", jobs, errs)
+	}
+	d := jobs[0]
+	if d.Target != "local" || strings.Join(d.Targets, ",") != "local,offsite" || d.Retention.String() != "7" || d.TargetRetention["offsite"].String() != "keep-monthly=12" {
+		t.Errorf("default job: %+v", d)
+	}
+	if w := jobs[1]; w.Target != "local" || w.Targets != nil || w.TargetRetention != nil {
+		t.Errorf("weekly (one target, the inherited per-target retention does not apply): %+v", w)
+	}
+	for _, tc := range []struct {
+		labels map[string]string
+		want   string
+	}{
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "local,nas"}, `no target "nas"`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "local,local"}, `"local" is named twice`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.retention.offsite": "3"}, `does not write to several targets including "offsite"`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.target": "local,offsite", "docker-backup.retention.offsite": "-2"}, "positive"},
+	} {
+		if _, errs := Parse("shop-db-1", tc.labels, opts); len(errs) == 0 || !strings.Contains(errs[0].Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.labels, errs, tc.want)
+		}
+	}
+}

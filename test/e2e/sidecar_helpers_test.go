@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -25,7 +26,7 @@ var (
 // once per test run.
 func sidecarImage(t *testing.T) string {
 	t.Helper()
-	sidecarOnce.Do(func() { sidecarImg, sidecarBuild = buildSidecarImage("docker-backup-sidecar:e2e", "") })
+	sidecarOnce.Do(func() { sidecarImg, sidecarBuild = buildSidecarImage("docker-backup-sidecar:"+imageTag("e2e"), "") })
 	if sidecarBuild != nil {
 		t.Fatal(sidecarBuild)
 	}
@@ -36,7 +37,7 @@ func sidecarImage(t *testing.T) string {
 func faultSidecarImage(t *testing.T) string {
 	t.Helper()
 	faultSidecarOnce.Do(func() {
-		faultSidecarImg, faultSidecarBuild = buildSidecarImage("docker-backup-sidecar:faults", "faultinject")
+		faultSidecarImg, faultSidecarBuild = buildSidecarImage("docker-backup-sidecar:"+imageTag("faults"), "faultinject")
 	})
 	if faultSidecarBuild != nil {
 		t.Fatal(faultSidecarBuild)
@@ -52,6 +53,15 @@ func buildSidecarImage(img, tags string) (string, error) {
 		return "", fmt.Errorf("make image: %v\n%s", err, out)
 	}
 	return img, nil
+}
+
+// imageTag is the tag of the images the tests build: E2E_IMAGE_TAG keeps a second test run
+// on the same engine from replacing the first one's images.
+func imageTag(name string) string {
+	if v := os.Getenv("E2E_IMAGE_TAG"); v != "" {
+		return name + "-" + v
+	}
+	return name
 }
 
 // startSidecar runs the sidecar image as a service of the project, with the Docker socket,

@@ -81,9 +81,12 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ids := map[string]int64{}
+	// A job's backups on its target; a job with several targets is a member job per target,
+	// named JOB@TARGET in the catalog beyond the first.
+	ids, targetOf := map[string]int64{}, map[string]string{}
 	for _, j := range jobs {
 		ids[j.Project+"/"+j.Service+"/"+j.Name] = j.ID
+		targetOf[j.Project+"/"+j.Service+"/"+j.Name] = j.Target
 	}
 	added := 0
 	for _, name := range r.TargetNames() {
@@ -95,13 +98,17 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 			if m.Job == "" || (!r.opts.AllProjects && m.Project != r.opts.Project) {
 				continue
 			}
-			key := m.Project + "/" + m.Service + "/" + m.Job
+			job := m.Job
+			if t, ok := targetOf[m.Project+"/"+m.Service+"/"+job]; ok && t != name {
+				job += "@" + name
+			}
+			key := m.Project + "/" + m.Service + "/" + job
 			id, ok := ids[key]
 			if !ok {
-				if id, err = cat.UpsertJob(ctx, catalog.Job{Project: m.Project, Service: m.Service, Name: m.Job, Strategy: m.Strategy, Target: name}); err != nil {
+				if id, err = cat.UpsertJob(ctx, catalog.Job{Project: m.Project, Service: m.Service, Name: job, Strategy: m.Strategy, Target: name}); err != nil {
 					return added, err
 				}
-				ids[key] = id
+				ids[key], targetOf[key] = id, name
 			}
 			ok, err := cat.ImportRun(ctx, catalog.Run{JobID: id, StartedAt: m.CreatedAt,
 				FinishedAt: m.CreatedAt.Add(time.Duration(m.DurationMS) * time.Millisecond), Size: m.Size, SHA256: m.SHA256, ArtifactKey: m.Artifact})

@@ -33,13 +33,30 @@ type Job struct {
 	Container        string // the container the labels were read from
 	// Fingerprint changes when anything that defines the job changes.
 	Fingerprint string
+	// Leader, for a job with several targets, is the key of the member whose runs write to
+	// this member's target too (the first target's); "" for a job that runs by itself.
+	Leader string
 
 	catalogID int64
 	manual    bool // a one-off backup asked for by hand (no schedule, never pruned)
 }
 
-// Key names the job: project/service/job.
-func (j *Job) Key() string { return j.Project + "/" + j.Service + "/" + j.Name }
+// Key names the job: project/service/job, and @target after it for the members of a job
+// with several targets other than the first.
+func (j *Job) Key() string {
+	if j.Leader != "" {
+		return j.Leader + "@" + j.TargetName()
+	}
+	return j.Project + "/" + j.Service + "/" + j.Name
+}
+
+// runKey is the key of the job whose runs write to this one: its leader's, or its own.
+func (j *Job) runKey() string {
+	if j.Leader != "" {
+		return j.Leader
+	}
+	return j.Key()
+}
 
 // TargetName is the job's target, "default" when the labels name none.
 func (j *Job) TargetName() string {
@@ -159,6 +176,7 @@ func (r *Runner) Sync(ctx context.Context, want map[string]*Job) []string {
 	for key := range r.jobs {
 		if _, ok := want[key]; !ok {
 			r.opts.Scheduler.Remove(key)
+			r.opts.Scheduler.Remove(verifyKey(key))
 			delete(r.jobs, key)
 			r.log.Info("job removed", "job", key)
 		}
@@ -168,14 +186,21 @@ func (r *Runner) Sync(ctx context.Context, want map[string]*Job) []string {
 		if ok && old.Fingerprint == j.Fingerprint {
 			continue
 		}
-		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: j.Name, Strategy: j.Strategy,
+		// The catalog knows a member of a job with several targets as JOB@TARGET.
+		name := j.Name
+		if j.Leader != "" {
+			name += "@" + j.TargetName()
+		}
+		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: name, Strategy: j.Strategy,
 			Schedule: j.Schedule, Target: j.TargetName()})
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
 		}
 		j.catalogID = id
-		if err := r.opts.Scheduler.Set(key, j.Schedule, func(ctx context.Context) error {
+		if j.Leader != "" {
+			r.opts.Scheduler.Remove(key) // its leader's runs write to it
+		} else if err := r.opts.Scheduler.Set(key, j.Schedule, func(ctx context.Context) error {
 			_, err := r.RunJob(ctx, key, nil)
 			return err
 		}); err != nil {
@@ -217,7 +242,7 @@ func (r *Runner) Running(j *Job) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h, ok := r.busy[j.Project+"/"+j.Service]
-	return ok && h.what == "backup "+j.Key()
+	return ok && h.what == "backup "+j.runKey()
 }
 
 // hold is one operation holding a service; released is closed when it ends.

@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
+	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -26,6 +27,10 @@ import (
 func (r *Runner) RunJob(ctx context.Context, key string, extra slog.Handler) (*control.Result, error) {
 	r.mu.Lock()
 	j, ok := r.jobs[key]
+	if ok && j.Leader != "" {
+		// A member of a job with several targets: its leader's run writes to it.
+		j, ok = r.jobs[j.Leader]
+	}
 	r.mu.Unlock()
 	if !ok {
 		return nil, &control.Error{Code: control.CodeNotFound, Message: fmt.Sprintf("no job %s (jobs: %s)", key, strings.Join(r.jobKeys(), ", "))}
@@ -89,59 +94,111 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 		}
 		r.opts.Notifier.Notify(j.Notify, ev)
 	}()
-	jobID := j.catalogID
 	if j.manual {
-		if jobID, err = r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()}); err != nil {
+		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()})
+		if err != nil {
 			return nil, err
 		}
+		j.catalogID = id
 	}
-	record := func(key string) (int64, error) {
-		return r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: jobID, StartedAt: started, ArtifactKey: key})
+	// A job with several targets writes to all of them in one run; each target is a member
+	// job with its own runs in the catalog, retention, metrics and status line.
+	members := r.members(j)
+	record := func(key string) ([]int64, error) {
+		ids := make([]int64, len(members))
+		for i, m := range members {
+			var err error
+			if ids[i], err = r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: m.catalogID, StartedAt: started, ArtifactKey: key}); err != nil {
+				return nil, err
+			}
+		}
+		return ids, nil
 	}
 
-	p, err := r.planBackup(ctx, j, log, started)
+	p, err := r.planBackup(ctx, j, members, log, started)
 	if err != nil {
-		runID, rerr := record("")
-		if rerr == nil {
-			r.finish(ctx, j, log, catalog.Run{ID: runID, Status: catalog.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+		if ids, rerr := record(""); rerr == nil {
+			for i, m := range members {
+				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: catalog.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+			}
 		}
 		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
 		return nil, err
 	}
 	// Recorded before anything is stopped: a crash from here on is recovered.
-	runID, err := record(p.Key)
+	runIDs, err := record(p.Key)
 	if err != nil {
 		return nil, err
 	}
 	res, err := p.Run(ctx)
 	err = r.stoppingErr(err)
-	finish := catalog.Run{ID: runID, FinishedAt: time.Now()}
-	switch {
-	case err == nil:
-		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
-	case res != nil: // stored, but the post command failed: the backup stays, the run fails
-		finish.Status, finish.Error = catalog.Failed, err.Error()
-		finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
-	default:
-		// The target may have kept part of the upload (S3 down while aborting it): removed
-		// once the target answers again.
-		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), p.Key
+	// Stored on some targets only, and nothing else went wrong: those targets' runs succeed.
+	var partial *pipeline.TargetsError
+	onlyTargets := errors.As(err, &partial) && err.Error() == partial.Error()
+	var stored []*Job
+	for i, m := range members {
+		finish := catalog.Run{ID: runIDs[i], FinishedAt: time.Now()}
+		var terr error
+		failedHere := false
+		if res != nil {
+			terr, failedHere = res.Failed[m.TargetName()]
+		}
+		switch {
+		case res != nil && failedHere:
+			// This target failed and holds nothing; the backup stands on the others.
+			finish.Status, finish.Error, finish.Cleanup = catalog.Failed, terr.Error(), p.Key
+		case res != nil && (err == nil || onlyTargets):
+			finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+			stored = append(stored, m)
+		case res != nil: // stored, but the post command failed: the backup stays, the run fails
+			finish.Status, finish.Error = catalog.Failed, err.Error()
+			finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
+		default:
+			// The target may have kept part of the upload (S3 down while aborting it): removed
+			// once the target answers again.
+			finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), p.Key
+		}
+		r.finish(ctx, m, log, finish, started)
 	}
-	r.finish(ctx, j, log, finish, started)
-	if err != nil {
+	if err != nil && !onlyTargets {
 		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
 		return nil, err
 	}
 	duration := time.Since(started)
-	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String())
+	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String(), "targets", strings.Join(res.Stored, ", "))
+	if onlyTargets {
+		log.Error("the backup is stored on some of the job's targets only; retention ran on those", "error", err)
+	}
 	// Retention belongs to the backup that was just stored: a shutdown that begins now does not
 	// leave one backup more than the job keeps (the prune is bounded, and quick on any target).
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	pruned, perr := r.prune(pctx, j, res.Key, log)
-	r.updateUsage(pctx, j.TargetName())
-	// A prune error is reported, but the backup stands.
-	return &control.Result{Key: res.Key, Target: j.TargetName(), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, perr
+	var pruned []string
+	perrs := []error{err}
+	for _, m := range stored {
+		deleted, perr := r.prune(pctx, m, res.Key, log)
+		pruned, perrs = append(pruned, deleted...), append(perrs, perr)
+		r.updateUsage(pctx, m.TargetName())
+	}
+	// A prune error (or a target that failed) is reported, but the backup stands.
+	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, errors.Join(perrs...)
+}
+
+// members are j and the jobs that write to j's other targets in j's runs, in the order
+// of its docker-backup.target label.
+func (r *Runner) members(j *Job) []*Job {
+	out := []*Job{j}
+	if len(j.Targets) < 2 || j.Leader != "" {
+		return out
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range j.Targets[1:] {
+		if m, ok := r.jobs[j.Key()+"@"+t]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // finish records how a run ended, in the catalog and the counters.
@@ -156,7 +213,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 }
 
 // planBackup finds the service's container and plans its backup as the job says.
-func (r *Runner) planBackup(ctx context.Context, j *Job, log *slog.Logger, started time.Time) (*plan.Backup, error) {
+func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *slog.Logger, started time.Time) (*plan.Backup, error) {
 	c, err := containers.Find(ctx, r.opts.API, j.Project, j.Service)
 	if err != nil && j.Project == "" {
 		c, err = containers.Inspect(ctx, r.opts.API, j.Container)
@@ -172,12 +229,16 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, log *slog.Logger, start
 	if err := recipients.Add(append(slices.Clone(r.opts.Recipients), j.Recipients...)...); err != nil {
 		return nil, fmt.Errorf("the encryption recipients: %w", err)
 	}
-	tgt, ok := r.opts.Targets[j.TargetName()]
-	if !ok {
-		return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", j.TargetName(), strings.Join(r.TargetNames(), ", "))
+	var targets []pipeline.Destination
+	for _, m := range members {
+		tgt, ok := r.opts.Targets[m.TargetName()]
+		if !ok {
+			return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", m.TargetName(), strings.Join(r.TargetNames(), ", "))
+		}
+		targets = append(targets, pipeline.Destination{Name: m.TargetName(), Target: tgt})
 	}
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
-		Options: strategy.Options{Database: j.Database, Paths: j.Paths}, Target: tgt, Compression: r.opts.Compression,
+		Options: strategy.Options{Database: j.Database, Paths: j.Paths}, Targets: targets, Compression: r.opts.Compression,
 		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
 		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
 	if err != nil {
@@ -195,7 +256,7 @@ func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, erro
 	var matches []*Job
 	var names []string
 	for _, j := range r.Jobs() {
-		if j.Project == req.Project && j.Service == req.Service {
+		if j.Project == req.Project && j.Service == req.Service && j.Leader == "" {
 			names = append(names, j.Name)
 			if req.Job == "" || req.Job == j.Name {
 				matches = append(matches, j)

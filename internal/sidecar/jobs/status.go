@@ -52,7 +52,7 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 	}
 	for _, j := range r.Jobs() {
 		js := control.JobStatus{JobID: j.ID(), Container: j.Container, Schedule: j.Schedule, Stop: j.Stop,
-			Pre: j.Pre, Post: j.Post, Next: r.opts.Scheduler.Next(j.Key()), Running: r.Running(j)}
+			Pre: j.Pre, Post: j.Post, Next: r.opts.Scheduler.Next(j.runKey()), Running: r.Running(j)}
 		if j.Retention != (retention.Policy{}) {
 			js.Retention = j.Retention.String()
 		}

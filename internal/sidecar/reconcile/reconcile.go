@@ -168,9 +168,10 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				problems = append(problems, err.Error())
 				continue
 			}
-			j := &jobs.Job{Job: lj, Project: project, Service: service, Container: name}
-			j.Fingerprint = fingerprint(j)
-			want[j.Key()] = j
+			for _, j := range members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name}) {
+				j.Fingerprint = fingerprint(j)
+				want[j.Key()] = j
+			}
 		}
 		if len(parsed) == 0 && len(errs) == 0 {
 			// Enabled for backups by hand only; status lists it, it is not an error.
@@ -192,6 +193,28 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.LastSync = problems, unscheduled, time.Now()
 	return nil
+}
+
+// members splits a job with several targets into one job per target: the first runs and
+// writes to all of them; the others (keyed JOB@TARGET) have their own retention, runs in
+// the catalog, metrics and status line.
+func members(j *jobs.Job) []*jobs.Job {
+	if len(j.Targets) < 2 {
+		return []*jobs.Job{j}
+	}
+	out := []*jobs.Job{j}
+	for _, t := range j.Targets[1:] {
+		m := *j
+		m.Target, m.Leader = t, j.Key()
+		if p, ok := j.TargetRetention[t]; ok {
+			m.Retention = p
+		}
+		out = append(out, &m)
+	}
+	if p, ok := j.TargetRetention[j.Target]; ok {
+		j.Retention = p
+	}
+	return out
 }
 
 // checkPaths refuses volume paths outside the container's mounts: they would back up the
@@ -229,7 +252,7 @@ func checkPaths(name string, s container.Summary, j labels.Job) error {
 }
 
 func fingerprint(j *jobs.Job) string {
-	return fmt.Sprintf("%q", []any{j.Container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients, j.Verify})
+	return fmt.Sprintf("%q", []any{j.Container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Targets, j.Leader, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients, j.Verify, j.Notify, j.Ping, j.TargetRetention})
 }
 
 func serviceKey(s container.Summary) string {
