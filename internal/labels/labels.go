@@ -77,10 +77,10 @@ type Job struct {
 	Targets []string
 	// TargetRetention is the retention on one of Targets, when it is not Retention.
 	TargetRetention map[string]retention.Policy
-	Paths     []string
-	Database  string
-	Stop      bool
-	Pre, Post []string
+	Paths           []string
+	Database        string
+	Stop            bool
+	Pre, Post       []string
 	// HookTimeout bounds each of Pre and Post; zero: the default.
 	HookTimeout time.Duration
 	// Recipients are public keys the job's backups are encrypted for, besides the sidecar's.
