@@ -374,8 +374,15 @@ func TestComposeMetricsFile(t *testing.T) {
 	files := []string{"compose.example.yml", "compose.metrics.yml"}
 	t.Cleanup(func() { composeDown(t, p.name, files, env) })
 	composeFiles(t, p.name, files, env, "up", "-d", "db", "files", "backup", "prometheus")
+	t.Cleanup(func() {
+		if t.Failed() { // what the sidecar and Prometheus saw
+			out, _, _ := dockerCmd(nil, "backup", "status", "-p", p.name)
+			t.Logf("status:\n%s\nsidecar log:\n%s\nprometheus log:\n%s", out,
+				composeFiles(t, p.name, files, env, "logs", "--tail", "40", "backup"), composeFiles(t, p.name, files, env, "logs", "--tail", "20", "prometheus"))
+		}
+	})
 	pr := &prom{t: t, addr: "127.0.0.1:9091"}
-	eventually(t, 2*time.Minute, "Prometheus scrapes the sidecar and runs the rules", func() error {
+	eventually(t, 3*time.Minute, "Prometheus scrapes the sidecar and runs the rules", func() error {
 		if n, err := pr.query(`up{job="docker-backup"} == 1`); err != nil || n != 1 {
 			return fmt.Errorf("sidecar up: %d series, %v", n, err)
 		}
