@@ -29,8 +29,10 @@ const AllDatabases = "all"
 //	\connect -reuse-previous=on "dbname='app'"
 //	-- (pg_dump --clean --if-exists of app)
 //
+// Tablespaces (CREATE TABLESPACE ... LOCATION) come between the roles and the databases.
+//
 // The restore reads it with pgScript in cluster mode: the roles run and commit first (the
-// databases' objects need them); each database's section runs in its own transaction in its
+// databases' objects need them), the missing tablespaces are created; each database's section runs in its own transaction in its
 // own psql session, a missing database being created just before; the transactions commit
 // together once the whole artifact was read and verified. A failure or an interruption
 // before that rolls every database back and drops the databases the restore created.
@@ -110,6 +112,31 @@ func (p *Postgres) backupCluster(ctx context.Context, c *containers.Container, c
 	}
 	if err := writeRoles(w, roles.Bytes(), cn.user); err != nil {
 		return nil, stepErr(c, "dump", err)
+	}
+	// Tablespaces other than the built-in ones: their directories must exist on the server a
+	// restore goes to (as for pg_dumpall).
+	spaces, err := cn.psql(ctx, c, cn.database, `SELECT spcname, pg_tablespace_location(oid), format('CREATE TABLESPACE %I OWNER %I LOCATION %L;', spcname, pg_get_userbyid(spcowner), pg_tablespace_location(oid))
+FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname;`)
+	if err != nil {
+		return nil, stepErr(c, "dump", fmt.Errorf("listing the tablespaces: %w", err))
+	}
+	var spaceNames []string
+	locations := map[string]string{}
+	for _, line := range strings.Split(strings.TrimRight(spaces, "\n"), "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) != 3 {
+			continue
+		}
+		name, create := f[0], f[2]
+		spaceNames, locations[name] = append(spaceNames, name), f[1]
+		if _, err := fmt.Fprintf(w, "\n%s\n", create); err != nil {
+			return nil, err
+		}
+	}
+	if len(spaceNames) > 0 {
+		list, _ := json.Marshal(spaceNames)
+		locs, _ := json.Marshal(locations)
+		src["tablespaces"], src["tablespace_locations"] = string(list), string(locs)
 	}
 	for i, db := range names {
 		if _, err := fmt.Fprintf(w, "\n%s\n%s\n", creates[i], formatConnect(db)); err != nil {
@@ -230,6 +257,10 @@ type clusterRestore struct {
 	dbs     []*pgSession
 	created []string
 	pending string // the CREATE DATABASE read before the next \connect
+	// spaces are the CREATE TABLESPACE statements read, run after the roles commit;
+	// createdSpaces those the restore created.
+	spaces        []string
+	createdSpaces []string
 }
 
 func (p *Postgres) restoreCluster(ctx context.Context, c *containers.Container, data Data) error {
@@ -244,7 +275,8 @@ func (p *Postgres) restoreCluster(ctx context.Context, c *containers.Container, 
 	}
 	r.globals = cn.openSession(ctx, c, cn.database)
 	script := newPGScript(r.globals.pw)
-	script.cluster = &clusterHooks{connect: r.connect, createDatabase: func(stmt string) error { r.pending = stmt; return nil }}
+	script.cluster = &clusterHooks{connect: r.connect, createDatabase: func(stmt string) error { r.pending = stmt; return nil },
+		createTablespace: func(stmt string) error { r.spaces = append(r.spaces, stmt); return nil }}
 	_, err := io.Copy(script, data)
 	if err == nil {
 		err = script.Close()
@@ -269,12 +301,8 @@ func (p *Postgres) maintenanceDB(c *containers.Container) string {
 // connect commits the roles (at the first database), creates database db when it is missing
 // and opens its session.
 func (r *clusterRestore) connect(db string) (io.Writer, error) {
-	if r.globals != nil {
-		g := r.globals
-		r.globals = nil
-		if err := g.commit(); err != nil {
-			return nil, fmt.Errorf("the roles: %w", err)
-		}
+	if err := r.commitGlobals(); err != nil {
+		return nil, err
 	}
 	create := r.pending
 	r.pending = ""
@@ -299,14 +327,51 @@ func (r *clusterRestore) connect(db string) (io.Writer, error) {
 	return s.pw, nil
 }
 
+// commitGlobals commits the roles, then creates the missing tablespaces (once).
+func (r *clusterRestore) commitGlobals() error {
+	if r.globals == nil {
+		return nil
+	}
+	g := r.globals
+	r.globals = nil
+	if err := g.commit(); err != nil {
+		return fmt.Errorf("the roles: %w", err)
+	}
+	for _, stmt := range r.spaces {
+		m := createTablespace.FindStringSubmatch(stmt)
+		if m == nil {
+			return fmt.Errorf("the script runs %q, which is not how a cluster dump creates a tablespace: %w", truncate(stmt, 80), ErrNotPgDump)
+		}
+		name := unquoteIdent(m[1])
+		out, err := r.cn.psql(r.ctx, r.c, r.cn.database, "SELECT count(*) FROM pg_tablespace WHERE spcname = '"+strings.ReplaceAll(name, "'", "''")+"';")
+		if err != nil {
+			return fmt.Errorf("looking for tablespace %s: %w", name, err)
+		}
+		if strings.TrimSpace(out) != "0" {
+			continue
+		}
+		if _, err := r.cn.psql(r.ctx, r.c, r.cn.database, stmt); err != nil {
+			return fmt.Errorf("creating tablespace %s (its directory must exist on the server, empty, owned by the postgres user): %w", name, err)
+		}
+		r.createdSpaces = append(r.createdSpaces, name)
+	}
+	return nil
+}
+
+var createTablespace = regexp.MustCompile(`^CREATE TABLESPACE ((?:"(?:[^"]|"")+")|[a-z_][a-z0-9_$]*) OWNER `)
+
+// unquoteIdent reads an identifier as quote_ident wrote it.
+func unquoteIdent(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		return strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(s, `"`), `"`), `""`, `"`)
+	}
+	return s
+}
+
 // commit commits the roles (a dump without databases) and every database, in order.
 func (r *clusterRestore) commit() error {
-	if r.globals != nil {
-		g := r.globals
-		r.globals = nil
-		if err := g.commit(); err != nil {
-			return fmt.Errorf("the roles: %w", err)
-		}
+	if err := r.commitGlobals(); err != nil {
+		return err
 	}
 	if r.only != "" && len(r.dbs) == 0 {
 		return fmt.Errorf("the backup holds no section of database %s", r.only)
@@ -325,7 +390,7 @@ func (r *clusterRestore) commit() error {
 		}
 		committed = append(committed, s.db)
 	}
-	r.dbs, r.created = nil, nil
+	r.dbs, r.created, r.createdSpaces = nil, nil, nil
 	return nil
 }
 
@@ -347,6 +412,11 @@ func (r *clusterRestore) abort(cause error) error {
 			cause = fmt.Errorf("%w (and the database %s it created could not be dropped: %v)", cause, db, err)
 		}
 	}
+	for _, ts := range r.createdSpaces {
+		if _, err := r.cn.psql(ctx, r.c, r.cn.database, fmt.Sprintf("DROP TABLESPACE IF EXISTS %s;", quoteIdent(ts))); err != nil {
+			cause = fmt.Errorf("%w (and the tablespace %s it created could not be dropped: %v)", cause, ts, err)
+		}
+	}
 	return cause
 }
 
@@ -355,5 +425,21 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // checkOnly reads a cluster dump without running it.
 func checkOnly() *clusterHooks {
-	return &clusterHooks{connect: func(string) (io.Writer, error) { return nil, nil }, createDatabase: func(string) error { return nil }}
+	none := func(string) error { return nil }
+	return &clusterHooks{connect: func(string) (io.Writer, error) { return nil, nil }, createDatabase: none, createTablespace: none}
+}
+
+// makeTablespaceDirs creates the directories of a cluster backup's tablespaces in a scratch
+// copy of the server, owned as its data directory is: they are outside its volumes.
+func makeTablespaceDirs(ctx context.Context, c *containers.Container, src Source) error {
+	var locations map[string]string
+	_ = json.Unmarshal([]byte(src["tablespace_locations"]), &locations)
+	for name, dir := range locations {
+		err := c.Exec(ctx, containers.ExecSpec{User: "0", Cmd: []string{"sh", "-c",
+			`mkdir -p "$1" && chown "$(stat -c %u:%g "${PGDATA:-/var/lib/postgresql/data}")" "$1"`, "sh", dir}})
+		if err != nil {
+			return fmt.Errorf("creating the directory of tablespace %s: %w", name, err)
+		}
+	}
+	return nil
 }

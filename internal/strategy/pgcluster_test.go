@@ -52,6 +52,7 @@ func TestWriteRoles(t *testing.T) {
 
 func TestPGScriptCluster(t *testing.T) {
 	dump := "SET x = 1;\nDO $docker_backup$ BEGIN CREATE ROLE app; EXCEPTION WHEN duplicate_object THEN NULL; END $docker_backup$;\n" +
+		"CREATE TABLESPACE ts OWNER app LOCATION '/tmp/ts';\n" +
 		"CREATE DATABASE app WITH TEMPLATE = template0 OWNER = app;\n" + formatConnect("app") + "\n" +
 		"CREATE TABLE public.t (a int);\nCOPY public.t (a) FROM stdin;\n1\n2\n\\.\n" +
 		"CREATE DATABASE \"b\" WITH TEMPLATE = template0\n  OWNER = app;\n" + formatConnect("b") + "\n" +
@@ -59,14 +60,15 @@ func TestPGScriptCluster(t *testing.T) {
 	for _, chunk := range []int{1, 7, 4096} {
 		var globals bytes.Buffer
 		sections := map[string]*bytes.Buffer{}
-		var creates []string
+		var creates, spaces []string
 		s := newPGScript(&globals)
 		s.cluster = &clusterHooks{
 			connect: func(db string) (io.Writer, error) {
 				sections[db] = &bytes.Buffer{}
 				return sections[db], nil
 			},
-			createDatabase: func(stmt string) error { creates = append(creates, stmt); return nil },
+			createDatabase:   func(stmt string) error { creates = append(creates, stmt); return nil },
+			createTablespace: func(stmt string) error { spaces = append(spaces, stmt); return nil },
 		}
 		for i := 0; i < len(dump); i += chunk {
 			if _, err := s.Write([]byte(dump[i:min(i+chunk, len(dump))])); err != nil {
@@ -78,6 +80,9 @@ func TestPGScriptCluster(t *testing.T) {
 		}
 		if strings.Contains(globals.String(), "CREATE DATABASE") || !strings.Contains(globals.String(), "CREATE ROLE app") {
 			t.Errorf("chunk %d: globals %q", chunk, globals.String())
+		}
+		if len(spaces) != 1 || spaces[0] != "CREATE TABLESPACE ts OWNER app LOCATION '/tmp/ts';" || strings.Contains(globals.String(), "TABLESPACE") {
+			t.Errorf("chunk %d: tablespaces %q", chunk, spaces)
 		}
 		if len(creates) != 2 || creates[0] != "CREATE DATABASE app WITH TEMPLATE = template0 OWNER = app;" || !strings.HasPrefix(creates[1], `CREATE DATABASE "b"`) {
 			t.Errorf("chunk %d: creates %q", chunk, creates)

@@ -57,8 +57,10 @@ type clusterHooks struct {
 	// connect starts the section of database db; what follows goes to the writer it returns
 	// (nil: nowhere).
 	connect func(db string) (io.Writer, error)
-	// createDatabase receives a CREATE DATABASE statement, ";" included.
-	createDatabase func(stmt string) error
+	// createDatabase receives a CREATE DATABASE statement, ";" included; createTablespace
+	// a CREATE TABLESPACE one.
+	createDatabase   func(stmt string) error
+	createTablespace func(stmt string) error
 }
 
 // maxHeld bounds a statement held whole (a cluster dump's CREATE DATABASE).
@@ -358,7 +360,9 @@ func (s *pgScript) addStmt(b []byte) {
 		keep := !strings.ContainsAny(word, " \t\r\n") && (strings.HasPrefix("BEGIN", word) || strings.HasPrefix("COMMIT", word))
 		if s.cluster != nil && len(s.held) < maxHeld {
 			norm := spaces.ReplaceAllString(word, " ")
-			keep = keep || strings.HasPrefix("CREATE DATABASE ", norm) || strings.HasPrefix(norm, "CREATE DATABASE ")
+			for _, held := range []string{"CREATE DATABASE ", "CREATE TABLESPACE "} {
+				keep = keep || strings.HasPrefix(held, norm) || strings.HasPrefix(norm, held)
+			}
 		}
 		if !keep {
 			// Not BEGIN or COMMIT alone: let the statement through.
@@ -385,6 +389,11 @@ func (s *pgScript) endStatement() error {
 			stmt := string(s.held) + ";"
 			s.held = s.held[:0]
 			return s.cluster.createDatabase(stmt)
+		}
+		if s.cluster != nil && strings.HasPrefix(text, "CREATE TABLESPACE ") {
+			stmt := string(s.held) + ";"
+			s.held = s.held[:0]
+			return s.cluster.createTablespace(stmt)
 		}
 		if text == "BEGIN" || text == "COMMIT" {
 			// pg_dump's own transaction around large objects: the restore's own

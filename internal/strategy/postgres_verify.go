@@ -66,6 +66,9 @@ func (p *Postgres) Ready(ctx context.Context, c *containers.Container, src Sourc
 	db := src["database"]
 	if db == AllDatabases {
 		db = "" // the restore creates every database
+		if err := makeTablespaceDirs(ctx, c, src); err != nil {
+			return err
+		}
 	}
 	// psql variables quote the names: nothing the manifest says is run as SQL.
 	script := `SELECT format('CREATE ROLE %I', :'role') WHERE :'role' <> '' AND NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role')

@@ -40,9 +40,16 @@ func TestPostgresCluster(t *testing.T) {
 	db.sql(`CREATE ROLE shop_owner LOGIN PASSWORD 'pw-shop-owner'`)
 	db.sql(`CREATE ROLE readers NOLOGIN`)
 	db.sql(`GRANT readers TO shop_owner`)
+	// A tablespace: its directory must exist wherever the cluster is restored.
+	tablespaceDir := func(s *pgServer) {
+		docker(t, "exec", "-u", "0", s.container, "sh", "-c", `mkdir -p /srv/ts && chown "$(stat -c %u:%g /var/lib/postgresql/data)" /srv/ts`)
+	}
+	tablespaceDir(db)
+	db.sql(`CREATE TABLESPACE fast OWNER shop_owner LOCATION '/srv/ts'`)
 	db.sql(`CREATE DATABASE a_small OWNER shop_owner`)
 	db.sql(`CREATE DATABASE b_big OWNER shop_owner`)
-	db.in("a_small").sql(`CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g; ALTER TABLE items OWNER TO shop_owner; GRANT SELECT ON items TO readers`)
+	db.in("a_small").sql(`CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 100) g; ALTER TABLE items OWNER TO shop_owner; GRANT SELECT ON items TO readers;
+		CREATE TABLE hot (x int) TABLESPACE fast; INSERT INTO hot SELECT generate_series(1, 10)`)
 	docker(t, "exec", db.container, "pgbench", "-i", "-q", "-s", "1", "-U", db.user, "b_big")
 	db.sql(`CREATE TABLE notes (id int, body text); INSERT INTO notes VALUES (1, 'in the POSTGRES_DB database')`)
 	dbs := []string{"a_small", "appdb", "b_big"}
@@ -65,7 +72,11 @@ func TestPostgresCluster(t *testing.T) {
 	}
 
 	// Into a fresh server: roles, memberships, owners and every row.
+	if m.Source["tablespaces"] != `["fast"]` {
+		t.Errorf("the manifest does not list the tablespace: %+v", m.Source)
+	}
 	fresh := startPostgres(t, p, "fresh")
+	tablespaceDir(fresh)
 	backup(t, "restore", m.Artifact, "--from", dir, "--to", "fresh", "--project", p.name, "--yes")
 	if after := clusterSums(fresh, dbs...); !equalMaps(after, before) {
 		t.Fatalf("the fresh server after the restore:\n%v\nwant\n%v", after, before)
@@ -81,6 +92,9 @@ func TestPostgresCluster(t *testing.T) {
 	}
 	if got := fresh.in("a_small").sql(`SELECT tableowner FROM pg_tables WHERE tablename = 'items'`); got != "shop_owner" {
 		t.Errorf("items is owned by %q", got)
+	}
+	if got := fresh.in("a_small").sql(`SELECT tablespace || ' ' || pg_tablespace_location((SELECT oid FROM pg_tablespace WHERE spcname = 'fast')) FROM pg_tables WHERE tablename = 'hot'`); got != "fast /srv/ts" {
+		t.Errorf("the table hot is in %q, want the tablespace fast at /srv/ts", got)
 	}
 
 	// Changed and dropped on the fresh server, then a restore killed inside b_big (after
