@@ -139,4 +139,4 @@ measure "postgres: docker backup restore" "$DBBYTES" "true" "$PLUGIN backup rest
 ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"
 measure "postgres: docker backup verify" "$DBBYTES" "true" "$PLUGIN backup verify $PART --from $B"
 measure "postgres, the whole cluster: run --database all" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B --database all"
-ratio "postgres, the whole cluster: run --database all" "postgres: docker backup run"
+printf '  %-32s %.2fx of the one-database run\n' "--database all" "$(echo "${WALL["postgres, the whole cluster: run --database all"]} / ${WALL["postgres: docker backup run"]}" | bc -l)"
