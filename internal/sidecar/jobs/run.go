@@ -137,26 +137,10 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	onlyTargets := errors.As(err, &partial) && err.Error() == partial.Error()
 	var stored []*Job
 	for i, m := range members {
-		finish := catalog.Run{ID: runIDs[i], FinishedAt: time.Now()}
-		var terr error
-		failedHere := false
-		if res != nil {
-			terr, failedHere = res.Failed[m.TargetName()]
-		}
-		switch {
-		case res != nil && failedHere:
-			// This target failed and holds nothing; the backup stands on the others.
-			finish.Status, finish.Error, finish.Cleanup = catalog.Failed, terr.Error(), p.Key
-		case res != nil && (err == nil || onlyTargets):
-			finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+		finish := outcome(m.TargetName(), p.Key, res, err, onlyTargets)
+		finish.ID = runIDs[i]
+		if finish.Status == catalog.Success {
 			stored = append(stored, m)
-		case res != nil: // stored, but the post command failed: the backup stays, the run fails
-			finish.Status, finish.Error = catalog.Failed, err.Error()
-			finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
-		default:
-			// The target may have kept part of the upload (S3 down while aborting it): removed
-			// once the target answers again.
-			finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), p.Key
 		}
 		r.finish(ctx, m, log, finish, started)
 	}
@@ -182,6 +166,32 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	}
 	// A prune error (or a target that failed) is reported, but the backup stands.
 	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, errors.Join(perrs...)
+}
+
+// outcome is how a run ended on the target named tgt: key is the backup's, res and err what
+// the plan's run returned (onlyTargets: err only says that some targets failed).
+func outcome(tgt, key string, res *pipeline.BackupResult, err error, onlyTargets bool) catalog.Run {
+	finish := catalog.Run{FinishedAt: time.Now()}
+	var terr error
+	failedHere := false
+	if res != nil {
+		terr, failedHere = res.Failed[tgt]
+	}
+	switch {
+	case res != nil && failedHere:
+		// This target failed and holds nothing; the backup stands on the others.
+		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, terr.Error(), key
+	case res != nil && (err == nil || onlyTargets):
+		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+	case res != nil: // stored, but the post command failed: the backup stays, the run fails
+		finish.Status, finish.Error = catalog.Failed, err.Error()
+		finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
+	default:
+		// The target may have kept part of the upload (S3 down while aborting it): removed
+		// once the target answers again.
+		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), key
+	}
+	return finish
 }
 
 // members are j and the jobs that write to j's other targets in j's runs, in the order
