@@ -129,7 +129,7 @@ func TestSidecarInvalidLabels(t *testing.T) {
 		p.name + "-badcron-1: label docker-backup.schedule=\"61 * * * *\"",
 		p.name + "-badstrategy-1: label docker-backup.strategy=\"oracle\": unknown strategy",
 		p.name + "-badretention-1: label docker-backup.retention=\"-1\"",
-		p.name + "-badtarget-1: label docker-backup.target=\"offsite\": no target of that name",
+		p.name + "-badtarget-1: label docker-backup.target=\"offsite\": no target \"offsite\" is defined on the sidecar (defined: default)",
 		p.name + "-badpaths-1: label docker-backup.paths=\"/etc\": path /etc is not inside any of the container's volumes",
 		p.name + "-escape-1: label docker-backup.paths=\"/data/../etc\"",
 		p.name + "-mixed-1: label docker-backup.weekly.schedule=\"every sunday\"",
