@@ -27,11 +27,7 @@ import (
 // leaves nothing (not even its temporary file), older backups are intact.
 func TestFaultTargetFull(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a small tmpfs (the tests run as root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	dir := smallDisk(t, "12m")
 	p := newProject(t)
 	app := p.service("app", plainImage, append([]string{"-v", p.volume("data") + ":/data"}, idle...)...)
 	docker(t, "exec", app, "sh", "-c", "echo small > /data/small")
@@ -307,4 +303,16 @@ func TestFaultS3DownAtRecovery(t *testing.T) {
 		t.Errorf("the run: %+v", st.OneOff)
 	}
 	waitRunning(t, app)
+}
+
+// smallDisk is a directory on a tmpfs of the given size (the tests run as root): a target
+// that fills up.
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
 }

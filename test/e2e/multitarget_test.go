@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,11 +20,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 	t.Parallel()
 	m := startMinio(t)
 	m.bucket("offsite")
-	small := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", small).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a small tmpfs (the tests run as root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	small := smallDisk(t, "12m")
 	local := t.TempDir()
 	p := newProject(t)
 	app := p.service("app", plainImage, append([]string{"-v", p.volume("data") + ":/data"}, idle...)...)
@@ -83,11 +78,7 @@ func listBackupsWithEnv(t *testing.T, env []string, from string) []artifact.Mani
 // while default goes on.
 func TestSidecarSeveralTargets(t *testing.T) {
 	t.Parallel()
-	small := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", small).CombinedOutput(); err != nil {
-		t.Fatalf("mounting a small tmpfs (the tests run as root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
+	small := smallDisk(t, "12m")
 	p := newProject(t)
 	app := p.volumeService("app", "docker-backup.schedule=@every 3s", "docker-backup.target=default,offsite",
 		"docker-backup.retention=3", "docker-backup.retention.offsite=1")
