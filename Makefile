@@ -17,7 +17,7 @@ TAGS     ?=
 build: bin/docker-backup bin/sidecar
 
 bin/docker-backup: FORCE
-	go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/docker-backup
+	CGO_ENABLED=0 go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/docker-backup
 
 bin/sidecar: FORCE
 	CGO_ENABLED=0 go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $@ ./cmd/sidecar

@@ -3,11 +3,15 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/docker-backup/docker-backup/internal/commands"
 	"github.com/docker-backup/docker-backup/internal/version"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 )
@@ -17,6 +21,13 @@ import (
 const memoryLimit = 40 << 20
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == worker.Command {
+		// In a worker container (see package worker): no plugin framework.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := worker.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}

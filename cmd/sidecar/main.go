@@ -31,6 +31,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/server"
 	"github.com/docker-backup/docker-backup/internal/version"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/moby/moby/client"
 )
 
@@ -51,6 +52,13 @@ func main() {
 }
 
 func run(args []string, log *slog.Logger) error {
+	if first(args) == worker.Command {
+		// A worker container (see package worker), started by a running sidecar.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := worker.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	cfg, cfgErr := config.FromEnv(os.Environ())
 	switch first(args) {
 	case "version":

@@ -16,6 +16,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/go-units"
@@ -238,4 +241,30 @@ func rate(n int64, d time.Duration) string {
 		return "-"
 	}
 	return units.BytesSize(float64(n)/d.Seconds()) + "/s"
+}
+
+// volumeWorker returns what volume backups and restores work beside the data with — this
+// plugin's own binary as a one-file image — as DOCKER_BACKUP_WORKER says (auto, on, off), and
+// whether it is required.
+func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool, error) {
+	mode, err := worker.ParseMode(os.Getenv(worker.EnvMode))
+	if err != nil {
+		return nil, false, err
+	}
+	if mode == worker.ModeOff {
+		return nil, false, nil
+	}
+	return &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
+		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}, mode == worker.ModeOn, nil
+}
+
+// dataPathName says in words how a volume backup was read.
+func dataPathName(dp string) string {
+	switch dp {
+	case strategy.DataPathWorker:
+		return "a worker container beside the data"
+	case strategy.DataPathArchive:
+		return "the Engine's archive API"
+	}
+	return dp
 }

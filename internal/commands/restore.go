@@ -119,9 +119,14 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "restoring")
 	defer done()
+	wk, requireWorker, err := volumeWorker(api, log)
+	if err != nil {
+		return err
+	}
 	spec := plan.RestoreSpec{Container: c, Key: key, AllowUnsigned: opts.allowUnsigned, Identities: ids,
-		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop},
-		Guard:   guard, Progress: onProgress, Log: log}
+		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop,
+			Worker: wk, RequireWorker: requireWorker},
+		Guard: guard, Progress: onProgress, Log: log}
 	switch {
 	case opts.from != "":
 		if spec.Target, err = target.Open(opts.from); err != nil {

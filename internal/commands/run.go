@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -48,6 +49,11 @@ Several --to write the same backup to every target at once (one dump, one compre
 target that fails does not lose the backup on the others, and the command says which failed
 (exit status 1).
 
+Volumes are archived by a short-lived worker container beside the data (this plugin's own
+binary, imported once as the image docker-backup-worker:HASH), so the raw files never cross
+the Engine's API; when no worker can run, through the Engine's archive API. $` + worker.EnvMode + `
+chooses: auto (default), on (a worker or an error), off (the archive API).
+
 The manifest is signed with the plugin's key ($` + envSigningKey + `, else one made in the docker
 CLI's configuration directory on first use): restores check that they restore what this
 key's holder made.`,
@@ -56,7 +62,8 @@ key's holder made.`,
   docker backup run db --project myapp --to ./backups
   docker backup run files --project myapp --strategy volume --paths /data --to /srv/backups
   docker backup run db --to ./backups --compression gzip
-  docker backup run db --to ./backups --to s3://offsite/backups   # both at once`,
+  docker backup run db --to ./backups --to s3://offsite/backups   # both at once
+  DOCKER_BACKUP_WORKER=off docker backup run files --to ./backups  # volumes through the archive API`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.compressionSet = cmd.Flags().Changed("compression")
@@ -133,8 +140,13 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "backing up")
 	defer done()
+	wk, requireWorker, err := volumeWorker(api, log)
+	if err != nil {
+		return err
+	}
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
-		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths},
+		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths,
+			Worker: wk, RequireWorker: requireWorker},
 		Targets: targets, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
 	if err != nil {
 		return err
@@ -160,6 +172,9 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	}
 	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
+	if dp := m.Source[strategy.SourceDataPath]; dp != "" {
+		fmt.Fprintf(out, "  via      %s\n", dataPathName(dp))
+	}
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	fmt.Fprintf(out, "  signed   key %s\n", key.ID())
 	if m.Encryption != nil {

@@ -118,6 +118,9 @@ type JobStatus struct {
 	Running     bool          `json:"running"`
 	Last        *RunInfo      `json:"last,omitempty"`
 	LastSuccess *RunInfo      `json:"last_success,omitempty"`
+	// LastFinished is the newest run that is not running (Last, unless a run is under way):
+	// what the last-run metrics show, so that they do not vanish while the next one runs.
+	LastFinished *RunInfo `json:"last_finished,omitempty"`
 	// Runs counts the job's runs by status (success, failed, interrupted, running).
 	Runs map[string]int `json:"runs"`
 	// Verify is the schedule on which the job's newest backup is verified ("" never), with

@@ -31,6 +31,17 @@ type Recipients struct {
 	// Names describe the recipients for the manifest: age public keys as they are, SSH keys
 	// by their type and SHA-256 fingerprint, a passphrase as "scrypt". Never a secret.
 	Names []string
+	keys  []string // the public keys as given; for Public
+	pass  bool
+}
+
+// Public returns the recipients as public key strings that Add accepts, for encrypting in
+// another process; ok is false when one is a passphrase (a secret that stays here).
+func (r *Recipients) Public() (keys []string, ok bool) {
+	if r == nil || r.pass {
+		return nil, false
+	}
+	return r.keys, true
 }
 
 // Empty reports whether there is no one to encrypt for (the data is then not encrypted).
@@ -86,6 +97,7 @@ func (r *Recipients) Add(keys ...string) error {
 			}
 			r.list = append(r.list, rec)
 			r.Names = append(r.Names, name)
+			r.keys = append(r.keys, line)
 		}
 	}
 	return nil
@@ -113,6 +125,7 @@ func (r *Recipients) AddPassphrase(pass string) error {
 	}
 	r.list = append(r.list, rec)
 	r.Names = append(r.Names, "scrypt")
+	r.pass = true
 	return nil
 }
 

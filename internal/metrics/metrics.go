@@ -254,7 +254,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if j.Running {
 			running++
 		}
-		if l := j.Last; l != nil && l.Status != "running" {
+		if l := j.LastFinished; l != nil && l.Status != "running" {
 			gauge(descLastRun, float64(l.FinishedAt.Unix()), v...)
 			gauge(descLastResult, boolFloat(l.Status == "success"), v...)
 			gauge(descLastDuration, l.FinishedAt.Sub(l.StartedAt).Seconds(), v...)

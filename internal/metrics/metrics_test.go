@@ -31,8 +31,10 @@ func TestGaugesFollowTheStatusAndCountersArePushed(t *testing.T) {
 	fs := &fakeStatus{st: control.Status{
 		Jobs: []control.JobStatus{
 			{JobID: db, Next: time.Unix(1_800_000_000, 0), Interval: 24 * time.Hour, Running: true,
-				Last:        &control.RunInfo{Status: "failed", StartedAt: start.Add(time.Hour), FinishedAt: start.Add(time.Hour + time.Second)},
-				LastSuccess: &control.RunInfo{Status: "success", StartedAt: start, FinishedAt: start.Add(90 * time.Second), Size: 4096}},
+				// A run under way: the last-run gauges show the one before it.
+				Last:         &control.RunInfo{Status: "running", StartedAt: start.Add(2 * time.Hour)},
+				LastFinished: &control.RunInfo{Status: "failed", StartedAt: start.Add(time.Hour), FinishedAt: start.Add(time.Hour + time.Second)},
+				LastSuccess:  &control.RunInfo{Status: "success", StartedAt: start, FinishedAt: start.Add(90 * time.Second), Size: 4096}},
 			{JobID: files},
 		},
 		Problems: []string{"a", "b"},

@@ -342,6 +342,11 @@ func firstFailureOrClosed(dests []*dest) error {
 // produce runs the strategy into compression (and encryption): strategy → compression →
 // age → out; beside compression, the strategy's Count sees the raw stream.
 func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter) produced {
+	if pk, ok := req.Strategy.(strategy.Packer); ok {
+		if p, err := producePacked(ctx, req, pk, out, raw); !errors.Is(err, strategy.ErrNoWorker) {
+			return p
+		}
+	}
 	fail := func(err error) produced { return produced{err: err} }
 	sealed := io.WriteCloser(nopCloser{out})
 	if !req.Encrypt.Empty() {
@@ -386,6 +391,68 @@ func produce(ctx context.Context, req BackupRequest, out io.Writer, raw *counter
 	return produced{source: source, contents: contents}
 }
 
+// producePacked lets the strategy make the stored stream itself (a worker beside the data):
+// compressed there, and encrypted there for public keys; a passphrase stays here and
+// encrypts what arrives. An error wrapping strategy.ErrNoWorker: nothing was written.
+func producePacked(ctx context.Context, req BackupRequest, pk strategy.Packer, out io.Writer, raw *counter) (produced, error) {
+	fail := func(err error) (produced, error) { return produced{err: err}, err }
+	wr := strategy.WorkRequest{Compression: req.Compression}
+	w := out
+	var sealed *lazySeal
+	if !req.Encrypt.Empty() {
+		if keys, public := req.Encrypt.Public(); public {
+			wr.Recipients = keys
+		} else {
+			sealed = &lazySeal{r: req.Encrypt, w: out}
+			w = sealed
+		}
+	}
+	source, contents, err := pk.BackupPacked(ctx, req.Container, wr, w, raw.set)
+	if errors.Is(err, strategy.ErrNoWorker) {
+		return produced{}, err
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if raw.n == 0 {
+		return fail(fmt.Errorf("%s backup of %s: %w; refusing to store it as a success", req.Strategy.Name(), req.Container, ErrEmptyBackup))
+	}
+	if sealed != nil {
+		if err := sealed.Close(); err != nil {
+			return fail(fmt.Errorf("encrypting: %w", err))
+		}
+	}
+	return produced{source: source, contents: contents}, nil
+}
+
+// lazySeal encrypts what is written, starting the age stream (whose header is written at
+// once) on the first write.
+type lazySeal struct {
+	r  *crypt.Recipients
+	w  io.Writer
+	wc io.WriteCloser
+}
+
+func (l *lazySeal) Write(p []byte) (int, error) {
+	if l.wc == nil {
+		wc, err := l.r.Encrypt(l.w)
+		if err != nil {
+			return 0, err
+		}
+		l.wc = wc
+	}
+	return l.wc.Write(p)
+}
+
+func (l *lazySeal) Close() error {
+	if l.wc == nil {
+		if _, err := l.Write(nil); err != nil {
+			return err
+		}
+	}
+	return l.wc.Close()
+}
+
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
@@ -422,6 +489,13 @@ func (c *counter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.add(n)
 	return n, err
+}
+
+// set moves the count to n raw bytes (reported by a worker).
+func (c *counter) set(n int64) {
+	if n > c.n {
+		c.add(int(n - c.n))
+	}
 }
 
 func (c *counter) add(n int) {

@@ -147,6 +147,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	if err := req.Container.Refresh(ctx); err != nil {
 		return err
 	}
+	if pk, ok := req.Strategy.(strategy.Packer); ok {
+		if err := restorePacked(ctx, req, pin, pk, data); !errors.Is(err, strategy.ErrNoWorker) {
+			return err
+		}
+	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
@@ -170,6 +175,83 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return fmt.Errorf("%w%w", err, silent{ErrStarted})
 	}
 	faults.Point(ctx, "restore-applied")
+	return nil
+}
+
+// restorePacked hands the strategy the compressed stream (decrypted here) to unpack beside the
+// data; its io.EOF comes only once the stored bytes matched. An error wrapping
+// strategy.ErrNoWorker: nothing was read into the container.
+func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, pk strategy.Packer, data func(io.Reader) strategy.Data) error {
+	m := req.Manifest
+	rc, err := pin.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+	}
+	defer rc.Close()
+	v := newVerifier(ctx, rc, m, nil)
+	plain, err := open(v, m, req.Identities)
+	if err != nil {
+		return err
+	}
+	raw := &counter{onAdd: req.Progress, fault: func(int64) { faults.Point(ctx, "restore-stream") }}
+	pr := &packedReader{v: v, r: plain, ctx: ctx}
+	err = pk.RestorePacked(ctx, req.Container, data(pr), m.Compression, raw.set)
+	if errors.Is(err, strategy.ErrNoWorker) {
+		return err
+	}
+	if err != nil {
+		if pr.n > 0 {
+			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		}
+		return err
+	}
+	if err := pr.finish(); err != nil {
+		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+	}
+	faults.Point(ctx, "restore-applied")
+	return nil
+}
+
+// packedReader gives the stored stream decrypted but still compressed; its io.EOF comes only
+// after the verifier's.
+type packedReader struct {
+	v     *verifier
+	r     io.Reader
+	ctx   context.Context
+	n     int64
+	ended bool
+}
+
+func (p *packedReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	if err == nil {
+		return n, nil
+	}
+	if ferr := p.finish(); ferr != nil {
+		return n, ferr
+	}
+	if !errors.Is(err, io.EOF) {
+		return n, fmt.Errorf("decrypting %s: %w", p.v.m.Artifact, err)
+	}
+	return n, io.EOF
+}
+
+// finish reads what is left of the stored bytes and reports whether all matched.
+func (p *packedReader) finish() error {
+	if p.ended {
+		return nil
+	}
+	p.ended = true
+	if _, err := io.Copy(io.Discard, p.v); err != nil {
+		return err
+	}
+	if p.v.err != nil && !errors.Is(p.v.err, io.EOF) {
+		return p.v.err
+	}
 	return nil
 }
 

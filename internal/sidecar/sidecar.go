@@ -28,8 +28,10 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/version"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/moby/moby/client"
 )
 
@@ -109,6 +111,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 			return nil, fmt.Errorf("%s: %w", config.EnvAgeIdentityFile, err)
 		}
 	}
+	owner := scratch.SidecarOwner(d.self)
 	dbPath := filepath.Join(cfg.StateDir, "catalog.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -126,10 +129,17 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		d.cat.Close()
 		return nil, err
 	}
-	d.runner = jobs.New(ctx, jobs.Options{API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
+	var wk strategy.Worker
+	if we, ok := d.api.(worker.Engine); ok && cfg.Worker != worker.ModeOff {
+		wk = &worker.Runner{Engine: we, Image: worker.ContainerImage(d.api, d.self, d.log), Owner: owner, Log: d.log,
+			Channel: func(ctx context.Context) (*worker.Channel, error) {
+				return worker.ContainerChannel(ctx, d.api, d.self, filepath.Join(cfg.StateDir, "workers"))
+			}}
+	}
+	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: scratch.SidecarOwner(d.self), Notifier: d.notifier})
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
 		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,

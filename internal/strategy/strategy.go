@@ -92,6 +92,11 @@ type Options struct {
 	Paths []string
 	// NoStop restores volumes into the running container instead of stopping it.
 	NoStop bool
+	// Worker does volume work beside the data; nil: the Engine's archive API.
+	Worker Worker
+	// RequireWorker fails a volume backup or restore that cannot use the worker, instead of
+	// falling back to the archive API.
+	RequireWorker bool
 	// Log receives progress messages (container stopped and started, fallbacks taken).
 	Log *slog.Logger
 }
@@ -113,7 +118,7 @@ var constructors = map[string]func(Options) (Strategy, error){
 		if err != nil {
 			return nil, err
 		}
-		v.NoStop, v.Log = o.NoStop, o.Log
+		v.NoStop, v.Log, v.Worker, v.RequireWorker = o.NoStop, o.Log, o.Worker, o.RequireWorker
 		return v, nil
 	},
 	"mysql": func(o Options) (Strategy, error) {

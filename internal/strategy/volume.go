@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -29,7 +30,12 @@ type Volume struct {
 	paths []string // explicit paths; empty means the container's mounts
 	// NoStop restores into the running container instead of stopping it.
 	NoStop bool
-	Log    *slog.Logger
+	// Worker, when set, does the work beside the data (BackupPacked, RestorePacked); the
+	// archive API is the fallback when it cannot.
+	Worker Worker
+	// RequireWorker turns that fallback into an error.
+	RequireWorker bool
+	Log           *slog.Logger
 }
 
 // NewVolume returns a volume strategy for the given absolute paths (none: the mounts).
@@ -97,7 +103,68 @@ func (v *Volume) Backup(ctx context.Context, c *containers.Container, w io.Write
 	if err := tw.Close(); err != nil {
 		return nil, stepErr(c, "copy", err)
 	}
-	return Source{SourcePaths: strings.Join(paths, ",")}, nil
+	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathArchive}, nil
+}
+
+// BackupPacked backs up through a worker container: the raw tar never crosses the Engine's
+// API, only the stored stream does.
+func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req WorkRequest, w io.Writer, progress func(int64)) (Source, *artifact.Contents, error) {
+	paths, err := v.pathsFor(c)
+	if err != nil {
+		return nil, nil, stepErr(c, "copy", err)
+	}
+	s, err := v.openWorker(ctx, c, paths, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.Close()
+	contents, err := s.Backup(ctx, req, w, progress)
+	if err != nil {
+		return nil, nil, stepErr(c, "copy", err)
+	}
+	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathWorker}, contents, nil
+}
+
+// openWorker opens a worker session and says which data path runs.
+func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, write bool) (WorkerSession, error) {
+	if v.Worker == nil {
+		if v.RequireWorker {
+			return nil, stepErr(c, "copy", errors.New("a worker container is required but none is configured"))
+		}
+		v.log().Info("volume data path: the Engine's archive API")
+		return nil, fmt.Errorf("%w: not configured", ErrNoWorker)
+	}
+	s, err := v.Worker.Open(ctx, c, paths, write)
+	if err != nil {
+		if errors.Is(err, ErrNoWorker) && !v.RequireWorker {
+			v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
+			return nil, err
+		}
+		return nil, stepErr(c, "copy", err)
+	}
+	v.log().Info("volume data path: a worker container beside the data")
+	return s, nil
+}
+
+// RestorePacked restores through a worker container: the compressed stream goes in, the
+// worker checks every entry with the same tar policy and writes the files.
+func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(int64)) error {
+	paths, err := v.restorePaths(ctx, c, data)
+	if err != nil {
+		return stepErr(c, "restore", err)
+	}
+	s, err := v.openWorker(ctx, c, paths, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	apply := func(ctx context.Context) error {
+		return s.Restore(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted}, data, progress)
+	}
+	if v.NoStop {
+		return stepErr(c, "restore", apply(ctx))
+	}
+	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
 }
 
 // copyPathOut appends the archive of p to tw, renaming its entries from the archive API's
@@ -176,7 +243,7 @@ func (v *Volume) Check(ctx context.Context, c *containers.Container, data Data) 
 	if err != nil {
 		return err
 	}
-	pol := newTarPolicy(paths, data.Trusted)
+	pol := NewTarPolicy(paths, data.Trusted)
 	tr := tar.NewReader(data)
 	for {
 		hdr, err := tr.Next()
@@ -186,7 +253,7 @@ func (v *Volume) Check(ctx context.Context, c *containers.Container, data Data) 
 		if err != nil {
 			return fmt.Errorf("reading the backup archive: %w", err)
 		}
-		if _, err := pol.check(hdr); err != nil {
+		if _, err := pol.Check(hdr); err != nil {
 			return err
 		}
 	}
@@ -214,7 +281,7 @@ func (v *Volume) log() *slog.Logger {
 }
 
 func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, paths []string) error {
-	pol := newTarPolicy(paths, data.Trusted)
+	pol := NewTarPolicy(paths, data.Trusted)
 	tr := tar.NewReader(data)
 	var cur *pathWriter
 	finish := func() error {
@@ -234,7 +301,7 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 			cur.abort(err)
 			return fmt.Errorf("reading the backup archive: %w", err)
 		}
-		p, err := pol.check(hdr)
+		p, err := pol.Check(hdr)
 		if err != nil {
 			cur.abort(err)
 			return err
@@ -259,7 +326,7 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 	return finish()
 }
 
-// tarPolicy checks the entries of a volume archive, in one pass with memory that does not
+// TarPolicy checks the entries of a volume archive, in one pass with memory that does not
 // grow with the archive (except one hash per regular file, for hard links):
 //
 //   - every entry is below one of the backed-up paths, and a path's entries come together;
@@ -270,7 +337,7 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 //     a link, wherever it points;
 //   - a hard link points at an earlier regular file of the same path;
 //   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices.
-type tarPolicy struct {
+type TarPolicy struct {
 	paths   []string
 	trusted bool
 	root    string   // the archive prefix of the current path ("var/lib/data")
@@ -281,12 +348,12 @@ type tarPolicy struct {
 	seed    maphash.Seed
 }
 
-func newTarPolicy(paths []string, trusted bool) *tarPolicy {
-	return &tarPolicy{paths: paths, trusted: trusted, files: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
+func NewTarPolicy(paths []string, trusted bool) *TarPolicy {
+	return &TarPolicy{paths: paths, trusted: trusted, files: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
 }
 
-// check returns the backed-up path an entry belongs to, or why it must not be restored.
-func (t *tarPolicy) check(hdr *tar.Header) (string, error) {
+// Check returns the backed-up path an entry belongs to, or why it must not be restored.
+func (t *TarPolicy) Check(hdr *tar.Header) (string, error) {
 	name := strings.TrimSuffix(hdr.Name, "/")
 	if !isLocalName(name) {
 		return "", fmt.Errorf("the archive entry %q is not a relative path inside the backed-up paths", hdr.Name)

@@ -49,10 +49,10 @@ func TestTarPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pol := newTarPolicy(paths, tc.trusted)
+			pol := NewTarPolicy(paths, tc.trusted)
 			var err error
 			for _, h := range tc.entries {
-				if _, err = pol.check(h); err != nil {
+				if _, err = pol.Check(h); err != nil {
 					break
 				}
 			}

@@ -83,7 +83,9 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) (n int64, err 
 			_ = root.Remove(tmp)
 		}
 	}()
-	n, err = io.Copy(f, contextReader{ctx, r})
+	// Written back while it streams (not all at the fsync below): the disk works beside the
+	// compression instead of after it.
+	n, err = io.CopyBuffer(&writeBehind{f: f}, contextReader{ctx, r}, make([]byte, 1<<20))
 	if err != nil {
 		return n, fmt.Errorf("writing %s: %w", filepath.Join(l.dir, key), err)
 	}

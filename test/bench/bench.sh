@@ -101,12 +101,26 @@ printf '%-34s %10s %14s %13s\n' case wall throughput "peak RSS"
 B=$WORK/out
 measure "volume raw: tar | zstd -T0 -3" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst"
 cp $B/raw.tar.zst $WORK/raw.tar.zst
-measure "volume: docker backup run" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --project $P --to $B"
-ratio "volume: docker backup run" "volume raw: tar | zstd -T0 -3"
+# The tool fsyncs what it stores before publishing it: the same pipeline with that fsync.
+measure "volume raw + fsync of the file" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst && sync $B/raw.tar.zst"
+# Both data paths: a worker container beside the data (the default), the Engine's archive API.
+export DOCKER_BACKUP_WORKER=on
+$PLUGIN backup run files --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
+rm -rf $WORK/warm
+measure "volume: run (worker)" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --project $P --to $B"
+ratio "volume: run (worker)" "volume raw: tar | zstd -T0 -3"
+ratio "volume: run (worker)" "volume raw + fsync of the file"
 VART=$(newest)
+DOCKER_BACKUP_WORKER=off measure "volume: run (archive API)" "$VOLBYTES" "rm -rf $B/archive" "$PLUGIN backup run files --project $P --to $B/archive"
+ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
+# The worker process alone, on the host, for its peak RSS (in a container it is the same program).
+printf '{"op":"backup","paths":["%s"],"compression":"zstd"}\n' "$VOLDIR" > $WORK/worker-request.json
+measure "worker process alone (host, > /dev/null)" "$VOLBYTES" "true" "$PLUGIN __worker < $WORK/worker-request.json 2>/dev/null > /dev/null"
 measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
-measure "volume: docker backup restore" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
-ratio "volume: docker backup restore" "volume raw: zstd -dc | tar -x"
+measure "volume: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x"
+DOCKER_BACKUP_WORKER=off measure "volume: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+ratio "volume: restore (archive API)" "volume raw: zstd -dc | tar -x"
 measure "volume: docker backup verify" "$VOLBYTES" "true" "$PLUGIN backup verify $VART --from $B"
 
 # Volume to S3 (a local MinIO), when its binary is there (test/setup.sh builds it).
@@ -120,10 +134,14 @@ if [ -x "$MINIO" ]; then
   trap 'kill $MINIO_PID 2>/dev/null' EXIT
   for _ in $(seq 30); do curl -sf http://127.0.0.1:19900/minio/health/live >/dev/null && break; sleep 1; done
   curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X PUT http://127.0.0.1:19900/bench >/dev/null
-  measure "volume to S3: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  measure "volume to S3: run (worker)" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  DOCKER_BACKUP_WORKER=off measure "volume to S3: run (archive API)" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/archive?endpoint=http://127.0.0.1:19900'"
+  S3ART=$($PLUGIN backup ls --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
+  measure "volume from S3: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
+  DOCKER_BACKUP_WORKER=off measure "volume from S3: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
   if [ -n "$AGEPUB" ]; then
     measure "volume to S3, age: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900' -r $AGEPUB"
-    printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: docker backup run"]}" | bc -l)"
+    printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: run (worker)"]}" | bc -l)"
   fi
   # One run to two targets at once: memory is one S3 part more, time that of the slower.
   measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"

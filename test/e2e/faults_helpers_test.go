@@ -43,6 +43,7 @@ func faultPlugin(t *testing.T) string {
 		faultPluginBin = filepath.Join(dir, "cli-plugins", "docker-backup")
 		build := exec.Command("go", "build", "-tags", "faultinject", "-o", faultPluginBin, "./cmd/docker-backup")
 		build.Dir = fixtureRoot
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			faultPluginErr = fmt.Errorf("building the fault plugin: %v\n%s", err, out)
 		}

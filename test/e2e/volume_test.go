@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
 )
 
 // fillScript creates files that exercise everything a volume backup must keep: contents,
@@ -81,53 +83,122 @@ func (f *volumeFixture) tree() string {
 	return f.sh(treeHashScript)
 }
 
+// dataPaths are the two ways a volume backup reads and writes files: a worker container
+// beside the data, and the Engine's archive API (DOCKER_BACKUP_WORKER=on|off).
+var dataPaths = []struct{ name, mode string }{{"worker", "on"}, {"archive", "off"}}
+
+func dataPathEnv(mode string) []string { return []string{"DOCKER_BACKUP_WORKER=" + mode} }
+
 func TestVolumeRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, dp := range dataPaths {
+		t.Run(dp.name, func(t *testing.T) {
+			t.Parallel()
+			env := dataPathEnv(dp.mode)
+			f := newVolumeFixture(t)
+			before := f.tree()
+			for _, want := range []string{"data/link-to-hello|l|777|4321|8765|9|hello.txt", "data/empty|d|1777", "data/dir/sub/numbers.txt|f|4750", "data|d|755|999|999", "ünïcødé name ✓.txt"} {
+				if !strings.Contains(before, want) {
+					t.Fatalf("the fixture lacks %q; tree:\n%s", want, before)
+				}
+			}
+
+			dir := t.TempDir()
+			// The app container has no shell and no tar.
+			out := backupWithEnv(t, env, "run", "files", "--project", f.p.name, "--to", dir)
+			mustContain(t, out, "volume")
+			m := onlyBackup(t, dir)
+			if m.Strategy != "volume" || m.Source["paths"] != "/config,/data" || m.Source["data_path"] != dp.name {
+				t.Errorf("manifest: strategy %q paths %q data path %q, want volume /config,/data %s", m.Strategy, m.Source["paths"], m.Source["data_path"], dp.name)
+			}
+
+			f.sh(changeScript)
+			if f.tree() == before {
+				t.Fatal("the changes did not change the tree")
+			}
+			// Restore by path, into the running container: it is stopped and started again.
+			out = backupWithEnv(t, env, "restore", dir+"/"+m.Artifact, "--to", "files", "--project", f.p.name, "--yes")
+			mustContain(t, out, "Restored")
+			if after := f.tree(); after != before {
+				t.Errorf("tree after restore differs from the original:\n%s", diffLines(before, after))
+			}
+			if !running(t, f.app) {
+				t.Error("the app container was not started again after the restore")
+			}
+			if dp.name == "worker" {
+				// The worker leaves runs of zeros as holes: the 200 MB sparse file stays sparse.
+				if blocks := strings.TrimSpace(f.sh("stat -c %b /data/sparse.img")); len(blocks) > 4 {
+					t.Errorf("the sparse file takes %s blocks after the restore, want a few", blocks)
+				}
+				if left := docker(t, "ps", "-aq", "--filter", "label=org.docker-backup.worker"); strings.TrimSpace(left) != "" {
+					// Other tests' workers may run now: only this project's count.
+					for _, id := range strings.Fields(left) {
+						if svc := docker(t, "inspect", "-f", `{{index .Config.Labels "org.docker-backup.scratch.service"}}`, id); strings.HasPrefix(strings.TrimSpace(svc), f.p.name+"/") {
+							t.Errorf("a worker container of %s is left: %s", f.p.name, id)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestVolumeDataPathsAgree backs up the same tree both ways: the same entries, bytes and tree
+// digest; and each backup restores through the other path.
+func TestVolumeDataPathsAgree(t *testing.T) {
 	t.Parallel()
 	f := newVolumeFixture(t)
 	before := f.tree()
-	for _, want := range []string{"data/link-to-hello|l|777|4321|8765|9|hello.txt", "data/empty|d|1777", "data/dir/sub/numbers.txt|f|4750", "data|d|755|999|999", "ünïcødé name ✓.txt"} {
-		if !strings.Contains(before, want) {
-			t.Fatalf("the fixture lacks %q; tree:\n%s", want, before)
+	dirs := map[string]string{}
+	for _, dp := range dataPaths {
+		dirs[dp.name] = t.TempDir()
+		backupWithEnv(t, dataPathEnv(dp.mode), "run", "files", "--project", f.p.name, "--to", dirs[dp.name])
+	}
+	w, a := onlyBackup(t, dirs["worker"]), onlyBackup(t, dirs["archive"])
+	if w.Contents == nil || a.Contents == nil || w.Contents.Files != a.Contents.Files || w.Contents.Bytes != a.Contents.Bytes || w.Contents.Tree != a.Contents.Tree || w.Contents.Tree == "" {
+		t.Fatalf("the two paths digest the same tree differently: worker %+v, archive %+v", w.Contents, a.Contents)
+	}
+	if w.Source["data_path"] != "worker" || a.Source["data_path"] != "archive" {
+		t.Fatalf("data paths recorded: %q and %q", w.Source["data_path"], a.Source["data_path"])
+	}
+	for _, cross := range []struct {
+		from string
+		m    artifact.Manifest
+		mode string
+	}{{dirs["worker"], w, "off"}, {dirs["archive"], a, "on"}} {
+		f.sh(changeScript)
+		backupWithEnv(t, dataPathEnv(cross.mode), "restore", cross.m.Artifact, "--from", cross.from, "--to", "files", "--project", f.p.name, "--yes")
+		if after := f.tree(); after != before {
+			t.Errorf("the %s backup restored with DOCKER_BACKUP_WORKER=%s differs:\n%s", cross.m.Source["data_path"], cross.mode, diffLines(before, after))
 		}
 	}
-
-	dir := t.TempDir()
-	// The app container has no shell and no tar: the backup must use the archive API.
-	out := backup(t, "run", "files", "--project", f.p.name, "--to", dir)
-	mustContain(t, out, "volume")
-	m := onlyBackup(t, dir)
-	if m.Strategy != "volume" || m.Source["paths"] != "/config,/data" {
-		t.Errorf("manifest: strategy %q paths %q, want volume /config,/data", m.Strategy, m.Source["paths"])
-	}
-
-	f.sh(changeScript)
-	if f.tree() == before {
-		t.Fatal("the changes did not change the tree")
-	}
-	// Restore by path, into the running container: it is stopped and started again.
-	out = backup(t, "restore", dir+"/"+m.Artifact, "--to", "files", "--project", f.p.name, "--yes")
-	mustContain(t, out, "Restored")
-	if after := f.tree(); after != before {
-		t.Errorf("tree after restore differs from the original:\n%s", diffLines(before, after))
-	}
-	if !running(t, f.app) {
-		t.Error("the app container was not started again after the restore")
-	}
+	// Verify (a scratch restore through the archive API) passes for the worker's backup.
+	out := backup(t, "verify", w.Artifact, "--from", dirs["worker"])
+	mustContain(t, out, "PASS")
 }
 
 func TestVolumeBackupOfStoppedContainerWithGzip(t *testing.T) {
 	t.Parallel()
+	for _, dp := range dataPaths {
+		t.Run(dp.name, func(t *testing.T) {
+			t.Parallel()
+			testVolumeStoppedGzip(t, dataPathEnv(dp.mode))
+		})
+	}
+}
+
+func testVolumeStoppedGzip(t *testing.T, env []string) {
 	f := newVolumeFixture(t)
 	before := f.tree()
 	docker(t, "stop", f.app)
 	dir := t.TempDir()
-	backup(t, "run", "files", "--project", f.p.name, "--to", dir, "--compression", "gzip", "--paths", "/data")
+	backupWithEnv(t, env, "run", "files", "--project", f.p.name, "--to", dir, "--compression", "gzip", "--paths", "/data")
 	m := onlyBackup(t, dir)
 	if m.Compression != "gzip" || !strings.HasSuffix(m.Artifact, ".tar.gz") || m.Source["paths"] != "/data" {
 		t.Errorf("manifest: %+v", m)
 	}
 	f.sh(changeScript)
-	backup(t, "restore", m.Artifact, "--from", dir, "--to", "files", "--project", f.p.name, "--yes")
+	backupWithEnv(t, env, "restore", m.Artifact, "--from", dir, "--to", "files", "--project", f.p.name, "--yes")
 	after := f.tree()
 	// Only /data was backed up: it is back, /config keeps its change.
 	dataOnly := func(tree string) string {
@@ -176,6 +247,15 @@ func diffLines(a, b string) string {
 
 func TestVolumeRestoreIntoReadOnlyContainer(t *testing.T) {
 	t.Parallel()
+	for _, dp := range dataPaths {
+		t.Run(dp.name, func(t *testing.T) {
+			t.Parallel()
+			testVolumeReadOnly(t, dataPathEnv(dp.mode))
+		})
+	}
+}
+
+func testVolumeReadOnly(t *testing.T, env []string) {
 	p := newProject(t)
 	vol := p.volume("data")
 	filler := p.service("filler", plainImage, "-v", vol+":/data")
@@ -186,9 +266,9 @@ func TestVolumeRestoreIntoReadOnlyContainer(t *testing.T) {
 	}
 	before := hash()
 	dir := t.TempDir()
-	backup(t, "run", "app", "--project", p.name, "--to", dir)
+	backupWithEnv(t, env, "run", "app", "--project", p.name, "--to", dir)
 	docker(t, "exec", filler, "sh", "-c", "rm -rf /data/a /data/l")
-	backup(t, "restore", "latest", "--from", dir, "--to", "app", "--project", p.name, "--yes")
+	backupWithEnv(t, env, "restore", "latest", "--from", dir, "--to", "app", "--project", p.name, "--yes")
 	if after := hash(); after != before {
 		t.Errorf("read-only container's volume after restore:\n%s", diffLines(before, after))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/worker"
 )
 
 // Config is the sidecar's configuration, read from its environment.
@@ -42,6 +43,8 @@ type Config struct {
 	// DefaultSchedule applies to enabled services without a schedule label; empty: none.
 	DefaultSchedule string
 	Compression     artifact.Compression
+	// Worker says whether volume work runs in a worker container (DOCKER_BACKUP_WORKER).
+	Worker worker.Mode
 	// CatalogBackup is the schedule of the catalog's own backup to the default target; empty: off.
 	CatalogBackup string
 	// HookTimeout bounds a job's pre and post commands (a job's label can set its own).
@@ -260,6 +263,9 @@ func FromEnv(environ []string) (Config, error) {
 		bad(EnvCompression, get(EnvCompression, ""), err.Error())
 	}
 	cfg.Compression = comp
+	if cfg.Worker, err = worker.ParseMode(get(worker.EnvMode, "")); err != nil {
+		bad(worker.EnvMode, get(worker.EnvMode, ""), "use auto, on or off")
+	}
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))

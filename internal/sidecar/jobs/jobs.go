@@ -23,6 +23,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -117,6 +118,10 @@ type Options struct {
 	Owner string
 	// Notifier sends notifications and dead-man pings (nil: none).
 	Notifier *notify.Notifier
+	// Worker does volume work beside the data (nil: the archive API); RequireWorker turns
+	// the fallback to the archive API into an error.
+	Worker        strategy.Worker
+	RequireWorker bool
 }
 
 // Runner runs jobs, one-off backups and restores.

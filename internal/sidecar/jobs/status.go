@@ -69,6 +69,9 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 			if i == 0 {
 				js.Last = info
 			}
+			if js.LastFinished == nil && run.Status != catalog.Running {
+				js.LastFinished = info
+			}
 			if run.Status == catalog.Success {
 				js.LastSuccess = info
 				break

@@ -1,0 +1,52 @@
+// Package worker does a volume backup's heavy work beside the data: a short-lived container
+// of this tool's own static binary mounts the service's volumes (read-only for a backup),
+// walks and archives them, compresses and (for public-key recipients) encrypts, and sends
+// only the stored bytes over its attach stream; a restore sends the compressed bytes in and
+// the worker decompresses, checks each entry with the volume strategy's tar policy and writes
+// the files itself. The raw tar never crosses the Engine's API.
+//
+// Both ends live here: Serve runs inside the container (the binary's hidden "__worker"
+// command), Runner starts it from the plugin or the sidecar.
+package worker
+
+import (
+	"github.com/docker-backup/docker-backup/internal/artifact"
+)
+
+// Command is the argument that makes the plugin's and the sidecar's binaries run Serve.
+const Command = "__worker"
+
+// Operations a Request asks for.
+const (
+	OpBackup  = "backup"
+	OpRestore = "restore"
+)
+
+// Request is the first line of the worker's stdin (JSON). Secrets are never in it: a
+// passphrase-encrypted backup is encrypted by the caller.
+type Request struct {
+	Op    string   `json:"op"`
+	Paths []string `json:"paths"` // absolute, as the manifest lists them
+	// Mounts are where the service's volumes are mounted in the worker (as in the service).
+	Mounts      []string             `json:"mounts"`
+	Compression artifact.Compression `json:"compression"` // of the stream in or out
+	// Recipients are age or SSH public keys the backup stream is encrypted for, after
+	// compression; none: the stream leaves compressed only.
+	Recipients []string `json:"recipients,omitempty"`
+	// Socket, when set, is a unix socket (in the worker) to connect to for the data, instead
+	// of stdin and stdout.
+	Socket string `json:"socket,omitempty"`
+	// Trusted: the restored backup's manifest is signed with this tool's key (see
+	// strategy.Data.Trusted).
+	Trusted bool `json:"trusted,omitempty"`
+}
+
+// Report is one line (JSON) the worker writes to stderr: progress while it works, then one
+// final line with Done or Error.
+type Report struct {
+	Raw      int64              `json:"raw"` // raw (tar) bytes so far
+	Done     bool               `json:"done,omitempty"`
+	Contents *artifact.Contents `json:"contents,omitempty"`
+	Error    string             `json:"error,omitempty"`
+	Log      string             `json:"log,omitempty"`
+}

@@ -1,0 +1,493 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
+)
+
+// LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
+// value is the operation.
+const LabelWorker = "org.docker-backup.worker"
+
+// Lifetime bounds a worker's life: past it, anyone may remove it (scratch.Reap).
+const Lifetime = 24 * time.Hour
+
+// Engine is the part of the Engine API a Runner uses.
+type Engine interface {
+	scratch.Engine
+	ContainerAttach(ctx context.Context, id string, options client.ContainerAttachOptions) (client.ContainerAttachResult, error)
+	ContainerWait(ctx context.Context, id string, options client.ContainerWaitOptions) client.ContainerWaitResult
+	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
+}
+
+// Image is an image on the engine that holds this tool's binary, and how to run the worker
+// in it.
+type Image struct {
+	Ref        string
+	Entrypoint []string
+}
+
+// Runner starts worker containers for the volume strategy (it implements strategy.Worker).
+type Runner struct {
+	Engine Engine
+	// Image finds (or makes) the worker image; called once, on first use.
+	Image func(ctx context.Context) (Image, error)
+	// Owner identifies the calling process for the labels (scratch.ProcessOwner,
+	// scratch.SidecarOwner): a worker whose owner died is reaped.
+	Owner string
+	// Channel, when set, gives the socket directory the data goes through (nil: the attach
+	// stream); called once, on first use.
+	Channel func(ctx context.Context) (*Channel, error)
+	Log     *slog.Logger
+
+	chOnce sync.Once
+	ch     *Channel
+	once   sync.Once
+	img    Image
+	imgOK  error
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+func (r *Runner) image(ctx context.Context) (Image, error) {
+	r.once.Do(func() {
+		if r.Image == nil {
+			r.imgOK = errors.New("no worker image is configured")
+			return
+		}
+		r.img, r.imgOK = r.Image(ctx)
+	})
+	return r.img, r.imgOK
+}
+
+// noWorker wraps why the worker cannot be used.
+func noWorker(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{strategy.ErrNoWorker}, args...)...)
+}
+
+// Mounts returns the mounts of c a worker needs to reach paths: for each path the mount that
+// holds it, and the mounts below it. An error wrapping strategy.ErrNoWorker says why a path
+// cannot be reached that way (it is in the container's own file system, or on a tmpfs).
+func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount, error) {
+	var out []mount.Mount
+	seen := map[string]bool{}
+	add := func(m container.MountPoint) error {
+		dst := path.Clean(m.Destination)
+		if seen[dst] {
+			return nil
+		}
+		seen[dst] = true
+		mm := mount.Mount{Target: dst, ReadOnly: !write || !m.RW}
+		switch m.Type {
+		case mount.TypeVolume:
+			mm.Type, mm.Source = mount.TypeVolume, m.Name
+		case mount.TypeBind:
+			mm.Type, mm.Source = mount.TypeBind, m.Source
+		default:
+			return noWorker("%s is on a %s mount, which another container cannot share", dst, m.Type)
+		}
+		out = append(out, mm)
+		return nil
+	}
+	for _, p := range paths {
+		var holder *container.MountPoint
+		for i, m := range c.Mounts {
+			d := path.Clean(m.Destination)
+			if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
+				holder = &c.Mounts[i]
+			}
+		}
+		if holder == nil {
+			return nil, noWorker("%s is in the container's own file system, not on a volume", p)
+		}
+		if err := add(*holder); err != nil {
+			return nil, err
+		}
+		for _, m := range c.Mounts {
+			if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
+				if err := add(m); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Open creates (and does not start) a worker container with the mounts of c that hold paths,
+// read-only unless write. The caller must Close the session. An error wrapping
+// strategy.ErrNoWorker means nothing was created and the archive API should be used.
+func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, write bool) (strategy.WorkerSession, error) {
+	mounts, err := Mounts(c, paths, write)
+	if err != nil {
+		return nil, err
+	}
+	img, err := r.image(ctx)
+	if err != nil {
+		return nil, noWorker("%v", err)
+	}
+	// What a killed run left behind (workers and verify's scratch copies) goes first.
+	if _, err := scratch.Reap(ctx, r.Engine, scratch.Stale(r.Owner, time.Now()), r.log()); err != nil {
+		r.log().Warn("removing leftover worker and scratch containers", "error", err)
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	op := OpBackup
+	if write {
+		op = OpRestore
+	}
+	labels := map[string]string{
+		scratch.LabelScratch: id,
+		scratch.LabelOwner:   r.Owner,
+		scratch.LabelExpires: strconv.FormatInt(time.Now().Add(Lifetime).Unix(), 10),
+		scratch.LabelService: c.Project + "/" + c.Service,
+		LabelWorker:          op,
+	}
+	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
+	for _, m := range mounts {
+		s.mounts = append(s.mounts, m.Target)
+	}
+	cfg := &container.Config{
+		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
+		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+		Labels: labels,
+	}
+	hc := &container.HostConfig{
+		NetworkMode: "none",
+		LogConfig:   container.LogConfig{Type: "none"},
+		SecurityOpt: []string{"no-new-privileges"},
+	}
+	create := func(extra ...mount.Mount) error {
+		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
+		created, err := r.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
+		if err != nil {
+			// A create cancelled on the way may still have been done.
+			s.id = s.name
+			_ = s.remove()
+			return err
+		}
+		s.id = created.ID
+		return nil
+	}
+	if ch := r.channel(ctx); ch != nil {
+		m, err := s.listen(ch)
+		if err == nil {
+			if err = create(m); err == nil {
+				return s, nil
+			}
+			r.log().Info("the worker's data goes over its attach stream: the engine cannot mount "+s.dir+" (a remote engine?)", "error", err)
+		}
+		s.closeChannel()
+	}
+	if err := create(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, noWorker("creating the worker container: %v", err)
+	}
+	return s, nil
+}
+
+func (r *Runner) channel(ctx context.Context) *Channel {
+	r.chOnce.Do(func() {
+		if r.Channel == nil {
+			return
+		}
+		ch, err := r.Channel(ctx)
+		if err != nil {
+			r.log().Debug("no socket directory for workers: using the attach stream", "error", err)
+			return
+		}
+		r.ch = ch
+	})
+	return r.ch
+}
+
+var unsafeChars = strings.NewReplacer("/", "-", ":", "-", " ", "-")
+
+func safeName(s string) string { return strings.Trim(unsafeChars.Replace(s), "-.") }
+
+type session struct {
+	r      *Runner
+	id     string
+	name   string
+	paths  []string
+	mounts []string
+	// The socket channel, when the worker sees it.
+	dir    string
+	ln     *net.UnixListener
+	socket string // its path in the worker
+}
+
+// listen makes the session's socket directory and listens in it.
+func (s *session) listen(ch *Channel) (mount.Mount, error) {
+	dir, err := os.MkdirTemp(ch.Dir, "docker-backup-worker-")
+	if err != nil {
+		return mount.Mount{}, err
+	}
+	s.dir = dir
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "data.sock"), Net: "unix"})
+	if err != nil {
+		return mount.Mount{}, err
+	}
+	s.ln = ln
+	m, inWorker := ch.Mount(dir)
+	s.socket = path.Join(inWorker, "data.sock")
+	return m, nil
+}
+
+func (s *session) closeChannel() {
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+	s.socket = ""
+}
+
+// Backup runs the worker's backup: the stored stream goes to out.
+func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
+	rep, err := s.run(ctx, Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}, nil, out, progress)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Contents, nil
+}
+
+// Restore runs the worker's restore of the compressed stream in.
+func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
+	_, err := s.run(ctx, Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress)
+	return err
+}
+
+func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Writer, progress func(int64)) (*Report, error) {
+	att, err := s.r.Engine.ContainerAttach(ctx, s.id, client.ContainerAttachOptions{Stream: true, Stdin: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return nil, fmt.Errorf("attaching to the worker container: %w", err)
+	}
+	defer att.Close()
+	if _, err := s.r.Engine.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); err != nil {
+		return nil, fmt.Errorf("starting the worker container: %w", err)
+	}
+	// Whatever ends this run (cancelled, a failed target), the worker stops with it.
+	stop := context.AfterFunc(ctx, func() { s.kill() })
+	defer stop()
+
+	line, _ := json.Marshal(req)
+	var dataErr chan error
+	stdout := out
+	if s.ln != nil {
+		dataErr = make(chan error, 1)
+		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out) }(in, out)
+		stdout, in = io.Discard, nil
+	}
+	sendErr := make(chan error, 1)
+	go func() {
+		_, err := att.Conn.Write(append(line, '\n'))
+		if err == nil && in != nil {
+			src := &sourceReader{r: in}
+			if _, err = io.Copy(att.Conn, src); err != nil {
+				s.kill()
+				if src.err != nil {
+					// The stream did not end as verified: the worker must not finish.
+					err = fmt.Errorf("%w%w", src.err, errInput)
+				}
+			}
+		}
+		if cerr := att.CloseWrite(); err == nil && cerr != nil {
+			err = fmt.Errorf("sending to the worker: %w", cerr)
+		}
+		sendErr <- err
+	}()
+	reports := &reportReader{progress: progress}
+	_, copyErr := stdcopy.StdCopy(stdout, reports, att.Reader)
+	if copyErr != nil {
+		s.kill()
+	}
+	serr := <-sendErr
+	if dataErr != nil {
+		s.ln.Close() // a worker that never connected: Accept returns
+		if derr := <-dataErr; derr != nil && (serr == nil || !errors.Is(serr, errInput)) {
+			serr = derr
+		}
+	}
+	code, werr := s.wait(ctx)
+	last := reports.last
+	switch {
+	case serr != nil && errors.Is(serr, errInput):
+		return nil, errors.Unwrap(serr) // the caller's reader's error (a corrupt artifact) comes first
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case copyErr != nil:
+		return nil, copyErr
+	case last != nil && last.Error != "":
+		return nil, fmt.Errorf("worker container: %s", last.Error)
+	case werr != nil:
+		return nil, werr
+	case code != 0 || last == nil || !last.Done:
+		return nil, &containers.ExitError{Cmd: "the worker container", Code: code, Stderr: reports.tail()}
+	case serr != nil:
+		return nil, serr
+	}
+	if progress != nil {
+		progress(last.Raw)
+	}
+	return last, nil
+}
+
+var errInput = errors.New("")
+
+// sourceReader remembers the error of the stream sent to the worker, to tell it from a
+// failed write to the worker.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.err = err
+	}
+	return n, err
+}
+
+// transfer moves the data over the socket: in to the worker (a restore) or the worker's
+// stream to out (a backup). A failure on this side stops the worker.
+func (s *session) transfer(in io.Reader, out io.Writer) error {
+	conn, err := s.ln.AcceptUnix()
+	if err != nil {
+		return nil // the worker ended without connecting: its report says why
+	}
+	defer conn.Close()
+	if in != nil {
+		src := &sourceReader{r: in}
+		if _, err := io.Copy(conn, src); err != nil {
+			s.kill()
+			if src.err != nil {
+				// The stream did not end as verified: the worker must not finish.
+				return fmt.Errorf("%w%w", src.err, errInput)
+			}
+			return fmt.Errorf("sending to the worker: %w", err)
+		}
+		if err := conn.CloseWrite(); err != nil {
+			return fmt.Errorf("sending to the worker: %w", err)
+		}
+		// Wait for the worker to finish reading (it closes its end).
+		_, _ = io.Copy(io.Discard, conn)
+		return nil
+	}
+	if _, err := io.CopyBuffer(out, conn, make([]byte, 1<<20)); err != nil {
+		s.kill()
+		return err
+	}
+	return nil
+}
+
+func (s *session) kill() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _ = s.r.Engine.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})
+}
+
+func (s *session) wait(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	res := s.r.Engine.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	select {
+	case st := <-res.Result:
+		return int(st.StatusCode), nil
+	case err := <-res.Error:
+		return -1, fmt.Errorf("waiting for the worker container: %w", err)
+	}
+}
+
+// Close removes the worker container and its socket directory, even when ctx is cancelled.
+func (s *session) Close() error {
+	s.closeChannel()
+	return s.remove()
+}
+
+func (s *session) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := s.r.Engine.ContainerRemove(ctx, s.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("removing the worker container %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// reportReader parses the worker's Report lines; anything else (a panic) is kept for the
+// error.
+type reportReader struct {
+	progress func(int64)
+	buf      []byte
+	last     *Report
+	other    bytes.Buffer
+}
+
+func (r *reportReader) Write(p []byte) (int, error) {
+	r.buf = append(r.buf, p...)
+	for {
+		i := bytes.IndexByte(r.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := r.buf[:i]
+		var rep Report
+		if json.Unmarshal(line, &rep) == nil {
+			r.last = &rep
+			if r.progress != nil && rep.Raw > 0 {
+				r.progress(rep.Raw)
+			}
+		} else if r.other.Len() < 4<<10 {
+			r.other.Write(line)
+			r.other.WriteByte('\n')
+		}
+		r.buf = r.buf[i+1:]
+	}
+	if len(r.buf) > 64<<10 {
+		r.other.Write(r.buf[:min(len(r.buf), 4<<10)])
+		r.buf = r.buf[:0]
+	}
+	return len(p), nil
+}
+
+func (r *reportReader) tail() string {
+	return strings.TrimSpace(r.other.String() + string(r.buf))
+}

@@ -1,0 +1,191 @@
+package worker
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+)
+
+// Serve is the worker's main: it reads one Request from in, then backs up (the stored stream
+// to out) or restores (the compressed stream from the rest of in), and reports progress and
+// the result as JSON lines (Report) on reports. It returns the process's exit code.
+func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
+	rep := &reporter{w: reports}
+	br := bufio.NewReaderSize(in, 1<<20)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return rep.fail(fmt.Errorf("reading the request: %w", err))
+	}
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return rep.fail(fmt.Errorf("reading the request: %w", err))
+	}
+	var data io.Reader = br
+	if req.Socket != "" {
+		conn, err := net.Dial("unix", req.Socket)
+		if err != nil {
+			return rep.fail(fmt.Errorf("connecting to the data socket: %w", err))
+		}
+		defer conn.Close()
+		data, out = conn, conn
+	}
+	stop := rep.every(time.Second / 2)
+	defer stop()
+	switch req.Op {
+	case OpBackup:
+		err = backup(ctx, req, out, rep)
+	case OpRestore:
+		err = restore(ctx, req, data, rep)
+	default:
+		err = fmt.Errorf("unknown operation %q", req.Op)
+	}
+	stop()
+	if err != nil {
+		return rep.fail(err)
+	}
+	return 0
+}
+
+func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) error {
+	bw := bufio.NewWriterSize(out, 1<<20)
+	sealed := io.WriteCloser(nopCloser{bw})
+	if len(req.Recipients) > 0 {
+		var rs crypt.Recipients
+		if err := rs.Add(req.Recipients...); err != nil {
+			return err
+		}
+		var err error
+		if sealed, err = rs.Encrypt(bw); err != nil {
+			return err
+		}
+	}
+	zw, err := req.Compression.NewWriter(sealed)
+	if err != nil {
+		return err
+	}
+	count := (&strategy.Volume{}).NewCount()
+	raw := &countingWriter{w: io.MultiWriter(zw, count), n: &rep.raw}
+	err = Archive(ctx, req.Paths, raw)
+	contents, cerr := count.Contents()
+	if err == nil {
+		err = cerr
+	}
+	if cerr := zw.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("compressing: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := sealed.Close(); err != nil {
+		return fmt.Errorf("encrypting: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("sending the backup: %w", err)
+	}
+	rep.done(contents)
+	return nil
+}
+
+func restore(ctx context.Context, req Request, in io.Reader, rep *reporter) error {
+	zr, err := req.Compression.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	defer zr.Close()
+	raw := &countingReader{r: zr, n: &rep.raw}
+	if err := Extract(ctx, raw, req.Paths, req.Mounts, req.Trusted); err != nil {
+		return err
+	}
+	// What follows the archive's end marker is read too: the caller's stream ends only
+	// once its checksum matched.
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return fmt.Errorf("reading the end of the backup: %w", err)
+	}
+	rep.done(nil)
+	return nil
+}
+
+// reporter writes Report lines; progress comes from a ticker, so it is safe for concurrent use.
+type reporter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	raw atomic.Int64
+}
+
+func (r *reporter) send(rep Report) {
+	b, _ := json.Marshal(rep)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, _ = r.w.Write(append(b, '\n'))
+}
+
+func (r *reporter) fail(err error) int {
+	r.send(Report{Raw: r.raw.Load(), Error: err.Error()})
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
+}
+
+func (r *reporter) done(c *artifact.Contents) {
+	r.send(Report{Raw: r.raw.Load(), Done: true, Contents: c})
+}
+
+// every sends progress every d until the returned stop is called (once or more).
+func (r *reporter) every(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				r.send(Report{Raw: r.raw.Load()})
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}

@@ -1,0 +1,174 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+)
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"": ModeAuto, "auto": ModeAuto, "ON": ModeOn, " off ": ModeOff} {
+		if got, err := ParseMode(in); err != nil || got != want {
+			t.Errorf("ParseMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseMode("yes"); err == nil || !strings.Contains(err.Error(), `"yes"`) || !strings.Contains(err.Error(), "auto") {
+		t.Errorf("ParseMode(yes): %v, want an error naming the value and what is allowed", err)
+	}
+}
+
+func TestMounts(t *testing.T) {
+	c := &containers.Container{Mounts: []container.MountPoint{
+		{Type: mount.TypeVolume, Name: "app_data", Destination: "/data", RW: true},
+		{Type: mount.TypeVolume, Name: "app_cache", Destination: "/data/cache", RW: true},
+		{Type: mount.TypeBind, Source: "/srv/conf", Destination: "/etc/app", RW: false},
+		{Type: mount.TypeTmpfs, Destination: "/tmp"},
+	}}
+	got, err := Mounts(c, []string{"/data", "/etc/app/x"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mount.Mount{
+		{Type: mount.TypeVolume, Source: "app_data", Target: "/data"},
+		{Type: mount.TypeVolume, Source: "app_cache", Target: "/data/cache"},
+		{Type: mount.TypeBind, Source: "/srv/conf", Target: "/etc/app", ReadOnly: true},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Mounts =\n%v\nwant\n%v", got, want)
+	}
+	ro, _ := Mounts(c, []string{"/data/cache"}, false)
+	if len(ro) != 1 || !ro[0].ReadOnly || ro[0].Source != "app_cache" {
+		t.Errorf("a backup's mounts: %v, want app_cache read-only", ro)
+	}
+	for p, name := range map[string]string{"/opt/app": "/opt/app", "/tmp/x": "/tmp is on a tmpfs"} {
+		if _, err := Mounts(c, []string{p}, false); !errors.Is(err, strategy.ErrNoWorker) || !strings.Contains(err.Error(), name) {
+			t.Errorf("Mounts(%s): %v, want ErrNoWorker saying %q", p, err, name)
+		}
+	}
+}
+
+func TestReportReader(t *testing.T) {
+	var seen []int64
+	r := &reportReader{progress: func(n int64) { seen = append(seen, n) }}
+	_, _ = r.Write([]byte(`{"raw":10}` + "\n" + `{"raw":20,"do`))
+	_, _ = r.Write([]byte(`ne":true}` + "\npanic: boom\n"))
+	if fmt.Sprint(seen) != "[10 20]" || r.last == nil || !r.last.Done || r.tail() != "panic: boom" {
+		t.Errorf("progress %v, last %+v, tail %q", seen, r.last, r.tail())
+	}
+}
+
+// listTree describes every entry below dir: type, mode, owner, size, link target, content.
+func listTree(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		line := fmt.Sprintf("%s %v %d:%d", strings.TrimPrefix(p, dir), fi.Mode(), st.Uid, st.Gid)
+		switch {
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			line += fmt.Sprintf(" size=%d sum=%x nlink=%d", fi.Size(), bytesSum(b), st.Nlink)
+			if !fi.IsDir() {
+				line += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
+			}
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			line += " -> " + l
+		}
+		lines = append(lines, line)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func bytesSum(b []byte) uint64 {
+	var h uint64 = 14695981039346656037
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
+}
+
+// TestArchiveExtractRoundTrip archives a real tree, damages it and extracts the archive back:
+// the tree is as it was, the sparse file sparse again, nothing written through a link planted
+// where a directory was.
+func TestArchiveExtractRoundTrip(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test sets owners: run it as root (the project's machines do)")
+	}
+	base := t.TempDir()
+	src := filepath.Join(base, "vol")
+	outside := filepath.Join(base, "outside")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "dir/sub"), 0o755))
+	must(os.MkdirAll(outside, 0o755))
+	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o640))
+	must(os.WriteFile(filepath.Join(src, "dir/sub/n.txt"), bytes.Repeat([]byte("1234567\n"), 50000), 0o644))
+	must(os.Chmod(filepath.Join(src, "dir/sub/n.txt"), 0o4750))
+	must(os.Chown(filepath.Join(src, "dir/sub/n.txt"), 1234, 5678))
+	must(os.Symlink("hello.txt", filepath.Join(src, "link")))
+	must(os.Lchown(filepath.Join(src, "link"), 4321, 8765))
+	must(os.Link(filepath.Join(src, "hello.txt"), filepath.Join(src, "hard.txt")))
+	must(syscall.Mkfifo(filepath.Join(src, "fifo"), 0o600))
+	f, err := os.Create(filepath.Join(src, "sparse.img"))
+	must(err)
+	must(f.Truncate(64 << 20))
+	_, err = f.WriteAt([]byte("middle"), 40<<20)
+	must(err)
+	must(f.Close())
+	must(os.Chmod(filepath.Join(src, "dir"), 0o1777))
+	must(os.Chown(src, 999, 999))
+	before := listTree(t, src)
+
+	var buf bytes.Buffer
+	must(Archive(context.Background(), []string{src}, &buf))
+
+	// Damage: contents, a removed tree, a directory replaced by a link to outside.
+	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("changed"), 0o600))
+	must(os.RemoveAll(filepath.Join(src, "dir")))
+	must(os.Symlink(outside, filepath.Join(src, "dir")))
+	must(os.Truncate(filepath.Join(src, "sparse.img"), 10))
+	must(os.Chown(src, 0, 0))
+
+	must(Extract(context.Background(), &buf, []string{src}, []string{src}, true))
+	if after := listTree(t, src); after != before {
+		t.Errorf("tree after extract:\n%s\nwant:\n%s", after, before)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("the extract wrote through the planted link: %v", entries)
+	}
+	var st syscall.Stat_t
+	must(syscall.Stat(filepath.Join(src, "sparse.img"), &st))
+	if st.Blocks*512 > 1<<20 {
+		t.Errorf("the sparse file takes %d bytes after the extract, want it sparse", st.Blocks*512)
+	}
+}
