@@ -345,8 +345,13 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 			serr = derr
 		}
 	}
-	code, werr := s.wait(ctx)
 	last := reports.last
+	// A worker that reported success is done: its exit (the engine takes about a second to
+	// tell) matters only to explain a failure.
+	code, werr := 0, error(nil)
+	if last == nil || !last.Done || copyErr != nil || serr != nil {
+		code, werr = s.wait(ctx)
+	}
 	switch {
 	case serr != nil && errors.Is(serr, errInput):
 		return nil, errors.Unwrap(serr) // the caller's reader's error (a corrupt artifact) comes first

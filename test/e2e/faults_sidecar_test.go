@@ -124,6 +124,9 @@ func TestFaultSidecarBackup(t *testing.T) {
 			armFault(t, p)
 			done := pluginInBackground(t, "run", s.service, "--project", p.name)
 			waitSidecarPoint(t, sidecar, tc.point, done)
+			if tc.strategy == "volume" && len(workersOf(t, p.name, s.service)) != 1 {
+				t.Errorf("the sidecar's volume backup runs no worker container beside the data")
+			}
 			hitSidecar(t, sidecar, tc.kill)
 			<-done
 
@@ -151,6 +154,11 @@ func TestFaultSidecarBackup(t *testing.T) {
 			}
 			if len(st.Recovery) != 0 {
 				t.Errorf("recovery not finished: %q", st.Recovery)
+			}
+			// The worker of the killed (or stopped) sidecar's run is gone: removed by the
+			// stopping sidecar, or by the restarted one's recovery.
+			if left := workersOf(t, p.name, s.service); len(left) != 0 {
+				t.Errorf("worker containers left after the sidecar's restart: %v", left)
 			}
 			backup(t, "run", s.service, "--project", p.name)
 			if n := len(sidecarBackups(t, p.name, s.service)); n != want+1 {
