@@ -2,11 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -26,13 +29,37 @@ type Channel struct {
 	Mount func(sess string) (mount.Mount, string)
 }
 
+// sessionPrefix begins a session directory's name, followed by the process's ID.
+const sessionPrefix = "docker-backup-worker-"
+
+// sweep removes the session directories in dir of processes that no longer run.
+func sweep(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), sessionPrefix)
+		pid, _, found := strings.Cut(rest, "-")
+		n, err := strconv.Atoi(pid)
+		if !ok || !found || err != nil || !e.IsDir() || n <= 0 {
+			continue
+		}
+		if errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // workerDir is where a worker sees its channel's directory.
 const workerDir = "/run/docker-backup"
 
 // HostChannel is the plugin's channel: a directory under the system's temporary directory,
 // bind-mounted into the worker. The bind fails on an engine that does not share this file
 // system (a remote one), and the attach stream is used.
+// What killed plugins left there (a directory named after a process that is gone) is removed.
 func HostChannel() *Channel {
+	sweep(os.TempDir())
 	return &Channel{Dir: os.TempDir(), Mount: func(sess string) (mount.Mount, string) {
 		return mount.Mount{Type: mount.TypeBind, Source: sess, Target: workerDir}, workerDir
 	}}

@@ -55,21 +55,20 @@ type Image struct {
 // Runner starts worker containers for the volume strategy (it implements strategy.Worker).
 type Runner struct {
 	Engine Engine
-	// Image finds (or makes) the worker image; called once, on first use.
+	// Image finds (or makes) the worker image; called on first use, and again after a
+	// failure (a transient one must not disable workers for a sidecar's life).
 	Image func(ctx context.Context) (Image, error)
 	// Owner identifies the calling process for the labels (scratch.ProcessOwner,
 	// scratch.SidecarOwner): a worker whose owner died is reaped.
 	Owner string
 	// Channel, when set, gives the socket directory the data goes through (nil: the attach
-	// stream); called once, on first use.
+	// stream); called like Image.
 	Channel func(ctx context.Context) (*Channel, error)
 	Log     *slog.Logger
 
-	chOnce sync.Once
-	ch     *Channel
-	once   sync.Once
-	img    Image
-	imgOK  error
+	mu  sync.Mutex
+	img *Image
+	ch  *Channel
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -80,14 +79,20 @@ func (r *Runner) log() *slog.Logger {
 }
 
 func (r *Runner) image(ctx context.Context) (Image, error) {
-	r.once.Do(func() {
-		if r.Image == nil {
-			r.imgOK = errors.New("no worker image is configured")
-			return
-		}
-		r.img, r.imgOK = r.Image(ctx)
-	})
-	return r.img, r.imgOK
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.img != nil {
+		return *r.img, nil
+	}
+	if r.Image == nil {
+		return Image{}, errors.New("no worker image is configured")
+	}
+	img, err := r.Image(ctx)
+	if err != nil {
+		return Image{}, err
+	}
+	r.img = &img
+	return img, nil
 }
 
 // noWorker wraps why the worker cannot be used.
@@ -220,17 +225,16 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 }
 
 func (r *Runner) channel(ctx context.Context) *Channel {
-	r.chOnce.Do(func() {
-		if r.Channel == nil {
-			return
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ch == nil && r.Channel != nil {
 		ch, err := r.Channel(ctx)
 		if err != nil {
-			r.log().Debug("no socket directory for workers: using the attach stream", "error", err)
-			return
+			r.log().Info("no socket directory for workers: their data goes over the attach stream", "error", err)
+			return nil
 		}
 		r.ch = ch
-	})
+	}
 	return r.ch
 }
 
@@ -252,7 +256,7 @@ type session struct {
 
 // listen makes the session's socket directory and listens in it.
 func (s *session) listen(ch *Channel) (mount.Mount, error) {
-	dir, err := os.MkdirTemp(ch.Dir, "docker-backup-worker-")
+	dir, err := os.MkdirTemp(ch.Dir, sessionPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return mount.Mount{}, err
 	}

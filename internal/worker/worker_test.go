@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -170,5 +171,28 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	must(syscall.Stat(filepath.Join(src, "sparse.img"), &st))
 	if st.Blocks*512 > 1<<20 {
 		t.Errorf("the sparse file takes %d bytes after the extract, want it sparse", st.Blocks*512)
+	}
+}
+
+// TestSweep: the session directories of processes that are gone are removed, the others kept.
+func TestSweep(t *testing.T) {
+	dir := t.TempDir()
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := filepath.Join(dir, fmt.Sprintf("%s%d-abc", sessionPrefix, gone.Process.Pid))
+	live := filepath.Join(dir, fmt.Sprintf("%s%d-def", sessionPrefix, os.Getpid()))
+	other := filepath.Join(dir, "docker-backup-worker-notapid")
+	for _, d := range []string{dead, live, other} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep(dir)
+	for d, want := range map[string]bool{dead: false, live: true, other: true} {
+		if _, err := os.Stat(d); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
+		}
 	}
 }
