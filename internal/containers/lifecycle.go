@@ -71,6 +71,7 @@ func (c *Container) WhileStopped(ctx context.Context, log *slog.Logger, fn func(
 	if _, stopErr = c.api.ContainerStop(ctx, c.ID, client.ContainerStopOptions{}); stopErr != nil {
 		return fmt.Errorf("stopping %s: %w", c, stopErr)
 	}
+	c.Running = false
 	return fn(ctx)
 }
 

@@ -137,10 +137,19 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		// Decrypted to the end (every chunk authenticated) before anything is touched.
 		check = func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
 	}
+	// Meanwhile, what the restore needs is made ready (a worker container, waiting).
+	warm := func() (release func()) { return func() {} }
+	if w, ok := req.Strategy.(strategy.Warmer); ok {
+		done := make(chan func(), 1)
+		go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
+		warm = sync.OnceValue(func() func() { return <-done })
+	}
+	defer func() { warm()() }()
 	if err := verifyPinned(ctx, pin, m, req.Identities, check); err != nil {
 		return untouched(err)
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
+	warm()
 	faults.Point(ctx, "restore-verified")
 
 	// Pass 2: the same bytes, into the container.

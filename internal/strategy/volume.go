@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -36,6 +37,9 @@ type Volume struct {
 	// RequireWorker turns that fallback into an error.
 	RequireWorker bool
 	Log           *slog.Logger
+
+	mu   sync.Mutex
+	warm WorkerSession // started by WarmRestore, taken by RestorePacked
 }
 
 // NewVolume returns a volume strategy for the given absolute paths (none: the mounts).
@@ -153,8 +157,10 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 	if err != nil {
 		return stepErr(c, "restore", err)
 	}
-	s, err := v.openWorker(ctx, c, paths, true)
-	if err != nil {
+	s := v.takeWarm()
+	if s != nil {
+		v.log().Info("volume data path: a worker container beside the data")
+	} else if s, err = v.openWorker(ctx, c, paths, true); err != nil {
 		return err
 	}
 	defer s.Close()
@@ -165,6 +171,48 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 		return stepErr(c, "restore", apply(ctx))
 	}
 	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
+}
+
+// WarmRestore opens and starts the worker of a restore of data into c while the artifact is
+// still being verified; it waits for its request, and changes nothing. When it cannot,
+// RestorePacked tries again and says why.
+func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data Data) (release func()) {
+	release = func() {
+		if s := v.takeWarm(); s != nil {
+			_ = s.Close()
+		}
+	}
+	if v.Worker == nil {
+		return release
+	}
+	paths, err := v.restorePaths(ctx, c, data)
+	if err != nil {
+		return release
+	}
+	s, err := v.Worker.Open(ctx, c, paths, true)
+	if err != nil {
+		return release
+	}
+	if err := s.Start(ctx); err != nil {
+		_ = s.Close()
+		return release
+	}
+	v.mu.Lock()
+	old := v.warm
+	v.warm = s
+	v.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return release
+}
+
+func (v *Volume) takeWarm() WorkerSession {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.warm
+	v.warm = nil
+	return s
 }
 
 // copyPathOut appends the archive of p to tw, renaming its entries from the archive API's

@@ -33,6 +33,9 @@ type Worker interface {
 
 // WorkerSession is one prepared worker; Close removes it, on every path.
 type WorkerSession interface {
+	// Start starts the worker, which then waits for Backup or Restore (they start it
+	// when it was not).
+	Start(ctx context.Context) error
 	// Backup writes the stored stream (compressed, encrypted for req.Recipients) to out
 	// and returns what the raw stream held.
 	Backup(ctx context.Context, req WorkRequest, out io.Writer, progress func(raw int64)) (*artifact.Contents, error)
@@ -52,6 +55,15 @@ type Packer interface {
 	// only once verified). An error wrapping ErrNoWorker: nothing was read or changed, use
 	// Restore.
 	RestorePacked(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(raw int64)) error
+}
+
+// Warmer is a Packer whose restore can be made ready while the artifact is still being
+// verified (a worker container started, waiting): it takes the start's time off the restore.
+type Warmer interface {
+	// WarmRestore prepares RestorePacked for the restore of data into c (data's reader is
+	// not used). The returned release undoes what RestorePacked did not take; it is safe to
+	// call after RestorePacked. Nothing in c is changed.
+	WarmRestore(ctx context.Context, c *containers.Container, data Data) (release func())
 }
 
 // SourceDataPath is the manifest key saying how a volume backup was read: DataPathWorker or

@@ -8,8 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/docker-backup/docker-backup/internal/artifact"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,15 +36,21 @@ const (
 // Engine's archive API, which the restore's tar policy requires); hard links to the first
 // name seen; owners numeric; modification times to the nanosecond; the security.capability
 // extended attribute (as the Engine keeps it). Sockets are skipped, like the Engine does.
-func Archive(ctx context.Context, paths []string, w io.Writer) error {
+//
+// It returns what the stream holds, digested as the volume strategy digests a tar stream
+// (strategy.Volume's Count), from the entries as they are written: no second parse.
+func Archive(ctx context.Context, paths []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, links: map[fileID]string{}, buf: make([]byte, 1<<20)}
+	a := &archiver{ctx: ctx, tw: tw, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
 	for _, p := range paths {
 		if err := a.walk(p, trimSlash(p)); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return tw.Close()
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &artifact.Contents{Files: a.tree.Files, Bytes: a.tree.Bytes, Tree: a.tree.Sum()}, nil
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -49,6 +60,8 @@ type archiver struct {
 	tw    *tar.Writer
 	links map[fileID]string
 	buf   []byte
+	tree  artifact.TreeDigest
+	hash  *xxhash.Digest
 }
 
 func trimSlash(p string) string {
@@ -128,7 +141,13 @@ func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
 	if err := a.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archiving %s: %w", abs, err)
 	}
-	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+	a.digest(hdr)
+	if hdr.Typeflag != tar.TypeReg {
+		return nil
+	}
+	a.hash.Reset()
+	if hdr.Size == 0 {
+		a.tree.AddContent(0, a.hash.Sum64())
 		return nil
 	}
 	f, err := os.Open(abs)
@@ -136,7 +155,7 @@ func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
 	defer f.Close()
-	n, err := io.CopyBuffer(a.tw, struct{ io.Reader }{f}, a.buf)
+	n, err := io.CopyBuffer(io.MultiWriter(a.tw, a.hash), struct{ io.Reader }{f}, a.buf)
 	if err != nil {
 		if errors.Is(err, tar.ErrWriteTooLong) {
 			return fmt.Errorf("%s grew while it was archived (stop the service during backups: --stop)", abs)
@@ -146,7 +165,24 @@ func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
 	if n < hdr.Size {
 		return fmt.Errorf("%s shrank while it was archived (%d of %d bytes; stop the service during backups: --stop)", abs, n, hdr.Size)
 	}
+	a.tree.AddContent(n, a.hash.Sum64())
 	return nil
+}
+
+// digest adds an entry to the tree digest as strategy.Volume's Count does for the same
+// header read back from the stream.
+func (a *archiver) digest(hdr *tar.Header) {
+	name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		a.tree.Add(artifact.EntryDir, name, hdr.Mode, hdr.Uid, hdr.Gid, "")
+	case tar.TypeReg, tar.TypeLink:
+		a.tree.Add(artifact.EntryFile, name, hdr.Mode, hdr.Uid, hdr.Gid, "")
+	case tar.TypeSymlink:
+		a.tree.Add(artifact.EntrySymlink, name, hdr.Mode, hdr.Uid, hdr.Gid, hdr.Linkname)
+	default:
+		a.tree.Add(artifact.EntryOther, name, hdr.Mode, hdr.Uid, hdr.Gid, fmt.Sprintf("%c %d %d", hdr.Typeflag, hdr.Devmajor, hdr.Devminor))
+	}
 }
 
 func typeBits(m fs.FileMode) int64 {

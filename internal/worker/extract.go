@@ -79,9 +79,16 @@ type extractor struct {
 	dirs   []dirTime
 	buf    []byte
 	zero   []byte
+	// The root of the directory the last entry went into (see inDir).
+	sub    *os.Root
+	subOf  *os.Root
+	subDir string
 }
 
 func (x *extractor) close() {
+	if x.sub != nil {
+		x.sub.Close()
+	}
 	for _, r := range x.roots {
 		r.Close()
 	}
@@ -117,11 +124,38 @@ func (x *extractor) locate(abs string) (root *os.Root, name string, mountPoint b
 	return root, name, mountPoint, nil
 }
 
+// inDir returns the root of name's directory below mountRoot and name's last component: the
+// entries of one directory mostly come together, so most operations then resolve one
+// component instead of every directory on the way.
+func (x *extractor) inDir(mountRoot *os.Root, name string) (*os.Root, string, error) {
+	dir, base := path.Split(name)
+	if dir == "" {
+		return mountRoot, name, nil
+	}
+	dir = strings.TrimSuffix(dir, "/")
+	if x.sub == nil || x.subOf != mountRoot || x.subDir != dir {
+		if x.sub != nil {
+			x.sub.Close()
+			x.sub = nil
+		}
+		sub, err := mountRoot.OpenRoot(dir)
+		if err != nil {
+			return nil, "", err
+		}
+		x.sub, x.subOf, x.subDir = sub, mountRoot, dir
+	}
+	return x.sub, base, nil
+}
+
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	abs := "/" + strings.TrimSuffix(hdr.Name, "/")
-	root, name, mountPoint, err := x.locate(abs)
+	mountRoot, fullName, mountPoint, err := x.locate(abs)
 	if err != nil {
 		return err
+	}
+	root, name, err := x.inDir(mountRoot, fullName)
+	if err != nil {
+		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
 	}
 	fail := func(what string, err error) error { return fmt.Errorf("restoring %s: %s: %w", abs, what, err) }
 	mode := hdr.FileInfo().Mode()
@@ -150,7 +184,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 				return fail("creating the directory", err)
 			}
 		}
-		x.dirs = append(x.dirs, dirTime{root: root, name: name, abs: abs, mtime: hdr.ModTime})
+		x.dirs = append(x.dirs, dirTime{root: mountRoot, name: fullName, abs: abs, mtime: hdr.ModTime})
 	case tar.TypeReg:
 		flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY
 		if mountPoint {
@@ -160,23 +194,32 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return fail("creating the file", err)
 		}
-		werr := x.writeSparse(f, r, hdr.Size)
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
+		if err := x.writeSparse(f, r, hdr.Size); err != nil {
+			f.Close()
+			return fail("writing", err)
 		}
-		if werr != nil {
-			return fail("writing", werr)
+		// Owner, attribute and mode through the open file (no path to resolve again).
+		err = x.fileMeta(f, hdr, perm)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fail("writing", cerr)
 		}
+		if err != nil {
+			return err
+		}
+		if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+			return fail("setting the times", err)
+		}
+		return nil
 	case tar.TypeLink:
 		oldAbs := "/" + strings.TrimSuffix(hdr.Linkname, "/")
 		oldRoot, oldName, _, err := x.locate(oldAbs)
 		if err != nil {
 			return err
 		}
-		if oldRoot != root {
+		if oldRoot != mountRoot {
 			return fail("linking", fmt.Errorf("the hard link's target %s is on another volume", oldAbs))
 		}
-		if err := root.Link(oldName, name); err != nil {
+		if err := mountRoot.Link(oldName, fullName); err != nil {
 			return fail("linking to "+oldAbs, err)
 		}
 	case tar.TypeSymlink:
@@ -220,6 +263,24 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
 			return fail("setting the times", err)
 		}
+	}
+	return nil
+}
+
+// fileMeta sets a regular file's owner, security.capability and mode (after the owner:
+// changing it clears the set-user-ID bits) through f.
+func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) error {
+	abs := "/" + hdr.Name
+	if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("restoring %s: setting the owner: %w", abs, err)
+	}
+	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok {
+		if err := unix.Fsetxattr(int(f.Fd()), "security.capability", []byte(v), 0); err != nil {
+			return fmt.Errorf("restoring %s: setting security.capability: %w", abs, err)
+		}
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("restoring %s: setting the mode: %w", abs, err)
 	}
 	return nil
 }

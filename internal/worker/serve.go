@@ -14,7 +14,6 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
-	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // Serve is the worker's main: it reads one Request from in, then backs up (the stored stream
@@ -74,13 +73,8 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 	if err != nil {
 		return err
 	}
-	count := (&strategy.Volume{}).NewCount()
-	raw := &countingWriter{w: io.MultiWriter(zw, count), n: &rep.raw}
-	err = Archive(ctx, req.Paths, raw)
-	contents, cerr := count.Contents()
-	if err == nil {
-		err = cerr
-	}
+	raw := &countingWriter{w: zw, n: &rep.raw}
+	contents, err := Archive(ctx, req.Paths, raw)
 	if cerr := zw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing: %w", cerr)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
 )
 
 func TestParseMode(t *testing.T) {
@@ -151,7 +153,17 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	before := listTree(t, src)
 
 	var buf bytes.Buffer
-	must(Archive(context.Background(), []string{src}, &buf))
+	contents, err := Archive(context.Background(), []string{src}, &buf)
+	must(err)
+	// The digest made while archiving is the one the volume strategy makes of the stream.
+	count := (&strategy.Volume{}).NewCount()
+	_, err = count.Write(buf.Bytes())
+	must(err)
+	parsed, err := count.Contents()
+	must(err)
+	if contents.Files != parsed.Files || contents.Bytes != parsed.Bytes || contents.Tree != parsed.Tree || contents.Files == 0 {
+		t.Errorf("Archive's contents %+v, the stream parsed: %+v", *contents, *parsed)
+	}
 
 	// Damage: contents, a removed tree, a directory replaced by a link to outside.
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("changed"), 0o600))
@@ -194,5 +206,91 @@ func TestSweep(t *testing.T) {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s: exists %v, want %v", filepath.Base(d), err == nil, want)
 		}
+	}
+}
+
+// fakeEngine is the part of the Engine a worker's start uses; it refuses to start a
+// container that joins another's network namespace (a service that stopped meanwhile).
+type fakeEngine struct {
+	Engine
+	created  []container.NetworkMode
+	removed  int
+	started  []string
+	refusing bool
+}
+
+func (f *fakeEngine) ContainerList(context.Context, client.ContainerListOptions) (client.ContainerListResult, error) {
+	return client.ContainerListResult{}, nil
+}
+
+func (f *fakeEngine) VolumeList(context.Context, client.VolumeListOptions) (client.VolumeListResult, error) {
+	return client.VolumeListResult{}, nil
+}
+
+func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	f.created = append(f.created, o.HostConfig.NetworkMode)
+	return client.ContainerCreateResult{ID: fmt.Sprintf("worker%d", len(f.created))}, nil
+}
+
+func (f *fakeEngine) ContainerRemove(context.Context, string, client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
+	f.removed++
+	return client.ContainerRemoveResult{}, nil
+}
+
+func (f *fakeEngine) ContainerAttach(context.Context, string, client.ContainerAttachOptions) (client.ContainerAttachResult, error) {
+	a, b := net.Pipe()
+	b.Close()
+	return client.ContainerAttachResult{HijackedResponse: client.NewHijackedResponse(a, "")}, nil
+}
+
+func (f *fakeEngine) ContainerStart(_ context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
+	if f.refusing && f.created[len(f.created)-1].IsContainer() {
+		return client.ContainerStartResult{}, errors.New("cannot join network of a non running container")
+	}
+	f.started = append(f.started, id)
+	return client.ContainerStartResult{}, nil
+}
+
+func TestWorkerNetwork(t *testing.T) {
+	svc := &containers.Container{ID: "svc1", Name: "app-files-1", Running: true,
+		Mounts: []container.MountPoint{{Type: mount.TypeVolume, Name: "app_data", Destination: "/data", RW: true}}}
+	image := func(context.Context) (Image, error) { return Image{Ref: "docker-backup-worker:x"}, nil }
+	for _, tc := range []struct {
+		name     string
+		running  bool
+		write    bool
+		refusing bool
+		want     []container.NetworkMode
+	}{
+		{"backup of a running service joins its namespace", true, false, false, []container.NetworkMode{"container:svc1"}},
+		{"backup of a stopped service", false, false, false, []container.NetworkMode{"none"}},
+		{"restore", true, true, false, []container.NetworkMode{"none"}},
+		{"the service stopped before the worker's start", true, false, true, []container.NetworkMode{"container:svc1", "none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := &fakeEngine{refusing: tc.refusing}
+			c := *svc
+			c.Running = tc.running
+			r := &Runner{Engine: eng, Image: image, Owner: "test"}
+			s, err := r.Open(context.Background(), &c, []string{"/data"}, tc.write)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(context.Background()); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(eng.created) != fmt.Sprint(tc.want) {
+				t.Errorf("workers created with networks %v, want %v", eng.created, tc.want)
+			}
+			if len(eng.started) != 1 || eng.started[0] != fmt.Sprintf("worker%d", len(tc.want)) {
+				t.Errorf("started %v, want the last worker made", eng.started)
+			}
+			if eng.removed < len(tc.want) {
+				t.Errorf("%d removals for %d workers made", eng.removed, len(tc.want))
+			}
+		})
 	}
 }

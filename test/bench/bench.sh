@@ -3,6 +3,7 @@
 # `verify` beside the raw shell pipelines on the same data, and the cost of encryption (age)
 # on a backup to S3:
 #   volume:   tar -c DIR | zstd -T0 -3 > f          and  zstd -dc f | tar -x -C DIR
+#             (each also with a sync after it: the tool's backup fsyncs what it stores)
 #   postgres: docker exec pg_dump | zstd -T0 -3 > f  and  zstd -dc f | docker exec -i psql
 # Data: a ~1 GiB volume of mixed data (random, text, many small files) and a pgbench
 # database (BENCH_SCALE, default 20). Both are kept between runs (project docker-backup-bench);
@@ -105,20 +106,26 @@ cp $B/raw.tar.zst $WORK/raw.tar.zst
 measure "volume raw + fsync of the file" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst && sync $B/raw.tar.zst"
 # Both data paths: a worker container beside the data (the default), the Engine's archive API.
 export DOCKER_BACKUP_WORKER=on
-$PLUGIN backup run files --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
+$PLUGIN backup run files --strategy volume --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
 rm -rf $WORK/warm
-measure "volume: run (worker)" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --project $P --to $B"
+measure "volume: run (worker)" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --strategy volume --project $P --to $B"
 ratio "volume: run (worker)" "volume raw: tar | zstd -T0 -3"
 ratio "volume: run (worker)" "volume raw + fsync of the file"
 VART=$(newest)
-DOCKER_BACKUP_WORKER=off measure "volume: run (archive API)" "$VOLBYTES" "rm -rf $B/archive" "$PLUGIN backup run files --project $P --to $B/archive"
+# Without --strategy the plugin first looks into the container for a database (one exec).
+measure "volume: run (worker), detected" "$VOLBYTES" "rm -rf $B/detected" "$PLUGIN backup run files --project $P --to $B/detected"
+DOCKER_BACKUP_WORKER=off measure "volume: run (archive API)" "$VOLBYTES" "rm -rf $B/archive" "$PLUGIN backup run files --strategy volume --project $P --to $B/archive"
 ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
 # The worker process alone, on the host, for its peak RSS (in a container it is the same program).
 printf '{"op":"backup","paths":["%s"],"compression":"zstd"}\n' "$VOLDIR" > $WORK/worker-request.json
 measure "worker process alone (host, > /dev/null)" "$VOLBYTES" "true" "$PLUGIN __worker < $WORK/worker-request.json 2>/dev/null > /dev/null"
 measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
+# The restored files' write-back: the raw pipeline leaves it to after its end; the tool's
+# restore waits for part of it when it starts the service again.
+measure "volume raw: zstd -dc | tar -x; sync" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync"
 measure "volume: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x"
+ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x; sync"
 DOCKER_BACKUP_WORKER=off measure "volume: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (archive API)" "volume raw: zstd -dc | tar -x"
 measure "volume: docker backup verify" "$VOLBYTES" "true" "$PLUGIN backup verify $VART --from $B"
@@ -134,17 +141,17 @@ if [ -x "$MINIO" ]; then
   trap 'kill $MINIO_PID 2>/dev/null' EXIT
   for _ in $(seq 30); do curl -sf http://127.0.0.1:19900/minio/health/live >/dev/null && break; sleep 1; done
   curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X PUT http://127.0.0.1:19900/bench >/dev/null
-  measure "volume to S3: run (worker)" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
-  DOCKER_BACKUP_WORKER=off measure "volume to S3: run (archive API)" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/archive?endpoint=http://127.0.0.1:19900'"
+  measure "volume to S3: run (worker)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  DOCKER_BACKUP_WORKER=off measure "volume to S3: run (archive API)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/archive?endpoint=http://127.0.0.1:19900'"
   S3ART=$($PLUGIN backup ls --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
   measure "volume from S3: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
   DOCKER_BACKUP_WORKER=off measure "volume from S3: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
   if [ -n "$AGEPUB" ]; then
-    measure "volume to S3, age: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900' -r $AGEPUB"
+    measure "volume to S3, age: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900' -r $AGEPUB"
     printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: run (worker)"]}" | bc -l)"
   fi
   # One run to two targets at once: memory is one S3 part more, time that of the slower.
-  measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"
+  measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"
 fi
 
 measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $B/raw.sql.zst"

@@ -41,6 +41,7 @@ func newProject(t *testing.T) *project {
 }
 
 func (p *project) cleanup() {
+	removeScratch(p.name)
 	ids := strings.Fields(docker(p.t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+p.name))
 	if len(ids) > 0 {
 		_, _ = exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids...)...).CombinedOutput()
@@ -48,6 +49,23 @@ func (p *project) cleanup() {
 	vols := strings.Fields(docker(p.t, "volume", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name))
 	if len(vols) > 0 {
 		_, _ = exec.Command("docker", append([]string{"volume", "rm", "-f"}, vols...)...).CombinedOutput()
+	}
+}
+
+// removeScratch removes the worker and scratch containers made for a project's services
+// that are still there: a test that kills the plugin or the sidecar leaves them for the next
+// run to reap, and they hold the project's volumes.
+func removeScratch(project string) {
+	out, err := exec.Command("docker", "ps", "-a", "--filter", "label=org.docker-backup.scratch",
+		"--format", `{{.ID}} {{.Label "org.docker-backup.scratch.service"}}`).Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		id, service, ok := strings.Cut(line, " ")
+		if ok && strings.HasPrefix(service, project+"/") {
+			_, _ = exec.Command("docker", "rm", "-f", "-v", id).CombinedOutput()
+		}
 	}
 }
 

@@ -46,6 +46,7 @@ func composeDown(t *testing.T, project string, files []string, env []string) {
 		"--filter", "label=com.docker.compose.service=backup")) {
 		_, _, _ = dockerCmd(nil, "rm", "-f", id)
 	}
+	removeScratch(project)
 	composeFiles(t, project, files, env, "down", "-v")
 }
 
