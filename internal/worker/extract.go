@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -30,12 +31,19 @@ import (
 // through an os.Root opened at the mount that holds it, so that even a link swapped in
 // meanwhile cannot lead a write out of that volume.
 func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted bool) error {
-	x := &extractor{pol: strategy.NewTarPolicy(paths, trusted), mounts: mounts, roots: map[string]*os.Root{},
-		buf: make([]byte, 1<<20), zero: make([]byte, holeBlock)}
-	defer x.close()
+	x := &extractor{pol: strategy.NewTarPolicy(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
+		isFile: map[string]bool{}, buf: make([]byte, 1<<20), zero: make([]byte, holeBlock),
+		slots: make(chan []byte, smallFileWriters)}
+	for range smallFileWriters {
+		x.slots <- make([]byte, smallFile)
+	}
+	defer x.close() // after the writers are done
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := x.failed(); err != nil {
 			return err
 		}
 		hdr, err := tr.Next()
@@ -52,6 +60,10 @@ func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted b
 			return err
 		}
 	}
+	x.wg.Wait()
+	if err := x.failed(); err != nil {
+		return err
+	}
 	// Directory times last (writing into a directory changes its time), innermost first.
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
@@ -65,6 +77,14 @@ func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted b
 // holeBlock is the size of the zero runs left as holes.
 const holeBlock = 64 << 10
 
+// Small files are read whole and written by up to smallFileWriters goroutines while the
+// archive is read on: their many system calls (create, write, owner, mode, times, close)
+// overlap instead of queueing behind each other.
+const (
+	smallFile        = 1 << 20
+	smallFileWriters = 4
+)
+
 type dirTime struct {
 	root  *os.Root
 	name  string
@@ -72,31 +92,81 @@ type dirTime struct {
 	mtime time.Time
 }
 
+// dirRoot is an os.Root of a directory entries are written into, shared with the writers of
+// small files: a directory's root is closed once it is no longer the current one and no
+// writer uses it.
+type dirRoot struct {
+	root  *os.Root
+	refs  int  // writers using it
+	stale bool // no longer the current directory
+	mount bool // a mount's root: closed at the end
+}
+
 type extractor struct {
 	pol    *strategy.TarPolicy
 	mounts []string
-	roots  map[string]*os.Root // by the directory opened
+	roots  map[string]*dirRoot // the mounts' roots, by the directory opened
+	isFile map[string]bool     // mounts that are files
 	dirs   []dirTime
 	buf    []byte
-	zero   []byte
+	zero   []byte // read-only
 	// The root of the directory the last entry went into (see inDir).
-	sub    *os.Root
-	subOf  *os.Root
-	subDir string
+	cur    *dirRoot
+	curOf  *os.Root
+	curDir string
+
+	slots chan []byte // a free buffer per small-file writer
+	wg    sync.WaitGroup
+	mu    sync.Mutex // guards dirRoot.refs and .stale, and err
+	err   error
 }
 
 func (x *extractor) close() {
-	if x.sub != nil {
-		x.sub.Close()
+	x.wg.Wait()
+	if x.cur != nil {
+		x.retire(x.cur)
 	}
 	for _, r := range x.roots {
-		r.Close()
+		r.root.Close()
 	}
+}
+
+// retire closes d once no writer uses it (a mount's root stays open).
+func (x *extractor) retire(d *dirRoot) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d.stale = true
+	if d.refs == 0 && !d.mount {
+		d.root.Close()
+	}
+}
+
+func (x *extractor) release(d *dirRoot) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	d.refs--
+	if d.refs == 0 && d.stale && !d.mount {
+		d.root.Close()
+	}
+}
+
+func (x *extractor) fail(err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.err == nil {
+		x.err = err
+	}
+}
+
+func (x *extractor) failed() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.err
 }
 
 // locate returns the root to write abs through and abs's name in it; mountPoint is set when
 // abs is a mounted file itself (it cannot be replaced, only rewritten).
-func (x *extractor) locate(abs string) (root *os.Root, name string, mountPoint bool, err error) {
+func (x *extractor) locate(abs string) (root *dirRoot, name string, mountPoint bool, err error) {
 	best := ""
 	for _, m := range x.mounts {
 		if strategy.Inside(abs, m) && len(m) > len(best) {
@@ -107,14 +177,22 @@ func (x *extractor) locate(abs string) (root *os.Root, name string, mountPoint b
 		return nil, "", false, fmt.Errorf("%s is not on a volume mounted into the worker", abs)
 	}
 	dir := best
-	if fi, err := os.Stat(best); err == nil && !fi.IsDir() {
+	isFile, known := x.isFile[best]
+	if !known {
+		fi, err := os.Stat(best)
+		isFile = err == nil && !fi.IsDir()
+		x.isFile[best] = isFile
+	}
+	if isFile {
 		dir, mountPoint = path.Dir(best), abs == best
 	}
 	root, ok := x.roots[dir]
 	if !ok {
-		if root, err = os.OpenRoot(dir); err != nil {
+		r, err := os.OpenRoot(dir)
+		if err != nil {
 			return nil, "", false, fmt.Errorf("opening %s: %w", dir, err)
 		}
+		root = &dirRoot{root: r, mount: true}
 		x.roots[dir] = root
 	}
 	name = strings.TrimPrefix(strings.TrimPrefix(abs, dir), "/")
@@ -127,36 +205,47 @@ func (x *extractor) locate(abs string) (root *os.Root, name string, mountPoint b
 // inDir returns the root of name's directory below mountRoot and name's last component: the
 // entries of one directory mostly come together, so most operations then resolve one
 // component instead of every directory on the way.
-func (x *extractor) inDir(mountRoot *os.Root, name string) (*os.Root, string, error) {
+func (x *extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error) {
 	dir, base := path.Split(name)
 	if dir == "" {
-		return mountRoot, name, nil
+		return mount, name, nil
 	}
 	dir = strings.TrimSuffix(dir, "/")
-	if x.sub == nil || x.subOf != mountRoot || x.subDir != dir {
-		if x.sub != nil {
-			x.sub.Close()
-			x.sub = nil
+	if x.cur == nil || x.curOf != mount.root || x.curDir != dir {
+		if x.cur != nil {
+			x.retire(x.cur)
+			x.cur = nil
 		}
-		sub, err := mountRoot.OpenRoot(dir)
+		sub, err := mount.root.OpenRoot(dir)
 		if err != nil {
 			return nil, "", err
 		}
-		x.sub, x.subOf, x.subDir = sub, mountRoot, dir
+		x.cur, x.curOf, x.curDir = &dirRoot{root: sub}, mount.root, dir
 	}
-	return x.sub, base, nil
+	return x.cur, base, nil
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	abs := "/" + strings.TrimSuffix(hdr.Name, "/")
-	mountRoot, fullName, mountPoint, err := x.locate(abs)
+	mount, fullName, mountPoint, err := x.locate(abs)
 	if err != nil {
 		return err
 	}
-	root, name, err := x.inDir(mountRoot, fullName)
+	dr, name, err := x.inDir(mount, fullName)
 	if err != nil {
 		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
 	}
+	if hdr.Typeflag == tar.TypeReg && !mountPoint && hdr.Size <= smallFile && name != "." {
+		return x.small(dr, name, hdr, r)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		// The file it links to may still be being written.
+		x.wg.Wait()
+		if err := x.failed(); err != nil {
+			return err
+		}
+	}
+	mountRoot, root := mount.root, dr.root
 	fail := func(what string, err error) error { return fmt.Errorf("restoring %s: %s: %w", abs, what, err) }
 	mode := hdr.FileInfo().Mode()
 	perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
@@ -216,7 +305,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return err
 		}
-		if oldRoot != mountRoot {
+		if oldRoot != mount {
 			return fail("linking", fmt.Errorf("the hard link's target %s is on another volume", oldAbs))
 		}
 		if err := mountRoot.Link(oldName, fullName); err != nil {
@@ -263,6 +352,66 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
 			return fail("setting the times", err)
 		}
+	}
+	return nil
+}
+
+// small reads a small regular file whole and has it written by a writer goroutine.
+func (x *extractor) small(dr *dirRoot, name string, hdr *tar.Header, r io.Reader) error {
+	buf := <-x.slots
+	data := buf[:hdr.Size]
+	if n, err := io.ReadFull(r, data); err != nil {
+		x.slots <- buf
+		return fmt.Errorf("restoring /%s: the archive ends inside the file (%d of %d bytes): %w", hdr.Name, n, hdr.Size, err)
+	}
+	x.mu.Lock()
+	dr.refs++
+	x.mu.Unlock()
+	x.wg.Add(1)
+	go func() {
+		defer x.wg.Done()
+		defer x.release(dr)
+		defer func() { x.slots <- buf }()
+		if err := x.writeSmall(dr.root, name, hdr, data); err != nil {
+			x.fail(err)
+		}
+	}()
+	return nil
+}
+
+// writeSmall replaces whatever is at name with the regular file hdr, holding data.
+func (x *extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data []byte) error {
+	abs := "/" + hdr.Name
+	fail := func(what string, err error) error { return fmt.Errorf("restoring %s: %s: %w", abs, what, err) }
+	perm := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if _, err := root.Lstat(name); err == nil {
+		if err := root.RemoveAll(name); err != nil {
+			return fail("removing what was there", err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fail("looking at what is there", err)
+	}
+	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fs.ModePerm&perm)
+	if err != nil {
+		return fail("creating the file", err)
+	}
+	err = x.writeChunk(f, data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err != nil {
+		f.Close()
+		return fail("writing", err)
+	}
+	err = x.fileMeta(f, hdr, perm)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fail("writing", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+		return fail("setting the times", err)
 	}
 	return nil
 }

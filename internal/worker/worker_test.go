@@ -148,6 +148,18 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	_, err = f.WriteAt([]byte("middle"), 40<<20)
 	must(err)
 	must(f.Close())
+	// Many small files (written by several writers at once), some empty, some set-user-ID,
+	// one hard-linked from another directory.
+	must(os.MkdirAll(filepath.Join(src, "many/sub"), 0o750))
+	for i := range 300 {
+		name := filepath.Join(src, "many", fmt.Sprintf("f%03d", i))
+		must(os.WriteFile(name, bytes.Repeat([]byte{byte(i)}, (i%5)*37*i), 0o640))
+		must(os.Chown(name, 1000+i%7, 2000+i%3))
+		if i%50 == 1 {
+			must(os.Chmod(name, 0o4755))
+		}
+	}
+	must(os.Link(filepath.Join(src, "many/f007"), filepath.Join(src, "many/sub/hard")))
 	must(os.Chmod(filepath.Join(src, "dir"), 0o1777))
 	must(os.Chown(src, 999, 999))
 	before := listTree(t, src)
@@ -171,6 +183,11 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	must(os.Symlink(outside, filepath.Join(src, "dir")))
 	must(os.Truncate(filepath.Join(src, "sparse.img"), 10))
 	must(os.Chown(src, 0, 0))
+	must(os.RemoveAll(filepath.Join(src, "many/sub")))
+	must(os.WriteFile(filepath.Join(src, "many/f003"), []byte("changed"), 0o600))
+	must(os.Symlink(outside, filepath.Join(src, "many/f004")+".tmp"))
+	must(os.Remove(filepath.Join(src, "many/f004")))
+	must(os.Rename(filepath.Join(src, "many/f004")+".tmp", filepath.Join(src, "many/f004")))
 
 	must(Extract(context.Background(), &buf, []string{src}, []string{src}, true))
 	if after := listTree(t, src); after != before {
