@@ -22,7 +22,10 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 
 	out := backupWithEnv(t, s3.env(), "run", "db", "--project", p.name, "--to", url)
 	mustContain(t, out, "s3://backups/site-a/nested")
-	backupWithEnv(t, s3.env(), "run", "files", "--project", p.name, "--to", url)
+	// The volume's bytes go from a worker container beside the data to S3 (never a raw tar
+	// through the Engine's API), and come back the same way below.
+	out = backupWithEnv(t, s3.env(), "run", "files", "--project", p.name, "--to", url)
+	mustContain(t, out, "via      a worker container beside the data")
 	for _, k := range s3.objects("backups") {
 		if !strings.HasPrefix(k, "site-a/nested/"+p.name+"/") {
 			t.Errorf("object %q is outside the prefix", k)
@@ -46,7 +49,11 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 	}
 	f2 := newVolumeFixtureIn(t, fresh)
 	f2.sh("rm -rf /data/* /config/*")
-	backupWithEnv(t, s3.env(), "restore", "latest", "--from", url, "--to", "files", "--project", fresh.name, "--yes")
+	_, stderr, err := dockerCmd(s3.env(), "backup", "restore", "latest", "--from", url, "--to", "files", "--project", fresh.name, "--yes")
+	if err != nil {
+		t.Fatalf("restoring the volume from S3: %v\n%s", err, stderr)
+	}
+	mustContain(t, stderr, "Volume data path: a worker container beside the data")
 	if got := f2.tree(); got != tree {
 		t.Errorf("volume restored from S3 differs:\n%s", diffLines(tree, got))
 	}
