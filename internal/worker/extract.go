@@ -283,22 +283,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		if err != nil {
 			return fail("creating the file", err)
 		}
-		if err := x.writeSparse(f, r, hdr.Size); err != nil {
-			f.Close()
-			return fail("writing", err)
-		}
-		// Owner, attribute and mode through the open file (no path to resolve again).
-		err = x.fileMeta(f, hdr, perm)
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fail("writing", cerr)
-		}
-		if err != nil {
-			return err
-		}
-		if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-			return fail("setting the times", err)
-		}
-		return nil
+		return x.finishFile(root, name, f, hdr, perm, func(f *os.File) error { return x.writeSparse(f, r, hdr.Size) })
 	case tar.TypeLink:
 		oldAbs := "/" + strings.TrimSuffix(hdr.Linkname, "/")
 		oldRoot, oldName, _, err := x.locate(oldAbs)
@@ -395,15 +380,24 @@ func (x *extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data
 	if err != nil {
 		return fail("creating the file", err)
 	}
-	err = x.writeChunk(f, data, 0)
-	if err == nil {
-		err = f.Truncate(int64(len(data)))
-	}
-	if err != nil {
+	return x.finishFile(root, name, f, hdr, perm, func(f *os.File) error {
+		if err := x.writeChunk(f, data, 0); err != nil {
+			return err
+		}
+		return f.Truncate(int64(len(data)))
+	})
+}
+
+// finishFile writes the regular file f (opened at name in root) with write, sets its owner,
+// security.capability and mode through f (no path to resolve again), closes it, and sets its
+// times last.
+func (x *extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.Header, perm fs.FileMode, write func(*os.File) error) error {
+	fail := func(what string, err error) error { return fmt.Errorf("restoring /%s: %s: %w", hdr.Name, what, err) }
+	if err := write(f); err != nil {
 		f.Close()
 		return fail("writing", err)
 	}
-	err = x.fileMeta(f, hdr, perm)
+	err := x.fileMeta(f, hdr, perm)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fail("writing", cerr)
 	}
