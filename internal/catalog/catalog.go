@@ -106,6 +106,9 @@ var migrations = []string{
 	// each): a backup is unique per job, not in the whole catalog.
 	`DROP INDEX runs_by_artifact;
 	CREATE UNIQUE INDEX runs_by_artifact ON runs (job_id, artifact_key) WHERE status = 'success' AND artifact_key != '';`,
+	// 8: a restore records when it begins to change the service (the artifact verified): one
+	// a crash cut before that left the service as it was.
+	`ALTER TABLE restores ADD COLUMN applying INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Catalog is an open catalog database.

@@ -201,14 +201,21 @@ func TestRestoresAndTheirRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	crashed, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/b", Target: "default", Container: "def", StartedAt: t0.Add(time.Hour)})
+	// Crashed after it began to change its service: partly restored (if its strategy cannot
+	// undo); the other crashed before (while its artifact was verified): as it was.
+	applying, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "db", ArtifactKey: "shop/db/c", Target: "default", Container: "ghi", StartedAt: t0.Add(time.Hour)})
+	if err := c.RestoreApplying(ctx, applying); err != nil {
+		t.Fatal(err)
+	}
 	c.Close()
 	c2 := open(t, path)
-	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour), func(string) bool { return false })
-	if err != nil || len(got) != 1 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != Interrupted {
+	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour), func(string) bool { return true })
+	if err != nil || len(got) != 2 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != Interrupted ||
+		got[0].Partial || got[1].ID != applying || !got[1].Partial {
 		t.Fatalf("InterruptRestores = %+v, %v", got, err)
 	}
 	all, _ := c2.Restores(ctx, 10)
-	if len(all) != 2 || all[0].Status != Interrupted || all[1].Status != Success || !all[1].FinishedAt.Equal(t0.Add(time.Minute)) {
+	if len(all) != 3 || all[0].Status != Interrupted || !all[0].Partial || all[1].Partial || all[2].Status != Success || !all[2].FinishedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("Restores = %+v", all)
 	}
 }

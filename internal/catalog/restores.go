@@ -55,9 +55,17 @@ func (c *Catalog) FinishRestore(ctx context.Context, r Restore) error {
 	return nil
 }
 
+// RestoreApplying records that restore id begins to change its service.
+func (c *Catalog) RestoreApplying(ctx context.Context, id int64) error {
+	if _, err := c.db.ExecContext(ctx, `UPDATE restores SET applying = 1 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("recording that restore %d begins: %w", id, err)
+	}
+	return nil
+}
+
 // InterruptRestores marks the restores a crash left running as interrupted and returns them;
 // partial tells from a restore's strategy whether an interruption may have left it partly
-// applied.
+// applied — if it had begun to change the service (RestoreApplying).
 func (c *Catalog) InterruptRestores(ctx context.Context, at time.Time, partial func(strategy string) bool) ([]Restore, error) {
 	var out []Restore
 	err := c.tx(ctx, func(tx *sql.Tx) error {
@@ -68,8 +76,25 @@ func (c *Catalog) InterruptRestores(ctx context.Context, at time.Time, partial f
 		if out, err = scanRestores(rows); err != nil {
 			return err
 		}
+		applying := map[int64]bool{}
+		arows, err := tx.QueryContext(ctx, `SELECT id FROM restores WHERE status = 'running' AND applying = 1`)
+		if err != nil {
+			return err
+		}
+		for arows.Next() {
+			var id int64
+			if err := arows.Scan(&id); err != nil {
+				arows.Close()
+				return err
+			}
+			applying[id] = true
+		}
+		arows.Close()
+		if err := arows.Err(); err != nil {
+			return err
+		}
 		for i, r := range out {
-			out[i].Partial = partial(r.Strategy)
+			out[i].Partial = applying[r.ID] && partial(r.Strategy)
 			if _, err := tx.ExecContext(ctx, `UPDATE restores SET status = 'interrupted', finished_at = ?, partial = ?,
 				error = 'interrupted: the sidecar stopped during the restore' WHERE id = ?`, stamp(at), out[i].Partial, r.ID); err != nil {
 				return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -454,4 +455,76 @@ func TestBackupToSeveralTargets(t *testing.T) {
 		t.Errorf("files appeared: %v", after)
 	}
 	_ = dirB
+}
+
+// stagingStrategy stages what it reads (the compressed stream) and commits it after staged.
+type stagingStrategy struct {
+	fakeStrategy
+	noRoom    bool
+	staged    []byte
+	committed bool
+	events    []string
+}
+
+func (s *stagingStrategy) RestoreStaged(ctx context.Context, c *containers.Container, data strategy.Data, comp artifact.Compression, progress func(int64), staged func(context.Context)) error {
+	if s.noRoom {
+		io.CopyN(io.Discard, data, 10)
+		return fmt.Errorf("/data has 1 B free: %w", strategy.ErrNoRoom)
+	}
+	zr, err := comp.NewReader(data)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+	}
+	s.staged = b
+	staged(ctx)
+	s.events = append(s.events, "commit")
+	s.committed = true
+	return nil
+}
+
+// TestStagedRestore: a Stager reads the artifact once and commits only once it matched; a
+// damaged artifact is refused untouched (never committed); without room to stage, the
+// restore takes the two passes.
+func TestStagedRestore(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := bytes.Repeat([]byte("staged,"), 200000)
+	s := &stagingStrategy{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s,
+		Applying: func(context.Context) { s.events = append(s.events, "applying") }}
+	if err := Restore(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if !s.committed || !bytes.Equal(s.staged, data) || s.restored != nil || fmt.Sprint(s.events) != "[applying commit]" {
+		t.Errorf("committed %v, staged %d bytes, two-pass restore called %v, events %v", s.committed, len(s.staged), s.restored != nil, s.events)
+	}
+
+	path := filepath.Join(dir, res.Key)
+	good, _ := os.ReadFile(path)
+	bad := append([]byte{}, good...)
+	bad[len(bad)-5] ^= 0x01 // the end: found only after everything was staged
+	os.WriteFile(path, bad, 0o600)
+	*s = stagingStrategy{fakeStrategy: fakeStrategy{data: data}}
+	err = Restore(ctx, req)
+	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || errors.Is(err, ErrStarted) || s.committed || len(s.events) != 0 {
+		t.Errorf("damaged: Restore = %v; committed %v, events %v", err, s.committed, s.events)
+	}
+
+	os.WriteFile(path, good, 0o600)
+	*s = stagingStrategy{fakeStrategy: fakeStrategy{data: data}, noRoom: true}
+	if err := Restore(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if s.committed || !bytes.Equal(s.restored, data) || fmt.Sprint(s.events) != "[applying]" {
+		t.Errorf("no room: committed %v, restored in place %d bytes, events %v", s.committed, len(s.restored), s.events)
+	}
 }

@@ -93,7 +93,10 @@ type RestoreRequest struct {
 	// Identities decrypt an encrypted artifact.
 	Identities *crypt.Identities
 	Progress   func(rawBytes int64)
-	Log        *slog.Logger
+	// Applying, when set, is called once the artifact is verified, just before the restore
+	// begins to change the service: until then a failure or a crash leaves it as it was.
+	Applying func(ctx context.Context)
+	Log      *slog.Logger
 }
 
 // Restore pins the artifact, reads it completely — checking its size and SHA-256, and its
@@ -128,6 +131,16 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return strategy.Data{Reader: r, Size: m.RawSize, Source: m.Source, Trusted: req.Trusted, Allowed: req.Allowed}
 	}
 
+	// One pass, staged: unpacked beside the data while verified, moved into place after.
+	noWorker := false
+	if st, ok := req.Strategy.(strategy.Stager); ok {
+		err := restoreStaged(ctx, req, pin, st, data, untouched)
+		if !errors.Is(err, strategy.ErrNoWorker) && !errors.Is(err, strategy.ErrNoRoom) {
+			return err
+		}
+		noWorker = errors.Is(err, strategy.ErrNoWorker)
+	}
+
 	// Pass 1: the whole artifact, before anything is touched.
 	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
 	var check func(io.Reader) error
@@ -139,7 +152,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	// Meanwhile, what the restore needs is made ready (a worker container, waiting).
 	warm := func() (release func()) { return func() {} }
-	if w, ok := req.Strategy.(strategy.Warmer); ok {
+	if w, ok := req.Strategy.(strategy.Warmer); ok && !noWorker {
 		done := make(chan func(), 1)
 		go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
 		warm = sync.OnceValue(func() func() { return <-done })
@@ -151,12 +164,15 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 	warm()
 	faults.Point(ctx, "restore-verified")
+	if req.Applying != nil {
+		req.Applying(ctx)
+	}
 
 	// Pass 2: the same bytes, into the container.
 	if err := req.Container.Refresh(ctx); err != nil {
 		return err
 	}
-	if pk, ok := req.Strategy.(strategy.Packer); ok {
+	if pk, ok := req.Strategy.(strategy.Packer); ok && !noWorker {
 		if err := restorePacked(ctx, req, pin, pk, data); !errors.Is(err, strategy.ErrNoWorker) {
 			return err
 		}
@@ -185,6 +201,51 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	faults.Point(ctx, "restore-applied")
 	return nil
+}
+
+// restoreStaged reads the artifact once: the strategy unpacks it beside the data while it is
+// verified, and moves it into place only once all of it matched. A failure before that
+// leaves the service untouched; an error wrapping strategy.ErrNoWorker or strategy.ErrNoRoom
+// says to restore another way (nothing was changed).
+func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, st strategy.Stager, data func(io.Reader) strategy.Data, untouched func(error) error) error {
+	m, log := req.Manifest, req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rc, err := pin.Open(ctx)
+	if err != nil {
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+	}
+	defer rc.Close()
+	log.Info("restoring beside the data while the artifact is verified", "key", m.Artifact, "size", m.Size)
+	v := newVerifier(ctx, rc, m, nil)
+	plain, err := open(v, m, req.Identities)
+	if err != nil {
+		return untouched(err)
+	}
+	raw := &counter{onAdd: req.Progress, fault: func(int64) { faults.Point(ctx, "restore-stream") }}
+	pr := &packedReader{v: v, r: plain, ctx: ctx}
+	err = st.RestoreStaged(ctx, req.Container, data(pr), m.Compression, raw.set, func(ctx context.Context) {
+		log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
+		faults.Point(ctx, "restore-verified")
+		if req.Applying != nil {
+			req.Applying(ctx)
+		}
+	})
+	switch {
+	case err == nil:
+		faults.Point(ctx, "restore-applied")
+		return nil
+	case errors.Is(err, strategy.ErrNoWorker), errors.Is(err, strategy.ErrNoRoom):
+		return err
+	case errors.Is(err, strategy.ErrUnapplied):
+		// The checksum comes first: a damaged artifact is reported as damaged.
+		if ferr := pr.finish(); ferr != nil {
+			return untouched(ferr)
+		}
+		return untouched(err)
+	}
+	return fmt.Errorf("%w%w", err, silent{ErrStarted})
 }
 
 // restorePacked hands the strategy the compressed stream (decrypted here) to unpack beside the
@@ -249,19 +310,16 @@ func (p *packedReader) Read(b []byte) (int, error) {
 	return n, io.EOF
 }
 
-// finish reads what is left of the stored bytes and reports whether all matched.
+// finish reads what is left of the stored bytes and reports whether all matched (again, when
+// called again).
 func (p *packedReader) finish() error {
-	if p.ended {
-		return nil
+	if !p.ended {
+		p.ended = true
+		if _, err := io.Copy(io.Discard, p.v); err != nil {
+			return err
+		}
 	}
-	p.ended = true
-	if _, err := io.Copy(io.Discard, p.v); err != nil {
-		return err
-	}
-	if p.v.err != nil && !errors.Is(p.v.err, io.EOF) {
-		return p.v.err
-	}
-	return nil
+	return p.v.failure()
 }
 
 // verifyPinned reads the pinned artifact once: the stored bytes are hashed while check (if
@@ -348,6 +406,16 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return n, v.err
 	}
 	return n, nil
+}
+
+// failure is why the stored bytes did not match, once read (nil: they did, or not read yet).
+func (v *verifier) failure() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.err != nil && !errors.Is(v.err, io.EOF) {
+		return v.err
+	}
+	return nil
 }
 
 func (v *verifier) check() error {

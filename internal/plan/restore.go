@@ -50,6 +50,9 @@ type RestoreSpec struct {
 	Allowed  []string
 	Guard    containers.Guard
 	Progress func(rawBytes int64)
+	// Applying, when set, is called once the artifact is verified, just before the restore
+	// begins to change the service (pipeline.RestoreRequest.Applying).
+	Applying func(ctx context.Context)
 	Log      *slog.Logger
 	// Verb is what the plan is for, in messages: "restore" (the default) or "verify".
 	Verb string
@@ -294,7 +297,7 @@ func (r *Restore) Run(ctx context.Context) error {
 	c, spec := r.Container, r.spec
 	c.SetGuard(spec.Guard)
 	err := pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
-		Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Log: spec.Log})
+		Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Applying: spec.Applying, Log: spec.Log})
 	if err == nil {
 		return nil
 	}

@@ -173,6 +173,54 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
 }
 
+// RestoreStaged restores through a worker container in two steps: the worker unpacks the
+// stream into a staging directory at the root of each volume while the service runs (every
+// entry checked by the tar policy), and only once the whole artifact matched is the service
+// stopped (unless NoStop) and the staged entries moved into place — renames, merging
+// directories as Restore does — and the service started again. A restore that fails before
+// (a damaged or forged artifact, a lost connection, a kill) leaves the service's data and
+// the service untouched; the staging directory is removed by the worker (or, after a power
+// cut, by the next restore, and skipped by backups).
+func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(int64), staged func(context.Context)) error {
+	paths, err := v.restorePaths(ctx, c, data)
+	if err != nil {
+		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
+	}
+	s, err := v.openWorker(ctx, c, paths, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data, progress); err != nil {
+		if errors.Is(err, ErrNoRoom) {
+			v.log().Info("restoring in place: " + err.Error())
+			return err
+		}
+		return stepErr(c, "restore", err)
+	}
+	if staged != nil {
+		staged(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
+	}
+	v.log().Info("moving the restored files into place")
+	committing := false
+	commit := func(ctx context.Context) error {
+		committing = true
+		return s.Commit(ctx)
+	}
+	if v.NoStop {
+		err = commit(ctx)
+	} else {
+		err = c.WhileStopped(ctx, v.log(), commit)
+	}
+	if err != nil && !committing {
+		err = fmt.Errorf("%w%w", err, silent{ErrUnapplied}) // the service did not stop
+	}
+	return stepErr(c, "restore", err)
+}
+
 // WarmRestore opens and starts the worker of a restore of data into c while the artifact is
 // still being verified; it waits for its request, and changes nothing. When it cannot,
 // RestorePacked tries again and says why.
@@ -232,6 +280,11 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 		}
 		return prefix + rest, nil
 	}
+	var mounts []string
+	for _, m := range c.Mounts {
+		mounts = append(mounts, m.Destination)
+	}
+	skip := "" // a staged restore's directory, left by a power cut
 	tr := tar.NewReader(rc)
 	for {
 		hdr, err := tr.Next()
@@ -243,6 +296,14 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 		}
 		if hdr.Name, err = rename(hdr.Name); err != nil {
 			return err
+		}
+		name := strings.TrimSuffix(hdr.Name, "/")
+		if skip != "" && strings.HasPrefix(name, skip+"/") {
+			continue
+		}
+		if hdr.Typeflag == tar.TypeDir && IsStaging("/"+name, mounts) {
+			skip = name
+			continue
 		}
 		if hdr.Typeflag == tar.TypeLink {
 			if hdr.Linkname, err = rename(hdr.Linkname); err != nil {
@@ -278,9 +339,10 @@ func (v *Volume) Restore(ctx context.Context, c *containers.Container, data Data
 	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
 }
 
-// Interrupted says what a cut volume restore leaves.
+// Interrupted says what a cut volume restore leaves (a staged one: only when cut while its
+// files were moved into place).
 func (v *Volume) Interrupted() string {
-	return "the files restored before the interruption are written, the others are as they were: restore again"
+	return "the files restored before the interruption are in place, the others are as they were: restore again"
 }
 
 // Check reads the whole archive and refuses it if a restore of it would write anywhere but

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -14,6 +16,36 @@ import (
 // was done, and the Engine's archive API is used instead.
 var ErrNoWorker = errors.New("no worker container")
 
+// ErrNoRoom is wrapped when a staged restore cannot be made because a volume has not the room
+// for the backup beside its current data: nothing was changed; restore in place instead.
+var ErrNoRoom = errors.New("no room to stage the restore")
+
+// ErrUnapplied is wrapped when a staged restore failed before anything was moved into place:
+// the service's data is as it was.
+var ErrUnapplied = errors.New("nothing was moved into place")
+
+// StagingPrefix begins the name of the directory a staged restore unpacks into, at the root of
+// each volume it writes to ("<prefix><12 hex digits>"). It is removed when the restore ends;
+// one left by a power cut is removed by the next restore into the volume, and backups skip it.
+const StagingPrefix = ".docker-backup-restore-"
+
+// IsStaging reports whether abs is a staged restore's directory: named StagingPrefix and 12
+// hexadecimal digits, directly in one of mounts.
+func IsStaging(abs string, mounts []string) bool {
+	dir, base := path.Split(abs)
+	rest, ok := strings.CutPrefix(base, StagingPrefix)
+	if !ok || len(rest) != 12 || strings.Trim(rest, "0123456789abcdef") != "" {
+		return false
+	}
+	dir = path.Clean(dir)
+	for _, m := range mounts {
+		if path.Clean(m) == dir {
+			return true
+		}
+	}
+	return false
+}
+
 // WorkRequest says how a worker packs or unpacks the stored stream.
 type WorkRequest struct {
 	Compression artifact.Compression
@@ -21,6 +53,8 @@ type WorkRequest struct {
 	Recipients []string
 	// Trusted: the restored backup's manifest is signed (see Data.Trusted).
 	Trusted bool
+	// Size is the raw size of the restored stream (a staged restore checks the room for it).
+	Size int64
 }
 
 // Worker runs a volume backup or restore beside the data, in a container that mounts the
@@ -41,6 +75,13 @@ type WorkerSession interface {
 	Backup(ctx context.Context, req WorkRequest, out io.Writer, progress func(raw int64)) (*artifact.Contents, error)
 	// Restore unpacks the compressed stream in into the paths.
 	Restore(ctx context.Context, req WorkRequest, in io.Reader, progress func(raw int64)) error
+	// Stage unpacks the compressed stream in beside the paths' data (nothing in place is
+	// changed) and returns once in ended with io.EOF and all of it is unpacked; Commit then
+	// moves it into place. Close without Commit removes what was staged. Errors wrap
+	// ErrUnapplied, or ErrNoRoom when a volume has not the room (checked before reading in).
+	Stage(ctx context.Context, req WorkRequest, in io.Reader, progress func(raw int64)) error
+	// Commit moves what Stage unpacked into place.
+	Commit(ctx context.Context) error
 	Close() error
 }
 
@@ -66,6 +107,17 @@ type Warmer interface {
 	WarmRestore(ctx context.Context, c *containers.Container, data Data) (release func())
 }
 
+// Stager is a Packer whose restore can be staged: the data is unpacked beside what it
+// replaces while the artifact is read (and verified), and moved into place only once all of
+// it matched — one read of the artifact, and nothing changed by a restore that fails before.
+type Stager interface {
+	// RestoreStaged restores data (its reader gives the compressed stream, decrypted; io.EOF
+	// only once verified). staged is called once all of it is unpacked, before anything is
+	// moved into place. An error wrapping ErrNoWorker or ErrNoRoom: nothing was read into c
+	// or changed, restore another way; wrapping ErrUnapplied: nothing in c was changed.
+	RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(raw int64), staged func(context.Context)) error
+}
+
 // SourceDataPath is the manifest key saying how a volume backup was read: DataPathWorker or
 // DataPathArchive.
 const SourceDataPath = "data_path"
@@ -75,3 +127,9 @@ const (
 	DataPathWorker  = "worker"  // a worker container beside the data
 	DataPathArchive = "archive" // the Engine's archive API
 )
+
+// silent wraps an error without adding to the message.
+type silent struct{ error }
+
+func (silent) Error() string   { return "" }
+func (s silent) Unwrap() error { return s.error }

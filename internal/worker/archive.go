@@ -15,6 +15,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,11 +38,13 @@ const (
 // name seen; owners numeric; modification times to the nanosecond; the security.capability
 // extended attribute (as the Engine keeps it). Sockets are skipped, like the Engine does.
 //
+// A staged restore's directory at the root of one of mounts (left by a power cut) is skipped.
+//
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (strategy.Volume's Count), from the entries as they are written: no second parse.
-func Archive(ctx context.Context, paths []string, w io.Writer) (*artifact.Contents, error) {
+func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
+	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
 	for _, p := range paths {
 		if err := a.walk(p, trimSlash(p)); err != nil {
 			return nil, err
@@ -56,12 +59,13 @@ func Archive(ctx context.Context, paths []string, w io.Writer) (*artifact.Conten
 type fileID struct{ dev, ino uint64 }
 
 type archiver struct {
-	ctx   context.Context
-	tw    *tar.Writer
-	links map[fileID]string
-	buf   []byte
-	tree  artifact.TreeDigest
-	hash  *xxhash.Digest
+	ctx    context.Context
+	mounts []string
+	tw     *tar.Writer
+	links  map[fileID]string
+	buf    []byte
+	tree   artifact.TreeDigest
+	hash   *xxhash.Digest
 }
 
 func trimSlash(p string) string {
@@ -94,6 +98,9 @@ func (a *archiver) walk(abs, name string) error {
 		return fmt.Errorf("reading the directory %s: %w", abs, err)
 	}
 	for _, e := range entries {
+		if e.IsDir() && strategy.IsStaging(abs+"/"+e.Name(), a.mounts) {
+			continue
+		}
 		if err := a.walk(abs+"/"+e.Name(), name+"/"+e.Name()); err != nil {
 			return err
 		}

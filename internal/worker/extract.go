@@ -31,13 +31,23 @@ import (
 // through an os.Root opened at the mount that holds it, so that even a link swapped in
 // meanwhile cannot lead a write out of that volume.
 func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted bool) error {
+	x := newExtractor(paths, mounts, trusted, nil)
+	defer x.close()
+	return x.run(ctx, r)
+}
+
+func newExtractor(paths, mounts []string, trusted bool, st *staging) *extractor {
 	x := &extractor{pol: strategy.NewTarPolicy(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
 		isFile: map[string]bool{}, buf: make([]byte, 1<<20), zero: make([]byte, holeBlock),
-		slots: make(chan []byte, smallFileWriters)}
+		slots: make(chan []byte, smallFileWriters), stage: st}
 	for range smallFileWriters {
 		x.slots <- make([]byte, smallFile)
 	}
-	defer x.close() // after the writers are done
+	return x
+}
+
+// run extracts the archive r (see Extract).
+func (x *extractor) run(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -90,6 +100,10 @@ type dirTime struct {
 	name  string
 	abs   string
 	mtime time.Time
+	// For a staged restore: the volume it goes to, and the directory's owner and mode.
+	real     *os.Root
+	uid, gid int
+	perm     fs.FileMode
 }
 
 // dirRoot is an os.Root of a directory entries are written into, shared with the writers of
@@ -100,6 +114,10 @@ type dirRoot struct {
 	refs  int  // writers using it
 	stale bool // no longer the current directory
 	mount bool // a mount's root: closed at the end
+	// For a mount's root: the directory it is opened at, and the volume it stages for (nil:
+	// the restore writes in place).
+	dir    string
+	staged *stagedMount
 }
 
 type extractor struct {
@@ -114,6 +132,8 @@ type extractor struct {
 	cur    *dirRoot
 	curOf  *os.Root
 	curDir string
+
+	stage *staging // nil: in place
 
 	slots chan []byte // a free buffer per small-file writer
 	wg    sync.WaitGroup
@@ -184,15 +204,26 @@ func (x *extractor) locate(abs string) (root *dirRoot, name string, mountPoint b
 		x.isFile[best] = isFile
 	}
 	if isFile {
+		if x.stage != nil {
+			return nil, "", abs == best, nil // staged apart (see entry)
+		}
 		dir, mountPoint = path.Dir(best), abs == best
 	}
 	root, ok := x.roots[dir]
 	if !ok {
-		r, err := os.OpenRoot(dir)
-		if err != nil {
-			return nil, "", false, fmt.Errorf("opening %s: %w", dir, err)
+		if x.stage != nil && !isFile {
+			sm, err := x.stage.open(dir)
+			if err != nil {
+				return nil, "", false, err
+			}
+			root = &dirRoot{root: sm.stage, mount: true, dir: path.Join(dir, x.stage.name), staged: sm}
+		} else {
+			r, err := os.OpenRoot(dir)
+			if err != nil {
+				return nil, "", false, fmt.Errorf("opening %s: %w", dir, err)
+			}
+			root = &dirRoot{root: r, mount: true, dir: dir}
 		}
-		root = &dirRoot{root: r, mount: true}
 		x.roots[dir] = root
 	}
 	name = strings.TrimPrefix(strings.TrimPrefix(abs, dir), "/")
@@ -217,6 +248,13 @@ func (x *extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error)
 			x.cur = nil
 		}
 		sub, err := mount.root.OpenRoot(dir)
+		if errors.Is(err, fs.ErrNotExist) && mount.staged != nil {
+			// Directories above a restored path are not in the archive: staged as plain ones
+			// (merged into those in place at the commit, as they are).
+			if err = mount.root.MkdirAll(dir, 0o755); err == nil {
+				sub, err = mount.root.OpenRoot(dir)
+			}
+		}
 		if err != nil {
 			return nil, "", err
 		}
@@ -231,6 +269,22 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if x.stage != nil {
+		if strategy.IsStaging(abs, x.mounts) {
+			return fmt.Errorf("restoring %s: the archive holds a staged restore's directory", abs)
+		}
+		if mountPoint {
+			// A mounted file cannot be renamed over: staged in the worker, copied at the commit.
+			if hdr.Typeflag != tar.TypeReg {
+				return fmt.Errorf("restoring %s: it is a mounted file, the archive has a %q entry", abs, hdr.Typeflag)
+			}
+			if mount, fullName, err = x.stage.file(abs, hdr); err != nil {
+				return err
+			}
+			mountPoint = false
+		}
+	}
+	disk := path.Join(mount.dir, fullName) // where the entry is written, as the worker sees it
 	dr, name, err := x.inDir(mount, fullName)
 	if err != nil {
 		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
@@ -273,7 +327,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 				return fail("creating the directory", err)
 			}
 		}
-		x.dirs = append(x.dirs, dirTime{root: mountRoot, name: fullName, abs: abs, mtime: hdr.ModTime})
+		d := dirTime{root: mountRoot, name: fullName, abs: abs, mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid, perm: perm}
+		if mount.staged != nil {
+			d.real = mount.staged.real
+		}
+		x.dirs = append(x.dirs, d)
 	case tar.TypeReg:
 		flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY
 		if mountPoint {
@@ -304,7 +362,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
 		// The policy made every directory on the way an archive directory: no link in it.
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(abs, typ|uint32(perm&fs.ModePerm), int(dev)); err != nil {
+		if err := unix.Mknod(disk, typ|uint32(perm&fs.ModePerm), int(dev)); err != nil {
 			return fail("creating the node", err)
 		}
 	default:
@@ -315,13 +373,13 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return fail("setting the owner", err)
 	}
 	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok && hdr.Typeflag == tar.TypeReg {
-		if err := unix.Lsetxattr(abs, "security.capability", []byte(v), 0); err != nil {
+		if err := unix.Lsetxattr(disk, "security.capability", []byte(v), 0); err != nil {
 			return fail("setting security.capability", err)
 		}
 	}
 	if hdr.Typeflag == tar.TypeSymlink {
 		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, abs, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, disk, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fail("setting the link's times", err)
 		}
 		return nil

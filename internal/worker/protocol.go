@@ -39,7 +39,20 @@ type Request struct {
 	// Trusted: the restored backup's manifest is signed with this tool's key (see
 	// strategy.Data.Trusted).
 	Trusted bool `json:"trusted,omitempty"`
+	// Staged: unpack beside the data, then wait for the verdict (see Serve). The stream then
+	// comes in frames, and Size is its raw size (the room it needs on each volume).
+	Staged bool  `json:"staged,omitempty"`
+	Size   int64 `json:"size,omitempty"`
 }
+
+// Verdicts of a staged restore, the byte after the stream's last frame.
+const (
+	VerdictCommit = 'C'
+	VerdictAbort  = 'A'
+)
+
+// CodeNoRoom is the Report.Code of a staged restore refused for lack of room.
+const CodeNoRoom = "no-room"
 
 // Report is one line (JSON) the worker writes to stderr: progress while it works, then one
 // final line with Done or Error.
@@ -48,5 +61,11 @@ type Report struct {
 	Done     bool               `json:"done,omitempty"`
 	Contents *artifact.Contents `json:"contents,omitempty"`
 	Error    string             `json:"error,omitempty"`
-	Log      string             `json:"log,omitempty"`
+	Code     string             `json:"code,omitempty"` // what kind of error (CodeNoRoom)
+	// Staged: a staged restore unpacked everything and waits for the verdict.
+	Staged bool `json:"staged,omitempty"`
+	// Committed: a staged restore moved everything into place (what it replaced is removed
+	// next).
+	Committed bool `json:"committed,omitempty"`
+	Log    string `json:"log,omitempty"`
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -282,6 +283,14 @@ type session struct {
 	startOnce  sync.Once
 	startErr   error
 	att        *client.ContainerAttachResult
+
+	// A staged restore: the verdict the sender gives the worker (Commit: true, Close: false),
+	// and the run's end, once Stage returned.
+	verdict   chan bool
+	result    chan error
+	gone      chan struct{} // closed when the worker's output ended
+	committed chan struct{} // closed when the worker said it moved everything into place
+	commit    bool          // Commit was called
 }
 
 // listen makes the session's socket directory and listens in it.
@@ -315,7 +324,7 @@ func (s *session) closeChannel() {
 
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	rep, err := s.run(ctx, Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}, nil, out, progress)
+	rep, err := s.run(ctx, Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}, nil, out, progress, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -324,8 +333,78 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 
 // Restore runs the worker's restore of the compressed stream in.
 func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
-	_, err := s.run(ctx, Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress)
+	_, err := s.run(ctx, Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
 	return err
+}
+
+// Stage runs the worker's staged restore of the compressed stream in, up to the point where
+// all of it is unpacked beside the data and the worker waits for the verdict (Commit, or Close
+// to call it off).
+func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
+	s.verdict, s.result, s.committed = make(chan bool, 1), make(chan error, 1), make(chan struct{})
+	staged := make(chan struct{})
+	var once, committed sync.Once
+	r := Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
+		Socket: s.socket, Staged: true, Size: req.Size}
+	go func() {
+		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep Report) {
+			if rep.Staged {
+				once.Do(func() { close(staged) })
+			}
+			if rep.Committed {
+				committed.Do(func() { close(s.committed) })
+			}
+		})
+		s.result <- err
+	}()
+	select {
+	case <-staged:
+		return nil
+	case err := <-s.result:
+		s.result = nil
+		if err == nil {
+			err = errors.New("the worker ended without staging the restore")
+		}
+		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+	}
+}
+
+// Commit tells the worker of a staged restore to move it into place, and waits until it did
+// (what it replaced is removed after: Close waits for that).
+func (s *session) Commit(ctx context.Context) error {
+	if s.result == nil || s.commit {
+		return errors.New("nothing is staged")
+	}
+	s.commit = true
+	s.verdict <- true
+	select {
+	case <-s.committed:
+		return nil
+	case err := <-s.result:
+		s.result = nil
+		if err == nil {
+			err = errors.New("the worker ended without moving the restore into place")
+		}
+		return err
+	}
+}
+
+// callOff waits for the worker of a staged restore to end (a minute at most, then it is
+// killed): one not committed is told to remove what it staged first.
+func (s *session) callOff() {
+	if s.result == nil {
+		return
+	}
+	if !s.commit {
+		s.verdict <- false
+	}
+	select {
+	case <-s.result:
+	case <-time.After(time.Minute):
+		s.kill()
+		<-s.result
+	}
+	s.result = nil
 }
 
 // Start attaches to the worker container and starts it; the worker then waits for its
@@ -363,43 +442,52 @@ func (s *session) attachAndStart(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Writer, progress func(int64)) (*Report, error) {
-	// Whatever ends this run (cancelled, a failed target), the worker stops with it.
-	stop := context.AfterFunc(ctx, func() { s.kill() })
+func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Writer, progress func(int64), onReport func(Report)) (*Report, error) {
+	// Whatever ends this run (cancelled, a failed target), the worker stops with it — a
+	// staged restore's worker is given the time to remove what it staged (its stream ends
+	// cut short) or to finish moving it into place.
+	var grace time.Duration
+	if req.Staged {
+		grace = 30 * time.Second
+	}
+	ended := make(chan struct{})
+	defer close(ended)
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case <-ended:
+		case <-time.After(grace):
+			s.kill()
+		}
+	})
 	defer stop()
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
 	att := *s.att
 
+	s.gone = make(chan struct{})
 	line, _ := json.Marshal(req)
 	var dataErr chan error
 	stdout := out
 	if s.ln != nil {
 		dataErr = make(chan error, 1)
-		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out) }(in, out)
+		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out, req.Staged) }(in, out)
 		stdout, in = io.Discard, nil
 	}
 	sendErr := make(chan error, 1)
 	go func() {
 		_, err := att.Conn.Write(append(line, '\n'))
 		if err == nil && in != nil {
-			src := &sourceReader{r: in}
-			if _, err = io.Copy(att.Conn, src); err != nil {
-				s.kill()
-				if src.err != nil {
-					// The stream did not end as verified: the worker must not finish.
-					err = fmt.Errorf("%w%w", src.err, errInput)
-				}
-			}
+			err = s.send(att.Conn, in, req.Staged)
 		}
 		if cerr := att.CloseWrite(); err == nil && cerr != nil {
 			err = fmt.Errorf("sending to the worker: %w", cerr)
 		}
 		sendErr <- err
 	}()
-	reports := &reportReader{progress: progress}
+	reports := &reportReader{progress: progress, onReport: onReport}
 	_, copyErr := stdcopy.StdCopy(stdout, reports, att.Reader)
+	close(s.gone)
 	if copyErr != nil {
 		s.kill()
 	}
@@ -424,6 +512,8 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		return nil, ctx.Err()
 	case copyErr != nil:
 		return nil, copyErr
+	case last != nil && last.Error != "" && last.Code == CodeNoRoom:
+		return nil, fmt.Errorf("%s: %w", last.Error, strategy.ErrNoRoom)
 	case last != nil && last.Error != "":
 		return nil, fmt.Errorf("worker container: %s", last.Error)
 	case werr != nil:
@@ -456,23 +546,67 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// send writes the stream in to the worker. For a staged restore it goes in frames; once in
+// ended with io.EOF (verified) the last frame follows and, once Commit or Close said it, the
+// verdict. A stream that fails is cut short: the worker of a staged restore then removes
+// what it staged; any other is killed at once (it must not finish).
+func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
+	src := &sourceReader{r: in}
+	failed := func(err error) error {
+		if src.err != nil {
+			// The stream did not end as verified.
+			if !staged {
+				s.kill()
+			}
+			return fmt.Errorf("%w%w", src.err, errInput)
+		}
+		s.kill()
+		return fmt.Errorf("sending to the worker: %w", err)
+	}
+	if !staged {
+		if _, err := io.Copy(w, src); err != nil {
+			return failed(err)
+		}
+		return nil
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	fw := &frameWriter{w: bw}
+	if _, err := io.CopyBuffer(fw, src, make([]byte, 1<<20)); err != nil {
+		return failed(err)
+	}
+	err := fw.end()
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return failed(err)
+	}
+	verdict := byte(VerdictAbort)
+	select {
+	case commit := <-s.verdict:
+		if commit {
+			verdict = VerdictCommit
+		}
+	case <-s.gone:
+		return nil // the worker ended without waiting for it: its report says why
+	}
+	if _, err := w.Write([]byte{verdict}); err != nil {
+		return fmt.Errorf("sending to the worker: %w", err)
+	}
+	return nil
+}
+
 // transfer moves the data over the socket: in to the worker (a restore) or the worker's
 // stream to out (a backup). A failure on this side stops the worker.
-func (s *session) transfer(in io.Reader, out io.Writer) error {
+func (s *session) transfer(in io.Reader, out io.Writer, staged bool) error {
 	conn, err := s.ln.AcceptUnix()
 	if err != nil {
 		return nil // the worker ended without connecting: its report says why
 	}
 	defer conn.Close()
 	if in != nil {
-		src := &sourceReader{r: in}
-		if _, err := io.Copy(conn, src); err != nil {
-			s.kill()
-			if src.err != nil {
-				// The stream did not end as verified: the worker must not finish.
-				return fmt.Errorf("%w%w", src.err, errInput)
-			}
-			return fmt.Errorf("sending to the worker: %w", err)
+		if err := s.send(conn, in, staged); err != nil {
+			return err
 		}
 		if err := conn.CloseWrite(); err != nil {
 			return fmt.Errorf("sending to the worker: %w", err)
@@ -506,8 +640,10 @@ func (s *session) wait(ctx context.Context) (int, error) {
 	}
 }
 
-// Close removes the worker container and its socket directory, even when ctx is cancelled.
+// Close removes the worker container and its socket directory, even when ctx is cancelled;
+// a staged restore not committed is called off first.
 func (s *session) Close() error {
+	s.callOff()
 	if s.att != nil {
 		s.att.Close()
 		s.att = nil
@@ -530,6 +666,7 @@ func (s *session) remove() error {
 // error.
 type reportReader struct {
 	progress func(int64)
+	onReport func(Report)
 	buf      []byte
 	last     *Report
 	other    bytes.Buffer
@@ -549,6 +686,9 @@ func (r *reportReader) Write(p []byte) (int, error) {
 			if r.progress != nil && rep.Raw > 0 {
 				r.progress(rep.Raw)
 			}
+			if r.onReport != nil {
+				r.onReport(rep)
+			}
 		} else if r.other.Len() < 4<<10 {
 			r.other.Write(line)
 			r.other.WriteByte('\n')
@@ -565,3 +705,9 @@ func (r *reportReader) Write(p []byte) (int, error) {
 func (r *reportReader) tail() string {
 	return strings.TrimSpace(r.other.String() + string(r.buf))
 }
+
+// silent wraps an error without adding to the message.
+type silent struct{ error }
+
+func (silent) Error() string   { return "" }
+func (s silent) Unwrap() error { return s.error }

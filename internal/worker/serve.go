@@ -74,7 +74,7 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 		return err
 	}
 	raw := &countingWriter{w: zw, n: &rep.raw}
-	contents, err := Archive(ctx, req.Paths, raw)
+	contents, err := Archive(ctx, req.Paths, req.Mounts, raw)
 	if cerr := zw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing: %w", cerr)
 	}
@@ -92,6 +92,11 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 }
 
 func restore(ctx context.Context, req Request, in io.Reader, rep *reporter) error {
+	// What a restore cut by a power cut left goes first.
+	sweepStaging(req.Mounts)
+	if req.Staged {
+		return restoreStaged(ctx, req, in, rep)
+	}
 	zr, err := req.Compression.NewReader(in)
 	if err != nil {
 		return fmt.Errorf("decompressing: %w", err)
@@ -110,6 +115,67 @@ func restore(ctx context.Context, req Request, in io.Reader, rep *reporter) erro
 	return nil
 }
 
+// restoreStaged unpacks the framed stream into staging directories beside the data, says so,
+// and waits for the verdict: it moves the staged files into place only when told to commit.
+// On any other outcome (an error, a verdict to abort, the connection lost) it removes them,
+// and nothing in place was changed.
+func restoreStaged(ctx context.Context, req Request, in io.Reader, rep *reporter) error {
+	st, err := newStaging(req.Mounts, req.Size)
+	if err != nil {
+		return err
+	}
+	defer st.remove()
+	br := bufio.NewReaderSize(in, 1<<20)
+	x := newExtractor(req.Paths, req.Mounts, req.Trusted, st)
+	defer x.close()
+	if err := unpack(ctx, req, &frameReader{r: br}, x, rep); err != nil {
+		return err
+	}
+	// On disk before anything is moved into place (while the service still runs): a power
+	// cut after the commit cannot leave files the restore had not written yet.
+	if err := st.sync(); err != nil {
+		return err
+	}
+	rep.send(Report{Raw: rep.raw.Load(), Staged: true})
+	verdict, err := br.ReadByte()
+	if err != nil || verdict != VerdictCommit {
+		return errors.New("the restore was called off: the staged files were removed, nothing was moved into place")
+	}
+	if err := x.commit(); err != nil {
+		return err
+	}
+	if err := st.sync(); err != nil {
+		return err
+	}
+	// What was replaced went into the staging directories: removed once the service runs
+	// again (the caller waits for the worker's end, not for this to start it).
+	rep.send(Report{Raw: rep.raw.Load(), Committed: true})
+	st.remove()
+	rep.done(nil)
+	return nil
+}
+
+// unpack decompresses the stream (up to its last frame) into x.
+func unpack(ctx context.Context, req Request, frames io.Reader, x *extractor, rep *reporter) error {
+	zr, err := req.Compression.NewReader(frames)
+	if err != nil {
+		return fmt.Errorf("decompressing: %w", err)
+	}
+	defer zr.Close()
+	raw := &countingReader{r: zr, n: &rep.raw}
+	if err := x.run(ctx, raw); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return fmt.Errorf("reading the end of the backup: %w", err)
+	}
+	// The last frame: the sender's stream ended as it should.
+	if _, err := io.Copy(io.Discard, frames); err != nil {
+		return fmt.Errorf("reading the end of the backup: %w", err)
+	}
+	return nil
+}
+
 // reporter writes Report lines; progress comes from a ticker, so it is safe for concurrent use.
 type reporter struct {
 	mu  sync.Mutex
@@ -125,7 +191,11 @@ func (r *reporter) send(rep Report) {
 }
 
 func (r *reporter) fail(err error) int {
-	r.send(Report{Raw: r.raw.Load(), Error: err.Error()})
+	rep := Report{Raw: r.raw.Load(), Error: err.Error()}
+	if errors.Is(err, errNoRoom) {
+		rep.Code = CodeNoRoom
+	}
+	r.send(rep)
 	if errors.Is(err, context.Canceled) {
 		return 130
 	}

@@ -165,7 +165,7 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	before := listTree(t, src)
 
 	var buf bytes.Buffer
-	contents, err := Archive(context.Background(), []string{src}, &buf)
+	contents, err := Archive(context.Background(), []string{src}, []string{src}, &buf)
 	must(err)
 	// The digest made while archiving is the one the volume strategy makes of the stream.
 	count := (&strategy.Volume{}).NewCount()

@@ -121,11 +121,18 @@ printf '{"op":"backup","paths":["%s"],"compression":"zstd"}\n' "$VOLDIR" > $WORK
 measure "worker process alone (host, > /dev/null)" "$VOLBYTES" "true" "$PLUGIN __worker < $WORK/worker-request.json 2>/dev/null > /dev/null"
 measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
 # The restored files' write-back: the raw pipeline leaves it to after its end; the tool's
-# restore waits for part of it when it starts the service again.
+# staged restore writes its files to disk (syncfs) before it moves them into place.
 measure "volume raw: zstd -dc | tar -x; sync" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync"
 measure "volume: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x; sync"
+# Into an empty volume (a new host, a lost volume): nothing to replace, nothing to free.
+EMPTY="find $VOLDIR -mindepth 1 -delete"
+measure "volume raw: zstd -dc | tar -x, empty" "$VOLBYTES" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
+measure "volume raw: ... tar -x; sync, empty" "$VOLBYTES" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync"
+measure "volume: restore (worker), empty" "$VOLBYTES" "$EMPTY" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+ratio "volume: restore (worker), empty" "volume raw: zstd -dc | tar -x, empty"
+ratio "volume: restore (worker), empty" "volume raw: ... tar -x; sync, empty"
 DOCKER_BACKUP_WORKER=off measure "volume: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (archive API)" "volume raw: zstd -dc | tar -x"
 measure "volume: docker backup verify" "$VOLBYTES" "true" "$PLUGIN backup verify $VART --from $B"

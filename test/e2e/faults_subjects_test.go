@@ -91,8 +91,12 @@ INSERT INTO notes (body, n) SELECT hex(randomblob(40)), i FROM c;`)
 	case "volume":
 		f := newVolumeFixtureIn(t, p)
 		f.sh("head -c 4000000 /dev/urandom > /data/dir/more.bin")
+		// A restore through the worker is staged: cut before its files are moved into place,
+		// it leaves the volumes as they were — once its worker removed what it staged (the
+		// worker does when its connection ends).
 		return &subject{strategy: strategy, service: "files", container: f.app, args: []string{"--stop"}, state: f.tree,
-			change: func() { f.sh(changeScript) }}
+			change: func() { f.sh(changeScript) }, atomic: true,
+			ready: func() error { return workersGone(t, p.name+"/files") }}
 	}
 	t.Fatalf("no subject %q", strategy)
 	return nil
@@ -106,4 +110,13 @@ func (s *subject) waitState(t *testing.T) string {
 		eventually(t, 2*time.Minute, s.service+" answering", s.ready)
 	}
 	return s.state()
+}
+
+// workersGone says whether no worker container of the service ("project/service") runs.
+func workersGone(t *testing.T, service string) error {
+	t.Helper()
+	if out := docker(t, "ps", "-q", "--filter", "label=org.docker-backup.worker", "--filter", "label=org.docker-backup.scratch.service="+service); out != "" {
+		return fmt.Errorf("worker containers still running: %s", out)
+	}
+	return nil
 }

@@ -41,6 +41,12 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Key: r.opts.Signer, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities,
 		Guard: newGuard(r.opts.Catalog, "restore "+c.Project+"/"+c.Service), Log: log}
 	spec.Strategies, spec.Allowed = r.serviceScope(c)
+	var id int64 // the catalog's, once recorded
+	spec.Applying = func(ctx context.Context) {
+		if err := r.opts.Catalog.RestoreApplying(ctx, id); err != nil {
+			log.Error("recording that the restore begins to change the service", "error", err)
+		}
+	}
 	p, err := plan.NewRestore(ctx, spec)
 	if err != nil {
 		return nil, classify(err)
@@ -50,7 +56,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	m := p.Manifest
 	started := time.Now()
-	id, err := r.opts.Catalog.StartRestore(ctx, catalog.Restore{Project: c.Project, Service: c.Service, ArtifactKey: m.Artifact,
+	id, err = r.opts.Catalog.StartRestore(ctx, catalog.Restore{Project: c.Project, Service: c.Service, ArtifactKey: m.Artifact,
 		Target: name, Container: c.ID, Strategy: m.Strategy, StartedAt: started})
 	if err != nil {
 		return nil, err
