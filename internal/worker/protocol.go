@@ -66,6 +66,6 @@ type Report struct {
 	Staged bool `json:"staged,omitempty"`
 	// Committed: a staged restore moved everything into place (what it replaced is removed
 	// next).
-	Committed bool `json:"committed,omitempty"`
-	Log    string `json:"log,omitempty"`
+	Committed bool   `json:"committed,omitempty"`
+	Log       string `json:"log,omitempty"`
 }
