@@ -176,8 +176,9 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 // RestoreStaged restores through a worker container in two steps: the worker unpacks the
 // stream into a staging directory at the root of each volume while the service runs (every
 // entry checked by the tar policy), and only once the whole artifact matched is the service
-// stopped (unless NoStop) and the staged entries moved into place — renames, merging
-// directories as Restore does — and the service started again. A restore that fails before
+// stopped (unless NoStop), each staged entry swapped with the one in place (directories
+// merged, as Restore does), and the service started again; what was replaced is removed
+// after. A restore that fails before
 // (a damaged or forged artifact, a lost connection, a kill) leaves the service's data and
 // the service untouched; the staging directory is removed by the worker (or, after a power
 // cut, by the next restore, and skipped by backups).
@@ -188,7 +189,10 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 	}
 	s, err := v.openWorker(ctx, c, paths, true)
 	if err != nil {
-		return err
+		if errors.Is(err, ErrNoWorker) {
+			return err
+		}
+		return fmt.Errorf("%w%w", err, silent{ErrUnapplied})
 	}
 	defer s.Close()
 	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data, progress); err != nil {

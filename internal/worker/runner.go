@@ -513,7 +513,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 	case copyErr != nil:
 		return nil, copyErr
 	case last != nil && last.Error != "" && last.Code == CodeNoRoom:
-		return nil, fmt.Errorf("%s: %w", last.Error, strategy.ErrNoRoom)
+		return nil, fmt.Errorf("%s%w", last.Error, silent{strategy.ErrNoRoom})
 	case last != nil && last.Error != "":
 		return nil, fmt.Errorf("worker container: %s", last.Error)
 	case werr != nil:

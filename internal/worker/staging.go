@@ -81,8 +81,8 @@ func newStaging(mounts []string, need int64) (*staging, error) {
 		// Files take whole blocks, and tar headers are in the raw size: a twentieth more.
 		free := int64(fsst.Bavail) * fsst.Bsize
 		if want := need + need/20; free < want {
-			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s: %w",
-				m, humanBytes(free), humanBytes(want), errNoRoom)
+			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
+				m, humanBytes(free), humanBytes(want), silent{errNoRoom})
 		}
 	}
 	return st, nil
