@@ -52,18 +52,7 @@ func stagedInput(t *testing.T, req Request, archive []byte, cut bool, verdict by
 // of room, nothing in place changed and nothing staged is left. A staging directory a power
 // cut left is skipped by a backup and removed by the next restore.
 func TestStagedRestore(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test sets owners: run it as root (the project's machines do)")
-	}
-	base := t.TempDir()
-	src := filepath.Join(base, "vol")
-	outside := filepath.Join(base, "outside")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	src, outside, must := volumeDirs(t)
 	must(os.MkdirAll(filepath.Join(src, "dir/sub"), 0o755))
 	must(os.MkdirAll(filepath.Join(src, "wasdir/x"), 0o700))
 	must(os.MkdirAll(outside, 0o755))

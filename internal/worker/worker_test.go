@@ -116,22 +116,27 @@ func bytesSum(b []byte) uint64 {
 	return h
 }
 
-// TestArchiveExtractRoundTrip archives a real tree, damages it and extracts the archive back:
-// the tree is as it was, the sparse file sparse again, nothing written through a link planted
-// where a directory was.
-func TestArchiveExtractRoundTrip(t *testing.T) {
+// volumeDirs returns a volume's directory (not made yet) and one beside it, in a temporary
+// directory, and a helper that fails the test on an error. The tests that use it set owners.
+func volumeDirs(t *testing.T) (src, outside string, must func(error)) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test sets owners: run it as root (the project's machines do)")
 	}
 	base := t.TempDir()
-	src := filepath.Join(base, "vol")
-	outside := filepath.Join(base, "outside")
-	must := func(err error) {
+	return filepath.Join(base, "vol"), filepath.Join(base, "outside"), func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestArchiveExtractRoundTrip archives a real tree, damages it and extracts the archive back:
+// the tree is as it was, the sparse file sparse again, nothing written through a link planted
+// where a directory was.
+func TestArchiveExtractRoundTrip(t *testing.T) {
+	src, outside, must := volumeDirs(t)
 	must(os.MkdirAll(filepath.Join(src, "dir/sub"), 0o755))
 	must(os.MkdirAll(outside, 0o755))
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o640))

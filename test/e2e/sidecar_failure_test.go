@@ -15,14 +15,18 @@ import (
 
 // TestSidecarKilledDuringStopBackup kills the sidecar (SIGKILL) while it has the app
 // stopped for a backup: once Docker restarts it, the app runs again, the run is
-// "interrupted", no partial artifact is listed or left, and the next run succeeds.
+// "interrupted", no partial artifact is listed or left, and the next run succeeds; then
+// again while it has the app stopped for an in-place restore.
 func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
 	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.stop=true")
 	// Incompressible data, so that the backup takes long enough to be caught in the middle.
 	docker(t, "exec", app, "sh", "-c", "head -c 700000000 /dev/urandom > /data/blob && echo small > /data/small")
-	sidecar, backups := startSidecar(t, p)
+	// Through the archive API: a restore through a worker is staged and has the app stopped
+	// only for a moment (TestFaultSidecarRestore kills the sidecar during one); this one keeps
+	// it stopped while it writes, long enough to be caught.
+	sidecar, backups := startSidecar(t, p, "-e", "DOCKER_BACKUP_WORKER=off")
 
 	// Kill it once the app is stopped and the artifact is being written to the target.
 	runDone := backupInMidStream(t, p, app, volumeDir(t, backups))
