@@ -196,7 +196,10 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	if !write && c.Running {
 		network = container.NetworkMode("container:" + c.ID)
 	}
+	// The engine removes the worker once it exits, whatever became of the caller (kill -9
+	// included: its stream ends, and so does the worker); Close removes one that did not.
 	hc := &container.HostConfig{
+		AutoRemove:  true,
 		NetworkMode: network,
 		LogConfig:   container.LogConfig{Type: "none"},
 		SecurityOpt: []string{"no-new-privileges"},
@@ -283,6 +286,12 @@ type session struct {
 	startOnce  sync.Once
 	startErr   error
 	att        *client.ContainerAttachResult
+	// The worker's exit, watched from before its start (the engine removes it then), and
+	// how to stop watching.
+	exit     chan exitStatus
+	stopWait context.CancelFunc
+	// done: the worker reported its work done (it exits and is removed by itself).
+	done bool
 
 	// A staged restore: the verdict the sender gives the worker (Commit: true, Close: false),
 	// and the run's end, once Stage returned.
@@ -436,6 +445,7 @@ func (s *session) attachAndStart(ctx context.Context) error {
 		return fmt.Errorf("attaching to the worker container: %w", err)
 	}
 	s.att = &att
+	s.watchExit()
 	if _, err := s.r.Engine.ContainerStart(ctx, s.id, client.ContainerStartOptions{}); err != nil {
 		return fmt.Errorf("starting the worker container: %w", err)
 	}
@@ -523,6 +533,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 	case serr != nil:
 		return nil, serr
 	}
+	s.done = true
 	if progress != nil {
 		progress(last.Raw)
 	}
@@ -628,20 +639,49 @@ func (s *session) kill() {
 	_, _ = s.r.Engine.ContainerKill(ctx, s.id, client.ContainerKillOptions{Signal: "KILL"})
 }
 
+type exitStatus struct {
+	code int
+	err  error
+}
+
+// watchExit starts waiting for the worker's next exit; it must be called before the start:
+// once exited, the worker is removed and its exit code gone.
+func (s *session) watchExit() {
+	if s.stopWait != nil {
+		s.stopWait()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopWait = cancel
+	exit := make(chan exitStatus, 1)
+	s.exit = exit
+	res := s.r.Engine.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	go func() {
+		select {
+		case st := <-res.Result:
+			exit <- exitStatus{code: int(st.StatusCode)}
+		case err := <-res.Error:
+			exit <- exitStatus{code: -1, err: fmt.Errorf("waiting for the worker container: %w", err)}
+		}
+	}()
+}
+
+// wait returns the worker's exit code (a minute at most).
 func (s *session) wait(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	res := s.r.Engine.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNotRunning})
+	if s.exit == nil {
+		return -1, errors.New("the worker container was not started")
+	}
 	select {
-	case st := <-res.Result:
-		return int(st.StatusCode), nil
-	case err := <-res.Error:
-		return -1, fmt.Errorf("waiting for the worker container: %w", err)
+	case st := <-s.exit:
+		s.exit <- st
+		return st.code, st.err
+	case <-time.After(time.Minute):
+		return -1, errors.New("waiting for the worker container: it did not exit within a minute")
 	}
 }
 
 // Close removes the worker container and its socket directory, even when ctx is cancelled;
-// a staged restore not committed is called off first.
+// a staged restore not committed is called off first. A worker that reported its work done
+// is not waited for: it exits, and the engine removes it.
 func (s *session) Close() error {
 	s.callOff()
 	if s.att != nil {
@@ -649,6 +689,12 @@ func (s *session) Close() error {
 		s.att = nil
 	}
 	s.closeChannel()
+	if s.stopWait != nil {
+		defer s.stopWait()
+	}
+	if s.done {
+		return nil
+	}
 	return s.remove()
 }
 
@@ -656,7 +702,8 @@ func (s *session) remove() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, err := s.r.Engine.ContainerRemove(ctx, s.id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
-	if err != nil && !cerrdefs.IsNotFound(err) {
+	// Not found or already being removed: the engine removes it (AutoRemove).
+	if err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("removing the worker container %s: %w", s.name, err)
 	}
 	return nil

@@ -236,6 +236,8 @@ func TestSweep(t *testing.T) {
 type fakeEngine struct {
 	Engine
 	created  []container.NetworkMode
+	auto     []bool // AutoRemove of each created
+	waits    int    // exits watched
 	removed  int
 	started  []string
 	refusing bool
@@ -251,6 +253,7 @@ func (f *fakeEngine) VolumeList(context.Context, client.VolumeListOptions) (clie
 
 func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
 	f.created = append(f.created, o.HostConfig.NetworkMode)
+	f.auto = append(f.auto, o.HostConfig.AutoRemove)
 	return client.ContainerCreateResult{ID: fmt.Sprintf("worker%d", len(f.created))}, nil
 }
 
@@ -263,6 +266,14 @@ func (f *fakeEngine) ContainerAttach(context.Context, string, client.ContainerAt
 	a, b := net.Pipe()
 	b.Close()
 	return client.ContainerAttachResult{HijackedResponse: client.NewHijackedResponse(a, "")}, nil
+}
+
+// ContainerWait reports nothing until ctx ends (the worker never exits here).
+func (f *fakeEngine) ContainerWait(ctx context.Context, _ string, _ client.ContainerWaitOptions) client.ContainerWaitResult {
+	f.waits++
+	errc := make(chan error, 1)
+	go func() { <-ctx.Done(); errc <- ctx.Err() }()
+	return client.ContainerWaitResult{Result: make(chan container.WaitResponse), Error: errc}
 }
 
 func (f *fakeEngine) ContainerStart(_ context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
@@ -312,6 +323,16 @@ func TestWorkerNetwork(t *testing.T) {
 			}
 			if eng.removed < len(tc.want) {
 				t.Errorf("%d removals for %d workers made", eng.removed, len(tc.want))
+			}
+			// The engine removes a worker once it exits; its exit is watched from before
+			// each start (after it, the exit code could be gone with the container).
+			for i, auto := range eng.auto {
+				if !auto {
+					t.Errorf("worker %d made without AutoRemove", i+1)
+				}
+			}
+			if eng.waits != len(tc.want) {
+				t.Errorf("%d exits watched for %d starts", eng.waits, len(tc.want))
 			}
 		})
 	}

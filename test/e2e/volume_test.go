@@ -130,14 +130,7 @@ func TestVolumeRoundTrip(t *testing.T) {
 				if blocks := strings.TrimSpace(f.sh("stat -c %b /data/sparse.img")); len(blocks) > 4 {
 					t.Errorf("the sparse file takes %s blocks after the restore, want a few", blocks)
 				}
-				if left := docker(t, "ps", "-aq", "--filter", "label=org.docker-backup.worker"); strings.TrimSpace(left) != "" {
-					// Other tests' workers may run now: only this project's count.
-					for _, id := range strings.Fields(left) {
-						if svc := docker(t, "inspect", "-f", `{{index .Config.Labels "org.docker-backup.scratch.service"}}`, id); strings.HasPrefix(strings.TrimSpace(svc), f.p.name+"/") {
-							t.Errorf("a worker container of %s is left: %s", f.p.name, id)
-						}
-					}
-				}
+				noWorkersLeft(t, f.p.name, "files")
 			}
 		})
 	}
