@@ -37,6 +37,7 @@ type stagedMount struct {
 	dir   string
 	real  *os.Root // the volume
 	stage *os.Root // the staging directory in it
+	lock  *os.File // the staging directory, locked while this restore lives (lockStaging)
 }
 
 // stagedFile is a mounted file's new content, staged in the worker.
@@ -50,7 +51,8 @@ type stagedFile struct {
 const localStaging = "/.docker-backup-staging"
 
 // sweepStaging removes what a restore cut by a power cut left in the mounts: directories
-// named as a staged restore's.
+// named as a staged restore's that no live restore holds (each holds its own locked: a
+// restore of another service sharing the volume may be staging there right now).
 func sweepStaging(mounts []string) {
 	for _, m := range mounts {
 		entries, err := os.ReadDir(m)
@@ -58,11 +60,32 @@ func sweepStaging(mounts []string) {
 			continue // a mounted file, or unreadable: nothing of ours
 		}
 		for _, e := range entries {
-			if e.IsDir() && strategy.IsStaging(path.Join(m, e.Name()), mounts) {
-				_ = os.RemoveAll(path.Join(m, e.Name()))
+			if !e.IsDir() || !strategy.IsStaging(path.Join(m, e.Name()), mounts) {
+				continue
 			}
+			lock, err := lockStaging(path.Join(m, e.Name()))
+			if err != nil {
+				continue // held by a live restore (or gone meanwhile)
+			}
+			_ = os.RemoveAll(path.Join(m, e.Name()))
+			lock.Close()
 		}
 	}
+}
+
+// lockStaging opens the staging directory dir and locks it (flock: held until the returned
+// file is closed, also when the process dies; seen across containers, as it locks the
+// directory's inode). It fails at once when another holds it.
+func lockStaging(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // newStaging prepares a staged restore of need raw bytes into mounts: each mounted directory
@@ -102,12 +125,31 @@ func (st *staging) open(dir string) (*stagedMount, error) {
 		real.Close()
 		return nil, fmt.Errorf("making the staging directory in %s: %w", dir, err)
 	}
+	// Locked, then checked to be still the directory just made: the sweep of another
+	// restore starting at this moment may have taken it for a leftover.
+	lock, err := lockStaging(path.Join(dir, st.name))
+	if err == nil {
+		var made, locked unix.Stat_t
+		if serr := unix.Fstat(int(lock.Fd()), &locked); serr != nil {
+			err = serr
+		} else if serr = unix.Fstatat(unix.AT_FDCWD, path.Join(dir, st.name), &made, unix.AT_SYMLINK_NOFOLLOW); serr != nil || made.Ino != locked.Ino || made.Dev != locked.Dev {
+			err = errors.New("another restore removed it")
+		}
+		if err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		real.Close()
+		return nil, fmt.Errorf("locking the staging directory in %s: %w", dir, err)
+	}
 	stage, err := real.OpenRoot(st.name)
 	if err != nil {
+		lock.Close()
 		real.Close()
 		return nil, fmt.Errorf("opening the staging directory in %s: %w", dir, err)
 	}
-	sm := &stagedMount{dir: dir, real: real, stage: stage}
+	sm := &stagedMount{dir: dir, real: real, stage: stage, lock: lock}
 	st.mounts[dir] = sm
 	return sm, nil
 }
@@ -203,6 +245,7 @@ func (st *staging) remove() {
 	for _, sm := range st.mounts {
 		sm.stage.Close()
 		removeTree(sm.real, st.name)
+		sm.lock.Close()
 		sm.real.Close()
 	}
 	st.mounts = map[string]*stagedMount{}

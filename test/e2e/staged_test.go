@@ -11,7 +11,8 @@ import (
 // before its commit, the backup is unpacked in a staging directory beside the data, the data
 // is still as it was and the service still runs (it was never stopped); let go, the restore
 // stops the service only to move the files into place, and the tree is the backup's with no
-// staging directory left.
+// staging directory left. A restore into another service sharing the volumes meanwhile leaves
+// the held one's staging alone.
 func TestFaultStagedVolumeRestore(t *testing.T) {
 	t.Parallel()
 	f := newVolumeFixture(t)
@@ -36,6 +37,14 @@ func TestFaultStagedVolumeRestore(t *testing.T) {
 	f.sh("test \"$(cat /data/hello.txt)\" = changed && ! test -e /data/dir/sub")
 	if now := docker(t, "inspect", "-f", "{{.State.StartedAt}}", f.app); now != startedAt || !running(t, f.app) {
 		t.Error("the service was stopped while the restore was only staged")
+	}
+	// Meanwhile a restore into another service that mounts the same volumes: its sweep of
+	// leftovers spares the held restore's staging directories (locked while it lives).
+	if _, stderr, err := faultCmd(t, "restore", key, "--from", dir, "--to", "filler", "--project", f.p.name, "--yes"); err != nil {
+		t.Fatalf("a restore into the filler meanwhile: %v\n%s", err, stderr)
+	}
+	if again := f.sh("ls -A /data /config"); strings.Count(again, ".docker-backup-restore-") != 2 {
+		t.Errorf("the held restore's staging directories were touched by another restore; /data and /config hold:\n%s", again)
 	}
 	if err := os.WriteFile(release, nil, 0o600); err != nil {
 		t.Fatal(err)
