@@ -135,6 +135,9 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	if spec.Key, err = verifier(); err != nil {
 		return err
 	}
+	if spec.Worker, spec.RequireWorker, err = volumeWorker(api, spec.Log); err != nil {
+		return err
+	}
 	if spec.Identities, err = opts.decrypt.build(dockerCli); err != nil {
 		return err
 	}

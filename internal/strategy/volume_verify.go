@@ -59,11 +59,26 @@ func (v *Volume) NeedsServer() bool { return false }
 // Ready has nothing to wait for.
 func (v *Volume) Ready(context.Context, *containers.Container, Source) error { return nil }
 
-// Found digests the restored paths as Backup's stream was digested.
+// Found digests the restored paths as Backup's stream was digested: in a worker beside the
+// data when there is one (nothing crosses the Engine's API), else through the archive API.
 func (v *Volume) Found(ctx context.Context, c *containers.Container, src Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	paths, err := cleanPaths(strings.Split(src[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("the manifest names no paths to look at (%q)", src[SourcePaths])
+	}
+	if v.Worker != nil || v.RequireWorker {
+		s, err := v.openWorker(ctx, c, paths, false)
+		if err == nil {
+			defer s.Close()
+			found, err := s.Count(ctx)
+			if err != nil {
+				return nil, stepErr(c, "count", err)
+			}
+			return found, nil
+		}
+		if !errors.Is(err, ErrNoWorker) {
+			return nil, err
+		}
 	}
 	pr, pw := io.Pipe()
 	go func() {

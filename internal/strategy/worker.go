@@ -73,6 +73,9 @@ type WorkerSession interface {
 	// Backup writes the stored stream (compressed, encrypted for req.Recipients) to out
 	// and returns what the raw stream held.
 	Backup(ctx context.Context, req WorkRequest, out io.Writer, progress func(raw int64)) (*artifact.Contents, error)
+	// Count digests the paths as Backup does (what a restore wrote, for verify), sending
+	// nothing.
+	Count(ctx context.Context) (*artifact.Contents, error)
 	// Restore unpacks the compressed stream in into the paths.
 	Restore(ctx context.Context, req WorkRequest, in io.Reader, progress func(raw int64)) error
 	// Stage unpacks the compressed stream in beside the paths' data (nothing in place is

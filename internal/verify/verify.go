@@ -48,6 +48,10 @@ type Spec struct {
 	Log     *slog.Logger
 	// Phase, when set, is told what the verify is doing ("restoring", "counting").
 	Phase func(string)
+	// Worker restores and counts volumes beside the scratch copy's data (nil: the Engine's
+	// archive API); RequireWorker refuses the fallback.
+	Worker        strategy.Worker
+	RequireWorker bool
 }
 
 // Check is one comparison.
@@ -131,7 +135,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 		return nil, err
 	}
 	m := r.Manifest
-	strat, err := strategy.New(m.Strategy, strategy.Options{Database: databaseOption(m), Log: log})
+	strat, err := strategy.New(m.Strategy, strategy.Options{Database: databaseOption(m), Log: log, Worker: spec.Worker, RequireWorker: spec.RequireWorker})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,9 @@ const Command = "__worker"
 const (
 	OpBackup  = "backup"
 	OpRestore = "restore"
+	// OpCount digests the paths as a backup does and sends nothing (verify's look at what
+	// a restore wrote).
+	OpCount = "count"
 )
 
 // Request is the first line of the worker's stdin (JSON). Secrets are never in it: a

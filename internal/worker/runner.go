@@ -286,8 +286,8 @@ type session struct {
 	startOnce  sync.Once
 	startErr   error
 	att        *client.ContainerAttachResult
-	// The worker's exit, watched from before its start (the engine removes it then), and
-	// how to stop watching.
+	// The worker's end (exited and removed by the engine), watched from before its start,
+	// and how to stop watching.
 	exit     chan exitStatus
 	stopWait context.CancelFunc
 	// done: the worker reported its work done (it exits and is removed by itself).
@@ -334,6 +334,15 @@ func (s *session) closeChannel() {
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
 	rep, err := s.run(ctx, Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}, nil, out, progress, nil)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Contents, nil
+}
+
+// Count digests the paths as Backup would, and sends nothing.
+func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
+	rep, err := s.run(ctx, Request{Op: OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -644,8 +653,8 @@ type exitStatus struct {
 	err  error
 }
 
-// watchExit starts waiting for the worker's next exit; it must be called before the start:
-// once exited, the worker is removed and its exit code gone.
+// watchExit starts waiting for the worker's exit and removal (AutoRemove); it must be called
+// before the start: once removed, the worker's exit code is gone with it.
 func (s *session) watchExit() {
 	if s.stopWait != nil {
 		s.stopWait()
@@ -654,7 +663,7 @@ func (s *session) watchExit() {
 	s.stopWait = cancel
 	exit := make(chan exitStatus, 1)
 	s.exit = exit
-	res := s.r.Engine.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	res := s.r.Engine.ContainerWait(ctx, s.id, client.ContainerWaitOptions{Condition: container.WaitConditionRemoved})
 	go func() {
 		select {
 		case st := <-res.Result:
@@ -665,8 +674,8 @@ func (s *session) watchExit() {
 	}()
 }
 
-// wait returns the worker's exit code (a minute at most).
-func (s *session) wait(ctx context.Context) (int, error) {
+// wait returns the worker's exit code, once it is removed (a minute at most).
+func (s *session) wait(context.Context) (int, error) {
 	if s.exit == nil {
 		return -1, errors.New("the worker container was not started")
 	}
@@ -679,9 +688,25 @@ func (s *session) wait(ctx context.Context) (int, error) {
 	}
 }
 
+// removed waits up to d for the started worker to be gone.
+func (s *session) removed(d time.Duration) bool {
+	if s.exit == nil {
+		return false
+	}
+	select {
+	case st := <-s.exit:
+		s.exit <- st
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
 // Close removes the worker container and its socket directory, even when ctx is cancelled;
-// a staged restore not committed is called off first. A worker that reported its work done
-// is not waited for: it exits, and the engine removes it.
+// a staged restore not committed is called off first. The worker is gone when it returns (its
+// mounts are free: a verify removes its scratch volumes next, a user may remove a volume).
+// One that reported its work done exits by itself and the engine removes it (AutoRemove):
+// that is waited for; any other is removed at once.
 func (s *session) Close() error {
 	s.callOff()
 	if s.att != nil {
@@ -692,10 +717,12 @@ func (s *session) Close() error {
 	if s.stopWait != nil {
 		defer s.stopWait()
 	}
-	if s.done {
+	if s.done && s.removed(30*time.Second) {
 		return nil
 	}
-	return s.remove()
+	err := s.remove()
+	s.removed(30 * time.Second) // one the engine was already removing
+	return err
 }
 
 func (s *session) remove() error {

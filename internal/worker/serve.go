@@ -46,6 +46,8 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		err = backup(ctx, req, out, rep)
 	case OpRestore:
 		err = restore(ctx, req, data, rep)
+	case OpCount:
+		err = count(ctx, req, rep)
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -54,6 +56,16 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		return rep.fail(err)
 	}
 	return 0
+}
+
+// count digests the paths as backup does, reading every file, and sends only its report.
+func count(ctx context.Context, req Request, rep *reporter) error {
+	contents, err := Archive(ctx, req.Paths, req.Mounts, &countingWriter{w: io.Discard, n: &rep.raw})
+	if err != nil {
+		return err
+	}
+	rep.done(contents)
+	return nil
 }
 
 func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) error {

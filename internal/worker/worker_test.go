@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"sync"
 	"bytes"
 	"context"
 	"errors"
@@ -235,6 +236,8 @@ func TestSweep(t *testing.T) {
 // container that joins another's network namespace (a service that stopped meanwhile).
 type fakeEngine struct {
 	Engine
+	mu       sync.Mutex
+	gone     map[string]chan struct{} // closed when the container is removed
 	created  []container.NetworkMode
 	auto     []bool // AutoRemove of each created
 	waits    int    // exits watched
@@ -257,8 +260,25 @@ func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreate
 	return client.ContainerCreateResult{ID: fmt.Sprintf("worker%d", len(f.created))}, nil
 }
 
-func (f *fakeEngine) ContainerRemove(context.Context, string, client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
+func (f *fakeEngine) goneC(id string) chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gone == nil {
+		f.gone = map[string]chan struct{}{}
+	}
+	if f.gone[id] == nil {
+		f.gone[id] = make(chan struct{})
+	}
+	return f.gone[id]
+}
+
+func (f *fakeEngine) ContainerRemove(_ context.Context, id string, _ client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
 	f.removed++
+	select {
+	case <-f.goneC(id):
+	default:
+		close(f.goneC(id))
+	}
 	return client.ContainerRemoveResult{}, nil
 }
 
@@ -268,12 +288,23 @@ func (f *fakeEngine) ContainerAttach(context.Context, string, client.ContainerAt
 	return client.ContainerAttachResult{HijackedResponse: client.NewHijackedResponse(a, "")}, nil
 }
 
-// ContainerWait reports nothing until ctx ends (the worker never exits here).
-func (f *fakeEngine) ContainerWait(ctx context.Context, _ string, _ client.ContainerWaitOptions) client.ContainerWaitResult {
+// ContainerWait reports the container's removal (the worker never exits by itself here).
+func (f *fakeEngine) ContainerWait(ctx context.Context, id string, o client.ContainerWaitOptions) client.ContainerWaitResult {
 	f.waits++
-	errc := make(chan error, 1)
-	go func() { <-ctx.Done(); errc <- ctx.Err() }()
-	return client.ContainerWaitResult{Result: make(chan container.WaitResponse), Error: errc}
+	if o.Condition != container.WaitConditionRemoved {
+		panic("the worker's end is watched with condition " + string(o.Condition))
+	}
+	res, errc := make(chan container.WaitResponse), make(chan error, 1)
+	gone := f.goneC(id)
+	go func() {
+		select {
+		case <-ctx.Done():
+			errc <- ctx.Err()
+		case <-gone:
+			res <- container.WaitResponse{StatusCode: 137}
+		}
+	}()
+	return client.ContainerWaitResult{Result: res, Error: errc}
 }
 
 func (f *fakeEngine) ContainerStart(_ context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {

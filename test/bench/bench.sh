@@ -65,22 +65,43 @@ VOLBYTES=$(du -sb "$VOLDIR" | cut -f1)
 DBBYTES=$(docker exec $P-db-1 psql -U bench -d bench -XAtc "select pg_database_size('bench')")
 
 # --- measuring ------------------------------------------------------------------------------
-# measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
+# once PREP CMD: runs PREP, then CMD timed; sets W (wall seconds) and R (peak RSS, KiB).
+once() {
+  sh -c "$1" >/dev/null 2>&1
+  sync
+  /usr/bin/time -f '%e %M' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+  read -r W R < "$WORK/time"
+}
+# report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
 declare -A WALL
+report() {
+  local med rss n
+  n=$(wc -w <<< "$3")
+  med=$(tr ' ' '\n' <<< "$3" | grep . | sort -n | sed -n "$(( (n + 1) / 2 ))p")
+  rss=$(tr ' ' '\n' <<< "$4" | grep . | sort -n | tail -1)
+  WALL[$1]=$med
+  printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$1" "$med" "$(echo "$2 / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+}
+# measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
 measure() {
-  local name=$1 bytes=$2 prep=$3 cmd=$4 walls=() rsss=()
-  for _ in $(seq "$RUNS"); do
-    sh -c "$prep" >/dev/null 2>&1
-    sync
-    /usr/bin/time -f '%e %M' -o "$WORK/time" sh -c "$cmd" >/dev/null 2>"$WORK/err" || { echo "bench: $name failed:" >&2; cat "$WORK/err" >&2; exit 1; }
-    read -r w r < "$WORK/time"
-    walls+=("$w"); rsss+=("$r")
+  local walls="" rsss=""
+  for _ in $(seq "$RUNS"); do once "$3" "$4"; walls+=" $W"; rsss+=" $R"; done
+  report "$1" "$2" "$walls" "$rsss"
+}
+# side BYTES NAME PREP CMD [NAME PREP CMD ...]: the cases side by side — RUNS rounds, each
+# running every case once in turn, so that a machine (a disk) that slows down or speeds up
+# during the bench weighs on them alike — then each printed as by measure.
+side() {
+  local bytes=$1 i round; shift
+  local -a names=() preps=() cmds=() walls=() rsss=()
+  while [ $# -gt 0 ]; do names+=("$1"); preps+=("$2"); cmds+=("$3"); walls+=(""); rsss+=(""); shift 3; done
+  for round in $(seq "$RUNS"); do
+    for i in "${!names[@]}"; do
+      once "${preps[$i]}" "${cmds[$i]}"
+      walls[$i]+=" $W"; rsss[$i]+=" $R"
+    done
   done
-  local med rss
-  med=$(printf '%s\n' "${walls[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  rss=$(printf '%s\n' "${rsss[@]}" | sort -n | tail -1)
-  WALL[$name]=$med
-  printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$name" "$med" "$(echo "$bytes / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}"; done
 }
 # newest prints the key of the newest backup in $B.
 newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])'; }
@@ -96,19 +117,21 @@ if [ -x "$AGEKEYGEN" ]; then
 fi
 echo
 echo "volume: $(echo "$VOLBYTES / 1048576" | bc) MiB in $(find "$VOLDIR" | wc -l) entries; postgres: pgbench scale $SCALE, $(echo "$DBBYTES / 1048576" | bc) MiB database"
-echo "$(nproc) cores, $RUNS runs each, median wall time; RSS is the peak of the measured command (for pipelines: of its largest process)"
+echo "$(nproc) cores, $RUNS runs each (a raw pipeline and the tool's run side by side, in turn), median wall time; RSS is the peak of the measured command (for pipelines: of its largest process)"
 printf '%-34s %10s %14s %13s\n' case wall throughput "peak RSS"
 
 B=$WORK/out
-measure "volume raw: tar | zstd -T0 -3" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst"
-cp $B/raw.tar.zst $WORK/raw.tar.zst
-# The tool fsyncs what it stores before publishing it: the same pipeline with that fsync.
-measure "volume raw + fsync of the file" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $B/raw.tar.zst && sync $B/raw.tar.zst"
+RAWOUT=$WORK/rawout
 # Both data paths: a worker container beside the data (the default), the Engine's archive API.
 export DOCKER_BACKUP_WORKER=on
 $PLUGIN backup run files --strategy volume --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
 rm -rf $WORK/warm
-measure "volume: run (worker)" "$VOLBYTES" "rm -rf $B" "$PLUGIN backup run files --strategy volume --project $P --to $B"
+# The tool fsyncs what it stores before publishing it: the raw pipeline also with that fsync.
+side "$VOLBYTES" \
+  "volume raw: tar | zstd -T0 -3" "rm -rf $RAWOUT; mkdir -p $RAWOUT" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $RAWOUT/raw.tar.zst" \
+  "volume raw + fsync of the file" "rm -rf $RAWOUT; mkdir -p $RAWOUT" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $RAWOUT/raw.tar.zst && sync $RAWOUT/raw.tar.zst" \
+  "volume: run (worker)" "rm -rf $B" "$PLUGIN backup run files --strategy volume --project $P --to $B"
+cp $RAWOUT/raw.tar.zst $WORK/raw.tar.zst
 ratio "volume: run (worker)" "volume raw: tar | zstd -T0 -3"
 ratio "volume: run (worker)" "volume raw + fsync of the file"
 VART=$(newest)
@@ -119,18 +142,20 @@ ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
 # The worker process alone, on the host, for its peak RSS (in a container it is the same program).
 printf '{"op":"backup","paths":["%s"],"compression":"zstd"}\n' "$VOLDIR" > $WORK/worker-request.json
 measure "worker process alone (host, > /dev/null)" "$VOLBYTES" "true" "$PLUGIN __worker < $WORK/worker-request.json 2>/dev/null > /dev/null"
-measure "volume raw: zstd -dc | tar -x" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
 # The restored files' write-back: the raw pipeline leaves it to after its end; the tool's
 # staged restore writes its files to disk (syncfs) before it moves them into place.
-measure "volume raw: zstd -dc | tar -x; sync" "$VOLBYTES" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync"
-measure "volume: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+side "$VOLBYTES" \
+  "volume raw: zstd -dc | tar -x" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR" \
+  "volume raw: zstd -dc | tar -x; sync" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync" \
+  "volume: restore (worker)" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x; sync"
 # Into an empty volume (a new host, a lost volume): nothing to replace, nothing to free.
 EMPTY="find $VOLDIR -mindepth 1 -delete"
-measure "volume raw: zstd -dc | tar -x, empty" "$VOLBYTES" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR"
-measure "volume raw: ... tar -x; sync, empty" "$VOLBYTES" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync"
-measure "volume: restore (worker), empty" "$VOLBYTES" "$EMPTY" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
+side "$VOLBYTES" \
+  "volume raw: zstd -dc | tar -x, empty" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR" \
+  "volume raw: ... tar -x; sync, empty" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync" \
+  "volume: restore (worker), empty" "$EMPTY" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker), empty" "volume raw: zstd -dc | tar -x, empty"
 ratio "volume: restore (worker), empty" "volume raw: ... tar -x; sync, empty"
 DOCKER_BACKUP_WORKER=off measure "volume: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
@@ -161,13 +186,15 @@ if [ -x "$MINIO" ]; then
   measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"
 fi
 
-measure "postgres raw: pg_dump | zstd" "$DBBYTES" "rm -rf $B; mkdir -p $B" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $B/raw.sql.zst"
-cp $B/raw.sql.zst $WORK/raw.sql.zst
-measure "postgres: docker backup run" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B"
+side "$DBBYTES" \
+  "postgres raw: pg_dump | zstd" "rm -rf $RAWOUT; mkdir -p $RAWOUT" "docker exec $P-db-1 pg_dump --clean --if-exists -U bench -d bench | zstd -q -T0 -3 > $RAWOUT/raw.sql.zst" \
+  "postgres: docker backup run" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B"
+cp $RAWOUT/raw.sql.zst $WORK/raw.sql.zst
 ratio "postgres: docker backup run" "postgres raw: pg_dump | zstd"
 PART=$(newest)
-measure "postgres raw: zstd -dc | psql" "$DBBYTES" "true" "zstd -dc $WORK/raw.sql.zst | docker exec -i $P-db-1 psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U bench -d bench"
-measure "postgres: docker backup restore" "$DBBYTES" "true" "$PLUGIN backup restore $PART --from $B --to db --project $P --yes"
+side "$DBBYTES" \
+  "postgres raw: zstd -dc | psql" "true" "zstd -dc $WORK/raw.sql.zst | docker exec -i $P-db-1 psql -X -q --single-transaction -v ON_ERROR_STOP=1 -U bench -d bench" \
+  "postgres: docker backup restore" "true" "$PLUGIN backup restore $PART --from $B --to db --project $P --yes"
 ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"
 measure "postgres: docker backup verify" "$DBBYTES" "true" "$PLUGIN backup verify $PART --from $B"
 measure "postgres, the whole cluster: run --database all" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B --database all"

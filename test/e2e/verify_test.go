@@ -23,7 +23,13 @@ import (
 // verifyCmd runs `docker backup verify ARGS` and returns stdout, stderr and the exit code.
 func verifyCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	out, stderr, err := dockerCmd(nil, append([]string{"backup", "verify"}, args...)...)
+	return verifyCmdEnv(t, nil, args...)
+}
+
+// verifyCmdEnv is verifyCmd with more environment.
+func verifyCmdEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	out, stderr, err := dockerCmd(env, append([]string{"backup", "verify"}, args...)...)
 	if strings.Contains(stderr, "panic:") {
 		t.Fatalf("docker backup verify crashed:\n%s", stderr)
 	}
@@ -42,7 +48,14 @@ func verifyCmd(t *testing.T, args ...string) (string, string, int) {
 // the exit code is want.
 func verifyJSON(t *testing.T, want int, args ...string) verify.Report {
 	t.Helper()
-	out, stderr, code := verifyCmd(t, append(args, "--format", "json")...)
+	r, _ := verifyJSONEnv(t, nil, want, args...)
+	return r
+}
+
+// verifyJSONEnv is verifyJSON with more environment; it returns the stderr too.
+func verifyJSONEnv(t *testing.T, env []string, want int, args ...string) (verify.Report, string) {
+	t.Helper()
+	out, stderr, code := verifyCmdEnv(t, env, append(args, "--format", "json")...)
 	if code != want {
 		t.Fatalf("verify %v exited %d, want %d\nstdout: %s\nstderr: %s", args, code, want, out, stderr)
 	}
@@ -50,7 +63,17 @@ func verifyJSON(t *testing.T, want int, args ...string) verify.Report {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("verify --format json: %v\n%s", err, out)
 	}
-	return r
+	return r, stderr
+}
+
+// verifyDataPaths are the ways a verify restores and counts a volume backup, and what its
+// output says of each.
+var verifyDataPaths = []struct {
+	env, says string
+	times     int // said (for the restore, and for the count)
+}{
+	{"DOCKER_BACKUP_WORKER=on", "Volume data path: a worker container beside the data", 2},
+	{"DOCKER_BACKUP_WORKER=off", "Volume data path: the Engine's archive API", 1},
 }
 
 // check returns the report's check of that name.
@@ -241,13 +264,19 @@ func TestVerifyVolume(t *testing.T) {
 	if m.Contents == nil || m.Contents.Tree == "" || m.Contents.Files < 15 || m.Contents.Bytes < 200<<20 {
 		t.Fatalf("the manifest does not record the tree: %+v", m.Contents)
 	}
-	r := verifyJSON(t, 0, m.Artifact, "--from", dir)
-	for _, name := range []string{"files", "bytes", "tree digest"} {
-		if c := check(t, r, name); !c.Passed {
-			t.Errorf("%s: %+v", name, c)
+	// Both data paths restore and count the scratch copy alike.
+	for _, dp := range verifyDataPaths {
+		r, stderr := verifyJSONEnv(t, []string{dp.env}, 0, m.Artifact, "--from", dir)
+		for _, name := range []string{"files", "bytes", "tree digest"} {
+			if c := check(t, r, name); !c.Passed {
+				t.Errorf("%s: %s: %+v", dp.env, name, c)
+			}
 		}
+		if n := strings.Count(stderr, "Volume data path:"); n != dp.times || strings.Count(stderr, dp.says) != n {
+			t.Errorf("%s: the verify's output does not say %q %d times:\n%s", dp.env, dp.says, dp.times, stderr)
+		}
+		noScratchLeft(t, p, "files")
 	}
-	noScratchLeft(t, p, "files")
 
 	// One byte of one file changed before the stream was hashed: consistent, but not the tree
 	// the backup saw.
@@ -259,14 +288,16 @@ func TestVerifyVolume(t *testing.T) {
 	raw[i] = 'j'
 	bad := craft(t, dir, crafted{project: p.name, service: "files", strategy: "volume", ext: "tar", raw: raw, key: pluginKey(t),
 		source: m.Source, contents: m.Contents, image: m.Image, imageID: m.ImageID})
-	r = verifyJSON(t, 4, bad, "--from", dir)
-	if c := check(t, r, "tree digest"); c.Passed {
-		t.Errorf("a changed file gives the same tree digest: %+v", c)
+	for _, dp := range verifyDataPaths {
+		r, _ := verifyJSONEnv(t, []string{dp.env}, 4, bad, "--from", dir)
+		if c := check(t, r, "tree digest"); c.Passed {
+			t.Errorf("%s: a changed file gives the same tree digest: %+v", dp.env, c)
+		}
+		if c := check(t, r, "files"); !c.Passed {
+			t.Errorf("%s: files: %+v", dp.env, c)
+		}
+		noScratchLeft(t, p, "files")
 	}
-	if c := check(t, r, "files"); !c.Passed {
-		t.Errorf("files: %+v", c)
-	}
-	noScratchLeft(t, p, "files")
 }
 
 // TestVerifyKilled kills the plugin (kill -9) while its scratch copy holds the restored

@@ -98,7 +98,7 @@ func (r *Runner) verify(ctx context.Context, c *containers.Container, job, tgtNa
 	strategies, _ := r.serviceScope(c)
 	report, err := verify.Run(ctx, verify.Spec{Engine: r.opts.API, Target: tgt, Backup: key, Manifest: m, Within: artifact.Dir(c.Project, c.Service) + "/",
 		Service: c, Key: r.opts.Signer, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true,
-		Owner: r.opts.Owner, Timeout: r.opts.Timeout, Log: log})
+		Owner: r.opts.Owner, Timeout: r.opts.Timeout, Log: log, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker})
 	r.finishVerify(ctx, id, c.Project, c.Service, job, tgtName, key, started, report, err, log)
 	return report, r.stoppingErr(err)
 }
