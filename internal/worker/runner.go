@@ -688,7 +688,8 @@ func (s *session) wait(context.Context) (int, error) {
 	}
 }
 
-// removed waits up to d for the started worker to be gone.
+// removed waits up to d for the started worker to be gone (false: not seen gone, or the
+// wait failed).
 func (s *session) removed(d time.Duration) bool {
 	if s.exit == nil {
 		return false
@@ -696,7 +697,7 @@ func (s *session) removed(d time.Duration) bool {
 	select {
 	case st := <-s.exit:
 		s.exit <- st
-		return true
+		return st.err == nil
 	case <-time.After(d):
 		return false
 	}
