@@ -12,9 +12,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -237,6 +239,13 @@ type dest struct {
 // target that fails is dropped and the others go on; when none is left, the strategy is
 // stopped.
 func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []byte, []*dest, error) {
+	if ds := req.destinations(); len(ds) == 1 {
+		if _, packs := req.Strategy.(strategy.Packer); packs {
+			if fc, ok := target.Files(ds[0].Target); ok {
+				return streamFile(ctx, req, raw, ds[0], fc)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	hash := sha256.New()
@@ -279,6 +288,76 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []b
 		}
 	}
 	return produced{}, nil, nil, firstFailure(dests)
+}
+
+// streamFile runs a packing strategy (a worker beside the data) into a new file of a directory
+// target: a worker on this host writes the file itself, given its descriptor, and says its
+// SHA-256; on any other path the bytes come here and are hashed and written as they come.
+func streamFile(ctx context.Context, req BackupRequest, raw *counter, d Destination, fc target.FileCreator) (produced, []byte, []*dest, error) {
+	pf, err := fc.Create(ctx, req.Key)
+	if err != nil {
+		return produced{}, nil, nil, err
+	}
+	sink := &fileSink{pf: pf, hash: sha256.New()}
+	p := produce(ctx, req, sink, raw)
+	if p.err != nil {
+		pf.Discard()
+		return produced{}, nil, nil, p.err
+	}
+	n, err := pf.Publish()
+	if err == nil && n != sink.n {
+		_ = d.Target.Delete(context.WithoutCancel(ctx), req.Key)
+		err = fmt.Errorf("%s of %s: the file holds %d bytes, %d were written", req.Key, d.Target, n, sink.n)
+	}
+	if err != nil {
+		return produced{}, nil, nil, err
+	}
+	done := make(chan struct{})
+	close(done)
+	return p, sink.sum(), []*dest{{name: d.Name, t: d.Target, stored: n, done: done}}, nil
+}
+
+// fileSink is a new file of a directory target that a backup writes, hashing what it writes
+// (strategy.FileSink): a worker given its descriptor writes it and reports its SHA-256.
+type fileSink struct {
+	pf      *target.PendingFile
+	hash    hash.Hash
+	n       int64
+	written []byte // the SHA-256 reported by whoever wrote the file (Wrote)
+}
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	if s.written != nil {
+		return 0, errors.New("the backup file was written already")
+	}
+	n, err := s.pf.Write(p)
+	s.hash.Write(p[:n])
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *fileSink) File() *os.File { return s.pf.File() }
+
+func (s *fileSink) Wrote(size int64, sum []byte) error {
+	if s.n != 0 || s.written != nil {
+		return errors.New("the backup file was written twice")
+	}
+	info, err := s.pf.File().Stat()
+	if err != nil {
+		return fmt.Errorf("reading the backup file: %w", err)
+	}
+	if info.Size() != size {
+		return fmt.Errorf("the backup file holds %d bytes, the worker wrote %d", info.Size(), size)
+	}
+	s.n, s.written = size, sum
+	return nil
+}
+
+func (s *fileSink) sum() []byte {
+	if s.written != nil {
+		return s.written
+	}
+	return s.hash.Sum(nil)
 }
 
 // fanout writes the same bytes to every live target's pipe at once, and drops a target

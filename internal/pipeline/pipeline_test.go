@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -526,5 +528,90 @@ func TestStagedRestore(t *testing.T) {
 	}
 	if s.committed || !bytes.Equal(s.restored, data) || fmt.Sprint(s.events) != "[applying]" {
 		t.Errorf("no room: committed %v, restored in place %d bytes, events %v", s.committed, len(s.restored), s.events)
+	}
+}
+
+// packer is a packing strategy (as a worker beside the data): given a new local file, it
+// writes the stored stream into it itself and reports its SHA-256 — or, with lie, a size the
+// file does not have.
+type packer struct {
+	fakeStrategy
+	lie      bool
+	gotFile  bool
+	comp     artifact.Compression
+	contents *artifact.Contents
+}
+
+func (p *packer) BackupPacked(ctx context.Context, c *containers.Container, req strategy.WorkRequest, w io.Writer, progress func(int64)) (strategy.Source, *artifact.Contents, error) {
+	var stored bytes.Buffer
+	zw, err := req.Compression.NewWriter(&stored)
+	if err != nil {
+		return nil, nil, err
+	}
+	zw.Write(p.data)
+	zw.Close()
+	progress(int64(len(p.data)))
+	sink, ok := w.(strategy.FileSink)
+	p.gotFile = ok
+	if !ok {
+		_, err := w.Write(stored.Bytes())
+		return strategy.Source{"k": "v"}, p.contents, err
+	}
+	if _, err := sink.File().Write(stored.Bytes()); err != nil {
+		return nil, nil, err
+	}
+	sum := sha256.Sum256(stored.Bytes())
+	size := int64(stored.Len())
+	if p.lie {
+		size++
+	}
+	if err := sink.Wrote(size, sum[:]); err != nil {
+		return nil, nil, err
+	}
+	return strategy.Source{"k": "v"}, p.contents, nil
+}
+
+func (p *packer) RestorePacked(ctx context.Context, c *containers.Container, data strategy.Data, comp artifact.Compression, progress func(int64)) error {
+	return strategy.ErrNoWorker
+}
+
+// TestBackupWrittenByTheWorker: a worker that writes a directory target's file itself gives a
+// backup whose manifest's SHA-256 is the file's, which restores; one whose report does not
+// match the file stores nothing. To an S3-like target (no local files) the bytes come through.
+func TestBackupWrittenByTheWorker(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := bytes.Repeat([]byte("row,"), 300000)
+	p := &packer{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: p, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(filepath.Join(dir, res.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stored)
+	if !p.gotFile || res.Manifest.SHA256 != hex.EncodeToString(sum[:]) || res.Manifest.Size != int64(len(stored)) || res.Manifest.RawSize != int64(len(data)) {
+		t.Errorf("given a file: %v; manifest %+v; the file: %d bytes, sha256 %x", p.gotFile, res.Manifest, len(stored), sum)
+	}
+	if err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: p}); err != nil || !bytes.Equal(p.restored, data) {
+		t.Errorf("restore: %v, %d bytes restored", err, len(p.restored))
+	}
+
+	c2, l2, dir2 := setup(t)
+	_, err = Backup(ctx, BackupRequest{Container: c2, Key: newKey(), Strategy: &packer{fakeStrategy: fakeStrategy{data: data}, lie: true}, Target: l2})
+	if err == nil || !strings.Contains(err.Error(), "the worker wrote") {
+		t.Errorf("a report that does not match the file: %v", err)
+	}
+	if f := files(t, dir2); len(f) != 0 {
+		t.Errorf("the failed backup left files: %v", f)
+	}
+
+	// A target that keeps no local files: the stream comes through the pipeline.
+	s3ish := struct{ target.Target }{l2}
+	p3 := &packer{fakeStrategy: fakeStrategy{data: data}}
+	if _, err := Backup(ctx, BackupRequest{Container: c2, Key: newKey(), Strategy: p3, Target: s3ish}); err != nil || p3.gotFile {
+		t.Errorf("to a target without local files: %v, given a file: %v", err, p3.gotFile)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path"
 	"strings"
 
@@ -55,6 +56,18 @@ type WorkRequest struct {
 	Trusted bool
 	// Size is the raw size of the restored stream (a staged restore checks the room for it).
 	Size int64
+}
+
+// FileSink is a Backup's out that is a new local file (a directory target's): a worker on the
+// same host is given its descriptor and writes the stored stream into it itself — the bytes
+// then cross no socket and no other process — and says what it wrote.
+type FileSink interface {
+	io.Writer
+	// File is the file, open for writing, empty.
+	File() *os.File
+	// Wrote records that size bytes whose SHA-256 is sum were written into File by someone
+	// else; an error: the file does not hold them.
+	Wrote(size int64, sum []byte) error
 }
 
 // Worker runs a volume backup or restore beside the data, in a container that mounts the

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/docker-backup/docker-backup/internal/writeback"
 )
 
 // Local keeps objects as files under a directory. Files are written to a hidden temporary
@@ -53,61 +55,117 @@ func (l *Local) open() (*os.Root, error) {
 }
 
 // Put writes r to key atomically.
-func (l *Local) Put(ctx context.Context, key string, r io.Reader) (n int64, err error) {
-	if err := ValidateKey(key); err != nil {
-		return 0, err
-	}
-	root, err := l.open()
+func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	pf, err := l.Create(ctx, key)
 	if err != nil {
 		return 0, err
 	}
-	defer root.Close()
+	// Written back while it streams (not all at the fsync of Publish): the disk works beside
+	// the compression instead of after it.
+	n, err := io.CopyBuffer(pf, contextReader{ctx, r}, make([]byte, 1<<20))
+	if err != nil {
+		pf.Discard()
+		return n, fmt.Errorf("writing %s: %w", filepath.Join(l.dir, key), err)
+	}
+	return pf.Publish()
+}
 
+// PendingFile is an object being written: a hidden temporary file in the target's directory,
+// visible under its key only once Publish made it durable. Whoever holds its descriptor may
+// write it (a worker container, given the descriptor over a unix socket).
+type PendingFile struct {
+	root    *os.Root
+	dir     string // of key, in the target
+	tmp     string // the temporary file's path in the target
+	key     string
+	display string // the object's full path, for messages
+	f       *os.File
+	wb      *writeback.Writer
+}
+
+// Create starts the object at key: write it through the returned file, then Publish it or
+// Discard it.
+func (l *Local) Create(ctx context.Context, key string) (*PendingFile, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, err
+	}
+	root, err := l.open()
+	if err != nil {
+		return nil, err
+	}
 	dir, base := path.Split(key)
 	dir = strings.TrimSuffix(dir, "/")
 	if dir != "" {
 		if err := root.MkdirAll(dir, 0o700); err != nil {
-			return 0, fmt.Errorf("creating %s in %s: %w", dir, l.dir, err)
+			root.Close()
+			return nil, fmt.Errorf("creating %s in %s: %w", dir, l.dir, err)
 		}
 	}
 	tmp := path.Join(dir, "."+base+tempMarker+randomSuffix())
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("creating a file in %s: %w", filepath.Join(l.dir, dir), err)
+		root.Close()
+		return nil, fmt.Errorf("creating a file in %s: %w", filepath.Join(l.dir, dir), err)
 	}
+	return &PendingFile{root: root, dir: dir, tmp: tmp, key: key, display: filepath.Join(l.dir, key), f: f, wb: writeback.New(f)}, nil
+}
+
+// File is the temporary file, open for writing.
+func (p *PendingFile) File() *os.File { return p.f }
+
+// Write appends to the file, starting its write-back as it goes.
+func (p *PendingFile) Write(b []byte) (int, error) { return p.wb.Write(b) }
+
+// Publish makes the file durable (fsync) and links it under its key; it never replaces an
+// existing object. On failure nothing is left. It returns the object's size.
+func (p *PendingFile) Publish() (n int64, err error) {
 	defer func() {
-		if f != nil {
-			f.Close()
-		}
 		if err != nil {
-			_ = root.Remove(tmp)
+			p.Discard()
+		} else {
+			p.root.Close()
 		}
 	}()
-	// Written back while it streams (not all at the fsync below): the disk works beside the
-	// compression instead of after it.
-	n, err = io.CopyBuffer(&writeBehind{f: f}, contextReader{ctx, r}, make([]byte, 1<<20))
+	info, err := p.f.Stat()
 	if err != nil {
-		return n, fmt.Errorf("writing %s: %w", filepath.Join(l.dir, key), err)
+		return 0, fmt.Errorf("reading %s: %w", p.display, err)
 	}
-	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("syncing %s: %w", filepath.Join(l.dir, key), err)
+	n = info.Size()
+	if err = p.f.Sync(); err != nil {
+		return n, fmt.Errorf("syncing %s: %w", p.display, err)
 	}
-	if err = f.Close(); err != nil {
-		f = nil
-		return n, fmt.Errorf("closing %s: %w", filepath.Join(l.dir, key), err)
+	err = p.f.Close()
+	p.f = nil
+	if err != nil {
+		return n, fmt.Errorf("closing %s: %w", p.display, err)
 	}
-	f = nil
 	// Link, unlike rename, refuses to replace an existing object.
-	if err = root.Link(tmp, key); err != nil {
+	if err = p.root.Link(p.tmp, p.key); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return n, fmt.Errorf("%s: %w", filepath.Join(l.dir, key), ErrExist)
+			return n, fmt.Errorf("%s: %w", p.display, ErrExist)
 		}
-		return n, fmt.Errorf("publishing %s: %w", filepath.Join(l.dir, key), err)
+		return n, fmt.Errorf("publishing %s: %w", p.display, err)
 	}
-	if rerr := root.Remove(tmp); rerr != nil {
-		return n, fmt.Errorf("removing temporary file: %w", rerr)
+	if err = p.root.Remove(p.tmp); err != nil {
+		p.tmp = ""
+		_ = p.root.Remove(p.key)
+		return n, fmt.Errorf("removing temporary file: %w", err)
 	}
-	return n, syncDir(root, dir)
+	p.tmp = ""
+	return n, syncDir(p.root, p.dir)
+}
+
+// Discard removes the temporary file.
+func (p *PendingFile) Discard() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
+	if p.tmp != "" {
+		_ = p.root.Remove(p.tmp)
+		p.tmp = ""
+	}
+	p.root.Close()
 }
 
 // Get opens the file at key.

@@ -95,3 +95,15 @@ func (s *sub) String() string {
 
 // Join is path.Join for keys.
 func Join(parts ...string) string { return strings.Trim(path.Join(parts...), "/") }
+
+func (s *sub) Create(ctx context.Context, key string) (*PendingFile, error) {
+	fc, ok := Files(s.t)
+	if !ok {
+		return nil, fmt.Errorf("%s keeps no local files", s.t)
+	}
+	k, err := s.key(key)
+	if err != nil {
+		return nil, err
+	}
+	return fc.Create(ctx, k)
+}

@@ -27,6 +27,25 @@ type Target interface {
 	String() string
 }
 
+// FileCreator is implemented by targets that keep their objects as local files: the caller
+// writes an object's file itself (see PendingFile) — or lets another process write it.
+type FileCreator interface {
+	Create(ctx context.Context, key string) (*PendingFile, error)
+}
+
+// Files returns how to create t's objects as local files, when t keeps them so.
+func Files(t Target) (FileCreator, bool) {
+	switch t := t.(type) {
+	case *sub:
+		if _, ok := Files(t.t); ok {
+			return t, true
+		}
+	case FileCreator:
+		return t, true
+	}
+	return nil, false
+}
+
 // Pinned is one object's content as it was when pinned: every Open reads exactly those
 // bytes, or fails if the object was replaced meanwhile. A restore reads an artifact twice
 // (verify, then apply) and must apply the bytes it verified.

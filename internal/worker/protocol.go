@@ -39,6 +39,10 @@ type Request struct {
 	// Socket, when set, is a unix socket (in the worker) to connect to for the data, instead
 	// of stdin and stdout.
 	Socket string `json:"socket,omitempty"`
+	// File: a backup's first message on the socket carries a file's descriptor (a new file in
+	// a directory target) to write the stored stream into, instead of sending it; a worker
+	// that cannot write it (a security module refusing the descriptor) sends the stream.
+	File bool `json:"file,omitempty"`
 	// Trusted: the restored backup's manifest is signed with this tool's key (see
 	// strategy.Data.Trusted).
 	Trusted bool `json:"trusted,omitempty"`
@@ -71,4 +75,9 @@ type Report struct {
 	// next).
 	Committed bool   `json:"committed,omitempty"`
 	Log       string `json:"log,omitempty"`
+	// Written: a backup given a file (Request.File) wrote Size bytes into it, whose SHA-256
+	// is SHA256 (hex); nothing was sent on the socket.
+	Written bool   `json:"written,omitempty"`
+	Size    int64  `json:"size,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
 }

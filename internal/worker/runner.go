@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 )
 
 // LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
@@ -333,9 +335,25 @@ func (s *session) closeChannel() {
 
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	rep, err := s.run(ctx, Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}, nil, out, progress, nil)
+	r := Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
+	sink, isFile := out.(strategy.FileSink)
+	// The worker writes a new local file itself, given its descriptor over the socket.
+	r.File = isFile && s.ln != nil
+	rep, err := s.run(ctx, r, nil, out, progress, nil)
 	if err != nil {
 		return nil, err
+	}
+	if rep.Written {
+		sum, err := hex.DecodeString(rep.SHA256)
+		if err != nil || len(sum) != sha256.Size || !r.File {
+			return nil, fmt.Errorf("the worker's report of the backup file is wrong: %q", rep.SHA256)
+		}
+		if err := sink.Wrote(rep.Size, sum); err != nil {
+			return nil, err
+		}
+		s.r.log().Info("the worker wrote the backup file into the target directory itself")
+	} else if r.File {
+		s.r.log().Info("the worker could not write the backup file itself: the stream came over its socket")
 	}
 	return rep.Contents, nil
 }
@@ -490,7 +508,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 	stdout := out
 	if s.ln != nil {
 		dataErr = make(chan error, 1)
-		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out, req.Staged) }(in, out)
+		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out, req) }(in, out)
 		stdout, in = io.Discard, nil
 	}
 	sendErr := make(chan error, 1)
@@ -618,14 +636,23 @@ func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
 
 // transfer moves the data over the socket: in to the worker (a restore) or the worker's
 // stream to out (a backup). A failure on this side stops the worker.
-func (s *session) transfer(in io.Reader, out io.Writer, staged bool) error {
+func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 	conn, err := s.ln.AcceptUnix()
 	if err != nil {
 		return nil // the worker ended without connecting: its report says why
 	}
 	defer conn.Close()
+	if req.File {
+		// The file's descriptor goes first; what the worker sends after it (when it cannot
+		// write the file) goes to out, which writes the file.
+		f := out.(strategy.FileSink).File()
+		if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+			s.kill()
+			return fmt.Errorf("giving the worker the backup file: %w", err)
+		}
+	}
 	if in != nil {
-		if err := s.send(conn, in, staged); err != nil {
+		if err := s.send(conn, in, req.Staged); err != nil {
 			return err
 		}
 		if err := conn.CloseWrite(); err != nil {

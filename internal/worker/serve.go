@@ -3,17 +3,23 @@ package worker
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/writeback"
+	"golang.org/x/sys/unix"
 )
 
 // Serve is the worker's main: it reads one Request from in, then backs up (the stored stream
@@ -38,6 +44,16 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		}
 		defer conn.Close()
 		data, out = conn, conn
+		if req.Op == OpBackup && req.File {
+			f, err := receiveFile(conn.(*net.UnixConn))
+			if err != nil {
+				rep.send(Report{Log: fmt.Sprintf("the backup file cannot be written here (%v): the stream goes over the socket", err)})
+			} else {
+				defer f.Close()
+				fo := &fileOut{f: f, wb: writeback.New(f), hash: sha256.New()}
+				out, rep.file = fo, fo
+			}
+		}
 	}
 	stop := rep.every(time.Second / 2)
 	defer stop()
@@ -190,9 +206,10 @@ func unpack(ctx context.Context, req Request, frames io.Reader, x *extractor, re
 
 // reporter writes Report lines; progress comes from a ticker, so it is safe for concurrent use.
 type reporter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	raw atomic.Int64
+	mu   sync.Mutex
+	w    io.Writer
+	raw  atomic.Int64
+	file *fileOut // the file a backup writes (Request.File)
 }
 
 func (r *reporter) send(rep Report) {
@@ -215,7 +232,11 @@ func (r *reporter) fail(err error) int {
 }
 
 func (r *reporter) done(c *artifact.Contents) {
-	r.send(Report{Raw: r.raw.Load(), Done: true, Contents: c})
+	rep := Report{Raw: r.raw.Load(), Done: true, Contents: c}
+	if r.file != nil {
+		rep.Written, rep.Size, rep.SHA256 = true, r.file.wb.Written(), hex.EncodeToString(r.file.hash.Sum(nil))
+	}
+	r.send(rep)
 }
 
 // every sends progress every d until the returned stop is called (once or more).
@@ -238,6 +259,58 @@ func (r *reporter) every(d time.Duration) (stop func()) {
 		}
 	}()
 	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// fileOut is the file a backup writes the stored stream into, and its SHA-256.
+type fileOut struct {
+	f    *os.File
+	wb   *writeback.Writer
+	hash hash.Hash
+}
+
+func (o *fileOut) Write(p []byte) (int, error) {
+	n, err := o.wb.Write(p)
+	o.hash.Write(p[:n])
+	if err != nil {
+		return n, fmt.Errorf("writing the backup file: %w", err)
+	}
+	return n, nil
+}
+
+// receiveFile takes the descriptor of the file to write from the socket's first message, and
+// checks that it is an empty regular file this process may write.
+func receiveFile(conn *net.UnixConn) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, fmt.Errorf("reading the descriptor: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+		fds, _ = unix.ParseUnixRights(&msgs[0])
+	}
+	if n != 1 || len(fds) != 1 || flags&unix.MSG_CTRUNC != 0 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, errors.New("no descriptor came")
+	}
+	f := os.NewFile(uintptr(fds[0]), "backup file")
+	info, err := f.Stat()
+	switch {
+	case err != nil:
+	case !info.Mode().IsRegular() || info.Size() != 0:
+		err = fmt.Errorf("not an empty regular file")
+	default:
+		// A write of nothing: what a security module refuses shows here, before any byte.
+		_, err = unix.Write(fds[0], nil)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 type nopCloser struct{ io.Writer }

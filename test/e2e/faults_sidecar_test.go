@@ -124,6 +124,10 @@ func TestFaultSidecarBackup(t *testing.T) {
 			// (The worker of a small volume may be done, and removed, before the point.)
 			const viaWorker = "volume data path: a worker container beside the data"
 			workerRuns := strings.Count(containerLogs(t, sidecar), viaWorker)
+			// The sidecar gives the worker its new file on the backups volume to write.
+			if wrote := strings.Contains(containerLogs(t, sidecar), "the worker wrote the backup file into the target directory itself"); wrote != (tc.strategy == "volume") {
+				t.Errorf("the worker wrote the backup file itself: %v; the sidecar's log:\n%s", wrote, containerLogs(t, sidecar))
+			}
 			armFault(t, p)
 			done := pluginInBackground(t, "run", s.service, "--project", p.name)
 			waitSidecarPoint(t, sidecar, tc.point, done)

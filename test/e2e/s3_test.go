@@ -24,8 +24,14 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 	mustContain(t, out, "s3://backups/site-a/nested")
 	// The volume's bytes go from a worker container beside the data to S3 (never a raw tar
 	// through the Engine's API), and come back the same way below.
-	out = backupWithEnv(t, s3.env(), "run", "files", "--project", p.name, "--to", url)
+	out, stderr, err := dockerCmd(s3.env(), "backup", "run", "files", "--project", p.name, "--to", url)
+	if err != nil {
+		t.Fatalf("backing up the volume to S3: %v\n%s\n%s", err, out, stderr)
+	}
 	mustContain(t, out, "via      a worker container beside the data")
+	if strings.Contains(stderr, "The worker wrote the backup file") {
+		t.Errorf("to S3 the worker wrote a local file; stderr:\n%s", stderr)
+	}
 	for _, k := range s3.objects("backups") {
 		if !strings.HasPrefix(k, "site-a/nested/"+p.name+"/") {
 			t.Errorf("object %q is outside the prefix", k)
@@ -49,7 +55,7 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 	}
 	f2 := newVolumeFixtureIn(t, fresh)
 	f2.sh("rm -rf /data/* /config/*")
-	_, stderr, err := dockerCmd(s3.env(), "backup", "restore", "latest", "--from", url, "--to", "files", "--project", fresh.name, "--yes")
+	_, stderr, err = dockerCmd(s3.env(), "backup", "restore", "latest", "--from", url, "--to", "files", "--project", fresh.name, "--yes")
 	if err != nil {
 		t.Fatalf("restoring the volume from S3: %v\n%s", err, stderr)
 	}

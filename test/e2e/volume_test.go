@@ -105,8 +105,15 @@ func TestVolumeRoundTrip(t *testing.T) {
 
 			dir := t.TempDir()
 			// The app container has no shell and no tar.
-			out := backupWithEnv(t, env, "run", "files", "--project", f.p.name, "--to", dir)
+			out, stderr, err := dockerCmd(env, "backup", "run", "files", "--project", f.p.name, "--to", dir)
+			if err != nil {
+				t.Fatalf("docker backup run: %v\n%s\n%s", err, out, stderr)
+			}
 			mustContain(t, out, "volume")
+			// The worker writes the new file of the directory target itself (given its descriptor).
+			if wrote := strings.Contains(stderr, "The worker wrote the backup file into the target directory itself"); wrote != (dp.name == "worker") {
+				t.Errorf("the worker wrote the backup file itself: %v, want %v; stderr:\n%s", wrote, dp.name == "worker", stderr)
+			}
 			m := onlyBackup(t, dir)
 			if m.Strategy != "volume" || m.Source["paths"] != "/config,/data" || m.Source["data_path"] != dp.name {
 				t.Errorf("manifest: strategy %q paths %q data path %q, want volume /config,/data %s", m.Strategy, m.Source["paths"], m.Source["data_path"], dp.name)

@@ -114,6 +114,9 @@ func TestWorkerOverAttachStream(t *testing.T) {
 	out, stderr := run("run", "files", "--project", f.p.name, "--to", dir)
 	mustContain(t, stderr, "attach stream")
 	mustContain(t, out, "a worker container beside the data")
+	if strings.Contains(stderr, "The worker wrote the backup file") {
+		t.Errorf("the worker wrote the backup file itself with no socket to give it the descriptor; stderr:\n%s", stderr)
+	}
 	m := onlyBackup(t, dir)
 	f.sh(changeScript)
 	_, stderr = run("restore", m.Artifact, "--from", dir, "--to", "files", "--project", f.p.name, "--yes")

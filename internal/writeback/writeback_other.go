@@ -1,0 +1,10 @@
+//go:build !linux
+
+package writeback
+
+// Write writes; the fsync at the end does the rest (Linux starts write-back early).
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.F.Write(p)
+	w.off += int64(n)
+	return n, err
+}
