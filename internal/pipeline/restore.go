@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -225,7 +226,12 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	}
 	raw := &counter{onAdd: req.Progress, fault: func(int64) { faults.Point(ctx, "restore-stream") }}
 	pr := &packedReader{v: v, r: plain, ctx: ctx}
-	err = st.RestoreStaged(ctx, req.Container, data(pr), m.Compression, raw.set, func(ctx context.Context) {
+	var in io.Reader = pr
+	if pf, ok := pin.(target.PinnedFile); ok && m.Encryption == nil {
+		// A worker on this host reads the file itself; what it read is checked here.
+		in = &fileSource{packedReader: pr, f: pf.File()}
+	}
+	err = st.RestoreStaged(ctx, req.Container, data(in), m.Compression, raw.set, func(ctx context.Context) {
 		log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 		faults.Point(ctx, "restore-verified")
 		if req.Applying != nil {
@@ -320,6 +326,24 @@ func (p *packedReader) finish() error {
 		}
 	}
 	return p.v.failure()
+}
+
+// fileSource is a packedReader whose stored stream is a local file, not encrypted
+// (strategy.FileSource): a worker given its descriptor reads it instead, and Check holds what
+// it read to the manifest as the verifier does.
+type fileSource struct {
+	*packedReader
+	f *os.File
+}
+
+func (s *fileSource) File() *os.File { return s.f }
+
+func (s *fileSource) Check(size int64, sum []byte) error {
+	if s.n != 0 || s.ended {
+		return errors.New("the artifact was read twice")
+	}
+	s.ended = true
+	return s.v.settle(size, sum)
 }
 
 // verifyPinned reads the pinned artifact once: the stored bytes are hashed while check (if
@@ -419,13 +443,33 @@ func (v *verifier) failure() error {
 }
 
 func (v *verifier) check() error {
-	if v.n != v.m.Size {
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, v.n, v.m.Size, ErrCorrupt)
+	return v.verdict(v.n, v.h.Sum(nil))
+}
+
+// verdict is io.EOF when n bytes whose SHA-256 is sum are the artifact, else why not.
+func (v *verifier) verdict(n int64, sum []byte) error {
+	if n > v.m.Size {
+		return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
 	}
-	if got := artifact.HexSum(v.h.Sum(nil)); got != v.m.SHA256 {
+	if n != v.m.Size {
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, n, v.m.Size, ErrCorrupt)
+	}
+	if got := artifact.HexSum(sum); got != v.m.SHA256 {
 		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, ErrCorrupt)
 	}
 	return io.EOF
+}
+
+// settle records what someone else read of the stored bytes (n bytes whose SHA-256 is sum):
+// nil when they are the artifact, else why not (also failure's from now on).
+func (v *verifier) settle(n int64, sum []byte) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.n, v.err = n, v.verdict(n, sum)
+	if errors.Is(v.err, io.EOF) {
+		return nil
+	}
+	return v.err
 }
 
 // rawReader decompresses the verified stream; its io.EOF comes only after the verifier's,

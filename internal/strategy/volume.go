@@ -195,7 +195,7 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 		return fmt.Errorf("%w%w", err, silent{ErrUnapplied})
 	}
 	defer s.Close()
-	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data, progress); err != nil {
+	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data.Reader, progress); err != nil {
 		if errors.Is(err, ErrNoRoom) {
 			v.log().Info("restoring in place: " + err.Error())
 			return err

@@ -70,6 +70,18 @@ type FileSink interface {
 	Wrote(size int64, sum []byte) error
 }
 
+// FileSource is a staged restore's stored stream that is a local file (a directory target's
+// artifact, not encrypted): a worker on the same host is given its descriptor and reads it
+// itself, then says what it read. Nothing is committed unless Check accepts that.
+type FileSource interface {
+	io.Reader
+	// File is the pinned artifact, open for reading.
+	File() *os.File
+	// Check says whether size bytes whose SHA-256 is sum, read from File by someone else,
+	// are the artifact; an error wraps the reason it is not (a corrupt artifact).
+	Check(size int64, sum []byte) error
+}
+
 // Worker runs a volume backup or restore beside the data, in a container that mounts the
 // service's volumes (package worker).
 type Worker interface {

@@ -262,6 +262,9 @@ type pinnedFile struct {
 }
 
 func (p *pinnedFile) Size() int64  { return p.size }
+
+// File is the pinned file (see PinnedFile).
+func (p *pinnedFile) File() *os.File { return p.f }
 func (p *pinnedFile) Close() error { return p.f.Close() }
 func (p *pinnedFile) Open(ctx context.Context) (io.ReadCloser, error) {
 	return io.NopCloser(contextReader{ctx, io.NewSectionReader(p.f, 0, p.size)}), nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -54,6 +55,12 @@ type Pinned interface {
 	// Size is the object's size when it was pinned.
 	Size() int64
 	Close() error
+}
+
+// PinnedFile is a Pinned object that is a local file: another process may read it, given its
+// descriptor.
+type PinnedFile interface {
+	File() *os.File
 }
 
 // Pinner is implemented by targets that can pin an object.

@@ -39,9 +39,11 @@ type Request struct {
 	// Socket, when set, is a unix socket (in the worker) to connect to for the data, instead
 	// of stdin and stdout.
 	Socket string `json:"socket,omitempty"`
-	// File: a backup's first message on the socket carries a file's descriptor (a new file in
-	// a directory target) to write the stored stream into, instead of sending it; a worker
-	// that cannot write it (a security module refusing the descriptor) sends the stream.
+	// File: the socket's first message carries a file's descriptor: for a backup, a new file
+	// of a directory target to write the stored stream into instead of sending it; for a
+	// staged restore, the pinned artifact to read it from, and the worker answers FileTaken or
+	// FileRefused (then the stream comes in frames, as without a file). A worker that cannot
+	// use the descriptor (a security module refusing it) sends or takes the stream instead.
 	File bool `json:"file,omitempty"`
 	// Trusted: the restored backup's manifest is signed with this tool's key (see
 	// strategy.Data.Trusted).
@@ -56,6 +58,13 @@ type Request struct {
 const (
 	VerdictCommit = 'C'
 	VerdictAbort  = 'A'
+)
+
+// A staged restore's answer to a file (Request.File): it reads the file itself, or it takes
+// the stream in frames.
+const (
+	FileTaken   = 'F'
+	FileRefused = 'S'
 )
 
 // CodeNoRoom is the Report.Code of a staged restore refused for lack of room.
@@ -75,9 +84,9 @@ type Report struct {
 	// next).
 	Committed bool   `json:"committed,omitempty"`
 	Log       string `json:"log,omitempty"`
-	// Written: a backup given a file (Request.File) wrote Size bytes into it, whose SHA-256
-	// is SHA256 (hex); nothing was sent on the socket.
-	Written bool   `json:"written,omitempty"`
-	Size    int64  `json:"size,omitempty"`
-	SHA256  string `json:"sha256,omitempty"`
+	// File: the given file (Request.File) was written by the backup, or read by the staged
+	// restore (reported with Staged): Size bytes whose SHA-256 is SHA256 (hex).
+	File   bool   `json:"file,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }

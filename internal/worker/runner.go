@@ -343,7 +343,7 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 	if err != nil {
 		return nil, err
 	}
-	if rep.Written {
+	if rep.File {
 		sum, err := hex.DecodeString(rep.SHA256)
 		if err != nil || len(sum) != sha256.Size || !r.File {
 			return nil, fmt.Errorf("the worker's report of the backup file is wrong: %q", rep.SHA256)
@@ -382,9 +382,25 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	var once, committed sync.Once
 	r := Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
 		Socket: s.socket, Staged: true, Size: req.Size}
+	// The worker reads a local artifact itself, given its descriptor; what it read must then
+	// be the artifact (checked here, before any verdict to commit).
+	src, isFile := in.(strategy.FileSource)
+	r.File = isFile && s.ln != nil
+	var checked error
 	go func() {
 		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep Report) {
 			if rep.Staged {
+				switch {
+				case rep.File && r.File:
+					sum, err := hex.DecodeString(rep.SHA256)
+					if err != nil || len(sum) != sha256.Size {
+						checked = fmt.Errorf("the worker's report of what it read is wrong: %q", rep.SHA256)
+					} else if checked = src.Check(rep.Size, sum); checked == nil {
+						s.r.log().Info("the worker read the backup file in the target directory itself")
+					}
+				case rep.File:
+					checked = errors.New("the worker reports a file it was not given")
+				}
 				once.Do(func() { close(staged) })
 			}
 			if rep.Committed {
@@ -395,6 +411,10 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	}()
 	select {
 	case <-staged:
+		if checked != nil {
+			// Close tells the worker to remove what it staged.
+			return fmt.Errorf("%w%w", checked, silent{strategy.ErrUnapplied})
+		}
 		return nil
 	case err := <-s.result:
 		s.result = nil
@@ -619,6 +639,11 @@ func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
 	if err != nil {
 		return failed(err)
 	}
+	return s.giveVerdict(w)
+}
+
+// giveVerdict waits for the verdict of a staged restore (Commit or Close) and sends it.
+func (s *session) giveVerdict(w io.Writer) error {
 	verdict := byte(VerdictAbort)
 	select {
 	case commit := <-s.verdict:
@@ -642,13 +667,36 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 		return nil // the worker ended without connecting: its report says why
 	}
 	defer conn.Close()
-	if req.File {
-		// The file's descriptor goes first; what the worker sends after it (when it cannot
-		// write the file) goes to out, which writes the file.
+	if req.File && in == nil {
+		// A backup: the file's descriptor goes first; what the worker sends after it (when it
+		// cannot write the file) goes to out, which writes the file.
 		f := out.(strategy.FileSink).File()
 		if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
 			s.kill()
 			return fmt.Errorf("giving the worker the backup file: %w", err)
+		}
+	}
+	if req.File && in != nil {
+		// A staged restore: the artifact's descriptor goes first; the worker answers whether
+		// it reads the file itself or takes the stream in frames.
+		f := in.(strategy.FileSource).File()
+		if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+			s.kill()
+			return fmt.Errorf("giving the worker the backup file: %w", err)
+		}
+		answer := make([]byte, 1)
+		if _, err := io.ReadFull(conn, answer); err != nil {
+			return nil // the worker ended: its report says why
+		}
+		if answer[0] == FileTaken {
+			if err := s.giveVerdict(conn); err != nil {
+				return err
+			}
+			_ = conn.CloseWrite()
+			_, _ = io.Copy(io.Discard, conn) // until the worker is done with the socket
+			return nil
+		} else {
+			s.r.log().Info("the worker could not read the backup file itself: the stream goes over its socket")
 		}
 	}
 	if in != nil {

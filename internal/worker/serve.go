@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -37,6 +38,7 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		return rep.fail(fmt.Errorf("reading the request: %w", err))
 	}
 	var data io.Reader = br
+	var given *os.File // the file of Request.File, when it can be used
 	if req.Socket != "" {
 		conn, err := net.Dial("unix", req.Socket)
 		if err != nil {
@@ -44,14 +46,22 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		}
 		defer conn.Close()
 		data, out = conn, conn
-		if req.Op == OpBackup && req.File {
-			f, err := receiveFile(conn.(*net.UnixConn))
+		if req.File {
+			f, err := receiveFile(conn.(*net.UnixConn), req.Op == OpBackup)
 			if err != nil {
-				rep.send(Report{Log: fmt.Sprintf("the backup file cannot be written here (%v): the stream goes over the socket", err)})
+				rep.send(Report{Log: fmt.Sprintf("the given file cannot be used here (%v): the stream goes over the socket", err)})
 			} else {
 				defer f.Close()
-				fo := &fileOut{f: f, wb: writeback.New(f), hash: sha256.New()}
-				out, rep.file = fo, fo
+				given = f
+			}
+			if req.Op == OpRestore {
+				answer := byte(FileRefused)
+				if given != nil {
+					answer = FileTaken
+				}
+				if _, err := conn.Write([]byte{answer}); err != nil {
+					return rep.fail(fmt.Errorf("answering on the data socket: %w", err))
+				}
 			}
 		}
 	}
@@ -59,9 +69,13 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 	defer stop()
 	switch req.Op {
 	case OpBackup:
+		if given != nil {
+			fo := &fileOut{f: given, wb: writeback.New(given), hash: sha256.New()}
+			out, rep.file = fo, fo
+		}
 		err = backup(ctx, req, out, rep)
 	case OpRestore:
-		err = restore(ctx, req, data, rep)
+		err = restore(ctx, req, data, given, rep)
 	case OpCount:
 		err = count(ctx, req, rep)
 	default:
@@ -119,11 +133,11 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 	return nil
 }
 
-func restore(ctx context.Context, req Request, in io.Reader, rep *reporter) error {
+func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
 	// What a restore cut by a power cut left goes first.
 	sweepStaging(req.Mounts)
 	if req.Staged {
-		return restoreStaged(ctx, req, in, rep)
+		return restoreStaged(ctx, req, in, file, rep)
 	}
 	zr, err := req.Compression.NewReader(in)
 	if err != nil {
@@ -147,7 +161,10 @@ func restore(ctx context.Context, req Request, in io.Reader, rep *reporter) erro
 // and waits for the verdict: it moves the staged files into place only when told to commit.
 // On any other outcome (an error, a verdict to abort, the connection lost) it removes them,
 // and nothing in place was changed.
-func restoreStaged(ctx context.Context, req Request, in io.Reader, rep *reporter) error {
+//
+// Given the artifact's file (Request.File), it reads the stream from there, to its end, and
+// reports its size and SHA-256 with Staged: the caller checks them before its verdict.
+func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
 	st, err := newStaging(req.Mounts, req.Size)
 	if err != nil {
 		return err
@@ -156,7 +173,44 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, rep *reporter
 	br := bufio.NewReaderSize(in, 1<<20)
 	x := newExtractor(req.Paths, req.Mounts, req.Trusted, st)
 	defer x.close()
-	if err := unpack(ctx, req, &frameReader{r: br}, x, rep); err != nil {
+	var stream io.Reader = &frameReader{r: br}
+	var fin *fileIn
+	readVerdict := func() (byte, error) { return br.ReadByte() }
+	isStaged := func() {}
+	if file != nil {
+		fin = &fileIn{r: io.NewSectionReader(file, 0, math.MaxInt64), hash: sha256.New()}
+		stream = fin
+		// Nothing else comes on the socket: what comes before the files are staged (the caller
+		// called the restore off, or is gone) ends the unpacking at once.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var staged atomic.Bool
+		verdicts := make(chan byte, 1)
+		go func() {
+			b, err := br.ReadByte()
+			if err != nil {
+				b = 0
+			}
+			if !staged.Load() {
+				cancel()
+			}
+			verdicts <- b
+		}()
+		isStaged = func() { staged.Store(true) }
+		readVerdict = func() (byte, error) {
+			select {
+			case b := <-verdicts:
+				return b, nil
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
+	}
+	if err := unpack(ctx, req, stream, x, rep); err != nil {
+		if ctx.Err() != nil {
+			return errors.New("the restore was called off: the staged files were removed, nothing was moved into place")
+		}
 		return err
 	}
 	// On disk before anything is moved into place (while the service still runs): a power
@@ -164,8 +218,13 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, rep *reporter
 	if err := st.sync(); err != nil {
 		return err
 	}
-	rep.send(Report{Raw: rep.raw.Load(), Staged: true})
-	verdict, err := br.ReadByte()
+	staged := Report{Raw: rep.raw.Load(), Staged: true}
+	if fin != nil {
+		staged.File, staged.Size, staged.SHA256 = true, fin.n, hex.EncodeToString(fin.hash.Sum(nil))
+	}
+	isStaged()
+	rep.send(staged)
+	verdict, err := readVerdict()
 	if err != nil || verdict != VerdictCommit {
 		return errors.New("the restore was called off: the staged files were removed, nothing was moved into place")
 	}
@@ -234,7 +293,7 @@ func (r *reporter) fail(err error) int {
 func (r *reporter) done(c *artifact.Contents) {
 	rep := Report{Raw: r.raw.Load(), Done: true, Contents: c}
 	if r.file != nil {
-		rep.Written, rep.Size, rep.SHA256 = true, r.file.wb.Written(), hex.EncodeToString(r.file.hash.Sum(nil))
+		rep.File, rep.Size, rep.SHA256 = true, r.file.wb.Written(), hex.EncodeToString(r.file.hash.Sum(nil))
 	}
 	r.send(rep)
 }
@@ -277,9 +336,26 @@ func (o *fileOut) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// receiveFile takes the descriptor of the file to write from the socket's first message, and
-// checks that it is an empty regular file this process may write.
-func receiveFile(conn *net.UnixConn) (*os.File, error) {
+// fileIn reads the artifact's file (a staged restore's), hashing what it reads.
+type fileIn struct {
+	r    io.Reader
+	hash hash.Hash
+	n    int64
+}
+
+func (i *fileIn) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	i.hash.Write(p[:n])
+	i.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("reading the backup file: %w", err)
+	}
+	return n, err
+}
+
+// receiveFile takes the descriptor of a file from the socket's first message, and checks that
+// it is a regular file this process may use: read, or (write) write into, then empty.
+func receiveFile(conn *net.UnixConn, write bool) (*os.File, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
@@ -300,11 +376,15 @@ func receiveFile(conn *net.UnixConn) (*os.File, error) {
 	info, err := f.Stat()
 	switch {
 	case err != nil:
-	case !info.Mode().IsRegular() || info.Size() != 0:
-		err = fmt.Errorf("not an empty regular file")
-	default:
+	case !info.Mode().IsRegular():
+		err = errors.New("not a regular file")
+	case write && info.Size() != 0:
+		err = errors.New("not an empty file")
+	case write:
 		// A write of nothing: what a security module refuses shows here, before any byte.
 		_, err = unix.Write(fds[0], nil)
+	default:
+		_, err = unix.Pread(fds[0], nil, 0)
 	}
 	if err != nil {
 		f.Close()

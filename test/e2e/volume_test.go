@@ -124,8 +124,15 @@ func TestVolumeRoundTrip(t *testing.T) {
 				t.Fatal("the changes did not change the tree")
 			}
 			// Restore by path, into the running container: it is stopped and started again.
-			out = backupWithEnv(t, env, "restore", dir+"/"+m.Artifact, "--to", "files", "--project", f.p.name, "--yes")
+			out, stderr, err = dockerCmd(env, "backup", "restore", dir+"/"+m.Artifact, "--to", "files", "--project", f.p.name, "--yes")
+			if err != nil {
+				t.Fatalf("docker backup restore: %v\n%s\n%s", err, out, stderr)
+			}
 			mustContain(t, out, "Restored")
+			// The worker reads the artifact in the directory target itself (given its descriptor).
+			if read := strings.Contains(stderr, "The worker read the backup file in the target directory itself"); read != (dp.name == "worker") {
+				t.Errorf("the worker read the backup file itself: %v, want %v; stderr:\n%s", read, dp.name == "worker", stderr)
+			}
 			if after := f.tree(); after != before {
 				t.Errorf("tree after restore differs from the original:\n%s", diffLines(before, after))
 			}
