@@ -261,11 +261,11 @@ type pinnedFile struct {
 	size int64
 }
 
-func (p *pinnedFile) Size() int64  { return p.size }
+func (p *pinnedFile) Size() int64 { return p.size }
 
 // File is the pinned file (see PinnedFile).
 func (p *pinnedFile) File() *os.File { return p.f }
-func (p *pinnedFile) Close() error { return p.f.Close() }
+func (p *pinnedFile) Close() error   { return p.f.Close() }
 func (p *pinnedFile) Open(ctx context.Context) (io.ReadCloser, error) {
 	return io.NopCloser(contextReader{ctx, io.NewSectionReader(p.f, 0, p.size)}), nil
 }
