@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -108,6 +109,34 @@ func TestBackupIntoGivenFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(full.Name()); string(b) != "an object already" {
 		t.Errorf("the file that was not empty was written: %q", b)
+	}
+
+	// The caller gone (its end of the socket closed) right after giving the file: the backup
+	// stops at once, it does not write the whole volume into the file for no one.
+	big := make([]byte, 32<<20)
+	_, _ = crand.Read(big)
+	must(os.WriteFile(filepath.Join(src, "big.bin"), big, 0o600))
+	sock := filepath.Join(t.TempDir(), "data.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	must(err)
+	defer ln.Close()
+	gone, err := os.Create(filepath.Join(t.TempDir(), "for-no-one.tar.zst"))
+	must(err)
+	defer gone.Close()
+	go func() {
+		conn, err := ln.AcceptUnix()
+		if err == nil {
+			_, _, _ = conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(gone.Fd())), nil)
+			conn.Close()
+		}
+	}()
+	req, _ := json.Marshal(Request{Op: OpBackup, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd, Socket: sock, File: true})
+	var reports bytes.Buffer
+	code := Serve(context.Background(), bytes.NewReader(append(req, '\n')), io.Discard, &reports)
+	info, err := gone.Stat()
+	must(err)
+	if code == 0 || info.Size() >= 32<<20 {
+		t.Errorf("with the caller gone: exit code %d, %d bytes written; want a failure, well before the end; reports:\n%s", code, info.Size(), reports.String())
 	}
 }
 

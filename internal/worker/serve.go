@@ -70,7 +70,16 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 	switch req.Op {
 	case OpBackup:
 		if given != nil {
-			fo := &fileOut{f: given, wb: writeback.New(given), hash: sha256.New()}
+			// Nothing comes on the socket while the file is written: its end is the caller's
+			// (gone, killed), which ends the backup at once.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				_, _ = data.Read(make([]byte, 1))
+				cancel()
+			}()
+			fo := &fileOut{ctx: ctx, f: given, wb: writeback.New(given), hash: sha256.New()}
 			out, rep.file = fo, fo
 		}
 		err = backup(ctx, req, out, rep)
@@ -322,12 +331,16 @@ func (r *reporter) every(d time.Duration) (stop func()) {
 
 // fileOut is the file a backup writes the stored stream into, and its SHA-256.
 type fileOut struct {
+	ctx  context.Context
 	f    *os.File
 	wb   *writeback.Writer
 	hash hash.Hash
 }
 
 func (o *fileOut) Write(p []byte) (int, error) {
+	if err := o.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := o.wb.Write(p)
 	o.hash.Write(p[:n])
 	if err != nil {
