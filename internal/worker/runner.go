@@ -695,9 +695,8 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 			_ = conn.CloseWrite()
 			_, _ = io.Copy(io.Discard, conn) // until the worker is done with the socket
 			return nil
-		} else {
-			s.r.log().Info("the worker could not read the backup file itself: the stream goes over its socket")
 		}
+		s.r.log().Info("the worker could not read the backup file itself: the stream goes over its socket")
 	}
 	if in != nil {
 		if err := s.send(conn, in, req.Staged); err != nil {
