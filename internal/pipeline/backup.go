@@ -116,6 +116,10 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	if req.Compression == "" {
 		req.Compression = artifact.Zstd
 	}
+	if st, ok := req.Strategy.(strategy.Settler); ok {
+		// Once published (or failed): a worker's removal goes on meanwhile.
+		defer st.Settle()
+	}
 	started := time.Now()
 	raw := &counter{onAdd: req.Progress, fault: func(n int64) {
 		if n >= faultAfter {

@@ -40,6 +40,9 @@ type Volume struct {
 
 	mu   sync.Mutex
 	warm WorkerSession // started by WarmRestore, taken by RestorePacked
+	// done are the workers of backups that finished: their removal is waited for by Settle,
+	// while the backup is published.
+	done []WorkerSession
 }
 
 // NewVolume returns a volume strategy for the given absolute paths (none: the mounts).
@@ -121,12 +124,28 @@ func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req 
 	if err != nil {
 		return nil, nil, err
 	}
-	defer s.Close()
 	contents, err := s.Backup(ctx, req, w, progress)
 	if err != nil {
+		_ = s.Close()
 		return nil, nil, stepErr(c, "copy", err)
 	}
+	// Done: it exits and the engine removes it while the backup is published (Settle waits).
+	v.mu.Lock()
+	v.done = append(v.done, s)
+	v.mu.Unlock()
 	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathWorker}, contents, nil
+}
+
+// Settle waits until the workers of finished backups are gone (removed by the engine, or
+// removed here): their mounts are free once it returns.
+func (v *Volume) Settle() {
+	v.mu.Lock()
+	done := v.done
+	v.done = nil
+	v.mu.Unlock()
+	for _, s := range done {
+		_ = s.Close()
+	}
 }
 
 // openWorker opens a worker session and says which data path runs.

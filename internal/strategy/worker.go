@@ -126,6 +126,13 @@ type Packer interface {
 	RestorePacked(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(raw int64)) error
 }
 
+// Settler is a Packer whose BackupPacked leaves something to finish once the stored stream is
+// complete (a worker's removal): Settle waits for it. The pipeline calls it after publishing,
+// so that both happen at once.
+type Settler interface {
+	Settle()
+}
+
 // Warmer is a Packer whose restore can be made ready while the artifact is still being
 // verified (a worker container started, waiting): it takes the start's time off the restore.
 type Warmer interface {
