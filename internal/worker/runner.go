@@ -670,19 +670,15 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 	if req.File && in == nil {
 		// A backup: the file's descriptor goes first; what the worker sends after it (when it
 		// cannot write the file) goes to out, which writes the file.
-		f := out.(strategy.FileSink).File()
-		if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
-			s.kill()
-			return fmt.Errorf("giving the worker the backup file: %w", err)
+		if err := s.giveFile(conn, out.(strategy.FileSink).File()); err != nil {
+			return err
 		}
 	}
 	if req.File && in != nil {
 		// A staged restore: the artifact's descriptor goes first; the worker answers whether
 		// it reads the file itself or takes the stream in frames.
-		f := in.(strategy.FileSource).File()
-		if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
-			s.kill()
-			return fmt.Errorf("giving the worker the backup file: %w", err)
+		if err := s.giveFile(conn, in.(strategy.FileSource).File()); err != nil {
+			return err
 		}
 		answer := make([]byte, 1)
 		if _, err := io.ReadFull(conn, answer); err != nil {
@@ -712,6 +708,15 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 	if _, err := io.CopyBuffer(out, conn, make([]byte, 1<<20)); err != nil {
 		s.kill()
 		return err
+	}
+	return nil
+}
+
+// giveFile sends f's descriptor to the worker, the socket's first message (Request.File).
+func (s *session) giveFile(conn *net.UnixConn, f *os.File) error {
+	if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+		s.kill()
+		return fmt.Errorf("giving the worker the backup file: %w", err)
 	}
 	return nil
 }
