@@ -152,7 +152,11 @@ func (p *PendingFile) Publish() (n int64, err error) {
 		return n, fmt.Errorf("removing temporary file: %w", err)
 	}
 	p.tmp = ""
-	return n, syncDir(p.root, p.dir)
+	if err = syncDir(p.root, p.dir); err != nil {
+		// Not known to be durable: not published either.
+		_ = p.root.Remove(p.key)
+	}
+	return n, err
 }
 
 // Discard removes the temporary file.

@@ -46,7 +46,8 @@ func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
 		}
 		defer conn.Close()
 		data, out = conn, conn
-		if req.File {
+		// Only a backup writes a given file, only a staged restore reads one.
+		if req.File && (req.Op == OpBackup || req.Op == OpRestore && req.Staged) {
 			f, err := receiveFile(conn.(*net.UnixConn), req.Op == OpBackup)
 			if err != nil {
 				rep.send(Report{Log: fmt.Sprintf("the given file cannot be used here (%v): the stream goes over the socket", err)})
