@@ -236,10 +236,12 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	}
 	if ch := r.channel(ctx); ch != nil {
 		m, err := s.listen(ch)
-		if err == nil {
-			if err = create(m); err == nil {
-				return s, nil
-			}
+		if err != nil {
+			// A socket path longer than the kernel takes (a long TMPDIR), for one.
+			r.log().Info("the worker's data goes over its attach stream: no socket for it in "+ch.Dir, "error", err)
+		} else if err = create(m); err == nil {
+			return s, nil
+		} else {
 			r.log().Info("the worker's data goes over its attach stream: the engine cannot mount "+s.dir+" (a remote engine?)", "error", err)
 		}
 		s.closeChannel()
@@ -531,19 +533,31 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		go func(in io.Reader, out io.Writer) { dataErr <- s.transfer(in, out, req) }(in, out)
 		stdout, in = io.Discard, nil
 	}
+	// The end of the worker's input tells it its final report came: only then does it exit
+	// (see Serve). A stream that fails on this side ends it too, cut short.
+	var endOnce sync.Once
+	endInput := func() { endOnce.Do(func() { _ = att.CloseWrite() }) }
 	sendErr := make(chan error, 1)
 	go func() {
 		_, err := att.Conn.Write(append(line, '\n'))
 		if err == nil && in != nil {
-			err = s.send(att.Conn, in, req.Staged)
+			err = s.send(att.Conn, in, true, req.Staged)
 		}
-		if cerr := att.CloseWrite(); err == nil && cerr != nil {
-			err = fmt.Errorf("sending to the worker: %w", cerr)
+		if err != nil {
+			endInput()
 		}
 		sendErr <- err
 	}()
-	reports := &reportReader{progress: progress, onReport: onReport}
+	reports := &reportReader{progress: progress, onReport: func(rep Report) {
+		if onReport != nil {
+			onReport(rep)
+		}
+		if rep.Done || rep.Error != "" {
+			endInput()
+		}
+	}}
 	_, copyErr := stdcopy.StdCopy(stdout, reports, att.Reader)
+	endInput()
 	close(s.gone)
 	if copyErr != nil {
 		s.kill()
@@ -604,11 +618,12 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// send writes the stream in to the worker. For a staged restore it goes in frames; once in
-// ended with io.EOF (verified) the last frame follows and, once Commit or Close said it, the
-// verdict. A stream that fails is cut short: the worker of a staged restore then removes
-// what it staged; any other is killed at once (it must not finish).
-func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
+// send writes the stream in to the worker: in frames when framed (on the worker's input, or
+// for a staged restore), once in ended with io.EOF (verified) the last frame follows and, for
+// a staged restore, once Commit or Close said it, the verdict. A stream that fails is cut
+// short: the worker of a staged restore then removes what it staged; any other is killed at
+// once (it must not finish).
+func (s *session) send(w io.Writer, in io.Reader, framed, staged bool) error {
 	src := &sourceReader{r: in}
 	failed := func(err error) error {
 		if src.err != nil {
@@ -621,7 +636,7 @@ func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
 		s.kill()
 		return fmt.Errorf("sending to the worker: %w", err)
 	}
-	if !staged {
+	if !framed {
 		if _, err := io.Copy(w, src); err != nil {
 			return failed(err)
 		}
@@ -638,6 +653,9 @@ func (s *session) send(w io.Writer, in io.Reader, staged bool) error {
 	}
 	if err != nil {
 		return failed(err)
+	}
+	if !staged {
+		return nil
 	}
 	return s.giveVerdict(w)
 }
@@ -695,7 +713,7 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 		s.r.log().Info("the worker could not read the backup file itself: the stream goes over its socket")
 	}
 	if in != nil {
-		if err := s.send(conn, in, req.Staged); err != nil {
+		if err := s.send(conn, in, req.Staged, req.Staged); err != nil {
 			return err
 		}
 		if err := conn.CloseWrite(); err != nil {

@@ -24,11 +24,42 @@ import (
 )
 
 // Serve is the worker's main: it reads one Request from in, then backs up (the stored stream
-// to out) or restores (the compressed stream from the rest of in), and reports progress and
-// the result as JSON lines (Report) on reports. It returns the process's exit code.
+// to out) or restores (the compressed stream, in frames, from the rest of in) — or does
+// either over the Request's data socket — and reports progress and the result as JSON lines
+// (Report) on reports. It returns the process's exit code.
+//
+// After its final report (done or failed) it waits for in to end before it returns: its
+// caller ends it once it has read that report, so the worker does not exit, and the engine
+// does not close its output, while the report may still be on the way (the engine can lose
+// the last bytes a container wrote as it exits). A caller gone ends it too; ackWait bounds
+// the wait.
 func Serve(ctx context.Context, in io.Reader, out, reports io.Writer) int {
-	rep := &reporter{w: reports}
 	br := bufio.NewReaderSize(in, 1<<20)
+	code := serve(ctx, br, out, &reporter{w: reports})
+	awaitEnd(ctx, br, ackWait)
+	return code
+}
+
+// ackWait bounds how long the worker waits, after its final report, for its input to end.
+const ackWait = 10 * time.Second
+
+// awaitEnd reads r to its end (or an error), for at most d or until ctx is done.
+func awaitEnd(ctx context.Context, r io.Reader, d time.Duration) {
+	ended := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, r)
+		close(ended)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ended:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func serve(ctx context.Context, br *bufio.Reader, out io.Writer, rep *reporter) int {
 	line, err := br.ReadBytes('\n')
 	if err != nil {
 		return rep.fail(fmt.Errorf("reading the request: %w", err))
@@ -148,6 +179,11 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 	sweepStaging(req.Mounts)
 	if req.Staged {
 		return restoreStaged(ctx, req, in, file, rep)
+	}
+	if req.Socket == "" {
+		// On the worker's input the stream comes in frames: the input's end is the caller's
+		// acknowledgement of the final report (see Serve).
+		in = &frameReader{r: in}
 	}
 	zr, err := req.Compression.NewReader(in)
 	if err != nil {

@@ -97,6 +97,14 @@ func TestVolumeRestoreWithoutRoomToStage(t *testing.T) {
 	if !running(t, app) {
 		t.Error("the service is not running after the restore")
 	}
+	// The same over the worker's attach stream (as with a remote engine): the stream in place
+	// comes in frames on the worker's input.
+	sh("echo changed again > /data/small.txt && rm -r /data/d")
+	_, stderr = backupOverAttach(t, "restore", key, "--from", dir, "--to", "files", "--project", p.name, "--yes")
+	mustContain(t, stderr, "attach stream", "Restoring in place")
+	if after := tree(); after != backedUp {
+		t.Errorf("tree after the restore in place over the attach stream:\n%s", diffLines(backedUp, after))
+	}
 }
 
 // TestVolumeRestoreOfAMountedFile: a file bind-mounted on its own (it cannot be renamed over)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,38 +77,16 @@ func TestWorkerOfKilledPluginIsReaped(t *testing.T) {
 
 // TestWorkerOverAttachStream: when the engine cannot mount the plugin's socket directory (as
 // with a remote engine), the worker still runs and sends the stored stream over its attach
-// stream. A private mount namespace hides the plugin's TMPDIR from dockerd.
+// stream, and takes a restore's over it (a verify's too: a staged restore into a scratch copy
+// and a count).
 func TestWorkerOverAttachStream(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatal("unshare (util-linux) is needed for this test")
-	}
 	f := newVolumeFixture(t)
 	before := f.tree()
 	dir := t.TempDir()
-	hidden := filepath.Join(t.TempDir(), "private-tmp")
-	if err := os.Mkdir(hidden, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	run := func(args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
-			`mount -t tmpfs tmpfs "$TMPDIR" && exec docker backup "$@"`, "sh")
-		cmd.Args = append(cmd.Args, args...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "TMPDIR="+hidden, "DOCKER_BACKUP_WORKER=on")
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		done := make(chan error, 1)
-		go func() { done <- cmd.Run() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("docker backup %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), errb.String())
-			}
-		case <-time.After(5 * time.Minute):
-			t.Fatal("timed out")
-		}
-		return out.String(), errb.String()
+		return backupOverAttach(t, args...)
 	}
 	out, stderr := run("run", "files", "--project", f.p.name, "--to", dir)
 	mustContain(t, stderr, "attach stream")
@@ -118,6 +95,9 @@ func TestWorkerOverAttachStream(t *testing.T) {
 		t.Errorf("the worker wrote the backup file itself with no socket to give it the descriptor; stderr:\n%s", stderr)
 	}
 	m := onlyBackup(t, dir)
+	out, stderr = run("verify", m.Artifact, "--from", dir)
+	mustContain(t, stderr, "attach stream")
+	mustContain(t, out, "PASS")
 	f.sh(changeScript)
 	_, stderr = run("restore", m.Artifact, "--from", dir, "--to", "files", "--project", f.p.name, "--yes")
 	mustContain(t, stderr, "attach stream")
@@ -125,4 +105,37 @@ func TestWorkerOverAttachStream(t *testing.T) {
 		t.Errorf("tree after a restore over the attach stream differs:\n%s", diffLines(before, after))
 	}
 	noWorkersLeft(t, f.p.name, "files")
+}
+
+// backupOverAttach runs docker backup with its TMPDIR hidden from dockerd (a private mount
+// namespace), so the engine cannot mount the worker's socket directory: the worker's data goes
+// over its attach stream, as with a remote engine.
+func backupOverAttach(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatal("unshare (util-linux) is needed for this test")
+	}
+	// Short: the socket's path must fit the kernel's limit (108 bytes), as it does by default.
+	hidden, err := os.MkdirTemp("", "e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(hidden) })
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs tmpfs "$TMPDIR" && exec docker backup "$@"`, "sh")
+	cmd.Args = append(cmd.Args, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "TMPDIR="+hidden, "DOCKER_BACKUP_WORKER=on")
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	done := make(chan error, 1)
+	go func() { done <- cmd.Run() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("docker backup %s: %v\n%s\n%s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatal("timed out")
+	}
+	return out.String(), errb.String()
 }
