@@ -135,7 +135,8 @@ cp $RAWOUT/raw.tar.zst $WORK/raw.tar.zst
 ratio "volume: run (worker)" "volume raw: tar | zstd -T0 -3"
 ratio "volume: run (worker)" "volume raw + fsync of the file"
 VART=$(newest)
-# Without --strategy the plugin first looks into the container for a database (one exec).
+# Without --strategy the plugin first looks into the container for a database (one exec of a
+# shell; the files service has none: one exec per program it looks for).
 measure "volume: run (worker), detected" "$VOLBYTES" "rm -rf $B/detected" "$PLUGIN backup run files --project $P --to $B/detected"
 DOCKER_BACKUP_WORKER=off measure "volume: run (archive API)" "$VOLBYTES" "rm -rf $B/archive" "$PLUGIN backup run files --strategy volume --project $P --to $B/archive"
 ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
