@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -44,16 +45,19 @@ func Probe(ctx context.Context, c *containers.Container) []Candidate {
 }
 
 // lookInside returns how Probe asks whether one of some programs is in c: one exec of a shell
-// asks for all of them at once (each exec costs the engine about 0.1 s); without a shell, each
-// is run with --version.
+// asks for all of them at once (each exec costs the engine about 0.1 s; looking for the shell,
+// a few milliseconds); without a shell, each is run with --version.
 func lookInside(ctx context.Context, c *containers.Container) func(bins []string) string {
 	var all []string
 	for _, p := range probes {
 		all = append(all, p.servers...)
 		all = append(all, p.dump...)
 	}
-	out, err := c.Output(ctx, append([]string{"sh", "-c",
-		`for b in "$@"; do command -v "$b" >/dev/null 2>&1 && echo "$b"; done; exit 0`, "sh"}, all...)...)
+	out, err := "", errors.New("no shell")
+	if kind, serr := c.Stat(ctx, "/bin/sh"); serr != nil || kind != containers.Missing {
+		out, err = c.Output(ctx, append([]string{"/bin/sh", "-c",
+			`for b in "$@"; do command -v "$b" >/dev/null 2>&1 && echo "$b"; done; exit 0`, "sh"}, all...)...)
+	}
 	if err == nil {
 		found := map[string]bool{}
 		for _, b := range strings.Fields(out) {
