@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,6 +87,12 @@ func (x *extractor) run(ctx context.Context, r io.Reader) error {
 
 // holeBlock is the size of the zero runs left as holes.
 const holeBlock = 64 << 10
+
+// writebackChunk is how much of a file is written before its write-back to disk is started
+// (without waiting): the disk writes while the archive is unpacked on, and the sync before
+// the files are moved into place (or at the end) finds little left to do. A small file's
+// write-back starts once it is written.
+const writebackChunk = 8 << 20
 
 // Small files are read whole and written by up to smallFileWriters goroutines while the
 // archive is read on: their many system calls (create, write, owner, mode, times, close)
@@ -442,7 +449,11 @@ func (x *extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data
 		if err := x.writeChunk(f, data, 0); err != nil {
 			return err
 		}
-		return f.Truncate(int64(len(data)))
+		if err := f.Truncate(int64(len(data))); err != nil {
+			return err
+		}
+		writeback.Start(f, 0, 0)
+		return nil
 	})
 }
 
@@ -489,7 +500,7 @@ func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) erro
 // writeSparse copies size bytes from r to f, seeking over blocks of zeros instead of writing
 // them, and sets the length last (a file that ends in a hole).
 func (x *extractor) writeSparse(f *os.File, r io.Reader, size int64) error {
-	var off int64
+	var off, started int64
 	for off < size {
 		n, err := io.ReadFull(r, x.buf[:min(int64(len(x.buf)), size-off)])
 		if n > 0 {
@@ -497,6 +508,10 @@ func (x *extractor) writeSparse(f *os.File, r io.Reader, size int64) error {
 				return werr
 			}
 			off += int64(n)
+			if off-started >= writebackChunk {
+				writeback.Start(f, started, off-started)
+				started = off
+			}
 		}
 		if err != nil {
 			if off < size {

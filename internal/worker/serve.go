@@ -199,7 +199,32 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return fmt.Errorf("reading the end of the backup: %w", err)
 	}
+	// Done means on disk, as for a staged restore (the write-back started as files were
+	// written: little is left to do here).
+	if err := syncMounts(req.Mounts); err != nil {
+		return err
+	}
 	rep.done(nil)
+	return nil
+}
+
+// syncMounts writes the file systems of the mounts to disk (syncfs); a mounted file that
+// cannot be opened (a socket) is passed over.
+func syncMounts(mounts []string) error {
+	for _, m := range mounts {
+		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if fi, serr := os.Stat(m); serr == nil && !fi.IsDir() {
+				continue
+			}
+			return fmt.Errorf("writing the restored files in %s to disk: %w", m, err)
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("writing the restored files in %s to disk: %w", m, err)
+		}
+	}
 	return nil
 }
 

@@ -172,8 +172,9 @@ func (st *staging) file(dst string, hdr *tar.Header) (*dirRoot, string, error) {
 }
 
 // removers is how many goroutines remove a staging directory: freeing the blocks of many
-// files goes faster side by side (1.2 GB in 10,000 files here: 3.5 s alone, 2.5 s by four).
-const removers = 4
+// files goes faster side by side, even on two cores (1.2 GB in 10,000 files here, the same
+// moment: rm -rf 1.5 s; by two 1.0 s, four 0.7–0.77 s, eight 0.63–0.66 s, sixteen 0.5–0.65 s).
+const removers = 16
 
 // removeTree removes the directory name in root and what it holds, the subtrees of its
 // directories by several goroutines at once.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,5 +211,28 @@ func TestSweepSparesLiveStaging(t *testing.T) {
 	sweepStaging([]string{dir})
 	if _, err := os.Stat(live); !os.IsNotExist(err) {
 		t.Errorf("the staging directory, no longer held, was not swept: %v", err)
+	}
+}
+
+// TestSyncMounts: the file systems of mounted directories and files are synced; a mounted
+// socket (it cannot be opened) is passed over; a mount that is not there is an error naming it.
+func TestSyncMounts(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := syncMounts([]string{dir, file, sock}); err != nil {
+		t.Fatalf("syncMounts: %v", err)
+	}
+	missing := filepath.Join(dir, "gone")
+	if err := syncMounts([]string{dir, missing}); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("syncMounts of a missing mount: %v, want an error naming %s", err, missing)
 	}
 }

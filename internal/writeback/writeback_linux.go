@@ -1,6 +1,10 @@
 package writeback
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // chunk is how much is written before its write-back to disk is started.
 const chunk = 8 << 20
@@ -14,4 +18,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 		w.started = w.off
 	}
 	return n, err
+}
+
+// Start starts the write-back to disk of n bytes of f from off (n 0: to the file's end) and
+// does not wait for it. Best effort: an fsync or syncfs later is what makes it durable.
+func Start(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }

@@ -144,13 +144,16 @@ ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
 printf '{"op":"backup","paths":["%s"],"compression":"zstd"}\n' "$VOLDIR" > $WORK/worker-request.json
 measure "worker process alone (host, > /dev/null)" "$VOLBYTES" "true" "$PLUGIN __worker < $WORK/worker-request.json 2>/dev/null > /dev/null"
 # The restored files' write-back: the raw pipeline leaves it to after its end; the tool's
-# staged restore writes its files to disk (syncfs) before it moves them into place.
+# staged restore writes its files to disk (syncfs) before it moves them into place. By hand, a
+# running service's volume is restored with the service stopped: the last raw case does that.
 side "$VOLBYTES" \
   "volume raw: zstd -dc | tar -x" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR" \
   "volume raw: zstd -dc | tar -x; sync" "true" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync" \
+  "volume raw: stop; ...; sync; start" "true" "docker stop $P-files-1 && zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync && docker start $P-files-1" \
   "volume: restore (worker)" "true" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x"
 ratio "volume: restore (worker)" "volume raw: zstd -dc | tar -x; sync"
+ratio "volume: restore (worker)" "volume raw: stop; ...; sync; start"
 # Into an empty volume (a new host, a lost volume): nothing to replace, nothing to free.
 EMPTY="find $VOLDIR -mindepth 1 -delete"
 side "$VOLBYTES" \
