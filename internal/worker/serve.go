@@ -208,15 +208,20 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 	return nil
 }
 
-// syncMounts writes the file systems of the mounts to disk (syncfs); a mounted file that
-// cannot be opened (a socket) is passed over.
+// syncMounts writes the file systems of the mounts to disk (syncfs). A mount that is neither
+// a directory nor a regular file (a socket, a device: opening one may do something) is passed
+// over.
 func syncMounts(mounts []string) error {
 	for _, m := range mounts {
+		fi, err := os.Stat(m)
+		if err != nil {
+			return fmt.Errorf("writing the restored files in %s to disk: %w", m, err)
+		}
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
+			continue
+		}
 		fd, err := unix.Open(m, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			if fi, serr := os.Stat(m); serr == nil && !fi.IsDir() {
-				continue
-			}
 			return fmt.Errorf("writing the restored files in %s to disk: %w", m, err)
 		}
 		err = unix.Syncfs(fd)

@@ -215,7 +215,7 @@ func TestSweepSparesLiveStaging(t *testing.T) {
 }
 
 // TestSyncMounts: the file systems of mounted directories and files are synced; a mounted
-// socket (it cannot be opened) is passed over; a mount that is not there is an error naming it.
+// socket is passed over; a mount that is not there is an error naming it.
 func TestSyncMounts(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
