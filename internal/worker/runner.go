@@ -852,8 +852,17 @@ func (r *reportReader) Write(p []byte) (int, error) {
 			break
 		}
 		line := r.buf[:i]
+		r.buf = r.buf[i+1:]
 		var rep Report
-		if json.Unmarshal(line, &rep) == nil {
+		switch {
+		case json.Unmarshal(line, &rep) != nil:
+			if r.other.Len() < 4<<10 {
+				r.other.Write(line)
+				r.other.WriteByte('\n')
+			}
+		case r.last != nil && (r.last.Done || r.last.Error != ""):
+			// The final report is the outcome: nothing after it changes that.
+		default:
 			r.last = &rep
 			if r.progress != nil && rep.Raw > 0 {
 				r.progress(rep.Raw)
@@ -861,11 +870,7 @@ func (r *reportReader) Write(p []byte) (int, error) {
 			if r.onReport != nil {
 				r.onReport(rep)
 			}
-		} else if r.other.Len() < 4<<10 {
-			r.other.Write(line)
-			r.other.WriteByte('\n')
 		}
-		r.buf = r.buf[i+1:]
 	}
 	if len(r.buf) > 64<<10 {
 		r.other.Write(r.buf[:min(len(r.buf), 4<<10)])

@@ -341,16 +341,27 @@ func unpack(ctx context.Context, req Request, frames io.Reader, x *extractor, re
 
 // reporter writes Report lines; progress comes from a ticker, so it is safe for concurrent use.
 type reporter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	raw  atomic.Int64
-	file *fileOut // the file a backup writes (Request.File)
+	mu    sync.Mutex
+	w     io.Writer
+	ended bool // the final report (done or failed) was sent: nothing may follow it
+	raw   atomic.Int64
+	file  *fileOut // the file a backup writes (Request.File)
 }
 
-func (r *reporter) send(rep Report) {
+// send sends a report that is not the last (progress, a log line, a step done).
+func (r *reporter) send(rep Report) { r.write(rep, false) }
+
+// write sends rep unless the final report went already; final marks rep as that one. A
+// progress tick racing with the end cannot come after it: the caller takes the last report
+// it reads for the outcome.
+func (r *reporter) write(rep Report, final bool) {
 	b, _ := json.Marshal(rep)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ended {
+		return
+	}
+	r.ended = final
 	_, _ = r.w.Write(append(b, '\n'))
 }
 
@@ -359,7 +370,7 @@ func (r *reporter) fail(err error) int {
 	if errors.Is(err, errNoRoom) {
 		rep.Code = CodeNoRoom
 	}
-	r.send(rep)
+	r.write(rep, true)
 	if errors.Is(err, context.Canceled) {
 		return 130
 	}
@@ -371,7 +382,7 @@ func (r *reporter) done(c *artifact.Contents) {
 	if r.file != nil {
 		rep.File, rep.Size, rep.SHA256 = true, r.file.wb.Written(), hex.EncodeToString(r.file.hash.Sum(nil))
 	}
-	r.send(rep)
+	r.write(rep, true)
 }
 
 // every sends progress every d until the returned stop is called (once or more).

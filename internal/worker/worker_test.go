@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -73,6 +74,44 @@ func TestReportReader(t *testing.T) {
 		t.Errorf("progress %v, last %+v, tail %q", seen, r.last, r.tail())
 	}
 }
+
+// TestReportReaderKeepsTheFinalReport: a report after the final one (a progress tick that
+// raced with the end) does not change the outcome, done or failed.
+func TestReportReaderKeepsTheFinalReport(t *testing.T) {
+	for _, final := range []string{`{"raw":20,"done":true}`, `{"raw":20,"error":"disk full"}`} {
+		r := &reportReader{}
+		_, _ = r.Write([]byte(`{"raw":10}` + "\n" + final + "\n" + `{"raw":30}` + "\nnot json\n"))
+		if r.last == nil || r.last.Raw != 20 || (!r.last.Done && r.last.Error == "") || r.tail() != "not json" {
+			t.Errorf("after %s and a progress report: last %+v, tail %q", final, r.last, r.tail())
+		}
+	}
+}
+
+// TestNothingAfterTheFinalReport: the worker's progress ticker, still running when the final
+// report goes, sends nothing after it; a failure after a done report is not sent either.
+func TestNothingAfterTheFinalReport(t *testing.T) {
+	for range 20 {
+		var out bytes.Buffer
+		var mu sync.Mutex
+		rep := &reporter{w: writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return out.Write(p) })}
+		stop := rep.every(time.Microsecond)
+		time.Sleep(2 * time.Millisecond)
+		rep.done(nil)
+		time.Sleep(5 * time.Millisecond) // ticks after the end
+		stop()
+		rep.fail(errors.New("late"))
+		mu.Lock()
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		mu.Unlock()
+		if last := lines[len(lines)-1]; !strings.Contains(last, `"done":true`) || strings.Count(out.String(), `"done":true`) != 1 {
+			t.Fatalf("the last of %d reports is %s, want the done report, once", len(lines), last)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // listTree describes every entry below dir: type, mode, owner, size, link target, content.
 func listTree(t *testing.T, dir string) string {
