@@ -352,8 +352,8 @@ type reporter struct {
 func (r *reporter) send(rep Report) { r.write(rep, false) }
 
 // write sends rep unless the final report went already; final marks rep as that one. A
-// progress tick racing with the end cannot come after it: the caller takes the last report
-// it reads for the outcome.
+// progress tick racing with the end cannot come after it (a caller that took the last report
+// it read for the outcome would see a success as a worker ending without one).
 func (r *reporter) write(rep Report, final bool) {
 	b, _ := json.Marshal(rep)
 	r.mu.Lock()
