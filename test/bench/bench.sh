@@ -73,14 +73,17 @@ once() {
   read -r W R < "$WORK/time"
 }
 # report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
-declare -A WALL
+declare -A WALL ROUNDS SIDE
+SIDES=0
 report() {
   local med rss n
   n=$(wc -w <<< "$3")
   med=$(tr ' ' '\n' <<< "$3" | grep . | sort -n | sed -n "$(( (n + 1) / 2 ))p")
   rss=$(tr ' ' '\n' <<< "$4" | grep . | sort -n | tail -1)
   WALL[$1]=$med
+  ROUNDS[$1]=$3
   printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$1" "$med" "$(echo "$2 / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  printf '    runs (s):%s\n' "$3"
 }
 # measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
 measure() {
@@ -101,11 +104,26 @@ side() {
       walls[$i]+=" $W"; rsss[$i]+=" $R"
     done
   done
-  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}"; done
+  SIDES=$((SIDES + 1))
+  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}"; SIDE[${names[$i]}]=$SIDES; done
 }
 # newest prints the key of the newest backup in $B.
 newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])'; }
-ratio() { printf '  %-32s %.2fx of the raw pipeline\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)"; }
+# ratio CASE BASE: CASE's median over BASE's; for two cases measured side by side, also the
+# median of the rounds' own ratios (each round's two runs came minutes apart at most, so a
+# slow spell of the machine weighs on both).
+ratio() {
+  local -a a b; local r="" i n
+  read -ra a <<< "${ROUNDS[$1]}"; read -ra b <<< "${ROUNDS[$2]}"
+  if [ "${SIDE[$1]:-}" = "${SIDE[$2]:-x}" ] && [ ${#a[@]} = ${#b[@]} ]; then
+    for i in "${!a[@]}"; do r+="$(echo "${a[$i]} / ${b[$i]}" | bc -l)"$'\n'; done
+    n=${#a[@]}
+    r=$(grep . <<< "$r" | sort -n | sed -n "$(( (n + 1) / 2 ))p")
+    printf '  %-32s %.2fx of "%s" (median of the rounds: %.2fx)\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)" "$2" "$r"
+  else
+    printf '  %-32s %.2fx of "%s"\n' "$1" "$(echo "${WALL[$1]} / ${WALL[$2]}" | bc -l)" "$2"
+  fi
+}
 
 command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
 # An age key for the encrypted cases (the age CLI: test/setup.sh installs it).
