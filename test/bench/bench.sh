@@ -8,7 +8,9 @@
 # Data: a ~1 GiB volume of mixed data (random, text, many small files) and a pgbench
 # database (BENCH_SCALE, default 20). Both are kept between runs (project docker-backup-bench);
 # `test/bench/bench.sh clean` removes them. Each case runs BENCH_RUNS times (default 3); the
-# median is shown. Peak RSS is the plugin process's own (GNU time, maximum resident set).
+# median is shown, each run's time under it. A ratio of two cases run side by side also gives
+# the median of the rounds' own ratios. Peak RSS is the plugin process's own (GNU time, maximum
+# resident set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
