@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -87,5 +88,25 @@ func TestStrategies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSearchPath: the directories a shell-less container's programs are looked for in are its
+// PATH's absolute ones, each once, in order; without PATH, the Engine's default.
+func TestSearchPath(t *testing.T) {
+	cases := []struct {
+		env  []string
+		want string
+	}{
+		{nil, "/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin"},
+		{[]string{"HOME=/root"}, "/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin"},
+		{[]string{"PATH=/opt/bitnami/postgresql/bin:/usr/bin"}, "/opt/bitnami/postgresql/bin /usr/bin"},
+		{[]string{"PATH=.:bin::/usr/bin/:/usr/bin:/bin"}, "/usr/bin /bin"},
+		{[]string{"PATH="}, ""},
+	}
+	for _, c := range cases {
+		if got := strings.Join(searchPath(c.env), " "); got != c.want {
+			t.Errorf("searchPath(%q) = %q, want %q", c.env, got, c.want)
+		}
 	}
 }
