@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +39,10 @@ const (
 // name seen; owners numeric; modification times to the nanosecond; the security.capability
 // extended attribute (as the Engine keeps it). Sockets are skipped, like the Engine does.
 //
+// Below each path nothing is reached by its name from the root: each entry is opened in its
+// directory's descriptor without following a symbolic link (openat, O_NOFOLLOW), so a link
+// that a running service swaps in for a directory while it is archived leads nowhere.
+//
 // A staged restore's directory at the root of one of mounts (left by a power cut) is skipped.
 //
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
@@ -46,7 +51,7 @@ func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifac
 	tw := tar.NewWriter(w)
 	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
 	for _, p := range paths {
-		if err := a.walk(p, trimSlash(p)); err != nil {
+		if err := a.archivePath(p); err != nil {
 			return nil, err
 		}
 	}
@@ -75,38 +80,130 @@ func trimSlash(p string) string {
 	return p
 }
 
-// walk archives the file at abs (its entry named name) and, for a directory, what it holds.
-func (a *archiver) walk(abs, name string) error {
+// archivePath archives the absolute path p: its directory is opened by name, p and what it
+// holds through descriptors.
+func (a *archiver) archivePath(p string) error {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return a.archiveRoot()
+	}
+	dir, base := path.Split(p)
+	dfd, err := openDir(unix.AT_FDCWD, dir, true)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	defer unix.Close(dfd)
+	return a.walk(dfd, base, p, trimSlash(p))
+}
+
+// archiveRoot archives "/" itself (a path of the container's root: only in tests).
+func (a *archiver) archiveRoot() error {
+	dfd, err := openDir(unix.AT_FDCWD, "/", true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	return a.walk(dfd, ".", "/", "")
+}
+
+// openDir opens the directory name in dfd; follow: a symbolic link (in the trusted path to an
+// archived path) is followed.
+func openDir(dfd int, name string, follow bool) (int, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	for {
+		fd, err := unix.Openat(dfd, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// walk archives the entry base of the directory dfd (its path abs, its entry named name) and,
+// for a directory, what it holds.
+func (a *archiver) walk(dfd int, base, abs, name string) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(abs)
+	fi, err := lstatAt(dfd, base)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
 	if fi.Mode()&fs.ModeSocket != 0 {
 		return nil
 	}
-	if err := a.add(abs, name, fi); err != nil {
-		return err
-	}
 	if !fi.IsDir() {
-		return nil
+		return a.add(dfd, base, abs, name, fi, -1)
 	}
-	entries, err := os.ReadDir(abs) // sorted by name
+	fd, err := openDir(dfd, base, false)
 	if err != nil {
 		return fmt.Errorf("reading the directory %s: %w", abs, err)
 	}
+	defer unix.Close(fd)
+	if err := sameFile(fd, fi); err != nil {
+		return fmt.Errorf("%s %w", abs, err)
+	}
+	if err := a.add(dfd, base, abs, name, fi, fd); err != nil {
+		return err
+	}
+	entries, err := readDirNames(fd)
+	if err != nil {
+		return fmt.Errorf("reading the directory %s: %w", abs, err)
+	}
+	dirAbs := strings.TrimSuffix(abs, "/")
+	prefix := name
+	if prefix != "" {
+		prefix += "/"
+	}
 	for _, e := range entries {
-		if e.IsDir() && strategy.IsStaging(abs+"/"+e.Name(), a.mounts) {
+		if e.IsDir() && strategy.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
 			continue
 		}
-		if err := a.walk(abs+"/"+e.Name(), name+"/"+e.Name()); err != nil {
+		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// readDirNames lists the directory fd (read from its start) sorted by name. It does not
+// close fd.
+func readDirNames(fd int) ([]fs.DirEntry, error) {
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		return nil, err
+	}
+	unix.CloseOnExec(dup)
+	f := os.NewFile(uintptr(dup), "")
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(x, y fs.DirEntry) int { return strings.Compare(x.Name(), y.Name()) })
+	return entries, nil
+}
+
+// errChanged: the entry opened is not the one examined a moment before.
+var errChanged = errors.New("changed while it was archived (stop the service during backups: --stop)")
+
+// sameFile checks that the open fd is the file fi describes.
+func sameFile(fd int, fi fs.FileInfo) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	want := fi.Sys().(*syscall.Stat_t)
+	if st.Dev != want.Dev || st.Ino != want.Ino || st.Mode&unix.S_IFMT != want.Mode&unix.S_IFMT {
+		return errChanged
+	}
+	return nil
+}
+
+// capabilityAttr is the extended attribute of a file's capabilities, which the archive keeps.
+const capabilityAttr = "security.capability"
 
 // noNames keeps tar.FileInfoHeader from looking up user and group names.
 type noNames struct{ fs.FileInfo }
@@ -114,11 +211,13 @@ type noNames struct{ fs.FileInfo }
 func (noNames) Uname() (string, error) { return "", nil }
 func (noNames) Gname() (string, error) { return "", nil }
 
-func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
+// add writes the entry of the file fi (base in the directory dfd; fd, when not -1, is the
+// file open already: a directory).
+func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) error {
 	link := ""
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		var err error
-		if link, err = os.Readlink(abs); err != nil {
+		if link, err = readlinkAt(dfd, base); err != nil {
 			return fmt.Errorf("reading the link %s: %w", abs, err)
 		}
 	}
@@ -142,8 +241,29 @@ func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
 			a.links[id] = name
 		}
 	}
-	if v, err := lgetxattr(abs, "security.capability"); err == nil && len(v) > 0 {
-		hdr.PAXRecords = map[string]string{"SCHILY.xattr.security.capability": string(v)}
+	var f *os.File
+	if hdr.Typeflag == tar.TypeReg {
+		// O_NONBLOCK: a named pipe swapped in meanwhile does not block the open (it is refused).
+		nfd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", abs, err)
+		}
+		f = os.NewFile(uintptr(nfd), abs)
+		defer f.Close()
+		if err := sameFile(nfd, fi); err != nil {
+			return fmt.Errorf("%s %w", abs, err)
+		}
+		fd = nfd
+	}
+	var capability []byte
+	if fd >= 0 {
+		capability, err = xattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, capabilityAttr, buf) })
+	} else if fi.Mode()&fs.ModeSymlink == 0 {
+		// A device or a named pipe: not opened.
+		capability, err = xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(abs, capabilityAttr, buf) })
+	}
+	if err == nil && len(capability) > 0 {
+		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + capabilityAttr: string(capability)}
 	}
 	if err := a.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archiving %s: %w", abs, err)
@@ -157,11 +277,6 @@ func (a *archiver) add(abs, name string, fi fs.FileInfo) error {
 		a.tree.AddContent(0, a.hash.Sum64())
 		return nil
 	}
-	f, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", abs, err)
-	}
-	defer f.Close()
 	n, err := io.CopyBuffer(io.MultiWriter(a.tw, a.hash), struct{ io.Reader }{f}, a.buf)
 	if err != nil {
 		if errors.Is(err, tar.ErrWriteTooLong) {
@@ -210,11 +325,89 @@ func typeBits(m fs.FileMode) int64 {
 	return 0
 }
 
-// lgetxattr reads one extended attribute of a file without following a link.
-func lgetxattr(file, attr string) ([]byte, error) {
+// lstatAt examines the entry name of the directory dfd without following a link.
+func lstatAt(dfd int, name string) (fs.FileInfo, error) {
+	var st unix.Stat_t
+	for {
+		err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		// archive/tar reads owners and device numbers from a *syscall.Stat_t.
+		return &statInfo{name: path.Base(name), st: syscall.Stat_t{
+			Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
+			Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
+			Atim: syscall.Timespec(st.Atim), Mtim: syscall.Timespec(st.Mtim), Ctim: syscall.Timespec(st.Ctim),
+		}}, nil
+	}
+}
+
+// statInfo is the fs.FileInfo of a stat, as os.Lstat makes it.
+type statInfo struct {
+	name string
+	st   syscall.Stat_t
+}
+
+func (s *statInfo) Name() string       { return s.name }
+func (s *statInfo) Size() int64        { return s.st.Size }
+func (s *statInfo) ModTime() time.Time { return time.Unix(s.st.Mtim.Unix()) }
+func (s *statInfo) IsDir() bool        { return s.Mode().IsDir() }
+func (s *statInfo) Sys() any           { return &s.st }
+func (s *statInfo) Mode() fs.FileMode {
+	m := fs.FileMode(s.st.Mode & 0o777)
+	switch s.st.Mode & syscall.S_IFMT {
+	case syscall.S_IFBLK:
+		m |= fs.ModeDevice
+	case syscall.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case syscall.S_IFDIR:
+		m |= fs.ModeDir
+	case syscall.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case syscall.S_IFLNK:
+		m |= fs.ModeSymlink
+	case syscall.S_IFSOCK:
+		m |= fs.ModeSocket
+	}
+	if s.st.Mode&syscall.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if s.st.Mode&syscall.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if s.st.Mode&syscall.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// readlinkAt reads the link name in the directory dfd.
+func readlinkAt(dfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dfd, name, buf)
+		if err == unix.EINTR {
+			size /= 2
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// xattr reads one extended attribute with get (unix.Fgetxattr of an open file, or
+// unix.Lgetxattr of a path, which does not follow a link), growing the buffer as needed.
+func xattr(get func(buf []byte) (int, error)) ([]byte, error) {
 	buf := make([]byte, 128)
 	for {
-		n, err := unix.Lgetxattr(file, attr, buf)
+		n, err := get(buf)
 		if errors.Is(err, unix.ERANGE) && len(buf) < 64<<10 {
 			buf = make([]byte, len(buf)*4)
 			continue

@@ -1,10 +1,12 @@
 package worker
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -17,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseMode(t *testing.T) {
@@ -131,6 +135,9 @@ func listTree(t *testing.T, dir string) string {
 		case fi.Mode().IsRegular():
 			b, _ := os.ReadFile(p)
 			line += fmt.Sprintf(" size=%d sum=%x nlink=%d", fi.Size(), bytesSum(b), st.Nlink)
+			if c, err := xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, capabilityAttr, buf) }); err == nil {
+				line += fmt.Sprintf(" capability=%x", c)
+			}
 			if !fi.IsDir() {
 				line += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
 			}
@@ -207,7 +214,14 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	must(os.Link(filepath.Join(src, "many/f007"), filepath.Join(src, "many/sub/hard")))
 	must(os.Chmod(filepath.Join(src, "dir"), 0o1777))
 	must(os.Chown(src, 999, 999))
+	// File capabilities (cap_net_bind_service, permitted and effective: VFS_CAP_REVISION_2).
+	must(os.WriteFile(filepath.Join(src, "capped"), []byte("#!/bin/true\n"), 0o755))
+	capability := []byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	must(unix.Setxattr(filepath.Join(src, "capped"), capabilityAttr, capability, 0))
 	before := listTree(t, src)
+	if !strings.Contains(before, "capability=01000002") {
+		t.Fatalf("the capability was not set:\n%s", before)
+	}
 
 	var buf bytes.Buffer
 	contents, err := Archive(context.Background(), []string{src}, []string{src}, &buf)
@@ -228,6 +242,7 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	must(os.Symlink(outside, filepath.Join(src, "dir")))
 	must(os.Truncate(filepath.Join(src, "sparse.img"), 10))
 	must(os.Chown(src, 0, 0))
+	must(unix.Removexattr(filepath.Join(src, "capped"), capabilityAttr))
 	must(os.RemoveAll(filepath.Join(src, "many/sub")))
 	must(os.WriteFile(filepath.Join(src, "many/f003"), []byte("changed"), 0o600))
 	must(os.Symlink(outside, filepath.Join(src, "many/f004")+".tmp"))
@@ -405,5 +420,102 @@ func TestWorkerNetwork(t *testing.T) {
 				t.Errorf("%d exits watched for %d starts", eng.waits, len(tc.want))
 			}
 		})
+	}
+}
+
+// The walk never follows a link below an archived path: an entry swapped for a link to
+// elsewhere after it was examined is refused, not followed; a file swapped for another is
+// told apart by its identity.
+func TestArchiveFollowsNoLink(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	src := filepath.Join(dir, "src")
+	for _, d := range []string{outside, filepath.Join(src, "d")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Kept, so that no file made later reuses its inode number.
+	if err := os.Link(filepath.Join(src, "f"), filepath.Join(dir, "f.keep")); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := openDir(unix.AT_FDCWD, src, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	dirInfo, err := lstatAt(dfd, "d")
+	if err != nil || !dirInfo.IsDir() {
+		t.Fatalf("lstatAt(d) = %v, %v", dirInfo, err)
+	}
+	fileInfo, err := lstatAt(dfd, "f")
+	if err != nil || !fileInfo.Mode().IsRegular() {
+		t.Fatalf("lstatAt(f) = %v, %v", fileInfo, err)
+	}
+	// The swaps a running service could make between the examination and the open.
+	if err := os.Remove(filepath.Join(src, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(src, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(src, "f")); err != nil {
+		t.Fatal(err)
+	}
+
+	var buf bytes.Buffer
+	a := &archiver{ctx: context.Background(), tw: tar.NewWriter(&buf), links: map[fileID]string{}, buf: make([]byte, 1<<10), hash: xxhash.New()}
+	if err := a.add(dfd, "f", filepath.Join(src, "f"), "src/f", fileInfo, -1); err == nil {
+		t.Error("a file swapped for a link to elsewhere was archived")
+	}
+	if fd, err := openDir(dfd, "d", false); err == nil {
+		unix.Close(fd)
+		t.Error("a directory swapped for a link to elsewhere was opened")
+	}
+	if strings.Contains(buf.String(), "secret") {
+		t.Error("the archive holds what is outside")
+	}
+
+	// A file replaced by another one (a rename over it): the identity differs.
+	if err := os.Remove(filepath.Join(src, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("other"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a = &archiver{ctx: context.Background(), tw: tar.NewWriter(io.Discard), links: map[fileID]string{}, buf: make([]byte, 1<<10), hash: xxhash.New()}
+	if err := a.add(dfd, "f", filepath.Join(src, "f"), "src/f", fileInfo, -1); !errors.Is(err, errChanged) {
+		t.Errorf("a file replaced after its examination: %v, want errChanged", err)
+	}
+
+	// The whole walk: the link is archived as a link, what it points to is not read.
+	buf.Reset()
+	if _, err := Archive(context.Background(), []string{src}, []string{src}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(hdr.Name, "/d") && hdr.Typeflag != tar.TypeSymlink {
+			t.Errorf("%s: type %c, want a symbolic link", hdr.Name, hdr.Typeflag)
+		}
+		if strings.Contains(hdr.Name, "secret") {
+			t.Errorf("the archive holds %s", hdr.Name)
+		}
 	}
 }
