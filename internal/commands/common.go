@@ -244,8 +244,9 @@ func rate(n int64, d time.Duration) string {
 }
 
 // volumeWorker returns what volume backups and restores work beside the data with — this
-// plugin's own binary as a one-file image — as DOCKER_BACKUP_WORKER says (auto, on, off), and
-// whether it is required.
+// plugin's own binary as a one-file image, and for backups in auto mode this process itself
+// when the Engine's volumes are on this host — as DOCKER_BACKUP_WORKER says (auto, on, off),
+// and whether a worker is required.
 func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool, error) {
 	mode, err := worker.ParseMode(os.Getenv(worker.EnvMode))
 	if err != nil {
@@ -254,17 +255,10 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 	if mode == worker.ModeOff {
 		return nil, false, nil
 	}
-	return &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
-		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}, mode == worker.ModeOn, nil
-}
-
-// dataPathName says in words how a volume backup was read.
-func dataPathName(dp string) string {
-	switch dp {
-	case strategy.DataPathWorker:
-		return "a worker container beside the data"
-	case strategy.DataPathArchive:
-		return "the Engine's archive API"
+	r := &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
+		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}
+	if mode == worker.ModeAuto {
+		r.Local = &worker.Local{Engine: api, Log: log}
 	}
-	return dp
+	return r, mode == worker.ModeOn, nil
 }

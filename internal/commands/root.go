@@ -22,7 +22,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		Use:   "backup",
 		Short: "Back up and restore the data of Docker Compose projects",
 		Long: `Back up and restore the data of Docker Compose projects: databases through their own
-dump tools inside the container, volumes by a worker container beside the data. Every backup is a
+dump tools inside the container, volumes in place or by a worker container beside the data. Every backup is a
 compressed, checksummed artifact with a signed JSON manifest beside it; a directory of them
 is all that listing and restoring need.`,
 		SilenceUsage:  true,

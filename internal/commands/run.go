@@ -49,10 +49,13 @@ Several --to write the same backup to every target at once (one dump, one compre
 target that fails does not lose the backup on the others, and the command says which failed
 (exit status 1).
 
-Volumes are archived by a short-lived worker container beside the data (this plugin's own
-binary, imported once as the image docker-backup-worker:HASH), so the raw files never cross
-the Engine's API; when no worker can run, through the Engine's archive API. $` + worker.EnvMode + `
-chooses: auto (default), on (a worker or an error), off (the archive API).
+Volumes are read in place when the engine runs on this host and they are plain local
+volumes this plugin can read (as root): no container, nothing crosses the Engine's API, no link
+in them is followed. Otherwise a short-lived worker container beside the data archives them
+(this plugin's own binary, imported once as the image docker-backup-worker:HASH), and when no
+worker can run, the Engine's archive API does. Restores always go through a worker (or the
+archive API). $` + worker.EnvMode + ` chooses: auto (default), on (a worker container or an
+error), off (the archive API).
 
 The manifest is signed with the plugin's key ($` + envSigningKey + `, else one made in the docker
 CLI's configuration directory on first use): restores check that they restore what this
@@ -173,7 +176,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
 	if dp := m.Source[strategy.SourceDataPath]; dp != "" {
-		fmt.Fprintf(out, "  via      %s\n", dataPathName(dp))
+		fmt.Fprintf(out, "  via      %s\n", strategy.DataPathText(dp))
 	}
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	fmt.Fprintf(out, "  signed   key %s\n", key.ID())

@@ -133,7 +133,7 @@ func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req 
 	v.mu.Lock()
 	v.done = append(v.done, s)
 	v.mu.Unlock()
-	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathWorker}, contents, nil
+	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: dataPathOf(s)}, contents, nil
 }
 
 // Settle waits until the workers of finished backups are gone (removed by the engine, or
@@ -165,7 +165,7 @@ func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths 
 		}
 		return nil, stepErr(c, "copy", err)
 	}
-	v.log().Info("volume data path: a worker container beside the data")
+	v.log().Info("volume data path: " + DataPathText(dataPathOf(s)))
 	return s, nil
 }
 
@@ -178,7 +178,7 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 	}
 	s := v.takeWarm()
 	if s != nil {
-		v.log().Info("volume data path: a worker container beside the data")
+		v.log().Info("volume data path: " + DataPathText(DataPathWorker))
 	} else if s, err = v.openWorker(ctx, c, paths, true); err != nil {
 		return err
 	}

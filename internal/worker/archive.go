@@ -48,10 +48,32 @@ const (
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (strategy.Volume's Count), from the entries as they are written: no second parse.
 func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifact.Contents, error) {
+	roots := make([]Root, 0, len(paths))
+	for _, p := range paths {
+		p = path.Clean("/" + p)
+		if p == "/" {
+			roots = append(roots, Root{Dir: "/", Rel: ".", Name: ""})
+			continue
+		}
+		roots = append(roots, Root{Dir: path.Dir(p), Rel: path.Base(p), Name: trimSlash(p)})
+	}
+	return ArchiveRoots(ctx, roots, mounts, w)
+}
+
+// Root is a path Archive reads: the directory Dir is opened by its name (a path this process
+// trusts: a mount point, a volume's directory on the host), Rel below it without following a
+// link, and the entries are named Name and below (a path in the service's container without
+// the leading slash).
+type Root struct {
+	Dir, Rel, Name string
+}
+
+// ArchiveRoots is Archive of roots.
+func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
 	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
-	for _, p := range paths {
-		if err := a.archivePath(p); err != nil {
+	for _, r := range roots {
+		if err := a.archiveRoot(r); err != nil {
 			return nil, err
 		}
 	}
@@ -80,30 +102,24 @@ func trimSlash(p string) string {
 	return p
 }
 
-// archivePath archives the absolute path p: its directory is opened by name, p and what it
-// holds through descriptors.
-func (a *archiver) archivePath(p string) error {
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return a.archiveRoot()
-	}
-	dir, base := path.Split(p)
-	dfd, err := openDir(unix.AT_FDCWD, dir, true)
+// archiveRoot archives r: its directory is opened by name, the rest through descriptors.
+func (a *archiver) archiveRoot(r Root) error {
+	abs := path.Join(r.Dir, r.Rel)
+	dfd, err := openDir(unix.AT_FDCWD, r.Dir, true)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", p, err)
+		return fmt.Errorf("reading %s: %w", abs, err)
 	}
-	defer unix.Close(dfd)
-	return a.walk(dfd, base, p, trimSlash(p))
-}
-
-// archiveRoot archives "/" itself (a path of the container's root: only in tests).
-func (a *archiver) archiveRoot() error {
-	dfd, err := openDir(unix.AT_FDCWD, "/", true)
-	if err != nil {
-		return err
+	defer func() { unix.Close(dfd) }()
+	parts := strings.Split(path.Clean(r.Rel), "/")
+	for _, part := range parts[:len(parts)-1] {
+		fd, err := openDir(dfd, part, false)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", abs, err)
+		}
+		unix.Close(dfd)
+		dfd = fd
 	}
-	defer unix.Close(dfd)
-	return a.walk(dfd, ".", "/", "")
+	return a.walk(dfd, parts[len(parts)-1], abs, r.Name)
 }
 
 // openDir opens the directory name in dfd; follow: a symbolic link (in the trusted path to an

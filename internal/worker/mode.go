@@ -17,8 +17,8 @@ type Mode string
 
 // The modes.
 const (
-	ModeAuto Mode = "auto" // a worker when one can run, else the Engine's archive API (default)
-	ModeOn   Mode = "on"   // a worker, or fail
+	ModeAuto Mode = "auto" // backups in place on the engine's host (the plugin), else a worker when one can run, else the Engine's archive API (default)
+	ModeOn   Mode = "on"   // a worker container, or fail
 	ModeOff  Mode = "off"  // the archive API
 )
 
@@ -30,7 +30,7 @@ func ParseMode(s string) (Mode, error) {
 	case ModeAuto, ModeOn, ModeOff:
 		return m, nil
 	}
-	return "", fmt.Errorf("%s=%q: use auto (a worker container when one can run, else the archive API), on (always a worker) or off (always the archive API)", EnvMode, s)
+	return "", fmt.Errorf("%s=%q: use auto (backups read in place on the engine's host when the plugin can, else a worker container when one can run, else the archive API), on (always a worker container) or off (always the archive API)", EnvMode, s)
 }
 
 // ContainerImage returns the Runner.Image of a process that runs in a container of this

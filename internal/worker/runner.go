@@ -67,7 +67,10 @@ type Runner struct {
 	// Channel, when set, gives the socket directory the data goes through (nil: the attach
 	// stream); called like Image.
 	Channel func(ctx context.Context) (*Channel, error)
-	Log     *slog.Logger
+	// Local, when set, reads a backup's volumes in this process when it can (see Local);
+	// otherwise a worker container does.
+	Local *Local
+	Log   *slog.Logger
 
 	mu  sync.Mutex
 	img *Image
@@ -153,9 +156,16 @@ func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount,
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
-// read-only unless write. The caller must Close the session. An error wrapping
+// read-only unless write — for a backup, Local reads them in this process instead when it can. The caller must Close the session. An error wrapping
 // strategy.ErrNoWorker means nothing was created and the archive API should be used.
 func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, write bool) (strategy.WorkerSession, error) {
+	if r.Local != nil && !write {
+		s, err := r.Local.Open(ctx, c, paths)
+		if err == nil {
+			return s, nil
+		}
+		r.log().Debug("the volumes are not read on this host: "+err.Error()+"; a worker container reads them", "container", c.Name)
+	}
 	mounts, err := Mounts(c, paths, write)
 	if err != nil {
 		return nil, err

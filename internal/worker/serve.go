@@ -140,38 +140,49 @@ func count(ctx context.Context, req Request, rep *reporter) error {
 }
 
 func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) error {
-	bw := bufio.NewWriterSize(out, 1<<20)
-	sealed := io.WriteCloser(nopCloser{bw})
-	if len(req.Recipients) > 0 {
-		var rs crypt.Recipients
-		if err := rs.Add(req.Recipients...); err != nil {
-			return err
-		}
-		var err error
-		if sealed, err = rs.Encrypt(bw); err != nil {
-			return err
-		}
-	}
-	zw, err := req.Compression.NewWriter(sealed)
+	contents, err := pack(req.Compression, req.Recipients, out, &rep.raw, func(w io.Writer) (*artifact.Contents, error) {
+		return Archive(ctx, req.Paths, req.Mounts, w)
+	})
 	if err != nil {
 		return err
 	}
-	raw := &countingWriter{w: zw, n: &rep.raw}
-	contents, err := Archive(ctx, req.Paths, req.Mounts, raw)
+	rep.done(contents)
+	return nil
+}
+
+// pack writes the stored stream of what archive writes to out: compressed, and encrypted for
+// recipients when there are any; raw counts the archive's bytes as they come.
+func pack(comp artifact.Compression, recipients []string, out io.Writer, raw *atomic.Int64, archive func(io.Writer) (*artifact.Contents, error)) (*artifact.Contents, error) {
+	bw := bufio.NewWriterSize(out, 1<<20)
+	sealed := io.WriteCloser(nopCloser{bw})
+	if len(recipients) > 0 {
+		var rs crypt.Recipients
+		if err := rs.Add(recipients...); err != nil {
+			return nil, err
+		}
+		var err error
+		if sealed, err = rs.Encrypt(bw); err != nil {
+			return nil, err
+		}
+	}
+	zw, err := comp.NewWriter(sealed)
+	if err != nil {
+		return nil, err
+	}
+	contents, err := archive(&countingWriter{w: zw, n: raw})
 	if cerr := zw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("compressing: %w", cerr)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := sealed.Close(); err != nil {
-		return fmt.Errorf("encrypting: %w", err)
+		return nil, fmt.Errorf("encrypting: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("sending the backup: %w", err)
+		return nil, fmt.Errorf("sending the backup: %w", err)
 	}
-	rep.done(contents)
-	return nil
+	return contents, nil
 }
 
 func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
@@ -387,6 +398,12 @@ func (r *reporter) done(c *artifact.Contents) {
 
 // every sends progress every d until the returned stop is called (once or more).
 func (r *reporter) every(d time.Duration) (stop func()) {
+	return every(d, func() { r.send(Report{Raw: r.raw.Load()}) })
+}
+
+// every calls f every d until the returned stop is called (once or more); f is not running
+// once stop returned.
+func every(d time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -400,7 +417,7 @@ func (r *reporter) every(d time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				r.send(Report{Raw: r.raw.Load()})
+				f()
 			}
 		}
 	}()

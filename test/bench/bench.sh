@@ -142,22 +142,27 @@ printf '%-34s %10s %14s %13s\n' case wall throughput "peak RSS"
 
 B=$WORK/out
 RAWOUT=$WORK/rawout
-# Both data paths: a worker container beside the data (the default), the Engine's archive API.
-export DOCKER_BACKUP_WORKER=on
-$PLUGIN backup run files --strategy volume --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
+# The data paths: backups read in place on this host (the plugin's default here: the engine is
+# local and the bench runs as root), a worker container beside the data (DOCKER_BACKUP_WORKER=on;
+# restores always), the Engine's archive API (off).
+DOCKER_BACKUP_WORKER=on $PLUGIN backup run files --strategy volume --project $P --to $WORK/warm >/dev/null 2>&1 || true # imports the worker image once
 rm -rf $WORK/warm
+BW=$WORK/out-worker
 # The tool fsyncs what it stores before publishing it: the raw pipeline also with that fsync.
 side "$VOLBYTES" \
   "volume raw: tar | zstd -T0 -3" "rm -rf $RAWOUT; mkdir -p $RAWOUT" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $RAWOUT/raw.tar.zst" \
   "volume raw + fsync of the file" "rm -rf $RAWOUT; mkdir -p $RAWOUT" "tar -C $VOLDIR -c . | zstd -q -T0 -3 > $RAWOUT/raw.tar.zst && sync $RAWOUT/raw.tar.zst" \
-  "volume: run (worker)" "rm -rf $B" "$PLUGIN backup run files --strategy volume --project $P --to $B"
+  "volume: run (in place)" "rm -rf $B" "$PLUGIN backup run files --strategy volume --project $P --to $B" \
+  "volume: run (worker)" "rm -rf $BW" "DOCKER_BACKUP_WORKER=on $PLUGIN backup run files --strategy volume --project $P --to $BW"
 cp $RAWOUT/raw.tar.zst $WORK/raw.tar.zst
+ratio "volume: run (in place)" "volume raw: tar | zstd -T0 -3"
+ratio "volume: run (in place)" "volume raw + fsync of the file"
 ratio "volume: run (worker)" "volume raw: tar | zstd -T0 -3"
 ratio "volume: run (worker)" "volume raw + fsync of the file"
 VART=$(newest)
 # Without --strategy the plugin first looks into the container for a database (one exec of a
 # shell; the files service has none: one exec per program it looks for).
-measure "volume: run (worker), detected" "$VOLBYTES" "rm -rf $B/detected" "$PLUGIN backup run files --project $P --to $B/detected"
+measure "volume: run (in place), detected" "$VOLBYTES" "rm -rf $B/detected" "$PLUGIN backup run files --project $P --to $B/detected"
 DOCKER_BACKUP_WORKER=off measure "volume: run (archive API)" "$VOLBYTES" "rm -rf $B/archive" "$PLUGIN backup run files --strategy volume --project $P --to $B/archive"
 ratio "volume: run (archive API)" "volume raw: tar | zstd -T0 -3"
 # The worker process alone, on the host, for its peak RSS (in a container it is the same program).
@@ -197,14 +202,15 @@ if [ -x "$MINIO" ]; then
   trap 'kill $MINIO_PID 2>/dev/null' EXIT
   for _ in $(seq 30); do curl -sf http://127.0.0.1:19900/minio/health/live >/dev/null && break; sleep 1; done
   curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -X PUT http://127.0.0.1:19900/bench >/dev/null
-  measure "volume to S3: run (worker)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  measure "volume to S3: run (in place)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900'"
+  DOCKER_BACKUP_WORKER=on measure "volume to S3: run (worker)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/worker?endpoint=http://127.0.0.1:19900'"
   DOCKER_BACKUP_WORKER=off measure "volume to S3: run (archive API)" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/archive?endpoint=http://127.0.0.1:19900'"
   S3ART=$($PLUGIN backup ls --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])')
   measure "volume from S3: restore (worker)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
   DOCKER_BACKUP_WORKER=off measure "volume from S3: restore (archive API)" "$VOLBYTES" "true" "$PLUGIN backup restore $S3ART --from 's3://bench/host?endpoint=http://127.0.0.1:19900' --to files --project $P --yes"
   if [ -n "$AGEPUB" ]; then
     measure "volume to S3, age: docker backup run" "$VOLBYTES" "true" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host?endpoint=http://127.0.0.1:19900' -r $AGEPUB"
-    printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: run (worker)"]}" | bc -l)"
+    printf '  %-32s %.2fx of the unencrypted run\n' "encryption (age)" "$(echo "${WALL["volume to S3, age: docker backup run"]} / ${WALL["volume to S3: run (in place)"]}" | bc -l)"
   fi
   # One run to two targets at once: memory is one S3 part more, time that of the slower.
   measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"

@@ -41,11 +41,12 @@ func newProject(t *testing.T) *project {
 }
 
 func (p *project) cleanup() {
-	removeScratch(p.name)
 	ids := strings.Fields(docker(p.t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+p.name))
 	if len(ids) > 0 {
 		_, _ = exec.Command("docker", append([]string{"rm", "-f", "-v"}, ids...)...).CombinedOutput()
 	}
+	// After the sidecar is gone: one removed while it made a worker leaves that one behind.
+	removeScratch(p.name)
 	vols := strings.Fields(docker(p.t, "volume", "ls", "-q", "--filter", "label=com.docker.compose.project="+p.name))
 	if len(vols) > 0 {
 		_, _ = exec.Command("docker", append([]string{"volume", "rm", "-f"}, vols...)...).CombinedOutput()

@@ -22,13 +22,14 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 
 	out := backupWithEnv(t, s3.env(), "run", "db", "--project", p.name, "--to", url)
 	mustContain(t, out, "s3://backups/site-a/nested")
-	// The volume's bytes go from a worker container beside the data to S3 (never a raw tar
-	// through the Engine's API), and come back the same way below.
+	// The volume's bytes go from this host's file system (the plugin reads the volume in
+	// place: the engine is local) to S3, never a raw tar through the Engine's API, and come
+	// back through a worker container below.
 	out, stderr, err := dockerCmd(s3.env(), "backup", "run", "files", "--project", p.name, "--to", url)
 	if err != nil {
 		t.Fatalf("backing up the volume to S3: %v\n%s\n%s", err, out, stderr)
 	}
-	mustContain(t, out, "via      a worker container beside the data")
+	mustContain(t, out, "via      this host's file system")
 	if strings.Contains(stderr, "The worker wrote the backup file") {
 		t.Errorf("to S3 the worker wrote a local file; stderr:\n%s", stderr)
 	}
@@ -75,7 +76,9 @@ func TestS3TwoProjectsShareABucket(t *testing.T) {
 	}
 	// Each host writes under its own prefix; the same service names never meet.
 	backupWithEnv(t, s3.env(), "run", "files", "--project", a.name, "--to", s3.url("shared/host-a"))
-	backupWithEnv(t, s3.env(), "run", "files", "--project", b.name, "--to", s3.url("shared/host-b"))
+	// b's through a worker container: its stream goes to S3 over the worker's socket.
+	out := backupWithEnv(t, append(s3.env(), "DOCKER_BACKUP_WORKER=on"), "run", "files", "--project", b.name, "--to", s3.url("shared/host-b"))
+	mustContain(t, out, "via      a worker container beside the data")
 	la := backupWithEnv(t, s3.env(), "ls", "--from", s3.url("shared/host-a"))
 	if !strings.Contains(la, a.name) || strings.Contains(la, b.name) {
 		t.Errorf("host-a's listing shows another host's backups:\n%s", la)

@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"archive/tar"
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -83,9 +88,11 @@ func (f *volumeFixture) tree() string {
 	return f.sh(treeHashScript)
 }
 
-// dataPaths are the two ways a volume backup reads and writes files: a worker container
-// beside the data, and the Engine's archive API (DOCKER_BACKUP_WORKER=on|off).
-var dataPaths = []struct{ name, mode string }{{"worker", "on"}, {"archive", "off"}}
+// dataPaths are the ways a volume backup reads and writes files: the plugin reading the
+// volumes on this host itself (the default here: the tests run as root beside the engine; its
+// restores go through a worker container), a worker container beside the data, and the
+// Engine's archive API (DOCKER_BACKUP_WORKER=auto|on|off).
+var dataPaths = []struct{ name, mode string }{{"host", "auto"}, {"worker", "on"}, {"archive", "off"}}
 
 func dataPathEnv(mode string) []string { return []string{"DOCKER_BACKUP_WORKER=" + mode} }
 
@@ -129,9 +136,10 @@ func TestVolumeRoundTrip(t *testing.T) {
 				t.Fatalf("docker backup restore: %v\n%s\n%s", err, out, stderr)
 			}
 			mustContain(t, out, "Restored")
-			// The worker reads the artifact in the directory target itself (given its descriptor).
-			if read := strings.Contains(stderr, "The worker read the backup file in the target directory itself"); read != (dp.name == "worker") {
-				t.Errorf("the worker read the backup file itself: %v, want %v; stderr:\n%s", read, dp.name == "worker", stderr)
+			// The worker reads the artifact in the directory target itself (given its descriptor);
+			// a restore in auto mode goes through a worker too.
+			if read := strings.Contains(stderr, "The worker read the backup file in the target directory itself"); read != (dp.name != "archive") {
+				t.Errorf("the worker read the backup file itself: %v, want %v; stderr:\n%s", read, dp.name != "archive", stderr)
 			}
 			if after := f.tree(); after != before {
 				t.Errorf("tree after restore differs from the original:\n%s", diffLines(before, after))
@@ -139,7 +147,7 @@ func TestVolumeRoundTrip(t *testing.T) {
 			if !running(t, f.app) {
 				t.Error("the app container was not started again after the restore")
 			}
-			if dp.name == "worker" {
+			if dp.name != "archive" {
 				// The worker leaves runs of zeros as holes: the 200 MB sparse file stays sparse.
 				if blocks := strings.TrimSpace(f.sh("stat -c %b /data/sparse.img")); len(blocks) > 4 {
 					t.Errorf("the sparse file takes %s blocks after the restore, want a few", blocks)
@@ -161,18 +169,24 @@ func TestVolumeDataPathsAgree(t *testing.T) {
 		dirs[dp.name] = t.TempDir()
 		backupWithEnv(t, dataPathEnv(dp.mode), "run", "files", "--project", f.p.name, "--to", dirs[dp.name])
 	}
-	w, a := onlyBackup(t, dirs["worker"]), onlyBackup(t, dirs["archive"])
-	if w.Contents == nil || a.Contents == nil || w.Contents.Files != a.Contents.Files || w.Contents.Bytes != a.Contents.Bytes || w.Contents.Tree != a.Contents.Tree || w.Contents.Tree == "" {
-		t.Fatalf("the two paths digest the same tree differently: worker %+v, archive %+v", w.Contents, a.Contents)
+	h, w, a := onlyBackup(t, dirs["host"]), onlyBackup(t, dirs["worker"]), onlyBackup(t, dirs["archive"])
+	for _, m := range []artifact.Manifest{h, w} {
+		if m.Contents == nil || a.Contents == nil || m.Contents.Files != a.Contents.Files || m.Contents.Bytes != a.Contents.Bytes || m.Contents.Tree != a.Contents.Tree || m.Contents.Tree == "" {
+			t.Fatalf("the paths digest the same tree differently: %s %+v, archive %+v", m.Source["data_path"], m.Contents, a.Contents)
+		}
 	}
-	if w.Source["data_path"] != "worker" || a.Source["data_path"] != "archive" {
-		t.Fatalf("data paths recorded: %q and %q", w.Source["data_path"], a.Source["data_path"])
+	if h.Source["data_path"] != "host" || w.Source["data_path"] != "worker" || a.Source["data_path"] != "archive" {
+		t.Fatalf("data paths recorded: %q, %q and %q", h.Source["data_path"], w.Source["data_path"], a.Source["data_path"])
+	}
+	// The host's and the worker's stored bytes are the same (one code, two places).
+	if h.SHA256 != w.SHA256 {
+		t.Errorf("the host's backup (sha256 %s) differs from the worker's (%s)", h.SHA256, w.SHA256)
 	}
 	for _, cross := range []struct {
 		from string
 		m    artifact.Manifest
 		mode string
-	}{{dirs["worker"], w, "off"}, {dirs["archive"], a, "on"}} {
+	}{{dirs["host"], h, "off"}, {dirs["worker"], w, "off"}, {dirs["archive"], a, "on"}} {
 		f.sh(changeScript)
 		backupWithEnv(t, dataPathEnv(cross.mode), "restore", cross.m.Artifact, "--from", cross.from, "--to", "files", "--project", f.p.name, "--yes")
 		if after := f.tree(); after != before {
@@ -281,5 +295,62 @@ func testVolumeReadOnly(t *testing.T, env []string) {
 	}
 	if !running(t, app) {
 		t.Error("the container was not started again")
+	}
+}
+
+// TestVolumeBackupFollowsNoLink: a service's volume holds a link to the host's /etc. Read in
+// place on the host (the default here), the link is archived as a link and never followed —
+// not as an entry, not on the way to a path the backup was asked for — so nothing of the
+// host's file system reaches the backup.
+func TestVolumeBackupFollowsNoLink(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	vol := p.volume("data")
+	filler := p.service("filler", plainImage, "-v", vol+":/data")
+	p.service("files", pauseImage, "-v", vol+":/data")
+	docker(t, "exec", filler, "sh", "-c", "echo mine > /data/file && ln -s /etc /data/escape && mkdir /data/d && ln -s /etc/passwd /data/d/pw")
+	hostPasswd, err := os.ReadFile("/etc/passwd")
+	if err != nil || !bytes.Contains(hostPasswd, []byte("root:")) {
+		t.Fatalf("the host's /etc/passwd: %v", err)
+	}
+
+	dir := t.TempDir()
+	out := backup(t, "run", "files", "--project", p.name, "--to", dir)
+	mustContain(t, out, "via      this host's file system")
+	m := onlyBackup(t, dir)
+	raw := decompress(t, filepath.Join(dir, m.Artifact))
+	if bytes.Contains(raw, []byte("root:x:0:0")) {
+		t.Fatal("the backup holds the host's /etc/passwd")
+	}
+	links := map[string]string{}
+	tr := tar.NewReader(bytes.NewReader(raw))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Typeflag == tar.TypeSymlink {
+			links[hdr.Name] = hdr.Linkname
+		}
+	}
+	if links["data/escape"] != "/etc" || links["data/d/pw"] != "/etc/passwd" {
+		t.Errorf("links archived: %v, want data/escape -> /etc and data/d/pw -> /etc/passwd", links)
+	}
+
+	// A path asked for through the link: refused, not read from the host's /etc.
+	asked := t.TempDir()
+	stdout, stderr, err := dockerCmd(nil, "backup", "run", "files", "--project", p.name, "--to", asked, "--paths", "/data/escape/passwd")
+	if err == nil {
+		for _, m := range listBackups(t, asked) {
+			if bytes.Contains(decompress(t, filepath.Join(asked, m.Artifact)), []byte("root:x:0:0")) {
+				t.Fatalf("a backup of /data/escape/passwd holds the host's /etc/passwd:\n%s\n%s", stdout, stderr)
+			}
+		}
+	}
+	if n := len(listBackups(t, asked)); err != nil && n != 0 {
+		t.Errorf("a failed backup published %d artifacts", n)
 	}
 }

@@ -44,7 +44,7 @@ func TestWorkerOfKilledPluginIsReaped(t *testing.T) {
 	t.Parallel()
 	f := newVolumeFixture(t)
 	dir := t.TempDir()
-	p := startFault(t, "backup-stream", "run", "files", "--project", f.p.name, "--to", dir)
+	p := startFaultEnv(t, []string{"DOCKER_BACKUP_WORKER=on"}, "backup-stream", "run", "files", "--project", f.p.name, "--to", dir)
 	p.waitPoint("backup-stream")
 	if len(workersOf(t, f.p.name, "files")) != 1 {
 		t.Fatalf("no worker container while the backup streams; stderr:\n%s", p.err.String())
@@ -62,7 +62,7 @@ func TestWorkerOfKilledPluginIsReaped(t *testing.T) {
 		"--label", "org.docker-backup.scratch.owner=process:elsewhere", "--label", "org.docker-backup.scratch.expires=1",
 		"--label", "org.docker-backup.scratch.service="+f.p.name+"/files", plainImage, "sleep", "600"))
 	t.Cleanup(func() { _, _, _ = dockerCmd(nil, "rm", "-f", planted) })
-	out, stderr, err := dockerCmd(nil, "backup", "run", "files", "--project", f.p.name, "--to", dir)
+	out, stderr, err := dockerCmd([]string{"DOCKER_BACKUP_WORKER=on"}, "backup", "run", "files", "--project", f.p.name, "--to", dir)
 	if err != nil {
 		t.Fatalf("the next run: %v\n%s\n%s", err, out, stderr)
 	}
