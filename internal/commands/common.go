@@ -258,7 +258,7 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 	r := &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
 		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}
 	if mode == worker.ModeAuto {
-		r.Local = &worker.Local{Engine: api, Log: log}
+		r.Local = &worker.Local{Engine: api}
 	}
 	return r, mode == worker.ModeOn, nil
 }

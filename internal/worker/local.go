@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 )
 
 // LocalEngine is the part of the Engine API Local uses.
@@ -36,7 +36,6 @@ type LocalEngine interface {
 // through a worker container, which sees nothing but the service's volumes.
 type Local struct {
 	Engine LocalEngine
-	Log    *slog.Logger
 
 	mu      sync.Mutex
 	checked bool
@@ -71,7 +70,12 @@ func (l *Local) Open(ctx context.Context, c *containers.Container, paths []strin
 	if err != nil {
 		return nil, err
 	}
-	return &localSession{roots: roots, mounts: sources, log: l.Log}, nil
+	for _, dir := range sources {
+		if err := unix.Access(dir, unix.R_OK|unix.X_OK); err != nil {
+			return nil, fmt.Errorf("%s cannot be read here (%v)", dir, err)
+		}
+	}
+	return &localSession{roots: roots, mounts: sources}, nil
 }
 
 // engineRoot returns the Engine's root directory once it is known to be this host's, asking
@@ -153,7 +157,6 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 type localSession struct {
 	roots  []Root
 	mounts []string // the volumes' directories: a staged restore's directory in one is skipped
-	log    *slog.Logger
 }
 
 // DataPath says that this process read the files itself.
