@@ -17,8 +17,12 @@ import (
 )
 
 // memoryLimit is a soft limit for the Go heap: the streams' buffers are bounded, and this keeps
-// the garbage collector from letting the heap grow to twice that. GOMEMLIMIT overrides it.
-const memoryLimit = 40 << 20
+// the garbage collector from letting the heap grow to twice that. GOMEMLIMIT overrides it. A
+// volume backup read in place compresses in this process (the zstd frames in flight and the
+// encoders' state, ≈ 17–25 MiB live) beside an S3 upload's part (16 MiB): at 40 MiB the
+// collector ran about 850 times during one such backup of the bench volume (7.3–7.7 s); at 64
+// MiB 11 times (6.3 s, 76 MiB peak RSS).
+const memoryLimit = 64 << 20
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == worker.Command {
