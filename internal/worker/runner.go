@@ -156,8 +156,9 @@ func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount,
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
-// read-only unless write — for a backup, Local reads them in this process instead when it can. The caller must Close the session. An error wrapping
-// strategy.ErrNoWorker means nothing was created and the archive API should be used.
+// read-only unless write — for a backup, Local reads them in this process instead when it
+// can. The caller must Close the session. An error wrapping strategy.ErrNoWorker means
+// nothing was created and the archive API should be used.
 func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, write bool) (strategy.WorkerSession, error) {
 	if r.Local != nil && !write {
 		s, err := r.Local.Open(ctx, c, paths)
