@@ -37,7 +37,7 @@ const (
 // each directory before what it holds and names in increasing order (the order of the
 // Engine's archive API, which the restore's tar policy requires); hard links to the first
 // name seen; owners numeric; modification times to the nanosecond; the security.capability
-// extended attribute (as the Engine keeps it). Sockets are skipped, like the Engine does.
+// extended attribute of files and directories (as the Engine keeps it). Sockets are skipped, like the Engine does.
 //
 // Below each path nothing is reached by its name from the root: each entry is opened in its
 // directory's descriptor without following a symbolic link (openat, O_NOFOLLOW), so a link
@@ -271,12 +271,12 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 		}
 		fd = nfd
 	}
+	// Capabilities are read through the open descriptor: a file's or a directory's. A link, a
+	// device or a named pipe is not opened (capabilities mean nothing there), and no path is
+	// looked up by name again.
 	var capability []byte
 	if fd >= 0 {
 		capability, err = xattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, capabilityAttr, buf) })
-	} else if fi.Mode()&fs.ModeSymlink == 0 {
-		// A device or a named pipe: not opened.
-		capability, err = xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(abs, capabilityAttr, buf) })
 	}
 	if err == nil && len(capability) > 0 {
 		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + capabilityAttr: string(capability)}
@@ -418,8 +418,8 @@ func readlinkAt(dfd int, name string) (string, error) {
 	}
 }
 
-// xattr reads one extended attribute with get (unix.Fgetxattr of an open file, or
-// unix.Lgetxattr of a path, which does not follow a link), growing the buffer as needed.
+// xattr reads one extended attribute with get (unix.Fgetxattr of an open file, unix.Lgetxattr
+// of a path), growing the buffer as needed.
 func xattr(get func(buf []byte) (int, error)) ([]byte, error) {
 	buf := make([]byte, 128)
 	for {
