@@ -188,3 +188,29 @@ func TestSidecarEncrypted(t *testing.T) {
 	}
 	mustContain(t, out, "PASS")
 }
+
+// TestEncryptedVolumeReadInPlace: a volume backup read in place on the host (the plugin
+// compresses and encrypts in its own process) is an age file for the recipient, opened by the
+// age CLI into the volume's tar stream, and restores the tree exactly.
+func TestEncryptedVolumeReadInPlace(t *testing.T) {
+	t.Parallel()
+	ageIdentity, agePub := ageKey(t, t.TempDir(), "age.key")
+	f := newVolumeFixture(t)
+	before := f.tree()
+	dir := t.TempDir()
+	out := backup(t, "run", "files", "--project", f.p.name, "--to", dir, "-r", agePub)
+	mustContain(t, out, "encrypted", "via      this host's file system")
+	m := onlyBackup(t, dir)
+	if m.Encryption == nil || m.Encryption.Scheme != "age" || !slices.Contains(m.Encryption.Recipients, agePub) || m.Source["data_path"] != "host" {
+		t.Fatalf("manifest: encryption %+v, data path %q", m.Encryption, m.Source["data_path"])
+	}
+	plain := openWithAge(t, filepath.Join(dir, m.Artifact), "-i", ageIdentity)
+	if int64(len(plain)) != m.RawSize || !bytes.Contains(plain, []byte("data/hello.txt")) {
+		t.Fatalf("age -d | zstd -dc gives %d bytes, the manifest says %d raw bytes of a tar of data/", len(plain), m.RawSize)
+	}
+	f.sh(changeScript)
+	backup(t, "restore", m.Artifact, "--from", dir, "--to", "files", "--project", f.p.name, "--yes", "-i", ageIdentity)
+	if after := f.tree(); after != before {
+		t.Fatalf("restored tree differs:\n%s", diffLines(before, after))
+	}
+}
