@@ -122,13 +122,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 	var sources []string
 	for _, p := range paths {
 		p = path.Clean(p)
-		var holder *container.MountPoint
-		for i, m := range mounts {
-			d := path.Clean(m.Destination)
-			if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
-				holder = &mounts[i]
-			}
-		}
+		holder := holderOf(mounts, p)
 		switch {
 		case holder == nil:
 			return nil, nil, fmt.Errorf("%s is not on a volume", p)
@@ -141,10 +135,8 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 		if path.Clean(holder.Source) != dir {
 			return nil, nil, fmt.Errorf("the volume %s is at %s, not %s", holder.Name, holder.Source, dir)
 		}
-		for _, m := range mounts {
-			if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
-				return nil, nil, fmt.Errorf("%s holds another mount, %s", p, d)
-			}
+		if below := mountsBelow(mounts, p, holder); len(below) > 0 {
+			return nil, nil, fmt.Errorf("%s holds another mount, %s", p, path.Clean(below[0].Destination))
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, path.Clean(holder.Destination)), "/")
 		roots = append(roots, Root{Dir: path.Dir(dir), Rel: path.Join(path.Base(dir), rel), Name: strings.TrimPrefix(p, "/")})

@@ -131,28 +131,43 @@ func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount,
 		return nil
 	}
 	for _, p := range paths {
-		var holder *container.MountPoint
-		for i, m := range c.Mounts {
-			d := path.Clean(m.Destination)
-			if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
-				holder = &c.Mounts[i]
-			}
-		}
+		holder := holderOf(c.Mounts, p)
 		if holder == nil {
 			return nil, noWorker("%s is in the container's own file system, not on a volume", p)
 		}
 		if err := add(*holder); err != nil {
 			return nil, err
 		}
-		for _, m := range c.Mounts {
-			if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
-				if err := add(m); err != nil {
-					return nil, err
-				}
+		for _, m := range mountsBelow(c.Mounts, p, holder) {
+			if err := add(m); err != nil {
+				return nil, err
 			}
 		}
 	}
 	return out, nil
+}
+
+// holderOf returns the mount of mounts that holds the path p (the deepest one), or nil.
+func holderOf(mounts []container.MountPoint, p string) *container.MountPoint {
+	var holder *container.MountPoint
+	for i, m := range mounts {
+		d := path.Clean(m.Destination)
+		if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
+			holder = &mounts[i]
+		}
+	}
+	return holder
+}
+
+// mountsBelow returns the mounts inside the path p other than its holder.
+func mountsBelow(mounts []container.MountPoint, p string, holder *container.MountPoint) []container.MountPoint {
+	var out []container.MountPoint
+	for _, m := range mounts {
+		if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
