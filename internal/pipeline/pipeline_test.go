@@ -538,7 +538,6 @@ type packer struct {
 	fakeStrategy
 	lie      bool
 	gotFile  bool
-	comp     artifact.Compression
 	contents *artifact.Contents
 }
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -353,9 +352,4 @@ func (r *Runner) stoppingErr(err error) error {
 		return fmt.Errorf("cancelled because the sidecar is stopping: %w", err)
 	}
 	return err
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
