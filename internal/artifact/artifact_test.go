@@ -2,6 +2,9 @@ package artifact
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -36,7 +39,10 @@ func TestManifestRoundTrip(t *testing.T) {
 
 func TestManifestValidate(t *testing.T) {
 	cases := map[string]func(*Manifest){
-		"future format": func(m *Manifest) { m.FormatVersion = 2 },
+		"future format": func(m *Manifest) { m.FormatVersion = FormatVersion + 1 },
+		"chunk count":   func(m *Manifest) { m.Chunks = &Chunks{Size: ChunkSize, Count: 2, SHA256: strings.Repeat("ab", 32)} },
+		"chunk size":    func(m *Manifest) { m.Chunks = &Chunks{Size: 1 << 30, Count: 1, SHA256: strings.Repeat("ab", 32)} },
+		"chunk sha":     func(m *Manifest) { m.Chunks = &Chunks{Size: ChunkSize, Count: 1, SHA256: "x"} },
 		"no artifact":   func(m *Manifest) { m.Artifact = "" },
 		"no strategy":   func(m *Manifest) { m.Strategy = "" },
 		"short sha":     func(m *Manifest) { m.SHA256 = "abc" },
@@ -111,17 +117,17 @@ func TestSignatures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Verify(read); err != nil {
+	if err := NewKeyring(k).Verify(read); err != nil {
 		t.Errorf("a signed manifest read back: %v", err)
 	}
-	if err := other.Verify(read); !errors.Is(err, ErrOtherKey) {
+	if err := NewKeyring(other).Verify(read); !errors.Is(err, ErrOtherKey) {
 		t.Errorf("verified with another key: %v", err)
 	}
 	// White space and member order do not matter; content does.
 	var generic map[string]any
 	json.Unmarshal(b, &generic)
 	compact, _ := json.Marshal(generic)
-	if again, _ := Unmarshal(compact); k.Verify(again) != nil {
+	if again, _ := Unmarshal(compact); NewKeyring(k).Verify(again) != nil {
 		t.Error("the same manifest, compacted, does not verify")
 	}
 	for name, forge := range map[string]func(string) string{
@@ -133,18 +139,152 @@ func TestSignatures(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if err := k.Verify(forged); !errors.Is(err, ErrBadSignature) {
+		if err := NewKeyring(k).Verify(forged); !errors.Is(err, ErrBadSignature) {
 			t.Errorf("%s: forged manifest verified: %v", name, err)
 		}
 	}
 	m.Signature = nil
 	b, _ = m.Marshal()
 	unsigned, _ := Unmarshal(b)
-	if err := k.Verify(unsigned); !errors.Is(err, ErrUnsigned) {
+	if err := NewKeyring(k).Verify(unsigned); !errors.Is(err, ErrUnsigned) {
 		t.Errorf("unsigned: %v", err)
 	}
 	if _, err := Unmarshal(append(b[:len(b)-2], []byte(`, "pad": "`+strings.Repeat("x", MaxManifestSize)+`"}`)...)); err == nil {
 		t.Error("a huge manifest was read")
+	}
+}
+
+// A host given only the public key verifies what the signing host made, and cannot sign.
+func TestPublicKeyVerifiesWithoutTheSecret(t *testing.T) {
+	k, _ := NewSigningKey([]byte(strings.Repeat("k", 32)))
+	m := validManifest()
+	if err := k.Sign(m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Signature.Scheme != SchemeEd25519 || m.Signature.KeyID != k.ID() {
+		t.Fatalf("signature %+v", m.Signature)
+	}
+	b, _ := m.Marshal()
+	read, _ := Unmarshal(b)
+	line := k.Public().String() + " backup host"
+	pub, err := ParsePublicKey(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.ID() != k.ID() {
+		t.Errorf("public key ID %s, signing key ID %s", pub.ID(), k.ID())
+	}
+	if err := NewKeyring(nil, pub).Verify(read); err != nil {
+		t.Errorf("verified with the public key alone: %v", err)
+	}
+	if err := NewKeyring(nil).Verify(read); !errors.Is(err, ErrOtherKey) {
+		t.Errorf("an empty keyring: %v", err)
+	}
+	var none *Keyring
+	if err := none.Verify(read); !errors.Is(err, ErrOtherKey) {
+		t.Errorf("a nil keyring: %v", err)
+	}
+	// The same key ID with another key (a forger who names the trusted key's ID).
+	forger, _ := NewSigningKey([]byte(strings.Repeat("f", 32)))
+	forged := validManifest()
+	forger.Sign(forged)
+	forged.Signature.KeyID = k.ID()
+	fb, _ := forged.Marshal()
+	fread, _ := Unmarshal(fb)
+	if err := NewKeyring(nil, pub).Verify(fread); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("a signature by another key under the trusted ID: %v", err)
+	}
+	for _, bad := range []string{"", "ssh-ed25519 AAAA", PublicKeyType + " !!!", PublicKeyType + " AAAA"} {
+		if _, err := ParsePublicKey(bad); err == nil {
+			t.Errorf("ParsePublicKey(%q) accepted it", bad)
+		}
+	}
+	keys, err := ParsePublicKeys("# mine\n\n"+line+"\n", "test")
+	if err != nil || len(keys) != 1 {
+		t.Errorf("ParsePublicKeys = %v, %v", keys, err)
+	}
+	if _, err := ParsePublicKeys("garbage\n", "test"); err == nil || !strings.Contains(err.Error(), "test line 1") {
+		t.Errorf("a bad line: %v", err)
+	}
+}
+
+// Manifests signed with HMAC before Ed25519 keep verifying with the key file that made them,
+// and only with it.
+func TestHMACManifestsStillVerify(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	k, _ := NewSigningKey(secret)
+	m := validManifest()
+	m.FormatVersion = 1
+	b, _ := json.Marshal(m)
+	c, err := canonicalize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("docker-backup manifest v1\x00"))
+	mac.Write(c)
+	idSum := sha256.Sum256(append([]byte("docker-backup signing key id\x00"), secret...))
+	m.Signature = &Signature{Scheme: SchemeHMAC, KeyID: hex.EncodeToString(idSum[:8]), Value: hex.EncodeToString(mac.Sum(nil))}
+	signed, _ := m.Marshal()
+	read, err := Unmarshal(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := NewKeyring(k).Verify(read); err != nil {
+		t.Errorf("an HMAC manifest with its own key: %v", err)
+	}
+	if err := NewKeyring(nil, k.Public()).Verify(read); !errors.Is(err, ErrOtherKey) {
+		t.Errorf("an HMAC manifest with the public key only: %v", err)
+	}
+	tampered, _ := Unmarshal([]byte(strings.Replace(string(signed), `"postgres"`, `"volume"`, 1)))
+	if err := NewKeyring(k).Verify(tampered); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("a changed HMAC manifest: %v", err)
+	}
+}
+
+func TestDigestChunks(t *testing.T) {
+	data := make([]byte, 2*ChunkSize+123)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	d := NewDigest()
+	// Written in odd pieces: the chunks do not depend on how the stream was cut.
+	for p := data; len(p) > 0; {
+		n := min(len(p), 1<<20+17)
+		d.Write(p[:n])
+		p = p[n:]
+	}
+	list, c := d.List()
+	if c.Count != 3 || len(list) != 3*sha256.Size || c.Size != ChunkSize {
+		t.Fatalf("chunks %+v, list %d bytes", c, len(list))
+	}
+	for i := range 3 {
+		end := min((i+1)*ChunkSize, len(data))
+		want := sha256.Sum256(data[i*ChunkSize : end])
+		if !bytes.Equal(list[i*sha256.Size:(i+1)*sha256.Size], want[:]) {
+			t.Errorf("chunk %d sum differs", i)
+		}
+	}
+	whole := sha256.Sum256(data)
+	if !bytes.Equal(d.Sum(), whole[:]) {
+		t.Error("the whole sum differs")
+	}
+	if err := c.CheckList(list); err != nil {
+		t.Error(err)
+	}
+	if err := c.CheckList(list[:len(list)-1]); err == nil {
+		t.Error("a truncated list passed")
+	}
+	bad := bytes.Clone(list)
+	bad[5] ^= 1
+	if err := c.CheckList(bad); err == nil {
+		t.Error("a changed list passed")
+	}
+	if err := c.validate(int64(len(data))); err != nil {
+		t.Error(err)
+	}
+	if err := c.validate(int64(len(data)) + ChunkSize); err == nil {
+		t.Error("a chunk count that does not fit the size passed")
 	}
 }
 

@@ -15,8 +15,9 @@ import (
 	"time"
 )
 
-// FormatVersion is the manifest format this build writes and the newest it reads.
-const FormatVersion = 1
+// FormatVersion is the manifest format this build writes and the newest it reads: 2 adds the
+// chunk list (Chunks) and Ed25519 signatures; 1 is still read.
+const FormatVersion = 2
 
 // ManifestSuffix ends the key of every manifest; the artifact's key is the manifest's without it.
 const ManifestSuffix = ".manifest.json"
@@ -39,9 +40,12 @@ type Manifest struct {
 	CreatedAt  time.Time `json:"created_at"`
 	DurationMS int64     `json:"duration_ms"`
 
-	Size        int64       `json:"size"`     // bytes stored on the target
-	RawSize     int64       `json:"raw_size"` // bytes before compression
-	SHA256      string      `json:"sha256"`   // of the stored bytes, hex
+	Size    int64  `json:"size"`     // bytes stored on the target
+	RawSize int64  `json:"raw_size"` // bytes before compression
+	SHA256  string `json:"sha256"`   // of the stored bytes, hex
+	// Chunks lets a restore verify the stored bytes piece by piece as it reads them, so
+	// that only verified bytes ever reach a strategy; nil in format 1.
+	Chunks      *Chunks     `json:"chunks,omitempty"`
 	Compression Compression `json:"compression"`
 	// Encryption is reserved for encrypted artifacts; nil means the data is not encrypted.
 	Encryption *Encryption `json:"encryption,omitempty"`
@@ -109,6 +113,11 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("manifest size %d is not positive", m.Size)
 	case m.Encryption != nil && m.Encryption.Scheme != EncryptionAge:
 		return fmt.Errorf("artifact is encrypted with %q, which this build cannot decrypt (it reads %s)", m.Encryption.Scheme, EncryptionAge)
+	}
+	if m.Chunks != nil {
+		if err := m.Chunks.validate(m.Size); err != nil {
+			return err
+		}
 	}
 	if _, err := ParseCompression(string(m.Compression)); err != nil {
 		return err

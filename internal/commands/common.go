@@ -148,14 +148,28 @@ func signer(w io.Writer) (*artifact.SigningKey, error) {
 	return k, nil
 }
 
-// verifier returns the key restores check signatures with; nil when there is none yet.
-func verifier() (*artifact.SigningKey, error) {
+// trustFlag adds --trust to a command that checks signatures.
+func trustFlag(flags *pflag.FlagSet, files *[]string) {
+	flags.StringArrayVar(files, "trust", nil, "Also trust backups signed by the public keys in this file, one a line as `docker backup key` prints them (also $"+artifact.EnvTrustedKeys+"[_FILE]); repeatable")
+}
+
+// keyring returns the keys restores, verifies and listings trust: the plugin's own signing
+// key when it has one, and the public keys of --trust files and $DOCKER_BACKUP_TRUSTED_KEYS
+// [_FILE].
+func keyring(trustFiles []string) (*artifact.Keyring, error) {
 	file, given := signingKeyFile()
-	k, err := artifact.LoadSigningKey(file)
+	own, err := artifact.LoadSigningKey(file)
 	if err != nil && !given && errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		own, err = nil, nil
 	}
-	return k, err
+	if err != nil {
+		return nil, err
+	}
+	public, err := artifact.TrustedKeys(os.Getenv, trustFiles...)
+	if err != nil {
+		return nil, err
+	}
+	return artifact.NewKeyring(own, public...), nil
 }
 
 // logger writes the engine's progress messages to w as plain lines:

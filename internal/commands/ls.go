@@ -14,6 +14,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
@@ -25,6 +26,7 @@ type lsOptions struct {
 	project   string
 	service   string
 	format    string
+	trust     []string
 	noSidecar bool
 }
 
@@ -54,15 +56,15 @@ retention), one whose manifest is not signed, or signed with another key than th
 	flags.StringVarP(&opts.project, "project", "p", "", "Only backups of this compose project")
 	flags.StringVar(&opts.service, "service", "", "Only backups of this service")
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
+	trustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
 }
 
 // listed is one backup as ls shows it.
 type listed struct {
-	m      *artifact.Manifest
-	target string // the sidecar's target name; empty for a direct listing
-	note   string
+	artifact.Summary
+	Target string `json:"target,omitempty"` // the sidecar's target name; empty for a direct listing
 }
 
 func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
@@ -84,22 +86,21 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if err != nil {
 		return err
 	}
-	listing, err := pipeline.List(ctx, tgt, "")
+	keys, err := keyring(opts.trust)
 	if err != nil {
 		return err
 	}
-	key, err := verifier()
+	// The whole target: backups listed from above the prefix they were written to (another
+	// host's) have longer keys; the manifests say whose they are.
+	listing, err := pipeline.List(ctx, tgt, "", keys)
 	if err != nil {
 		return err
 	}
+	f := selection.Filter{Project: opts.project, Service: opts.service}
 	var rows []listed
-	for _, m := range listing.Backups {
-		if (opts.project == "" || m.Project == opts.project) && (opts.service == "" || m.Service == opts.service) {
-			row := listed{m: m}
-			if err := key.Verify(m); err != nil {
-				row.note = trustNote(err.Error())
-			}
-			rows = append(rows, row)
+	for _, s := range listing.Backups {
+		if v, _ := f.Match(s); v != selection.Other {
+			rows = append(rows, listed{Summary: s})
 		}
 	}
 	for _, p := range listing.Problems {
@@ -140,6 +141,9 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 	if opts.service != "" {
 		q.Set("service", opts.service)
 	}
+	if len(opts.trust) > 0 {
+		return true, fmt.Errorf("--trust applies to listings with --from; the sidecar %s trusts its own key and its %s (or pass --no-sidecar)", sc.Name(), artifact.EnvTrustedKeys)
+	}
 	var lists []control.Backups
 	if err := sc.Get(ctx, control.PathBackups, q, &lists); err != nil {
 		return true, err
@@ -149,28 +153,23 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 		for _, p := range l.Problems {
 			fmt.Fprintf(dockerCli.Err(), "warning: target %s: %s\n", l.Target, p)
 		}
-		for _, m := range l.Backups {
-			row := listed{m: m, target: l.Target}
-			if why := l.Untrusted[m.Artifact]; why != "" {
-				row.note = trustNote(why)
-			}
-			rows = append(rows, row)
+		for _, s := range l.Backups {
+			rows = append(rows, listed{Summary: s, Target: l.Target})
 		}
 	}
-	sort.SliceStable(rows, func(a, b int) bool { return rows[a].m.CreatedAt.After(rows[b].m.CreatedAt) })
+	sort.SliceStable(rows, func(a, b int) bool { return selection.Newer(rows[a].Summary, rows[b].Summary) })
 	return true, printBackups(dockerCli, rows, true, opts.format)
 }
 
 // printBackups writes a listing; withTargets adds the sidecar's JOB and TARGET columns.
 func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format string) error {
 	if format == "json" {
-		backups := make([]*artifact.Manifest, 0, len(rows))
-		for _, r := range rows {
-			backups = append(backups, r.m)
+		if rows == nil {
+			rows = []listed{}
 		}
 		enc := json.NewEncoder(dockerCli.Out())
 		enc.SetIndent("", "  ")
-		return enc.Encode(backups)
+		return enc.Encode(rows)
 	}
 	w := tabwriter.NewWriter(dockerCli.Out(), 0, 4, 2, ' ', 0)
 	header := "BACKUP\tSERVICE\tSTRATEGY\tCREATED\tSIZE"
@@ -180,7 +179,7 @@ func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format
 	fmt.Fprintln(w, header+"\tNOTE")
 	now := time.Now()
 	for _, r := range rows {
-		m := r.m
+		m := r.Summary
 		svc := m.Service
 		if m.Project != "" {
 			svc = m.Project + "/" + m.Service
@@ -190,24 +189,24 @@ func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format
 		}
 		created := units.HumanDuration(now.Sub(m.CreatedAt)) + " ago"
 		var notes []string
-		if r.note != "" {
-			notes = append(notes, r.note)
+		if m.Untrusted != "" {
+			notes = append(notes, trustNote(m.Untrusted))
 		}
-		if m.Encryption != nil {
-			notes = append(notes, "encrypted ("+m.Encryption.Scheme+")")
+		if m.Encrypted {
+			notes = append(notes, "encrypted (age)")
 		}
 		if m.InFuture(now) {
 			created = "in " + units.HumanDuration(m.CreatedAt.Sub(now))
 			notes = append(notes, "dated in the future")
 		}
 		note := strings.Join(notes, ", ")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Artifact, svc, m.Strategy, created, humanBytes(m.Size))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Key, svc, m.Strategy, created, humanBytes(m.Size))
 		if withTargets {
 			job := m.Job
 			if job == "" {
 				job = "(manual)"
 			}
-			fmt.Fprintf(w, "\t%s\t%s", job, r.target)
+			fmt.Fprintf(w, "\t%s\t%s", job, r.Target)
 		}
 		fmt.Fprintf(w, "\t%s\n", note)
 	}

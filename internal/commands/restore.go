@@ -9,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli"
@@ -37,6 +37,7 @@ type restoreOptions struct {
 	database      string
 	noSidecar     bool
 	allowUnsigned bool
+	trust         []string
 	decrypt       decryptOptions
 }
 
@@ -80,6 +81,7 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment; of a cluster backup: only this one of its databases); sqlite: the database file (default: the backed-up path)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest is not signed with this plugin's (or the sidecar's) key; it is then restored without set-user-ID files or devices")
+	trustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
 	decryptFlags(flags, &opts.decrypt)
 	return cmd
@@ -106,7 +108,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return restoreSidecar(ctx, dockerCli, sc, c, backup, opts)
 		}
 	}
-	key, err := verifier()
+	keys, err := keyring(opts.trust)
 	if err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	spec := plan.RestoreSpec{Container: c, Key: key, AllowUnsigned: opts.allowUnsigned, Identities: ids,
+	spec := plan.RestoreSpec{Container: c, Keys: keys, AllowUnsigned: opts.allowUnsigned, Identities: ids,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop,
 			Worker: wk, RequireWorker: requireWorker},
 		Guard: guard, Progress: onProgress, Log: log}
@@ -225,8 +227,8 @@ func confirm(dockerCli command.Cli, question string) error {
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
 func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts restoreOptions) error {
-	if opts.user != "" || opts.database != "" || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
-		return fmt.Errorf("--user, --database and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
+	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+		return fmt.Errorf("--user, --database, --trust and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "restored")
 	if err != nil {
@@ -234,13 +236,13 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 	}
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s, target %s) into %s? Its current data will be replaced.",
-			m.Artifact, m.Strategy, humanBytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), tgt, c)); err != nil {
+			m.Key, m.Strategy, humanBytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), tgt, c)); err != nil {
 			return err
 		}
 	}
 	// Asked for "latest" without a question, the sidecar chooses it while it holds the service:
 	// a backup that finishes meanwhile (and prunes) cannot take the chosen one away.
-	key := m.Artifact
+	key := m.Key
 	if backup == plan.Latest && opts.yes {
 		key = plan.Latest
 	}
@@ -258,33 +260,39 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 		}
 		return fmt.Errorf("restore failed: %w", err)
 	}
+	sum := m.SHA256
 	if res.Manifest != nil {
-		m = res.Manifest
+		sum = res.Manifest.SHA256
 	}
-	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(m.SHA256), sc.Name())
+	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(sum), sc.Name())
 	return nil
 }
 
-// sidecarBackup finds BACKUP (a key, or "latest": the newest the sidecar's key vouches for,
-// unless unsigned ones are allowed, and not dated in the future) on the sidecar's targets,
+// sidecarBackup finds BACKUP (a key, or "latest": the newest usable backup of the service
+// as selection.Filter decides, over every target of the sidecar) on the sidecar's targets,
 // and the target it is on.
-func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (*artifact.Manifest, string, error) {
+func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (artifact.Summary, string, error) {
 	var lists []control.Backups
 	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
-		return nil, "", err
+		return artifact.Summary{}, "", err
 	}
 	key := strings.TrimSuffix(backup, artifact.ManifestSuffix)
-	var m *artifact.Manifest
-	var tgt string
+	var all []artifact.Summary
+	where := map[string]string{}
 	for _, l := range lists {
 		for _, b := range l.Backups {
-			if b.Artifact == key || (key == plan.Latest && (allowUnsigned || l.Untrusted[b.Artifact] == "") && !b.InFuture(time.Now()) && (m == nil || b.CreatedAt.After(m.CreatedAt))) {
-				m, tgt = b, l.Target
+			if b.Key == key {
+				return b, l.Target, nil
 			}
+			all = append(all, b)
+			where[b.Key] = l.Target
 		}
 	}
-	if m == nil {
-		return nil, "", fmt.Errorf("no backup %q of %s that can be %s on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, what, sc.Name(), c.Service)
+	if key == plan.Latest {
+		f := selection.Filter{Project: c.Project, Service: c.Service, AllowUnsigned: allowUnsigned}
+		if s, _, ok := f.Latest(all); ok {
+			return s, where[s.Key], nil
+		}
 	}
-	return m, tgt, nil
+	return artifact.Summary{}, "", fmt.Errorf("no backup %q of %s that can be %s on the targets of sidecar %s: list them with `docker backup ls --service %s`", backup, c, what, sc.Name(), c.Service)
 }

@@ -47,6 +47,7 @@ is all that listing and restoring need.`,
 		newRestoreCommand(dockerCli),
 		newVerifyCommand(dockerCli),
 		newTargetCommand(dockerCli),
+		newKeyCommand(dockerCli),
 		newStatusCommand(dockerCli),
 		newGuardCommand(dockerCli),
 	)

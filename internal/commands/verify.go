@@ -36,6 +36,7 @@ type verifyOptions struct {
 	timeout       time.Duration
 	noSidecar     bool
 	allowUnsigned bool
+	trust         []string
 	decrypt       decryptOptions
 }
 
@@ -83,6 +84,7 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 	flags.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
 	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
+	trustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
 	decryptFlags(flags, &opts.decrypt)
 	return cmd
@@ -132,7 +134,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		}
 		return verifySidecar(ctx, dockerCli, sc, spec.Service, backup, opts)
 	}
-	if spec.Key, err = verifier(); err != nil {
+	if spec.Keys, err = keyring(opts.trust); err != nil {
 		return err
 	}
 	if spec.Worker, spec.RequireWorker, err = volumeWorker(api, spec.Log); err != nil {
@@ -251,14 +253,14 @@ func shortID(s string) string {
 
 // verifySidecar has the project's sidecar verify the backup on its targets.
 func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts verifyOptions) error {
-	if len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
-		return fmt.Errorf("the decryption flags apply to direct verifies (with --from); the sidecar %s decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
+	if len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+		return fmt.Errorf("--trust and the decryption flags apply to direct verifies (with --from); the sidecar %s trusts its own keys and decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "verified")
 	if err != nil {
 		return err
 	}
-	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Artifact, Target: tgt,
+	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Key, Target: tgt,
 		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
 	if err != nil {
 		return fmt.Errorf("verify could not run: %w", err)

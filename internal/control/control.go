@@ -51,13 +51,15 @@ type Status struct {
 	Version string `json:"version"`
 	Host    string `json:"host"`
 	// Project is the compose project managed; AllProjects: every project on the host.
-	Project     string       `json:"project,omitempty"`
-	AllProjects bool         `json:"all_projects"`
-	Started     time.Time    `json:"started"`
-	SigningKey  string       `json:"signing_key"` // the ID of the key manifests are signed with
-	Targets     []TargetInfo `json:"targets"`
-	Jobs        []JobStatus  `json:"jobs"`
-	Problems    []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
+	Project     string    `json:"project,omitempty"`
+	AllProjects bool      `json:"all_projects"`
+	Started     time.Time `json:"started"`
+	SigningKey  string    `json:"signing_key"` // the ID of the key manifests are signed with
+	// PublicKey is the signing key's public half, as trusted-key files list it.
+	PublicKey string       `json:"public_key,omitempty"`
+	Targets   []TargetInfo `json:"targets"`
+	Jobs      []JobStatus  `json:"jobs"`
+	Problems  []string     `json:"problems,omitempty"` // invalid labels, each naming container, label and value
 	// Unscheduled lists the services enabled without a schedule: backed up by hand only.
 	Unscheduled []string `json:"unscheduled,omitempty"`
 	// Restores are the newest restores made through the sidecar.
@@ -179,13 +181,12 @@ type RestoreInfo struct {
 
 // Backups is a target's listing.
 type Backups struct {
-	Target   string               `json:"target"`
-	URL      string               `json:"url"`
-	Backups  []*artifact.Manifest `json:"backups"`
-	Problems []string             `json:"problems,omitempty"`
-	// Untrusted says, by artifact key, why the sidecar's key does not vouch for a backup
-	// (unsigned, signed with another key): it is restored only on request.
-	Untrusted map[string]string `json:"untrusted,omitempty"`
+	Target string `json:"target"`
+	URL    string `json:"url"`
+	// Backups are newest first; a backup's Untrusted says why the sidecar's keys do not vouch
+	// for it (unsigned, signed with another key): it is restored only on request.
+	Backups  []artifact.Summary `json:"backups"`
+	Problems []string           `json:"problems,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled

@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"maps"
@@ -126,22 +125,29 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 			faults.Point(ctx, "backup-stream")
 		}
 	}}
-	out, sum, dests, err := stream(ctx, req, raw)
+	out, sums, dests, err := stream(ctx, req, raw)
 	if err != nil {
 		return nil, err
 	}
-	faults.Point(ctx, "backup-uploaded")
 	var stored int64
 	for _, d := range dests {
 		if d.err == nil {
 			stored = d.stored
 		}
 	}
+	if err := sums.check(stored); err != nil {
+		for _, d := range dests {
+			d.drop(ctx, req.Key, err)
+		}
+		return nil, err
+	}
+	putChunkLists(ctx, dests, req.Key, sums.list)
+	faults.Point(ctx, "backup-uploaded")
 	// deleteAll removes the artifact from every target that holds it.
 	deleteAll := func() {
 		for _, d := range dests {
 			if d.err == nil {
-				_ = d.t.Delete(context.WithoutCancel(ctx), req.Key)
+				d.drop(ctx, req.Key, nil)
 			}
 		}
 	}
@@ -160,7 +166,8 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		DurationMS:    time.Since(started).Milliseconds(),
 		Size:          stored,
 		RawSize:       raw.n,
-		SHA256:        artifact.HexSum(sum),
+		SHA256:        artifact.HexSum(sums.sum),
+		Chunks:        artifact.DescribeList(sums.list),
 		Compression:   req.Compression,
 		Tool:          artifact.Tool{Name: "docker-backup", Version: version.Version},
 		Source:        out.source,
@@ -185,8 +192,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		if d.err == nil {
 			if _, err := d.t.Put(ctx, artifact.ManifestKey(req.Key), bytes.NewReader(body)); err != nil {
 				// Without its manifest the artifact is invisible; remove it rather than leave it.
-				_ = d.t.Delete(context.WithoutCancel(ctx), req.Key)
-				d.err = fmt.Errorf("writing the manifest of %s: %w", req.Key, err)
+				d.drop(ctx, req.Key, fmt.Errorf("writing the manifest of %s: %w", req.Key, err))
 			}
 		}
 		if d.err != nil {
@@ -221,6 +227,48 @@ func firstFailure(dests []*dest) error {
 	return ErrTarget
 }
 
+// storedSums are the stored stream's SHA-256 and chunk list.
+type storedSums struct {
+	sum, list []byte
+}
+
+func digestSums(d *artifact.Digest) storedSums {
+	list, _ := d.List()
+	return storedSums{sum: d.Sum(), list: list}
+}
+
+// check refuses sums that do not describe size stored bytes (a worker's report).
+func (s storedSums) check(size int64) error {
+	if len(s.sum) != sha256.Size || len(s.list)%sha256.Size != 0 || int64(len(s.list)/sha256.Size) != (size+artifact.ChunkSize-1)/artifact.ChunkSize {
+		return fmt.Errorf("the stored stream's checksums do not describe its %d bytes (%d bytes of chunk list)", size, len(s.list))
+	}
+	return nil
+}
+
+// putChunkLists stores the chunk list beside the artifact on every target that holds it; a
+// target that cannot is dropped (its artifact removed).
+func putChunkLists(ctx context.Context, dests []*dest, key string, list []byte) {
+	for _, d := range dests {
+		if d.err != nil {
+			continue
+		}
+		if _, err := d.t.Put(ctx, artifact.ChunksKey(key), bytes.NewReader(list)); err != nil {
+			d.drop(ctx, key, fmt.Errorf("writing the chunk list of %s: %w", key, err))
+		}
+	}
+}
+
+// drop removes what the backup stored on d (its artifact and chunk list) and, with err,
+// records that d failed.
+func (d *dest) drop(ctx context.Context, key string, err error) {
+	ctx = context.WithoutCancel(ctx)
+	_ = d.t.Delete(ctx, key)
+	_ = d.t.Delete(ctx, artifact.ChunksKey(key))
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+}
+
 // produced is what the strategy said about its backup.
 type produced struct {
 	source   strategy.Source
@@ -242,7 +290,7 @@ type dest struct {
 // stream runs the strategy into compression, hashing and every target, concurrently. A
 // target that fails is dropped and the others go on; when none is left, the strategy is
 // stopped.
-func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []byte, []*dest, error) {
+func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, storedSums, []*dest, error) {
 	if ds := req.destinations(); len(ds) == 1 {
 		if _, packs := req.Strategy.(strategy.Packer); packs {
 			if fc, ok := target.Files(ds[0].Target); ok {
@@ -252,7 +300,7 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []b
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hash := sha256.New()
+	digest := artifact.NewDigest()
 	var dests []*dest
 	for _, d := range req.destinations() {
 		pr, pw := io.Pipe()
@@ -268,7 +316,7 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []b
 		}()
 	}
 	fan := &fanout{dests: dests}
-	p := produce(ctx, req, io.MultiWriter(fan, hash), raw)
+	p := produce(ctx, req, io.MultiWriter(fan, digest), raw)
 	for _, d := range dests {
 		d.pw.CloseWithError(p.err) // nil: the target sees EOF and publishes the object
 	}
@@ -281,32 +329,32 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, []b
 	if p.err != nil {
 		// The error of the side that failed first: with every target gone, theirs.
 		if fan.allDead() {
-			return produced{}, nil, nil, firstFailure(dests)
+			return produced{}, storedSums{}, nil, firstFailure(dests)
 		}
 		// The targets saw the error through their pipes and left nothing.
-		return produced{}, nil, nil, p.err
+		return produced{}, storedSums{}, nil, p.err
 	}
 	for _, d := range dests {
 		if d.err == nil {
-			return p, hash.Sum(nil), dests, nil
+			return p, digestSums(digest), dests, nil
 		}
 	}
-	return produced{}, nil, nil, firstFailure(dests)
+	return produced{}, storedSums{}, nil, firstFailure(dests)
 }
 
 // streamFile runs a packing strategy (a worker beside the data) into a new file of a directory
 // target: a worker on this host writes the file itself, given its descriptor, and says its
 // SHA-256; on any other path the bytes come here and are hashed and written as they come.
-func streamFile(ctx context.Context, req BackupRequest, raw *counter, d Destination, fc target.FileCreator) (produced, []byte, []*dest, error) {
+func streamFile(ctx context.Context, req BackupRequest, raw *counter, d Destination, fc target.FileCreator) (produced, storedSums, []*dest, error) {
 	pf, err := fc.Create(ctx, req.Key)
 	if err != nil {
-		return produced{}, nil, nil, err
+		return produced{}, storedSums{}, nil, err
 	}
-	sink := &fileSink{pf: pf, hash: sha256.New()}
+	sink := &fileSink{pf: pf, digest: artifact.NewDigest()}
 	p := produce(ctx, req, sink, raw)
 	if p.err != nil {
 		pf.Discard()
-		return produced{}, nil, nil, p.err
+		return produced{}, storedSums{}, nil, p.err
 	}
 	n, err := pf.Publish()
 	if err == nil && n != sink.n {
@@ -314,20 +362,20 @@ func streamFile(ctx context.Context, req BackupRequest, raw *counter, d Destinat
 		err = fmt.Errorf("%s of %s: the file holds %d bytes, %d were written", req.Key, d.Target, n, sink.n)
 	}
 	if err != nil {
-		return produced{}, nil, nil, err
+		return produced{}, storedSums{}, nil, err
 	}
 	done := make(chan struct{})
 	close(done)
-	return p, sink.sum(), []*dest{{name: d.Name, t: d.Target, stored: n, done: done}}, nil
+	return p, sink.sums(), []*dest{{name: d.Name, t: d.Target, stored: n, done: done}}, nil
 }
 
 // fileSink is a new file of a directory target that a backup writes, hashing what it writes
 // (strategy.FileSink): a worker given its descriptor writes it and reports its SHA-256.
 type fileSink struct {
 	pf      *target.PendingFile
-	hash    hash.Hash
+	digest  *artifact.Digest
 	n       int64
-	written []byte // the SHA-256 reported by whoever wrote the file (Wrote)
+	written *storedSums // the sums reported by whoever wrote the file (Wrote)
 }
 
 func (s *fileSink) Write(p []byte) (int, error) {
@@ -335,14 +383,14 @@ func (s *fileSink) Write(p []byte) (int, error) {
 		return 0, errors.New("the backup file was written already")
 	}
 	n, err := s.pf.Write(p)
-	s.hash.Write(p[:n])
+	s.digest.Write(p[:n])
 	s.n += int64(n)
 	return n, err
 }
 
 func (s *fileSink) File() *os.File { return s.pf.File() }
 
-func (s *fileSink) Wrote(size int64, sum []byte) error {
+func (s *fileSink) Wrote(size int64, sum, chunks []byte) error {
 	if s.n != 0 || s.written != nil {
 		return errors.New("the backup file was written twice")
 	}
@@ -353,15 +401,15 @@ func (s *fileSink) Wrote(size int64, sum []byte) error {
 	if info.Size() != size {
 		return fmt.Errorf("the backup file holds %d bytes, the worker wrote %d", info.Size(), size)
 	}
-	s.n, s.written = size, sum
+	s.n, s.written = size, &storedSums{sum: sum, list: chunks}
 	return nil
 }
 
-func (s *fileSink) sum() []byte {
+func (s *fileSink) sums() storedSums {
 	if s.written != nil {
-		return s.written
+		return *s.written
 	}
-	return s.hash.Sum(nil)
+	return digestSums(s.digest)
 }
 
 // fanout writes the same bytes to every live target's pipe at once, and drops a target

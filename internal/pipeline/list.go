@@ -2,19 +2,21 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
-// Listing is the result of reading every manifest under a prefix of a target.
+// Listing is what List found under a prefix of a target.
 type Listing struct {
-	Backups []*artifact.Manifest // newest first
+	Backups []artifact.Summary // newest first
 	// Problems names manifests that could not be read, and artifacts whose manifest lies.
 	Problems []string
 }
@@ -26,68 +28,223 @@ const orphanNotice = 10 * time.Minute
 // listWorkers bounds how many manifests are read at once.
 const listWorkers = 8
 
-// List reads the manifests under prefix, newest first. A target holding artifacts and
-// manifests is all it needs: no catalog, no database. Manifests are read a few at a time,
-// each at most artifact.MaxManifestSize.
-func List(ctx context.Context, t target.Target, prefix string) (*Listing, error) {
-	objects, err := t.List(ctx, prefix)
+// List reads the backups under prefix, newest first, each kept as a Summary (whether keys
+// trust it included). A target holding artifacts and manifests is all it needs: no catalog,
+// no database.
+func List(ctx context.Context, t target.Target, prefix string, keys *artifact.Keyring) (*Listing, error) {
+	out := &Listing{}
+	problems, err := Walk(ctx, t, prefix, keys, func(s artifact.Summary) error {
+		out.Backups = append(out.Backups, s)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	present := map[string]bool{}
-	var keys []string
-	for _, o := range objects {
-		present[o.Key] = true
-		if strings.HasSuffix(o.Key, artifact.ManifestSuffix) {
-			keys = append(keys, strings.TrimSuffix(o.Key, artifact.ManifestSuffix))
+	out.Problems = problems
+	slices.SortStableFunc(out.Backups, func(a, b artifact.Summary) int {
+		if selection.Newer(a, b) {
+			return -1
 		}
-	}
+		if selection.Newer(b, a) {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// Walk reads the backups under prefix and calls fn with each one's Summary, in no particular
+// order, as the target lists them: whatever the number of backups, it holds no more than
+// listWorkers manifests (each at most artifact.MaxManifestSize) and, as a target lists an
+// artifact, its chunk list and its manifest one after the other, a handful of keys. It
+// returns the problems it met: manifests that could not be read, manifests whose artifact is
+// missing, and artifacts without a manifest older than orphanNotice.
+func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Keyring, fn func(artifact.Summary) error) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type result struct {
-		m   *artifact.Manifest
+		s   artifact.Summary
+		key string
 		err error
 	}
-	results := make([]result, len(keys))
-	jobs := make(chan int)
+	jobs := make(chan string)
+	results := make(chan result)
 	var wg sync.WaitGroup
-	for range min(listWorkers, len(keys)) {
+	for range listWorkers {
 		wg.Go(func() {
-			for i := range jobs {
-				m, err := ReadManifest(ctx, t, keys[i])
-				results[i] = result{m, err}
+			for key := range jobs {
+				m, err := ReadManifest(ctx, t, key)
+				r := result{key: key, err: err}
+				if err == nil {
+					r.s = artifact.Summarize(m, keys)
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
 			}
 		})
 	}
-	for i := range keys {
-		jobs <- i
+	// The listing feeds the readers; what it yields is matched up as it comes.
+	var pairs pairing
+	listErr := make(chan error, 1)
+	go func() {
+		defer close(jobs)
+		for o, err := range t.List(ctx, prefix) {
+			if err != nil {
+				listErr <- err
+				return
+			}
+			if key, ok := pairs.add(o); ok {
+				select {
+				case jobs <- key:
+				case <-ctx.Done():
+					listErr <- ctx.Err()
+					return
+				}
+			}
+		}
+		listErr <- nil
+	}()
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	var problems []string
+	var fnErr error
+	for r := range results {
+		switch {
+		case fnErr != nil:
+		case r.err != nil:
+			problems = append(problems, r.err.Error())
+		case !pairs.hasArtifact(r.key):
+			// Listed after its manifest, if at all: decided at the end.
+			pairs.await(r.s)
+		default:
+			if fnErr = fn(r.s); fnErr != nil {
+				cancel()
+			}
+		}
 	}
-	close(jobs)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err := <-listErr; err != nil {
 		return nil, err
 	}
-	out := &Listing{}
-	for i, r := range results {
-		switch {
-		case r.err != nil:
-			out.Problems = append(out.Problems, r.err.Error())
-		case !present[keys[i]]:
-			out.Problems = append(out.Problems, fmt.Sprintf("%s: the manifest's artifact is missing", keys[i]))
-		default:
-			out.Backups = append(out.Backups, r.m)
+	for _, s := range pairs.awaited {
+		if !pairs.hasArtifact(s.Key) {
+			problems = append(problems, fmt.Sprintf("%s: the manifest's artifact is missing", s.Key))
+			continue
+		}
+		if err := fn(s); err != nil {
+			return nil, err
 		}
 	}
-	for _, o := range orphans(objects) {
+	for _, o := range pairs.orphans() {
 		if o.ModTime.Before(time.Now().Add(-orphanNotice)) {
-			out.Problems = append(out.Problems, fmt.Sprintf("%s: an artifact without its manifest, left by an interrupted backup (it is never restored, and removed by the next run's clean-up after %s)", o.Key, StaleAfter))
+			problems = append(problems, fmt.Sprintf("%s: an artifact without its manifest, left by an interrupted backup (it is never restored, and removed by the next run's clean-up after %s)", o.Key, StaleAfter))
 		}
 	}
-	sort.SliceStable(out.Backups, func(i, j int) bool {
-		if !out.Backups[i].CreatedAt.Equal(out.Backups[j].CreatedAt) {
-			return out.Backups[i].CreatedAt.After(out.Backups[j].CreatedAt)
+	return problems, nil
+}
+
+// pairing matches a listing's artifacts (and chunk lists) with their manifests as they are
+// listed. A target lists an artifact, its chunk list and its manifest one after the other
+// (lexical order), so each is matched at once and nothing stays: only what has no partner
+// (yet) is held.
+type pairing struct {
+	mu sync.Mutex
+	// unclaimed are objects that are not manifests and whose manifest was not listed yet.
+	unclaimed map[string]target.Object
+	// manifests are the artifact keys whose manifest was listed, and whether their artifact
+	// was too; an entry goes once the artifact is listed with it.
+	manifests map[string]bool
+	// claimed counts the artifacts matched (by key), kept only until their manifest's
+	// summary is read: hasArtifact asks.
+	claimed map[string]bool
+	awaited []artifact.Summary
+}
+
+// add records a listed object; for a manifest it returns its artifact's key (to be read).
+func (p *pairing) add(o target.Object) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unclaimed == nil {
+		p.unclaimed, p.manifests, p.claimed = map[string]target.Object{}, map[string]bool{}, map[string]bool{}
+	}
+	if key, ok := strings.CutSuffix(o.Key, artifact.ManifestSuffix); ok {
+		if _, listed := p.unclaimed[key]; listed {
+			delete(p.unclaimed, key)
+			p.claimed[key] = true
+		} else {
+			p.manifests[key] = true
 		}
-		return out.Backups[i].Artifact > out.Backups[j].Artifact
-	})
-	return out, nil
+		delete(p.unclaimed, artifact.ChunksKey(key))
+		return key, true
+	}
+	if key, ok := strings.CutSuffix(o.Key, artifact.ChunksSuffix); ok && p.manifests[key] {
+		return "", false
+	}
+	if p.manifests[o.Key] {
+		delete(p.manifests, o.Key)
+		p.claimed[o.Key] = true
+		return "", false
+	}
+	if isCatalog(o.Key) {
+		return "", false
+	}
+	p.unclaimed[o.Key] = o
+	return "", false
+}
+
+// hasArtifact reports whether the artifact of the manifest at key was listed; once asked, it
+// is forgotten (each manifest asks once).
+func (p *pairing) hasArtifact(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.claimed[key] {
+		delete(p.claimed, key)
+		return true
+	}
+	return false
+}
+
+func (p *pairing) await(s artifact.Summary) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.awaited = append(p.awaited, s)
+}
+
+// orphans are the objects that are neither a manifest nor the artifact or chunk list of one.
+func (p *pairing) orphans() []target.Object {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []target.Object
+	for _, o := range p.unclaimed {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b target.Object) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// exists reports whether the object at key can be opened.
+func exists(ctx context.Context, t target.Target, key string) (bool, error) {
+	rc, err := t.Get(ctx, key)
+	switch {
+	case err == nil:
+		rc.Close()
+		return true, nil
+	case errors.Is(err, target.ErrNotExist):
+		return false, nil
+	}
+	return false, err
+}
+
+// isCatalog reports whether key is one of the sidecar's catalog backups (never an orphan).
+func isCatalog(key string) bool {
+	return strings.HasPrefix(key, "_catalog/") || strings.Contains(key, "/_catalog/")
 }
 
 // StaleAfter is how old the leftovers of an interrupted backup must be before Sweep removes
@@ -95,21 +252,33 @@ func List(ctx context.Context, t target.Target, prefix string) (*Listing, error)
 const StaleAfter = 6 * time.Hour
 
 // Sweep removes what interrupted backups left under dir (a service's directory) more than
-// StaleAfter ago: artifacts whose manifest was never written (or was deleted by an
-// interrupted prune), the target's temporary files or unfinished uploads. Nothing with a
-// manifest is touched. It returns what it removed.
+// StaleAfter ago: artifacts and chunk lists whose manifest was never written (or was deleted
+// by an interrupted prune), the target's temporary files or unfinished uploads. Nothing with
+// a manifest is touched. It returns what it removed.
 func Sweep(ctx context.Context, t target.Target, dir string) ([]string, error) {
 	before := time.Now().Add(-StaleAfter)
 	removed, err := target.RemoveStale(ctx, t, dir, before)
 	if err != nil {
 		return removed, err
 	}
-	objects, err := t.List(ctx, dir)
-	if err != nil {
-		return removed, err
+	var pairs pairing
+	for o, err := range t.List(ctx, dir) {
+		if err != nil {
+			return removed, err
+		}
+		pairs.add(o)
 	}
-	for _, o := range orphans(objects) {
+	for _, o := range pairs.orphans() {
 		if !o.ModTime.Before(before) {
+			continue
+		}
+		// A target that lists out of order could make a live backup's part look orphaned:
+		// its manifest is looked for before anything is deleted.
+		base := strings.TrimSuffix(o.Key, artifact.ChunksSuffix)
+		if has, err := exists(ctx, t, artifact.ManifestKey(base)); err != nil || has {
+			if err != nil {
+				return removed, err
+			}
 			continue
 		}
 		if err := t.Delete(ctx, o.Key); err != nil {
@@ -118,21 +287,4 @@ func Sweep(ctx context.Context, t target.Target, dir string) ([]string, error) {
 		removed = append(removed, o.Key)
 	}
 	return removed, nil
-}
-
-// orphans are the objects that are neither a manifest nor the artifact of one.
-func orphans(objects []target.Object) []target.Object {
-	manifests := map[string]bool{}
-	for _, o := range objects {
-		if strings.HasSuffix(o.Key, artifact.ManifestSuffix) {
-			manifests[strings.TrimSuffix(o.Key, artifact.ManifestSuffix)] = true
-		}
-	}
-	var out []target.Object
-	for _, o := range objects {
-		if !strings.HasSuffix(o.Key, artifact.ManifestSuffix) && !manifests[o.Key] && !strings.HasPrefix(o.Key, "_catalog/") && !strings.Contains(o.Key, "/_catalog/") {
-			out = append(out, o)
-		}
-	}
-	return out
 }

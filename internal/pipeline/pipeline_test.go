@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 			t.Errorf("%s: restored %d bytes, want the %d backed up", comp, len(s.restored), len(data))
 		}
 	}
-	listing, err := List(ctx, l, "")
+	listing, err := List(ctx, l, "", nil)
 	if err != nil || len(listing.Backups) != 2 || len(listing.Problems) != 0 {
 		t.Errorf("List = %+v, %v", listing, err)
 	}
@@ -180,13 +181,17 @@ func TestListFromAboveThePrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	top, _ := target.NewLocal(dir)
-	listing, err := List(ctx, top, "")
+	listing, err := List(ctx, top, "", nil)
 	if err != nil || len(listing.Backups) != 1 || len(listing.Problems) != 0 {
 		t.Fatalf("List = %+v, %v", listing, err)
 	}
-	m := listing.Backups[0]
-	if m.Artifact != "host-a/"+res.Key {
-		t.Errorf("artifact key %q, want host-a/%s", m.Artifact, res.Key)
+	s := listing.Backups[0]
+	if s.Key != "host-a/"+res.Key {
+		t.Errorf("artifact key %q, want host-a/%s", s.Key, res.Key)
+	}
+	m, err := ReadManifest(ctx, top, s.Key)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := Verify(ctx, top, m, nil); err != nil {
 		t.Errorf("Verify from above the prefix: %v", err)
@@ -199,7 +204,7 @@ func TestListReportsProblems(t *testing.T) {
 	res, _ := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
 	os.WriteFile(filepath.Join(dir, "shop/db/broken.bin.manifest.json"), []byte("{"), 0o600)
 	os.Remove(filepath.Join(dir, res.Key))
-	listing, err := List(ctx, l, "")
+	listing, err := List(ctx, l, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +324,7 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 			t.Errorf("%s: exists=%v, want %v", p, err == nil, want)
 		}
 	}
-	listing, _ := List(ctx, l, "")
+	listing, _ := List(ctx, l, "", nil)
 	if len(listing.Backups) != 1 {
 		t.Errorf("the backup is gone: %+v", listing)
 	}
@@ -559,12 +564,14 @@ func (p *packer) BackupPacked(ctx context.Context, c *containers.Container, req 
 	if _, err := sink.File().Write(stored.Bytes()); err != nil {
 		return nil, nil, err
 	}
-	sum := sha256.Sum256(stored.Bytes())
+	d := artifact.NewDigest()
+	d.Write(stored.Bytes())
+	list, _ := d.List()
 	size := int64(stored.Len())
 	if p.lie {
 		size++
 	}
-	if err := sink.Wrote(size, sum[:]); err != nil {
+	if err := sink.Wrote(size, d.Sum(), list); err != nil {
 		return nil, nil, err
 	}
 	return strategy.Source{"k": "v"}, p.contents, nil
@@ -612,5 +619,246 @@ func TestBackupWrittenByTheWorker(t *testing.T) {
 	p3 := &packer{fakeStrategy: fakeStrategy{data: data}}
 	if _, err := Backup(ctx, BackupRequest{Container: c2, Key: newKey(), Strategy: p3, Target: s3ish}); err != nil || p3.gotFile {
 		t.Errorf("to a target without local files: %v, given a file: %v", err, p3.gotFile)
+	}
+}
+
+// streamer records every byte it is given as it reads, and has a content check (two passes).
+type streamer struct {
+	fakeStrategy
+	got     []byte
+	onCheck func()
+}
+
+func (s *streamer) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	_, err := io.Copy(io.Discard, data)
+	if s.onCheck != nil {
+		s.onCheck()
+	}
+	return err
+}
+
+func (s *streamer) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := data.Read(buf)
+		s.got = append(s.got, buf[:n]...)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// TestChangedBytesNeverReachTheStrategy: an artifact changed in place (dd conv=notrunc) after
+// it was verified: the restore reads it chunk by chunk against the signed chunk list, so the
+// strategy is given the verified chunks before the change and not one byte after.
+func TestChangedBytesNeverReachTheStrategy(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := make([]byte, 3*artifact.ChunkSize) // random: stored as it is, a changed byte comes out changed
+	crand.Read(data)
+	s := &streamer{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest.Chunks == nil || res.Manifest.Chunks.Count != (res.Manifest.Size+artifact.ChunkSize-1)/artifact.ChunkSize {
+		t.Fatalf("manifest chunks %+v for %d bytes", res.Manifest.Chunks, res.Manifest.Size)
+	}
+	path := filepath.Join(dir, res.Key)
+	at := int64(artifact.ChunkSize + artifact.ChunkSize/2)
+	s.onCheck = func() {
+		f, _ := os.OpenFile(path, os.O_WRONLY, 0)
+		defer f.Close()
+		b := make([]byte, 1)
+		f.ReadAt(b, at)
+		f.WriteAt([]byte{b[0] ^ 0xff}, at)
+	}
+	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "chunk 2") {
+		t.Errorf("changed after verification: %v", err)
+	}
+	if !bytes.HasPrefix(data, s.got) {
+		t.Fatalf("the strategy was given %d bytes that are not the backup's", len(s.got))
+	}
+	if len(s.got) > artifact.ChunkSize {
+		t.Errorf("the strategy was given %d bytes, more than the first chunk holds", len(s.got))
+	}
+}
+
+// oncer is a strategy that can restore from one read (strategy.OnePass): it commits what it
+// read only at io.EOF.
+type oncer struct {
+	fakeStrategy
+	committed []byte
+	checked   bool
+}
+
+func (o *oncer) OnePass(strategy.Data) bool { return true }
+func (o *oncer) Interrupted() string        { return "" }
+func (o *oncer) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	o.checked = true
+	return data.Drain()
+}
+func (o *oncer) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return err
+	}
+	o.committed = b
+	return nil
+}
+
+// counting counts the opens of each key (no Pin: every read opens anew).
+type counting struct {
+	target.Target
+	gets map[string]int
+}
+
+func (c *counting) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	c.gets[key]++
+	return c.Target.Get(ctx, key)
+}
+
+// TestOnePassRestore: a strategy that commits only at the end is given the artifact in one
+// read, each chunk verified; damaged, it commits nothing and says the service is untouched.
+func TestOnePassRestore(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := make([]byte, 2*artifact.ChunkSize+100)
+	crand.Read(data)
+	o := &oncer{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: o, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgt := &counting{Target: l, gets: map[string]int{}}
+	if err := Restore(ctx, RestoreRequest{Target: tgt, Manifest: res.Manifest, Container: c, Strategy: o}); err != nil {
+		t.Fatal(err)
+	}
+	// One open to pin it (it exists), one to read it: no pass to verify it first.
+	if !bytes.Equal(o.committed, data) || o.checked || tgt.gets[res.Key] != 2 {
+		t.Errorf("committed %d bytes (equal: %v), checked first: %v, opens %d", len(o.committed), bytes.Equal(o.committed, data), o.checked, tgt.gets[res.Key])
+	}
+
+	path := filepath.Join(dir, res.Key)
+	good, _ := os.ReadFile(path)
+	bad := bytes.Clone(good)
+	bad[len(bad)-10] ^= 1
+	os.WriteFile(path, bad, 0o600)
+	o.committed = nil
+	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o})
+	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
+		t.Errorf("a damaged last chunk: %v, committed %d bytes", err, len(o.committed))
+	}
+
+	// Without its chunk list, or with one that does not match, nothing is read.
+	os.WriteFile(path, good, 0o600)
+	list := filepath.Join(dir, artifact.ChunksKey(res.Key))
+	goodList, _ := os.ReadFile(list)
+	for name, change := range map[string]func(){
+		"missing": func() { os.Remove(list) },
+		"changed": func() { b := bytes.Clone(goodList); b[0] ^= 1; os.WriteFile(list, b, 0o600) },
+		"longer":  func() { os.WriteFile(list, append(bytes.Clone(goodList), 0), 0o600) },
+	} {
+		change()
+		err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o})
+		if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
+			t.Errorf("chunk list %s: %v", name, err)
+		}
+		os.WriteFile(list, goodList, 0o600)
+	}
+}
+
+// writeBackups writes n backups of the fake service straight into dir: each an artifact and a
+// manifest padded to about pad bytes.
+func writeBackups(t *testing.T, dir string, n, pad int) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(dir, "shop/db"), 0o755)
+	for i := range n {
+		key := fmt.Sprintf("shop/db/db-fake-20260101T000000.000Z-%08x.bin.zst", i)
+		m := &artifact.Manifest{FormatVersion: 1, Artifact: key, Strategy: "fake", Project: "shop", Service: "db",
+			Container: "shop-db-1", CreatedAt: time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC), Size: 4, SHA256: strings.Repeat("ab", 32),
+			Compression: artifact.Zstd, Source: map[string]string{"pad": strings.Repeat("x", pad)}}
+		b, _ := m.Marshal()
+		os.WriteFile(filepath.Join(dir, key), []byte("data"), 0o600)
+		os.WriteFile(filepath.Join(dir, artifact.ManifestKey(key)), b, 0o600)
+	}
+}
+
+// peakHeap runs f and returns the most heap in use seen meanwhile, above what was in use before.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapInuse, ms.HeapInuse
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	f()
+	close(done)
+	<-sampled
+	return peak - base
+}
+
+// TestWalkHoldsFewManifests: listing holds a few manifests at a time, whatever their number:
+// six times as many manifests of 1.9 MiB (the size limit is 2 MiB) cost about the same peak
+// memory, where holding every one cost their sum (60 held 248 MiB).
+func TestWalkHoldsFewManifests(t *testing.T) {
+	ctx := context.Background()
+	peak := map[int]uint64{}
+	for _, n := range []int{8, 48} {
+		dir := t.TempDir()
+		writeBackups(t, dir, n, 1900<<10)
+		l, _ := target.NewLocal(dir)
+		seen := 0
+		peak[n] = peakHeap(func() {
+			problems, err := Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil })
+			if err != nil || len(problems) != 0 || seen != n {
+				t.Errorf("%d backups: saw %d, problems %v, %v", n, seen, problems, err)
+			}
+		})
+		t.Logf("%d manifests of 1.9 MiB: peak heap %d MiB", n, peak[n]>>20)
+	}
+	if peak[48] > peak[8]*3/2+16<<20 {
+		t.Errorf("peak heap grows with the number of manifests: %d MiB for 8, %d MiB for 48", peak[8]>>20, peak[48]>>20)
+	}
+}
+
+// TestListManyBackups: walking a listing holds no manifest and no summary once passed on:
+// what grows with the number of backups is the target's sorted listing of one directory's
+// names (a local directory's; S3 lists in order, a thousand at a time) — well under 512 bytes
+// a backup, where a held manifest costs its whole size.
+func TestListManyBackups(t *testing.T) {
+	ctx := context.Background()
+	peak := map[int]uint64{}
+	for _, n := range []int{1000, 10000} {
+		dir := t.TempDir()
+		writeBackups(t, dir, n, 0)
+		l, _ := target.NewLocal(dir)
+		seen := 0
+		peak[n] = peakHeap(func() {
+			if _, err := Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil }); err != nil || seen != n {
+				t.Errorf("%d backups: saw %d, %v", n, seen, err)
+			}
+		})
+		t.Logf("walking %d backups: peak heap %d KiB", n, peak[n]>>10)
+	}
+	if grown := int64(peak[10000]) - int64(peak[1000]); grown > 9000*512 {
+		t.Errorf("walking grows with the number of backups: %d KiB for 1000, %d KiB for 10000", peak[1000]>>10, peak[10000]>>10)
 	}
 }

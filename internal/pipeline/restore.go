@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -131,6 +132,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	data := func(r io.Reader) strategy.Data {
 		return strategy.Data{Reader: r, Size: m.RawSize, Source: m.Source, Trusted: req.Trusted, Allowed: req.Allowed}
 	}
+	// The chunk list (format 2): every chunk the strategy is given is verified first.
+	list, err := readChunkList(ctx, req.Target, m)
+	if err != nil {
+		return untouched(err)
+	}
 
 	// One pass, staged: unpacked beside the data while verified, moved into place after.
 	noWorker := false
@@ -140,6 +146,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 			return err
 		}
 		noWorker = errors.Is(err, strategy.ErrNoWorker)
+	}
+
+	// One pass, verified chunk by chunk, into a strategy that commits only at the end.
+	if op, ok := req.Strategy.(strategy.OnePass); ok && list != nil && op.OnePass(data(nil)) {
+		return restoreOnce(ctx, req, pin, list, data, untouched)
 	}
 
 	// Pass 1: the whole artifact, before anything is touched.
@@ -174,7 +185,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return err
 	}
 	if pk, ok := req.Strategy.(strategy.Packer); ok && !noWorker {
-		if err := restorePacked(ctx, req, pin, pk, data); !errors.Is(err, strategy.ErrNoWorker) {
+		if err := restorePacked(ctx, req, pin, list, pk, data); !errors.Is(err, strategy.ErrNoWorker) {
 			return err
 		}
 	}
@@ -183,7 +194,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
 	}
 	defer rc.Close()
-	v := newVerifier(ctx, rc, m, nil)
+	v := newChunkVerifier(ctx, rc, m, list, nil)
 	raw, err := newRawReader(v, m, req.Identities, req.Progress, ctx)
 	if err != nil {
 		return err
@@ -254,17 +265,59 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	return fmt.Errorf("%w%w", err, silent{ErrStarted})
 }
 
+// restoreOnce reads the artifact once into a strategy.OnePass: each chunk is verified before
+// the strategy sees it, and the strategy commits only once its reader ended with io.EOF, so a
+// damaged or replaced artifact is rolled back and leaves the service as it was.
+func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, list []byte, data func(io.Reader) strategy.Data, untouched func(error) error) error {
+	m, log := req.Manifest, req.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Info("restoring while each chunk of the artifact is verified", "key", m.Artifact, "size", m.Size, "chunks", m.Chunks.Count)
+	if err := req.Container.Refresh(ctx); err != nil {
+		return err
+	}
+	rc, err := pin.Open(ctx)
+	if err != nil {
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+	}
+	defer rc.Close()
+	v := newChunkVerifier(ctx, rc, m, list, nil)
+	raw, err := newRawReader(v, m, req.Identities, req.Progress, ctx)
+	if err != nil {
+		return untouched(err)
+	}
+	defer raw.Close()
+	faults.Point(ctx, "restore-verified")
+	if req.Applying != nil {
+		req.Applying(ctx)
+	}
+	if err := req.Strategy.Restore(ctx, req.Container, data(raw)); err != nil {
+		if ferr := v.failure(); ferr != nil {
+			// Rolled back by the strategy: the artifact's fault, nothing applied.
+			return untouched(ferr)
+		}
+		return err
+	}
+	if err := raw.finish(); err != nil {
+		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+	}
+	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
+	faults.Point(ctx, "restore-applied")
+	return nil
+}
+
 // restorePacked hands the strategy the compressed stream (decrypted here) to unpack beside the
 // data; its io.EOF comes only once the stored bytes matched. An error wrapping
 // strategy.ErrNoWorker: nothing was read into the container.
-func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, pk strategy.Packer, data func(io.Reader) strategy.Data) error {
+func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, list []byte, pk strategy.Packer, data func(io.Reader) strategy.Data) error {
 	m := req.Manifest
 	rc, err := pin.Open(ctx)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
 	}
 	defer rc.Close()
-	v := newVerifier(ctx, rc, m, nil)
+	v := newChunkVerifier(ctx, rc, m, list, nil)
 	plain, err := open(v, m, req.Identities)
 	if err != nil {
 		return err
@@ -395,15 +448,32 @@ type verifier struct {
 	n        int64
 	progress func(int64)
 	err      error
+
+	// With a chunk list, every chunk is read whole and passed on only once it matched.
+	list     []byte
+	buf      []byte
+	off, end int
+	next     int64 // the next chunk to read
 }
 
 func newVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, progress func(int64)) *verifier {
 	return &verifier{ctx: ctx, r: r, m: m, h: sha256.New(), progress: progress}
 }
 
+// newChunkVerifier verifies r chunk by chunk against the verified chunk list (see
+// readChunkList); with no list, it verifies the whole artifact's checksum at its end.
+func newChunkVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, list []byte, progress func(int64)) *verifier {
+	v := newVerifier(ctx, r, m, progress)
+	v.list = list
+	return v
+}
+
 func (v *verifier) Read(p []byte) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.list != nil {
+		return v.readChunked(p)
+	}
 	if v.err != nil {
 		return 0, v.err
 	}
@@ -430,6 +500,91 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return n, v.err
 	}
 	return n, nil
+}
+
+// readChunked serves the current verified chunk, reading and verifying the next one first
+// when it is used up.
+func (v *verifier) readChunked(p []byte) (int, error) {
+	if v.off == v.end {
+		if v.err != nil {
+			return 0, v.err
+		}
+		if err := v.ctx.Err(); err != nil {
+			v.err = err
+			return 0, err
+		}
+		if v.err = v.fill(); v.err != nil {
+			return 0, v.err
+		}
+	}
+	n := copy(p, v.buf[v.off:v.end])
+	v.off += n
+	return n, nil
+}
+
+// fill reads the next chunk whole and checks it against the list: io.EOF after the last one
+// (when the artifact ends there), an error wrapping ErrCorrupt when a chunk differs, the
+// artifact is shorter or longer.
+func (v *verifier) fill() error {
+	c, a := v.m.Chunks, v.m.Artifact
+	if v.next == c.Count {
+		var one [1]byte
+		switch n, err := io.ReadFull(v.r, one[:]); {
+		case n > 0:
+			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, ErrCorrupt)
+		case !errors.Is(err, io.EOF):
+			return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+		}
+		return io.EOF
+	}
+	size := min(c.Size, v.m.Size-v.n)
+	if int64(cap(v.buf)) < size {
+		v.buf = make([]byte, c.Size)
+	}
+	n, err := io.ReadFull(v.r, v.buf[:size])
+	v.n += int64(n)
+	if v.progress != nil && n > 0 {
+		v.progress(v.n)
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, ErrCorrupt)
+	case err != nil:
+		return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+	}
+	sum := sha256.Sum256(v.buf[:size])
+	if !bytes.Equal(sum[:], v.list[v.next*sha256.Size:(v.next+1)*sha256.Size]) {
+		return fmt.Errorf("chunk %d of %s (bytes %d to %d) does not match its checksum in the signed manifest (damaged or tampered with since it was written): %w",
+			v.next+1, a, v.n-size, v.n, ErrCorrupt)
+	}
+	v.next++
+	v.off, v.end = 0, int(size)
+	return nil
+}
+
+// readChunkList reads the artifact's chunk list and checks it against the manifest; nil for
+// an artifact without one (format 1).
+func readChunkList(ctx context.Context, t target.Target, m *artifact.Manifest) ([]byte, error) {
+	if m.Chunks == nil {
+		return nil, nil
+	}
+	key := artifact.ChunksKey(m.Artifact)
+	rc, err := t.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, target.ErrNotExist) {
+			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, ErrCorrupt)
+		}
+		return nil, fmt.Errorf("opening %s: %w%w", key, err, silent{ErrTarget})
+	}
+	defer rc.Close()
+	list, err := io.ReadAll(io.LimitReader(rc, m.Chunks.ListSize()+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w%w", key, err, silent{ErrTarget})
+	}
+	if err := m.Chunks.CheckList(list); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, ErrCorrupt)
+	}
+	return list, nil
 }
 
 // failure is why the stored bytes did not match, once read (nil: they did, or not read yet).

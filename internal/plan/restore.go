@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -34,9 +35,9 @@ type RestoreSpec struct {
 	// Container is the service to restore into (see Find).
 	Container *containers.Container
 	Options   strategy.Options
-	// Key verifies the manifest's signature; a backup it does not vouch for is refused
+	// Keys verify the manifest's signature; a backup no key of them vouches for is refused
 	// unless AllowUnsigned (then restored under stricter rules, see strategy.Data.Trusted).
-	Key           *artifact.SigningKey
+	Keys          *artifact.Keyring
 	AllowUnsigned bool
 	// Identities decrypt an encrypted backup.
 	Identities *crypt.Identities
@@ -184,14 +185,14 @@ func serviceOf(c *containers.Container) string {
 
 // trust proves the manifest's origin, or says why it cannot and what to do.
 func (r *Restore) trust(m *artifact.Manifest) error {
-	err := r.spec.Key.Verify(m)
+	err := r.spec.Keys.Verify(m)
 	if err == nil {
 		r.Trusted = true
 		return nil
 	}
 	keyName := "none is configured"
-	if r.spec.Key != nil {
-		keyName = "this one is " + r.spec.Key.ID()
+	if ids := r.spec.Keys.IDs(); len(ids) > 0 {
+		keyName = "trusted: " + strings.Join(ids, ", ")
 	}
 	switch {
 	case errors.Is(err, artifact.ErrBadSignature):
@@ -200,56 +201,43 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files or devices", m.Artifact, err))
 		return nil
 	case errors.Is(err, artifact.ErrOtherKey):
-		return fmt.Errorf("refusing to %s %s: %v, and %s; give the key it was made with (DOCKER_BACKUP_SIGNING_KEY_FILE), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
+		return fmt.Errorf("refusing to %s %s: %v (%s); trust the public key of the host that made it (--trust FILE or DOCKER_BACKUP_TRUSTED_KEYS_FILE, printed there by `docker backup key`), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
 			r.verb(), m.Artifact, err, keyName, r.spec.Target, ErrNotTrusted)
 	}
 	return fmt.Errorf("refusing to %s %s: its manifest is not signed, so nothing proves this tool made it (whoever can write to %s can forge one); pass --allow-unsigned if you trust them: %w",
 		r.verb(), m.Artifact, r.spec.Target, ErrNotTrusted)
 }
 
-// latest finds the newest backup of the container's service that is not dated in the
-// future and, unless unsigned backups are allowed, whose signature the key verifies;
-// backups of the same project first (one listed from above a prefix has none).
+// latest finds the newest usable backup of the container's service (selection.Filter:
+// signed by a trusted key unless unsigned backups are allowed, not dated in the future); of
+// the same project first (one listed from above a prefix has none), then of any project.
 func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	c := r.Container
-	listing, err := pipeline.List(ctx, r.spec.Target, r.spec.Within)
+	listing, err := pipeline.List(ctx, r.spec.Target, r.spec.Within, r.spec.Keys)
 	if err != nil {
 		return nil, err
 	}
 	service := ServiceName(c)
-	now := time.Now()
-	var sameService *artifact.Manifest
-	var skipped []string
-	for _, m := range listing.Backups {
-		if m.Service != service && !(m.Service == "" && m.Container == service) {
-			continue
-		}
-		if m.InFuture(now) {
-			skipped = append(skipped, m.Artifact+" (dated in the future)")
-			continue
-		}
-		if err := r.spec.Key.Verify(m); err != nil && !r.spec.AllowUnsigned {
-			skipped = append(skipped, fmt.Sprintf("%s (%v)", m.Artifact, err))
-			continue
-		}
-		if m.Project == c.Project {
-			sameService = m
-			break
-		}
-		if sameService == nil {
-			sameService = m
-		}
+	f := selection.Filter{Project: c.Project, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
+	best, skipped, ok := f.Latest(listing.Backups)
+	if !ok && c.Project != "" {
+		f.Project = ""
+		best, skipped, ok = f.Latest(listing.Backups)
 	}
 	for _, s := range skipped {
-		r.Warnings = append(r.Warnings, "latest skips "+s)
+		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
 	}
-	if sameService == nil {
+	if !ok {
 		if len(skipped) > 0 {
-			return nil, fmt.Errorf("no backup of service %q in %s that can be restored: %s", service, r.spec.Target, strings.Join(skipped, "; "))
+			var why []string
+			for _, s := range skipped {
+				why = append(why, s.Why)
+			}
+			return nil, fmt.Errorf("no backup of service %q in %s that can be restored: %s", service, r.spec.Target, strings.Join(why, "; "))
 		}
 		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
 	}
-	return sameService, nil
+	return pipeline.ReadManifest(ctx, r.spec.Target, best.Key)
 }
 
 // versionWarning warns when the server's major version differs from the backed-up one.

@@ -25,6 +25,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
@@ -52,6 +53,7 @@ type Daemon struct {
 	notifier *notify.Notifier
 	targets  map[string]target.Target
 	signer   *artifact.SigningKey
+	keys     *artifact.Keyring // what restores, verifies, listings and retention trust
 	runner   *jobs.Runner
 	rec      *reconcile.Reconciler
 	host     string
@@ -137,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 			}}
 	}
 	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
-		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Recipients: cfg.AgeRecipients,
+		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
 		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
@@ -183,8 +185,22 @@ func (d *Daemon) openTargets() error {
 	return nil
 }
 
-// openKey loads the signing key, or makes one in the state directory on first start.
+// openKey loads the signing key, or makes one in the state directory on first start, and
+// the public keys of other hosts whose backups this sidecar trusts.
 func (d *Daemon) openKey() error {
+	if err := d.loadSigner(); err != nil {
+		return err
+	}
+	public, err := artifact.TrustedKeys(os.Getenv)
+	if err != nil {
+		return err
+	}
+	d.keys = artifact.NewKeyring(d.signer, public...)
+	d.log.Info("signing key", "key", d.signer.ID(), "public", d.signer.Public().String(), "trusted", len(public))
+	return nil
+}
+
+func (d *Daemon) loadSigner() error {
 	if d.cfg.SigningKeyFile != "" {
 		k, err := artifact.LoadSigningKey(d.cfg.SigningKeyFile)
 		if err != nil {
@@ -301,7 +317,7 @@ func (d *Daemon) targetDescriptions() []string {
 func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	rs := d.rec.State()
 	st := &control.Status{Version: version.Version, Host: d.host, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects,
-		Started: d.started, SigningKey: d.signer.ID(), Problems: rs.Problems, Unscheduled: rs.Unscheduled,
+		Started: d.started, SigningKey: d.signer.ID(), PublicKey: d.signer.Public().String(), Problems: rs.Problems, Unscheduled: rs.Unscheduled,
 		EventsConnected: rs.EventsConnected, LastReconcile: rs.LastSync}
 	if err := d.runner.Status(ctx, st); err != nil {
 		return nil, err
@@ -327,20 +343,15 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 	}
 	var out []control.Backups
 	for _, n := range names {
-		listing, err := pipeline.List(ctx, d.targets[n], prefix)
+		listing, err := pipeline.List(ctx, d.targets[n], prefix, d.keys)
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []*artifact.Manifest{}, Problems: listing.Problems}
-		for _, m := range listing.Backups {
-			if (project == "" || m.Project == project) && (service == "" || m.Service == service) {
-				b.Backups = append(b.Backups, m)
-				if err := d.signer.Verify(m); err != nil {
-					if b.Untrusted == nil {
-						b.Untrusted = map[string]string{}
-					}
-					b.Untrusted[m.Artifact] = err.Error()
-				}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []artifact.Summary{}, Problems: listing.Problems}
+		f := selection.Filter{Project: project, Service: service}
+		for _, s := range listing.Backups {
+			if v, _ := f.Match(s); v != selection.Other {
+				b.Backups = append(b.Backups, s)
 			}
 		}
 		out = append(out, b)

@@ -149,6 +149,12 @@ func (p *Postgres) Check(ctx context.Context, c *containers.Container, data Data
 	return script.Close()
 }
 
+// OnePass: a database's restore is one transaction, committed after the last byte, and the
+// script is checked (pgScript) as psql is given it. A cluster's roles commit first: no.
+func (p *Postgres) OnePass(data Data) bool {
+	return data.Source["database"] != AllDatabases && p.Database != AllDatabases
+}
+
 // Interrupted: nothing, PostgreSQL rolls the transaction back.
 func (p *Postgres) Interrupted() string { return "" }
 

@@ -37,6 +37,16 @@ type Checker interface {
 	Check(ctx context.Context, c *containers.Container, data Data) error
 }
 
+// OnePass is implemented by strategies that can restore from a single read of the artifact.
+// OnePass(data) reports whether, for this backup, Restore checks the stream as Check would
+// while it applies it, commits nothing until its reader ended with io.EOF (a failure before
+// rolls everything back), and leaves the service running. The restore then reads the artifact
+// once, each chunk verified against the signed chunk list before the strategy sees it,
+// instead of reading it all to verify it first.
+type OnePass interface {
+	OnePass(data Data) bool
+}
+
 // Atomicity says what an interrupted restore leaves behind, for the error that reports it.
 type Atomicity interface {
 	// Interrupted describes the state an interrupted restore leaves; "" when it leaves the

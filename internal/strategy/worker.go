@@ -65,9 +65,10 @@ type FileSink interface {
 	io.Writer
 	// File is the file, open for writing, empty.
 	File() *os.File
-	// Wrote records that size bytes whose SHA-256 is sum were written into File by someone
-	// else; an error: the file does not hold them.
-	Wrote(size int64, sum []byte) error
+	// Wrote records that size bytes whose SHA-256 is sum, and whose chunk list
+	// (artifact.Digest) is chunks, were written into File by someone else; an error: the file
+	// does not hold them.
+	Wrote(size int64, sum, chunks []byte) error
 }
 
 // FileSource is a staged restore's stored stream that is a local file (a directory target's

@@ -33,7 +33,7 @@ func Check(ctx context.Context, t Target) []CheckStep {
 		steps[0].Err = err
 		return steps[:1]
 	}
-	objs, err := t.List(ctx, "docker-backup-check/")
+	objs, err := Collect(t.List(ctx, "docker-backup-check/"))
 	if err == nil {
 		found := false
 		for _, o := range objs {

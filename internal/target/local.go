@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -194,50 +196,92 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // List walks the directory for files under prefix, skipping temporary files. Only the
 // directory the prefix names is walked, not the whole target.
-func (l *Local) List(ctx context.Context, prefix string) ([]Object, error) {
-	root, err := l.open()
-	if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-	start := "."
-	if i := strings.LastIndex(prefix, "/"); i > 0 {
-		start = prefix[:i]
-		if ValidateKey(start) != nil {
-			return nil, fmt.Errorf("listing %s: prefix %q is not a clean relative path", l.dir, prefix)
+func (l *Local) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
+	return func(yield func(Object, error) bool) {
+		root, err := l.open()
+		if err != nil {
+			yield(Object{}, err)
+			return
+		}
+		defer root.Close()
+		start := "."
+		if i := strings.LastIndex(prefix, "/"); i > 0 {
+			start = prefix[:i]
+			if ValidateKey(start) != nil {
+				yield(Object{}, fmt.Errorf("listing %s: prefix %q is not a clean relative path", l.dir, prefix))
+				return
+			}
+		}
+		w := &localWalk{ctx: ctx, root: root, prefix: prefix, yield: yield}
+		if err := w.dir(start); err != nil && !errors.Is(err, errStopped) {
+			yield(Object{}, fmt.Errorf("listing %s: %w", l.dir, err))
 		}
 	}
-	var out []Object
-	err = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == start && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
+}
+
+var errStopped = errors.New("stopped")
+
+// localWalk lists a directory tree in lexical order within each directory, holding only the
+// names of the directories it is in (not their entries' details).
+type localWalk struct {
+	ctx    context.Context
+	root   *os.Root
+	prefix string
+	yield  func(Object, error) bool
+}
+
+func (w *localWalk) dir(dir string) error {
+	r, err := w.root.OpenRoot(dir)
+	if err != nil {
+		if dir != "." && errors.Is(err, fs.ErrNotExist) {
+			return nil // nothing under the prefix
+		}
+		return err
+	}
+	defer r.Close()
+	f, err := r.Open(".")
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if strings.HasPrefix(name, ".") {
+			continue // temporary files, hidden directories
 		}
-		if strings.HasPrefix(d.Name(), ".") && p != "." {
-			if d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
+		p := name
+		if dir != "." {
+			p = dir + "/" + name
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(p, prefix) {
-			return nil
+		if !strings.HasPrefix(p, w.prefix) && !strings.HasPrefix(w.prefix, p+"/") {
+			continue
 		}
-		info, err := d.Info()
+		info, err := r.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
+		}
 		if err != nil {
 			return err
 		}
-		out = append(out, Object{Key: p, Size: info.Size(), ModTime: info.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", l.dir, err)
+		switch {
+		case info.IsDir():
+			if err := w.dir(p); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular() && strings.HasPrefix(p, w.prefix):
+			if !w.yield(Object{Key: p, Size: info.Size(), ModTime: info.ModTime()}, nil) {
+				return errStopped
+			}
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // Pin opens the file at key once: every Open reads that same file, even if the name is

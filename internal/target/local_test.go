@@ -57,7 +57,7 @@ func TestLocalPutGetListDelete(t *testing.T) {
 	if _, err := l.Get(ctx, "p/s/missing"); !errors.Is(err, ErrNotExist) {
 		t.Errorf("Get(missing) = %v, want ErrNotExist", err)
 	}
-	objs, err := l.List(ctx, "p/")
+	objs, err := Collect(l.List(ctx, "p/"))
 	if err != nil || len(objs) != 1 || objs[0].Key != "p/s/a.bin" || objs[0].Size != 5 {
 		t.Errorf("List = %+v, %v", objs, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/url"
 	"os"
 	"path"
@@ -355,23 +356,33 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 // List returns the objects whose keys start with prefix.
-func (s *S3) List(ctx context.Context, prefix string) ([]Object, error) {
-	full := s.object(prefix)
-	if prefix == "" && s.cfg.Prefix != "" {
-		full = s.cfg.Prefix + "/"
-	}
-	var out []Object
-	for o := range s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
-		if o.Err != nil {
-			return nil, fmt.Errorf("listing %s: %w", s, s.explain(o.Err))
+func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
+	return func(yield func(Object, error) bool) {
+		full := s.object(prefix)
+		if prefix == "" && s.cfg.Prefix != "" {
+			full = s.cfg.Prefix + "/"
 		}
-		key := o.Key
-		if s.cfg.Prefix != "" {
-			key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		objects := s.client.ListObjects(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true})
+		defer func() {
+			for range objects { // cancelled: drained so that the lister ends
+			}
+		}()
+		for o := range objects {
+			if o.Err != nil {
+				yield(Object{}, fmt.Errorf("listing %s: %w", s, s.explain(o.Err)))
+				return
+			}
+			key := o.Key
+			if s.cfg.Prefix != "" {
+				key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
+			}
+			if !yield(Object{Key: key, Size: o.Size, ModTime: o.LastModified}, nil) {
+				return
+			}
 		}
-		out = append(out, Object{Key: key, Size: o.Size, ModTime: o.LastModified})
 	}
-	return out, nil
 }
 
 // Delete removes the object at key.

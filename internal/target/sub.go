@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"iter"
 	"path"
 	"strings"
 )
@@ -50,19 +51,21 @@ func (s *sub) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return s.t.Get(ctx, k)
 }
 
-func (s *sub) List(ctx context.Context, prefix string) ([]Object, error) {
-	objects, err := s.t.List(ctx, s.prefix+prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := objects[:0]
-	for _, o := range objects {
-		if k, ok := strings.CutPrefix(o.Key, s.prefix); ok {
-			o.Key = k
-			out = append(out, o)
+func (s *sub) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
+	return func(yield func(Object, error) bool) {
+		for o, err := range s.t.List(ctx, s.prefix+prefix) {
+			if err != nil {
+				yield(Object{}, err)
+				return
+			}
+			if k, ok := strings.CutPrefix(o.Key, s.prefix); ok {
+				o.Key = k
+				if !yield(o, nil) {
+					return
+				}
+			}
 		}
 	}
-	return out, nil
 }
 
 func (s *sub) Delete(ctx context.Context, key string) error {

@@ -26,7 +26,7 @@ func TestSubKeepsToItsPrefix(t *testing.T) {
 	if _, err := a.Put(ctx, "shop/db/x", strings.NewReader("a")); err != nil {
 		t.Fatal(err)
 	}
-	objs, err := a.List(ctx, "")
+	objs, err := Collect(a.List(ctx, ""))
 	if err != nil || len(objs) != 1 || objs[0].Key != "shop/db/x" {
 		t.Fatalf("List = %+v, %v", objs, err)
 	}

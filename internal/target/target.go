@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path"
 	"strings"
@@ -20,8 +21,10 @@ type Target interface {
 	Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	// Get opens the object at key. A missing object gives an error wrapping ErrNotExist.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	// List returns the objects whose keys start with prefix.
-	List(ctx context.Context, prefix string) ([]Object, error)
+	// List yields the objects whose keys start with prefix, one at a time (a listing of a
+	// hundred thousand backups is never held at once), the keys of each directory in lexical
+	// order, as S3 lists them. An error ends the listing: it is yielded last.
+	List(ctx context.Context, prefix string) iter.Seq2[Object, error]
 	// Delete removes the object at key; deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
 	// String describes the target for messages, without secrets.
@@ -99,6 +102,18 @@ type Object struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+}
+
+// Collect gathers a listing (for the few callers that need a small one whole).
+func Collect(objects iter.Seq2[Object, error]) ([]Object, error) {
+	var out []Object
+	for o, err := range objects {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 // Errors wrapped by targets.

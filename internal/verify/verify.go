@@ -34,8 +34,8 @@ type Spec struct {
 	Within string
 	// Service is the backed-up service's container: its configuration is copied.
 	Service *containers.Container
-	// Key, AllowUnsigned and Identities are as for a restore.
-	Key           *artifact.SigningKey
+	// Keys, AllowUnsigned and Identities are as for a restore.
+	Keys          *artifact.Keyring
 	AllowUnsigned bool
 	Identities    *crypt.Identities
 	// Strategies and SameService confine the backup as for a restore (the sidecar).
@@ -129,7 +129,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	r, err := plan.NewRestore(ctx, plan.RestoreSpec{Target: spec.Target, Backup: spec.Backup, Manifest: spec.Manifest, Within: spec.Within,
-		Container: spec.Service, Key: spec.Key, AllowUnsigned: spec.AllowUnsigned, Identities: spec.Identities,
+		Container: spec.Service, Keys: spec.Keys, AllowUnsigned: spec.AllowUnsigned, Identities: spec.Identities,
 		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify"})
 	if err != nil {
 		return nil, err

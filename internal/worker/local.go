@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -169,7 +168,7 @@ func (s *localSession) Backup(ctx context.Context, req strategy.WorkRequest, out
 	var fo *fileOut
 	sink, toFile := out.(strategy.FileSink)
 	if toFile {
-		fo = &fileOut{ctx: ctx, f: sink.File(), wb: writeback.New(sink.File()), hash: sha256.New()}
+		fo = &fileOut{ctx: ctx, f: sink.File(), wb: writeback.New(sink.File()), digest: artifact.NewDigest()}
 		out = fo
 	}
 	contents, err := pack(req.Compression, req.Recipients, out, &raw, func(w io.Writer) (*artifact.Contents, error) {
@@ -179,7 +178,8 @@ func (s *localSession) Backup(ctx context.Context, req strategy.WorkRequest, out
 		return nil, err
 	}
 	if toFile {
-		if err := sink.Wrote(fo.wb.Written(), fo.hash.Sum(nil)); err != nil {
+		list, _ := fo.digest.List()
+		if err := sink.Wrote(fo.wb.Written(), fo.digest.Sum(), list); err != nil {
 			return nil, err
 		}
 	}

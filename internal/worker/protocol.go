@@ -89,4 +89,6 @@ type Report struct {
 	File   bool   `json:"file,omitempty"`
 	Size   int64  `json:"size,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
+	// Chunks is the chunk list of the file a backup wrote (artifact.Digest).
+	Chunks []byte `json:"chunks,omitempty"`
 }

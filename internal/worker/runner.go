@@ -376,7 +376,7 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 		if err != nil || len(sum) != sha256.Size || !r.File {
 			return nil, fmt.Errorf("the worker's report of the backup file is wrong: %q", rep.SHA256)
 		}
-		if err := sink.Wrote(rep.Size, sum); err != nil {
+		if err := sink.Wrote(rep.Size, sum, rep.Chunks); err != nil {
 			return nil, err
 		}
 		s.r.log().Info("the worker wrote the backup file into the target directory itself")

@@ -111,7 +111,7 @@ func serve(ctx context.Context, br *bufio.Reader, out io.Writer, rep *reporter) 
 				_, _ = data.Read(make([]byte, 1))
 				cancel()
 			}()
-			fo := &fileOut{ctx: ctx, f: given, wb: writeback.New(given), hash: sha256.New()}
+			fo := &fileOut{ctx: ctx, f: given, wb: writeback.New(given), digest: artifact.NewDigest()}
 			out, rep.file = fo, fo
 		}
 		err = backup(ctx, req, out, rep)
@@ -391,7 +391,8 @@ func (r *reporter) fail(err error) int {
 func (r *reporter) done(c *artifact.Contents) {
 	rep := Report{Raw: r.raw.Load(), Done: true, Contents: c}
 	if r.file != nil {
-		rep.File, rep.Size, rep.SHA256 = true, r.file.wb.Written(), hex.EncodeToString(r.file.hash.Sum(nil))
+		list, _ := r.file.digest.List()
+		rep.File, rep.Size, rep.SHA256, rep.Chunks = true, r.file.wb.Written(), hex.EncodeToString(r.file.digest.Sum()), list
 	}
 	r.write(rep, true)
 }
@@ -426,10 +427,10 @@ func every(d time.Duration, f func()) (stop func()) {
 
 // fileOut is the file a backup writes the stored stream into, and its SHA-256.
 type fileOut struct {
-	ctx  context.Context
-	f    *os.File
-	wb   *writeback.Writer
-	hash hash.Hash
+	ctx    context.Context
+	f      *os.File
+	wb     *writeback.Writer
+	digest *artifact.Digest
 }
 
 func (o *fileOut) Write(p []byte) (int, error) {
@@ -437,7 +438,7 @@ func (o *fileOut) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := o.wb.Write(p)
-	o.hash.Write(p[:n])
+	o.digest.Write(p[:n])
 	if err != nil {
 		return n, fmt.Errorf("writing the backup file: %w", err)
 	}

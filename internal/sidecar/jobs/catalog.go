@@ -12,6 +12,8 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/target"
 )
 
 // CatalogJobName is the scheduler's name for the catalog's own backup.
@@ -54,7 +56,7 @@ func (r *Runner) BackupCatalog(ctx context.Context) error {
 		return fmt.Errorf("storing the catalog backup: %w", err)
 	}
 	r.log.Info("catalog backed up", "key", key, "target", tgt.String())
-	objects, err := tgt.List(ctx, r.catalogDir()+"/")
+	objects, err := target.Collect(tgt.List(ctx, r.catalogDir()+"/"))
 	if err != nil {
 		return err
 	}
@@ -90,12 +92,18 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 	}
 	added := 0
 	for _, name := range r.TargetNames() {
-		listing, err := pipeline.List(ctx, r.opts.Targets[name], r.usagePrefix())
+		listing, err := pipeline.List(ctx, r.opts.Targets[name], r.usagePrefix(), r.opts.Keys)
 		if err != nil {
 			return added, fmt.Errorf("listing target %s: %w", name, err)
 		}
-		for _, m := range listing.Backups {
-			if m.Job == "" || (!r.opts.AllProjects && m.Project != r.opts.Project) {
+		// Only what a trusted key signed becomes a run: a forged manifest never shows as a
+		// success in the status.
+		f := selection.Filter{Project: r.opts.Project}
+		if r.opts.AllProjects {
+			f.Project = ""
+		}
+		for _, m := range f.Select(listing.Backups).Usable {
+			if m.Job == "" {
 				continue
 			}
 			job := m.Job
@@ -111,7 +119,7 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 				ids[key], targetOf[key] = id, name
 			}
 			ok, err := cat.ImportRun(ctx, catalog.Run{JobID: id, StartedAt: m.CreatedAt,
-				FinishedAt: m.CreatedAt.Add(time.Duration(m.DurationMS) * time.Millisecond), Size: m.Size, SHA256: m.SHA256, ArtifactKey: m.Artifact})
+				FinishedAt: m.CreatedAt.Add(time.Duration(m.DurationMS) * time.Millisecond), Size: m.Size, SHA256: m.SHA256, ArtifactKey: m.Key})
 			if err != nil {
 				return added, err
 			}

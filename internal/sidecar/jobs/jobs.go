@@ -102,6 +102,8 @@ type Options struct {
 	Timeout     time.Duration
 	HookTimeout time.Duration
 	Signer      *artifact.SigningKey
+	// Keys are what restores, verifies and retention trust (the signer's own key included).
+	Keys *artifact.Keyring
 	// Recipients are the public keys every backup is encrypted for (a job's label adds its
 	// own); Identities decrypt for restores.
 	Recipients []string
@@ -132,11 +134,14 @@ type Runner struct {
 	root   context.Context
 	manual sync.WaitGroup
 
-	mu       sync.Mutex
-	jobs     map[string]*Job
-	busy     map[string]*hold // "project/service" → the operation holding it
-	usage    map[string]control.TargetInfo
-	recovery *recovery
+	mu    sync.Mutex
+	jobs  map[string]*Job
+	busy  map[string]*hold // "project/service" → the operation holding it
+	usage map[string]control.TargetInfo
+	// untrusted counts, by job key, the backups in a job's directory that no trusted key
+	// signed, as its last prune found them: never counted nor deleted, reported.
+	untrusted map[string]int
+	recovery  *recovery
 }
 
 // New returns a Runner; root is the sidecar's lifetime.
@@ -148,7 +153,7 @@ func New(root context.Context, opts Options) *Runner {
 	if opts.Recorder == nil {
 		opts.Recorder = nopRecorder{}
 	}
-	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]*hold{}, usage: map[string]control.TargetInfo{}}
+	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]*hold{}, usage: map[string]control.TargetInfo{}, untrusted: map[string]int{}}
 	r.recovery = newRecovery(r)
 	return r
 }

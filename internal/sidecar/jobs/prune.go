@@ -5,25 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/faults"
+	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/target"
 )
 
 // pruneTimeout bounds a prune that outlives a shutdown.
 const pruneTimeout = time.Minute
 
 // prune applies the job's retention to the job's backups as the target lists them (the
-// manifests, not the catalog), deleting each pruned backup's manifest, then its artifact.
-// It only ever sees the backups of this job under the sidecar's own prefix; it always keeps
-// the backup just written (keep), and never counts nor deletes a backup dated in the future.
+// manifests, not the catalog), deleting each pruned backup's manifest, then its artifact and
+// chunk list. Which backups are the job's is selection.Filter's rule: only those signed by a
+// trusted key, of this job, in its service's directory under the sidecar's own prefix, and
+// not dated in the future are counted or deleted; the others are left alone and reported. It
+// always keeps the backup just written (keep).
 func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logger) ([]string, error) {
 	if j.manual || j.Retention == (retention.Policy{}) {
 		return nil, nil // no retention: keep every backup
@@ -31,42 +34,31 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	name := j.TargetName()
 	tgt := r.opts.Targets[name]
 	dir := artifact.Dir(j.Project, j.Service)
-	listing, err := pipeline.List(ctx, tgt, dir+"/")
+	listing, err := pipeline.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
 		r.opts.Recorder.Pruned(name, 0, true)
 		return nil, fmt.Errorf("retention: listing %s: %w (nothing was deleted)", tgt, err)
 	}
+	sel := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Select(listing.Backups)
+	r.reportSkipped(j, name, dir, sel.Skipped, log)
 	var mine []retention.Backup
-	for _, m := range listing.Backups {
-		if path.Dir(m.Artifact) == dir && m.Job == j.Name {
-			mine = append(mine, retention.Backup{Key: m.Artifact, Created: m.CreatedAt})
-		}
+	for _, s := range sel.Usable {
+		mine = append(mine, retention.Backup{Key: s.Key, Created: s.CreatedAt})
 	}
 	now := time.Now()
 	var deleted []string
 	var errs []error
 	for _, dec := range retention.Apply(j.Retention, mine, retention.Clock{Location: r.opts.Location, Future: now.Add(artifact.FutureSkew), Keep: keep}) {
 		if dec.Keep {
-			if slices.Contains(dec.Reasons, "dated in the future (not counted)") {
-				log.Warn("retention keeps a backup dated in the future and does not count it (check the clocks of the hosts that write to this target)", "key", dec.Key, "created", dec.Created)
-			} else {
-				log.Debug("retention keeps", "key", dec.Key, "because", strings.Join(dec.Reasons, ", "))
-			}
+			log.Debug("retention keeps", "key", dec.Key, "because", strings.Join(dec.Reasons, ", "))
 			continue
 		}
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		// Manifest first: a backup without its manifest is invisible, never half-listed.
-		if err := tgt.Delete(ctx, artifact.ManifestKey(dec.Key)); err != nil {
-			errs = append(errs, fmt.Errorf("deleting the manifest of %s: %w", dec.Key, err))
-			continue
-		}
-		faults.Point(ctx, "prune")
-		// The manifest is gone: finish the pair even if the run is being cancelled now.
-		if err := tgt.Delete(context.WithoutCancel(ctx), dec.Key); err != nil {
-			errs = append(errs, fmt.Errorf("deleting %s: %w", dec.Key, err))
+		if err := deleteBackup(ctx, tgt, dec.Key); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		log.Info("pruned backup", "key", dec.Key, "created", dec.Created, "retention", j.Retention.String(),
@@ -79,6 +71,49 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	}
 	r.opts.Recorder.Pruned(name, len(deleted), err != nil)
 	return deleted, err
+}
+
+// deleteBackup deletes a backup: its manifest first (a backup without its manifest is
+// invisible, never half-listed), then its artifact and chunk list, even if ctx is cancelled
+// meanwhile; what an interruption leaves is swept later.
+func deleteBackup(ctx context.Context, tgt target.Target, key string) error {
+	if err := tgt.Delete(ctx, artifact.ManifestKey(key)); err != nil {
+		return fmt.Errorf("deleting the manifest of %s: %w", key, err)
+	}
+	faults.Point(ctx, "prune")
+	ctx = context.WithoutCancel(ctx)
+	if err := tgt.Delete(ctx, key); err != nil {
+		return fmt.Errorf("deleting %s: %w", key, err)
+	}
+	if err := tgt.Delete(ctx, artifact.ChunksKey(key)); err != nil {
+		return fmt.Errorf("deleting the chunk list of %s: %w", key, err)
+	}
+	return nil
+}
+
+// reportSkipped says what retention left alone: backups dated in the future (a warning each
+// time), and backups no trusted key signed — counted for the status and metrics, and notified
+// once, when more of them appear than the last prune found.
+func (r *Runner) reportSkipped(j *Job, target, dir string, skipped []selection.Skip, log *slog.Logger) {
+	untrusted := 0
+	for _, s := range skipped {
+		switch s.Verdict {
+		case selection.Future:
+			log.Warn("retention keeps a backup dated in the future and does not count it (check the clocks of the hosts that write to this target)", "key", s.Backup.Key, "created", s.Backup.CreatedAt)
+		case selection.Untrusted:
+			untrusted++
+			log.Warn("retention leaves alone a backup no trusted key signed: it is never counted nor deleted (remove it by hand if it is not yours, or trust its key)", "key", s.Backup.Key, "why", s.Backup.Untrusted)
+		}
+	}
+	r.mu.Lock()
+	before := r.untrusted[j.Key()]
+	r.untrusted[j.Key()] = untrusted
+	r.mu.Unlock()
+	if untrusted > before {
+		r.opts.Notifier.Notify(j.Notify, notify.Event{Kind: "untrusted", Project: j.Project, Service: j.Service, Job: j.Name, Target: target, Failed: true,
+			Error: fmt.Sprintf("%d backups in %s on target %s are not signed by a key this sidecar trusts: retention never counts nor deletes them; remove them if they are not yours, or add their host's public key to %s",
+				untrusted, dir, target, artifact.EnvTrustedKeys), Time: time.Now()})
+	}
 }
 
 // usagePrefix is what the sidecar's scope holds on a target.
@@ -95,7 +130,7 @@ func (r *Runner) updateUsage(ctx context.Context, name string) {
 	if !ok {
 		return
 	}
-	listing, err := pipeline.List(ctx, tgt, r.usagePrefix())
+	listing, err := pipeline.List(ctx, tgt, r.usagePrefix(), r.opts.Keys)
 	if err != nil {
 		r.log.Warn("listing the target failed", "target", name, "error", err)
 		return

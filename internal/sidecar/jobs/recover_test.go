@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -34,9 +35,11 @@ func (t *downTarget) Get(context.Context, string) (io.ReadCloser, error) {
 	}
 	return nil, target.ErrNotExist
 }
-func (t *downTarget) List(context.Context, string) ([]target.Object, error) { return nil, t.err() }
-func (t *downTarget) Delete(context.Context, string) error                  { return t.err() }
-func (t *downTarget) String() string                                        { return "s3://test" }
+func (t *downTarget) List(context.Context, string) iter.Seq2[target.Object, error] {
+	return func(yield func(target.Object, error) bool) { yield(target.Object{}, t.err()) }
+}
+func (t *downTarget) Delete(context.Context, string) error { return t.err() }
+func (t *downTarget) String() string                       { return "s3://test" }
 func (t *downTarget) RemoveIncomplete(_ context.Context, key string) error {
 	if err := t.err(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
 )
@@ -52,19 +53,19 @@ func (r *Runner) VerifyJob(ctx context.Context, key string, extra slog.Handler) 
 	return r.verify(ctx, c, j.Name, j.TargetName(), tgt, m.Artifact, m, false, log)
 }
 
-// newestOfJob finds the job's newest backup that the sidecar's key vouches for.
+// newestOfJob finds the job's newest usable backup (selection.Filter: signed by a trusted
+// key, not dated in the future).
 func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*artifact.Manifest, error) {
-	listing, err := pipeline.List(ctx, tgt, artifact.Dir(j.Project, j.Service)+"/")
+	dir := artifact.Dir(j.Project, j.Service)
+	listing, err := pipeline.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	for _, m := range listing.Backups { // newest first
-		if m.Job == j.Name && m.Project == j.Project && m.Service == j.Service && !m.InFuture(now) && r.opts.Signer.Verify(m) == nil {
-			return m, nil
-		}
+	s, _, ok := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Latest(listing.Backups)
+	if !ok {
+		return nil, fmt.Errorf("job %s has no backup on target %s to verify yet", j.Key(), j.TargetName())
 	}
-	return nil, fmt.Errorf("job %s has no backup on target %s to verify yet", j.Key(), j.TargetName())
+	return pipeline.ReadManifest(ctx, tgt, s.Key)
 }
 
 // Verify verifies a backup of a service as the plugin asks, in the sidecar's own context.
@@ -97,7 +98,7 @@ func (r *Runner) verify(ctx context.Context, c *containers.Container, job, tgtNa
 	}
 	strategies, _ := r.serviceScope(c)
 	report, err := verify.Run(ctx, verify.Spec{Engine: r.opts.API, Target: tgt, Backup: key, Manifest: m, Within: artifact.Dir(c.Project, c.Service) + "/",
-		Service: c, Key: r.opts.Signer, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true,
+		Service: c, Keys: r.opts.Keys, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true,
 		Owner: r.opts.Owner, Timeout: r.opts.Timeout, Log: log, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker})
 	r.finishVerify(ctx, id, c.Project, c.Service, job, tgtName, key, started, report, err, log)
 	return report, r.stoppingErr(err)
