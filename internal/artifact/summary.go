@@ -5,7 +5,7 @@ import "time"
 // Summary is what a listing keeps of a backup: enough to select, sort, print and prune it —
 // a few hundred bytes, whatever the size of the manifest it was read from.
 type Summary struct {
-	Key       string    `json:"key"` // the artifact's key on the target
+	Key       string    `json:"artifact"` // the artifact's key on the target (named as in the manifest)
 	Project   string    `json:"project,omitempty"`
 	Service   string    `json:"service,omitempty"`
 	Job       string    `json:"job,omitempty"`

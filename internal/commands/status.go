@@ -111,6 +111,9 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		if ret == "" {
 			ret = "keep all"
 		}
+		if j.Untrusted > 0 {
+			ret += fmt.Sprintf(" (%d untrusted left alone)", j.Untrusted)
+		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, strat, when, next, last, size, success, verifyText(now, j), ret, j.Target)
 	}
 	if err := w.Flush(); err != nil {
@@ -157,6 +160,12 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 				line += " (" + firstLine(v.Summary, 80) + ")"
 			}
 			fmt.Fprintln(out, line)
+		}
+	}
+	for _, j := range st.Jobs {
+		if j.Untrusted > 0 {
+			fmt.Fprintf(out, "\nWarning: %d backups of %s/%s on target %s are not signed by a key the sidecar trusts: retention never counts nor deletes them. Whoever wrote them can write to the target; remove them if they are not yours (docker backup ls shows them).\n",
+				j.Untrusted, j.Project, j.Service, j.Target)
 		}
 	}
 	if len(st.Recovery) > 0 {

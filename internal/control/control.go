@@ -111,15 +111,18 @@ type JobStatus struct {
 	ScheduleText string `json:"schedule_text"` // "daily at 02:00"
 	// Interval is the longest gap between two runs of the schedule: a backup older than
 	// that is late.
-	Interval    time.Duration `json:"interval"`
-	Retention   string        `json:"retention"` // empty: keep every backup
-	Stop        bool          `json:"stop"`
-	Pre         []string      `json:"pre,omitempty"`  // argv run in the container before
-	Post        []string      `json:"post,omitempty"` // ... and after
-	Next        time.Time     `json:"next,omitzero"`
-	Running     bool          `json:"running"`
-	Last        *RunInfo      `json:"last,omitempty"`
-	LastSuccess *RunInfo      `json:"last_success,omitempty"`
+	Interval  time.Duration `json:"interval"`
+	Retention string        `json:"retention"` // empty: keep every backup
+	// Untrusted counts the backups in the job's directory that no trusted key signed, as its
+	// last retention run found them: retention never counts nor deletes them.
+	Untrusted   int       `json:"untrusted,omitempty"`
+	Stop        bool      `json:"stop"`
+	Pre         []string  `json:"pre,omitempty"`  // argv run in the container before
+	Post        []string  `json:"post,omitempty"` // ... and after
+	Next        time.Time `json:"next,omitzero"`
+	Running     bool      `json:"running"`
+	Last        *RunInfo  `json:"last,omitempty"`
+	LastSuccess *RunInfo  `json:"last_success,omitempty"`
 	// LastFinished is the newest run that is not running (Last, unless a run is under way):
 	// what the last-run metrics show, so that they do not vanish while the next one runs.
 	LastFinished *RunInfo `json:"last_finished,omitempty"`

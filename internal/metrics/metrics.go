@@ -192,6 +192,7 @@ var (
 	descVerifyTime   = jobDesc("verify_duration_seconds", "How long the job's last verify took (about the time a restore takes).")
 	descVerifyPassed = jobDesc("last_verify_success_timestamp_seconds", "When the job's last verify that passed finished (Unix time).")
 	descVerifyEvery  = jobDesc("verify_interval_seconds", "The longest gap between two verifies of the job's verify schedule.")
+	descUntrusted    = jobDesc("untrusted_backups", "Backups in the job's directory on its target that no trusted key signed, as its last retention run found them: never counted, never deleted (someone else can write to the target).")
 	descTargetCount  = prometheus.NewDesc(ns+"_target_backups", "Backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
 	descTargetBytes  = prometheus.NewDesc(ns+"_target_size_bytes", "Bytes of the backups the target holds for the sidecar's scope (from its listing).", []string{"target"}, nil)
 	descIncomplete   = prometheus.NewDesc(ns+"_restore_incomplete", "1 when the service's latest restore through the sidecar failed after it began changing the service, which could not be undone: its data is neither the old nor the backup's.", []string{"project", "service"}, nil)
@@ -209,7 +210,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastRun, descLastResult, descLastDuration, descLastSize, descNextRun,
-		descInterval, descRunning, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
+		descInterval, descRunning, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descUntrusted, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
 		descEvents, descRecovery, descCatalogUp, descStatusUp} {
 		ch <- d
 	}
@@ -251,6 +252,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descInterval, j.Interval.Seconds(), v...)
 		}
 		gauge(descRunning, boolFloat(j.Running), v...)
+		if j.Retention != "" {
+			gauge(descUntrusted, float64(j.Untrusted), v...)
+		}
 		if j.Running {
 			running++
 		}

@@ -165,7 +165,7 @@ func TestSidecarEncrypted(t *testing.T) {
 	_, backups := startSidecar(t, p, "-v", keys+":/run/keys:ro", "-e", "DOCKER_BACKUP_AGE_RECIPIENTS="+agePub,
 		"-e", "DOCKER_BACKUP_AGE_IDENTITY_FILE=/run/keys/age.key")
 	backup(t, "run", "app", "--project", p.name)
-	m := sidecarBackups(t, p.name, "app")[0]
+	m := manifestFile(t, volumeDir(t, backups), sidecarBackups(t, p.name, "app")[0].Key)
 	if m.Encryption == nil || !slices.Contains(m.Encryption.Recipients, agePub) || len(m.Encryption.Recipients) != 2 {
 		t.Fatalf("manifest encryption: %+v", m.Encryption)
 	}

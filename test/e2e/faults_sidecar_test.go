@@ -142,7 +142,7 @@ func TestFaultSidecarBackup(t *testing.T) {
 			}
 			var keep []string
 			for _, m := range old {
-				keep = append(keep, m.Artifact)
+				keep = append(keep, m.Key)
 			}
 			listed := checkTarget(t, dir, keep, false)
 			st := sidecarStatus(t, p.name)
@@ -189,7 +189,7 @@ func TestFaultSidecarStopBackupAndPrune(t *testing.T) {
 			sidecar, backups := startFaultSidecar(t, p, point)
 			dir := volumeDir(t, backups)
 			backup(t, "run", "app", "--project", p.name)
-			first := sidecarBackups(t, p.name, "app")[0].Artifact
+			first := sidecarBackups(t, p.name, "app")[0].Key
 			// The second run stops the app and streams (backup-stream), or prunes the first
 			// backup once it is stored (prune): the sidecar pauses there and is killed.
 			armFault(t, p)
@@ -233,7 +233,7 @@ func TestFaultSidecarRestore(t *testing.T) {
 			s := newSubject(t, p, tc.strategy)
 			sidecar, _ := startFaultSidecar(t, p, "restore-stream")
 			backup(t, "run", s.service, "--project", p.name)
-			key := sidecarBackups(t, p.name, s.service)[0].Artifact
+			key := sidecarBackups(t, p.name, s.service)[0].Key
 			backedUp := s.state()
 			s.change()
 			changed := s.waitState(t)

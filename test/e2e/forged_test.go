@@ -247,7 +247,7 @@ func TestForgedThroughTheSidecar(t *testing.T) {
 	eventually(t, 30*time.Second, "retention", func() error {
 		var keys []string
 		for _, m := range sidecarBackups(t, p.name, "app") {
-			keys = append(keys, m.Artifact)
+			keys = append(keys, m.Key)
 		}
 		if len(keys) != 3 || !contains(keys, future) {
 			return fmt.Errorf("backups %q, want 2 real ones and %s", keys, future)

@@ -144,14 +144,33 @@ func backupFails(t *testing.T, env []string, args ...string) string {
 	return stderr
 }
 
-// listBackups returns the manifests on a backup directory, newest first.
+// listBackups returns the manifests of the backups `docker backup ls` lists on a backup
+// directory, newest first.
 func listBackups(t *testing.T, dir string) []artifact.Manifest {
 	t.Helper()
-	var ms []artifact.Manifest
-	if err := json.Unmarshal([]byte(backup(t, "ls", "--from", dir, "--format", "json")), &ms); err != nil {
+	var listed []artifact.Summary
+	if err := json.Unmarshal([]byte(backup(t, "ls", "--from", dir, "--format", "json")), &listed); err != nil {
 		t.Fatalf("decoding ls output: %v", err)
 	}
+	var ms []artifact.Manifest
+	for _, s := range listed {
+		ms = append(ms, *manifestFile(t, dir, s.Key))
+	}
 	return ms
+}
+
+// manifestFile reads the manifest of the backup at key in a backup directory.
+func manifestFile(t *testing.T, dir, key string) *artifact.Manifest {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(artifact.ManifestKey(key))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := artifact.Unmarshal(b)
+	if err != nil {
+		t.Fatalf("manifest of %s: %v", key, err)
+	}
+	return m
 }
 
 // onlyBackup asserts there is exactly one backup in dir and returns it.

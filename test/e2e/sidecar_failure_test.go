@@ -80,7 +80,7 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	}
 
 	// Killed again, this time during a restore that has the app stopped: the app runs again.
-	restore := exec.Command("docker", "backup", "restore", got[0].Artifact, "--to", "app", "--project", p.name, "--yes")
+	restore := exec.Command("docker", "backup", "restore", got[0].Key, "--to", "app", "--project", p.name, "--yes")
 	restore.Env = append(restore.Environ(), "DOCKER_CONFIG="+dockerConfig)
 	if err := restore.Start(); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestSidecarKilledDuringStopBackup(t *testing.T) {
 	mustContain(t, containerLogs(t, sidecar), "a restore was interrupted by a crash of the sidecar", "started the container of an interrupted restore")
 	// It had begun to write (the app was stopped for it): partly restored, which a volume
 	// restore in place cannot undo.
-	if rs := sidecarStatus(t, p.name).Restores; len(rs) != 1 || rs[0].Status != "interrupted" || rs[0].Key != got[0].Artifact || !rs[0].Partial {
+	if rs := sidecarStatus(t, p.name).Restores; len(rs) != 1 || rs[0].Status != "interrupted" || rs[0].Key != got[0].Key || !rs[0].Partial {
 		t.Errorf("restores in status: %+v, want one interrupted and partial", rs)
 	}
 	mustContain(t, backup(t, "status", "--project", p.name), "Recent restores:", "into app: interrupted")
@@ -127,7 +127,7 @@ func TestSidecarInvalidLabels(t *testing.T) {
 	svc("badpaths", "docker-backup.schedule=@daily", "docker-backup.paths=/etc")
 	svc("escape", "docker-backup.schedule=@daily", "docker-backup.paths=/data/../etc")
 	svc("mixed", "docker-backup.nightly.schedule=@daily", "docker-backup.weekly.schedule=every sunday")
-	sidecar, _ := startSidecar(t, p)
+	sidecar, backups := startSidecar(t, p)
 
 	st := sidecarStatus(t, p.name)
 	problems := strings.Join(st.Problems, "\n")
@@ -175,7 +175,7 @@ func TestSidecarInvalidLabels(t *testing.T) {
 	manual := p.volumeService("manual", "docker-backup.paths=/data/keep")
 	docker(t, "exec", manual, "sh", "-c", "mkdir /data/keep /data/skip && echo k > /data/keep/k && echo s > /data/skip/s")
 	backup(t, "run", "manual", "--project", p.name)
-	if ms := sidecarBackups(t, p.name, "manual"); len(ms) != 1 || ms[0].Source["paths"] != "/data/keep" {
+	if ms := sidecarBackups(t, p.name, "manual"); len(ms) != 1 || manifestFile(t, volumeDir(t, backups), ms[0].Key).Source["paths"] != "/data/keep" {
 		t.Errorf("one-off backup of a labelled service: %+v", ms)
 	}
 	eventually(t, 20*time.Second, "status lists the unscheduled service, not as a problem", func() error {

@@ -115,10 +115,10 @@ func jobStatus(st control.Status, service, job string) *control.JobStatus {
 }
 
 // sidecarBackups is `docker backup ls --format json` through the project's sidecar.
-func sidecarBackups(t *testing.T, project, service string) []artifact.Manifest {
+func sidecarBackups(t *testing.T, project, service string) []artifact.Summary {
 	t.Helper()
 	out := backup(t, "ls", "--project", project, "--service", service, "--format", "json")
-	var ms []artifact.Manifest
+	var ms []artifact.Summary
 	if err := json.Unmarshal([]byte(out), &ms); err != nil {
 		t.Fatalf("ls output: %v\n%s", err, out)
 	}

@@ -408,7 +408,7 @@ func TestSidecarVerify(t *testing.T) {
 
 	// A newer backup of the job whose content is not what it recorded: the next verify fails.
 	dir := volumeDir(t, backups)
-	real := sidecarBackups(t, p.name, "app")[0]
+	real := manifestFile(t, dir, sidecarBackups(t, p.name, "app")[0].Key)
 	raw := decompress(t, filepath.Join(dir, real.Artifact))
 	i := bytes.Index(raw, []byte("hello\n"))
 	if i < 0 {

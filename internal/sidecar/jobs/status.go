@@ -56,6 +56,9 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		if j.Retention != (retention.Policy{}) {
 			js.Retention = j.Retention.String()
 		}
+		r.mu.Lock()
+		js.Untrusted = r.untrusted[j.Key()]
+		r.mu.Unlock()
 		if s, err := schedule.Parse(j.Schedule); err == nil {
 			js.ScheduleText = s.Describe()
 			js.Interval = s.Interval(time.Now())
