@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,4 +319,103 @@ func artifactFile(t *testing.T, artifactPath, name string) string {
 		t.Fatalf("reading %s from %s: %v", name, artifactPath, err)
 	}
 	return string(out)
+}
+
+// TestForgedBackupsNeverCountForRetention: whoever can only add objects to the target writes
+// unsigned backups dated just before now. Retention counts and deletes only what a trusted
+// key signed: keep-last=2 keeps the two newest signed backups, never deletes the forged ones,
+// and reports them (status, the docker_backup_untrusted_backups metric, the log).
+func TestForgedBackupsNeverCountForRetention(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	p.volumeService("app", "docker-backup.schedule=@every 2s", "docker-backup.retention=keep-last=2")
+	sidecar, backups := startSidecar(t, p)
+	dir := volumeDir(t, backups)
+	waitRuns(t, p.name, "app", "default", 1, time.Minute)
+	var forged []string
+	for i := range 3 {
+		forged = append(forged, craft(t, dir, crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", job: "default",
+			raw: tarOf(t, tarEntry{name: "data/x", content: "forged\n"}), source: map[string]string{"paths": "/data"},
+			created: time.Now().Add(time.Duration(i) * time.Second)}))
+	}
+	// Runs go on: had the forged ones counted as the newest, every signed backup would go.
+	first := waitRuns(t, p.name, "app", "default", 1, time.Minute).Runs["success"]
+	waitRuns(t, p.name, "app", "default", first+4, 2*time.Minute)
+	eventually(t, 30*time.Second, "retention", func() error {
+		var signed, unsigned []string
+		for _, s := range sidecarBackups(t, p.name, "app") {
+			if s.Untrusted == "" {
+				signed = append(signed, s.Key)
+			} else {
+				unsigned = append(unsigned, s.Key)
+			}
+		}
+		slices.Sort(unsigned)
+		slices.Sort(forged)
+		if len(signed) != 2 || !slices.Equal(unsigned, forged) {
+			return fmt.Errorf("signed %q, unsigned %q: want 2 signed and the 3 forged", signed, unsigned)
+		}
+		return nil
+	})
+	st := sidecarStatus(t, p.name)
+	if j := jobStatus(st, "app", "default"); j == nil || j.Untrusted != 3 {
+		t.Errorf("status: %+v", j)
+	}
+	mustContain(t, backup(t, "status", "-p", p.name), "3 untrusted left alone", "not signed by a key the sidecar trusts")
+	ip := strings.TrimSpace(docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", sidecar))
+	mustContain(t, httpGet(t, "http://"+ip+":9090/metrics"), `docker_backup_untrusted_backups{backup_job="default",project="`+p.name+`",service="app",strategy="",target="default"} 3`)
+	mustContain(t, containerLogs(t, sidecar), "retention leaves alone a backup no trusted key signed")
+}
+
+// TestRestoreHostWithThePublicKeyOnly: a host that restores is given the backup host's public
+// key (docker backup key), never its signing key: it restores what that host signed, refuses
+// what anyone else signed, and cannot sign itself with what it holds.
+func TestRestoreHostWithThePublicKeyOnly(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	files := p.service("files", plainImage, append([]string{"-v", p.volume("files-data") + ":/data"}, idle...)...)
+	docker(t, "exec", files, "sh", "-c", "echo original > /data/x")
+	dir := t.TempDir()
+	backup(t, "run", "files", "-p", p.name, "--strategy", "volume", "--to", dir)
+	pub := strings.Fields(backup(t, "key"))
+	if len(pub) < 2 || pub[0] != artifact.PublicKeyType {
+		t.Fatalf("docker backup key printed %q", pub)
+	}
+	trusted := filepath.Join(t.TempDir(), "trusted.keys")
+	if err := os.WriteFile(trusted, []byte(pub[0]+" "+pub[1]+" backup host\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The restore host: a docker config of its own, without the plugin's signing key.
+	restoreHost := t.TempDir()
+	if err := os.Symlink(filepath.Join(dockerConfig, "cli-plugins"), filepath.Join(restoreHost, "cli-plugins")); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DOCKER_CONFIG=" + restoreHost}
+	docker(t, "exec", files, "sh", "-c", "echo changed > /data/x")
+	mustContain(t, backupFails(t, env, "restore", "latest", "--from", dir, "--to", "files", "-p", p.name, "--yes"), "another key", "--trust")
+	backupWithEnv(t, env, "restore", "latest", "--from", dir, "--to", "files", "-p", p.name, "--yes", "--trust", trusted)
+	if got := docker(t, "exec", files, "cat", "/data/x"); got != "original\n" {
+		t.Errorf("restored %q", got)
+	}
+	out := backupWithEnv(t, append(env, "DOCKER_BACKUP_TRUSTED_KEYS_FILE="+trusted), "ls", "--from", dir)
+	if strings.Contains(out, "other key") || strings.Contains(out, "unsigned") {
+		t.Errorf("ls on the restore host with the public key flags the backup:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(restoreHost, "docker-backup", "signing.key")); err == nil {
+		t.Error("a restore made a signing key on the restore host")
+	}
+	// A backup signed by another key that claims the trusted key's ID is refused, and never
+	// "latest".
+	other, _ := artifact.NewSigningKey([]byte("another host's signing key, not trusted here"))
+	forged := craft(t, dir, crafted{project: p.name, service: "files", strategy: "volume", ext: "tar", key: other,
+		raw: tarOf(t, tarEntry{name: "data/x", content: "forged\n"}), source: map[string]string{"paths": "/data"},
+		edit: func(m *artifact.Manifest) { m.Signature.KeyID = pluginKey(t).ID() }})
+	mustContain(t, backupFails(t, env, "restore", forged, "--from", dir, "--to", "files", "-p", p.name, "--yes", "--trust", trusted), "tampered")
+	out = backupWithEnv(t, env, "restore", "latest", "--from", dir, "--to", "files", "-p", p.name, "--yes", "--trust", trusted)
+	if restoredKey(t, out) == forged {
+		t.Error("restore latest chose the forged backup")
+	}
+	if got := docker(t, "exec", files, "cat", "/data/x"); got != "original\n" {
+		t.Errorf("a forged backup changed the data: %q", got)
+	}
 }
