@@ -36,8 +36,8 @@ func TestFaultTargetFull(t *testing.T) {
 	docker(t, "exec", app, "sh", "-c", "head -c 40000000 /dev/urandom > /data/big")
 	stderr := backupFails(t, nil, "run", "app", "--project", p.name, "--to", dir)
 	mustContain(t, stderr, "no space left on device", "nothing was stored")
-	if files := filesUnder(t, dir); len(files) != 2 {
-		t.Errorf("files on the full target: %q, want the older backup and its manifest", files)
+	if files := filesUnder(t, dir); len(files) != 3 {
+		t.Errorf("files on the full target: %q, want the older backup, its chunk list and its manifest", files)
 	}
 	if got := onlyBackup(t, dir).Artifact; got != old {
 		t.Errorf("the older backup is not listed: %s", got)
@@ -206,7 +206,7 @@ func TestFaultS3ObjectReplacedDuringRestore(t *testing.T) {
 	changed := s.waitState(t)
 	var key string
 	for _, k := range m.objects("pinned") {
-		if !strings.HasSuffix(k, artifact.ManifestSuffix) {
+		if !strings.HasSuffix(k, artifact.ManifestSuffix) && !strings.HasSuffix(k, artifact.ChunksSuffix) {
 			key = strings.TrimPrefix(k, "site/")
 		}
 	}

@@ -183,12 +183,12 @@ func checkTarget(t *testing.T, dir string, keep []string, allowOrphan bool) []ar
 	}
 	for _, f := range filesUnder(t, dir) {
 		f = filepath.ToSlash(f)
-		key := strings.TrimSuffix(f, artifact.ManifestSuffix)
+		key := strings.TrimSuffix(strings.TrimSuffix(f, artifact.ManifestSuffix), artifact.ChunksSuffix)
 		switch {
 		case listed[key]:
 		case strings.HasPrefix(filepath.Base(f), ".") && strings.Contains(f, ".tmp-"):
 			// a temporary file of a killed process: hidden, never listed
-		case allowOrphan && !strings.HasSuffix(f, artifact.ManifestSuffix):
+		case allowOrphan && !strings.HasSuffix(f, artifact.ManifestSuffix): // an artifact or chunk list without its manifest
 		default:
 			t.Errorf("file %s on the target is neither a listed backup nor allowed", f)
 		}

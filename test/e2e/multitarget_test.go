@@ -158,8 +158,8 @@ func TestSidecarSeveralTargets(t *testing.T) {
 	// A run under way may be writing its temporary file there right now (it fails and removes
 	// it); what a failed run leaves behind would stay.
 	eventually(t, 30*time.Second, "offsite holds only its one backup", func() error {
-		if files := filesUnder(t, small); len(files) != 2 {
-			return fmt.Errorf("offsite holds %q: want its one backup and manifest, nothing half-written", files)
+		if files := filesUnder(t, small); len(files) != 3 {
+			return fmt.Errorf("offsite holds %q: want its one backup, chunk list and manifest, nothing half-written", files)
 		}
 		return nil
 	})

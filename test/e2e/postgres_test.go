@@ -164,7 +164,7 @@ func TestPostgresDumpFailureStoresNothing(t *testing.T) {
 
 	stderr := backupFails(t, nil, "run", "db", "--project", p.name, "--to", dir, "--database", "no_such_db")
 	mustContain(t, stderr, "dump of "+p.name+"/db", "pg_dump exited with code 1", "no_such_db", "nothing was stored")
-	if files, now := filesUnder(t, dir), listBackups(t, dir); len(now) != 1 || now[0].Artifact != first[0].Artifact || len(files) != 2 {
+	if files, now := filesUnder(t, dir), listBackups(t, dir); len(now) != 1 || now[0].Artifact != first[0].Artifact || len(files) != 3 {
 		t.Errorf("a failed backup changed the target: backups %v, files %s", now, fmtList(files))
 	}
 
@@ -172,7 +172,7 @@ func TestPostgresDumpFailureStoresNothing(t *testing.T) {
 	docker(t, "stop", p.name+"-db-1")
 	stderr = backupFails(t, nil, "run", "db", "--project", p.name, "--to", dir)
 	mustContain(t, stderr, "not running")
-	if files := filesUnder(t, dir); len(files) != 2 {
+	if files := filesUnder(t, dir); len(files) != 3 {
 		t.Errorf("files after failed backups: %s", fmtList(files))
 	}
 }

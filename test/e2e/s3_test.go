@@ -38,8 +38,8 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 			t.Errorf("object %q is outside the prefix", k)
 		}
 	}
-	if n := len(s3.objects("backups")); n != 4 {
-		t.Errorf("%d objects in the bucket, want 2 artifacts and 2 manifests", n)
+	if n := len(s3.objects("backups")); n != 6 {
+		t.Errorf("%d objects in the bucket, want 2 artifacts, 2 chunk lists and 2 manifests", n)
 	}
 
 	// Disaster: the whole project is gone, containers, volumes and all. A fresh one, and the

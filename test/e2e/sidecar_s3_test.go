@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func TestSidecarS3RetentionStaysInItsPrefix(t *testing.T) {
 	count := func(prefix string) int {
 		n := 0
 		for _, k := range m.objects("shared") {
-			if strings.HasPrefix(k, prefix) && !strings.HasSuffix(k, ".manifest.json") {
+			if strings.HasPrefix(k, prefix) && !strings.HasSuffix(k, ".manifest.json") && !strings.HasSuffix(k, artifact.ChunksSuffix) {
 				n++
 			}
 		}

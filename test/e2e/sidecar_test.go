@@ -142,6 +142,10 @@ func TestSidecarExampleProject(t *testing.T) {
 		case strings.HasPrefix(f, "_catalog/"):
 		case strings.HasSuffix(f, artifact.ManifestSuffix):
 			manifests++
+		case strings.HasSuffix(f, artifact.ChunksSuffix):
+			if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(f, artifact.ChunksSuffix)+artifact.ManifestSuffix)); err != nil {
+				t.Errorf("chunk list without its backup left on the target: %s", f)
+			}
 		case strings.Contains(filepath.Base(f), ".tmp-"):
 			t.Errorf("temporary file left on the target: %s", f)
 		default:
