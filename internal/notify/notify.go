@@ -55,7 +55,8 @@ const DefaultSet = "default"
 
 // Event is what happened, as a message says it.
 type Event struct {
-	// Kind is what ran: "backup", "verify", "labels" (an invalid label), "recovery" (a run
+	// Kind is what ran: "backup", "verify", "labels" (an invalid label), "untrusted" (backups
+	// no trusted key signed found beside a job's), "recovery" (a run
 	// a crash interrupted).
 	Kind                          string
 	Project, Service, Job, Target string
@@ -93,6 +94,8 @@ func (e Event) Title() string {
 		return "docker-backup: invalid label on " + e.Subject()
 	case "recovery":
 		return "docker-backup: a run of " + e.Subject() + " was interrupted"
+	case "untrusted":
+		return "docker-backup: backups nobody trusted wrote are beside " + e.Subject()
 	}
 	return fmt.Sprintf("docker-backup: %s of %s %s", e.Kind, e.Subject(), e.Result())
 }

@@ -201,8 +201,12 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files or devices", m.Artifact, err))
 		return nil
 	case errors.Is(err, artifact.ErrOtherKey):
-		return fmt.Errorf("refusing to %s %s: %v (%s); trust the public key of the host that made it (--trust FILE or DOCKER_BACKUP_TRUSTED_KEYS_FILE, printed there by `docker backup key`), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
-			r.verb(), m.Artifact, err, keyName, r.spec.Target, ErrNotTrusted)
+		how := "trust the public key of the host that made it (--trust FILE or DOCKER_BACKUP_TRUSTED_KEYS_FILE; `docker backup key` prints it there) or give its signing key file (DOCKER_BACKUP_SIGNING_KEY_FILE)"
+		if m.Signature.Scheme == artifact.SchemeHMAC {
+			how = "give the signing key file it was made with (DOCKER_BACKUP_SIGNING_KEY_FILE): an HMAC-signed backup (format 1) verifies with that secret only"
+		}
+		return fmt.Errorf("refusing to %s %s: %v (%s); %s, or pass --allow-unsigned if you trust everyone who can write to %s: %w",
+			r.verb(), m.Artifact, err, keyName, how, r.spec.Target, ErrNotTrusted)
 	}
 	return fmt.Errorf("refusing to %s %s: its manifest is not signed, so nothing proves this tool made it (whoever can write to %s can forge one); pass --allow-unsigned if you trust them: %w",
 		r.verb(), m.Artifact, r.spec.Target, ErrNotTrusted)

@@ -74,7 +74,7 @@ func TestForgedBackupsAreRefused(t *testing.T) {
 		{"unsigned", crafted{raw: harmless, source: map[string]string{"paths": "/data"}},
 			nil, []string{"its manifest is not signed", "--allow-unsigned"}},
 		{"signed with another key", crafted{raw: harmless, source: map[string]string{"paths": "/data"}, key: other},
-			nil, []string{"signed with another key", other.ID(), "DOCKER_BACKUP_SIGNING_KEY_FILE"}},
+			nil, []string{"signed with another key", other.ID(), "DOCKER_BACKUP_TRUSTED_KEYS_FILE"}},
 		{"manifest edited after signing", crafted{raw: harmless, source: map[string]string{"paths": "/data"}, key: mine,
 			edit: func(m *artifact.Manifest) { m.Source["paths"] = "/usr/local/bin" }},
 			[]string{"--allow-unsigned"}, []string{"changed after it was signed", "tampered", "untouched"}},
