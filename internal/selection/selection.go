@@ -56,7 +56,7 @@ func (f Filter) Match(s artifact.Summary) (Verdict, string) {
 		f.Dir != "" && path.Dir(s.Key) != f.Dir:
 		return Other, ""
 	case s.InFuture(f.now()):
-		return Future, fmt.Sprintf("%s is dated %s, in the future", s.Key, s.CreatedAt.Format(time.RFC3339))
+		return Future, fmt.Sprintf("%s (dated in the future: %s)", s.Key, s.CreatedAt.Format(time.RFC3339))
 	case !s.Trusted() && !f.AllowUnsigned:
 		return Untrusted, fmt.Sprintf("%s: %s", s.Key, s.Untrusted)
 	}

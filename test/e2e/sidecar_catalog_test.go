@@ -14,13 +14,19 @@ import (
 
 // TestSidecarCatalogBackupRebuildAndNonRoot runs the sidecar as a non-root user (the group of
 // the Docker socket), backs its catalog up to the target, then loses the catalog: a new
-// sidecar rebuilds it from the target's manifests.
+// sidecar with the same signing key (a Docker secret, kept apart from the state volume as the
+// docs say) rebuilds it from the target's manifests — from those its key signed only.
 func TestSidecarCatalogBackupRebuildAndNonRoot(t *testing.T) {
 	t.Parallel()
 	p := newProject(t)
 	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *")
 	docker(t, "exec", app, "sh", "-c", "echo one > /data/f")
-	sidecar, backups := startSidecar(t, p, "--user", "65532:"+socketGroup(t))
+	secrets := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secrets, "backup_key"), []byte("the sidecar's signing key, kept apart from its state\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keyArgs := []string{"--user", "65532:" + socketGroup(t), "-v", secrets + ":/run/secrets:ro", "-e", "DOCKER_BACKUP_SIGNING_KEY_FILE=/run/secrets/backup_key"}
+	sidecar, backups := startSidecar(t, p, keyArgs...)
 	if u := strings.TrimSpace(docker(t, "exec", sidecar, "/sidecar", "version")); u == "" {
 		t.Fatal("no version")
 	}
@@ -39,10 +45,15 @@ func TestSidecarCatalogBackupRebuildAndNonRoot(t *testing.T) {
 		t.Errorf("the catalog copy is not an SQLite database")
 	}
 
+	// An unsigned manifest of the job, written by someone who can write to the target, is not
+	// a run of it once the catalog is rebuilt.
+	craft(t, volumeDir(t, backups), crafted{project: p.name, service: "app", strategy: "volume", ext: "tar", job: "default",
+		raw: tarOf(t, tarEntry{name: "data/f", content: "forged\n"}), source: map[string]string{"paths": "/data"}})
+
 	// The catalog is lost (its volume replaced); a new sidecar rebuilds it from the manifests.
 	docker(t, "rm", "-f", sidecar)
 	docker(t, "volume", "rm", p.name+"_backup-state")
-	sidecar, _ = startSidecar(t, p, "--user", "65532:"+socketGroup(t))
+	sidecar, _ = startSidecar(t, p, keyArgs...)
 	js := jobStatus(sidecarStatus(t, p.name), "app", "default")
 	if js == nil || js.Runs["success"] != 3 || js.LastSuccess == nil || js.LastSuccess.Size == 0 {
 		t.Fatalf("rebuilt job: %+v", js)

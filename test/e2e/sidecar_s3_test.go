@@ -156,8 +156,8 @@ func TestSidecarTwoS3TargetsWithTheirOwnKeys(t *testing.T) {
 		"-v", secretDir+":/run/secrets:ro")...)
 	backup(t, "run", "app/default", "--project", p.name)
 	backup(t, "run", "app/copy", "--project", p.name)
-	if on, off := onsite.objects("onsite"), offsite.objects("offsite"); len(on) != 2 || len(off) != 2 {
-		t.Errorf("objects: onsite %q, offsite %q (want an artifact and its manifest on each)", on, off)
+	if on, off := onsite.objects("onsite"), offsite.objects("offsite"); len(on) != 3 || len(off) != 3 {
+		t.Errorf("objects: onsite %q, offsite %q (want an artifact, its chunk list and its manifest on each)", on, off)
 	}
 	if strings.Contains(docker(t, "inspect", sidecar), secret) {
 		t.Error("the offsite secret shows in docker inspect")
