@@ -22,6 +22,7 @@ func TestSidecarCatalogBackupRebuildAndNonRoot(t *testing.T) {
 	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *")
 	docker(t, "exec", app, "sh", "-c", "echo one > /data/f")
 	secrets := t.TempDir()
+	os.Chmod(secrets, 0o755) // read by the sidecar's user
 	if err := os.WriteFile(filepath.Join(secrets, "backup_key"), []byte("the sidecar's signing key, kept apart from its state\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
