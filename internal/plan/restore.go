@@ -161,6 +161,14 @@ func (r *Restore) verb() string {
 	return r.spec.Verb
 }
 
+// verbPast is the verb's past participle: "restored", "verified".
+func (r *Restore) verbPast() string {
+	if v := r.verb(); v != "verify" {
+		return v + "d"
+	}
+	return "verified"
+}
+
 // refusing starts the message of a refusal: a refused restore has touched nothing.
 func (r *Restore) refusing() string {
 	if r.verb() == "restore" {
@@ -234,10 +242,16 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	if !ok {
 		if len(skipped) > 0 {
 			var why []string
+			untrusted := false
 			for _, s := range skipped {
 				why = append(why, s.Why)
+				untrusted = untrusted || s.Verdict == selection.Untrusted
 			}
-			return nil, fmt.Errorf("no backup of service %q in %s that can be restored: %s", service, r.spec.Target, strings.Join(why, "; "))
+			if untrusted {
+				return nil, fmt.Errorf("no backup of service %q in %s that can be %s: %s; trust the public key of the host that made them (--trust FILE or DOCKER_BACKUP_TRUSTED_KEYS_FILE; `docker backup key` prints it there), or pass --allow-unsigned if you trust everyone who can write to %s: %w",
+					service, r.spec.Target, r.verbPast(), strings.Join(why, "; "), r.spec.Target, ErrNotTrusted)
+			}
+			return nil, fmt.Errorf("no backup of service %q in %s that can be %s: %s", service, r.spec.Target, r.verbPast(), strings.Join(why, "; "))
 		}
 		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
 	}

@@ -363,7 +363,7 @@ func TestForgedBackupsNeverCountForRetention(t *testing.T) {
 	}
 	mustContain(t, backup(t, "status", "-p", p.name), "3 untrusted left alone", "not signed by a key the sidecar trusts")
 	ip := strings.TrimSpace(docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", sidecar))
-	mustContain(t, httpGet(t, "http://"+ip+":9090/metrics"), `docker_backup_untrusted_backups{backup_job="default",project="`+p.name+`",service="app",strategy="",target="default"} 3`)
+	mustContain(t, httpGet(t, "http://"+ip+":9090/metrics"), `docker_backup_untrusted_backups{backup_job="default",project="`+p.name+`",service="app",strategy="volume",target="default"} 3`)
 	mustContain(t, containerLogs(t, sidecar), "retention leaves alone a backup no trusted key signed")
 }
 
