@@ -277,6 +277,8 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 	if err := req.Container.Refresh(ctx); err != nil {
 		return err
 	}
+	// The chunk list is verified; the artifact is read from here on, pinned as it was.
+	faults.Point(ctx, "restore-verified")
 	rc, err := pin.Open(ctx)
 	if err != nil {
 		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
@@ -288,7 +290,6 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 		return untouched(err)
 	}
 	defer raw.Close()
-	faults.Point(ctx, "restore-verified")
 	if req.Applying != nil {
 		req.Applying(ctx)
 	}
