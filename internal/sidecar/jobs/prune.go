@@ -130,15 +130,17 @@ func (r *Runner) updateUsage(ctx context.Context, name string) {
 	if !ok {
 		return
 	}
-	listing, err := pipeline.List(ctx, tgt, r.usagePrefix(), r.opts.Keys)
-	if err != nil {
+	info := control.TargetInfo{Name: name, URL: tgt.String()}
+	// Counted as listed: nothing of a listing is held.
+	if _, err := pipeline.Walk(ctx, tgt, r.usagePrefix(), r.opts.Keys, func(s artifact.Summary) error {
+		info.Backups++
+		info.Bytes += s.Size
+		return nil
+	}); err != nil {
 		r.log.Warn("listing the target failed", "target", name, "error", err)
 		return
 	}
-	info := control.TargetInfo{Name: name, URL: tgt.String(), Backups: len(listing.Backups), Listed: time.Now()}
-	for _, m := range listing.Backups {
-		info.Bytes += m.Size
-	}
+	info.Listed = time.Now()
 	r.mu.Lock()
 	r.usage[name] = info
 	r.mu.Unlock()
