@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -19,6 +20,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/worker"
 )
 
@@ -129,6 +131,7 @@ func FromEnv(environ []string) (Config, error) {
 		}
 		errs = append(errs, fmt.Sprintf("%s=%q: %s", k, v, allowed))
 	}
+	hidden := func(k, allowed string) { errs = append(errs, fmt.Sprintf("%s (value not shown): %s", k, allowed)) }
 
 	switch scope := get(EnvScope, "project"); scope {
 	case "project":
@@ -142,7 +145,9 @@ func FromEnv(environ []string) (Config, error) {
 		cfg.Prefix = &p
 	}
 	if v, ok := env[EnvTarget]; ok {
-		if err := CheckTargetURL(v); err != nil {
+		if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
+			hidden(EnvTarget, err.Error())
+		} else if err != nil {
 			bad(EnvTarget, v, err.Error())
 		}
 	}
@@ -151,12 +156,19 @@ func FromEnv(environ []string) (Config, error) {
 		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
 			continue
 		}
+		if msg := notATarget(k, env); msg != "" {
+			hidden(k, msg)
+			continue
+		}
 		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
 		if !labels.ValidName(name) {
 			bad(k, v, "the target name must be letters, digits, _ or -")
 			continue
 		}
-		if err := CheckTargetURL(v); err != nil {
+		if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
+			hidden(k, err.Error()+" (for this target: "+k+"_ACCESS_KEY_ID and "+k+"_SECRET_ACCESS_KEY, or their _FILE forms)")
+			continue
+		} else if err != nil {
 			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
 			bad(k, v, err.Error()+" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN)")
 			continue
@@ -273,6 +285,24 @@ func FromEnv(environ []string) (Config, error) {
 	return cfg, nil
 }
 
+// notATarget says why the variable k, of the form DOCKER_BACKUP_TARGET_X, cannot define a
+// target, or "" when it can: its name holds a word of a secret's (the value would be shown as the
+// target's URL), or it is another target's variable with a suffix that is no setting
+// (DOCKER_BACKUP_TARGET_OFFSITE_REGION beside DOCKER_BACKUP_TARGET_OFFSITE).
+func notATarget(k string, env map[string]string) string {
+	name := strings.TrimPrefix(k, EnvTarget+"_")
+	if secretWord.MatchString(name) {
+		return "a target's name must not hold KEY, SECRET, TOKEN, PASS, CREDENTIAL or AUTH: such a variable may hold a secret, and a target's URL is shown" +
+			" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms)"
+	}
+	for other := range env {
+		if other != k && strings.HasPrefix(k, other+"_") && strings.HasPrefix(other, EnvTarget+"_") && !strings.HasSuffix(other, "_FILE") && !isCredential(other) {
+			return "not a setting of the target " + other + ": a target's settings are " + other + "_ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _SESSION_TOKEN (or their _FILE forms); a target of its own needs a name that does not extend another's"
+		}
+	}
+	return ""
+}
+
 // credentialSuffixes end the variables that hold a named target's S3 credentials.
 var credentialSuffixes = []string{"_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN"}
 
@@ -311,8 +341,12 @@ func CheckTargetURL(v string) error {
 	switch {
 	case v == "":
 		return fmt.Errorf("give the target's directory or s3:// URL")
-	case strings.HasPrefix(v, "s3://"), strings.HasPrefix(v, "file:///"):
+	case strings.HasPrefix(v, "s3://"):
+		return target.CheckNoCredentials(v)
+	case strings.HasPrefix(v, "file:///"):
 		return nil
+	case strings.Contains(v, "://") && strings.Contains(v, "@"):
+		return target.ErrCredentialsInURL
 	case strings.Contains(v, "://"):
 		return fmt.Errorf("a target is a directory or an s3:// URL")
 	case !path.IsAbs(v):
@@ -331,7 +365,10 @@ func (c *Config) AddLabelTargets(lbls map[string]string) error {
 		msgs = append(msgs, err.Error())
 	}
 	for name, url := range defined {
-		if err := CheckTargetURL(url); err != nil {
+		if err := CheckTargetURL(url); errors.Is(err, target.ErrCredentialsInURL) {
+			msgs = append(msgs, fmt.Sprintf("label %s%s (value not shown): %v", labels.TargetOf, name, err))
+			continue
+		} else if err != nil {
 			msgs = append(msgs, fmt.Sprintf("label %s%s=%q: %v", labels.TargetOf, name, url, err))
 			continue
 		}
