@@ -216,7 +216,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 	if err := r.opts.Catalog.FinishRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("recording the run failed", "error", err)
 	}
-	r.recovery.cleanUp(ctx)
+	r.recovery.settleAll(ctx, false)
 	if !j.manual {
 		r.opts.Recorder.RunFinished(j.ID(), run.Status == catalog.Success, time.Since(started), run.Size)
 	}
