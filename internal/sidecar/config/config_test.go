@@ -201,3 +201,16 @@ func TestConfigRefusesSecretsAsTargets(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Every setting is documented in docs/sidecar.md, and has its own doc text here.
+func TestEverySettingIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/sidecar.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if name := strings.TrimSuffix(s.env, "_FILE"); !strings.Contains(string(doc), "`"+name) || s.doc == "" {
+			t.Errorf("%s is not in docs/sidecar.md, or has no doc text", s.env)
+		}
+	}
+}

@@ -204,7 +204,7 @@ func (r *Runner) members(j *Job) []*Job {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range j.Targets[1:] {
-		if m, ok := r.jobs[j.Key()+"@"+t]; ok {
+		if m, ok := r.jobs[memberOf(j.Key(), t)]; ok {
 			out = append(out, m)
 		}
 	}
