@@ -309,9 +309,9 @@ func (r *Redis) location(ctx context.Context, c *containers.Container, data Data
 	loc.dir = path.Clean(loc.dir)
 	if err := loc.confine(ctx, c, data.Allowed); err != nil {
 		if !c.Running {
-			return loc, fmt.Errorf("the backup says redis keeps its data in %s: %w; start the container so that redis can say where its data lives", loc.dir, err)
+			return loc, fmt.Errorf("the redis data directory is %s, as the backup's manifest says: %w; start the container so that redis can say where its data lives", loc.dir, err)
 		}
-		return loc, fmt.Errorf("the running server says it keeps its data in %s (CONFIG GET dir): %w", loc.dir, err)
+		return loc, fmt.Errorf("the redis data directory is %s, as the running server says (CONFIG GET dir): %w", loc.dir, err)
 	}
 	return loc, nil
 }
