@@ -172,6 +172,7 @@ func (g guard) run(in io.Reader) error {
 			return nil
 		case len(f) == 3 && f[0] == "stop":
 			ns, _ := strconv.ParseInt(f[2], 10, 64)
+			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
 			stopped = append(stopped, guardStop{id: f[1], at: time.Unix(0, ns)})
 		case len(f) == 2 && f[0] == "start":
 			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
