@@ -216,7 +216,9 @@ type Run struct {
 	ArtifactKey      string
 	Error            string
 	StoppedContainer string // a container this run stopped and must be started again
-	// Cleanup is the key of a failed run's unfinished upload, to remove once the target answers.
+	// Cleanup is a key still to settle once the target answers: a failed run's unfinished
+	// upload to remove, or an interrupted run's artifact — recorded as a success if its
+	// manifest was written, else removed. Kept here, it outlives the next crash too.
 	Cleanup string
 }
 
@@ -318,8 +320,9 @@ func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
 }
 
 // Interrupt marks every run still running as interrupted and returns them: at start-up,
-// those are runs a crash cut short. The caller removes their temporary artifacts and starts
-// their stopped containers again.
+// those are runs a crash cut short. In the same transaction each one's artifact key becomes
+// its clean-up (PendingCleanups), so that settling it survives another crash. The caller
+// starts their stopped containers again.
 func (c *Catalog) Interrupt(ctx context.Context, at time.Time) ([]Run, error) {
 	var runs []Run
 	err := c.tx(ctx, func(tx *sql.Tx) error {
@@ -332,7 +335,9 @@ func (c *Catalog) Interrupt(ctx context.Context, at time.Time) ([]Run, error) {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', finished_at = ?,
-			error = 'interrupted: the sidecar stopped during the run' WHERE status = 'running'`, stamp(at))
+			error = 'interrupted: the sidecar stopped during the run',
+			cleanup = CASE WHEN COALESCE(artifact_key, '') != '' THEN artifact_key ELSE cleanup END
+			WHERE status = 'running'`, stamp(at))
 		return err
 	})
 	if err != nil {
@@ -340,6 +345,9 @@ func (c *Catalog) Interrupt(ctx context.Context, at time.Time) ([]Run, error) {
 	}
 	for i := range runs {
 		runs[i].Status = Interrupted
+		if runs[i].ArtifactKey != "" {
+			runs[i].Cleanup = runs[i].ArtifactKey
+		}
 	}
 	return runs, nil
 }
@@ -353,7 +361,8 @@ func (c *Catalog) Runs(ctx context.Context, jobID int64, limit int) ([]Run, erro
 	return scanRuns(rows)
 }
 
-// PendingCleanups returns the runs whose unfinished uploads are still to be removed.
+// PendingCleanups returns the runs with a key still to settle (Run.Cleanup): failed runs'
+// unfinished uploads and interrupted runs' artifacts.
 func (c *Catalog) PendingCleanups(ctx context.Context) ([]Run, error) {
 	rows, err := c.db.QueryContext(ctx, selectRuns+` WHERE cleanup != '' ORDER BY id`)
 	if err != nil {
@@ -362,7 +371,7 @@ func (c *Catalog) PendingCleanups(ctx context.Context) ([]Run, error) {
 	return scanRuns(rows)
 }
 
-// CleanupDone records that a run's unfinished upload was removed.
+// CleanupDone records that a run's clean-up key was settled.
 func (c *Catalog) CleanupDone(ctx context.Context, runID int64) error {
 	if _, err := c.db.ExecContext(ctx, `UPDATE runs SET cleanup = '' WHERE id = ?`, runID); err != nil {
 		return fmt.Errorf("recording the clean-up of run %d: %w", runID, err)
@@ -371,9 +380,9 @@ func (c *Catalog) CleanupDone(ctx context.Context, runID int64) error {
 }
 
 // Recovered records that an interrupted run had in fact finished: its manifest was written
-// before the crash, so it is a success with the manifest's size and checksum.
+// before the crash, so it is a success with the manifest's size and checksum, settled.
 func (c *Catalog) Recovered(ctx context.Context, r Run) error {
-	_, err := c.db.ExecContext(ctx, `UPDATE runs SET status = 'success', size_bytes = ?, sha256 = ?,
+	_, err := c.db.ExecContext(ctx, `UPDATE runs SET status = 'success', size_bytes = ?, sha256 = ?, cleanup = '',
 		error = 'completed before the sidecar stopped (its manifest was written)' WHERE id = ? AND status = 'interrupted'`, r.Size, r.SHA256, r.ID)
 	if err != nil {
 		return fmt.Errorf("recording the recovery of run %d: %w", r.ID, err)

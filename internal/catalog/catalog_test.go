@@ -50,7 +50,8 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	// container it had stopped.
 	c2 := open(t, path)
 	runs, err := c2.Interrupt(ctx, t0.Add(2*time.Hour))
-	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].ArtifactKey != "shop/db/y" || runs[0].Status != Interrupted {
+	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].ArtifactKey != "shop/db/y" || runs[0].Status != Interrupted ||
+		runs[0].Cleanup != "shop/db/y" {
 		t.Fatalf("Interrupt = %+v, %v", runs, err)
 	}
 	all, err := c2.Runs(ctx, id, 10)
@@ -83,10 +84,13 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	if err := c2.FinishRun(ctx, Run{ID: failed, Status: Failed, FinishedAt: t0.Add(5 * time.Hour), Error: "s3 down", Cleanup: "shop/db/w"}); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := c2.PendingCleanups(ctx); err != nil || len(p) != 1 || p[0].Cleanup != "shop/db/w" {
+	// The interrupted run's artifact is still to settle (a crash now would not forget it), and
+	// the failed run's unfinished upload.
+	if p, err := c2.PendingCleanups(ctx); err != nil || len(p) != 2 || p[0].Cleanup != "shop/db/y" || p[1].Cleanup != "shop/db/w" {
 		t.Errorf("PendingCleanups = %+v, %v", p, err)
 	}
 	c2.CleanupDone(ctx, failed)
+	c2.CleanupDone(ctx, crashed)
 	if p, _ := c2.PendingCleanups(ctx); len(p) != 0 {
 		t.Errorf("after CleanupDone: %+v", p)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // guardCommand is the hidden name of the watchdog (see stopGuard).
@@ -68,6 +70,9 @@ func (g *stopGuard) Close() {
 }
 
 // startWatchdog runs `docker-backup [global flags] backup _guard` with its stdin on a pipe.
+// Its output goes to watchdog.log; when the plugin's stderr is a terminal, the watchdog also
+// writes there (fd 3), where whoever ran the plugin sees it (a pipe is not passed: a caller
+// waiting for the plugin's output would wait for the watchdog too).
 func startWatchdog() (io.WriteCloser, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -86,12 +91,16 @@ func startWatchdog() (io.WriteCloser, error) {
 	cmd := exec.Command(exe, args...)
 	for _, kv := range os.Environ() {
 		// Not the CLI's plugin socket: the watchdog must outlive the CLI.
-		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_SOCKET=") {
+		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_SOCKET=") && !strings.HasPrefix(kv, envWatchdogTTY+"=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		cmd.ExtraFiles = []*os.File{os.Stderr}
+		cmd.Env = append(cmd.Env, envWatchdogTTY+"=3")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if dir := filepath.Join(config.Dir(), "docker-backup"); os.MkdirAll(dir, 0o700) == nil {
+	if dir := watchdogDir(); os.MkdirAll(dir, 0o700) == nil {
 		if f, err := os.OpenFile(filepath.Join(dir, "watchdog.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f
 			defer f.Close()
@@ -108,6 +117,16 @@ func startWatchdog() (io.WriteCloser, error) {
 	return w, nil
 }
 
+// envWatchdogTTY tells the watchdog which descriptor is the plugin's terminal.
+const envWatchdogTTY = "DOCKER_BACKUP_WATCHDOG_TTY"
+
+// watchdogDir holds the watchdog's log and the failures it leaves for the next command.
+func watchdogDir() string { return filepath.Join(config.Dir(), "docker-backup") }
+
+// watchdogFailures lists, one a line, the containers a watchdog could not start; the next
+// command of the plugin prints them and removes the file.
+const watchdogFailures = "watchdog-failures"
+
 func newGuardCommand(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:    guardCommand,
@@ -115,15 +134,36 @@ func newGuardCommand(dockerCli command.Cli) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runGuard(dockerCli, os.Stdin)
+			out := io.Writer(os.Stderr)
+			if fd, err := strconv.Atoi(os.Getenv(envWatchdogTTY)); err == nil && fd > 2 {
+				out = io.MultiWriter(os.Stderr, os.NewFile(uintptr(fd), "terminal"))
+			}
+			g := guard{api: dockerCli.Client(), out: out, failures: filepath.Join(watchdogDir(), watchdogFailures),
+				within: 10 * time.Minute, backoff: time.Second}
+			return g.run(os.Stdin)
 		},
 	}
 }
 
-// runGuard reads the plugin's stops and starts until its pipe closes; without "done", it
-// starts the containers still stopped.
-func runGuard(dockerCli command.Cli, in io.Reader) error {
-	stopped := map[string]time.Time{}
+// guard is the watchdog's side: what it reads, where it says what it did, and for how long it
+// retries a container that does not start.
+type guard struct {
+	api      containers.API
+	out      io.Writer // the watchdog's log (and the plugin's terminal)
+	failures string    // the file the next command reports
+	within   time.Duration
+	backoff  time.Duration // the first wait between attempts, doubled up to 30 s
+}
+
+type guardStop struct {
+	id string
+	at time.Time
+}
+
+// run reads the plugin's stops and starts until its pipe closes; without "done", it starts
+// the containers still stopped, the last stopped first.
+func (g guard) run(in io.Reader) error {
+	var stopped []guardStop
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -132,28 +172,77 @@ func runGuard(dockerCli command.Cli, in io.Reader) error {
 			return nil
 		case len(f) == 3 && f[0] == "stop":
 			ns, _ := strconv.ParseInt(f[2], 10, 64)
-			stopped[f[1]] = time.Unix(0, ns)
+			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
+			stopped = append(stopped, guardStop{id: f[1], at: time.Unix(0, ns)})
 		case len(f) == 2 && f[0] == "start":
-			delete(stopped, f[1])
+			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
 		}
 	}
+	slices.Reverse(stopped)
+	return g.restart(stopped)
+}
+
+// restart starts the containers again, retrying with backoff for g.within; what still does not
+// start is said loudly: in the log and on the terminal, in the file the next command reports,
+// and as the watchdog's exit status. Not the plugin's context: ours must not end with it.
+func (g guard) restart(stopped []guardStop) error {
 	if len(stopped) == 0 {
 		return nil
 	}
-	// The plugin died with containers stopped: start them. Not the plugin's context: ours
-	// must not end with it.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), g.within+time.Minute)
 	defer cancel()
-	api := dockerCli.Client()
-	stamp := time.Now().Format(time.RFC3339)
-	for id, at := range stopped {
-		started, err := containers.Restart(ctx, api, id, at)
-		switch {
-		case err != nil:
-			fmt.Fprintf(os.Stderr, "%s watchdog: the plugin ended with container %s stopped, and starting it failed: %v\n", stamp, id, err)
-		case started:
-			fmt.Fprintf(os.Stderr, "%s watchdog: the plugin ended with container %s stopped: started it again\n", stamp, id)
+	deadline, wait := time.Now().Add(g.within), g.backoff
+	lastErr := map[string]error{}
+	for attempt := 1; ; attempt++ {
+		var left []guardStop
+		for _, s := range stopped {
+			started, err := containers.Restart(ctx, g.api, s.id, s.at)
+			switch {
+			case err != nil:
+				left, lastErr[s.id] = append(left, s), err
+				fmt.Fprintf(g.out, "%s watchdog: the plugin ended with container %s stopped; starting it failed (attempt %d): %v\n", stamp(), s.id, attempt, err)
+			case started:
+				fmt.Fprintf(g.out, "%s watchdog: the plugin ended with container %s stopped: started it again\n", stamp(), s.id)
+			}
 		}
+		if stopped = left; len(stopped) == 0 {
+			return nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
 	}
-	return nil
+	var ids, report []string
+	for _, s := range stopped {
+		ids = append(ids, s.id)
+		report = append(report, fmt.Sprintf("%s the plugin ended with container %s stopped, and the watchdog could not start it in %s: %v; start it by hand: docker start %s",
+			stamp(), s.id, g.within, lastErr[s.id], s.id))
+	}
+	for _, line := range report {
+		fmt.Fprintln(g.out, "WATCHDOG FAILED: "+line)
+	}
+	if f, err := os.OpenFile(g.failures, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		_, _ = f.WriteString(strings.Join(report, "\n") + "\n")
+		_ = f.Close()
+	}
+	return fmt.Errorf("the watchdog could not start %s: start it by hand (docker start %s)", strings.Join(ids, ", "), strings.Join(ids, " "))
+}
+
+func stamp() string { return time.Now().Format(time.RFC3339) }
+
+// reportWatchdogFailures prints what a watchdog could not start since the last command, once.
+func reportWatchdogFailures(w io.Writer, file string) {
+	b, err := os.ReadFile(file)
+	if err != nil || len(b) == 0 {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		fmt.Fprintln(w, "WARNING: "+line)
+	}
+	_ = os.Remove(file)
 }

@@ -1,30 +1,120 @@
 package commands
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/moby/moby/client"
 )
 
-// The watchdog starts what the plugin left stopped when its pipe closes without "done";
-// not a container stopped before the plugin stopped it, not after "done".
+// stoppedAt is when the plugin stopped a container in these tests: the fake engine says its
+// containers stopped at 10:00.
+var stoppedAt = time.Date(2026, 11, 26, 9, 59, 0, 0, time.UTC).UnixNano()
+
+func testGuard(t *testing.T, api *flakyAPI, within time.Duration) (guard, *strings.Builder) {
+	out := &strings.Builder{}
+	return guard{api: api, out: out, failures: filepath.Join(t.TempDir(), watchdogFailures), within: within, backoff: 10 * time.Millisecond}, out
+}
+
+// flakyAPI is the fake engine whose ContainerStart fails a container's first starts.
+type flakyAPI struct {
+	*fakeAPI
+	mu    sync.Mutex
+	fails map[string]int // starts that fail yet; -1: every one
+	tries map[string]int
+}
+
+func (f *flakyAPI) ContainerStart(ctx context.Context, id string, o client.ContainerStartOptions) (client.ContainerStartResult, error) {
+	f.mu.Lock()
+	f.tries[id]++
+	n := f.fails[id]
+	if n > 0 {
+		f.fails[id]--
+	}
+	f.mu.Unlock()
+	if n != 0 {
+		return client.ContainerStartResult{}, errors.New("driver failed programming external connectivity: port is already allocated")
+	}
+	return f.fakeAPI.ContainerStart(ctx, id, o)
+}
+
+func newFlakyAPI() *flakyAPI {
+	return &flakyAPI{fakeAPI: &fakeAPI{}, fails: map[string]int{}, tries: map[string]int{}}
+}
+
+// The watchdog starts what the plugin left stopped when its pipe closes without "done", the
+// last stopped first; not a container stopped before the plugin stopped it, not after "done".
 func TestWatchdog(t *testing.T) {
-	api := &fakeAPI{}
+	api := newFlakyAPI()
 	left := api.service("shop", "db", false)
+	app := api.service("shop", "app", false)
 	restarted := api.service("shop", "web", false)
 	early := api.service("shop", "old", false) // stopped at 10:00 by someone else
 	stamp := func(at string) int64 { tm, _ := time.Parse(time.RFC3339, at); return tm.UnixNano() }
-	in := fmt.Sprintf("stop %s %d\nstop %s %d\nstart %s\nstop %s %d\n", left, stamp("2026-11-26T09:59:00Z"),
+	in := fmt.Sprintf("stop %s %d\nstop %s %d\nstop %s %d\nstart %s\nstop %s %d\n", app, stamp("2026-11-26T09:59:00Z"), left, stamp("2026-11-26T09:59:00Z"),
 		restarted, stamp("2026-11-26T09:59:00Z"), restarted, early, stamp("2026-11-26T11:00:00Z"))
-	if err := runGuard(newFakeCli(api), strings.NewReader(in)); err != nil {
+	g, _ := testGuard(t, api, time.Second)
+	if err := g.run(strings.NewReader(in)); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(api.started, ",") != left {
-		t.Errorf("started %v, want only %s", api.started, left)
+	if got := strings.Join(api.started, ","); got != left+","+app {
+		t.Errorf("started %v, want %s then %s", got, left, app)
 	}
 	api.started = nil
-	if err := runGuard(newFakeCli(api), strings.NewReader(in+"done\n")); err != nil || len(api.started) != 0 {
+	if err := g.run(strings.NewReader(in + "done\n")); err != nil || len(api.started) != 0 {
 		t.Errorf("after done: started %v, %v", api.started, err)
+	}
+}
+
+// A container that does not start at once (its port still held, a network being removed) is
+// tried again with backoff until it starts.
+func TestWatchdogRetriesUntilTheContainerStarts(t *testing.T) {
+	api := newFlakyAPI()
+	db := api.service("shop", "db", false)
+	api.fails[db] = 3
+	g, out := testGuard(t, api, 10*time.Second)
+	if err := g.run(strings.NewReader(fmt.Sprintf("stop %s %d\n", db, stoppedAt))); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if api.tries[db] != 4 || strings.Join(api.started, ",") != db {
+		t.Errorf("%d tries, started %v:\n%s", api.tries[db], api.started, out)
+	}
+	if !strings.Contains(out.String(), "attempt 3") || !strings.Contains(out.String(), "started it again") {
+		t.Errorf("the log does not tell the attempts:\n%s", out)
+	}
+}
+
+// One that never starts is tried for a bounded time, then reported loudly: in the log (and the
+// terminal), by the exit status, and by the plugin's next command, once.
+func TestWatchdogSaysLoudlyWhenItCannot(t *testing.T) {
+	api := newFlakyAPI()
+	db := api.service("shop", "db", false)
+	api.fails[db] = -1
+	g, out := testGuard(t, api, 300*time.Millisecond)
+	start := time.Now()
+	err := g.run(strings.NewReader(fmt.Sprintf("stop %s %d\n", db, stoppedAt)))
+	if err == nil || !strings.Contains(err.Error(), "docker start "+db) {
+		t.Fatalf("error %v, want one naming %s", err, db)
+	}
+	if d := time.Since(start); d > 5*time.Second || api.tries[db] < 3 {
+		t.Errorf("%d tries in %s", api.tries[db], d)
+	}
+	if !strings.Contains(out.String(), "WATCHDOG FAILED") || !strings.Contains(out.String(), "port is already allocated") {
+		t.Errorf("the log does not say it:\n%s", out)
+	}
+	var next strings.Builder
+	reportWatchdogFailures(&next, g.failures)
+	if !strings.Contains(next.String(), "WARNING: ") || !strings.Contains(next.String(), "docker start "+db) {
+		t.Errorf("the next command says %q", next.String())
+	}
+	if _, err := os.Stat(g.failures); !os.IsNotExist(err) {
+		t.Errorf("the failures are reported again: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/docker/cli/cli-plugins/plugin"
@@ -32,6 +33,9 @@ is all that listing and restoring need.`,
 				if err := plugin.PersistentPreRunE(cmd, args); err != nil {
 					return err
 				}
+			}
+			if cmd.Name() != guardCommand {
+				reportWatchdogFailures(dockerCli.Err(), filepath.Join(watchdogDir(), watchdogFailures))
 			}
 			cmd.SetContext(interruptible(cmd.Context(), dockerCli))
 			return nil

@@ -25,6 +25,10 @@ type ExecSpec struct {
 	// Stderr, when set, also receives the command's standard error as it is produced (the
 	// tail is kept for the error either way).
 	Stderr io.Writer
+	// EndGrace, when set, ends a command still running when ctx ends (a hook past its
+	// timeout): SIGTERM to it and to every process that inherited its environment, SIGKILL
+	// after EndGrace. Without it the command goes on in the container after Exec returned.
+	EndGrace time.Duration
 }
 
 // ExitError reports a command that ran and exited non-zero.
@@ -50,9 +54,14 @@ const stderrTailSize = 2048
 // and the error of spec.Stdout when writing the output failed.
 func (c *Container) Exec(ctx context.Context, spec ExecSpec) error {
 	name := spec.Cmd[0]
+	env, marker := spec.Env, ""
+	if spec.EndGrace > 0 {
+		marker = newExecMarker()
+		env = append(append([]string(nil), env...), execMarkerEnv+"="+marker)
+	}
 	created, err := c.api.ExecCreate(ctx, c.ID, client.ExecCreateOptions{
 		Cmd:          spec.Cmd,
-		Env:          spec.Env,
+		Env:          env,
 		User:         spec.User,
 		AttachStdin:  spec.Stdin != nil,
 		AttachStdout: true,
@@ -102,7 +111,11 @@ func (c *Container) Exec(ctx context.Context, spec ExecSpec) error {
 	wg.Wait()
 
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s in %s: %w", name, c, ctx.Err())
+		cerr := &CancelledError{Cmd: name, Container: c.String(), Err: ctx.Err()}
+		if marker != "" {
+			cerr.Ended = c.endMarked(context.WithoutCancel(ctx), marker, spec.EndGrace)
+		}
+		return cerr
 	}
 	if out.err != nil {
 		return out.err

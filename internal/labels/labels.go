@@ -33,7 +33,6 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
-	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -41,9 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/retention"
-	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/kballard/go-shellquote"
 )
 
@@ -122,10 +119,6 @@ type Options struct {
 	Manual bool
 }
 
-var keys = map[string]bool{"strategy": true, "schedule": true, "retention": true, "target": true, "paths": true,
-	"database": true, "stop": true, "pre": true, "post": true, "hook-timeout": true, "recipients": true, "verify": true,
-	"notify": true, "ping": true}
-
 // retentionOf starts the key of a retention on one of several targets: retention.TARGET.
 const retentionOf = "retention."
 
@@ -202,23 +195,45 @@ func HasJobLabels(labels map[string]string) bool {
 // Parse reads the jobs of one container's labels. It returns the valid jobs, sorted by name,
 // and one error per invalid label or job.
 func Parse(container string, labels map[string]string, opts Options) ([]Job, []error) {
-	var errs []error
-	fail := func(label, value, reason string) { errs = append(errs, &Error{container, label, value, reason}) }
+	p := &parser{container: container, opts: opts}
+	defaults, perJob := p.split(labels)
+	if _, ok := defaults["schedule"]; ok || opts.Manual {
+		perJob[""] = map[string]string{}
+	}
+	var jobs []Job
+	for job, own := range perJob {
+		if j, ok := p.job(job, own, defaults); ok {
+			jobs = append(jobs, j)
+		}
+	}
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
+	return jobs, p.errs
+}
 
+// parser reads one container's labels, collecting an error per invalid label.
+type parser struct {
+	container string
+	opts      Options
+	errs      []error
+}
+
+func (p *parser) fail(label, value, reason string) {
+	p.errs = append(p.errs, &Error{p.container, label, value, reason})
+}
+
+// labelOf is the label of key for job ("": a key without a job name).
+func labelOf(job, key string) string {
+	if job == "" {
+		return Prefix + key
+	}
+	return Prefix + job + "." + key
+}
+
+// split sorts the labels into the keys without a job name (defaults) and each named job's.
+func (p *parser) split(labels map[string]string) (map[string]string, map[string]map[string]string) {
 	defaults := map[string]string{}
 	perJob := map[string]map[string]string{}
-	labelOf := func(job, key string) string {
-		if job == "" {
-			return Prefix + key
-		}
-		return Prefix + job + "." + key
-	}
-	names := make([]string, 0, len(labels))
-	for k := range labels {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, label := range names {
+	for _, label := range slices.Sorted(maps.Keys(labels)) {
 		rest, ok := strings.CutPrefix(label, Prefix)
 		if !ok || rest == "enable" || rest == "sidecar" {
 			continue
@@ -228,12 +243,12 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		if !named || job == "retention" {
 			job, key, named = "", rest, false
 		}
-		if !keys[key] && !strings.HasPrefix(key, retentionOf) {
-			fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(slices.Sorted(maps.Keys(keys)), ", ")))
+		if _, known := jobKeyOf(key); !known && !strings.HasPrefix(key, retentionOf) {
+			p.fail(label, value, fmt.Sprintf("unknown key %q (known: %s)", key, strings.Join(keyNames(), ", ")))
 			continue
 		}
 		if named && (!ValidName(job) || job == DefaultJob) {
-			fail(label, value, fmt.Sprintf("job name %q must be lowercase letters, digits, - or _ (and not %q)", job, DefaultJob))
+			p.fail(label, value, fmt.Sprintf("job name %q must be lowercase letters, digits, - or _ (and not %q)", job, DefaultJob))
 			continue
 		}
 		if job == "" {
@@ -245,183 +260,70 @@ func Parse(container string, labels map[string]string, opts Options) ([]Job, []e
 		}
 		perJob[job][key] = value
 	}
-	if _, ok := defaults["schedule"]; ok || opts.Manual {
-		perJob[""] = map[string]string{}
-	}
+	return defaults, perJob
+}
 
-	var jobs []Job
-	for job, own := range perJob {
-		get := func(key string) (string, string, bool) {
-			if v, ok := own[key]; ok {
-				return v, labelOf(job, key), true
-			}
-			v, ok := defaults[key]
-			return v, labelOf("", key), ok
+// job reads one job from its own keys and the defaults; ok is false when a label of it is
+// invalid.
+func (p *parser) job(job string, own, defaults map[string]string) (Job, bool) {
+	j := Job{Name: job, Retention: p.opts.DefaultRetention}
+	if job == "" {
+		j.Name = DefaultJob
+	}
+	before := len(p.errs)
+	for _, k := range jobKeys {
+		v, label, ok := own[k.name], labelOf(job, k.name), false
+		if _, ok = own[k.name]; !ok {
+			v, ok = defaults[k.name]
+			label = labelOf("", k.name)
 		}
-		j := Job{Name: job, Retention: opts.DefaultRetention}
-		if job == "" {
-			j.Name = DefaultJob
+		switch {
+		case ok:
+			k.set(&j, v, p.opts, func(value, reason string) { p.fail(label, value, reason) })
+		case k.required != "" && (!p.opts.Manual || job != ""):
+			p.fail(labelOf(job, k.name), "", k.required)
 		}
-		before := len(errs)
-		if v, label, ok := get("schedule"); !ok {
-			if !opts.Manual || job != "" {
-				fail(labelOf(job, "schedule"), "", "a job needs a schedule (e.g. \"0 2 * * *\" or @daily)")
-			}
-		} else if _, err := schedule.Parse(strings.TrimSpace(v)); errors.Is(err, schedule.ErrNeverFires) {
-			fail(label, v, schedule.ErrNeverFires.Error())
-		} else if err != nil {
-			fail(label, v, fmt.Sprintf("not a schedule: %v (use 5 fields: minute hour day-of-month month day-of-week, a descriptor like @daily or @every 6h, optionally after CRON_TZ=Zone)", errors.Unwrap(err)))
-		} else {
-			j.Schedule = strings.TrimSpace(v)
-		}
-		if v, label, ok := get("verify"); ok {
-			if _, err := schedule.Parse(strings.TrimSpace(v)); err != nil {
-				fail(label, v, fmt.Sprintf("not a schedule: %v (verify takes a schedule like the backups': @weekly, \"0 4 * * 0\")", err))
-			} else {
-				j.Verify = strings.TrimSpace(v)
-			}
-		}
-		if v, label, ok := get("strategy"); ok {
-			v = strings.TrimSpace(v)
-			if !slices.Contains(opts.Strategies, v) {
-				fail(label, v, "unknown strategy: use one of "+strings.Join(opts.Strategies, ", "))
-			}
-			j.Strategy = v
-		}
-		if v, label, ok := get("retention"); ok {
-			p, err := retention.Parse(v)
-			if err != nil {
-				fail(label, v, err.Error())
-			}
-			j.Retention = p
-		}
-		if v, label, ok := get("target"); ok {
-			var names []string
-			for _, t := range strings.Split(v, ",") {
-				t = strings.TrimSpace(t)
-				switch {
-				case opts.Targets != nil && !slices.Contains(opts.Targets, t):
-					fail(label, v, fmt.Sprintf("no target %q is defined on the sidecar (defined: %s)", t, strings.Join(opts.Targets, ", ")))
-				case slices.Contains(names, t):
-					fail(label, v, fmt.Sprintf("the target %q is named twice", t))
-				}
-				names = append(names, t)
-			}
-			j.Target = names[0]
-			if len(names) > 1 {
-				j.Targets = names
-			}
-		}
-		targets := j.Targets
-		if targets == nil {
-			targets = []string{j.Target}
-		}
-		perTarget := func(key, v, label string, strict bool) {
-			t, _ := strings.CutPrefix(key, retentionOf)
-			p, err := retention.Parse(v)
-			switch {
-			case !slices.Contains(targets, t) || len(targets) < 2:
-				if strict {
-					fail(label, v, fmt.Sprintf("the job does not write to several targets including %q (its targets: %s)", t, strings.Join(targets, ",")))
-				}
-			case err != nil:
-				fail(label, v, err.Error())
-			default:
-				if j.TargetRetention == nil {
-					j.TargetRetention = map[string]retention.Policy{}
-				}
-				j.TargetRetention[t] = p
-			}
-		}
-		for key, v := range defaults {
-			if _, overridden := own[key]; strings.HasPrefix(key, retentionOf) && !overridden {
-				// Inherited by a named job: it applies when the job writes to that target.
-				perTarget(key, v, labelOf("", key), job == "")
-			}
-		}
-		for key, v := range own {
-			if strings.HasPrefix(key, retentionOf) {
-				perTarget(key, v, labelOf(job, key), true)
-			}
-		}
-		if v, label, ok := get("paths"); ok {
-			for _, p := range strings.Split(v, ",") {
-				p = strings.TrimSpace(p)
-				if p == "" {
-					continue
-				}
-				if p != "/" {
-					p = strings.TrimSuffix(p, "/")
-				}
-				if !strings.HasPrefix(p, "/") || p == "/" || path.Clean(p) != p {
-					fail(label, v, fmt.Sprintf("path %q must be an absolute, clean path inside the container (like /data), not / and without . or ..", p))
-					continue
-				}
-				j.Paths = append(j.Paths, p)
-			}
-		}
-		if v, _, ok := get("database"); ok {
-			j.Database = strings.TrimSpace(v)
-		}
-		if v, label, ok := get("stop"); ok {
-			b, err := strconv.ParseBool(strings.TrimSpace(v))
-			if err != nil {
-				fail(label, v, "must be true or false")
-			}
-			j.Stop = b
-		}
-		if v, label, ok := get("hook-timeout"); ok {
-			d, err := time.ParseDuration(strings.TrimSpace(v))
-			if err != nil || d <= 0 {
-				fail(label, v, "must be a duration like 30s, 5m or 1h")
-			}
-			j.HookTimeout = d
-		}
-		if v, label, ok := get("recipients"); ok {
-			// Public keys only: labels are public (anyone who can docker inspect reads them).
-			var r crypt.Recipients
-			if err := r.Add(v); err != nil {
-				fail(label, "(not shown)", err.Error())
-			} else {
-				j.Recipients = []string{v}
-			}
-		}
-		if v, label, ok := get("notify"); ok {
-			v = strings.TrimSpace(v)
-			switch {
-			case v == "off":
-			case !ValidName(v):
-				fail(label, v, `must name a notification URL set of the sidecar (DOCKER_BACKUP_NOTIFY_URLS_NAME), "default" or "off"`)
-			case opts.NotifySets != nil && !slices.Contains(opts.NotifySets, v):
-				fail(label, v, fmt.Sprintf("the sidecar has no notification URL set %q (sets: %s; define one with DOCKER_BACKUP_NOTIFY_URLS_%s), or use off", v, orNone(opts.NotifySets), strings.ToUpper(strings.ReplaceAll(v, "-", "_"))))
-			}
-			j.Notify = v
-		}
-		if v, label, ok := get("ping"); ok {
-			// The URL is the check's key: never printed, even in an error.
-			if err := checkPingURL(v); err != nil {
-				fail(label, "(not shown)", err.Error())
-			}
-			j.Ping = strings.TrimSpace(v)
-		}
-		for _, hook := range []struct {
-			key string
-			dst *[]string
-		}{{"pre", &j.Pre}, {"post", &j.Post}} {
-			if v, label, ok := get(hook.key); ok {
-				argv, err := Argv(v)
-				if err != nil {
-					fail(label, v, err.Error())
-				}
-				*hook.dst = argv
-			}
-		}
-		if len(errs) == before {
-			jobs = append(jobs, j)
+		if k.name == "target" {
+			p.targetRetention(&j, job, own, defaults)
 		}
 	}
-	sort.Slice(jobs, func(a, b int) bool { return jobs[a].Name < jobs[b].Name })
-	return jobs, errs
+	return j, len(p.errs) == before
+}
+
+// targetRetention reads retention.TARGET, the retention on one of the job's several targets;
+// one inherited from the defaults applies to a named job only when it writes to TARGET.
+func (p *parser) targetRetention(j *Job, job string, own, defaults map[string]string) {
+	targets := j.Targets
+	if targets == nil {
+		targets = []string{j.Target}
+	}
+	set := func(key, v, label string, strict bool) {
+		t, _ := strings.CutPrefix(key, retentionOf)
+		pol, err := retention.Parse(v)
+		switch {
+		case !slices.Contains(targets, t) || len(targets) < 2:
+			if strict {
+				p.fail(label, v, fmt.Sprintf("the job does not write to several targets including %q (its targets: %s)", t, strings.Join(targets, ",")))
+			}
+		case err != nil:
+			p.fail(label, v, err.Error())
+		default:
+			if j.TargetRetention == nil {
+				j.TargetRetention = map[string]retention.Policy{}
+			}
+			j.TargetRetention[t] = pol
+		}
+	}
+	for key, v := range defaults {
+		if _, overridden := own[key]; strings.HasPrefix(key, retentionOf) && !overridden {
+			set(key, v, labelOf("", key), job == "")
+		}
+	}
+	for key, v := range own {
+		if strings.HasPrefix(key, retentionOf) {
+			set(key, v, labelOf(job, key), true)
+		}
+	}
 }
 
 // Argv reads a hook command: a JSON array of strings is taken as is; otherwise the words are

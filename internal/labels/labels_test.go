@@ -2,6 +2,7 @@ package labels
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -220,6 +221,19 @@ func TestSeveralTargets(t *testing.T) {
 	} {
 		if _, errs := Parse("shop-db-1", tc.labels, opts); len(errs) == 0 || !strings.Contains(errs[0].Error(), tc.want) {
 			t.Errorf("%v: %v, want %q", tc.labels, errs, tc.want)
+		}
+	}
+}
+
+// Every key of a job is documented in docs/sidecar.md, and has its own doc text here.
+func TestEveryKeyIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/sidecar.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range jobKeys {
+		if !strings.Contains(string(doc), "`"+Prefix+k.name+"`") || k.doc == "" {
+			t.Errorf("%s%s is not in docs/sidecar.md, or has no doc text", Prefix, k.name)
 		}
 	}
 }

@@ -6,8 +6,19 @@ import (
 	"strings"
 )
 
+// publicHost lists the schemes whose host is a server's name. Every other scheme's host may be
+// a token (ifttt://KEY, slack://TOKEN-A/…, pushbullet://TOKEN, pushover://…@USER-KEY,
+// teams://…@TENANT/…, wecom://KEY, discord://…@WEBHOOK-ID, and services not known yet).
+var publicHost = map[string]bool{
+	"http": true, "https": true, "generic": true, "smtp": true, "ntfy": true, "gotify": true, "matrix": true,
+	"mattermost": true, "rocketchat": true, "zulip": true, "signal": true, "bark": true, "opsgenie": true,
+	"googlechat": true, "lark": true, "logger": true, "join": true, "telegram": true,
+}
+
 // Secrets are the parts of a URL that may be a token: the whole URL, its user and password,
-// its path segments and query values (those of 4 characters or more), in every escaping.
+// its host unless the scheme names a server there, its path segments and query values (those of
+// 4 characters or more), in every escaping. A Slack token's three parts count one by one too:
+// they reach Slack as a path (hooks.slack.com/services/A/B/C), which an error may show.
 func Secrets(raw string) []string {
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
@@ -32,6 +43,17 @@ func Secrets(raw string) []string {
 			add(rest)
 		}
 		return out
+	}
+	scheme, _, _ := strings.Cut(strings.ToLower(u.Scheme), "+")
+	if !publicHost[scheme] {
+		add(u.Hostname())
+	}
+	if scheme == "slack" {
+		for _, part := range strings.FieldsFunc(u.User.String()+"/"+u.Host+u.Path, func(r rune) bool { return strings.ContainsRune("-/,:@", r) }) {
+			if len(part) >= 9 { // not "hook" or "xoxb": each part of a token has 9 characters or more
+				add(part)
+			}
+		}
 	}
 	if u.User != nil {
 		add(u.User.Username())

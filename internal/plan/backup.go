@@ -30,6 +30,10 @@ import (
 // DefaultHookTimeout bounds a pre or post command that sets no timeout of its own.
 const DefaultHookTimeout = 5 * time.Minute
 
+// hookEndGrace is how long a hook past its timeout (or whose run was cancelled) has between
+// SIGTERM and SIGKILL.
+const hookEndGrace = 5 * time.Second
+
 // BackupSpec is what to back up, how and where.
 type BackupSpec struct {
 	// Container is the service's container (see Find).
@@ -214,9 +218,13 @@ func (b *Backup) hook(ctx context.Context, which string, argv []string) error {
 	log.Info("running the "+which+" command", "command", strings.Join(argv, " "))
 	out := lineLogger(log, which+" output")
 	defer out.Close()
-	err := c.Exec(ctx, containers.ExecSpec{Cmd: argv, Stdout: out, Stderr: out})
+	err := c.Exec(ctx, containers.ExecSpec{Cmd: argv, Stdout: out, Stderr: out, EndGrace: hookEndGrace})
 	if ctx.Err() == context.DeadlineExceeded {
-		return fmt.Errorf("%s did not finish within %s (the hook timeout)", argv[0], b.spec.HookTimeout)
+		msg := fmt.Sprintf("%s did not finish within %s (the hook timeout)", argv[0], b.spec.HookTimeout)
+		if cerr, ok := errors.AsType[*containers.CancelledError](err); ok && cerr.Ended != "" {
+			msg += "; " + cerr.Ended
+		}
+		return errors.New(msg)
 	}
 	return err
 }

@@ -154,9 +154,8 @@ func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
 		Labels:      labels,
 	}
 	name := "docker-backup-verify-" + strings.Trim(unsafeName.ReplaceAllString(from.Service, "-"), "-.") + "-" + s.id
-	created, err := engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hc})
+	created, err := CreateContainer(ctx, engine, client.ContainerCreateOptions{Name: name, Config: config, HostConfig: hc})
 	if err != nil {
-		// A create cancelled on the way may still have been done by the engine.
 		s.Container = &containers.Container{ID: name, Name: name}
 		_ = s.Remove(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("creating the scratch container for %s: %w", from, err)
@@ -171,6 +170,68 @@ func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
 	c.Project, c.Service = from.Project, from.Service
 	s.Container = c
 	return s, nil
+}
+
+// createTimeout bounds a container's creation, which its caller's context does not cancel.
+const createTimeout = 2 * time.Minute
+
+// CreateContainer creates a container without letting ctx cancel the request: the engine
+// finishes creating a container whose request was cancelled, after the caller's clean-up has
+// looked for it — a sidecar stopped then left a worker, never started (so never removed by
+// AutoRemove), holding a scratch volume. When ctx ended meanwhile, the container is removed
+// and ctx's error returned.
+func CreateContainer(ctx context.Context, engine Engine, opts client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return client.ContainerCreateResult{}, err
+	}
+	created, err := engine.ContainerCreate(cctx, opts)
+	if err == nil && ctx.Err() != nil {
+		if _, rerr := engine.ContainerRemove(cctx, created.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			return client.ContainerCreateResult{}, fmt.Errorf("%w; removing the container %s created meanwhile: %v", ctx.Err(), opts.Name, rerr)
+		}
+		return client.ContainerCreateResult{}, ctx.Err()
+	}
+	return created, err
+}
+
+// Sweep removes every scratch container, worker and scratch volume of owner, retrying for a
+// few seconds while a volume is still held by a container being removed: what a stopping
+// process made, once its operations ended. It says what it could not remove.
+func Sweep(ctx context.Context, engine Engine, owner string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	mine := func(labels map[string]string) bool { return labels[LabelOwner] == owner }
+	for {
+		n, err := Reap(ctx, engine, mine, log)
+		left, lerr := leftOf(ctx, engine, owner)
+		if err == nil && lerr == nil && left == 0 {
+			if n > 0 {
+				log.Info("removed the scratch and worker containers of operations the stop ended", "count", n)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, lerr, fmt.Errorf("%d scratch or worker containers or volumes of %s left: the next start removes them", left, owner))
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// leftOf counts the containers and volumes labelled with owner.
+func leftOf(ctx context.Context, engine Engine, owner string) (int, error) {
+	filter := make(client.Filters).Add("label", LabelOwner+"="+owner)
+	list, err := engine.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filter})
+	if err != nil {
+		return 0, err
+	}
+	vols, err := engine.VolumeList(ctx, client.VolumeListOptions{Filters: filter})
+	if err != nil {
+		return 0, err
+	}
+	return len(list.Items) + len(vols.Items), nil
 }
 
 func short(id string) string {

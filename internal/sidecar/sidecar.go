@@ -62,6 +62,8 @@ type Daemon struct {
 	// synced is closed once the first reconcile is done: the control API waits for it, so a
 	// request never sees a sidecar that has not read the labels yet.
 	synced chan struct{}
+	// owner labels the scratch and worker containers this sidecar's life makes.
+	owner string
 }
 
 // Options are what New needs besides the configuration.
@@ -114,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		}
 	}
 	owner := scratch.SidecarOwner(d.self)
+	d.owner = owner
 	dbPath := filepath.Join(cfg.StateDir, "catalog.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
@@ -264,6 +267,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	err := errors.Join(d.sched.Stop(stopCtx), d.runner.Wait(stopCtx))
+	// Whatever the ended operations left of their scratch copies and workers (a volume held
+	// by a worker being removed, one created as the stop came) goes before the sidecar does.
+	if serr := scratch.Sweep(context.WithoutCancel(ctx), d.api, d.owner, d.log); serr != nil {
+		d.log.Warn("could not remove every scratch and worker container of this sidecar", "error", serr)
+	}
 	// What the last runs said is sent before the sidecar goes (bounded: a receiver that
 	// does not answer cannot hold the shutdown).
 	notifyCtx, cancelNotify := context.WithTimeout(context.Background(), 5*time.Second)

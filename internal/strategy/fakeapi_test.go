@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"strings"
 	"sync"
@@ -28,6 +29,9 @@ type fakeEngine struct {
 	user    string // the image's USER
 	running bool
 	files   map[string]string // path → content, for CopyFromContainer
+	mounts  []container.MountPoint
+	links   map[string]string // path → link target, for ContainerStatPath; other paths are directories
+	stops   int               // ContainerStop calls
 	// reply answers a command: stdout, stderr, exit code.
 	reply func(cmd []string, stdin []byte) (string, string, int)
 
@@ -65,7 +69,7 @@ func (f *fakeEngine) container(t interface{ Fatal(...any) }) *containers.Contain
 
 func (f *fakeEngine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	return client.ContainerInspectResult{Container: container.InspectResponse{
-		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args,
+		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args, Mounts: f.mounts,
 		Config: &container.Config{Image: "mongo:7", Env: f.env, User: f.user, Labels: map[string]string{
 			containers.LabelProject: "shop", containers.LabelService: "db"}},
 		State: &container.State{Running: f.running},
@@ -170,4 +174,28 @@ func (f *fakeEngine) CopyFromContainer(ctx context.Context, id string, o client.
 	tw.Write([]byte(content))
 	tw.Close()
 	return client.CopyFromContainerResult{Content: io.NopCloser(&buf)}, nil
+}
+
+func (f *fakeEngine) ContainerStatPath(ctx context.Context, id string, o client.ContainerStatPathOptions) (client.ContainerStatPathResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if target, ok := f.links[o.Path]; ok {
+		return client.ContainerStatPathResult{Stat: container.PathStat{Name: o.Path, LinkTarget: target}}, nil
+	}
+	return client.ContainerStatPathResult{Stat: container.PathStat{Name: o.Path, Mode: fs.ModeDir | 0o755}}, nil
+}
+
+func (f *fakeEngine) ContainerStop(ctx context.Context, id string, _ client.ContainerStopOptions) (client.ContainerStopResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = false
+	f.stops++
+	return client.ContainerStopResult{}, nil
+}
+
+func (f *fakeEngine) ContainerStart(ctx context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.running = true
+	return client.ContainerStartResult{}, nil
 }

@@ -274,8 +274,8 @@ type redisLocation struct {
 }
 
 // location asks the running server where its data lives. A stopped container cannot be
-// asked: then the manifest's dir is used only if it is inside a writable volume or bind mount
-// of the container — the manifest alone never decides where a restore writes.
+// asked: then the manifest's dir is used. Either way the answer is only a claim — a server
+// can be started with --dir /usr/local/bin, or CONFIG SET it — so confine checks it.
 func (r *Redis) location(ctx context.Context, c *containers.Container, data Data) (redisLocation, error) {
 	loc := redisLocation{dir: data.Source["dir"], dbfilename: data.Source["dbfilename"], appendonly: data.Source["appendonly"],
 		appenddirname: "appendonlydir", appendfilename: "appendonly.aof", version: data.Source["redis_version"]}
@@ -295,21 +295,38 @@ func (r *Redis) location(ctx context.Context, c *containers.Container, data Data
 		if server, err := rc.info(ctx, "server"); err == nil {
 			loc.version = server["redis_version"]
 		}
-	} else {
-		if loc.dir == "" || !path.IsAbs(loc.dir) {
-			return loc, fmt.Errorf("cannot tell where redis keeps its data: start the container so that it can be asked")
-		}
-		loc.dir = path.Clean(loc.dir)
-		if err := checkConfined(ctx, c, path.Join(loc.dir, "x"), data.Allowed, "the redis data directory"); err != nil {
-			return loc, fmt.Errorf("%w; start the container so that redis can say where its data lives", err)
-		}
+	} else if loc.dir == "" || !path.IsAbs(loc.dir) {
+		return loc, fmt.Errorf("cannot tell where redis keeps its data: start the container so that it can be asked")
 	}
 	for _, name := range []string{loc.dbfilename, loc.appenddirname, loc.appendfilename} {
 		if !isBaseName(name) {
 			return loc, fmt.Errorf("redis file name %q is not a plain file name", name)
 		}
 	}
+	if !path.IsAbs(loc.dir) {
+		return loc, fmt.Errorf("redis says its data directory is %q, not an absolute path", loc.dir)
+	}
+	loc.dir = path.Clean(loc.dir)
+	if err := loc.confine(ctx, c, data.Allowed); err != nil {
+		if !c.Running {
+			return loc, fmt.Errorf("the redis data directory is %s, as the backup's manifest says: %w; start the container so that redis can say where its data lives", loc.dir, err)
+		}
+		return loc, fmt.Errorf("the redis data directory is %s, as the running server says (CONFIG GET dir): %w", loc.dir, err)
+	}
 	return loc, nil
+}
+
+// confine refuses a location outside the directories a restore may write into (a volume or
+// bind mount of the container, through the sidecar narrowed to the job's paths), or reached
+// through a symbolic link: the Engine writes as root and follows links.
+func (loc redisLocation) confine(ctx context.Context, c *containers.Container, allowed []string) error {
+	if err := checkConfined(ctx, c, path.Join(loc.dir, loc.dbfilename), allowed, "the redis data file"); err != nil {
+		return err
+	}
+	if loc.appendonly != "yes" {
+		return nil
+	}
+	return checkConfined(ctx, c, path.Join(loc.dir, loc.appenddirname, loc.appendfilename), allowed, "the redis append-only file")
 }
 
 func isBaseName(s string) bool {
@@ -317,7 +334,7 @@ func isBaseName(s string) bool {
 }
 
 // Restore replaces the dataset with the snapshot. The location comes from the running server
-// (CONFIG GET). The container is stopped for the swap and started again on every path. The
+// (CONFIG GET) and must be inside data.Allowed, reached through no symbolic link. The container is stopped for the swap and started again on every path. The
 // snapshot is written beside the live files under a temporary name and linked into place
 // only once the whole artifact has been read and verified: a restore cut before leaves the
 // dataset as it was. With append-only mode on, Redis loads the AOF and ignores the RDB, so the
@@ -341,6 +358,10 @@ func (r *Redis) Restore(ctx context.Context, c *containers.Container, data Data)
 	empty := func(name string) containers.File { return file(name, strings.NewReader(""), 0) }
 	var leftovers []string
 	err = c.WhileStopped(ctx, log, func(ctx context.Context) error {
+		// Again now that no process of the container can swap a directory for a link.
+		if err := loc.confine(ctx, c, data.Allowed); err != nil {
+			return err
+		}
 		if loc.appendonly != "yes" || (atoi(strings.SplitN(loc.version, ".", 2)[0]) > 0 && atoi(strings.SplitN(loc.version, ".", 2)[0]) < 7) {
 			// One file: dump.rdb, or (Redis < 7 with AOF) appendonly.aof with an RDB preamble.
 			name := loc.dbfilename

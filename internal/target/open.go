@@ -25,6 +25,9 @@ func OpenWith(spec, credentialsEnv string) (Target, error) {
 		return NewS3(cfg)
 	case strings.Contains(spec, "://"):
 		scheme, _, _ := strings.Cut(spec, "://")
+		if strings.Contains(spec, "@") { // it may hold credentials: not shown
+			return nil, fmt.Errorf("target: unsupported scheme %q (supported: a directory path, file:// or s3://)", scheme)
+		}
 		return nil, fmt.Errorf("target %q: unsupported scheme %q (supported: a directory path, file:// or s3://)", spec, scheme)
 	}
 	return NewLocal(spec)

@@ -46,9 +46,26 @@ type S3Config struct {
 // 10,000 parts it allows objects up to 156 GiB. Raise it with ?part-size= for larger backups.
 const DefaultPartSize = 16 << 20
 
+// ErrCredentialsInURL refuses an s3:// URL that carries credentials (s3://KEY:SECRET@bucket): a
+// URL is shown in errors, status and logs. The error never holds the URL.
+var ErrCredentialsInURL = errors.New("a target URL must not hold credentials (KEY:SECRET@; the URL is not shown): for S3 " +
+	"give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in files named by AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE")
+
+// CheckNoCredentials refuses an s3:// URL with an "@" in it. url.Parse cannot be trusted to
+// find the user part: a secret with a "/" or "?" in it ends the host where it should not.
+func CheckNoCredentials(raw string) error {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(raw)), "s3://") && strings.Contains(raw, "@") {
+		return ErrCredentialsInURL
+	}
+	return nil
+}
+
 // ParseS3URL reads s3://bucket/prefix?endpoint=...&region=...&path-style=...&ca=...
 // &insecure=...&part-size=...&checksum=...
 func ParseS3URL(raw string) (S3Config, error) {
+	if err := CheckNoCredentials(raw); err != nil {
+		return S3Config{}, err
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "s3" {
 		return S3Config{}, fmt.Errorf("target %q is not an s3:// URL (s3://bucket/prefix?endpoint=host:port)", raw)

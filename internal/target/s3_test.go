@@ -1,6 +1,7 @@
 package target
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,27 @@ func TestS3CredentialsPerTarget(t *testing.T) {
 	t.Setenv("DOCKER_BACKUP_TARGET_BROKEN_ACCESS_KEY_ID_FILE", filepath.Join(dir, "missing"))
 	if _, err := s3Credentials("DOCKER_BACKUP_TARGET_BROKEN"); err == nil || !strings.Contains(err.Error(), "DOCKER_BACKUP_TARGET_BROKEN_ACCESS_KEY_ID_FILE") {
 		t.Errorf("a missing secret file: %v", err)
+	}
+}
+
+// Credentials in an s3:// URL are refused without showing them, however the secret would
+// split the URL ("/" and "?" end url.Parse's host early).
+func TestS3URLWithCredentialsIsRefused(t *testing.T) {
+	for _, u := range []string{
+		"s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMIK7MDENG@bucket/prefix",
+		"s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtn/FEMIK7MDENG@bucket/prefix",
+		"s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtn?FEMIK7MDENG@bucket",
+		"s3://AKIAIOSFODNN7EXAMPLE@bucket",
+	} {
+		_, err := Open(u)
+		if !errors.Is(err, ErrCredentialsInURL) {
+			t.Errorf("%s: %v", u, err)
+		}
+		if err != nil && (strings.Contains(err.Error(), "FEMIK7MDENG") || strings.Contains(err.Error(), "AKIAIOSFODNN7EXAMPLE")) {
+			t.Errorf("the error shows the credentials: %v", err)
+		}
+	}
+	if _, err := Open("ftp://user:hunter2secret@host/x"); err == nil || strings.Contains(err.Error(), "hunter2secret") {
+		t.Errorf("ftp URL with a password: %v", err)
 	}
 }

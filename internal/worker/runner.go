@@ -234,9 +234,9 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	}
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
-		created, err := r.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
+		created, err := scratch.CreateContainer(ctx, r.Engine, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
 		if err != nil {
-			// A create cancelled on the way may still have been done.
+			// A create that failed some other way may still have been done.
 			s.id = s.name
 			_ = s.remove()
 			return err
@@ -252,7 +252,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 				return err
 			}
 			hc.NetworkMode = "none"
-			created, err := r.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
+			created, err := scratch.CreateContainer(ctx, r.Engine, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
 			if err != nil {
 				return fmt.Errorf("creating the worker container: %w", err)
 			}

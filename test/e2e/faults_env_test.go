@@ -305,6 +305,63 @@ func TestFaultS3DownAtRecovery(t *testing.T) {
 	waitRunning(t, app)
 }
 
+// TestFaultS3DownAtRecoveryKilledTwice: as TestFaultS3DownAtRecovery, but the sidecar is
+// killed (SIGKILL) a second time while the interrupted run is still waiting for S3. Finishing
+// that run is kept in the catalog, so the third life still finishes it once S3 is back.
+func TestFaultS3DownAtRecoveryKilledTwice(t *testing.T) {
+	t.Parallel()
+	m := startMinio(t)
+	m.bucket("recover")
+	p := newProject(t)
+	app := p.volumeService("app")
+	docker(t, "exec", app, "sh", "-c", "head -c 20000000 /dev/urandom > /data/blob")
+	sidecar, _ := startSidecarImage(t, p, faultSidecarImage(t), append([]string{"--network", "host", "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0",
+		"-e", "DOCKER_BACKUP_TARGET=" + m.url("recover"),
+		"-e", "DOCKER_BACKUP_FAULT=backup-stream", "-e", "DOCKER_BACKUP_FAULT_ARMED=/var/lib/docker-backup/fault-armed"}, envFlags(m.env())...)...)
+	armFault(t, p)
+	done := pluginInBackground(t, "run", "app", "--project", p.name)
+	waitSidecarPoint(t, sidecar, "backup-stream", done)
+	m.kill()
+	hitSidecar(t, sidecar, true)
+	<-done
+	pending := func(what string) {
+		t.Helper()
+		eventually(t, time.Minute, what, func() error {
+			for _, task := range sidecarStatus(t, p.name).Recovery {
+				if strings.Contains(task, "finish the interrupted run") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no pending recovery of the run")
+		})
+	}
+	pending("recovery pending while S3 is down")
+	hitSidecar(t, sidecar, true) // killed again, S3 still down
+	pending("recovery still pending after the second kill")
+	m.start()
+	eventually(t, 3*time.Minute, "recovery finished once S3 is back", func() error {
+		if st := sidecarStatus(t, p.name); len(st.Recovery) != 0 {
+			return fmt.Errorf("pending: %q", st.Recovery)
+		}
+		return nil
+	})
+	if left := m.incompleteUploads("recover"); len(left) != 0 {
+		t.Errorf("unfinished uploads left: %q", left)
+	}
+	for _, k := range m.objects("recover") {
+		if !strings.Contains(k, "_catalog/") {
+			t.Errorf("object %s left by the interrupted run", k)
+		}
+	}
+	if st := sidecarStatus(t, p.name); len(st.OneOff) == 0 || st.OneOff[0].Status != "interrupted" {
+		t.Errorf("the run: %+v", st.OneOff)
+	}
+	if n := strings.TrimSpace(docker(t, "inspect", "-f", "{{.RestartCount}}", sidecar)); n != "2" {
+		t.Errorf("the sidecar restarted %s times, want 2", n)
+	}
+	waitRunning(t, app)
+}
+
 // smallDisk is a directory on a tmpfs of the given size (the tests run as root): a target
 // that fills up.
 func smallDisk(t *testing.T, size string) string {

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // plugin faults: the plugin is killed (SIGKILL) or interrupted (SIGINT) at a fault point of
@@ -145,3 +149,43 @@ func TestFaultPluginRestore(t *testing.T) {
 // exitPartialCode is the plugin's exit code for a restore that may have left the service
 // partly restored.
 const exitPartialCode = 3
+
+// TestFaultWatchdogRetries: the plugin is killed (SIGKILL) while a service it stopped for a
+// backup is down, and the service cannot start at once (another process took its published
+// port): the watchdog tries again with backoff, and starts it once the port is free.
+func TestFaultWatchdogRetries(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	p := newProject(t)
+	app := p.service("app", plainImage, append([]string{"-p", addr + ":" + port, "-v", p.volume("data") + ":/data"}, idle...)...)
+	id := strings.TrimSpace(docker(t, "inspect", "-f", "{{.Id}}", app))
+	docker(t, "exec", app, "sh", "-c", "head -c 4000000 /dev/urandom > /data/blob") // past the fault point's first MiB
+	proc := startFault(t, "backup-stream", "run", "app", "--project", p.name, "--to", t.TempDir(), "--stop", "--strategy", "volume")
+	proc.waitPoint("backup-stream")
+	if running(t, app) {
+		t.Fatal("the service runs during a backup with --stop")
+	}
+	var hold net.Listener
+	eventually(t, 30*time.Second, "taking the service's port", func() (err error) {
+		hold, err = net.Listen("tcp", addr)
+		return err
+	})
+	proc.kill(syscall.SIGKILL)
+	time.Sleep(4 * time.Second) // the watchdog tries, and fails
+	if running(t, app) {
+		t.Fatal("the service started while its port was held")
+	}
+	hold.Close()
+	waitRunning(t, app)
+	logs, err := os.ReadFile(filepath.Join(faultConfig, "docker-backup", "watchdog.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, string(logs), id+" stopped; starting it failed (attempt 2)", id+" stopped: started it again")
+}

@@ -69,6 +69,7 @@ func pluginInBackground(t *testing.T, args ...string) <-chan error {
 func hitSidecar(t *testing.T, sidecar string, kill bool) {
 	t.Helper()
 	if kill {
+		restarts := strings.TrimSpace(docker(t, "inspect", "-f", "{{.RestartCount}}", sidecar))
 		pid, err := strconv.Atoi(strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.Pid}}", sidecar)))
 		if err != nil || pid <= 0 {
 			t.Fatalf("sidecar pid: %v", err)
@@ -78,7 +79,7 @@ func hitSidecar(t *testing.T, sidecar string, kill bool) {
 		}
 		// Docker restarts it (restart: unless-stopped).
 		eventually(t, time.Minute, "the sidecar restarted", func() error {
-			if n := strings.TrimSpace(docker(t, "inspect", "-f", "{{.RestartCount}}", sidecar)); n == "0" {
+			if n := strings.TrimSpace(docker(t, "inspect", "-f", "{{.RestartCount}}", sidecar)); n == restarts {
 				return fmt.Errorf("not restarted yet")
 			}
 			return nil

@@ -194,3 +194,47 @@ func TestRedisAuthFailures(t *testing.T) {
 		t.Errorf("%d backups, want 1", n)
 	}
 }
+
+// A server says where it keeps its data, and a server can be started (or CONFIG SET) with its
+// directory anywhere: a restore must not follow it out of the container's volumes. Here the
+// server's file is the image's entrypoint in /usr/local/bin; the restore is refused before
+// the service is stopped, the file is untouched and the server still runs.
+func TestRedisRestoreRefusesADirOutsideTheVolumes(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := startRedis(t, p, "", false)
+	r.do("SET", "k", "v")
+	dir := t.TempDir()
+	backup(t, "run", "cache", "--project", p.name, "--to", dir)
+	m := onlyBackup(t, dir)
+
+	p2 := newProject(t)
+	evil := &redisServer{t: t, container: p2.service("cache", redisImage(t), "-v", p2.volume("redisdata")+":/data", "--",
+		"redis-server", "--save", "", "--enable-protected-configs", "yes", "--dir", "/usr/local/bin", "--dbfilename", "planted.rdb")}
+	eventually(t, time.Minute, "redis ready", func() error {
+		if out := evil.try("PING"); out != "PONG" {
+			return fmt.Errorf("PING: %s", out)
+		}
+		return nil
+	})
+	// Set once running: at start the server would load the file it names.
+	evil.do("CONFIG", "SET", "dbfilename", "docker-entrypoint.sh")
+	if got := evil.do("CONFIG", "GET", "dir"); !strings.Contains(got, "/usr/local/bin") {
+		t.Fatalf("CONFIG GET dir: %s", got)
+	}
+	listing := func() string {
+		return docker(t, "exec", evil.container, "sh", "-c", "ls -la /usr/local/bin && sha256sum /usr/local/bin/*")
+	}
+	before := listing()
+	stderr := backupFails(t, nil, "restore", m.Artifact, "--from", dir, "--to", "cache", "--project", p2.name, "--yes")
+	mustContain(t, stderr, "refusing", "/usr/local/bin", "not inside a writable volume or bind mount")
+	if !running(t, evil.container) {
+		t.Fatal("redis is not running after the refused restore")
+	}
+	if after := listing(); after != before {
+		t.Errorf("/usr/local/bin changed:\n%s", diffLines(before, after))
+	}
+	if got := evil.do("GET", "k"); got != "" {
+		t.Errorf("the refused restore loaded data: GET k = %q", got)
+	}
+}

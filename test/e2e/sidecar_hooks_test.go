@@ -98,11 +98,39 @@ func TestSidecarHookTimeout(t *testing.T) {
 		"docker-backup.pre=sleep 600", "docker-backup.hook-timeout=2s", `docker-backup.post=sh -c "echo cleaned > /data/post-ran"`)
 	startSidecar(t, p)
 	stderr := backupFails(t, nil, "run", "app", "--project", p.name)
-	mustContain(t, stderr, "pre command failed", "did not finish within 2s (the hook timeout)")
+	mustContain(t, stderr, "pre command failed", "did not finish within 2s (the hook timeout)", "it was ended in the container (SIGTERM)")
 	if got := strings.TrimSpace(docker(t, "exec", app, "cat", "/data/post-ran")); got != "cleaned" {
 		t.Errorf("the post command did not run: %q", got)
 	}
 	if !running(t, app) || len(sidecarBackups(t, p.name, "app")) != 0 {
 		t.Error("the app is stopped or a backup was stored")
+	}
+	// The hook is gone from the container, not left sleeping after its timeout.
+	if ps := processes(t, app); strings.Contains(ps, "sleep 600") {
+		t.Errorf("the timed-out hook still runs in the container:\n%s", ps)
+	}
+}
+
+// processes lists the command lines of the processes running in a container.
+func processes(t *testing.T, container string) string {
+	t.Helper()
+	return docker(t, "exec", container, "sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline 2>/dev/null; echo; done`)
+}
+
+// TestSidecarHookTimeoutWithoutShell: in an image without sh, a hook past its timeout cannot be
+// ended from a second command (the Engine API cannot end an exec): the run fails at once all the
+// same and says that the hook may still be running, and why.
+func TestSidecarHookTimeoutWithoutShell(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	p.service("files", pauseImage, "-v", p.volume("files")+":/data", "--label", "docker-backup.enable=true",
+		"--label", "docker-backup.strategy=volume", "--label", "docker-backup.schedule=0 3 * * *",
+		"--label", "docker-backup.pre=/pause", "--label", "docker-backup.hook-timeout=2s")
+	startSidecar(t, p)
+	start := time.Now()
+	stderr := backupFails(t, nil, "run", "files", "--project", p.name)
+	mustContain(t, stderr, "did not finish within 2s (the hook timeout)", "may still be running in the container", "needs sh, tr and kill in the image")
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("the run took %s to fail", d)
 	}
 }

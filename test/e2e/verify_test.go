@@ -435,3 +435,53 @@ func TestSidecarVerify(t *testing.T) {
 		t.Error("the service was stopped by a verify")
 	}
 }
+
+// TestSidecarStoppedDuringVerify: `docker stop` of the sidecar (its default grace of 10 s) while
+// a scheduled verify is making its scratch copy, or restoring into it with a worker: the
+// sidecar exits cleanly having removed every scratch container, worker and scratch volume it
+// made, and its next life verifies again. Each round stops it at another moment.
+func TestSidecarStoppedDuringVerify(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.verify=@every 1s")
+	docker(t, "exec", app, "sh", "-c", "mkdir -p /data/d && for i in $(seq 1 40); do head -c 2000000 /dev/urandom > /data/d/f$i; done")
+	sidecar, _ := startSidecar(t, p)
+	backup(t, "run", "app", "--project", p.name)
+	// Mostly as the restore begins: the worker is being created (the moment that left one behind).
+	phases := []string{"creating a scratch copy", "moving the restored files into place", "counting what the scratch copy holds"}
+	for range 8 {
+		phases = append(phases, "restoring")
+	}
+	for i, phase := range phases {
+		seen := strings.Count(containerLogs(t, sidecar), phase)
+		eventually(t, 2*time.Minute, "a verify at "+phase, func() error {
+			if strings.Count(containerLogs(t, sidecar), phase) <= seen {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		time.Sleep(time.Duration(i%4*40) * time.Millisecond) // a little further into the phase, or not
+		start := time.Now()
+		docker(t, "stop", sidecar)
+		if code := strings.TrimSpace(docker(t, "inspect", "-f", "{{.State.ExitCode}}", sidecar)); code != "0" {
+			t.Errorf("round %d (%s): the sidecar exited with %s after %s on docker stop (killed at the end of its grace?):\n%s",
+				i, phase, code, time.Since(start).Round(time.Millisecond), tail(containerLogs(t, sidecar), 30))
+		}
+		t.Logf("round %d (%s): stopped in %s", i, phase, time.Since(start).Round(time.Millisecond))
+		noScratchLeft(t, p, "app")
+		if t.Failed() {
+			t.Fatalf("round %d (%s), stopped in %s; the sidecar's log ends:\n%s", i, phase, time.Since(start).Round(time.Millisecond), tail(containerLogs(t, sidecar), 30))
+		}
+		docker(t, "start", sidecar)
+		waitSidecar(t, sidecar)
+	}
+	if !running(t, app) {
+		t.Error("the service was stopped by a verify")
+	}
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

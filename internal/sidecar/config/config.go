@@ -4,21 +4,20 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
-	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/worker"
 )
 
@@ -106,171 +105,97 @@ func FromEnv(environ []string) (Config, error) {
 			env[k] = v
 		}
 	}
-	get := func(k, def string) string {
-		if v, ok := env[k]; ok && strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-		return def
-	}
-	cfg := Config{
-		Project:       get(EnvProject, ""),
-		Targets:       map[string]string{"default": get(EnvTarget, "/backups")},
-		StateDir:      get(EnvState, "/var/lib/docker-backup"),
-		Listen:        get(EnvListen, ":9090"),
-		Location:      time.Local,
-		CatalogBackup: get(EnvCatalogSchedule, "@daily"),
-	}
-	_, cfg.defaultFromEnv = env[EnvTarget]
+	cfg := Config{Targets: map[string]string{"default": "/backups"}, Location: time.Local}
 	var errs []string
-	bad := func(k, v, allowed string) {
-		if secretWord.MatchString(k) {
-			errs = append(errs, fmt.Sprintf("%s (value not shown): %s", k, allowed))
-			return
+	for _, s := range settings {
+		raw, present := env[s.env]
+		v := s.def
+		if t := strings.TrimSpace(raw); present && t != "" {
+			v = t
 		}
-		errs = append(errs, fmt.Sprintf("%s=%q: %s", k, v, allowed))
-	}
-
-	switch scope := get(EnvScope, "project"); scope {
-	case "project":
-	case "all":
-		cfg.AllProjects = true
-	default:
-		bad(EnvScope, scope, "must be project (the sidecar's own compose project, the default) or all (every project on the host)")
-	}
-	if v, ok := env[EnvPrefix]; ok {
-		p := strings.Trim(strings.TrimSpace(v), "/")
-		cfg.Prefix = &p
-	}
-	if v, ok := env[EnvTarget]; ok {
-		if err := CheckTargetURL(v); err != nil {
-			bad(EnvTarget, v, err.Error())
+		if s.raw {
+			if !present {
+				continue
+			}
+			v = raw
 		}
+		s.set(&cfg, v, problems{env: s.env, errs: &errs})
 	}
-	for k, v := range env {
-		name, ok := strings.CutPrefix(k, EnvTarget+"_")
-		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
-			continue
-		}
-		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
-		if !labels.ValidName(name) {
-			bad(k, v, "the target name must be letters, digits, _ or -")
-			continue
-		}
-		if err := CheckTargetURL(v); err != nil {
-			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
-			bad(k, v, err.Error()+" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN)")
-			continue
-		}
-		cfg.Targets[name] = strings.TrimSpace(v)
-	}
-	ints := []struct {
-		key string
-		dst *int
-		def int
-	}{{EnvMaxConcurrent, &cfg.MaxConcurrent, 1}}
-	for _, i := range ints {
-		v := get(i.key, strconv.Itoa(i.def))
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bad(i.key, v, "must be a whole number, 1 or more")
-		}
-		*i.dst = n
-	}
-	durations := []struct {
-		key string
-		dst *time.Duration
-		def string
-	}{{EnvTimeout, &cfg.Timeout, "6h"}, {EnvJitter, &cfg.Jitter, "0s"}, {EnvResync, &cfg.Resync, "5m"}, {EnvHookTimeout, &cfg.HookTimeout, "5m"}}
-	for _, d := range durations {
-		v := get(d.key, d.def)
-		x, err := time.ParseDuration(v)
-		if err != nil || x < 0 {
-			bad(d.key, v, "must be a duration like 30s, 15m or 6h")
-		}
-		*d.dst = x
-	}
-	if cfg.Resync == 0 {
-		bad(EnvResync, "0", "must be more than 0: it is the safety net behind the events stream")
-	}
-	if tz := get("TZ", ""); tz != "" {
-		loc, err := time.LoadLocation(tz)
-		if err != nil {
-			bad("TZ", tz, "not a time zone name like Europe/Berlin or UTC")
-		} else {
-			cfg.Location = loc
-		}
-	}
-	if v := get(EnvRetention, ""); v != "" {
-		p, err := retention.Parse(v)
-		if err != nil {
-			bad(EnvRetention, v, err.Error())
-		}
-		cfg.DefaultRetention = p
-	}
-	if v := get(EnvSchedule, ""); v != "" {
-		if _, err := schedule.Parse(v); err != nil {
-			bad(EnvSchedule, v, err.Error())
-		}
-		cfg.DefaultSchedule = v
-	}
-	if v := cfg.CatalogBackup; v == "off" || v == "none" {
-		cfg.CatalogBackup = ""
-	} else if _, err := schedule.Parse(v); err != nil {
-		bad(EnvCatalogSchedule, v, err.Error()+` (or "off")`)
-	}
-	if cfg.HookTimeout == 0 {
-		bad(EnvHookTimeout, "0", "must be more than 0")
-	}
-	cfg.SigningKeyFile = get(EnvSigningKeyFile, "")
-	if cfg.SigningKeyFile != "" && !path.IsAbs(cfg.SigningKeyFile) {
-		bad(EnvSigningKeyFile, cfg.SigningKeyFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
-	}
-	if v := get(EnvAgeRecipients, ""); v != "" {
-		var r crypt.Recipients
-		if err := r.Add(v); err != nil {
-			bad(EnvAgeRecipients, v, err.Error())
-		}
-		cfg.AgeRecipients = append(cfg.AgeRecipients, v)
-	}
-	if f := get(EnvAgeRecipients+"_FILE", ""); f != "" {
-		if b, err := os.ReadFile(f); err != nil {
-			bad(EnvAgeRecipients+"_FILE", f, err.Error())
-		} else if err := (&crypt.Recipients{}).Add(string(b)); err != nil {
-			bad(EnvAgeRecipients+"_FILE", f, err.Error())
-		} else {
-			cfg.AgeRecipients = append(cfg.AgeRecipients, string(b))
-		}
-	}
-	cfg.AgeIdentityFile = get(EnvAgeIdentityFile, "")
-	if cfg.AgeIdentityFile != "" && !path.IsAbs(cfg.AgeIdentityFile) {
-		bad(EnvAgeIdentityFile, cfg.AgeIdentityFile, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
-	}
+	namedTargets(&cfg, env, &errs)
 	cfg.NotifySets = notifySets(env, &errs)
-	if level, err := notify.ParseLevel(get(EnvNotifyLevel, "error")); err != nil {
-		bad(EnvNotifyLevel, get(EnvNotifyLevel, ""), err.Error())
-	} else {
-		cfg.NotifyLevel = level
-	}
-	if f := get(EnvNotifyTemplate, ""); f != "" {
-		if b, err := os.ReadFile(f); err != nil {
-			bad(EnvNotifyTemplate, f, err.Error())
-		} else {
-			cfg.NotifyTemplate = string(b)
-		}
-	}
-	comp, err := artifact.ParseCompression(get(EnvCompression, string(artifact.Zstd)))
-	if err != nil {
-		bad(EnvCompression, get(EnvCompression, ""), err.Error())
-	}
-	cfg.Compression = comp
-	if cfg.Worker, err = worker.ParseMode(get(worker.EnvMode, "")); err != nil {
-		bad(worker.EnvMode, get(worker.EnvMode, ""), "use auto, on or off")
-	}
 	if len(errs) > 0 {
 		sort.Strings(errs)
 		return cfg, fmt.Errorf("invalid configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return cfg, nil
+}
+
+// problems collects what is wrong with the variable env.
+type problems struct {
+	env  string
+	errs *[]string
+}
+
+// bad reports the value v and what is allowed; the value is not shown when the variable's
+// name says it may be a secret.
+func (p problems) bad(v, allowed string) {
+	if secretWord.MatchString(p.env) {
+		p.hidden(allowed)
+		return
+	}
+	*p.errs = append(*p.errs, fmt.Sprintf("%s=%q: %s", p.env, v, allowed))
+}
+
+// hidden reports what is allowed, never the value.
+func (p problems) hidden(allowed string) {
+	*p.errs = append(*p.errs, fmt.Sprintf("%s (value not shown): %s", p.env, allowed))
+}
+
+// namedTargets reads DOCKER_BACKUP_TARGET_NAME, the target NAME, for every NAME.
+func namedTargets(cfg *Config, env map[string]string, errs *[]string) {
+	for k, v := range env {
+		name, ok := strings.CutPrefix(k, EnvTarget+"_")
+		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
+			continue
+		}
+		p := problems{env: k, errs: errs}
+		if msg := notATarget(k, env); msg != "" {
+			p.hidden(msg)
+			continue
+		}
+		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		if !labels.ValidName(name) {
+			p.bad(v, "the target name must be letters, digits, _ or -")
+			continue
+		}
+		if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
+			p.hidden(err.Error() + " (for this target: " + k + "_ACCESS_KEY_ID and " + k + "_SECRET_ACCESS_KEY, or their _FILE forms)")
+			continue
+		} else if err != nil {
+			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
+			p.bad(v, err.Error()+" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN)")
+			continue
+		}
+		cfg.Targets[name] = strings.TrimSpace(v)
+	}
+}
+
+// notATarget says why the variable k, of the form DOCKER_BACKUP_TARGET_X, cannot define a
+// target, or "" when it can: its name holds a word of a secret's (the value would be shown as the
+// target's URL), or it is another target's variable with a suffix that is no setting
+// (DOCKER_BACKUP_TARGET_OFFSITE_REGION beside DOCKER_BACKUP_TARGET_OFFSITE).
+func notATarget(k string, env map[string]string) string {
+	name := strings.TrimPrefix(k, EnvTarget+"_")
+	if secretWord.MatchString(name) {
+		return "a target's name must not hold KEY, SECRET, TOKEN, PASS, CREDENTIAL or AUTH: such a variable may hold a secret, and a target's URL is shown" +
+			" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms)"
+	}
+	for other := range env {
+		if other != k && strings.HasPrefix(k, other+"_") && strings.HasPrefix(other, EnvTarget+"_") && !strings.HasSuffix(other, "_FILE") && !isCredential(other) {
+			return "not a setting of the target " + other + ": a target's settings are " + other + "_ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _SESSION_TOKEN (or their _FILE forms); a target of its own needs a name that does not extend another's"
+		}
+	}
+	return ""
 }
 
 // credentialSuffixes end the variables that hold a named target's S3 credentials.
@@ -311,8 +236,12 @@ func CheckTargetURL(v string) error {
 	switch {
 	case v == "":
 		return fmt.Errorf("give the target's directory or s3:// URL")
-	case strings.HasPrefix(v, "s3://"), strings.HasPrefix(v, "file:///"):
+	case strings.HasPrefix(v, "s3://"):
+		return target.CheckNoCredentials(v)
+	case strings.HasPrefix(v, "file:///"):
 		return nil
+	case strings.Contains(v, "://") && strings.Contains(v, "@"):
+		return target.ErrCredentialsInURL
 	case strings.Contains(v, "://"):
 		return fmt.Errorf("a target is a directory or an s3:// URL")
 	case !path.IsAbs(v):
@@ -331,7 +260,10 @@ func (c *Config) AddLabelTargets(lbls map[string]string) error {
 		msgs = append(msgs, err.Error())
 	}
 	for name, url := range defined {
-		if err := CheckTargetURL(url); err != nil {
+		if err := CheckTargetURL(url); errors.Is(err, target.ErrCredentialsInURL) {
+			msgs = append(msgs, fmt.Sprintf("label %s%s (value not shown): %v", labels.TargetOf, name, err))
+			continue
+		} else if err != nil {
 			msgs = append(msgs, fmt.Sprintf("label %s%s=%q: %v", labels.TargetOf, name, url, err))
 			continue
 		}

@@ -155,3 +155,62 @@ func TestNotifySets(t *testing.T) {
 		t.Errorf("the error shows a secret: %v", err)
 	}
 }
+
+// A variable that may hold a secret never becomes a target (whose URL is shown in status and
+// logs), even when its value starts with "/" as a secret may: the sidecar refuses to start,
+// naming the variable, never its value. Nor does an s3:// URL with credentials in it.
+func TestConfigRefusesSecretsAsTargets(t *testing.T) {
+	secrets := []string{"/wJalrXUtnFEMI/K7MDENG+bPxRfiCY", "/hunter2-correct-horse", "/eu-central-9z", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtn/FEMI?K7MD"}
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://b/p", "DOCKER_BACKUP_TARGET_OFFSITE_SECRET=" + secrets[0]},
+			"DOCKER_BACKUP_TARGET_OFFSITE_SECRET (value not shown): a target's name must not hold KEY, SECRET"},
+		{[]string{"DOCKER_BACKUP_TARGET_NAS_PASSWORD=" + secrets[1]},
+			"DOCKER_BACKUP_TARGET_NAS_PASSWORD (value not shown)"},
+		{[]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://b/p", "DOCKER_BACKUP_TARGET_OFFSITE_REGION=" + secrets[2]},
+			"DOCKER_BACKUP_TARGET_OFFSITE_REGION (value not shown): not a setting of the target DOCKER_BACKUP_TARGET_OFFSITE"},
+		{[]string{"DOCKER_BACKUP_TARGET=s3://" + secrets[3] + ":" + secrets[0][1:] + "@bucket/site"},
+			"DOCKER_BACKUP_TARGET (value not shown): a target URL must not hold credentials"},
+		{[]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://" + secrets[3] + ":" + secrets[4] + "@bucket"},
+			"DOCKER_BACKUP_TARGET_OFFSITE (value not shown): a target URL must not hold credentials"},
+	} {
+		cfg, err := FromEnv(tc.env)
+		if err == nil {
+			t.Errorf("%v: accepted, targets %v", tc.env, cfg.Targets)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error does not say %q:\n%v", tc.env, tc.want, err)
+		}
+		for _, s := range secrets {
+			if strings.Contains(err.Error(), s) || strings.Contains(err.Error(), "K7MDENG") {
+				t.Errorf("%v: the error shows a secret:\n%v", tc.env, err)
+			}
+		}
+	}
+	cfg, _ := FromEnv(nil)
+	err := cfg.AddLabelTargets(map[string]string{"docker-backup.target.offsite": "s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI@b"})
+	if err == nil || !strings.Contains(err.Error(), "docker-backup.target.offsite (value not shown)") || strings.Contains(err.Error(), "wJalrXUtnFEMI") {
+		t.Errorf("a label's URL with credentials: %v", err)
+	}
+	// A target whose name extends no other's, and the settings of a target, are still fine.
+	if _, err := FromEnv([]string{"DOCKER_BACKUP_TARGET_OFF_SITE=/mnt/nas", "DOCKER_BACKUP_TARGET_OFF_SITE_ACCESS_KEY_ID_FILE=/run/secrets/k",
+		"DOCKER_BACKUP_TARGET_OFF_SITE_SESSION_TOKEN=t", "DOCKER_BACKUP_TARGET_NAS=/nas"}); err != nil {
+		t.Error(err)
+	}
+}
+
+// Every setting is documented in docs/sidecar.md, and has its own doc text here.
+func TestEverySettingIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/sidecar.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if name := strings.TrimSuffix(s.env, "_FILE"); !strings.Contains(string(doc), "`"+name) || s.doc == "" {
+			t.Errorf("%s is not in docs/sidecar.md, or has no doc text", s.env)
+		}
+	}
+}

@@ -108,7 +108,7 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 			}
 			job := m.Job
 			if t, ok := targetOf[m.Project+"/"+m.Service+"/"+job]; ok && t != name {
-				job += "@" + name
+				job = memberOf(job, name)
 			}
 			key := m.Project + "/" + m.Service + "/" + job
 			id, ok := ids[key]

@@ -45,9 +45,36 @@ type Job struct {
 // with several targets other than the first.
 func (j *Job) Key() string {
 	if j.Leader != "" {
-		return j.Leader + "@" + j.TargetName()
+		return memberOf(j.Leader, j.TargetName())
 	}
 	return j.Project + "/" + j.Service + "/" + j.Name
+}
+
+// memberOf names the member of a job with several targets that writes to target: JOB@TARGET,
+// where JOB is the job's key (as jobs are keyed here) or its name (as the catalog names them).
+// This is the one place that spells the format.
+func memberOf(job, target string) string { return job + "@" + target }
+
+// Members splits a job with several targets into one job per target: the first runs and
+// writes to all of them; the others (keyed JOB@TARGET, see memberOf) have their own
+// retention, runs in the catalog, metrics and status line.
+func Members(j *Job) []*Job {
+	if len(j.Targets) < 2 {
+		return []*Job{j}
+	}
+	out := []*Job{j}
+	for _, t := range j.Targets[1:] {
+		m := *j
+		m.Target, m.Leader = t, j.Key()
+		if p, ok := j.TargetRetention[t]; ok {
+			m.Retention = p
+		}
+		out = append(out, &m)
+	}
+	if p, ok := j.TargetRetention[j.Target]; ok {
+		j.Retention = p
+	}
+	return out
 }
 
 // runKey is the key of the job whose runs write to this one: its leader's, or its own.
@@ -198,7 +225,7 @@ func (r *Runner) Sync(ctx context.Context, want map[string]*Job) []string {
 		// The catalog knows a member of a job with several targets as JOB@TARGET.
 		name := j.Name
 		if j.Leader != "" {
-			name += "@" + j.TargetName()
+			name = memberOf(j.Name, j.TargetName())
 		}
 		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: name, Strategy: j.Strategy,
 			Schedule: j.Schedule, Target: j.TargetName()})

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/notify"
@@ -157,14 +156,12 @@ func (r *Runner) Recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	targetOf := map[int64]string{}
 	jobOf := map[int64]catalog.Job{}
 	for _, j := range jobs {
-		targetOf[j.ID], jobOf[j.ID] = j.Target, j
+		jobOf[j.ID] = j
 	}
 	for _, run := range runs {
-		log := r.log.With("run", run.ID, "started", run.StartedAt)
-		log.Warn("a run was interrupted by a crash of the sidecar")
+		r.log.Warn("a run was interrupted by a crash of the sidecar", "run", run.ID, "started", run.StartedAt)
 		j := jobOf[run.JobID]
 		r.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: j.Project, Service: j.Service, Job: j.Name, Target: j.Target, Failed: true,
 			Error: fmt.Sprintf("a run started %s was interrupted by a crash of the sidecar", run.StartedAt.Format(time.RFC3339))})
@@ -172,20 +169,6 @@ func (r *Runner) Recover(ctx context.Context) error {
 			if id != "" {
 				r.restart(ctx, catalog.Stop{Container: id, Name: id, Operation: "an interrupted run"})
 			}
-		}
-		if run.ArtifactKey == "" {
-			continue
-		}
-		tgtName := targetOf[run.JobID]
-		tgt, ok := r.opts.Targets[tgtName]
-		if !ok {
-			log.Warn("the interrupted run's target is no longer defined; cannot clean up its artifact", "target", tgtName, "key", run.ArtifactKey)
-			continue
-		}
-		key := run.ArtifactKey
-		finish := func(ctx context.Context) error { return r.settle(ctx, tgt, run, key) }
-		if err := finish(ctx); err != nil {
-			r.recovery.add(fmt.Sprintf("finish the interrupted run %d (%s)", run.ID, key), finish, err)
 		}
 	}
 	stops, err := cat.Stops(ctx)
@@ -195,28 +178,73 @@ func (r *Runner) Recover(ctx context.Context) error {
 	for _, s := range stops {
 		r.restart(ctx, s)
 	}
-	r.recovery.cleanUp(ctx)
+	// Interrupt recorded each interrupted run's artifact as a clean-up: settled here with
+	// those of earlier lives a second crash cut short, and failed runs' unfinished uploads.
+	r.recovery.settleAll(ctx, true)
 	return nil
 }
 
-// settle decides an interrupted run: complete (its manifest exists) or to be removed.
-func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run, key string) error {
+// settleAll settles every clean-up the catalog holds. With retry, what cannot be done now is
+// retried until done (KeepRecovering) and shown by Pending; without, it waits in the catalog
+// for the next call (after each run) or the next start.
+func (rc *recovery) settleAll(ctx context.Context, retry bool) {
+	r := rc.r
+	pending, err := r.opts.Catalog.PendingCleanups(ctx)
+	if err != nil || len(pending) == 0 {
+		return
+	}
+	jobs, err := r.opts.Catalog.Jobs(ctx)
+	if err != nil {
+		return
+	}
+	targetOf := map[int64]string{}
+	for _, j := range jobs {
+		targetOf[j.ID] = j.Target
+	}
+	for _, run := range pending {
+		tgtName := targetOf[run.JobID]
+		tgt, ok := r.opts.Targets[tgtName]
+		if !ok {
+			r.log.Warn("the target of a run's artifact is no longer defined; it is not cleaned up", "run", run.ID, "target", tgtName, "key", run.Cleanup)
+			_ = r.opts.Catalog.CleanupDone(ctx, run.ID)
+			continue
+		}
+		desc := fmt.Sprintf("remove the unfinished upload of the failed run %d (%s)", run.ID, run.Cleanup)
+		if run.Status == catalog.Interrupted {
+			desc = fmt.Sprintf("finish the interrupted run %d (%s)", run.ID, run.Cleanup)
+		}
+		settle := func(ctx context.Context) error { return r.settle(ctx, tgt, run) }
+		if err := settle(ctx); err != nil && retry {
+			rc.add(desc, settle, err)
+		} else if err != nil {
+			r.log.Warn("cannot settle a run's artifact yet; tried again after the next run", "run", run.ID, "key", run.Cleanup, "error", err)
+		}
+	}
+}
+
+// settle decides a run's clean-up key and records that it is done: an interrupted run whose
+// manifest exists is the success it was; otherwise what the run left is removed (a failed
+// run's key whose manifest exists is a complete backup after all: nothing to remove).
+func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
+	key := run.Cleanup
 	m, err := pipeline.ReadManifest(ctx, tgt, key)
 	switch {
-	case err == nil:
+	case err == nil && run.Status == catalog.Interrupted:
 		if err := r.opts.Catalog.Recovered(ctx, catalog.Run{ID: run.ID, Size: m.Size, SHA256: m.SHA256}); err != nil {
 			return err
 		}
 		r.log.Info("the interrupted run had finished writing its backup; recorded as a success", "run", run.ID, "key", key, "size", m.Size)
 		return nil
+	case err == nil:
+		return r.opts.Catalog.CleanupDone(ctx, run.ID)
 	case !errors.Is(err, target.ErrNotExist):
-		return fmt.Errorf("checking the interrupted run's artifact %s: %w", key, err)
+		return fmt.Errorf("checking the artifact %s of run %d: %w", key, run.ID, err)
 	}
 	if err := errors.Join(tgt.Delete(ctx, key), target.RemoveIncomplete(ctx, tgt, key)); err != nil {
-		return fmt.Errorf("removing the interrupted run's partial artifact %s: %w", key, err)
+		return fmt.Errorf("removing the partial artifact %s of run %d: %w", key, run.ID, err)
 	}
-	r.log.Info("removed the interrupted run's partial artifact", "run", run.ID, "key", key)
-	return nil
+	r.log.Info("removed what the run left of its artifact", "run", run.ID, "status", run.Status, "key", key)
+	return r.opts.Catalog.CleanupDone(ctx, run.ID)
 }
 
 // restart starts a container an interrupted operation had stopped, now or by retrying.
@@ -240,40 +268,5 @@ func (r *Runner) restart(ctx context.Context, s catalog.Stop) {
 	}
 	if err := do(ctx); err != nil {
 		r.recovery.add(fmt.Sprintf("start %s (stopped by %s)", s.Name, s.Operation), do, err)
-	}
-}
-
-// cleanUp removes the unfinished uploads that failed runs left because the target could not
-// be reached then; what still fails is tried again later.
-func (rc *recovery) cleanUp(ctx context.Context) {
-	r := rc.r
-	cat := r.opts.Catalog
-	pending, err := cat.PendingCleanups(ctx)
-	if err != nil || len(pending) == 0 {
-		return
-	}
-	jobs, err := cat.Jobs(ctx)
-	if err != nil {
-		return
-	}
-	targetOf := map[int64]string{}
-	for _, j := range jobs {
-		targetOf[j.ID] = j.Target
-	}
-	for _, run := range pending {
-		tgt, ok := r.opts.Targets[targetOf[run.JobID]]
-		if ok {
-			if rc, err := tgt.Get(ctx, artifact.ManifestKey(run.Cleanup)); err == nil {
-				rc.Close() // a complete backup after all: nothing to clean
-			} else if !errors.Is(err, target.ErrNotExist) {
-				continue // the target still does not answer
-			} else if err := errors.Join(target.RemoveIncomplete(ctx, tgt, run.Cleanup), tgt.Delete(ctx, run.Cleanup)); err != nil {
-				r.log.Warn("cannot remove a failed run's unfinished upload yet", "key", run.Cleanup, "error", err)
-				continue
-			} else {
-				r.log.Info("removed a failed run's unfinished upload", "key", run.Cleanup)
-			}
-		}
-		_ = cat.CleanupDone(ctx, run.ID)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,12 +62,12 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 	run, _ := cat.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
 	cat.FinishRun(ctx, catalog.Run{ID: run, Status: catalog.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
 
-	d.recovery.cleanUp(ctx) // still down: kept for later
+	d.recovery.settleAll(ctx, false) // still down: kept for later
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 1 || len(tgt.removed) != 0 {
 		t.Fatalf("while down: pending %+v, removed %q", p, tgt.removed)
 	}
 	tgt.up = true
-	d.recovery.cleanUp(ctx)
+	d.recovery.settleAll(ctx, false)
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
 		t.Fatalf("once up: pending %+v, removed %q", p, tgt.removed)
 	}
@@ -122,5 +123,53 @@ func TestOutcomePerTarget(t *testing.T) {
 		if got.Status != tc.status || got.ArtifactKey != tc.key || got.Cleanup != tc.cleanup {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
+	}
+}
+
+// Finishing an interrupted run is kept in the catalog, not only in memory: a sidecar killed
+// again before its target answered still finishes the run after its next start.
+func TestInterruptedRunIsFinishedAfterASecondCrash(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	first, err := catalog.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := first.UpsertJob(ctx, catalog.Job{Project: "shop", Service: "db", Name: "default", Target: "offsite"})
+	run, _ := first.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
+	first.Close() // killed during the run
+
+	tgt := &downTarget{}
+	life := func() (*Runner, *catalog.Catalog) {
+		cat, err := catalog.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
+		if err := d.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return d, cat
+	}
+	d, cat := life() // the target is down: the run cannot be finished yet
+	if p := d.Pending(); len(p) != 1 || !strings.Contains(p[0], "finish the interrupted run") {
+		t.Fatalf("pending after the first restart: %q", p)
+	}
+	cat.Close() // killed again: what was pending in memory is gone
+
+	tgt.up = true
+	d, cat = life()
+	defer cat.Close()
+	if p := d.Pending(); len(p) != 0 {
+		t.Errorf("pending after the second restart: %q", p)
+	}
+	if len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
+		t.Errorf("removed %q, want the interrupted run's artifact", tgt.removed)
+	}
+	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 {
+		t.Errorf("still to settle: %+v", p)
+	}
+	if runs, _ := cat.Runs(ctx, id, 5); len(runs) != 1 || runs[0].ID != run || runs[0].Status != catalog.Interrupted {
+		t.Errorf("runs %+v", runs)
 	}
 }

@@ -204,7 +204,7 @@ func (r *Runner) members(j *Job) []*Job {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, t := range j.Targets[1:] {
-		if m, ok := r.jobs[j.Key()+"@"+t]; ok {
+		if m, ok := r.jobs[memberOf(j.Key(), t)]; ok {
 			out = append(out, m)
 		}
 	}
@@ -216,7 +216,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 	if err := r.opts.Catalog.FinishRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("recording the run failed", "error", err)
 	}
-	r.recovery.cleanUp(ctx)
+	r.recovery.settleAll(ctx, false)
 	if !j.manual {
 		r.opts.Recorder.RunFinished(j.ID(), run.Status == catalog.Success, time.Since(started), run.Size)
 	}

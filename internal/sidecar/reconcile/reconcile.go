@@ -168,7 +168,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				problems = append(problems, err.Error())
 				continue
 			}
-			for _, j := range members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name}) {
+			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name}) {
 				j.Fingerprint = fingerprint(j)
 				want[j.Key()] = j
 			}
@@ -193,28 +193,6 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.LastSync = problems, unscheduled, time.Now()
 	return nil
-}
-
-// members splits a job with several targets into one job per target: the first runs and
-// writes to all of them; the others (keyed JOB@TARGET) have their own retention, runs in
-// the catalog, metrics and status line.
-func members(j *jobs.Job) []*jobs.Job {
-	if len(j.Targets) < 2 {
-		return []*jobs.Job{j}
-	}
-	out := []*jobs.Job{j}
-	for _, t := range j.Targets[1:] {
-		m := *j
-		m.Target, m.Leader = t, j.Key()
-		if p, ok := j.TargetRetention[t]; ok {
-			m.Retention = p
-		}
-		out = append(out, &m)
-	}
-	if p, ok := j.TargetRetention[j.Target]; ok {
-		j.Retention = p
-	}
-	return out
 }
 
 // checkPaths refuses volume paths outside the container's mounts: they would back up the

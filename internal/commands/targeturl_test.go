@@ -1,0 +1,33 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+)
+
+// A target URL with credentials in it is refused by every command that takes one, saying
+// where credentials go, and the secret is shown nowhere (a "/" in it ends url.Parse's host).
+func TestTargetURLWithCredentialsIsRefused(t *testing.T) {
+	api := &fakeAPI{}
+	api.service("shop", "db", true)
+	const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"
+	url := "s3://AKIAIOSFODNN7EXAMPLE:" + secret + "@backups/site?endpoint=minio:9000"
+	for _, args := range [][]string{
+		{"run", "db", "--project", "shop", "--to", url},
+		{"restore", "latest", "--from", url, "--to", "db", "--project", "shop"},
+		{"ls", "--from", url},
+		{"verify", "latest", "--from", url, "--service", "db", "--project", "shop"},
+		{"target", "check", url},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			cli := newFakeCli(api)
+			err := cli.run(t, args...)
+			mustFail(t, err, "must not hold credentials", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY_FILE")
+			for _, s := range []string{err.Error(), cli.out.String(), cli.err.String()} {
+				if strings.Contains(s, "K7MDENG") || strings.Contains(s, "AKIAIOSFODNN7EXAMPLE") {
+					t.Errorf("the credentials are shown: %s", s)
+				}
+			}
+		})
+	}
+}
