@@ -229,6 +229,13 @@ func (p *pairing) orphans() []target.Object {
 	return out
 }
 
+// RemoveUnpublished removes what a backup that never published its manifest left at key: the
+// artifact, its chunk list and the target's unfinished uploads of both.
+func RemoveUnpublished(ctx context.Context, t target.Target, key string) error {
+	ck := artifact.ChunksKey(key)
+	return errors.Join(t.Delete(ctx, key), target.RemoveIncomplete(ctx, t, key), t.Delete(ctx, ck), target.RemoveIncomplete(ctx, t, ck))
+}
+
 // exists reports whether the object at key can be opened.
 func exists(ctx context.Context, t target.Target, key string) (bool, error) {
 	rc, err := t.Get(ctx, key)

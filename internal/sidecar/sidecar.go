@@ -194,12 +194,8 @@ func (d *Daemon) openKey() error {
 	if err := d.loadSigner(); err != nil {
 		return err
 	}
-	public, err := artifact.TrustedKeys(os.Getenv)
-	if err != nil {
-		return err
-	}
-	d.keys = artifact.NewKeyring(d.signer, public...)
-	d.log.Info("signing key", "key", d.signer.ID(), "public", d.signer.Public().String(), "trusted", len(public))
+	d.keys = artifact.NewKeyring(d.signer, d.cfg.TrustedKeys...)
+	d.log.Info("signing key", "key", d.signer.ID(), "public", d.signer.Public().String(), "trusted", len(d.cfg.TrustedKeys))
 	return nil
 }
 

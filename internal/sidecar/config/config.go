@@ -51,6 +51,9 @@ type Config struct {
 	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
 	// in its state directory.
 	SigningKeyFile string
+	// TrustedKeys are other hosts' public keys: their backups are trusted for restores,
+	// verifies and retention, beside the sidecar's own.
+	TrustedKeys []artifact.PublicKey
 	// AgeRecipients are the public keys every job's backups are encrypted for (a job's
 	// docker-backup.recipients label adds its own); none: not encrypted.
 	AgeRecipients []string
@@ -95,6 +98,11 @@ const (
 // secretWord marks a variable name whose value may be a secret: such a value is never
 // printed, not even in an error about it.
 var secretWord = regexp.MustCompile(`(?i)(KEY|SECRET|TOKEN|PASS|CREDENTIAL|AUTH)`)
+
+// secretPart marks a target name with a word of a secret's variable among its parts (OFFSITE_KEY,
+// NAS_PASSWORD): such a variable is refused as a target, its value never shown. A word inside a
+// name (MONKEY, PASSAU) is not one.
+var secretPart = regexp.MustCompile(`(?i)(^|_)(KEYS?|API_?KEY|SECRETS?|TOKENS?|PASS|PASSWD|PASSWORDS?|PASSPHRASE|CREDENTIALS?|AUTH)(_|$)`)
 
 // FromEnv reads the configuration from KEY=VALUE pairs (os.Environ()). Every invalid value
 // is reported, naming the variable, what is allowed and (unless it may be a secret) the value.
@@ -186,8 +194,8 @@ func namedTargets(cfg *Config, env map[string]string, errs *[]string) {
 // (DOCKER_BACKUP_TARGET_OFFSITE_REGION beside DOCKER_BACKUP_TARGET_OFFSITE).
 func notATarget(k string, env map[string]string) string {
 	name := strings.TrimPrefix(k, EnvTarget+"_")
-	if secretWord.MatchString(name) {
-		return "a target's name must not hold KEY, SECRET, TOKEN, PASS, CREDENTIAL or AUTH: such a variable may hold a secret, and a target's URL is shown" +
+	if secretPart.MatchString(name) {
+		return "a target's name must not have KEY, SECRET, TOKEN, PASS(WORD), CREDENTIAL or AUTH among its parts: such a variable may hold a secret, and a target's URL is shown" +
 			" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms)"
 	}
 	for other := range env {

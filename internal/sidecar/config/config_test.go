@@ -1,7 +1,9 @@
 package config
 
 import (
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -166,7 +168,7 @@ func TestConfigRefusesSecretsAsTargets(t *testing.T) {
 		want string
 	}{
 		{[]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://b/p", "DOCKER_BACKUP_TARGET_OFFSITE_SECRET=" + secrets[0]},
-			"DOCKER_BACKUP_TARGET_OFFSITE_SECRET (value not shown): a target's name must not hold KEY, SECRET"},
+			"DOCKER_BACKUP_TARGET_OFFSITE_SECRET (value not shown): a target's name must not have KEY, SECRET"},
 		{[]string{"DOCKER_BACKUP_TARGET_NAS_PASSWORD=" + secrets[1]},
 			"DOCKER_BACKUP_TARGET_NAS_PASSWORD (value not shown)"},
 		{[]string{"DOCKER_BACKUP_TARGET_OFFSITE=s3://b/p", "DOCKER_BACKUP_TARGET_OFFSITE_REGION=" + secrets[2]},
@@ -200,6 +202,10 @@ func TestConfigRefusesSecretsAsTargets(t *testing.T) {
 		"DOCKER_BACKUP_TARGET_OFF_SITE_SESSION_TOKEN=t", "DOCKER_BACKUP_TARGET_NAS=/nas"}); err != nil {
 		t.Error(err)
 	}
+	// A secret's word inside a name is not one of its parts.
+	if cfg, err := FromEnv([]string{"DOCKER_BACKUP_TARGET_MONKEY=/mnt/a", "DOCKER_BACKUP_TARGET_PASSAU=/mnt/b"}); err != nil || cfg.Targets["monkey"] == "" || cfg.Targets["passau"] == "" {
+		t.Errorf("targets monkey and passau: %+v, %v", cfg.Targets, err)
+	}
 }
 
 // Every setting is documented in docs/sidecar.md, and has its own doc text here.
@@ -211,6 +217,25 @@ func TestEverySettingIsDocumented(t *testing.T) {
 	for _, s := range settings {
 		if name := strings.TrimSuffix(s.env, "_FILE"); !strings.Contains(string(doc), "`"+name) || s.doc == "" {
 			t.Errorf("%s is not in docs/sidecar.md, or has no doc text", s.env)
+		}
+	}
+}
+
+func TestTrustedKeys(t *testing.T) {
+	k, _ := artifact.NewSigningKey([]byte(strings.Repeat("h", 32)))
+	file := filepath.Join(t.TempDir(), "trusted.keys")
+	os.WriteFile(file, []byte("# host 3\n"+k.Public().String()+" host3\n"), 0o600)
+	cfg, err := FromEnv([]string{"DOCKER_BACKUP_TRUSTED_KEYS=" + k.Public().String() + " host2", "DOCKER_BACKUP_TRUSTED_KEYS_FILE=" + file})
+	if err != nil || len(cfg.TrustedKeys) != 2 || cfg.TrustedKeys[0].ID() != k.ID() {
+		t.Fatalf("trusted keys %v, %v", cfg.TrustedKeys, err)
+	}
+	for _, env := range [][]string{
+		{"DOCKER_BACKUP_TRUSTED_KEYS=ssh-ed25519 AAAAC3Nza"},
+		{"DOCKER_BACKUP_TRUSTED_KEYS_FILE=relative/keys"},
+		{"DOCKER_BACKUP_TRUSTED_KEYS_FILE=/nonexistent/keys"},
+	} {
+		if _, err := FromEnv(env); err == nil || !strings.Contains(err.Error(), "DOCKER_BACKUP_TRUSTED_KEYS") {
+			t.Errorf("%q: %v", env, err)
 		}
 	}
 }

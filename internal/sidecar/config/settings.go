@@ -95,6 +95,23 @@ var settings = []setting{
 	{env: EnvSigningKeyFile, doc: "the file of the key manifests are signed with", set: func(c *Config, v string, p problems) {
 		c.SigningKeyFile = absoluteFile(v, p)
 	}},
+	{env: artifact.EnvTrustedKeys, doc: "public keys of other hosts whose backups are trusted too, one a line", raw: true, set: func(c *Config, v string, p problems) {
+		keys, err := artifact.ParsePublicKeys(v, artifact.EnvTrustedKeys)
+		if err != nil {
+			p.bad(v, err.Error())
+		}
+		c.TrustedKeys = append(c.TrustedKeys, keys...)
+	}},
+	{env: artifact.EnvTrustedKeysFile, doc: "a file of public keys of other hosts whose backups are trusted too, one a line", set: func(c *Config, v string, p problems) {
+		if v == "" {
+			return
+		}
+		keys, err := artifact.LoadPublicKeys(absoluteFile(v, p))
+		if err != nil {
+			p.bad(v, err.Error())
+		}
+		c.TrustedKeys = append(c.TrustedKeys, keys...)
+	}},
 	{env: EnvAgeRecipients, doc: "public keys every backup is encrypted for", set: func(c *Config, v string, p problems) {
 		if v == "" {
 			return

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/notify"
@@ -228,6 +229,14 @@ func (rc *recovery) settleAll(ctx context.Context, retry bool) {
 func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
 	key := run.Cleanup
 	m, err := pipeline.ReadManifest(ctx, tgt, key)
+	if err == nil && r.opts.Keys.Verify(m) != nil {
+		// Not the manifest this sidecar signed at the run's key: it goes with the rest.
+		r.log.Warn("the manifest at an interrupted run's key is not signed by this sidecar; removing it with what the run left", "run", run.ID, "key", key)
+		if err := tgt.Delete(ctx, artifact.ManifestKey(key)); err != nil {
+			return fmt.Errorf("removing the unsigned manifest of %s: %w", key, err)
+		}
+		err = target.ErrNotExist
+	}
 	switch {
 	case err == nil && run.Status == catalog.Interrupted:
 		if err := r.opts.Catalog.Recovered(ctx, catalog.Run{ID: run.ID, Size: m.Size, SHA256: m.SHA256}); err != nil {
@@ -240,7 +249,7 @@ func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run)
 	case !errors.Is(err, target.ErrNotExist):
 		return fmt.Errorf("checking the artifact %s of run %d: %w", key, run.ID, err)
 	}
-	if err := errors.Join(tgt.Delete(ctx, key), target.RemoveIncomplete(ctx, tgt, key)); err != nil {
+	if err := pipeline.RemoveUnpublished(ctx, tgt, key); err != nil {
 		return fmt.Errorf("removing the partial artifact %s of run %d: %w", key, run.ID, err)
 	}
 	r.log.Info("removed what the run left of its artifact", "run", run.ID, "status", run.Status, "key", key)

@@ -68,7 +68,7 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 	}
 	tgt.up = true
 	d.recovery.settleAll(ctx, false)
-	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
+	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || strings.Join(tgt.removed, " ") != "shop/db/x.sql.zst shop/db/x.sql.zst.chunks" {
 		t.Fatalf("once up: pending %+v, removed %q", p, tgt.removed)
 	}
 }
@@ -163,8 +163,8 @@ func TestInterruptedRunIsFinishedAfterASecondCrash(t *testing.T) {
 	if p := d.Pending(); len(p) != 0 {
 		t.Errorf("pending after the second restart: %q", p)
 	}
-	if len(tgt.removed) != 1 || tgt.removed[0] != "shop/db/x.sql.zst" {
-		t.Errorf("removed %q, want the interrupted run's artifact", tgt.removed)
+	if strings.Join(tgt.removed, " ") != "shop/db/x.sql.zst shop/db/x.sql.zst.chunks" {
+		t.Errorf("removed %q, want the interrupted run's artifact and chunk list", tgt.removed)
 	}
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 {
 		t.Errorf("still to settle: %+v", p)
