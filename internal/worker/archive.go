@@ -36,7 +36,8 @@ const (
 // by their absolute path without the leading slash ("data/x"), each path's entries together,
 // each directory before what it holds and names in increasing order (the order of the
 // Engine's archive API, which the restore's tar policy requires); hard links to the first
-// name seen; owners numeric; modification times to the nanosecond; the security.capability
+// name seen in the same path (a file linked from two paths is archived whole in each, as the
+// Engine's archive API does: a restore takes each path's archive on its own); owners numeric; modification times to the nanosecond; the security.capability
 // extended attribute of files and directories (as the Engine keeps it). Sockets are skipped, like the Engine does.
 //
 // Below each path nothing is reached by its name from the root: each entry is opened in its
@@ -71,8 +72,11 @@ type Root struct {
 // ArchiveRoots is Archive of roots.
 func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
+	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, buf: make([]byte, 1<<20), hash: xxhash.New()}
 	for _, r := range roots {
+		// One map of hard links per path: a link into another path's entries would make an
+		// archive that no restore accepts (the tar policy keeps each path's links inside it).
+		a.links = map[fileID]string{}
 		if err := a.archiveRoot(r); err != nil {
 			return nil, err
 		}
