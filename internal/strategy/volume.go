@@ -456,7 +456,13 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 		cur.abort(err)
 		return err
 	}
-	return finish()
+	if err := finish(); err != nil {
+		return err
+	}
+	if w := pol.Dropped(); w != "" {
+		v.log().Warn(w, "container", c.Name)
+	}
+	return nil
 }
 
 // TarPolicy checks the entries of a volume archive, in one pass with memory that does not
@@ -469,10 +475,16 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 //     written into, replacing any symbolic link that was there — nothing is written through
 //     a link, wherever it points;
 //   - a hard link points at an earlier regular file of the same path;
-//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices.
+//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices
+//     (refused), and no extended attribute that grants or labels privileges — security.*
+//     (file capabilities: cap_setuid is set-user-ID root by another name; security modules'
+//     labels) and trusted.* — which Check removes from the header, so that no restore path
+//     applies it: the file is restored without it (Dropped says what went).
 type TarPolicy struct {
 	paths   []string
 	trusted bool
+	dropped int      // privileged extended attributes removed
+	first   string   // the first of them: "security.capability of data/ping"
 	root    string   // the archive prefix of the current path ("var/lib/data")
 	done    []string // paths already finished
 	prev    []string // the previous entry's name, in components
@@ -546,7 +558,63 @@ func (t *TarPolicy) Check(hdr *tar.Header) (string, error) {
 	if hdr.Mode&(cISUID|cISGID) != 0 && hdr.Typeflag != tar.TypeDir && !t.trusted {
 		return "", fmt.Errorf("the archive entry %q is set-user-ID or set-group-ID (mode %o): refused from a backup whose manifest is not signed with this tool's key", hdr.Name, hdr.Mode)
 	}
+	if !t.trusted {
+		t.dropPrivileged(hdr, name)
+	}
 	return p, nil
+}
+
+// xattrRecord begins the PAX record of an extended attribute.
+const xattrRecord = "SCHILY.xattr."
+
+// PrivilegedXattr reports whether the extended attribute name grants or labels privileges:
+// security.* (file capabilities, security modules' labels) or trusted.*. Only a backup whose
+// manifest is signed with this tool's key restores them.
+func PrivilegedXattr(name string) bool {
+	return strings.HasPrefix(name, "security.") || strings.HasPrefix(name, "trusted.")
+}
+
+// dropPrivileged removes the privileged extended attributes from hdr (from both of the forms
+// archive/tar reads them into and writes them from), counting them.
+func (t *TarPolicy) dropPrivileged(hdr *tar.Header, name string) {
+	var dropped []string
+	for k := range hdr.PAXRecords {
+		if attr, ok := strings.CutPrefix(k, xattrRecord); ok && PrivilegedXattr(attr) {
+			delete(hdr.PAXRecords, k)
+			dropped = append(dropped, attr)
+		}
+	}
+	//lint:ignore SA1019 archive/tar still reads extended attributes into Xattrs and writes them from it
+	xattrs := hdr.Xattrs
+	for attr := range xattrs {
+		if PrivilegedXattr(attr) {
+			delete(xattrs, attr)
+			if !slices.Contains(dropped, attr) {
+				dropped = append(dropped, attr)
+			}
+		}
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	if t.dropped == 0 {
+		slices.Sort(dropped)
+		t.first = dropped[0] + " of " + name
+	}
+	t.dropped += len(dropped)
+}
+
+// Dropped says which privileged extended attributes Check removed (empty: none), for a
+// warning: the files were restored without them.
+func (t *TarPolicy) Dropped() string {
+	if t.dropped == 0 {
+		return ""
+	}
+	more := ""
+	if t.dropped > 1 {
+		more = fmt.Sprintf(" and %d more", t.dropped-1)
+	}
+	return fmt.Sprintf("restored without the extended attributes that grant privileges (%s%s): the backup's manifest is not signed with this tool's key, and file capabilities and security labels are restored only from signed backups", t.first, more)
 }
 
 // Mode bits of tar headers.

@@ -2,6 +2,7 @@ package strategy
 
 import (
 	"archive/tar"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,6 +75,50 @@ func TestInside(t *testing.T) {
 		{"/srv", "/srv/uploads", false}, {"/x", "/", true}} {
 		if got := Inside(c.p, c.dir); got != c.want {
 			t.Errorf("Inside(%q, %q) = %v", c.p, c.dir, got)
+		}
+	}
+}
+
+// TestTarPolicyDropsPrivilegedXattrs: from a backup that is not trusted, Check removes every
+// security.* and trusted.* extended attribute (both forms archive/tar keeps them in) and says
+// so; other attributes stay; a trusted backup keeps them all.
+func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
+	capability := "\x01\x00\x00\x02\x80\x00\x00\x00" // cap_setuid (bit 7), permitted and effective
+	entry := func() *tar.Header {
+		return &tar.Header{Name: "data/ping", Typeflag: tar.TypeReg, Mode: 0o755, PAXRecords: map[string]string{
+			"SCHILY.xattr.security.capability": capability, "SCHILY.xattr.security.selinux": "system_u:object_r:bin_t:s0",
+			"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.note": "kept", "mtime": "1"}}
+	}
+	for _, trusted := range []bool{false, true} {
+		pol := NewTarPolicy([]string{"/data"}, trusted)
+		if _, err := pol.Check(&tar.Header{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		hdr := entry()
+		hdr.Xattrs = map[string]string{"security.capability": capability, "trusted.x": "1", "user.note": "kept"} //lint:ignore SA1019 the form a reader still fills
+		if _, err := pol.Check(hdr); err != nil {
+			t.Fatalf("trusted %v: %v", trusted, err)
+		}
+		var left []string
+		for k := range hdr.PAXRecords {
+			left = append(left, k)
+		}
+		for k := range hdr.Xattrs { //lint:ignore SA1019 the form a reader still fills
+			left = append(left, "Xattrs:"+k)
+		}
+		slices.Sort(left)
+		got := strings.Join(left, " ")
+		if trusted {
+			if len(left) != 8 || pol.Dropped() != "" {
+				t.Errorf("trusted: attributes %s, dropped %q; want all kept", got, pol.Dropped())
+			}
+			continue
+		}
+		if got != "SCHILY.xattr.user.note Xattrs:user.note mtime" {
+			t.Errorf("untrusted: attributes left %s, want only user.note and mtime", got)
+		}
+		if d := pol.Dropped(); !strings.Contains(d, "security.capability of data/ping and 3 more") || !strings.Contains(d, "not signed") {
+			t.Errorf("untrusted: Dropped() = %q", d)
 		}
 	}
 }

@@ -24,7 +24,8 @@ import (
 // nothing lands outside the backed-up paths and nothing is written through a link, whatever
 // the archive says); an existing entry is replaced unless both are directories (a directory
 // is merged); owners, modes (set-user-ID and sticky bits after the owner), the
-// security.capability attribute and times are applied; directory times last. Runs of zeros
+// security.capability attribute of regular files (only from a trusted backup: the policy
+// removes it from others) and times are applied; directory times last. Runs of zeros
 // in a file are left as holes, so sparse files stay sparse. Entries already on disk that the
 // archive does not hold are left alone.
 //
@@ -146,6 +147,14 @@ type extractor struct {
 	wg    sync.WaitGroup
 	mu    sync.Mutex // guards dirRoot.refs and .stale, and err
 	err   error
+}
+
+// warn tells the caller what the tar policy left out (privileged extended attributes of a
+// backup that is not trusted).
+func (x *extractor) warn(rep *reporter) {
+	if w := x.pol.Dropped(); w != "" {
+		rep.send(Report{Raw: rep.raw.Load(), Warn: w})
+	}
 }
 
 func (x *extractor) close() {
@@ -379,11 +388,6 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
 		return fail("setting the owner", err)
 	}
-	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok && hdr.Typeflag == tar.TypeReg {
-		if err := unix.Lsetxattr(disk, "security.capability", []byte(v), 0); err != nil {
-			return fail("setting security.capability", err)
-		}
-	}
 	if hdr.Typeflag == tar.TypeSymlink {
 		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 		if err := unix.UtimesNanoAt(unix.AT_FDCWD, disk, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -480,15 +484,16 @@ func (x *extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.
 }
 
 // fileMeta sets a regular file's owner, security.capability and mode (after the owner:
-// changing it clears the set-user-ID bits) through f.
+// changing it clears the set-user-ID bits) through f. A backup that is not trusted has no
+// security.capability by then: the tar policy removed it.
 func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) error {
 	abs := "/" + hdr.Name
 	if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("restoring %s: setting the owner: %w", abs, err)
 	}
-	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok {
-		if err := unix.Fsetxattr(int(f.Fd()), "security.capability", []byte(v), 0); err != nil {
-			return fmt.Errorf("restoring %s: setting security.capability: %w", abs, err)
+	if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityAttr]; ok {
+		if err := unix.Fsetxattr(int(f.Fd()), capabilityAttr, []byte(v), 0); err != nil {
+			return fmt.Errorf("restoring %s: setting %s: %w", abs, capabilityAttr, err)
 		}
 	}
 	if err := f.Chmod(perm); err != nil {

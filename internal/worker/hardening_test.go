@@ -3,10 +3,15 @@ package worker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"golang.org/x/sys/unix"
 )
 
 // TestHardLinkBetweenPaths: a file hard-linked from two backed-up paths of one volume is
@@ -37,5 +42,76 @@ func TestHardLinkBetweenPaths(t *testing.T) {
 	tree := listTree(t, src)
 	if !strings.Contains(tree, "/b/y -rw-r--r-- 0:0 size=7") || !strings.Contains(tree, "nlink=2") {
 		t.Errorf("b/y and b/z are not one file again:\n%s", tree)
+	}
+}
+
+// capSetuid is a security.capability value: cap_setuid (bit 7), permitted and effective
+// (VFS_CAP_REVISION_2) — set-user-ID root by another name.
+var capSetuid = []byte{1, 0, 0, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+// TestUntrustedRestoreDropsCapabilities: a file's capabilities come back from a trusted backup
+// only; from one that is not (unsigned, another key), the file is restored without them, in
+// place and staged, and the worker says so in a warning.
+func TestUntrustedRestoreDropsCapabilities(t *testing.T) {
+	src, _, must := volumeDirs(t)
+	must(os.MkdirAll(src, 0o755))
+	must(os.WriteFile(filepath.Join(src, "ping"), []byte("#!/bin/true\n"), 0o755))
+	must(os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("x"), 2<<20), 0o755)) // not a small file
+	for _, name := range []string{"ping", "big"} {
+		must(unix.Setxattr(filepath.Join(src, name), capabilityAttr, capSetuid, 0))
+	}
+	var archive bytes.Buffer
+	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	must(err)
+	capOf := func(name string) string {
+		c, err := xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(filepath.Join(src, name), capabilityAttr, buf) })
+		if err != nil {
+			return ""
+		}
+		return string(c)
+	}
+	reset := func() {
+		t.Helper()
+		for _, name := range []string{"ping", "big"} {
+			must(os.Remove(filepath.Join(src, name)))
+		}
+	}
+	check := func(how string, trusted bool) {
+		t.Helper()
+		for _, name := range []string{"ping", "big"} {
+			got, want := capOf(name), ""
+			if trusted {
+				want = string(capSetuid)
+			}
+			if got != want {
+				t.Errorf("%s, trusted %v: %s has the capability %x, want %x", how, trusted, name, got, want)
+			}
+			if fi, err := os.Stat(filepath.Join(src, name)); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("%s, trusted %v: %s not restored: %v", how, trusted, name, err)
+			}
+		}
+	}
+	for _, trusted := range []bool{false, true} {
+		reset()
+		must(Extract(context.Background(), bytes.NewReader(archive.Bytes()), []string{src}, []string{src}, trusted))
+		check("in place", trusted)
+
+		reset()
+		req := Request{Op: OpRestore, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd, Trusted: trusted,
+			Staged: true, Size: int64(archive.Len())}
+		var reports bytes.Buffer
+		if code := Serve(context.Background(), stagedInput(t, req, archive.Bytes(), false, VerdictCommit), io.Discard, &reports); code != 0 {
+			t.Fatalf("staged restore: exit code %d:\n%s", code, reports.String())
+		}
+		check("staged", trusted)
+		warned := false
+		for _, l := range strings.Split(strings.TrimSpace(reports.String()), "\n") {
+			var r Report
+			must(json.Unmarshal([]byte(l), &r))
+			warned = warned || strings.Contains(r.Warn, "security.capability of")
+		}
+		if warned == trusted {
+			t.Errorf("staged, trusted %v: warned about the dropped capabilities: %v; reports:\n%s", trusted, warned, reports.String())
+		}
 	}
 }

@@ -575,6 +575,12 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		sendErr <- err
 	}()
 	reports := &reportReader{progress: progress, onReport: func(rep Report) {
+		if rep.Log != "" {
+			s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
+		}
+		if rep.Warn != "" {
+			s.r.log().Warn(rep.Warn)
+		}
 		if onReport != nil {
 			onReport(rep)
 		}
