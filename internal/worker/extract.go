@@ -126,6 +126,30 @@ type dirRoot struct {
 	// the restore writes in place).
 	dir    string
 	staged *stagedMount
+	// f is the directory, opened on first use by dirFD (closed with the root).
+	f *os.File
+}
+
+// dirFD returns a descriptor of d's directory, for the calls os.Root has no method for
+// (mknodat, utimensat of a link): they resolve one name in it, never a path from the root.
+func (d *dirRoot) dirFD() (int, error) {
+	if d.f == nil {
+		f, err := d.root.Open(".")
+		if err != nil {
+			return -1, err
+		}
+		d.f = f
+	}
+	return int(d.f.Fd()), nil
+}
+
+// closeRoot closes d's root and its directory's descriptor.
+func (d *dirRoot) closeRoot() {
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
+	d.root.Close()
 }
 
 type extractor struct {
@@ -163,7 +187,7 @@ func (x *extractor) close() {
 		x.retire(x.cur)
 	}
 	for _, r := range x.roots {
-		r.root.Close()
+		r.closeRoot()
 	}
 }
 
@@ -173,7 +197,7 @@ func (x *extractor) retire(d *dirRoot) {
 	defer x.mu.Unlock()
 	d.stale = true
 	if d.refs == 0 && !d.mount {
-		d.root.Close()
+		d.closeRoot()
 	}
 }
 
@@ -182,7 +206,7 @@ func (x *extractor) release(d *dirRoot) {
 	defer x.mu.Unlock()
 	d.refs--
 	if d.refs == 0 && d.stale && !d.mount {
-		d.root.Close()
+		d.closeRoot()
 	}
 }
 
@@ -300,7 +324,6 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			mountPoint = false
 		}
 	}
-	disk := path.Join(mount.dir, fullName) // where the entry is written, as the worker sees it
 	dr, name, err := x.inDir(mount, fullName)
 	if err != nil {
 		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
@@ -376,9 +399,14 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 	case tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
 		typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
-		// The policy made every directory on the way an archive directory: no link in it.
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(disk, typ|uint32(perm&fs.ModePerm), int(dev)); err != nil {
+		// In the directory's descriptor: a directory on the way swapped for a link meanwhile
+		// (the service runs during a staged restore) leads nowhere.
+		fd, err := dr.dirFD()
+		if err == nil {
+			err = unix.Mknodat(fd, name, typ|uint32(perm&fs.ModePerm), int(dev))
+		}
+		if err != nil {
 			return fail("creating the node", err)
 		}
 	default:
@@ -390,7 +418,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	if hdr.Typeflag == tar.TypeSymlink {
 		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, disk, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		fd, err := dr.dirFD()
+		if err == nil {
+			err = unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		if err != nil {
 			return fail("setting the link's times", err)
 		}
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,5 +114,57 @@ func TestUntrustedRestoreDropsCapabilities(t *testing.T) {
 		if warned == trusted {
 			t.Errorf("staged, trusted %v: warned about the dropped capabilities: %v; reports:\n%s", trusted, warned, reports.String())
 		}
+	}
+}
+
+// TestExtractNodesInTheDirectoryDescriptor: the directory a restore is writing into is
+// swapped for a link to elsewhere between two entries (a running service can do that during
+// a staged restore): the named pipe and the link's times that follow are made in the
+// directory the restore holds open, nothing is created through the link.
+func TestExtractNodesInTheDirectoryDescriptor(t *testing.T) {
+	src, outside, must := volumeDirs(t)
+	must(os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	must(os.MkdirAll(outside, 0o755))
+	must(os.WriteFile(filepath.Join(src, "d/a"), bytes.Repeat([]byte("a"), 512), 0o644))
+	must(unix.Mkfifo(filepath.Join(src, "d/p"), 0o600))
+	must(os.Symlink("a", filepath.Join(src, "d/s")))
+	var archive bytes.Buffer
+	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	must(err)
+	// Where the first file's content ends: after it, the restore has entered d.
+	cut := bytes.Index(archive.Bytes(), bytes.Repeat([]byte("a"), 512)) + 512
+	if cut < 512 {
+		t.Fatal("the file's content is not in the archive")
+	}
+	must(os.RemoveAll(filepath.Join(src, "d")))
+
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := Extract(context.Background(), pr, []string{src}, []string{src}, true)
+		pr.CloseWithError(fmt.Errorf("the restore ended: %v", err))
+		done <- err
+	}()
+	if _, err := pw.Write(archive.Bytes()[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	// The restore read the file: d is its current directory. Swapped for a link to outside.
+	must(os.Rename(filepath.Join(src, "d"), filepath.Join(src, "d.held")))
+	must(os.Symlink(outside, filepath.Join(src, "d")))
+	if _, err := pw.Write(archive.Bytes()[cut:]); err != nil {
+		t.Fatalf("the restore stopped reading: %v (its error: %v)", err, <-done)
+	}
+	pw.Close()
+	// The restore may refuse the swapped directory at the end (its times are set through the
+	// volume's root, which follows no link out); it must not fail before.
+	if err := <-done; err != nil && !strings.Contains(err.Error(), "setting the times of "+filepath.Join(src, "d")+":") {
+		t.Errorf("the restore failed: %v", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("the restore created %v through the link", entries)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(src, "d.held/p"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Errorf("the named pipe is not in the directory the restore held: %v", err)
 	}
 }
