@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -222,6 +223,46 @@ func sameFile(fd int, fi fs.FileInfo) error {
 	return nil
 }
 
+// openRegular opens the regular file base of the directory dfd for reading, fi being what
+// was found there a moment before. The entry is first opened as a location only (O_PATH:
+// nothing is opened — no device's driver, no named pipe) and checked to be that very file;
+// only then is it opened for reading, through that descriptor (/proc/self/fd), so that a
+// device node or a pipe swapped in meanwhile is never opened. Without /proc it is opened by
+// its name, non-blocking and without becoming a controlling terminal, and checked again.
+func openRegular(dfd int, base string, fi fs.FileInfo) (int, error) {
+	pfd, err := openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	if err := sameFile(pfd, fi); err != nil {
+		return -1, err
+	}
+	const read = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := openat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), read)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = openat(dfd, base, read|unix.O_NOFOLLOW)
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := sameFile(fd, fi); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// openat is unix.Openat, again when interrupted.
+func openat(dfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dfd, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
 // capabilityAttr is the extended attribute of a file's capabilities, which the archive keeps.
 const capabilityAttr = "security.capability"
 
@@ -263,16 +304,15 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 	}
 	var f *os.File
 	if hdr.Typeflag == tar.TypeReg {
-		// O_NONBLOCK: a named pipe swapped in meanwhile does not block the open (it is refused).
-		nfd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		nfd, err := openRegular(dfd, base, fi)
+		if errors.Is(err, errChanged) {
+			return fmt.Errorf("%s %w", abs, err)
+		}
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", abs, err)
 		}
 		f = os.NewFile(uintptr(nfd), abs)
 		defer f.Close()
-		if err := sameFile(nfd, fi); err != nil {
-			return fmt.Errorf("%s %w", abs, err)
-		}
 		fd = nfd
 	}
 	// Capabilities are read through the open descriptor: a file's or a directory's. A link, a

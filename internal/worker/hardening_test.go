@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"golang.org/x/sys/unix"
 )
@@ -166,5 +168,47 @@ func TestExtractNodesInTheDirectoryDescriptor(t *testing.T) {
 	var st unix.Stat_t
 	if err := unix.Lstat(filepath.Join(src, "d.held/p"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		t.Errorf("the named pipe is not in the directory the restore held: %v", err)
+	}
+}
+
+// TestArchiveOpensNoNodeSwappedIn: a regular file examined by the walk is replaced by a device
+// node or a named pipe before it is read (a running service can do that): the backup refuses
+// the entry without ever opening the node — no driver's open runs, no writer of the pipe is
+// released (inotify sees no open of it).
+func TestArchiveOpensNoNodeSwappedIn(t *testing.T) {
+	src, _, must := volumeDirs(t)
+	must(os.MkdirAll(src, 0o755))
+	for _, kind := range []string{"a device node", "a named pipe"} {
+		t.Run(kind, func(t *testing.T) {
+			p := filepath.Join(src, "f")
+			must(os.WriteFile(p, []byte("data"), 0o644))
+			dfd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			must(err)
+			defer unix.Close(dfd)
+			fi, err := lstatAt(dfd, "f")
+			must(err)
+			must(os.Remove(p))
+			if kind == "a device node" {
+				must(unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))) // /dev/null's numbers
+			} else {
+				must(unix.Mkfifo(p, 0o666))
+			}
+			defer os.Remove(p)
+			in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+			must(err)
+			defer unix.Close(in)
+			_, err = unix.InotifyAddWatch(in, p, unix.IN_OPEN)
+			must(err)
+
+			a := &archiver{ctx: context.Background(), tw: tar.NewWriter(io.Discard), links: map[fileID]string{}, buf: make([]byte, 4096), hash: xxhash.New()}
+			err = a.add(dfd, "f", p, "vol/f", fi, -1)
+			if err == nil || !strings.Contains(err.Error(), "changed while it was archived") {
+				t.Errorf("archiving the swapped entry: %v, want it refused as changed", err)
+			}
+			buf := make([]byte, 4096)
+			if n, err := unix.Read(in, buf); n > 0 || err != unix.EAGAIN {
+				t.Errorf("the backup opened %s swapped in (inotify: %d bytes of events, %v)", kind, n, err)
+			}
+		})
 	}
 }
