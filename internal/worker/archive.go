@@ -46,6 +46,11 @@ const (
 // that a running service swaps in for a directory while it is archived leads nowhere.
 //
 // A staged restore's directory at the root of one of mounts (left by a power cut) is skipped.
+// The walk stays on the mount of each path: another mount below it is archived only when it
+// is one of mounts (a volume of the service mounted inside another, which the Engine's
+// archive API includes too); any other (the worker's own socket directory below a path
+// /run, a mount made on the host inside a volume's directory) is left out with its mount
+// point.
 //
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (strategy.Volume's Count), from the entries as they are written: no second parse.
@@ -124,7 +129,7 @@ func (a *archiver) archiveRoot(r Root) error {
 		unix.Close(dfd)
 		dfd = fd
 	}
-	return a.walk(dfd, parts[len(parts)-1], abs, r.Name)
+	return a.walk(dfd, parts[len(parts)-1], abs, r.Name, nil)
 }
 
 // openDir opens the directory name in dfd; follow: a symbolic link (in the trusted path to an
@@ -143,8 +148,8 @@ func openDir(dfd int, name string, follow bool) (int, error) {
 }
 
 // walk archives the entry base of the directory dfd (its path abs, its entry named name) and,
-// for a directory, what it holds.
-func (a *archiver) walk(dfd int, base, abs, name string) error {
+// for a directory, what it holds; parent is the directory dfd (nil for a path's root).
+func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
@@ -152,7 +157,7 @@ func (a *archiver) walk(dfd int, base, abs, name string) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
-	if fi.Mode()&fs.ModeSocket != 0 {
+	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) {
 		return nil
 	}
 	if !fi.IsDir() {
@@ -182,11 +187,27 @@ func (a *archiver) walk(dfd int, base, abs, name string) error {
 		if e.IsDir() && strategy.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
 			continue
 		}
-		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name()); err != nil {
+		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name(), fi); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// foreign reports whether fi, at abs in the directory parent, is the root of a mount other
+// than parent's that is not one of a.mounts: the walk does not enter it. Mounts are told
+// apart by their IDs (statx), so that a bind mount of the same file system is one too and a
+// btrfs subvolume (another device number, the same mount) is not; by device numbers where
+// the kernel gives no mount ID (before Linux 5.8).
+func (a *archiver) foreign(parent, fi *statInfo, abs string) bool {
+	if parent == nil {
+		return false
+	}
+	same := parent.st.Dev == fi.st.Dev
+	if parent.mnt != 0 && fi.mnt != 0 {
+		same = parent.mnt == fi.mnt
+	}
+	return !same && !slices.Contains(a.mounts, abs)
 }
 
 // readDirNames lists the directory fd (read from its start) sorted by name. It does not
@@ -210,14 +231,14 @@ func readDirNames(fd int) ([]fs.DirEntry, error) {
 // errChanged: the entry opened is not the one examined a moment before.
 var errChanged = errors.New("changed while it was archived (stop the service during backups: --stop)")
 
-// sameFile checks that the open fd is the file fi describes.
+// sameFile checks that the open fd is the file fi describes (its device, inode and type).
 func sameFile(fd int, fi fs.FileInfo) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	var sx unix.Statx_t
+	if err := statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_TYPE|unix.STATX_INO, &sx); err != nil {
 		return err
 	}
 	want := fi.Sys().(*syscall.Stat_t)
-	if st.Dev != want.Dev || st.Ino != want.Ino || st.Mode&unix.S_IFMT != want.Mode&unix.S_IFMT {
+	if unix.Mkdev(sx.Dev_major, sx.Dev_minor) != want.Dev || sx.Ino != want.Ino || uint32(sx.Mode)&unix.S_IFMT != want.Mode&unix.S_IFMT {
 		return errChanged
 	}
 	return nil
@@ -385,30 +406,42 @@ func typeBits(m fs.FileMode) int64 {
 	return 0
 }
 
-// lstatAt examines the entry name of the directory dfd without following a link.
-func lstatAt(dfd int, name string) (fs.FileInfo, error) {
-	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+// lstatAt examines the entry name of the directory dfd without following a link (statx:
+// with the ID of its mount).
+func lstatAt(dfd int, name string) (*statInfo, error) {
+	var sx unix.Statx_t
+	if err := statx(dfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &sx); err != nil {
+		return nil, err
+	}
+	ts := func(t unix.StatxTimestamp) syscall.Timespec { return syscall.Timespec{Sec: t.Sec, Nsec: int64(t.Nsec)} }
+	info := &statInfo{name: path.Base(name), st: syscall.Stat_t{
 		// archive/tar reads owners and device numbers from a *syscall.Stat_t.
-		return &statInfo{name: path.Base(name), st: syscall.Stat_t{
-			Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
-			Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
-			Atim: syscall.Timespec(st.Atim), Mtim: syscall.Timespec(st.Mtim), Ctim: syscall.Timespec(st.Ctim),
-		}}, nil
+		Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Nlink: uint64(sx.Nlink), Mode: uint32(sx.Mode),
+		Uid: sx.Uid, Gid: sx.Gid, Rdev: unix.Mkdev(sx.Rdev_major, sx.Rdev_minor), Size: int64(sx.Size),
+		Blksize: int64(sx.Blksize), Blocks: int64(sx.Blocks), Atim: ts(sx.Atime), Mtim: ts(sx.Mtime), Ctim: ts(sx.Ctime),
+	}}
+	if sx.Mask&unix.STATX_MNT_ID != 0 {
+		info.mnt = sx.Mnt_id
+	}
+	return info, nil
+}
+
+// statx is unix.Statx (synchronised as stat is), again when interrupted.
+func statx(dfd int, name string, flags, mask int, sx *unix.Statx_t) error {
+	for {
+		err := unix.Statx(dfd, name, flags|unix.AT_STATX_SYNC_AS_STAT, mask, sx)
+		if err != unix.EINTR {
+			return err
+		}
 	}
 }
 
-// statInfo is the fs.FileInfo of a stat, as os.Lstat makes it.
+// statInfo is the fs.FileInfo of a stat, as os.Lstat makes it, and the ID of the entry's
+// mount (0: unknown).
 type statInfo struct {
 	name string
 	st   syscall.Stat_t
+	mnt  uint64
 }
 
 func (s *statInfo) Name() string       { return s.name }

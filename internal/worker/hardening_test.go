@@ -212,3 +212,47 @@ func TestArchiveOpensNoNodeSwappedIn(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveStaysOnItsMounts: below a backed-up path, a mount that is not one of the
+// service's (a tmpfs; a bind mount of the same file system, told apart by its mount ID) is
+// not archived — neither its files nor its mount point — while a mount of the service
+// inside the path is, as the Engine's archive API does.
+func TestArchiveStaysOnItsMounts(t *testing.T) {
+	src, outside, must := volumeDirs(t)
+	for _, d := range []string{"tmpfs", "bound", "service"} {
+		must(os.MkdirAll(filepath.Join(src, d), 0o755))
+	}
+	must(os.MkdirAll(outside, 0o755))
+	must(os.WriteFile(filepath.Join(src, "own.txt"), []byte("the path's own\n"), 0o644))
+	must(os.WriteFile(filepath.Join(outside, "secret"), []byte("not the service's\n"), 0o600))
+	mount := func(source, target, fstype string, flags uintptr) {
+		t.Helper()
+		if err := unix.Mount(source, target, fstype, flags, ""); err != nil {
+			t.Fatalf("mounting %s on %s (the test needs root with CAP_SYS_ADMIN): %v", source, target, err)
+		}
+		t.Cleanup(func() { _ = unix.Unmount(target, unix.MNT_DETACH) })
+	}
+	mount("tmpfs", filepath.Join(src, "tmpfs"), "tmpfs", 0)
+	must(os.WriteFile(filepath.Join(src, "tmpfs/secret"), []byte("on the tmpfs\n"), 0o600))
+	mount(outside, filepath.Join(src, "bound"), "", unix.MS_BIND)
+	mount("tmpfs", filepath.Join(src, "service"), "tmpfs", 0)
+	must(os.WriteFile(filepath.Join(src, "service/data"), []byte("the service's\n"), 0o600))
+
+	var buf bytes.Buffer
+	_, err := Archive(context.Background(), []string{src}, []string{src, filepath.Join(src, "service")}, &buf)
+	must(err)
+	var names []string
+	tr := tar.NewReader(&buf)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(err)
+		names = append(names, strings.TrimPrefix("/"+hdr.Name, src))
+	}
+	got := strings.Join(names, " ")
+	if want := "/ /own.txt /service/ /service/data"; got != want {
+		t.Errorf("archived %s, want %s", got, want)
+	}
+}
