@@ -120,7 +120,7 @@ func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req 
 	if err != nil {
 		return nil, nil, stepErr(c, "copy", err)
 	}
-	s, err := v.openWorker(ctx, c, paths, false)
+	s, err := v.openWorker(ctx, c, paths, WorkerAccess{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +149,7 @@ func (v *Volume) Settle() {
 }
 
 // openWorker opens a worker session and says which data path runs.
-func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, write bool) (WorkerSession, error) {
+func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, access WorkerAccess) (WorkerSession, error) {
 	if v.Worker == nil {
 		if v.RequireWorker {
 			return nil, stepErr(c, "copy", errors.New("a worker container is required but none is configured"))
@@ -157,12 +157,17 @@ func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths 
 		v.log().Info("volume data path: the Engine's archive API")
 		return nil, fmt.Errorf("%w: not configured", ErrNoWorker)
 	}
-	s, err := v.Worker.Open(ctx, c, paths, write)
-	if err != nil {
-		if errors.Is(err, ErrNoWorker) && !v.RequireWorker {
-			v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
-			return nil, err
-		}
+	s, err := v.Worker.Open(ctx, c, paths, access)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoWorker) && !v.RequireWorker:
+		v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
+		return nil, err
+	case errors.Is(err, ErrNoWorker):
+		// Required: an error of its own, which no caller takes for "use the archive API".
+		return nil, stepErr(c, "copy", fmt.Errorf("a worker container is required (DOCKER_BACKUP_WORKER=on) and none can be used: %s; or let the Engine's archive API do the work (DOCKER_BACKUP_WORKER=auto)",
+			strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ")))
+	default:
 		return nil, stepErr(c, "copy", err)
 	}
 	v.log().Info("volume data path: " + DataPathText(dataPathOf(s)))
@@ -179,7 +184,7 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 	s := v.takeWarm()
 	if s != nil {
 		v.log().Info("volume data path: " + DataPathText(DataPathWorker))
-	} else if s, err = v.openWorker(ctx, c, paths, true); err != nil {
+	} else if s, err = v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted}); err != nil {
 		return err
 	}
 	defer s.Close()
@@ -206,7 +211,7 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 	if err != nil {
 		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
 	}
-	s, err := v.openWorker(ctx, c, paths, true)
+	s, err := v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		if errors.Is(err, ErrNoWorker) {
 			return err
@@ -260,7 +265,7 @@ func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data 
 	if err != nil {
 		return release
 	}
-	s, err := v.Worker.Open(ctx, c, paths, true)
+	s, err := v.Worker.Open(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		return release
 	}

@@ -2,9 +2,15 @@ package strategy
 
 import (
 	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
 )
 
 // The archive policy of volume restores, entry by entry.
@@ -119,6 +125,42 @@ func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
 		}
 		if d := pol.Dropped(); !strings.Contains(d, "security.capability of data/ping and 3 more") || !strings.Contains(d, "not signed") {
 			t.Errorf("untrusted: Dropped() = %q", d)
+		}
+	}
+}
+
+// noWorkerHere is a Worker that can never run (a plugin built with cgo cannot be its own
+// worker image).
+type noWorkerHere struct{}
+
+func (noWorkerHere) Open(context.Context, *containers.Container, []string, WorkerAccess) (WorkerSession, error) {
+	return nil, fmt.Errorf("%w: /usr/libexec/docker/cli-plugins/docker-backup is dynamically linked (build it with CGO_ENABLED=0 for a worker container)", ErrNoWorker)
+}
+
+// TestRequiredWorkerIsNotReplaced: with a worker required (DOCKER_BACKUP_WORKER=on), a worker
+// that cannot run is an error saying why and what to do — never the archive API's fallback
+// (an error wrapping ErrNoWorker, which the pipeline takes for "use the archive API").
+func TestRequiredWorkerIsNotReplaced(t *testing.T) {
+	c := &containers.Container{Name: "app-files-1", Project: "app", Service: "files"}
+	for _, required := range []bool{false, true} {
+		v, err := NewVolume([]string{"/data"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Worker, v.RequireWorker = noWorkerHere{}, required
+		_, _, err = v.BackupPacked(context.Background(), c, WorkRequest{}, io.Discard, nil)
+		if !required {
+			if !errors.Is(err, ErrNoWorker) {
+				t.Errorf("not required: %v, want the archive API's fallback", err)
+			}
+			continue
+		}
+		_, ferr := v.Found(context.Background(), c, Source{SourcePaths: "/data"}, nil)
+		for what, err := range map[string]error{"backup": err, "verify's count": ferr} {
+			if err == nil || errors.Is(err, ErrNoWorker) || !strings.Contains(err.Error(), "dynamically linked") ||
+				!strings.Contains(err.Error(), "CGO_ENABLED=0") || !strings.Contains(err.Error(), "DOCKER_BACKUP_WORKER=on") {
+				t.Errorf("required, %s: %v; want an error of its own saying why and what to do", what, err)
+			}
 		}
 	}
 }

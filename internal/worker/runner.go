@@ -171,10 +171,14 @@ func mountsBelow(mounts []container.MountPoint, p string, holder *container.Moun
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
-// read-only unless write — for a backup, Local reads them in this process instead when it
-// can. The caller must Close the session. An error wrapping strategy.ErrNoWorker means
-// nothing was created and the archive API should be used.
-func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, write bool) (strategy.WorkerSession, error) {
+// read-only unless access.Write — for a backup, Local reads them in this process instead when
+// it can. The worker sees nothing else of the host but its own socket directory; it runs with
+// a read-only root file system (a restore's staging of mounted files goes to a volume of its
+// own, removed with it), no new privileges, and only the capabilities access needs
+// (Capabilities). The caller must Close the session. An error wrapping strategy.ErrNoWorker
+// means nothing was created and the archive API should be used.
+func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, access strategy.WorkerAccess) (strategy.WorkerSession, error) {
+	write := access.Write
 	if r.Local != nil && !write {
 		s, err := r.Local.Open(ctx, c, paths)
 		if err == nil {
@@ -227,10 +231,18 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	// The engine removes the worker once it exits, whatever became of the caller (kill -9
 	// included: its stream ends, and so does the worker); Close removes one that did not.
 	hc := &container.HostConfig{
-		AutoRemove:  true,
-		NetworkMode: network,
-		LogConfig:   container.LogConfig{Type: "none"},
-		SecurityOpt: []string{"no-new-privileges"},
+		AutoRemove:     true,
+		NetworkMode:    network,
+		LogConfig:      container.LogConfig{Type: "none"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         Capabilities(access),
+		ReadonlyRootfs: true,
+	}
+	if write {
+		// Where a staged restore keeps the new content of mounted files (not renamed over:
+		// rewritten at the commit): an anonymous volume, removed with the worker.
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
 	}
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
@@ -279,6 +291,23 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		return nil, noWorker("creating the worker container: %v", err)
 	}
 	return s, nil
+}
+
+// Capabilities are the only ones a worker keeps (all others are dropped): reading every file
+// whatever its mode and owner (DAC_OVERRIDE; a backup's mounts are read-only); for a restore,
+// also giving files their owners (CHOWN), their modes, times and links whoever owns them
+// (FOWNER) and set-group-ID bits for groups not its own (FSETID); for a trusted restore,
+// also making device nodes (MKNOD) and setting file capabilities (SETFCAP), which the tar
+// policy refuses from other backups.
+func Capabilities(access strategy.WorkerAccess) []string {
+	caps := []string{"CAP_DAC_OVERRIDE"}
+	if access.Write {
+		caps = append(caps, "CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID")
+		if access.Trusted {
+			caps = append(caps, "CAP_MKNOD", "CAP_SETFCAP")
+		}
+	}
+	return caps
 }
 
 func (r *Runner) channel(ctx context.Context) *Channel {
