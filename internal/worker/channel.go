@@ -51,8 +51,11 @@ func sweep(dir string) {
 	}
 }
 
-// workerDir is where a worker sees its channel's directory.
-const workerDir = "/run/docker-backup"
+// workerDir is where a worker sees its session directory: at the root of its own file system,
+// where no mount of a service can hold it (a service's volume at /run would: the engine
+// cannot make a mount point in it when it is mounted read-only, and leaves one behind in it
+// when it is not).
+const workerDir = "/.docker-backup-socket"
 
 // HostChannel is the plugin's channel: a directory under the system's temporary directory,
 // bind-mounted into the worker. The bind fails on an engine that does not share this file

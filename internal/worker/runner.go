@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,10 @@ type Engine interface {
 type Image struct {
 	Ref        string
 	Entrypoint []string
+	// Volumes are the image's declared volumes (the sidecar's state directory): each is
+	// covered with an empty read-only tmpfs in a worker, so that the engine makes no volume
+	// of it.
+	Volumes []string
 }
 
 // Runner starts worker containers for the volume strategy (it implements strategy.Worker).
@@ -243,6 +248,11 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		// Where a staged restore keeps the new content of mounted files (not renamed over:
 		// rewritten at the commit): an anonymous volume, removed with the worker.
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
+	}
+	for _, v := range img.Volumes {
+		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeTmpfs, Target: v, ReadOnly: true, TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 4096}})
+		}
 	}
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
