@@ -398,15 +398,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return fail("creating the symbolic link", err)
 		}
 	case tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
-		typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		// In the directory's descriptor: a directory on the way swapped for a link meanwhile
-		// (the service runs during a staged restore) leads nowhere.
-		fd, err := dr.dirFD()
-		if err == nil {
-			err = unix.Mknodat(fd, name, typ|uint32(perm&fs.ModePerm), int(dev))
-		}
-		if err != nil {
+		if err := makeNode(dr, name, hdr, perm); err != nil {
 			return fail("creating the node", err)
 		}
 	default:
@@ -417,12 +409,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return fail("setting the owner", err)
 	}
 	if hdr.Typeflag == tar.TypeSymlink {
-		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		fd, err := dr.dirFD()
-		if err == nil {
-			err = unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
-		}
-		if err != nil {
+		if err := linkTimes(dr, name, hdr.ModTime); err != nil {
 			return fail("setting the link's times", err)
 		}
 		return nil
@@ -440,6 +427,30 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// makeNode makes the named pipe or device hdr at name in dr's directory, through its
+// descriptor: a directory on the way swapped for a link meanwhile (the service runs during a
+// staged restore) leads nowhere.
+func makeNode(dr *dirRoot, name string, hdr *tar.Header, perm fs.FileMode) error {
+	typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	fd, err := dr.dirFD()
+	if err != nil {
+		return err
+	}
+	return unix.Mknodat(fd, name, typ|uint32(perm&fs.ModePerm), int(dev))
+}
+
+// linkTimes sets the times of the symbolic link name in dr's directory (not of what it points
+// at), through its descriptor.
+func linkTimes(dr *dirRoot, name string, mtime time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	fd, err := dr.dirFD()
+	if err != nil {
+		return err
+	}
+	return unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // small reads a small regular file whole and has it written by a writer goroutine.

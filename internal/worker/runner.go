@@ -210,13 +210,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	if write {
 		op = OpRestore
 	}
-	labels := map[string]string{
-		scratch.LabelScratch: id,
-		scratch.LabelOwner:   r.Owner,
-		scratch.LabelExpires: strconv.FormatInt(time.Now().Add(Lifetime).Unix(), 10),
-		scratch.LabelService: c.Project + "/" + c.Service,
-		LabelWorker:          op,
-	}
+	labels := r.labels(id, c, op)
 	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
 	for _, m := range mounts {
 		s.mounts = append(s.mounts, m.Target)
@@ -244,16 +238,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		CapAdd:         Capabilities(access),
 		ReadonlyRootfs: true,
 	}
-	if write {
-		// Where a staged restore keeps the new content of mounted files (not renamed over:
-		// rewritten at the commit): an anonymous volume, removed with the worker.
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
-	}
-	for _, v := range img.Volumes {
-		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
-			mounts = append(mounts, mount.Mount{Type: mount.TypeTmpfs, Target: v, ReadOnly: true, TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 4096}})
-		}
-	}
+	mounts = ownMounts(mounts, img, write)
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
 		created, err := r.Engine.ContainerCreate(ctx, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
@@ -301,6 +286,34 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		return nil, noWorker("creating the worker container: %v", err)
 	}
 	return s, nil
+}
+
+// labels are those of a worker: reaped with the scratch copies once its owner is gone or
+// it expired.
+func (r *Runner) labels(id string, c *containers.Container, op string) map[string]string {
+	return map[string]string{
+		scratch.LabelScratch: id,
+		scratch.LabelOwner:   r.Owner,
+		scratch.LabelExpires: strconv.FormatInt(time.Now().Add(Lifetime).Unix(), 10),
+		scratch.LabelService: c.Project + "/" + c.Service,
+		LabelWorker:          op,
+	}
+}
+
+// ownMounts adds to the service's mounts those of the worker itself: for a restore, where a
+// staged restore keeps the new content of mounted files (not renamed over: rewritten at the
+// commit), an anonymous volume removed with the worker; the image's declared volumes covered
+// with an empty read-only tmpfs (no volume is made of them).
+func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
+	if write {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
+	}
+	for _, v := range img.Volumes {
+		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeTmpfs, Target: v, ReadOnly: true, TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 4096}})
+		}
+	}
+	return mounts
 }
 
 // Capabilities are the only ones a worker keeps (all others are dropped): reading every file
@@ -614,12 +627,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		sendErr <- err
 	}()
 	reports := &reportReader{progress: progress, onReport: func(rep Report) {
-		if rep.Log != "" {
-			s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
-		}
-		if rep.Warn != "" {
-			s.r.log().Warn(rep.Warn)
-		}
+		s.logReport(rep)
 		if onReport != nil {
 			onReport(rep)
 		}
@@ -670,6 +678,17 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		progress(last.Raw)
 	}
 	return last, nil
+}
+
+// logReport logs what a report of the worker says for the user: a warning, or a line for
+// debugging.
+func (s *session) logReport(rep Report) {
+	if rep.Log != "" {
+		s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
+	}
+	if rep.Warn != "" {
+		s.r.log().Warn(rep.Warn)
+	}
 }
 
 var errInput = errors.New("")
