@@ -101,7 +101,8 @@ func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
 			t.Fatal(err)
 		}
 		hdr := entry()
-		hdr.Xattrs = map[string]string{"security.capability": capability, "trusted.x": "1", "user.note": "kept"} //lint:ignore SA1019 the form a reader still fills
+		//lint:ignore SA1019 the form archive/tar's reader still fills
+		hdr.Xattrs = map[string]string{"security.capability": capability, "trusted.x": "1", "user.note": "kept"}
 		if _, err := pol.Check(hdr); err != nil {
 			t.Fatalf("trusted %v: %v", trusted, err)
 		}
@@ -109,7 +110,8 @@ func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
 		for k := range hdr.PAXRecords {
 			left = append(left, k)
 		}
-		for k := range hdr.Xattrs { //lint:ignore SA1019 the form a reader still fills
+		//lint:ignore SA1019 the form archive/tar's reader still fills
+		for k := range hdr.Xattrs {
 			left = append(left, "Xattrs:"+k)
 		}
 		slices.Sort(left)
