@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
-# fixture images, since no registry is needed), zstd, docker-compose, Prometheus and promtool
+# fixture images, since no registry is needed), zstd, docker-compose, setcap/getcap (file
+# capabilities through backups), Prometheus and promtool
 # (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), and a
 # MinIO server (a real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
@@ -22,6 +23,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v zstd >/dev/null || need+=(zstd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 command -v chattr >/dev/null || need+=(e2fsprogs)
+command -v getcap >/dev/null || [ -x /usr/sbin/getcap ] || [ -x /sbin/getcap ] || need+=(libcap2-bin)
 lean=()
 if [ "$mode" != demo ]; then
   { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)

@@ -120,7 +120,7 @@ func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req 
 	if err != nil {
 		return nil, nil, stepErr(c, "copy", err)
 	}
-	s, err := v.openWorker(ctx, c, paths, false)
+	s, err := v.openWorker(ctx, c, paths, WorkerAccess{})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +149,7 @@ func (v *Volume) Settle() {
 }
 
 // openWorker opens a worker session and says which data path runs.
-func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, write bool) (WorkerSession, error) {
+func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, access WorkerAccess) (WorkerSession, error) {
 	if v.Worker == nil {
 		if v.RequireWorker {
 			return nil, stepErr(c, "copy", errors.New("a worker container is required but none is configured"))
@@ -157,12 +157,17 @@ func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths 
 		v.log().Info("volume data path: the Engine's archive API")
 		return nil, fmt.Errorf("%w: not configured", ErrNoWorker)
 	}
-	s, err := v.Worker.Open(ctx, c, paths, write)
-	if err != nil {
-		if errors.Is(err, ErrNoWorker) && !v.RequireWorker {
-			v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
-			return nil, err
-		}
+	s, err := v.Worker.Open(ctx, c, paths, access)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNoWorker) && !v.RequireWorker:
+		v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
+		return nil, err
+	case errors.Is(err, ErrNoWorker):
+		// Required: an error of its own, which no caller takes for "use the archive API".
+		return nil, stepErr(c, "copy", fmt.Errorf("a worker container is required (DOCKER_BACKUP_WORKER=on) and none can be used: %s; or let the Engine's archive API do the work (DOCKER_BACKUP_WORKER=auto)",
+			strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ")))
+	default:
 		return nil, stepErr(c, "copy", err)
 	}
 	v.log().Info("volume data path: " + DataPathText(dataPathOf(s)))
@@ -179,7 +184,7 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 	s := v.takeWarm()
 	if s != nil {
 		v.log().Info("volume data path: " + DataPathText(DataPathWorker))
-	} else if s, err = v.openWorker(ctx, c, paths, true); err != nil {
+	} else if s, err = v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted}); err != nil {
 		return err
 	}
 	defer s.Close()
@@ -206,7 +211,7 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 	if err != nil {
 		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
 	}
-	s, err := v.openWorker(ctx, c, paths, true)
+	s, err := v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		if errors.Is(err, ErrNoWorker) {
 			return err
@@ -260,7 +265,7 @@ func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data 
 	if err != nil {
 		return release
 	}
-	s, err := v.Worker.Open(ctx, c, paths, true)
+	s, err := v.Worker.Open(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		return release
 	}
@@ -456,7 +461,13 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 		cur.abort(err)
 		return err
 	}
-	return finish()
+	if err := finish(); err != nil {
+		return err
+	}
+	if w := pol.Dropped(); w != "" {
+		v.log().Warn(w, "container", c.Name)
+	}
+	return nil
 }
 
 // TarPolicy checks the entries of a volume archive, in one pass with memory that does not
@@ -469,10 +480,16 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 //     written into, replacing any symbolic link that was there — nothing is written through
 //     a link, wherever it points;
 //   - a hard link points at an earlier regular file of the same path;
-//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices.
+//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices
+//     (refused), and no extended attribute that grants or labels privileges — security.*
+//     (file capabilities: cap_setuid is set-user-ID root by another name; security modules'
+//     labels) and trusted.* — which Check removes from the header, so that no restore path
+//     applies it: the file is restored without it (Dropped says what went).
 type TarPolicy struct {
 	paths   []string
 	trusted bool
+	dropped int      // privileged extended attributes removed
+	first   string   // the first of them: "security.capability of data/ping"
 	root    string   // the archive prefix of the current path ("var/lib/data")
 	done    []string // paths already finished
 	prev    []string // the previous entry's name, in components
@@ -546,7 +563,63 @@ func (t *TarPolicy) Check(hdr *tar.Header) (string, error) {
 	if hdr.Mode&(cISUID|cISGID) != 0 && hdr.Typeflag != tar.TypeDir && !t.trusted {
 		return "", fmt.Errorf("the archive entry %q is set-user-ID or set-group-ID (mode %o): refused from a backup whose manifest is not signed with this tool's key", hdr.Name, hdr.Mode)
 	}
+	if !t.trusted {
+		t.dropPrivileged(hdr, name)
+	}
 	return p, nil
+}
+
+// xattrRecord begins the PAX record of an extended attribute.
+const xattrRecord = "SCHILY.xattr."
+
+// PrivilegedXattr reports whether the extended attribute name grants or labels privileges:
+// security.* (file capabilities, security modules' labels) or trusted.*. Only a backup whose
+// manifest is signed with this tool's key restores them.
+func PrivilegedXattr(name string) bool {
+	return strings.HasPrefix(name, "security.") || strings.HasPrefix(name, "trusted.")
+}
+
+// dropPrivileged removes the privileged extended attributes from hdr (from both of the forms
+// archive/tar reads them into and writes them from), counting them.
+func (t *TarPolicy) dropPrivileged(hdr *tar.Header, name string) {
+	var dropped []string
+	for k := range hdr.PAXRecords {
+		if attr, ok := strings.CutPrefix(k, xattrRecord); ok && PrivilegedXattr(attr) {
+			delete(hdr.PAXRecords, k)
+			dropped = append(dropped, attr)
+		}
+	}
+	//lint:ignore SA1019 archive/tar still reads extended attributes into Xattrs and writes them from it
+	xattrs := hdr.Xattrs
+	for attr := range xattrs {
+		if PrivilegedXattr(attr) {
+			delete(xattrs, attr)
+			if !slices.Contains(dropped, attr) {
+				dropped = append(dropped, attr)
+			}
+		}
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	if t.dropped == 0 {
+		slices.Sort(dropped)
+		t.first = dropped[0] + " of " + name
+	}
+	t.dropped += len(dropped)
+}
+
+// Dropped says which privileged extended attributes Check removed (empty: none), for a
+// warning: the files were restored without them.
+func (t *TarPolicy) Dropped() string {
+	if t.dropped == 0 {
+		return ""
+	}
+	more := ""
+	if t.dropped > 1 {
+		more = fmt.Sprintf(" and %d more", t.dropped-1)
+	}
+	return fmt.Sprintf("restored without the extended attributes that grant privileges (%s%s): the backup's manifest is not signed with this tool's key, and file capabilities and security labels are restored only from signed backups", t.first, more)
 }
 
 // Mode bits of tar headers.

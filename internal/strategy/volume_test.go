@@ -2,8 +2,15 @@ package strategy
 
 import (
 	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/containers"
 )
 
 // The archive policy of volume restores, entry by entry.
@@ -74,6 +81,88 @@ func TestInside(t *testing.T) {
 		{"/srv", "/srv/uploads", false}, {"/x", "/", true}} {
 		if got := Inside(c.p, c.dir); got != c.want {
 			t.Errorf("Inside(%q, %q) = %v", c.p, c.dir, got)
+		}
+	}
+}
+
+// TestTarPolicyDropsPrivilegedXattrs: from a backup that is not trusted, Check removes every
+// security.* and trusted.* extended attribute (both forms archive/tar keeps them in) and says
+// so; other attributes stay; a trusted backup keeps them all.
+func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
+	capability := "\x01\x00\x00\x02\x80\x00\x00\x00" // cap_setuid (bit 7), permitted and effective
+	entry := func() *tar.Header {
+		return &tar.Header{Name: "data/ping", Typeflag: tar.TypeReg, Mode: 0o755, PAXRecords: map[string]string{
+			"SCHILY.xattr.security.capability": capability, "SCHILY.xattr.security.selinux": "system_u:object_r:bin_t:s0",
+			"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.note": "kept", "mtime": "1"}}
+	}
+	for _, trusted := range []bool{false, true} {
+		pol := NewTarPolicy([]string{"/data"}, trusted)
+		if _, err := pol.Check(&tar.Header{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+		hdr := entry()
+		//lint:ignore SA1019 the form archive/tar's reader still fills
+		hdr.Xattrs = map[string]string{"security.capability": capability, "trusted.x": "1", "user.note": "kept"}
+		if _, err := pol.Check(hdr); err != nil {
+			t.Fatalf("trusted %v: %v", trusted, err)
+		}
+		var left []string
+		for k := range hdr.PAXRecords {
+			left = append(left, k)
+		}
+		//lint:ignore SA1019 the form archive/tar's reader still fills
+		for k := range hdr.Xattrs {
+			left = append(left, "Xattrs:"+k)
+		}
+		slices.Sort(left)
+		got := strings.Join(left, " ")
+		if trusted {
+			if len(left) != 8 || pol.Dropped() != "" {
+				t.Errorf("trusted: attributes %s, dropped %q; want all kept", got, pol.Dropped())
+			}
+			continue
+		}
+		if got != "SCHILY.xattr.user.note Xattrs:user.note mtime" {
+			t.Errorf("untrusted: attributes left %s, want only user.note and mtime", got)
+		}
+		if d := pol.Dropped(); !strings.Contains(d, "security.capability of data/ping and 3 more") || !strings.Contains(d, "not signed") {
+			t.Errorf("untrusted: Dropped() = %q", d)
+		}
+	}
+}
+
+// noWorkerHere is a Worker that can never run (a plugin built with cgo cannot be its own
+// worker image).
+type noWorkerHere struct{}
+
+func (noWorkerHere) Open(context.Context, *containers.Container, []string, WorkerAccess) (WorkerSession, error) {
+	return nil, fmt.Errorf("%w: /usr/libexec/docker/cli-plugins/docker-backup is dynamically linked (build it with CGO_ENABLED=0 for a worker container)", ErrNoWorker)
+}
+
+// TestRequiredWorkerIsNotReplaced: with a worker required (DOCKER_BACKUP_WORKER=on), a worker
+// that cannot run is an error saying why and what to do — never the archive API's fallback
+// (an error wrapping ErrNoWorker, which the pipeline takes for "use the archive API").
+func TestRequiredWorkerIsNotReplaced(t *testing.T) {
+	c := &containers.Container{Name: "app-files-1", Project: "app", Service: "files"}
+	for _, required := range []bool{false, true} {
+		v, err := NewVolume([]string{"/data"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Worker, v.RequireWorker = noWorkerHere{}, required
+		_, _, err = v.BackupPacked(context.Background(), c, WorkRequest{}, io.Discard, nil)
+		if !required {
+			if !errors.Is(err, ErrNoWorker) {
+				t.Errorf("not required: %v, want the archive API's fallback", err)
+			}
+			continue
+		}
+		_, ferr := v.Found(context.Background(), c, Source{SourcePaths: "/data"}, nil)
+		for what, err := range map[string]error{"backup": err, "verify's count": ferr} {
+			if err == nil || errors.Is(err, ErrNoWorker) || !strings.Contains(err.Error(), "dynamically linked") ||
+				!strings.Contains(err.Error(), "CGO_ENABLED=0") || !strings.Contains(err.Error(), "DOCKER_BACKUP_WORKER=on") {
+				t.Errorf("required, %s: %v; want an error of its own saying why and what to do", what, err)
+			}
 		}
 	}
 }

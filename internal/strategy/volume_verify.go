@@ -67,7 +67,7 @@ func (v *Volume) Found(ctx context.Context, c *containers.Container, src Source,
 		return nil, fmt.Errorf("the manifest names no paths to look at (%q)", src[SourcePaths])
 	}
 	if v.Worker != nil || v.RequireWorker {
-		s, err := v.openWorker(ctx, c, paths, false)
+		s, err := v.openWorker(ctx, c, paths, WorkerAccess{})
 		if err == nil {
 			defer s.Close()
 			found, err := s.Count(ctx)

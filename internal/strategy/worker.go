@@ -83,12 +83,21 @@ type FileSource interface {
 	Check(size int64, sum []byte) error
 }
 
+// WorkerAccess is what a worker is opened to do, and so all it may do.
+type WorkerAccess struct {
+	// Write: a restore, the mounts read-write; otherwise a backup or a count, read-only.
+	Write bool
+	// Trusted: the restored backup is trusted (Data.Trusted), so the worker may make device
+	// nodes and set file capabilities, which the tar policy refuses from other backups.
+	Trusted bool
+}
+
 // Worker runs a volume backup or restore beside the data, in a container that mounts the
 // service's volumes (package worker).
 type Worker interface {
-	// Open prepares a worker with the mounts of c that hold paths, read-only unless write.
-	// An error wrapping ErrNoWorker says why none can be used; nothing was changed.
-	Open(ctx context.Context, c *containers.Container, paths []string, write bool) (WorkerSession, error)
+	// Open prepares a worker with the mounts of c that hold paths, for access. An error
+	// wrapping ErrNoWorker says why none can be used; nothing was changed.
+	Open(ctx context.Context, c *containers.Container, paths []string, access WorkerAccess) (WorkerSession, error)
 }
 
 // WorkerSession is one prepared worker; Close removes it, on every path.

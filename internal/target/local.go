@@ -174,7 +174,8 @@ func (p *PendingFile) Discard() {
 	p.root.Close()
 }
 
-// Get opens the file at key.
+// Get opens the file at key. Only a regular file is read: the open does not wait (a named
+// pipe put there would hang it until someone writes) and what was opened is checked first.
 func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := ValidateKey(key); err != nil {
 		return nil, err
@@ -184,14 +185,38 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := root.Open(key)
+	name := filepath.Join(l.dir, key)
+	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(l.dir, key), ErrNotExist)
+			return nil, fmt.Errorf("%s: %w", name, ErrNotExist)
 		}
-		return nil, fmt.Errorf("opening %s: %w", filepath.Join(l.dir, key), err)
+		return nil, fmt.Errorf("opening %s: %w", name, err)
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("it is not a regular file but %s: not a backup this tool wrote", fileKind(info.Mode()))
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading %s (key %q): %w", name, key, err)
 	}
 	return f, nil
+}
+
+// fileKind names the type of a file that is not a regular one.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file (" + m.Type().String() + ")"
 }
 
 // List walks the directory for files under prefix, skipping temporary files. Only the
@@ -291,15 +316,11 @@ func (l *Local) Pin(ctx context.Context, key string) (Pinned, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := rc.(*os.File)
+	f := rc.(*os.File) // a regular file (Get checked)
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("reading %s: %w", filepath.Join(l.dir, key), err)
-	}
-	if !info.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file", filepath.Join(l.dir, key))
 	}
 	return &pinnedFile{f: f, size: info.Size()}, nil
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -137,5 +139,50 @@ func TestOpen(t *testing.T) {
 	tg, err := Open("file://" + dir)
 	if err != nil || tg.String() != dir {
 		t.Errorf("Open(file://) = %v, %v", tg, err)
+	}
+}
+
+// TestLocalGetRefusesWhatIsNotAFile: a named pipe (or a directory) where an artifact should be
+// is refused at once with its key named — a Get does not hang waiting for a writer.
+func TestLocalGetRefusesWhatIsNotAFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "p/s"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "p/s/x.tar.zst")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever happens, a Get blocked in the pipe's open is let go when the test ends.
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	for _, key := range []string{"p/s/x.tar.zst", "p/s"} {
+		done := make(chan error, 1)
+		go func() {
+			rc, err := l.Get(ctx, key)
+			if err == nil {
+				rc.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), `key "`+key+`"`) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("Get(%q) = %v, want it refused as not a regular file, naming the key", key, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Get(%q) of a named pipe hangs", key)
+		}
+		if _, err := l.Pin(ctx, key); err == nil {
+			t.Errorf("Pin(%q) accepted what is not a regular file", key)
+		}
 	}
 }

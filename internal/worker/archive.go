@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,8 @@ const (
 // by their absolute path without the leading slash ("data/x"), each path's entries together,
 // each directory before what it holds and names in increasing order (the order of the
 // Engine's archive API, which the restore's tar policy requires); hard links to the first
-// name seen; owners numeric; modification times to the nanosecond; the security.capability
+// name seen in the same path (a file linked from two paths is archived whole in each, as the
+// Engine's archive API does: a restore takes each path's archive on its own); owners numeric; modification times to the nanosecond; the security.capability
 // extended attribute of files and directories (as the Engine keeps it). Sockets are skipped, like the Engine does.
 //
 // Below each path nothing is reached by its name from the root: each entry is opened in its
@@ -44,6 +46,11 @@ const (
 // that a running service swaps in for a directory while it is archived leads nowhere.
 //
 // A staged restore's directory at the root of one of mounts (left by a power cut) is skipped.
+// The walk stays on the mount of each path: another mount below it is archived only when it
+// is one of mounts (a volume of the service mounted inside another, which the Engine's
+// archive API includes too); any other (the worker's own socket directory below a path
+// /run, a mount made on the host inside a volume's directory) is left out with its mount
+// point.
 //
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (strategy.Volume's Count), from the entries as they are written: no second parse.
@@ -71,8 +78,11 @@ type Root struct {
 // ArchiveRoots is Archive of roots.
 func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, links: map[fileID]string{}, buf: make([]byte, 1<<20), hash: xxhash.New()}
+	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, buf: make([]byte, 1<<20), hash: xxhash.New()}
 	for _, r := range roots {
+		// One map of hard links per path: a link into another path's entries would make an
+		// archive that no restore accepts (the tar policy keeps each path's links inside it).
+		a.links = map[fileID]string{}
 		if err := a.archiveRoot(r); err != nil {
 			return nil, err
 		}
@@ -119,7 +129,7 @@ func (a *archiver) archiveRoot(r Root) error {
 		unix.Close(dfd)
 		dfd = fd
 	}
-	return a.walk(dfd, parts[len(parts)-1], abs, r.Name)
+	return a.walk(dfd, parts[len(parts)-1], abs, r.Name, nil)
 }
 
 // openDir opens the directory name in dfd; follow: a symbolic link (in the trusted path to an
@@ -138,8 +148,8 @@ func openDir(dfd int, name string, follow bool) (int, error) {
 }
 
 // walk archives the entry base of the directory dfd (its path abs, its entry named name) and,
-// for a directory, what it holds.
-func (a *archiver) walk(dfd int, base, abs, name string) error {
+// for a directory, what it holds; parent is the directory dfd (nil for a path's root).
+func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
@@ -147,7 +157,7 @@ func (a *archiver) walk(dfd int, base, abs, name string) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
-	if fi.Mode()&fs.ModeSocket != 0 {
+	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) {
 		return nil
 	}
 	if !fi.IsDir() {
@@ -177,11 +187,27 @@ func (a *archiver) walk(dfd int, base, abs, name string) error {
 		if e.IsDir() && strategy.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
 			continue
 		}
-		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name()); err != nil {
+		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name(), fi); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// foreign reports whether fi, at abs in the directory parent, is the root of a mount other
+// than parent's that is not one of a.mounts: the walk does not enter it. Mounts are told
+// apart by their IDs (statx), so that a bind mount of the same file system is one too and a
+// btrfs subvolume (another device number, the same mount) is not; by device numbers where
+// the kernel gives no mount ID (before Linux 5.8).
+func (a *archiver) foreign(parent, fi *statInfo, abs string) bool {
+	if parent == nil {
+		return false
+	}
+	same := parent.st.Dev == fi.st.Dev
+	if parent.mnt != 0 && fi.mnt != 0 {
+		same = parent.mnt == fi.mnt
+	}
+	return !same && !slices.Contains(a.mounts, abs)
 }
 
 // readDirNames lists the directory fd (read from its start) sorted by name. It does not
@@ -205,17 +231,57 @@ func readDirNames(fd int) ([]fs.DirEntry, error) {
 // errChanged: the entry opened is not the one examined a moment before.
 var errChanged = errors.New("changed while it was archived (stop the service during backups: --stop)")
 
-// sameFile checks that the open fd is the file fi describes.
+// sameFile checks that the open fd is the file fi describes (its device, inode and type).
 func sameFile(fd int, fi fs.FileInfo) error {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	var sx unix.Statx_t
+	if err := statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_TYPE|unix.STATX_INO, &sx); err != nil {
 		return err
 	}
 	want := fi.Sys().(*syscall.Stat_t)
-	if st.Dev != want.Dev || st.Ino != want.Ino || st.Mode&unix.S_IFMT != want.Mode&unix.S_IFMT {
+	if unix.Mkdev(sx.Dev_major, sx.Dev_minor) != want.Dev || sx.Ino != want.Ino || uint32(sx.Mode)&unix.S_IFMT != want.Mode&unix.S_IFMT {
 		return errChanged
 	}
 	return nil
+}
+
+// openRegular opens the regular file base of the directory dfd for reading, fi being what
+// was found there a moment before. The entry is first opened as a location only (O_PATH:
+// nothing is opened — no device's driver, no named pipe) and checked to be that very file;
+// only then is it opened for reading, through that descriptor (/proc/self/fd), so that a
+// device node or a pipe swapped in meanwhile is never opened. Without /proc it is opened by
+// its name, non-blocking and without becoming a controlling terminal, and checked again.
+func openRegular(dfd int, base string, fi fs.FileInfo) (int, error) {
+	pfd, err := openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(pfd)
+	if err := sameFile(pfd, fi); err != nil {
+		return -1, err
+	}
+	const read = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	fd, err := openat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), read)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = openat(dfd, base, read|unix.O_NOFOLLOW)
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := sameFile(fd, fi); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// openat is unix.Openat, again when interrupted.
+func openat(dfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dfd, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // capabilityAttr is the extended attribute of a file's capabilities, which the archive keeps.
@@ -259,16 +325,15 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 	}
 	var f *os.File
 	if hdr.Typeflag == tar.TypeReg {
-		// O_NONBLOCK: a named pipe swapped in meanwhile does not block the open (it is refused).
-		nfd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		nfd, err := openRegular(dfd, base, fi)
+		if errors.Is(err, errChanged) {
+			return fmt.Errorf("%s %w", abs, err)
+		}
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", abs, err)
 		}
 		f = os.NewFile(uintptr(nfd), abs)
 		defer f.Close()
-		if err := sameFile(nfd, fi); err != nil {
-			return fmt.Errorf("%s %w", abs, err)
-		}
 		fd = nfd
 	}
 	// Capabilities are read through the open descriptor: a file's or a directory's. A link, a
@@ -341,30 +406,42 @@ func typeBits(m fs.FileMode) int64 {
 	return 0
 }
 
-// lstatAt examines the entry name of the directory dfd without following a link.
-func lstatAt(dfd int, name string) (fs.FileInfo, error) {
-	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(dfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+// lstatAt examines the entry name of the directory dfd without following a link (statx:
+// with the ID of its mount).
+func lstatAt(dfd int, name string) (*statInfo, error) {
+	var sx unix.Statx_t
+	if err := statx(dfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &sx); err != nil {
+		return nil, err
+	}
+	ts := func(t unix.StatxTimestamp) syscall.Timespec { return syscall.Timespec{Sec: t.Sec, Nsec: int64(t.Nsec)} }
+	info := &statInfo{name: path.Base(name), st: syscall.Stat_t{
 		// archive/tar reads owners and device numbers from a *syscall.Stat_t.
-		return &statInfo{name: path.Base(name), st: syscall.Stat_t{
-			Dev: st.Dev, Ino: st.Ino, Nlink: st.Nlink, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid,
-			Rdev: st.Rdev, Size: st.Size, Blksize: st.Blksize, Blocks: st.Blocks,
-			Atim: syscall.Timespec(st.Atim), Mtim: syscall.Timespec(st.Mtim), Ctim: syscall.Timespec(st.Ctim),
-		}}, nil
+		Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Nlink: uint64(sx.Nlink), Mode: uint32(sx.Mode),
+		Uid: sx.Uid, Gid: sx.Gid, Rdev: unix.Mkdev(sx.Rdev_major, sx.Rdev_minor), Size: int64(sx.Size),
+		Blksize: int64(sx.Blksize), Blocks: int64(sx.Blocks), Atim: ts(sx.Atime), Mtim: ts(sx.Mtime), Ctim: ts(sx.Ctime),
+	}}
+	if sx.Mask&unix.STATX_MNT_ID != 0 {
+		info.mnt = sx.Mnt_id
+	}
+	return info, nil
+}
+
+// statx is unix.Statx (synchronised as stat is), again when interrupted.
+func statx(dfd int, name string, flags, mask int, sx *unix.Statx_t) error {
+	for {
+		err := unix.Statx(dfd, name, flags|unix.AT_STATX_SYNC_AS_STAT, mask, sx)
+		if err != unix.EINTR {
+			return err
+		}
 	}
 }
 
-// statInfo is the fs.FileInfo of a stat, as os.Lstat makes it.
+// statInfo is the fs.FileInfo of a stat, as os.Lstat makes it, and the ID of the entry's
+// mount (0: unknown).
 type statInfo struct {
 	name string
 	st   syscall.Stat_t
+	mnt  uint64
 }
 
 func (s *statInfo) Name() string       { return s.name }

@@ -51,8 +51,11 @@ func sweep(dir string) {
 	}
 }
 
-// workerDir is where a worker sees its channel's directory.
-const workerDir = "/run/docker-backup"
+// workerDir is where a worker sees its session directory: at the root of its own file system,
+// where no mount of a service can hold it (a service's volume at /run would: the engine
+// cannot make a mount point in it when it is mounted read-only, and leaves one behind in it
+// when it is not).
+const workerDir = "/.docker-backup-socket"
 
 // HostChannel is the plugin's channel: a directory under the system's temporary directory,
 // bind-mounted into the worker. The bind fails on an engine that does not share this file
@@ -66,7 +69,10 @@ func HostChannel() *Channel {
 }
 
 // ContainerChannel is the channel of a process in a container (the sidecar) whose dir is on a
-// volume or bind mount of that container: the worker mounts the same. dir must be this
+// volume or bind mount of that container: each worker is given its own session directory of
+// it and nothing else — a bind mount of that directory's place on the engine's host (the
+// volume's directory there; API 1.41 has no volume subpaths), never the whole volume, which
+// holds the sidecar's signing key, catalog and the other workers' sockets. dir must be this
 // process's alone: it is emptied.
 func ContainerChannel(ctx context.Context, engine interface {
 	ContainerInspect(ctx context.Context, id string, options client.ContainerInspectOptions) (client.ContainerInspectResult, error)
@@ -89,9 +95,8 @@ func ContainerChannel(ctx context.Context, engine interface {
 	if best == nil || (best.Type != mount.TypeVolume && best.Type != mount.TypeBind) {
 		return nil, fmt.Errorf("%s is not on a volume of the sidecar's container", dir)
 	}
-	m := mount.Mount{Type: best.Type, Source: best.Name, Target: workerDir}
-	if best.Type == mount.TypeBind {
-		m.Source = best.Source
+	if !path.IsAbs(best.Source) {
+		return nil, fmt.Errorf("the engine names no directory on its host for %s (%q)", path.Clean(best.Destination), best.Source)
 	}
 	// The directory is this process's alone: what a killed run left in it goes.
 	if err := os.RemoveAll(dir); err != nil {
@@ -100,9 +105,9 @@ func ContainerChannel(ctx context.Context, engine interface {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	dest := path.Clean(best.Destination)
+	dest, source := path.Clean(best.Destination), path.Clean(best.Source)
 	return &Channel{Dir: dir, Mount: func(sess string) (mount.Mount, string) {
 		rel, _ := filepath.Rel(dest, sess)
-		return m, path.Join(workerDir, filepath.ToSlash(rel))
+		return mount.Mount{Type: mount.TypeBind, Source: path.Join(source, filepath.ToSlash(rel)), Target: workerDir}, workerDir
 	}}, nil
 }

@@ -24,7 +24,8 @@ import (
 // nothing lands outside the backed-up paths and nothing is written through a link, whatever
 // the archive says); an existing entry is replaced unless both are directories (a directory
 // is merged); owners, modes (set-user-ID and sticky bits after the owner), the
-// security.capability attribute and times are applied; directory times last. Runs of zeros
+// security.capability attribute of regular files (only from a trusted backup: the policy
+// removes it from others) and times are applied; directory times last. Runs of zeros
 // in a file are left as holes, so sparse files stay sparse. Entries already on disk that the
 // archive does not hold are left alone.
 //
@@ -125,6 +126,30 @@ type dirRoot struct {
 	// the restore writes in place).
 	dir    string
 	staged *stagedMount
+	// f is the directory, opened on first use by dirFD (closed with the root).
+	f *os.File
+}
+
+// dirFD returns a descriptor of d's directory, for the calls os.Root has no method for
+// (mknodat, utimensat of a link): they resolve one name in it, never a path from the root.
+func (d *dirRoot) dirFD() (int, error) {
+	if d.f == nil {
+		f, err := d.root.Open(".")
+		if err != nil {
+			return -1, err
+		}
+		d.f = f
+	}
+	return int(d.f.Fd()), nil
+}
+
+// closeRoot closes d's root and its directory's descriptor.
+func (d *dirRoot) closeRoot() {
+	if d.f != nil {
+		d.f.Close()
+		d.f = nil
+	}
+	d.root.Close()
 }
 
 type extractor struct {
@@ -148,13 +173,21 @@ type extractor struct {
 	err   error
 }
 
+// warn tells the caller what the tar policy left out (privileged extended attributes of a
+// backup that is not trusted).
+func (x *extractor) warn(rep *reporter) {
+	if w := x.pol.Dropped(); w != "" {
+		rep.send(Report{Raw: rep.raw.Load(), Warn: w})
+	}
+}
+
 func (x *extractor) close() {
 	x.wg.Wait()
 	if x.cur != nil {
 		x.retire(x.cur)
 	}
 	for _, r := range x.roots {
-		r.root.Close()
+		r.closeRoot()
 	}
 }
 
@@ -164,7 +197,7 @@ func (x *extractor) retire(d *dirRoot) {
 	defer x.mu.Unlock()
 	d.stale = true
 	if d.refs == 0 && !d.mount {
-		d.root.Close()
+		d.closeRoot()
 	}
 }
 
@@ -173,7 +206,7 @@ func (x *extractor) release(d *dirRoot) {
 	defer x.mu.Unlock()
 	d.refs--
 	if d.refs == 0 && d.stale && !d.mount {
-		d.root.Close()
+		d.closeRoot()
 	}
 }
 
@@ -291,7 +324,6 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			mountPoint = false
 		}
 	}
-	disk := path.Join(mount.dir, fullName) // where the entry is written, as the worker sees it
 	dr, name, err := x.inDir(mount, fullName)
 	if err != nil {
 		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
@@ -366,10 +398,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return fail("creating the symbolic link", err)
 		}
 	case tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
-		typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
-		// The policy made every directory on the way an archive directory: no link in it.
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknod(disk, typ|uint32(perm&fs.ModePerm), int(dev)); err != nil {
+		if err := makeNode(dr, name, hdr, perm); err != nil {
 			return fail("creating the node", err)
 		}
 	default:
@@ -379,14 +408,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
 		return fail("setting the owner", err)
 	}
-	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok && hdr.Typeflag == tar.TypeReg {
-		if err := unix.Lsetxattr(disk, "security.capability", []byte(v), 0); err != nil {
-			return fail("setting security.capability", err)
-		}
-	}
 	if hdr.Typeflag == tar.TypeSymlink {
-		ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, disk, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := linkTimes(dr, name, hdr.ModTime); err != nil {
 			return fail("setting the link's times", err)
 		}
 		return nil
@@ -404,6 +427,30 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// makeNode makes the named pipe or device hdr at name in dr's directory, through its
+// descriptor: a directory on the way swapped for a link meanwhile (the service runs during a
+// staged restore) leads nowhere.
+func makeNode(dr *dirRoot, name string, hdr *tar.Header, perm fs.FileMode) error {
+	typ := map[byte]uint32{tar.TypeFifo: unix.S_IFIFO, tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK}[hdr.Typeflag]
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	fd, err := dr.dirFD()
+	if err != nil {
+		return err
+	}
+	return unix.Mknodat(fd, name, typ|uint32(perm&fs.ModePerm), int(dev))
+}
+
+// linkTimes sets the times of the symbolic link name in dr's directory (not of what it points
+// at), through its descriptor.
+func linkTimes(dr *dirRoot, name string, mtime time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(mtime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	fd, err := dr.dirFD()
+	if err != nil {
+		return err
+	}
+	return unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // small reads a small regular file whole and has it written by a writer goroutine.
@@ -480,15 +527,16 @@ func (x *extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.
 }
 
 // fileMeta sets a regular file's owner, security.capability and mode (after the owner:
-// changing it clears the set-user-ID bits) through f.
+// changing it clears the set-user-ID bits) through f. A backup that is not trusted has no
+// security.capability by then: the tar policy removed it.
 func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) error {
 	abs := "/" + hdr.Name
 	if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("restoring %s: setting the owner: %w", abs, err)
 	}
-	if v, ok := hdr.PAXRecords["SCHILY.xattr.security.capability"]; ok {
-		if err := unix.Fsetxattr(int(f.Fd()), "security.capability", []byte(v), 0); err != nil {
-			return fmt.Errorf("restoring %s: setting security.capability: %w", abs, err)
+	if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityAttr]; ok {
+		if err := unix.Fsetxattr(int(f.Fd()), capabilityAttr, []byte(v), 0); err != nil {
+			return fmt.Errorf("restoring %s: setting %s: %w", abs, capabilityAttr, err)
 		}
 	}
 	if err := f.Chmod(perm); err != nil {

@@ -123,7 +123,12 @@ func TestBackupIntoGivenFile(t *testing.T) {
 	gone, err := os.Create(filepath.Join(t.TempDir(), "for-no-one.tar.zst"))
 	must(err)
 	defer gone.Close()
+	// The caller's goroutine is waited for before the file is closed: the descriptor passing
+	// through the kernel orders nothing for the race detector, and a caller must not close a
+	// file it is still giving away.
+	caller := make(chan struct{})
 	go func() {
+		defer close(caller)
 		conn, err := ln.AcceptUnix()
 		if err == nil {
 			_, _, _ = conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(gone.Fd())), nil)
@@ -133,6 +138,7 @@ func TestBackupIntoGivenFile(t *testing.T) {
 	req, _ := json.Marshal(Request{Op: OpBackup, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd, Socket: sock, File: true})
 	var reports bytes.Buffer
 	code := Serve(context.Background(), bytes.NewReader(append(req, '\n')), io.Discard, &reports)
+	<-caller
 	info, err := gone.Stat()
 	must(err)
 	if code == 0 || info.Size() >= 32<<20 {

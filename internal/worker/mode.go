@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/moby/moby/client"
@@ -53,6 +54,13 @@ func ContainerImage(engine interface {
 		if log != nil {
 			log.Debug("worker image", "image", c.Image, "program", c.Path)
 		}
-		return Image{Ref: c.Image, Entrypoint: []string{c.Path, Command}}, nil
+		img := Image{Ref: c.Image, Entrypoint: []string{c.Path, Command}}
+		if c.Config != nil {
+			for v := range c.Config.Volumes {
+				img.Volumes = append(img.Volumes, v)
+			}
+			slices.Sort(img.Volumes)
+		}
+		return img, nil
 	}
 }

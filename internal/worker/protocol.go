@@ -84,6 +84,8 @@ type Report struct {
 	// next).
 	Committed bool   `json:"committed,omitempty"`
 	Log       string `json:"log,omitempty"`
+	// Warn is a warning for the user (a restore that left something out).
+	Warn string `json:"warn,omitempty"`
 	// File: the given file (Request.File) was written by the backup, or read by the staged
 	// restore (reported with Staged): Size bytes whose SHA-256 is SHA256 (hex).
 	File   bool   `json:"file,omitempty"`

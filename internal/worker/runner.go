@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,10 @@ type Engine interface {
 type Image struct {
 	Ref        string
 	Entrypoint []string
+	// Volumes are the image's declared volumes (the sidecar's state directory): each is
+	// covered with an empty read-only tmpfs in a worker, so that the engine makes no volume
+	// of it.
+	Volumes []string
 }
 
 // Runner starts worker containers for the volume strategy (it implements strategy.Worker).
@@ -171,10 +176,14 @@ func mountsBelow(mounts []container.MountPoint, p string, holder *container.Moun
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
-// read-only unless write — for a backup, Local reads them in this process instead when it
-// can. The caller must Close the session. An error wrapping strategy.ErrNoWorker means
-// nothing was created and the archive API should be used.
-func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, write bool) (strategy.WorkerSession, error) {
+// read-only unless access.Write — for a backup, Local reads them in this process instead when
+// it can. The worker sees nothing else of the host but its own socket directory; it runs with
+// a read-only root file system (a restore's staging of mounted files goes to a volume of its
+// own, removed with it), no new privileges, and only the capabilities access needs
+// (Capabilities). The caller must Close the session. An error wrapping strategy.ErrNoWorker
+// means nothing was created and the archive API should be used.
+func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []string, access strategy.WorkerAccess) (strategy.WorkerSession, error) {
+	write := access.Write
 	if r.Local != nil && !write {
 		s, err := r.Local.Open(ctx, c, paths)
 		if err == nil {
@@ -201,13 +210,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	if write {
 		op = OpRestore
 	}
-	labels := map[string]string{
-		scratch.LabelScratch: id,
-		scratch.LabelOwner:   r.Owner,
-		scratch.LabelExpires: strconv.FormatInt(time.Now().Add(Lifetime).Unix(), 10),
-		scratch.LabelService: c.Project + "/" + c.Service,
-		LabelWorker:          op,
-	}
+	labels := r.labels(id, c, op)
 	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
 	for _, m := range mounts {
 		s.mounts = append(s.mounts, m.Target)
@@ -227,11 +230,15 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	// The engine removes the worker once it exits, whatever became of the caller (kill -9
 	// included: its stream ends, and so does the worker); Close removes one that did not.
 	hc := &container.HostConfig{
-		AutoRemove:  true,
-		NetworkMode: network,
-		LogConfig:   container.LogConfig{Type: "none"},
-		SecurityOpt: []string{"no-new-privileges"},
+		AutoRemove:     true,
+		NetworkMode:    network,
+		LogConfig:      container.LogConfig{Type: "none"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         Capabilities(access),
+		ReadonlyRootfs: true,
 	}
+	mounts = ownMounts(mounts, img, write)
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
 		created, err := scratch.CreateContainer(ctx, r.Engine, client.ContainerCreateOptions{Name: s.name, Config: cfg, HostConfig: hc})
@@ -279,6 +286,51 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		return nil, noWorker("creating the worker container: %v", err)
 	}
 	return s, nil
+}
+
+// labels are those of a worker: reaped with the scratch copies once its owner is gone or
+// it expired.
+func (r *Runner) labels(id string, c *containers.Container, op string) map[string]string {
+	return map[string]string{
+		scratch.LabelScratch: id,
+		scratch.LabelOwner:   r.Owner,
+		scratch.LabelExpires: strconv.FormatInt(time.Now().Add(Lifetime).Unix(), 10),
+		scratch.LabelService: c.Project + "/" + c.Service,
+		LabelWorker:          op,
+	}
+}
+
+// ownMounts adds to the service's mounts those of the worker itself: for a restore, where a
+// staged restore keeps the new content of mounted files (not renamed over: rewritten at the
+// commit), an anonymous volume removed with the worker; the image's declared volumes covered
+// with an empty read-only tmpfs (no volume is made of them).
+func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
+	if write {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
+	}
+	for _, v := range img.Volumes {
+		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeTmpfs, Target: v, ReadOnly: true, TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 4096}})
+		}
+	}
+	return mounts
+}
+
+// Capabilities are the only ones a worker keeps (all others are dropped): reading every file
+// whatever its mode and owner (DAC_OVERRIDE; a backup's mounts are read-only); for a restore,
+// also giving files their owners (CHOWN), their modes, times and links whoever owns them
+// (FOWNER) and set-group-ID bits for groups not its own (FSETID); for a trusted restore,
+// also making device nodes (MKNOD) and setting file capabilities (SETFCAP), which the tar
+// policy refuses from other backups.
+func Capabilities(access strategy.WorkerAccess) []string {
+	caps := []string{"CAP_DAC_OVERRIDE"}
+	if access.Write {
+		caps = append(caps, "CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID")
+		if access.Trusted {
+			caps = append(caps, "CAP_MKNOD", "CAP_SETFCAP")
+		}
+	}
+	return caps
 }
 
 func (r *Runner) channel(ctx context.Context) *Channel {
@@ -575,6 +627,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		sendErr <- err
 	}()
 	reports := &reportReader{progress: progress, onReport: func(rep Report) {
+		s.logReport(rep)
 		if onReport != nil {
 			onReport(rep)
 		}
@@ -625,6 +678,17 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		progress(last.Raw)
 	}
 	return last, nil
+}
+
+// logReport logs what a report of the worker says for the user: a warning, or a line for
+// debugging.
+func (s *session) logReport(rep Report) {
+	if rep.Log != "" {
+		s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
+	}
+	if rep.Warn != "" {
+		s.r.log().Warn(rep.Warn)
+	}
 }
 
 var errInput = errors.New("")

@@ -202,9 +202,12 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 	}
 	defer zr.Close()
 	raw := &countingReader{r: zr, n: &rep.raw}
-	if err := Extract(ctx, raw, req.Paths, req.Mounts, req.Trusted); err != nil {
+	x := newExtractor(req.Paths, req.Mounts, req.Trusted, nil)
+	defer x.close()
+	if err := x.run(ctx, raw); err != nil {
 		return err
 	}
+	x.warn(rep)
 	// What follows the archive's end marker is read too: the caller's stream ends only
 	// once its checksum matched.
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -300,6 +303,7 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File
 		}
 		return err
 	}
+	x.warn(rep)
 	// On disk before anything is moved into place (while the service still runs): a power
 	// cut after the commit cannot leave files the restore had not written yet.
 	if err := st.sync(); err != nil {

@@ -234,7 +234,8 @@ func (st *staging) sync() error {
 		}
 	}
 	for _, f := range st.files {
-		if err := syncfs(os.Open(path.Dir(f.dst))); err != nil {
+		// The mounted file itself: its directory in the worker is on another file system.
+		if err := syncfs(os.OpenFile(f.dst, os.O_RDONLY|unix.O_NONBLOCK, 0)); err != nil {
 			return fmt.Errorf("writing %s to disk: %w", f.dst, err)
 		}
 	}

@@ -293,6 +293,7 @@ type fakeEngine struct {
 	mu       sync.Mutex
 	gone     map[string]chan struct{} // closed when the container is removed
 	created  []container.NetworkMode
+	hosts    []*container.HostConfig
 	auto     []bool // AutoRemove of each created
 	waits    int    // exits watched
 	removed  int
@@ -310,6 +311,7 @@ func (f *fakeEngine) VolumeList(context.Context, client.VolumeListOptions) (clie
 
 func (f *fakeEngine) ContainerCreate(_ context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
 	f.created = append(f.created, o.HostConfig.NetworkMode)
+	f.hosts = append(f.hosts, o.HostConfig)
 	f.auto = append(f.auto, o.HostConfig.AutoRemove)
 	return client.ContainerCreateResult{ID: fmt.Sprintf("worker%d", len(f.created))}, nil
 }
@@ -390,7 +392,7 @@ func TestWorkerNetwork(t *testing.T) {
 			c := *svc
 			c.Running = tc.running
 			r := &Runner{Engine: eng, Image: image, Owner: "test"}
-			s, err := r.Open(context.Background(), &c, []string{"/data"}, tc.write)
+			s, err := r.Open(context.Background(), &c, []string{"/data"}, strategy.WorkerAccess{Write: tc.write})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -418,6 +420,24 @@ func TestWorkerNetwork(t *testing.T) {
 			}
 			if eng.waits != len(tc.want) {
 				t.Errorf("%d exits watched for %d starts", eng.waits, len(tc.want))
+			}
+			// Confined: every capability dropped but those of its work, a read-only root, no
+			// new privileges; a restore's own staging volume is its only extra mount.
+			for i, hc := range eng.hosts {
+				want := "[CAP_DAC_OVERRIDE]"
+				mounts := "[/data]"
+				if tc.write {
+					want, mounts = "[CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER CAP_FSETID]", "[/data "+localStaging+"]"
+				}
+				var targets []string
+				for _, m := range hc.Mounts {
+					targets = append(targets, m.Target)
+				}
+				if fmt.Sprint(hc.CapDrop) != "[ALL]" || fmt.Sprint(hc.CapAdd) != want || !hc.ReadonlyRootfs ||
+					fmt.Sprint(hc.SecurityOpt) != "[no-new-privileges]" || fmt.Sprint(targets) != mounts {
+					t.Errorf("worker %d: CapDrop %v CapAdd %v (want %s) read-only %v %v mounts %v (want %s)",
+						i+1, hc.CapDrop, hc.CapAdd, want, hc.ReadonlyRootfs, hc.SecurityOpt, targets, mounts)
+				}
 			}
 		})
 	}
