@@ -80,7 +80,7 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.BoolVar(&opts.noStop, "no-stop", false, "Volume strategy: restore into the running container without stopping it")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment; of a cluster backup: only this one of its databases); sqlite: the database file (default: the backed-up path)")
-	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest is not signed with this plugin's (or the sidecar's) key; it is then restored without set-user-ID files or devices")
+	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest no trusted key signed (this plugin's, the sidecar's or --trust's); it is then restored without set-user-ID files, devices or file capabilities")
 	trustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
 	decryptFlags(flags, &opts.decrypt)

@@ -206,7 +206,7 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 	case errors.Is(err, artifact.ErrBadSignature):
 		return fmt.Errorf("%s: the manifest of %s was changed after it was signed — its sha256, size and paths cannot be trusted (tampered with): %w", r.refusing(), m.Artifact, err)
 	case r.spec.AllowUnsigned:
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files or devices", m.Artifact, err))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is not signed with this tool's key (%v): restored because unsigned backups are allowed, without set-user-ID files, devices or file capabilities", m.Artifact, err))
 		return nil
 	case errors.Is(err, artifact.ErrOtherKey):
 		how := "trust the public key of the host that made it (--trust FILE or DOCKER_BACKUP_TRUSTED_KEYS_FILE; `docker backup key` prints it there) or give its signing key file (DOCKER_BACKUP_SIGNING_KEY_FILE)"
