@@ -71,12 +71,12 @@ func setcap(t *testing.T, caps string, files ...string) {
 func unsignedCopy(t *testing.T, dir, key string) string {
 	t.Helper()
 	to := t.TempDir()
-	for _, name := range []string{key, artifact.ManifestKey(key)} {
+	for _, name := range []string{key, artifact.ChunksKey(key), artifact.ManifestKey(key)} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if name != key {
+		if name == artifact.ManifestKey(key) {
 			var m map[string]any
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Fatal(err)
