@@ -21,6 +21,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/moby/moby/api/types/container"
@@ -486,7 +487,7 @@ func (s *stagingStrategy) RestoreStaged(ctx context.Context, c *containers.Conta
 	defer zr.Close()
 	b, err := io.ReadAll(zr)
 	if err != nil {
-		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 	s.staged = b
 	staged(ctx)

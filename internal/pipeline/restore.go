@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -74,7 +75,7 @@ func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.M
 func Verify(ctx context.Context, t target.Target, m *artifact.Manifest, progress func(int64)) error {
 	rc, err := t.Get(ctx, m.Artifact)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, progress)
@@ -116,11 +117,11 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return fmt.Errorf("%s is a %s backup and cannot be restored with the %s strategy", m.Artifact, m.Strategy, req.Strategy.Name())
 	}
 	untouched := func(err error) error {
-		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", req.Container, err, silent{ErrUntouched})
+		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", req.Container, err, errkind.Silent(ErrUntouched))
 	}
 	pin, err := target.Pin(ctx, req.Target, m.Artifact)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer pin.Close()
 	if size := pin.Size(); size >= 0 && size != m.Size {
@@ -191,7 +192,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -202,14 +203,14 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	defer raw.Close()
 	if err := req.Strategy.Restore(ctx, req.Container, data(raw)); err != nil {
 		if raw.counted.n > 0 {
-			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+			return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 		}
 		return err
 	}
 	// A strategy that stopped reading early (nothing left it needed): the rest must still
 	// be the verified bytes.
 	if err := raw.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	faults.Point(ctx, "restore-applied")
 	return nil
@@ -226,7 +227,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer rc.Close()
 	log.Info("restoring beside the data while the artifact is verified", "key", m.Artifact, "size", m.Size)
@@ -262,7 +263,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 		}
 		return untouched(err)
 	}
-	return fmt.Errorf("%w%w", err, silent{ErrStarted})
+	return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 }
 
 // restoreOnce reads the artifact once into a strategy.OnePass: each chunk is verified before
@@ -281,7 +282,7 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 	faults.Point(ctx, "restore-verified")
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -301,7 +302,7 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 		return err
 	}
 	if err := raw.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 	faults.Point(ctx, "restore-applied")
@@ -315,7 +316,7 @@ func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, l
 	m := req.Manifest
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -331,12 +332,12 @@ func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, l
 	}
 	if err != nil {
 		if pr.n > 0 {
-			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+			return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 		}
 		return err
 	}
 	if err := pr.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	faults.Point(ctx, "restore-applied")
 	return nil
@@ -406,7 +407,7 @@ func (s *fileSource) Check(size int64, sum []byte) error {
 func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) error {
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
@@ -497,7 +498,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.err = v.check()
 		return n, v.err
 	case err != nil:
-		v.err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, err, silent{ErrTarget})
+		v.err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, err, errkind.Silent(ErrTarget))
 		return n, v.err
 	}
 	return n, nil
@@ -534,7 +535,7 @@ func (v *verifier) fill() error {
 		case n > 0:
 			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, ErrCorrupt)
 		case !errors.Is(err, io.EOF):
-			return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+			return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 		}
 		return io.EOF
 	}
@@ -551,7 +552,7 @@ func (v *verifier) fill() error {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, ErrCorrupt)
 	case err != nil:
-		return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+		return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 	}
 	sum := sha256.Sum256(v.buf[:size])
 	if !bytes.Equal(sum[:], v.list[v.next*sha256.Size:(v.next+1)*sha256.Size]) {
@@ -575,12 +576,12 @@ func readChunkList(ctx context.Context, t target.Target, m *artifact.Manifest) (
 		if errors.Is(err, target.ErrNotExist) {
 			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, ErrCorrupt)
 		}
-		return nil, fmt.Errorf("opening %s: %w%w", key, err, silent{ErrTarget})
+		return nil, fmt.Errorf("opening %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	list, err := io.ReadAll(io.LimitReader(rc, m.Chunks.ListSize()+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w%w", key, err, silent{ErrTarget})
+		return nil, fmt.Errorf("reading %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
 	if err := m.Chunks.CheckList(list); err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, ErrCorrupt)
@@ -723,12 +724,6 @@ func noIdentity(m *artifact.Manifest) error {
 	return fmt.Errorf("it is encrypted (age) for %s: give an identity that can decrypt it (docker backup restore -i FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
 		strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }
 
 // ctxReader stops reading when ctx is cancelled.
 type ctxReader struct {

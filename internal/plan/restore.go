@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -133,7 +134,7 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 			have = []string{"none"}
 		}
 		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s%w",
-			r.verb(), m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, silent{ErrRefused})
+			r.verb(), m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, errkind.Silent(ErrRefused))
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
@@ -271,12 +272,6 @@ func versionWarning(ctx context.Context, c *containers.Container, m *artifact.Ma
 	return []string{fmt.Sprintf("the backup was made from %s server %s and %s runs %s: a dump usually restores into a newer major version, rarely into an older one",
 		m.Strategy, m.Source["server_version"], c, have)}
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }
 
 // RestoreError is a failed restore, saying whether the service may be left partly restored.
 type RestoreError struct {

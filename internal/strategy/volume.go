@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/moby/moby/api/types/mount"
 )
 
@@ -209,14 +210,14 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(int64), staged func(context.Context)) error {
 	paths, err := v.restorePaths(ctx, c, data)
 	if err != nil {
-		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
+		return stepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)))
 	}
 	s, err := v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		if errors.Is(err, ErrNoWorker) {
 			return err
 		}
-		return fmt.Errorf("%w%w", err, silent{ErrUnapplied})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied))
 	}
 	defer s.Close()
 	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data.Reader, progress); err != nil {
@@ -230,7 +231,7 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 		staged(ctx)
 	}
 	if err := ctx.Err(); err != nil {
-		return stepErr(c, "restore", fmt.Errorf("%w%w", err, silent{ErrUnapplied}))
+		return stepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)))
 	}
 	v.log().Info("moving the restored files into place")
 	committing := false
@@ -244,7 +245,7 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 		err = c.WhileStopped(ctx, v.log(), commit)
 	}
 	if err != nil && !committing {
-		err = fmt.Errorf("%w%w", err, silent{ErrUnapplied}) // the service did not stop
+		err = fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)) // the service did not stop
 	}
 	return stepErr(c, "restore", err)
 }

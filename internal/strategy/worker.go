@@ -194,9 +194,3 @@ func DataPathText(dp string) string {
 	}
 	return dp
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }

@@ -25,6 +25,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -493,7 +494,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	case <-staged:
 		if checked != nil {
 			// Close tells the worker to remove what it staged.
-			return fmt.Errorf("%w%w", checked, silent{strategy.ErrUnapplied})
+			return fmt.Errorf("%w%w", checked, errkind.Silent(strategy.ErrUnapplied))
 		}
 		return nil
 	case err := <-s.result:
@@ -501,7 +502,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 		if err == nil {
 			err = errors.New("the worker ended without staging the restore")
 		}
-		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 }
 
@@ -663,7 +664,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 	case copyErr != nil:
 		return nil, copyErr
 	case last != nil && last.Error != "" && last.Code == CodeNoRoom:
-		return nil, fmt.Errorf("%s%w", last.Error, silent{strategy.ErrNoRoom})
+		return nil, fmt.Errorf("%s%w", last.Error, errkind.Silent(strategy.ErrNoRoom))
 	case last != nil && last.Error != "":
 		return nil, fmt.Errorf("worker container: %s", last.Error)
 	case werr != nil:
@@ -972,9 +973,3 @@ func (r *reportReader) Write(p []byte) (int, error) {
 func (r *reportReader) tail() string {
 	return strings.TrimSpace(r.other.String() + string(r.buf))
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }

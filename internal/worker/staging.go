@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"golang.org/x/sys/unix"
 )
@@ -106,7 +107,7 @@ func newStaging(mounts []string, need int64) (*staging, error) {
 		free := int64(fsst.Bavail) * fsst.Bsize
 		if want := need + need/20; free < want {
 			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
-				m, humanBytes(free), humanBytes(want), silent{errNoRoom})
+				m, humanBytes(free), humanBytes(want), errkind.Silent(errNoRoom))
 		}
 	}
 	return st, nil
