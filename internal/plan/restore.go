@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -145,7 +146,7 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	if spec.Allowed != nil {
 		var narrowed []string
 		for _, a := range spec.Allowed {
-			if _, ok := insideAny(a, r.allowed); ok {
+			if _, ok := mountpath.Holder(a, r.allowed); ok {
 				narrowed = append(narrowed, a)
 			}
 		}
@@ -178,16 +179,6 @@ func (r *Restore) refusing() string {
 	return "refusing to " + r.verb()
 }
 
-func insideAny(p string, dirs []string) (string, bool) {
-	for _, d := range dirs {
-		if strategy.Inside(p, d) {
-			return d, true
-		}
-	}
-	return "", false
-}
-
-// serviceOf names a container's service as manifests do.
 func serviceOf(c *containers.Container) string {
 	return (&artifact.Manifest{Project: c.Project, Service: c.Service, Container: c.Name}).Describe()
 }

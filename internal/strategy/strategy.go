@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 )
 
 // Strategy backs up and restores one kind of data.
@@ -192,21 +193,6 @@ func stepErr(c *containers.Container, step string, err error) error {
 	return &StepError{Target: c.String(), Step: step, Err: err}
 }
 
-// Inside reports whether the clean absolute path p is dir or below it.
-func Inside(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
-}
-
-// insideAny returns the first of dirs that holds p.
-func insideAny(p string, dirs []string) (string, bool) {
-	for _, d := range dirs {
-		if Inside(p, d) {
-			return d, true
-		}
-	}
-	return "", false
-}
-
 // WritableMounts lists where a restore may write in c: its read-write volumes and bind mounts.
 func WritableMounts(c *containers.Container) []string {
 	var out []string
@@ -223,7 +209,7 @@ func WritableMounts(c *containers.Container) []string {
 // directory between that mount and p is a real directory (not a symbolic link that the
 // Engine would follow out of the mount).
 func checkConfined(ctx context.Context, c *containers.Container, p string, allowed []string, what string) error {
-	mount, ok := insideAny(p, allowed)
+	mount, ok := mountpath.Holder(p, allowed)
 	if !ok {
 		have := "none"
 		if len(allowed) > 0 {
@@ -231,7 +217,7 @@ func checkConfined(ctx context.Context, c *containers.Container, p string, allow
 		}
 		return fmt.Errorf("refusing to write %s %s: it is not inside a writable volume or bind mount of the container (%s)", what, p, have)
 	}
-	for dir := path.Dir(p); Inside(dir, mount) && dir != mount; dir = path.Dir(dir) {
+	for dir := path.Dir(p); mountpath.Inside(dir, mount) && dir != mount; dir = path.Dir(dir) {
 		kind, err := c.Stat(ctx, dir)
 		if err != nil {
 			return err

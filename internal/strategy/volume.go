@@ -17,6 +17,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/moby/moby/api/types/mount"
 )
 
@@ -330,7 +331,7 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 		if skip != "" && strings.HasPrefix(name, skip+"/") {
 			continue
 		}
-		if hdr.Typeflag == tar.TypeDir && IsStaging("/"+name, mounts) {
+		if hdr.Typeflag == tar.TypeDir && mountpath.IsStaging("/"+name, mounts) {
 			skip = name
 			continue
 		}
@@ -550,7 +551,7 @@ func (t *TarPolicy) Check(hdr *tar.Header) (string, error) {
 	case tar.TypeFifo:
 	case tar.TypeLink:
 		target := strings.TrimSuffix(hdr.Linkname, "/")
-		if _, ok := t.files[maphash.String(t.seed, target)]; !ok || !isLocalName(target) || !Inside("/"+target, "/"+root) {
+		if _, ok := t.files[maphash.String(t.seed, target)]; !ok || !isLocalName(target) || !mountpath.Inside("/"+target, "/"+root) {
 			return "", fmt.Errorf("hard link %q points at %q, which is not an earlier file of %s", hdr.Name, hdr.Linkname, p)
 		}
 		t.files[maphash.String(t.seed, name)] = struct{}{}
@@ -681,7 +682,7 @@ func (w *pathWriter) write(hdr *tar.Header, r io.Reader) error {
 	}
 	hdr.Name = rename(hdr.Name)
 	if hdr.Typeflag == tar.TypeLink {
-		if !isLocalName(hdr.Linkname) || !Inside("/"+hdr.Linkname, "/"+w.prefix) {
+		if !isLocalName(hdr.Linkname) || !mountpath.Inside("/"+hdr.Linkname, "/"+w.prefix) {
 			return fmt.Errorf("hard link %q points outside %s", hdr.Linkname, w.path)
 		}
 		hdr.Linkname = rename(hdr.Linkname)

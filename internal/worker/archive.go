@@ -17,7 +17,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 
 	"golang.org/x/sys/unix"
 )
@@ -184,7 +184,7 @@ func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error
 		prefix += "/"
 	}
 	for _, e := range entries {
-		if e.IsDir() && strategy.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
+		if e.IsDir() && mountpath.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
 			continue
 		}
 		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name(), fi); err != nil {

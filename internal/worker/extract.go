@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
@@ -229,7 +230,7 @@ func (x *extractor) failed() error {
 func (x *extractor) locate(abs string) (root *dirRoot, name string, mountPoint bool, err error) {
 	best := ""
 	for _, m := range x.mounts {
-		if strategy.Inside(abs, m) && len(m) > len(best) {
+		if mountpath.Inside(abs, m) && len(m) > len(best) {
 			best = m
 		}
 	}
@@ -310,7 +311,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	if x.stage != nil {
-		if strategy.IsStaging(abs, x.mounts) {
+		if mountpath.IsStaging(abs, x.mounts) {
 			return fmt.Errorf("restoring %s: the archive holds a staged restore's directory", abs)
 		}
 		if mountPoint {

@@ -26,6 +26,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -158,7 +159,7 @@ func holderOf(mounts []container.MountPoint, p string) *container.MountPoint {
 	var holder *container.MountPoint
 	for i, m := range mounts {
 		d := path.Clean(m.Destination)
-		if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
+		if mountpath.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
 			holder = &mounts[i]
 		}
 	}
@@ -169,7 +170,7 @@ func holderOf(mounts []container.MountPoint, p string) *container.MountPoint {
 func mountsBelow(mounts []container.MountPoint, p string, holder *container.MountPoint) []container.MountPoint {
 	var out []container.MountPoint
 	for _, m := range mounts {
-		if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
+		if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && mountpath.Inside(d, p) {
 			out = append(out, m)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/errkind"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,7 +26,7 @@ var errNoRoom = errors.New("no room")
 // to (on the same file system, so the commit is renames), and one in the worker's own file
 // system for mounted files (which cannot be renamed over, only rewritten).
 type staging struct {
-	name   string // of the directories: strategy.StagingPrefix and 12 hex digits
+	name   string // of the directories: mountpath.StagingPrefix and 12 hex digits
 	need   int64  // bytes each volume must have free
 	mounts map[string]*stagedMount
 	local  *dirRoot // for mounted files, made on first use
@@ -61,7 +61,7 @@ func sweepStaging(mounts []string) {
 			continue // a mounted file, or unreadable: nothing of ours
 		}
 		for _, e := range entries {
-			if !e.IsDir() || !strategy.IsStaging(path.Join(m, e.Name()), mounts) {
+			if !e.IsDir() || !mountpath.IsStaging(path.Join(m, e.Name()), mounts) {
 				continue
 			}
 			lock, err := lockStaging(path.Join(m, e.Name()))
@@ -94,7 +94,7 @@ func lockStaging(dir string) (*os.File, error) {
 func newStaging(mounts []string, need int64) (*staging, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	st := &staging{name: strategy.StagingPrefix + hex.EncodeToString(b), need: need, mounts: map[string]*stagedMount{}}
+	st := &staging{name: mountpath.StagingPrefix + hex.EncodeToString(b), need: need, mounts: map[string]*stagedMount{}}
 	for _, m := range mounts {
 		var fsst unix.Statfs_t
 		if err := unix.Statfs(m, &fsst); err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 )
 
 // stagedInput is what a staged restore's worker reads: the request, the compressed archive
@@ -69,14 +69,14 @@ func TestStagedRestore(t *testing.T) {
 	must(os.Chown(src, 999, 999))
 	must(os.Chmod(src, 0o751))
 	// A staged restore's directory a power cut left: not backed up.
-	leftover := filepath.Join(src, strategy.StagingPrefix+"0123456789ab")
+	leftover := filepath.Join(src, mountpath.StagingPrefix+"0123456789ab")
 	must(os.MkdirAll(filepath.Join(leftover, "half"), 0o700))
 	before := listTree(t, src)
 
 	var archive bytes.Buffer
 	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
 	must(err)
-	if strings.Contains(archive.String(), strategy.StagingPrefix) {
+	if strings.Contains(archive.String(), mountpath.StagingPrefix) {
 		t.Fatal("the backup holds the staging directory a power cut left")
 	}
 
@@ -114,7 +114,7 @@ func TestStagedRestore(t *testing.T) {
 		entries, err := os.ReadDir(src)
 		must(err)
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), strategy.StagingPrefix) {
+			if strings.HasPrefix(e.Name(), mountpath.StagingPrefix) {
 				t.Errorf("a staging directory is left: %s", e.Name())
 			}
 		}
@@ -186,8 +186,8 @@ func TestStagedRestore(t *testing.T) {
 // service's restore into the same volume).
 func TestSweepSparesLiveStaging(t *testing.T) {
 	dir := t.TempDir()
-	dead := filepath.Join(dir, strategy.StagingPrefix+"00000000dead")
-	live := filepath.Join(dir, strategy.StagingPrefix+"00000000a11e")
+	dead := filepath.Join(dir, mountpath.StagingPrefix+"00000000dead")
+	live := filepath.Join(dir, mountpath.StagingPrefix+"00000000a11e")
 	for _, d := range []string{dead, live} {
 		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o700); err != nil {
 			t.Fatal(err)

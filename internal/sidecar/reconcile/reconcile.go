@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -203,16 +204,10 @@ func checkPaths(name string, s container.Summary, j labels.Job) error {
 	}
 	var mounts []string
 	for _, m := range s.Mounts {
-		mounts = append(mounts, m.Destination)
+		mounts = append(mounts, path.Clean(m.Destination))
 	}
 	for _, p := range j.Paths {
-		inside := false
-		for _, m := range mounts {
-			if strategy.Inside(p, path.Clean(m)) {
-				inside = true
-			}
-		}
-		if !inside {
+		if _, inside := mountpath.Holder(p, mounts); !inside {
 			label := labels.Paths
 			if j.Name != labels.DefaultJob {
 				label = labels.Prefix + j.Name + ".paths"
