@@ -11,7 +11,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
@@ -97,7 +99,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		return err
 	}
 	if opts.strategy != "" {
-		if _, err := strategy.New(opts.strategy, strategy.Options{}); err != nil {
+		if _, err := strategies.New(opts.strategy, strategy.Options{}); err != nil {
 			return err
 		}
 	}
@@ -175,8 +177,8 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	}
 	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
 	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
-	if dp := m.Source[strategy.SourceDataPath]; dp != "" {
-		fmt.Fprintf(out, "  via      %s\n", strategy.DataPathText(dp))
+	if dp := m.Source[volume.SourceDataPath]; dp != "" {
+		fmt.Fprintf(out, "  via      %s\n", volume.DataPathText(dp))
 	}
 	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
 	fmt.Fprintf(out, "  signed   key %s\n", key.ID())

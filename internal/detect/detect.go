@@ -9,7 +9,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/labels"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 )
 
 // Candidate is one strategy that fits a container, with the evidence for it.
@@ -73,7 +73,7 @@ func Strategies(c *containers.Container) []Candidate {
 			}
 		}
 	}
-	if paths := strategy.DefaultPaths(c); len(paths) > 0 {
+	if paths := volume.DefaultPaths(c); len(paths) > 0 {
 		add("volume", "mounts "+strings.Join(paths, ", "))
 	}
 	return out

@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 )
 
 // probes pair a family's server binaries with its dump tools: both must be in the container,
@@ -145,7 +145,7 @@ func searchPath(env []string) []string {
 // it finds nothing.
 func SQLiteFiles(ctx context.Context, c *containers.Container) []string {
 	var found []string
-	for _, dir := range strategy.DefaultPaths(c) {
+	for _, dir := range volume.DefaultPaths(c) {
 		out, err := c.Output(ctx, "find", dir, "-maxdepth", "4", "-type", "f",
 			"(", "-name", "*.db", "-o", "-name", "*.sqlite", "-o", "-name", "*.sqlite3", ")")
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/errkind"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/moby/moby/api/types/container"
@@ -168,7 +169,7 @@ func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
 	}
 	// A strategy of another kind is refused.
 	os.WriteFile(path, good, 0o600)
-	other, _ := strategy.New("volume", strategy.Options{})
+	other, _ := strategies.New("volume", strategy.Options{})
 	if err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: other}); err == nil {
 		t.Error("restoring a fake backup with the volume strategy was accepted")
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -106,20 +107,20 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 		cands := detect.All(ctx, c)
 		if len(cands) == 0 {
 			return nil, fmt.Errorf("cannot tell how to back up %s (image %s): no database recognised and no volumes; choose the strategy (%s, or the label %s)",
-				c, c.Image, strings.Join(strategy.Names(), ", "), labels.Strategy)
+				c, c.Image, strings.Join(strategies.Names(), ", "), labels.Strategy)
 		}
 		name, b.Detected = cands[0].Strategy, cands[0].Reason
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
-	if strategy.Canonical(name) == "sqlite" && opts.Database == "" {
+	if strategies.Canonical(name) == "sqlite" && opts.Database == "" {
 		msg := "the sqlite strategy needs the database file: pass --database /path/in/container/app.db (label docker-backup.database)"
 		if files := detect.SQLiteFiles(ctx, c); len(files) > 0 {
 			msg += " (SQLite files in " + c.Name + ": " + strings.Join(files, ", ") + ")"
 		}
 		return nil, errors.New(msg)
 	}
-	strat, err := strategy.New(name, opts)
+	strat, err := strategies.New(name, opts)
 	if err != nil {
 		return nil, err
 	}

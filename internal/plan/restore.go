@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -139,7 +140,7 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
-	if r.Strategy, err = strategy.New(m.Strategy, opts); err != nil {
+	if r.Strategy, err = strategies.New(m.Strategy, opts); err != nil {
 		return nil, err
 	}
 	r.allowed = strategy.WritableMounts(c)

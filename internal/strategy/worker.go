@@ -138,35 +138,3 @@ type Stager interface {
 	// or changed, restore another way; wrapping ErrUnapplied: nothing in c was changed.
 	RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(raw int64), staged func(context.Context)) error
 }
-
-// SourceDataPath is the manifest key saying how a volume backup was read: DataPathHost,
-// DataPathWorker or DataPathArchive.
-const SourceDataPath = "data_path"
-
-// Data paths of a volume backup.
-const (
-	DataPathHost    = "host"    // the plugin read the volumes' files on the Engine's host itself
-	DataPathWorker  = "worker"  // a worker container beside the data
-	DataPathArchive = "archive" // the Engine's archive API
-)
-
-// dataPathOf says which data path a worker session is: DataPathWorker unless it says otherwise.
-func dataPathOf(s WorkerSession) string {
-	if d, ok := s.(interface{ DataPath() string }); ok {
-		return d.DataPath()
-	}
-	return DataPathWorker
-}
-
-// DataPathText says in words how a volume backup was read.
-func DataPathText(dp string) string {
-	switch dp {
-	case DataPathHost:
-		return "this host's file system (the volumes read in place, no container)"
-	case DataPathWorker:
-		return "a worker container beside the data"
-	case DataPathArchive:
-		return "the Engine's archive API"
-	}
-	return dp
-}

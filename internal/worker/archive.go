@@ -53,7 +53,7 @@ const (
 // point.
 //
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
-// (strategy.Volume's Count), from the entries as they are written: no second parse.
+// (the volume strategy's Count), from the entries as they are written: no second parse.
 func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	roots := make([]Root, 0, len(paths))
 	for _, p := range paths {
@@ -372,7 +372,7 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 	return nil
 }
 
-// digest adds an entry to the tree digest as strategy.Volume's Count does for the same
+// digest adds an entry to the tree digest as the volume strategy's Count does for the same
 // header read back from the stream.
 func (a *archiver) digest(hdr *tar.Header) {
 	name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/mountpath"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +40,7 @@ func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted b
 }
 
 func newExtractor(paths, mounts []string, trusted bool, st *staging) *extractor {
-	x := &extractor{pol: strategy.NewTarPolicy(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
+	x := &extractor{pol: tarpolicy.New(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
 		isFile: map[string]bool{}, buf: make([]byte, 1<<20), zero: make([]byte, holeBlock),
 		slots: make(chan []byte, smallFileWriters), stage: st}
 	for range smallFileWriters {
@@ -154,7 +154,7 @@ func (d *dirRoot) closeRoot() {
 }
 
 type extractor struct {
-	pol    *strategy.TarPolicy
+	pol    *tarpolicy.Policy
 	mounts []string
 	roots  map[string]*dirRoot // the mounts' roots, by the directory opened
 	isFile map[string]bool     // mounts that are files

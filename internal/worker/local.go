@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -151,7 +152,7 @@ type localSession struct {
 }
 
 // DataPath says that this process read the files itself.
-func (s *localSession) DataPath() string { return strategy.DataPathHost }
+func (s *localSession) DataPath() string { return volume.DataPathHost }
 
 func (s *localSession) Start(context.Context) error { return nil }
 

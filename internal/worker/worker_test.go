@@ -22,6 +22,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -227,7 +228,7 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	contents, err := Archive(context.Background(), []string{src}, []string{src}, &buf)
 	must(err)
 	// The digest made while archiving is the one the volume strategy makes of the stream.
-	count := (&strategy.Volume{}).NewCount()
+	count := (&volume.Strategy{}).NewCount()
 	_, err = count.Write(buf.Bytes())
 	must(err)
 	parsed, err := count.Contents()

@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -115,7 +116,7 @@ func (r *Runner) KeepRecovering(ctx context.Context) {
 func (r *Runner) Recover(ctx context.Context) error {
 	cat := r.opts.Catalog
 	restores, err := cat.InterruptRestores(ctx, time.Now(), func(name string) bool {
-		s, err := strategy.New(name, strategy.Options{})
+		s, err := strategies.New(name, strategy.Options{})
 		if err != nil {
 			return true
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -100,7 +101,7 @@ func (r *Runner) targetAndService(ctx context.Context, name, project, service st
 
 // serviceScope is what the service's jobs back up: their strategies (none when one detects
 // it) and their paths (none — the container's writable mounts — when one takes the defaults).
-func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []string) {
+func (r *Runner) serviceScope(c *containers.Container) (names, paths []string) {
 	detected, defaultPaths := false, false
 	for _, j := range r.Jobs() {
 		if j.Project != c.Project || j.Service != c.Service {
@@ -108,8 +109,8 @@ func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []stri
 		}
 		if j.Strategy == "" {
 			detected = true
-		} else if s := strategy.Canonical(j.Strategy); !slices.Contains(strategies, s) {
-			strategies = append(strategies, s)
+		} else if s := strategies.Canonical(j.Strategy); !slices.Contains(names, s) {
+			names = append(names, s)
 		}
 		if len(j.Paths) == 0 {
 			defaultPaths = true
@@ -117,12 +118,12 @@ func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []stri
 		paths = append(paths, j.Paths...)
 	}
 	if detected {
-		strategies = nil
+		names = nil
 	}
 	if defaultPaths {
 		paths = nil
 	}
-	return strategies, paths
+	return names, paths
 }
 
 // classify gives an error its control code.

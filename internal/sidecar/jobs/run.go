@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
@@ -304,7 +305,7 @@ func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, erro
 		return nil, &control.Error{Code: control.CodeRefused, Message: fmt.Sprintf("%s is not backed up (%s)", c, reason)}
 	}
 	j := &Job{Project: c.Project, Service: c.Service, Container: c.Name, manual: true}
-	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategy.Names(), Targets: r.TargetNames(), NotifySets: r.opts.Notifier.Sets(), Manual: true})
+	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategies.Names(), Targets: r.TargetNames(), NotifySets: r.opts.Notifier.Sets(), Manual: true})
 	if len(errs) > 0 {
 		return nil, &control.Error{Code: control.CodeInvalid, Message: errs[0].Error()}
 	}

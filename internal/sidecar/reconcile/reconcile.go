@@ -7,6 +7,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -21,11 +22,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-
-	"log/slog"
 )
 
 // API is the part of the Engine API the reconciler uses.
@@ -155,7 +154,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				lbls = cloneWith(lbls, labels.Schedule, r.opts.DefaultSchedule)
 			}
 		}
-		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategy.Names(), Targets: r.opts.Targets,
+		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategies.Names(), Targets: r.opts.Targets,
 			NotifySets: r.opts.NotifySets, DefaultRetention: r.opts.DefaultRetention})
 		for _, e := range errs {
 			problems = append(problems, e.Error())

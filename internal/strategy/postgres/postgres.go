@@ -1,4 +1,8 @@
-package strategy
+// Package postgres is the PostgreSQL strategy: pg_dump of one database or, with AllDatabases,
+// of the whole cluster with its roles (pgcluster.go); restores through psql in one transaction
+// per database, the script read as it streams by a reader of pg_dump's output that refuses what
+// pg_dump never writes (pgscript.go); verify counts each table's COPY rows against count(*).
+package postgres
 
 import (
 	"context"
@@ -10,9 +14,10 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
-// Postgres dumps one database with pg_dump inside the database container, so the dump tool
+// Strategy dumps one database with pg_dump inside the database container, so the dump tool
 // always matches the server. User and database come from the container's environment as the
 // official postgres image reads them (POSTGRES_USER, default "postgres"; POSTGRES_DB, default
 // the user), unless set here. The password, when one is needed, is passed in the exec's
@@ -23,23 +28,23 @@ import (
 // whole artifact was verified: afterwards every table in the dump holds exactly the dumped
 // rows, tables dropped since the backup are back, and a failed or interrupted restore changes
 // nothing.
-type Postgres struct {
+type Strategy struct {
 	User     string
 	Database string
 }
 
 // Name returns "postgres".
-func (p *Postgres) Name() string { return "postgres" }
+func (p *Strategy) Name() string { return "postgres" }
 
 // Extension returns "sql".
-func (p *Postgres) Extension() string { return "sql" }
+func (p *Strategy) Extension() string { return "sql" }
 
 type pgConn struct {
 	user, database string
 	env            []string
 }
 
-func (p *Postgres) conn(c *containers.Container) pgConn {
+func (p *Strategy) conn(c *containers.Container) pgConn {
 	user := p.User
 	if user == "" {
 		user, _ = c.Getenv("POSTGRES_USER")
@@ -62,16 +67,16 @@ func (p *Postgres) conn(c *containers.Container) pgConn {
 }
 
 // Backup streams pg_dump's output to w.
-func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+func (p *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
 	if !c.Running {
-		return nil, stepErr(c, "dump", fmt.Errorf("the container is not running: pg_dump needs the server up (start it, or back up its data with --strategy volume)"))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("the container is not running: pg_dump needs the server up (start it, or back up its data with --strategy volume)"))
 	}
 	cn := p.conn(c)
-	src := Source{"database": cn.database, "user": cn.user}
+	src := strategy.Source{"database": cn.database, "user": cn.user}
 	if v, err := c.Output(ctx, "pg_dump", "--version"); err == nil {
 		src["pg_dump_version"] = toolVersion(v)
 	} else {
-		return nil, stepErr(c, "dump", fmt.Errorf("pg_dump is not usable in the container: %w", err))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("pg_dump is not usable in the container: %w", err))
 	}
 	if v, err := p.serverVersion(ctx, c, cn); err == nil {
 		src["server_version"] = v
@@ -87,7 +92,7 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 		Stdout: w,
 	})
 	if err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	return src, nil
 }
@@ -97,15 +102,15 @@ func (p *Postgres) Backup(ctx context.Context, c *containers.Container, w io.Wri
 // COMMIT only once the whole artifact was read and matched its manifest. A cut stream, a
 // cancel, a killed plugin or sidecar, a timeout or an SQL error ends the session inside the
 // open transaction, and PostgreSQL rolls it back: the database is exactly as before.
-func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Data) error {
+func (p *Strategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	if !c.Running {
-		return stepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
+		return strategy.StepErr(c, "restore", fmt.Errorf("the container is not running: psql needs the server up"))
 	}
 	if data.Source["database"] == AllDatabases {
 		return p.restoreCluster(ctx, c, data)
 	}
 	if p.Database == AllDatabases {
-		return stepErr(c, "restore", fmt.Errorf("--database all restores a cluster backup, but %s is of the database %q", "this backup", data.Source["database"]))
+		return strategy.StepErr(c, "restore", fmt.Errorf("--database all restores a cluster backup, but %s is of the database %q", "this backup", data.Source["database"]))
 	}
 	cn := p.conn(c)
 	pr, pw := io.Pipe()
@@ -131,11 +136,11 @@ func (p *Postgres) Restore(ctx context.Context, c *containers.Container, data Da
 		Stdin: pr,
 	})
 	pr.CloseWithError(errors.New("psql ended"))
-	return stepErr(c, "restore", err)
+	return strategy.StepErr(c, "restore", err)
 }
 
 // Check reads the script as psql would and refuses one that pg_dump would not have written.
-func (p *Postgres) Check(ctx context.Context, c *containers.Container, data Data) error {
+func (p *Strategy) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	script := newPGScript(nil)
 	if data.Source["database"] == AllDatabases {
 		script.cluster = checkOnly()
@@ -151,19 +156,19 @@ func (p *Postgres) Check(ctx context.Context, c *containers.Container, data Data
 
 // OnePass: a database's restore is one transaction, committed after the last byte, and the
 // script is checked (pgScript) as psql is given it. A cluster's roles commit first: no.
-func (p *Postgres) OnePass(data Data) bool {
+func (p *Strategy) OnePass(data strategy.Data) bool {
 	return data.Source["database"] != AllDatabases && p.Database != AllDatabases
 }
 
 // Interrupted: nothing, PostgreSQL rolls the transaction back.
-func (p *Postgres) Interrupted() string { return "" }
+func (p *Strategy) Interrupted() string { return "" }
 
 // ServerVersion reports the running server's version, for comparing with a backup's.
-func (p *Postgres) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {
+func (p *Strategy) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {
 	return p.serverVersion(ctx, c, p.conn(c))
 }
 
-func (p *Postgres) serverVersion(ctx context.Context, c *containers.Container, cn pgConn) (string, error) {
+func (p *Strategy) serverVersion(ctx context.Context, c *containers.Container, cn pgConn) (string, error) {
 	var out strings.Builder
 	err := c.Exec(ctx, containers.ExecSpec{
 		Cmd: []string{"psql", "--no-password", "--no-psqlrc", "--tuples-only", "--no-align",
@@ -178,7 +183,7 @@ func (p *Postgres) serverVersion(ctx context.Context, c *containers.Container, c
 }
 
 // Major returns the major part of a PostgreSQL version.
-func (p *Postgres) Major(v string) string { return MajorVersion(v) }
+func (p *Strategy) Major(v string) string { return MajorVersion(v) }
 
 // MajorVersion returns the major part of a PostgreSQL version ("15" of "15.18").
 func MajorVersion(v string) string { return leadingDigits.FindString(v) }

@@ -1,4 +1,4 @@
-package strategy
+package redis
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // NewCount counts the snapshot's keys per database by reading the RDB as it streams. An RDB
 // with a value type this version does not know is not counted (and not refused: the server
 // that wrote it knows it).
-func (r *Redis) NewCount() Count {
-	return newStreamCount(func(rd io.Reader) (*artifact.Contents, error) {
+func (r *Strategy) NewCount() strategy.Count {
+	return strategy.NewStreamCount(func(rd io.Reader) (*artifact.Contents, error) {
 		keys, expiring, err := rdbKeys(rd)
 		if errors.Is(err, errRDBUnknown) {
 			return nil, nil
@@ -29,18 +30,18 @@ func (r *Redis) NewCount() Count {
 }
 
 // NeedsServer: the restore asks the server where it keeps its data.
-func (r *Redis) NeedsServer() bool { return true }
+func (r *Strategy) NeedsServer() bool { return true }
 
 // Ready waits until the server answers PING.
-func (r *Redis) Ready(ctx context.Context, c *containers.Container, _ Source) error {
-	return waitFor(ctx, c, time.Minute, "the Redis server", func(ctx context.Context) error {
+func (r *Strategy) Ready(ctx context.Context, c *containers.Container, _ strategy.Source) error {
+	return strategy.WaitFor(ctx, c, time.Minute, "the Redis server", func(ctx context.Context) error {
 		_, err := r.client(ctx, c)
 		return err
 	})
 }
 
 // Found reads the keys per database from INFO keyspace.
-func (r *Redis) Found(ctx context.Context, c *containers.Container, _ Source, _ *artifact.Contents) (*artifact.Contents, error) {
+func (r *Strategy) Found(ctx context.Context, c *containers.Container, _ strategy.Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	rc, err := r.client(ctx, c)
 	if err != nil {
 		return nil, err

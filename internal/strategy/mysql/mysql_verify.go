@@ -1,4 +1,4 @@
-package strategy
+package mysql
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // mysqlCount counts the rows of each table in a mysqldump / mariadb-dump script: the tuples of
@@ -44,7 +45,7 @@ var (
 )
 
 // NewCount counts the rows the dump inserts into each table.
-func (m *MySQL) NewCount() Count { return &mysqlCount{} }
+func (m *Strategy) NewCount() strategy.Count { return &mysqlCount{} }
 
 func (c *mysqlCount) Write(p []byte) (int, error) {
 	for i := 0; i < len(p); i++ {
@@ -163,12 +164,12 @@ func (c *mysqlCount) Contents() (*artifact.Contents, error) {
 }
 
 // NeedsServer: the client restores into a running server.
-func (m *MySQL) NeedsServer() bool { return true }
+func (m *Strategy) NeedsServer() bool { return true }
 
 // Ready waits until the server the image's entrypoint starts last accepts TCP connections on
 // the loopback (its first-start initialisation runs a temporary server without networking).
-func (m *MySQL) Ready(ctx context.Context, c *containers.Container, src Source) error {
-	return waitFor(ctx, c, 3*time.Minute, "the MySQL server", func(ctx context.Context) error {
+func (m *Strategy) Ready(ctx context.Context, c *containers.Container, src strategy.Source) error {
+	return strategy.WaitFor(ctx, c, 3*time.Minute, "the MySQL server", func(ctx context.Context) error {
 		cn, err := m.conn(ctx, c)
 		if err != nil {
 			return err
@@ -181,7 +182,7 @@ func (m *MySQL) Ready(ctx context.Context, c *containers.Container, src Source) 
 }
 
 // Found counts the rows of the restored tables ("database.table").
-func (m *MySQL) Found(ctx context.Context, c *containers.Container, src Source, want *artifact.Contents) (*artifact.Contents, error) {
+func (m *Strategy) Found(ctx context.Context, c *containers.Container, src strategy.Source, want *artifact.Contents) (*artifact.Contents, error) {
 	cn, err := m.conn(ctx, c)
 	if err != nil {
 		return nil, err
@@ -210,7 +211,7 @@ func (m *MySQL) Found(ctx context.Context, c *containers.Container, src Source, 
 			queries = append(queries, fmt.Sprintf("SELECT %s, COUNT(*) FROM %s.%s", str(db+"."+table), quote(db), quote(table)))
 		}
 	}
-	if err := countInBatches(queries, func(q string) (string, error) { return cn.query(ctx, c, q) }, found.Tables); err != nil {
+	if err := strategy.CountInBatches(queries, func(q string) (string, error) { return cn.query(ctx, c, q) }, found.Tables); err != nil {
 		return nil, err
 	}
 	return found, nil

@@ -1,10 +1,12 @@
-package strategy
+package redis
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/strategytest"
 	"github.com/moby/moby/api/types/container"
 )
 
@@ -52,18 +54,18 @@ func TestRedisRestoreConfinedWhereTheServerSays(t *testing.T) {
 			links: map[string]string{"/data/appendonlydir": "/etc"}, want: "/data/appendonlydir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeEngine()
-			f.mounts, f.links = volume, tc.links
-			f.reply = redisReplies(tc.dir, tc.dbfilename, tc.appendonly)
-			c := f.container(t)
-			data := Data{Reader: strings.NewReader("REDIS0011"), Size: 9,
-				Source: Source{"dir": "/data", "dbfilename": "dump.rdb"}, Allowed: WritableMounts(c)}
-			err := (&Redis{}).Restore(context.Background(), c, data)
+			f := strategytest.NewFakeEngine()
+			f.Mounts, f.Links = volume, tc.links
+			f.Reply = redisReplies(tc.dir, tc.dbfilename, tc.appendonly)
+			c := f.Container(t)
+			data := strategy.Data{Reader: strings.NewReader("REDIS0011"), Size: 9,
+				Source: strategy.Source{"dir": "/data", "dbfilename": "dump.rdb"}, Allowed: strategy.WritableMounts(c)}
+			err := (&Strategy{}).Restore(context.Background(), c, data)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "refusing") {
 				t.Fatalf("restore: %v; want a refusal naming %s", err, tc.want)
 			}
-			if len(f.written) > 0 || f.stops > 0 {
-				t.Errorf("stopped %d times, files written: %+v", f.stops, f.written)
+			if len(f.Written) > 0 || f.Stops > 0 {
+				t.Errorf("stopped %d times, files written: %+v", f.Stops, f.Written)
 			}
 		})
 	}
@@ -71,11 +73,11 @@ func TestRedisRestoreConfinedWhereTheServerSays(t *testing.T) {
 
 // The same where the server says a directory inside the volume: the location is accepted.
 func TestRedisLocationInsideAVolume(t *testing.T) {
-	f := newFakeEngine()
-	f.mounts = []container.MountPoint{{Destination: "/data", RW: true}}
-	f.reply = redisReplies("/data", "dump.rdb", "yes")
-	c := f.container(t)
-	loc, err := (&Redis{}).location(context.Background(), c, Data{Allowed: WritableMounts(c)})
+	f := strategytest.NewFakeEngine()
+	f.Mounts = []container.MountPoint{{Destination: "/data", RW: true}}
+	f.Reply = redisReplies("/data", "dump.rdb", "yes")
+	c := f.Container(t)
+	loc, err := (&Strategy{}).location(context.Background(), c, strategy.Data{Allowed: strategy.WritableMounts(c)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +88,11 @@ func TestRedisLocationInsideAVolume(t *testing.T) {
 
 // A stopped container cannot be asked: the manifest's dir is held to the same rule.
 func TestRedisStoppedLocationConfined(t *testing.T) {
-	f := newFakeEngine()
-	f.running = false
-	f.mounts = []container.MountPoint{{Destination: "/data", RW: true}}
-	c := f.container(t)
-	_, err := (&Redis{}).location(context.Background(), c, Data{Source: Source{"dir": "/usr/local/bin", "dbfilename": "redis-server"}, Allowed: WritableMounts(c)})
+	f := strategytest.NewFakeEngine()
+	f.Running = false
+	f.Mounts = []container.MountPoint{{Destination: "/data", RW: true}}
+	c := f.Container(t)
+	_, err := (&Strategy{}).location(context.Background(), c, strategy.Data{Source: strategy.Source{"dir": "/usr/local/bin", "dbfilename": "redis-server"}, Allowed: strategy.WritableMounts(c)})
 	if err == nil || !strings.Contains(err.Error(), "/usr/local/bin") {
 		t.Fatalf("location: %v; want a refusal naming /usr/local/bin", err)
 	}

@@ -1,16 +1,16 @@
-package strategy
+package postgres
 
 import (
 	"context"
 	"fmt"
 	"maps"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // pgCount counts each table's COPY rows as the dump streams, and checks on the way that it is
@@ -18,7 +18,7 @@ import (
 type pgCount struct{ script *pgScript }
 
 // NewCount counts the rows of each table's COPY block.
-func (p *Postgres) NewCount() Count {
+func (p *Strategy) NewCount() strategy.Count {
 	c := &pgCount{script: newPGScript(nil)}
 	if p.Database == AllDatabases {
 		c.script.cluster = checkOnly() // tables counted as database/schema.table
@@ -44,19 +44,19 @@ func (c *pgCount) Contents() (*artifact.Contents, error) {
 }
 
 // NeedsServer: psql restores into a running server.
-func (p *Postgres) NeedsServer() bool { return true }
+func (p *Strategy) NeedsServer() bool { return true }
 
 // Ready waits for the server the image's entrypoint starts last (its first-start
 // initialisation runs a temporary server without TCP, so ready means accepting TCP on the
 // loopback), then creates the backed-up database and its owner when the image's environment
 // did not.
-func (p *Postgres) Ready(ctx context.Context, c *containers.Container, src Source) error {
+func (p *Strategy) Ready(ctx context.Context, c *containers.Container, src strategy.Source) error {
 	cn := p.conn(c)
 	port := "5432"
 	if v, ok := c.Getenv("PGPORT"); ok && v != "" {
 		port = v
 	}
-	err := waitFor(ctx, c, 3*time.Minute, "the PostgreSQL server", func(ctx context.Context) error {
+	err := strategy.WaitFor(ctx, c, 3*time.Minute, "the PostgreSQL server", func(ctx context.Context) error {
 		return c.Exec(ctx, containers.ExecSpec{Cmd: []string{"pg_isready", "--quiet", "--host", "127.0.0.1", "--port", port,
 			"--username", cn.user, "--dbname", "postgres"}, Env: cn.env})
 	})
@@ -87,7 +87,7 @@ SELECT format('CREATE DATABASE %I', :'db') WHERE :'db' <> '' AND NOT EXISTS (SEL
 var pgTableName = regexp.MustCompile(`^(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)\.(?:"(?:[^"]|"")+"|[a-z_][a-z0-9_$]*)$`)
 
 // Found counts the rows of the restored tables, named as pg_dump names them.
-func (p *Postgres) Found(ctx context.Context, c *containers.Container, src Source, want *artifact.Contents) (*artifact.Contents, error) {
+func (p *Strategy) Found(ctx context.Context, c *containers.Container, src strategy.Source, want *artifact.Contents) (*artifact.Contents, error) {
 	cn := p.conn(c)
 	if src["database"] != AllDatabases {
 		return p.foundIn(ctx, c, cn, cn.database, "", want)
@@ -105,7 +105,7 @@ func (p *Postgres) Found(ctx context.Context, c *containers.Container, src Sourc
 }
 
 // foundIn counts the rows of the tables of want (named prefix+schema.table) in database db.
-func (p *Postgres) foundIn(ctx context.Context, c *containers.Container, cn pgConn, db, prefix string, want *artifact.Contents) (*artifact.Contents, error) {
+func (p *Strategy) foundIn(ctx context.Context, c *containers.Container, cn pgConn, db, prefix string, want *artifact.Contents) (*artifact.Contents, error) {
 	psql := func(sql string) (string, error) { return cn.psql(ctx, c, db, sql) }
 	// The tables that exist, as pg_dump's fmtId would quote them (quote_ident's rules).
 	list, err := psql(`SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -129,72 +129,8 @@ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_s
 		}
 	}
 	found := &artifact.Contents{Tables: map[string]int64{}}
-	if err := countInBatches(queries, func(q string) (string, error) { return psql(q + ";") }, found.Tables); err != nil {
+	if err := strategy.CountInBatches(queries, func(q string) (string, error) { return psql(q + ";") }, found.Tables); err != nil {
 		return nil, err
 	}
 	return found, nil
-}
-
-// countInBatches runs the "SELECT name, count" queries 200 at a time (UNION ALL), reading
-// "name<TAB>count" lines into m.
-func countInBatches(queries []string, run func(string) (string, error), m map[string]int64) error {
-	for len(queries) > 0 {
-		n := min(len(queries), 200)
-		out, err := run(strings.Join(queries[:n], "\nUNION ALL\n"))
-		if err != nil {
-			return fmt.Errorf("counting rows: %w", err)
-		}
-		if err := parseCounts(out, m); err != nil {
-			return err
-		}
-		queries = queries[n:]
-	}
-	return nil
-}
-
-// parseCounts reads "name<TAB>count" lines into m.
-func parseCounts(out string, m map[string]int64) error {
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" {
-			continue
-		}
-		i := strings.LastIndexByte(line, '\t')
-		if i < 0 {
-			return fmt.Errorf("unexpected output %q", line)
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(line[i+1:]), 10, 64)
-		if err != nil {
-			return fmt.Errorf("unexpected count in %q", line)
-		}
-		m[line[:i]] = n
-	}
-	return nil
-}
-
-// waitFor retries ready until it succeeds, the container stops, or timeout passes.
-func waitFor(ctx context.Context, c *containers.Container, timeout time.Duration, what string, ready func(context.Context) error) error {
-	deadline := time.Now().Add(timeout)
-	var last error
-	for {
-		if err := c.Refresh(ctx); err != nil {
-			return err
-		}
-		if !c.Running {
-			return fmt.Errorf("%s exited before it was ready: see its log (docker logs %s)", c, c.Name)
-		}
-		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		last = ready(tctx)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s was not ready in %s: %w", what, timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }

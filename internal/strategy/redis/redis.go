@@ -1,4 +1,7 @@
-package strategy
+// Package redis is the Redis (and Valkey) strategy: an RDB snapshot copied out, put back where
+// the server loads it (or made the AOF's base); verify reads the keys per database from the RDB
+// (rdb.go) and compares them with INFO keyspace.
+package redis
 
 import (
 	"context"
@@ -12,9 +15,10 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
-// Redis backs up a consistent RDB snapshot: it triggers BGSAVE, waits for that very save to
+// Strategy backs up a consistent RDB snapshot: it triggers BGSAVE, waits for that very save to
 // finish (a save already running is waited for first), reads where the server writes it
 // (CONFIG GET dir / dbfilename) and copies the file out through the archive API.
 //
@@ -26,16 +30,16 @@ import (
 // With append-only mode on, Redis loads the AOF and ignores the RDB, so the snapshot becomes
 // the AOF's base instead (Redis 7: a new manifest naming it; older: the RDB-preamble
 // appendonly file). The restore then waits until the data is loaded.
-type Redis struct {
+type Strategy struct {
 	Password string
 	Log      *slog.Logger
 }
 
 // Name returns "redis".
-func (r *Redis) Name() string { return "redis" }
+func (r *Strategy) Name() string { return "redis" }
 
 // Extension returns "rdb".
-func (r *Redis) Extension() string { return "rdb" }
+func (r *Strategy) Extension() string { return "rdb" }
 
 // redisClient runs redis-cli (or valkey-cli / keydb-cli) in the container.
 type redisClient struct {
@@ -44,7 +48,7 @@ type redisClient struct {
 	env []string
 }
 
-func (r *Redis) client(ctx context.Context, c *containers.Container) (*redisClient, error) {
+func (r *Strategy) client(ctx context.Context, c *containers.Container) (*redisClient, error) {
 	rc := &redisClient{c: c}
 	pw := r.Password
 	if pw == "" {
@@ -230,19 +234,19 @@ func atoi(s string) int64 {
 }
 
 // Backup snapshots the dataset and streams the RDB file to w.
-func (r *Redis) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+func (r *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
 	if !c.Running {
-		return nil, stepErr(c, "dump", fmt.Errorf("the container is not running: BGSAVE needs the server up"))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("the container is not running: BGSAVE needs the server up"))
 	}
 	rc, err := r.client(ctx, c)
 	if err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
-	src := Source{}
+	src := strategy.Source{}
 	for _, k := range []string{"dir", "dbfilename", "appendonly"} {
 		v, err := rc.config(ctx, k)
 		if err != nil {
-			return nil, stepErr(c, "dump", err)
+			return nil, strategy.StepErr(c, "dump", err)
 		}
 		src[k] = v
 	}
@@ -250,7 +254,7 @@ func (r *Redis) Backup(ctx context.Context, c *containers.Container, w io.Writer
 		src["redis_version"] = server["redis_version"]
 	}
 	if err := rc.snapshot(ctx); err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	if ks, err := rc.info(ctx, "keyspace"); err == nil {
 		src["keys"] = strconv.FormatInt(redisKeys(ks), 10)
@@ -258,12 +262,12 @@ func (r *Redis) Backup(ctx context.Context, c *containers.Container, w io.Writer
 	file := path.Join(src["dir"], src["dbfilename"])
 	f, hdr, err := c.OpenFile(ctx, file)
 	if err != nil {
-		return nil, stepErr(c, "copy", err)
+		return nil, strategy.StepErr(c, "copy", err)
 	}
 	defer f.Close()
 	src["uid"], src["gid"] = strconv.Itoa(hdr.Uid), strconv.Itoa(hdr.Gid)
 	if _, err := io.Copy(w, f); err != nil {
-		return nil, stepErr(c, "copy", fmt.Errorf("copying %s: %w", file, err))
+		return nil, strategy.StepErr(c, "copy", fmt.Errorf("copying %s: %w", file, err))
 	}
 	return src, nil
 }
@@ -276,7 +280,7 @@ type redisLocation struct {
 // location asks the running server where its data lives. A stopped container cannot be
 // asked: then the manifest's dir is used. Either way the answer is only a claim — a server
 // can be started with --dir /usr/local/bin, or CONFIG SET it — so confine checks it.
-func (r *Redis) location(ctx context.Context, c *containers.Container, data Data) (redisLocation, error) {
+func (r *Strategy) location(ctx context.Context, c *containers.Container, data strategy.Data) (redisLocation, error) {
 	loc := redisLocation{dir: data.Source["dir"], dbfilename: data.Source["dbfilename"], appendonly: data.Source["appendonly"],
 		appenddirname: "appendonlydir", appendfilename: "appendonly.aof", version: data.Source["redis_version"]}
 	if c.Running {
@@ -320,13 +324,13 @@ func (r *Redis) location(ctx context.Context, c *containers.Container, data Data
 // bind mount of the container, through the sidecar narrowed to the job's paths), or reached
 // through a symbolic link: the Engine writes as root and follows links.
 func (loc redisLocation) confine(ctx context.Context, c *containers.Container, allowed []string) error {
-	if err := checkConfined(ctx, c, path.Join(loc.dir, loc.dbfilename), allowed, "the redis data file"); err != nil {
+	if err := strategy.CheckConfined(ctx, c, path.Join(loc.dir, loc.dbfilename), allowed, "the redis data file"); err != nil {
 		return err
 	}
 	if loc.appendonly != "yes" {
 		return nil
 	}
-	return checkConfined(ctx, c, path.Join(loc.dir, loc.appenddirname, loc.appendfilename), allowed, "the redis append-only file")
+	return strategy.CheckConfined(ctx, c, path.Join(loc.dir, loc.appenddirname, loc.appendfilename), allowed, "the redis append-only file")
 }
 
 func isBaseName(s string) bool {
@@ -341,17 +345,17 @@ func isBaseName(s string) bool {
 // snapshot becomes the AOF's base instead (Redis 7: new files and a new manifest that lists
 // the old files as history, which Redis deletes at start; older: the RDB-preamble
 // appendonly file). The restore then waits until the data is loaded.
-func (r *Redis) Restore(ctx context.Context, c *containers.Container, data Data) error {
+func (r *Strategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	loc, err := r.location(ctx, c, data)
 	if err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	uid, gid := int(atoi(data.Source["uid"])), int(atoi(data.Source["gid"]))
 	log := r.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	temp := func(name string) string { return "." + name + restoreSuffix }
+	temp := func(name string) string { return "." + name + strategy.RestoreSuffix }
 	file := func(name string, content io.Reader, size int64) containers.File {
 		return containers.File{Name: name, Content: content, Size: size, Mode: 0o644, UID: uid, GID: gid}
 	}
@@ -397,17 +401,17 @@ func (r *Redis) Restore(ctx context.Context, c *containers.Container, data Data)
 			}))
 	})
 	if err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	c.RemoveLeftover(ctx, leftovers...)
-	return stepErr(c, "restore", r.waitLoaded(ctx, c, atoi(data.Source["keys"])))
+	return strategy.StepErr(c, "restore", r.waitLoaded(ctx, c, atoi(data.Source["keys"])))
 }
 
 // Interrupted: the live files are replaced only once the snapshot is complete and verified.
-func (r *Redis) Interrupted() string { return "" }
+func (r *Strategy) Interrupted() string { return "" }
 
 // Check refuses an artifact that is not an RDB file.
-func (r *Redis) Check(ctx context.Context, c *containers.Container, data Data) error {
+func (r *Strategy) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	head := make([]byte, 9)
 	if _, err := io.ReadFull(data, head); err != nil || !rdbHeader.Match(head) {
 		return fmt.Errorf("the backup is not a Redis RDB file (it starts with %q)", head)
@@ -419,7 +423,7 @@ var rdbHeader = regexp.MustCompile(`^(REDIS\d{4}|VALKEY\d{3})$`)
 
 // aofHistory lists the files of the current AOF manifest as history entries, so that Redis
 // deletes them once it has loaded the restored base.
-func (r *Redis) aofHistory(ctx context.Context, c *containers.Container, manifest string) []string {
+func (r *Strategy) aofHistory(ctx context.Context, c *containers.Container, manifest string) []string {
 	f, _, err := c.OpenFile(ctx, manifest)
 	if err != nil {
 		return nil
@@ -443,7 +447,7 @@ var aofName = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // gated streams the staged files, then reads the rest of data (which verifies the whole
 // artifact), then — only if that succeeded — the swap entries.
-func gated(data Data, staged, swap []containers.File) func() (*containers.File, error) {
+func gated(data strategy.Data, staged, swap []containers.File) func() (*containers.File, error) {
 	i, verified := 0, false
 	return func() (*containers.File, error) {
 		if i < len(staged) {
@@ -466,7 +470,7 @@ func gated(data Data, staged, swap []containers.File) func() (*containers.File, 
 
 // waitLoaded waits until the restarted server has loaded its data and checks it holds keys
 // when the snapshot had some.
-func (r *Redis) waitLoaded(ctx context.Context, c *containers.Container, wantKeys int64) error {
+func (r *Strategy) waitLoaded(ctx context.Context, c *containers.Container, wantKeys int64) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	var last error
 	for time.Now().Before(deadline) {

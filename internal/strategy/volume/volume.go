@@ -1,11 +1,14 @@
-package strategy
+// Package volume is the strategy for files: the container's volumes and bind mounts (or given
+// paths) as one tar stream, through a worker beside the data when one can run, else the
+// Engine's archive API; every restored entry is checked by the tar policy (package tarpolicy);
+// verify compares the file tree's digest.
+package volume
 
 import (
 	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"path"
@@ -18,10 +21,12 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 	"github.com/moby/moby/api/types/mount"
 )
 
-// Volume archives directories (or files) of a container through the Engine's archive API,
+// Strategy archives directories (or files) of a container through the Engine's archive API,
 // so it works on stopped containers and on images that have no tar or shell. By default it
 // takes the container's named volumes and read-write bind mounts.
 //
@@ -29,38 +34,38 @@ import (
 // container without the leading slash ("var/lib/app/data/x"), keeping contents, modes,
 // ownership, times, symbolic links, hard links and empty directories. Restore writes each
 // path back through the same API. Files created after the backup are left in place.
-type Volume struct {
+type Strategy struct {
 	paths []string // explicit paths; empty means the container's mounts
 	// NoStop restores into the running container instead of stopping it.
 	NoStop bool
 	// Worker, when set, does the work beside the data (BackupPacked, RestorePacked); the
 	// archive API is the fallback when it cannot.
-	Worker Worker
+	Worker strategy.Worker
 	// RequireWorker turns that fallback into an error.
 	RequireWorker bool
 	Log           *slog.Logger
 
 	mu   sync.Mutex
-	warm WorkerSession // started by WarmRestore, taken by RestorePacked
+	warm strategy.WorkerSession // started by WarmRestore, taken by RestorePacked
 	// done are the workers of backups that finished: their removal is waited for by Settle,
 	// while the backup is published.
-	done []WorkerSession
+	done []strategy.WorkerSession
 }
 
-// NewVolume returns a volume strategy for the given absolute paths (none: the mounts).
-func NewVolume(paths []string) (*Volume, error) {
+// New returns a volume strategy for the given absolute paths (none: the mounts).
+func New(paths []string) (*Strategy, error) {
 	clean, err := cleanPaths(paths)
 	if err != nil {
 		return nil, err
 	}
-	return &Volume{paths: clean}, nil
+	return &Strategy{paths: clean}, nil
 }
 
 // Name returns "volume".
-func (v *Volume) Name() string { return "volume" }
+func (v *Strategy) Name() string { return "volume" }
 
 // Extension returns "tar".
-func (v *Volume) Extension() string { return "tar" }
+func (v *Strategy) Extension() string { return "tar" }
 
 // SourcePaths is the manifest key listing the backed-up paths, comma-separated.
 const SourcePaths = "paths"
@@ -86,7 +91,7 @@ func DefaultPaths(c *containers.Container) []string {
 	return clean
 }
 
-func (v *Volume) pathsFor(c *containers.Container) ([]string, error) {
+func (v *Strategy) pathsFor(c *containers.Container) ([]string, error) {
 	if len(v.paths) > 0 {
 		return v.paths, nil
 	}
@@ -98,49 +103,49 @@ func (v *Volume) pathsFor(c *containers.Container) ([]string, error) {
 }
 
 // Backup writes one tar stream of all paths to w.
-func (v *Volume) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+func (v *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
 	paths, err := v.pathsFor(c)
 	if err != nil {
-		return nil, stepErr(c, "copy", err)
+		return nil, strategy.StepErr(c, "copy", err)
 	}
 	tw := tar.NewWriter(w)
 	for _, p := range paths {
 		if err := copyPathOut(ctx, c, p, tw); err != nil {
-			return nil, stepErr(c, "copy", err)
+			return nil, strategy.StepErr(c, "copy", err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return nil, stepErr(c, "copy", err)
+		return nil, strategy.StepErr(c, "copy", err)
 	}
-	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathArchive}, nil
+	return strategy.Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathArchive}, nil
 }
 
 // BackupPacked backs up through a worker container: the raw tar never crosses the Engine's
 // API, only the stored stream does.
-func (v *Volume) BackupPacked(ctx context.Context, c *containers.Container, req WorkRequest, w io.Writer, progress func(int64)) (Source, *artifact.Contents, error) {
+func (v *Strategy) BackupPacked(ctx context.Context, c *containers.Container, req strategy.WorkRequest, w io.Writer, progress func(int64)) (strategy.Source, *artifact.Contents, error) {
 	paths, err := v.pathsFor(c)
 	if err != nil {
-		return nil, nil, stepErr(c, "copy", err)
+		return nil, nil, strategy.StepErr(c, "copy", err)
 	}
-	s, err := v.openWorker(ctx, c, paths, WorkerAccess{})
+	s, err := v.openWorker(ctx, c, paths, strategy.WorkerAccess{})
 	if err != nil {
 		return nil, nil, err
 	}
 	contents, err := s.Backup(ctx, req, w, progress)
 	if err != nil {
 		_ = s.Close()
-		return nil, nil, stepErr(c, "copy", err)
+		return nil, nil, strategy.StepErr(c, "copy", err)
 	}
 	// Done: it exits and the engine removes it while the backup is published (Settle waits).
 	v.mu.Lock()
 	v.done = append(v.done, s)
 	v.mu.Unlock()
-	return Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: dataPathOf(s)}, contents, nil
+	return strategy.Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: dataPathOf(s)}, contents, nil
 }
 
 // Settle waits until the workers of finished backups are gone (removed by the engine, or
 // removed here): their mounts are free once it returns.
-func (v *Volume) Settle() {
+func (v *Strategy) Settle() {
 	v.mu.Lock()
 	done := v.done
 	v.done = nil
@@ -151,26 +156,26 @@ func (v *Volume) Settle() {
 }
 
 // openWorker opens a worker session and says which data path runs.
-func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths []string, access WorkerAccess) (WorkerSession, error) {
+func (v *Strategy) openWorker(ctx context.Context, c *containers.Container, paths []string, access strategy.WorkerAccess) (strategy.WorkerSession, error) {
 	if v.Worker == nil {
 		if v.RequireWorker {
-			return nil, stepErr(c, "copy", errors.New("a worker container is required but none is configured"))
+			return nil, strategy.StepErr(c, "copy", errors.New("a worker container is required but none is configured"))
 		}
 		v.log().Info("volume data path: the Engine's archive API")
-		return nil, fmt.Errorf("%w: not configured", ErrNoWorker)
+		return nil, fmt.Errorf("%w: not configured", strategy.ErrNoWorker)
 	}
 	s, err := v.Worker.Open(ctx, c, paths, access)
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrNoWorker) && !v.RequireWorker:
-		v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ") + ")")
+	case errors.Is(err, strategy.ErrNoWorker) && !v.RequireWorker:
+		v.log().Info("volume data path: the Engine's archive API (no worker container: " + strings.TrimPrefix(err.Error(), strategy.ErrNoWorker.Error()+": ") + ")")
 		return nil, err
-	case errors.Is(err, ErrNoWorker):
+	case errors.Is(err, strategy.ErrNoWorker):
 		// Required: an error of its own, which no caller takes for "use the archive API".
-		return nil, stepErr(c, "copy", fmt.Errorf("a worker container is required (DOCKER_BACKUP_WORKER=on) and none can be used: %s; or let the Engine's archive API do the work (DOCKER_BACKUP_WORKER=auto)",
-			strings.TrimPrefix(err.Error(), ErrNoWorker.Error()+": ")))
+		return nil, strategy.StepErr(c, "copy", fmt.Errorf("a worker container is required (DOCKER_BACKUP_WORKER=on) and none can be used: %s; or let the Engine's archive API do the work (DOCKER_BACKUP_WORKER=auto)",
+			strings.TrimPrefix(err.Error(), strategy.ErrNoWorker.Error()+": ")))
 	default:
-		return nil, stepErr(c, "copy", err)
+		return nil, strategy.StepErr(c, "copy", err)
 	}
 	v.log().Info("volume data path: " + DataPathText(dataPathOf(s)))
 	return s, nil
@@ -178,25 +183,25 @@ func (v *Volume) openWorker(ctx context.Context, c *containers.Container, paths 
 
 // RestorePacked restores through a worker container: the compressed stream goes in, the
 // worker checks every entry with the same tar policy and writes the files.
-func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(int64)) error {
+func (v *Strategy) RestorePacked(ctx context.Context, c *containers.Container, data strategy.Data, comp artifact.Compression, progress func(int64)) error {
 	paths, err := v.restorePaths(ctx, c, data)
 	if err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	s := v.takeWarm()
 	if s != nil {
 		v.log().Info("volume data path: " + DataPathText(DataPathWorker))
-	} else if s, err = v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted}); err != nil {
+	} else if s, err = v.openWorker(ctx, c, paths, strategy.WorkerAccess{Write: true, Trusted: data.Trusted}); err != nil {
 		return err
 	}
 	defer s.Close()
 	apply := func(ctx context.Context) error {
-		return s.Restore(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted}, data, progress)
+		return s.Restore(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted}, data, progress)
 	}
 	if v.NoStop {
-		return stepErr(c, "restore", apply(ctx))
+		return strategy.StepErr(c, "restore", apply(ctx))
 	}
-	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
+	return strategy.StepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
 }
 
 // RestoreStaged restores through a worker container in two steps: the worker unpacks the
@@ -208,31 +213,31 @@ func (v *Volume) RestorePacked(ctx context.Context, c *containers.Container, dat
 // (a damaged or forged artifact, a lost connection, a kill) leaves the service's data and
 // the service untouched; the staging directory is removed by the worker (or, after a power
 // cut, by the next restore, and skipped by backups).
-func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(int64), staged func(context.Context)) error {
+func (v *Strategy) RestoreStaged(ctx context.Context, c *containers.Container, data strategy.Data, comp artifact.Compression, progress func(int64), staged func(context.Context)) error {
 	paths, err := v.restorePaths(ctx, c, data)
 	if err != nil {
-		return stepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)))
+		return strategy.StepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied)))
 	}
-	s, err := v.openWorker(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
+	s, err := v.openWorker(ctx, c, paths, strategy.WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
-		if errors.Is(err, ErrNoWorker) {
+		if errors.Is(err, strategy.ErrNoWorker) {
 			return err
 		}
-		return fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied))
+		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 	defer s.Close()
-	if err := s.Stage(ctx, WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data.Reader, progress); err != nil {
-		if errors.Is(err, ErrNoRoom) {
+	if err := s.Stage(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data.Reader, progress); err != nil {
+		if errors.Is(err, strategy.ErrNoRoom) {
 			v.log().Info("restoring in place: " + err.Error())
 			return err
 		}
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	if staged != nil {
 		staged(ctx)
 	}
 	if err := ctx.Err(); err != nil {
-		return stepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)))
+		return strategy.StepErr(c, "restore", fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied)))
 	}
 	v.log().Info("moving the restored files into place")
 	committing := false
@@ -246,15 +251,15 @@ func (v *Volume) RestoreStaged(ctx context.Context, c *containers.Container, dat
 		err = c.WhileStopped(ctx, v.log(), commit)
 	}
 	if err != nil && !committing {
-		err = fmt.Errorf("%w%w", err, errkind.Silent(ErrUnapplied)) // the service did not stop
+		err = fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied)) // the service did not stop
 	}
-	return stepErr(c, "restore", err)
+	return strategy.StepErr(c, "restore", err)
 }
 
 // WarmRestore opens and starts the worker of a restore of data into c while the artifact is
 // still being verified; it waits for its request, and changes nothing. When it cannot,
 // RestorePacked tries again and says why.
-func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data Data) (release func()) {
+func (v *Strategy) WarmRestore(ctx context.Context, c *containers.Container, data strategy.Data) (release func()) {
 	release = func() {
 		if s := v.takeWarm(); s != nil {
 			_ = s.Close()
@@ -267,7 +272,7 @@ func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data 
 	if err != nil {
 		return release
 	}
-	s, err := v.Worker.Open(ctx, c, paths, WorkerAccess{Write: true, Trusted: data.Trusted})
+	s, err := v.Worker.Open(ctx, c, paths, strategy.WorkerAccess{Write: true, Trusted: data.Trusted})
 	if err != nil {
 		return release
 	}
@@ -285,7 +290,7 @@ func (v *Volume) WarmRestore(ctx context.Context, c *containers.Container, data 
 	return release
 }
 
-func (v *Volume) takeWarm() WorkerSession {
+func (v *Strategy) takeWarm() strategy.WorkerSession {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	s := v.warm
@@ -357,33 +362,33 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 // A volume restore cannot be undone: one cut part-way (a kill, a lost connection, a damaged
 // or replaced artifact found at its end) leaves the files written so far, beside the rest as
 // they were. The artifact is verified completely before the first file is written.
-func (v *Volume) Restore(ctx context.Context, c *containers.Container, data Data) error {
+func (v *Strategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	paths, err := v.restorePaths(ctx, c, data)
 	if err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	apply := func(ctx context.Context) error { return v.apply(ctx, c, data, paths) }
 	if v.NoStop {
-		return stepErr(c, "restore", apply(ctx))
+		return strategy.StepErr(c, "restore", apply(ctx))
 	}
-	return stepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
+	return strategy.StepErr(c, "restore", c.WhileStopped(ctx, v.log(), apply))
 }
 
 // Interrupted says what a cut volume restore leaves (a staged one: only when cut while its
 // files were moved into place).
-func (v *Volume) Interrupted() string {
+func (v *Strategy) Interrupted() string {
 	return "the files restored before the interruption are in place, the others are as they were: restore again"
 }
 
 // Check reads the whole archive and refuses it if a restore of it would write anywhere but
 // below the backed-up paths, or (unless the backup is authenticated) create set-user-ID
 // files or device nodes.
-func (v *Volume) Check(ctx context.Context, c *containers.Container, data Data) error {
+func (v *Strategy) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	paths, err := v.restorePaths(ctx, c, data)
 	if err != nil {
 		return err
 	}
-	pol := NewTarPolicy(paths, data.Trusted)
+	pol := tarpolicy.New(paths, data.Trusted)
 	tr := tar.NewReader(data)
 	for {
 		hdr, err := tr.Next()
@@ -400,28 +405,28 @@ func (v *Volume) Check(ctx context.Context, c *containers.Container, data Data) 
 }
 
 // restorePaths are the manifest's paths, each checked to be inside a writable mount.
-func (v *Volume) restorePaths(ctx context.Context, c *containers.Container, data Data) ([]string, error) {
+func (v *Strategy) restorePaths(ctx context.Context, c *containers.Container, data strategy.Data) ([]string, error) {
 	paths, err := cleanPaths(strings.Split(data.Source[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("the manifest lists no valid paths (%q)", data.Source[SourcePaths])
 	}
 	for _, p := range paths {
-		if err := checkConfined(ctx, c, p, data.Allowed, "the backed-up path"); err != nil {
+		if err := strategy.CheckConfined(ctx, c, p, data.Allowed, "the backed-up path"); err != nil {
 			return nil, err
 		}
 	}
 	return paths, nil
 }
 
-func (v *Volume) log() *slog.Logger {
+func (v *Strategy) log() *slog.Logger {
 	if v.Log == nil {
 		return slog.New(slog.DiscardHandler)
 	}
 	return v.Log
 }
 
-func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, paths []string) error {
-	pol := NewTarPolicy(paths, data.Trusted)
+func (v *Strategy) apply(ctx context.Context, c *containers.Container, data strategy.Data, paths []string) error {
+	pol := tarpolicy.New(paths, data.Trusted)
 	tr := tar.NewReader(data)
 	var cur *pathWriter
 	finish := func() error {
@@ -472,175 +477,6 @@ func (v *Volume) apply(ctx context.Context, c *containers.Container, data Data, 
 	return nil
 }
 
-// TarPolicy checks the entries of a volume archive, in one pass with memory that does not
-// grow with the archive (except one hash per regular file, for hard links):
-//
-//   - every entry is below one of the backed-up paths, and a path's entries come together;
-//   - entries come in the order the Engine's archive writes them (each directory before what
-//     it holds, names in increasing order, none twice), and each entry's directory is a
-//     directory entry of the archive: so the Engine creates every directory that a file is
-//     written into, replacing any symbolic link that was there — nothing is written through
-//     a link, wherever it points;
-//   - a hard link points at an earlier regular file of the same path;
-//   - without an authenticated manifest: no set-user-ID or set-group-ID files, no devices
-//     (refused), and no extended attribute that grants or labels privileges — security.*
-//     (file capabilities: cap_setuid is set-user-ID root by another name; security modules'
-//     labels) and trusted.* — which Check removes from the header, so that no restore path
-//     applies it: the file is restored without it (Dropped says what went).
-type TarPolicy struct {
-	paths   []string
-	trusted bool
-	dropped int      // privileged extended attributes removed
-	first   string   // the first of them: "security.capability of data/ping"
-	root    string   // the archive prefix of the current path ("var/lib/data")
-	done    []string // paths already finished
-	prev    []string // the previous entry's name, in components
-	stack   []string // directory entries enclosing the current one
-	files   map[uint64]struct{}
-	seed    maphash.Seed
-}
-
-func NewTarPolicy(paths []string, trusted bool) *TarPolicy {
-	return &TarPolicy{paths: paths, trusted: trusted, files: map[uint64]struct{}{}, seed: maphash.MakeSeed()}
-}
-
-// Check returns the backed-up path an entry belongs to, or why it must not be restored.
-func (t *TarPolicy) Check(hdr *tar.Header) (string, error) {
-	name := strings.TrimSuffix(hdr.Name, "/")
-	if !isLocalName(name) {
-		return "", fmt.Errorf("the archive entry %q is not a relative path inside the backed-up paths", hdr.Name)
-	}
-	p, ok := owner(name, t.paths)
-	if !ok {
-		return "", fmt.Errorf("the archive entry %q is outside the backed-up paths %s", hdr.Name, strings.Join(t.paths, ", "))
-	}
-	root := strings.TrimPrefix(p, "/")
-	if root != t.root {
-		if slices.Contains(t.done, root) {
-			return "", fmt.Errorf("the archive entry %q comes after the entries of another path: not an archive this tool wrote", hdr.Name)
-		}
-		if t.root != "" {
-			t.done = append(t.done, t.root)
-		}
-		t.root, t.prev, t.stack = root, nil, t.stack[:0]
-		if name != root {
-			return "", fmt.Errorf("the archive of %s does not start with %s itself but with %q", p, p, hdr.Name)
-		}
-	}
-	parts := strings.Split(name, "/")
-	if t.prev != nil && slices.Compare(parts, t.prev) <= 0 {
-		return "", fmt.Errorf("the archive entry %q comes after %q: entries out of order or repeated, not an archive this tool wrote", hdr.Name, strings.Join(t.prev, "/"))
-	}
-	t.prev = parts
-	if name != root {
-		parent := path.Dir(name)
-		for len(t.stack) > 0 && t.stack[len(t.stack)-1] != parent {
-			t.stack = t.stack[:len(t.stack)-1]
-		}
-		if len(t.stack) == 0 {
-			return "", fmt.Errorf("the archive entry %q is in %q, which is not a directory of the archive (nothing is written through a link)", hdr.Name, parent)
-		}
-	}
-	switch hdr.Typeflag {
-	case tar.TypeDir:
-		t.stack = append(t.stack, name)
-	case tar.TypeReg, tar.TypeGNUSparse, '\x00':
-		t.files[maphash.String(t.seed, name)] = struct{}{}
-	case tar.TypeSymlink:
-		t.files[maphash.String(t.seed, name)] = struct{}{} // a hard link may point at a link
-	case tar.TypeFifo:
-	case tar.TypeLink:
-		target := strings.TrimSuffix(hdr.Linkname, "/")
-		if _, ok := t.files[maphash.String(t.seed, target)]; !ok || !isLocalName(target) || !mountpath.Inside("/"+target, "/"+root) {
-			return "", fmt.Errorf("hard link %q points at %q, which is not an earlier file of %s", hdr.Name, hdr.Linkname, p)
-		}
-		t.files[maphash.String(t.seed, name)] = struct{}{}
-	case tar.TypeChar, tar.TypeBlock:
-		if !t.trusted {
-			return "", fmt.Errorf("the archive entry %q is a device node: refused from a backup whose manifest is not signed with this tool's key", hdr.Name)
-		}
-	default:
-		return "", fmt.Errorf("the archive entry %q has type %q, which a volume backup never holds", hdr.Name, hdr.Typeflag)
-	}
-	if hdr.Mode&(cISUID|cISGID) != 0 && hdr.Typeflag != tar.TypeDir && !t.trusted {
-		return "", fmt.Errorf("the archive entry %q is set-user-ID or set-group-ID (mode %o): refused from a backup whose manifest is not signed with this tool's key", hdr.Name, hdr.Mode)
-	}
-	if !t.trusted {
-		t.dropPrivileged(hdr, name)
-	}
-	return p, nil
-}
-
-// xattrRecord begins the PAX record of an extended attribute.
-const xattrRecord = "SCHILY.xattr."
-
-// PrivilegedXattr reports whether the extended attribute name grants or labels privileges:
-// security.* (file capabilities, security modules' labels) or trusted.*. Only a backup whose
-// manifest is signed with this tool's key restores them.
-func PrivilegedXattr(name string) bool {
-	return strings.HasPrefix(name, "security.") || strings.HasPrefix(name, "trusted.")
-}
-
-// dropPrivileged removes the privileged extended attributes from hdr (from both of the forms
-// archive/tar reads them into and writes them from), counting them.
-func (t *TarPolicy) dropPrivileged(hdr *tar.Header, name string) {
-	var dropped []string
-	for k := range hdr.PAXRecords {
-		if attr, ok := strings.CutPrefix(k, xattrRecord); ok && PrivilegedXattr(attr) {
-			delete(hdr.PAXRecords, k)
-			dropped = append(dropped, attr)
-		}
-	}
-	//lint:ignore SA1019 archive/tar still reads extended attributes into Xattrs and writes them from it
-	xattrs := hdr.Xattrs
-	for attr := range xattrs {
-		if PrivilegedXattr(attr) {
-			delete(xattrs, attr)
-			if !slices.Contains(dropped, attr) {
-				dropped = append(dropped, attr)
-			}
-		}
-	}
-	if len(dropped) == 0 {
-		return
-	}
-	if t.dropped == 0 {
-		slices.Sort(dropped)
-		t.first = dropped[0] + " of " + name
-	}
-	t.dropped += len(dropped)
-}
-
-// Dropped says which privileged extended attributes Check removed (empty: none), for a
-// warning: the files were restored without them.
-func (t *TarPolicy) Dropped() string {
-	if t.dropped == 0 {
-		return ""
-	}
-	more := ""
-	if t.dropped > 1 {
-		more = fmt.Sprintf(" and %d more", t.dropped-1)
-	}
-	return fmt.Sprintf("restored without the extended attributes that grant privileges (%s%s): the backup's manifest is not signed with this tool's key, and file capabilities and security labels are restored only from signed backups", t.first, more)
-}
-
-// Mode bits of tar headers.
-const (
-	cISUID = 0o4000
-	cISGID = 0o2000
-)
-
-// owner finds the backed-up path that holds an archive entry.
-func owner(name string, paths []string) (string, bool) {
-	for _, p := range paths {
-		pre := strings.TrimPrefix(p, "/")
-		if name == pre || strings.HasPrefix(name, pre+"/") {
-			return p, true
-		}
-	}
-	return "", false
-}
-
 // pathWriter streams the entries of one backed-up path into the container with one
 // CopyToContainer call, extracted into the path's parent directory so that the owner and
 // mode of the path itself (a volume's root) are restored too. On a read-only root file
@@ -682,7 +518,7 @@ func (w *pathWriter) write(hdr *tar.Header, r io.Reader) error {
 	}
 	hdr.Name = rename(hdr.Name)
 	if hdr.Typeflag == tar.TypeLink {
-		if !isLocalName(hdr.Linkname) || !mountpath.Inside("/"+hdr.Linkname, "/"+w.prefix) {
+		if !tarpolicy.IsLocalName(hdr.Linkname) || !mountpath.Inside("/"+hdr.Linkname, "/"+w.prefix) {
 			return fmt.Errorf("hard link %q points outside %s", hdr.Linkname, w.path)
 		}
 		hdr.Linkname = rename(hdr.Linkname)
@@ -762,15 +598,34 @@ func cleanPaths(paths []string) ([]string, error) {
 	return out, nil
 }
 
-func isLocalName(name string) bool {
-	name = strings.TrimSuffix(name, "/")
-	if name == "" || strings.HasPrefix(name, "/") {
-		return false
+// SourceDataPath is the manifest key saying how a volume backup was read: DataPathHost,
+// DataPathWorker or DataPathArchive.
+const SourceDataPath = "data_path"
+
+// dataPathOf says which data path a worker session is: DataPathWorker unless it says otherwise.
+func dataPathOf(s strategy.WorkerSession) string {
+	if d, ok := s.(interface{ DataPath() string }); ok {
+		return d.DataPath()
 	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." || part == "." || part == "" {
-			return false
-		}
-	}
-	return true
+	return DataPathWorker
 }
+
+// DataPathText says in words how a volume backup was read.
+func DataPathText(dp string) string {
+	switch dp {
+	case DataPathHost:
+		return "this host's file system (the volumes read in place, no container)"
+	case DataPathWorker:
+		return "a worker container beside the data"
+	case DataPathArchive:
+		return "the Engine's archive API"
+	}
+	return dp
+}
+
+// Data paths of a volume backup.
+const (
+	DataPathHost    = "host"    // the plugin read the volumes' files on the Engine's host itself
+	DataPathWorker  = "worker"  // a worker container beside the data
+	DataPathArchive = "archive" // the Engine's archive API
+)

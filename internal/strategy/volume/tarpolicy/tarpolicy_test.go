@@ -1,20 +1,22 @@
-package strategy
+package tarpolicy
 
 import (
 	"archive/tar"
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/docker-backup/docker-backup/internal/containers"
 )
 
+func TestIsLocalName(t *testing.T) {
+	for name, want := range map[string]bool{"data/x": true, "data/": true, "../x": false, "/abs": false, "a/../b": false, "a//b": false, "": false} {
+		if got := IsLocalName(name); got != want {
+			t.Errorf("IsLocalName(%q) = %v", name, got)
+		}
+	}
+}
+
 // The archive policy of volume restores, entry by entry.
-func TestTarPolicy(t *testing.T) {
+func TestPolicy(t *testing.T) {
 	dir := func(name string) *tar.Header {
 		return &tar.Header{Name: name + "/", Typeflag: tar.TypeDir, Mode: 0o755}
 	}
@@ -56,7 +58,7 @@ func TestTarPolicy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pol := NewTarPolicy(paths, tc.trusted)
+			pol := New(paths, tc.trusted)
 			var err error
 			for _, h := range tc.entries {
 				if _, err = pol.Check(h); err != nil {
@@ -73,10 +75,10 @@ func TestTarPolicy(t *testing.T) {
 	}
 }
 
-// TestTarPolicyDropsPrivilegedXattrs: from a backup that is not trusted, Check removes every
+// TestPolicyDropsPrivilegedXattrs: from a backup that is not trusted, Check removes every
 // security.* and trusted.* extended attribute (both forms archive/tar keeps them in) and says
 // so; other attributes stay; a trusted backup keeps them all.
-func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
+func TestPolicyDropsPrivilegedXattrs(t *testing.T) {
 	capability := "\x01\x00\x00\x02\x80\x00\x00\x00" // cap_setuid (bit 7), permitted and effective
 	entry := func() *tar.Header {
 		return &tar.Header{Name: "data/ping", Typeflag: tar.TypeReg, Mode: 0o755, PAXRecords: map[string]string{
@@ -84,7 +86,7 @@ func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
 			"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.note": "kept", "mtime": "1"}}
 	}
 	for _, trusted := range []bool{false, true} {
-		pol := NewTarPolicy([]string{"/data"}, trusted)
+		pol := New([]string{"/data"}, trusted)
 		if _, err := pol.Check(&tar.Header{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
 			t.Fatal(err)
 		}
@@ -115,42 +117,6 @@ func TestTarPolicyDropsPrivilegedXattrs(t *testing.T) {
 		}
 		if d := pol.Dropped(); !strings.Contains(d, "security.capability of data/ping and 3 more") || !strings.Contains(d, "not signed") {
 			t.Errorf("untrusted: Dropped() = %q", d)
-		}
-	}
-}
-
-// noWorkerHere is a Worker that can never run (a plugin built with cgo cannot be its own
-// worker image).
-type noWorkerHere struct{}
-
-func (noWorkerHere) Open(context.Context, *containers.Container, []string, WorkerAccess) (WorkerSession, error) {
-	return nil, fmt.Errorf("%w: /usr/libexec/docker/cli-plugins/docker-backup is dynamically linked (build it with CGO_ENABLED=0 for a worker container)", ErrNoWorker)
-}
-
-// TestRequiredWorkerIsNotReplaced: with a worker required (DOCKER_BACKUP_WORKER=on), a worker
-// that cannot run is an error saying why and what to do — never the archive API's fallback
-// (an error wrapping ErrNoWorker, which the pipeline takes for "use the archive API").
-func TestRequiredWorkerIsNotReplaced(t *testing.T) {
-	c := &containers.Container{Name: "app-files-1", Project: "app", Service: "files"}
-	for _, required := range []bool{false, true} {
-		v, err := NewVolume([]string{"/data"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v.Worker, v.RequireWorker = noWorkerHere{}, required
-		_, _, err = v.BackupPacked(context.Background(), c, WorkRequest{}, io.Discard, nil)
-		if !required {
-			if !errors.Is(err, ErrNoWorker) {
-				t.Errorf("not required: %v, want the archive API's fallback", err)
-			}
-			continue
-		}
-		_, ferr := v.Found(context.Background(), c, Source{SourcePaths: "/data"}, nil)
-		for what, err := range map[string]error{"backup": err, "verify's count": ferr} {
-			if err == nil || errors.Is(err, ErrNoWorker) || !strings.Contains(err.Error(), "dynamically linked") ||
-				!strings.Contains(err.Error(), "CGO_ENABLED=0") || !strings.Contains(err.Error(), "DOCKER_BACKUP_WORKER=on") {
-				t.Errorf("required, %s: %v; want an error of its own saying why and what to do", what, err)
-			}
 		}
 	}
 }

@@ -1,4 +1,7 @@
-package strategy
+// Package mysql is the MySQL and MariaDB strategy: mysqldump or mariadb-dump in the database
+// container, restored with its own client; verify counts the dump's INSERTed rows against
+// COUNT(*).
+package mysql
 
 import (
 	"context"
@@ -9,9 +12,10 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
-// MySQL dumps MySQL and MariaDB databases inside the database container with whichever dump
+// Strategy dumps MySQL and MariaDB databases inside the database container with whichever dump
 // tool it has (mariadb-dump, which MariaDB 11 images ship alone, or mysqldump), in one
 // consistent transaction (--single-transaction), with routines, triggers and events.
 //
@@ -24,17 +28,17 @@ import (
 // performance_schema: accounts and grants come from the image's environment); each is
 // dropped and recreated on restore, so tables created after the backup are gone too. Restore
 // runs the container's own client, which stops at the first SQL error.
-type MySQL struct {
+type Strategy struct {
 	User      string
 	Password  string
 	Databases []string
 }
 
 // Name returns "mysql".
-func (m *MySQL) Name() string { return "mysql" }
+func (m *Strategy) Name() string { return "mysql" }
 
 // Extension returns "sql".
-func (m *MySQL) Extension() string { return "sql" }
+func (m *Strategy) Extension() string { return "sql" }
 
 var systemSchemas = []string{"information_schema", "performance_schema", "mysql", "sys"}
 
@@ -44,7 +48,7 @@ type mysqlConn struct {
 	dump, cli string // tool names found in the container
 }
 
-func (m *MySQL) conn(ctx context.Context, c *containers.Container) (*mysqlConn, error) {
+func (m *Strategy) conn(ctx context.Context, c *containers.Container) (*mysqlConn, error) {
 	cn := &mysqlConn{}
 	user, pw := m.User, m.Password
 	if user == "" {
@@ -119,19 +123,19 @@ func (cn *mysqlConn) query(ctx context.Context, c *containers.Container, sql str
 }
 
 // Backup streams the dump of the selected databases to w.
-func (m *MySQL) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+func (m *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
 	if !c.Running {
-		return nil, stepErr(c, "dump", fmt.Errorf("the container is not running: the dump needs the server up (start it, or back up its data with --strategy volume)"))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("the container is not running: the dump needs the server up (start it, or back up its data with --strategy volume)"))
 	}
 	cn, err := m.conn(ctx, c)
 	if err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	dbs := m.Databases
 	if len(dbs) == 0 {
 		out, err := cn.query(ctx, c, "SHOW DATABASES")
 		if err != nil {
-			return nil, stepErr(c, "dump", fmt.Errorf("listing databases: %w", err))
+			return nil, strategy.StepErr(c, "dump", fmt.Errorf("listing databases: %w", err))
 		}
 		for _, db := range strings.Split(out, "\n") {
 			if db = strings.TrimSpace(db); db != "" && !slices.Contains(systemSchemas, strings.ToLower(db)) {
@@ -139,10 +143,10 @@ func (m *MySQL) Backup(ctx context.Context, c *containers.Container, w io.Writer
 			}
 		}
 		if len(dbs) == 0 {
-			return nil, stepErr(c, "dump", fmt.Errorf("the server has no databases besides the system ones: nothing to back up"))
+			return nil, strategy.StepErr(c, "dump", fmt.Errorf("the server has no databases besides the system ones: nothing to back up"))
 		}
 	}
-	src := Source{"user": cn.user, "databases": strings.Join(dbs, ","), "dump_tool": cn.dump}
+	src := strategy.Source{"user": cn.user, "databases": strings.Join(dbs, ","), "dump_tool": cn.dump}
 	if v, err := c.Output(ctx, cn.dump, "--version"); err == nil {
 		src["dump_version"] = v
 	}
@@ -153,7 +157,7 @@ func (m *MySQL) Backup(ctx context.Context, c *containers.Container, w io.Writer
 		"--hex-blob", "--default-character-set=utf8mb4", "--add-drop-database", "--databases"}
 	err = c.Exec(ctx, containers.ExecSpec{Cmd: append(cmd, dbs...), Env: cn.env, Stdout: w})
 	if err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	return src, nil
 }
@@ -166,29 +170,29 @@ func (m *MySQL) Backup(ctx context.Context, c *containers.Container, w io.Writer
 // verified completely before the client starts, but a restore cut part-way (a kill, a lost
 // connection, an SQL error) leaves the databases before the cut restored and the others as
 // they were. It is reported as failed, never as a success.
-func (m *MySQL) Restore(ctx context.Context, c *containers.Container, data Data) error {
+func (m *Strategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	if !c.Running {
-		return stepErr(c, "restore", fmt.Errorf("the container is not running: the client needs the server up"))
+		return strategy.StepErr(c, "restore", fmt.Errorf("the container is not running: the client needs the server up"))
 	}
 	cn, err := m.conn(ctx, c)
 	if err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
 	err = c.Exec(ctx, containers.ExecSpec{
 		Cmd:   []string{cn.cli, "--user=" + cn.user, "--batch", "--binary-mode", "--default-character-set=utf8mb4"},
 		Env:   cn.env,
 		Stdin: data,
 	})
-	return stepErr(c, "restore", err)
+	return strategy.StepErr(c, "restore", err)
 }
 
 // Interrupted says what a cut MySQL restore leaves: DDL commits as it goes.
-func (m *MySQL) Interrupted() string {
+func (m *Strategy) Interrupted() string {
 	return "MySQL and MariaDB cannot roll back DDL: the databases of the dump may be partly restored (those before the interruption replaced, the rest as they were); restore again"
 }
 
 // ServerVersion reports the running server's version.
-func (m *MySQL) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {
+func (m *Strategy) ServerVersion(ctx context.Context, c *containers.Container) (string, error) {
 	cn, err := m.conn(ctx, c)
 	if err != nil {
 		return "", err
@@ -199,4 +203,4 @@ func (m *MySQL) ServerVersion(ctx context.Context, c *containers.Container) (str
 var mysqlMajor = regexp.MustCompile(`^\d+\.\d+`)
 
 // Major returns "10.11" of "10.11.6-MariaDB-0+deb12u1".
-func (m *MySQL) Major(v string) string { return mysqlMajor.FindString(v) }
+func (m *Strategy) Major(v string) string { return mysqlMajor.FindString(v) }

@@ -1,4 +1,6 @@
-package strategy
+// Package strategytest helps the strategies' tests: a fake Engine that records commands, files
+// written and stops, and answers commands from a script.
+package strategytest
 
 import (
 	"archive/tar"
@@ -18,25 +20,25 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// fakeEngine is an Engine API for testing strategies up to the exec boundary: it records
+// FakeEngine is an Engine API for testing strategies up to the exec boundary: it records
 // every command with its environment and stdin, every file written into the container, and
 // answers commands from a script. Exec streams use the real multiplexed protocol.
-type fakeEngine struct {
+type FakeEngine struct {
 	containers.API
 	mu      sync.Mutex
 	env     []string
 	args    []string
-	user    string // the image's USER
-	running bool
-	files   map[string]string // path → content, for CopyFromContainer
-	mounts  []container.MountPoint
-	links   map[string]string // path → link target, for ContainerStatPath; other paths are directories
-	stops   int               // ContainerStop calls
+	User    string // the image's USER
+	Running bool
+	Files   map[string]string // path → content, for CopyFromContainer
+	Mounts  []container.MountPoint
+	Links   map[string]string // path → link target, for ContainerStatPath; other paths are directories
+	Stops   int               // ContainerStop calls
 	// reply answers a command: stdout, stderr, exit code.
-	reply func(cmd []string, stdin []byte) (string, string, int)
+	Reply func(cmd []string, stdin []byte) (string, string, int)
 
-	execs   []fakeExec
-	written []writtenFile
+	Execs   []fakeExec
+	Written []writtenFile
 	pending map[string]*fakeExec
 }
 
@@ -54,12 +56,14 @@ type writtenFile struct {
 	Content  string
 }
 
-func newFakeEngine(env ...string) *fakeEngine {
-	return &fakeEngine{env: env, running: true, files: map[string]string{}, pending: map[string]*fakeExec{},
-		reply: func([]string, []byte) (string, string, int) { return "", "", 0 }}
+// NewFakeEngine returns a running container's fake Engine whose environment is env; every
+// command succeeds silently until Reply says otherwise.
+func NewFakeEngine(env ...string) *FakeEngine {
+	return &FakeEngine{env: env, Running: true, Files: map[string]string{}, pending: map[string]*fakeExec{},
+		Reply: func([]string, []byte) (string, string, int) { return "", "", 0 }}
 }
 
-func (f *fakeEngine) container(t interface{ Fatal(...any) }) *containers.Container {
+func (f *FakeEngine) Container(t interface{ Fatal(...any) }) *containers.Container {
 	c, err := containers.Inspect(context.Background(), f, "fake")
 	if err != nil {
 		t.Fatal(err)
@@ -67,19 +71,19 @@ func (f *fakeEngine) container(t interface{ Fatal(...any) }) *containers.Contain
 	return c
 }
 
-func (f *fakeEngine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+func (f *FakeEngine) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	return client.ContainerInspectResult{Container: container.InspectResponse{
-		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args, Mounts: f.mounts,
-		Config: &container.Config{Image: "mongo:7", Env: f.env, User: f.user, Labels: map[string]string{
+		ID: id, Name: "/shop-db-1", Path: "docker-entrypoint.sh", Args: f.args, Mounts: f.Mounts,
+		Config: &container.Config{Image: "mongo:7", Env: f.env, User: f.User, Labels: map[string]string{
 			containers.LabelProject: "shop", containers.LabelService: "db"}},
-		State: &container.State{Running: f.running},
+		State: &container.State{Running: f.Running},
 	}}, nil
 }
 
-func (f *fakeEngine) ExecCreate(ctx context.Context, id string, o client.ExecCreateOptions) (client.ExecCreateResult, error) {
+func (f *FakeEngine) ExecCreate(ctx context.Context, id string, o client.ExecCreateOptions) (client.ExecCreateResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.running {
+	if !f.Running {
 		return client.ExecCreateResult{}, errors.New("container fake is not running")
 	}
 	execID := string(rune('a' + len(f.pending)))
@@ -87,7 +91,7 @@ func (f *fakeEngine) ExecCreate(ctx context.Context, id string, o client.ExecCre
 	return client.ExecCreateResult{ID: execID}, nil
 }
 
-func (f *fakeEngine) ExecAttach(ctx context.Context, execID string, _ client.ExecAttachOptions) (client.ExecAttachResult, error) {
+func (f *FakeEngine) ExecAttach(ctx context.Context, execID string, _ client.ExecAttachOptions) (client.ExecAttachResult, error) {
 	f.mu.Lock()
 	e := f.pending[execID]
 	f.mu.Unlock()
@@ -100,12 +104,12 @@ func (f *fakeEngine) ExecAttach(ctx context.Context, execID string, _ client.Exe
 		if needsStdin(e.Cmd) {
 			in, _ = io.ReadAll(theirs)
 		}
-		stdout, stderr, code := f.reply(e.Cmd, in)
+		stdout, stderr, code := f.Reply(e.Cmd, in)
 		frame(&out, 1, stdout)
 		frame(&out, 2, stderr)
 		f.mu.Lock()
 		e.Stdin, e.code = in, code
-		f.execs = append(f.execs, *e)
+		f.Execs = append(f.Execs, *e)
 		f.mu.Unlock()
 		w.Write(out.Bytes())
 		w.Close()
@@ -135,10 +139,10 @@ func frame(w *bytes.Buffer, stream byte, payload string) {
 // needsStdin: the restore tools read the archive from stdin.
 func needsStdin(cmd []string) bool { return cmd[0] == "mongorestore" }
 
-func (f *fakeEngine) ExecInspect(ctx context.Context, execID string, _ client.ExecInspectOptions) (client.ExecInspectResult, error) {
+func (f *FakeEngine) ExecInspect(ctx context.Context, execID string, _ client.ExecInspectOptions) (client.ExecInspectResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, e := range f.execs {
+	for _, e := range f.Execs {
 		if e.Cmd[0] == f.pending[execID].Cmd[0] && strings.Join(e.Cmd, " ") == strings.Join(f.pending[execID].Cmd, " ") {
 			return client.ExecInspectResult{ExitCode: e.code}, nil
 		}
@@ -146,7 +150,7 @@ func (f *fakeEngine) ExecInspect(ctx context.Context, execID string, _ client.Ex
 	return client.ExecInspectResult{Running: true}, nil
 }
 
-func (f *fakeEngine) CopyToContainer(ctx context.Context, id string, o client.CopyToContainerOptions) (client.CopyToContainerResult, error) {
+func (f *FakeEngine) CopyToContainer(ctx context.Context, id string, o client.CopyToContainerOptions) (client.CopyToContainerResult, error) {
 	tr := tar.NewReader(o.Content)
 	for {
 		hdr, err := tr.Next()
@@ -158,13 +162,13 @@ func (f *fakeEngine) CopyToContainer(ctx context.Context, id string, o client.Co
 		}
 		b, _ := io.ReadAll(tr)
 		f.mu.Lock()
-		f.written = append(f.written, writtenFile{Path: o.DestinationPath + "/" + hdr.Name, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid, Content: string(b)})
+		f.Written = append(f.Written, writtenFile{Path: o.DestinationPath + "/" + hdr.Name, Mode: hdr.Mode, UID: hdr.Uid, GID: hdr.Gid, Content: string(b)})
 		f.mu.Unlock()
 	}
 }
 
-func (f *fakeEngine) CopyFromContainer(ctx context.Context, id string, o client.CopyFromContainerOptions) (client.CopyFromContainerResult, error) {
-	content, ok := f.files[o.SourcePath]
+func (f *FakeEngine) CopyFromContainer(ctx context.Context, id string, o client.CopyFromContainerOptions) (client.CopyFromContainerResult, error) {
+	content, ok := f.Files[o.SourcePath]
 	if !ok {
 		return client.CopyFromContainerResult{}, errors.New("Could not find the file " + o.SourcePath + " in container fake")
 	}
@@ -176,26 +180,26 @@ func (f *fakeEngine) CopyFromContainer(ctx context.Context, id string, o client.
 	return client.CopyFromContainerResult{Content: io.NopCloser(&buf)}, nil
 }
 
-func (f *fakeEngine) ContainerStatPath(ctx context.Context, id string, o client.ContainerStatPathOptions) (client.ContainerStatPathResult, error) {
+func (f *FakeEngine) ContainerStatPath(ctx context.Context, id string, o client.ContainerStatPathOptions) (client.ContainerStatPathResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if target, ok := f.links[o.Path]; ok {
+	if target, ok := f.Links[o.Path]; ok {
 		return client.ContainerStatPathResult{Stat: container.PathStat{Name: o.Path, LinkTarget: target}}, nil
 	}
 	return client.ContainerStatPathResult{Stat: container.PathStat{Name: o.Path, Mode: fs.ModeDir | 0o755}}, nil
 }
 
-func (f *fakeEngine) ContainerStop(ctx context.Context, id string, _ client.ContainerStopOptions) (client.ContainerStopResult, error) {
+func (f *FakeEngine) ContainerStop(ctx context.Context, id string, _ client.ContainerStopOptions) (client.ContainerStopResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.running = false
-	f.stops++
+	f.Running = false
+	f.Stops++
 	return client.ContainerStopResult{}, nil
 }
 
-func (f *fakeEngine) ContainerStart(ctx context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
+func (f *FakeEngine) ContainerStart(ctx context.Context, id string, _ client.ContainerStartOptions) (client.ContainerStartResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.running = true
+	f.Running = true
 	return client.ContainerStartResult{}, nil
 }

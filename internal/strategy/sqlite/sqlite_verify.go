@@ -1,4 +1,4 @@
-package strategy
+package sqlite
 
 import (
 	"context"
@@ -13,19 +13,20 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
 // NewCount records the rows of each table, counted with the container's sqlite3 shell on the
 // consistent copy an online backup makes (a stopped copy, without the shell, counts nothing).
-func (s *SQLite) NewCount() Count {
+func (s *Strategy) NewCount() strategy.Count {
 	s.count = &discardCount{}
 	return s.count
 }
 
 // countRows counts the rows of every table of the database file at p in the container.
-func (s *SQLite) countRows(ctx context.Context, c *containers.Container, p string) (*artifact.Contents, error) {
+func (s *Strategy) countRows(ctx context.Context, c *containers.Container, p string) (*artifact.Contents, error) {
 	names, err := c.Output(ctx, "sqlite3", "-readonly", p, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
 	if err != nil {
 		return nil, err
@@ -45,27 +46,27 @@ func (s *SQLite) countRows(ctx context.Context, c *containers.Container, p strin
 	run := func(q string) (string, error) {
 		return c.Output(ctx, "sqlite3", "-readonly", "-separator", "\t", p, q+";")
 	}
-	return contents, countInBatches(queries, run, contents.Tables)
+	return contents, strategy.CountInBatches(queries, run, contents.Tables)
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 func sqlIdent(s string) string  { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // NeedsServer: the database file is written into the scratch container without starting it.
-func (s *SQLite) NeedsServer() bool { return false }
+func (s *Strategy) NeedsServer() bool { return false }
 
 // Ready has nothing to wait for.
-func (s *SQLite) Ready(context.Context, *containers.Container, Source) error { return nil }
+func (s *Strategy) Ready(context.Context, *containers.Container, strategy.Source) error { return nil }
 
 // Found copies the restored database (and its WAL) out of the scratch container into a
 // temporary directory and opens it with this program's own SQLite: PRAGMA integrity_check,
 // then the rows of every table. The image needs no sqlite3 shell.
-func (s *SQLite) Found(ctx context.Context, c *containers.Container, src Source, _ *artifact.Contents) (*artifact.Contents, error) {
+func (s *Strategy) Found(ctx context.Context, c *containers.Container, src strategy.Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	p := s.Path
 	if p == "" {
 		p = src["path"]
 	}
-	if err := (&SQLite{Path: p}).check(); err != nil {
+	if err := (&Strategy{Path: p}).check(); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "docker-backup-verify-")
@@ -141,3 +142,10 @@ func copyOut(ctx context.Context, c *containers.Container, p, dst string) error 
 	}
 	return f.Close()
 }
+
+// discardCount counts nothing; its Contents are filled in by the strategy's Backup.
+type discardCount struct{ contents *artifact.Contents }
+
+func (discardCount) Write(p []byte) (int, error) { return len(p), nil }
+
+func (d *discardCount) Contents() (*artifact.Contents, error) { return d.contents, nil }

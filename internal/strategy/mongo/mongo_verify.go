@@ -1,4 +1,4 @@
-package strategy
+package mongo
 
 import (
 	"bufio"
@@ -16,13 +16,14 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // NewCount counts the documents of each collection in mongodump's archive as it streams (the
 // archive format of mongo-tools: a prelude of collection metadata, then segments of BSON
 // documents per namespace). The admin, config and local databases and system collections are
 // left out: a fresh server has its own.
-func (m *Mongo) NewCount() Count { return newStreamCount(mongoArchiveCounts) }
+func (m *Strategy) NewCount() strategy.Count { return strategy.NewStreamCount(mongoArchiveCounts) }
 
 var mongoMagic = []byte{0x6d, 0xe2, 0x99, 0x81}
 
@@ -158,7 +159,7 @@ func bsonFields(doc []byte) map[string]string {
 }
 
 // NeedsServer: mongorestore restores into a running server.
-func (m *Mongo) NeedsServer() bool { return true }
+func (m *Strategy) NeedsServer() bool { return true }
 
 // mongoCountScript prints "db.collection<TAB>documents" for every counted collection.
 const mongoCountScript = `db.adminCommand({listDatabases: 1}).databases.forEach(function (d) {
@@ -173,7 +174,7 @@ const mongoCountScript = `db.adminCommand({listDatabases: 1}).databases.forEach(
 
 // shell runs a mongosh script in the container, authenticated as the strategy authenticates
 // its tools: the credentials are in the script file, never on a command line.
-func (m *Mongo) shell(ctx context.Context, c *containers.Container, script string) (string, error) {
+func (m *Strategy) shell(ctx context.Context, c *containers.Container, script string) (string, error) {
 	user, password, err := m.credentials(ctx, c)
 	if err != nil {
 		return "", err
@@ -202,8 +203,8 @@ func (m *Mongo) shell(ctx context.Context, c *containers.Container, script strin
 // Ready waits until the server the image's entrypoint starts last answers: the official
 // image's first-start initialisation runs a temporary mongod first, so the container's main
 // process must be mongod itself.
-func (m *Mongo) Ready(ctx context.Context, c *containers.Container, _ Source) error {
-	return waitFor(ctx, c, 3*time.Minute, "the MongoDB server", func(ctx context.Context) error {
+func (m *Strategy) Ready(ctx context.Context, c *containers.Container, _ strategy.Source) error {
+	return strategy.WaitFor(ctx, c, 3*time.Minute, "the MongoDB server", func(ctx context.Context) error {
 		comm, err := c.Output(ctx, "cat", "/proc/1/comm")
 		if err != nil {
 			return err
@@ -217,11 +218,11 @@ func (m *Mongo) Ready(ctx context.Context, c *containers.Container, _ Source) er
 }
 
 // Found counts the documents of the restored collections.
-func (m *Mongo) Found(ctx context.Context, c *containers.Container, _ Source, _ *artifact.Contents) (*artifact.Contents, error) {
+func (m *Strategy) Found(ctx context.Context, c *containers.Container, _ strategy.Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	out, err := m.shell(ctx, c, mongoCountScript)
 	if err != nil {
 		return nil, err
 	}
 	found := &artifact.Contents{Collections: map[string]int64{}}
-	return found, parseCounts(out, found.Collections)
+	return found, strategy.ParseCounts(out, found.Collections)
 }

@@ -1,4 +1,4 @@
-package strategy
+package postgres
 
 import (
 	"bufio"
@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // AllDatabases is the database name that backs up a whole PostgreSQL cluster.
@@ -66,7 +67,7 @@ func parseConnect(line string) (string, bool) {
 
 // clusterDatabases lists the databases a cluster dump holds: every one that accepts
 // connections, templates left out; with the statement that creates each as it is.
-func (p *Postgres) clusterDatabases(ctx context.Context, c *containers.Container, cn pgConn) (names, creates []string, err error) {
+func (p *Strategy) clusterDatabases(ctx context.Context, c *containers.Container, cn pgConn) (names, creates []string, err error) {
 	out, err := cn.psql(ctx, c, cn.database, `SELECT datname, format('CREATE DATABASE %I WITH TEMPLATE = template0 OWNER = %I ENCODING = %L LC_COLLATE = %L LC_CTYPE = %L;',
   datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype)
 FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname;`)
@@ -95,10 +96,10 @@ func (cn pgConn) psql(ctx context.Context, c *containers.Container, db, sql stri
 }
 
 // backupCluster writes the cluster dump of every database to w.
-func (p *Postgres) backupCluster(ctx context.Context, c *containers.Container, cn pgConn, src Source, w io.Writer) (Source, error) {
+func (p *Strategy) backupCluster(ctx context.Context, c *containers.Container, cn pgConn, src strategy.Source, w io.Writer) (strategy.Source, error) {
 	names, creates, err := p.clusterDatabases(ctx, c, cn)
 	if err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	list, _ := json.Marshal(names)
 	src["database"], src["databases"] = AllDatabases, string(list)
@@ -108,17 +109,17 @@ func (p *Postgres) backupCluster(ctx context.Context, c *containers.Container, c
 	var roles bytes.Buffer
 	if err := c.Exec(ctx, containers.ExecSpec{Cmd: []string{"pg_dumpall", "--no-password", "--roles-only", "--username", cn.user},
 		Env: cn.env, Stdout: &limitedBuffer{b: &roles, max: 64 << 20}}); err != nil {
-		return nil, stepErr(c, "dump", fmt.Errorf("pg_dumpall --roles-only: %w", err))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("pg_dumpall --roles-only: %w", err))
 	}
 	if err := writeRoles(w, roles.Bytes(), cn.user); err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	// Tablespaces other than the built-in ones: their directories must exist on the server a
 	// restore goes to (as for pg_dumpall).
 	spaces, err := cn.psql(ctx, c, cn.database, `SELECT spcname, pg_tablespace_location(oid), format('CREATE TABLESPACE %I OWNER %I LOCATION %L;', spcname, pg_get_userbyid(spcowner), pg_tablespace_location(oid))
 FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname;`)
 	if err != nil {
-		return nil, stepErr(c, "dump", fmt.Errorf("listing the tablespaces: %w", err))
+		return nil, strategy.StepErr(c, "dump", fmt.Errorf("listing the tablespaces: %w", err))
 	}
 	var spaceNames []string
 	locations := map[string]string{}
@@ -148,7 +149,7 @@ FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spc
 			Stdout: w,
 		})
 		if err != nil {
-			return nil, stepErr(c, "dump", fmt.Errorf("database %s: %w", db, err))
+			return nil, strategy.StepErr(c, "dump", fmt.Errorf("database %s: %w", db, err))
 		}
 	}
 	return src, nil
@@ -200,7 +201,7 @@ func writeRoles(w io.Writer, dump []byte, self string) error {
 }
 
 // clusterList reads the databases a cluster backup recorded.
-func clusterList(src Source) []string {
+func clusterList(src strategy.Source) []string {
 	var names []string
 	_ = json.Unmarshal([]byte(src["databases"]), &names)
 	return names
@@ -263,13 +264,13 @@ type clusterRestore struct {
 	createdSpaces []string
 }
 
-func (p *Postgres) restoreCluster(ctx context.Context, c *containers.Container, data Data) error {
+func (p *Strategy) restoreCluster(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	cn := p.conn(c)
 	cn.database = p.maintenanceDB(c)
 	r := &clusterRestore{ctx: ctx, c: c, cn: cn}
 	if p.Database != "" && p.Database != AllDatabases {
 		if dbs := clusterList(data.Source); !slices.Contains(dbs, p.Database) {
-			return stepErr(c, "restore", fmt.Errorf("the backup has no database %q (it has: %s)", p.Database, strings.Join(dbs, ", ")))
+			return strategy.StepErr(c, "restore", fmt.Errorf("the backup has no database %q (it has: %s)", p.Database, strings.Join(dbs, ", ")))
 		}
 		r.only = p.Database
 	}
@@ -286,13 +287,13 @@ func (p *Postgres) restoreCluster(ctx context.Context, c *containers.Container, 
 		err = r.commit()
 	}
 	if err != nil {
-		return stepErr(c, "restore", r.abort(err))
+		return strategy.StepErr(c, "restore", r.abort(err))
 	}
 	return nil
 }
 
 // maintenanceDB is the database the restore connects to for roles and CREATE DATABASE.
-func (p *Postgres) maintenanceDB(c *containers.Container) string {
+func (p *Strategy) maintenanceDB(c *containers.Container) string {
 	q := *p
 	q.Database = ""
 	return q.conn(c).database
@@ -431,7 +432,7 @@ func checkOnly() *clusterHooks {
 
 // makeTablespaceDirs creates the directories of a cluster backup's tablespaces in a scratch
 // copy of the server, owned as its data directory is: they are outside its volumes.
-func makeTablespaceDirs(ctx context.Context, c *containers.Container, src Source) error {
+func makeTablespaceDirs(ctx context.Context, c *containers.Container, src strategy.Source) error {
 	var locations map[string]string
 	_ = json.Unmarshal([]byte(src["tablespace_locations"]), &locations)
 	for name, dir := range locations {

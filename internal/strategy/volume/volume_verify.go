@@ -1,4 +1,4 @@
-package strategy
+package volume
 
 import (
 	"archive/tar"
@@ -12,10 +12,11 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
 // NewCount digests the file tree of the tar stream (see artifact.TreeDigest).
-func (v *Volume) NewCount() Count { return newStreamCount(treeContents) }
+func (v *Strategy) NewCount() strategy.Count { return strategy.NewStreamCount(treeContents) }
 
 // treeContents digests the entries of a tar stream: their number, the bytes of regular files
 // and the tree digest of names, types, modes, owners, link targets and contents.
@@ -54,29 +55,29 @@ func treeContents(r io.Reader) (*artifact.Contents, error) {
 }
 
 // NeedsServer: files are written into the scratch container without starting it.
-func (v *Volume) NeedsServer() bool { return false }
+func (v *Strategy) NeedsServer() bool { return false }
 
 // Ready has nothing to wait for.
-func (v *Volume) Ready(context.Context, *containers.Container, Source) error { return nil }
+func (v *Strategy) Ready(context.Context, *containers.Container, strategy.Source) error { return nil }
 
 // Found digests the restored paths as Backup's stream was digested: in a worker beside the
 // data when there is one (nothing crosses the Engine's API), else through the archive API.
-func (v *Volume) Found(ctx context.Context, c *containers.Container, src Source, _ *artifact.Contents) (*artifact.Contents, error) {
+func (v *Strategy) Found(ctx context.Context, c *containers.Container, src strategy.Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	paths, err := cleanPaths(strings.Split(src[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("the manifest names no paths to look at (%q)", src[SourcePaths])
 	}
 	if v.Worker != nil || v.RequireWorker {
-		s, err := v.openWorker(ctx, c, paths, WorkerAccess{})
+		s, err := v.openWorker(ctx, c, paths, strategy.WorkerAccess{})
 		if err == nil {
 			defer s.Close()
 			found, err := s.Count(ctx)
 			if err != nil {
-				return nil, stepErr(c, "count", err)
+				return nil, strategy.StepErr(c, "count", err)
 			}
 			return found, nil
 		}
-		if !errors.Is(err, ErrNoWorker) {
+		if !errors.Is(err, strategy.ErrNoWorker) {
 			return nil, err
 		}
 	}

@@ -1,4 +1,7 @@
-package strategy
+// Package sqlite is the SQLite strategy: one database file copied online with the sqlite3
+// shell's .backup (or with the container stopped) and swapped in whole on restore; verify
+// counts every table's rows and runs PRAGMA integrity_check.
+package sqlite
 
 import (
 	"archive/tar"
@@ -16,9 +19,11 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 )
 
-// SQLite backs up one SQLite database file, whose path must be given: detection proposes
+// Strategy backs up one SQLite database file, whose path must be given: detection proposes
 // candidates but never picks one. When the container has the sqlite3 shell and is running,
 // the copy is made online with ".backup" (safe with WAL and concurrent writers) to a unique
 // temporary file beside the database, which is always removed. Otherwise the container is
@@ -28,7 +33,7 @@ import (
 // The artifact is a tar holding the database file (and its -wal in the stopped case).
 // Restore stops the container, writes the database, replaces -wal, -shm and -journal with
 // empty files so that nothing stale is replayed over it, and starts the container again.
-type SQLite struct {
+type Strategy struct {
 	Path string
 	Log  *slog.Logger
 
@@ -39,19 +44,19 @@ type SQLite struct {
 const sqliteBusyTimeout = 30 * time.Second
 
 // Name returns "sqlite".
-func (s *SQLite) Name() string { return "sqlite" }
+func (s *Strategy) Name() string { return "sqlite" }
 
 // Extension returns "sqlite.tar".
-func (s *SQLite) Extension() string { return "sqlite.tar" }
+func (s *Strategy) Extension() string { return "sqlite.tar" }
 
-func (s *SQLite) log() *slog.Logger {
+func (s *Strategy) log() *slog.Logger {
 	if s.Log == nil {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Log
 }
 
-func (s *SQLite) check() error {
+func (s *Strategy) check() error {
 	if s.Path == "" {
 		return fmt.Errorf("the sqlite strategy needs the database file: pass --database /path/in/container/app.db (docker backup detect lists candidates)")
 	}
@@ -62,20 +67,20 @@ func (s *SQLite) check() error {
 }
 
 // Backup writes a tar of a consistent copy of the database to w.
-func (s *SQLite) Backup(ctx context.Context, c *containers.Container, w io.Writer) (Source, error) {
+func (s *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Writer) (strategy.Source, error) {
 	if err := s.check(); err != nil {
-		return nil, stepErr(c, "dump", err)
+		return nil, strategy.StepErr(c, "dump", err)
 	}
 	base := path.Base(s.Path)
 	tw := tar.NewWriter(w)
-	src := Source{"path": s.Path}
+	src := strategy.Source{"path": s.Path}
 	if c.Running {
 		if v, err := c.Output(ctx, "sqlite3", "-version"); err == nil {
 			src["method"], src["sqlite_version"] = "online .backup", strings.Fields(v + " ?")[0]
 			if err := s.onlineCopy(ctx, c, tw, base); err != nil {
 				return nil, err
 			}
-			return src, stepErr(c, "copy", tw.Close())
+			return src, strategy.StepErr(c, "copy", tw.Close())
 		}
 	}
 	src["method"] = "stopped copy"
@@ -91,12 +96,12 @@ func (s *SQLite) Backup(ctx context.Context, c *containers.Container, w io.Write
 		return err
 	})
 	if err != nil {
-		return nil, stepErr(c, "copy", err)
+		return nil, strategy.StepErr(c, "copy", err)
 	}
-	return src, stepErr(c, "copy", tw.Close())
+	return src, strategy.StepErr(c, "copy", tw.Close())
 }
 
-func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *tar.Writer, base string) error {
+func (s *Strategy) onlineCopy(ctx context.Context, c *containers.Container, tw *tar.Writer, base string) error {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	tmp := path.Join(path.Dir(s.Path), ".docker-backup-"+hex.EncodeToString(b)+".sqlite")
@@ -113,7 +118,7 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 	err := c.Exec(ctx, containers.ExecSpec{Cmd: []string{"sqlite3", "-cmd", fmt.Sprintf(".timeout %d", sqliteBusyTimeout.Milliseconds()),
 		s.Path, ".backup '" + strings.ReplaceAll(tmp, "'", "''") + "'"}})
 	if err != nil {
-		return stepErr(c, "dump", err)
+		return strategy.StepErr(c, "dump", err)
 	}
 	if s.count != nil {
 		if contents, err := s.countRows(ctx, c, tmp); err != nil {
@@ -122,7 +127,7 @@ func (s *SQLite) onlineCopy(ctx context.Context, c *containers.Container, tw *ta
 			s.count.contents = contents
 		}
 	}
-	return stepErr(c, "copy", copyEntry(ctx, c, tmp, base, tw))
+	return strategy.StepErr(c, "copy", copyEntry(ctx, c, tmp, base, tw))
 }
 
 // copyEntry appends the file at p in the container to tw under name, with its metadata.
@@ -144,31 +149,28 @@ func isNotFound(err error) bool {
 	return err != nil && (cerrdefs.IsNotFound(err) || errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "No such container:path"))
 }
 
-// restoreSuffix names the copy a restore writes beside the live file before swapping it in.
-const restoreSuffix = ".docker-backup-restore"
-
 // Restore swaps the database in with the container stopped. The database file must be inside
 // a writable volume or bind mount of the container. The backup's files are written beside
 // the live ones under temporary names; only once the whole artifact has been read and
 // verified are the -wal, -shm and -journal companions replaced (with the backup's WAL, or
 // empty) and the new database linked over the old one — all in one archive the Engine
 // extracts in a moment. A restore cut before that point leaves the live database untouched.
-func (s *SQLite) Restore(ctx context.Context, c *containers.Container, data Data) error {
+func (s *Strategy) Restore(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	if s.Path == "" {
 		s.Path = data.Source["path"]
 	}
 	if err := s.check(); err != nil {
-		return stepErr(c, "restore", err)
+		return strategy.StepErr(c, "restore", err)
 	}
-	if err := checkConfined(ctx, c, s.Path, data.Allowed, "the database file"); err != nil {
-		return stepErr(c, "restore", err)
+	if err := strategy.CheckConfined(ctx, c, s.Path, data.Allowed, "the database file"); err != nil {
+		return strategy.StepErr(c, "restore", err)
 	}
 	dir, base := path.Dir(s.Path), path.Base(s.Path)
 	srcBase := path.Base(data.Source["path"]) // entries are named after the backed-up file
 	if data.Source["path"] == "" {
 		srcBase = base
 	}
-	temp := func(name string) string { return "." + name + restoreSuffix }
+	temp := func(name string) string { return "." + name + strategy.RestoreSuffix }
 	var leftovers []string
 	err := c.WhileStopped(ctx, s.log(), func(ctx context.Context) error {
 		tr := tar.NewReader(data)
@@ -193,7 +195,7 @@ func (s *SQLite) Restore(ctx context.Context, c *containers.Container, data Data
 						name, haveWAL = base+"-wal", true
 					}
 					leftovers = append(leftovers, path.Join(dir, temp(name)))
-					return &containers.File{Name: temp(name), Content: tr, Size: hdr.Size, Mode: hdr.Mode &^ (cISUID | cISGID), UID: hdr.Uid, GID: hdr.Gid}, nil
+					return &containers.File{Name: temp(name), Content: tr, Size: hdr.Size, Mode: hdr.Mode &^ (tarpolicy.ModeSetUID | tarpolicy.ModeSetGID), UID: hdr.Uid, GID: hdr.Gid}, nil
 				}
 			}
 			if swap == nil {
@@ -229,23 +231,23 @@ func (s *SQLite) Restore(ctx context.Context, c *containers.Container, data Data
 	if err == nil {
 		c.RemoveLeftover(ctx, leftovers...)
 	}
-	return stepErr(c, "restore", err)
+	return strategy.StepErr(c, "restore", err)
 }
 
 // Interrupted: the live database is only replaced once the new one is complete and verified.
-func (s *SQLite) Interrupted() string { return "" }
+func (s *Strategy) Interrupted() string { return "" }
 
 // Check reads the backup: the database file (an SQLite file), optionally its WAL, nothing
 // else; and it must be inside a writable volume or bind mount.
-func (s *SQLite) Check(ctx context.Context, c *containers.Container, data Data) error {
+func (s *Strategy) Check(ctx context.Context, c *containers.Container, data strategy.Data) error {
 	p := s.Path
 	if p == "" {
 		p = data.Source["path"]
 	}
-	if err := (&SQLite{Path: p}).check(); err != nil {
+	if err := (&Strategy{Path: p}).check(); err != nil {
 		return err
 	}
-	if err := checkConfined(ctx, c, p, data.Allowed, "the database file"); err != nil {
+	if err := strategy.CheckConfined(ctx, c, p, data.Allowed, "the database file"); err != nil {
 		return err
 	}
 	base := path.Base(data.Source["path"])
