@@ -9,14 +9,12 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
-	"github.com/docker-backup/docker-backup/internal/writeback"
+	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -117,8 +115,8 @@ func volumeDir(root, name string) string { return path.Join(root, "volumes", nam
 // path must be on a volume that plain (volumes: whether the volume is a plain directory of
 // the local driver in root/volumes), with no other mount below it. It returns the roots and
 // the volumes' directories.
-func localRoots(mounts []container.MountPoint, paths []string, root string, plain map[string]bool) ([]Root, []string, error) {
-	var roots []Root
+func localRoots(mounts []container.MountPoint, paths []string, root string, plain map[string]bool) ([]agent.Root, []string, error) {
+	var roots []agent.Root
 	var sources []string
 	for _, p := range paths {
 		p = path.Clean(p)
@@ -139,7 +137,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 			return nil, nil, fmt.Errorf("%s holds another mount, %s", p, path.Clean(below[0].Destination))
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, path.Clean(holder.Destination)), "/")
-		roots = append(roots, Root{Dir: path.Dir(dir), Rel: path.Join(path.Base(dir), rel), Name: strings.TrimPrefix(p, "/")})
+		roots = append(roots, agent.Root{Dir: path.Dir(dir), Rel: path.Join(path.Base(dir), rel), Name: strings.TrimPrefix(p, "/")})
 		sources = append(sources, dir)
 	}
 	return roots, sources, nil
@@ -147,7 +145,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 
 // localSession is a backup (or a count) read in this process.
 type localSession struct {
-	roots  []Root
+	roots  []agent.Root
 	mounts []string // the volumes' directories: a staged restore's directory in one is skipped
 }
 
@@ -159,41 +157,26 @@ func (s *localSession) Start(context.Context) error { return nil }
 // Backup writes the stored stream of the roots to out: into a directory target's new file
 // directly (as a worker given its descriptor does), else through out.
 func (s *localSession) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	var raw atomic.Int64
-	stop := every(time.Second/2, func() {
-		if progress != nil {
-			progress(raw.Load())
-		}
-	})
-	defer stop()
-	var fo *fileOut
+	var file *os.File
 	sink, toFile := out.(strategy.FileSink)
 	if toFile {
-		fo = &fileOut{ctx: ctx, f: sink.File(), wb: writeback.New(sink.File()), digest: artifact.NewDigest()}
-		out = fo
+		file = sink.File()
 	}
-	contents, err := pack(req.Compression, req.Recipients, out, &raw, func(w io.Writer) (*artifact.Contents, error) {
-		return ArchiveRoots(ctx, s.roots, s.mounts, w)
-	})
+	contents, wrote, err := agent.BackupRoots(ctx, s.roots, s.mounts, req.Compression, req.Recipients, out, file, progress)
 	if err != nil {
 		return nil, err
 	}
 	if toFile {
-		list, _ := fo.digest.List()
-		if err := sink.Wrote(fo.wb.Written(), fo.digest.Sum(), list); err != nil {
+		if err := sink.Wrote(wrote.Size, wrote.SHA256, wrote.Chunks); err != nil {
 			return nil, err
 		}
-	}
-	stop()
-	if progress != nil {
-		progress(raw.Load())
 	}
 	return contents, nil
 }
 
 // Count digests the roots as Backup does, and writes nothing.
 func (s *localSession) Count(ctx context.Context) (*artifact.Contents, error) {
-	return ArchiveRoots(ctx, s.roots, s.mounts, io.Discard)
+	return agent.ArchiveRoots(ctx, s.roots, s.mounts, io.Discard)
 }
 
 var errLocalRestore = errors.New("restores go through a worker container")

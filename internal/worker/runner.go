@@ -1,3 +1,9 @@
+// Package worker runs a volume backup's heavy work beside the data: a short-lived container
+// of this tool's own static binary (Runner; its image in image.go) mounts the service's volumes
+// (read-only for a backup) and runs package agent there; the stored bytes cross a unix socket
+// (Channel) or the attach stream, never the raw tar. Local is the plugin's backup of plain
+// local volumes read in place on the engine's host, with the same agent code in its own
+// process. Mode says which of these a backup or restore uses.
 package worker
 
 import (
@@ -29,12 +35,17 @@ import (
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 )
+
+// Command is the argument that makes the plugin's and the sidecar's binaries run the worker
+// (agent.Serve).
+const Command = "__worker"
 
 // LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
 // value is the operation.
@@ -208,9 +219,9 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	op := OpBackup
+	op := agent.OpBackup
 	if write {
-		op = OpRestore
+		op = agent.OpRestore
 	}
 	labels := r.labels(id, c, op)
 	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
@@ -308,7 +319,7 @@ func (r *Runner) labels(id string, c *containers.Container, op string) map[strin
 // with an empty read-only tmpfs (no volume is made of them).
 func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
 	if write {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: agent.LocalStaging})
 	}
 	for _, v := range img.Volumes {
 		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
@@ -417,7 +428,7 @@ func (s *session) closeChannel() {
 
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	r := Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
+	r := agent.Request{Op: agent.OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
 	sink, isFile := out.(strategy.FileSink)
 	// The worker writes a new local file itself, given its descriptor over the socket.
 	r.File = isFile && s.ln != nil
@@ -442,7 +453,7 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 
 // Count digests the paths as Backup would, and sends nothing.
 func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
-	rep, err := s.run(ctx, Request{Op: OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
+	rep, err := s.run(ctx, agent.Request{Op: agent.OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +462,7 @@ func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
 
 // Restore runs the worker's restore of the compressed stream in.
 func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
-	_, err := s.run(ctx, Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
+	_, err := s.run(ctx, agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
 	return err
 }
 
@@ -462,7 +473,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	s.verdict, s.result, s.committed = make(chan bool, 1), make(chan error, 1), make(chan struct{})
 	staged := make(chan struct{})
 	var once, committed sync.Once
-	r := Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
+	r := agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
 		Socket: s.socket, Staged: true, Size: req.Size}
 	// The worker reads a local artifact itself, given its descriptor; what it read must then
 	// be the artifact (checked here, before any verdict to commit).
@@ -470,7 +481,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	r.File = isFile && s.ln != nil
 	var checked error
 	go func() {
-		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep Report) {
+		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep agent.Report) {
 			if rep.Staged {
 				switch {
 				case rep.File && r.File:
@@ -581,7 +592,7 @@ func (s *session) attachAndStart(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Writer, progress func(int64), onReport func(Report)) (*Report, error) {
+func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out io.Writer, progress func(int64), onReport func(agent.Report)) (*agent.Report, error) {
 	// Whatever ends this run (cancelled, a failed target), the worker stops with it — a
 	// staged restore's worker is given the time to remove what it staged (its stream ends
 	// cut short) or to finish moving it into place.
@@ -614,7 +625,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		stdout, in = io.Discard, nil
 	}
 	// The end of the worker's input tells it its final report came: only then does it exit
-	// (see Serve). A stream that fails on this side ends it too, cut short.
+	// (see agent.Serve). A stream that fails on this side ends it too, cut short.
 	var endOnce sync.Once
 	endInput := func() { endOnce.Do(func() { _ = att.CloseWrite() }) }
 	sendErr := make(chan error, 1)
@@ -628,7 +639,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		}
 		sendErr <- err
 	}()
-	reports := &reportReader{progress: progress, onReport: func(rep Report) {
+	reports := &reportReader{progress: progress, onReport: func(rep agent.Report) {
 		s.logReport(rep)
 		if onReport != nil {
 			onReport(rep)
@@ -664,7 +675,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		return nil, ctx.Err()
 	case copyErr != nil:
 		return nil, copyErr
-	case last != nil && last.Error != "" && last.Code == CodeNoRoom:
+	case last != nil && last.Error != "" && last.Code == agent.CodeNoRoom:
 		return nil, fmt.Errorf("%s%w", last.Error, errkind.Silent(strategy.ErrNoRoom))
 	case last != nil && last.Error != "":
 		return nil, fmt.Errorf("worker container: %s", last.Error)
@@ -684,7 +695,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 
 // logReport logs what a report of the worker says for the user: a warning, or a line for
 // debugging.
-func (s *session) logReport(rep Report) {
+func (s *session) logReport(rep agent.Report) {
 	if rep.Log != "" {
 		s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
 	}
@@ -735,11 +746,11 @@ func (s *session) send(w io.Writer, in io.Reader, framed, staged bool) error {
 		return nil
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fw := &frameWriter{w: bw}
+	fw := agent.NewFrameWriter(bw)
 	if _, err := io.CopyBuffer(fw, src, make([]byte, 1<<20)); err != nil {
 		return failed(err)
 	}
-	err := fw.end()
+	err := fw.End()
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -754,11 +765,11 @@ func (s *session) send(w io.Writer, in io.Reader, framed, staged bool) error {
 
 // giveVerdict waits for the verdict of a staged restore (Commit or Close) and sends it.
 func (s *session) giveVerdict(w io.Writer) error {
-	verdict := byte(VerdictAbort)
+	verdict := byte(agent.VerdictAbort)
 	select {
 	case commit := <-s.verdict:
 		if commit {
-			verdict = VerdictCommit
+			verdict = agent.VerdictCommit
 		}
 	case <-s.gone:
 		return nil // the worker ended without waiting for it: its report says why
@@ -771,7 +782,7 @@ func (s *session) giveVerdict(w io.Writer) error {
 
 // transfer moves the data over the socket: in to the worker (a restore) or the worker's
 // stream to out (a backup). A failure on this side stops the worker.
-func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
+func (s *session) transfer(in io.Reader, out io.Writer, req agent.Request) error {
 	conn, err := s.ln.AcceptUnix()
 	if err != nil {
 		return nil // the worker ended without connecting: its report says why
@@ -794,7 +805,7 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 		if _, err := io.ReadFull(conn, answer); err != nil {
 			return nil // the worker ended: its report says why
 		}
-		if answer[0] == FileTaken {
+		if answer[0] == agent.FileTaken {
 			if err := s.giveVerdict(conn); err != nil {
 				return err
 			}
@@ -930,9 +941,9 @@ func (s *session) remove() error {
 // error.
 type reportReader struct {
 	progress func(int64)
-	onReport func(Report)
+	onReport func(agent.Report)
 	buf      []byte
-	last     *Report
+	last     *agent.Report
 	other    bytes.Buffer
 }
 
@@ -945,7 +956,7 @@ func (r *reportReader) Write(p []byte) (int, error) {
 		}
 		line := r.buf[:i]
 		r.buf = r.buf[i+1:]
-		var rep Report
+		var rep agent.Report
 		switch {
 		case json.Unmarshal(line, &rep) != nil:
 			if r.other.Len() < 4<<10 {

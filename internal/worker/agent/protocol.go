@@ -1,20 +1,15 @@
-// Package worker does a volume backup's heavy work beside the data: a short-lived container
-// of this tool's own static binary mounts the service's volumes (read-only for a backup),
-// walks and archives them, compresses and (for public-key recipients) encrypts, and sends
-// only the stored bytes over its attach stream; a restore sends the compressed bytes in and
-// the worker decompresses, checks each entry with the volume strategy's tar policy and writes
-// the files itself. The raw tar never crosses the Engine's API.
-//
-// Both ends live here: Serve runs inside the container (the binary's hidden "__worker"
-// command), Runner starts it from the plugin or the sidecar.
-package worker
+// Package agent is what runs inside a worker container (the binary's hidden "__worker"
+// command, see package worker): Serve reads one Request, then walks and archives the mounted
+// volumes, compresses and (for public-key recipients) encrypts, and sends only the stored
+// bytes; or it takes the compressed bytes in, decompresses, checks each entry with the volume
+// strategy's tar policy and writes the files itself, staged beside the data until the verdict.
+// Its reports are JSON lines (Report). It imports nothing of the Engine API: the plugin also
+// runs its archive in its own process (BackupRoots) to read local volumes in place.
+package agent
 
 import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 )
-
-// Command is the argument that makes the plugin's and the sidecar's binaries run Serve.
-const Command = "__worker"
 
 // Operations a Request asks for.
 const (

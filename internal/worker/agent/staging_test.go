@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ func stagedInput(t *testing.T, req Request, archive []byte, cut bool, verdict by
 	}
 	zw.Write(archive)
 	zw.Close()
-	fw := &frameWriter{w: &in}
+	fw := &FrameWriter{w: &in}
 	data := z.Bytes()
 	if cut {
 		data = data[:len(data)/2]
@@ -40,7 +40,7 @@ func stagedInput(t *testing.T, req Request, archive []byte, cut bool, verdict by
 		data = data[n:]
 	}
 	if !cut {
-		fw.end()
+		fw.End()
 	}
 	if verdict != 0 {
 		in.WriteByte(verdict)

@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"bufio"
@@ -137,6 +137,48 @@ func count(ctx context.Context, req Request, rep *reporter) error {
 	}
 	rep.done(contents)
 	return nil
+}
+
+// written is what a backup wrote into a file it was given: its size, SHA-256 and chunk list
+// (artifact.Digest).
+type Written struct {
+	Size   int64
+	SHA256 []byte
+	Chunks []byte
+}
+
+// backupRoots is a worker's backup made in the calling process (the plugin reading volumes in
+// place): it archives roots and writes the stored stream — compressed, encrypted for
+// recipients — to out, or into file when one is given, and then says what it wrote there;
+// progress, when set, gets the raw bytes so far.
+func BackupRoots(ctx context.Context, roots []Root, mounts []string, comp artifact.Compression, recipients []string, out io.Writer, file *os.File, progress func(int64)) (*artifact.Contents, *Written, error) {
+	var raw atomic.Int64
+	stop := every(time.Second/2, func() {
+		if progress != nil {
+			progress(raw.Load())
+		}
+	})
+	defer stop()
+	var fo *fileOut
+	if file != nil {
+		fo = &fileOut{ctx: ctx, f: file, wb: writeback.New(file), digest: artifact.NewDigest()}
+		out = fo
+	}
+	contents, err := pack(comp, recipients, out, &raw, func(w io.Writer) (*artifact.Contents, error) {
+		return ArchiveRoots(ctx, roots, mounts, w)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	stop()
+	if progress != nil {
+		progress(raw.Load())
+	}
+	if fo == nil {
+		return contents, nil, nil
+	}
+	list, _ := fo.digest.List()
+	return contents, &Written{Size: fo.wb.Written(), SHA256: fo.digest.Sum(), Chunks: list}, nil
 }
 
 func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) error {

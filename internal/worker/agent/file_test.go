@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"bufio"
@@ -198,9 +198,9 @@ func TestStagedRestoreFromGivenFile(t *testing.T) {
 			_, _ = io.ReadFull(conn, a)
 			answered <- a[0]
 			if a[0] == FileRefused {
-				fw := &frameWriter{w: conn}
+				fw := &FrameWriter{w: conn}
 				_, _ = fw.Write(stored.Bytes())
-				_ = fw.end()
+				_ = fw.End()
 			}
 			<-staged
 			_, _ = conn.Write([]byte{verdict})

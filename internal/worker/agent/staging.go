@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"archive/tar"
@@ -49,7 +49,7 @@ type stagedFile struct {
 }
 
 // localStaging is the worker's own staging directory, for mounted files.
-const localStaging = "/.docker-backup-staging"
+const LocalStaging = "/.docker-backup-staging"
 
 // sweepStaging removes what a restore cut by a power cut left in the mounts: directories
 // named as a staged restore's that no live restore holds (each holds its own locked: a
@@ -158,14 +158,14 @@ func (st *staging) open(dir string) (*stagedMount, error) {
 // file returns where the new content of the mounted file dst is staged.
 func (st *staging) file(dst string, hdr *tar.Header) (*dirRoot, string, error) {
 	if st.local == nil {
-		if err := os.MkdirAll(localStaging, 0o700); err != nil {
+		if err := os.MkdirAll(LocalStaging, 0o700); err != nil {
 			return nil, "", fmt.Errorf("making the worker's staging directory: %w", err)
 		}
-		r, err := os.OpenRoot(localStaging)
+		r, err := os.OpenRoot(LocalStaging)
 		if err != nil {
 			return nil, "", fmt.Errorf("opening the worker's staging directory: %w", err)
 		}
-		st.local = &dirRoot{root: r, mount: true, dir: localStaging}
+		st.local = &dirRoot{root: r, mount: true, dir: LocalStaging}
 	}
 	name := "file-" + strconv.Itoa(len(st.files))
 	st.files = append(st.files, stagedFile{name: name, dst: dst, hdr: hdr})
@@ -254,7 +254,7 @@ func (st *staging) remove() {
 	st.mounts = map[string]*stagedMount{}
 	if st.local != nil {
 		st.local.root.Close()
-		_ = os.RemoveAll(localStaging)
+		_ = os.RemoveAll(LocalStaging)
 		st.local = nil
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"encoding/binary"
@@ -16,9 +16,12 @@ import (
 const maxFrame = 4 << 20
 
 // frameWriter writes each Write as one frame.
-type frameWriter struct{ w io.Writer }
+type FrameWriter struct{ w io.Writer }
 
-func (f *frameWriter) Write(p []byte) (int, error) {
+// newFrameWriter returns a writer of w's frames; end writes the empty frame that ends them.
+func NewFrameWriter(w io.Writer) *FrameWriter { return &FrameWriter{w: w} }
+
+func (f *FrameWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), maxFrame)
@@ -37,7 +40,7 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 }
 
 // end writes the empty frame that ends the stream.
-func (f *frameWriter) end() error {
+func (f *FrameWriter) End() error {
 	_, err := f.w.Write([]byte{0, 0, 0, 0})
 	return err
 }
