@@ -36,6 +36,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -319,7 +320,7 @@ func (r *Runner) labels(id string, c *containers.Container, op string) map[strin
 // with an empty read-only tmpfs (no volume is made of them).
 func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
 	if write {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: agent.LocalStaging})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: extract.LocalStaging})
 	}
 	for _, v := range img.Volumes {
 		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
-	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -247,7 +247,7 @@ func TestWorkerNetwork(t *testing.T) {
 				want := "[CAP_DAC_OVERRIDE]"
 				mounts := "[/data]"
 				if tc.write {
-					want, mounts = "[CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER CAP_FSETID]", "[/data "+agent.LocalStaging+"]"
+					want, mounts = "[CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER CAP_FSETID]", "[/data "+extract.LocalStaging+"]"
 				}
 				var targets []string
 				for _, m := range hc.Mounts {

@@ -18,7 +18,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
-
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 	"golang.org/x/sys/unix"
 )
 
@@ -284,9 +284,6 @@ func openat(dfd int, name string, flags int) (int, error) {
 	}
 }
 
-// capabilityAttr is the extended attribute of a file's capabilities, which the archive keeps.
-const capabilityAttr = "security.capability"
-
 // noNames keeps tar.FileInfoHeader from looking up user and group names.
 type noNames struct{ fs.FileInfo }
 
@@ -341,10 +338,10 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 	// looked up by name again.
 	var capability []byte
 	if fd >= 0 {
-		capability, err = xattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, capabilityAttr, buf) })
+		capability, err = xattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, tarpolicy.CapabilityXattr, buf) })
 	}
 	if err == nil && len(capability) > 0 {
-		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + capabilityAttr: string(capability)}
+		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + tarpolicy.CapabilityXattr: string(capability)}
 	}
 	if err := a.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archiving %s: %w", abs, err)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +40,7 @@ func listTree(t *testing.T, dir string) string {
 		case fi.Mode().IsRegular():
 			b, _ := os.ReadFile(p)
 			line += fmt.Sprintf(" size=%d sum=%x nlink=%d", fi.Size(), bytesSum(b), st.Nlink)
-			if c, err := xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, capabilityAttr, buf) }); err == nil {
+			if c, err := xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, tarpolicy.CapabilityXattr, buf) }); err == nil {
 				line += fmt.Sprintf(" capability=%x", c)
 			}
 			if !fi.IsDir() {
@@ -120,7 +122,7 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	// File capabilities (cap_net_bind_service, permitted and effective: VFS_CAP_REVISION_2).
 	must(os.WriteFile(filepath.Join(src, "capped"), []byte("#!/bin/true\n"), 0o755))
 	capability := []byte{1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-	must(unix.Setxattr(filepath.Join(src, "capped"), capabilityAttr, capability, 0))
+	must(unix.Setxattr(filepath.Join(src, "capped"), tarpolicy.CapabilityXattr, capability, 0))
 	before := listTree(t, src)
 	if !strings.Contains(before, "capability=01000002") {
 		t.Fatalf("the capability was not set:\n%s", before)
@@ -145,14 +147,14 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	must(os.Symlink(outside, filepath.Join(src, "dir")))
 	must(os.Truncate(filepath.Join(src, "sparse.img"), 10))
 	must(os.Chown(src, 0, 0))
-	must(unix.Removexattr(filepath.Join(src, "capped"), capabilityAttr))
+	must(unix.Removexattr(filepath.Join(src, "capped"), tarpolicy.CapabilityXattr))
 	must(os.RemoveAll(filepath.Join(src, "many/sub")))
 	must(os.WriteFile(filepath.Join(src, "many/f003"), []byte("changed"), 0o600))
 	must(os.Symlink(outside, filepath.Join(src, "many/f004")+".tmp"))
 	must(os.Remove(filepath.Join(src, "many/f004")))
 	must(os.Rename(filepath.Join(src, "many/f004")+".tmp", filepath.Join(src, "many/f004")))
 
-	must(Extract(context.Background(), &buf, []string{src}, []string{src}, true))
+	must(extract.Tar(context.Background(), &buf, []string{src}, []string{src}, true))
 	if after := listTree(t, src); after != before {
 		t.Errorf("tree after extract:\n%s\nwant:\n%s", after, before)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +36,7 @@ func TestHardLinkBetweenPaths(t *testing.T) {
 
 	must(os.RemoveAll(filepath.Join(src, "a")))
 	must(os.RemoveAll(filepath.Join(src, "b")))
-	if err := Extract(context.Background(), bytes.NewReader(buf.Bytes()), paths, []string{src}, false); err != nil {
+	if err := extract.Tar(context.Background(), bytes.NewReader(buf.Bytes()), paths, []string{src}, false); err != nil {
 		t.Fatalf("the archive of two paths sharing a file does not restore: %v", err)
 	}
 	for _, name := range []string{"a/x", "b/y", "b/z"} {
@@ -61,13 +63,15 @@ func TestUntrustedRestoreDropsCapabilities(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "ping"), []byte("#!/bin/true\n"), 0o755))
 	must(os.WriteFile(filepath.Join(src, "big"), bytes.Repeat([]byte("x"), 2<<20), 0o755)) // not a small file
 	for _, name := range []string{"ping", "big"} {
-		must(unix.Setxattr(filepath.Join(src, name), capabilityAttr, capSetuid, 0))
+		must(unix.Setxattr(filepath.Join(src, name), tarpolicy.CapabilityXattr, capSetuid, 0))
 	}
 	var archive bytes.Buffer
 	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
 	must(err)
 	capOf := func(name string) string {
-		c, err := xattr(func(buf []byte) (int, error) { return unix.Lgetxattr(filepath.Join(src, name), capabilityAttr, buf) })
+		c, err := xattr(func(buf []byte) (int, error) {
+			return unix.Lgetxattr(filepath.Join(src, name), tarpolicy.CapabilityXattr, buf)
+		})
 		if err != nil {
 			return ""
 		}
@@ -96,7 +100,7 @@ func TestUntrustedRestoreDropsCapabilities(t *testing.T) {
 	}
 	for _, trusted := range []bool{false, true} {
 		reset()
-		must(Extract(context.Background(), bytes.NewReader(archive.Bytes()), []string{src}, []string{src}, trusted))
+		must(extract.Tar(context.Background(), bytes.NewReader(archive.Bytes()), []string{src}, []string{src}, trusted))
 		check("in place", trusted)
 
 		reset()
@@ -143,7 +147,7 @@ func TestExtractNodesInTheDirectoryDescriptor(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := Extract(context.Background(), pr, []string{src}, []string{src}, true)
+		err := extract.Tar(context.Background(), pr, []string{src}, []string{src}, true)
 		pr.CloseWithError(fmt.Errorf("the restore ended: %v", err))
 		done <- err
 	}()

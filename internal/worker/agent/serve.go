@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
 )
@@ -229,7 +230,7 @@ func pack(comp artifact.Compression, recipients []string, out io.Writer, raw *at
 
 func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
 	// What a restore cut by a power cut left goes first.
-	sweepStaging(req.Mounts)
+	extract.SweepStaging(req.Mounts)
 	if req.Staged {
 		return restoreStaged(ctx, req, in, file, rep)
 	}
@@ -244,12 +245,12 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 	}
 	defer zr.Close()
 	raw := &countingReader{r: zr, n: &rep.raw}
-	x := newExtractor(req.Paths, req.Mounts, req.Trusted, nil)
-	defer x.close()
-	if err := x.run(ctx, raw); err != nil {
+	x := extract.New(req.Paths, req.Mounts, req.Trusted, nil)
+	defer x.Close()
+	if err := x.Run(ctx, raw); err != nil {
 		return err
 	}
-	x.warn(rep)
+	rep.warn(x.Dropped())
 	// What follows the archive's end marker is read too: the caller's stream ends only
 	// once its checksum matched.
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -297,14 +298,14 @@ func syncMounts(mounts []string) error {
 // Given the artifact's file (Request.File), it reads the stream from there, to its end, and
 // reports its size and SHA-256 with Staged: the caller checks them before its verdict.
 func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
-	st, err := newStaging(req.Mounts, req.Size)
+	st, err := extract.NewStaging(req.Mounts, req.Size)
 	if err != nil {
 		return err
 	}
-	defer st.remove()
+	defer st.Remove()
 	br := bufio.NewReaderSize(in, 1<<20)
-	x := newExtractor(req.Paths, req.Mounts, req.Trusted, st)
-	defer x.close()
+	x := extract.New(req.Paths, req.Mounts, req.Trusted, st)
+	defer x.Close()
 	var stream io.Reader = &frameReader{r: br}
 	var fin *fileIn
 	readVerdict := func() (byte, error) { return br.ReadByte() }
@@ -345,10 +346,10 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File
 		}
 		return err
 	}
-	x.warn(rep)
+	rep.warn(x.Dropped())
 	// On disk before anything is moved into place (while the service still runs): a power
 	// cut after the commit cannot leave files the restore had not written yet.
-	if err := st.sync(); err != nil {
+	if err := st.Sync(); err != nil {
 		return err
 	}
 	staged := Report{Raw: rep.raw.Load(), Staged: true}
@@ -361,29 +362,29 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File
 	if err != nil || verdict != VerdictCommit {
 		return errors.New("the restore was called off: the staged files were removed, nothing was moved into place")
 	}
-	if err := x.commit(); err != nil {
+	if err := x.Commit(); err != nil {
 		return err
 	}
-	if err := st.sync(); err != nil {
+	if err := st.Sync(); err != nil {
 		return err
 	}
 	// What was replaced went into the staging directories: removed once the service runs
 	// again (the caller waits for the worker's end, not for this to start it).
 	rep.send(Report{Raw: rep.raw.Load(), Committed: true})
-	st.remove()
+	st.Remove()
 	rep.done(nil)
 	return nil
 }
 
 // unpack decompresses the stream (up to its last frame) into x.
-func unpack(ctx context.Context, req Request, frames io.Reader, x *extractor, rep *reporter) error {
+func unpack(ctx context.Context, req Request, frames io.Reader, x *extract.Extractor, rep *reporter) error {
 	zr, err := req.Compression.NewReader(frames)
 	if err != nil {
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	defer zr.Close()
 	raw := &countingReader{r: zr, n: &rep.raw}
-	if err := x.run(ctx, raw); err != nil {
+	if err := x.Run(ctx, raw); err != nil {
 		return err
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -408,6 +409,13 @@ type reporter struct {
 // send sends a report that is not the last (progress, a log line, a step done).
 func (r *reporter) send(rep Report) { r.write(rep, false) }
 
+// warn sends a warning for the user, unless w is empty.
+func (r *reporter) warn(w string) {
+	if w != "" {
+		r.send(Report{Raw: r.raw.Load(), Warn: w})
+	}
+}
+
 // write sends rep unless the final report went already; final marks rep as that one. A
 // progress tick racing with the end cannot come after it (a caller that took the last report
 // it read for the outcome would see a success as a worker ending without one).
@@ -424,7 +432,7 @@ func (r *reporter) write(rep Report, final bool) {
 
 func (r *reporter) fail(err error) int {
 	rep := Report{Raw: r.raw.Load(), Error: err.Error()}
-	if errors.Is(err, errNoRoom) {
+	if errors.Is(err, extract.ErrNoRoom) {
 		rep.Code = CodeNoRoom
 	}
 	r.write(rep, true)

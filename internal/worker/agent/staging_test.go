@@ -181,39 +181,6 @@ func TestStagedRestore(t *testing.T) {
 	}
 }
 
-// TestSweepSparesLiveStaging: the sweep at a restore's start removes a staging directory no
-// one holds (a power cut's leftover) and keeps one a live restore holds locked (another
-// service's restore into the same volume).
-func TestSweepSparesLiveStaging(t *testing.T) {
-	dir := t.TempDir()
-	dead := filepath.Join(dir, mountpath.StagingPrefix+"00000000dead")
-	live := filepath.Join(dir, mountpath.StagingPrefix+"00000000a11e")
-	for _, d := range []string{dead, live} {
-		if err := os.MkdirAll(filepath.Join(d, "sub"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(d, "sub/f"), []byte("staged"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lock, err := lockStaging(live)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sweepStaging([]string{dir})
-	if _, err := os.Stat(dead); !os.IsNotExist(err) {
-		t.Errorf("the leftover staging directory was not swept: %v", err)
-	}
-	if b, err := os.ReadFile(filepath.Join(live, "sub/f")); err != nil || string(b) != "staged" {
-		t.Errorf("the live restore's staging directory was touched: %q, %v", b, err)
-	}
-	lock.Close()
-	sweepStaging([]string{dir})
-	if _, err := os.Stat(live); !os.IsNotExist(err) {
-		t.Errorf("the staging directory, no longer held, was not swept: %v", err)
-	}
-}
-
 // TestSyncMounts: the file systems of mounted directories and files are synced; a mounted
 // socket is passed over; a mount that is not there is an error naming it.
 func TestSyncMounts(t *testing.T) {

@@ -119,6 +119,10 @@ func (t *Policy) Check(hdr *tar.Header) (string, error) {
 // xattrRecord begins the PAX record of an extended attribute.
 const xattrRecord = "SCHILY.xattr."
 
+// CapabilityXattr is the extended attribute of a file's capabilities, which a volume archive
+// keeps (restored only from a signed backup).
+const CapabilityXattr = "security.capability"
+
 // PrivilegedXattr reports whether the extended attribute name grants or labels privileges:
 // security.* (file capabilities, security modules' labels) or trusted.*. Only a backup whose
 // manifest is signed with this tool's key restores them.

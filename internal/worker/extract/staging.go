@@ -1,4 +1,4 @@
-package agent
+package extract
 
 import (
 	"archive/tar"
@@ -19,13 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// errNoRoom is wrapped when a volume has not the room to stage a restore.
-var errNoRoom = errors.New("no room")
+// ErrNoRoom is wrapped when a volume has not the room to stage a restore.
+var ErrNoRoom = errors.New("no room")
 
-// staging is where a staged restore unpacks: a directory at the root of each volume it writes
+// Staging is where a staged restore unpacks: a directory at the root of each volume it writes
 // to (on the same file system, so the commit is renames), and one in the worker's own file
 // system for mounted files (which cannot be renamed over, only rewritten).
-type staging struct {
+type Staging struct {
 	name   string // of the directories: mountpath.StagingPrefix and 12 hex digits
 	need   int64  // bytes each volume must have free
 	mounts map[string]*stagedMount
@@ -48,13 +48,13 @@ type stagedFile struct {
 	hdr  *tar.Header
 }
 
-// localStaging is the worker's own staging directory, for mounted files.
+// LocalStaging is the worker's own staging directory, for mounted files.
 const LocalStaging = "/.docker-backup-staging"
 
-// sweepStaging removes what a restore cut by a power cut left in the mounts: directories
+// SweepStaging removes what a restore cut by a power cut left in the mounts: directories
 // named as a staged restore's that no live restore holds (each holds its own locked: a
 // restore of another service sharing the volume may be staging there right now).
-func sweepStaging(mounts []string) {
+func SweepStaging(mounts []string) {
 	for _, m := range mounts {
 		entries, err := os.ReadDir(m)
 		if err != nil {
@@ -89,12 +89,12 @@ func lockStaging(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// newStaging prepares a staged restore of need raw bytes into mounts: each mounted directory
-// must have that much room free (an error wrapping errNoRoom says which does not).
-func newStaging(mounts []string, need int64) (*staging, error) {
+// NewStaging prepares a staged restore of need raw bytes into mounts: each mounted directory
+// must have that much room free (an error wrapping ErrNoRoom says which does not).
+func NewStaging(mounts []string, need int64) (*Staging, error) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	st := &staging{name: mountpath.StagingPrefix + hex.EncodeToString(b), need: need, mounts: map[string]*stagedMount{}}
+	st := &Staging{name: mountpath.StagingPrefix + hex.EncodeToString(b), need: need, mounts: map[string]*stagedMount{}}
 	for _, m := range mounts {
 		var fsst unix.Statfs_t
 		if err := unix.Statfs(m, &fsst); err != nil {
@@ -107,14 +107,14 @@ func newStaging(mounts []string, need int64) (*staging, error) {
 		free := int64(fsst.Bavail) * fsst.Bsize
 		if want := need + need/20; free < want {
 			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
-				m, humanBytes(free), humanBytes(want), errkind.Silent(errNoRoom))
+				m, humanBytes(free), humanBytes(want), errkind.Silent(ErrNoRoom))
 		}
 	}
 	return st, nil
 }
 
 // open returns the staging of the mounted directory dir, making its staging directory.
-func (st *staging) open(dir string) (*stagedMount, error) {
+func (st *Staging) open(dir string) (*stagedMount, error) {
 	if sm, ok := st.mounts[dir]; ok {
 		return sm, nil
 	}
@@ -156,7 +156,7 @@ func (st *staging) open(dir string) (*stagedMount, error) {
 }
 
 // file returns where the new content of the mounted file dst is staged.
-func (st *staging) file(dst string, hdr *tar.Header) (*dirRoot, string, error) {
+func (st *Staging) file(dst string, hdr *tar.Header) (*dirRoot, string, error) {
 	if st.local == nil {
 		if err := os.MkdirAll(LocalStaging, 0o700); err != nil {
 			return nil, "", fmt.Errorf("making the worker's staging directory: %w", err)
@@ -219,9 +219,9 @@ func removeTree(root *os.Root, name string) {
 	_ = root.RemoveAll(name)
 }
 
-// sync writes what is staged (or, after the commit, the renames) to disk: the file systems of
+// Sync writes what is staged (or, after the commit, the renames) to disk: the file systems of
 // the staged volumes, and of the worker's own staging directory.
-func (st *staging) sync() error {
+func (st *Staging) Sync() error {
 	syncfs := func(f *os.File, err error) error {
 		if err != nil {
 			return err
@@ -243,8 +243,8 @@ func (st *staging) sync() error {
 	return nil
 }
 
-// remove removes the staging directories and closes them.
-func (st *staging) remove() {
+// Remove removes the staging directories and closes them.
+func (st *Staging) Remove() {
 	for _, sm := range st.mounts {
 		sm.stage.Close()
 		removeTree(sm.real, st.name)
@@ -259,13 +259,13 @@ func (st *staging) remove() {
 	}
 }
 
-// commit moves what was staged into place: each staged entry is swapped with what is there
+// Commit moves what was staged into place: each staged entry is swapped with what is there
 // (one atomic exchange; what it replaced lands in the staging directory, removed after) or
 // renamed where nothing is; a directory onto a directory is merged instead, as an in-place
 // restore does. Mounted files are rewritten. Then the archive's directories get their owners,
 // modes and times (innermost first; moving entries into a directory changes its time). It
 // stops at the first error.
-func (x *extractor) commit() error {
+func (x *Extractor) Commit() error {
 	st := x.stage
 	dirs := make([]string, 0, len(st.mounts))
 	for d := range st.mounts {
@@ -301,7 +301,7 @@ func (x *extractor) commit() error {
 	return nil
 }
 
-func (st *staging) commitMount(sm *stagedMount) error {
+func (st *Staging) commitMount(sm *stagedMount) error {
 	dst, err := unix.Open(sm.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -390,7 +390,7 @@ func commitSubdir(real *os.Root, src, dst int, rel, name string) error {
 }
 
 // commitFile rewrites a mounted file with its staged content.
-func (x *extractor) commitFile(local *os.Root, f stagedFile) error {
+func (x *Extractor) commitFile(local *os.Root, f stagedFile) error {
 	src, err := local.Open(f.name)
 	if err != nil {
 		return err

@@ -1,4 +1,8 @@
-package agent
+// Package extract writes a volume archive into the mounted volumes, in the worker: each entry
+// checked by the volume strategy's tar policy, every write through a directory held open
+// beneath its mount (os.Root), nothing through a link; in place (Tar) or staged beside the
+// data (Staging) and moved into place only on the caller's verdict (Extractor.Commit).
+package extract
 
 import (
 	"archive/tar"
@@ -20,7 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Extract writes the volume archive read from r into the mounted paths, as the Engine's
+// Tar writes the volume archive read from r into the mounted paths, as the Engine's
 // archive API would: every entry is first checked by the volume strategy's tar policy (so
 // nothing lands outside the backed-up paths and nothing is written through a link, whatever
 // the archive says); an existing entry is replaced unless both are directories (a directory
@@ -33,14 +37,16 @@ import (
 // mounts are the directories (or files) mounted into the worker; each path is written
 // through an os.Root opened at the mount that holds it, so that even a link swapped in
 // meanwhile cannot lead a write out of that volume.
-func Extract(ctx context.Context, r io.Reader, paths, mounts []string, trusted bool) error {
-	x := newExtractor(paths, mounts, trusted, nil)
-	defer x.close()
-	return x.run(ctx, r)
+func Tar(ctx context.Context, r io.Reader, paths, mounts []string, trusted bool) error {
+	x := New(paths, mounts, trusted, nil)
+	defer x.Close()
+	return x.Run(ctx, r)
 }
 
-func newExtractor(paths, mounts []string, trusted bool, st *staging) *extractor {
-	x := &extractor{pol: tarpolicy.New(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
+// New returns an Extractor of archives of paths into mounts; trusted: the backup is signed.
+// With st, files are staged there, and Commit moves them into place.
+func New(paths, mounts []string, trusted bool, st *Staging) *Extractor {
+	x := &Extractor{pol: tarpolicy.New(paths, trusted), mounts: mounts, roots: map[string]*dirRoot{},
 		isFile: map[string]bool{}, buf: make([]byte, 1<<20), zero: make([]byte, holeBlock),
 		slots: make(chan []byte, smallFileWriters), stage: st}
 	for range smallFileWriters {
@@ -49,8 +55,8 @@ func newExtractor(paths, mounts []string, trusted bool, st *staging) *extractor 
 	return x
 }
 
-// run extracts the archive r (see Extract).
-func (x *extractor) run(ctx context.Context, r io.Reader) error {
+// Run extracts the archive r (see Tar).
+func (x *Extractor) Run(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -153,7 +159,8 @@ func (d *dirRoot) closeRoot() {
 	d.root.Close()
 }
 
-type extractor struct {
+// Extractor writes the entries of volume archives (see Tar).
+type Extractor struct {
 	pol    *tarpolicy.Policy
 	mounts []string
 	roots  map[string]*dirRoot // the mounts' roots, by the directory opened
@@ -166,7 +173,7 @@ type extractor struct {
 	curOf  *os.Root
 	curDir string
 
-	stage *staging // nil: in place
+	stage *Staging // nil: in place
 
 	slots chan []byte // a free buffer per small-file writer
 	wg    sync.WaitGroup
@@ -174,15 +181,12 @@ type extractor struct {
 	err   error
 }
 
-// warn tells the caller what the tar policy left out (privileged extended attributes of a
-// backup that is not trusted).
-func (x *extractor) warn(rep *reporter) {
-	if w := x.pol.Dropped(); w != "" {
-		rep.send(Report{Raw: rep.raw.Load(), Warn: w})
-	}
-}
+// Dropped says what the tar policy left out (privileged extended attributes of a backup that
+// is not trusted), for a warning; "" when nothing.
+func (x *Extractor) Dropped() string { return x.pol.Dropped() }
 
-func (x *extractor) close() {
+// Close waits for the writers and closes the roots it holds.
+func (x *Extractor) Close() {
 	x.wg.Wait()
 	if x.cur != nil {
 		x.retire(x.cur)
@@ -193,7 +197,7 @@ func (x *extractor) close() {
 }
 
 // retire closes d once no writer uses it (a mount's root stays open).
-func (x *extractor) retire(d *dirRoot) {
+func (x *Extractor) retire(d *dirRoot) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d.stale = true
@@ -202,7 +206,7 @@ func (x *extractor) retire(d *dirRoot) {
 	}
 }
 
-func (x *extractor) release(d *dirRoot) {
+func (x *Extractor) release(d *dirRoot) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	d.refs--
@@ -211,7 +215,7 @@ func (x *extractor) release(d *dirRoot) {
 	}
 }
 
-func (x *extractor) fail(err error) {
+func (x *Extractor) fail(err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.err == nil {
@@ -219,7 +223,7 @@ func (x *extractor) fail(err error) {
 	}
 }
 
-func (x *extractor) failed() error {
+func (x *Extractor) failed() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.err
@@ -227,7 +231,7 @@ func (x *extractor) failed() error {
 
 // locate returns the root to write abs through and abs's name in it; mountPoint is set when
 // abs is a mounted file itself (it cannot be replaced, only rewritten).
-func (x *extractor) locate(abs string) (root *dirRoot, name string, mountPoint bool, err error) {
+func (x *Extractor) locate(abs string) (root *dirRoot, name string, mountPoint bool, err error) {
 	best := ""
 	for _, m := range x.mounts {
 		if mountpath.Inside(abs, m) && len(m) > len(best) {
@@ -277,7 +281,7 @@ func (x *extractor) locate(abs string) (root *dirRoot, name string, mountPoint b
 // inDir returns the root of name's directory below mountRoot and name's last component: the
 // entries of one directory mostly come together, so most operations then resolve one
 // component instead of every directory on the way.
-func (x *extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error) {
+func (x *Extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error) {
 	dir, base := path.Split(name)
 	if dir == "" {
 		return mount, name, nil
@@ -304,7 +308,7 @@ func (x *extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error)
 	return x.cur, base, nil
 }
 
-func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
+func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 	abs := "/" + strings.TrimSuffix(hdr.Name, "/")
 	mount, fullName, mountPoint, err := x.locate(abs)
 	if err != nil {
@@ -455,7 +459,7 @@ func linkTimes(dr *dirRoot, name string, mtime time.Time) error {
 }
 
 // small reads a small regular file whole and has it written by a writer goroutine.
-func (x *extractor) small(dr *dirRoot, name string, hdr *tar.Header, r io.Reader) error {
+func (x *Extractor) small(dr *dirRoot, name string, hdr *tar.Header, r io.Reader) error {
 	buf := <-x.slots
 	data := buf[:hdr.Size]
 	if n, err := io.ReadFull(r, data); err != nil {
@@ -478,7 +482,7 @@ func (x *extractor) small(dr *dirRoot, name string, hdr *tar.Header, r io.Reader
 }
 
 // writeSmall replaces whatever is at name with the regular file hdr, holding data.
-func (x *extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data []byte) error {
+func (x *Extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data []byte) error {
 	abs := "/" + hdr.Name
 	fail := func(what string, err error) error { return fmt.Errorf("restoring %s: %s: %w", abs, what, err) }
 	perm := hdr.FileInfo().Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
@@ -508,7 +512,7 @@ func (x *extractor) writeSmall(root *os.Root, name string, hdr *tar.Header, data
 // finishFile writes the regular file f (opened at name in root) with write, sets its owner,
 // security.capability and mode through f (no path to resolve again), closes it, and sets its
 // times last.
-func (x *extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.Header, perm fs.FileMode, write func(*os.File) error) error {
+func (x *Extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.Header, perm fs.FileMode, write func(*os.File) error) error {
 	fail := func(what string, err error) error { return fmt.Errorf("restoring /%s: %s: %w", hdr.Name, what, err) }
 	if err := write(f); err != nil {
 		f.Close()
@@ -530,14 +534,14 @@ func (x *extractor) finishFile(root *os.Root, name string, f *os.File, hdr *tar.
 // fileMeta sets a regular file's owner, security.capability and mode (after the owner:
 // changing it clears the set-user-ID bits) through f. A backup that is not trusted has no
 // security.capability by then: the tar policy removed it.
-func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) error {
+func (x *Extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) error {
 	abs := "/" + hdr.Name
 	if err := f.Chown(hdr.Uid, hdr.Gid); err != nil {
 		return fmt.Errorf("restoring %s: setting the owner: %w", abs, err)
 	}
-	if v, ok := hdr.PAXRecords["SCHILY.xattr."+capabilityAttr]; ok {
-		if err := unix.Fsetxattr(int(f.Fd()), capabilityAttr, []byte(v), 0); err != nil {
-			return fmt.Errorf("restoring %s: setting %s: %w", abs, capabilityAttr, err)
+	if v, ok := hdr.PAXRecords["SCHILY.xattr."+tarpolicy.CapabilityXattr]; ok {
+		if err := unix.Fsetxattr(int(f.Fd()), tarpolicy.CapabilityXattr, []byte(v), 0); err != nil {
+			return fmt.Errorf("restoring %s: setting %s: %w", abs, tarpolicy.CapabilityXattr, err)
 		}
 	}
 	if err := f.Chmod(perm); err != nil {
@@ -548,7 +552,7 @@ func (x *extractor) fileMeta(f *os.File, hdr *tar.Header, perm fs.FileMode) erro
 
 // writeSparse copies size bytes from r to f, seeking over blocks of zeros instead of writing
 // them, and sets the length last (a file that ends in a hole).
-func (x *extractor) writeSparse(f *os.File, r io.Reader, size int64) error {
+func (x *Extractor) writeSparse(f *os.File, r io.Reader, size int64) error {
 	var off, started int64
 	for off < size {
 		n, err := io.ReadFull(r, x.buf[:min(int64(len(x.buf)), size-off)])
@@ -572,7 +576,7 @@ func (x *extractor) writeSparse(f *os.File, r io.Reader, size int64) error {
 	return f.Truncate(size)
 }
 
-func (x *extractor) writeChunk(f *os.File, b []byte, off int64) error {
+func (x *Extractor) writeChunk(f *os.File, b []byte, off int64) error {
 	for len(b) > 0 {
 		k := min(len(b), holeBlock)
 		if !bytes.Equal(b[:k], x.zero[:k]) {
