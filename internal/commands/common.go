@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/docker-backup/docker-backup/internal/worker/inplace"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/go-units"
@@ -272,7 +273,7 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 	r := &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
 		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}
 	if mode == worker.ModeAuto {
-		r.Local = &worker.Local{Engine: api}
+		r.Local = &inplace.Reader{Engine: api}
 	}
 	return r, mode == worker.ModeOn, nil
 }

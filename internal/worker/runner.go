@@ -1,14 +1,13 @@
 // Package worker runs a volume backup's heavy work beside the data: a short-lived container
 // of this tool's own static binary (Runner; its image in image.go) mounts the service's volumes
 // (read-only for a backup) and runs package agent there; the stored bytes cross a unix socket
-// (Channel) or the attach stream, never the raw tar. Local is the plugin's backup of plain
-// local volumes read in place on the engine's host, with the same agent code in its own
-// process. Mode says which of these a backup or restore uses.
+// (Channel) or the attach stream, never the raw tar; with Local (package inplace) the plugin
+// reads plain local volumes in place on the engine's host instead. Mode says which of these a
+// backup or restore uses.
 package worker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,11 +31,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
-	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/docker-backup/docker-backup/internal/worker/extract"
+	"github.com/docker-backup/docker-backup/internal/worker/inplace"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -86,9 +85,9 @@ type Runner struct {
 	// Channel, when set, gives the socket directory the data goes through (nil: the attach
 	// stream); called like Image.
 	Channel func(ctx context.Context) (*Channel, error)
-	// Local, when set, reads a backup's volumes in this process when it can (see Local);
-	// otherwise a worker container does.
-	Local *Local
+	// Local, when set, reads a backup's volumes in this process when it can (package
+	// inplace); otherwise a worker container does.
+	Local *inplace.Reader
 	Log   *slog.Logger
 
 	mu  sync.Mutex
@@ -150,43 +149,20 @@ func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount,
 		return nil
 	}
 	for _, p := range paths {
-		holder := holderOf(c.Mounts, p)
+		holder := containers.HolderOf(c.Mounts, p)
 		if holder == nil {
 			return nil, noWorker("%s is in the container's own file system, not on a volume", p)
 		}
 		if err := add(*holder); err != nil {
 			return nil, err
 		}
-		for _, m := range mountsBelow(c.Mounts, p, holder) {
+		for _, m := range containers.MountsBelow(c.Mounts, p, holder) {
 			if err := add(m); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return out, nil
-}
-
-// holderOf returns the mount of mounts that holds the path p (the deepest one), or nil.
-func holderOf(mounts []container.MountPoint, p string) *container.MountPoint {
-	var holder *container.MountPoint
-	for i, m := range mounts {
-		d := path.Clean(m.Destination)
-		if mountpath.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
-			holder = &mounts[i]
-		}
-	}
-	return holder
-}
-
-// mountsBelow returns the mounts inside the path p other than its holder.
-func mountsBelow(mounts []container.MountPoint, p string, holder *container.MountPoint) []container.MountPoint {
-	var out []container.MountPoint
-	for _, m := range mounts {
-		if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && mountpath.Inside(d, p) {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
@@ -640,7 +616,7 @@ func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out 
 		}
 		sendErr <- err
 	}()
-	reports := &reportReader{progress: progress, onReport: func(rep agent.Report) {
+	reports := &agent.ReportReader{Progress: progress, OnReport: func(rep agent.Report) {
 		s.logReport(rep)
 		if onReport != nil {
 			onReport(rep)
@@ -662,7 +638,7 @@ func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out 
 			serr = derr
 		}
 	}
-	last := reports.last
+	last := reports.Last()
 	// A worker that reported success is done: its exit (the engine takes about a second to
 	// tell) matters only to explain a failure.
 	code, werr := 0, error(nil)
@@ -683,7 +659,7 @@ func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out 
 	case werr != nil:
 		return nil, werr
 	case code != 0 || last == nil || !last.Done:
-		return nil, &containers.ExitError{Cmd: "the worker container", Code: code, Stderr: reports.tail()}
+		return nil, &containers.ExitError{Cmd: "the worker container", Code: code, Stderr: reports.Tail()}
 	case serr != nil:
 		return nil, serr
 	}
@@ -936,53 +912,4 @@ func (s *session) remove() error {
 		return fmt.Errorf("removing the worker container %s: %w", s.name, err)
 	}
 	return nil
-}
-
-// reportReader parses the worker's Report lines; anything else (a panic) is kept for the
-// error.
-type reportReader struct {
-	progress func(int64)
-	onReport func(agent.Report)
-	buf      []byte
-	last     *agent.Report
-	other    bytes.Buffer
-}
-
-func (r *reportReader) Write(p []byte) (int, error) {
-	r.buf = append(r.buf, p...)
-	for {
-		i := bytes.IndexByte(r.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := r.buf[:i]
-		r.buf = r.buf[i+1:]
-		var rep agent.Report
-		switch {
-		case json.Unmarshal(line, &rep) != nil:
-			if r.other.Len() < 4<<10 {
-				r.other.Write(line)
-				r.other.WriteByte('\n')
-			}
-		case r.last != nil && (r.last.Done || r.last.Error != ""):
-			// The final report is the outcome: nothing after it changes that.
-		default:
-			r.last = &rep
-			if r.progress != nil && rep.Raw > 0 {
-				r.progress(rep.Raw)
-			}
-			if r.onReport != nil {
-				r.onReport(rep)
-			}
-		}
-	}
-	if len(r.buf) > 64<<10 {
-		r.other.Write(r.buf[:min(len(r.buf), 4<<10)])
-		r.buf = r.buf[:0]
-	}
-	return len(p), nil
-}
-
-func (r *reportReader) tail() string {
-	return strings.TrimSpace(r.other.String() + string(r.buf))
 }

@@ -61,28 +61,6 @@ func TestMounts(t *testing.T) {
 	}
 }
 
-func TestReportReader(t *testing.T) {
-	var seen []int64
-	r := &reportReader{progress: func(n int64) { seen = append(seen, n) }}
-	_, _ = r.Write([]byte(`{"raw":10}` + "\n" + `{"raw":20,"do`))
-	_, _ = r.Write([]byte(`ne":true}` + "\npanic: boom\n"))
-	if fmt.Sprint(seen) != "[10 20]" || r.last == nil || !r.last.Done || r.tail() != "panic: boom" {
-		t.Errorf("progress %v, last %+v, tail %q", seen, r.last, r.tail())
-	}
-}
-
-// TestReportReaderKeepsTheFinalReport: a report after the final one (a progress tick that
-// raced with the end) does not change the outcome, done or failed.
-func TestReportReaderKeepsTheFinalReport(t *testing.T) {
-	for _, final := range []string{`{"raw":20,"done":true}`, `{"raw":20,"error":"disk full"}`} {
-		r := &reportReader{}
-		_, _ = r.Write([]byte(`{"raw":10}` + "\n" + final + "\n" + `{"raw":30}` + "\nnot json\n"))
-		if r.last == nil || r.last.Raw != 20 || (!r.last.Done && r.last.Error == "") || r.tail() != "not json" {
-			t.Errorf("after %s and a progress report: last %+v, tail %q", final, r.last, r.tail())
-		}
-	}
-}
-
 // TestSweep: the session directories of processes that are gone are removed, the others kept.
 func TestSweep(t *testing.T) {
 	dir := t.TempDir()

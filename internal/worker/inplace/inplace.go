@@ -1,4 +1,6 @@
-package worker
+// Package inplace is the plugin's backup of plain local volumes read in this process, on the
+// engine's own host: no worker container, the same archive code as a worker's (package agent).
+package inplace
 
 import (
 	"context"
@@ -21,19 +23,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LocalEngine is the part of the Engine API Local uses.
-type LocalEngine interface {
+// Engine is the part of the Engine API a Reader uses.
+type Engine interface {
 	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
 	VolumeInspect(ctx context.Context, volumeID string, options client.VolumeInspectOptions) (client.VolumeInspectResult, error)
 }
 
-// Local reads the volumes of a backup itself, in this process, when the Engine runs on this
+// Reader reads the volumes of a backup itself, in this process, when the Engine runs on this
 // host and its volumes are plain directories this process can read: no worker container is
 // started (that start and its removal are most of what a worker adds to a backup). Below
-// each volume's directory nothing is followed (see ArchiveRoots). Restores always go
+// each volume's directory nothing is followed (see agent.ArchiveRoots). Restores always go
 // through a worker container, which sees nothing but the service's volumes.
-type Local struct {
-	Engine LocalEngine
+type Reader struct {
+	Engine Engine
 
 	mu      sync.Mutex
 	checked bool
@@ -43,7 +45,7 @@ type Local struct {
 
 // Open returns a session reading paths of c on this host; an error says why they cannot be
 // (nothing was changed).
-func (l *Local) Open(ctx context.Context, c *containers.Container, paths []string) (strategy.WorkerSession, error) {
+func (l *Reader) Open(ctx context.Context, c *containers.Container, paths []string) (strategy.WorkerSession, error) {
 	root, err := l.engineRoot(ctx)
 	if err != nil {
 		return nil, err
@@ -73,13 +75,13 @@ func (l *Local) Open(ctx context.Context, c *containers.Container, paths []strin
 			return nil, fmt.Errorf("%s cannot be read here (%v)", dir, err)
 		}
 	}
-	return &localSession{roots: roots, mounts: sources}, nil
+	return &session{roots: roots, mounts: sources}, nil
 }
 
 // engineRoot returns the Engine's root directory once it is known to be this host's, asking
 // the Engine once: a Linux engine without user namespaces (whose files' owners are not those
 // its containers see).
-func (l *Local) engineRoot(ctx context.Context) (string, error) {
+func (l *Reader) engineRoot(ctx context.Context) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.checked {
@@ -120,7 +122,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 	var sources []string
 	for _, p := range paths {
 		p = path.Clean(p)
-		holder := holderOf(mounts, p)
+		holder := containers.HolderOf(mounts, p)
 		switch {
 		case holder == nil:
 			return nil, nil, fmt.Errorf("%s is not on a volume", p)
@@ -133,7 +135,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 		if path.Clean(holder.Source) != dir {
 			return nil, nil, fmt.Errorf("the volume %s is at %s, not %s", holder.Name, holder.Source, dir)
 		}
-		if below := mountsBelow(mounts, p, holder); len(below) > 0 {
+		if below := containers.MountsBelow(mounts, p, holder); len(below) > 0 {
 			return nil, nil, fmt.Errorf("%s holds another mount, %s", p, path.Clean(below[0].Destination))
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, path.Clean(holder.Destination)), "/")
@@ -143,20 +145,20 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 	return roots, sources, nil
 }
 
-// localSession is a backup (or a count) read in this process.
-type localSession struct {
+// session is a backup (or a count) read in this process.
+type session struct {
 	roots  []agent.Root
 	mounts []string // the volumes' directories: a staged restore's directory in one is skipped
 }
 
 // DataPath says that this process read the files itself.
-func (s *localSession) DataPath() string { return volume.DataPathHost }
+func (s *session) DataPath() string { return volume.DataPathHost }
 
-func (s *localSession) Start(context.Context) error { return nil }
+func (s *session) Start(context.Context) error { return nil }
 
 // Backup writes the stored stream of the roots to out: into a directory target's new file
 // directly (as a worker given its descriptor does), else through out.
-func (s *localSession) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
+func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
 	var file *os.File
 	sink, toFile := out.(strategy.FileSink)
 	if toFile {
@@ -175,20 +177,20 @@ func (s *localSession) Backup(ctx context.Context, req strategy.WorkRequest, out
 }
 
 // Count digests the roots as Backup does, and writes nothing.
-func (s *localSession) Count(ctx context.Context) (*artifact.Contents, error) {
+func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
 	return agent.ArchiveRoots(ctx, s.roots, s.mounts, io.Discard)
 }
 
 var errLocalRestore = errors.New("restores go through a worker container")
 
-func (s *localSession) Restore(context.Context, strategy.WorkRequest, io.Reader, func(int64)) error {
+func (s *session) Restore(context.Context, strategy.WorkRequest, io.Reader, func(int64)) error {
 	return errLocalRestore
 }
 
-func (s *localSession) Stage(context.Context, strategy.WorkRequest, io.Reader, func(int64)) error {
+func (s *session) Stage(context.Context, strategy.WorkRequest, io.Reader, func(int64)) error {
 	return errLocalRestore
 }
 
-func (s *localSession) Commit(context.Context) error { return errLocalRestore }
+func (s *session) Commit(context.Context) error { return errLocalRestore }
 
-func (s *localSession) Close() error { return nil }
+func (s *session) Close() error { return nil }
