@@ -216,6 +216,9 @@ func (m *Manifest) CheckKey(key string) error {
 // ErrMislabelled is wrapped when a manifest's project or service does not match its key.
 var ErrMislabelled = errors.New("manifest does not match its place on the target")
 
+// ErrCorrupt is wrapped when an artifact does not match its manifest.
+var ErrCorrupt = errors.New("artifact does not match its manifest")
+
 // Describe names the backed-up service for messages: "project/service".
 func (m *Manifest) Describe() string {
 	switch {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
@@ -92,18 +92,18 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	}
 	// The whole target: backups listed from above the prefix they were written to (another
 	// host's) have longer keys; the manifests say whose they are.
-	listing, err := pipeline.List(ctx, tgt, "", keys)
+	found, err := listing.List(ctx, tgt, "", keys)
 	if err != nil {
 		return err
 	}
 	f := selection.Filter{Project: opts.project, Service: opts.service}
 	var rows []listed
-	for _, s := range listing.Backups {
+	for _, s := range found.Backups {
 		if v, _ := f.Match(s); v != selection.Other {
 			rows = append(rows, listed{Summary: s})
 		}
 	}
-	for _, p := range listing.Problems {
+	for _, p := range found.Problems {
 		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", p)
 	}
 	return printBackups(dockerCli, rows, false, opts.format)

@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -175,7 +176,7 @@ func restoreError(err error) error {
 	switch {
 	case errors.As(err, &re) && re.Partial:
 		return cli.StatusError{StatusCode: exitPartial, Status: "restore failed, the service may be partly restored: " + err.Error()}
-	case errors.Is(err, pipeline.ErrCorrupt), errors.Is(err, pipeline.ErrUntouched):
+	case errors.Is(err, artifact.ErrCorrupt), errors.Is(err, pipeline.ErrUntouched):
 		return err
 	}
 	return fmt.Errorf("restore failed: %w", err)
@@ -201,13 +202,13 @@ func backupFromPath(ctx context.Context, p string) (target.Target, *artifact.Man
 	}
 	rel := filepath.FromSlash(m.Artifact)
 	if !strings.HasSuffix(abs, string(filepath.Separator)+rel) {
-		return nil, nil, fmt.Errorf("manifest of %s names the artifact %q, which is not this file: %w", p, m.Artifact, pipeline.ErrCorrupt)
+		return nil, nil, fmt.Errorf("manifest of %s names the artifact %q, which is not this file: %w", p, m.Artifact, artifact.ErrCorrupt)
 	}
 	tgt, err := target.NewLocal(strings.TrimSuffix(abs, string(filepath.Separator)+rel))
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err = pipeline.ReadManifest(ctx, tgt, m.Artifact)
+	m, err = listing.ReadManifest(ctx, tgt, m.Artifact)
 	return tgt, m, err
 }
 

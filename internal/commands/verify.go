@@ -14,7 +14,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -110,7 +110,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 			return err
 		}
 		if backup != plan.Latest {
-			if spec.Manifest, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
+			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err
 			}
 		}

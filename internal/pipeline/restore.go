@@ -22,9 +22,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
-// ErrCorrupt is wrapped when an artifact does not match its manifest.
-var ErrCorrupt = errors.New("artifact does not match its manifest")
-
 // ErrUntouched is wrapped when a restore is refused before anything in the container was
 // touched.
 var ErrUntouched = errors.New("nothing was restored")
@@ -36,40 +33,6 @@ var ErrStarted = errors.New("the restore had begun")
 // ErrTarget is wrapped when the target could not be read (not a matter of the artifact's
 // content): opening it, or a read that failed part-way.
 var ErrTarget = errors.New("the target could not be read")
-
-// ReadManifest loads and validates the manifest of the artifact at key: it must name that
-// artifact, and its project and service must be those of the key's directory.
-func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.Manifest, error) {
-	rc, err := t.Get(ctx, artifact.ManifestKey(key))
-	if err != nil {
-		if errors.Is(err, target.ErrNotExist) {
-			return nil, fmt.Errorf("no backup %q in %s (its manifest %s is missing): list backups with `docker backup ls --from %s`: %w", key, t, artifact.ManifestKey(key), t, target.ErrNotExist)
-		}
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, artifact.MaxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", key, err)
-	}
-	m, err := artifact.Unmarshal(b)
-	if err != nil {
-		return nil, fmt.Errorf("manifest of %s: %w", key, err)
-	}
-	switch {
-	case m.Artifact == key:
-	case strings.HasSuffix(key, "/"+m.Artifact):
-		// Read from above the prefix it was written to (s3://bucket instead of
-		// s3://bucket/host1): its key here is longer.
-		m.Artifact = key
-	default:
-		return nil, fmt.Errorf("manifest of %s names another artifact (%q): %w", key, m.Artifact, ErrCorrupt)
-	}
-	if err := m.CheckKey(key); err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
-	}
-	return m, nil
-}
 
 // Verify reads the whole artifact and checks its size and SHA-256 against the manifest.
 func Verify(ctx context.Context, t target.Target, m *artifact.Manifest, progress func(int64)) error {
@@ -125,7 +88,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	defer pin.Close()
 	if size := pin.Size(); size >= 0 && size != m.Size {
-		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, ErrCorrupt))
+		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, artifact.ErrCorrupt))
 	}
 	if m.Encryption != nil && req.Identities.Empty() {
 		return untouched(fmt.Errorf("%s: %w", m.Artifact, noIdentity(m)))
@@ -426,7 +389,7 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 	checkErr := check(&ctxReader{ctx, zr})
 	// The decompressor reads ahead on goroutines of its own: stop it before reading on.
 	zr.Close()
-	if checkErr != nil && !errors.Is(checkErr, ErrCorrupt) {
+	if checkErr != nil && !errors.Is(checkErr, artifact.ErrCorrupt) {
 		// The checksum comes first: a damaged artifact is reported as damaged.
 		if _, err := io.Copy(io.Discard, v); err != nil {
 			return err
@@ -490,7 +453,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.progress(v.n)
 	}
 	if v.n > v.m.Size {
-		v.err = fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
+		v.err = fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, artifact.ErrCorrupt)
 		return n, v.err
 	}
 	switch {
@@ -533,7 +496,7 @@ func (v *verifier) fill() error {
 		var one [1]byte
 		switch n, err := io.ReadFull(v.r, one[:]); {
 		case n > 0:
-			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, ErrCorrupt)
+			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, artifact.ErrCorrupt)
 		case !errors.Is(err, io.EOF):
 			return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 		}
@@ -550,14 +513,14 @@ func (v *verifier) fill() error {
 	}
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, artifact.ErrCorrupt)
 	case err != nil:
 		return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 	}
 	sum := sha256.Sum256(v.buf[:size])
 	if !bytes.Equal(sum[:], v.list[v.next*sha256.Size:(v.next+1)*sha256.Size]) {
 		return fmt.Errorf("chunk %d of %s (bytes %d to %d) does not match its checksum in the signed manifest (damaged or tampered with since it was written): %w",
-			v.next+1, a, v.n-size, v.n, ErrCorrupt)
+			v.next+1, a, v.n-size, v.n, artifact.ErrCorrupt)
 	}
 	v.next++
 	v.off, v.end = 0, int(size)
@@ -574,7 +537,7 @@ func readChunkList(ctx context.Context, t target.Target, m *artifact.Manifest) (
 	rc, err := t.Get(ctx, key)
 	if err != nil {
 		if errors.Is(err, target.ErrNotExist) {
-			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, ErrCorrupt)
+			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, artifact.ErrCorrupt)
 		}
 		return nil, fmt.Errorf("opening %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
@@ -584,7 +547,7 @@ func readChunkList(ctx context.Context, t target.Target, m *artifact.Manifest) (
 		return nil, fmt.Errorf("reading %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
 	if err := m.Chunks.CheckList(list); err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, ErrCorrupt)
+		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, artifact.ErrCorrupt)
 	}
 	return list, nil
 }
@@ -606,13 +569,13 @@ func (v *verifier) check() error {
 // verdict is io.EOF when n bytes whose SHA-256 is sum are the artifact, else why not.
 func (v *verifier) verdict(n int64, sum []byte) error {
 	if n > v.m.Size {
-		return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, artifact.ErrCorrupt)
 	}
 	if n != v.m.Size {
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, n, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, n, v.m.Size, artifact.ErrCorrupt)
 	}
 	if got := artifact.HexSum(sum); got != v.m.SHA256 {
-		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, ErrCorrupt)
+		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, artifact.ErrCorrupt)
 	}
 	return io.EOF
 }
@@ -647,7 +610,7 @@ func newRawReader(v *verifier, m *artifact.Manifest, ids *crypt.Identities, prog
 	}
 	zr, err := m.Compression.NewReader(plain)
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, artifact.ErrCorrupt) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("decompressing %s: %w", m.Artifact, err)

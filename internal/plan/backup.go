@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -195,7 +196,7 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			if _, failed := res.Failed[d.Name]; failed {
 				continue
 			}
-			if removed, serr := pipeline.Sweep(ctx, d.Target, dir); serr != nil {
+			if removed, serr := listing.Sweep(ctx, d.Target, dir); serr != nil {
 				log.Warn("could not remove what interrupted backups left", "target", d.Name, "dir", dir, "error", serr)
 			} else {
 				for _, k := range removed {

@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -103,7 +104,7 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 			return nil, err
 		}
 	default:
-		if m, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
+		if m, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
 			return nil, err
 		}
 	}
@@ -218,16 +219,16 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 // the same project first (one listed from above a prefix has none), then of any project.
 func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	c := r.Container
-	listing, err := pipeline.List(ctx, r.spec.Target, r.spec.Within, r.spec.Keys)
+	found, err := listing.List(ctx, r.spec.Target, r.spec.Within, r.spec.Keys)
 	if err != nil {
 		return nil, err
 	}
 	service := ServiceName(c)
 	f := selection.Filter{Project: c.Project, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
-	best, skipped, ok := f.Latest(listing.Backups)
+	best, skipped, ok := f.Latest(found.Backups)
 	if !ok && c.Project != "" {
 		f.Project = ""
-		best, skipped, ok = f.Latest(listing.Backups)
+		best, skipped, ok = f.Latest(found.Backups)
 	}
 	for _, s := range skipped {
 		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
@@ -248,7 +249,7 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 		}
 		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
 	}
-	return pipeline.ReadManifest(ctx, r.spec.Target, best.Key)
+	return listing.ReadManifest(ctx, r.spec.Target, best.Key)
 }
 
 // versionWarning warns when the server's major version differs from the backed-up one.

@@ -21,8 +21,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -347,13 +347,13 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 	}
 	var out []control.Backups
 	for _, n := range names {
-		listing, err := pipeline.List(ctx, d.targets[n], prefix, d.keys)
+		found, err := listing.List(ctx, d.targets[n], prefix, d.keys)
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []artifact.Summary{}, Problems: listing.Problems}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []artifact.Summary{}, Problems: found.Problems}
 		f := selection.Filter{Project: project, Service: service}
-		for _, s := range listing.Backups {
+		for _, s := range found.Backups {
 			if v, _ := f.Match(s); v != selection.Other {
 				b.Backups = append(b.Backups, s)
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -92,7 +92,7 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 	}
 	added := 0
 	for _, name := range r.TargetNames() {
-		listing, err := pipeline.List(ctx, r.opts.Targets[name], r.usagePrefix(), r.opts.Keys)
+		found, err := listing.List(ctx, r.opts.Targets[name], r.usagePrefix(), r.opts.Keys)
 		if err != nil {
 			return added, fmt.Errorf("listing target %s: %w", name, err)
 		}
@@ -102,7 +102,7 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 		if r.opts.AllProjects {
 			f.Project = ""
 		}
-		for _, m := range f.Select(listing.Backups).Usable {
+		for _, m := range f.Select(found.Backups).Usable {
 			if m.Job == "" {
 				continue
 			}

@@ -12,8 +12,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -229,7 +229,7 @@ func (rc *recovery) settleAll(ctx context.Context, retry bool) {
 // run's key whose manifest exists is a complete backup after all: nothing to remove).
 func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
 	key := run.Cleanup
-	m, err := pipeline.ReadManifest(ctx, tgt, key)
+	m, err := listing.ReadManifest(ctx, tgt, key)
 	if err == nil && r.opts.Keys.Verify(m) != nil {
 		// Not the manifest this sidecar signed at the run's key: it goes with the rest.
 		r.log.Warn("the manifest at an interrupted run's key is not signed by this sidecar; removing it with what the run left", "run", run.ID, "key", key)
@@ -250,7 +250,7 @@ func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run)
 	case !errors.Is(err, target.ErrNotExist):
 		return fmt.Errorf("checking the artifact %s of run %d: %w", key, run.ID, err)
 	}
-	if err := pipeline.RemoveUnpublished(ctx, tgt, key); err != nil {
+	if err := listing.RemoveUnpublished(ctx, tgt, key); err != nil {
 		return fmt.Errorf("removing the partial artifact %s of run %d: %w", key, run.ID, err)
 	}
 	r.log.Info("removed what the run left of its artifact", "run", run.ID, "status", run.Status, "key", key)

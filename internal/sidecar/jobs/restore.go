@@ -135,7 +135,7 @@ func classify(err error) error {
 	code := control.CodeFailed
 	var re *plan.RestoreError
 	switch {
-	case errors.Is(err, pipeline.ErrCorrupt):
+	case errors.Is(err, artifact.ErrCorrupt):
 		code = control.CodeCorrupt
 	case errors.Is(err, plan.ErrNotTrusted):
 		code = control.CodeUntrusted

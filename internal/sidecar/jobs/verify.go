@@ -12,8 +12,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
@@ -57,15 +57,15 @@ func (r *Runner) VerifyJob(ctx context.Context, key string, extra slog.Handler) 
 // key, not dated in the future).
 func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*artifact.Manifest, error) {
 	dir := artifact.Dir(j.Project, j.Service)
-	listing, err := pipeline.List(ctx, tgt, dir+"/", r.opts.Keys)
+	found, err := listing.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
 		return nil, err
 	}
-	s, _, ok := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Latest(listing.Backups)
+	s, _, ok := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Latest(found.Backups)
 	if !ok {
 		return nil, fmt.Errorf("job %s has no backup on target %s to verify yet", j.Key(), j.TargetName())
 	}
-	return pipeline.ReadManifest(ctx, tgt, s.Key)
+	return listing.ReadManifest(ctx, tgt, s.Key)
 }
 
 // Verify verifies a backup of a service as the plugin asks, in the sidecar's own context.
@@ -77,7 +77,7 @@ func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.R
 		return nil, err
 	}
 	job := catalog.ManualJob
-	if m, err := pipeline.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
+	if m, err := listing.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
 		job = m.Job // a job's backup verified by hand counts as the job's verify
 	}
 	started := time.Now()

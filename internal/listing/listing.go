@@ -1,9 +1,14 @@
-package pipeline
+// Package listing is what backups a target holds, read from the target alone (no catalog):
+// each manifest read and checked against its key (ReadManifest), listed newest first or
+// walked holding few at a time, artifacts paired with their manifests, and what interrupted
+// backups left removed (Sweep, RemoveUnpublished).
+package listing
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -294,4 +299,38 @@ func Sweep(ctx context.Context, t target.Target, dir string) ([]string, error) {
 		removed = append(removed, o.Key)
 	}
 	return removed, nil
+}
+
+// ReadManifest loads and validates the manifest of the artifact at key: it must name that
+// artifact, and its project and service must be those of the key's directory.
+func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.Manifest, error) {
+	rc, err := t.Get(ctx, artifact.ManifestKey(key))
+	if err != nil {
+		if errors.Is(err, target.ErrNotExist) {
+			return nil, fmt.Errorf("no backup %q in %s (its manifest %s is missing): list backups with `docker backup ls --from %s`: %w", key, t, artifact.ManifestKey(key), t, target.ErrNotExist)
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, artifact.MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the manifest of %s: %w", key, err)
+	}
+	m, err := artifact.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", key, err)
+	}
+	switch {
+	case m.Artifact == key:
+	case strings.HasSuffix(key, "/"+m.Artifact):
+		// Read from above the prefix it was written to (s3://bucket instead of
+		// s3://bucket/host1): its key here is longer.
+		m.Artifact = key
+	default:
+		return nil, fmt.Errorf("manifest of %s names another artifact (%q): %w", key, m.Artifact, artifact.ErrCorrupt)
+	}
+	if err := m.CheckKey(key); err != nil {
+		return nil, fmt.Errorf("%w: %w", err, artifact.ErrCorrupt)
+	}
+	return m, nil
 }
