@@ -17,6 +17,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/inplace"
@@ -94,13 +95,13 @@ func composeProjectName(dir string) string {
 }
 
 // findSidecar returns the running sidecar of project (or of the only project that has one).
-func findSidecar(ctx context.Context, api containers.API, project string) (*control.Client, error) {
-	return control.Find(ctx, api, project)
+func findSidecar(ctx context.Context, api containers.API, project string) (*sidecarclient.Client, error) {
+	return sidecarclient.Find(ctx, api, project)
 }
 
 // sidecarOfService returns the sidecar of the project the service is in (project, or the
 // service's own when project is empty); nil when that project has none.
-func sidecarOfService(ctx context.Context, api containers.API, project, service string) (*control.Client, error) {
+func sidecarOfService(ctx context.Context, api containers.API, project, service string) (*sidecarclient.Client, error) {
 	if project == "" {
 		c, err := containers.Find(ctx, api, "", service)
 		if err != nil || c.Project == "" {
@@ -112,7 +113,7 @@ func sidecarOfService(ctx context.Context, api containers.API, project, service 
 }
 
 // requireSidecar is findSidecar that fails when there is none.
-func requireSidecar(ctx context.Context, api containers.API, project string) (*control.Client, error) {
+func requireSidecar(ctx context.Context, api containers.API, project string) (*sidecarclient.Client, error) {
 	sc, err := findSidecar(ctx, api, project)
 	if err == nil && sc == nil {
 		where := "on this Docker host"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -154,7 +155,7 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 			fmt.Fprintf(dockerCli.Err(), "warning: target %s: %s\n", l.Target, p)
 		}
 		for _, s := range l.Backups {
-			rows = append(rows, listed{Summary: s, Target: l.Target})
+			rows = append(rows, listed{Summary: wire.ToSummary(s), Target: l.Target})
 		}
 	}
 	sort.SliceStable(rows, func(a, b int) bool { return selection.Newer(rows[a].Summary, rows[b].Summary) })

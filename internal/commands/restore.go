@@ -13,10 +13,12 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli"
@@ -227,7 +229,7 @@ func confirm(dockerCli command.Cli, question string) error {
 
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
-func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts restoreOptions) error {
+func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts restoreOptions) error {
 	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
 		return fmt.Errorf("--user, --database, --trust and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
@@ -262,8 +264,8 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 		return fmt.Errorf("restore failed: %w", err)
 	}
 	sum := m.SHA256
-	if res.Manifest != nil {
-		sum = res.Manifest.SHA256
+	if res.Backup != nil {
+		sum = res.Backup.SHA256
 	}
 	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(sum), sc.Name())
 	return nil
@@ -272,7 +274,7 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 // sidecarBackup finds BACKUP (a key, or "latest": the newest usable backup of the service
 // as selection.Filter decides, over every target of the sidecar) on the sidecar's targets,
 // and the target it is on.
-func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (artifact.Summary, string, error) {
+func sidecarBackup(ctx context.Context, sc *sidecarclient.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (artifact.Summary, string, error) {
 	var lists []control.Backups
 	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
 		return artifact.Summary{}, "", err
@@ -281,7 +283,8 @@ func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Contai
 	var all []artifact.Summary
 	where := map[string]string{}
 	for _, l := range lists {
-		for _, b := range l.Backups {
+		for _, w := range l.Backups {
+			b := wire.ToSummary(w)
 			if b.Key == key {
 				return b, l.Target, nil
 			}

@@ -221,7 +221,7 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 		return true, fmt.Errorf("backup failed, nothing was stored: %w", err)
 	}
 	out := dockerCli.Out()
-	m := res.Manifest
+	m := res.Backup
 	fmt.Fprintf(out, "Backed up %s/%s with the %s strategy in %s (by sidecar %s)\n", m.Project, m.Service, m.Strategy, res.Duration.Round(1e7), sc.Name())
 	fmt.Fprintf(out, "  backup   %s\n", res.Key)
 	fmt.Fprintf(out, "  target   %s\n", res.Target)

@@ -14,9 +14,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker/cli/cli"
@@ -252,7 +254,7 @@ func shortID(s string) string {
 }
 
 // verifySidecar has the project's sidecar verify the backup on its targets.
-func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts verifyOptions) error {
+func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts verifyOptions) error {
 	if len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
 		return fmt.Errorf("--trust and the decryption flags apply to direct verifies (with --from); the sidecar %s trusts its own keys and decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
@@ -268,5 +270,5 @@ func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clien
 	if res.Verify == nil {
 		return errors.New("the sidecar sent no verify report")
 	}
-	return printReport(dockerCli, res.Verify, opts.format)
+	return printReport(dockerCli, wire.ToReport(res.Verify), opts.format)
 }

@@ -5,12 +5,7 @@
 // stream one Event per line and end with a Result or an Error.
 package control
 
-import (
-	"time"
-
-	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/verify"
-)
+import "time"
 
 // Codes classify a failed request, so that the plugin acts on a code, never on error text.
 const (
@@ -188,8 +183,29 @@ type Backups struct {
 	URL    string `json:"url"`
 	// Backups are newest first; a backup's Untrusted says why the sidecar's keys do not vouch
 	// for it (unsigned, signed with another key): it is restored only on request.
-	Backups  []artifact.Summary `json:"backups"`
-	Problems []string           `json:"problems,omitempty"`
+	Backups  []Backup `json:"backups"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Backup is one backup on a target, as its manifest says (artifact.Summary on the wire; see
+// package control/wire).
+type Backup struct {
+	Key        string    `json:"artifact"` // the artifact's key on the target
+	Project    string    `json:"project,omitempty"`
+	Service    string    `json:"service,omitempty"`
+	Job        string    `json:"job,omitempty"`
+	Container  string    `json:"container,omitempty"`
+	Strategy   string    `json:"strategy"`
+	CreatedAt  time.Time `json:"created_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Size       int64     `json:"size"`
+	RawSize    int64     `json:"raw_size"`
+	SHA256     string    `json:"sha256"`
+	Encrypted  bool      `json:"encrypted,omitempty"`
+	// KeyID names the key that signed the manifest ("" when unsigned).
+	KeyID string `json:"key_id,omitempty"`
+	// Untrusted says why no trusted key of the sidecar vouches for the backup.
+	Untrusted string `json:"untrusted,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled
@@ -233,13 +249,39 @@ type Event struct {
 
 // Result ends a successful run or restore.
 type Result struct {
-	Key      string             `json:"key"`
-	Target   string             `json:"target"`
-	Duration time.Duration      `json:"duration"`
-	Manifest *artifact.Manifest `json:"manifest,omitempty"`
-	Pruned   []string           `json:"pruned,omitempty"`
+	Key      string        `json:"key"`
+	Target   string        `json:"target"`
+	Duration time.Duration `json:"duration"`
+	// Backup is the backup made or restored (its manifest's fields of the same names).
+	Backup *Backup  `json:"manifest,omitempty"`
+	Pruned []string `json:"pruned,omitempty"`
 	// Warnings are what the user should know (versions, an unsigned backup restored).
 	Warnings []string `json:"warnings,omitempty"`
 	// Verify is the report of a verify (which ran: it may not have passed).
-	Verify *verify.Report `json:"verify,omitempty"`
+	Verify *VerifyReport `json:"verify,omitempty"`
+}
+
+// VerifyReport is the outcome of a verify that ran (verify.Report on the wire).
+type VerifyReport struct {
+	Backup   string        `json:"backup"`
+	Service  string        `json:"service"`
+	Strategy string        `json:"strategy"`
+	Image    string        `json:"image"`
+	ImageID  string        `json:"image_id"`
+	Started  time.Time     `json:"started"`
+	Duration float64       `json:"duration_seconds"`
+	Passed   bool          `json:"passed"`
+	Checks   []VerifyCheck `json:"checks"`
+	Notes    []string      `json:"notes,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+}
+
+// VerifyCheck is one comparison of a verify: what the backup recorded, what the restored
+// copy holds.
+type VerifyCheck struct {
+	Name     string `json:"name"`
+	Expected string `json:"expected"`
+	Found    string `json:"found"`
+	Passed   bool   `json:"passed"`
+	Note     string `json:"note,omitempty"`
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/listing"
@@ -351,11 +352,11 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []artifact.Summary{}, Problems: found.Problems}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: found.Problems}
 		f := selection.Filter{Project: project, Service: service}
 		for _, s := range found.Backups {
 			if v, _ := f.Match(s); v != selection.Other {
-				b.Backups = append(b.Backups, s)
+				b.Backups = append(b.Backups, wire.FromSummary(s))
 			}
 		}
 		out = append(out, b)

@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategies"
@@ -80,7 +81,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Manifest: m, Warnings: p.Warnings}, nil
+	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Backup: wire.FromManifest(m), Warnings: p.Warnings}, nil
 }
 
 // targetAndService finds the named target (empty: default) and the service's container.

@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
@@ -85,7 +86,7 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 		ev := notify.Event{Kind: "backup", Project: j.Project, Service: j.Service, Job: j.manifestJob(), Target: j.TargetName(),
 			Failed: err != nil, Duration: time.Since(started).Round(time.Millisecond)}
 		if out != nil {
-			ev.Key, ev.Size = out.Key, out.Manifest.Size
+			ev.Key, ev.Size = out.Key, out.Backup.Size
 		}
 		if err != nil {
 			ev.Error = err.Error()
@@ -166,7 +167,7 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 		r.updateUsage(pctx, m.TargetName())
 	}
 	// A prune error (or a target that failed) is reported, but the backup stands.
-	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, errors.Join(perrs...)
+	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Backup: wire.FromManifest(res.Manifest), Pruned: pruned}, errors.Join(perrs...)
 }
 
 // outcome is how a run ended on the target named tgt: key is the backup's, res and err what

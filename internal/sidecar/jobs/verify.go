@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -85,7 +86,7 @@ func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.R
 	if err != nil {
 		return nil, classify(err)
 	}
-	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: report, Warnings: report.Warnings}, nil
+	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: wire.FromReport(report), Warnings: report.Warnings}, nil
 }
 
 // verify runs one verify and records it in the catalog and the metrics.

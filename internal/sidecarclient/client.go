@@ -1,4 +1,7 @@
-package control
+// Package sidecarclient is the plugin's way to a running sidecar: it finds the sidecar's
+// container and runs `/sidecar ctl` in it (docker exec), which forwards the request to the
+// sidecar's control socket (package control is the protocol).
+package sidecarclient
 
 import (
 	"bufio"
@@ -11,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/moby/moby/client"
 )
@@ -78,9 +82,9 @@ func (s *Client) Get(ctx context.Context, path string, q url.Values, v any) erro
 	b, readErr := io.ReadAll(pr)
 	execErr := <-errc
 	if execErr != nil {
-		var ev Event
+		var ev control.Event
 		if json.Unmarshal(b, &ev) == nil && ev.Error != "" {
-			return &Error{Code: ev.Code, Message: fmt.Sprintf("sidecar %s: %s", s.Name(), ev.Error)}
+			return &control.Error{Code: ev.Code, Message: fmt.Sprintf("sidecar %s: %s", s.Name(), ev.Error)}
 		}
 		return fmt.Errorf("asking sidecar %s: %w", s.Name(), execErr)
 	}
@@ -96,7 +100,7 @@ func (s *Client) Get(ctx context.Context, path string, q url.Values, v any) erro
 // Stream runs a streamed POST request, passing each log event to onLog, and returns the
 // final result. A result with an error means the operation's main part succeeded and a
 // later part (retention) failed. A failure is an *Error with its code.
-func (s *Client) Stream(ctx context.Context, path string, body any, onLog func(Event)) (*Result, error) {
+func (s *Client) Stream(ctx context.Context, path string, body any, onLog func(control.Event)) (*control.Result, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
@@ -108,11 +112,11 @@ func (s *Client) Stream(ctx context.Context, path string, body any, onLog func(E
 		pw.CloseWithError(err)
 		errc <- err
 	}()
-	var last *Event
+	var last *control.Event
 	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		var ev Event
+		var ev control.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			continue
 		}
@@ -126,7 +130,7 @@ func (s *Client) Stream(ctx context.Context, path string, body any, onLog func(E
 	execErr := <-errc
 	switch {
 	case last != nil && last.Error != "":
-		return last.Result, &Error{Code: last.Code, Message: last.Error}
+		return last.Result, &control.Error{Code: last.Code, Message: last.Error}
 	case last != nil:
 		return last.Result, nil
 	case execErr != nil:
