@@ -15,12 +15,14 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/inplace"
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/docker/go-units"
@@ -277,4 +279,13 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 		r.Local = &inplace.Reader{Engine: api}
 	}
 	return r, mode == worker.ModeOn, nil
+}
+
+// ended is how a command ends on a failure, as package outcome words it: an exit status other
+// than 1 goes to the docker CLI with the message.
+func ended(exit int, err error) error {
+	if exit == outcome.ExitFailed {
+		return err
+	}
+	return cli.StatusError{StatusCode: exit, Status: err.Error()}
 }

@@ -15,20 +15,15 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
-
-// exitPartial is the exit code of a restore that failed after it began changing the service,
-// which the engine could not undo (MySQL, MongoDB, volumes).
-const exitPartial = 3
 
 type restoreOptions struct {
 	from          string
@@ -161,7 +156,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	if err := p.Run(ctx); err != nil {
 		done()
-		return restoreError(err)
+		return ended(outcome.Restore(err))
 	}
 	done()
 	how := "sha256 " + artifact.ShortSHA(m.SHA256) + " verified"
@@ -170,18 +165,6 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (%s)\n", m.Artifact, c, how)
 	return nil
-}
-
-// restoreError words a failed restore; one that left the service partly restored exits 3.
-func restoreError(err error) error {
-	var re *plan.RestoreError
-	switch {
-	case errors.As(err, &re) && re.Partial:
-		return cli.StatusError{StatusCode: exitPartial, Status: "restore failed, the service may be partly restored: " + err.Error()}
-	case errors.Is(err, artifact.ErrCorrupt), errors.Is(err, pipeline.ErrUntouched):
-		return err
-	}
-	return fmt.Errorf("restore failed: %w", err)
 }
 
 // backupFromPath opens the artifact or manifest file at p; its target is the directory
@@ -252,16 +235,7 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclien
 	res, err := sc.Stream(ctx, control.PathRestore, control.RestoreRequest{Project: c.Project, Service: c.Service, Key: key, Target: tgt,
 		NoStop: opts.noStop, AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
 	if err != nil {
-		var ce *control.Error
-		if errors.As(err, &ce) {
-			switch ce.Code {
-			case control.CodePartial:
-				return cli.StatusError{StatusCode: exitPartial, Status: "restore failed, the service may be partly restored: " + ce.Message}
-			case control.CodeCorrupt, control.CodeUntrusted, control.CodeRefused, control.CodeBusy:
-				return err
-			}
-		}
-		return fmt.Errorf("restore failed: %w", err)
+		return ended(outcome.Restore(err))
 	}
 	sum := m.SHA256
 	if res.Backup != nil {

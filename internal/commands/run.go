@@ -2,13 +2,13 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategies"
@@ -162,7 +162,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	res, err := p.Run(ctx)
 	done()
 	if err != nil && res == nil {
-		return fmt.Errorf("backup failed, nothing was stored: %w", err)
+		return ended(outcome.Backup(err))
 	}
 	m := res.Manifest
 	out := dockerCli.Out()
@@ -214,11 +214,7 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 		if err == nil {
 			err = fmt.Errorf("the sidecar returned no result")
 		}
-		var ce *control.Error
-		if errors.As(err, &ce) && (ce.Code == control.CodeBusy || ce.Code == control.CodeNotFound || ce.Code == control.CodeInvalid) {
-			return true, err
-		}
-		return true, fmt.Errorf("backup failed, nothing was stored: %w", err)
+		return true, ended(outcome.Backup(err))
 	}
 	out := dockerCli.Out()
 	m := res.Backup

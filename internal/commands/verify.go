@@ -16,19 +16,15 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
-
-// exitVerifyFailed is the exit code of a verify that ran and failed: the backup did not
-// restore, or restored to something else than it recorded.
-const exitVerifyFailed = 4
 
 type verifyOptions struct {
 	from          string
@@ -147,7 +143,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	}
 	report, err := verify.Run(ctx, spec)
 	if err != nil {
-		return err
+		return ended(outcome.Verify(err))
 	}
 	return printReport(dockerCli, report, opts.format)
 }
@@ -192,7 +188,7 @@ func printReport(dockerCli command.Cli, r *verify.Report, format string) error {
 		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", w)
 	}
 	if err := r.Failed(); err != nil {
-		return cli.StatusError{StatusCode: exitVerifyFailed, Status: err.Error()}
+		return ended(outcome.ExitVerifyFailed, err)
 	}
 	return nil
 }
@@ -265,7 +261,7 @@ func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient
 	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Key, Target: tgt,
 		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
 	if err != nil {
-		return fmt.Errorf("verify could not run: %w", err)
+		return ended(outcome.Verify(err))
 	}
 	if res.Verify == nil {
 		return errors.New("the sidecar sent no verify report")

@@ -14,7 +14,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -51,7 +50,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	p, err := plan.NewRestore(ctx, spec)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	for _, w := range p.Warnings {
 		log.Warn(w)
@@ -79,7 +78,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	r.opts.Recorder.RestoreFinished(c.Project, c.Service, result)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Backup: wire.FromManifest(m), Warnings: p.Warnings}, nil
 }
@@ -95,7 +94,7 @@ func (r *Runner) targetAndService(ctx context.Context, name, project, service st
 	}
 	c, err := containers.Find(ctx, r.opts.API, project, service)
 	if err != nil {
-		return "", nil, nil, classify(err)
+		return "", nil, nil, err
 	}
 	return name, tgt, c, nil
 }
@@ -125,27 +124,4 @@ func (r *Runner) serviceScope(c *containers.Container) (names, paths []string) {
 		paths = nil
 	}
 	return names, paths
-}
-
-// classify gives an error its control code.
-func classify(err error) error {
-	var ce *control.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	code := control.CodeFailed
-	var re *plan.RestoreError
-	switch {
-	case errors.Is(err, artifact.ErrCorrupt):
-		code = control.CodeCorrupt
-	case errors.Is(err, plan.ErrNotTrusted):
-		code = control.CodeUntrusted
-	case errors.As(err, &re) && re.Partial:
-		code = control.CodePartial
-	case errors.Is(err, plan.ErrRefused), errors.Is(err, pipeline.ErrUntouched):
-		code = control.CodeRefused
-	case errors.Is(err, containers.ErrNotFound), errors.Is(err, target.ErrNotExist):
-		code = control.CodeNotFound
-	}
-	return &control.Error{Code: code, Message: err.Error()}
 }

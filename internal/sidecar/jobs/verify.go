@@ -84,7 +84,7 @@ func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.R
 	started := time.Now()
 	report, err := r.verify(ctx, c, job, name, tgt, req.Key, nil, req.AllowUnsigned, log)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: wire.FromReport(report), Warnings: report.Warnings}, nil
 }
