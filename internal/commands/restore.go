@@ -21,6 +21,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -114,7 +115,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	guard := &stopGuard{}
+	guard := &watchdog.Guard{}
 	defer guard.Close()
 	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "restoring")

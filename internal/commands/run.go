@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -140,7 +141,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
-	guard := &stopGuard{}
+	guard := &watchdog.Guard{}
 	defer guard.Close()
 	log := logger(dockerCli.Err())
 	onProgress, done := progress(dockerCli, "backing up")

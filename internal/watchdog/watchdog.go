@@ -1,4 +1,9 @@
-package commands
+// Package watchdog restarts what a killed plugin stopped: before the plugin stops its first
+// container it starts a watchdog (this same binary, the hidden command Command, in a session
+// of its own) and tells it every stop and start; a watchdog whose pipe closes without "done"
+// starts the containers still stopped, and what it cannot start the plugin's next command
+// reports.
+package watchdog
 
 import (
 	"bufio"
@@ -16,28 +21,27 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
-	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
-	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-// guardCommand is the hidden name of the watchdog (see stopGuard).
-const guardCommand = "_guard"
+// Command is the hidden name of the watchdog's command (see Guard).
+const Command = "_guard"
 
-// stopGuard is the plugin's containers.Guard. Before the first container is stopped it
+// Guard is the plugin's containers.Guard. Before the first container is stopped it
 // starts a watchdog: this same binary, in a session of its own (Ctrl-C does not reach it),
 // that reads the stops and starts from a pipe. If the plugin dies before it has started
 // every container again — kill -9, a lost terminal — the pipe closes without "done" and the
 // watchdog starts them (once a stop still under way has finished). A plugin that ends
 // normally says "done" and the watchdog exits.
-type stopGuard struct {
+type Guard struct {
 	mu  sync.Mutex
 	w   io.WriteCloser
 	err error
 }
 
-func (g *stopGuard) Stopping(ctx context.Context, c *containers.Container) error {
+// Stopping tells the watchdog, started first, that c is being stopped.
+func (g *Guard) Stopping(ctx context.Context, c *containers.Container) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.w == nil && g.err == nil {
@@ -50,7 +54,8 @@ func (g *stopGuard) Stopping(ctx context.Context, c *containers.Container) error
 	return err
 }
 
-func (g *stopGuard) Started(ctx context.Context, c *containers.Container) {
+// Started tells the watchdog that c runs again.
+func (g *Guard) Started(ctx context.Context, c *containers.Container) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.w != nil {
@@ -59,7 +64,7 @@ func (g *stopGuard) Started(ctx context.Context, c *containers.Container) {
 }
 
 // Close tells the watchdog that the plugin ends normally.
-func (g *stopGuard) Close() {
+func (g *Guard) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.w != nil {
@@ -87,20 +92,20 @@ func startWatchdog() (io.WriteCloser, error) {
 		}
 		args = append(args, a)
 	}
-	args = append(args, "backup", guardCommand)
+	args = append(args, "backup", Command)
 	cmd := exec.Command(exe, args...)
 	for _, kv := range os.Environ() {
 		// Not the CLI's plugin socket: the watchdog must outlive the CLI.
-		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_SOCKET=") && !strings.HasPrefix(kv, envWatchdogTTY+"=") {
+		if !strings.HasPrefix(kv, "DOCKER_CLI_PLUGIN_SOCKET=") && !strings.HasPrefix(kv, envTTY+"=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		cmd.ExtraFiles = []*os.File{os.Stderr}
-		cmd.Env = append(cmd.Env, envWatchdogTTY+"=3")
+		cmd.Env = append(cmd.Env, envTTY+"=3")
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if dir := watchdogDir(); os.MkdirAll(dir, 0o700) == nil {
+	if dir := dir(); os.MkdirAll(dir, 0o700) == nil {
 		if f, err := os.OpenFile(filepath.Join(dir, "watchdog.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f
 			defer f.Close()
@@ -117,32 +122,25 @@ func startWatchdog() (io.WriteCloser, error) {
 	return w, nil
 }
 
-// envWatchdogTTY tells the watchdog which descriptor is the plugin's terminal.
-const envWatchdogTTY = "DOCKER_BACKUP_WATCHDOG_TTY"
+// envTTY tells the watchdog which descriptor is the plugin's terminal.
+const envTTY = "DOCKER_BACKUP_WATCHDOG_TTY"
 
-// watchdogDir holds the watchdog's log and the failures it leaves for the next command.
-func watchdogDir() string { return filepath.Join(config.Dir(), "docker-backup") }
+// dir holds the watchdog's log and the failures it leaves for the next command.
+func dir() string { return filepath.Join(config.Dir(), "docker-backup") }
 
-// watchdogFailures lists, one a line, the containers a watchdog could not start; the next
+// failuresFile lists, one a line, the containers a watchdog could not start; the next
 // command of the plugin prints them and removes the file.
-const watchdogFailures = "watchdog-failures"
+const failuresFile = "watchdog-failures"
 
-func newGuardCommand(dockerCli command.Cli) *cobra.Command {
-	return &cobra.Command{
-		Use:    guardCommand,
-		Short:  "Watchdog: starts containers the plugin stopped if it dies before it can (internal)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			out := io.Writer(os.Stderr)
-			if fd, err := strconv.Atoi(os.Getenv(envWatchdogTTY)); err == nil && fd > 2 {
-				out = io.MultiWriter(os.Stderr, os.NewFile(uintptr(fd), "terminal"))
-			}
-			g := guard{api: dockerCli.Client(), out: out, failures: filepath.Join(watchdogDir(), watchdogFailures),
-				within: 10 * time.Minute, backoff: time.Second}
-			return g.run(os.Stdin)
-		},
+// Serve is the watchdog's command: it reads the plugin's stops and starts from in and, if the
+// plugin ends without "done", starts what it left stopped through api.
+func Serve(api containers.API, in io.Reader) error {
+	out := io.Writer(os.Stderr)
+	if fd, err := strconv.Atoi(os.Getenv(envTTY)); err == nil && fd > 2 {
+		out = io.MultiWriter(os.Stderr, os.NewFile(uintptr(fd), "terminal"))
 	}
+	g := guard{api: api, out: out, failures: filepath.Join(dir(), failuresFile), within: 10 * time.Minute, backoff: time.Second}
+	return g.run(in)
 }
 
 // guard is the watchdog's side: what it reads, where it says what it did, and for how long it
@@ -235,8 +233,10 @@ func (g guard) restart(stopped []guardStop) error {
 
 func stamp() string { return time.Now().Format(time.RFC3339) }
 
-// reportWatchdogFailures prints what a watchdog could not start since the last command, once.
-func reportWatchdogFailures(w io.Writer, file string) {
+// ReportFailures prints what a watchdog could not start since the last command, once.
+func ReportFailures(w io.Writer) { reportFailures(w, filepath.Join(dir(), failuresFile)) }
+
+func reportFailures(w io.Writer, file string) {
 	b, err := os.ReadFile(file)
 	if err != nil || len(b) == 0 {
 		return

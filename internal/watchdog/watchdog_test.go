@@ -1,4 +1,4 @@
-package commands
+package watchdog
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -20,15 +23,37 @@ var stoppedAt = time.Date(2026, 11, 26, 9, 59, 0, 0, time.UTC).UnixNano()
 
 func testGuard(t *testing.T, api *flakyAPI, within time.Duration) (guard, *strings.Builder) {
 	out := &strings.Builder{}
-	return guard{api: api, out: out, failures: filepath.Join(t.TempDir(), watchdogFailures), within: within, backoff: 10 * time.Millisecond}, out
+	return guard{api: api, out: out, failures: filepath.Join(t.TempDir(), failuresFile), within: within, backoff: 10 * time.Millisecond}, out
 }
 
-// flakyAPI is the fake engine whose ContainerStart fails a container's first starts.
+// flakyAPI is a fake engine of stopped containers whose ContainerStart fails a container's
+// first starts.
 type flakyAPI struct {
-	*fakeAPI
-	mu    sync.Mutex
-	fails map[string]int // starts that fail yet; -1: every one
-	tries map[string]int
+	containers.API
+	mu      sync.Mutex
+	inspect map[string]container.InspectResponse
+	started []string
+	fails   map[string]int // starts that fail yet; -1: every one
+	tries   map[string]int
+}
+
+// service makes a compose service's container known to the fake engine, stopped at 10:00.
+func (f *flakyAPI) service(project, service string, running bool) string {
+	id := project + "-" + service + "-id"
+	f.inspect[id] = container.InspectResponse{ID: id, Name: "/" + project + "-" + service + "-1", Image: "sha256:1",
+		Config: &container.Config{Image: "example/" + service}, HostConfig: &container.HostConfig{},
+		State: &container.State{Running: running, FinishedAt: "2026-11-26T10:00:00Z"}}
+	return id
+}
+
+func (f *flakyAPI) ContainerInspect(_ context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.inspect[id]
+	if !ok {
+		return client.ContainerInspectResult{}, cerrdefs.ErrNotFound
+	}
+	return client.ContainerInspectResult{Container: c}, nil
 }
 
 func (f *flakyAPI) ContainerStart(ctx context.Context, id string, o client.ContainerStartOptions) (client.ContainerStartResult, error) {
@@ -42,11 +67,17 @@ func (f *flakyAPI) ContainerStart(ctx context.Context, id string, o client.Conta
 	if n != 0 {
 		return client.ContainerStartResult{}, errors.New("driver failed programming external connectivity: port is already allocated")
 	}
-	return f.fakeAPI.ContainerStart(ctx, id, o)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = append(f.started, id)
+	c := f.inspect[id]
+	c.State.Running = true
+	f.inspect[id] = c
+	return client.ContainerStartResult{}, nil
 }
 
 func newFlakyAPI() *flakyAPI {
-	return &flakyAPI{fakeAPI: &fakeAPI{}, fails: map[string]int{}, tries: map[string]int{}}
+	return &flakyAPI{inspect: map[string]container.InspectResponse{}, fails: map[string]int{}, tries: map[string]int{}}
 }
 
 // The watchdog starts what the plugin left stopped when its pipe closes without "done", the
@@ -110,7 +141,7 @@ func TestWatchdogSaysLoudlyWhenItCannot(t *testing.T) {
 		t.Errorf("the log does not say it:\n%s", out)
 	}
 	var next strings.Builder
-	reportWatchdogFailures(&next, g.failures)
+	reportFailures(&next, g.failures)
 	if !strings.Contains(next.String(), "WARNING: ") || !strings.Contains(next.String(), "docker start "+db) {
 		t.Errorf("the next command says %q", next.String())
 	}
