@@ -119,11 +119,11 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	if m.InFuture(time.Now()) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the backup says it was made at %s, in the future: check the clocks of the hosts that write to this target", m.CreatedAt.Local().Format(time.RFC3339)))
 	}
-	if owner := m.Describe(); owner != serviceOf(c) {
+	if owner := m.Describe(); owner != artifact.ServiceName(c.Project, c.Service, c.Name) {
 		if spec.SameService {
 			return nil, fmt.Errorf("refusing to %s %s into %s: it is a backup of %s: %w", r.verb(), m.Artifact, c, owner, ErrRefused)
 		}
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, serviceOf(c)))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, artifact.ServiceName(c.Project, c.Service, c.Name)))
 	}
 	if len(spec.Strategies) > 0 && !slices.Contains(spec.Strategies, m.Strategy) {
 		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s is backed up with %s: %w", r.verb(), m.Artifact, m.Strategy, c, strings.Join(spec.Strategies, ", "), ErrRefused)
@@ -179,10 +179,6 @@ func (r *Restore) refusing() string {
 		return fmt.Sprintf("refusing to restore, %s is untouched", r.Container)
 	}
 	return "refusing to " + r.verb()
-}
-
-func serviceOf(c *containers.Container) string {
-	return (&artifact.Manifest{Project: c.Project, Service: c.Service, Container: c.Name}).Describe()
 }
 
 // trust proves the manifest's origin, or says why it cannot and what to do.
