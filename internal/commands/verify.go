@@ -2,16 +2,15 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
@@ -35,7 +34,7 @@ type verifyOptions struct {
 	noSidecar     bool
 	allowUnsigned bool
 	trust         []string
-	decrypt       decryptOptions
+	decrypt       keys.Decrypt
 }
 
 func newVerifyCommand(dockerCli command.Cli) *cobra.Command {
@@ -82,9 +81,9 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 	flags.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
 	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
-	trustFlag(flags, &opts.trust)
+	keys.TrustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
-	decryptFlags(flags, &opts.decrypt)
+	opts.decrypt.AddFlags(flags)
 	return cmd
 }
 
@@ -100,7 +99,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return err
 	}
 	spec := verify.Spec{Engine: api, Backup: backup, AllowUnsigned: opts.allowUnsigned, Owner: scratch.ProcessOwner(),
-		Timeout: opts.timeout, Log: logger(dockerCli.Err())}
+		Timeout: opts.timeout, Log: output.Logger(dockerCli.Err())}
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
 	switch {
 	case opts.from != "":
@@ -123,7 +122,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return err
 	}
 	if spec.Target == nil {
-		sc, err := findSidecar(ctx, api, spec.Service.Project)
+		sc, err := sidecarclient.Find(ctx, api, spec.Service.Project)
 		if err != nil {
 			return err
 		}
@@ -132,13 +131,13 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		}
 		return verifySidecar(ctx, dockerCli, sc, spec.Service, backup, opts)
 	}
-	if spec.Keys, err = keyring(opts.trust); err != nil {
+	if spec.Keys, err = keys.Keyring(opts.trust); err != nil {
 		return err
 	}
 	if spec.Worker, spec.RequireWorker, err = volumeWorker(api, spec.Log); err != nil {
 		return err
 	}
-	if spec.Identities, err = opts.decrypt.build(dockerCli); err != nil {
+	if spec.Identities, err = opts.decrypt.Identities(dockerCli); err != nil {
 		return err
 	}
 	report, err := verify.Run(ctx, spec)
@@ -175,17 +174,8 @@ func verifiedService(ctx context.Context, api containers.API, opts verifyOptions
 
 // printReport writes the report, and returns the exit status of a verify that failed.
 func printReport(dockerCli command.Cli, r *verify.Report, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		writeReport(dockerCli.Out(), r)
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", w)
+	if err := output.VerifyReport(dockerCli.Out(), dockerCli.Err(), r, format); err != nil {
+		return err
 	}
 	if err := r.Failed(); err != nil {
 		return ended(outcome.ExitVerifyFailed, err)
@@ -193,65 +183,9 @@ func printReport(dockerCli command.Cli, r *verify.Report, format string) error {
 	return nil
 }
 
-// maxPassedShown bounds the passed checks the table lists; failed ones are always listed.
-const maxPassedShown = 30
-
-func writeReport(out io.Writer, r *verify.Report) {
-	fmt.Fprintf(out, "Backup:   %s\nService:  %s (%s)\nImage:    %s\n", r.Backup, r.Service, r.Strategy, r.Image+" ("+shortID(r.ImageID)+")")
-	for _, n := range r.Notes {
-		fmt.Fprintf(out, "Note:     %s\n", n)
-	}
-	fmt.Fprintln(out)
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CHECK\tEXPECTED\tFOUND\tRESULT")
-	shown, hidden := 0, 0
-	for _, c := range r.Checks {
-		if c.Passed && shown >= maxPassedShown {
-			hidden++
-			continue
-		}
-		result := "PASS"
-		if !c.Passed {
-			result = "FAIL"
-		}
-		if c.Note != "" {
-			result += " (" + c.Note + ")"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, oneLine(c.Expected), oneLine(c.Found), result)
-		if c.Passed {
-			shown++
-		}
-	}
-	_ = w.Flush()
-	if hidden > 0 {
-		fmt.Fprintf(out, "(%d more checks passed: --format json lists every check)\n", hidden)
-	}
-	verdict := "PASS"
-	if !r.Passed {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(out, "\n%s in %s\n", verdict, time.Duration(r.Duration*float64(time.Second)).Round(100*time.Millisecond))
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
-func shortID(s string) string {
-	s = strings.TrimPrefix(s, "sha256:")
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
 // verifySidecar has the project's sidecar verify the backup on its targets.
 func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts verifyOptions) error {
-	if len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+	if len(opts.trust) > 0 || opts.decrypt.Given() {
 		return fmt.Errorf("--trust and the decryption flags apply to direct verifies (with --from); the sidecar %s trusts its own keys and decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "verified")
@@ -259,7 +193,7 @@ func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient
 		return err
 	}
 	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Key, Target: tgt,
-		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
+		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), output.Event(ev)) })
 	if err != nil {
 		return ended(outcome.Verify(err))
 	}

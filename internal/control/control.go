@@ -19,6 +19,20 @@ const (
 	CodeFailed    = "failed"    // any other failure
 )
 
+// Outcome is how a run, restore or verify stands: what the catalog records, the status
+// shows and the metrics count.
+type Outcome string
+
+// Outcomes.
+const (
+	Running     Outcome = "running"
+	Success     Outcome = "success"
+	Failed      Outcome = "failed" // a run or restore that failed; a verify whose backup did not restore
+	Interrupted Outcome = "interrupted"
+	Passed      Outcome = "passed" // a verify whose every check passed
+	Errored     Outcome = "error"  // a verify that could not run (no backup, the scratch copy did not start)
+)
+
 // Error is a failed request as the plugin receives it.
 type Error struct {
 	Code    string
@@ -122,7 +136,7 @@ type JobStatus struct {
 	// what the last-run metrics show, so that they do not vanish while the next one runs.
 	LastFinished *RunInfo `json:"last_finished,omitempty"`
 	// Runs counts the job's runs by status (success, failed, interrupted, running).
-	Runs map[string]int `json:"runs"`
+	Runs map[Outcome]int `json:"runs"`
 	// Verify is the schedule on which the job's newest backup is verified ("" never), with
 	// its longest gap and next time; LastVerify and LastVerifyPassed are its newest verify
 	// and its newest that passed.
@@ -140,7 +154,7 @@ type VerifyInfo struct {
 	Job        string    `json:"job,omitempty"`
 	Key        string    `json:"key"`
 	Target     string    `json:"target"`
-	Status     string    `json:"status"` // running, passed, failed, error, interrupted
+	Status     Outcome   `json:"status"` // running, passed, failed, error, interrupted
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Checks     int       `json:"checks"`
@@ -154,7 +168,7 @@ type RunInfo struct {
 	ID         int64     `json:"id"`
 	Project    string    `json:"project,omitempty"` // for one-off runs
 	Service    string    `json:"service,omitempty"`
-	Status     string    `json:"status"` // running, success, failed, interrupted
+	Status     Outcome   `json:"status"` // running, success, failed, interrupted
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Size       int64     `json:"size,omitempty"`
@@ -164,12 +178,12 @@ type RunInfo struct {
 
 // RestoreInfo is one restore made through the sidecar.
 type RestoreInfo struct {
-	Project  string `json:"project"`
-	Service  string `json:"service"`
-	Key      string `json:"key"`
-	Target   string `json:"target"`
-	Strategy string `json:"strategy,omitempty"`
-	Status   string `json:"status"` // running, success, failed, interrupted
+	Project  string  `json:"project"`
+	Service  string  `json:"service"`
+	Key      string  `json:"key"`
+	Target   string  `json:"target"`
+	Strategy string  `json:"strategy,omitempty"`
+	Status   Outcome `json:"status"` // running, success, failed, interrupted
 	// Partial: it failed after it began changing the service, which could not be undone.
 	Partial    bool      `json:"partial,omitempty"`
 	StartedAt  time.Time `json:"started_at"`

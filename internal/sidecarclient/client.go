@@ -61,6 +61,33 @@ func Find(ctx context.Context, api containers.API, project string) (*Client, err
 	return nil, nil
 }
 
+// OfService returns the sidecar of the project the service is in (project, or the service's
+// own when project is empty); nil when that project has none, or the service is not found
+// (the direct path reports what is wrong).
+func OfService(ctx context.Context, api containers.API, project, service string) (*Client, error) {
+	if project == "" {
+		c, err := containers.Find(ctx, api, "", service)
+		if err != nil || c.Project == "" {
+			return nil, nil
+		}
+		project = c.Project
+	}
+	return Find(ctx, api, project)
+}
+
+// Require is Find that fails when there is no sidecar.
+func Require(ctx context.Context, api containers.API, project string) (*Client, error) {
+	sc, err := Find(ctx, api, project)
+	if err == nil && sc == nil {
+		where := "on this Docker host"
+		if project != "" {
+			where = "in compose project " + project
+		}
+		err = fmt.Errorf("no running docker-backup sidecar %s (add the sidecar service to the project, see README)", where)
+	}
+	return sc, err
+}
+
 // Project is the compose project the sidecar runs in.
 func (s *Client) Project() string { return s.Container.Project }
 

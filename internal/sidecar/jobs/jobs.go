@@ -111,8 +111,10 @@ func (j *Job) manifestJob() string {
 type Recorder interface {
 	RunFinished(job control.JobID, success bool, d time.Duration, stored int64)
 	Pruned(target string, deleted int, failed bool)
-	RestoreFinished(project, service, result string)
-	VerifyFinished(job control.JobID, result string, d time.Duration)
+	// RestoreFinished counts a restore that ended as outcome (Success or Failed; partial: it
+	// failed after it began changing the service).
+	RestoreFinished(project, service string, outcome control.Outcome, partial bool)
+	VerifyFinished(job control.JobID, outcome control.Outcome, d time.Duration)
 }
 
 // Options are what a Runner works with.
@@ -187,10 +189,10 @@ func New(root context.Context, opts Options) *Runner {
 
 type nopRecorder struct{}
 
-func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64) {}
-func (nopRecorder) Pruned(string, int, bool)                              {}
-func (nopRecorder) RestoreFinished(string, string, string)                {}
-func (nopRecorder) VerifyFinished(control.JobID, string, time.Duration)   {}
+func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64)        {}
+func (nopRecorder) Pruned(string, int, bool)                                     {}
+func (nopRecorder) RestoreFinished(string, string, control.Outcome, bool)        {}
+func (nopRecorder) VerifyFinished(control.JobID, control.Outcome, time.Duration) {}
 
 // TargetNames lists the targets, sorted.
 func (r *Runner) TargetNames() []string {

@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/scratch"
@@ -212,7 +213,7 @@ func (rc *recovery) settleAll(ctx context.Context, retry bool) {
 			continue
 		}
 		desc := fmt.Sprintf("remove the unfinished upload of the failed run %d (%s)", run.ID, run.Cleanup)
-		if run.Status == catalog.Interrupted {
+		if run.Status == control.Interrupted {
 			desc = fmt.Sprintf("finish the interrupted run %d (%s)", run.ID, run.Cleanup)
 		}
 		settle := func(ctx context.Context) error { return r.settle(ctx, tgt, run) }
@@ -239,7 +240,7 @@ func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run)
 		err = target.ErrNotExist
 	}
 	switch {
-	case err == nil && run.Status == catalog.Interrupted:
+	case err == nil && run.Status == control.Interrupted:
 		if err := r.opts.Catalog.Recovered(ctx, catalog.Run{ID: run.ID, Size: m.Size, SHA256: m.SHA256}); err != nil {
 			return err
 		}

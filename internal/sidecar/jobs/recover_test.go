@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -60,7 +61,7 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 	d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
 	id, _ := cat.UpsertJob(ctx, catalog.Job{Project: "shop", Service: "db", Name: "default", Target: "offsite"})
 	run, _ := cat.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
-	cat.FinishRun(ctx, catalog.Run{ID: run, Status: catalog.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
+	cat.FinishRun(ctx, catalog.Run{ID: run, Status: control.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
 
 	d.recovery.settleAll(ctx, false) // still down: kept for later
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 1 || len(tgt.removed) != 0 {
@@ -110,14 +111,14 @@ func TestOutcomePerTarget(t *testing.T) {
 		res       *pipeline.BackupResult
 		err       error
 		only      bool
-		status    string
+		status    control.Outcome
 		key       string // the run's artifact key
 		cleanup   string
 	}{
-		{"stored where the others failed", "default", res, partial, true, catalog.Success, "k", ""},
-		{"the target that failed", "offsite", res, partial, true, catalog.Failed, "", "k"},
-		{"stored, the post command failed", "default", &pipeline.BackupResult{Key: "k", Manifest: res.Manifest}, errors.New("post command failed"), false, catalog.Failed, "k", ""},
-		{"nothing stored", "default", nil, errors.New("pg_dump exited 1"), false, catalog.Failed, "", "k"},
+		{"stored where the others failed", "default", res, partial, true, control.Success, "k", ""},
+		{"the target that failed", "offsite", res, partial, true, control.Failed, "", "k"},
+		{"stored, the post command failed", "default", &pipeline.BackupResult{Key: "k", Manifest: res.Manifest}, errors.New("post command failed"), false, control.Failed, "k", ""},
+		{"nothing stored", "default", nil, errors.New("pg_dump exited 1"), false, control.Failed, "", "k"},
 	} {
 		got := outcome(tc.tgt, "k", tc.res, tc.err, tc.only)
 		if got.Status != tc.status || got.ArtifactKey != tc.key || got.Cleanup != tc.cleanup {
@@ -169,7 +170,7 @@ func TestInterruptedRunIsFinishedAfterASecondCrash(t *testing.T) {
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 {
 		t.Errorf("still to settle: %+v", p)
 	}
-	if runs, _ := cat.Runs(ctx, id, 5); len(runs) != 1 || runs[0].ID != run || runs[0].Status != catalog.Interrupted {
+	if runs, _ := cat.Runs(ctx, id, 5); len(runs) != 1 || runs[0].ID != run || runs[0].Status != control.Interrupted {
 		t.Errorf("runs %+v", runs)
 	}
 }

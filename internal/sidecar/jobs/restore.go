@@ -64,19 +64,16 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	log.Info("restoring", "key", m.Artifact, "into", c.String())
 	err = r.stoppingErr(p.Run(ctx))
-	finish := catalog.Restore{ID: id, Status: catalog.Success, FinishedAt: time.Now()}
-	result := "success"
+	finish := catalog.Restore{ID: id, Status: control.Success, FinishedAt: time.Now()}
 	if err != nil {
-		finish.Status, finish.Error, result = catalog.Failed, err.Error(), "failure"
+		finish.Status, finish.Error = control.Failed, err.Error()
 		var re *plan.RestoreError
-		if errors.As(err, &re) && re.Partial {
-			finish.Partial, result = true, "partial"
-		}
+		finish.Partial = errors.As(err, &re) && re.Partial
 	}
 	if ferr := r.opts.Catalog.FinishRestore(context.WithoutCancel(ctx), finish); ferr != nil {
 		log.Error("recording the restore failed", "error", ferr)
 	}
-	r.opts.Recorder.RestoreFinished(c.Project, c.Service, result)
+	r.opts.Recorder.RestoreFinished(c.Project, c.Service, finish.Status, finish.Partial)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	if err != nil {
 		if ids, rerr := record(""); rerr == nil {
 			for i, m := range members {
-				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: catalog.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: control.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
 			}
 		}
 		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
@@ -141,7 +141,7 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	for i, m := range members {
 		finish := outcome(m.TargetName(), p.Key, res, err, onlyTargets)
 		finish.ID = runIDs[i]
-		if finish.Status == catalog.Success {
+		if finish.Status == control.Success {
 			stored = append(stored, m)
 		}
 		r.finish(ctx, m, log, finish, started)
@@ -182,16 +182,16 @@ func outcome(tgt, key string, res *pipeline.BackupResult, err error, onlyTargets
 	switch {
 	case res != nil && failedHere:
 		// This target failed and holds nothing; the backup stands on the others.
-		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, terr.Error(), key
+		finish.Status, finish.Error, finish.Cleanup = control.Failed, terr.Error(), key
 	case res != nil && (err == nil || onlyTargets):
-		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = control.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
 	case res != nil: // stored, but the post command failed: the backup stays, the run fails
-		finish.Status, finish.Error = catalog.Failed, err.Error()
+		finish.Status, finish.Error = control.Failed, err.Error()
 		finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
 	default:
 		// The target may have kept part of the upload (S3 down while aborting it): removed
 		// once the target answers again.
-		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), key
+		finish.Status, finish.Error, finish.Cleanup = control.Failed, err.Error(), key
 	}
 	return finish
 }
@@ -220,7 +220,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 	}
 	r.recovery.settleAll(ctx, false)
 	if !j.manual {
-		r.opts.Recorder.RunFinished(j.ID(), run.Status == catalog.Success, time.Since(started), run.Size)
+		r.opts.Recorder.RunFinished(j.ID(), run.Status == control.Success, time.Since(started), run.Size)
 	}
 }
 

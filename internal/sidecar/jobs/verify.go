@@ -119,13 +119,13 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 	v := catalog.Verify{ID: id, FinishedAt: time.Now(), ArtifactKey: key}
 	switch {
 	case err != nil:
-		v.Status, v.Summary = catalog.VerifyError, err.Error()
+		v.Status, v.Summary = control.Errored, err.Error()
 		log.Error("verify could not run", "error", err)
 	case report.Passed:
-		v.Status, v.ArtifactKey, v.Checks = catalog.Passed, report.Backup, len(report.Checks)
+		v.Status, v.ArtifactKey, v.Checks = control.Passed, report.Backup, len(report.Checks)
 		log.Info("verify passed", "key", report.Backup, "checks", len(report.Checks), "duration", time.Since(started).Round(time.Millisecond))
 	default:
-		v.Status, v.ArtifactKey, v.Checks = catalog.VerifyFailed, report.Backup, len(report.Checks)
+		v.Status, v.ArtifactKey, v.Checks = control.Failed, report.Backup, len(report.Checks)
 		for _, c := range report.Checks {
 			if !c.Passed {
 				if v.Failed == 0 {
@@ -141,12 +141,12 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 	}
 	result := v.Status
 	if errors.Is(err, context.Canceled) {
-		result = "interrupted"
+		result = control.Interrupted
 	}
 	r.opts.Recorder.VerifyFinished(r.jobID(project, service, job, tgtName), result, time.Since(started))
-	if result != "interrupted" {
+	if result != control.Interrupted {
 		ev := notify.Event{Kind: "verify", Project: project, Service: service, Job: job, Target: tgtName, Key: v.ArtifactKey,
-			Failed: v.Status != catalog.Passed, Error: v.Summary, Duration: time.Since(started).Round(time.Millisecond)}
+			Failed: v.Status != control.Passed, Error: v.Summary, Duration: time.Since(started).Round(time.Millisecond)}
 		r.opts.Notifier.Notify(r.notifySet(project, service, job), ev)
 	}
 }
