@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		OnProblem: func(p string) {
 			d.notifier.Notify("", notify.Event{Kind: "labels", Project: d.cfg.Project, Failed: true, Error: p})
 		}})
-	if err := d.runner.Recover(ctx); err != nil {
+	if err := d.runner.Recovery().Recover(ctx); err != nil {
 		d.cat.Close()
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.runner.UpdateUsage(ctx)
 	d.sched.Start()
-	go d.runner.KeepRecovering(ctx)
+	go d.runner.Recovery().Keep(ctx)
 	d.log.Info("sidecar running", "scope", d.scope(), "targets", d.targetDescriptions(), "jobs", len(d.runner.Jobs()), "signing_key", d.signer.ID())
 	d.rec.Watch(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/sidecar/recovery"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -170,7 +171,7 @@ type Runner struct {
 	// untrusted counts, by job key, the backups in a job's directory that no trusted key
 	// signed, as its last prune found them: never counted nor deleted, reported.
 	untrusted map[string]int
-	recovery  *recovery
+	recovery  *recovery.Recovery
 }
 
 // New returns a Runner; root is the sidecar's lifetime.
@@ -183,7 +184,8 @@ func New(root context.Context, opts Options) *Runner {
 		opts.Recorder = nopRecorder{}
 	}
 	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]*hold{}, usage: map[string]control.TargetInfo{}, untrusted: map[string]int{}}
-	r.recovery = newRecovery(r)
+	r.recovery = recovery.New(recovery.Options{Catalog: opts.Catalog, API: opts.API, Owner: opts.Owner, Targets: opts.Targets,
+		Keys: opts.Keys, Notifier: opts.Notifier, Log: log})
 	return r
 }
 
@@ -193,6 +195,9 @@ func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64)       
 func (nopRecorder) Pruned(string, int, bool)                                     {}
 func (nopRecorder) RestoreFinished(string, string, control.Outcome, bool)        {}
 func (nopRecorder) VerifyFinished(control.JobID, control.Outcome, time.Duration) {}
+
+// Recovery is what finishes what a crash of the sidecar left (package recovery).
+func (r *Runner) Recovery() *recovery.Recovery { return r.recovery }
 
 // TargetNames lists the targets, sorted.
 func (r *Runner) TargetNames() []string {

@@ -218,7 +218,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 	if err := r.opts.Catalog.FinishRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("recording the run failed", "error", err)
 	}
-	r.recovery.settleAll(ctx, false)
+	r.recovery.Settle(ctx)
 	if !j.manual {
 		r.opts.Recorder.RunFinished(j.ID(), run.Status == control.Success, time.Since(started), run.Size)
 	}

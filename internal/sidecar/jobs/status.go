@@ -42,7 +42,7 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		info.Project, info.Service = byID[run.JobID].Project, byID[run.JobID].Service
 		st.OneOff = append(st.OneOff, *info)
 	}
-	st.Recovery = r.Pending()
+	st.Recovery = r.recovery.Pending()
 	verifies, err := r.opts.Catalog.Verifies(ctx, 10)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package jobs
+package recovery
 
 import (
 	"context"
@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -58,17 +56,17 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 	}
 	defer cat.Close()
 	tgt := &downTarget{}
-	d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
+	d := New(Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
 	id, _ := cat.UpsertJob(ctx, catalog.Job{Project: "shop", Service: "db", Name: "default", Target: "offsite"})
 	run, _ := cat.StartRun(ctx, catalog.Run{JobID: id, StartedAt: time.Now(), ArtifactKey: "shop/db/x.sql.zst"})
 	cat.FinishRun(ctx, catalog.Run{ID: run, Status: control.Failed, FinishedAt: time.Now(), Error: "down", Cleanup: "shop/db/x.sql.zst"})
 
-	d.recovery.settleAll(ctx, false) // still down: kept for later
+	d.settleAll(ctx, false) // still down: kept for later
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 1 || len(tgt.removed) != 0 {
 		t.Fatalf("while down: pending %+v, removed %q", p, tgt.removed)
 	}
 	tgt.up = true
-	d.recovery.settleAll(ctx, false)
+	d.settleAll(ctx, false)
 	if p, _ := cat.PendingCleanups(ctx); len(p) != 0 || strings.Join(tgt.removed, " ") != "shop/db/x.sql.zst shop/db/x.sql.zst.chunks" {
 		t.Fatalf("once up: pending %+v, removed %q", p, tgt.removed)
 	}
@@ -78,9 +76,9 @@ func TestFailedUploadIsCleanedUpOnceTheTargetAnswers(t *testing.T) {
 func TestRecoveryRetriesUntilDone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d := New(ctx, Options{Log: slog.New(slog.DiscardHandler)})
+	d := New(Options{Log: slog.New(slog.DiscardHandler)})
 	tries := 0
-	d.recovery.add("start shop-db-1 (stopped by backup shop/db/default)", func(context.Context) error {
+	d.add("start shop-db-1 (stopped by backup shop/db/default)", func(context.Context) error {
 		if tries++; tries < 2 {
 			return errors.New("no such network")
 		}
@@ -89,7 +87,7 @@ func TestRecoveryRetriesUntilDone(t *testing.T) {
 	if p := d.Pending(); len(p) != 1 || p[0] != "start shop-db-1 (stopped by backup shop/db/default) (last error: no such network)" {
 		t.Fatalf("pending %q", p)
 	}
-	go d.KeepRecovering(ctx)
+	go d.Keep(ctx)
 	deadline := time.Now().Add(20 * time.Second)
 	for len(d.Pending()) > 0 {
 		if time.Now().After(deadline) {
@@ -99,31 +97,6 @@ func TestRecoveryRetriesUntilDone(t *testing.T) {
 	}
 	if tries < 2 {
 		t.Errorf("%d tries", tries)
-	}
-}
-
-func TestOutcomePerTarget(t *testing.T) {
-	res := &pipeline.BackupResult{Key: "k", Manifest: &artifact.Manifest{Size: 3, SHA256: "abc"}, Stored: []string{"default"},
-		Failed: map[string]error{"offsite": errors.New("no space left on device")}}
-	partial := &pipeline.TargetsError{Stored: res.Stored, Failed: res.Failed}
-	for _, tc := range []struct {
-		name, tgt string
-		res       *pipeline.BackupResult
-		err       error
-		only      bool
-		status    control.Outcome
-		key       string // the run's artifact key
-		cleanup   string
-	}{
-		{"stored where the others failed", "default", res, partial, true, control.Success, "k", ""},
-		{"the target that failed", "offsite", res, partial, true, control.Failed, "", "k"},
-		{"stored, the post command failed", "default", &pipeline.BackupResult{Key: "k", Manifest: res.Manifest}, errors.New("post command failed"), false, control.Failed, "k", ""},
-		{"nothing stored", "default", nil, errors.New("pg_dump exited 1"), false, control.Failed, "", "k"},
-	} {
-		got := outcome(tc.tgt, "k", tc.res, tc.err, tc.only)
-		if got.Status != tc.status || got.ArtifactKey != tc.key || got.Cleanup != tc.cleanup {
-			t.Errorf("%s: %+v", tc.name, got)
-		}
 	}
 }
 
@@ -141,12 +114,12 @@ func TestInterruptedRunIsFinishedAfterASecondCrash(t *testing.T) {
 	first.Close() // killed during the run
 
 	tgt := &downTarget{}
-	life := func() (*Runner, *catalog.Catalog) {
+	life := func() (*Recovery, *catalog.Catalog) {
 		cat, err := catalog.Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
+		d := New(Options{Catalog: cat, Targets: map[string]target.Target{"offsite": tgt}, Log: slog.New(slog.DiscardHandler)})
 		if err := d.Recover(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,14 @@
-package jobs
+// Package recovery finishes what a crash of the sidecar left (Recover): interrupted runs,
+// restores and verifies recorded as such, the containers they had stopped started again, the
+// unfinished uploads removed or a finished one recorded as the success it was; and what
+// cannot be done yet it retries until done (Keep), shown meanwhile (Pending).
+package recovery
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -21,10 +26,25 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
-// recovery holds what is left to do after a crash — containers to start, partial uploads
+// Options are what recovery works with.
+type Options struct {
+	Catalog *catalog.Catalog
+	// API starts containers and reaps scratch copies (nil: none, in tests of the catalog's
+	// recovery alone).
+	API     scratch.Engine
+	Owner   string // labels this sidecar's scratch copies (scratch.SidecarOwner)
+	Targets map[string]target.Target
+	// Keys are the keys a manifest at an interrupted run's key must be signed with.
+	Keys     *artifact.Keyring
+	Notifier *notify.Notifier
+	Log      *slog.Logger
+}
+
+// Recovery holds what is left to do after a crash — containers to start, partial uploads
 // to remove — and retries it with backoff until done.
-type recovery struct {
-	r     *Runner
+type Recovery struct {
+	opts  Options
+	log   *slog.Logger
 	mu    sync.Mutex
 	tasks map[string]task // by description
 	kick  chan struct{}
@@ -35,16 +55,21 @@ type task struct {
 	lastErr error
 }
 
-func newRecovery(r *Runner) *recovery {
-	return &recovery{r: r, tasks: map[string]task{}, kick: make(chan struct{}, 1)}
+// New returns the recovery of a sidecar that works with opts.
+func New(opts Options) *Recovery {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Recovery{opts: opts, log: log, tasks: map[string]task{}, kick: make(chan struct{}, 1)}
 }
 
 // add queues a task to retry until it succeeds.
-func (rc *recovery) add(desc string, do func(ctx context.Context) error, err error) {
+func (rc *Recovery) add(desc string, do func(ctx context.Context) error, err error) {
 	rc.mu.Lock()
 	rc.tasks[desc] = task{do: do, lastErr: err}
 	rc.mu.Unlock()
-	rc.r.log.Error("recovery is not finished; retrying until it is", "task", desc, "error", err)
+	rc.log.Error("recovery is not finished; retrying until it is", "task", desc, "error", err)
 	select {
 	case rc.kick <- struct{}{}:
 	default:
@@ -52,8 +77,7 @@ func (rc *recovery) add(desc string, do func(ctx context.Context) error, err err
 }
 
 // Pending describes what recovery has still to do.
-func (r *Runner) Pending() []string {
-	rc := r.recovery
+func (rc *Recovery) Pending() []string {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	var out []string
@@ -64,10 +88,8 @@ func (r *Runner) Pending() []string {
 	return out
 }
 
-// KeepRecovering retries the pending recovery tasks, backing off from 2 s to a minute,
-// until ctx ends.
-func (r *Runner) KeepRecovering(ctx context.Context) {
-	rc := r.recovery
+// Keep retries the pending recovery tasks, backing off from 2 s to a minute, until ctx ends.
+func (rc *Recovery) Keep(ctx context.Context) {
 	delay := 2 * time.Second
 	for {
 		select {
@@ -92,7 +114,7 @@ func (r *Runner) KeepRecovering(ctx context.Context) {
 			rc.mu.Lock()
 			if err == nil {
 				delete(rc.tasks, desc)
-				r.log.Info("recovery finished a task", "task", desc)
+				rc.log.Info("recovery finished a task", "task", desc)
 			} else {
 				t.lastErr = err
 				rc.tasks[desc] = t
@@ -113,9 +135,9 @@ func (r *Runner) KeepRecovering(ctx context.Context) {
 // is started again (unless it was stopped by someone else before); unfinished artifacts are
 // removed — but a run whose manifest was written before the crash is complete, and recorded
 // as the success it was. What cannot be done now (a container that does not start, a target
-// that does not answer) is retried until it is (KeepRecovering), and shown by Pending.
-func (r *Runner) Recover(ctx context.Context) error {
-	cat := r.opts.Catalog
+// that does not answer) is retried until it is (Keep), and shown by Pending.
+func (rc *Recovery) Recover(ctx context.Context) error {
+	cat := rc.opts.Catalog
 	restores, err := cat.InterruptRestores(ctx, time.Now(), func(name string) bool {
 		s, err := strategies.New(name, strategy.Options{})
 		if err != nil {
@@ -128,28 +150,28 @@ func (r *Runner) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, rs := range restores {
-		r.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: rs.Project, Service: rs.Service, Failed: true, Key: rs.ArtifactKey,
+		rc.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: rs.Project, Service: rs.Service, Failed: true, Key: rs.ArtifactKey,
 			Error: "a restore was interrupted by a crash of the sidecar: restore again"})
 		if rs.Partial {
-			r.log.Error("a restore was interrupted by a crash of the sidecar and its service may be partly restored: restore again",
+			rc.log.Error("a restore was interrupted by a crash of the sidecar and its service may be partly restored: restore again",
 				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
 		} else {
-			r.log.Warn("a restore was interrupted by a crash of the sidecar; the service is as it was before it (the restore was rolled back): restore again",
+			rc.log.Warn("a restore was interrupted by a crash of the sidecar; the service is as it was before it (the restore was rolled back): restore again",
 				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
 		}
 	}
 	if n, err := cat.InterruptVerifies(ctx, time.Now()); err != nil {
 		return err
 	} else if n > 0 {
-		r.log.Warn("verifies were interrupted by a crash of the sidecar; their scratch copies are removed now", "verifies", n)
+		rc.log.Warn("verifies were interrupted by a crash of the sidecar; their scratch copies are removed now", "verifies", n)
 	}
 	// Scratch copies of this sidecar's earlier life (killed mid-verify), and expired ones.
-	if r.opts.API == nil {
+	if rc.opts.API == nil {
 		// No Engine (tests of the catalog's recovery alone).
-	} else if n, err := scratch.Reap(ctx, r.opts.API, scratch.Stale(r.opts.Owner, time.Now()), r.log); err != nil {
-		r.log.Warn("could not remove every leftover scratch container", "error", err)
+	} else if n, err := scratch.Reap(ctx, rc.opts.API, scratch.Stale(rc.opts.Owner, time.Now()), rc.log); err != nil {
+		rc.log.Warn("could not remove every leftover scratch container", "error", err)
 	} else if n > 0 {
-		r.log.Info("removed leftover scratch containers of interrupted verifies", "count", n)
+		rc.log.Info("removed leftover scratch containers of interrupted verifies", "count", n)
 	}
 	runs, err := cat.Interrupt(ctx, time.Now())
 	if err != nil {
@@ -164,13 +186,13 @@ func (r *Runner) Recover(ctx context.Context) error {
 		jobOf[j.ID] = j
 	}
 	for _, run := range runs {
-		r.log.Warn("a run was interrupted by a crash of the sidecar", "run", run.ID, "started", run.StartedAt)
+		rc.log.Warn("a run was interrupted by a crash of the sidecar", "run", run.ID, "started", run.StartedAt)
 		j := jobOf[run.JobID]
-		r.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: j.Project, Service: j.Service, Job: j.Name, Target: j.Target, Failed: true,
+		rc.opts.Notifier.Notify("", notify.Event{Kind: "recovery", Project: j.Project, Service: j.Service, Job: j.Name, Target: j.Target, Failed: true,
 			Error: fmt.Sprintf("a run started %s was interrupted by a crash of the sidecar", run.StartedAt.Format(time.RFC3339))})
 		for _, id := range strings.Split(run.StoppedContainer, ",") { // catalogs before schema 5
 			if id != "" {
-				r.restart(ctx, catalog.Stop{Container: id, Name: id, Operation: "an interrupted run"})
+				rc.restart(ctx, catalog.Stop{Container: id, Name: id, Operation: "an interrupted run"})
 			}
 		}
 	}
@@ -179,24 +201,27 @@ func (r *Runner) Recover(ctx context.Context) error {
 		return err
 	}
 	for _, s := range stops {
-		r.restart(ctx, s)
+		rc.restart(ctx, s)
 	}
 	// Interrupt recorded each interrupted run's artifact as a clean-up: settled here with
 	// those of earlier lives a second crash cut short, and failed runs' unfinished uploads.
-	r.recovery.settleAll(ctx, true)
+	rc.settleAll(ctx, true)
 	return nil
 }
 
-// settleAll settles every clean-up the catalog holds. With retry, what cannot be done now is
-// retried until done (KeepRecovering) and shown by Pending; without, it waits in the catalog
+// Settle settles every clean-up the catalog holds that can be settled now; the others wait
 // for the next call (after each run) or the next start.
-func (rc *recovery) settleAll(ctx context.Context, retry bool) {
-	r := rc.r
-	pending, err := r.opts.Catalog.PendingCleanups(ctx)
+func (rc *Recovery) Settle(ctx context.Context) { rc.settleAll(ctx, false) }
+
+// settleAll settles every clean-up the catalog holds. With retry, what cannot be done now is
+// retried until done (Keep) and shown by Pending; without, it waits in the catalog
+// for the next call (after each run) or the next start.
+func (rc *Recovery) settleAll(ctx context.Context, retry bool) {
+	pending, err := rc.opts.Catalog.PendingCleanups(ctx)
 	if err != nil || len(pending) == 0 {
 		return
 	}
-	jobs, err := r.opts.Catalog.Jobs(ctx)
+	jobs, err := rc.opts.Catalog.Jobs(ctx)
 	if err != nil {
 		return
 	}
@@ -206,21 +231,21 @@ func (rc *recovery) settleAll(ctx context.Context, retry bool) {
 	}
 	for _, run := range pending {
 		tgtName := targetOf[run.JobID]
-		tgt, ok := r.opts.Targets[tgtName]
+		tgt, ok := rc.opts.Targets[tgtName]
 		if !ok {
-			r.log.Warn("the target of a run's artifact is no longer defined; it is not cleaned up", "run", run.ID, "target", tgtName, "key", run.Cleanup)
-			_ = r.opts.Catalog.CleanupDone(ctx, run.ID)
+			rc.log.Warn("the target of a run's artifact is no longer defined; it is not cleaned up", "run", run.ID, "target", tgtName, "key", run.Cleanup)
+			_ = rc.opts.Catalog.CleanupDone(ctx, run.ID)
 			continue
 		}
 		desc := fmt.Sprintf("remove the unfinished upload of the failed run %d (%s)", run.ID, run.Cleanup)
 		if run.Status == control.Interrupted {
 			desc = fmt.Sprintf("finish the interrupted run %d (%s)", run.ID, run.Cleanup)
 		}
-		settle := func(ctx context.Context) error { return r.settle(ctx, tgt, run) }
+		settle := func(ctx context.Context) error { return rc.settle(ctx, tgt, run) }
 		if err := settle(ctx); err != nil && retry {
 			rc.add(desc, settle, err)
 		} else if err != nil {
-			r.log.Warn("cannot settle a run's artifact yet; tried again after the next run", "run", run.ID, "key", run.Cleanup, "error", err)
+			rc.log.Warn("cannot settle a run's artifact yet; tried again after the next run", "run", run.ID, "key", run.Cleanup, "error", err)
 		}
 	}
 }
@@ -228,12 +253,12 @@ func (rc *recovery) settleAll(ctx context.Context, retry bool) {
 // settle decides a run's clean-up key and records that it is done: an interrupted run whose
 // manifest exists is the success it was; otherwise what the run left is removed (a failed
 // run's key whose manifest exists is a complete backup after all: nothing to remove).
-func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
+func (rc *Recovery) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
 	key := run.Cleanup
 	m, err := listing.ReadManifest(ctx, tgt, key)
-	if err == nil && r.opts.Keys.Verify(m) != nil {
+	if err == nil && rc.opts.Keys.Verify(m) != nil {
 		// Not the manifest this sidecar signed at the run's key: it goes with the rest.
-		r.log.Warn("the manifest at an interrupted run's key is not signed by this sidecar; removing it with what the run left", "run", run.ID, "key", key)
+		rc.log.Warn("the manifest at an interrupted run's key is not signed by this sidecar; removing it with what the run left", "run", run.ID, "key", key)
 		if err := tgt.Delete(ctx, artifact.ManifestKey(key)); err != nil {
 			return fmt.Errorf("removing the unsigned manifest of %s: %w", key, err)
 		}
@@ -241,27 +266,27 @@ func (r *Runner) settle(ctx context.Context, tgt target.Target, run catalog.Run)
 	}
 	switch {
 	case err == nil && run.Status == control.Interrupted:
-		if err := r.opts.Catalog.Recovered(ctx, catalog.Run{ID: run.ID, Size: m.Size, SHA256: m.SHA256}); err != nil {
+		if err := rc.opts.Catalog.Recovered(ctx, catalog.Run{ID: run.ID, Size: m.Size, SHA256: m.SHA256}); err != nil {
 			return err
 		}
-		r.log.Info("the interrupted run had finished writing its backup; recorded as a success", "run", run.ID, "key", key, "size", m.Size)
+		rc.log.Info("the interrupted run had finished writing its backup; recorded as a success", "run", run.ID, "key", key, "size", m.Size)
 		return nil
 	case err == nil:
-		return r.opts.Catalog.CleanupDone(ctx, run.ID)
+		return rc.opts.Catalog.CleanupDone(ctx, run.ID)
 	case !errors.Is(err, target.ErrNotExist):
 		return fmt.Errorf("checking the artifact %s of run %d: %w", key, run.ID, err)
 	}
 	if err := listing.RemoveUnpublished(ctx, tgt, key); err != nil {
 		return fmt.Errorf("removing the partial artifact %s of run %d: %w", key, run.ID, err)
 	}
-	r.log.Info("removed what the run left of its artifact", "run", run.ID, "status", run.Status, "key", key)
-	return r.opts.Catalog.CleanupDone(ctx, run.ID)
+	rc.log.Info("removed what the run left of its artifact", "run", run.ID, "status", run.Status, "key", key)
+	return rc.opts.Catalog.CleanupDone(ctx, run.ID)
 }
 
 // restart starts a container an interrupted operation had stopped, now or by retrying.
-func (r *Runner) restart(ctx context.Context, s catalog.Stop) {
+func (rc *Recovery) restart(ctx context.Context, s catalog.Stop) {
 	do := func(ctx context.Context) error {
-		started, err := containers.Restart(ctx, r.opts.API, s.Container, s.StoppedAt)
+		started, err := containers.Restart(ctx, rc.opts.API, s.Container, s.StoppedAt)
 		if err != nil {
 			return err
 		}
@@ -270,14 +295,14 @@ func (r *Runner) restart(ctx context.Context, s catalog.Stop) {
 			if strings.HasPrefix(s.Operation, "restore") {
 				msg = "started the container of an interrupted restore"
 			}
-			r.log.Info(msg, "container", s.Name, "operation", s.Operation)
+			rc.log.Info(msg, "container", s.Name, "operation", s.Operation)
 		}
 		if s.ID != 0 {
-			return r.opts.Catalog.Started(ctx, s.ID)
+			return rc.opts.Catalog.Started(ctx, s.ID)
 		}
 		return nil
 	}
 	if err := do(ctx); err != nil {
-		r.recovery.add(fmt.Sprintf("start %s (stopped by %s)", s.Name, s.Operation), do, err)
+		rc.add(fmt.Sprintf("start %s (stopped by %s)", s.Name, s.Operation), do, err)
 	}
 }
