@@ -13,7 +13,6 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/outcome"
-	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -77,7 +76,7 @@ func findService(ctx context.Context, api containers.API, project, service strin
 	if dir, err := os.Getwd(); err == nil {
 		guess = composeProjectName(filepath.Base(dir))
 	}
-	return plan.Find(ctx, api, project, service, guess)
+	return containers.Resolve(ctx, api, project, service, guess)
 }
 
 var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)

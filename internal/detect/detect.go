@@ -40,14 +40,11 @@ var envHints = map[string]string{
 	"REDIS_VERSION": "redis",
 }
 
-// Excluded reports why c is not to be backed up at all, or "" when it may be.
-func Excluded(c *containers.Container) string { return labels.Excluded(c.Labels) }
-
 // Strategies returns the strategies that fit c, the most specific first; none for an
 // excluded container.
 func Strategies(c *containers.Container) []Candidate {
 	var out []Candidate
-	if Excluded(c) != "" {
+	if labels.Excluded(c.Labels) != "" {
 		return nil
 	}
 	add := func(s, why string) {

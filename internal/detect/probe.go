@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 )
 
@@ -28,7 +29,7 @@ var probes = []struct {
 // Probe looks inside a running container for database servers and their dump tools, and for
 // SQLite database files in its mounts. It is used when labels and image say nothing.
 func Probe(ctx context.Context, c *containers.Container) []Candidate {
-	if !c.Running || Excluded(c) != "" {
+	if !c.Running || labels.Excluded(c.Labels) != "" {
 		return nil
 	}
 	has := lookInside(ctx, c)

@@ -102,7 +102,7 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 	b := &Backup{Container: c, spec: spec}
 	name := spec.Strategy
 	if name == "" {
-		if reason := detect.Excluded(c); reason != "" {
+		if reason := labels.Excluded(c.Labels); reason != "" {
 			return nil, fmt.Errorf("%s is not backed up (%s)", c, reason)
 		}
 		cands := detect.All(ctx, c)
@@ -265,17 +265,4 @@ func ServiceName(c *containers.Container) string {
 		return c.Service
 	}
 	return c.Name
-}
-
-// Find returns the container of a compose service (the lowest-numbered replica), or — when
-// project is empty — a container by name or ID; guess, when set, is the project tried when
-// the service is found in none (the plugin's: named after the current directory).
-func Find(ctx context.Context, api containers.API, project, service, guess string) (*containers.Container, error) {
-	c, err := containers.Resolve(ctx, api, project, service)
-	if err != nil && errors.Is(err, containers.ErrNotFound) && project == "" && guess != "" {
-		if c2, err2 := containers.Find(ctx, api, guess, service); err2 == nil {
-			return c2, nil
-		}
-	}
-	return c, err
 }

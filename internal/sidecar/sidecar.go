@@ -235,7 +235,7 @@ func (d *Daemon) findSelf(ctx context.Context) (*containers.Container, error) {
 	}
 	for _, id := range candidates {
 		c, err := containers.Inspect(ctx, d.api, id)
-		if err == nil && c.Labels[labels.Sidecar] == "true" {
+		if err == nil && labels.IsSidecar(c.Labels) {
 			return c, nil
 		}
 	}

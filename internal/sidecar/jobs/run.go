@@ -226,10 +226,7 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 
 // planBackup finds the service's container and plans its backup as the job says.
 func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *slog.Logger, started time.Time) (*plan.Backup, error) {
-	c, err := containers.Find(ctx, r.opts.API, j.Project, j.Service)
-	if err != nil && j.Project == "" {
-		c, err = containers.Inspect(ctx, r.opts.API, j.Container)
-	}
+	c, err := containers.Resolve(ctx, r.opts.API, j.Project, j.Service, "")
 	if err != nil {
 		return nil, err
 	}

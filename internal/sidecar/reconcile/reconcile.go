@@ -11,7 +11,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,11 +117,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	// One container per service: the lowest-numbered replica.
 	byService := map[string]container.Summary{}
 	for _, s := range res.Items {
-		if s.ID == r.opts.Self || s.Labels[labels.Sidecar] == "true" || s.Labels[containers.LabelOneOff] == "True" {
+		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
 			continue
 		}
 		key := serviceKey(s)
-		if cur, ok := byService[key]; !ok || number(s) < number(cur) {
+		if cur, ok := byService[key]; !ok || containers.ReplicaNumber(s) < containers.ReplicaNumber(cur) {
 			byService[key] = s
 		}
 	}
@@ -239,14 +238,6 @@ func firstName(s container.Summary) string {
 		return strings.TrimPrefix(s.Names[0], "/")
 	}
 	return s.ID[:12]
-}
-
-func number(s container.Summary) int {
-	n, err := strconv.Atoi(s.Labels[containers.LabelContainerNumber])
-	if err != nil {
-		return 1 << 30
-	}
-	return n
 }
 
 func cloneWith(m map[string]string, k, v string) map[string]string {

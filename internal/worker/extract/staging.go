@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 )
 
@@ -107,7 +108,7 @@ func NewStaging(mounts []string, need int64) (*Staging, error) {
 		free := int64(fsst.Bavail) * fsst.Bsize
 		if want := need + need/20; free < want {
 			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
-				m, humanBytes(free), humanBytes(want), errkind.Silent(ErrNoRoom))
+				m, units.BytesSize(float64(free)), units.BytesSize(float64(want)), errkind.Silent(ErrNoRoom))
 		}
 	}
 	return st, nil
@@ -411,17 +412,4 @@ func (x *Extractor) commitFile(local *os.Root, f stagedFile) error {
 		_, err := io.CopyBuffer(dst, src, x.buf)
 		return err
 	})
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
