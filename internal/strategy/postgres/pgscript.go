@@ -160,6 +160,30 @@ func (s *pgScript) put(b byte) {
 // step handles one byte outside COPY data.
 func (s *pgScript) step(b byte) error {
 	switch s.state {
+	case pgDash, pgSlash:
+		return s.commentStart(b)
+	case pgQuote, pgEscape, pgQuoteEnd, pgIdent:
+		return s.quoted(b)
+	case pgDollarTag, pgDollar:
+		return s.dollarQuoted(b)
+	case pgLineComment, pgBlockComment, pgBlockStar, pgBlockSlash:
+		s.comment(b)
+		return nil
+	case pgMeta:
+		return s.metaByte(b)
+	case pgCopyPending:
+		s.put(b)
+		if b == '\n' {
+			s.state, s.copyLine = pgCopy, s.copyLine[:0]
+		}
+		return nil
+	}
+	return s.sqlState(b)
+}
+
+// commentStart handles the byte after a '-' or '/' that may begin a comment.
+func (s *pgScript) commentStart(b byte) error {
+	switch s.state {
 	case pgDash:
 		if b == '-' {
 			s.put('-')
@@ -169,7 +193,6 @@ func (s *pgScript) step(b byte) error {
 		}
 		s.state = pgSQL
 		s.sqlByte('-')
-		return s.step(b)
 	case pgSlash:
 		if b == '*' {
 			s.put('/')
@@ -179,7 +202,13 @@ func (s *pgScript) step(b byte) error {
 		}
 		s.state = pgSQL
 		s.sqlByte('/')
-		return s.step(b)
+	}
+	return s.step(b)
+}
+
+// quoted handles a byte of a '...' string or a "..." identifier.
+func (s *pgScript) quoted(b byte) error {
+	switch s.state {
 	case pgQuote:
 		s.put(b)
 		switch {
@@ -188,11 +217,9 @@ func (s *pgScript) step(b byte) error {
 		case b == '\\' && s.eString:
 			s.state = pgEscape
 		}
-		return nil
 	case pgEscape:
 		s.put(b)
 		s.state = pgQuote
-		return nil
 	case pgQuoteEnd:
 		if b == '\'' { // '' is a quote inside the string
 			s.put(b)
@@ -207,25 +234,13 @@ func (s *pgScript) step(b byte) error {
 		if b == '"' {
 			s.state = pgSQL // "" reads as an end and a new start: the same
 		}
-		return nil
-	case pgDollarTag:
-		switch {
-		case b == '$':
-			s.put(b)
-			s.tag = append(s.tag, b)
-			s.state, s.win = pgDollar, s.win[:0]
-			s.addStmt(s.tag)
-			return nil
-		case isIdentByte(b) && !(len(s.tag) == 1 && b >= '0' && b <= '9') && len(s.tag) < 64:
-			s.put(b)
-			s.tag = append(s.tag, b)
-			return nil
-		}
-		// Not a dollar quote ($1 is a parameter): plain SQL after all.
-		s.addStmt(s.tag)
-		s.state, s.prev = pgSQL, s.tag[len(s.tag)-1]
-		return s.step(b)
-	case pgDollar:
+	}
+	return nil
+}
+
+// dollarQuoted handles a byte of a "$tag$" or of the $tag$...$tag$ string it begins.
+func (s *pgScript) dollarQuoted(b byte) error {
+	if s.state == pgDollar {
 		s.put(b)
 		if len(s.win) == len(s.tag) {
 			copy(s.win, s.win[1:])
@@ -236,53 +251,65 @@ func (s *pgScript) step(b byte) error {
 			s.state, s.prev = pgSQL, '$'
 		}
 		return nil
-	case pgLineComment:
+	}
+	switch {
+	case b == '$':
 		s.put(b)
+		s.tag = append(s.tag, b)
+		s.state, s.win = pgDollar, s.win[:0]
+		s.addStmt(s.tag)
+		return nil
+	case isIdentByte(b) && !(len(s.tag) == 1 && b >= '0' && b <= '9') && len(s.tag) < 64:
+		s.put(b)
+		s.tag = append(s.tag, b)
+		return nil
+	}
+	// Not a dollar quote ($1 is a parameter): plain SQL after all.
+	s.addStmt(s.tag)
+	s.state, s.prev = pgSQL, s.tag[len(s.tag)-1]
+	return s.step(b)
+}
+
+// comment handles a byte of a -- or /* */ comment (these nest).
+func (s *pgScript) comment(b byte) {
+	s.put(b)
+	switch {
+	case s.state == pgLineComment:
 		if b == '\n' {
 			s.state, s.line = pgSQL, 0
 		}
-		return nil
-	case pgBlockComment, pgBlockStar, pgBlockSlash:
-		s.put(b)
-		switch {
-		case s.state == pgBlockStar && b == '/':
-			if s.depth--; s.depth == 0 {
-				s.state = pgSQL
-				return nil
-			}
-			s.state = pgBlockComment
-		case s.state == pgBlockSlash && b == '*':
-			s.depth++
-			s.state = pgBlockComment
-		case b == '*':
-			s.state = pgBlockStar
-		case b == '/':
-			s.state = pgBlockSlash
-		default:
-			s.state = pgBlockComment
+	case s.state == pgBlockStar && b == '/':
+		if s.depth--; s.depth == 0 {
+			s.state = pgSQL
+			return
 		}
-		return nil
-	case pgMeta:
-		if b != '\n' {
-			if len(s.meta) >= metaKeep {
-				return fmt.Errorf("the script has a psql command longer than %d bytes (%q...): %w", metaKeep, truncate(string(s.meta), 40), ErrNotPgDump)
-			}
-			s.meta = append(s.meta, b)
-			return nil
+		s.state = pgBlockComment
+	case s.state == pgBlockSlash && b == '*':
+		s.depth++
+		s.state = pgBlockComment
+	case b == '*':
+		s.state = pgBlockStar
+	case b == '/':
+		s.state = pgBlockSlash
+	default:
+		s.state = pgBlockComment
+	}
+}
+
+// metaByte reads a psql meta-command line, bounded, and checks it at its end.
+func (s *pgScript) metaByte(b byte) error {
+	if b != '\n' {
+		if len(s.meta) >= metaKeep {
+			return fmt.Errorf("the script has a psql command longer than %d bytes (%q...): %w", metaKeep, truncate(string(s.meta), 40), ErrNotPgDump)
 		}
-		if err := s.endMeta(); err != nil {
-			return err
-		}
-		s.state, s.line = pgSQL, 0
-		return nil
-	case pgCopyPending:
-		s.put(b)
-		if b == '\n' {
-			s.state, s.copyLine = pgCopy, s.copyLine[:0]
-		}
+		s.meta = append(s.meta, b)
 		return nil
 	}
-	return s.sqlState(b)
+	if err := s.endMeta(); err != nil {
+		return err
+	}
+	s.state, s.line = pgSQL, 0
+	return nil
 }
 
 // sqlState handles a byte of SQL outside quotes and comments.
