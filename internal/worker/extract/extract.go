@@ -308,33 +308,15 @@ func (x *Extractor) inDir(mount *dirRoot, name string) (*dirRoot, string, error)
 	return x.cur, base, nil
 }
 
+// entry writes one entry of the archive where it goes: what is there is replaced (a directory
+// merged, a mounted file rewritten), then its owner, mode and times are set.
 func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
-	abs := "/" + strings.TrimSuffix(hdr.Name, "/")
-	mount, fullName, mountPoint, err := x.locate(abs)
+	p, err := x.place(hdr)
 	if err != nil {
 		return err
 	}
-	if x.stage != nil {
-		if mountpath.IsStaging(abs, x.mounts) {
-			return fmt.Errorf("restoring %s: the archive holds a staged restore's directory", abs)
-		}
-		if mountPoint {
-			// A mounted file cannot be renamed over: staged in the worker, copied at the commit.
-			if hdr.Typeflag != tar.TypeReg {
-				return fmt.Errorf("restoring %s: it is a mounted file, the archive has a %q entry", abs, hdr.Typeflag)
-			}
-			if mount, fullName, err = x.stage.file(abs, hdr); err != nil {
-				return err
-			}
-			mountPoint = false
-		}
-	}
-	dr, name, err := x.inDir(mount, fullName)
-	if err != nil {
-		return fmt.Errorf("restoring %s: opening its directory: %w", abs, err)
-	}
-	if hdr.Typeflag == tar.TypeReg && !mountPoint && hdr.Size <= smallFile && name != "." {
-		return x.small(dr, name, hdr, r)
+	if hdr.Typeflag == tar.TypeReg && !p.mountPoint && hdr.Size <= smallFile && p.name != "." {
+		return x.small(p.dir, p.name, hdr, r)
 	}
 	if hdr.Typeflag == tar.TypeLink {
 		// The file it links to may still be being written.
@@ -343,79 +325,152 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 	}
-	mountRoot, root := mount.root, dr.root
-	fail := func(what string, err error) error { return fmt.Errorf("restoring %s: %s: %w", abs, what, err) }
 	mode := hdr.FileInfo().Mode()
 	perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-
-	existing, statErr := root.Lstat(name)
-	exists := statErr == nil
-	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
-		return fail("looking at what is there", statErr)
+	exists, err := p.clear(hdr)
+	if err != nil {
+		return err
 	}
-	// Replace what is there unless both are directories (merged) or it is a mounted file.
-	if exists && !(existing.IsDir() && hdr.Typeflag == tar.TypeDir) && !mountPoint {
-		if name == "." {
-			return fail("replacing", fmt.Errorf("a volume's root is a directory, the archive has a %q entry", hdr.Typeflag))
+	if hdr.Typeflag == tar.TypeReg {
+		return x.file(p, hdr, perm, r)
+	}
+	if err := x.create(p, hdr, perm, exists); err != nil {
+		return err
+	}
+	return p.setMeta(hdr, perm)
+}
+
+// placed is where an entry goes: the root of the mount that holds it and its name there, the
+// root of its directory and its name there.
+type placed struct {
+	abs        string
+	mount      *dirRoot
+	fullName   string // in mount
+	dir        *dirRoot
+	name       string // in dir
+	mountPoint bool   // a mounted file: rewritten, never replaced
+}
+
+func (p placed) fail(what string, err error) error {
+	return fmt.Errorf("restoring %s: %s: %w", p.abs, what, err)
+}
+
+// place finds where hdr goes: in place, or for a staged restore in the staging directory of
+// its mount (a mounted file in the worker's own).
+func (x *Extractor) place(hdr *tar.Header) (placed, error) {
+	p := placed{abs: "/" + strings.TrimSuffix(hdr.Name, "/")}
+	var err error
+	if p.mount, p.fullName, p.mountPoint, err = x.locate(p.abs); err != nil {
+		return p, err
+	}
+	if x.stage != nil {
+		if mountpath.IsStaging(p.abs, x.mounts) {
+			return p, fmt.Errorf("restoring %s: the archive holds a staged restore's directory", p.abs)
 		}
-		if err := root.RemoveAll(name); err != nil {
-			return fail("removing what was there", err)
+		if p.mountPoint {
+			// A mounted file cannot be renamed over: staged in the worker, copied at the commit.
+			if hdr.Typeflag != tar.TypeReg {
+				return p, fmt.Errorf("restoring %s: it is a mounted file, the archive has a %q entry", p.abs, hdr.Typeflag)
+			}
+			if p.mount, p.fullName, err = x.stage.file(p.abs, hdr); err != nil {
+				return p, err
+			}
+			p.mountPoint = false
+		}
+	}
+	if p.dir, p.name, err = x.inDir(p.mount, p.fullName); err != nil {
+		return p, fmt.Errorf("restoring %s: opening its directory: %w", p.abs, err)
+	}
+	return p, nil
+}
+
+// clear removes what is at the entry's place unless both are directories (merged) or it is a
+// mounted file; exists says whether something stays there.
+func (p placed) clear(hdr *tar.Header) (exists bool, err error) {
+	existing, statErr := p.dir.root.Lstat(p.name)
+	exists = statErr == nil
+	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
+		return false, p.fail("looking at what is there", statErr)
+	}
+	if exists && !(existing.IsDir() && hdr.Typeflag == tar.TypeDir) && !p.mountPoint {
+		if p.name == "." {
+			return false, p.fail("replacing", fmt.Errorf("a volume's root is a directory, the archive has a %q entry", hdr.Typeflag))
+		}
+		if err := p.dir.root.RemoveAll(p.name); err != nil {
+			return false, p.fail("removing what was there", err)
 		}
 		exists = false
 	}
+	return exists, nil
+}
 
+// file writes a regular file that is not small (or a mounted one), with its owner, mode and
+// times.
+func (x *Extractor) file(p placed, hdr *tar.Header, perm fs.FileMode, r io.Reader) error {
+	flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY
+	if p.mountPoint {
+		flags = os.O_WRONLY | os.O_TRUNC
+	}
+	root := p.dir.root
+	f, err := root.OpenFile(p.name, flags, fs.ModePerm&perm)
+	if err != nil {
+		return p.fail("creating the file", err)
+	}
+	return x.finishFile(root, p.name, f, hdr, perm, func(f *os.File) error { return x.writeSparse(f, r, hdr.Size) })
+}
+
+// create makes the directory (remembered: its times are set last), hard link, symbolic link
+// or node hdr.
+func (x *Extractor) create(p placed, hdr *tar.Header, perm fs.FileMode, exists bool) error {
+	root := p.dir.root
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if !exists {
-			if err := root.Mkdir(name, fs.ModePerm&perm); err != nil {
-				return fail("creating the directory", err)
+			if err := root.Mkdir(p.name, fs.ModePerm&perm); err != nil {
+				return p.fail("creating the directory", err)
 			}
 		}
-		d := dirTime{root: mountRoot, name: fullName, abs: abs, mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid, perm: perm}
-		if mount.staged != nil {
-			d.real = mount.staged.real
+		d := dirTime{root: p.mount.root, name: p.fullName, abs: p.abs, mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid, perm: perm}
+		if p.mount.staged != nil {
+			d.real = p.mount.staged.real
 		}
 		x.dirs = append(x.dirs, d)
-	case tar.TypeReg:
-		flags := os.O_CREATE | os.O_EXCL | os.O_WRONLY
-		if mountPoint {
-			flags = os.O_WRONLY | os.O_TRUNC
-		}
-		f, err := root.OpenFile(name, flags, fs.ModePerm&perm)
-		if err != nil {
-			return fail("creating the file", err)
-		}
-		return x.finishFile(root, name, f, hdr, perm, func(f *os.File) error { return x.writeSparse(f, r, hdr.Size) })
 	case tar.TypeLink:
 		oldAbs := "/" + strings.TrimSuffix(hdr.Linkname, "/")
 		oldRoot, oldName, _, err := x.locate(oldAbs)
 		if err != nil {
 			return err
 		}
-		if oldRoot != mount {
-			return fail("linking", fmt.Errorf("the hard link's target %s is on another volume", oldAbs))
+		if oldRoot != p.mount {
+			return p.fail("linking", fmt.Errorf("the hard link's target %s is on another volume", oldAbs))
 		}
-		if err := mountRoot.Link(oldName, fullName); err != nil {
-			return fail("linking to "+oldAbs, err)
+		if err := p.mount.root.Link(oldName, p.fullName); err != nil {
+			return p.fail("linking to "+oldAbs, err)
 		}
 	case tar.TypeSymlink:
-		if err := root.Symlink(hdr.Linkname, name); err != nil {
-			return fail("creating the symbolic link", err)
+		if err := root.Symlink(hdr.Linkname, p.name); err != nil {
+			return p.fail("creating the symbolic link", err)
 		}
 	case tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
-		if err := makeNode(dr, name, hdr, perm); err != nil {
-			return fail("creating the node", err)
+		if err := makeNode(p.dir, p.name, hdr, perm); err != nil {
+			return p.fail("creating the node", err)
 		}
 	default:
-		return fail("creating", fmt.Errorf("unsupported entry type %q", hdr.Typeflag))
+		return p.fail("creating", fmt.Errorf("unsupported entry type %q", hdr.Typeflag))
 	}
+	return nil
+}
 
-	if err := root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
-		return fail("setting the owner", err)
+// setMeta gives what create made its owner, then its mode and times (a hard link has its
+// file's; a directory gets its times last).
+func (p placed) setMeta(hdr *tar.Header, perm fs.FileMode) error {
+	root := p.dir.root
+	if err := root.Lchown(p.name, hdr.Uid, hdr.Gid); err != nil {
+		return p.fail("setting the owner", err)
 	}
 	if hdr.Typeflag == tar.TypeSymlink {
-		if err := linkTimes(dr, name, hdr.ModTime); err != nil {
-			return fail("setting the link's times", err)
+		if err := linkTimes(p.dir, p.name, hdr.ModTime); err != nil {
+			return p.fail("setting the link's times", err)
 		}
 		return nil
 	}
@@ -423,12 +478,12 @@ func (x *Extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil // the file it shares has its owner, mode and times
 	}
 	// After the owner: changing it clears the set-user-ID bits.
-	if err := root.Chmod(name, perm); err != nil {
-		return fail("setting the mode", err)
+	if err := root.Chmod(p.name, perm); err != nil {
+		return p.fail("setting the mode", err)
 	}
 	if hdr.Typeflag != tar.TypeDir {
-		if err := root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
-			return fail("setting the times", err)
+		if err := root.Chtimes(p.name, hdr.ModTime, hdr.ModTime); err != nil {
+			return p.fail("setting the times", err)
 		}
 	}
 	return nil
