@@ -117,24 +117,12 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return restoreOnce(ctx, req, pin, list, data, untouched)
 	}
 
-	// Pass 1: the whole artifact, before anything is touched.
-	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
-	var check func(io.Reader) error
-	if chk, ok := req.Strategy.(strategy.Checker); ok {
-		check = func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
-	} else if m.Encryption != nil {
-		// Decrypted to the end (every chunk authenticated) before anything is touched.
-		check = func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
-	}
-	// Meanwhile, what the restore needs is made ready (a worker container, waiting).
-	warm := func() (release func()) { return func() {} }
-	if w, ok := req.Strategy.(strategy.Warmer); ok && !noWorker {
-		done := make(chan func(), 1)
-		go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
-		warm = sync.OnceValue(func() func() { return <-done })
-	}
+	// Pass 1: the whole artifact, before anything is touched; meanwhile, what the restore
+	// needs is made ready (a worker container, waiting).
+	warm := warmRestore(ctx, req, data, noWorker)
 	defer func() { warm()() }()
-	if err := verifyPinned(ctx, pin, m, req.Identities, check); err != nil {
+	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
+	if err := verifyPinned(ctx, pin, m, req.Identities, checkOf(ctx, req, data)); err != nil {
 		return untouched(err)
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
@@ -143,8 +131,38 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	if req.Applying != nil {
 		req.Applying(ctx)
 	}
-
 	// Pass 2: the same bytes, into the container.
+	return apply(ctx, req, pin, list, data, noWorker)
+}
+
+// checkOf is what pass 1 does with the raw stream besides verifying it: the strategy's Check,
+// or, for an encrypted backup, reading it to the end (every chunk authenticated); nil: nothing.
+func checkOf(ctx context.Context, req RestoreRequest, data func(io.Reader) strategy.Data) func(io.Reader) error {
+	if chk, ok := req.Strategy.(strategy.Checker); ok {
+		return func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
+	}
+	if req.Manifest.Encryption != nil {
+		return func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
+	}
+	return nil
+}
+
+// warmRestore starts making ready what the restore needs (strategy.Warmer) and returns what
+// waits for it once: its result releases what the restore did not take.
+func warmRestore(ctx context.Context, req RestoreRequest, data func(io.Reader) strategy.Data, noWorker bool) func() (release func()) {
+	w, ok := req.Strategy.(strategy.Warmer)
+	if !ok || noWorker {
+		return func() (release func()) { return func() {} }
+	}
+	done := make(chan func(), 1)
+	go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
+	return sync.OnceValue(func() func() { return <-done })
+}
+
+// apply is pass 2: the pinned bytes, verified again as they are read, into the strategy
+// (packed, through a worker, when it can).
+func apply(ctx context.Context, req RestoreRequest, pin target.Pinned, list []byte, data func(io.Reader) strategy.Data, noWorker bool) error {
+	m := req.Manifest
 	if err := req.Container.Refresh(ctx); err != nil {
 		return err
 	}
