@@ -200,34 +200,11 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	if write {
 		op = agent.OpRestore
 	}
-	labels := r.labels(id, c, op)
 	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
 	for _, m := range mounts {
 		s.mounts = append(s.mounts, m.Target)
 	}
-	cfg := &container.Config{
-		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
-		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
-		Labels: labels,
-	}
-	// No network: a new, empty network namespace — except for a backup of a running service,
-	// whose namespace the worker joins instead (it sends nothing over it; making an empty
-	// one costs the engine here about 0.3 s of the worker's start).
-	network := container.NetworkMode("none")
-	if !write && c.Running {
-		network = container.NetworkMode("container:" + c.ID)
-	}
-	// The engine removes the worker once it exits, whatever became of the caller (kill -9
-	// included: its stream ends, and so does the worker); Close removes one that did not.
-	hc := &container.HostConfig{
-		AutoRemove:     true,
-		NetworkMode:    network,
-		LogConfig:      container.LogConfig{Type: "none"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		CapDrop:        []string{"ALL"},
-		CapAdd:         Capabilities(access),
-		ReadonlyRootfs: true,
-	}
+	cfg, hc := workerConfig(c, img, access, r.labels(id, c, op))
 	mounts = ownMounts(mounts, img, write)
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
@@ -241,7 +218,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		s.id = created.ID
 		return nil
 	}
-	if network != "none" {
+	if hc.NetworkMode != "none" {
 		// Joining the service's namespace fails at the start when the service stopped
 		// meanwhile (or cannot be joined): the worker is made again with a namespace of its own.
 		s.ownNetwork = func(ctx context.Context) error {
@@ -257,13 +234,53 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 			return nil
 		}
 	}
+	if err := r.createOnChannel(ctx, s, create); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// workerConfig is the configuration of a worker container for c: the image's program, every
+// stream attached, labels; no network of its own, removed once it exits, only the
+// capabilities access needs, a read-only root file system, no new privileges.
+func workerConfig(c *containers.Container, img Image, access strategy.WorkerAccess, labels map[string]string) (*container.Config, *container.HostConfig) {
+	cfg := &container.Config{
+		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
+		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+		Labels: labels,
+	}
+	// No network: a new, empty network namespace — except for a backup of a running service,
+	// whose namespace the worker joins instead (it sends nothing over it; making an empty
+	// one costs the engine here about 0.3 s of the worker's start).
+	network := container.NetworkMode("none")
+	if !access.Write && c.Running {
+		network = container.NetworkMode("container:" + c.ID)
+	}
+	// The engine removes the worker once it exits, whatever became of the caller (kill -9
+	// included: its stream ends, and so does the worker); Close removes one that did not.
+	hc := &container.HostConfig{
+		AutoRemove:     true,
+		NetworkMode:    network,
+		LogConfig:      container.LogConfig{Type: "none"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         Capabilities(access),
+		ReadonlyRootfs: true,
+	}
+	return cfg, hc
+}
+
+// createOnChannel creates the worker with its socket directory mounted when there is a
+// channel the engine can mount, else without (its data then goes over the attach stream).
+// An error wrapping strategy.ErrNoWorker: nothing was created.
+func (r *Runner) createOnChannel(ctx context.Context, s *session, create func(extra ...mount.Mount) error) error {
 	if ch := r.channel(ctx); ch != nil {
 		m, err := s.listen(ch)
 		if err != nil {
 			// A socket path longer than the kernel takes (a long TMPDIR), for one.
 			r.log().Info("the worker's data goes over its attach stream: no socket for it in "+ch.Dir, "error", err)
 		} else if err = create(m); err == nil {
-			return s, nil
+			return nil
 		} else {
 			r.log().Info("the worker's data goes over its attach stream: the engine cannot mount "+s.dir+" (a remote engine?)", "error", err)
 		}
@@ -271,11 +288,11 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	}
 	if err := create(); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		return nil, noWorker("creating the worker container: %v", err)
+		return noWorker("creating the worker container: %v", err)
 	}
-	return s, nil
+	return nil
 }
 
 // labels are those of a worker: reaped with the scratch copies once its owner is gone or
