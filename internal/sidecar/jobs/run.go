@@ -80,9 +80,59 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	}
 	defer unlock()
 	started := time.Now()
+	ended := r.announce(j, tail, started)
+	defer func() { ended(out, err) }()
+	if j.manual {
+		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()})
+		if err != nil {
+			return nil, err
+		}
+		j.catalogID = id
+	}
+	// A job with several targets writes to all of them in one run; each target is a member
+	// job with its own runs in the catalog, retention, metrics and status line.
+	members := r.members(j)
+	p, err := r.planBackup(ctx, j, members, log, started)
+	if err != nil {
+		if ids, rerr := r.startRuns(ctx, members, started, ""); rerr == nil {
+			for i, m := range members {
+				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: control.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+			}
+		}
+		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
+		return nil, err
+	}
+	// Recorded before anything is stopped: a crash from here on is recovered.
+	runIDs, err := r.startRuns(ctx, members, started, p.Key)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Run(ctx)
+	err = r.stoppingErr(err)
+	// Stored on some targets only, and nothing else went wrong: those targets' runs succeed.
+	var partial *pipeline.TargetsError
+	onlyTargets := errors.As(err, &partial) && err.Error() == partial.Error()
+	stored := r.finishRuns(ctx, members, runIDs, log, started, p.Key, res, err, onlyTargets)
+	if err != nil && !onlyTargets {
+		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
+		return nil, err
+	}
+	duration := time.Since(started)
+	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String(), "targets", strings.Join(res.Stored, ", "))
+	if onlyTargets {
+		log.Error("the backup is stored on some of the job's targets only; retention ran on those", "error", err)
+	}
+	pruned, perr := r.pruneStored(ctx, stored, res.Key, log)
+	// A prune error (or a target that failed) is reported, but the backup stands.
+	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Backup: wire.FromManifest(res.Manifest), Pruned: pruned}, errors.Join(err, perr)
+}
+
+// announce pings the job's dead-man URL that its run starts, and returns what tells the end:
+// the ping (with the run's log tail when it failed) and the job's notification set.
+func (r *Runner) announce(j *Job, tail *notify.Tail, started time.Time) (ended func(out *control.Result, err error)) {
 	pingID := randomID()
 	r.opts.Notifier.Ping(j.Ping, notify.PingStart, pingID, "")
-	defer func() {
+	return func(out *control.Result, err error) {
 		ev := notify.Event{Kind: "backup", Project: j.Project, Service: j.Service, Job: j.manifestJob(), Target: j.TargetName(),
 			Failed: err != nil, Duration: time.Since(started).Round(time.Millisecond)}
 		if out != nil {
@@ -95,79 +145,49 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 			r.opts.Notifier.Ping(j.Ping, notify.PingSuccess, pingID, "")
 		}
 		r.opts.Notifier.Notify(j.Notify, ev)
-	}()
-	if j.manual {
-		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()})
-		if err != nil {
+	}
+}
+
+// startRuns records a run of each member in the catalog (key: the backup's, once planned).
+func (r *Runner) startRuns(ctx context.Context, members []*Job, started time.Time, key string) ([]int64, error) {
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		var err error
+		if ids[i], err = r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: m.catalogID, StartedAt: started, ArtifactKey: key}); err != nil {
 			return nil, err
 		}
-		j.catalogID = id
 	}
-	// A job with several targets writes to all of them in one run; each target is a member
-	// job with its own runs in the catalog, retention, metrics and status line.
-	members := r.members(j)
-	record := func(key string) ([]int64, error) {
-		ids := make([]int64, len(members))
-		for i, m := range members {
-			var err error
-			if ids[i], err = r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: m.catalogID, StartedAt: started, ArtifactKey: key}); err != nil {
-				return nil, err
-			}
-		}
-		return ids, nil
-	}
+	return ids, nil
+}
 
-	p, err := r.planBackup(ctx, j, members, log, started)
-	if err != nil {
-		if ids, rerr := record(""); rerr == nil {
-			for i, m := range members {
-				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: control.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
-			}
-		}
-		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
-		return nil, err
-	}
-	// Recorded before anything is stopped: a crash from here on is recovered.
-	runIDs, err := record(p.Key)
-	if err != nil {
-		return nil, err
-	}
-	res, err := p.Run(ctx)
-	err = r.stoppingErr(err)
-	// Stored on some targets only, and nothing else went wrong: those targets' runs succeed.
-	var partial *pipeline.TargetsError
-	onlyTargets := errors.As(err, &partial) && err.Error() == partial.Error()
-	var stored []*Job
+// finishRuns records how the run ended on each member's target and returns the members
+// whose target stored the backup.
+func (r *Runner) finishRuns(ctx context.Context, members []*Job, ids []int64, log *slog.Logger, started time.Time, key string,
+	res *pipeline.BackupResult, err error, onlyTargets bool) (stored []*Job) {
 	for i, m := range members {
-		finish := outcome(m.TargetName(), p.Key, res, err, onlyTargets)
-		finish.ID = runIDs[i]
+		finish := outcome(m.TargetName(), key, res, err, onlyTargets)
+		finish.ID = ids[i]
 		if finish.Status == control.Success {
 			stored = append(stored, m)
 		}
 		r.finish(ctx, m, log, finish, started)
 	}
-	if err != nil && !onlyTargets {
-		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
-		return nil, err
-	}
-	duration := time.Since(started)
-	log.Info("backup done", "key", res.Key, "size", res.Manifest.Size, "duration", duration.Round(time.Millisecond).String(), "targets", strings.Join(res.Stored, ", "))
-	if onlyTargets {
-		log.Error("the backup is stored on some of the job's targets only; retention ran on those", "error", err)
-	}
-	// Retention belongs to the backup that was just stored: a shutdown that begins now does not
-	// leave one backup more than the job keeps (the prune is bounded, and quick on any target).
+	return stored
+}
+
+// pruneStored applies the retention of each member that stored the backup key. Retention
+// belongs to the backup that was just stored: a shutdown that begins now does not leave one
+// backup more than the job keeps (the prune is bounded, and quick on any target).
+func (r *Runner) pruneStored(ctx context.Context, stored []*Job, key string, log *slog.Logger) (pruned []string, err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	var pruned []string
-	perrs := []error{err}
+	var errs []error
 	for _, m := range stored {
-		deleted, perr := r.prune(pctx, m, res.Key, log)
-		pruned, perrs = append(pruned, deleted...), append(perrs, perr)
+		deleted, perr := r.prune(pctx, m, key, log)
+		pruned, errs = append(pruned, deleted...), append(errs, perr)
 		r.updateUsage(pctx, m.TargetName())
 	}
-	// A prune error (or a target that failed) is reported, but the backup stands.
-	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Backup: wire.FromManifest(res.Manifest), Pruned: pruned}, errors.Join(perrs...)
+	return pruned, errors.Join(errs...)
 }
 
 // outcome is how a run ended on the target named tgt: key is the backup's, res and err what
