@@ -87,8 +87,8 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 	// named JOB@TARGET in the catalog beyond the first.
 	ids, targetOf := map[string]int64{}, map[string]string{}
 	for _, j := range jobs {
-		ids[j.Project+"/"+j.Service+"/"+j.Name] = j.ID
-		targetOf[j.Project+"/"+j.Service+"/"+j.Name] = j.Target
+		ids[jobKey(j.Project, j.Service, j.Name)] = j.ID
+		targetOf[jobKey(j.Project, j.Service, j.Name)] = j.Target
 	}
 	added := 0
 	for _, name := range r.TargetNames() {
@@ -107,10 +107,10 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 				continue
 			}
 			job := m.Job
-			if t, ok := targetOf[m.Project+"/"+m.Service+"/"+job]; ok && t != name {
+			if t, ok := targetOf[jobKey(m.Project, m.Service, job)]; ok && t != name {
 				job = memberOf(job, name)
 			}
-			key := m.Project + "/" + m.Service + "/" + job
+			key := jobKey(m.Project, m.Service, job)
 			id, ok := ids[key]
 			if !ok {
 				if id, err = cat.UpsertJob(ctx, catalog.Job{Project: m.Project, Service: m.Service, Name: job, Strategy: m.Strategy, Target: name}); err != nil {

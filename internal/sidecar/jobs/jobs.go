@@ -48,8 +48,11 @@ func (j *Job) Key() string {
 	if j.Leader != "" {
 		return memberOf(j.Leader, j.TargetName())
 	}
-	return j.Project + "/" + j.Service + "/" + j.Name
+	return jobKey(j.Project, j.Service, j.Name)
 }
+
+// jobKey names the job named job of a service: project/service/job.
+func jobKey(project, service, job string) string { return project + "/" + service + "/" + job }
 
 // memberOf names the member of a job with several targets that writes to target: JOB@TARGET,
 // where JOB is the job's key (as jobs are keyed here) or its name (as the catalog names them).

@@ -32,7 +32,8 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+c.Project+"/"+c.Service, log)
+	service := artifact.ServiceName(c.Project, c.Service, c.Name)
+	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+service, log)
 	if err != nil {
 		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
 	}
@@ -40,7 +41,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 
 	spec := plan.RestoreSpec{Target: tgt, Backup: req.Key, Within: artifact.Dir(c.Project, c.Service) + "/", Container: c,
 		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Keys: r.opts.Keys, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities,
-		Guard: newGuard(r.opts.Catalog, "restore "+c.Project+"/"+c.Service), Log: log}
+		Guard: newGuard(r.opts.Catalog, "restore "+service), Log: log}
 	spec.Strategies, spec.Allowed = r.serviceScope(c)
 	var id int64 // the catalog's, once recorded
 	spec.Applying = func(ctx context.Context) {

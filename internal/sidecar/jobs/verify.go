@@ -21,7 +21,7 @@ import (
 )
 
 // verifyKey names the scheduler entry of a job's verify.
-func verifyKey(jobKey string) string { return jobKey + "#verify" }
+func verifyKey(key string) string { return key + "#verify" }
 
 // VerifyJob verifies the newest backup of the job key (one its key vouches for, not dated in
 // the future), on the job's verify schedule.
@@ -156,7 +156,7 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 func (r *Runner) notifySet(project, service, job string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+	if j, ok := r.jobs[jobKey(project, service, job)]; ok {
 		return j.Notify
 	}
 	return ""
@@ -167,7 +167,7 @@ func (r *Runner) notifySet(project, service, job string) string {
 func (r *Runner) jobID(project, service, job, tgtName string) control.JobID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+	if j, ok := r.jobs[jobKey(project, service, job)]; ok {
 		return j.ID()
 	}
 	return control.JobID{Project: project, Service: service, Job: job, Target: tgtName}

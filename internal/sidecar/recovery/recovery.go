@@ -154,10 +154,10 @@ func (rc *Recovery) Recover(ctx context.Context) error {
 			Error: "a restore was interrupted by a crash of the sidecar: restore again"})
 		if rs.Partial {
 			rc.log.Error("a restore was interrupted by a crash of the sidecar and its service may be partly restored: restore again",
-				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
+				"key", rs.ArtifactKey, "service", artifact.ServiceName(rs.Project, rs.Service, ""), "strategy", rs.Strategy)
 		} else {
 			rc.log.Warn("a restore was interrupted by a crash of the sidecar; the service is as it was before it (the restore was rolled back): restore again",
-				"key", rs.ArtifactKey, "service", rs.Project+"/"+rs.Service, "strategy", rs.Strategy)
+				"key", rs.ArtifactKey, "service", artifact.ServiceName(rs.Project, rs.Service, ""), "strategy", rs.Strategy)
 		}
 	}
 	if n, err := cat.InterruptVerifies(ctx, time.Now()); err != nil {

@@ -63,6 +63,7 @@ func NewFakeEngine(env ...string) *FakeEngine {
 		Reply: func([]string, []byte) (string, string, int) { return "", "", 0 }}
 }
 
+// Container is the fake Engine's one container, "fake", as the strategies see it.
 func (f *FakeEngine) Container(t interface{ Fatal(...any) }) *containers.Container {
 	c, err := containers.Inspect(context.Background(), f, "fake")
 	if err != nil {

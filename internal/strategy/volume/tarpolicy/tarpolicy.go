@@ -184,6 +184,8 @@ func owner(name string, paths []string) (string, bool) {
 	return "", false
 }
 
+// IsLocalName reports whether name is a relative path that stays where it is put: not empty,
+// not absolute, no "." or ".." or empty component.
 func IsLocalName(name string) bool {
 	name = strings.TrimSuffix(name, "/")
 	if name == "" || strings.HasPrefix(name, "/") {
