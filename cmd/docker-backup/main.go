@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/commands"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli-plugins/plugin"
 )
@@ -28,7 +29,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == worker.Command {
 		// In a worker container (see package worker): no plugin framework.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := worker.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
+		code := agent.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar/server"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/moby/moby/client"
 )
 
@@ -55,7 +56,7 @@ func run(args []string, log *slog.Logger) error {
 	if first(args) == worker.Command {
 		// A worker container (see package worker), started by a running sidecar.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := worker.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
+		code := agent.Serve(ctx, os.Stdin, os.Stdout, os.Stderr)
 		stop()
 		os.Exit(code)
 	}

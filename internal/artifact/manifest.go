@@ -216,15 +216,22 @@ func (m *Manifest) CheckKey(key string) error {
 // ErrMislabelled is wrapped when a manifest's project or service does not match its key.
 var ErrMislabelled = errors.New("manifest does not match its place on the target")
 
+// ErrCorrupt is wrapped when an artifact does not match its manifest.
+var ErrCorrupt = errors.New("artifact does not match its manifest")
+
 // Describe names the backed-up service for messages: "project/service".
-func (m *Manifest) Describe() string {
+func (m *Manifest) Describe() string { return ServiceName(m.Project, m.Service, m.Container) }
+
+// ServiceName names a service for people, as manifests and messages do: "project/service",
+// the service alone outside a project, else "container NAME".
+func ServiceName(project, service, container string) string {
 	switch {
-	case m.Project != "" && m.Service != "":
-		return m.Project + "/" + m.Service
-	case m.Service != "":
-		return m.Service
+	case project != "" && service != "":
+		return project + "/" + service
+	case service != "":
+		return service
 	}
-	return "container " + m.Container
+	return "container " + container
 }
 
 // safePart makes s usable as one path component: no separators, no control characters,

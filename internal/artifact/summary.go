@@ -49,5 +49,5 @@ func (s Summary) InFuture(now time.Time) bool { return s.CreatedAt.After(now.Add
 
 // Describe names the backed-up service for messages: "project/service".
 func (s Summary) Describe() string {
-	return (&Manifest{Project: s.Project, Service: s.Service, Container: s.Container}).Describe()
+	return ServiceName(s.Project, s.Service, s.Container)
 }

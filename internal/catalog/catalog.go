@@ -14,15 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/control"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-)
-
-// Run statuses.
-const (
-	Running     = "running"
-	Success     = "success"
-	Failed      = "failed"
-	Interrupted = "interrupted"
 )
 
 // ManualJob is the catalog's name for the one-off backups of a service asked for by hand
@@ -208,7 +201,7 @@ func (c *Catalog) UpsertJob(ctx context.Context, j Job) (int64, error) {
 // Run is one execution of a job.
 type Run struct {
 	ID, JobID        int64
-	Status           string
+	Status           control.Outcome
 	StartedAt        time.Time
 	FinishedAt       time.Time // zero while running
 	Size             int64
@@ -228,7 +221,7 @@ type Run struct {
 // starts the others.
 func (c *Catalog) StartRun(ctx context.Context, r Run) (int64, error) {
 	res, err := c.db.ExecContext(ctx, `INSERT INTO runs (job_id, status, started_at, artifact_key, stopped_container) VALUES (?, ?, ?, ?, ?)`,
-		r.JobID, Running, stamp(r.StartedAt), r.ArtifactKey, r.StoppedContainer)
+		r.JobID, control.Running, stamp(r.StartedAt), r.ArtifactKey, r.StoppedContainer)
 	if err != nil {
 		return 0, fmt.Errorf("recording a run of job %d: %w", r.JobID, err)
 	}
@@ -266,15 +259,15 @@ func (c *Catalog) Jobs(ctx context.Context) ([]Job, error) {
 }
 
 // Counts returns how many runs a job has had, by status.
-func (c *Catalog) Counts(ctx context.Context, jobID int64) (map[string]int, error) {
+func (c *Catalog) Counts(ctx context.Context, jobID int64) (map[control.Outcome]int, error) {
 	rows, err := c.db.QueryContext(ctx, `SELECT status, count(*) FROM runs WHERE job_id = ? GROUP BY status`, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("counting runs of job %d: %w", jobID, err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	out := map[control.Outcome]int{}
 	for rows.Next() {
-		var s string
+		var s control.Outcome
 		var n int
 		if err := rows.Scan(&s, &n); err != nil {
 			return nil, err
@@ -297,7 +290,7 @@ const KeepRuns = 1000
 
 // FinishRun records how a run ended. Only a running run can finish.
 func (c *Catalog) FinishRun(ctx context.Context, r Run) error {
-	if r.Status != Success && r.Status != Failed {
+	if r.Status != control.Success && r.Status != control.Failed {
 		return fmt.Errorf("run %d cannot finish as %q (success or failed)", r.ID, r.Status)
 	}
 	res, err := c.db.ExecContext(ctx, `
@@ -344,7 +337,7 @@ func (c *Catalog) Interrupt(ctx context.Context, at time.Time) ([]Run, error) {
 		return nil, fmt.Errorf("recovering interrupted runs: %w", err)
 	}
 	for i := range runs {
-		runs[i].Status = Interrupted
+		runs[i].Status = control.Interrupted
 		if runs[i].ArtifactKey != "" {
 			runs[i].Cleanup = runs[i].ArtifactKey
 		}

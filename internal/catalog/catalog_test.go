@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker-backup/docker-backup/internal/control"
 )
 
 func open(t *testing.T, path string) *Catalog {
@@ -34,13 +36,13 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	}
 	t0 := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
 	ok, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: t0})
-	if err := c.FinishRun(ctx, Run{ID: ok, Status: Success, FinishedAt: t0.Add(time.Minute), Size: 42, SHA256: "ab", ArtifactKey: "shop/db/x"}); err != nil {
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: control.Success, FinishedAt: t0.Add(time.Minute), Size: 42, SHA256: "ab", ArtifactKey: "shop/db/x"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.FinishRun(ctx, Run{ID: ok, Status: Failed, FinishedAt: t0}); err == nil {
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: control.Failed, FinishedAt: t0}); err == nil {
 		t.Error("a finished run finished again")
 	}
-	if err := c.FinishRun(ctx, Run{ID: ok, Status: Running}); err == nil {
+	if err := c.FinishRun(ctx, Run{ID: ok, Status: control.Running}); err == nil {
 		t.Error("a run finished as running")
 	}
 	crashed, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: t0.Add(time.Hour), ArtifactKey: "shop/db/y", StoppedContainer: "shop-db-1"})
@@ -50,7 +52,7 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	// container it had stopped.
 	c2 := open(t, path)
 	runs, err := c2.Interrupt(ctx, t0.Add(2*time.Hour))
-	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].ArtifactKey != "shop/db/y" || runs[0].Status != Interrupted ||
+	if err != nil || len(runs) != 1 || runs[0].ID != crashed || runs[0].StoppedContainer != "shop-db-1" || runs[0].ArtifactKey != "shop/db/y" || runs[0].Status != control.Interrupted ||
 		runs[0].Cleanup != "shop/db/y" {
 		t.Fatalf("Interrupt = %+v, %v", runs, err)
 	}
@@ -58,10 +60,10 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	if err != nil || len(all) != 2 {
 		t.Fatalf("Runs = %+v, %v", all, err)
 	}
-	if all[0].ID != crashed || all[0].Status != Interrupted || !strings.Contains(all[0].Error, "interrupted") || all[0].FinishedAt.IsZero() {
+	if all[0].ID != crashed || all[0].Status != control.Interrupted || !strings.Contains(all[0].Error, "interrupted") || all[0].FinishedAt.IsZero() {
 		t.Errorf("newest run: %+v", all[0])
 	}
-	if all[1].Status != Success || all[1].Size != 42 || all[1].ArtifactKey != "shop/db/x" || !all[1].StartedAt.Equal(t0) {
+	if all[1].Status != control.Success || all[1].Size != 42 || all[1].ArtifactKey != "shop/db/x" || !all[1].StartedAt.Equal(t0) {
 		t.Errorf("older run: %+v", all[1])
 	}
 	if again, _ := c2.Interrupt(ctx, time.Now()); len(again) != 0 {
@@ -77,11 +79,11 @@ func TestRunLifecycleAndRecovery(t *testing.T) {
 	if added, _ := c2.ImportRun(ctx, Run{JobID: id, StartedAt: t0, FinishedAt: t0, ArtifactKey: "shop/db/x"}); added {
 		t.Error("a backup the catalog already had as a run was imported again")
 	}
-	if n, err := c2.Counts(ctx, id); err != nil || n[Success] != 2 || n[Interrupted] != 1 || n[Failed] != 0 {
+	if n, err := c2.Counts(ctx, id); err != nil || n[control.Success] != 2 || n[control.Interrupted] != 1 || n[control.Failed] != 0 {
 		t.Errorf("Counts = %v, %v", n, err)
 	}
 	failed, _ := c2.StartRun(ctx, Run{JobID: id, StartedAt: t0.Add(4 * time.Hour), ArtifactKey: "shop/db/w"})
-	if err := c2.FinishRun(ctx, Run{ID: failed, Status: Failed, FinishedAt: t0.Add(5 * time.Hour), Error: "s3 down", Cleanup: "shop/db/w"}); err != nil {
+	if err := c2.FinishRun(ctx, Run{ID: failed, Status: control.Failed, FinishedAt: t0.Add(5 * time.Hour), Error: "s3 down", Cleanup: "shop/db/w"}); err != nil {
 		t.Fatal(err)
 	}
 	// The interrupted run's artifact is still to settle (a crash now would not forget it), and
@@ -130,7 +132,7 @@ func TestConcurrentWriters(t *testing.T) {
 			for i := 0; i < 50; i++ {
 				run, err := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Now()})
 				if err == nil {
-					err = c.FinishRun(ctx, Run{ID: run, Status: Success, FinishedAt: time.Now()})
+					err = c.FinishRun(ctx, Run{ID: run, Status: control.Success, FinishedAt: time.Now()})
 				}
 				if err != nil {
 					errs <- err
@@ -156,7 +158,7 @@ func TestCopyIsAConsistentCatalog(t *testing.T) {
 	c := open(t, filepath.Join(dir, "catalog.db"))
 	id, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "s", Name: "default"})
 	run, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Now()})
-	c.FinishRun(ctx, Run{ID: run, Status: Failed, FinishedAt: time.Now(), Error: "pg_dump exited with code 1"})
+	c.FinishRun(ctx, Run{ID: run, Status: control.Failed, FinishedAt: time.Now(), Error: "pg_dump exited with code 1"})
 	copyPath := filepath.Join(dir, "copy.db")
 	if err := c.Copy(ctx, copyPath); err != nil {
 		t.Fatal(err)
@@ -177,20 +179,20 @@ func TestOldRunsAreDropped(t *testing.T) {
 	id, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "s", Name: "default"})
 	other, _ := c.UpsertJob(ctx, Job{Project: "p", Service: "t", Name: "default"})
 	o, _ := c.StartRun(ctx, Run{JobID: other, StartedAt: time.Unix(0, 0)})
-	c.FinishRun(ctx, Run{ID: o, Status: Success, FinishedAt: time.Unix(1, 0)})
+	c.FinishRun(ctx, Run{ID: o, Status: control.Success, FinishedAt: time.Unix(1, 0)})
 	for i := 0; i < KeepRuns+5; i++ {
 		r, _ := c.StartRun(ctx, Run{JobID: id, StartedAt: time.Unix(int64(i), 0)})
-		if err := c.FinishRun(ctx, Run{ID: r, Status: Success, FinishedAt: time.Unix(int64(i), 0)}); err != nil {
+		if err := c.FinishRun(ctx, Run{ID: r, Status: control.Success, FinishedAt: time.Unix(int64(i), 0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, _ := c.Counts(ctx, id); n[Success] != KeepRuns {
-		t.Errorf("%d runs kept, want %d", n[Success], KeepRuns)
+	if n, _ := c.Counts(ctx, id); n[control.Success] != KeepRuns {
+		t.Errorf("%d runs kept, want %d", n[control.Success], KeepRuns)
 	}
 	if runs, _ := c.Runs(ctx, id, 1); len(runs) != 1 || runs[0].StartedAt.Unix() != KeepRuns+4 {
 		t.Errorf("newest run: %+v", runs)
 	}
-	if n, _ := c.Counts(ctx, other); n[Success] != 1 {
+	if n, _ := c.Counts(ctx, other); n[control.Success] != 1 {
 		t.Errorf("another job's runs were dropped: %v", n)
 	}
 }
@@ -201,7 +203,7 @@ func TestRestoresAndTheirRecovery(t *testing.T) {
 	c := open(t, path)
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	done, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/a", Target: "default", Container: "abc", StartedAt: t0})
-	if err := c.FinishRestore(ctx, Restore{ID: done, Status: Success, FinishedAt: t0.Add(time.Minute)}); err != nil {
+	if err := c.FinishRestore(ctx, Restore{ID: done, Status: control.Success, FinishedAt: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	crashed, _ := c.StartRestore(ctx, Restore{Project: "shop", Service: "files", ArtifactKey: "shop/files/b", Target: "default", Container: "def", StartedAt: t0.Add(time.Hour)})
@@ -214,12 +216,12 @@ func TestRestoresAndTheirRecovery(t *testing.T) {
 	c.Close()
 	c2 := open(t, path)
 	got, err := c2.InterruptRestores(ctx, t0.Add(2*time.Hour), func(string) bool { return true })
-	if err != nil || len(got) != 2 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != Interrupted ||
+	if err != nil || len(got) != 2 || got[0].ID != crashed || got[0].Container != "def" || got[0].Status != control.Interrupted ||
 		got[0].Partial || got[1].ID != applying || !got[1].Partial {
 		t.Fatalf("InterruptRestores = %+v, %v", got, err)
 	}
 	all, _ := c2.Restores(ctx, 10)
-	if len(all) != 3 || all[0].Status != Interrupted || !all[0].Partial || all[1].Partial || all[2].Status != Success || !all[2].FinishedAt.Equal(t0.Add(time.Minute)) {
+	if len(all) != 3 || all[0].Status != control.Interrupted || !all[0].Partial || all[1].Partial || all[2].Status != control.Success || !all[2].FinishedAt.Equal(t0.Add(time.Minute)) {
 		t.Errorf("Restores = %+v", all)
 	}
 }
@@ -253,7 +255,7 @@ func TestStopsAndRecoveredRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	runs, jobs, err := c.ManualRuns(ctx, 5)
-	if err != nil || len(runs) != 1 || runs[0].Status != Success || runs[0].Size != 9 || len(jobs) != 1 {
+	if err != nil || len(runs) != 1 || runs[0].Status != control.Success || runs[0].Size != 9 || len(jobs) != 1 {
 		t.Errorf("ManualRuns = %+v %+v, %v", runs, jobs, err)
 	}
 }
@@ -266,7 +268,7 @@ func TestRestoresAreBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.FinishRestore(ctx, Restore{ID: id, Status: Success, FinishedAt: time.Now()}); err != nil {
+		if err := c.FinishRestore(ctx, Restore{ID: id, Status: control.Success, FinishedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -281,7 +283,7 @@ func TestLatestRestorePerService(t *testing.T) {
 	c := open(t, filepath.Join(t.TempDir(), "catalog.db"))
 	for _, svc := range []string{"db", "files", "db"} {
 		id, _ := c.StartRestore(ctx, Restore{Project: "p", Service: svc, ArtifactKey: svc, Target: "default", Container: "x", StartedAt: time.Now()})
-		c.FinishRestore(ctx, Restore{ID: id, Status: Failed, Partial: svc == "files", FinishedAt: time.Now()})
+		c.FinishRestore(ctx, Restore{ID: id, Status: control.Failed, Partial: svc == "files", FinishedAt: time.Now()})
 	}
 	got, err := c.LatestRestores(ctx, 10)
 	if err != nil || len(got) != 2 || got[0].Service != "db" || got[1].Service != "files" || !got[1].Partial {
@@ -305,10 +307,10 @@ func TestVerifies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	finish(Verify{ArtifactKey: "a", StartedAt: t0, Status: Passed, Checks: 5})
-	finish(Verify{ArtifactKey: "b", StartedAt: t0.Add(time.Hour), Status: VerifyFailed, Checks: 5, Failed: 1, Summary: "rows x: expected 3, found 0"})
+	finish(Verify{ArtifactKey: "a", StartedAt: t0, Status: control.Passed, Checks: 5})
+	finish(Verify{ArtifactKey: "b", StartedAt: t0.Add(time.Hour), Status: control.Failed, Checks: 5, Failed: 1, Summary: "rows x: expected 3, found 0"})
 	last, passed, err := c.LastVerifies(ctx, "shop", "db", "default")
-	if err != nil || last.ArtifactKey != "b" || last.Status != VerifyFailed || last.Failed != 1 || passed.ArtifactKey != "a" || passed.Checks != 5 {
+	if err != nil || last.ArtifactKey != "b" || last.Status != control.Failed || last.Failed != 1 || passed.ArtifactKey != "a" || passed.Checks != 5 {
 		t.Fatalf("LastVerifies = %+v, %+v, %v", last, passed, err)
 	}
 	if err := c.FinishVerify(ctx, Verify{ID: last.ID, Status: "maybe"}); err == nil {
@@ -324,7 +326,7 @@ func TestVerifies(t *testing.T) {
 		t.Fatalf("InterruptVerifies = %d, %v", n, err)
 	}
 	all, _ := c2.Verifies(ctx, 10)
-	if len(all) != 3 || all[0].Status != Interrupted || all[1].Status != VerifyFailed {
+	if len(all) != 3 || all[0].Status != control.Interrupted || all[1].Status != control.Failed {
 		t.Errorf("Verifies = %+v", all)
 	}
 	if last, _, _ := c2.LastVerifies(ctx, "shop", "other", "default"); last != nil {

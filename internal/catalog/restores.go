@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	"github.com/docker-backup/docker-backup/internal/control"
 )
 
 // Restore is one restore made by the sidecar.
@@ -16,7 +18,7 @@ type Restore struct {
 	Target      string
 	Container   string // the container restored into
 	Strategy    string
-	Status      string // running, success, failed, interrupted
+	Status      control.Outcome // running, success, failed, interrupted
 	// Partial: it failed or was interrupted after it began changing the service, which the
 	// engine could not undo: the service is neither as before nor as the backup.
 	Partial    bool
@@ -41,7 +43,7 @@ func (c *Catalog) StartRestore(ctx context.Context, r Restore) (int64, error) {
 
 // FinishRestore records how a restore ended (success or failed).
 func (c *Catalog) FinishRestore(ctx context.Context, r Restore) error {
-	if r.Status != Success && r.Status != Failed {
+	if r.Status != control.Success && r.Status != control.Failed {
 		return fmt.Errorf("restore %d cannot finish as %q (success or failed)", r.ID, r.Status)
 	}
 	_, err := c.db.ExecContext(ctx, `UPDATE restores SET status = ?, finished_at = ?, error = ?, partial = ? WHERE id = ? AND status = 'running'`,
@@ -106,7 +108,7 @@ func (c *Catalog) InterruptRestores(ctx context.Context, at time.Time, partial f
 		return nil, fmt.Errorf("recovering interrupted restores: %w", err)
 	}
 	for i := range out {
-		out[i].Status = Interrupted
+		out[i].Status = control.Interrupted
 	}
 	return out, nil
 }

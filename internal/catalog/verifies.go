@@ -5,15 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
-)
 
-// Verify outcomes (with Running and Interrupted).
-const (
-	Passed = "passed" // every check passed
-	// VerifyFailed: the backup did not restore, or not to what it recorded.
-	VerifyFailed = "failed"
-	// VerifyError: the verify could not run (no backup, the scratch copy did not start).
-	VerifyError = "error"
+	"github.com/docker-backup/docker-backup/internal/control"
 )
 
 // Verify is one verify made by the sidecar.
@@ -24,7 +17,7 @@ type Verify struct {
 	Job         string // the job whose backup it is; ManualJob for one asked by hand
 	ArtifactKey string
 	Target      string
-	Status      string // running, passed, failed, error, interrupted
+	Status      control.Outcome // running, passed, failed, error, interrupted
 	StartedAt   time.Time
 	FinishedAt  time.Time
 	Checks      int    // checks made
@@ -47,7 +40,7 @@ func (c *Catalog) StartVerify(ctx context.Context, v Verify) (int64, error) {
 
 // FinishVerify records how a verify ended (passed, failed or error).
 func (c *Catalog) FinishVerify(ctx context.Context, v Verify) error {
-	if v.Status != Passed && v.Status != VerifyFailed && v.Status != VerifyError {
+	if v.Status != control.Passed && v.Status != control.Failed && v.Status != control.Errored {
 		return fmt.Errorf("verify %d cannot finish as %q (passed, failed or error)", v.ID, v.Status)
 	}
 	_, err := c.db.ExecContext(ctx, `UPDATE verifies SET status = ?, finished_at = ?, checks = ?, failed = ?, summary = ?, artifact_key = ?

@@ -77,7 +77,7 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 	var out []detectedService
 	for _, c := range svcs {
 		d := detectedService{Service: c.Service, Container: c.Name, Image: c.Image, Running: c.Running,
-			Excluded: detect.Excluded(c), Strategies: detect.All(ctx, c)}
+			Excluded: labels.Excluded(c.Labels), Strategies: detect.All(ctx, c)}
 		if len(d.Strategies) > 0 {
 			d.Labels = map[string]string{
 				labels.Enable:   "true",

@@ -6,7 +6,9 @@ import (
 	"os"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -26,7 +28,7 @@ sidecar, the sidecar's: one line each, the form trusted-key files list them.
 
 Backups are signed with Ed25519. The signing key stays on the host that makes the backups
 (the plugin's is made on first use in the docker CLI's configuration directory, or named by
-$` + envSigningKey + `); a host that only restores or verifies them is given the public key
+$` + keys.EnvSigningKey + `); a host that only restores or verifies them is given the public key
 instead, which cannot sign: put the lines in a file and pass it with --trust FILE, or set
 $` + artifact.EnvTrustedKeysFile + ` (the sidecar too).`,
 		Example: `  docker backup key                        # this plugin's key, and the sidecar's of the project
@@ -44,7 +46,7 @@ $` + artifact.EnvTrustedKeysFile + ` (the sidecar too).`,
 }
 
 func runKey(ctx context.Context, dockerCli command.Cli, opts keyOptions) error {
-	k, err := signer(dockerCli.Err())
+	k, err := keys.Signer(dockerCli.Err())
 	if err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func runKey(ctx context.Context, dockerCli command.Cli, opts keyOptions) error {
 	if err != nil {
 		return err
 	}
-	sc, err := findSidecar(ctx, api, opts.project)
+	sc, err := sidecarclient.Find(ctx, api, opts.project)
 	if err != nil || sc == nil {
 		return err
 	}

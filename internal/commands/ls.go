@@ -2,22 +2,22 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
-	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
 
@@ -56,15 +56,9 @@ retention), one whose manifest is not signed, or signed with another key than th
 	flags.StringVarP(&opts.project, "project", "p", "", "Only backups of this compose project")
 	flags.StringVar(&opts.service, "service", "", "Only backups of this service")
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
-	trustFlag(flags, &opts.trust)
+	keys.TrustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
-}
-
-// listed is one backup as ls shows it.
-type listed struct {
-	artifact.Summary
-	Target string `json:"target,omitempty"` // the sidecar's target name; empty for a direct listing
 }
 
 func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
@@ -86,38 +80,27 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := keyring(opts.trust)
+	keys, err := keys.Keyring(opts.trust)
 	if err != nil {
 		return err
 	}
 	// The whole target: backups listed from above the prefix they were written to (another
 	// host's) have longer keys; the manifests say whose they are.
-	listing, err := pipeline.List(ctx, tgt, "", keys)
+	found, err := listing.List(ctx, tgt, "", keys)
 	if err != nil {
 		return err
 	}
 	f := selection.Filter{Project: opts.project, Service: opts.service}
-	var rows []listed
-	for _, s := range listing.Backups {
+	var rows []output.Listed
+	for _, s := range found.Backups {
 		if v, _ := f.Match(s); v != selection.Other {
-			rows = append(rows, listed{Summary: s})
+			rows = append(rows, output.Listed{Summary: s})
 		}
 	}
-	for _, p := range listing.Problems {
+	for _, p := range found.Problems {
 		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", p)
 	}
-	return printBackups(dockerCli, rows, false, opts.format)
-}
-
-// trustNote shortens why a manifest is not trusted for the NOTE column.
-func trustNote(reason string) string {
-	switch {
-	case strings.Contains(reason, "not signed"):
-		return "unsigned"
-	case strings.Contains(reason, "another key"):
-		return "other key"
-	}
-	return "bad signature"
+	return output.Backups(dockerCli.Out(), rows, false, opts.format)
 }
 
 // lsSidecar lists through the project's sidecar; done is false when there is no sidecar.
@@ -130,7 +113,7 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 	if project == "" {
 		project = os.Getenv("COMPOSE_PROJECT_NAME")
 	}
-	sc, err := findSidecar(ctx, api, project)
+	sc, err := sidecarclient.Find(ctx, api, project)
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
@@ -148,67 +131,15 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 	if err := sc.Get(ctx, control.PathBackups, q, &lists); err != nil {
 		return true, err
 	}
-	var rows []listed
+	var rows []output.Listed
 	for _, l := range lists {
 		for _, p := range l.Problems {
 			fmt.Fprintf(dockerCli.Err(), "warning: target %s: %s\n", l.Target, p)
 		}
 		for _, s := range l.Backups {
-			rows = append(rows, listed{Summary: s, Target: l.Target})
+			rows = append(rows, output.Listed{Summary: wire.ToSummary(s), Target: l.Target})
 		}
 	}
 	sort.SliceStable(rows, func(a, b int) bool { return selection.Newer(rows[a].Summary, rows[b].Summary) })
-	return true, printBackups(dockerCli, rows, true, opts.format)
-}
-
-// printBackups writes a listing; withTargets adds the sidecar's JOB and TARGET columns.
-func printBackups(dockerCli command.Cli, rows []listed, withTargets bool, format string) error {
-	if format == "json" {
-		if rows == nil {
-			rows = []listed{}
-		}
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	w := tabwriter.NewWriter(dockerCli.Out(), 0, 4, 2, ' ', 0)
-	header := "BACKUP\tSERVICE\tSTRATEGY\tCREATED\tSIZE"
-	if withTargets {
-		header += "\tJOB\tTARGET"
-	}
-	fmt.Fprintln(w, header+"\tNOTE")
-	now := time.Now()
-	for _, r := range rows {
-		m := r.Summary
-		svc := m.Service
-		if m.Project != "" {
-			svc = m.Project + "/" + m.Service
-		}
-		if svc == "" {
-			svc = m.Container
-		}
-		created := units.HumanDuration(now.Sub(m.CreatedAt)) + " ago"
-		var notes []string
-		if m.Untrusted != "" {
-			notes = append(notes, trustNote(m.Untrusted))
-		}
-		if m.Encrypted {
-			notes = append(notes, "encrypted (age)")
-		}
-		if m.InFuture(now) {
-			created = "in " + units.HumanDuration(m.CreatedAt.Sub(now))
-			notes = append(notes, "dated in the future")
-		}
-		note := strings.Join(notes, ", ")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Key, svc, m.Strategy, created, humanBytes(m.Size))
-		if withTargets {
-			job := m.Job
-			if job == "" {
-				job = "(manual)"
-			}
-			fmt.Fprintf(w, "\t%s\t%s", job, r.Target)
-		}
-		fmt.Fprintf(w, "\t%s\n", note)
-	}
-	return w.Flush()
+	return true, output.Backups(dockerCli.Out(), rows, true, opts.format)
 }

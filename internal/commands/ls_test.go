@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -53,7 +54,7 @@ func TestLsFormatsAndNotes(t *testing.T) {
 	if err := cli.run(t, "ls", "--from", dir+"/missing"); err == nil || !strings.Contains(err.Error(), "backup directory") {
 		t.Errorf("missing directory: %v", err)
 	}
-	mine, err := signer(&bytes.Buffer{})
+	mine, err := keys.Signer(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

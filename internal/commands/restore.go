@@ -11,21 +11,22 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
+	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
-	"github.com/docker/cli/cli"
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
-
-// exitPartial is the exit code of a restore that failed after it began changing the service,
-// which the engine could not undo (MySQL, MongoDB, volumes).
-const exitPartial = 3
 
 type restoreOptions struct {
 	from          string
@@ -38,7 +39,7 @@ type restoreOptions struct {
 	noSidecar     bool
 	allowUnsigned bool
 	trust         []string
-	decrypt       decryptOptions
+	decrypt       keys.Decrypt
 }
 
 func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
@@ -81,9 +82,9 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment; of a cluster backup: only this one of its databases); sqlite: the database file (default: the backed-up path)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest no trusted key signed (this plugin's, the sidecar's or --trust's); it is then restored without set-user-ID files, devices or file capabilities")
-	trustFlag(flags, &opts.trust)
+	keys.TrustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
-	decryptFlags(flags, &opts.decrypt)
+	opts.decrypt.AddFlags(flags)
 	return cmd
 }
 
@@ -100,7 +101,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		return err
 	}
 	if _, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix)); opts.from == "" && !opts.noSidecar && statErr != nil && c.Project != "" {
-		sc, err := findSidecar(ctx, api, c.Project)
+		sc, err := sidecarclient.Find(ctx, api, c.Project)
 		if err != nil {
 			return err
 		}
@@ -108,18 +109,18 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return restoreSidecar(ctx, dockerCli, sc, c, backup, opts)
 		}
 	}
-	keys, err := keyring(opts.trust)
+	keys, err := keys.Keyring(opts.trust)
 	if err != nil {
 		return err
 	}
-	ids, err := opts.decrypt.build(dockerCli)
+	ids, err := opts.decrypt.Identities(dockerCli)
 	if err != nil {
 		return err
 	}
-	guard := &stopGuard{}
+	guard := &watchdog.Guard{}
 	defer guard.Close()
-	log := logger(dockerCli.Err())
-	onProgress, done := progress(dockerCli, "restoring")
+	log := output.Logger(dockerCli.Err())
+	onProgress, done := output.Progress(dockerCli.Err(), "restoring")
 	defer done()
 	wk, requireWorker, err := volumeWorker(api, log)
 	if err != nil {
@@ -152,33 +153,21 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	m := p.Manifest
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s) into %s? Its current data will be replaced.",
-			m.Artifact, m.Strategy, humanBytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
+			m.Artifact, m.Strategy, output.Bytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
 			return err
 		}
 	}
 	if err := p.Run(ctx); err != nil {
 		done()
-		return restoreError(err)
+		return ended(outcome.Restore(err))
 	}
 	done()
-	how := "sha256 " + artifact.ShortSHA(m.SHA256) + " verified"
+	restored := output.Restored{Key: m.Artifact, Into: c.String(), SHA256: m.SHA256}
 	if p.Trusted {
-		how += ", signed by key " + m.Signature.KeyID
+		restored.KeyID = m.Signature.KeyID
 	}
-	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (%s)\n", m.Artifact, c, how)
+	output.Restore(dockerCli.Out(), restored)
 	return nil
-}
-
-// restoreError words a failed restore; one that left the service partly restored exits 3.
-func restoreError(err error) error {
-	var re *plan.RestoreError
-	switch {
-	case errors.As(err, &re) && re.Partial:
-		return cli.StatusError{StatusCode: exitPartial, Status: "restore failed, the service may be partly restored: " + err.Error()}
-	case errors.Is(err, pipeline.ErrCorrupt), errors.Is(err, pipeline.ErrUntouched):
-		return err
-	}
-	return fmt.Errorf("restore failed: %w", err)
 }
 
 // backupFromPath opens the artifact or manifest file at p; its target is the directory
@@ -201,13 +190,13 @@ func backupFromPath(ctx context.Context, p string) (target.Target, *artifact.Man
 	}
 	rel := filepath.FromSlash(m.Artifact)
 	if !strings.HasSuffix(abs, string(filepath.Separator)+rel) {
-		return nil, nil, fmt.Errorf("manifest of %s names the artifact %q, which is not this file: %w", p, m.Artifact, pipeline.ErrCorrupt)
+		return nil, nil, fmt.Errorf("manifest of %s names the artifact %q, which is not this file: %w", p, m.Artifact, artifact.ErrCorrupt)
 	}
 	tgt, err := target.NewLocal(strings.TrimSuffix(abs, string(filepath.Separator)+rel))
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err = pipeline.ReadManifest(ctx, tgt, m.Artifact)
+	m, err = listing.ReadManifest(ctx, tgt, m.Artifact)
 	return tgt, m, err
 }
 
@@ -226,8 +215,8 @@ func confirm(dockerCli command.Cli, question string) error {
 
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
-func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts restoreOptions) error {
-	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts restoreOptions) error {
+	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || opts.decrypt.Given() {
 		return fmt.Errorf("--user, --database, --trust and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "restored")
@@ -236,7 +225,7 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 	}
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s, target %s) into %s? Its current data will be replaced.",
-			m.Key, m.Strategy, humanBytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), tgt, c)); err != nil {
+			m.Key, m.Strategy, output.Bytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), tgt, c)); err != nil {
 			return err
 		}
 	}
@@ -247,31 +236,22 @@ func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clie
 		key = plan.Latest
 	}
 	res, err := sc.Stream(ctx, control.PathRestore, control.RestoreRequest{Project: c.Project, Service: c.Service, Key: key, Target: tgt,
-		NoStop: opts.noStop, AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
+		NoStop: opts.noStop, AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), output.Event(ev)) })
 	if err != nil {
-		var ce *control.Error
-		if errors.As(err, &ce) {
-			switch ce.Code {
-			case control.CodePartial:
-				return cli.StatusError{StatusCode: exitPartial, Status: "restore failed, the service may be partly restored: " + ce.Message}
-			case control.CodeCorrupt, control.CodeUntrusted, control.CodeRefused, control.CodeBusy:
-				return err
-			}
-		}
-		return fmt.Errorf("restore failed: %w", err)
+		return ended(outcome.Restore(err))
 	}
-	sum := m.SHA256
-	if res.Manifest != nil {
-		sum = res.Manifest.SHA256
+	restored := output.Restored{Key: res.Key, Into: c.String(), SHA256: m.SHA256, Sidecar: sc.Name()}
+	if res.Backup != nil {
+		restored.SHA256 = res.Backup.SHA256
 	}
-	fmt.Fprintf(dockerCli.Out(), "Restored %s into %s (sha256 %s verified, by sidecar %s)\n", res.Key, c, artifact.ShortSHA(sum), sc.Name())
+	output.Restore(dockerCli.Out(), restored)
 	return nil
 }
 
 // sidecarBackup finds BACKUP (a key, or "latest": the newest usable backup of the service
 // as selection.Filter decides, over every target of the sidecar) on the sidecar's targets,
 // and the target it is on.
-func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (artifact.Summary, string, error) {
+func sidecarBackup(ctx context.Context, sc *sidecarclient.Client, c *containers.Container, backup string, allowUnsigned bool, what string) (artifact.Summary, string, error) {
 	var lists []control.Backups
 	if err := sc.Get(ctx, control.PathBackups, url.Values{"project": {c.Project}, "service": {c.Service}}, &lists); err != nil {
 		return artifact.Summary{}, "", err
@@ -280,7 +260,8 @@ func sidecarBackup(ctx context.Context, sc *control.Client, c *containers.Contai
 	var all []artifact.Summary
 	where := map[string]string{}
 	for _, l := range lists {
-		for _, b := range l.Backups {
+		for _, w := range l.Backups {
+			b := wire.ToSummary(w)
 			if b.Key == key {
 				return b, l.Target, nil
 			}

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -34,8 +34,8 @@ is all that listing and restoring need.`,
 					return err
 				}
 			}
-			if cmd.Name() != guardCommand {
-				reportWatchdogFailures(dockerCli.Err(), filepath.Join(watchdogDir(), watchdogFailures))
+			if cmd.Name() != watchdog.Command {
+				watchdog.ReportFailures(dockerCli.Err())
 			}
 			cmd.SetContext(interruptible(cmd.Context(), dockerCli))
 			return nil
@@ -53,7 +53,7 @@ is all that listing and restoring need.`,
 		newTargetCommand(dockerCli),
 		newKeyCommand(dockerCli),
 		newStatusCommand(dockerCli),
-		newGuardCommand(dockerCli),
+		newWatchdogCommand(dockerCli),
 	)
 	return cmd
 }
@@ -77,4 +77,18 @@ func interruptible(ctx context.Context, dockerCli command.Cli) context.Context {
 		os.Exit(130)
 	}()
 	return ctx
+}
+
+// newWatchdogCommand is the hidden command of the watchdog the plugin starts before it stops a
+// container (package watchdog).
+func newWatchdogCommand(dockerCli command.Cli) *cobra.Command {
+	return &cobra.Command{
+		Use:    watchdog.Command,
+		Short:  "Watchdog: starts containers the plugin stopped if it dies before it can (internal)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return watchdog.Serve(dockerCli.Client(), os.Stdin)
+		},
+	}
 }

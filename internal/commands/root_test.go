@@ -3,6 +3,8 @@ package commands
 import (
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 )
 
 func TestRootHelpListsTheCommands(t *testing.T) {
@@ -15,7 +17,7 @@ func TestRootHelpListsTheCommands(t *testing.T) {
 			t.Errorf("help does not list %s:\n%s", want, cli.out.String())
 		}
 	}
-	if strings.Contains(cli.out.String(), guardCommand) {
+	if strings.Contains(cli.out.String(), watchdog.Command) {
 		t.Error("the watchdog command is listed")
 	}
 }

@@ -2,17 +2,23 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -28,7 +34,7 @@ type runOptions struct {
 	database    string
 	paths       []string
 	noSidecar   bool
-	encrypt     encryptOptions
+	encrypt     keys.Encrypt
 	// compressionSet: --compression was given (it applies to direct backups only).
 	compressionSet bool
 }
@@ -57,7 +63,7 @@ worker can run, the Engine's archive API does. Restores always go through a work
 archive API). $` + worker.EnvMode + ` chooses: auto (default), on (a worker container or an
 error), off (the archive API).
 
-The manifest is signed with the plugin's key ($` + envSigningKey + `, else one made in the docker
+The manifest is signed with the plugin's key ($` + keys.EnvSigningKey + `, else one made in the docker
 CLI's configuration directory on first use): restores check that they restore what this
 key's holder made.`,
 		Example: `  docker backup run db                     # the sidecar runs db's job now
@@ -87,7 +93,7 @@ key's holder made.`,
 	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
 	noSidecarFlag(flags, &opts.noSidecar)
-	encryptFlags(flags, &opts.encrypt)
+	opts.encrypt.AddFlags(flags)
 	return cmd
 }
 
@@ -97,7 +103,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		return err
 	}
 	if opts.strategy != "" {
-		if _, err := strategy.New(opts.strategy, strategy.Options{}); err != nil {
+		if _, err := strategies.New(opts.strategy, strategy.Options{}); err != nil {
 			return err
 		}
 	}
@@ -130,18 +136,18 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
-	key, err := signer(dockerCli.Err())
+	key, err := keys.Signer(dockerCli.Err())
 	if err != nil {
 		return err
 	}
-	recipients, err := opts.encrypt.build(dockerCli)
+	recipients, err := opts.encrypt.Recipients(dockerCli)
 	if err != nil {
 		return err
 	}
-	guard := &stopGuard{}
+	guard := &watchdog.Guard{}
 	defer guard.Close()
-	log := logger(dockerCli.Err())
-	onProgress, done := progress(dockerCli, "backing up")
+	log := output.Logger(dockerCli.Err())
+	onProgress, done := output.Progress(dockerCli.Err(), "backing up")
 	defer done()
 	wk, requireWorker, err := volumeWorker(api, log)
 	if err != nil {
@@ -160,29 +166,25 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	res, err := p.Run(ctx)
 	done()
 	if err != nil && res == nil {
-		return fmt.Errorf("backup failed, nothing was stored: %w", err)
+		return ended(outcome.Backup(err))
 	}
 	m := res.Manifest
-	out := dockerCli.Out()
-	fmt.Fprintf(out, "Backed up %s with the %s strategy in %s\n", c, m.Strategy, res.Duration.Round(1e7))
-	fmt.Fprintf(out, "  backup   %s\n", res.Key)
+	made := output.BackedUp{Service: c.String(), Strategy: m.Strategy, Duration: res.Duration, Key: res.Key,
+		Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: key.ID()}
 	for _, d := range targets {
+		stored := output.Stored{Target: d.Name}
 		if ferr, failed := res.Failed[d.Name]; failed {
-			fmt.Fprintf(out, "  target   %s: FAILED, nothing stored there: %v\n", d.Name, ferr)
-		} else {
-			fmt.Fprintf(out, "  target   %s\n", d.Name)
+			stored.Failed = ferr.Error()
 		}
+		made.Targets = append(made.Targets, stored)
 	}
-	fmt.Fprintf(out, "  size     %s stored, %s of data (%.1fx)\n", humanBytes(m.Size), humanBytes(m.RawSize), float64(m.RawSize)/float64(max(m.Size, 1)))
-	fmt.Fprintf(out, "  rate     %s\n", rate(m.RawSize, res.Duration))
-	if dp := m.Source[strategy.SourceDataPath]; dp != "" {
-		fmt.Fprintf(out, "  via      %s\n", strategy.DataPathText(dp))
+	if dp := m.Source[volume.SourceDataPath]; dp != "" {
+		made.Via = volume.DataPathText(dp)
 	}
-	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
-	fmt.Fprintf(out, "  signed   key %s\n", key.ID())
 	if m.Encryption != nil {
-		fmt.Fprintf(out, "  encrypted for %s\n", strings.Join(m.Encryption.Recipients, ", "))
+		made.Recipients = m.Encryption.Recipients
 	}
+	output.Backup(dockerCli.Out(), made)
 	if err != nil {
 		return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
 	}
@@ -196,38 +198,29 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 		return true, err
 	}
 	service, job, _ := strings.Cut(arg, "/")
-	sc, err := sidecarOfService(ctx, api, opts.project, service)
+	sc, err := sidecarclient.OfService(ctx, api, opts.project, service)
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	e := opts.encrypt
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet ||
-		len(e.recipients)+len(e.recipientsFiles) > 0 || e.passphraseFile != "" || e.askPassphrase {
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet || opts.encrypt.Given() {
 		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop, --compression and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
 	}
 	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
-		fmt.Fprintln(dockerCli.Err(), eventLine(ev))
+		fmt.Fprintln(dockerCli.Err(), output.Event(ev))
 	})
 	if res == nil {
 		if err == nil {
 			err = fmt.Errorf("the sidecar returned no result")
 		}
-		var ce *control.Error
-		if errors.As(err, &ce) && (ce.Code == control.CodeBusy || ce.Code == control.CodeNotFound || ce.Code == control.CodeInvalid) {
-			return true, err
-		}
-		return true, fmt.Errorf("backup failed, nothing was stored: %w", err)
+		return true, ended(outcome.Backup(err))
 	}
-	out := dockerCli.Out()
-	m := res.Manifest
-	fmt.Fprintf(out, "Backed up %s/%s with the %s strategy in %s (by sidecar %s)\n", m.Project, m.Service, m.Strategy, res.Duration.Round(1e7), sc.Name())
-	fmt.Fprintf(out, "  backup   %s\n", res.Key)
-	fmt.Fprintf(out, "  target   %s\n", res.Target)
-	fmt.Fprintf(out, "  size     %s stored, %s of data\n", humanBytes(m.Size), humanBytes(m.RawSize))
-	fmt.Fprintf(out, "  sha256   %s\n", m.SHA256)
-	for _, k := range res.Pruned {
-		fmt.Fprintf(out, "  pruned   %s\n", k)
+	m := res.Backup
+	made := output.BackedUp{Service: artifact.ServiceName(m.Project, m.Service, m.Container), Strategy: m.Strategy, Duration: res.Duration,
+		Sidecar: sc.Name(), Key: res.Key, Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: m.KeyID, Pruned: res.Pruned}
+	for _, t := range strings.Split(res.Target, ",") {
+		made.Targets = append(made.Targets, output.Stored{Target: t})
 	}
+	output.Backup(dockerCli.Out(), made)
 	if err != nil {
 		return true, fmt.Errorf("the backup is stored, but: %w", err)
 	}

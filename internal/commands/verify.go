@@ -2,31 +2,28 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
+	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
-	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
-
-// exitVerifyFailed is the exit code of a verify that ran and failed: the backup did not
-// restore, or restored to something else than it recorded.
-const exitVerifyFailed = 4
 
 type verifyOptions struct {
 	from          string
@@ -37,7 +34,7 @@ type verifyOptions struct {
 	noSidecar     bool
 	allowUnsigned bool
 	trust         []string
-	decrypt       decryptOptions
+	decrypt       keys.Decrypt
 }
 
 func newVerifyCommand(dockerCli command.Cli) *cobra.Command {
@@ -84,9 +81,9 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 	flags.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)
 	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
-	trustFlag(flags, &opts.trust)
+	keys.TrustFlag(flags, &opts.trust)
 	noSidecarFlag(flags, &opts.noSidecar)
-	decryptFlags(flags, &opts.decrypt)
+	opts.decrypt.AddFlags(flags)
 	return cmd
 }
 
@@ -102,7 +99,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return err
 	}
 	spec := verify.Spec{Engine: api, Backup: backup, AllowUnsigned: opts.allowUnsigned, Owner: scratch.ProcessOwner(),
-		Timeout: opts.timeout, Log: logger(dockerCli.Err())}
+		Timeout: opts.timeout, Log: output.Logger(dockerCli.Err())}
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
 	switch {
 	case opts.from != "":
@@ -110,7 +107,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 			return err
 		}
 		if backup != plan.Latest {
-			if spec.Manifest, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
+			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err
 			}
 		}
@@ -125,7 +122,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return err
 	}
 	if spec.Target == nil {
-		sc, err := findSidecar(ctx, api, spec.Service.Project)
+		sc, err := sidecarclient.Find(ctx, api, spec.Service.Project)
 		if err != nil {
 			return err
 		}
@@ -134,18 +131,18 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		}
 		return verifySidecar(ctx, dockerCli, sc, spec.Service, backup, opts)
 	}
-	if spec.Keys, err = keyring(opts.trust); err != nil {
+	if spec.Keys, err = keys.Keyring(opts.trust); err != nil {
 		return err
 	}
 	if spec.Worker, spec.RequireWorker, err = volumeWorker(api, spec.Log); err != nil {
 		return err
 	}
-	if spec.Identities, err = opts.decrypt.build(dockerCli); err != nil {
+	if spec.Identities, err = opts.decrypt.Identities(dockerCli); err != nil {
 		return err
 	}
 	report, err := verify.Run(ctx, spec)
 	if err != nil {
-		return err
+		return ended(outcome.Verify(err))
 	}
 	return printReport(dockerCli, report, opts.format)
 }
@@ -177,83 +174,18 @@ func verifiedService(ctx context.Context, api containers.API, opts verifyOptions
 
 // printReport writes the report, and returns the exit status of a verify that failed.
 func printReport(dockerCli command.Cli, r *verify.Report, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(dockerCli.Out())
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
-			return err
-		}
-	} else {
-		writeReport(dockerCli.Out(), r)
-	}
-	for _, w := range r.Warnings {
-		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", w)
+	if err := output.VerifyReport(dockerCli.Out(), dockerCli.Err(), r, format); err != nil {
+		return err
 	}
 	if err := r.Failed(); err != nil {
-		return cli.StatusError{StatusCode: exitVerifyFailed, Status: err.Error()}
+		return ended(outcome.ExitVerifyFailed, err)
 	}
 	return nil
 }
 
-// maxPassedShown bounds the passed checks the table lists; failed ones are always listed.
-const maxPassedShown = 30
-
-func writeReport(out io.Writer, r *verify.Report) {
-	fmt.Fprintf(out, "Backup:   %s\nService:  %s (%s)\nImage:    %s\n", r.Backup, r.Service, r.Strategy, r.Image+" ("+shortID(r.ImageID)+")")
-	for _, n := range r.Notes {
-		fmt.Fprintf(out, "Note:     %s\n", n)
-	}
-	fmt.Fprintln(out)
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "CHECK\tEXPECTED\tFOUND\tRESULT")
-	shown, hidden := 0, 0
-	for _, c := range r.Checks {
-		if c.Passed && shown >= maxPassedShown {
-			hidden++
-			continue
-		}
-		result := "PASS"
-		if !c.Passed {
-			result = "FAIL"
-		}
-		if c.Note != "" {
-			result += " (" + c.Note + ")"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Name, oneLine(c.Expected), oneLine(c.Found), result)
-		if c.Passed {
-			shown++
-		}
-	}
-	_ = w.Flush()
-	if hidden > 0 {
-		fmt.Fprintf(out, "(%d more checks passed: --format json lists every check)\n", hidden)
-	}
-	verdict := "PASS"
-	if !r.Passed {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(out, "\n%s in %s\n", verdict, time.Duration(r.Duration*float64(time.Second)).Round(100*time.Millisecond))
-}
-
-func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
-
-func shortID(s string) string {
-	s = strings.TrimPrefix(s, "sha256:")
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
-}
-
 // verifySidecar has the project's sidecar verify the backup on its targets.
-func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Client, c *containers.Container, backup string, opts verifyOptions) error {
-	if len(opts.trust) > 0 || len(opts.decrypt.identities) > 0 && os.Getenv(envIdentity) == "" || opts.decrypt.passphraseFile != "" || opts.decrypt.askPassphrase {
+func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts verifyOptions) error {
+	if len(opts.trust) > 0 || opts.decrypt.Given() {
 		return fmt.Errorf("--trust and the decryption flags apply to direct verifies (with --from); the sidecar %s trusts its own keys and decrypts with its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "verified")
@@ -261,12 +193,12 @@ func verifySidecar(ctx context.Context, dockerCli command.Cli, sc *control.Clien
 		return err
 	}
 	res, err := sc.Stream(ctx, control.PathVerify, control.VerifyRequest{Project: c.Project, Service: c.Service, Key: m.Key, Target: tgt,
-		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), eventLine(ev)) })
+		AllowUnsigned: opts.allowUnsigned}, func(ev control.Event) { fmt.Fprintln(dockerCli.Err(), output.Event(ev)) })
 	if err != nil {
-		return fmt.Errorf("verify could not run: %w", err)
+		return ended(outcome.Verify(err))
 	}
 	if res.Verify == nil {
 		return errors.New("the sidecar sent no verify report")
 	}
-	return printReport(dockerCli, res.Verify, opts.format)
+	return printReport(dockerCli, wire.ToReport(res.Verify), opts.format)
 }

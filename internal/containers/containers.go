@@ -145,7 +145,7 @@ func Find(ctx context.Context, api API, project, service string) (*Container, er
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of service %q: %w", service, err)
 	}
-	items := slices.DeleteFunc(res.Items, func(s container.Summary) bool { return s.Labels[LabelOneOff] == "True" })
+	items := slices.DeleteFunc(res.Items, IsOneOff)
 	if len(items) == 0 {
 		return nil, notFoundError(ctx, api, project, service)
 	}
@@ -158,19 +158,26 @@ func Find(ctx context.Context, api API, project, service string) (*Container, er
 		return nil, fmt.Errorf("service %q exists in several compose projects (%s): choose one with --project", service, strings.Join(names, ", "))
 	}
 	sort.Slice(items, func(i, j int) bool {
-		return containerNumber(items[i]) < containerNumber(items[j])
+		return ReplicaNumber(items[i]) < ReplicaNumber(items[j])
 	})
 	return Inspect(ctx, api, items[0].ID)
 }
 
-// Resolve finds a compose service by name, or failing that a container by name or ID.
-func Resolve(ctx context.Context, api API, project, serviceOrContainer string) (*Container, error) {
+// Resolve finds a compose service by name (the lowest-numbered replica), or — when project is
+// empty — failing that a container by name or ID; guess, when set, is the project tried when
+// the service is found in none (the plugin's: named after the current directory).
+func Resolve(ctx context.Context, api API, project, serviceOrContainer, guess string) (*Container, error) {
 	c, err := Find(ctx, api, project, serviceOrContainer)
 	if err == nil || !errors.Is(err, ErrNotFound) || project != "" {
 		return c, err
 	}
 	if byName, nameErr := Inspect(ctx, api, serviceOrContainer); nameErr == nil {
 		return byName, nil
+	}
+	if guess != "" {
+		if inGuess, guessErr := Find(ctx, api, guess, serviceOrContainer); guessErr == nil {
+			return inGuess, nil
+		}
 	}
 	return nil, err
 }
@@ -187,11 +194,11 @@ func Services(ctx context.Context, api API, project string) ([]*Container, error
 	}
 	first := map[string]container.Summary{}
 	for _, s := range res.Items {
-		if s.Labels[LabelOneOff] == "True" {
+		if IsOneOff(s) {
 			continue
 		}
 		svc := s.Labels[LabelService]
-		if cur, ok := first[svc]; !ok || containerNumber(s) < containerNumber(cur) {
+		if cur, ok := first[svc]; !ok || ReplicaNumber(s) < ReplicaNumber(cur) {
 			first[svc] = s
 		}
 	}
@@ -252,10 +259,16 @@ func noProjectError(ctx context.Context, api API, project string) error {
 	return fmt.Errorf("no compose project %q on this Docker host (projects with containers: %s): %w", project, have, ErrNotFound)
 }
 
-func containerNumber(s container.Summary) int {
+// ReplicaNumber is the replica number compose gave the container s; a service is backed up
+// through its lowest-numbered replica. Without one, it sorts last.
+func ReplicaNumber(s container.Summary) int {
 	n, err := strconv.Atoi(s.Labels[LabelContainerNumber])
 	if err != nil {
 		return int(^uint(0) >> 1)
 	}
 	return n
 }
+
+// IsOneOff reports whether s is a one-off container of a service (docker compose run), which
+// is never the service's.
+func IsOneOff(s container.Summary) bool { return s.Labels[LabelOneOff] == "True" }

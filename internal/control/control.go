@@ -5,12 +5,7 @@
 // stream one Event per line and end with a Result or an Error.
 package control
 
-import (
-	"time"
-
-	"github.com/docker-backup/docker-backup/internal/artifact"
-	"github.com/docker-backup/docker-backup/internal/verify"
-)
+import "time"
 
 // Codes classify a failed request, so that the plugin acts on a code, never on error text.
 const (
@@ -22,6 +17,20 @@ const (
 	CodePartial   = "partial"   // the restore failed after it began changing the service
 	CodeInvalid   = "invalid"   // a malformed request
 	CodeFailed    = "failed"    // any other failure
+)
+
+// Outcome is how a run, restore or verify stands: what the catalog records, the status
+// shows and the metrics count.
+type Outcome string
+
+// Outcomes.
+const (
+	Running     Outcome = "running"
+	Success     Outcome = "success"
+	Failed      Outcome = "failed" // a run or restore that failed; a verify whose backup did not restore
+	Interrupted Outcome = "interrupted"
+	Passed      Outcome = "passed" // a verify whose every check passed
+	Errored     Outcome = "error"  // a verify that could not run (no backup, the scratch copy did not start)
 )
 
 // Error is a failed request as the plugin receives it.
@@ -127,7 +136,7 @@ type JobStatus struct {
 	// what the last-run metrics show, so that they do not vanish while the next one runs.
 	LastFinished *RunInfo `json:"last_finished,omitempty"`
 	// Runs counts the job's runs by status (success, failed, interrupted, running).
-	Runs map[string]int `json:"runs"`
+	Runs map[Outcome]int `json:"runs"`
 	// Verify is the schedule on which the job's newest backup is verified ("" never), with
 	// its longest gap and next time; LastVerify and LastVerifyPassed are its newest verify
 	// and its newest that passed.
@@ -145,7 +154,7 @@ type VerifyInfo struct {
 	Job        string    `json:"job,omitempty"`
 	Key        string    `json:"key"`
 	Target     string    `json:"target"`
-	Status     string    `json:"status"` // running, passed, failed, error, interrupted
+	Status     Outcome   `json:"status"` // running, passed, failed, error, interrupted
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Checks     int       `json:"checks"`
@@ -159,7 +168,7 @@ type RunInfo struct {
 	ID         int64     `json:"id"`
 	Project    string    `json:"project,omitempty"` // for one-off runs
 	Service    string    `json:"service,omitempty"`
-	Status     string    `json:"status"` // running, success, failed, interrupted
+	Status     Outcome   `json:"status"` // running, success, failed, interrupted
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 	Size       int64     `json:"size,omitempty"`
@@ -169,12 +178,12 @@ type RunInfo struct {
 
 // RestoreInfo is one restore made through the sidecar.
 type RestoreInfo struct {
-	Project  string `json:"project"`
-	Service  string `json:"service"`
-	Key      string `json:"key"`
-	Target   string `json:"target"`
-	Strategy string `json:"strategy,omitempty"`
-	Status   string `json:"status"` // running, success, failed, interrupted
+	Project  string  `json:"project"`
+	Service  string  `json:"service"`
+	Key      string  `json:"key"`
+	Target   string  `json:"target"`
+	Strategy string  `json:"strategy,omitempty"`
+	Status   Outcome `json:"status"` // running, success, failed, interrupted
 	// Partial: it failed after it began changing the service, which could not be undone.
 	Partial    bool      `json:"partial,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
@@ -188,8 +197,29 @@ type Backups struct {
 	URL    string `json:"url"`
 	// Backups are newest first; a backup's Untrusted says why the sidecar's keys do not vouch
 	// for it (unsigned, signed with another key): it is restored only on request.
-	Backups  []artifact.Summary `json:"backups"`
-	Problems []string           `json:"problems,omitempty"`
+	Backups  []Backup `json:"backups"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Backup is one backup on a target, as its manifest says (artifact.Summary on the wire; see
+// package control/wire).
+type Backup struct {
+	Key        string    `json:"artifact"` // the artifact's key on the target
+	Project    string    `json:"project,omitempty"`
+	Service    string    `json:"service,omitempty"`
+	Job        string    `json:"job,omitempty"`
+	Container  string    `json:"container,omitempty"`
+	Strategy   string    `json:"strategy"`
+	CreatedAt  time.Time `json:"created_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Size       int64     `json:"size"`
+	RawSize    int64     `json:"raw_size"`
+	SHA256     string    `json:"sha256"`
+	Encrypted  bool      `json:"encrypted,omitempty"`
+	// KeyID names the key that signed the manifest ("" when unsigned).
+	KeyID string `json:"key_id,omitempty"`
+	// Untrusted says why no trusted key of the sidecar vouches for the backup.
+	Untrusted string `json:"untrusted,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled
@@ -233,13 +263,39 @@ type Event struct {
 
 // Result ends a successful run or restore.
 type Result struct {
-	Key      string             `json:"key"`
-	Target   string             `json:"target"`
-	Duration time.Duration      `json:"duration"`
-	Manifest *artifact.Manifest `json:"manifest,omitempty"`
-	Pruned   []string           `json:"pruned,omitempty"`
+	Key      string        `json:"key"`
+	Target   string        `json:"target"`
+	Duration time.Duration `json:"duration"`
+	// Backup is the backup made or restored (its manifest's fields of the same names).
+	Backup *Backup  `json:"manifest,omitempty"`
+	Pruned []string `json:"pruned,omitempty"`
 	// Warnings are what the user should know (versions, an unsigned backup restored).
 	Warnings []string `json:"warnings,omitempty"`
 	// Verify is the report of a verify (which ran: it may not have passed).
-	Verify *verify.Report `json:"verify,omitempty"`
+	Verify *VerifyReport `json:"verify,omitempty"`
+}
+
+// VerifyReport is the outcome of a verify that ran (verify.Report on the wire).
+type VerifyReport struct {
+	Backup   string        `json:"backup"`
+	Service  string        `json:"service"`
+	Strategy string        `json:"strategy"`
+	Image    string        `json:"image"`
+	ImageID  string        `json:"image_id"`
+	Started  time.Time     `json:"started"`
+	Duration float64       `json:"duration_seconds"`
+	Passed   bool          `json:"passed"`
+	Checks   []VerifyCheck `json:"checks"`
+	Notes    []string      `json:"notes,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+}
+
+// VerifyCheck is one comparison of a verify: what the backup recorded, what the restored
+// copy holds.
+type VerifyCheck struct {
+	Name     string `json:"name"`
+	Expected string `json:"expected"`
+	Found    string `json:"found"`
+	Passed   bool   `json:"passed"`
+	Note     string `json:"note,omitempty"`
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/labels"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 )
 
 // Candidate is one strategy that fits a container, with the evidence for it.
@@ -40,14 +40,11 @@ var envHints = map[string]string{
 	"REDIS_VERSION": "redis",
 }
 
-// Excluded reports why c is not to be backed up at all, or "" when it may be.
-func Excluded(c *containers.Container) string { return labels.Excluded(c.Labels) }
-
 // Strategies returns the strategies that fit c, the most specific first; none for an
 // excluded container.
 func Strategies(c *containers.Container) []Candidate {
 	var out []Candidate
-	if Excluded(c) != "" {
+	if labels.Excluded(c.Labels) != "" {
 		return nil
 	}
 	add := func(s, why string) {
@@ -73,7 +70,7 @@ func Strategies(c *containers.Container) []Candidate {
 			}
 		}
 	}
-	if paths := strategy.DefaultPaths(c); len(paths) > 0 {
+	if paths := volume.DefaultPaths(c); len(paths) > 0 {
 		add("volume", "mounts "+strings.Join(paths, ", "))
 	}
 	return out

@@ -10,7 +10,8 @@ import (
 	"sync"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 )
 
 // probes pair a family's server binaries with its dump tools: both must be in the container,
@@ -28,7 +29,7 @@ var probes = []struct {
 // Probe looks inside a running container for database servers and their dump tools, and for
 // SQLite database files in its mounts. It is used when labels and image say nothing.
 func Probe(ctx context.Context, c *containers.Container) []Candidate {
-	if !c.Running || Excluded(c) != "" {
+	if !c.Running || labels.Excluded(c.Labels) != "" {
 		return nil
 	}
 	has := lookInside(ctx, c)
@@ -145,7 +146,7 @@ func searchPath(env []string) []string {
 // it finds nothing.
 func SQLiteFiles(ctx context.Context, c *containers.Container) []string {
 	var found []string
-	for _, dir := range strategy.DefaultPaths(c) {
+	for _, dir := range volume.DefaultPaths(c) {
 		out, err := c.Output(ctx, "find", dir, "-maxdepth", "4", "-type", "f",
 			"(", "-name", "*.db", "-o", "-name", "*.sqlite", "-o", "-name", "*.sqlite3", ")")
 		if err != nil {

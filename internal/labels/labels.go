@@ -131,31 +131,37 @@ func ValidName(s string) bool { return namePattern.MatchString(s) }
 // Enabled reports whether the labels ask for the service to be managed, or an error when
 // docker-backup.enable is neither true nor false.
 func Enabled(container string, labels map[string]string) (bool, error) {
+	set, on, err := enable(labels)
+	if err != nil {
+		return false, &Error{container, Enable, labels[Enable], "must be true or false"}
+	}
+	return set && on, nil
+}
+
+// enable reads docker-backup.enable: whether it is set, and to true.
+func enable(labels map[string]string) (set, on bool, err error) {
 	v, ok := labels[Enable]
 	if !ok {
-		return false, nil
+		return false, false, nil
 	}
-	b, err := strconv.ParseBool(strings.TrimSpace(v))
-	if err != nil {
-		return false, &Error{container, Enable, v, "must be true or false"}
-	}
-	return b, nil
+	on, err = strconv.ParseBool(strings.TrimSpace(v))
+	return true, on, err
 }
+
+// IsSidecar reports whether the labels are a docker-backup sidecar's.
+func IsSidecar(labels map[string]string) bool { return labels[Sidecar] == "true" }
 
 // Excluded reports why a container is never backed up unless asked explicitly — the
 // sidecar itself, docker-backup.enable=false (or a value that is not true or false) — or "".
 func Excluded(labels map[string]string) string {
-	if labels[Sidecar] == "true" {
+	if IsSidecar(labels) {
 		return "the docker-backup sidecar itself"
 	}
-	if v, ok := labels[Enable]; ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		switch {
-		case err != nil:
-			return fmt.Sprintf("label %s=%q is neither true nor false", Enable, v)
-		case !b:
-			return "label " + Enable + "=false"
-		}
+	switch set, on, err := enable(labels); {
+	case err != nil:
+		return fmt.Sprintf("label %s=%q is neither true nor false", Enable, labels[Enable])
+	case set && !on:
+		return "label " + Enable + "=false"
 	}
 	return ""
 }

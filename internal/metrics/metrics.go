@@ -92,6 +92,13 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// Values of the result label of runs and restores.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+	resultPartial = "partial"
+)
+
 func values(j control.JobID) []string {
 	return []string{j.Project, j.Service, j.Job, j.Strategy, j.Target}
 }
@@ -110,10 +117,10 @@ func (m *Metrics) RunFinished(j control.JobID, success bool, d time.Duration, st
 	v := values(j)
 	m.duration.WithLabelValues(v...).Observe(d.Seconds())
 	if success {
-		m.runs.WithLabelValues(append(v, "success")...).Inc()
+		m.runs.WithLabelValues(append(v, resultSuccess)...).Inc()
 		m.bytesWritten.WithLabelValues(v...).Add(float64(stored))
 	} else {
-		m.runs.WithLabelValues(append(v, "failure")...).Inc()
+		m.runs.WithLabelValues(append(v, resultFailure)...).Inc()
 	}
 }
 
@@ -128,20 +135,27 @@ func (m *Metrics) Pruned(target string, deleted int, failed bool) {
 	}
 }
 
-// RestoreFinished counts a restore.
-func (m *Metrics) RestoreFinished(project, service, result string) {
-	for _, r := range []string{"success", "failure", "partial"} {
+// RestoreFinished counts a restore (its result label: success, failure or partial).
+func (m *Metrics) RestoreFinished(project, service string, outcome control.Outcome, partial bool) {
+	for _, r := range []string{resultSuccess, resultFailure, resultPartial} {
 		m.restores.WithLabelValues(project, service, r) // every result's series exists
+	}
+	result := resultSuccess
+	switch {
+	case outcome != control.Success && partial:
+		result = resultPartial
+	case outcome != control.Success:
+		result = resultFailure
 	}
 	m.restores.WithLabelValues(project, service, result).Inc()
 }
 
-// VerifyFinished counts a verify.
-func (m *Metrics) VerifyFinished(j control.JobID, result string, _ time.Duration) {
-	for _, r := range []string{"passed", "failed", "error", "interrupted"} {
-		m.verifies.WithLabelValues(j.Project, j.Service, r) // every result's series exists
+// VerifyFinished counts a verify (its result label: the outcome).
+func (m *Metrics) VerifyFinished(j control.JobID, outcome control.Outcome, _ time.Duration) {
+	for _, r := range []control.Outcome{control.Passed, control.Failed, control.Errored, control.Interrupted} {
+		m.verifies.WithLabelValues(j.Project, j.Service, string(r)) // every result's series exists
 	}
-	m.verifies.WithLabelValues(j.Project, j.Service, result).Inc()
+	m.verifies.WithLabelValues(j.Project, j.Service, string(outcome)).Inc()
 }
 
 // jobsChanged makes the counter series of new jobs exist at 0 (so that a failure is an
@@ -156,8 +170,8 @@ func (m *Metrics) jobsChanged(jobs []control.JobStatus) {
 			continue
 		}
 		v := values(j.JobID)
-		m.runs.WithLabelValues(append(v, "success")...)
-		m.runs.WithLabelValues(append(v, "failure")...)
+		m.runs.WithLabelValues(append(v, resultSuccess)...)
+		m.runs.WithLabelValues(append(v, resultFailure)...)
 		m.bytesWritten.WithLabelValues(v...)
 		m.pruneRuns.WithLabelValues(j.Target)
 		m.pruneErrors.WithLabelValues(j.Target)
@@ -166,8 +180,8 @@ func (m *Metrics) jobsChanged(jobs []control.JobStatus) {
 	for j := range m.jobs {
 		if !now[j] {
 			v := values(j)
-			m.runs.DeleteLabelValues(append(v, "success")...)
-			m.runs.DeleteLabelValues(append(v, "failure")...)
+			m.runs.DeleteLabelValues(append(v, resultSuccess)...)
+			m.runs.DeleteLabelValues(append(v, resultFailure)...)
 			m.bytesWritten.DeleteLabelValues(v...)
 			m.duration.DeleteLabelValues(v...)
 		}
@@ -258,18 +272,18 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		if j.Running {
 			running++
 		}
-		if l := j.LastFinished; l != nil && l.Status != "running" {
+		if l := j.LastFinished; l != nil && l.Status != control.Running {
 			gauge(descLastRun, float64(l.FinishedAt.Unix()), v...)
-			gauge(descLastResult, boolFloat(l.Status == "success"), v...)
+			gauge(descLastResult, boolFloat(l.Status == control.Success), v...)
 			gauge(descLastDuration, l.FinishedAt.Sub(l.StartedAt).Seconds(), v...)
 		}
 		if s := j.LastSuccess; s != nil {
 			gauge(descLastSuccess, float64(s.FinishedAt.Unix()), v...)
 			gauge(descLastSize, float64(s.Size), v...)
 		}
-		if l := j.LastVerify; l != nil && l.Status != "running" {
+		if l := j.LastVerify; l != nil && l.Status != control.Running {
 			gauge(descLastVerify, float64(l.FinishedAt.Unix()), v...)
-			gauge(descVerifyResult, boolFloat(l.Status == "passed"), v...)
+			gauge(descVerifyResult, boolFloat(l.Status == control.Passed), v...)
 			gauge(descVerifyTime, l.FinishedAt.Sub(l.StartedAt).Seconds(), v...)
 		}
 		if p := j.LastVerifyPassed; p != nil {
@@ -288,7 +302,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	latest := map[[2]string]bool{}
 	for _, r := range st.Restores { // newest first
 		key := [2]string{r.Project, r.Service}
-		if latest[key] || r.Status == "running" {
+		if latest[key] || r.Status == control.Running {
 			continue
 		}
 		latest[key] = true

@@ -56,7 +56,7 @@ docker_backup_runs_total{backup_job="weekly",project="shop",result="success",ser
 	}
 	m.RunFinished(db, true, 90*time.Second, 4096)
 	m.RunFinished(db, false, time.Second, 0)
-	m.RestoreFinished("shop", "files", "partial")
+	m.RestoreFinished("shop", "files", control.Failed, true)
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(`
 # HELP docker_backup_last_run_success 1 if the job's last run succeeded, 0 if it failed.
 # TYPE docker_backup_last_run_success gauge

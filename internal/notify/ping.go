@@ -38,7 +38,7 @@ func PingRequest(ctx context.Context, rawURL string, phase Phase, runID, body st
 		q := u.Query()
 		status, msg := "up", "OK"
 		if phase == PingFail {
-			status, msg = "down", firstLine(body)
+			status, msg = "down", errorLine(body)
 		}
 		q.Set("status", status)
 		q.Set("msg", msg)
@@ -67,7 +67,9 @@ func PingRequest(ctx context.Context, rawURL string, phase Phase, runID, body st
 	return req, nil
 }
 
-func firstLine(s string) string {
+// errorLine is the line of s that says what failed (the first with "error" or "failed"),
+// else its first line, cut to 200 bytes.
+func errorLine(s string) string {
 	s = strings.TrimSpace(s)
 	for _, l := range strings.Split(s, "\n") {
 		if strings.Contains(l, "error") || strings.Contains(l, "failed") {

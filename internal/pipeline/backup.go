@@ -111,7 +111,6 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	if req.Key == "" {
 		return nil, errors.New("pipeline.Backup needs a key")
 	}
-	c := req.Container
 	if req.Compression == "" {
 		req.Compression = artifact.Zstd
 	}
@@ -143,15 +142,35 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	}
 	putChunkLists(ctx, dests, req.Key, sums.list)
 	faults.Point(ctx, "backup-uploaded")
-	// deleteAll removes the artifact from every target that holds it.
-	deleteAll := func() {
+	m := manifest(req, started, stored, raw.n, sums, out)
+	body, err := seal(req, m)
+	if err != nil {
+		// Without its manifest the artifact is invisible; remove it rather than leave it.
 		for _, d := range dests {
 			if d.err == nil {
 				d.drop(ctx, req.Key, nil)
 			}
 		}
+		return nil, err
 	}
+	res := publish(ctx, dests, req.Key, body)
+	res.Manifest = m
+	if len(res.Stored) == 0 {
+		return nil, firstFailure(dests)
+	}
+	faults.Point(ctx, "backup-manifest")
+	res.Duration = time.Since(started)
+	log.Debug("backup complete", "key", req.Key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256, "targets", strings.Join(res.Stored, ", "))
+	if len(res.Failed) > 0 {
+		return res, &TargetsError{Stored: res.Stored, Failed: res.Failed}
+	}
+	return res, nil
+}
 
+// manifest is the manifest of the backup req made from started: stored bytes (of the raw
+// size) whose sums are sums, and what the strategy produced.
+func manifest(req BackupRequest, started time.Time, stored, rawSize int64, sums storedSums, out produced) *artifact.Manifest {
+	c := req.Container
 	m := &artifact.Manifest{
 		FormatVersion: artifact.FormatVersion,
 		Artifact:      req.Key,
@@ -165,7 +184,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		CreatedAt:     started.UTC(),
 		DurationMS:    time.Since(started).Milliseconds(),
 		Size:          stored,
-		RawSize:       raw.n,
+		RawSize:       rawSize,
 		SHA256:        artifact.HexSum(sums.sum),
 		Chunks:        artifact.DescribeList(sums.list),
 		Compression:   req.Compression,
@@ -176,23 +195,27 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	if !req.Encrypt.Empty() {
 		m.Encryption = &artifact.Encryption{Scheme: artifact.EncryptionAge, Recipients: req.Encrypt.Names}
 	}
+	return m
+}
+
+// seal signs m (when req has a signer) and marshals it.
+func seal(req BackupRequest, m *artifact.Manifest) ([]byte, error) {
 	if req.Signer != nil {
 		if err := req.Signer.Sign(m); err != nil {
-			deleteAll()
 			return nil, err
 		}
 	}
-	body, err := m.Marshal()
-	if err != nil {
-		deleteAll()
-		return nil, err
-	}
-	res := &BackupResult{Key: req.Key, Manifest: m, Failed: map[string]error{}}
+	return m.Marshal()
+}
+
+// publish writes the manifest body beside the artifact on every target that holds it: a
+// target where that fails loses the artifact too (without its manifest it is invisible).
+func publish(ctx context.Context, dests []*dest, key string, body []byte) *BackupResult {
+	res := &BackupResult{Key: key, Failed: map[string]error{}}
 	for _, d := range dests {
 		if d.err == nil {
-			if _, err := d.t.Put(ctx, artifact.ManifestKey(req.Key), bytes.NewReader(body)); err != nil {
-				// Without its manifest the artifact is invisible; remove it rather than leave it.
-				d.drop(ctx, req.Key, fmt.Errorf("writing the manifest of %s: %w", req.Key, err))
+			if _, err := d.t.Put(ctx, artifact.ManifestKey(key), bytes.NewReader(body)); err != nil {
+				d.drop(ctx, key, fmt.Errorf("writing the manifest of %s: %w", key, err))
 			}
 		}
 		if d.err != nil {
@@ -201,16 +224,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 			res.Stored = append(res.Stored, d.name)
 		}
 	}
-	if len(res.Stored) == 0 {
-		return nil, firstFailure(dests)
-	}
-	faults.Point(ctx, "backup-manifest")
-	res.Duration = time.Since(started)
-	log.Debug("backup complete", "key", req.Key, "size", stored, "raw_size", raw.n, "sha256", m.SHA256, "targets", strings.Join(res.Stored, ", "))
-	if len(res.Failed) > 0 {
-		return res, &TargetsError{Stored: res.Stored, Failed: res.Failed}
-	}
-	return res, nil
+	return res
 }
 
 // firstFailure is the error of the first target that failed (for a single target: its error

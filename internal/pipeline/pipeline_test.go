@@ -21,6 +21,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/errkind"
+	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/moby/moby/api/types/container"
@@ -101,7 +104,7 @@ func TestBackupVerifyRestore(t *testing.T) {
 		if m.RawSize != int64(len(data)) || m.Size >= m.RawSize || m.Project != "shop" || m.Service != "db" || m.Image != "example/db:1" || m.Source["k"] != "v" {
 			t.Errorf("manifest: %+v", m)
 		}
-		read, err := ReadManifest(ctx, l, res.Key)
+		read, err := listing.ReadManifest(ctx, l, res.Key)
 		if err != nil || read.SHA256 != m.SHA256 {
 			t.Fatalf("ReadManifest: %v", err)
 		}
@@ -115,11 +118,11 @@ func TestBackupVerifyRestore(t *testing.T) {
 			t.Errorf("%s: restored %d bytes, want the %d backed up", comp, len(s.restored), len(data))
 		}
 	}
-	listing, err := List(ctx, l, "", nil)
-	if err != nil || len(listing.Backups) != 2 || len(listing.Problems) != 0 {
-		t.Errorf("List = %+v, %v", listing, err)
+	found, err := listing.List(ctx, l, "", nil)
+	if err != nil || len(found.Backups) != 2 || len(found.Problems) != 0 {
+		t.Errorf("List = %+v, %v", found, err)
 	}
-	if !listing.Backups[0].CreatedAt.After(listing.Backups[1].CreatedAt) {
+	if !found.Backups[0].CreatedAt.After(found.Backups[1].CreatedAt) {
 		t.Error("List is not newest first")
 	}
 }
@@ -158,7 +161,7 @@ func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
 		os.WriteFile(path, bad, 0o600)
 		s.restored = nil
 		err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
-		if !errors.Is(err, ErrCorrupt) {
+		if !errors.Is(err, artifact.ErrCorrupt) {
 			t.Errorf("%s: Restore = %v, want ErrCorrupt", name, err)
 		}
 		if s.restored != nil {
@@ -167,7 +170,7 @@ func TestCorruptArtifactIsRefusedBeforeRestore(t *testing.T) {
 	}
 	// A strategy of another kind is refused.
 	os.WriteFile(path, good, 0o600)
-	other, _ := strategy.New("volume", strategy.Options{})
+	other, _ := strategies.New("volume", strategy.Options{})
 	if err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: other}); err == nil {
 		t.Error("restoring a fake backup with the volume strategy was accepted")
 	}
@@ -182,15 +185,15 @@ func TestListFromAboveThePrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	top, _ := target.NewLocal(dir)
-	listing, err := List(ctx, top, "", nil)
-	if err != nil || len(listing.Backups) != 1 || len(listing.Problems) != 0 {
-		t.Fatalf("List = %+v, %v", listing, err)
+	found, err := listing.List(ctx, top, "", nil)
+	if err != nil || len(found.Backups) != 1 || len(found.Problems) != 0 {
+		t.Fatalf("List = %+v, %v", found, err)
 	}
-	s := listing.Backups[0]
+	s := found.Backups[0]
 	if s.Key != "host-a/"+res.Key {
 		t.Errorf("artifact key %q, want host-a/%s", s.Key, res.Key)
 	}
-	m, err := ReadManifest(ctx, top, s.Key)
+	m, err := listing.ReadManifest(ctx, top, s.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +208,12 @@ func TestListReportsProblems(t *testing.T) {
 	res, _ := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: &fakeStrategy{data: []byte("data")}, Target: l})
 	os.WriteFile(filepath.Join(dir, "shop/db/broken.bin.manifest.json"), []byte("{"), 0o600)
 	os.Remove(filepath.Join(dir, res.Key))
-	listing, err := List(ctx, l, "", nil)
+	found, err := listing.List(ctx, l, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(listing.Backups) != 0 || len(listing.Problems) != 2 {
-		t.Errorf("List = %d backups, problems %v", len(listing.Backups), listing.Problems)
+	if len(found.Backups) != 0 || len(found.Problems) != 2 {
+		t.Errorf("List = %d backups, problems %v", len(found.Backups), found.Problems)
 	}
 }
 
@@ -281,7 +284,7 @@ func TestRestoreAppliesThePinnedBytes(t *testing.T) {
 		f.Close()
 	}
 	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
-	if !errors.Is(err, ErrCorrupt) || s.committed != nil {
+	if !errors.Is(err, artifact.ErrCorrupt) || s.committed != nil {
 		t.Errorf("bytes changed after verification: err %v, committed %d bytes", err, len(s.committed))
 	}
 
@@ -301,7 +304,7 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-StaleAfter - time.Hour)
+	old := time.Now().Add(-listing.StaleAfter - time.Hour)
 	write := func(name string, at time.Time) string {
 		p := filepath.Join(dir, "shop/db", name)
 		os.WriteFile(p, []byte("x"), 0o600)
@@ -313,7 +316,7 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 	oldOrphan := write("db-fake-20200101T000000.000Z-00000000.bin.zst", old)
 	newOrphan := write("db-fake-20990101T000000.000Z-11111111.bin.zst", time.Now())
 	os.Chtimes(filepath.Join(dir, res.Key), old, old) // an old backup with its manifest stays
-	removed, err := Sweep(ctx, l, "shop/db/")
+	removed, err := listing.Sweep(ctx, l, "shop/db/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,9 +328,9 @@ func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
 			t.Errorf("%s: exists=%v, want %v", p, err == nil, want)
 		}
 	}
-	listing, _ := List(ctx, l, "", nil)
-	if len(listing.Backups) != 1 {
-		t.Errorf("the backup is gone: %+v", listing)
+	found, _ := listing.List(ctx, l, "", nil)
+	if len(found.Backups) != 1 {
+		t.Errorf("the backup is gone: %+v", found)
 	}
 }
 
@@ -428,7 +431,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 		t.Fatalf("Backup = %+v, %v", res, err)
 	}
 	for _, l := range []*target.Local{a, b} {
-		m, err := ReadManifest(ctx, l, res.Key)
+		m, err := listing.ReadManifest(ctx, l, res.Key)
 		if err != nil || m.SHA256 != res.Manifest.SHA256 {
 			t.Fatalf("manifest on %s: %v", l, err)
 		}
@@ -446,7 +449,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 	if !errors.As(err, &te) || !errors.Is(err, ErrTarget) || res == nil || strings.Join(res.Stored, ",") != "a" || !strings.Contains(err.Error(), "broken: the disk is full") {
 		t.Fatalf("Backup with a broken target = %+v, %v", res, err)
 	}
-	m, err := ReadManifest(ctx, a, res.Key)
+	m, err := listing.ReadManifest(ctx, a, res.Key)
 	if err != nil || Verify(ctx, a, m, nil) != nil {
 		t.Fatalf("the backup on the good target: %v", err)
 	}
@@ -486,7 +489,7 @@ func (s *stagingStrategy) RestoreStaged(ctx context.Context, c *containers.Conta
 	defer zr.Close()
 	b, err := io.ReadAll(zr)
 	if err != nil {
-		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 	s.staged = b
 	staged(ctx)
@@ -523,7 +526,7 @@ func TestStagedRestore(t *testing.T) {
 	os.WriteFile(path, bad, 0o600)
 	*s = stagingStrategy{fakeStrategy: fakeStrategy{data: data}}
 	err = Restore(ctx, req)
-	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || errors.Is(err, ErrStarted) || s.committed || len(s.events) != 0 {
+	if !errors.Is(err, artifact.ErrCorrupt) || !errors.Is(err, ErrUntouched) || errors.Is(err, ErrStarted) || s.committed || len(s.events) != 0 {
 		t.Errorf("damaged: Restore = %v; committed %v, events %v", err, s.committed, s.events)
 	}
 
@@ -678,7 +681,7 @@ func TestChangedBytesNeverReachTheStrategy(t *testing.T) {
 		f.WriteAt([]byte{b[0] ^ 0xff}, at)
 	}
 	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: s})
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "chunk 2") {
+	if !errors.Is(err, artifact.ErrCorrupt) || !strings.Contains(err.Error(), "chunk 2") {
 		t.Errorf("changed after verification: %v", err)
 	}
 	if !bytes.HasPrefix(data, s.got) {
@@ -751,7 +754,7 @@ func TestOnePassRestore(t *testing.T) {
 	os.WriteFile(path, bad, 0o600)
 	o.committed = nil
 	err = Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o})
-	if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
+	if !errors.Is(err, artifact.ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
 		t.Errorf("a damaged last chunk: %v, committed %d bytes", err, len(o.committed))
 	}
 
@@ -766,7 +769,7 @@ func TestOnePassRestore(t *testing.T) {
 	} {
 		change()
 		err := Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o})
-		if !errors.Is(err, ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
+		if !errors.Is(err, artifact.ErrCorrupt) || !errors.Is(err, ErrUntouched) || o.committed != nil {
 			t.Errorf("chunk list %s: %v", name, err)
 		}
 		os.WriteFile(list, goodList, 0o600)
@@ -830,7 +833,7 @@ func TestWalkHoldsFewManifests(t *testing.T) {
 		l, _ := target.NewLocal(dir)
 		seen := 0
 		peak[n] = peakHeap(func() {
-			problems, err := Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil })
+			problems, err := listing.Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil })
 			if err != nil || len(problems) != 0 || seen != n {
 				t.Errorf("%d backups: saw %d, problems %v, %v", n, seen, problems, err)
 			}
@@ -855,7 +858,7 @@ func TestListManyBackups(t *testing.T) {
 		l, _ := target.NewLocal(dir)
 		seen := 0
 		peak[n] = peakHeap(func() {
-			if _, err := Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil }); err != nil || seen != n {
+			if _, err := listing.Walk(ctx, l, "", nil, func(artifact.Summary) error { seen++; return nil }); err != nil || seen != n {
 				t.Errorf("%d backups: saw %d, %v", n, seen, err)
 			}
 		})

@@ -16,13 +16,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
-
-// ErrCorrupt is wrapped when an artifact does not match its manifest.
-var ErrCorrupt = errors.New("artifact does not match its manifest")
 
 // ErrUntouched is wrapped when a restore is refused before anything in the container was
 // touched.
@@ -36,45 +34,11 @@ var ErrStarted = errors.New("the restore had begun")
 // content): opening it, or a read that failed part-way.
 var ErrTarget = errors.New("the target could not be read")
 
-// ReadManifest loads and validates the manifest of the artifact at key: it must name that
-// artifact, and its project and service must be those of the key's directory.
-func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.Manifest, error) {
-	rc, err := t.Get(ctx, artifact.ManifestKey(key))
-	if err != nil {
-		if errors.Is(err, target.ErrNotExist) {
-			return nil, fmt.Errorf("no backup %q in %s (its manifest %s is missing): list backups with `docker backup ls --from %s`: %w", key, t, artifact.ManifestKey(key), t, target.ErrNotExist)
-		}
-		return nil, err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, artifact.MaxManifestSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the manifest of %s: %w", key, err)
-	}
-	m, err := artifact.Unmarshal(b)
-	if err != nil {
-		return nil, fmt.Errorf("manifest of %s: %w", key, err)
-	}
-	switch {
-	case m.Artifact == key:
-	case strings.HasSuffix(key, "/"+m.Artifact):
-		// Read from above the prefix it was written to (s3://bucket instead of
-		// s3://bucket/host1): its key here is longer.
-		m.Artifact = key
-	default:
-		return nil, fmt.Errorf("manifest of %s names another artifact (%q): %w", key, m.Artifact, ErrCorrupt)
-	}
-	if err := m.CheckKey(key); err != nil {
-		return nil, fmt.Errorf("%w: %w", err, ErrCorrupt)
-	}
-	return m, nil
-}
-
 // Verify reads the whole artifact and checks its size and SHA-256 against the manifest.
 func Verify(ctx context.Context, t target.Target, m *artifact.Manifest, progress func(int64)) error {
 	rc, err := t.Get(ctx, m.Artifact)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, progress)
@@ -116,15 +80,15 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return fmt.Errorf("%s is a %s backup and cannot be restored with the %s strategy", m.Artifact, m.Strategy, req.Strategy.Name())
 	}
 	untouched := func(err error) error {
-		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", req.Container, err, silent{ErrUntouched})
+		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", req.Container, err, errkind.Silent(ErrUntouched))
 	}
 	pin, err := target.Pin(ctx, req.Target, m.Artifact)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer pin.Close()
 	if size := pin.Size(); size >= 0 && size != m.Size {
-		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, ErrCorrupt))
+		return untouched(fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", m.Artifact, size, m.Size, artifact.ErrCorrupt))
 	}
 	if m.Encryption != nil && req.Identities.Empty() {
 		return untouched(fmt.Errorf("%s: %w", m.Artifact, noIdentity(m)))
@@ -153,24 +117,12 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 		return restoreOnce(ctx, req, pin, list, data, untouched)
 	}
 
-	// Pass 1: the whole artifact, before anything is touched.
-	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
-	var check func(io.Reader) error
-	if chk, ok := req.Strategy.(strategy.Checker); ok {
-		check = func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
-	} else if m.Encryption != nil {
-		// Decrypted to the end (every chunk authenticated) before anything is touched.
-		check = func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
-	}
-	// Meanwhile, what the restore needs is made ready (a worker container, waiting).
-	warm := func() (release func()) { return func() {} }
-	if w, ok := req.Strategy.(strategy.Warmer); ok && !noWorker {
-		done := make(chan func(), 1)
-		go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
-		warm = sync.OnceValue(func() func() { return <-done })
-	}
+	// Pass 1: the whole artifact, before anything is touched; meanwhile, what the restore
+	// needs is made ready (a worker container, waiting).
+	warm := warmRestore(ctx, req, data, noWorker)
 	defer func() { warm()() }()
-	if err := verifyPinned(ctx, pin, m, req.Identities, check); err != nil {
+	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
+	if err := verifyPinned(ctx, pin, m, req.Identities, checkOf(ctx, req, data)); err != nil {
 		return untouched(err)
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
@@ -179,8 +131,38 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	if req.Applying != nil {
 		req.Applying(ctx)
 	}
-
 	// Pass 2: the same bytes, into the container.
+	return apply(ctx, req, pin, list, data, noWorker)
+}
+
+// checkOf is what pass 1 does with the raw stream besides verifying it: the strategy's Check,
+// or, for an encrypted backup, reading it to the end (every chunk authenticated); nil: nothing.
+func checkOf(ctx context.Context, req RestoreRequest, data func(io.Reader) strategy.Data) func(io.Reader) error {
+	if chk, ok := req.Strategy.(strategy.Checker); ok {
+		return func(raw io.Reader) error { return chk.Check(ctx, req.Container, data(raw)) }
+	}
+	if req.Manifest.Encryption != nil {
+		return func(raw io.Reader) error { _, err := io.Copy(io.Discard, raw); return err }
+	}
+	return nil
+}
+
+// warmRestore starts making ready what the restore needs (strategy.Warmer) and returns what
+// waits for it once: its result releases what the restore did not take.
+func warmRestore(ctx context.Context, req RestoreRequest, data func(io.Reader) strategy.Data, noWorker bool) func() (release func()) {
+	w, ok := req.Strategy.(strategy.Warmer)
+	if !ok || noWorker {
+		return func() (release func()) { return func() {} }
+	}
+	done := make(chan func(), 1)
+	go func() { done <- w.WarmRestore(ctx, req.Container, data(nil)) }()
+	return sync.OnceValue(func() func() { return <-done })
+}
+
+// apply is pass 2: the pinned bytes, verified again as they are read, into the strategy
+// (packed, through a worker, when it can).
+func apply(ctx context.Context, req RestoreRequest, pin target.Pinned, list []byte, data func(io.Reader) strategy.Data, noWorker bool) error {
+	m := req.Manifest
 	if err := req.Container.Refresh(ctx); err != nil {
 		return err
 	}
@@ -191,7 +173,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -202,14 +184,14 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	defer raw.Close()
 	if err := req.Strategy.Restore(ctx, req.Container, data(raw)); err != nil {
 		if raw.counted.n > 0 {
-			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+			return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 		}
 		return err
 	}
 	// A strategy that stopped reading early (nothing left it needed): the rest must still
 	// be the verified bytes.
 	if err := raw.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	faults.Point(ctx, "restore-applied")
 	return nil
@@ -226,7 +208,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	}
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer rc.Close()
 	log.Info("restoring beside the data while the artifact is verified", "key", m.Artifact, "size", m.Size)
@@ -262,7 +244,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 		}
 		return untouched(err)
 	}
-	return fmt.Errorf("%w%w", err, silent{ErrStarted})
+	return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 }
 
 // restoreOnce reads the artifact once into a strategy.OnePass: each chunk is verified before
@@ -281,7 +263,7 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 	faults.Point(ctx, "restore-verified")
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget}))
+		return untouched(fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget)))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -301,7 +283,7 @@ func restoreOnce(ctx context.Context, req RestoreRequest, pin target.Pinned, lis
 		return err
 	}
 	if err := raw.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 	faults.Point(ctx, "restore-applied")
@@ -315,7 +297,7 @@ func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, l
 	m := req.Manifest
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newChunkVerifier(ctx, rc, m, list, nil)
@@ -331,12 +313,12 @@ func restorePacked(ctx context.Context, req RestoreRequest, pin target.Pinned, l
 	}
 	if err != nil {
 		if pr.n > 0 {
-			return fmt.Errorf("%w%w", err, silent{ErrStarted})
+			return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 		}
 		return err
 	}
 	if err := pr.finish(); err != nil {
-		return fmt.Errorf("%w%w", err, silent{ErrStarted})
+		return fmt.Errorf("%w%w", err, errkind.Silent(ErrStarted))
 	}
 	faults.Point(ctx, "restore-applied")
 	return nil
@@ -406,7 +388,7 @@ func (s *fileSource) Check(size int64, sum []byte) error {
 func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) error {
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, silent{ErrTarget})
+		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
@@ -425,7 +407,7 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 	checkErr := check(&ctxReader{ctx, zr})
 	// The decompressor reads ahead on goroutines of its own: stop it before reading on.
 	zr.Close()
-	if checkErr != nil && !errors.Is(checkErr, ErrCorrupt) {
+	if checkErr != nil && !errors.Is(checkErr, artifact.ErrCorrupt) {
 		// The checksum comes first: a damaged artifact is reported as damaged.
 		if _, err := io.Copy(io.Discard, v); err != nil {
 			return err
@@ -489,7 +471,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.progress(v.n)
 	}
 	if v.n > v.m.Size {
-		v.err = fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
+		v.err = fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, artifact.ErrCorrupt)
 		return n, v.err
 	}
 	switch {
@@ -497,7 +479,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.err = v.check()
 		return n, v.err
 	case err != nil:
-		v.err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, err, silent{ErrTarget})
+		v.err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, err, errkind.Silent(ErrTarget))
 		return n, v.err
 	}
 	return n, nil
@@ -532,9 +514,9 @@ func (v *verifier) fill() error {
 		var one [1]byte
 		switch n, err := io.ReadFull(v.r, one[:]); {
 		case n > 0:
-			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, ErrCorrupt)
+			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, artifact.ErrCorrupt)
 		case !errors.Is(err, io.EOF):
-			return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+			return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 		}
 		return io.EOF
 	}
@@ -549,14 +531,14 @@ func (v *verifier) fill() error {
 	}
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, artifact.ErrCorrupt)
 	case err != nil:
-		return fmt.Errorf("reading %s: %w%w", a, err, silent{ErrTarget})
+		return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
 	}
 	sum := sha256.Sum256(v.buf[:size])
 	if !bytes.Equal(sum[:], v.list[v.next*sha256.Size:(v.next+1)*sha256.Size]) {
 		return fmt.Errorf("chunk %d of %s (bytes %d to %d) does not match its checksum in the signed manifest (damaged or tampered with since it was written): %w",
-			v.next+1, a, v.n-size, v.n, ErrCorrupt)
+			v.next+1, a, v.n-size, v.n, artifact.ErrCorrupt)
 	}
 	v.next++
 	v.off, v.end = 0, int(size)
@@ -573,17 +555,17 @@ func readChunkList(ctx context.Context, t target.Target, m *artifact.Manifest) (
 	rc, err := t.Get(ctx, key)
 	if err != nil {
 		if errors.Is(err, target.ErrNotExist) {
-			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, ErrCorrupt)
+			return nil, fmt.Errorf("the chunk list %s of %s is missing: %w", key, m.Artifact, artifact.ErrCorrupt)
 		}
-		return nil, fmt.Errorf("opening %s: %w%w", key, err, silent{ErrTarget})
+		return nil, fmt.Errorf("opening %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	list, err := io.ReadAll(io.LimitReader(rc, m.Chunks.ListSize()+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w%w", key, err, silent{ErrTarget})
+		return nil, fmt.Errorf("reading %s: %w%w", key, err, errkind.Silent(ErrTarget))
 	}
 	if err := m.Chunks.CheckList(list); err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, ErrCorrupt)
+		return nil, fmt.Errorf("%s: %w: %w", m.Artifact, err, artifact.ErrCorrupt)
 	}
 	return list, nil
 }
@@ -605,13 +587,13 @@ func (v *verifier) check() error {
 // verdict is io.EOF when n bytes whose SHA-256 is sum are the artifact, else why not.
 func (v *verifier) verdict(n int64, sum []byte) error {
 	if n > v.m.Size {
-		return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", v.m.Artifact, v.m.Size, artifact.ErrCorrupt)
 	}
 	if n != v.m.Size {
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, n, v.m.Size, ErrCorrupt)
+		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", v.m.Artifact, n, v.m.Size, artifact.ErrCorrupt)
 	}
 	if got := artifact.HexSum(sum); got != v.m.SHA256 {
-		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, ErrCorrupt)
+		return fmt.Errorf("%s has sha256 %s but its manifest says %s (damaged or tampered with): %w", v.m.Artifact, got, v.m.SHA256, artifact.ErrCorrupt)
 	}
 	return io.EOF
 }
@@ -646,7 +628,7 @@ func newRawReader(v *verifier, m *artifact.Manifest, ids *crypt.Identities, prog
 	}
 	zr, err := m.Compression.NewReader(plain)
 	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
+		if errors.Is(err, artifact.ErrCorrupt) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("decompressing %s: %w", m.Artifact, err)
@@ -723,12 +705,6 @@ func noIdentity(m *artifact.Manifest) error {
 	return fmt.Errorf("it is encrypted (age) for %s: give an identity that can decrypt it (docker backup restore -i FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
 		strings.Join(m.Encryption.Recipients, ", "), crypt.ErrNoIdentity)
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }
 
 // ctxReader stops reading when ctx is cancelled.
 type ctxReader struct {

@@ -22,7 +22,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -100,26 +102,26 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 	b := &Backup{Container: c, spec: spec}
 	name := spec.Strategy
 	if name == "" {
-		if reason := detect.Excluded(c); reason != "" {
+		if reason := labels.Excluded(c.Labels); reason != "" {
 			return nil, fmt.Errorf("%s is not backed up (%s)", c, reason)
 		}
 		cands := detect.All(ctx, c)
 		if len(cands) == 0 {
 			return nil, fmt.Errorf("cannot tell how to back up %s (image %s): no database recognised and no volumes; choose the strategy (%s, or the label %s)",
-				c, c.Image, strings.Join(strategy.Names(), ", "), labels.Strategy)
+				c, c.Image, strings.Join(strategies.Names(), ", "), labels.Strategy)
 		}
 		name, b.Detected = cands[0].Strategy, cands[0].Reason
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
-	if strategy.Canonical(name) == "sqlite" && opts.Database == "" {
+	if strategies.Canonical(name) == "sqlite" && opts.Database == "" {
 		msg := "the sqlite strategy needs the database file: pass --database /path/in/container/app.db (label docker-backup.database)"
 		if files := detect.SQLiteFiles(ctx, c); len(files) > 0 {
 			msg += " (SQLite files in " + c.Name + ": " + strings.Join(files, ", ") + ")"
 		}
 		return nil, errors.New(msg)
 	}
-	strat, err := strategy.New(name, opts)
+	strat, err := strategies.New(name, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +196,7 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			if _, failed := res.Failed[d.Name]; failed {
 				continue
 			}
-			if removed, serr := pipeline.Sweep(ctx, d.Target, dir); serr != nil {
+			if removed, serr := listing.Sweep(ctx, d.Target, dir); serr != nil {
 				log.Warn("could not remove what interrupted backups left", "target", d.Name, "dir", dir, "error", serr)
 			} else {
 				for _, k := range removed {
@@ -263,17 +265,4 @@ func ServiceName(c *containers.Container) string {
 		return c.Service
 	}
 	return c.Name
-}
-
-// Find returns the container of a compose service (the lowest-numbered replica), or — when
-// project is empty — a container by name or ID; guess, when set, is the project tried when
-// the service is found in none (the plugin's: named after the current directory).
-func Find(ctx context.Context, api containers.API, project, service, guess string) (*containers.Container, error) {
-	c, err := containers.Resolve(ctx, api, project, service)
-	if err != nil && errors.Is(err, containers.ErrNotFound) && project == "" && guess != "" {
-		if c2, err2 := containers.Find(ctx, api, guess, service); err2 == nil {
-			return c2, nil
-		}
-	}
-	return c, err
 }

@@ -13,9 +13,13 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -100,7 +104,7 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 			return nil, err
 		}
 	default:
-		if m, err = pipeline.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
+		if m, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
 			return nil, err
 		}
 	}
@@ -115,11 +119,11 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	if m.InFuture(time.Now()) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("the backup says it was made at %s, in the future: check the clocks of the hosts that write to this target", m.CreatedAt.Local().Format(time.RFC3339)))
 	}
-	if owner := m.Describe(); owner != serviceOf(c) {
+	if owner := m.Describe(); owner != artifact.ServiceName(c.Project, c.Service, c.Name) {
 		if spec.SameService {
 			return nil, fmt.Errorf("refusing to %s %s into %s: it is a backup of %s: %w", r.verb(), m.Artifact, c, owner, ErrRefused)
 		}
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, serviceOf(c)))
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s is a backup of %s, not of %s", m.Artifact, owner, artifact.ServiceName(c.Project, c.Service, c.Name)))
 	}
 	if len(spec.Strategies) > 0 && !slices.Contains(spec.Strategies, m.Strategy) {
 		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s is backed up with %s: %w", r.verb(), m.Artifact, m.Strategy, c, strings.Join(spec.Strategies, ", "), ErrRefused)
@@ -133,18 +137,18 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 			have = []string{"none"}
 		}
 		return nil, fmt.Errorf("refusing to %s: %s is a %s backup, but %s (image %s) does not look like a %s server (it supports: %s); if it is one, label it %s=%s%w",
-			r.verb(), m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, silent{ErrRefused})
+			r.verb(), m.Artifact, m.Strategy, c, c.Image, m.Strategy, strings.Join(have, ", "), labels.Strategy, m.Strategy, errkind.Silent(ErrRefused))
 	}
 	opts := spec.Options
 	opts.Log = spec.Log
-	if r.Strategy, err = strategy.New(m.Strategy, opts); err != nil {
+	if r.Strategy, err = strategies.New(m.Strategy, opts); err != nil {
 		return nil, err
 	}
 	r.allowed = strategy.WritableMounts(c)
 	if spec.Allowed != nil {
 		var narrowed []string
 		for _, a := range spec.Allowed {
-			if _, ok := insideAny(a, r.allowed); ok {
+			if _, ok := mountpath.Holder(a, r.allowed); ok {
 				narrowed = append(narrowed, a)
 			}
 		}
@@ -175,20 +179,6 @@ func (r *Restore) refusing() string {
 		return fmt.Sprintf("refusing to restore, %s is untouched", r.Container)
 	}
 	return "refusing to " + r.verb()
-}
-
-func insideAny(p string, dirs []string) (string, bool) {
-	for _, d := range dirs {
-		if strategy.Inside(p, d) {
-			return d, true
-		}
-	}
-	return "", false
-}
-
-// serviceOf names a container's service as manifests do.
-func serviceOf(c *containers.Container) string {
-	return (&artifact.Manifest{Project: c.Project, Service: c.Service, Container: c.Name}).Describe()
 }
 
 // trust proves the manifest's origin, or says why it cannot and what to do.
@@ -225,16 +215,16 @@ func (r *Restore) trust(m *artifact.Manifest) error {
 // the same project first (one listed from above a prefix has none), then of any project.
 func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	c := r.Container
-	listing, err := pipeline.List(ctx, r.spec.Target, r.spec.Within, r.spec.Keys)
+	found, err := listing.List(ctx, r.spec.Target, r.spec.Within, r.spec.Keys)
 	if err != nil {
 		return nil, err
 	}
 	service := ServiceName(c)
 	f := selection.Filter{Project: c.Project, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
-	best, skipped, ok := f.Latest(listing.Backups)
+	best, skipped, ok := f.Latest(found.Backups)
 	if !ok && c.Project != "" {
 		f.Project = ""
-		best, skipped, ok = f.Latest(listing.Backups)
+		best, skipped, ok = f.Latest(found.Backups)
 	}
 	for _, s := range skipped {
 		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
@@ -255,7 +245,7 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 		}
 		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
 	}
-	return pipeline.ReadManifest(ctx, r.spec.Target, best.Key)
+	return listing.ReadManifest(ctx, r.spec.Target, best.Key)
 }
 
 // versionWarning warns when the server's major version differs from the backed-up one.
@@ -271,12 +261,6 @@ func versionWarning(ctx context.Context, c *containers.Container, m *artifact.Ma
 	return []string{fmt.Sprintf("the backup was made from %s server %s and %s runs %s: a dump usually restores into a newer major version, rarely into an older one",
 		m.Strategy, m.Source["server_version"], c, have)}
 }
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }
 
 // RestoreError is a failed restore, saying whether the service may be left partly restored.
 type RestoreError struct {

@@ -19,10 +19,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -151,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		OnProblem: func(p string) {
 			d.notifier.Notify("", notify.Event{Kind: "labels", Project: d.cfg.Project, Failed: true, Error: p})
 		}})
-	if err := d.runner.Recover(ctx); err != nil {
+	if err := d.runner.Recovery().Recover(ctx); err != nil {
 		d.cat.Close()
 		return nil, err
 	}
@@ -234,7 +235,7 @@ func (d *Daemon) findSelf(ctx context.Context) (*containers.Container, error) {
 	}
 	for _, id := range candidates {
 		c, err := containers.Inspect(ctx, d.api, id)
-		if err == nil && c.Labels[labels.Sidecar] == "true" {
+		if err == nil && labels.IsSidecar(c.Labels) {
 			return c, nil
 		}
 	}
@@ -257,7 +258,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.runner.UpdateUsage(ctx)
 	d.sched.Start()
-	go d.runner.KeepRecovering(ctx)
+	go d.runner.Recovery().Keep(ctx)
 	d.log.Info("sidecar running", "scope", d.scope(), "targets", d.targetDescriptions(), "jobs", len(d.runner.Jobs()), "signing_key", d.signer.ID())
 	d.rec.Watch(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -347,15 +348,15 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 	}
 	var out []control.Backups
 	for _, n := range names {
-		listing, err := pipeline.List(ctx, d.targets[n], prefix, d.keys)
+		found, err := listing.List(ctx, d.targets[n], prefix, d.keys)
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []artifact.Summary{}, Problems: listing.Problems}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: found.Problems}
 		f := selection.Filter{Project: project, Service: service}
-		for _, s := range listing.Backups {
+		for _, s := range found.Backups {
 			if v, _ := f.Match(s); v != selection.Other {
-				b.Backups = append(b.Backups, s)
+				b.Backups = append(b.Backups, wire.FromSummary(s))
 			}
 		}
 		out = append(out, b)

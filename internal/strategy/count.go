@@ -2,7 +2,11 @@ package strategy
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -40,12 +44,6 @@ type Verifier interface {
 	Found(ctx context.Context, c *containers.Container, src Source, want *artifact.Contents) (*artifact.Contents, error)
 }
 
-// discardCount counts nothing; its Contents are filled in by the strategy's Backup.
-type discardCount struct{ contents *artifact.Contents }
-
-func (discardCount) Write(p []byte) (int, error)              { return len(p), nil }
-func (d *discardCount) Contents() (*artifact.Contents, error) { return d.contents, nil }
-
 // streamCount runs a parser over the raw stream in a goroutine of its own, fed through a
 // pipe: the parser reads as it likes, and whatever it leaves is drained.
 type streamCount struct {
@@ -55,7 +53,8 @@ type streamCount struct {
 	err      error
 }
 
-func newStreamCount(parse func(io.Reader) (*artifact.Contents, error)) *streamCount {
+// NewStreamCount is a Count that runs parse over the raw stream in a goroutine of its own.
+func NewStreamCount(parse func(io.Reader) (*artifact.Contents, error)) *streamCount {
 	pr, pw := io.Pipe()
 	c := &streamCount{pw: pw, done: make(chan struct{})}
 	go func() {
@@ -72,4 +71,68 @@ func (c *streamCount) Contents() (*artifact.Contents, error) {
 	_ = c.pw.Close()
 	<-c.done
 	return c.contents, c.err
+}
+
+// CountInBatches runs the "SELECT name, count" queries 200 at a time (UNION ALL), reading
+// "name<TAB>count" lines into m.
+func CountInBatches(queries []string, run func(string) (string, error), m map[string]int64) error {
+	for len(queries) > 0 {
+		n := min(len(queries), 200)
+		out, err := run(strings.Join(queries[:n], "\nUNION ALL\n"))
+		if err != nil {
+			return fmt.Errorf("counting rows: %w", err)
+		}
+		if err := ParseCounts(out, m); err != nil {
+			return err
+		}
+		queries = queries[n:]
+	}
+	return nil
+}
+
+// ParseCounts reads "name<TAB>count" lines into m.
+func ParseCounts(out string, m map[string]int64) error {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, '\t')
+		if i < 0 {
+			return fmt.Errorf("unexpected output %q", line)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(line[i+1:]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("unexpected count in %q", line)
+		}
+		m[line[:i]] = n
+	}
+	return nil
+}
+
+// WaitFor retries ready until it succeeds, the container stops, or timeout passes.
+func WaitFor(ctx context.Context, c *containers.Container, timeout time.Duration, what string, ready func(context.Context) error) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		if err := c.Refresh(ctx); err != nil {
+			return err
+		}
+		if !c.Running {
+			return fmt.Errorf("%s exited before it was ready: see its log (docker logs %s)", c, c.Name)
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		last = ready(tctx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not ready in %s: %w", what, timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

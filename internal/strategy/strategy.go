@@ -1,6 +1,10 @@
-// Package strategy knows how to get data out of a container and back in: a Strategy writes a
-// raw (uncompressed) backup stream and restores from one. Compression, checksums and storage
-// are the engine's job, so every strategy works with every target.
+// Package strategy is what every kind of data shares: a Strategy writes a raw (uncompressed)
+// backup stream and restores from one; the optional interfaces say what else a kind can do
+// (Checker, OnePass, Counter and Verifier for verify, Packer and Stager with a worker beside
+// the data), and Data, Source, Options and StepError are what they take and give. Each kind is
+// a package below this one (postgres, mysql, redis, mongo, sqlite, volume); package strategies
+// makes them by name. Compression, checksums and storage are the pipeline's job, so every
+// strategy works with every target.
 package strategy
 
 import (
@@ -13,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 )
 
 // Strategy backs up and restores one kind of data.
@@ -111,68 +116,6 @@ type Options struct {
 	Log *slog.Logger
 }
 
-// Names lists the strategies this build knows.
-func Names() []string {
-	names := make([]string, 0, len(constructors))
-	for n := range constructors {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
-
-var constructors = map[string]func(Options) (Strategy, error){
-	"postgres": func(o Options) (Strategy, error) { return &Postgres{User: o.User, Database: o.Database}, nil },
-	"volume": func(o Options) (Strategy, error) {
-		v, err := NewVolume(o.Paths)
-		if err != nil {
-			return nil, err
-		}
-		v.NoStop, v.Log, v.Worker, v.RequireWorker = o.NoStop, o.Log, o.Worker, o.RequireWorker
-		return v, nil
-	},
-	"mysql": func(o Options) (Strategy, error) {
-		return &MySQL{User: o.User, Password: o.Password, Databases: splitList(o.Database)}, nil
-	},
-	"redis":  func(o Options) (Strategy, error) { return &Redis{Password: o.Password, Log: o.Log}, nil },
-	"sqlite": func(o Options) (Strategy, error) { return &SQLite{Path: o.Database, Log: o.Log}, nil },
-	"mongo":  func(o Options) (Strategy, error) { return &Mongo{User: o.User, Password: o.Password}, nil },
-}
-
-// aliases are other names users write for a strategy.
-var aliases = map[string]string{"mariadb": "mysql", "postgresql": "postgres", "valkey": "redis", "mongodb": "mongo", "sqlite3": "sqlite"}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// Canonical returns the strategy's own name for a name or alias ("mariadb" gives "mysql"),
-// or name itself when it is unknown.
-func Canonical(name string) string {
-	if c, ok := aliases[name]; ok {
-		return c
-	}
-	return name
-}
-
-// New returns the named strategy configured with opts.
-func New(name string, opts Options) (Strategy, error) {
-	if canonical, ok := aliases[name]; ok {
-		name = canonical
-	}
-	mk, ok := constructors[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown strategy %q: use one of %s", name, strings.Join(Names(), ", "))
-	}
-	return mk(opts)
-}
-
 // StepError tells which step of a backup or restore failed, for which service.
 type StepError struct {
 	Target string // the container, as containers.Container.String names it
@@ -185,26 +128,12 @@ func (e *StepError) Error() string {
 }
 func (e *StepError) Unwrap() error { return e.Err }
 
-func stepErr(c *containers.Container, step string, err error) error {
+// StepErr wraps err (nil: none) as the failed step of what a strategy did to c.
+func StepErr(c *containers.Container, step string, err error) error {
 	if err == nil {
 		return nil
 	}
 	return &StepError{Target: c.String(), Step: step, Err: err}
-}
-
-// Inside reports whether the clean absolute path p is dir or below it.
-func Inside(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
-}
-
-// insideAny returns the first of dirs that holds p.
-func insideAny(p string, dirs []string) (string, bool) {
-	for _, d := range dirs {
-		if Inside(p, d) {
-			return d, true
-		}
-	}
-	return "", false
 }
 
 // WritableMounts lists where a restore may write in c: its read-write volumes and bind mounts.
@@ -219,11 +148,11 @@ func WritableMounts(c *containers.Container) []string {
 	return out
 }
 
-// checkConfined refuses to write at p unless it is inside one of data.Allowed, and every
+// CheckConfined refuses to write at p unless it is inside one of data.Allowed, and every
 // directory between that mount and p is a real directory (not a symbolic link that the
 // Engine would follow out of the mount).
-func checkConfined(ctx context.Context, c *containers.Container, p string, allowed []string, what string) error {
-	mount, ok := insideAny(p, allowed)
+func CheckConfined(ctx context.Context, c *containers.Container, p string, allowed []string, what string) error {
+	mount, ok := mountpath.Holder(p, allowed)
 	if !ok {
 		have := "none"
 		if len(allowed) > 0 {
@@ -231,7 +160,7 @@ func checkConfined(ctx context.Context, c *containers.Container, p string, allow
 		}
 		return fmt.Errorf("refusing to write %s %s: it is not inside a writable volume or bind mount of the container (%s)", what, p, have)
 	}
-	for dir := path.Dir(p); Inside(dir, mount) && dir != mount; dir = path.Dir(dir) {
+	for dir := path.Dir(p); mountpath.Inside(dir, mount) && dir != mount; dir = path.Dir(dir) {
 		kind, err := c.Stat(ctx, dir)
 		if err != nil {
 			return err
@@ -244,3 +173,6 @@ func checkConfined(ctx context.Context, c *containers.Container, p string, allow
 	}
 	return nil
 }
+
+// RestoreSuffix names the copy a restore writes beside the live file before swapping it in.
+const RestoreSuffix = ".docker-backup-restore"

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path"
-	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -24,28 +22,6 @@ var ErrNoRoom = errors.New("no room to stage the restore")
 // ErrUnapplied is wrapped when a staged restore failed before anything was moved into place:
 // the service's data is as it was.
 var ErrUnapplied = errors.New("nothing was moved into place")
-
-// StagingPrefix begins the name of the directory a staged restore unpacks into, at the root of
-// each volume it writes to ("<prefix><12 hex digits>"). It is removed when the restore ends;
-// one left by a power cut is removed by the next restore into the volume, and backups skip it.
-const StagingPrefix = ".docker-backup-restore-"
-
-// IsStaging reports whether abs is a staged restore's directory: named StagingPrefix and 12
-// hexadecimal digits, directly in one of mounts.
-func IsStaging(abs string, mounts []string) bool {
-	dir, base := path.Split(abs)
-	rest, ok := strings.CutPrefix(base, StagingPrefix)
-	if !ok || len(rest) != 12 || strings.Trim(rest, "0123456789abcdef") != "" {
-		return false
-	}
-	dir = path.Clean(dir)
-	for _, m := range mounts {
-		if path.Clean(m) == dir {
-			return true
-		}
-	}
-	return false
-}
 
 // WorkRequest says how a worker packs or unpacks the stored stream.
 type WorkRequest struct {
@@ -162,41 +138,3 @@ type Stager interface {
 	// or changed, restore another way; wrapping ErrUnapplied: nothing in c was changed.
 	RestoreStaged(ctx context.Context, c *containers.Container, data Data, comp artifact.Compression, progress func(raw int64), staged func(context.Context)) error
 }
-
-// SourceDataPath is the manifest key saying how a volume backup was read: DataPathHost,
-// DataPathWorker or DataPathArchive.
-const SourceDataPath = "data_path"
-
-// Data paths of a volume backup.
-const (
-	DataPathHost    = "host"    // the plugin read the volumes' files on the Engine's host itself
-	DataPathWorker  = "worker"  // a worker container beside the data
-	DataPathArchive = "archive" // the Engine's archive API
-)
-
-// dataPathOf says which data path a worker session is: DataPathWorker unless it says otherwise.
-func dataPathOf(s WorkerSession) string {
-	if d, ok := s.(interface{ DataPath() string }); ok {
-		return d.DataPath()
-	}
-	return DataPathWorker
-}
-
-// DataPathText says in words how a volume backup was read.
-func DataPathText(dp string) string {
-	switch dp {
-	case DataPathHost:
-		return "this host's file system (the volumes read in place, no container)"
-	case DataPathWorker:
-		return "a worker container beside the data"
-	case DataPathArchive:
-		return "the Engine's archive API"
-	}
-	return dp
-}
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }

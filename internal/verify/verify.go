@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -135,7 +136,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 		return nil, err
 	}
 	m := r.Manifest
-	strat, err := strategy.New(m.Strategy, strategy.Options{Database: databaseOption(m), Log: log, Worker: spec.Worker, RequireWorker: spec.RequireWorker})
+	strat, err := strategies.New(m.Strategy, strategy.Options{Database: databaseOption(m), Log: log, Worker: spec.Worker, RequireWorker: spec.RequireWorker})
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,13 @@
+// Package worker runs a volume backup's heavy work beside the data: a short-lived container
+// of this tool's own static binary (Runner; its image in image.go) mounts the service's volumes
+// (read-only for a backup) and runs package agent there; the stored bytes cross a unix socket
+// (Channel) or the attach stream, never the raw tar; with Local (package inplace) the plugin
+// reads plain local volumes in place on the engine's host instead. Mode says which of these a
+// backup or restore uses.
 package worker
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,14 +30,22 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	"github.com/docker-backup/docker-backup/internal/worker/extract"
+	"github.com/docker-backup/docker-backup/internal/worker/inplace"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 	"golang.org/x/sys/unix"
 )
+
+// Command is the argument that makes the plugin's and the sidecar's binaries run the worker
+// (agent.Serve).
+const Command = "__worker"
 
 // LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
 // value is the operation.
@@ -72,9 +85,9 @@ type Runner struct {
 	// Channel, when set, gives the socket directory the data goes through (nil: the attach
 	// stream); called like Image.
 	Channel func(ctx context.Context) (*Channel, error)
-	// Local, when set, reads a backup's volumes in this process when it can (see Local);
-	// otherwise a worker container does.
-	Local *Local
+	// Local, when set, reads a backup's volumes in this process when it can (package
+	// inplace); otherwise a worker container does.
+	Local *inplace.Reader
 	Log   *slog.Logger
 
 	mu  sync.Mutex
@@ -136,43 +149,20 @@ func Mounts(c *containers.Container, paths []string, write bool) ([]mount.Mount,
 		return nil
 	}
 	for _, p := range paths {
-		holder := holderOf(c.Mounts, p)
+		holder := containers.HolderOf(c.Mounts, p)
 		if holder == nil {
 			return nil, noWorker("%s is in the container's own file system, not on a volume", p)
 		}
 		if err := add(*holder); err != nil {
 			return nil, err
 		}
-		for _, m := range mountsBelow(c.Mounts, p, holder) {
+		for _, m := range containers.MountsBelow(c.Mounts, p, holder) {
 			if err := add(m); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return out, nil
-}
-
-// holderOf returns the mount of mounts that holds the path p (the deepest one), or nil.
-func holderOf(mounts []container.MountPoint, p string) *container.MountPoint {
-	var holder *container.MountPoint
-	for i, m := range mounts {
-		d := path.Clean(m.Destination)
-		if strategy.Inside(p, d) && (holder == nil || len(d) > len(path.Clean(holder.Destination))) {
-			holder = &mounts[i]
-		}
-	}
-	return holder
-}
-
-// mountsBelow returns the mounts inside the path p other than its holder.
-func mountsBelow(mounts []container.MountPoint, p string, holder *container.MountPoint) []container.MountPoint {
-	var out []container.MountPoint
-	for _, m := range mounts {
-		if d := path.Clean(m.Destination); d != path.Clean(holder.Destination) && strategy.Inside(d, p) {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 // Open creates (and does not start) a worker container with the mounts of c that hold paths,
@@ -206,38 +196,15 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	op := OpBackup
+	op := agent.OpBackup
 	if write {
-		op = OpRestore
+		op = agent.OpRestore
 	}
-	labels := r.labels(id, c, op)
 	s := &session{r: r, name: "docker-backup-worker-" + safeName(c.Name) + "-" + id, paths: paths}
 	for _, m := range mounts {
 		s.mounts = append(s.mounts, m.Target)
 	}
-	cfg := &container.Config{
-		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
-		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
-		Labels: labels,
-	}
-	// No network: a new, empty network namespace — except for a backup of a running service,
-	// whose namespace the worker joins instead (it sends nothing over it; making an empty
-	// one costs the engine here about 0.3 s of the worker's start).
-	network := container.NetworkMode("none")
-	if !write && c.Running {
-		network = container.NetworkMode("container:" + c.ID)
-	}
-	// The engine removes the worker once it exits, whatever became of the caller (kill -9
-	// included: its stream ends, and so does the worker); Close removes one that did not.
-	hc := &container.HostConfig{
-		AutoRemove:     true,
-		NetworkMode:    network,
-		LogConfig:      container.LogConfig{Type: "none"},
-		SecurityOpt:    []string{"no-new-privileges"},
-		CapDrop:        []string{"ALL"},
-		CapAdd:         Capabilities(access),
-		ReadonlyRootfs: true,
-	}
+	cfg, hc := workerConfig(c, img, access, r.labels(id, c, op))
 	mounts = ownMounts(mounts, img, write)
 	create := func(extra ...mount.Mount) error {
 		hc.Mounts = append(append([]mount.Mount{}, mounts...), extra...)
@@ -251,7 +218,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 		s.id = created.ID
 		return nil
 	}
-	if network != "none" {
+	if hc.NetworkMode != "none" {
 		// Joining the service's namespace fails at the start when the service stopped
 		// meanwhile (or cannot be joined): the worker is made again with a namespace of its own.
 		s.ownNetwork = func(ctx context.Context) error {
@@ -267,13 +234,53 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 			return nil
 		}
 	}
+	if err := r.createOnChannel(ctx, s, create); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// workerConfig is the configuration of a worker container for c: the image's program, every
+// stream attached, labels; no network of its own, removed once it exits, only the
+// capabilities access needs, a read-only root file system, no new privileges.
+func workerConfig(c *containers.Container, img Image, access strategy.WorkerAccess, labels map[string]string) (*container.Config, *container.HostConfig) {
+	cfg := &container.Config{
+		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
+		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+		Labels: labels,
+	}
+	// No network: a new, empty network namespace — except for a backup of a running service,
+	// whose namespace the worker joins instead (it sends nothing over it; making an empty
+	// one costs the engine here about 0.3 s of the worker's start).
+	network := container.NetworkMode("none")
+	if !access.Write && c.Running {
+		network = container.NetworkMode("container:" + c.ID)
+	}
+	// The engine removes the worker once it exits, whatever became of the caller (kill -9
+	// included: its stream ends, and so does the worker); Close removes one that did not.
+	hc := &container.HostConfig{
+		AutoRemove:     true,
+		NetworkMode:    network,
+		LogConfig:      container.LogConfig{Type: "none"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         Capabilities(access),
+		ReadonlyRootfs: true,
+	}
+	return cfg, hc
+}
+
+// createOnChannel creates the worker with its socket directory mounted when there is a
+// channel the engine can mount, else without (its data then goes over the attach stream).
+// An error wrapping strategy.ErrNoWorker: nothing was created.
+func (r *Runner) createOnChannel(ctx context.Context, s *session, create func(extra ...mount.Mount) error) error {
 	if ch := r.channel(ctx); ch != nil {
 		m, err := s.listen(ch)
 		if err != nil {
 			// A socket path longer than the kernel takes (a long TMPDIR), for one.
 			r.log().Info("the worker's data goes over its attach stream: no socket for it in "+ch.Dir, "error", err)
 		} else if err = create(m); err == nil {
-			return s, nil
+			return nil
 		} else {
 			r.log().Info("the worker's data goes over its attach stream: the engine cannot mount "+s.dir+" (a remote engine?)", "error", err)
 		}
@@ -281,11 +288,11 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 	}
 	if err := create(); err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		return nil, noWorker("creating the worker container: %v", err)
+		return noWorker("creating the worker container: %v", err)
 	}
-	return s, nil
+	return nil
 }
 
 // labels are those of a worker: reaped with the scratch copies once its owner is gone or
@@ -306,7 +313,7 @@ func (r *Runner) labels(id string, c *containers.Container, op string) map[strin
 // with an empty read-only tmpfs (no volume is made of them).
 func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
 	if write {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: localStaging})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: extract.LocalStaging})
 	}
 	for _, v := range img.Volumes {
 		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
@@ -415,7 +422,7 @@ func (s *session) closeChannel() {
 
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	r := Request{Op: OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
+	r := agent.Request{Op: agent.OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
 	sink, isFile := out.(strategy.FileSink)
 	// The worker writes a new local file itself, given its descriptor over the socket.
 	r.File = isFile && s.ln != nil
@@ -440,7 +447,7 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 
 // Count digests the paths as Backup would, and sends nothing.
 func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
-	rep, err := s.run(ctx, Request{Op: OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
+	rep, err := s.run(ctx, agent.Request{Op: agent.OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +456,7 @@ func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
 
 // Restore runs the worker's restore of the compressed stream in.
 func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
-	_, err := s.run(ctx, Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
+	_, err := s.run(ctx, agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
 	return err
 }
 
@@ -460,7 +467,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	s.verdict, s.result, s.committed = make(chan bool, 1), make(chan error, 1), make(chan struct{})
 	staged := make(chan struct{})
 	var once, committed sync.Once
-	r := Request{Op: OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
+	r := agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
 		Socket: s.socket, Staged: true, Size: req.Size}
 	// The worker reads a local artifact itself, given its descriptor; what it read must then
 	// be the artifact (checked here, before any verdict to commit).
@@ -468,7 +475,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	r.File = isFile && s.ln != nil
 	var checked error
 	go func() {
-		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep Report) {
+		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep agent.Report) {
 			if rep.Staged {
 				switch {
 				case rep.File && r.File:
@@ -493,7 +500,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	case <-staged:
 		if checked != nil {
 			// Close tells the worker to remove what it staged.
-			return fmt.Errorf("%w%w", checked, silent{strategy.ErrUnapplied})
+			return fmt.Errorf("%w%w", checked, errkind.Silent(strategy.ErrUnapplied))
 		}
 		return nil
 	case err := <-s.result:
@@ -501,7 +508,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 		if err == nil {
 			err = errors.New("the worker ended without staging the restore")
 		}
-		return fmt.Errorf("%w%w", err, silent{strategy.ErrUnapplied})
+		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 }
 
@@ -579,7 +586,7 @@ func (s *session) attachAndStart(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Writer, progress func(int64), onReport func(Report)) (*Report, error) {
+func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out io.Writer, progress func(int64), onReport func(agent.Report)) (*agent.Report, error) {
 	// Whatever ends this run (cancelled, a failed target), the worker stops with it — a
 	// staged restore's worker is given the time to remove what it staged (its stream ends
 	// cut short) or to finish moving it into place.
@@ -612,7 +619,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		stdout, in = io.Discard, nil
 	}
 	// The end of the worker's input tells it its final report came: only then does it exit
-	// (see Serve). A stream that fails on this side ends it too, cut short.
+	// (see agent.Serve). A stream that fails on this side ends it too, cut short.
 	var endOnce sync.Once
 	endInput := func() { endOnce.Do(func() { _ = att.CloseWrite() }) }
 	sendErr := make(chan error, 1)
@@ -626,7 +633,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		}
 		sendErr <- err
 	}()
-	reports := &reportReader{progress: progress, onReport: func(rep Report) {
+	reports := &agent.ReportReader{Progress: progress, OnReport: func(rep agent.Report) {
 		s.logReport(rep)
 		if onReport != nil {
 			onReport(rep)
@@ -648,7 +655,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 			serr = derr
 		}
 	}
-	last := reports.last
+	last := reports.Last()
 	// A worker that reported success is done: its exit (the engine takes about a second to
 	// tell) matters only to explain a failure.
 	code, werr := 0, error(nil)
@@ -662,14 +669,14 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 		return nil, ctx.Err()
 	case copyErr != nil:
 		return nil, copyErr
-	case last != nil && last.Error != "" && last.Code == CodeNoRoom:
-		return nil, fmt.Errorf("%s%w", last.Error, silent{strategy.ErrNoRoom})
+	case last != nil && last.Error != "" && last.Code == agent.CodeNoRoom:
+		return nil, fmt.Errorf("%s%w", last.Error, errkind.Silent(strategy.ErrNoRoom))
 	case last != nil && last.Error != "":
 		return nil, fmt.Errorf("worker container: %s", last.Error)
 	case werr != nil:
 		return nil, werr
 	case code != 0 || last == nil || !last.Done:
-		return nil, &containers.ExitError{Cmd: "the worker container", Code: code, Stderr: reports.tail()}
+		return nil, &containers.ExitError{Cmd: "the worker container", Code: code, Stderr: reports.Tail()}
 	case serr != nil:
 		return nil, serr
 	}
@@ -682,7 +689,7 @@ func (s *session) run(ctx context.Context, req Request, in io.Reader, out io.Wri
 
 // logReport logs what a report of the worker says for the user: a warning, or a line for
 // debugging.
-func (s *session) logReport(rep Report) {
+func (s *session) logReport(rep agent.Report) {
 	if rep.Log != "" {
 		s.r.log().Debug("worker container: "+rep.Log, "container", s.name)
 	}
@@ -733,11 +740,11 @@ func (s *session) send(w io.Writer, in io.Reader, framed, staged bool) error {
 		return nil
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	fw := &frameWriter{w: bw}
+	fw := agent.NewFrameWriter(bw)
 	if _, err := io.CopyBuffer(fw, src, make([]byte, 1<<20)); err != nil {
 		return failed(err)
 	}
-	err := fw.end()
+	err := fw.End()
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -752,11 +759,11 @@ func (s *session) send(w io.Writer, in io.Reader, framed, staged bool) error {
 
 // giveVerdict waits for the verdict of a staged restore (Commit or Close) and sends it.
 func (s *session) giveVerdict(w io.Writer) error {
-	verdict := byte(VerdictAbort)
+	verdict := byte(agent.VerdictAbort)
 	select {
 	case commit := <-s.verdict:
 		if commit {
-			verdict = VerdictCommit
+			verdict = agent.VerdictCommit
 		}
 	case <-s.gone:
 		return nil // the worker ended without waiting for it: its report says why
@@ -769,7 +776,7 @@ func (s *session) giveVerdict(w io.Writer) error {
 
 // transfer moves the data over the socket: in to the worker (a restore) or the worker's
 // stream to out (a backup). A failure on this side stops the worker.
-func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
+func (s *session) transfer(in io.Reader, out io.Writer, req agent.Request) error {
 	conn, err := s.ln.AcceptUnix()
 	if err != nil {
 		return nil // the worker ended without connecting: its report says why
@@ -792,7 +799,7 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 		if _, err := io.ReadFull(conn, answer); err != nil {
 			return nil // the worker ended: its report says why
 		}
-		if answer[0] == FileTaken {
+		if answer[0] == agent.FileTaken {
 			if err := s.giveVerdict(conn); err != nil {
 				return err
 			}
@@ -923,58 +930,3 @@ func (s *session) remove() error {
 	}
 	return nil
 }
-
-// reportReader parses the worker's Report lines; anything else (a panic) is kept for the
-// error.
-type reportReader struct {
-	progress func(int64)
-	onReport func(Report)
-	buf      []byte
-	last     *Report
-	other    bytes.Buffer
-}
-
-func (r *reportReader) Write(p []byte) (int, error) {
-	r.buf = append(r.buf, p...)
-	for {
-		i := bytes.IndexByte(r.buf, '\n')
-		if i < 0 {
-			break
-		}
-		line := r.buf[:i]
-		r.buf = r.buf[i+1:]
-		var rep Report
-		switch {
-		case json.Unmarshal(line, &rep) != nil:
-			if r.other.Len() < 4<<10 {
-				r.other.Write(line)
-				r.other.WriteByte('\n')
-			}
-		case r.last != nil && (r.last.Done || r.last.Error != ""):
-			// The final report is the outcome: nothing after it changes that.
-		default:
-			r.last = &rep
-			if r.progress != nil && rep.Raw > 0 {
-				r.progress(rep.Raw)
-			}
-			if r.onReport != nil {
-				r.onReport(rep)
-			}
-		}
-	}
-	if len(r.buf) > 64<<10 {
-		r.other.Write(r.buf[:min(len(r.buf), 4<<10)])
-		r.buf = r.buf[:0]
-	}
-	return len(p), nil
-}
-
-func (r *reportReader) tail() string {
-	return strings.TrimSpace(r.other.String() + string(r.buf))
-}
-
-// silent wraps an error without adding to the message.
-type silent struct{ error }
-
-func (silent) Error() string   { return "" }
-func (s silent) Unwrap() error { return s.error }

@@ -147,12 +147,12 @@ func TestFaultSidecarBackup(t *testing.T) {
 			}
 			listed := checkTarget(t, dir, keep, false)
 			st := sidecarStatus(t, p.name)
-			want, status := 1, "interrupted"
+			want, status := 1, control.Interrupted
 			if !tc.kill {
-				status = "failed"
+				status = control.Failed
 			}
 			if tc.point == "backup-manifest" {
-				want, status = 2, "success"
+				want, status = 2, control.Success
 			}
 			if len(listed) != want {
 				t.Errorf("%d backups on the target, want %d", len(listed), want)
@@ -248,7 +248,7 @@ func TestFaultSidecarRestore(t *testing.T) {
 				t.Errorf("an interrupted PostgreSQL restore changed the data:\n%s", diffLines(changed, after))
 			}
 			st := sidecarStatus(t, p.name)
-			want := map[bool]string{true: "interrupted", false: "failed"}[tc.kill]
+			want := map[bool]control.Outcome{true: control.Interrupted, false: control.Failed}[tc.kill]
 			// Cut while its artifact was read (and staged, for the volume): not partial.
 			if len(st.Restores) == 0 || st.Restores[0].Status != want || st.Restores[0].Partial {
 				t.Errorf("restores in status: %+v, want %s, not partial", st.Restores, want)

@@ -142,7 +142,7 @@ func waitRuns(t *testing.T, project, service, job string, n int, timeout time.Du
 		if js.Runs["success"] < n {
 			last := ""
 			if js.Last != nil {
-				last = js.Last.Status + " " + js.Last.Error
+				last = string(js.Last.Status) + " " + js.Last.Error
 			}
 			return fmt.Errorf("%d successful runs (%v), last: %s", js.Runs["success"], js.Runs, last)
 		}

@@ -364,10 +364,10 @@ func TestSidecarVerify(t *testing.T) {
 	metricsURL := "http://" + ip + ":9090/metrics"
 
 	// Before any backup, the verify cannot run: an error, not a pass.
-	lastVerify := func(status string) *control.VerifyInfo {
+	lastVerify := func(status control.Outcome) *control.VerifyInfo {
 		t.Helper()
 		var v *control.VerifyInfo
-		eventually(t, time.Minute, "a verify that "+status, func() error {
+		eventually(t, time.Minute, "a verify that "+string(status), func() error {
 			js := jobStatus(sidecarStatus(t, p.name), "app", "default")
 			if js == nil || js.LastVerify == nil || js.LastVerify.Status != status {
 				return fmt.Errorf("last verify: %+v", js)

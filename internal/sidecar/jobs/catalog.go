@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -87,12 +87,12 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 	// named JOB@TARGET in the catalog beyond the first.
 	ids, targetOf := map[string]int64{}, map[string]string{}
 	for _, j := range jobs {
-		ids[j.Project+"/"+j.Service+"/"+j.Name] = j.ID
-		targetOf[j.Project+"/"+j.Service+"/"+j.Name] = j.Target
+		ids[jobKey(j.Project, j.Service, j.Name)] = j.ID
+		targetOf[jobKey(j.Project, j.Service, j.Name)] = j.Target
 	}
 	added := 0
 	for _, name := range r.TargetNames() {
-		listing, err := pipeline.List(ctx, r.opts.Targets[name], r.usagePrefix(), r.opts.Keys)
+		found, err := listing.List(ctx, r.opts.Targets[name], r.usagePrefix(), r.opts.Keys)
 		if err != nil {
 			return added, fmt.Errorf("listing target %s: %w", name, err)
 		}
@@ -102,15 +102,15 @@ func (r *Runner) Rebuild(ctx context.Context) (int, error) {
 		if r.opts.AllProjects {
 			f.Project = ""
 		}
-		for _, m := range f.Select(listing.Backups).Usable {
+		for _, m := range f.Select(found.Backups).Usable {
 			if m.Job == "" {
 				continue
 			}
 			job := m.Job
-			if t, ok := targetOf[m.Project+"/"+m.Service+"/"+job]; ok && t != name {
+			if t, ok := targetOf[jobKey(m.Project, m.Service, job)]; ok && t != name {
 				job = memberOf(job, name)
 			}
-			key := m.Project + "/" + m.Service + "/" + job
+			key := jobKey(m.Project, m.Service, job)
 			id, ok := ids[key]
 			if !ok {
 				if id, err = cat.UpsertJob(ctx, catalog.Job{Project: m.Project, Service: m.Service, Name: job, Strategy: m.Strategy, Target: name}); err != nil {

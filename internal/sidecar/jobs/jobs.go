@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/sidecar/recovery"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -47,8 +48,11 @@ func (j *Job) Key() string {
 	if j.Leader != "" {
 		return memberOf(j.Leader, j.TargetName())
 	}
-	return j.Project + "/" + j.Service + "/" + j.Name
+	return jobKey(j.Project, j.Service, j.Name)
 }
+
+// jobKey names the job named job of a service: project/service/job.
+func jobKey(project, service, job string) string { return project + "/" + service + "/" + job }
 
 // memberOf names the member of a job with several targets that writes to target: JOB@TARGET,
 // where JOB is the job's key (as jobs are keyed here) or its name (as the catalog names them).
@@ -111,8 +115,10 @@ func (j *Job) manifestJob() string {
 type Recorder interface {
 	RunFinished(job control.JobID, success bool, d time.Duration, stored int64)
 	Pruned(target string, deleted int, failed bool)
-	RestoreFinished(project, service, result string)
-	VerifyFinished(job control.JobID, result string, d time.Duration)
+	// RestoreFinished counts a restore that ended as outcome (Success or Failed; partial: it
+	// failed after it began changing the service).
+	RestoreFinished(project, service string, outcome control.Outcome, partial bool)
+	VerifyFinished(job control.JobID, outcome control.Outcome, d time.Duration)
 }
 
 // Options are what a Runner works with.
@@ -168,7 +174,7 @@ type Runner struct {
 	// untrusted counts, by job key, the backups in a job's directory that no trusted key
 	// signed, as its last prune found them: never counted nor deleted, reported.
 	untrusted map[string]int
-	recovery  *recovery
+	recovery  *recovery.Recovery
 }
 
 // New returns a Runner; root is the sidecar's lifetime.
@@ -181,16 +187,20 @@ func New(root context.Context, opts Options) *Runner {
 		opts.Recorder = nopRecorder{}
 	}
 	r := &Runner{opts: opts, log: log, root: root, jobs: map[string]*Job{}, busy: map[string]*hold{}, usage: map[string]control.TargetInfo{}, untrusted: map[string]int{}}
-	r.recovery = newRecovery(r)
+	r.recovery = recovery.New(recovery.Options{Catalog: opts.Catalog, API: opts.API, Owner: opts.Owner, Targets: opts.Targets,
+		Keys: opts.Keys, Notifier: opts.Notifier, Log: log})
 	return r
 }
 
 type nopRecorder struct{}
 
-func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64) {}
-func (nopRecorder) Pruned(string, int, bool)                              {}
-func (nopRecorder) RestoreFinished(string, string, string)                {}
-func (nopRecorder) VerifyFinished(control.JobID, string, time.Duration)   {}
+func (nopRecorder) RunFinished(control.JobID, bool, time.Duration, int64)        {}
+func (nopRecorder) Pruned(string, int, bool)                                     {}
+func (nopRecorder) RestoreFinished(string, string, control.Outcome, bool)        {}
+func (nopRecorder) VerifyFinished(control.JobID, control.Outcome, time.Duration) {}
+
+// Recovery is what finishes what a crash of the sidecar left (package recovery).
+func (r *Runner) Recovery() *recovery.Recovery { return r.recovery }
 
 // TargetNames lists the targets, sorted.
 func (r *Runner) TargetNames() []string {

@@ -11,8 +11,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/faults"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -34,12 +34,12 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	name := j.TargetName()
 	tgt := r.opts.Targets[name]
 	dir := artifact.Dir(j.Project, j.Service)
-	listing, err := pipeline.List(ctx, tgt, dir+"/", r.opts.Keys)
+	found, err := listing.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
 		r.opts.Recorder.Pruned(name, 0, true)
 		return nil, fmt.Errorf("retention: listing %s: %w (nothing was deleted)", tgt, err)
 	}
-	sel := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Select(listing.Backups)
+	sel := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Select(found.Backups)
 	r.reportSkipped(j, name, dir, sel.Skipped, log)
 	var mine []retention.Backup
 	for _, s := range sel.Usable {
@@ -132,7 +132,7 @@ func (r *Runner) updateUsage(ctx context.Context, name string) {
 	}
 	info := control.TargetInfo{Name: name, URL: tgt.String()}
 	// Counted as listed: nothing of a listing is held.
-	if _, err := pipeline.Walk(ctx, tgt, r.usagePrefix(), r.opts.Keys, func(s artifact.Summary) error {
+	if _, err := listing.Walk(ctx, tgt, r.usagePrefix(), r.opts.Keys, func(s artifact.Summary) error {
 		info.Backups++
 		info.Bytes += s.Size
 		return nil

@@ -13,8 +13,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -31,7 +32,8 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+c.Project+"/"+c.Service, log)
+	service := artifact.ServiceName(c.Project, c.Service, c.Name)
+	unlock, err := r.lock(ctx, c.Project, c.Service, "restore of "+service, log)
 	if err != nil {
 		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
 	}
@@ -39,7 +41,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 
 	spec := plan.RestoreSpec{Target: tgt, Backup: req.Key, Within: artifact.Dir(c.Project, c.Service) + "/", Container: c,
 		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Keys: r.opts.Keys, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities,
-		Guard: newGuard(r.opts.Catalog, "restore "+c.Project+"/"+c.Service), Log: log}
+		Guard: newGuard(r.opts.Catalog, "restore "+service), Log: log}
 	spec.Strategies, spec.Allowed = r.serviceScope(c)
 	var id int64 // the catalog's, once recorded
 	spec.Applying = func(ctx context.Context) {
@@ -49,7 +51,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	p, err := plan.NewRestore(ctx, spec)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	for _, w := range p.Warnings {
 		log.Warn(w)
@@ -63,23 +65,20 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 	log.Info("restoring", "key", m.Artifact, "into", c.String())
 	err = r.stoppingErr(p.Run(ctx))
-	finish := catalog.Restore{ID: id, Status: catalog.Success, FinishedAt: time.Now()}
-	result := "success"
+	finish := catalog.Restore{ID: id, Status: control.Success, FinishedAt: time.Now()}
 	if err != nil {
-		finish.Status, finish.Error, result = catalog.Failed, err.Error(), "failure"
+		finish.Status, finish.Error = control.Failed, err.Error()
 		var re *plan.RestoreError
-		if errors.As(err, &re) && re.Partial {
-			finish.Partial, result = true, "partial"
-		}
+		finish.Partial = errors.As(err, &re) && re.Partial
 	}
 	if ferr := r.opts.Catalog.FinishRestore(context.WithoutCancel(ctx), finish); ferr != nil {
 		log.Error("recording the restore failed", "error", ferr)
 	}
-	r.opts.Recorder.RestoreFinished(c.Project, c.Service, result)
+	r.opts.Recorder.RestoreFinished(c.Project, c.Service, finish.Status, finish.Partial)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Manifest: m, Warnings: p.Warnings}, nil
+	return &control.Result{Key: m.Artifact, Target: name, Duration: time.Since(started), Backup: wire.FromManifest(m), Warnings: p.Warnings}, nil
 }
 
 // targetAndService finds the named target (empty: default) and the service's container.
@@ -93,14 +92,14 @@ func (r *Runner) targetAndService(ctx context.Context, name, project, service st
 	}
 	c, err := containers.Find(ctx, r.opts.API, project, service)
 	if err != nil {
-		return "", nil, nil, classify(err)
+		return "", nil, nil, err
 	}
 	return name, tgt, c, nil
 }
 
 // serviceScope is what the service's jobs back up: their strategies (none when one detects
 // it) and their paths (none — the container's writable mounts — when one takes the defaults).
-func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []string) {
+func (r *Runner) serviceScope(c *containers.Container) (names, paths []string) {
 	detected, defaultPaths := false, false
 	for _, j := range r.Jobs() {
 		if j.Project != c.Project || j.Service != c.Service {
@@ -108,8 +107,8 @@ func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []stri
 		}
 		if j.Strategy == "" {
 			detected = true
-		} else if s := strategy.Canonical(j.Strategy); !slices.Contains(strategies, s) {
-			strategies = append(strategies, s)
+		} else if s := strategies.Canonical(j.Strategy); !slices.Contains(names, s) {
+			names = append(names, s)
 		}
 		if len(j.Paths) == 0 {
 			defaultPaths = true
@@ -117,33 +116,10 @@ func (r *Runner) serviceScope(c *containers.Container) (strategies, paths []stri
 		paths = append(paths, j.Paths...)
 	}
 	if detected {
-		strategies = nil
+		names = nil
 	}
 	if defaultPaths {
 		paths = nil
 	}
-	return strategies, paths
-}
-
-// classify gives an error its control code.
-func classify(err error) error {
-	var ce *control.Error
-	if errors.As(err, &ce) {
-		return err
-	}
-	code := control.CodeFailed
-	var re *plan.RestoreError
-	switch {
-	case errors.Is(err, pipeline.ErrCorrupt):
-		code = control.CodeCorrupt
-	case errors.Is(err, plan.ErrNotTrusted):
-		code = control.CodeUntrusted
-	case errors.As(err, &re) && re.Partial:
-		code = control.CodePartial
-	case errors.Is(err, plan.ErrRefused), errors.Is(err, pipeline.ErrUntouched):
-		code = control.CodeRefused
-	case errors.Is(err, containers.ErrNotFound), errors.Is(err, target.ErrNotExist):
-		code = control.CodeNotFound
-	}
-	return &control.Error{Code: code, Message: err.Error()}
+	return names, paths
 }

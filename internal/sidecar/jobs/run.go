@@ -13,12 +13,14 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/retention"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 )
 
@@ -78,22 +80,8 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	}
 	defer unlock()
 	started := time.Now()
-	pingID := randomID()
-	r.opts.Notifier.Ping(j.Ping, notify.PingStart, pingID, "")
-	defer func() {
-		ev := notify.Event{Kind: "backup", Project: j.Project, Service: j.Service, Job: j.manifestJob(), Target: j.TargetName(),
-			Failed: err != nil, Duration: time.Since(started).Round(time.Millisecond)}
-		if out != nil {
-			ev.Key, ev.Size = out.Key, out.Manifest.Size
-		}
-		if err != nil {
-			ev.Error = err.Error()
-			r.opts.Notifier.Ping(j.Ping, notify.PingFail, pingID, tail.String()+"\n"+err.Error())
-		} else {
-			r.opts.Notifier.Ping(j.Ping, notify.PingSuccess, pingID, "")
-		}
-		r.opts.Notifier.Notify(j.Notify, ev)
-	}()
+	ended := r.announce(j, tail, started)
+	defer func() { ended(out, err) }()
 	if j.manual {
 		id, err := r.opts.Catalog.UpsertJob(ctx, catalog.Job{Project: j.Project, Service: j.Service, Name: catalog.ManualJob, Strategy: j.Strategy, Target: j.TargetName()})
 		if err != nil {
@@ -104,29 +92,18 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	// A job with several targets writes to all of them in one run; each target is a member
 	// job with its own runs in the catalog, retention, metrics and status line.
 	members := r.members(j)
-	record := func(key string) ([]int64, error) {
-		ids := make([]int64, len(members))
-		for i, m := range members {
-			var err error
-			if ids[i], err = r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: m.catalogID, StartedAt: started, ArtifactKey: key}); err != nil {
-				return nil, err
-			}
-		}
-		return ids, nil
-	}
-
 	p, err := r.planBackup(ctx, j, members, log, started)
 	if err != nil {
-		if ids, rerr := record(""); rerr == nil {
+		if ids, rerr := r.startRuns(ctx, members, started, ""); rerr == nil {
 			for i, m := range members {
-				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: catalog.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
+				r.finish(ctx, m, log, catalog.Run{ID: ids[i], Status: control.Failed, FinishedAt: time.Now(), Error: err.Error()}, started)
 			}
 		}
 		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
 		return nil, err
 	}
 	// Recorded before anything is stopped: a crash from here on is recovered.
-	runIDs, err := record(p.Key)
+	runIDs, err := r.startRuns(ctx, members, started, p.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -135,15 +112,7 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	// Stored on some targets only, and nothing else went wrong: those targets' runs succeed.
 	var partial *pipeline.TargetsError
 	onlyTargets := errors.As(err, &partial) && err.Error() == partial.Error()
-	var stored []*Job
-	for i, m := range members {
-		finish := outcome(m.TargetName(), p.Key, res, err, onlyTargets)
-		finish.ID = runIDs[i]
-		if finish.Status == catalog.Success {
-			stored = append(stored, m)
-		}
-		r.finish(ctx, m, log, finish, started)
-	}
+	stored := r.finishRuns(ctx, members, runIDs, log, started, p.Key, res, err, onlyTargets)
 	if err != nil && !onlyTargets {
 		log.Error("backup failed; older backups are untouched and retention did not run", "error", err)
 		return nil, err
@@ -153,19 +122,72 @@ func (r *Runner) run(ctx context.Context, j *Job, extra slog.Handler) (out *cont
 	if onlyTargets {
 		log.Error("the backup is stored on some of the job's targets only; retention ran on those", "error", err)
 	}
-	// Retention belongs to the backup that was just stored: a shutdown that begins now does not
-	// leave one backup more than the job keeps (the prune is bounded, and quick on any target).
+	pruned, perr := r.pruneStored(ctx, stored, res.Key, log)
+	// A prune error (or a target that failed) is reported, but the backup stands.
+	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Backup: wire.FromManifest(res.Manifest), Pruned: pruned}, errors.Join(err, perr)
+}
+
+// announce pings the job's dead-man URL that its run starts, and returns what tells the end:
+// the ping (with the run's log tail when it failed) and the job's notification set.
+func (r *Runner) announce(j *Job, tail *notify.Tail, started time.Time) (ended func(out *control.Result, err error)) {
+	pingID := randomID()
+	r.opts.Notifier.Ping(j.Ping, notify.PingStart, pingID, "")
+	return func(out *control.Result, err error) {
+		ev := notify.Event{Kind: "backup", Project: j.Project, Service: j.Service, Job: j.manifestJob(), Target: j.TargetName(),
+			Failed: err != nil, Duration: time.Since(started).Round(time.Millisecond)}
+		if out != nil {
+			ev.Key, ev.Size = out.Key, out.Backup.Size
+		}
+		if err != nil {
+			ev.Error = err.Error()
+			r.opts.Notifier.Ping(j.Ping, notify.PingFail, pingID, tail.String()+"\n"+err.Error())
+		} else {
+			r.opts.Notifier.Ping(j.Ping, notify.PingSuccess, pingID, "")
+		}
+		r.opts.Notifier.Notify(j.Notify, ev)
+	}
+}
+
+// startRuns records a run of each member in the catalog (key: the backup's, once planned).
+func (r *Runner) startRuns(ctx context.Context, members []*Job, started time.Time, key string) ([]int64, error) {
+	ids := make([]int64, len(members))
+	for i, m := range members {
+		var err error
+		if ids[i], err = r.opts.Catalog.StartRun(ctx, catalog.Run{JobID: m.catalogID, StartedAt: started, ArtifactKey: key}); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// finishRuns records how the run ended on each member's target and returns the members
+// whose target stored the backup.
+func (r *Runner) finishRuns(ctx context.Context, members []*Job, ids []int64, log *slog.Logger, started time.Time, key string,
+	res *pipeline.BackupResult, err error, onlyTargets bool) (stored []*Job) {
+	for i, m := range members {
+		finish := outcome(m.TargetName(), key, res, err, onlyTargets)
+		finish.ID = ids[i]
+		if finish.Status == control.Success {
+			stored = append(stored, m)
+		}
+		r.finish(ctx, m, log, finish, started)
+	}
+	return stored
+}
+
+// pruneStored applies the retention of each member that stored the backup key. Retention
+// belongs to the backup that was just stored: a shutdown that begins now does not leave one
+// backup more than the job keeps (the prune is bounded, and quick on any target).
+func (r *Runner) pruneStored(ctx context.Context, stored []*Job, key string, log *slog.Logger) (pruned []string, err error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	var pruned []string
-	perrs := []error{err}
+	var errs []error
 	for _, m := range stored {
-		deleted, perr := r.prune(pctx, m, res.Key, log)
-		pruned, perrs = append(pruned, deleted...), append(perrs, perr)
+		deleted, perr := r.prune(pctx, m, key, log)
+		pruned, errs = append(pruned, deleted...), append(errs, perr)
 		r.updateUsage(pctx, m.TargetName())
 	}
-	// A prune error (or a target that failed) is reported, but the backup stands.
-	return &control.Result{Key: res.Key, Target: strings.Join(res.Stored, ","), Duration: duration, Manifest: res.Manifest, Pruned: pruned}, errors.Join(perrs...)
+	return pruned, errors.Join(errs...)
 }
 
 // outcome is how a run ended on the target named tgt: key is the backup's, res and err what
@@ -180,16 +202,16 @@ func outcome(tgt, key string, res *pipeline.BackupResult, err error, onlyTargets
 	switch {
 	case res != nil && failedHere:
 		// This target failed and holds nothing; the backup stands on the others.
-		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, terr.Error(), key
+		finish.Status, finish.Error, finish.Cleanup = control.Failed, terr.Error(), key
 	case res != nil && (err == nil || onlyTargets):
-		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = catalog.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
+		finish.Status, finish.ArtifactKey, finish.Size, finish.SHA256 = control.Success, res.Key, res.Manifest.Size, res.Manifest.SHA256
 	case res != nil: // stored, but the post command failed: the backup stays, the run fails
-		finish.Status, finish.Error = catalog.Failed, err.Error()
+		finish.Status, finish.Error = control.Failed, err.Error()
 		finish.ArtifactKey, finish.Size, finish.SHA256 = res.Key, res.Manifest.Size, res.Manifest.SHA256
 	default:
 		// The target may have kept part of the upload (S3 down while aborting it): removed
 		// once the target answers again.
-		finish.Status, finish.Error, finish.Cleanup = catalog.Failed, err.Error(), key
+		finish.Status, finish.Error, finish.Cleanup = control.Failed, err.Error(), key
 	}
 	return finish
 }
@@ -216,18 +238,15 @@ func (r *Runner) finish(ctx context.Context, j *Job, log *slog.Logger, run catal
 	if err := r.opts.Catalog.FinishRun(context.WithoutCancel(ctx), run); err != nil {
 		log.Error("recording the run failed", "error", err)
 	}
-	r.recovery.settleAll(ctx, false)
+	r.recovery.Settle(ctx)
 	if !j.manual {
-		r.opts.Recorder.RunFinished(j.ID(), run.Status == catalog.Success, time.Since(started), run.Size)
+		r.opts.Recorder.RunFinished(j.ID(), run.Status == control.Success, time.Since(started), run.Size)
 	}
 }
 
 // planBackup finds the service's container and plans its backup as the job says.
 func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *slog.Logger, started time.Time) (*plan.Backup, error) {
-	c, err := containers.Find(ctx, r.opts.API, j.Project, j.Service)
-	if err != nil && j.Project == "" {
-		c, err = containers.Inspect(ctx, r.opts.API, j.Container)
-	}
+	c, err := containers.Resolve(ctx, r.opts.API, j.Project, j.Service, "")
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +323,7 @@ func (r *Runner) jobFor(ctx context.Context, req control.RunRequest) (*Job, erro
 		return nil, &control.Error{Code: control.CodeRefused, Message: fmt.Sprintf("%s is not backed up (%s)", c, reason)}
 	}
 	j := &Job{Project: c.Project, Service: c.Service, Container: c.Name, manual: true}
-	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategy.Names(), Targets: r.TargetNames(), NotifySets: r.opts.Notifier.Sets(), Manual: true})
+	parsed, errs := labels.Parse(c.Name, c.Labels, labels.Options{Strategies: strategies.Names(), Targets: r.TargetNames(), NotifySets: r.opts.Notifier.Sets(), Manual: true})
 	if len(errs) > 0 {
 		return nil, &control.Error{Code: control.CodeInvalid, Message: errs[0].Error()}
 	}

@@ -42,7 +42,7 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		info.Project, info.Service = byID[run.JobID].Project, byID[run.JobID].Service
 		st.OneOff = append(st.OneOff, *info)
 	}
-	st.Recovery = r.Pending()
+	st.Recovery = r.recovery.Pending()
 	verifies, err := r.opts.Catalog.Verifies(ctx, 10)
 	if err != nil {
 		return err
@@ -72,10 +72,10 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 			if i == 0 {
 				js.Last = info
 			}
-			if js.LastFinished == nil && run.Status != catalog.Running {
+			if js.LastFinished == nil && run.Status != control.Running {
 				js.LastFinished = info
 			}
-			if run.Status == catalog.Success {
+			if run.Status == control.Success {
 				js.LastSuccess = info
 				break
 			}

@@ -12,15 +12,16 @@ import (
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/control/wire"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
-	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
 )
 
 // verifyKey names the scheduler entry of a job's verify.
-func verifyKey(jobKey string) string { return jobKey + "#verify" }
+func verifyKey(key string) string { return key + "#verify" }
 
 // VerifyJob verifies the newest backup of the job key (one its key vouches for, not dated in
 // the future), on the job's verify schedule.
@@ -57,15 +58,15 @@ func (r *Runner) VerifyJob(ctx context.Context, key string, extra slog.Handler) 
 // key, not dated in the future).
 func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*artifact.Manifest, error) {
 	dir := artifact.Dir(j.Project, j.Service)
-	listing, err := pipeline.List(ctx, tgt, dir+"/", r.opts.Keys)
+	found, err := listing.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
 		return nil, err
 	}
-	s, _, ok := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Latest(listing.Backups)
+	s, _, ok := selection.Filter{Project: j.Project, Service: j.Service, Job: j.Name, Dir: dir}.Latest(found.Backups)
 	if !ok {
 		return nil, fmt.Errorf("job %s has no backup on target %s to verify yet", j.Key(), j.TargetName())
 	}
-	return pipeline.ReadManifest(ctx, tgt, s.Key)
+	return listing.ReadManifest(ctx, tgt, s.Key)
 }
 
 // Verify verifies a backup of a service as the plugin asks, in the sidecar's own context.
@@ -77,15 +78,15 @@ func (r *Runner) Verify(req control.VerifyRequest, log *slog.Logger) (*control.R
 		return nil, err
 	}
 	job := catalog.ManualJob
-	if m, err := pipeline.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
+	if m, err := listing.ReadManifest(ctx, tgt, strings.TrimSuffix(req.Key, artifact.ManifestSuffix)); err == nil && m.Job != "" {
 		job = m.Job // a job's backup verified by hand counts as the job's verify
 	}
 	started := time.Now()
 	report, err := r.verify(ctx, c, job, name, tgt, req.Key, nil, req.AllowUnsigned, log)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: report, Warnings: report.Warnings}, nil
+	return &control.Result{Key: report.Backup, Target: name, Duration: time.Since(started), Verify: wire.FromReport(report), Warnings: report.Warnings}, nil
 }
 
 // verify runs one verify and records it in the catalog and the metrics.
@@ -118,13 +119,13 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 	v := catalog.Verify{ID: id, FinishedAt: time.Now(), ArtifactKey: key}
 	switch {
 	case err != nil:
-		v.Status, v.Summary = catalog.VerifyError, err.Error()
+		v.Status, v.Summary = control.Errored, err.Error()
 		log.Error("verify could not run", "error", err)
 	case report.Passed:
-		v.Status, v.ArtifactKey, v.Checks = catalog.Passed, report.Backup, len(report.Checks)
+		v.Status, v.ArtifactKey, v.Checks = control.Passed, report.Backup, len(report.Checks)
 		log.Info("verify passed", "key", report.Backup, "checks", len(report.Checks), "duration", time.Since(started).Round(time.Millisecond))
 	default:
-		v.Status, v.ArtifactKey, v.Checks = catalog.VerifyFailed, report.Backup, len(report.Checks)
+		v.Status, v.ArtifactKey, v.Checks = control.Failed, report.Backup, len(report.Checks)
 		for _, c := range report.Checks {
 			if !c.Passed {
 				if v.Failed == 0 {
@@ -140,12 +141,12 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 	}
 	result := v.Status
 	if errors.Is(err, context.Canceled) {
-		result = "interrupted"
+		result = control.Interrupted
 	}
 	r.opts.Recorder.VerifyFinished(r.jobID(project, service, job, tgtName), result, time.Since(started))
-	if result != "interrupted" {
+	if result != control.Interrupted {
 		ev := notify.Event{Kind: "verify", Project: project, Service: service, Job: job, Target: tgtName, Key: v.ArtifactKey,
-			Failed: v.Status != catalog.Passed, Error: v.Summary, Duration: time.Since(started).Round(time.Millisecond)}
+			Failed: v.Status != control.Passed, Error: v.Summary, Duration: time.Since(started).Round(time.Millisecond)}
 		r.opts.Notifier.Notify(r.notifySet(project, service, job), ev)
 	}
 }
@@ -155,7 +156,7 @@ func (r *Runner) finishVerify(ctx context.Context, id int64, project, service, j
 func (r *Runner) notifySet(project, service, job string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+	if j, ok := r.jobs[jobKey(project, service, job)]; ok {
 		return j.Notify
 	}
 	return ""
@@ -166,7 +167,7 @@ func (r *Runner) notifySet(project, service, job string) string {
 func (r *Runner) jobID(project, service, job, tgtName string) control.JobID {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if j, ok := r.jobs[project+"/"+service+"/"+job]; ok {
+	if j, ok := r.jobs[jobKey(project, service, job)]; ok {
 		return j.ID()
 	}
 	return control.JobID{Project: project, Service: service, Job: job, Target: tgtName}

@@ -7,10 +7,10 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,13 +18,12 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
-	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
-
-	"log/slog"
 )
 
 // API is the part of the Engine API the reconciler uses.
@@ -118,11 +117,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	// One container per service: the lowest-numbered replica.
 	byService := map[string]container.Summary{}
 	for _, s := range res.Items {
-		if s.ID == r.opts.Self || s.Labels[labels.Sidecar] == "true" || s.Labels[containers.LabelOneOff] == "True" {
+		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
 			continue
 		}
 		key := serviceKey(s)
-		if cur, ok := byService[key]; !ok || number(s) < number(cur) {
+		if cur, ok := byService[key]; !ok || containers.ReplicaNumber(s) < containers.ReplicaNumber(cur) {
 			byService[key] = s
 		}
 	}
@@ -154,7 +153,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				lbls = cloneWith(lbls, labels.Schedule, r.opts.DefaultSchedule)
 			}
 		}
-		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategy.Names(), Targets: r.opts.Targets,
+		parsed, errs := labels.Parse(name, lbls, labels.Options{Strategies: strategies.Names(), Targets: r.opts.Targets,
 			NotifySets: r.opts.NotifySets, DefaultRetention: r.opts.DefaultRetention})
 		for _, e := range errs {
 			problems = append(problems, e.Error())
@@ -203,16 +202,10 @@ func checkPaths(name string, s container.Summary, j labels.Job) error {
 	}
 	var mounts []string
 	for _, m := range s.Mounts {
-		mounts = append(mounts, m.Destination)
+		mounts = append(mounts, path.Clean(m.Destination))
 	}
 	for _, p := range j.Paths {
-		inside := false
-		for _, m := range mounts {
-			if strategy.Inside(p, path.Clean(m)) {
-				inside = true
-			}
-		}
-		if !inside {
+		if _, inside := mountpath.Holder(p, mounts); !inside {
 			label := labels.Paths
 			if j.Name != labels.DefaultJob {
 				label = labels.Prefix + j.Name + ".paths"
@@ -245,14 +238,6 @@ func firstName(s container.Summary) string {
 		return strings.TrimPrefix(s.Names[0], "/")
 	}
 	return s.ID[:12]
-}
-
-func number(s container.Summary) int {
-	n, err := strconv.Atoi(s.Labels[containers.LabelContainerNumber])
-	if err != nil {
-		return 1 << 30
-	}
-	return n
 }
 
 func cloneWith(m map[string]string, k, v string) map[string]string {

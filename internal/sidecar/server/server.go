@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/control"
+	"github.com/docker-backup/docker-backup/internal/outcome"
 )
 
 // Service is what the control API exposes.
@@ -182,18 +183,10 @@ func stream(w http.ResponseWriter, op func(slog.Handler) (*control.Result, error
 	ew := &eventWriter{w: w}
 	res, err := op(&eventHandler{ew: ew})
 	if err != nil {
-		ew.write(control.Event{Time: time.Now(), Error: err.Error(), Code: code(err), Result: res})
+		ew.write(control.Event{Time: time.Now(), Error: err.Error(), Code: outcome.Code(err), Result: res})
 		return
 	}
 	ew.write(control.Event{Time: time.Now(), Result: res})
-}
-
-func code(err error) string {
-	var ce *control.Error
-	if errors.As(err, &ce) && ce.Code != "" {
-		return ce.Code
-	}
-	return control.CodeFailed
 }
 
 type eventWriter struct {
@@ -253,5 +246,5 @@ func writeJSON(w http.ResponseWriter, v any) {
 func httpError(w http.ResponseWriter, status int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(control.Event{Error: err.Error(), Code: code(err)})
+	_ = json.NewEncoder(w).Encode(control.Event{Error: err.Error(), Code: outcome.Code(err)})
 }
