@@ -30,7 +30,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
 )
 
 // LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
@@ -758,7 +757,7 @@ func (s *session) transfer(in io.Reader, out io.Writer, req Request) error {
 
 // giveFile sends f's descriptor to the worker, the socket's first message (Request.File).
 func (s *session) giveFile(conn *net.UnixConn, f *os.File) error {
-	if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+	if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unixRights(int(f.Fd())), nil); err != nil {
 		s.kill()
 		return fmt.Errorf("giving the worker the backup file: %w", err)
 	}
