@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,8 +63,7 @@ func run(args []string, log *slog.Logger) error {
 	cfg, cfgErr := config.FromEnv(os.Environ())
 	switch first(args) {
 	case "version":
-		fmt.Println(version.Version)
-		return nil
+		return printVersion(args[1:], os.Stdout)
 	case "healthcheck":
 		return healthcheck(cfg.Listen)
 	case "ctl":
@@ -96,7 +96,7 @@ func run(args []string, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost(), "listen", cfg.Listen)
+	log.Info("sidecar started", "version", version.Version, "commit", version.Commit, "docker", api.DaemonHost(), "listen", cfg.Listen)
 
 	errc := make(chan error, 3)
 	go func() { errc <- server.ServeControl(ctx, d.ControlSocket(), d, log) }()
@@ -113,6 +113,20 @@ func run(args []string, log *slog.Logger) error {
 	}
 	log.Info("sidecar stopped")
 	return errors.Join(errs...)
+}
+
+// printVersion prints the build's version, commit, Go version and platform, as text or,
+// with --format json, as JSON.
+func printVersion(args []string, out io.Writer) error {
+	info := version.Get()
+	switch strings.Join(args, " ") {
+	case "", "--format text", "--format=text":
+		_, err := fmt.Fprint(out, info.Text())
+		return err
+	case "--format json", "--format=json":
+		return json.NewEncoder(out).Encode(info)
+	}
+	return fmt.Errorf("version %s: the only option is --format text|json", strings.Join(args, " "))
 }
 
 func first(args []string) string {

@@ -48,6 +48,7 @@ is all that listing and restoring need.`,
 		newVerifyCommand(dockerCli),
 		newTargetCommand(dockerCli),
 		newStatusCommand(dockerCli),
+		newVersionCommand(dockerCli),
 		newGuardCommand(dockerCli),
 	)
 	return cmd
