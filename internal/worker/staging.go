@@ -105,7 +105,7 @@ func newStaging(mounts []string, need int64) (*staging, error) {
 			continue
 		}
 		// Files take whole blocks, and tar headers are in the raw size: a twentieth more.
-		free := int64(fsst.Bavail) * fsst.Bsize
+		free := int64(fsst.Bavail) * int64(fsst.Bsize)
 		if want := need + need/20; free < want {
 			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
 				m, humanBytes(free), humanBytes(want), silent{errNoRoom})
