@@ -4,7 +4,11 @@ package dist
 
 import (
 	"bufio"
+	"bytes"
 	"debug/buildinfo"
+	"debug/elf"
+	"debug/macho"
+	"debug/pe"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -93,8 +97,48 @@ func TestBinaryPlatforms(t *testing.T) {
 				t.Errorf("%s: build setting %s = %q, want %q", name, k, settings[k], v)
 			}
 		}
-		contains(t, name+"'s -ldflags", settings["-ldflags"], "-s -w", "internal/version.Version="+distVersion, "internal/version.Commit=")
+		// Linked in: the version and the sidecar image's pins; stripped: no DWARF (-w).
+		b, err := os.ReadFile(dist(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(distVersion)) || !bytes.Contains(b, []byte(linkedPinsText(t, dist(pluginFile("linux/amd64"))))) {
+			t.Errorf("%s does not hold the version %s and the linux/amd64 plugin's image pins", name, distVersion)
+		}
+		if hasDWARF(t, dist(name), parts[0]) {
+			t.Errorf("%s has DWARF debug information: not built with -w", name)
+		}
 	}
+	if info := pluginInfo(t); info.Version != distVersion || len(info.Commit) != 40 || info.Platform != "linux/amd64" {
+		t.Errorf("docker-backup-linux-amd64 says %+v", info)
+	}
+}
+
+// hasDWARF reports whether an executable for goos carries DWARF sections.
+func hasDWARF(t *testing.T, file, goos string) bool {
+	t.Helper()
+	var err error
+	switch goos {
+	case "linux":
+		var f *elf.File
+		if f, err = elf.Open(file); err == nil {
+			defer f.Close()
+			_, err = f.DWARF()
+		}
+	case "darwin":
+		var f *macho.File
+		if f, err = macho.Open(file); err == nil {
+			defer f.Close()
+			_, err = f.DWARF()
+		}
+	case "windows":
+		var f *pe.File
+		if f, err = pe.Open(file); err == nil {
+			defer f.Close()
+			_, err = f.DWARF()
+		}
+	}
+	return err == nil
 }
 
 // buildSettings are a binary's Go build settings (go version -m).
@@ -111,20 +155,43 @@ func buildSettings(t *testing.T, file string) map[string]string {
 	return m
 }
 
-// linkedPins are the sidecar image pins linked into a plugin binary.
+// linkedPins are the sidecar image pins linked into a plugin binary (read from its bytes:
+// with -trimpath, Go records no -ldflags in the build information).
 func linkedPins(t *testing.T, file string) version.Pins {
 	t.Helper()
-	ld := buildSettings(t, file)["-ldflags"]
-	_, rest, ok := strings.Cut(ld, "internal/version.SidecarDigests=")
-	if !ok {
-		t.Fatalf("%s links no sidecar image pins: -ldflags %q", file, ld)
-	}
-	rest, _, _ = strings.Cut(rest, " ")
-	pins, err := version.ParsePins(rest)
+	pins, err := version.ParsePins(linkedPinsText(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return pins
+}
+
+func linkedPinsText(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, []byte("index@sha256:"))
+	if i < 0 {
+		t.Fatalf("%s links no sidecar image pins", file)
+	}
+	end := i
+	for end < len(b) && strings.IndexByte("abcdefghijklmnopqrstuvwxyz0123456789@:/,", b[end]) >= 0 {
+		end++
+	}
+	return string(b[i:end])
+}
+
+// pluginInfo is what the release's linux/amd64 plugin says of itself (version --format json).
+func pluginInfo(t *testing.T) version.Info {
+	t.Helper()
+	var info version.Info
+	out := must(t, dist("docker-backup-linux-amd64"), "backup", "version", "--format", "json")
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("version --format json: %v\n%s", err, out)
+	}
+	return info
 }
 
 // The .deb and .rpm hold the plugin of their architecture at Docker's plugin path, with the
@@ -168,7 +235,7 @@ func TestPackageContents(t *testing.T) {
 		installed := filepath.Join(root, "usr/libexec/docker/cli-plugins/docker-backup")
 		contains(t, "file of the rpm's plugin", must(t, "file", "-b", installed), c.elf)
 		if c.goarch == "amd64" {
-			contains(t, "the rpm's plugin", must(t, installed, "docker-cli-plugin-metadata"), `"Version":"`+distVersion+`"`)
+			contains(t, "the rpm's plugin", must(t, installed, "docker-cli-plugin-metadata"), `"Version": "`+distVersion+`"`)
 		}
 	}
 }

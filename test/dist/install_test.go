@@ -137,7 +137,7 @@ test ! -e /usr/libexec/docker/cli-plugins/docker-backup && echo removed`
 		"-v", strings.TrimSpace(docker)+":/usr/bin/docker:ro", "-v", "/var/run/docker.sock:/var/run/docker.sock",
 		"-e", "HOME=/root", debian, "sh", "-c", script)
 	contains(t, "the .deb in Debian", out, "Status: install ok installed", "Architecture: amd64",
-		"-rwxr-xr-x 1 root root", `"SchemaVersion":"0.1.0"`, `"Vendor":"docker-backup"`, `"Version":"`+distVersion+`"`,
+		"-rwxr-xr-x 1 root root", `"SchemaVersion": "0.1.0"`, `"Vendor": "docker-backup"`, `"Version": "`+distVersion+`"`,
 		"Version:   "+distVersion, "Platform:  linux/amd64", "removed")
 }
 
