@@ -255,7 +255,7 @@ func TestImageRuns(t *testing.T) {
 
 	name := fmt.Sprintf("dist-sidecar-%d", time.Now().UnixNano())
 	t.Cleanup(func() { _, _, _ = run(nil, "docker", "rm", "-f", "-v", name) })
-	must(t, "docker", "run", "-d", "--name", name, "--group-add", socketGroup(t),
+	must(t, "docker", "run", "-d", "--name", name, "--group-add", socketGroup(t), "-e", "DOCKER_BACKUP_PROJECT="+name,
 		"-v", "/var/run/docker.sock:/var/run/docker.sock", "--health-interval", "2s", tag)
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -270,7 +270,7 @@ func TestImageRuns(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	// Without the socket's group, it says what to add.
-	logs := runUntilExit(t, "--user", "65532:65532", "-v", "/var/run/docker.sock:/var/run/docker.sock", tag)
+	logs := runUntilExit(t, "-e", "DOCKER_BACKUP_PROJECT="+name, "-v", "/var/run/docker.sock:/var/run/docker.sock", tag)
 	contains(t, "the sidecar without the socket's group", logs, "group_add", socketGroup(t))
 }
 

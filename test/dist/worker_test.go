@@ -73,7 +73,7 @@ func TestWorkerFallsBackToSidecarImage(t *testing.T) {
 	since := time.Now().Add(-time.Second).Format(time.RFC3339)
 	dir := t.TempDir()
 	out := backup("run", "app", "-p", project, "--to", dir)
-	contains(t, "the backup", out, "worker image: the sidecar image of this release", "image="+sidecarID)
+	contains(t, "the backup", out, "Worker image: the sidecar image of this release", "image="+sidecarID)
 	until := time.Now().Add(time.Second).Format(time.RFC3339)
 	workers := must(t, "docker", "events", "--since", since, "--until", until, "--filter", "type=container",
 		"--filter", "event=create", "--filter", "label=org.docker-backup.scratch.service="+project+"/app", "--format", "{{.From}}")
