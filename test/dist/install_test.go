@@ -119,7 +119,8 @@ func TestInstallScriptImage(t *testing.T) {
 
 // The amd64 .deb installs with dpkg in a plain Debian container: the plugin lands where
 // Docker's plugin packages put theirs, answers docker-cli-plugin-metadata, is found by the
-// docker CLI there, and is gone after dpkg -r.
+// docker CLI there, and is gone after dpkg -r. Then install.sh --system (dash, no curl)
+// installs it for every user.
 func TestDebInstallsInDebian(t *testing.T) {
 	debian := fixture(t, "plain")
 	deb := "docker-backup_" + strings.TrimPrefix(distVersion, "v") + "_amd64.deb"
@@ -132,13 +133,19 @@ ls -l /usr/libexec/docker/cli-plugins/docker-backup
 echo
 docker backup version
 dpkg -r docker-backup >/dev/null
-test ! -e /usr/libexec/docker/cli-plugins/docker-backup && echo removed`
+test ! -e /usr/libexec/docker/cli-plugins/docker-backup && echo removed
+sh /dist/install.sh --dir /dist --system
+docker backup version`
 	out := must(t, "docker", "run", "--rm", "--log-driver", "none", "-v", distDir+":/dist:ro",
 		"-v", strings.TrimSpace(docker)+":/usr/bin/docker:ro", "-v", "/var/run/docker.sock:/var/run/docker.sock",
 		"-e", "HOME=/root", debian, "sh", "-c", script)
 	contains(t, "the .deb in Debian", out, "Status: install ok installed", "Architecture: amd64",
 		"-rwxr-xr-x 1 root root", `"SchemaVersion": "0.1.0"`, `"Vendor": "docker-backup"`, `"Version": "`+distVersion+`"`,
-		"Version:   "+distVersion, "Platform:  linux/amd64", "removed")
+		"Version:   "+distVersion, "Platform:  linux/amd64", "removed",
+		"as /usr/local/lib/docker/cli-plugins/docker-backup", "To remove it: rm /usr/local/lib/docker/cli-plugins/docker-backup")
+	if strings.Count(out, "Version:   "+distVersion) != 2 {
+		t.Errorf("the docker CLI did not run the plugin installed by install.sh --system:\n%s", out)
+	}
 }
 
 // fixture builds (or finds) a fixture image of test/fixtures.
