@@ -59,6 +59,7 @@ vet:
 STATICCHECK := go tool -modfile=tools/lint/go.mod staticcheck
 
 ## check: the two-minute loop, no Docker needed: formatting, vet, staticcheck, tidy modules, unit tests with -race
+## (the main module, then tools/dist and test/dist, install.sh and the scripts)
 check:
 	@out=$$(gofmt -l cmd internal test tools); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
@@ -68,12 +69,17 @@ check:
 	    diff -u $$d/go.mod go.mod; cp $$d/go.mod $$d/go.sum .; rm -rf $$d; \
 	    echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi; rm -rf $$d
 	go test -count=1 -race -short ./...
-	@out=$$(gofmt -l tools); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go -C tools/dist vet ./...
-	go -C tools/dist test -count=1 ./...
 	go vet -tags dist ./test/dist
+	go build -modfile=tools/lint/go.mod -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	cd tools/dist && ../../bin/staticcheck ./...
+	bin/staticcheck -tags dist ./test/dist
+	@cd tools/dist && cp go.mod go.sum $(abspath bin)/ && go mod tidy && \
+	  if ! cmp -s go.mod $(abspath bin)/go.mod || ! cmp -s go.sum $(abspath bin)/go.sum; then \
+	    cp $(abspath bin)/go.mod $(abspath bin)/go.sum .; echo "tools/dist/go.mod is not tidy: run go mod tidy there"; exit 1; fi
+	go -C tools/dist test -count=1 ./...
 	sh -n install.sh && sh -n tools/version.sh
-	@if command -v shellcheck >/dev/null; then shellcheck -s sh install.sh tools/version.sh test/dist/*.sh; else echo "shellcheck is not installed: install.sh checked with sh -n only"; fi
+	@if command -v shellcheck >/dev/null; then shellcheck -s sh install.sh tools/version.sh && shellcheck test/dist/*.sh .ci/run; else echo "shellcheck is not installed: install.sh checked with sh -n only"; fi
 
 ## docs: the CLI reference in docs/cli, from the commands (a test fails when it is stale)
 docs:
