@@ -33,22 +33,9 @@ func (p Pins) Known(platform, d string) bool {
 // Empty reports whether no digest is pinned (a build not made by make dist).
 func (p Pins) Empty() bool { return p.Index == "" && len(p.Images) == 0 }
 
-// FormatPins is the inverse of ParsePins: "index@sha256:…,linux/amd64@sha256:…,…".
-func FormatPins(p Pins, platforms []string) string {
-	var parts []string
-	if p.Index != "" {
-		parts = append(parts, "index@"+p.Index)
-	}
-	for _, pl := range platforms {
-		for _, d := range p.Images[pl] {
-			parts = append(parts, pl+"@"+d)
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-// ParsePins reads SidecarDigests' form: comma-separated NAME@DIGEST, NAME being "index" or
-// a platform ("linux/arm64"); a platform may appear more than once.
+// ParsePins reads SidecarDigests' form, which make dist writes (tools/dist): comma-separated
+// NAME@DIGEST, NAME being "index" or a platform ("linux/arm64"); a platform may appear more
+// than once.
 func ParsePins(s string) (Pins, error) {
 	p := Pins{Images: map[string][]string{}}
 	for _, f := range strings.Split(s, ",") {

@@ -70,12 +70,6 @@ func (i Info) String() string {
 	return fmt.Sprintf("%s (commit %s, %s, %s)", i.Version, commit, i.Go, i.Platform)
 }
 
-// Released reports whether this build has a version of its own (not "dev", not built from a
-// modified tree): only then is an image of the same version the same program.
-func Released() bool {
-	return Version != "dev" && Version != "" && !strings.HasSuffix(Version, "-dirty")
-}
-
 // Text is the multi-line form `version` commands print.
 func (i Info) Text() string {
 	commit := i.Commit
