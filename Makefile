@@ -1,6 +1,10 @@
 # docker-backup — see README.md.
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/docker-backup/docker-backup/internal/version.Version=$(VERSION)
+# The build's identity from git (tools/version.sh): VERSION=vX.Y.Z overrides the semver.
+VERSION  ?= $(shell tools/version.sh version)
+COMMIT   ?= $(shell tools/version.sh commit)
+SOURCE_DATE_EPOCH ?= $(shell tools/version.sh epoch)
+VERSION_PKG := github.com/docker-backup/docker-backup/internal/version
+LDFLAGS  := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT)
 GOFLAGS  := -trimpath
 PLUGIN_DIR ?= $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins
 IMAGE    ?= docker-backup-sidecar:dev
@@ -11,8 +15,17 @@ GO_TEST_PARALLEL ?= 4
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 # TAGS=faultinject builds binaries with the fault-injection points of the fault suite.
 TAGS     ?=
+# The release (make dist): where it is written, the registry repository its sidecar image is
+# pushed to (linked into the plugin, which pulls it by digest as its worker image where it
+# cannot be its own), the license (an SPDX expression) for the packages, image and SBOMs.
+DIST       ?= dist
+IMAGE_REPO ?=
+LICENSE    ?= NOASSERTION
+# The release tooling (packages, images, SBOM) is its own module: tools/dist/go.mod.
+DIST_TOOL  := bin/dist
+RELEASE_FLAGS = -version '$(VERSION)' -commit '$(COMMIT)' -epoch '$(SOURCE_DATE_EPOCH)' -license '$(LICENSE)'
 
-.PHONY: build install image check test unit faults setup setup-demo bench fixtures demo demo-down vet clean docs
+.PHONY: build install image check test unit faults setup setup-demo bench fixtures demo demo-down vet clean docs dist dist-check dist-reproducible dist-test dist-push
 
 build: bin/docker-backup bin/sidecar
 
@@ -29,10 +42,15 @@ install: bin/docker-backup
 	mkdir -p $(PLUGIN_DIR)
 	install -m 0755 bin/docker-backup $(PLUGIN_DIR)/docker-backup
 
-## image: the sidecar image, from scratch
-image: bin/sidecar
-	mkdir -p bin/image-dirs/var/lib/docker-backup bin/image-dirs/backups
-	docker build -t $(IMAGE) .
+$(DIST_TOOL): FORCE
+	go -C tools/dist build -o $(abspath $@) .
+
+## image: the sidecar image $(IMAGE) for this machine's architecture (one static binary FROM
+## scratch, non-root; assembled by tools/dist, as make dist does, and loaded: no Dockerfile)
+image: $(DIST_TOOL)
+	GOOS=linux CGO_ENABLED=0 go build $(GOFLAGS) -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/image/sidecar ./cmd/sidecar
+	$(DIST_TOOL) image $(RELEASE_FLAGS) -binary bin/image/sidecar -platform linux/$$(go env GOARCH) -tag $(IMAGE) -out bin/image/sidecar.tar
+	docker load -i bin/image/sidecar.tar
 
 vet:
 	go vet ./...
@@ -41,6 +59,7 @@ vet:
 STATICCHECK := go tool -modfile=tools/lint/go.mod staticcheck
 
 ## check: the two-minute loop, no Docker needed: formatting, vet, staticcheck, tidy modules, unit tests with -race
+## (the main module, then tools/dist and test/dist, install.sh and the scripts)
 check:
 	@out=$$(gofmt -l cmd internal test tools); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
@@ -50,6 +69,17 @@ check:
 	    diff -u $$d/go.mod go.mod; cp $$d/go.mod $$d/go.sum .; rm -rf $$d; \
 	    echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi; rm -rf $$d
 	go test -count=1 -race -short ./...
+	go -C tools/dist vet ./...
+	go vet -tags dist ./test/dist
+	go build -modfile=tools/lint/go.mod -o bin/staticcheck honnef.co/go/tools/cmd/staticcheck
+	cd tools/dist && ../../bin/staticcheck ./...
+	bin/staticcheck -tags dist ./test/dist
+	@cd tools/dist && cp go.mod go.sum $(abspath bin)/ && go mod tidy && \
+	  if ! cmp -s go.mod $(abspath bin)/go.mod || ! cmp -s go.sum $(abspath bin)/go.sum; then \
+	    cp $(abspath bin)/go.mod $(abspath bin)/go.sum .; echo "tools/dist/go.mod is not tidy: run go mod tidy there"; exit 1; fi
+	go -C tools/dist test -count=1 ./...
+	sh -n install.sh && sh -n tools/version.sh
+	@if command -v shellcheck >/dev/null; then shellcheck -s sh install.sh tools/version.sh && shellcheck test/dist/*.sh .ci/run; else echo "shellcheck is not installed: install.sh checked with sh -n only"; fi
 
 ## docs: the CLI reference in docs/cli, from the commands (a test fails when it is stale)
 docs:
@@ -89,5 +119,36 @@ setup-demo:
 demo-down:
 	test/demo.sh down
 
+## dist: every release file in $(DIST)/ (VERSION=vX.Y.Z, else from git): the plugin for 7
+## platforms, .deb/.rpm, the sidecar image per platform and as one OCI layout, SBOMs,
+## install.sh, checksums.txt. Reproducible: see docs/releasing.md.
+dist: $(DIST_TOOL)
+	rm -rf $(DIST)
+	$(DIST_TOOL) build $(RELEASE_FLAGS) -out $(DIST) -repo '$(IMAGE_REPO)'
+
+## dist-check: the release files checked for real (test/dist): checksums, platforms, the .deb
+## installed in a Debian container, the images loaded and run, install.sh, a registry push
+dist-check: $(DIST_TOOL)
+	test/dist/setup.sh
+	DIST_DIR=$(abspath $(DIST)) DIST_VERSION='$(VERSION)' DIST_TOOL=$(abspath $(DIST_TOOL)) \
+	  go test -tags dist -count=1 -timeout 30m -v ./test/dist
+
+## dist-reproducible: make dist again from a fresh clone of HEAD with an empty build cache;
+## every checksum must match $(DIST)/checksums.txt
+dist-reproducible:
+	test/dist/reproducible.sh $(DIST) '$(VERSION)' '$(IMAGE_REPO)' '$(LICENSE)'
+
+## dist-test: make dist, dist-check and dist-reproducible, each timed (CI runs it)
+dist-test:
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist; echo "make dist took $$(( $$(date +%s) - t )) s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist-check; echo "make dist-check took $$(( $$(date +%s) - t )) s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist-reproducible; echo "make dist-reproducible took $$(( $$(date +%s) - t )) s"
+
+## dist-push: the sidecar image's OCI layout to IMAGE_REPO, tagged VERSION and, for a
+## release, vX.Y, vX and latest (credentials: docker login)
+dist-push: $(DIST_TOOL)
+	@test -n '$(IMAGE_REPO)' || { echo "dist-push: set IMAGE_REPO=host/path"; exit 1; }
+	$(DIST_TOOL) push -archive $(DIST)/sidecar.oci.tar -repo '$(IMAGE_REPO)' -version '$(VERSION)'
+
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)

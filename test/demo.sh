@@ -21,6 +21,9 @@ export SIDECAR_IMAGE=${SIDECAR_IMAGE:-docker-backup-sidecar:dev}
 # The backups go to a directory beside the repository.
 export BACKUP_DIR=${BACKUP_DIR:-$PWD/demo-backups}
 mkdir -p "$BACKUP_DIR"
+# The sidecar runs as user 65532 with the Docker socket's group: its directory is its own.
+chown -R 65532:65532 "$BACKUP_DIR"
+export DOCKER_GID=${DOCKER_GID:-$(stat -c %g /var/run/docker.sock)}
 # Faster than the example's defaults, so the demo shows several runs and retention at work.
 export DB_SCHEDULE=${DB_SCHEDULE:-@every 15s} FILES_SCHEDULE=${FILES_SCHEDULE:-@every 20s}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,8 +65,7 @@ func run(args []string, log *slog.Logger) error {
 	cfg, cfgErr := config.FromEnv(os.Environ())
 	switch first(args) {
 	case "version":
-		fmt.Println(version.Version)
-		return nil
+		return printVersion(args[1:], os.Stdout)
 	case "healthcheck":
 		return healthcheck(cfg.Listen)
 	case "ctl":
@@ -87,7 +88,7 @@ func run(args []string, log *slog.Logger) error {
 	_, err = api.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted, and readable by the sidecar's user?): %w", api.DaemonHost(), err)
+		return engineUnreachable(api.DaemonHost(), err)
 	}
 	var d *sidecar.Daemon
 	m := metrics.New(func(ctx context.Context) (*control.Status, error) { return d.Status(ctx) },
@@ -97,7 +98,7 @@ func run(args []string, log *slog.Logger) error {
 		return err
 	}
 	defer d.Close()
-	log.Info("sidecar started", "version", version.Version, "docker", api.DaemonHost(), "listen", cfg.Listen)
+	log.Info("sidecar started", "version", version.Version, "commit", version.Commit, "docker", api.DaemonHost(), "listen", cfg.Listen)
 
 	errc := make(chan error, 3)
 	go func() { errc <- server.ServeControl(ctx, d.ControlSocket(), d, log) }()
@@ -114,6 +115,37 @@ func run(args []string, log *slog.Logger) error {
 	}
 	log.Info("sidecar stopped")
 	return errors.Join(errs...)
+}
+
+// printVersion prints the build's version, commit, Go version and platform, as text or,
+// with --format json, as JSON.
+func printVersion(args []string, out io.Writer) error {
+	info := version.Get()
+	switch strings.Join(args, " ") {
+	case "", "--format text", "--format=text":
+		_, err := fmt.Fprint(out, info.Text())
+		return err
+	case "--format json", "--format=json":
+		return json.NewEncoder(out).Encode(info)
+	}
+	return fmt.Errorf("version %s: the only option is --format text|json", strings.Join(args, " "))
+}
+
+// engineUnreachable explains a failed first contact with the engine; refused access to its
+// socket names the group to add (the image runs as a user of its own, not root).
+func engineUnreachable(host string, err error) error {
+	sock, isUnix := strings.CutPrefix(host, "unix://")
+	if !isUnix || !(errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "permission denied")) {
+		return fmt.Errorf("cannot reach the Docker engine at %s (is /var/run/docker.sock mounted?): %w", host, err)
+	}
+	group := "the socket's group"
+	if info, serr := os.Stat(sock); serr == nil {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			group = strconv.FormatUint(uint64(st.Gid), 10)
+		}
+	}
+	return fmt.Errorf("no access to the Docker socket %s as user %d:%d: add its group to the sidecar (compose: group_add: [\"%s\"]; docker run --group-add %s), or run it as root (user: \"0\"): %w",
+		sock, os.Getuid(), os.Getgid(), group, group, err)
 }
 
 func first(args []string) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -87,9 +88,9 @@ func composeProjectName(dir string) string {
 }
 
 // volumeWorker returns what volume backups and restores work beside the data with — this
-// plugin's own binary as a one-file image, and for backups in auto mode this process itself
-// when the Engine's volumes are on this host — as DOCKER_BACKUP_WORKER says (auto, on, off),
-// and whether a worker is required.
+// plugin's own binary as a one-file image (else the sidecar image of this release), and for
+// backups in auto mode this process itself when the Engine's volumes are on this host — as
+// DOCKER_BACKUP_WORKER says (auto, on, off), and whether a worker is required.
 func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool, error) {
 	mode, err := worker.ParseMode(os.Getenv(worker.EnvMode))
 	if err != nil {
@@ -98,8 +99,15 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 	if mode == worker.ModeOff {
 		return nil, false, nil
 	}
-	r := &worker.Runner{Engine: api, Image: worker.SelfImage(api, log), Owner: scratch.ProcessOwner(), Log: log,
-		Channel: func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }}
+	rel, err := worker.ThisRelease()
+	if err != nil {
+		return nil, false, err
+	}
+	r := &worker.Runner{Engine: api, Image: worker.PluginImage(api, rel, log), Owner: scratch.ProcessOwner(), Log: log}
+	if runtime.GOOS == "linux" {
+		// A socket beside the engine; elsewhere (Docker Desktop's VM) the attach stream.
+		r.Channel = func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }
+	}
 	if mode == worker.ModeAuto {
 		r.Local = &inplace.Reader{Engine: api}
 	}

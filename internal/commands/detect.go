@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 
@@ -93,7 +96,24 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 		return enc.Encode(out)
 	}
 	printDetect(dockerCli.Out(), project, out)
+	fmt.Fprintf(dockerCli.Out(), "\nVolume worker: %s\n", describeWorker(ctx, api))
 	return nil
+}
+
+// describeWorker says what volume backups and restores work beside the data with.
+func describeWorker(ctx context.Context, api client.APIClient) string {
+	mode, err := worker.ParseMode(os.Getenv(worker.EnvMode))
+	if err != nil {
+		return err.Error()
+	}
+	if mode == worker.ModeOff {
+		return "off (" + worker.EnvMode + "=off): volumes go through the Engine's archive API"
+	}
+	rel, err := worker.ThisRelease()
+	if err != nil {
+		return err.Error()
+	}
+	return worker.DescribePluginImage(ctx, api, rel)
 }
 
 func printDetect(w io.Writer, project string, svcs []detectedService) {

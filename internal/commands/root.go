@@ -54,6 +54,7 @@ is all that listing and restoring need.`,
 		newKeyCommand(dockerCli),
 		newStatusCommand(dockerCli),
 		newWatchdogCommand(dockerCli),
+		newVersionCommand(dockerCli),
 	)
 	return cmd
 }

@@ -23,6 +23,10 @@ func Holder(p string, dirs []string) (string, bool) {
 	return "", false
 }
 
+// WorkerStaging is a worker's own staging directory (a volume of its own, removed with it), where
+// a staged restore keeps the new content of mounted files until the commit.
+const WorkerStaging = "/.docker-backup-staging"
+
 // StagingPrefix begins the name of the directory a staged restore unpacks into, at the root of
 // each volume it writes to ("<prefix><12 hex digits>"). It is removed when the restore ends;
 // one left by a power cut is removed by the next restore into the volume, and backups skip it.

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
@@ -104,7 +103,7 @@ func startWatchdog() (io.WriteCloser, error) {
 		cmd.ExtraFiles = []*os.File{os.Stderr}
 		cmd.Env = append(cmd.Env, envTTY+"=3")
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	if dir := dir(); os.MkdirAll(dir, 0o700) == nil {
 		if f, err := os.OpenFile(filepath.Join(dir, "watchdog.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f

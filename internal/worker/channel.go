@@ -2,14 +2,12 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -45,7 +43,7 @@ func sweep(dir string) {
 		if !ok || !found || err != nil || !e.IsDir() || n <= 0 {
 			continue
 		}
-		if errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+		if processGone(n) {
 			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 		}
 	}

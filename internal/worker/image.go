@@ -52,15 +52,8 @@ func SelfImage(engine ImageEngine, log *slog.Logger) func(ctx context.Context) (
 		} else if !cerrdefs.IsNotFound(err) {
 			return Image{}, fmt.Errorf("looking for the worker image: %w", err)
 		}
-		if err := checkStatic(exe); err != nil {
+		if err := canServe(ctx, engine, exe); err != nil {
 			return Image{}, err
-		}
-		info, err := engine.Info(ctx, client.InfoOptions{})
-		if err != nil {
-			return Image{}, fmt.Errorf("asking the engine for its platform: %w", err)
-		}
-		if info.Info.OSType != "linux" || goArch(info.Info.Architecture) != runtime.GOARCH || runtime.GOOS != "linux" {
-			return Image{}, fmt.Errorf("the engine runs %s/%s, this program is %s/%s", info.Info.OSType, info.Info.Architecture, runtime.GOOS, runtime.GOARCH)
 		}
 		if err := importBinary(ctx, engine, exe, size, img); err != nil {
 			return Image{}, err
@@ -71,6 +64,27 @@ func SelfImage(engine ImageEngine, log *slog.Logger) func(ctx context.Context) (
 		removeOthers(ctx, engine, img.Ref)
 		return img, nil
 	}
+}
+
+// canServe says why the executable cannot be a worker on the engine: it needs a static
+// Linux executable of the engine's architecture.
+func canServe(ctx context.Context, engine interface {
+	Info(ctx context.Context, options client.InfoOptions) (client.SystemInfoResult, error)
+}, exe string) error {
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("this program is %s/%s: a worker runs in a Linux container", runtime.GOOS, runtime.GOARCH)
+	}
+	if err := checkStatic(exe); err != nil {
+		return err
+	}
+	info, err := engine.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("asking the engine for its platform: %w", err)
+	}
+	if info.Info.OSType != "linux" || goArch(info.Info.Architecture) != runtime.GOARCH {
+		return fmt.Errorf("the engine runs %s/%s, this program is %s/%s", info.Info.OSType, info.Info.Architecture, runtime.GOOS, runtime.GOARCH)
+	}
+	return nil
 }
 
 // executableID names the executable for its image's tag (64 hex digits) and gives its size:

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"io"
 	"log/slog"
 	"net"
@@ -34,13 +35,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
-	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"github.com/docker-backup/docker-backup/internal/worker/inplace"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
-	"golang.org/x/sys/unix"
 )
 
 // Command is the argument that makes the plugin's and the sidecar's binaries run the worker
@@ -313,7 +312,7 @@ func (r *Runner) labels(id string, c *containers.Container, op string) map[strin
 // with an empty read-only tmpfs (no volume is made of them).
 func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
 	if write {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: extract.LocalStaging})
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: mountpath.WorkerStaging})
 	}
 	for _, v := range img.Volumes {
 		if v = path.Clean(v); !slices.ContainsFunc(mounts, func(m mount.Mount) bool { return m.Target == v }) {
@@ -829,7 +828,7 @@ func (s *session) transfer(in io.Reader, out io.Writer, req agent.Request) error
 
 // giveFile sends f's descriptor to the worker, the socket's first message (Request.File).
 func (s *session) giveFile(conn *net.UnixConn, f *os.File) error {
-	if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unix.UnixRights(int(f.Fd())), nil); err != nil {
+	if _, _, err := conn.WriteMsgUnix([]byte{'F'}, unixRights(int(f.Fd())), nil); err != nil {
 		s.kill()
 		return fmt.Errorf("giving the worker the backup file: %w", err)
 	}

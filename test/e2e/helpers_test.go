@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,7 +305,30 @@ func craft(t *testing.T, dir string, c crafted) string {
 	if err := os.WriteFile(path+artifact.ManifestSuffix, body, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ownLike(t, dir, key)
 	return key
+}
+
+// ownLike gives the directories and files of key below dir (and key's manifest) the owner of
+// dir, as if the owner of the target had written them: the sidecar's image runs as a user of
+// its own (65532), and its volume is that user's.
+func ownLike(t *testing.T, dir, key string) {
+	t.Helper()
+	info, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := info.Sys().(*syscall.Stat_t)
+	p := dir
+	for _, part := range strings.Split(key, "/") {
+		p = filepath.Join(p, part)
+		if err := os.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Lchown(p+artifact.ManifestSuffix, int(st.Uid), int(st.Gid)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // backupWithEnv runs `docker backup ARGS` with extra environment, failing the test on error.

@@ -76,10 +76,33 @@ func startSidecarImage(t *testing.T, p *project, image string, args ...string) (
 	t.Helper()
 	backups, state := p.volume("backups"), p.volume("backup-state")
 	run := append([]string{"-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", backups + ":/backups",
-		"-v", state + ":/var/lib/docker-backup", "--restart", "unless-stopped"}, args...)
+		"-v", state + ":/var/lib/docker-backup", "--restart", "unless-stopped"}, asImageUser(t, args)...)
 	name := p.service("backup", image, run...)
 	waitSidecar(t, name)
 	return name, backups
+}
+
+// asImageUser adapts a sidecar's docker run arguments to the image's own user (65532, not
+// root), as the documentation tells users to: the Docker socket's group added, and the host
+// directories mounted into it (-v /abs/path:...) made its own. Arguments naming a --user
+// are left as they are.
+func asImageUser(t *testing.T, args []string) []string {
+	t.Helper()
+	for _, a := range args {
+		if a == "--user" || a == "-u" || strings.HasPrefix(a, "--user=") {
+			return args
+		}
+	}
+	for i, a := range args {
+		if a != "-v" || i+1 == len(args) || !strings.HasPrefix(args[i+1], "/") {
+			continue
+		}
+		host, _, _ := strings.Cut(args[i+1], ":")
+		if out, err := exec.Command("chown", "-R", "65532:65532", host).CombinedOutput(); err != nil {
+			t.Fatalf("giving %s to the sidecar's user: %v %s", host, err, out)
+		}
+	}
+	return append([]string{"--group-add", socketGroup(t)}, args...)
 }
 
 func waitSidecar(t *testing.T, name string) {

@@ -31,7 +31,8 @@ func composeFiles(t *testing.T, project string, files []string, env []string, ar
 		pre = append(pre, "-f", filepath.Join(fixtureRoot, f))
 	}
 	cmd := exec.Command(bin, append(pre, args...)...)
-	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+dockerConfig), env...)
+	// The example's sidecar runs as a user of its own: it gets the socket's group.
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+dockerConfig, "DOCKER_GID="+socketGroup(t)), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, out)

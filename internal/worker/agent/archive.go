@@ -1,3 +1,5 @@
+//go:build linux
+
 package agent
 
 import (
@@ -403,6 +405,9 @@ func typeBits(m fs.FileMode) int64 {
 	return 0
 }
 
+// setInt stores v in a field whose integer type depends on the architecture.
+func setInt[T ~int32 | ~int64 | ~uint32 | ~uint64](p *T, v int64) { *p = T(v) }
+
 // lstatAt examines the entry name of the directory dfd without following a link (statx:
 // with the ID of its mount).
 func lstatAt(dfd int, name string) (*statInfo, error) {
@@ -410,13 +415,16 @@ func lstatAt(dfd int, name string) (*statInfo, error) {
 	if err := statx(dfd, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &sx); err != nil {
 		return nil, err
 	}
-	ts := func(t unix.StatxTimestamp) syscall.Timespec { return syscall.Timespec{Sec: t.Sec, Nsec: int64(t.Nsec)} }
+	ts := func(t unix.StatxTimestamp) syscall.Timespec { return syscall.NsecToTimespec(t.Sec*1e9 + int64(t.Nsec)) }
 	info := &statInfo{name: path.Base(name), st: syscall.Stat_t{
 		// archive/tar reads owners and device numbers from a *syscall.Stat_t.
-		Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Nlink: uint64(sx.Nlink), Mode: uint32(sx.Mode),
+		Dev: unix.Mkdev(sx.Dev_major, sx.Dev_minor), Ino: sx.Ino, Mode: uint32(sx.Mode),
 		Uid: sx.Uid, Gid: sx.Gid, Rdev: unix.Mkdev(sx.Rdev_major, sx.Rdev_minor), Size: int64(sx.Size),
-		Blksize: int64(sx.Blksize), Blocks: int64(sx.Blocks), Atim: ts(sx.Atime), Mtim: ts(sx.Mtime), Ctim: ts(sx.Ctime),
+		Blocks: int64(sx.Blocks), Atim: ts(sx.Atime), Mtim: ts(sx.Mtime), Ctim: ts(sx.Ctime),
 	}}
+	// Their width differs between architectures.
+	setInt(&info.st.Nlink, int64(sx.Nlink))
+	setInt(&info.st.Blksize, int64(sx.Blksize))
 	if sx.Mask&unix.STATX_MNT_ID != 0 {
 		info.mnt = sx.Mnt_id
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package extract writes a volume archive into the mounted volumes, in the worker: each entry
 // checked by the volume strategy's tar policy, every write through a directory held open
 // beneath its mount (os.Root), nothing through a link; in place (Tar) or staged beside the

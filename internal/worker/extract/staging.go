@@ -1,3 +1,5 @@
+//go:build linux
+
 package extract
 
 import (
@@ -50,7 +52,7 @@ type stagedFile struct {
 }
 
 // LocalStaging is the worker's own staging directory, for mounted files.
-const LocalStaging = "/.docker-backup-staging"
+const LocalStaging = mountpath.WorkerStaging
 
 // SweepStaging removes what a restore cut by a power cut left in the mounts: directories
 // named as a staged restore's that no live restore holds (each holds its own locked: a
@@ -105,7 +107,7 @@ func NewStaging(mounts []string, need int64) (*Staging, error) {
 			continue
 		}
 		// Files take whole blocks, and tar headers are in the raw size: a twentieth more.
-		free := int64(fsst.Bavail) * fsst.Bsize
+		free := int64(fsst.Bavail) * int64(fsst.Bsize)
 		if want := need + need/20; free < want {
 			return nil, fmt.Errorf("%s has %s free, and staging the restore beside its current data needs about %s%w",
 				m, units.BytesSize(float64(free)), units.BytesSize(float64(want)), errkind.Silent(ErrNoRoom))

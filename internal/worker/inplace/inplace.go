@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package inplace is the plugin's backup of plain local volumes read in this process, on the
 // engine's own host: no worker container, the same archive code as a worker's (package agent).
 package inplace
