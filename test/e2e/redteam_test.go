@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +168,94 @@ func TestRedTeamFormat1ArtifactChangedInPlaceIsApplied(t *testing.T) {
 	planted := strings.TrimSpace(f.sh("stat -c '%a %u' /data/zz-planted 2>/dev/null || echo absent"))
 	if planted != "absent" {
 		t.Errorf("bytes no key signed were applied: /data/zz-planted is in the volume, mode and owner %q (a set-user-ID root file)", planted)
+	}
+}
+
+// bombTar streams a volume archive of /data into w: a file of fill bytes 'A' (they take room:
+// not a hole), then a file of zeros bytes (holes: no room, but time to unpack).
+func bombTar(t *testing.T, w *tar.Writer, fill, zeros int64) {
+	t.Helper()
+	w.WriteHeader(&tar.Header{Name: "data/", Typeflag: tar.TypeDir, Mode: 0o755})
+	w.WriteHeader(&tar.Header{Name: "data/aaa-fill", Typeflag: tar.TypeReg, Mode: 0o644, Size: fill})
+	a := bytes.Repeat([]byte("A"), 1<<20)
+	for n := fill; n > 0; n -= int64(len(a)) {
+		w.Write(a[:min(n, int64(len(a)))])
+	}
+	w.WriteHeader(&tar.Header{Name: "data/zzz-zeros", Typeflag: tar.TypeReg, Mode: 0o644, Size: zeros})
+	z := make([]byte, 1<<20)
+	for n := zeros; n > 0; n -= int64(len(z)) {
+		w.Write(z[:min(n, int64(len(z)))])
+	}
+	w.Close()
+}
+
+// TestRedTeamStagedRestoreFillsTheLiveVolume — promise 3 ("Volume restores through the
+// worker ... unpacked beside the data while the artifact is verified ... a cut before leaves
+// the volume and the service as they were") and promise 5 ("a damaged ... or replaced
+// artifact ... is refused before anything is touched (a staged volume restore has by then
+// written only into its own staging directory, which it removes)").
+//
+// A staged restore unpacks bytes that are not verified yet (the whole SHA-256 is checked at
+// the end, no chunk list is used) into a staging directory inside the live volume, and
+// nothing bounds what it unpacks by the signed raw_size (the room check uses it, the
+// unpacking does not). Whoever can write the target replaces a signed backup's 3 MB artifact
+// with a zstd stream of the same size that unpacks to a file filling the volume and then
+// gigabytes of zeros (holes, but minutes of unpacking): while the restore "verifies", the
+// running service's volume has no room left. On a named volume on the host's disk this fills
+// /var/lib/docker's file system (every container, the engine itself). The restore is refused
+// in the end (checksum), but the service was starved meanwhile.
+func TestRedTeamStagedRestoreFillsTheLiveVolume(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	vol := p.name + "_small"
+	docker(t, "volume", "create", "--label", "com.docker.compose.project="+p.name,
+		"--driver", "local", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=64m", vol)
+	filler := p.service("filler", plainImage, "-v", vol+":/data")
+	p.service("files", pauseImage, "-v", vol+":/data")
+	sh := func(script string) string { return docker(t, "exec", filler, "sh", "-c", script) }
+	sh("head -c 3000000 /dev/urandom > /data/random.bin && echo hi > /data/small.txt")
+	dir := t.TempDir()
+	backup(t, "run", "files", "--project", p.name, "--to", dir)
+	m := onlyBackup(t, dir)
+	before := sh(`cd /data && find . -type f | LC_ALL=C sort | xargs sha256sum`)
+
+	// The service can write 1 MB now.
+	probe := `head -c 1048576 /dev/urandom > /data/probe 2>/dev/null && echo ok || echo ENOSPC; rm -f /data/probe`
+	if got := strings.TrimSpace(sh(probe)); got != "ok" {
+		t.Fatalf("the service cannot write 1 MB before the restore: %s", got)
+	}
+	var avail int64
+	fmt.Sscan(sh(`df -B1 --output=avail /data | tail -1`), &avail)
+
+	// The forgery: same size as the artifact, unpacks to avail - 512 KiB of data + 8 GiB of zeros.
+	art := filepath.Join(dir, filepath.FromSlash(m.Artifact))
+	var buf bytes.Buffer
+	zw, _ := artifact.Zstd.NewWriter(&buf)
+	bombTar(t, tar.NewWriter(zw), avail-512<<10, 8<<30)
+	zw.Close()
+	if int64(buf.Len())+8 > m.Size {
+		t.Fatalf("the bomb is %d bytes, the artifact %d", buf.Len(), m.Size)
+	}
+	skip := make([]byte, m.Size-int64(buf.Len()))
+	binary.LittleEndian.PutUint32(skip[0:], 0x184D2A50)
+	binary.LittleEndian.PutUint32(skip[4:], uint32(len(skip)-8))
+	if err := os.WriteFile(art, append(buf.Bytes(), skip...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Meanwhile the service keeps writing 1 MB files, as a database writes its log.
+	docker(t, "exec", "-d", filler, "sh", "-c", `while :; do `+probe+`; sleep 0.1; done > /tmp/probe.log`)
+	_, stderr, err := dockerCmd(nil, "backup", "restore", m.Artifact, "--from", dir, "--to", "files", "--project", p.name, "--yes")
+	sh(`pkill -f 'probe' || true`)
+	t.Logf("restore: %v\n%s", err, stderr)
+	if err == nil {
+		t.Fatal("the forged artifact was restored")
+	}
+	log := sh(`cat /tmp/probe.log`)
+	if n := strings.Count(log, "ENOSPC"); n > 0 {
+		t.Errorf("while the restore unpacked bytes that were never verified, the running service could not write 1 MB to its volume %d times (of %d tries)", n, n+strings.Count(log, "ok"))
+	}
+	if after := sh(`cd /data && find . -type f | LC_ALL=C sort | xargs sha256sum`); after != before {
+		t.Errorf("the volume changed:\n%s", diffLines(before, after))
 	}
 }
