@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 )
@@ -257,5 +258,42 @@ func TestRedTeamStagedRestoreFillsTheLiveVolume(t *testing.T) {
 	}
 	if after := sh(`cd /data && find . -type f | LC_ALL=C sort | xargs sha256sum`); after != before {
 		t.Errorf("the volume changed:\n%s", diffLines(before, after))
+	}
+}
+
+// TestRedTeamLsPrintsTerminalEscapesOfForgeries — promise 5 ("Listings flag them"): `docker
+// backup ls` prints the fields of every manifest it reads, unsigned ones included, as they
+// are: strategy, container and job (free text a forger chooses) and object keys (an S3 key,
+// or a file name, may hold ESC). A forger's "\x1b[8m" (conceal) at the end of the strategy
+// hides the rest of the row — the NOTE column that says "unsigned" — and OSC sequences reach
+// the administrator's terminal (window title, clipboard with OSC 52 in terminals that allow
+// it). The warnings about orphans print keys raw as well.
+func TestRedTeamLsPrintsTerminalEscapesOfForgeries(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	key := "shop/db/db-postgres-20261201T000000.000Z-00000001.sql.zst"
+	os.MkdirAll(filepath.Join(dir, "shop/db"), 0o700)
+	os.WriteFile(filepath.Join(dir, key), []byte("data"), 0o600)
+	m := map[string]any{"format_version": 2, "artifact": key, "strategy": "postgres\x1b]52;c;cm0gLXJmIH4K\x07\x1b[8m", "project": "shop", "service": "db",
+		"container": "shop-db-1", "created_at": "2026-12-01T00:00:00Z", "size": 4, "raw_size": 4,
+		"sha256": strings.Repeat("ab", 32), "compression": "zstd"}
+	b, _ := json.Marshal(m)
+	os.WriteFile(filepath.Join(dir, artifact.ManifestKey(key)), b, 0o600)
+	// An orphan whose name holds an escape, old enough to be reported.
+	orphan := filepath.Join(dir, "shop/db/x\x1b[2Jy")
+	os.WriteFile(orphan, []byte("x"), 0o600)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(orphan, old, old)
+
+	out, stderr, err := dockerCmd(nil, "backup", "ls", "--from", dir)
+	if err != nil {
+		t.Fatalf("ls: %v\n%s", err, stderr)
+	}
+	t.Logf("stdout %q\nstderr %q", out, stderr)
+	if strings.Contains(out, "\x1b") {
+		t.Errorf("ls printed a forger's terminal escape sequences to stdout (the row's \"unsigned\" note is concealed)")
+	}
+	if strings.Contains(stderr, "\x1b") {
+		t.Errorf("ls printed a forger's terminal escape sequences in its warnings")
 	}
 }
