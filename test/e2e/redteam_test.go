@@ -297,3 +297,28 @@ func TestRedTeamLsPrintsTerminalEscapesOfForgeries(t *testing.T) {
 		t.Errorf("ls printed a forger's terminal escape sequences in its warnings")
 	}
 }
+
+// TestRedTeamLatestFallsBackToAnotherProject — promise 5 ("Which backups are a service's, and
+// which may be used, is one rule (internal/selection) for restore, verify, ls, retention and
+// the sidecar") and promise 6 ("a manifest that claims another service than its place ... are
+// refused"). `docker backup restore latest --from DIR` into shop/files, on a target that holds
+// no backup of shop/files (or from which whoever can write it deleted them), takes the newest
+// backup of a service named "files" of ANY project — here another project's — and restores
+// it over shop's data with a warning only. The sidecar refuses the same (SameService).
+func TestRedTeamLatestFallsBackToAnotherProject(t *testing.T) {
+	t.Parallel()
+	blog := newVolumeFixture(t)
+	shop := newVolumeFixture(t)
+	shop.sh("echo shop-only > /data/shop.txt")
+	dir := t.TempDir()
+	backup(t, "run", "files", "--project", blog.p.name, "--to", dir)
+	shopBefore := shop.tree()
+	out, stderr, err := dockerCmd(nil, "backup", "restore", "latest", "--from", dir, "--to", "files", "--project", shop.p.name, "--yes")
+	t.Logf("restore latest into %s/files: %v\n%s\n%s", shop.p.name, err, out, stderr)
+	if err == nil {
+		t.Errorf("restore latest into %s/files restored a backup of %s/files", shop.p.name, blog.p.name)
+	}
+	if after := shop.tree(); after != shopBefore {
+		t.Errorf("%s's volumes were overwritten with another project's backup:\n%s", shop.p.name, diffLines(shopBefore, after))
+	}
+}
