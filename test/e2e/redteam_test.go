@@ -322,3 +322,53 @@ func TestRedTeamLatestFallsBackToAnotherProject(t *testing.T) {
 		t.Errorf("%s's volumes were overwritten with another project's backup:\n%s", shop.p.name, diffLines(shopBefore, after))
 	}
 }
+
+// TestRedTeamFormat1MySQLRunsForgedSQL — the same as
+// TestRedTeamFormat1ArtifactChangedInPlaceIsApplied, through MariaDB (promise 4: "the
+// artifact is verified completely before the client starts"): a version-1 backup changed in
+// place after pass 1 gets the forger's SQL executed — a database created, a privileged user
+// made — before the checksum fails at the end.
+func TestRedTeamFormat1MySQLRunsForgedSQL(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	db := startMariaDB(t, p)
+	db.sql(mariaFill)
+	dir := t.TempDir()
+	faultPlugin(t)
+	if _, stderr, err := faultCmdEnv(t, nil, "run", "db", "--project", p.name, "--to", dir); err != nil {
+		t.Fatalf("backup: %v\n%s", err, stderr)
+	}
+	ms := faultBackups(t, dir)
+	if len(ms) != 1 {
+		t.Fatalf("want one backup, got %d", len(ms))
+	}
+	m := ms[0]
+	art := filepath.Join(dir, filepath.FromSlash(m.Artifact))
+	asFormat1(t, art+artifact.ManifestSuffix, filepath.Join(faultConfig, "docker-backup", "signing.key"))
+	os.Remove(art + artifact.ChunksSuffix)
+	evil := "CREATE DATABASE pwned;\nCREATE USER 'intruder'@'%' IDENTIFIED BY 'x';\nGRANT ALL PRIVILEGES ON *.* TO 'intruder'@'%' WITH GRANT OPTION;\n"
+	forged := zstdPadded(t, []byte(evil+strings.Repeat("-- padding so that the statements reach the server\n", 20000)), m.Size)
+
+	release := filepath.Join(t.TempDir(), "release")
+	proc := startFaultEnv(t, []string{"DOCKER_BACKUP_FAULT_RELEASE=" + release}, "restore-verified",
+		"restore", m.Artifact, "--from", dir, "--to", "db", "--project", p.name, "--yes")
+	proc.waitPoint("restore-verified")
+	fh, err := os.OpenFile(art, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteAt(forged, 0)
+	fh.Close()
+	os.WriteFile(release, nil, 0o600)
+	code := proc.wait()
+	t.Logf("restore exit %d:\n%s", code, proc.err.String())
+	if code == 0 {
+		t.Errorf("the restore of a changed artifact succeeded")
+	}
+	if got := db.sql(`SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'pwned'`); got != "0" {
+		t.Errorf("SQL no key signed ran: database pwned exists")
+	}
+	if got := db.sql(`SELECT count(*) FROM mysql.user WHERE user = 'intruder'`); got != "0" {
+		t.Errorf("SQL no key signed ran: a user 'intruder' with ALL PRIVILEGES exists")
+	}
+}
