@@ -14,8 +14,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -370,5 +372,46 @@ func TestRedTeamFormat1MySQLRunsForgedSQL(t *testing.T) {
 	}
 	if got := db.sql(`SELECT count(*) FROM mysql.user WHERE user = 'intruder'`); got != "0" {
 		t.Errorf("SQL no key signed ran: a user 'intruder' with ALL PRIVILEGES exists")
+	}
+}
+
+// TestRedTeamRestoreByPathReadsTheManifestUnchecked — promise 12 ("a directory target reads
+// only regular files (a named pipe at a key is refused at once, naming the key)") and the
+// format's "A manifest is at most 2 MiB; a bigger one is refused". `docker backup restore
+// DIR/KEY.manifest.json` (a backup named by its path, without --from) reads the manifest with
+// os.ReadFile before any of the target's checks: a named pipe put there hangs the restore for
+// ever, and a sparse file of many GiB is read whole into memory (ReadFile allocates its size).
+func TestRedTeamRestoreByPathReadsTheManifestUnchecked(t *testing.T) {
+	t.Parallel()
+	f := newVolumeFixture(t)
+	dir := t.TempDir()
+	backup(t, "run", "files", "--project", f.p.name, "--to", dir)
+	m := onlyBackup(t, dir)
+	mf := filepath.Join(dir, filepath.FromSlash(m.Artifact)) + artifact.ManifestSuffix
+	os.Remove(mf)
+	if err := syscall.Mkfifo(mf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The plugin binary itself (not through the docker CLI), so that a kill ends it.
+	cmd := exec.Command(pluginBinary, "backup", "restore", mf, "--to", "files", "--project", f.p.name, "--yes")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	cmd.WaitDelay = 5 * time.Second
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Logf("restore by path of a named pipe: %v\n%s", err, stderr.String())
+		if !strings.Contains(stderr.String(), "named pipe") {
+			t.Errorf("the named pipe is not named as such")
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Errorf("restore by the path of a manifest that is a named pipe hangs (killed after 20 s):\n%s", stderr.String())
 	}
 }
