@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,5 +206,55 @@ func TestRedTeamWalkHoldsEveryJunkObject(t *testing.T) {
 	}
 	if peak[100000] > 2*peak[10000]+(8<<20) {
 		t.Errorf("walking grows with the number of objects that are not backups: %d MiB for 10000, %d MiB for 100000", peak[10000]>>20, peak[100000]>>20)
+	}
+}
+
+// TestRedTeamOddArtifactsAreRefused — what held: an artifact or chunk list that is a named
+// pipe, a directory, a symbolic link out of the target, or a sparse file of another size is
+// refused at once (no hang, nothing given to the strategy).
+func TestRedTeamOddArtifactsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	c, l, dir := setup(t)
+	data := make([]byte, 1<<20)
+	crand.Read(data)
+	o := &oncer{fakeStrategy: fakeStrategy{data: data}}
+	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: o, Target: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	art := filepath.Join(dir, res.Key)
+	list := filepath.Join(dir, artifact.ChunksKey(res.Key))
+	good, _ := os.ReadFile(art)
+	goodList, _ := os.ReadFile(list)
+	outside := filepath.Join(t.TempDir(), "outside")
+	os.WriteFile(outside, good, 0o600)
+	cases := map[string]func(){
+		"artifact is a fifo":        func() { os.Remove(art); syscall.Mkfifo(art, 0o600) },
+		"artifact is a directory":   func() { os.Remove(art); os.Mkdir(art, 0o700) },
+		"artifact links outside":    func() { os.Remove(art); os.Symlink(outside, art) },
+		"artifact is sparse 100 GB": func() { f, _ := os.OpenFile(art, os.O_WRONLY, 0); f.Truncate(100 << 30); f.Close() },
+		"chunk list is a fifo":      func() { os.Remove(list); syscall.Mkfifo(list, 0o600) },
+		"chunk list is sparse 1 GB": func() { f, _ := os.OpenFile(list, os.O_WRONLY, 0); f.Truncate(1 << 30); f.Close() },
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			os.RemoveAll(art)
+			os.RemoveAll(list)
+			os.WriteFile(art, good, 0o600)
+			os.WriteFile(list, goodList, 0o600)
+			change()
+			o.committed = nil
+			done := make(chan error, 1)
+			go func() { done <- Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o}) }()
+			select {
+			case err := <-done:
+				if err == nil || o.committed != nil {
+					t.Errorf("restored: %v", err)
+				}
+				t.Logf("%v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("hangs")
+			}
+		})
 	}
 }
