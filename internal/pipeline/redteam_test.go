@@ -245,7 +245,9 @@ func TestRedTeamOddArtifactsAreRefused(t *testing.T) {
 			change()
 			o.committed = nil
 			done := make(chan error, 1)
-			go func() { done <- Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o}) }()
+			go func() {
+				done <- Restore(ctx, RestoreRequest{Target: l, Manifest: res.Manifest, Container: c, Strategy: o})
+			}()
 			select {
 			case err := <-done:
 				if err == nil || o.committed != nil {
