@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -87,7 +88,7 @@ func TestRedTeamFormat1InPlaceChangeReachesTheStrategy(t *testing.T) {
 	}
 	err = Restore(ctx, RestoreRequest{Target: l, Manifest: &m, Container: c, Strategy: s})
 	t.Logf("restore: %v", err)
-	if !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, artifact.ErrCorrupt) {
 		t.Errorf("the changed artifact was not refused: %v", err)
 	}
 	if !bytes.HasPrefix(data, s.got) {
@@ -136,11 +137,11 @@ func TestRedTeamListHoldsPaddedForgeries(t *testing.T) {
 		dir := t.TempDir()
 		writePaddedForgeries(t, dir, n)
 		l, _ := target.NewLocal(dir)
-		var listing *Listing
+		var found *listing.Listing
 		held[n] = peakHeap(func() {
 			var err error
-			listing, err = List(ctx, l, "shop/db/", artifact.NewKeyring(nil))
-			if err != nil || len(listing.Backups) != n {
+			found, err = listing.List(ctx, l, "shop/db/", artifact.NewKeyring(nil))
+			if err != nil || len(found.Backups) != n {
 				t.Fatalf("%d forgeries: %v", n, err)
 			}
 			runtime.GC()
@@ -148,8 +149,8 @@ func TestRedTeamListHoldsPaddedForgeries(t *testing.T) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		t.Logf("%d padded forgeries: peak heap %d MiB, listing held %d KiB per backup (e.g. untrusted reason %d bytes)",
-			n, held[n]>>20, retained(listing)>>10/uint64(n), len(listing.Backups[0].Untrusted))
-		runtime.KeepAlive(listing)
+			n, held[n]>>20, retained(found)>>10/uint64(n), len(found.Backups[0].Untrusted))
+		runtime.KeepAlive(found)
 	}
 	if held[48] > held[8]*2 {
 		t.Errorf("memory grows with the number of padded forged manifests: %d MiB for 8, %d MiB for 48", held[8]>>20, held[48]>>20)
@@ -157,7 +158,7 @@ func TestRedTeamListHoldsPaddedForgeries(t *testing.T) {
 }
 
 // retained is the bytes of strings a listing's summaries hold.
-func retained(l *Listing) uint64 {
+func retained(l *listing.Listing) uint64 {
 	var n uint64
 	for _, s := range l.Backups {
 		n += uint64(len(s.Key) + len(s.Project) + len(s.Service) + len(s.Job) + len(s.Container) + len(s.Strategy) + len(s.SHA256) + len(s.KeyID) + len(s.Untrusted))
@@ -196,7 +197,7 @@ func TestRedTeamWalkHoldsEveryJunkObject(t *testing.T) {
 	for _, n := range []int{10000, 100000} {
 		tgt := &junkTarget{n: n, pad: pad}
 		peak[n] = peakHeap(func() {
-			problems, err := Walk(ctx, tgt, "shop/db/", nil, func(artifact.Summary) error { return nil })
+			problems, err := listing.Walk(ctx, tgt, "shop/db/", nil, func(artifact.Summary) error { return nil })
 			if err != nil {
 				t.Fatal(err)
 			}
