@@ -50,6 +50,10 @@ func TestManifestValidate(t *testing.T) {
 		"zero size":     func(m *Manifest) { m.Size = 0 },
 		"unknown codec": func(m *Manifest) { m.Compression = "lz4" },
 		"encrypted":     func(m *Manifest) { m.Encryption = &Encryption{Scheme: "gpg"} },
+		"padded job":    func(m *Manifest) { m.Job = strings.Repeat("j", 256) },
+		"padded key id": func(m *Manifest) { m.Signature = &Signature{Scheme: SchemeEd25519, KeyID: strings.Repeat("k", 65)} },
+		"escape":        func(m *Manifest) { m.Strategy = "fake\x1b]52;c;aGk=\x07" },
+		"C1 control":    func(m *Manifest) { m.Container = "c\u009b2J" },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

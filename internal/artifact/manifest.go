@@ -122,8 +122,44 @@ func (m *Manifest) Validate() error {
 	if _, err := ParseCompression(string(m.Compression)); err != nil {
 		return err
 	}
+	return m.validateNames()
+}
+
+// Bounds of what a manifest names: a listing keeps these fields of every backup, and prints
+// them, so a forged manifest may neither pad them nor carry terminal control sequences.
+const (
+	maxName = 255
+	maxKey  = 1024
+)
+
+// nameField is one field validateNames checks.
+type nameField struct {
+	name, value string
+	max         int
+}
+
+// validateNames refuses names longer than real ones are, or holding control characters.
+func (m *Manifest) validateNames() error {
+	fields := []nameField{
+		{"artifact", m.Artifact, maxKey}, {"strategy", m.Strategy, maxName}, {"project", m.Project, maxName},
+		{"service", m.Service, maxName}, {"job", m.Job, maxName}, {"container", m.Container, maxName},
+		{"image", m.Image, maxKey}, {"image_id", m.ImageID, maxName},
+	}
+	if m.Signature != nil {
+		fields = append(fields, nameField{"signature key_id", m.Signature.KeyID, 64}, nameField{"signature scheme", m.Signature.Scheme, 32})
+	}
+	for _, f := range fields {
+		if len(f.value) > f.max {
+			return fmt.Errorf("manifest %s is %d bytes long (at most %d)", f.name, len(f.value), f.max)
+		}
+		if i := strings.IndexFunc(f.value, isControl); i >= 0 {
+			return fmt.Errorf("manifest %s holds a control character (%q)", f.name, f.value[i:i+1])
+		}
+	}
 	return nil
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
 
 // Marshal encodes the manifest as indented JSON.
 func (m *Manifest) Marshal() ([]byte, error) {

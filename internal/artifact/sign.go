@@ -140,6 +140,15 @@ func signedMessage(canonical []byte) []byte {
 	return append([]byte("docker-backup manifest v1\x00"), canonical...)
 }
 
+// Tag authenticates a name this key's holder gave to an object of its own (a catalog copy):
+// 16 hex digits that whoever cannot read the key cannot make, so that what someone else put
+// beside such objects is never taken for one.
+func (k *SigningKey) Tag(name string) string {
+	h := hmac.New(sha256.New, k.secret)
+	h.Write([]byte("docker-backup object tag v1\x00" + name))
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 func (k *SigningKey) mac(b []byte) []byte {
 	h := hmac.New(sha256.New, k.secret)
 	h.Write(signedMessage(b))

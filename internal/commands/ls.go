@@ -98,7 +98,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 		}
 	}
 	for _, p := range found.Problems {
-		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", p)
+		output.Warning(dockerCli.Err(), "%s", p)
 	}
 	return output.Backups(dockerCli.Out(), rows, false, opts.format)
 }
@@ -134,7 +134,7 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 	var rows []output.Listed
 	for _, l := range lists {
 		for _, p := range l.Problems {
-			fmt.Fprintf(dockerCli.Err(), "warning: target %s: %s\n", l.Target, p)
+			output.Warning(dockerCli.Err(), "target %s: %s", l.Target, p)
 		}
 		for _, s := range l.Backups {
 			rows = append(rows, output.Listed{Summary: wire.ToSummary(s), Target: l.Target})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -148,7 +149,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		return err
 	}
 	for _, w := range p.Warnings {
-		fmt.Fprintf(dockerCli.Err(), "warning: %s\n", w)
+		output.Warning(dockerCli.Err(), "%s", w)
 	}
 	m := p.Manifest
 	if !opts.yes {
@@ -177,11 +178,22 @@ func backupFromPath(ctx context.Context, p string) (target.Target, *artifact.Man
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := os.ReadFile(abs + artifact.ManifestSuffix)
+	// Read as a directory target reads: a regular file only (a named pipe does not hang the
+	// restore), no more than a manifest can be.
+	dir, err := target.NewLocal(filepath.Dir(abs))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	rc, err := dir.Get(ctx, filepath.Base(abs)+artifact.ManifestSuffix)
+	if err != nil {
+		if errors.Is(err, target.ErrNotExist) {
 			return nil, nil, fmt.Errorf("no backup at %s: its manifest %s is missing (name a backup with --from DIR, see docker backup ls)", p, abs+artifact.ManifestSuffix)
 		}
+		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", p, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, artifact.MaxManifestSize+1))
+	rc.Close()
+	if err != nil {
 		return nil, nil, fmt.Errorf("reading the manifest of %s: %w", p, err)
 	}
 	m, err := artifact.Unmarshal(b)

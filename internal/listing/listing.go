@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -58,12 +59,37 @@ func List(ctx context.Context, t target.Target, prefix string, keys *artifact.Ke
 	return out, nil
 }
 
+// maxProblems bounds the problems a listing reports one by one; the rest are counted.
+const maxProblems = 50
+
+// problems collects what a listing reports: the first maxProblems, then a count.
+type problems struct {
+	list []string
+	more int
+}
+
+func (p *problems) add(s string) {
+	if len(p.list) < maxProblems {
+		p.list = append(p.list, s)
+	} else {
+		p.more++
+	}
+}
+
+func (p *problems) result() []string {
+	if p.more > 0 {
+		return append(p.list, fmt.Sprintf("and %d more problems like these", p.more))
+	}
+	return p.list
+}
+
 // Walk reads the backups under prefix and calls fn with each one's Summary, in no particular
-// order, as the target lists them: whatever the number of backups, it holds no more than
-// listWorkers manifests (each at most artifact.MaxManifestSize) and, as a target lists an
-// artifact, its chunk list and its manifest one after the other, a handful of keys. It
-// returns the problems it met: manifests that could not be read, manifests whose artifact is
-// missing, and artifacts without a manifest older than orphanNotice.
+// order, as the target lists them. Whatever the number of objects, it holds no more than
+// listWorkers manifests (each at most artifact.MaxManifestSize) and, since a target lists
+// keys in lexical order (an artifact, its chunk list and its manifest one after the other),
+// a handful of keys. It returns the problems it met (the first maxProblems, then a count):
+// manifests that could not be read, manifests whose artifact is missing, and artifacts
+// without a manifest older than orphanNotice.
 func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Keyring, fn func(artifact.Summary) error) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -91,8 +117,20 @@ func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Ke
 			}
 		})
 	}
+	var probs problems
+	var mu sync.Mutex // probs: the lister reports orphans, this goroutine the rest
+	report := func(s string) {
+		mu.Lock()
+		probs.add(s)
+		mu.Unlock()
+	}
+	notice := time.Now().Add(-orphanNotice)
+	pairs := pairing{orphan: func(o target.Object) {
+		if o.ModTime.Before(notice) {
+			report(fmt.Sprintf("%q: an artifact without its manifest, left by an interrupted backup (it is never restored, and removed by the next run's clean-up after %s)", o.Key, StaleAfter))
+		}
+	}}
 	// The listing feeds the readers; what it yields is matched up as it comes.
-	var pairs pairing
 	listErr := make(chan error, 1)
 	go func() {
 		defer close(jobs)
@@ -110,22 +148,21 @@ func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Ke
 				}
 			}
 		}
+		pairs.end()
 		listErr <- nil
 	}()
 	go func() {
 		wg.Wait()
 		close(results)
 	}()
-	var problems []string
 	var fnErr error
 	for r := range results {
 		switch {
 		case fnErr != nil:
 		case r.err != nil:
-			problems = append(problems, r.err.Error())
+			report(r.err.Error())
 		case !pairs.hasArtifact(r.key):
-			// Listed after its manifest, if at all: decided at the end.
-			pairs.await(r.s)
+			report(fmt.Sprintf("%q: the manifest's artifact is missing", r.key))
 		default:
 			if fnErr = fn(r.s); fnErr != nil {
 				cancel()
@@ -138,70 +175,74 @@ func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Ke
 	if err := <-listErr; err != nil {
 		return nil, err
 	}
-	for _, s := range pairs.awaited {
-		if !pairs.hasArtifact(s.Key) {
-			problems = append(problems, fmt.Sprintf("%s: the manifest's artifact is missing", s.Key))
-			continue
-		}
-		if err := fn(s); err != nil {
-			return nil, err
-		}
-	}
-	for _, o := range pairs.orphans() {
-		if o.ModTime.Before(time.Now().Add(-orphanNotice)) {
-			problems = append(problems, fmt.Sprintf("%s: an artifact without its manifest, left by an interrupted backup (it is never restored, and removed by the next run's clean-up after %s)", o.Key, StaleAfter))
-		}
-	}
-	return problems, nil
+	return probs.result(), nil
 }
 
-// pairing matches a listing's artifacts (and chunk lists) with their manifests as they are
-// listed. A target lists an artifact, its chunk list and its manifest one after the other
-// (lexical order), so each is matched at once and nothing stays: only what has no partner
-// (yet) is held.
+// pairing matches a listing's artifacts and chunk lists with their manifests as they are
+// listed. Targets list keys in lexical order, and every key that starts with an artifact's
+// key comes right after it (its chunk list, then its manifest): once the listing yields a key
+// past all of them, an artifact not matched yet has no manifest to come — an orphan. So only
+// keys whose range the listing is still in are held, whatever the number of objects.
 type pairing struct {
 	mu sync.Mutex
-	// unclaimed are objects that are not manifests and whose manifest was not listed yet.
-	unclaimed map[string]target.Object
-	// manifests are the artifact keys whose manifest was listed, and whether their artifact
-	// was too; an entry goes once the artifact is listed with it.
-	manifests map[string]bool
-	// claimed counts the artifacts matched (by key), kept only until their manifest's
-	// summary is read: hasArtifact asks.
+	// open are objects that are not manifests and not matched yet, in the order listed.
+	open []target.Object
+	// claimed are the artifacts matched with their manifest, until the manifest's summary is
+	// read (hasArtifact).
 	claimed map[string]bool
-	awaited []artifact.Summary
+	// orphan is told of each object that is neither a manifest nor an artifact or chunk list
+	// of one, as soon as the listing has passed it.
+	orphan func(target.Object)
 }
 
 // add records a listed object; for a manifest it returns its artifact's key (to be read).
 func (p *pairing) add(o target.Object) (string, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.unclaimed == nil {
-		p.unclaimed, p.manifests, p.claimed = map[string]target.Object{}, map[string]bool{}, map[string]bool{}
+	if p.claimed == nil {
+		p.claimed = map[string]bool{}
 	}
-	if key, ok := strings.CutSuffix(o.Key, artifact.ManifestSuffix); ok {
-		if _, listed := p.unclaimed[key]; listed {
-			delete(p.unclaimed, key)
-			p.claimed[key] = true
-		} else {
-			p.manifests[key] = true
-		}
-		delete(p.unclaimed, artifact.ChunksKey(key))
-		return key, true
+	manifestOf, isManifest := strings.CutSuffix(o.Key, artifact.ManifestSuffix)
+	if isManifest {
+		// Its artifact and chunk list came before it, if at all.
+		p.open = slices.DeleteFunc(p.open, func(u target.Object) bool {
+			if u.Key == manifestOf {
+				p.claimed[manifestOf] = true
+				return true
+			}
+			return u.Key == artifact.ChunksKey(manifestOf)
+		})
 	}
-	if key, ok := strings.CutSuffix(o.Key, artifact.ChunksSuffix); ok && p.manifests[key] {
-		return "", false
+	p.closePassed(o.Key)
+	switch {
+	case isManifest:
+		return manifestOf, true
+	case !isCatalog(o.Key):
+		p.open = append(p.open, o)
 	}
-	if p.manifests[o.Key] {
-		delete(p.manifests, o.Key)
-		p.claimed[o.Key] = true
-		return "", false
-	}
-	if isCatalog(o.Key) {
-		return "", false
-	}
-	p.unclaimed[o.Key] = o
 	return "", false
+}
+
+// closePassed reports as orphans the open objects the listing has passed at key: key comes
+// after them and does not start with their key (nothing more can match them).
+func (p *pairing) closePassed(key string) {
+	p.open = slices.DeleteFunc(p.open, func(u target.Object) bool {
+		if key > u.Key && !strings.HasPrefix(key, u.Key) {
+			p.orphan(u)
+			return true
+		}
+		return false
+	})
+}
+
+// end reports what is left open as orphans: the listing is over.
+func (p *pairing) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, u := range p.open {
+		p.orphan(u)
+	}
+	p.open = nil
 }
 
 // hasArtifact reports whether the artifact of the manifest at key was listed; once asked, it
@@ -214,24 +255,6 @@ func (p *pairing) hasArtifact(key string) bool {
 		return true
 	}
 	return false
-}
-
-func (p *pairing) await(s artifact.Summary) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.awaited = append(p.awaited, s)
-}
-
-// orphans are the objects that are neither a manifest nor the artifact or chunk list of one.
-func (p *pairing) orphans() []target.Object {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []target.Object
-	for _, o := range p.unclaimed {
-		out = append(out, o)
-	}
-	slices.SortFunc(out, func(a, b target.Object) int { return strings.Compare(a.Key, b.Key) })
-	return out
 }
 
 // RemoveUnpublished removes what a backup that never published its manifest left at key: the
@@ -273,30 +296,46 @@ func Sweep(ctx context.Context, t target.Target, dir string) ([]string, error) {
 	if err != nil {
 		return removed, err
 	}
-	var pairs pairing
+	var stale []target.Object // bounded: deleted a batch at a time
+	remove := func() error {
+		for _, o := range stale {
+			// A target that lists out of order could make a live backup's part look
+			// orphaned: its manifest is looked for before anything is deleted.
+			base := strings.TrimSuffix(o.Key, artifact.ChunksSuffix)
+			has, err := exists(ctx, t, artifact.ManifestKey(base))
+			if err != nil {
+				return err
+			}
+			if has {
+				continue
+			}
+			if err := t.Delete(ctx, o.Key); err != nil {
+				return err
+			}
+			removed = append(removed, o.Key)
+		}
+		stale = stale[:0]
+		return nil
+	}
+	pairs := pairing{orphan: func(o target.Object) {
+		if o.ModTime.Before(before) {
+			stale = append(stale, o)
+		}
+	}}
 	for o, err := range t.List(ctx, dir) {
 		if err != nil {
 			return removed, err
 		}
 		pairs.add(o)
-	}
-	for _, o := range pairs.orphans() {
-		if !o.ModTime.Before(before) {
-			continue
-		}
-		// A target that lists out of order could make a live backup's part look orphaned:
-		// its manifest is looked for before anything is deleted.
-		base := strings.TrimSuffix(o.Key, artifact.ChunksSuffix)
-		if has, err := exists(ctx, t, artifact.ManifestKey(base)); err != nil || has {
-			if err != nil {
+		if len(stale) >= 100 {
+			if err := remove(); err != nil {
 				return removed, err
 			}
-			continue
 		}
-		if err := t.Delete(ctx, o.Key); err != nil {
-			return removed, err
-		}
-		removed = append(removed, o.Key)
+	}
+	pairs.end()
+	if err := remove(); err != nil {
+		return removed, err
 	}
 	return removed, nil
 }
@@ -318,7 +357,8 @@ func ReadManifest(ctx context.Context, t target.Target, key string) (*artifact.M
 	}
 	m, err := artifact.Unmarshal(b)
 	if err != nil {
-		return nil, fmt.Errorf("manifest of %s: %w", key, err)
+		// Not a manifest this tool can read: corrupt (not a matter of reaching the target).
+		return nil, fmt.Errorf("manifest of %s: %w%w", key, err, errkind.Silent(artifact.ErrCorrupt))
 	}
 	switch {
 	case m.Artifact == key:

@@ -1,12 +1,9 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -105,7 +102,7 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	// One pass, staged: unpacked beside the data while verified, moved into place after.
 	noWorker := false
 	if st, ok := req.Strategy.(strategy.Stager); ok {
-		err := restoreStaged(ctx, req, pin, st, data, untouched)
+		err := restoreStaged(ctx, req, pin, list, st, data, untouched)
 		if !errors.Is(err, strategy.ErrNoWorker) && !errors.Is(err, strategy.ErrNoRoom) {
 			return err
 		}
@@ -122,8 +119,12 @@ func Restore(ctx context.Context, req RestoreRequest) error {
 	warm := warmRestore(ctx, req, data, noWorker)
 	defer func() { warm()() }()
 	log.Info("verifying the artifact", "key", m.Artifact, "size", m.Size)
-	if err := verifyPinned(ctx, pin, m, req.Identities, checkOf(ctx, req, data)); err != nil {
+	verified, err := verifyPinned(ctx, pin, m, req.Identities, checkOf(ctx, req, data))
+	if err != nil {
 		return untouched(err)
+	}
+	if list == nil {
+		list = verified // format 1: pass 2 is held to what pass 1 read, chunk by chunk
 	}
 	log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
 	warm()
@@ -201,7 +202,7 @@ func apply(ctx context.Context, req RestoreRequest, pin target.Pinned, list []by
 // verified, and moves it into place only once all of it matched. A failure before that
 // leaves the service untouched; an error wrapping strategy.ErrNoWorker or strategy.ErrNoRoom
 // says to restore another way (nothing was changed).
-func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, st strategy.Stager, data func(io.Reader) strategy.Data, untouched func(error) error) error {
+func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, list []byte, st strategy.Stager, data func(io.Reader) strategy.Data, untouched func(error) error) error {
 	m, log := req.Manifest, req.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -212,7 +213,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	}
 	defer rc.Close()
 	log.Info("restoring beside the data while the artifact is verified", "key", m.Artifact, "size", m.Size)
-	v := newVerifier(ctx, rc, m, nil)
+	v := newChunkVerifier(ctx, rc, m, list, nil)
 	plain, err := open(v, m, req.Identities)
 	if err != nil {
 		return untouched(err)
@@ -222,7 +223,7 @@ func restoreStaged(ctx context.Context, req RestoreRequest, pin target.Pinned, s
 	var in io.Reader = pr
 	if pf, ok := pin.(target.PinnedFile); ok && m.Encryption == nil {
 		// A worker on this host reads the file itself; what it read is checked here.
-		in = &fileSource{packedReader: pr, f: pf.File()}
+		in = &fileSource{packedReader: pr, f: pf.File(), list: list}
 	}
 	err = st.RestoreStaged(ctx, req.Container, data(in), m.Compression, raw.set, func(ctx context.Context) {
 		log.Info("artifact verified", "sha256", artifact.ShortSHA(m.SHA256))
@@ -369,10 +370,23 @@ func (p *packedReader) finish() error {
 // it read to the manifest as the verifier does.
 type fileSource struct {
 	*packedReader
-	f *os.File
+	f    *os.File
+	list []byte // the verified chunk list (nil for format 1)
 }
 
 func (s *fileSource) File() *os.File { return s.f }
+
+func (s *fileSource) Bounds() (int64, *artifact.Chunks, []byte) {
+	m := s.v.m
+	if s.list == nil {
+		return m.Size, nil, nil
+	}
+	c := m.Chunks
+	if c == nil {
+		c = artifact.DescribeList(s.list)
+	}
+	return m.Size, c, s.list
+}
 
 func (s *fileSource) Check(size int64, sum []byte) error {
 	if s.n != 0 || s.ended {
@@ -385,24 +399,30 @@ func (s *fileSource) Check(size int64, sum []byte) error {
 // verifyPinned reads the pinned artifact once: the stored bytes are hashed while check (if
 // any) reads them decompressed; whatever check leaves is read too, and size and SHA-256 must
 // match.
-func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) error {
+//
+// It returns the chunk list of the bytes it verified: for an artifact without one of its own
+// (format 1), what a later read of the same artifact is held to chunk by chunk — so that bytes
+// changed on the target after this pass never reach a strategy either.
+func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, ids *crypt.Identities, check func(io.Reader) error) ([]byte, error) {
 	rc, err := pin.Open(ctx)
 	if err != nil {
-		return fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
+		return nil, fmt.Errorf("opening %s: %w%w", m.Artifact, err, errkind.Silent(ErrTarget))
 	}
 	defer rc.Close()
 	v := newVerifier(ctx, rc, m, nil)
 	if check == nil {
-		_, err := io.Copy(io.Discard, v)
-		return err
+		if _, err := io.Copy(io.Discard, v); err != nil {
+			return nil, err
+		}
+		return v.list(), nil
 	}
 	plain, err := open(v, m, ids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	zr, err := m.Compression.NewReader(plain)
 	if err != nil {
-		return fmt.Errorf("decompressing %s: %w", m.Artifact, err)
+		return nil, fmt.Errorf("decompressing %s: %w", m.Artifact, err)
 	}
 	checkErr := check(&ctxReader{ctx, zr})
 	// The decompressor reads ahead on goroutines of its own: stop it before reading on.
@@ -410,53 +430,67 @@ func verifyPinned(ctx context.Context, pin target.Pinned, m *artifact.Manifest, 
 	if checkErr != nil && !errors.Is(checkErr, artifact.ErrCorrupt) {
 		// The checksum comes first: a damaged artifact is reported as damaged.
 		if _, err := io.Copy(io.Discard, v); err != nil {
-			return err
+			return nil, err
 		}
-		return fmt.Errorf("%s is not a backup this tool can restore safely: %w", m.Artifact, checkErr)
+		return nil, fmt.Errorf("%s is not a backup this tool can restore safely: %w", m.Artifact, checkErr)
 	}
 	if _, err := io.Copy(io.Discard, v); err != nil {
-		return err
+		return nil, err
 	}
-	return checkErr
+	return v.list(), checkErr
 }
 
 // verifier reads the stored bytes, hashing them, and ends with io.EOF only when their size
-// and SHA-256 are the manifest's; otherwise with an error wrapping ErrCorrupt.
+// and SHA-256 are the manifest's; otherwise with an error wrapping ErrCorrupt. Given a chunk
+// list, it passes a chunk on only once it matched (artifact.ChunkReader); otherwise it also
+// cuts the bytes it read into chunks, so that once all of them matched the whole SHA-256
+// (pass 1), later reads of the same artifact can be verified chunk by chunk (list).
 type verifier struct {
 	mu       sync.Mutex // a decompressor reads on goroutines of its own
 	ctx      context.Context
 	r        io.Reader
 	m        *artifact.Manifest
-	h        hash.Hash
+	d        *artifact.Digest
 	n        int64
 	progress func(int64)
 	err      error
-
-	// With a chunk list, every chunk is read whole and passed on only once it matched.
-	list     []byte
-	buf      []byte
-	off, end int
-	next     int64 // the next chunk to read
+	cr       *artifact.ChunkReader // with a chunk list
 }
 
 func newVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, progress func(int64)) *verifier {
-	return &verifier{ctx: ctx, r: r, m: m, h: sha256.New(), progress: progress}
+	return &verifier{ctx: ctx, r: r, m: m, d: artifact.NewDigest(), progress: progress}
 }
 
-// newChunkVerifier verifies r chunk by chunk against the verified chunk list (see
-// readChunkList); with no list, it verifies the whole artifact's checksum at its end.
+// newChunkVerifier verifies r chunk by chunk against the verified chunk list (readChunkList,
+// or verifier.list of an earlier whole read); with no list, it verifies the whole artifact's
+// checksum at its end.
 func newChunkVerifier(ctx context.Context, r io.Reader, m *artifact.Manifest, list []byte, progress func(int64)) *verifier {
 	v := newVerifier(ctx, r, m, progress)
-	v.list = list
+	if list != nil {
+		c := m.Chunks
+		if c == nil {
+			c = artifact.DescribeList(list)
+		}
+		v.cr = artifact.NewChunkReader(r, m.Size, c, list)
+	}
 	return v
+}
+
+// list is the chunk list of what the verifier read, once it all matched the manifest's
+// SHA-256 (nil before, or when it read against a list).
+func (v *verifier) list() []byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cr != nil || !errors.Is(v.err, io.EOF) {
+		return nil
+	}
+	list, _ := v.d.List()
+	return list
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.list != nil {
-		return v.readChunked(p)
-	}
 	if v.err != nil {
 		return 0, v.err
 	}
@@ -464,8 +498,11 @@ func (v *verifier) Read(p []byte) (int, error) {
 		v.err = err
 		return 0, err
 	}
+	if v.cr != nil {
+		return v.readChunked(p)
+	}
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	v.d.Write(p[:n])
 	v.n += int64(n)
 	if v.progress != nil && n > 0 {
 		v.progress(v.n)
@@ -485,64 +522,25 @@ func (v *verifier) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// readChunked serves the current verified chunk, reading and verifying the next one first
-// when it is used up.
+// readChunked reads through the chunk reader: verified bytes only.
 func (v *verifier) readChunked(p []byte) (int, error) {
-	if v.off == v.end {
-		if v.err != nil {
-			return 0, v.err
-		}
-		if err := v.ctx.Err(); err != nil {
-			v.err = err
-			return 0, err
-		}
-		if v.err = v.fill(); v.err != nil {
-			return 0, v.err
+	n, err := v.cr.Read(p)
+	if read := v.cr.ReadBytes(); read != v.n {
+		v.n = read
+		if v.progress != nil {
+			v.progress(v.n)
 		}
 	}
-	n := copy(p, v.buf[v.off:v.end])
-	v.off += n
-	return n, nil
-}
-
-// fill reads the next chunk whole and checks it against the list: io.EOF after the last one
-// (when the artifact ends there), an error wrapping ErrCorrupt when a chunk differs, the
-// artifact is shorter or longer.
-func (v *verifier) fill() error {
-	c, a := v.m.Chunks, v.m.Artifact
-	if v.next == c.Count {
-		var one [1]byte
-		switch n, err := io.ReadFull(v.r, one[:]); {
-		case n > 0:
-			return fmt.Errorf("%s is longer than the %d bytes its manifest says (replaced or appended to): %w", a, v.m.Size, artifact.ErrCorrupt)
-		case !errors.Is(err, io.EOF):
-			return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
-		}
-		return io.EOF
-	}
-	size := min(c.Size, v.m.Size-v.n)
-	if int64(cap(v.buf)) < size {
-		v.buf = make([]byte, c.Size)
-	}
-	n, err := io.ReadFull(v.r, v.buf[:size])
-	v.n += int64(n)
-	if v.progress != nil && n > 0 {
-		v.progress(v.n)
-	}
+	var re *artifact.ReadError
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%s is %d bytes but its manifest says %d (truncated or replaced): %w", a, v.n, v.m.Size, artifact.ErrCorrupt)
-	case err != nil:
-		return fmt.Errorf("reading %s: %w%w", a, err, errkind.Silent(ErrTarget))
+	case err == nil, errors.Is(err, io.EOF):
+	case errors.As(err, &re):
+		err = fmt.Errorf("reading %s: %w%w", v.m.Artifact, re.Err, errkind.Silent(ErrTarget))
+	default:
+		err = fmt.Errorf("%s: %w", v.m.Artifact, err)
 	}
-	sum := sha256.Sum256(v.buf[:size])
-	if !bytes.Equal(sum[:], v.list[v.next*sha256.Size:(v.next+1)*sha256.Size]) {
-		return fmt.Errorf("chunk %d of %s (bytes %d to %d) does not match its checksum in the signed manifest (damaged or tampered with since it was written): %w",
-			v.next+1, a, v.n-size, v.n, artifact.ErrCorrupt)
-	}
-	v.next++
-	v.off, v.end = 0, int(size)
-	return nil
+	v.err = err
+	return n, err
 }
 
 // readChunkList reads the artifact's chunk list and checks it against the manifest; nil for
@@ -581,7 +579,7 @@ func (v *verifier) failure() error {
 }
 
 func (v *verifier) check() error {
-	return v.verdict(v.n, v.h.Sum(nil))
+	return v.verdict(v.n, v.d.Sum())
 }
 
 // verdict is io.EOF when n bytes whose SHA-256 is sum are the artifact, else why not.

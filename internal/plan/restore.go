@@ -220,12 +220,10 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 		return nil, err
 	}
 	service := ServiceName(c)
-	f := selection.Filter{Project: c.Project, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
+	// Of this project only: another project's backup of a service of the same name is
+	// restored by naming it, never as "latest".
+	f := selection.Filter{Project: c.Project, ExactProject: true, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
 	best, skipped, ok := f.Latest(found.Backups)
-	if !ok && c.Project != "" {
-		f.Project = ""
-		best, skipped, ok = f.Latest(found.Backups)
-	}
 	for _, s := range skipped {
 		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
 	}
@@ -242,6 +240,10 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 					service, r.spec.Target, r.verbPast(), strings.Join(why, "; "), r.spec.Target, ErrNotTrusted)
 			}
 			return nil, fmt.Errorf("no backup of service %q in %s that can be %s: %s", service, r.spec.Target, r.verbPast(), strings.Join(why, "; "))
+		}
+		if other, _, any := (selection.Filter{Service: service, AllowUnsigned: r.spec.AllowUnsigned}).Latest(found.Backups); any {
+			return nil, fmt.Errorf("no backup of %s in %s; there are backups of %s, the newest %s: restore it by that name if it is what you want (latest is never another project's)",
+				c, r.spec.Target, other.Describe(), other.Key)
 		}
 		return nil, fmt.Errorf("no backup of service %q in %s", service, r.spec.Target)
 	}

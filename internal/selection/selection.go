@@ -19,6 +19,9 @@ type Filter struct {
 	// Project and Service narrow to one service ("" any); a backup of a container outside
 	// compose matches its container name as the service.
 	Project, Service string
+	// ExactProject holds backups to Project even when it is "" (a container outside
+	// compose): restore's "latest" never takes another project's backup.
+	ExactProject bool
 	// Job narrows to one sidecar job's backups ("" any job, or none).
 	Job string
 	// Dir, when set, is the directory the backups must be directly in (a job's prune sees
@@ -50,7 +53,7 @@ const (
 // that may not, why not.
 func (f Filter) Match(s artifact.Summary) (Verdict, string) {
 	switch {
-	case f.Project != "" && s.Project != f.Project,
+	case (f.Project != "" || f.ExactProject) && s.Project != f.Project,
 		f.Service != "" && s.Service != f.Service && !(s.Service == "" && s.Container == f.Service),
 		f.Job != "" && s.Job != f.Job,
 		f.Dir != "" && path.Dir(s.Key) != f.Dir:

@@ -30,7 +30,8 @@ type WorkRequest struct {
 	Recipients []string
 	// Trusted: the restored backup's manifest is signed (see Data.Trusted).
 	Trusted bool
-	// Size is the raw size of the restored stream (a staged restore checks the room for it).
+	// Size is the raw size of the restored stream, as the signed manifest says: a staged
+	// restore checks the room for it, and no restore unpacks more.
 	Size int64
 }
 
@@ -57,6 +58,10 @@ type FileSource interface {
 	// Check says whether size bytes whose SHA-256 is sum, read from File by someone else,
 	// are the artifact; an error wraps the reason it is not (a corrupt artifact).
 	Check(size int64, sum []byte) error
+	// Bounds are what whoever reads File must hold it to as it reads: the artifact's size
+	// (no byte more is read) and, when it has one, its verified chunk list (a chunk is used
+	// only once it matched).
+	Bounds() (size int64, chunks *artifact.Chunks, list []byte)
 }
 
 // WorkerAccess is what a worker is opened to do, and so all it may do.

@@ -246,6 +246,33 @@ func (l *Local) List(ctx context.Context, prefix string) iter.Seq2[Object, error
 
 var errStopped = errors.New("stopped")
 
+// lexicalOrder sorts a directory's names in the order of the keys below them, as S3 lists
+// keys: a directory's keys are its name and "/" then theirs, so "db-x" comes before "db/y"
+// though "db" sorts before "db-x". Only names another one starts with, followed by a byte
+// before "/", are looked at (to tell directories).
+func lexicalOrder(r *os.Root, names []string) []string {
+	slices.Sort(names)
+	keys := map[string]string{}
+	for i, name := range names {
+		if i+1 < len(names) && strings.HasPrefix(names[i+1], name) && names[i+1][len(name)] < '/' {
+			if info, err := r.Lstat(name); err == nil && info.IsDir() {
+				keys[name] = name + "/"
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return names
+	}
+	key := func(n string) string {
+		if k, ok := keys[n]; ok {
+			return k
+		}
+		return n
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return strings.Compare(key(a), key(b)) })
+	return names
+}
+
 // localWalk lists a directory tree in lexical order within each directory, holding only the
 // names of the directories it is in (not their entries' details).
 type localWalk struct {
@@ -273,8 +300,7 @@ func (w *localWalk) dir(dir string) error {
 	if err != nil {
 		return err
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range lexicalOrder(r, names) {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}

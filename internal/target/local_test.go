@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,5 +185,27 @@ func TestLocalGetRefusesWhatIsNotAFile(t *testing.T) {
 		if _, err := l.Pin(ctx, key); err == nil {
 			t.Errorf("Pin(%q) accepted what is not a regular file", key)
 		}
+	}
+}
+
+// TestLocalListsInLexicalOrder: keys come in the lexical order S3 lists them in, a directory's
+// keys where its name and "/" sort ("db-x" before "db/y").
+func TestLocalListsInLexicalOrder(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"shop/db/b", "shop/db/a.manifest.json", "shop/db/a", "shop/db-x/c", "shop/db.y", "shop/dbz", "shop/db/a.chunks"} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, k)), 0o755)
+		os.WriteFile(filepath.Join(dir, k), nil, 0o600)
+	}
+	l, _ := NewLocal(dir)
+	objs, err := Collect(l.List(context.Background(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+	}
+	if !slices.IsSorted(keys) || len(keys) != 7 {
+		t.Errorf("listed %q, not in lexical order", keys)
 	}
 }

@@ -455,7 +455,7 @@ func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
 
 // Restore runs the worker's restore of the compressed stream in.
 func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
-	_, err := s.run(ctx, agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket}, in, io.Discard, progress, nil)
+	_, err := s.run(ctx, agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket, Size: req.Size}, in, io.Discard, progress, nil)
 	return err
 }
 
@@ -472,6 +472,13 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	// be the artifact (checked here, before any verdict to commit).
 	src, isFile := in.(strategy.FileSource)
 	r.File = isFile && s.ln != nil
+	if r.File {
+		var c *artifact.Chunks
+		r.Stored, c, r.Chunks = src.Bounds()
+		if c != nil {
+			r.ChunkSize = c.Size
+		}
+	}
 	var checked error
 	go func() {
 		_, err := s.run(ctx, r, in, io.Discard, progress, func(rep agent.Report) {

@@ -51,15 +51,15 @@ func Backups(out io.Writer, rows []Listed, withTargets bool, format string) erro
 			notes = append(notes, "dated in the future")
 		}
 		note := strings.Join(notes, ", ")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", m.Key, m.Describe(), m.Strategy, created, Bytes(m.Size))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", Clean(m.Key), Clean(m.Describe()), Clean(m.Strategy), created, Bytes(m.Size))
 		if withTargets {
 			job := m.Job
 			if job == "" {
 				job = "(manual)"
 			}
-			fmt.Fprintf(w, "\t%s\t%s", job, r.Target)
+			fmt.Fprintf(w, "\t%s\t%s", Clean(job), Clean(r.Target))
 		}
-		fmt.Fprintf(w, "\t%s\n", note)
+		fmt.Fprintf(w, "\t%s\n", Clean(note))
 	}
 	return w.Flush()
 }

@@ -4,6 +4,9 @@
 package output
 
 import (
+	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +30,31 @@ func Ago(now, t time.Time) string {
 		return "-"
 	}
 	return units.HumanDuration(now.Sub(t)) + " ago"
+}
+
+// Clean is s as it may be printed to a terminal: control characters (escape sequences, a
+// forged name's) written as Go escapes, never sent as they are.
+func Clean(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
+
+// Warning prints a warning line to w (its text cleaned of control characters).
+func Warning(w io.Writer, format string, args ...any) {
+	fmt.Fprintln(w, "warning: "+Clean(fmt.Sprintf(format, args...)))
 }
 
 // FirstLine is s's first line, cut to n bytes ("…" when cut).

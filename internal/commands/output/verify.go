@@ -26,7 +26,7 @@ func VerifyReport(out, warn io.Writer, r *verify.Report, format string) error {
 		verifyTable(out, r)
 	}
 	for _, w := range r.Warnings {
-		fmt.Fprintf(warn, "warning: %s\n", w)
+		Warning(warn, "%s", w)
 	}
 	return nil
 }

@@ -51,24 +51,45 @@ func (r *Runner) BackupCatalog(ctx context.Context) error {
 	}
 	defer f.Close()
 	tgt := r.opts.Targets["default"]
-	key := path.Join(r.catalogDir(), "catalog-"+time.Now().UTC().Format("20060102T150405.000Z")+".db")
+	key := r.catalogCopyKey(time.Now())
 	if _, err := tgt.Put(ctx, key, f); err != nil {
 		return fmt.Errorf("storing the catalog backup: %w", err)
 	}
 	r.log.Info("catalog backed up", "key", key, "target", tgt.String())
-	objects, err := target.Collect(tgt.List(ctx, r.catalogDir()+"/"))
-	if err != nil {
-		return err
-	}
-	var keys []string
-	for _, o := range objects {
-		if strings.HasPrefix(path.Base(o.Key), "catalog-") {
-			keys = append(keys, o.Key)
+	return r.pruneCatalogCopies(ctx, tgt)
+}
+
+// catalogCopyName is a catalog copy's name: its time and a tag of the sidecar's key over it
+// (artifact.SigningKey.Tag), which tells the sidecar's own copies from anything else.
+var catalogCopyName = regexp.MustCompile(`^catalog-(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{16})\.db$`)
+
+func (r *Runner) catalogCopyKey(at time.Time) string {
+	stamp := at.UTC().Format("20060102T150405.000Z")
+	return path.Join(r.catalogDir(), "catalog-"+stamp+"-"+r.opts.Signer.Tag(r.catalogDir()+"/"+stamp)+".db")
+}
+
+// pruneCatalogCopies keeps the newest catalogCopies of the sidecar's own copies and deletes
+// older ones of its own only: what someone else put there is neither counted nor deleted.
+func (r *Runner) pruneCatalogCopies(ctx context.Context, tgt target.Target) error {
+	var own []string
+	others := 0
+	for o, err := range tgt.List(ctx, r.catalogDir()+"/") {
+		if err != nil {
+			return err
+		}
+		m := catalogCopyName.FindStringSubmatch(path.Base(o.Key))
+		if m != nil && path.Dir(o.Key) == r.catalogDir() && r.opts.Signer.Tag(r.catalogDir()+"/"+m[1]) == m[2] {
+			own = append(own, o.Key)
+		} else {
+			others++
 		}
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(keys)))
-	for i := catalogCopies; i < len(keys); i++ {
-		if err := tgt.Delete(ctx, keys[i]); err != nil {
+	if others > 0 {
+		r.log.Warn("objects in the catalog's directory that are not this sidecar's copies are left alone (remove them by hand if they are not yours)", "dir", r.catalogDir(), "count", others)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(own)))
+	for i := catalogCopies; i < len(own); i++ {
+		if err := tgt.Delete(ctx, own[i]); err != nil {
 			return err
 		}
 	}

@@ -4,10 +4,12 @@ package jobs
 
 import (
 	"context"
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -28,25 +30,33 @@ func TestRedTeamForgedCatalogCopiesPushOutTheRealOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"default": tgt}, Project: "shop", StateDir: t.TempDir(), Log: slog.New(slog.DiscardHandler)})
+	signer, _ := artifact.NewSigningKey([]byte("the sidecar's key, which the forger cannot read"))
+	d := New(ctx, Options{Catalog: cat, Targets: map[string]target.Target{"default": tgt}, Project: "shop", StateDir: t.TempDir(), Signer: signer, Log: slog.New(slog.DiscardHandler)})
 	if err := d.BackupCatalog(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 7 {
-		key := filepath.Join(dir, "_catalog/shop", "catalog-9999010"+string(rune('0'+i))+"T000000.000Z.db")
-		os.WriteFile(key, []byte("forged"), 0o600)
+		// Old names, and the new form with a tag the forger cannot compute.
+		for _, name := range []string{"catalog-9999010" + string(rune('0'+i)) + "T000000.000Z.db", "catalog-9999010" + string(rune('0'+i)) + "T000000.000Z-0123456789abcdef.db"} {
+			os.WriteFile(filepath.Join(dir, "_catalog/shop", name), []byte("forged"), 0o600)
+		}
 	}
-	if err := d.BackupCatalog(ctx); err != nil {
-		t.Fatal(err)
+	for range 9 {
+		time.Sleep(2 * time.Millisecond) // a copy's name is its millisecond
+		if err := d.BackupCatalog(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	entries, _ := os.ReadDir(filepath.Join(dir, "_catalog/shop"))
-	real := 0
+	real, forged := 0, 0
 	for _, e := range entries {
 		if b, _ := os.ReadFile(filepath.Join(dir, "_catalog/shop", e.Name())); string(b) != "forged" {
 			real++
+		} else {
+			forged++
 		}
 	}
-	if real == 0 {
-		t.Errorf("every real catalog copy was deleted (the one just written too); the target keeps the %d forged ones", len(entries))
+	if real != catalogCopies || forged != 14 {
+		t.Errorf("%d real catalog copies (want the newest %d) and %d forged objects (want all 14, left alone)", real, catalogCopies, forged)
 	}
 }

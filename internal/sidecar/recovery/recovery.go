@@ -256,9 +256,10 @@ func (rc *Recovery) settleAll(ctx context.Context, retry bool) {
 func (rc *Recovery) settle(ctx context.Context, tgt target.Target, run catalog.Run) error {
 	key := run.Cleanup
 	m, err := listing.ReadManifest(ctx, tgt, key)
-	if err == nil && rc.opts.Keys.Verify(m) != nil {
-		// Not the manifest this sidecar signed at the run's key: it goes with the rest.
-		rc.log.Warn("the manifest at an interrupted run's key is not signed by this sidecar; removing it with what the run left", "run", run.ID, "key", key)
+	if err == nil && rc.opts.Keys.Verify(m) != nil || errors.Is(err, artifact.ErrCorrupt) {
+		// Not a manifest this sidecar signed at the run's key (unsigned, unreadable, naming
+		// another artifact): it goes with the rest, instead of stalling recovery for ever.
+		rc.log.Warn("the manifest at an interrupted run's key is not one this sidecar signed; removing it with what the run left", "run", run.ID, "key", key)
 		if err := tgt.Delete(ctx, artifact.ManifestKey(key)); err != nil {
 			return fmt.Errorf("removing the unsigned manifest of %s: %w", key, err)
 		}

@@ -196,7 +196,7 @@ func (v *Strategy) RestorePacked(ctx context.Context, c *containers.Container, d
 	}
 	defer s.Close()
 	apply := func(ctx context.Context) error {
-		return s.Restore(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted}, data, progress)
+		return s.Restore(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data, progress)
 	}
 	if v.NoStop {
 		return strategy.StepErr(c, "restore", apply(ctx))

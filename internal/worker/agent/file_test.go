@@ -225,7 +225,7 @@ func TestStagedRestoreFromGivenFile(t *testing.T) {
 			done <- reps
 		}()
 		req, _ := json.Marshal(Request{Op: OpRestore, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd,
-			Trusted: true, Staged: true, Size: int64(archive.Len()), Socket: sock, File: true})
+			Trusted: true, Staged: true, Size: int64(archive.Len()), Stored: int64(stored.Len()), Socket: sock, File: true})
 		Serve(context.Background(), bytes.NewReader(append(req, '\n')), io.Discard, pw)
 		pw.Close()
 		return <-answered, <-done

@@ -44,9 +44,17 @@ type Request struct {
 	// strategy.Data.Trusted).
 	Trusted bool `json:"trusted,omitempty"`
 	// Staged: unpack beside the data, then wait for the verdict (see Serve). The stream then
-	// comes in frames, and Size is its raw size (the room it needs on each volume).
-	Staged bool  `json:"staged,omitempty"`
-	Size   int64 `json:"size,omitempty"`
+	// comes in frames.
+	Staged bool `json:"staged,omitempty"`
+	// Size is a restore's raw size as its signed manifest says: the room a staged restore
+	// needs on each volume, and no more is unpacked.
+	Size int64 `json:"size,omitempty"`
+	// Stored, for a restore given the artifact's file, is the artifact's size: no more is
+	// read. Chunks, when set, is its verified chunk list (ChunkSize bytes a chunk): a chunk is
+	// unpacked only once it matched.
+	Stored    int64  `json:"stored,omitempty"`
+	ChunkSize int64  `json:"chunk_size,omitempty"`
+	Chunks    []byte `json:"chunks,omitempty"`
 }
 
 // Verdicts of a staged restore, the byte after the stream's last frame.

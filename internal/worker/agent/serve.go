@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"math"
 	"net"
 	"os"
 	"sync"
@@ -246,7 +245,7 @@ func restore(ctx context.Context, req Request, in io.Reader, file *os.File, rep 
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	defer zr.Close()
-	raw := &countingReader{r: zr, n: &rep.raw}
+	raw := &countingReader{r: zr, n: &rep.raw, limit: req.Size}
 	x := extract.New(req.Paths, req.Mounts, req.Trusted, nil)
 	defer x.Close()
 	if err := x.Run(ctx, raw); err != nil {
@@ -313,7 +312,11 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File
 	readVerdict := func() (byte, error) { return br.ReadByte() }
 	isStaged := func() {}
 	if file != nil {
-		fin = &fileIn{r: io.NewSectionReader(file, 0, math.MaxInt64), hash: sha256.New()}
+		r, err := boundedFile(req, file)
+		if err != nil {
+			return err
+		}
+		fin = &fileIn{r: r, hash: sha256.New()}
 		stream = fin
 		// Nothing else comes on the socket: what comes before the files are staged (the caller
 		// called the restore off, or is gone) ends the unpacking at once.
@@ -378,6 +381,41 @@ func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File
 	return nil
 }
 
+// boundedFile reads the artifact's file no further than its signed size and, given its
+// verified chunk list, a chunk only once it matched: what the worker unpacks from a file
+// changed on the target is what was signed, and never more than the backup holds.
+func boundedFile(req Request, file *os.File) (io.Reader, error) {
+	if req.Stored <= 0 {
+		return nil, errors.New("the request names no size of the backup file")
+	}
+	// One byte more than the artifact: a longer file is refused, not cut.
+	section := io.NewSectionReader(file, 0, req.Stored+1)
+	if req.Chunks == nil {
+		return &sizedReader{r: section, size: req.Stored}, nil
+	}
+	c := &artifact.Chunks{Size: req.ChunkSize, Count: int64(len(req.Chunks) / sha256.Size)}
+	if c.Size <= 0 || len(req.Chunks)%sha256.Size != 0 || c.Count != (req.Stored+c.Size-1)/c.Size {
+		return nil, fmt.Errorf("the request's chunk list does not describe a backup of %d bytes", req.Stored)
+	}
+	return artifact.NewChunkReader(section, req.Stored, c, req.Chunks), nil
+}
+
+// sizedReader fails once more than size bytes come.
+type sizedReader struct {
+	r    io.Reader
+	size int64
+	n    int64
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.n += int64(n)
+	if s.n > s.size {
+		return n, fmt.Errorf("the backup file is longer than the %d bytes its manifest says: %w", s.size, artifact.ErrCorrupt)
+	}
+	return n, err
+}
+
 // unpack decompresses the stream (up to its last frame) into x.
 func unpack(ctx context.Context, req Request, frames io.Reader, x *extract.Extractor, rep *reporter) error {
 	zr, err := req.Compression.NewReader(frames)
@@ -385,7 +423,7 @@ func unpack(ctx context.Context, req Request, frames io.Reader, x *extract.Extra
 		return fmt.Errorf("decompressing: %w", err)
 	}
 	defer zr.Close()
-	raw := &countingReader{r: zr, n: &rep.raw}
+	raw := &countingReader{r: zr, n: &rep.raw, limit: req.Size}
 	if err := x.Run(ctx, raw); err != nil {
 		return err
 	}
@@ -573,13 +611,18 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// countingReader counts the raw bytes read; with a limit (a restore's signed raw size), more
+// than that is an error: what a backup unpacks to is bounded by what was signed.
 type countingReader struct {
-	r io.Reader
-	n *atomic.Int64
+	r     io.Reader
+	n     *atomic.Int64
+	limit int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
+	if total := c.n.Add(int64(n)); c.limit > 0 && total > c.limit {
+		return n, fmt.Errorf("the backup unpacks to more than the %d bytes its manifest says: %w", c.limit, artifact.ErrCorrupt)
+	}
 	return n, err
 }
