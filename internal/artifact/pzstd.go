@@ -50,6 +50,9 @@ func newParallelZstd(w io.Writer, workers int) (*parallelZstd, error) {
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(workers),
 		zstd.WithWindowSize(zstdChunk),
+		// Each frame is one EncodeAll of a chunk: a history of the window is enough (a third of
+		// the default's), and two encoders keep 4 MiB less.
+		zstd.WithLowerEncoderMem(true),
 	)
 	if err != nil {
 		return nil, err

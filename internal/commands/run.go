@@ -11,6 +11,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/outcome"
+	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
@@ -128,6 +129,12 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		}
 		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt})
 	}
+	// The heap's limit makes room for what the targets buffer (an S3 upload's part).
+	var buffered int64
+	for _, d := range targets {
+		buffered += target.BufferSize(d.Target)
+	}
+	membudget.Set(buffered)
 	api, err := dockerAPI(ctx, dockerCli)
 	if err != nil {
 		return err

@@ -42,6 +42,9 @@ type S3Config struct {
 	CredentialsEnv string
 }
 
+// BufferSize is the one part an upload holds in memory.
+func (s *S3) BufferSize() int64 { return int64(s.cfg.PartSize) }
+
 // DefaultPartSize bounds an upload's memory to one buffer of this size; with S3's limit of
 // 10,000 parts it allows objects up to 156 GiB. Raise it with ?part-size= for larger backups.
 const DefaultPartSize = 16 << 20

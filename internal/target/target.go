@@ -104,6 +104,23 @@ type Object struct {
 	ModTime time.Time
 }
 
+// Buffered is implemented by targets that hold a buffer of their own while they store an
+// object (an S3 upload's part).
+type Buffered interface {
+	BufferSize() int64
+}
+
+// BufferSize is how much t buffers while it stores an object (0 for most targets).
+func BufferSize(t Target) int64 {
+	switch t := t.(type) {
+	case *sub:
+		return BufferSize(t.t)
+	case Buffered:
+		return t.BufferSize()
+	}
+	return 0
+}
+
 // Collect gathers a listing (for the few callers that need a small one whole).
 func Collect(objects iter.Seq2[Object, error]) ([]Object, error) {
 	var out []Object

@@ -80,7 +80,7 @@ type Root struct {
 // ArchiveRoots is Archive of roots.
 func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, buf: make([]byte, 1<<20), hash: xxhash.New()}
+	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, buf: make([]byte, 256<<10), hash: xxhash.New()}
 	for _, r := range roots {
 		// One map of hard links per path: a link into another path's entries would make an
 		// archive that no restore accepts (the tar policy keeps each path's links inside it).

@@ -197,7 +197,7 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 // pack writes the stored stream of what archive writes to out: compressed, and encrypted for
 // recipients when there are any; raw counts the archive's bytes as they come.
 func pack(comp artifact.Compression, recipients []string, out io.Writer, raw *atomic.Int64, archive func(io.Writer) (*artifact.Contents, error)) (*artifact.Contents, error) {
-	bw := bufio.NewWriterSize(out, 1<<20)
+	bw := bufio.NewWriterSize(out, 256<<10)
 	sealed := io.WriteCloser(nopCloser{bw})
 	if len(recipients) > 0 {
 		var rs crypt.Recipients
