@@ -75,7 +75,7 @@ once() {
   read -r W R < "$WORK/time"
 }
 # report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
-declare -A WALL ROUNDS SIDE
+declare -A WALL ROUNDS SIDE RSS
 SIDES=0
 report() {
   local med rss n
@@ -84,6 +84,7 @@ report() {
   rss=$(tr ' ' '\n' <<< "$4" | grep . | sort -n | tail -1)
   WALL[$1]=$med
   ROUNDS[$1]=$3
+  RSS[$1]=$rss
   printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$1" "$med" "$(echo "$2 / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   printf '    runs (s):%s\n' "$3"
 }
@@ -183,7 +184,7 @@ ratio "volume: restore (worker)" "volume raw: stop; ...; sync; start"
 EMPTY="find $VOLDIR -mindepth 1 -delete"
 side "$VOLBYTES" \
   "volume raw: zstd -dc | tar -x, empty" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR" \
-  "volume raw: ... tar -x; sync, empty" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync" \
+  "volume raw: ... tar -x; sync, empty" "$EMPTY" "zstd -dc $WORK/raw.tar.zst | tar -x -C $VOLDIR && sync -f $VOLDIR" \
   "volume: restore (worker), empty" "$EMPTY" "$PLUGIN backup restore $VART --from $B --to files --project $P --yes"
 ratio "volume: restore (worker), empty" "volume raw: zstd -dc | tar -x, empty"
 ratio "volume: restore (worker), empty" "volume raw: ... tar -x; sync, empty"
@@ -229,3 +230,30 @@ ratio "postgres: docker backup restore" "postgres raw: zstd -dc | psql"
 measure "postgres: docker backup verify" "$DBBYTES" "true" "$PLUGIN backup verify $PART --from $B"
 measure "postgres, the whole cluster: run --database all" "$DBBYTES" "rm -rf $B" "$PLUGIN backup run db --project $P --to $B --database all"
 printf '  %-32s %.2fx of the one-database run\n' "--database all" "$(echo "${WALL["postgres, the whole cluster: run --database all"]} / ${WALL["postgres: docker backup run"]}" | bc -l)"
+
+# --- goals (issue 28) -----------------------------------------------------------------------
+# ratio_of CASE BASE: the median of the rounds' own ratios (cases side by side), else of medians.
+ratio_of() {
+  local -a a b; local r="" i n
+  read -ra a <<< "${ROUNDS[$1]}"; read -ra b <<< "${ROUNDS[$2]}"
+  if [ "${SIDE[$1]:-}" = "${SIDE[$2]:-x}" ] && [ ${#a[@]} = ${#b[@]} ]; then
+    for i in "${!a[@]}"; do r+="$(echo "${a[$i]} / ${b[$i]}" | bc -l)"$'\n'; done
+    n=${#a[@]}
+    grep . <<< "$r" | sort -n | sed -n "$(( (n + 1) / 2 ))p"
+  else
+    echo "${WALL[$1]} / ${WALL[$2]}" | bc -l
+  fi
+}
+goal() { # NAME MEASURED GOAL UNIT
+  local verdict=met
+  [ "$(echo "$2 > $3" | bc -l)" = 1 ] && verdict=MISSED
+  printf '  %-58s %8.2f%s  goal <= %s%s  %s\n' "$1" "$2" "$4" "$3" "$4" "$verdict"
+}
+echo
+echo "goals (ratios: the median of the rounds' own ratios; RSS: the plugin's peak, MiB):"
+goal "volume restore into an empty volume / zstd -dc | tar -x; sync -f" "$(ratio_of "volume: restore (worker), empty" "volume raw: ... tar -x; sync, empty")" 1.10 x
+goal "postgres restore / zstd -dc | psql --single-transaction" "$(ratio_of "postgres: docker backup restore" "postgres raw: zstd -dc | psql")" 1.05 x
+goal "peak RSS, in-place volume backup to a directory" "$(echo "${RSS["volume: run (in place)"]} / 1024" | bc -l)" 48 " MiB"
+if [ -n "${RSS["volume to S3: run (in place)"]:-}" ]; then
+  goal "peak RSS, volume backup to S3 (MinIO)" "$(echo "${RSS["volume to S3: run (in place)"]} / 1024" | bc -l)" 64 " MiB"
+fi
