@@ -17,7 +17,6 @@ import (
 	"github.com/docker/cli/cli-plugins/plugin"
 )
 
-
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == worker.Command {
 		// In a worker container (see package worker): no plugin framework.
