@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/control"
 )
 
 // A refused socket names the group to add; other failures say what to check.
@@ -47,5 +53,57 @@ func TestPrintVersion(t *testing.T) {
 	}
 	if err := printVersion([]string{"--format", "xml"}, &b); err == nil || !strings.Contains(err.Error(), "--format text|json") {
 		t.Errorf("xml: %v", err)
+	}
+}
+
+// ctl, which the plugin runs in the sidecar's container, sends one request to the control
+// socket in the state directory and prints the answer as it came; a status other than 2xx
+// fails it after the answer (which says why, with its code) is printed.
+func TestCtl(t *testing.T) {
+	state := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(state, control.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch r.Method + " " + r.URL.String() {
+		case "GET /v1/status":
+			fmt.Fprint(w, `{"version":"v1"}`)
+		case "GET /v1/backups?service=db":
+			fmt.Fprint(w, `[]`)
+		case "POST /v1/run":
+			if string(body) != `{"service":` {
+				t.Errorf("body %q", body)
+			}
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"reading the request: unexpected EOF","code":"invalid"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	srv.Listener = l
+	srv.Start()
+	defer srv.Close()
+	for _, tc := range []struct {
+		args      []string
+		out, fail string
+	}{
+		{[]string{"get", "/v1/status"}, `{"version":"v1"}`, ""},
+		{[]string{"GET", "/v1/backups?service=db"}, `[]`, ""},
+		{[]string{"POST", "/v1/run", `{"service":`}, `{"error":"reading the request: unexpected EOF","code":"invalid"}`, "the sidecar answered 400 Bad Request"},
+		{[]string{"GET", "/v1/nope"}, "404 page not found\n", "the sidecar answered 404 Not Found"},
+		{[]string{"GET"}, "", "usage: sidecar ctl METHOD PATH [JSON-BODY]"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			err := ctl(state, tc.args, &out)
+			if out.String() != tc.out || (err == nil) != (tc.fail == "") || (err != nil && err.Error() != tc.fail) {
+				t.Errorf("printed %q, %v; want %q, %q", out.String(), err, tc.out, tc.fail)
+			}
+		})
+	}
+	if err := ctl(t.TempDir(), []string{"GET", "/v1/status"}, io.Discard); err == nil || !strings.Contains(err.Error(), "the sidecar is not answering on") {
+		t.Errorf("no sidecar: %v", err)
 	}
 }

@@ -114,6 +114,18 @@ func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool
 	return r, mode == worker.ModeOn, nil
 }
 
+// clock is a docker CLI that tells the time itself (a test's, for output that does not
+// change from one run to the next).
+type clock interface{ Now() time.Time }
+
+// now is the time the commands print ages against: the docker CLI's, when it tells one.
+func now(dockerCli command.Cli) time.Time {
+	if c, ok := dockerCli.(clock); ok {
+		return c.Now()
+	}
+	return time.Now()
+}
+
 // ended is how a command ends on a failure, as package outcome words it: an exit status other
 // than 1 goes to the docker CLI with the message.
 func ended(exit int, err error) error {

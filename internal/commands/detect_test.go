@@ -5,21 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 )
 
 func TestDetect(t *testing.T) {
 	mustFail(t, newFakeCli(nil).run(t, "detect", "--format", "xml"), `unknown --format "xml"`)
 	mustFail(t, newFakeCli(nil).run(t, "detect"), "no compose projects on this Docker host")
 
-	api := &fakeAPI{}
-	db := api.service("shop", "db", false)
-	c := api.inspect[db]
-	c.Config.Image = "postgres:16"
-	c.Mounts = []container.MountPoint{{Type: mount.TypeVolume, Destination: "/var/lib/postgresql/data", RW: true}}
-	api.inspect[db] = c
-	api.service("other", "web", false)
+	api := enginetest.New(
+		enginetest.Service("shop", "db", enginetest.Stopped(), enginetest.WithImage("postgres:16"), enginetest.WithVolume("pgdata", "/var/lib/postgresql/data")),
+		enginetest.Service("other", "web", enginetest.Stopped()),
+	)
 	mustFail(t, newFakeCli(api).run(t, "detect"), "several compose projects on this Docker host (other, shop)")
 
 	cli := newFakeCli(api)

@@ -100,7 +100,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	for _, p := range found.Problems {
 		output.Warning(dockerCli.Err(), "%s", p)
 	}
-	return output.Backups(dockerCli.Out(), rows, false, opts.format)
+	return output.Backups(dockerCli.Out(), rows, false, opts.format, now(dockerCli))
 }
 
 // lsSidecar lists through the project's sidecar; done is false when there is no sidecar.
@@ -141,5 +141,5 @@ func lsSidecar(ctx context.Context, dockerCli command.Cli, opts lsOptions) (done
 		}
 	}
 	sort.SliceStable(rows, func(a, b int) bool { return selection.Newer(rows[a].Summary, rows[b].Summary) })
-	return true, output.Backups(dockerCli.Out(), rows, true, opts.format)
+	return true, output.Backups(dockerCli.Out(), rows, true, opts.format, now(dockerCli))
 }

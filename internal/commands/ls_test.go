@@ -22,13 +22,13 @@ func writeTestBackup(t *testing.T, dir, project, service string, key *artifact.S
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	k := artifact.Key(artifact.KeyParts{Project: project, Service: service, Strategy: "postgres", Ext: "sql", Compression: artifact.Zstd, At: time.Now()})
+	k := artifact.Key(artifact.KeyParts{Project: project, Service: service, Strategy: "postgres", Ext: "sql", Compression: artifact.Zstd, At: testNow.Add(-time.Hour)})
 	body := []byte("compressed bytes")
 	if _, err := tgt.Put(ctx, k, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 	m := &artifact.Manifest{FormatVersion: 1, Artifact: k, Strategy: "postgres", Project: project, Service: service, Container: project + "-" + service + "-1",
-		CreatedAt: time.Now().UTC(), Size: int64(len(body)), RawSize: 100, SHA256: strings.Repeat("ab", 32), Compression: artifact.Zstd}
+		CreatedAt: testNow.Add(-time.Hour), Size: int64(len(body)), RawSize: 100, SHA256: strings.Repeat("ab", 32), Compression: artifact.Zstd}
 	for _, f := range mutate {
 		f(m)
 	}
@@ -60,7 +60,7 @@ func TestLsFormatsAndNotes(t *testing.T) {
 	}
 	signed := writeTestBackup(t, dir, "shop", "db", mine)
 	unsigned := writeTestBackup(t, dir, "shop", "db", nil)
-	future := writeTestBackup(t, dir, "shop", "files", mine, func(m *artifact.Manifest) { m.CreatedAt = time.Now().Add(48 * time.Hour) })
+	future := writeTestBackup(t, dir, "shop", "files", mine, func(m *artifact.Manifest) { m.CreatedAt = testNow.Add(48 * time.Hour) })
 
 	cli = newFakeCli(nil)
 	if err := cli.run(t, "ls", "--from", dir); err != nil {

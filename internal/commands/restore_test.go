@@ -4,11 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 )
 
 func TestRestoreValidatesItsArguments(t *testing.T) {
-	api := &fakeAPI{}
-	api.service("shop", "db", true)
+	api := enginetest.New(enginetest.Service("shop", "db"))
 	dir := t.TempDir()
 	for name, tc := range map[string]struct {
 		args  []string
@@ -29,14 +30,13 @@ func TestRestoreValidatesItsArguments(t *testing.T) {
 // An unsigned backup is refused before anything is asked or touched, with what to do.
 func TestRestoreRefusesAnUnsignedBackup(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
-	api := &fakeAPI{}
-	api.service("shop", "db", true)
+	api := enginetest.New(enginetest.Service("shop", "db"))
 	dir := t.TempDir()
 	key := writeTestBackup(t, dir, "shop", "db", nil)
 	err := newFakeCli(api).run(t, "restore", key, "--from", dir, "--to", "db", "--project", "shop", "--yes")
 	mustFail(t, err, "its manifest is not signed", "--allow-unsigned")
-	if len(api.started) != 0 {
-		t.Errorf("containers were touched: %v", api.started)
+	if touched := api.Calls("ContainerStop", "ContainerStart", "ExecCreate", "CopyToContainer"); len(touched) != 0 {
+		t.Errorf("containers were touched: %v", touched)
 	}
 	if _, err := os.Stat(filepath.Join(dir, key)); err != nil {
 		t.Errorf("the artifact is gone: %v", err)

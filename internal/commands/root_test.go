@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
 )
 
@@ -23,7 +24,9 @@ func TestRootHelpListsTheCommands(t *testing.T) {
 }
 
 func TestUnreachableEngine(t *testing.T) {
-	cli := newFakeCli(&fakeAPI{pingErr: errUnreachable})
+	api := enginetest.New()
+	api.OnCall = unreachable
+	cli := newFakeCli(api)
 	err := cli.run(t, "detect")
 	mustFail(t, err, "cannot reach the Docker engine at unix:///var/run/docker.sock", "no such file or directory", "DOCKER_HOST", `"default"`)
 }

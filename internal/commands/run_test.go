@@ -3,12 +3,13 @@ package commands
 import (
 	"path/filepath"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 )
 
 func TestRunValidatesItsFlags(t *testing.T) {
 	dir := t.TempDir()
-	api := &fakeAPI{}
-	api.service("shop", "db", true)
+	api := enginetest.New(enginetest.Service("shop", "db"))
 	for _, tc := range []struct {
 		args  []string
 		wants []string
@@ -30,14 +31,7 @@ func TestRunValidatesItsFlags(t *testing.T) {
 
 // Without --to, the sidecar runs the job: direct-only flags are refused, not ignored.
 func TestRunThroughTheSidecarRefusesDirectFlags(t *testing.T) {
-	api := &fakeAPI{}
-	api.service("shop", "db", true)
-	sc := api.service("shop", "backup", true)
-	for i := range api.containers {
-		if api.containers[i].ID == sc {
-			api.containers[i].Labels["docker-backup.sidecar"] = "true"
-		}
-	}
+	api := enginetest.New(enginetest.Service("shop", "db"), enginetest.Service("shop", "backup", enginetest.Sidecar()))
 	err := newFakeCli(api).run(t, "run", "db", "--project", "shop", "--compression", "gzip")
 	mustFail(t, err, "apply to direct backups", "--no-sidecar", "shop-backup-1")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -60,5 +59,5 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		enc.SetIndent("", "  ")
 		return enc.Encode(st)
 	}
-	return output.Status(out, sc.Name(), &st, time.Now())
+	return output.Status(out, sc.Name(), &st, now(dockerCli))
 }

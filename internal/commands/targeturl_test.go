@@ -3,13 +3,14 @@ package commands
 import (
 	"strings"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 )
 
 // A target URL with credentials in it is refused by every command that takes one, saying
 // where credentials go, and the secret is shown nowhere (a "/" in it ends url.Parse's host).
 func TestTargetURLWithCredentialsIsRefused(t *testing.T) {
-	api := &fakeAPI{}
-	api.service("shop", "db", true)
+	api := enginetest.New(enginetest.Service("shop", "db"))
 	const secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"
 	url := "s3://AKIAIOSFODNN7EXAMPLE:" + secret + "@backups/site?endpoint=minio:9000"
 	for _, args := range [][]string{

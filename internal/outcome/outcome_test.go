@@ -61,3 +61,81 @@ func TestClassifyKeepsACode(t *testing.T) {
 		t.Errorf("Verify = %v", said)
 	}
 }
+
+// Every code of the protocol is a row of the table (none falls to "failed" by accident), with
+// its exit status and whether the plugin adds what failed; the same on the plugin's direct
+// path (the engine's error) and its sidecar path (the code the sidecar answered).
+func TestEveryCodeHasItsRow(t *testing.T) {
+	for _, tc := range []struct {
+		code  string
+		exit  int
+		plain bool
+	}{
+		{control.CodeCorrupt, ExitFailed, true},
+		{control.CodeUntrusted, ExitFailed, true},
+		{control.CodePartial, ExitPartial, false},
+		{control.CodeRefused, ExitFailed, true},
+		{control.CodeNotFound, ExitFailed, true},
+		{control.CodeBusy, ExitFailed, true},
+		{control.CodeInvalid, ExitFailed, true},
+		{control.CodeFailed, ExitFailed, false},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			k := lookup(tc.code)
+			if k.code != tc.code || k.exit != tc.exit || k.plain != tc.plain {
+				t.Errorf("row %+v, want exit %d, plain %v", k, tc.exit, tc.plain)
+			}
+			answered := &control.Error{Code: tc.code, Message: "x"}
+			for name, end := range map[string]func(error) (int, error){"backup": Backup, "verify": Verify, "restore": Restore} {
+				exit, said := end(answered)
+				wantExit := ExitFailed
+				if name == "restore" {
+					wantExit = tc.exit
+				}
+				if exit != wantExit && !(name != "restore" && tc.code == control.CodePartial && exit == ExitPartial) {
+					t.Errorf("%s: exit %d, want %d", name, exit, wantExit)
+				}
+				if plain := said.Error() == "x"; plain != tc.plain {
+					t.Errorf("%s says %q", name, said)
+				}
+			}
+		})
+	}
+	if k := lookup("from a newer sidecar"); k.code != control.CodeFailed {
+		t.Errorf("an unknown code is %q, want failed", k.code)
+	}
+}
+
+// The words each operation adds to a failure that does not say it by itself.
+func TestWords(t *testing.T) {
+	cause := errors.New("disk full")
+	for _, tc := range []struct {
+		name string
+		end  func(error) (int, error)
+		err  error
+		want string
+	}{
+		{"backup", Backup, cause, "backup failed, nothing was stored: disk full"},
+		{"verify", Verify, cause, "verify could not run: disk full"},
+		{"restore", Restore, cause, "restore failed: disk full"},
+		{"restore, partly", Restore, &plan.RestoreError{Err: cause, Partial: true, State: "half the files"}, "restore failed, the service may be partly restored: disk full; half the files"},
+		{"backup of a partial code", Backup, &control.Error{Code: control.CodePartial, Message: "x"}, "backup failed, nothing was stored: x"},
+		{"not found says itself", Backup, fmt.Errorf("no service db: %w", containers.ErrNotFound), "no service db: not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, said := tc.end(tc.err); said.Error() != tc.want {
+				t.Errorf("said %q, want %q", said, tc.want)
+			}
+		})
+	}
+}
+
+// A control.Error's code is its own, wrapped or not; one without a code is a failure.
+func TestControlErrorsKeepTheirCode(t *testing.T) {
+	if got := Code(fmt.Errorf("x: %w", &control.Error{Code: control.CodeBusy})); got != control.CodeBusy {
+		t.Errorf("a wrapped control.Error: %q", got)
+	}
+	if got := Code(&control.Error{Message: "no code"}); got != control.CodeFailed {
+		t.Errorf("a control.Error without code: %q", got)
+	}
+}

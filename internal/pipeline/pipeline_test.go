@@ -21,26 +21,13 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 )
-
-// fakeAPI answers ContainerInspect only; the fake strategy needs nothing else.
-type fakeAPI struct{ containers.API }
-
-func (fakeAPI) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
-	return client.ContainerInspectResult{Container: container.InspectResponse{
-		ID: id, Name: "/shop-db-1", Image: "sha256:1",
-		Config: &container.Config{Image: "example/db:1", Labels: map[string]string{
-			containers.LabelProject: "shop", containers.LabelService: "db"}},
-		State: &container.State{Running: false},
-	}}, nil
-}
 
 // fakeStrategy writes data (or fails after failAfter bytes) and records what it restores.
 type fakeStrategy struct {
@@ -67,7 +54,9 @@ func (f *fakeStrategy) Restore(ctx context.Context, c *containers.Container, dat
 
 func setup(t *testing.T) (*containers.Container, *target.Local, string) {
 	t.Helper()
-	c, err := containers.Inspect(context.Background(), fakeAPI{}, "abc")
+	// The fake strategy needs nothing of the engine but the container.
+	api := enginetest.New(enginetest.Service("shop", "db", enginetest.WithID("abc"), enginetest.WithImage("example/db:1"), enginetest.Stopped()))
+	c, err := containers.Inspect(context.Background(), api, "abc")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,22 +8,17 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/containers"
-	"github.com/moby/moby/api/types/container"
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 	"github.com/moby/moby/client"
 )
 
 // slowDaemon creates containers the way dockerd does under load: slowly, and to the end even
 // when the client gave up on the request.
 type slowDaemon struct {
-	Engine // the calls a test does not expect panic
-	delay  time.Duration
-	mu     sync.Mutex
-	made   map[string]bool
-}
-
-func (d *slowDaemon) ContainerInspect(ctx context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
-	return client.ContainerInspectResult{Container: container.InspectResponse{ID: id, Name: "/shop-app-1",
-		Config: &container.Config{Image: "app"}, State: &container.State{Running: true}}}, nil
+	*enginetest.Engine // the service's container
+	delay              time.Duration
+	mu                 sync.Mutex
+	made               map[string]bool
 }
 
 func (d *slowDaemon) ContainerCreate(ctx context.Context, o client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
@@ -53,15 +48,11 @@ func (d *slowDaemon) ContainerRemove(ctx context.Context, id string, _ client.Co
 	return client.ContainerRemoveResult{}, nil
 }
 
-func (d *slowDaemon) VolumeList(context.Context, client.VolumeListOptions) (client.VolumeListResult, error) {
-	return client.VolumeListResult{}, nil
-}
-
 // A scratch copy whose creation is cancelled half-way (the sidecar stopping) leaves no
 // container behind, though the engine finishes creating it after the request was given up.
 func TestCreateCancelledLeavesNothing(t *testing.T) {
-	d := &slowDaemon{delay: 200 * time.Millisecond, made: map[string]bool{}}
-	from, err := containers.Inspect(context.Background(), d, "app")
+	d := &slowDaemon{Engine: enginetest.New(enginetest.Service("shop", "app", enginetest.WithImage("app"))), delay: 200 * time.Millisecond, made: map[string]bool{}}
+	from, err := containers.Inspect(context.Background(), d, "shop-app-1")
 	if err != nil {
 		t.Fatal(err)
 	}

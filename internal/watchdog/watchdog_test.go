@@ -1,7 +1,6 @@
 package watchdog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker-backup/docker-backup/internal/containers"
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
+	"github.com/docker-backup/docker-backup/internal/enginetest"
 )
 
 // stoppedAt is when the plugin stopped a container in these tests: the fake engine says its
@@ -26,68 +22,56 @@ func testGuard(t *testing.T, api *flakyAPI, within time.Duration) (guard, *strin
 	return guard{api: api, out: out, failures: filepath.Join(t.TempDir(), failuresFile), within: within, backoff: 10 * time.Millisecond}, out
 }
 
-// flakyAPI is a fake engine of stopped containers whose ContainerStart fails a container's
+// flakyAPI is a fake Engine of stopped containers whose ContainerStart fails a container's
 // first starts.
 type flakyAPI struct {
-	containers.API
+	*enginetest.Engine
 	mu      sync.Mutex
-	inspect map[string]container.InspectResponse
 	started []string
 	fails   map[string]int // starts that fail yet; -1: every one
 	tries   map[string]int
 }
 
+func newFlakyAPI() *flakyAPI {
+	f := &flakyAPI{Engine: enginetest.New(), fails: map[string]int{}, tries: map[string]int{}}
+	f.OnCall = f.start
+	return f
+}
+
 // service makes a compose service's container known to the fake engine, stopped at 10:00.
-func (f *flakyAPI) service(project, service string, running bool) string {
+func (f *flakyAPI) service(project, service string) string {
 	id := project + "-" + service + "-id"
-	f.inspect[id] = container.InspectResponse{ID: id, Name: "/" + project + "-" + service + "-1", Image: "sha256:1",
-		Config: &container.Config{Image: "example/" + service}, HostConfig: &container.HostConfig{},
-		State: &container.State{Running: running, FinishedAt: "2026-11-26T10:00:00Z"}}
+	f.Add(enginetest.Service(project, service, enginetest.WithID(id), enginetest.Stopped(), enginetest.WithFinishedAt("2026-11-26T10:00:00Z")))
 	return id
 }
 
-func (f *flakyAPI) ContainerInspect(_ context.Context, id string, _ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+// start counts the starts, and fails those it is told to.
+func (f *flakyAPI) start(c enginetest.Call) error {
+	if c.Method != "ContainerStart" {
+		return nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, ok := f.inspect[id]
-	if !ok {
-		return client.ContainerInspectResult{}, cerrdefs.ErrNotFound
-	}
-	return client.ContainerInspectResult{Container: c}, nil
-}
-
-func (f *flakyAPI) ContainerStart(ctx context.Context, id string, o client.ContainerStartOptions) (client.ContainerStartResult, error) {
-	f.mu.Lock()
-	f.tries[id]++
-	n := f.fails[id]
+	f.tries[c.ID]++
+	n := f.fails[c.ID]
 	if n > 0 {
-		f.fails[id]--
+		f.fails[c.ID]--
 	}
-	f.mu.Unlock()
 	if n != 0 {
-		return client.ContainerStartResult{}, errors.New("driver failed programming external connectivity: port is already allocated")
+		return errors.New("driver failed programming external connectivity: port is already allocated")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.started = append(f.started, id)
-	c := f.inspect[id]
-	c.State.Running = true
-	f.inspect[id] = c
-	return client.ContainerStartResult{}, nil
-}
-
-func newFlakyAPI() *flakyAPI {
-	return &flakyAPI{inspect: map[string]container.InspectResponse{}, fails: map[string]int{}, tries: map[string]int{}}
+	f.started = append(f.started, c.ID)
+	return nil
 }
 
 // The watchdog starts what the plugin left stopped when its pipe closes without "done", the
 // last stopped first; not a container stopped before the plugin stopped it, not after "done".
 func TestWatchdog(t *testing.T) {
 	api := newFlakyAPI()
-	left := api.service("shop", "db", false)
-	app := api.service("shop", "app", false)
-	restarted := api.service("shop", "web", false)
-	early := api.service("shop", "old", false) // stopped at 10:00 by someone else
+	left := api.service("shop", "db")
+	app := api.service("shop", "app")
+	restarted := api.service("shop", "web")
+	early := api.service("shop", "old") // stopped at 10:00 by someone else
 	stamp := func(at string) int64 { tm, _ := time.Parse(time.RFC3339, at); return tm.UnixNano() }
 	in := fmt.Sprintf("stop %s %d\nstop %s %d\nstop %s %d\nstart %s\nstop %s %d\n", app, stamp("2026-11-26T09:59:00Z"), left, stamp("2026-11-26T09:59:00Z"),
 		restarted, stamp("2026-11-26T09:59:00Z"), restarted, early, stamp("2026-11-26T11:00:00Z"))
@@ -108,7 +92,7 @@ func TestWatchdog(t *testing.T) {
 // tried again with backoff until it starts.
 func TestWatchdogRetriesUntilTheContainerStarts(t *testing.T) {
 	api := newFlakyAPI()
-	db := api.service("shop", "db", false)
+	db := api.service("shop", "db")
 	api.fails[db] = 3
 	g, out := testGuard(t, api, 10*time.Second)
 	if err := g.run(strings.NewReader(fmt.Sprintf("stop %s %d\n", db, stoppedAt))); err != nil {
@@ -126,7 +110,7 @@ func TestWatchdogRetriesUntilTheContainerStarts(t *testing.T) {
 // terminal), by the exit status, and by the plugin's next command, once.
 func TestWatchdogSaysLoudlyWhenItCannot(t *testing.T) {
 	api := newFlakyAPI()
-	db := api.service("shop", "db", false)
+	db := api.service("shop", "db")
 	api.fails[db] = -1
 	g, out := testGuard(t, api, 300*time.Millisecond)
 	start := time.Now()

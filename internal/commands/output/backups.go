@@ -19,8 +19,8 @@ type Listed struct {
 }
 
 // Backups writes a listing as a table or, for format "json", as JSON; withTargets adds the
-// sidecar's JOB and TARGET columns.
-func Backups(out io.Writer, rows []Listed, withTargets bool, format string) error {
+// sidecar's JOB and TARGET columns. Ages are told as of now.
+func Backups(out io.Writer, rows []Listed, withTargets bool, format string, now time.Time) error {
 	if format == "json" {
 		if rows == nil {
 			rows = []Listed{}
@@ -35,7 +35,6 @@ func Backups(out io.Writer, rows []Listed, withTargets bool, format string) erro
 		header += "\tJOB\tTARGET"
 	}
 	fmt.Fprintln(w, header+"\tNOTE")
-	now := time.Now()
 	for _, r := range rows {
 		m := r.Summary
 		created := units.HumanDuration(now.Sub(m.CreatedAt)) + " ago"

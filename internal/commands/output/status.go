@@ -15,7 +15,8 @@ import (
 const recent = 5
 
 // Status writes the sidecar's status (sidecar names it) as people read it: the sidecar and its
-// targets, a table of its jobs, what it did lately, and what needs attention.
+// targets, a table of its jobs, what it did lately, and what needs attention. Ages are told
+// as of now, times in now's location.
 func Status(out io.Writer, sidecar string, st *control.Status, now time.Time) error {
 	statusHeader(out, sidecar, st)
 	if err := jobsTable(out, st, now); err != nil {
@@ -24,9 +25,10 @@ func Status(out io.Writer, sidecar string, st *control.Status, now time.Time) er
 	if len(st.Jobs) == 0 {
 		fmt.Fprintln(out, "No jobs: label a service with docker-backup.enable=true and docker-backup.schedule (see README).")
 	}
-	recentOneOff(out, st.OneOff)
-	recentRestores(out, st.Restores)
-	recentVerifies(out, st.Verifies)
+	loc := now.Location()
+	recentOneOff(out, st.OneOff, loc)
+	recentRestores(out, st.Restores, loc)
+	recentVerifies(out, st.Verifies, loc)
 	attention(out, st)
 	return nil
 }
@@ -72,7 +74,7 @@ func jobRow(j control.JobStatus, allProjects bool, now time.Time) []string {
 	}
 	next := "-"
 	if !j.Next.IsZero() {
-		next = "in " + units.HumanDuration(j.Next.Sub(now)) + " (" + j.Next.Local().Format("Jan 2 15:04") + ")"
+		next = "in " + units.HumanDuration(j.Next.Sub(now)) + " (" + j.Next.In(now.Location()).Format("Jan 2 15:04") + ")"
 	}
 	last, size, success := "never", "-", "never"
 	if j.Running {
@@ -120,15 +122,15 @@ func verifyText(now time.Time, j control.JobStatus) string {
 	return text
 }
 
-func stamp(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+func stamp(t time.Time, loc *time.Location) string { return t.In(loc).Format("2006-01-02 15:04:05") }
 
-func recentOneOff(out io.Writer, runs []control.RunInfo) {
+func recentOneOff(out io.Writer, runs []control.RunInfo, loc *time.Location) {
 	if len(runs) == 0 {
 		return
 	}
 	fmt.Fprintln(out, "\nRecent one-off backups:")
 	for _, r := range runs[:min(len(runs), recent)] {
-		line := fmt.Sprintf("  %s  %s: %s", stamp(r.StartedAt), r.Service, r.Status)
+		line := fmt.Sprintf("  %s  %s: %s", stamp(r.StartedAt, loc), r.Service, r.Status)
 		if r.Key != "" && r.Status == control.Success {
 			line += ", " + r.Key + " (" + Bytes(r.Size) + ")"
 		}
@@ -139,7 +141,7 @@ func recentOneOff(out io.Writer, runs []control.RunInfo) {
 	}
 }
 
-func recentRestores(out io.Writer, restores []control.RestoreInfo) {
+func recentRestores(out io.Writer, restores []control.RestoreInfo, loc *time.Location) {
 	if len(restores) == 0 {
 		return
 	}
@@ -149,7 +151,7 @@ func recentRestores(out io.Writer, restores []control.RestoreInfo) {
 		if r.Partial {
 			status += ", THE SERVICE MAY BE PARTLY RESTORED"
 		}
-		line := fmt.Sprintf("  %s  %s into %s: %s", stamp(r.StartedAt), r.Key, r.Service, status)
+		line := fmt.Sprintf("  %s  %s into %s: %s", stamp(r.StartedAt, loc), r.Key, r.Service, status)
 		if r.Error != "" {
 			line += " (" + FirstLine(r.Error, 80) + ")"
 		}
@@ -157,13 +159,13 @@ func recentRestores(out io.Writer, restores []control.RestoreInfo) {
 	}
 }
 
-func recentVerifies(out io.Writer, verifies []control.VerifyInfo) {
+func recentVerifies(out io.Writer, verifies []control.VerifyInfo, loc *time.Location) {
 	if len(verifies) == 0 {
 		return
 	}
 	fmt.Fprintln(out, "\nRecent verifies:")
 	for _, v := range verifies[:min(len(verifies), recent)] {
-		line := fmt.Sprintf("  %s  %s of %s: %s", stamp(v.StartedAt), v.Key, v.Service, v.Status)
+		line := fmt.Sprintf("  %s  %s of %s: %s", stamp(v.StartedAt, loc), v.Key, v.Service, v.Status)
 		if v.Status == control.Passed {
 			line += fmt.Sprintf(" (%d checks)", v.Checks)
 		}

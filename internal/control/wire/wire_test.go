@@ -44,3 +44,61 @@ func sameJSON(t *testing.T, a, b any) {
 		t.Errorf("JSON differs:\n%s\n%s", ja, jb)
 	}
 }
+
+// Nothing converts to nothing, at both edges.
+func TestNil(t *testing.T) {
+	if FromManifest(nil) != nil || FromReport(nil) != nil || ToReport(nil) != nil {
+		t.Error("nil converts to something")
+	}
+}
+
+// A backup made or restored is sent with its manifest's fields under the manifest's own JSON
+// names; whether it is encrypted and which key signed it, as a listing says them.
+func TestFromManifest(t *testing.T) {
+	m := &artifact.Manifest{FormatVersion: 2, Artifact: "shop/db/k.sql.zst", Strategy: "postgres", Project: "shop", Service: "db", Job: "nightly",
+		Container: "shop-db-1", Image: "postgres:16", CreatedAt: time.Unix(1e9, 0).UTC(), DurationMS: 7, Size: 3, RawSize: 4, SHA256: "cd",
+		Compression: artifact.Zstd}
+	for _, tc := range []struct {
+		name      string
+		edit      func(*artifact.Manifest)
+		encrypted bool
+		keyID     string
+	}{
+		{"unsigned, plain", func(*artifact.Manifest) {}, false, ""},
+		{"signed", func(m *artifact.Manifest) {
+			m.Signature = &artifact.Signature{Scheme: artifact.SchemeEd25519, KeyID: "k1", Value: "sig"}
+		}, false, "k1"},
+		{"encrypted", func(m *artifact.Manifest) {
+			m.Encryption = &artifact.Encryption{Scheme: artifact.EncryptionAge, Recipients: []string{"age1x"}}
+		}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := *m
+			tc.edit(&m)
+			w := FromManifest(&m)
+			if w.Encrypted != tc.encrypted || w.KeyID != tc.keyID {
+				t.Errorf("encrypted %v, key %q", w.Encrypted, w.KeyID)
+			}
+			var fromManifest, fromWire map[string]any
+			b, _ := json.Marshal(&m)
+			_ = json.Unmarshal(b, &fromManifest)
+			b, _ = json.Marshal(w)
+			_ = json.Unmarshal(b, &fromWire)
+			for k, v := range fromWire {
+				if k == "encrypted" || k == "key_id" {
+					continue
+				}
+				if !reflect.DeepEqual(fromManifest[k], v) {
+					t.Errorf("%s: the wire says %v, the manifest %v", k, v, fromManifest[k])
+				}
+			}
+			// As the plugin reads it, it is the listing's summary of the manifest (but for
+			// why it is not trusted: the sidecar says that of listed backups only).
+			s := artifact.Summarize(&m, nil)
+			s.Untrusted = ""
+			if got := ToSummary(*w); got != s {
+				t.Errorf("ToSummary(FromManifest) = %+v, want %+v", got, s)
+			}
+		})
+	}
+}

@@ -46,6 +46,15 @@ func ServeControl(ctx context.Context, sock string, svc Service, log *slog.Logge
 		l.Close()
 		return err
 	}
+	// On shutdown, runs in progress are cancelled; their containers are started again before
+	// their answers end, so give them time.
+	return serve(ctx, &http.Server{Handler: ControlHandler(svc, log), ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
+}
+
+// ControlHandler is the control API (the paths of package control): status and listings as
+// JSON, runs, restores and verifies streamed as one event per line, a failure with its code.
+// Every request waits until the labels were read (Service.Synced).
+func ControlHandler(svc Service, log *slog.Logger) http.Handler {
 	h := &handlers{svc: svc, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+control.PathStatus, h.status)
@@ -68,21 +77,28 @@ func ServeControl(ctx context.Context, sock string, svc Service, log *slog.Logge
 		}
 		writeJSON(w, map[string]int{"added": n})
 	})
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-svc.Synced():
 			mux.ServeHTTP(w, r)
 		case <-r.Context().Done():
 		}
 	})
-	// On shutdown, runs in progress are cancelled; their containers are started again before
-	// their answers end, so give them time.
-	return serve(ctx, &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}, l, 2*time.Minute)
 }
 
 // ServePublic serves /healthz, /readyz (ready reports what is not) and the extra handlers
 // (metrics) on addr.
 func ServePublic(ctx context.Context, addr string, ready func(context.Context) error, extra map[string]http.Handler) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return serve(ctx, &http.Server{Handler: PublicHandler(ready, extra), ReadHeaderTimeout: 5 * time.Second}, l, 5*time.Second)
+}
+
+// PublicHandler serves /healthz (the process answers), /readyz (ready reports what is not,
+// within five seconds) and the extra handlers (metrics).
+func PublicHandler(ready func(context.Context) error, extra map[string]http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -97,11 +113,7 @@ func ServePublic(ctx context.Context, addr string, ready func(context.Context) e
 	for p, h := range extra {
 		mux.Handle(p, h)
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", addr, err)
-	}
-	return serve(ctx, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, l, 5*time.Second)
+	return mux
 }
 
 func serve(ctx context.Context, srv *http.Server, l net.Listener, grace time.Duration) error {

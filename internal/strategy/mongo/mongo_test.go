@@ -46,11 +46,11 @@ func TestMongoBackupKeepsThePasswordOffArgv(t *testing.T) {
 	if out.String() != "ARCHIVE-BYTES" || src["mongodump_version"] != "100.9.4" {
 		t.Errorf("output %q, source %v", out.String(), src)
 	}
-	if len(f.Written) != 1 || !configFile.MatchString(f.Written[0].Path) || f.Written[0].Mode != 0o600 ||
-		f.Written[0].Content != "password: 'p''w d'\n" {
-		t.Fatalf("config file written: %+v", f.Written)
+	if len(f.Written()) != 1 || !configFile.MatchString(f.Written()[0].Path) || f.Written()[0].Mode != 0o600 ||
+		f.Written()[0].Content != "password: 'p''w d'\n" {
+		t.Fatalf("config file written: %+v", f.Written())
 	}
-	cfg := f.Written[0].Path
+	cfg := f.Written()[0].Path
 	want := [][]string{
 		{"mongodump", "--version"},
 		cleanLeftovers,
@@ -58,7 +58,7 @@ func TestMongoBackupKeepsThePasswordOffArgv(t *testing.T) {
 		{"rm", "-f", cfg},
 	}
 	assertExecs(t, f, want)
-	for _, e := range f.Execs {
+	for _, e := range f.Execs() {
 		if strings.Contains(strings.Join(e.Cmd, " "), "p'w d") || strings.Contains(strings.Join(e.Env, " "), "p'w d") {
 			t.Errorf("the password is on a command line or in the environment: %v %v", e.Cmd, e.Env)
 		}
@@ -75,8 +75,8 @@ func TestMongoWithoutCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertExecs(t, f, [][]string{{"mongodump", "--version"}, {"mongodump", "--archive"}})
-	if len(f.Written) != 0 {
-		t.Errorf("files written without credentials: %+v", f.Written)
+	if len(f.Written()) != 0 {
+		t.Errorf("files written without credentials: %+v", f.Written())
 	}
 }
 
@@ -88,10 +88,10 @@ func TestMongoPasswordFromSecretFile(t *testing.T) {
 	if _, err := (&Strategy{}).Backup(context.Background(), f.Container(t), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Written) != 1 || f.Written[0].Content != "password: 'from-a-secret'\n" {
-		t.Fatalf("config file: %+v", f.Written)
+	if len(f.Written()) != 1 || f.Written()[0].Content != "password: 'from-a-secret'\n" {
+		t.Fatalf("config file: %+v", f.Written())
 	}
-	if got := strings.Join(f.Execs[2].Cmd, " "); !strings.Contains(got, "--username admin ") {
+	if got := strings.Join(f.Execs()[2].Cmd, " "); !strings.Contains(got, "--username admin ") {
 		t.Errorf("dump command %q", got)
 	}
 }
@@ -109,7 +109,7 @@ func TestMongoDumpFailure(t *testing.T) {
 		}
 	}
 	// The credentials file is removed on the failure path too.
-	last := f.Execs[len(f.Execs)-1].Cmd
+	last := f.Execs()[len(f.Execs())-1].Cmd
 	if last[0] != "rm" || !configFile.MatchString(last[2]) {
 		t.Errorf("last command %v, want the config file removed", last)
 	}
@@ -122,14 +122,14 @@ func TestMongoRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := f.Written[0].Path
+	cfg := f.Written()[0].Path
 	assertExecs(t, f, [][]string{
 		cleanLeftovers,
 		{"mongorestore", "--archive", "--drop", "--username", "root", "--authenticationDatabase", "admin", "--config", cfg},
 		{"rm", "-f", cfg},
 	})
-	if string(f.Execs[1].Stdin) != "ARCHIVE" {
-		t.Errorf("mongorestore read %q", f.Execs[1].Stdin)
+	if string(f.Execs()[1].Stdin) != "ARCHIVE" {
+		t.Errorf("mongorestore read %q", f.Execs()[1].Stdin)
 	}
 }
 
@@ -144,15 +144,15 @@ func TestMongoStoppedContainer(t *testing.T) {
 
 func assertExecs(t *testing.T, f *strategytest.FakeEngine, want [][]string) {
 	t.Helper()
-	if len(f.Execs) != len(want) {
+	if len(f.Execs()) != len(want) {
 		var got []string
-		for _, e := range f.Execs {
+		for _, e := range f.Execs() {
 			got = append(got, strings.Join(e.Cmd, " "))
 		}
 		t.Fatalf("commands run:\n%s\nwant %d commands", strings.Join(got, "\n"), len(want))
 	}
 	for i, w := range want {
-		if got := strings.Join(f.Execs[i].Cmd, " "); got != strings.Join(w, " ") {
+		if got := strings.Join(f.Execs()[i].Cmd, " "); got != strings.Join(w, " ") {
 			t.Errorf("command %d: %q, want %q", i, got, strings.Join(w, " "))
 		}
 	}
@@ -172,7 +172,7 @@ func TestMongoCredentialsFileBelongsToTheImageUser(t *testing.T) {
 		if _, err := (&Strategy{}).Backup(context.Background(), f.Container(t), &bytes.Buffer{}); err != nil {
 			t.Fatalf("user %q: %v", tc.user, err)
 		}
-		if w := f.Written[0]; w.UID != tc.uid || w.GID != tc.gid || w.Mode != 0o600 {
+		if w := f.Written()[0]; w.UID != tc.uid || w.GID != tc.gid || w.Mode != 0o600 {
 			t.Errorf("user %q: credentials file %d:%d mode %o, want %d:%d 0600", tc.user, w.UID, w.GID, w.Mode, tc.uid, tc.gid)
 		}
 	}

@@ -64,8 +64,8 @@ func TestRedisRestoreConfinedWhereTheServerSays(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "refusing") {
 				t.Fatalf("restore: %v; want a refusal naming %s", err, tc.want)
 			}
-			if len(f.Written) > 0 || f.Stops > 0 {
-				t.Errorf("stopped %d times, files written: %+v", f.Stops, f.Written)
+			if len(f.Written()) > 0 || f.Stops() > 0 {
+				t.Errorf("stopped %d times, files written: %+v", f.Stops(), f.Written())
 			}
 		})
 	}
