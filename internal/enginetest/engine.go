@@ -184,6 +184,7 @@ func (e *Engine) find(nameOrID string) *ContainerSpec {
 
 // notFound is the Engine's "No such container" (cerrdefs.IsNotFound).
 func notFound(what, id string) error {
+	//lint:ignore ST1005 the Engine's own words
 	return fmt.Errorf("No such %s: %s: %w", what, id, cerrdefs.ErrNotFound)
 }
 
