@@ -268,7 +268,13 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	case "crc32c":
 		opts.Checksum = minio.ChecksumFullObjectCRC32C
 	}
-	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.object(key), r, -1, opts)
+	// A body of known length (a manifest, a chunk list) goes up in one request, without
+	// the part buffer an upload of unknown length allocates.
+	size := int64(-1)
+	if b, ok := r.(interface{ Len() int }); ok && uint64(b.Len()) <= s.cfg.PartSize {
+		size = int64(b.Len())
+	}
+	info, err := s.client.PutObject(ctx, s.cfg.Bucket, s.object(key), r, size, opts)
 	if err != nil {
 		switch minio.ToErrorResponse(err).Code {
 		case "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidBucketName":
