@@ -4,20 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/outcome"
-	"github.com/docker-backup/docker-backup/internal/scratch"
-	"github.com/docker-backup/docker-backup/internal/strategy"
-	"github.com/docker-backup/docker-backup/internal/worker"
-	"github.com/docker-backup/docker-backup/internal/worker/inplace"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/client"
@@ -85,33 +79,6 @@ var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)
 // composeProjectName derives a project name from a directory name as docker compose does.
 func composeProjectName(dir string) string {
 	return strings.TrimLeft(notProjectChar.ReplaceAllString(strings.ToLower(dir), ""), "_-")
-}
-
-// volumeWorker returns what volume backups and restores work beside the data with — this
-// plugin's own binary as a one-file image (else the sidecar image of this release), and for
-// backups in auto mode this process itself when the Engine's volumes are on this host — as
-// DOCKER_BACKUP_WORKER says (auto, on, off), and whether a worker is required.
-func volumeWorker(api client.APIClient, log *slog.Logger) (strategy.Worker, bool, error) {
-	mode, err := worker.ParseMode(os.Getenv(worker.EnvMode))
-	if err != nil {
-		return nil, false, err
-	}
-	if mode == worker.ModeOff {
-		return nil, false, nil
-	}
-	rel, err := worker.ThisRelease()
-	if err != nil {
-		return nil, false, err
-	}
-	r := &worker.Runner{Engine: api, Image: worker.PluginImage(api, rel, log), Owner: scratch.ProcessOwner(), Log: log}
-	if runtime.GOOS == "linux" {
-		// A socket beside the engine; elsewhere (Docker Desktop's VM) the attach stream.
-		r.Channel = func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }
-	}
-	if mode == worker.ModeAuto {
-		r.Local = &inplace.Reader{Engine: api}
-	}
-	return r, mode == worker.ModeOn, nil
 }
 
 // clock is a docker CLI that tells the time itself (a test's, for output that does not

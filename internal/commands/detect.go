@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -109,11 +110,11 @@ func describeWorker(ctx context.Context, api client.APIClient) string {
 	if mode == worker.ModeOff {
 		return "off (" + worker.EnvMode + "=off): volumes go through the Engine's archive API"
 	}
-	rel, err := worker.ThisRelease()
+	rel, err := workerimage.ThisRelease()
 	if err != nil {
 		return err.Error()
 	}
-	return worker.DescribePluginImage(ctx, api, rel)
+	return workerimage.DescribePluginImage(ctx, api, rel)
 }
 
 func printDetect(w io.Writer, project string, svcs []detectedService) {

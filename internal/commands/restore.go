@@ -25,6 +25,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -123,7 +124,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	log := output.Logger(dockerCli.Err())
 	onProgress, done := output.Progress(dockerCli.Err(), "restoring")
 	defer done()
-	wk, requireWorker, err := volumeWorker(api, log)
+	wk, requireWorker, err := worker.ForPlugin(api, log)
 	if err != nil {
 		return err
 	}

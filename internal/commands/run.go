@@ -156,7 +156,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	log := output.Logger(dockerCli.Err())
 	onProgress, done := output.Progress(dockerCli.Err(), "backing up")
 	defer done()
-	wk, requireWorker, err := volumeWorker(api, log)
+	wk, requireWorker, err := worker.ForPlugin(api, log)
 	if err != nil {
 		return err
 	}

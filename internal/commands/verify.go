@@ -21,6 +21,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
+	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -134,7 +135,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	if spec.Keys, err = keys.Keyring(opts.trust); err != nil {
 		return err
 	}
-	if spec.Worker, spec.RequireWorker, err = volumeWorker(api, spec.Log); err != nil {
+	if spec.Worker, spec.RequireWorker, err = worker.ForPlugin(api, spec.Log); err != nil {
 		return err
 	}
 	if spec.Identities, err = opts.decrypt.Identities(dockerCli); err != nil {

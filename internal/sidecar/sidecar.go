@@ -34,6 +34,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/moby/moby/client"
 )
 
@@ -137,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	}
 	var wk strategy.Worker
 	if we, ok := d.api.(worker.Engine); ok && cfg.Worker != worker.ModeOff {
-		wk = &worker.Runner{Engine: we, Image: worker.ContainerImage(d.api, d.self, d.log), Owner: owner, Log: d.log,
+		wk = &worker.Runner{Engine: we, Image: workerimage.ContainerImage(d.api, d.self, d.log), Owner: owner, Log: d.log,
 			Channel: func(ctx context.Context) (*worker.Channel, error) {
 				return worker.ContainerChannel(ctx, d.api, d.self, filepath.Join(cfg.StateDir, "workers"))
 			}}

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"io"
 	"log/slog"
 	"net"
@@ -32,10 +31,12 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
+	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/docker-backup/docker-backup/internal/worker/inplace"
+	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -43,12 +44,12 @@ import (
 )
 
 // Command is the argument that makes the plugin's and the sidecar's binaries run the worker
-// (agent.Serve).
-const Command = "__worker"
+// (workerimage.Command).
+const Command = workerimage.Command
 
 // LabelWorker marks a worker container (beside the scratch labels that get it reaped); its
 // value is the operation.
-const LabelWorker = "org.docker-backup.worker"
+const LabelWorker = workerimage.LabelWorker
 
 // Lifetime bounds a worker's life: past it, anyone may remove it (scratch.Reap).
 const Lifetime = 24 * time.Hour
@@ -61,23 +62,12 @@ type Engine interface {
 	ContainerKill(ctx context.Context, id string, options client.ContainerKillOptions) (client.ContainerKillResult, error)
 }
 
-// Image is an image on the engine that holds this tool's binary, and how to run the worker
-// in it.
-type Image struct {
-	Ref        string
-	Entrypoint []string
-	// Volumes are the image's declared volumes (the sidecar's state directory): each is
-	// covered with an empty read-only tmpfs in a worker, so that the engine makes no volume
-	// of it.
-	Volumes []string
-}
-
 // Runner starts worker containers for the volume strategy (it implements strategy.Worker).
 type Runner struct {
 	Engine Engine
 	// Image finds (or makes) the worker image; called on first use, and again after a
 	// failure (a transient one must not disable workers for a sidecar's life).
-	Image func(ctx context.Context) (Image, error)
+	Image func(ctx context.Context) (workerimage.Image, error)
 	// Owner identifies the calling process for the labels (scratch.ProcessOwner,
 	// scratch.SidecarOwner): a worker whose owner died is reaped.
 	Owner string
@@ -90,7 +80,7 @@ type Runner struct {
 	Log   *slog.Logger
 
 	mu  sync.Mutex
-	img *Image
+	img *workerimage.Image
 	ch  *Channel
 }
 
@@ -101,18 +91,18 @@ func (r *Runner) log() *slog.Logger {
 	return r.Log
 }
 
-func (r *Runner) image(ctx context.Context) (Image, error) {
+func (r *Runner) image(ctx context.Context) (workerimage.Image, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.img != nil {
 		return *r.img, nil
 	}
 	if r.Image == nil {
-		return Image{}, errors.New("no worker image is configured")
+		return workerimage.Image{}, errors.New("no worker image is configured")
 	}
 	img, err := r.Image(ctx)
 	if err != nil {
-		return Image{}, err
+		return workerimage.Image{}, err
 	}
 	r.img = &img
 	return img, nil
@@ -242,7 +232,7 @@ func (r *Runner) Open(ctx context.Context, c *containers.Container, paths []stri
 // workerConfig is the configuration of a worker container for c: the image's program, every
 // stream attached, labels; no network of its own, removed once it exits, only the
 // capabilities access needs, a read-only root file system, no new privileges.
-func workerConfig(c *containers.Container, img Image, access strategy.WorkerAccess, labels map[string]string) (*container.Config, *container.HostConfig) {
+func workerConfig(c *containers.Container, img workerimage.Image, access strategy.WorkerAccess, labels map[string]string) (*container.Config, *container.HostConfig) {
 	cfg := &container.Config{
 		Image: img.Ref, Entrypoint: img.Entrypoint, User: "0:0", WorkingDir: "/",
 		OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true,
@@ -310,7 +300,7 @@ func (r *Runner) labels(id string, c *containers.Container, op string) map[strin
 // staged restore keeps the new content of mounted files (not renamed over: rewritten at the
 // commit), an anonymous volume removed with the worker; the image's declared volumes covered
 // with an empty read-only tmpfs (no volume is made of them).
-func ownMounts(mounts []mount.Mount, img Image, write bool) []mount.Mount {
+func ownMounts(mounts []mount.Mount, img workerimage.Image, write bool) []mount.Mount {
 	if write {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Target: mountpath.WorkerStaging})
 	}

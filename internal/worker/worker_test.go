@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/worker/extract"
+	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -172,7 +173,9 @@ func (f *fakeEngine) ContainerStart(_ context.Context, id string, _ client.Conta
 func TestWorkerNetwork(t *testing.T) {
 	svc := &containers.Container{ID: "svc1", Name: "app-files-1", Running: true,
 		Mounts: []container.MountPoint{{Type: mount.TypeVolume, Name: "app_data", Destination: "/data", RW: true}}}
-	image := func(context.Context) (Image, error) { return Image{Ref: "docker-backup-worker:x"}, nil }
+	image := func(context.Context) (workerimage.Image, error) {
+		return workerimage.Image{Ref: "docker-backup-worker:x"}, nil
+	}
 	for _, tc := range []struct {
 		name     string
 		running  bool

@@ -1,4 +1,4 @@
-package worker
+package workerimage
 
 import (
 	"archive/tar"
