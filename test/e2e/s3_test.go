@@ -48,7 +48,9 @@ func TestS3RoundTripAndDisasterRecovery(t *testing.T) {
 	listing := backupWithEnv(t, s3.env(), "ls", "--from", url)
 	mustContain(t, listing, p.name+"/db", p.name+"/files", "postgres", "volume")
 
-	fresh := newProject(t)
+	// The rebuilt host runs the project under its old name (compose names it after its
+	// directory): `latest` never takes another project's backups.
+	fresh := p
 	db2 := startPostgres(t, fresh, "db")
 	backupWithEnv(t, s3.env(), "restore", "latest", "--from", url, "--to", "db", "--project", fresh.name, "--yes")
 	if got := db2.checksums(); !equalMaps(got, original) {

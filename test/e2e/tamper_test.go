@@ -36,7 +36,7 @@ func TestTamperedArtifactsAreRefused(t *testing.T) {
 			bad := append([]byte(nil), good...)
 			bad[len(bad)/2] ^= 0x01
 			os.WriteFile(art, bad, 0o600)
-		}, []string{"sha256", "tampered", "untouched"}},
+		}, []string{"does not match its checksum in the signed manifest", "tampered", "untouched"}},
 		{"truncated", func() {
 			os.WriteFile(art, good[:len(good)/2], 0o600)
 		}, []string{"truncated", "untouched"}},
