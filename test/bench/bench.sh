@@ -257,3 +257,7 @@ goal "peak RSS, in-place volume backup to a directory" "$(echo "${RSS["volume: r
 if [ -n "${RSS["volume to S3: run (in place)"]:-}" ]; then
   goal "peak RSS, volume backup to S3 (MinIO)" "$(echo "${RSS["volume to S3: run (in place)"]} / 1024" | bc -l)" 64 " MiB"
 fi
+# 64 MiB on every path: each of the plugin's cases (not the raw pipelines, not the worker process).
+while IFS= read -r name; do
+  goal "peak RSS, $name" "$(echo "${RSS[$name]} / 1024" | bc -l)" 64 " MiB"
+done < <(printf '%s\n' "${!RSS[@]}" | grep -v -e ' raw' -e '^worker process' | sort)
