@@ -247,9 +247,10 @@ func TestRedTeamStagedRestoreFillsTheLiveVolume(t *testing.T) {
 	}
 
 	// Meanwhile the service keeps writing 1 MB files, as a database writes its log.
-	docker(t, "exec", "-d", filler, "sh", "-c", `while :; do `+probe+`; sleep 0.1; done > /tmp/probe.log`)
+	// The loop ends on its own once told to (a kill could leave its last 1 MB file behind).
+	docker(t, "exec", "-d", filler, "sh", "-c", `while [ ! -e /tmp/probe.stop ]; do `+probe+`; sleep 0.1; done > /tmp/probe.log; touch /tmp/probe.done`)
 	_, stderr, err := dockerCmd(nil, "backup", "restore", m.Artifact, "--from", dir, "--to", "files", "--project", p.name, "--yes")
-	sh(`pkill -f 'probe' || true`)
+	sh(`touch /tmp/probe.stop; for i in $(seq 300); do [ -e /tmp/probe.done ] && exit 0; sleep 0.1; done; echo "the probe loop did not end" >&2; exit 1`)
 	t.Logf("restore: %v\n%s", err, stderr)
 	if err == nil {
 		t.Fatal("the forged artifact was restored")
