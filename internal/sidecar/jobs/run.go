@@ -267,7 +267,7 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *sl
 		targets = append(targets, pipeline.Destination{Name: m.TargetName(), Target: tgt})
 	}
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
-		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
+		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Exclude: j.Exclude, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
 		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
 		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
 	if err != nil {
