@@ -29,11 +29,11 @@ var units = map[string]float64{
 	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30,
 }
 
-// ParseRate reads a rate: "10MiB/s", "500KiB/s", "2MB/s", "1048576"; "off" or "0" is no cap.
-// An error names the value and the forms allowed.
+// ParseRate reads a rate: "10MiB/s", "500KiB/s", "2MB/s", "1048576"; "off", "0" or nothing is
+// no cap. An error names the value and the forms allowed.
 func ParseRate(s string) (Rate, error) {
 	v := strings.TrimSpace(s)
-	if v == "off" || v == "0" {
+	if v == "" || v == "off" || v == "0" {
 		return 0, nil
 	}
 	v = strings.TrimSuffix(v, "/s")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -36,10 +37,12 @@ type runOptions struct {
 	database    string
 	paths       []string
 	exclude     []string
+	limitUpload string
 	noSidecar   bool
 	encrypt     keys.Encrypt
-	// compressionSet: --compression was given (it applies to direct backups only).
-	compressionSet bool
+	// compressionSet: --compression was given (it applies to direct backups only); limitSet:
+	// --limit-upload was.
+	compressionSet, limitSet bool
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -76,10 +79,12 @@ key's holder made.`,
   docker backup run files --to ./backups --exclude '*.log' --exclude cache/   # leave out logs and caches
   docker backup run db --to ./backups --compression gzip
   docker backup run db --to ./backups --to s3://offsite/backups   # both at once
+  docker backup run db --to s3://offsite/backups --limit-upload 10MiB/s   # for a home connection
   DOCKER_BACKUP_WORKER=off docker backup run files --to ./backups  # volumes through the archive API`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.compressionSet = cmd.Flags().Changed("compression")
+			opts.limitSet = cmd.Flags().Changed("limit-upload")
 			return runRun(cmd.Context(), dockerCli, args[0], opts)
 		},
 	}
@@ -92,6 +97,7 @@ key's holder made.`,
 	}
 	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory or s3:// URL (default: $"+envTarget+"); repeat it to write to several at once")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
+	flags.StringVar(&opts.limitUpload, "limit-upload", os.Getenv(envLimitUpload), "Cap the upload to each remote target (S3), like 10MiB/s, 500KiB/s, 2MB/s or bytes a second; a directory target is written at full speed (default: $"+envLimitUpload+", else no cap)")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
@@ -109,6 +115,10 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	}
 	if err := exclude.Check(opts.exclude); err != nil {
 		return err
+	}
+	limit, err := bandwidth.ParseRate(opts.limitUpload)
+	if err != nil {
+		return fmt.Errorf("--limit-upload: %w", err)
 	}
 	if opts.strategy != "" {
 		if _, err := strategies.New(opts.strategy, strategy.Options{Exclude: opts.exclude}); err != nil {
@@ -134,7 +144,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 				return fmt.Errorf("--to %s is given twice", to)
 			}
 		}
-		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt})
+		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
 	}
 	// The heap's limit makes room for what the targets buffer (an S3 upload's part).
 	var buffered int64
@@ -217,8 +227,8 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || len(opts.exclude) > 0 || opts.stop || opts.compressionSet || opts.encrypt.Given() {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths, --exclude, --stop, --compression and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || len(opts.exclude) > 0 || opts.stop || opts.compressionSet || opts.limitSet || opts.encrypt.Given() {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --exclude, --stop, --compression, --limit-upload and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
 	}
 	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), output.Event(ev))
