@@ -152,6 +152,11 @@ func setExclude(j *Job, v string, _ Options, fail func(string, string)) {
 		fail(v, err.Error())
 		return
 	}
+	// The strategy is read first: a database's job refuses exclusions now, not at its run.
+	if j.Strategy != "" && j.Strategy != "volume" {
+		fail(v, fmt.Sprintf("exclusions apply to the volume strategy only, which backs up files; the %s strategy backs up the whole database", j.Strategy))
+		return
+	}
 	j.Exclude = patterns
 }
 

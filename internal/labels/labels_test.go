@@ -80,6 +80,7 @@ func TestInvalidLabels(t *testing.T) {
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.stop": "yes please"}, "docker-backup.stop", "true or false"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.exclude": "*.log,cache/[a-"}, "docker-backup.exclude", `exclude pattern "cache/[a-"`},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.exclude": "../up"}, "docker-backup.exclude", "a trailing / matches directories only"},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.strategy": "postgres", "docker-backup.exclude": "*.log"}, "docker-backup.exclude", "apply to the volume strategy only"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.pre": `echo "unterminated`}, "docker-backup.pre", "cannot split"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.post": `["sh", 3]`}, "docker-backup.post", "JSON array"},
 		{map[string]string{"docker-backup.shedule": "@daily"}, "docker-backup.shedule", `unknown key "shedule"`},
