@@ -329,12 +329,35 @@ func (v *Strategy) takeWarm() strategy.WorkerSession {
 
 // copyPathOut appends the archive of p to tw, renaming its entries from the archive API's
 // "base/..." to "abs/path/...", and leaving out the entries below p that excl excludes (and
-// all that is below an excluded directory). A hard link kept whose file was left out carries
-// the file's content itself, read again by its own name.
+// all that is below an excluded directory).
+//
+// A hard link kept whose file was left out carries the file's content itself, read by its own
+// name. The Engine serves one archive of a container at a time (it holds the container until
+// the stream is closed), so the archive of p is closed for that read and asked for again,
+// resuming after the link: each such link costs a read of p up to it — rare (a file with one
+// name excluded and another kept), on the fallback data path only.
 func copyPathOut(ctx context.Context, c *containers.Container, p string, excl *exclude.Set, tw *tar.Writer) error {
+	relinked := map[string]string{} // an excluded file's name → the kept link that carries its content
+	var after []string
+	for {
+		link, err := copyPathFrom(ctx, c, p, excl, tw, after, relinked)
+		if err != nil || link == nil {
+			return err
+		}
+		if err := copyLinkedFile(ctx, c, link, tw); err != nil {
+			return err
+		}
+		after = strings.Split(strings.TrimSuffix(link.Name, "/"), "/")
+	}
+}
+
+// copyPathFrom is copyPathOut of the entries after the name after (nil: all) until a hard link
+// kept whose file was left out and that no earlier entry carries: that link is returned,
+// not written, and the archive is closed.
+func copyPathFrom(ctx context.Context, c *containers.Container, p string, excl *exclude.Set, tw *tar.Writer, after []string, relinked map[string]string) (*tar.Header, error) {
 	rc, err := c.CopyFrom(ctx, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	base := path.Base(p)
@@ -350,22 +373,24 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, excl *e
 	for _, m := range c.Mounts {
 		mounts = append(mounts, m.Destination)
 	}
-	skip := "" // a staged restore's directory, left by a power cut
+	skip := "" // a staged restore's directory (left by a power cut), or an excluded one
 	rel := func(name string) string { return strings.Trim(strings.TrimPrefix(name, prefix), "/") }
-	relinked := map[string]string{} // an excluded file's name → the kept link that carries its content
 	tr := tar.NewReader(rc)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading the archive of %s: %w", p, err)
+			return nil, fmt.Errorf("reading the archive of %s: %w", p, err)
 		}
 		if hdr.Name, err = rename(hdr.Name); err != nil {
-			return err
+			return nil, err
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
+		if after != nil && slices.Compare(strings.Split(name, "/"), after) <= 0 {
+			continue // written from an earlier read of the archive
+		}
 		if skip != "" && strings.HasPrefix(name, skip+"/") {
 			continue
 		}
@@ -381,25 +406,22 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, excl *e
 		}
 		if hdr.Typeflag == tar.TypeLink {
 			if hdr.Linkname, err = rename(hdr.Linkname); err != nil {
-				return err
+				return nil, err
 			}
 			if excl.Excluded(rel(hdr.Linkname), false) {
-				if kept, ok := relinked[hdr.Linkname]; ok {
-					hdr.Linkname = kept
-				} else {
+				kept, ok := relinked[hdr.Linkname]
+				if !ok {
 					relinked[hdr.Linkname] = hdr.Name
-					if err := copyLinkedFile(ctx, c, hdr, tw); err != nil {
-						return err
-					}
-					continue
+					return hdr, nil
 				}
+				hdr.Linkname = kept
 			}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("writing %s: %w", hdr.Name, err)
+			return nil, fmt.Errorf("writing %s: %w", hdr.Name, err)
 		}
 		if _, err := io.Copy(tw, tr); err != nil {
-			return fmt.Errorf("copying %s: %w", hdr.Name, err)
+			return nil, fmt.Errorf("copying %s: %w", hdr.Name, err)
 		}
 	}
 }
