@@ -22,6 +22,8 @@ import (
 const (
 	// envTarget sets a default for --to / --from.
 	envTarget = "DOCKER_BACKUP_TARGET"
+	// envLimitUpload is --limit-upload's default (the sidecar's setting of the same name).
+	envLimitUpload = "DOCKER_BACKUP_LIMIT_UPLOAD"
 	// envPassword overrides the database password read from the container; a password is
 	// never taken from a flag, where it would show in the process list.
 	envPassword = "DOCKER_BACKUP_PASSWORD"

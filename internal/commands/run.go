@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -18,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -34,10 +36,13 @@ type runOptions struct {
 	user        string
 	database    string
 	paths       []string
+	exclude     []string
+	limitUpload string
 	noSidecar   bool
 	encrypt     keys.Encrypt
-	// compressionSet: --compression was given (it applies to direct backups only).
-	compressionSet bool
+	// compressionSet: --compression was given (it applies to direct backups only); limitSet:
+	// --limit-upload was.
+	compressionSet, limitSet bool
 }
 
 func newRunCommand(dockerCli command.Cli) *cobra.Command {
@@ -71,12 +76,15 @@ key's holder made.`,
   docker backup run files/weekly           # ... the job named weekly
   docker backup run db --project myapp --to ./backups
   docker backup run files --project myapp --strategy volume --paths /data --to /srv/backups
+  docker backup run files --to ./backups --exclude '*.log' --exclude cache/   # leave out logs and caches
   docker backup run db --to ./backups --compression gzip
   docker backup run db --to ./backups --to s3://offsite/backups   # both at once
+  docker backup run db --to s3://offsite/backups --limit-upload 10MiB/s   # for a home connection
   DOCKER_BACKUP_WORKER=off docker backup run files --to ./backups  # volumes through the archive API`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.compressionSet = cmd.Flags().Changed("compression")
+			opts.limitSet = cmd.Flags().Changed("limit-upload")
 			return runRun(cmd.Context(), dockerCli, args[0], opts)
 		},
 	}
@@ -89,10 +97,12 @@ key's holder made.`,
 	}
 	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory or s3:// URL (default: $"+envTarget+"); repeat it to write to several at once")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
+	flags.StringVar(&opts.limitUpload, "limit-upload", os.Getenv(envLimitUpload), "Cap the upload to each remote target (S3), like 10MiB/s, 500KiB/s, 2MB/s or bytes a second; a directory target is written at full speed (default: $"+envLimitUpload+", else no cap)")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
+	flags.StringArrayVar(&opts.exclude, "exclude", nil, "Volume strategy: leave out what this gitignore-style pattern matches below each path (*, ?, [a-z], **, a leading / anchors, a trailing / matches directories only, ! includes again); repeat it")
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.encrypt.AddFlags(flags)
 	return cmd
@@ -103,8 +113,15 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
+	if err := exclude.Check(opts.exclude); err != nil {
+		return err
+	}
+	limit, err := bandwidth.ParseRate(opts.limitUpload)
+	if err != nil {
+		return fmt.Errorf("--limit-upload: %w", err)
+	}
 	if opts.strategy != "" {
-		if _, err := strategies.New(opts.strategy, strategy.Options{}); err != nil {
+		if _, err := strategies.New(opts.strategy, strategy.Options{Exclude: opts.exclude}); err != nil {
 			return err
 		}
 	}
@@ -127,7 +144,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 				return fmt.Errorf("--to %s is given twice", to)
 			}
 		}
-		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt})
+		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
 	}
 	// The heap's limit makes room for what the targets buffer (an S3 upload's part).
 	var buffered int64
@@ -161,7 +178,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		return err
 	}
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
-		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths,
+		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths, Exclude: opts.exclude,
 			Worker: wk, RequireWorker: requireWorker},
 		Targets: targets, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
 	if err != nil {
@@ -188,6 +205,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if dp := m.Source[volume.SourceDataPath]; dp != "" {
 		made.Via = volume.DataPathText(dp)
 	}
+	made.Excluded = volume.Excluded(m.Source)
 	if m.Encryption != nil {
 		made.Recipients = m.Encryption.Recipients
 	}
@@ -209,8 +227,8 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || opts.stop || opts.compressionSet || opts.encrypt.Given() {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths, --stop, --compression and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || len(opts.exclude) > 0 || opts.stop || opts.compressionSet || opts.limitSet || opts.encrypt.Given() {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --exclude, --stop, --compression, --limit-upload and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
 	}
 	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), output.Event(ev))

@@ -22,6 +22,9 @@ func TestRunValidatesItsFlags(t *testing.T) {
 		{[]string{"run", "nosuch", "--project", "shop", "--to", dir}, []string{`compose project "shop" has no service "nosuch"`, "its services: db"}},
 		{[]string{"run", "db", "--project", "other", "--to", dir}, []string{`no compose project "other"`, "projects with containers: shop"}},
 		{[]string{"run", "db", "--project", "shop", "--to", dir, "--strategy", "sqlite"}, []string{"the sqlite strategy needs the database file", "--database"}},
+		{[]string{"run", "db", "--to", dir, "--exclude", "*.log", "--exclude", "[a-"}, []string{`exclude pattern "[a-"`, "a trailing / matches directories only"}},
+		{[]string{"run", "db", "--to", dir, "--strategy", "postgres", "--exclude", "*.log"}, []string{"apply to the volume strategy only", "postgres"}},
+		{[]string{"run", "db", "--to", dir, "--limit-upload", "10Mbit/s"}, []string{`--limit-upload: rate "10Mbit/s"`, "10MiB/s, 500KiB/s, 2MB/s"}},
 	} {
 		t.Run(filepath.Base(tc.args[len(tc.args)-1]), func(t *testing.T) {
 			mustFail(t, newFakeCli(api).run(t, tc.args...), tc.wants...)
@@ -34,4 +37,8 @@ func TestRunThroughTheSidecarRefusesDirectFlags(t *testing.T) {
 	api := enginetest.New(enginetest.Service("shop", "db"), enginetest.Service("shop", "backup", enginetest.Sidecar()))
 	err := newFakeCli(api).run(t, "run", "db", "--project", "shop", "--compression", "gzip")
 	mustFail(t, err, "apply to direct backups", "--no-sidecar", "shop-backup-1")
+	err = newFakeCli(api).run(t, "run", "db", "--project", "shop", "--exclude", "*.log")
+	mustFail(t, err, "--exclude", "apply to direct backups")
+	err = newFakeCli(api).run(t, "run", "db", "--project", "shop", "--limit-upload", "1MiB/s")
+	mustFail(t, err, "--limit-upload", "apply to direct backups")
 }

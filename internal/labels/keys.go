@@ -12,6 +12,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 )
 
 // jobKey is one key of a job's labels (docker-backup.KEY, docker-backup.JOB.KEY): what it
@@ -35,6 +36,7 @@ var jobKeys = []jobKey{
 	{name: "retention", doc: "keep the newest N, or keep-last/daily/weekly/monthly/yearly rules", set: setRetention},
 	{name: "target", doc: "a target defined on the sidecar, or several, comma-separated", set: setTarget},
 	{name: "paths", doc: "volume strategy: absolute paths in the container, comma-separated", set: setPaths},
+	{name: "exclude", doc: "volume strategy: gitignore-style patterns of what to leave out below each path, comma-separated", set: setExclude},
 	{name: "database", doc: "the database (postgres), databases (mysql) or file (sqlite)", set: func(j *Job, v string, _ Options, _ func(string, string)) {
 		j.Database = strings.TrimSpace(v)
 	}},
@@ -137,6 +139,25 @@ func setPaths(j *Job, v string, _ Options, fail func(string, string)) {
 		}
 		j.Paths = append(j.Paths, p)
 	}
+}
+
+func setExclude(j *Job, v string, _ Options, fail func(string, string)) {
+	var patterns []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			patterns = append(patterns, p)
+		}
+	}
+	if err := exclude.Check(patterns); err != nil {
+		fail(v, err.Error())
+		return
+	}
+	// The strategy is read first: a database's job refuses exclusions now, not at its run.
+	if j.Strategy != "" && j.Strategy != "volume" {
+		fail(v, fmt.Sprintf("exclusions apply to the volume strategy only, which backs up files; the %s strategy backs up the whole database", j.Strategy))
+		return
+	}
+	j.Exclude = patterns
 }
 
 func setStop(j *Job, v string, _ Options, fail func(string, string)) {

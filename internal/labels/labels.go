@@ -75,9 +75,11 @@ type Job struct {
 	// TargetRetention is the retention on one of Targets, when it is not Retention.
 	TargetRetention map[string]retention.Policy
 	Paths           []string
-	Database        string
-	Stop            bool
-	Pre, Post       []string
+	// Exclude are gitignore-style patterns of what a volume backup leaves out below each path.
+	Exclude   []string
+	Database  string
+	Stop      bool
+	Pre, Post []string
 	// HookTimeout bounds each of Pre and Post; zero: the default.
 	HookTimeout time.Duration
 	// Recipients are public keys the job's backups are encrypted for, besides the sidecar's.

@@ -28,6 +28,7 @@ func TestParseJobs(t *testing.T) {
 		"docker-backup.weekly.strategy":  "volume",
 		"docker-backup.weekly.schedule":  "@weekly",
 		"docker-backup.weekly.paths":     "/var/lib/postgresql/data/, /etc/app",
+		"docker-backup.weekly.exclude":   "*.log, pg_wal/,, /tmp/**",
 		"docker-backup.weekly.stop":      "true",
 		"docker-backup.weekly.retention": "4",
 		"docker-backup.weekly.post":      `["sh", "-c", "echo done > /tmp/x"]`,
@@ -40,7 +41,7 @@ func TestParseJobs(t *testing.T) {
 		{Name: "default", Strategy: "postgres", Schedule: "CRON_TZ=Europe/Berlin 0 2 * * *", Retention: retention.Policy{Daily: 7, Weekly: 4},
 			Target: "offsite", Pre: []string{"psql", "-c", "SELECT 'checkpoint'"}},
 		{Name: "weekly", Strategy: "volume", Schedule: "@weekly", Retention: retention.Policy{Last: 4}, Target: "offsite",
-			Paths: []string{"/var/lib/postgresql/data", "/etc/app"}, Stop: true,
+			Paths: []string{"/var/lib/postgresql/data", "/etc/app"}, Exclude: []string{"*.log", "pg_wal/", "/tmp/**"}, Stop: true,
 			Pre: []string{"psql", "-c", "SELECT 'checkpoint'"}, Post: []string{"sh", "-c", "echo done > /tmp/x"}},
 	}
 	if !reflect.DeepEqual(jobs, want) {
@@ -77,6 +78,9 @@ func TestInvalidLabels(t *testing.T) {
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.paths": "data"}, "docker-backup.paths", "absolute"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.paths": "/"}, "docker-backup.paths", "not /"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.stop": "yes please"}, "docker-backup.stop", "true or false"},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.exclude": "*.log,cache/[a-"}, "docker-backup.exclude", `exclude pattern "cache/[a-"`},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.exclude": "../up"}, "docker-backup.exclude", "a trailing / matches directories only"},
+		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.strategy": "postgres", "docker-backup.exclude": "*.log"}, "docker-backup.exclude", "apply to the volume strategy only"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.pre": `echo "unterminated`}, "docker-backup.pre", "cannot split"},
 		{map[string]string{"docker-backup.schedule": "@daily", "docker-backup.post": `["sh", 3]`}, "docker-backup.post", "JSON array"},
 		{map[string]string{"docker-backup.shedule": "@daily"}, "docker-backup.shedule", `unknown key "shedule"`},

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/faults"
@@ -34,6 +35,9 @@ import (
 type Destination struct {
 	Name   string
 	Target target.Target
+	// LimitUpload caps the rate of what the backup sends to a remote target (its data,
+	// chunk list and manifest); 0: no cap. A directory target is written at full speed.
+	LimitUpload bandwidth.Rate
 }
 
 // BackupRequest says what to back up, how, and where.
@@ -117,6 +121,11 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	if st, ok := req.Strategy.(strategy.Settler); ok {
 		// Once published (or failed): a worker's removal goes on meanwhile.
 		defer st.Settle()
+	}
+	for _, d := range req.destinations() {
+		if d.LimitUpload > 0 && !target.Capped(d.Target) {
+			log.Info("the upload cap does not apply to a directory target: it is written at full speed", "target", d.Name, "limit", d.LimitUpload.String())
+		}
 	}
 	started := time.Now()
 	raw := &counter{onAdd: req.Progress, fault: func(n int64) {
@@ -214,7 +223,7 @@ func publish(ctx context.Context, dests []*dest, key string, body []byte) *Backu
 	res := &BackupResult{Key: key, Failed: map[string]error{}}
 	for _, d := range dests {
 		if d.err == nil {
-			if _, err := d.t.Put(ctx, artifact.ManifestKey(key), bytes.NewReader(body)); err != nil {
+			if _, err := target.PutLimited(ctx, d.t, artifact.ManifestKey(key), bytes.NewReader(body), d.limit); err != nil {
 				d.drop(ctx, key, fmt.Errorf("writing the manifest of %s: %w", key, err))
 			}
 		}
@@ -266,7 +275,7 @@ func putChunkLists(ctx context.Context, dests []*dest, key string, list []byte) 
 		if d.err != nil {
 			continue
 		}
-		if _, err := d.t.Put(ctx, artifact.ChunksKey(key), bytes.NewReader(list)); err != nil {
+		if _, err := target.PutLimited(ctx, d.t, artifact.ChunksKey(key), bytes.NewReader(list), d.limit); err != nil {
 			d.drop(ctx, key, fmt.Errorf("writing the chunk list of %s: %w", key, err))
 		}
 	}
@@ -294,6 +303,7 @@ type produced struct {
 type dest struct {
 	name   string
 	t      target.Target
+	limit  *bandwidth.Limiter // nil: no cap
 	pw     *io.PipeWriter
 	stored int64
 	err    error // the target failed: nothing of the backup is left on it
@@ -318,11 +328,11 @@ func stream(ctx context.Context, req BackupRequest, raw *counter) (produced, sto
 	var dests []*dest
 	for _, d := range req.destinations() {
 		pr, pw := io.Pipe()
-		ds := &dest{name: d.Name, t: d.Target, pw: pw, done: make(chan struct{})}
+		ds := &dest{name: d.Name, t: d.Target, limit: bandwidth.NewLimiter(d.LimitUpload), pw: pw, done: make(chan struct{})}
 		dests = append(dests, ds)
 		go func() {
 			defer close(ds.done)
-			ds.stored, ds.err = ds.t.Put(ctx, req.Key, pr)
+			ds.stored, ds.err = target.PutLimited(ctx, ds.t, req.Key, pr, ds.limit)
 			if ds.err != nil {
 				// Its next write fails: the fan-out drops it.
 				pr.CloseWithError(ds.err)

@@ -415,7 +415,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 
 	// Two good targets: the same bytes on both, one manifest each.
 	res, err := Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
-		Targets: []Destination{{"a", a}, {"b", b}}})
+		Targets: []Destination{{Name: "a", Target: a}, {Name: "b", Target: b}}})
 	if err != nil || strings.Join(res.Stored, ",") != "a,b" {
 		t.Fatalf("Backup = %+v, %v", res, err)
 	}
@@ -433,7 +433,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 	// the broken one, and it holds nothing.
 	broken := &breakingTarget{n: 1 << 20}
 	res, err = Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
-		Targets: []Destination{{"a", a}, {"broken", broken}}})
+		Targets: []Destination{{Name: "a", Target: a}, {Name: "broken", Target: broken}}})
 	var te *TargetsError
 	if !errors.As(err, &te) || !errors.Is(err, ErrTarget) || res == nil || strings.Join(res.Stored, ",") != "a" || !strings.Contains(err.Error(), "broken: the disk is full") {
 		t.Fatalf("Backup with a broken target = %+v, %v", res, err)
@@ -447,7 +447,7 @@ func TestBackupToSeveralTargets(t *testing.T) {
 	// target's.
 	before := files(t, dirA)
 	_, err = Backup(ctx, BackupRequest{Container: c, Key: newKey(), Strategy: s,
-		Targets: []Destination{{"x", &breakingTarget{n: 1 << 16}}, {"y", &breakingTarget{n: 1 << 18}}}})
+		Targets: []Destination{{Name: "x", Target: &breakingTarget{n: 1 << 16}}, {Name: "y", Target: &breakingTarget{n: 1 << 18}}}})
 	if err == nil || !strings.Contains(err.Error(), "the disk is full") {
 		t.Errorf("every target broken: %v", err)
 	}

@@ -143,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 				return worker.ContainerChannel(ctx, d.api, d.self, filepath.Join(cfg.StateDir, "workers"))
 			}}
 	}
-	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, Compression: cfg.Compression,
+	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, UploadLimit: cfg.UploadLimit, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
 		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
@@ -187,7 +187,21 @@ func (d *Daemon) openTargets() error {
 		}
 		d.targets[name] = t
 	}
+	for name := range d.cfg.TargetLimits {
+		if d.targets[name] == nil {
+			return fmt.Errorf("%s%s sets the upload cap of the target %s, which is not defined (targets: %s)", config.EnvTarget, limitVarPart(name), name, strings.Join(d.cfg.TargetNames(), ", "))
+		}
+	}
 	return nil
+}
+
+// limitVarPart is the part of the upload cap's variable of the target name after
+// DOCKER_BACKUP_TARGET.
+func limitVarPart(name string) string {
+	if name == "default" {
+		return config.SuffixLimitUpload
+	}
+	return "_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + config.SuffixLimitUpload
 }
 
 // openKey loads the signing key, or makes one in the state directory on first start, and

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/enginetest"
 	"github.com/docker-backup/docker-backup/internal/labels"
@@ -354,5 +355,20 @@ func TestDaemonBacksUpAndRestoresByHand(t *testing.T) {
 	st, _ = r.d.Status(context.Background())
 	if len(st.Restores) != 1 || st.Restores[0].Status != control.Success {
 		t.Errorf("restores %+v", st.Restores)
+	}
+}
+
+// TestUploadCapOfAnUnknownTarget: a target's cap naming no target is refused at start, with
+// the variable that set it.
+func TestUploadCapOfAnUnknownTarget(t *testing.T) {
+	for name, variable := range map[string]string{"nas-box": "DOCKER_BACKUP_TARGET_NAS_BOX_LIMIT_UPLOAD", "default": "DOCKER_BACKUP_TARGET_LIMIT_UPLOAD"} {
+		d := &Daemon{cfg: config.Config{Targets: map[string]string{"offsite": t.TempDir()}, TargetLimits: map[string]bandwidth.Rate{name: 1 << 20}}}
+		if err := d.openTargets(); err == nil || !strings.Contains(err.Error(), variable) || !strings.Contains(err.Error(), "targets: offsite") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	d := &Daemon{cfg: config.Config{Targets: map[string]string{"offsite": t.TempDir()}, TargetLimits: map[string]bandwidth.Rate{"offsite": 0}}}
+	if err := d.openTargets(); err != nil {
+		t.Error(err)
 	}
 }

@@ -32,7 +32,7 @@ var constructors = map[string]func(strategy.Options) (strategy.Strategy, error){
 		return &postgres.Strategy{User: o.User, Database: o.Database}, nil
 	},
 	"volume": func(o strategy.Options) (strategy.Strategy, error) {
-		v, err := volume.New(o.Paths)
+		v, err := volume.New(o.Paths, o.Exclude)
 		if err != nil {
 			return nil, err
 		}
@@ -83,6 +83,9 @@ func New(name string, opts strategy.Options) (strategy.Strategy, error) {
 	mk, ok := constructors[name]
 	if !ok {
 		return nil, fmt.Errorf("unknown strategy %q: use one of %s", name, strings.Join(Names(), ", "))
+	}
+	if len(opts.Exclude) > 0 && name != "volume" {
+		return nil, fmt.Errorf("exclusions (--exclude, the label docker-backup.exclude: %s) apply to the volume strategy only, which backs up files; the %s strategy backs up the whole database", strings.Join(opts.Exclude, ", "), name)
 	}
 	return mk(opts)
 }

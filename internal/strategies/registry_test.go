@@ -18,4 +18,16 @@ func TestNew(t *testing.T) {
 	if _, err := New("volume", strategy.Options{Paths: []string{"rel"}}); err == nil {
 		t.Error("relative volume path accepted")
 	}
+	if _, err := New("volume", strategy.Options{Exclude: []string{"*.log", "cache/"}}); err != nil {
+		t.Errorf("volume with exclusions: %v", err)
+	}
+	if _, err := New("volume", strategy.Options{Exclude: []string{"[a-"}}); err == nil || !strings.Contains(err.Error(), `"[a-"`) || !strings.Contains(err.Error(), "a trailing / matches directories only") {
+		t.Errorf("a bad pattern: %v, want it named with what is allowed", err)
+	}
+	for _, name := range []string{"postgres", "mariadb", "redis", "sqlite", "mongo"} {
+		_, err := New(name, strategy.Options{Exclude: []string{"*.log"}})
+		if err == nil || !strings.Contains(err.Error(), "apply to the volume strategy only") || !strings.Contains(err.Error(), "*.log") {
+			t.Errorf("%s with exclusions: %v, want them refused", name, err)
+		}
+	}
 }

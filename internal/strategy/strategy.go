@@ -105,6 +105,9 @@ type Options struct {
 	Password string
 	// Paths overrides the volume strategy's default of the container's mounts.
 	Paths []string
+	// Exclude are gitignore-style patterns of what a volume backup leaves out below each path
+	// (package volume/exclude); the other strategies refuse them.
+	Exclude []string
 	// NoStop restores volumes into the running container instead of stopping it.
 	NoStop bool
 	// Worker does volume work beside the data; nil: the Engine's archive API.

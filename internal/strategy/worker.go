@@ -28,6 +28,9 @@ type WorkRequest struct {
 	Compression artifact.Compression
 	// Recipients are the public keys a backup is encrypted for, in the worker.
 	Recipients []string
+	// Exclude are a backup's gitignore-style patterns of what it leaves out below each path
+	// (package exclude), checked already.
+	Exclude []string
 	// Trusted: the restored backup's manifest is signed (see Data.Trusted).
 	Trusted bool
 	// Size is the raw size of the restored stream, as the signed manifest says: a staged
@@ -89,9 +92,9 @@ type WorkerSession interface {
 	// Backup writes the stored stream (compressed, encrypted for req.Recipients) to out
 	// and returns what the raw stream held.
 	Backup(ctx context.Context, req WorkRequest, out io.Writer, progress func(raw int64)) (*artifact.Contents, error)
-	// Count digests the paths as Backup does (what a restore wrote, for verify), sending
-	// nothing.
-	Count(ctx context.Context) (*artifact.Contents, error)
+	// Count digests the paths as Backup does (what a restore wrote, for verify), leaving out
+	// what the patterns exclude, as the backup did; it sends nothing.
+	Count(ctx context.Context, exclude []string) (*artifact.Contents, error)
 	// Restore unpacks the compressed stream in into the paths.
 	Restore(ctx context.Context, req WorkRequest, in io.Reader, progress func(raw int64)) error
 	// Stage unpacks the compressed stream in beside the paths' data (nothing in place is

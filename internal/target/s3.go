@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker/go-units"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -252,6 +253,17 @@ func (s *S3) object(key string) string {
 // existing object is never replaced: the upload is conditional (If-None-Match: *), and
 // for servers that ignore the condition the key is checked first.
 func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	return s.put(ctx, key, r, nil)
+}
+
+// putPaced is Put sending at most at lim's rate: the client reports each piece of a part as
+// it sends it (its progress reader), and waits there.
+func (s *S3) putPaced(ctx context.Context, key string, r io.Reader, lim *bandwidth.Limiter) (int64, error) {
+	return s.put(ctx, key, r, lim.Pacer(ctx))
+}
+
+// put is Put; progress, when set, is read with what is sent as it is sent.
+func (s *S3) put(ctx context.Context, key string, r io.Reader, progress io.Reader) (int64, error) {
 	if err := ValidateKey(key); err != nil {
 		return 0, err
 	}
@@ -260,7 +272,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	} else if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "NotFound" {
 		return 0, fmt.Errorf("uploading %s to %s: %w", key, s, s.explain(err))
 	}
-	opts := minio.PutObjectOptions{PartSize: s.cfg.PartSize, ContentType: "application/octet-stream"}
+	opts := minio.PutObjectOptions{PartSize: s.cfg.PartSize, ContentType: "application/octet-stream", Progress: progress}
 	opts.SetMatchETagExcept("*")
 	switch s.cfg.Checksum {
 	case "crc64nvme":

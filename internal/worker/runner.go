@@ -411,13 +411,17 @@ func (s *session) closeChannel() {
 
 // Backup runs the worker's backup: the stored stream goes to out.
 func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.Writer, progress func(int64)) (*artifact.Contents, error) {
-	r := agent.Request{Op: agent.OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Socket: s.socket}
+	r := agent.Request{Op: agent.OpBackup, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Recipients: req.Recipients, Exclude: req.Exclude, Socket: s.socket}
 	sink, isFile := out.(strategy.FileSink)
 	// The worker writes a new local file itself, given its descriptor over the socket.
 	r.File = isFile && s.ln != nil
 	rep, err := s.run(ctx, r, nil, out, progress, nil)
 	if err != nil {
 		return nil, err
+	}
+	if rep.Excluded != len(req.Exclude) {
+		// An older worker ignores the patterns: its backup holds what they exclude.
+		return nil, fmt.Errorf("the worker applied %d of the %d exclusion patterns (its image is of a release without exclusions): use a worker of this release, or the archive API (%s=off)", rep.Excluded, len(req.Exclude), EnvMode)
 	}
 	if rep.File {
 		sum, err := hex.DecodeString(rep.SHA256)
@@ -435,10 +439,13 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 }
 
 // Count digests the paths as Backup would, and sends nothing.
-func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
-	rep, err := s.run(ctx, agent.Request{Op: agent.OpCount, Paths: s.paths, Mounts: s.mounts}, nil, io.Discard, nil, nil)
+func (s *session) Count(ctx context.Context, exclude []string) (*artifact.Contents, error) {
+	rep, err := s.run(ctx, agent.Request{Op: agent.OpCount, Paths: s.paths, Mounts: s.mounts, Exclude: exclude}, nil, io.Discard, nil, nil)
 	if err != nil {
 		return nil, err
+	}
+	if rep.Excluded != len(exclude) {
+		return nil, fmt.Errorf("the worker applied %d of the %d exclusion patterns (its image is of a release without exclusions): use a worker of this release, or the archive API (%s=off)", rep.Excluded, len(exclude), EnvMode)
 	}
 	return rep.Contents, nil
 }

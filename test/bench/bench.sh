@@ -23,8 +23,8 @@ WORK=${BENCH_DIR:-/var/tmp/docker-backup-bench}
 labels() { echo --label com.docker.compose.project=$P --label com.docker.compose.service=$1 --label com.docker.compose.container-number=1; }
 
 if [ "${1:-}" = clean ]; then
-  docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 >/dev/null 2>&1 || true
-  docker volume rm ${P}_data ${P}_pgdata >/dev/null 2>&1 || true
+  docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 $P-blob-1 >/dev/null 2>&1 || true
+  docker volume rm ${P}_data ${P}_pgdata ${P}_blob >/dev/null 2>&1 || true
   rm -rf "$WORK"
   exit 0
 fi
@@ -215,6 +215,14 @@ if [ -x "$MINIO" ]; then
   fi
   # One run to two targets at once: memory is one S3 part more, time that of the slower.
   measure "volume to S3 and a directory: run --to --to" "$VOLBYTES" "rm -rf $B; mkdir -p $B" "$PLUGIN backup run files --strategy volume --project $P --to 's3://bench/host2?endpoint=http://127.0.0.1:19900' --to $B"
+  # The upload cap: 50 MB of random bytes (incompressible) at 10MiB/s (issue 30: 5 s +- 15 %).
+  if ! docker volume inspect ${P}_blob >/dev/null 2>&1; then
+    docker volume create ${P}_blob >/dev/null
+    docker run --rm -v ${P}_blob:/data "$PLAIN" sh -c 'head -c 50000000 /dev/urandom > /data/blob.bin'
+  fi
+  docker inspect $P-blob-1 >/dev/null 2>&1 || docker run -d --name $P-blob-1 $(labels blob) -v ${P}_blob:/data "$PAUSE" >/dev/null
+  docker start $P-blob-1 >/dev/null
+  measure "upload cap: 50 MB to S3 at 10MiB/s" 50000000 "true" "$PLUGIN backup run blob --strategy volume --project $P --to 's3://bench/cap?endpoint=http://127.0.0.1:19900' --limit-upload 10MiB/s"
 fi
 
 side "$DBBYTES" \
@@ -256,6 +264,12 @@ goal "postgres restore / zstd -dc | psql --single-transaction" "$(ratio_of "post
 goal "peak RSS, in-place volume backup to a directory" "$(echo "${RSS["volume: run (in place)"]} / 1024" | bc -l)" 48 " MiB"
 if [ -n "${RSS["volume to S3: run (in place)"]:-}" ]; then
   goal "peak RSS, volume backup to S3 (MinIO)" "$(echo "${RSS["volume to S3: run (in place)"]} / 1024" | bc -l)" 64 " MiB"
+fi
+if [ -n "${WALL["upload cap: 50 MB to S3 at 10MiB/s"]:-}" ]; then
+  # Both ways: faster than the cap is a cap that does not hold.
+  CAPW=${WALL["upload cap: 50 MB to S3 at 10MiB/s"]}
+  verdict=met; [ "$(echo "$CAPW < 4.25 || $CAPW > 5.75" | bc -l)" = 1 ] && verdict=MISSED
+  printf '  %-58s %8.2f s  goal 5 s +- 15 %%  %s\n' "upload cap: 50 MB at 10MiB/s to S3 (MinIO)" "$CAPW" "$verdict"
 fi
 # 64 MiB on every path: each of the plugin's cases (not the raw pipelines, not the worker process).
 while IFS= read -r name; do

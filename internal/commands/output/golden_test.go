@@ -105,7 +105,7 @@ func TestBackupGolden(t *testing.T) {
 	}{
 		{"direct", BackedUp{Service: "shop/files (container shop-files-1)", Strategy: "volume", Duration: 3210 * time.Millisecond, Key: filesKey,
 			Targets: []Stored{{Target: "/backups"}, {Target: "s3://bucket/site-a", Failed: "403 Forbidden"}}, Size: 700 << 20, RawSize: 1171 << 20,
-			Via: "read in place on this host", SHA256: sha, KeyID: "ed25519:1a2b3c4d5e6f7081", Recipients: []string{"age1qyqszqgpqyqszqgp", "ssh-ed25519 AAAAC3"}}},
+			Via: "read in place on this host", Excluded: []string{"*.log", "cache/"}, SHA256: sha, KeyID: "ed25519:1a2b3c4d5e6f7081", Recipients: []string{"age1qyqszqgpqyqszqgp", "ssh-ed25519 AAAAC3"}}},
 		{"sidecar", BackedUp{Service: "shop/db", Strategy: "postgres", Duration: 4620 * time.Millisecond, Sidecar: "shop-backup-1", Key: dbKey,
 			Targets: []Stored{{Target: "default"}, {Target: "offsite"}}, Size: 5 << 20, RawSize: 48 << 20, SHA256: sha, KeyID: "ed25519:1a2b3c4d5e6f7081",
 			Pruned: []string{"shop/db/db-nightly-postgres-20261130T020000.000Z-01020304.sql.zst"}}},

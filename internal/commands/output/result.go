@@ -22,7 +22,9 @@ type BackedUp struct {
 	Size    int64 // stored
 	RawSize int64 // of data
 	// Via says in words how the data was read (a volume backup's data path); "" unknown.
-	Via        string
+	Via string
+	// Excluded are the patterns a volume backup left out.
+	Excluded   []string
 	SHA256     string
 	KeyID      string   // the key that signed the manifest
 	Recipients []string // whom it is encrypted for
@@ -54,6 +56,9 @@ func Backup(w io.Writer, b BackedUp) {
 	fmt.Fprintf(w, "  rate     %s\n", Rate(b.RawSize, b.Duration))
 	if b.Via != "" {
 		fmt.Fprintf(w, "  via      %s\n", b.Via)
+	}
+	if len(b.Excluded) > 0 {
+		fmt.Fprintf(w, "  excluded %s\n", strings.Join(b.Excluded, ", "))
 	}
 	fmt.Fprintf(w, "  sha256   %s\n", b.SHA256)
 	if b.KeyID != "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
@@ -65,6 +66,10 @@ type Config struct {
 	NotifyLevel notify.Level
 	// NotifyTemplate replaces the default message text (a Go text/template).
 	NotifyTemplate string
+	// LimitUpload caps the uploads to every remote target; TargetLimits, to one target (by
+	// name; 0: none) instead. See UploadLimit.
+	LimitUpload  bandwidth.Rate
+	TargetLimits map[string]bandwidth.Rate
 
 	defaultFromEnv bool // DOCKER_BACKUP_TARGET was set
 }
@@ -92,6 +97,7 @@ const (
 	EnvNotifyURLs      = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
 	EnvNotifyLevel     = "DOCKER_BACKUP_NOTIFY_LEVEL"
 	EnvNotifyTemplate  = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
+	EnvLimitUpload     = "DOCKER_BACKUP_LIMIT_UPLOAD" // EnvTarget + "[_NAME]" + SuffixLimitUpload: one target's
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 
@@ -130,6 +136,7 @@ func FromEnv(environ []string) (Config, error) {
 		s.set(&cfg, v, problems{env: s.env, errs: &errs})
 	}
 	namedTargets(&cfg, env, &errs)
+	targetLimits(&cfg, env, &errs)
 	cfg.NotifySets = notifySets(env, &errs)
 	if len(errs) > 0 {
 		sort.Strings(errs)
@@ -163,7 +170,7 @@ func (p problems) hidden(allowed string) {
 func namedTargets(cfg *Config, env map[string]string, errs *[]string) {
 	for k, v := range env {
 		name, ok := strings.CutPrefix(k, EnvTarget+"_")
-		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) {
+		if !ok || strings.HasSuffix(k, "_FILE") || isCredential(k) || strings.HasSuffix(k, SuffixLimitUpload) {
 			continue
 		}
 		p := problems{env: k, errs: errs}

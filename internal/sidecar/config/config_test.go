@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
@@ -236,6 +237,40 @@ func TestTrustedKeys(t *testing.T) {
 	} {
 		if _, err := FromEnv(env); err == nil || !strings.Contains(err.Error(), "DOCKER_BACKUP_TRUSTED_KEYS") {
 			t.Errorf("%q: %v", env, err)
+		}
+	}
+}
+
+// TestUploadLimits: DOCKER_BACKUP_LIMIT_UPLOAD caps every target, a target's own variable
+// replaces it (off: none), and neither is read as a target.
+func TestUploadLimits(t *testing.T) {
+	cfg, err := FromEnv([]string{
+		"DOCKER_BACKUP_TARGET=s3://bucket/site",
+		"DOCKER_BACKUP_TARGET_OFFSITE=s3://other/site", "DOCKER_BACKUP_TARGET_OFFSITE_LIMIT_UPLOAD=2MB/s",
+		"DOCKER_BACKUP_TARGET_NAS_BOX=/mnt/nas", "DOCKER_BACKUP_TARGET_NAS_BOX_LIMIT_UPLOAD=off",
+		"DOCKER_BACKUP_TARGET_LIMIT_UPLOAD=500KiB/s",
+		"DOCKER_BACKUP_TARGET_LAN=/mnt/lan",
+		"DOCKER_BACKUP_LIMIT_UPLOAD=10MiB/s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.TargetNames(), ","); got != "default,lan,nas-box,offsite" {
+		t.Errorf("targets %v", cfg.Targets)
+	}
+	for name, want := range map[string]bandwidth.Rate{"default": 500 << 10, "offsite": 2_000_000, "nas-box": 0, "lan": 10 << 20} {
+		if got := cfg.UploadLimit(name); got != want {
+			t.Errorf("UploadLimit(%s) = %v, want %v", name, got, want)
+		}
+	}
+	none, _ := FromEnv(nil)
+	if none.UploadLimit("default") != 0 {
+		t.Error("a cap without a setting")
+	}
+	_, err = FromEnv([]string{"DOCKER_BACKUP_LIMIT_UPLOAD=fast", "DOCKER_BACKUP_TARGET_X=/x", "DOCKER_BACKUP_TARGET_X_LIMIT_UPLOAD=10Mbit/s"})
+	for _, want := range []string{`DOCKER_BACKUP_LIMIT_UPLOAD="fast"`, `DOCKER_BACKUP_TARGET_X_LIMIT_UPLOAD="10Mbit/s"`, "10MiB/s, 500KiB/s, 2MB/s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad caps: %v, want %q", err, want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
@@ -150,6 +151,13 @@ var settings = []setting{
 		}
 		c.Compression = comp
 	}},
+	{env: EnvLimitUpload, doc: "cap the uploads to each remote target, like 10MiB/s (a directory target is written at full speed)", set: func(c *Config, v string, p problems) {
+		r, err := bandwidth.ParseRate(v)
+		if err != nil {
+			p.bad(v, err.Error())
+		}
+		c.LimitUpload = r
+	}},
 	{env: worker.EnvMode, doc: "volume jobs in a worker container: auto, on or off", set: func(c *Config, v string, p problems) {
 		var err error
 		if c.Worker, err = worker.ParseMode(v); err != nil {
@@ -219,4 +227,44 @@ func absoluteFile(v string, p problems) string {
 		p.bad(v, "must be an absolute path in the sidecar container (a Docker secret: /run/secrets/...)")
 	}
 	return v
+}
+
+// SuffixLimitUpload ends the variable of one target's upload cap:
+// DOCKER_BACKUP_TARGET_OFFSITE_LIMIT_UPLOAD (DOCKER_BACKUP_TARGET_LIMIT_UPLOAD: the default
+// target's).
+const SuffixLimitUpload = "_LIMIT_UPLOAD"
+
+// targetLimits reads the upload cap of each target that has one of its own.
+func targetLimits(c *Config, env map[string]string, errs *[]string) {
+	for k, v := range env {
+		rest, ok := strings.CutPrefix(k, EnvTarget)
+		if !ok || !strings.HasSuffix(rest, SuffixLimitUpload) {
+			continue
+		}
+		name := "default"
+		if rest = strings.TrimSuffix(rest, SuffixLimitUpload); rest != "" {
+			if !strings.HasPrefix(rest, "_") {
+				continue
+			}
+			name = strings.ReplaceAll(strings.ToLower(rest[1:]), "_", "-")
+		}
+		r, err := bandwidth.ParseRate(v)
+		if err != nil {
+			problems{env: k, errs: errs}.bad(v, err.Error())
+			continue
+		}
+		if c.TargetLimits == nil {
+			c.TargetLimits = map[string]bandwidth.Rate{}
+		}
+		c.TargetLimits[name] = r
+	}
+}
+
+// UploadLimit is the cap of the uploads to the target name: its own, else
+// DOCKER_BACKUP_LIMIT_UPLOAD; 0: none.
+func (c Config) UploadLimit(name string) bandwidth.Rate {
+	if r, ok := c.TargetLimits[name]; ok {
+		return r
+	}
+	return c.LimitUpload
 }

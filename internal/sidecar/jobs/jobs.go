@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -156,6 +157,8 @@ type Options struct {
 	// the fallback to the archive API into an error.
 	Worker        strategy.Worker
 	RequireWorker bool
+	// UploadLimit is the cap of the uploads to a target, by its name (nil, 0: none).
+	UploadLimit func(name string) bandwidth.Rate
 }
 
 // Runner runs jobs, one-off backups and restores.

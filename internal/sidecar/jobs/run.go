@@ -264,10 +264,14 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *sl
 		if !ok {
 			return nil, fmt.Errorf("no target %q on the sidecar (targets: %s)", m.TargetName(), strings.Join(r.TargetNames(), ", "))
 		}
-		targets = append(targets, pipeline.Destination{Name: m.TargetName(), Target: tgt})
+		d := pipeline.Destination{Name: m.TargetName(), Target: tgt}
+		if r.opts.UploadLimit != nil {
+			d.LimitUpload = r.opts.UploadLimit(m.TargetName())
+		}
+		targets = append(targets, d)
 	}
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
-		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
+		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Exclude: j.Exclude, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
 		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
 		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -35,7 +36,8 @@ import (
 // ownership, times, symbolic links, hard links and empty directories. Restore writes each
 // path back through the same API. Files created after the backup are left in place.
 type Strategy struct {
-	paths []string // explicit paths; empty means the container's mounts
+	paths   []string     // explicit paths; empty means the container's mounts
+	exclude *exclude.Set // what a backup leaves out below each path
 	// NoStop restores into the running container instead of stopping it.
 	NoStop bool
 	// Worker, when set, does the work beside the data (BackupPacked, RestorePacked); the
@@ -52,13 +54,18 @@ type Strategy struct {
 	done []strategy.WorkerSession
 }
 
-// New returns a volume strategy for the given absolute paths (none: the mounts).
-func New(paths []string) (*Strategy, error) {
+// New returns a volume strategy for the given absolute paths (none: the mounts) whose backups
+// leave out what the gitignore-style patterns excl match below each path (package exclude).
+func New(paths, excl []string) (*Strategy, error) {
 	clean, err := cleanPaths(paths)
 	if err != nil {
 		return nil, err
 	}
-	return &Strategy{paths: clean}, nil
+	set, err := exclude.Compile(excl)
+	if err != nil {
+		return nil, err
+	}
+	return &Strategy{paths: clean, exclude: set}, nil
 }
 
 // Name returns "volume".
@@ -69,6 +76,27 @@ func (v *Strategy) Extension() string { return "tar" }
 
 // SourcePaths is the manifest key listing the backed-up paths, comma-separated.
 const SourcePaths = "paths"
+
+// SourceExclude is the manifest key of the patterns a backup left out below each path, one a
+// line (absent: nothing was left out).
+const SourceExclude = "exclude"
+
+// source is what the manifest records of a backup of paths read through dataPath.
+func (v *Strategy) source(paths []string, dataPath string) strategy.Source {
+	src := strategy.Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: dataPath}
+	if !v.exclude.Empty() {
+		src[SourceExclude] = strings.Join(v.exclude.Patterns(), "\n")
+	}
+	return src
+}
+
+// Excluded are the patterns a volume backup left out, as its manifest's source records them.
+func Excluded(src map[string]string) []string {
+	if src[SourceExclude] == "" {
+		return nil
+	}
+	return strings.Split(src[SourceExclude], "\n")
+}
 
 // DefaultPaths returns the mounts the volume strategy backs up when no paths are given:
 // named volumes and read-write bind mounts, except sockets and the Docker socket's directory.
@@ -110,14 +138,14 @@ func (v *Strategy) Backup(ctx context.Context, c *containers.Container, w io.Wri
 	}
 	tw := tar.NewWriter(w)
 	for _, p := range paths {
-		if err := copyPathOut(ctx, c, p, tw); err != nil {
+		if err := copyPathOut(ctx, c, p, v.exclude, tw); err != nil {
 			return nil, strategy.StepErr(c, "copy", err)
 		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, strategy.StepErr(c, "copy", err)
 	}
-	return strategy.Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: DataPathArchive}, nil
+	return v.source(paths, DataPathArchive), nil
 }
 
 // BackupPacked backs up through a worker container: the raw tar never crosses the Engine's
@@ -131,6 +159,7 @@ func (v *Strategy) BackupPacked(ctx context.Context, c *containers.Container, re
 	if err != nil {
 		return nil, nil, err
 	}
+	req.Exclude = v.exclude.Patterns()
 	contents, err := s.Backup(ctx, req, w, progress)
 	if err != nil {
 		_ = s.Close()
@@ -140,7 +169,7 @@ func (v *Strategy) BackupPacked(ctx context.Context, c *containers.Container, re
 	v.mu.Lock()
 	v.done = append(v.done, s)
 	v.mu.Unlock()
-	return strategy.Source{SourcePaths: strings.Join(paths, ","), SourceDataPath: dataPathOf(s)}, contents, nil
+	return v.source(paths, dataPathOf(s)), contents, nil
 }
 
 // Settle waits until the workers of finished backups are gone (removed by the engine, or
@@ -299,11 +328,36 @@ func (v *Strategy) takeWarm() strategy.WorkerSession {
 }
 
 // copyPathOut appends the archive of p to tw, renaming its entries from the archive API's
-// "base/..." to "abs/path/...".
-func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar.Writer) error {
+// "base/..." to "abs/path/...", and leaving out the entries below p that excl excludes (and
+// all that is below an excluded directory).
+//
+// A hard link kept whose file was left out carries the file's content itself, read by its own
+// name. The Engine serves one archive of a container at a time (it holds the container until
+// the stream is closed), so the archive of p is closed for that read and asked for again,
+// resuming after the link: each such link costs a read of p up to it — rare (a file with one
+// name excluded and another kept), on the fallback data path only.
+func copyPathOut(ctx context.Context, c *containers.Container, p string, excl *exclude.Set, tw *tar.Writer) error {
+	relinked := map[string]string{} // an excluded file's name → the kept link that carries its content
+	var after []string
+	for {
+		link, err := copyPathFrom(ctx, c, p, excl, tw, after, relinked)
+		if err != nil || link == nil {
+			return err
+		}
+		if err := copyLinkedFile(ctx, c, link, tw); err != nil {
+			return err
+		}
+		after = strings.Split(strings.TrimSuffix(link.Name, "/"), "/")
+	}
+}
+
+// copyPathFrom is copyPathOut of the entries after the name after (nil: all) until a hard link
+// kept whose file was left out and that no earlier entry carries: that link is returned,
+// not written, and the archive is closed.
+func copyPathFrom(ctx context.Context, c *containers.Container, p string, excl *exclude.Set, tw *tar.Writer, after []string, relinked map[string]string) (*tar.Header, error) {
 	rc, err := c.CopyFrom(ctx, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rc.Close()
 	base := path.Base(p)
@@ -319,20 +373,24 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 	for _, m := range c.Mounts {
 		mounts = append(mounts, m.Destination)
 	}
-	skip := "" // a staged restore's directory, left by a power cut
+	skip := "" // a staged restore's directory (left by a power cut), or an excluded one
+	rel := func(name string) string { return strings.Trim(strings.TrimPrefix(name, prefix), "/") }
 	tr := tar.NewReader(rc)
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return nil, nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading the archive of %s: %w", p, err)
+			return nil, fmt.Errorf("reading the archive of %s: %w", p, err)
 		}
 		if hdr.Name, err = rename(hdr.Name); err != nil {
-			return err
+			return nil, err
 		}
 		name := strings.TrimSuffix(hdr.Name, "/")
+		if after != nil && slices.Compare(strings.Split(name, "/"), after) <= 0 {
+			continue // written from an earlier read of the archive
+		}
 		if skip != "" && strings.HasPrefix(name, skip+"/") {
 			continue
 		}
@@ -340,18 +398,58 @@ func copyPathOut(ctx context.Context, c *containers.Container, p string, tw *tar
 			skip = name
 			continue
 		}
+		if excl.Excluded(rel(name), hdr.Typeflag == tar.TypeDir) {
+			if hdr.Typeflag == tar.TypeDir {
+				skip = name
+			}
+			continue
+		}
 		if hdr.Typeflag == tar.TypeLink {
 			if hdr.Linkname, err = rename(hdr.Linkname); err != nil {
-				return err
+				return nil, err
+			}
+			if excl.Excluded(rel(hdr.Linkname), false) {
+				kept, ok := relinked[hdr.Linkname]
+				if !ok {
+					relinked[hdr.Linkname] = hdr.Name
+					return hdr, nil
+				}
+				hdr.Linkname = kept
 			}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return fmt.Errorf("writing %s: %w", hdr.Name, err)
+			return nil, fmt.Errorf("writing %s: %w", hdr.Name, err)
 		}
 		if _, err := io.Copy(tw, tr); err != nil {
-			return fmt.Errorf("copying %s: %w", hdr.Name, err)
+			return nil, fmt.Errorf("copying %s: %w", hdr.Name, err)
 		}
 	}
+}
+
+// copyLinkedFile writes the hard link hdr, whose first name was left out of the archive, as
+// the regular file it is: its content read through its own name.
+func copyLinkedFile(ctx context.Context, c *containers.Container, hdr *tar.Header, tw *tar.Writer) error {
+	rc, err := c.CopyFrom(ctx, "/"+hdr.Name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	one, err := tr.Next()
+	if err != nil {
+		return fmt.Errorf("reading the archive of /%s: %w", hdr.Name, err)
+	}
+	if one.Typeflag != tar.TypeReg {
+		return fmt.Errorf("/%s changed while it was archived (stop the service during backups: --stop)", hdr.Name)
+	}
+	hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeReg, "", one.Size
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing %s: %w", hdr.Name, err)
+	}
+	if _, err := io.Copy(tw, tr); err != nil {
+		return fmt.Errorf("copying %s: %w", hdr.Name, err)
+	}
+	return nil
 }
 
 // Restore writes every backed-up path back into the container, stopping it first unless

@@ -26,7 +26,7 @@ func (noWorkerHere) Open(context.Context, *containers.Container, []string, strat
 func TestRequiredWorkerIsNotReplaced(t *testing.T) {
 	c := &containers.Container{Name: "app-files-1", Project: "app", Service: "files"}
 	for _, required := range []bool{false, true} {
-		v, err := New([]string{"/data"})
+		v, err := New([]string{"/data"}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

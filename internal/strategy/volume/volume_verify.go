@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 )
 
 // NewCount digests the file tree of the tar stream (see artifact.TreeDigest).
@@ -60,18 +61,23 @@ func (v *Strategy) NeedsServer() bool { return false }
 // Ready has nothing to wait for.
 func (v *Strategy) Ready(context.Context, *containers.Container, strategy.Source) error { return nil }
 
-// Found digests the restored paths as Backup's stream was digested: in a worker beside the
+// Found digests the restored paths as Backup's stream was digested, leaving out what the
+// backup left out (what a fresh volume holds from its image, say): in a worker beside the
 // data when there is one (nothing crosses the Engine's API), else through the archive API.
 func (v *Strategy) Found(ctx context.Context, c *containers.Container, src strategy.Source, _ *artifact.Contents) (*artifact.Contents, error) {
 	paths, err := cleanPaths(strings.Split(src[SourcePaths], ","))
 	if err != nil || len(paths) == 0 {
 		return nil, fmt.Errorf("the manifest names no paths to look at (%q)", src[SourcePaths])
 	}
+	excl, err := exclude.Compile(Excluded(src))
+	if err != nil {
+		return nil, fmt.Errorf("the manifest's exclusions: %w", err)
+	}
 	if v.Worker != nil || v.RequireWorker {
 		s, err := v.openWorker(ctx, c, paths, strategy.WorkerAccess{})
 		if err == nil {
 			defer s.Close()
-			found, err := s.Count(ctx)
+			found, err := s.Count(ctx, excl.Patterns())
 			if err != nil {
 				return nil, strategy.StepErr(c, "count", err)
 			}
@@ -86,7 +92,7 @@ func (v *Strategy) Found(ctx context.Context, c *containers.Container, src strat
 		tw := tar.NewWriter(pw)
 		var err error
 		for _, p := range paths {
-			if err = copyPathOut(ctx, c, p, tw); err != nil {
+			if err = copyPathOut(ctx, c, p, excl, tw); err != nil {
 				break
 			}
 		}

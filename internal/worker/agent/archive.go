@@ -20,6 +20,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/tarpolicy"
 	"golang.org/x/sys/unix"
 )
@@ -54,9 +55,12 @@ const (
 // /run, a mount made on the host inside a volume's directory) is left out with its mount
 // point.
 //
+// The entries below each path that excl matches are left out (an excluded directory is not
+// entered); nil leaves nothing out.
+//
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (the volume strategy's Count), from the entries as they are written: no second parse.
-func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifact.Contents, error) {
+func Archive(ctx context.Context, paths, mounts []string, excl *exclude.Set, w io.Writer) (*artifact.Contents, error) {
 	roots := make([]Root, 0, len(paths))
 	for _, p := range paths {
 		p = path.Clean("/" + p)
@@ -66,7 +70,7 @@ func Archive(ctx context.Context, paths, mounts []string, w io.Writer) (*artifac
 		}
 		roots = append(roots, Root{Dir: path.Dir(p), Rel: path.Base(p), Name: trimSlash(p)})
 	}
-	return ArchiveRoots(ctx, roots, mounts, w)
+	return ArchiveRoots(ctx, roots, mounts, excl, w)
 }
 
 // Root is a path Archive reads: the directory Dir is opened by its name (a path this process
@@ -78,9 +82,9 @@ type Root struct {
 }
 
 // ArchiveRoots is Archive of roots.
-func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Writer) (*artifact.Contents, error) {
+func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, excl *exclude.Set, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
-	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, buf: make([]byte, 256<<10), hash: xxhash.New()}
+	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, exclude: excl, buf: make([]byte, 256<<10), hash: xxhash.New()}
 	for _, r := range roots {
 		// One map of hard links per path: a link into another path's entries would make an
 		// archive that no restore accepts (the tar policy keeps each path's links inside it).
@@ -98,13 +102,15 @@ func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, w io.Write
 type fileID struct{ dev, ino uint64 }
 
 type archiver struct {
-	ctx    context.Context
-	mounts []string
-	tw     *tar.Writer
-	links  map[fileID]string
-	buf    []byte
-	tree   artifact.TreeDigest
-	hash   *xxhash.Digest
+	ctx     context.Context
+	mounts  []string
+	exclude *exclude.Set
+	root    string // the entry name of the path being archived
+	tw      *tar.Writer
+	links   map[fileID]string
+	buf     []byte
+	tree    artifact.TreeDigest
+	hash    *xxhash.Digest
 }
 
 func trimSlash(p string) string {
@@ -131,7 +137,20 @@ func (a *archiver) archiveRoot(r Root) error {
 		unix.Close(dfd)
 		dfd = fd
 	}
+	a.root = r.Name
 	return a.walk(dfd, parts[len(parts)-1], abs, r.Name, nil)
+}
+
+// excluded reports whether the entry name (below the path being archived) is left out.
+func (a *archiver) excluded(name string, dir bool) bool {
+	if a.exclude.Empty() {
+		return false
+	}
+	rel := name
+	if a.root != "" {
+		rel = strings.TrimPrefix(name, a.root+"/")
+	}
+	return a.exclude.Match(rel, dir)
 }
 
 // openDir opens the directory name in dfd; follow: a symbolic link (in the trusted path to an
@@ -159,7 +178,7 @@ func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
-	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) {
+	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) || (parent != nil && a.excluded(name, fi.IsDir())) {
 		return nil
 	}
 	if !fi.IsDir() {

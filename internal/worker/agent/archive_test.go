@@ -129,7 +129,7 @@ func TestArchiveExtractRoundTrip(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	contents, err := Archive(context.Background(), []string{src}, []string{src}, &buf)
+	contents, err := Archive(context.Background(), []string{src}, []string{src}, nil, &buf)
 	must(err)
 	// The digest made while archiving is the one the volume strategy makes of the stream.
 	count := (&volume.Strategy{}).NewCount()
@@ -244,7 +244,7 @@ func TestArchiveFollowsNoLink(t *testing.T) {
 
 	// The whole walk: the link is archived as a link, what it points to is not read.
 	buf.Reset()
-	if _, err := Archive(context.Background(), []string{src}, []string{src}, &buf); err != nil {
+	if _, err := Archive(context.Background(), []string{src}, []string{src}, nil, &buf); err != nil {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(&buf)

@@ -29,7 +29,7 @@ func TestBackupIntoGivenFile(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "dir/n.txt"), bytes.Repeat([]byte("1234567\n"), 200000), 0o644))
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	var want bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &want)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &want)
 	must(err)
 
 	// run serves one backup whose socket's first message carries give's descriptor; it returns
@@ -157,7 +157,7 @@ func TestStagedRestoreFromGivenFile(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	before := listTree(t, src)
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	var stored bytes.Buffer
 	zw, err := artifact.Zstd.NewWriter(&stored)

@@ -31,7 +31,7 @@ func TestHardLinkBetweenPaths(t *testing.T) {
 	must(os.Link(filepath.Join(src, "b/y"), filepath.Join(src, "b/z"))) // a link inside b stays one
 	paths := []string{filepath.Join(src, "a"), filepath.Join(src, "b")}
 	var buf bytes.Buffer
-	_, err := Archive(context.Background(), paths, []string{src}, &buf)
+	_, err := Archive(context.Background(), paths, []string{src}, nil, &buf)
 	must(err)
 
 	must(os.RemoveAll(filepath.Join(src, "a")))
@@ -66,7 +66,7 @@ func TestUntrustedRestoreDropsCapabilities(t *testing.T) {
 		must(unix.Setxattr(filepath.Join(src, name), tarpolicy.CapabilityXattr, capSetuid, 0))
 	}
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	capOf := func(name string) string {
 		c, err := xattr(func(buf []byte) (int, error) {
@@ -135,7 +135,7 @@ func TestExtractNodesInTheDirectoryDescriptor(t *testing.T) {
 	must(unix.Mkfifo(filepath.Join(src, "d/p"), 0o600))
 	must(os.Symlink("a", filepath.Join(src, "d/s")))
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	// Where the first file's content ends: after it, the restore has entered d.
 	cut := bytes.Index(archive.Bytes(), bytes.Repeat([]byte("a"), 512)) + 512
@@ -243,7 +243,7 @@ func TestArchiveStaysOnItsMounts(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "service/data"), []byte("the service's\n"), 0o600))
 
 	var buf bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src, filepath.Join(src, "service")}, &buf)
+	_, err := Archive(context.Background(), []string{src}, []string{src, filepath.Join(src, "service")}, nil, &buf)
 	must(err)
 	var names []string
 	tr := tar.NewReader(&buf)

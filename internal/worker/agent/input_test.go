@@ -76,7 +76,7 @@ func TestRestoreOverInput(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	before := listTree(t, src)
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	req := Request{Op: OpRestore, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd, Trusted: true}
 

@@ -28,6 +28,9 @@ type Request struct {
 	// Mounts are where the service's volumes are mounted in the worker (as in the service).
 	Mounts      []string             `json:"mounts"`
 	Compression artifact.Compression `json:"compression"` // of the stream in or out
+	// Exclude are a backup's gitignore-style patterns of what it leaves out below each path
+	// (package exclude); a bad one fails the backup before anything is read.
+	Exclude []string `json:"exclude,omitempty"`
 	// Recipients are age or SSH public keys the backup stream is encrypted for, after
 	// compression; none: the stream leaves compressed only.
 	Recipients []string `json:"recipients,omitempty"`
@@ -96,4 +99,7 @@ type Report struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Chunks is the chunk list of the file a backup wrote (artifact.Digest).
 	Chunks []byte `json:"chunks,omitempty"`
+	// Excluded is how many of Request.Exclude's patterns the backup applied: a worker of an
+	// older release, which knows none, says nothing, and its backup is refused.
+	Excluded int `json:"excluded,omitempty"`
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker/extract"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
@@ -131,9 +132,15 @@ func serve(ctx context.Context, br *bufio.Reader, out io.Writer, rep *reporter) 
 	return 0
 }
 
-// count digests the paths as backup does, reading every file, and sends only its report.
+// count digests the paths as backup does (leaving out what it left out), reading every file,
+// and sends only its report.
 func count(ctx context.Context, req Request, rep *reporter) error {
-	contents, err := Archive(ctx, req.Paths, req.Mounts, &countingWriter{w: io.Discard, n: &rep.raw})
+	excl, err := exclude.Compile(req.Exclude)
+	if err != nil {
+		return err
+	}
+	rep.excluded = len(excl.Patterns())
+	contents, err := Archive(ctx, req.Paths, req.Mounts, excl, &countingWriter{w: io.Discard, n: &rep.raw})
 	if err != nil {
 		return err
 	}
@@ -153,7 +160,7 @@ type Written struct {
 // place): it archives roots and writes the stored stream — compressed, encrypted for
 // recipients — to out, or into file when one is given, and then says what it wrote there;
 // progress, when set, gets the raw bytes so far.
-func BackupRoots(ctx context.Context, roots []Root, mounts []string, comp artifact.Compression, recipients []string, out io.Writer, file *os.File, progress func(int64)) (*artifact.Contents, *Written, error) {
+func BackupRoots(ctx context.Context, roots []Root, mounts []string, excl *exclude.Set, comp artifact.Compression, recipients []string, out io.Writer, file *os.File, progress func(int64)) (*artifact.Contents, *Written, error) {
 	var raw atomic.Int64
 	stop := every(time.Second/2, func() {
 		if progress != nil {
@@ -167,7 +174,7 @@ func BackupRoots(ctx context.Context, roots []Root, mounts []string, comp artifa
 		out = fo
 	}
 	contents, err := pack(comp, recipients, out, &raw, func(w io.Writer) (*artifact.Contents, error) {
-		return ArchiveRoots(ctx, roots, mounts, w)
+		return ArchiveRoots(ctx, roots, mounts, excl, w)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -184,8 +191,13 @@ func BackupRoots(ctx context.Context, roots []Root, mounts []string, comp artifa
 }
 
 func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) error {
+	excl, err := exclude.Compile(req.Exclude)
+	if err != nil {
+		return err
+	}
+	rep.excluded = len(excl.Patterns())
 	contents, err := pack(req.Compression, req.Recipients, out, &rep.raw, func(w io.Writer) (*artifact.Contents, error) {
-		return Archive(ctx, req.Paths, req.Mounts, w)
+		return Archive(ctx, req.Paths, req.Mounts, excl, w)
 	})
 	if err != nil {
 		return err
@@ -444,6 +456,8 @@ type reporter struct {
 	ended bool // the final report (done or failed) was sent: nothing may follow it
 	raw   atomic.Int64
 	file  *fileOut // the file a backup writes (Request.File)
+	// excluded is how many exclusion patterns a backup applied (Report.Excluded).
+	excluded int
 }
 
 // send sends a report that is not the last (progress, a log line, a step done).
@@ -483,7 +497,7 @@ func (r *reporter) fail(err error) int {
 }
 
 func (r *reporter) done(c *artifact.Contents) {
-	rep := Report{Raw: r.raw.Load(), Done: true, Contents: c}
+	rep := Report{Raw: r.raw.Load(), Done: true, Contents: c, Excluded: r.excluded}
 	if r.file != nil {
 		list, _ := r.file.digest.List()
 		rep.File, rep.Size, rep.SHA256, rep.Chunks = true, r.file.wb.Written(), hex.EncodeToString(r.file.digest.Sum()), list

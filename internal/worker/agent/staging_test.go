@@ -74,7 +74,7 @@ func TestStagedRestore(t *testing.T) {
 	before := listTree(t, src)
 
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, &archive)
+	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	if strings.Contains(archive.String(), mountpath.StagingPrefix) {
 		t.Fatal("the backup holds the staging directory a power cut left")

@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -166,7 +167,11 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 	if toFile {
 		file = sink.File()
 	}
-	contents, wrote, err := agent.BackupRoots(ctx, s.roots, s.mounts, req.Compression, req.Recipients, out, file, progress)
+	excl, err := exclude.Compile(req.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	contents, wrote, err := agent.BackupRoots(ctx, s.roots, s.mounts, excl, req.Compression, req.Recipients, out, file, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +184,12 @@ func (s *session) Backup(ctx context.Context, req strategy.WorkRequest, out io.W
 }
 
 // Count digests the roots as Backup does, and writes nothing.
-func (s *session) Count(ctx context.Context) (*artifact.Contents, error) {
-	return agent.ArchiveRoots(ctx, s.roots, s.mounts, io.Discard)
+func (s *session) Count(ctx context.Context, patterns []string) (*artifact.Contents, error) {
+	excl, err := exclude.Compile(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return agent.ArchiveRoots(ctx, s.roots, s.mounts, excl, io.Discard)
 }
 
 var errLocalRestore = errors.New("restores go through a worker container")
