@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
-	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -64,23 +60,6 @@ func projectFlag(flags *pflag.FlagSet, p *string) {
 // noSidecarFlag adds --no-sidecar.
 func noSidecarFlag(flags *pflag.FlagSet, p *bool) {
 	flags.BoolVar(p, "no-sidecar", false, "Work directly on the target even when the project has a sidecar")
-}
-
-// findService resolves SERVICE within a project, or a container by name or ID; without a
-// project, the project named after the current directory is tried too, as compose names it.
-func findService(ctx context.Context, api containers.API, project, service string) (*containers.Container, error) {
-	guess := ""
-	if dir, err := os.Getwd(); err == nil {
-		guess = composeProjectName(filepath.Base(dir))
-	}
-	return containers.Resolve(ctx, api, project, service, guess)
-}
-
-var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)
-
-// composeProjectName derives a project name from a directory name as docker compose does.
-func composeProjectName(dir string) string {
-	return strings.TrimLeft(notProjectChar.ReplaceAllString(strings.ToLower(dir), ""), "_-")
 }
 
 // clock is a docker CLI that tells the time itself (a test's, for output that does not

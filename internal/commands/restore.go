@@ -98,7 +98,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	c, err := findService(ctx, api, opts.project, opts.to)
+	c, err := containers.ResolveHere(ctx, api, opts.project, opts.to)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/commands/output"
+	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/outcome"
@@ -133,30 +134,15 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if len(opts.to) == 0 {
 		opts.to = []string{""} // target.Open says what is missing
 	}
-	var targets []pipeline.Destination
-	for _, to := range opts.to {
-		tgt, err := target.Open(to)
-		if err != nil {
-			return err
-		}
-		for _, d := range targets {
-			if d.Name == tgt.String() {
-				return fmt.Errorf("--to %s is given twice", to)
-			}
-		}
-		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
+	targets, err := openDestinations(opts.to, limit)
+	if err != nil {
+		return err
 	}
-	// The heap's limit makes room for what the targets buffer (an S3 upload's part).
-	var buffered int64
-	for _, d := range targets {
-		buffered += target.BufferSize(d.Target)
-	}
-	membudget.Set(buffered)
 	api, err := dockerAPI(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
-	c, err := findService(ctx, api, opts.project, service)
+	c, err := containers.ResolveHere(ctx, api, opts.project, service)
 	if err != nil {
 		return err
 	}
@@ -192,9 +178,40 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil && res == nil {
 		return ended(outcome.Backup(err))
 	}
+	output.Backup(dockerCli.Out(), backedUp(c.String(), key.ID(), res, targets))
+	if err != nil {
+		return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
+	}
+	return nil
+}
+
+// openDestinations opens the --to targets, each capped at limit, and sets the heap's limit
+// with room for what they buffer (an S3 upload's part).
+func openDestinations(specs []string, limit bandwidth.Rate) ([]pipeline.Destination, error) {
+	var targets []pipeline.Destination
+	var buffered int64
+	for _, to := range specs {
+		tgt, err := target.Open(to)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range targets {
+			if d.Name == tgt.String() {
+				return nil, fmt.Errorf("--to %s is given twice", to)
+			}
+		}
+		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
+		buffered += target.BufferSize(tgt)
+	}
+	membudget.Set(buffered)
+	return targets, nil
+}
+
+// backedUp is what the plugin prints of a direct backup of service, signed by keyID.
+func backedUp(service, keyID string, res *pipeline.BackupResult, targets []pipeline.Destination) output.BackedUp {
 	m := res.Manifest
-	made := output.BackedUp{Service: c.String(), Strategy: m.Strategy, Duration: res.Duration, Key: res.Key,
-		Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: key.ID()}
+	made := output.BackedUp{Service: service, Strategy: m.Strategy, Duration: res.Duration, Key: res.Key,
+		Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: keyID}
 	for _, d := range targets {
 		stored := output.Stored{Target: d.Name}
 		if ferr, failed := res.Failed[d.Name]; failed {
@@ -209,11 +226,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if m.Encryption != nil {
 		made.Recipients = m.Encryption.Recipients
 	}
-	output.Backup(dockerCli.Out(), made)
-	if err != nil {
-		return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
-	}
-	return nil
+	return made
 }
 
 // runSidecar asks the project's sidecar to run the job; done is false when there is no sidecar.

@@ -152,7 +152,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 // the one the manifest names.
 func verifiedService(ctx context.Context, api containers.API, opts verifyOptions, key string, m *artifact.Manifest) (*containers.Container, error) {
 	if opts.service != "" {
-		return findService(ctx, api, opts.project, opts.service)
+		return containers.ResolveHere(ctx, api, opts.project, opts.service)
 	}
 	if m == nil {
 		// A key names its project and service: PROJECT/SERVICE/NAME.

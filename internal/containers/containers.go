@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -161,6 +164,23 @@ func Find(ctx context.Context, api API, project, service string) (*Container, er
 		return ReplicaNumber(items[i]) < ReplicaNumber(items[j])
 	})
 	return Inspect(ctx, api, items[0].ID)
+}
+
+// ResolveHere is Resolve as a command run in a directory does it: the project guessed is the
+// one compose names after the current directory.
+func ResolveHere(ctx context.Context, api API, project, serviceOrContainer string) (*Container, error) {
+	guess := ""
+	if dir, err := os.Getwd(); err == nil {
+		guess = ProjectNameOf(filepath.Base(dir))
+	}
+	return Resolve(ctx, api, project, serviceOrContainer, guess)
+}
+
+var notProjectChar = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// ProjectNameOf derives a project name from a directory's name as docker compose does.
+func ProjectNameOf(dir string) string {
+	return strings.TrimLeft(notProjectChar.ReplaceAllString(strings.ToLower(dir), ""), "_-")
 }
 
 // Resolve finds a compose service by name (the lowest-numbered replica), or — when project is
