@@ -30,8 +30,9 @@ type SFTP struct {
 	keySource  string // where keyFile was named, for messages
 	knownHosts string
 
-	mu   sync.Mutex
-	conn *sftpConn // nil: none yet, or closed
+	dialMu sync.Mutex // one dial at a time
+	mu     sync.Mutex
+	conn   *sftpConn // nil: none yet, or closed
 }
 
 // NewSFTP returns a target for cfg, reading the key file's and the known hosts file's names
@@ -101,7 +102,6 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 	}
 	dst := s.remote(key)
 	dir := path.Dir(dst)
-	var tmp string
 	err := s.with(ctx, func(c *sftp.Client) error {
 		if _, err := c.Lstat(dst); err == nil {
 			return fmt.Errorf("%s: %w", s.where(key), ErrExist)
@@ -124,7 +124,7 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 		return 0, fmt.Errorf("storing %s: %w", s.where(key), err)
 	}
 	defer s.release(c)
-	tmp = path.Join(dir, "."+path.Base(dst)+tempMarker+randomSuffix())
+	tmp := path.Join(dir, "."+path.Base(dst)+tempMarker+randomSuffix())
 	f, err := c.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return 0, fmt.Errorf("storing %s: creating a file in %s: %w", s.where(key), dir, s.explain(err))
@@ -132,6 +132,9 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 	// Backups are readable by their owner only, where the server lets the mode be set.
 	_ = f.Chmod(0o600)
 	n, err := s.write(ctx, c, f, dir, r)
+	if err == nil {
+		err = ctx.Err() // cancelled once the stream was whole: not published either
+	}
 	if err == nil {
 		err = c.client.Rename(tmp, dst)
 		if err != nil {

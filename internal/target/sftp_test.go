@@ -582,3 +582,46 @@ func TestSFTPRedials(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Operations at once share the one connection: uploads and reads interleave, and each object
+// holds its own bytes.
+func TestSFTPConcurrent(t *testing.T) {
+	t.Parallel()
+	_, s := sftpFixture(t, "c")
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for i := range 8 {
+		go func() {
+			key := fmt.Sprintf("p/s/obj-%d", i)
+			body := bytes.Repeat([]byte{byte('a' + i)}, 200_000+i*1000)
+			if _, err := s.Put(ctx, key, bytes.NewReader(body)); err != nil {
+				errs <- err
+				return
+			}
+			rc, err := s.Get(ctx, key)
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err == nil && !bytes.Equal(got, body) {
+				err = fmt.Errorf("%s: read back %d bytes that differ", key, len(got))
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if objs, err := Collect(s.List(ctx, "p/s/")); err != nil || len(objs) != 8 {
+		t.Errorf("listed %d, %v", len(objs), err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || s.conn.users != 0 {
+		t.Errorf("the connection after all is done: %+v", s.conn)
+	}
+}

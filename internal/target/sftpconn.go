@@ -58,33 +58,50 @@ func (c *sftpConn) close() {
 }
 
 // acquire returns the target's connection, dialling one if there is none (or it broke). Every
-// acquire is followed by a release.
+// acquire is followed by a release. One dial runs at a time; releases do not wait for it.
 func (s *SFTP) acquire(ctx context.Context) (*sftpConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if c := s.conn; c != nil {
-		select {
-		case <-c.closed:
-			s.conn = nil
-		default:
-			c.users++
-			if c.idle != nil {
-				c.idle.Stop()
-				c.idle = nil
-			}
-			return c, nil
-		}
+	if c := s.take(); c != nil {
+		return c, nil
+	}
+	s.dialMu.Lock()
+	defer s.dialMu.Unlock()
+	if c := s.take(); c != nil { // dialled meanwhile
+		return c, nil
 	}
 	c, err := s.dialRetrying(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c.users = 1
 	s.conn = c
 	return c, nil
+}
+
+// take returns the current connection, one more use counted, or nil if there is none alive.
+func (s *SFTP) take() *sftpConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conn
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.closed:
+		s.conn = nil
+		return nil
+	default:
+	}
+	c.users++
+	if c.idle != nil {
+		c.idle.Stop()
+		c.idle = nil
+	}
+	return c
 }
 
 // release ends one use of c; the last one closes it after sftpIdleTimeout.
