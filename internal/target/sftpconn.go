@@ -435,7 +435,7 @@ func (h *hostKeyCheck) check(hostname string, remote net.Addr, key ssh.PublicKey
 	case errors.As(err, &ke) && len(ke.Want) == 0:
 		where := "not in " + h.file
 		if !h.exists {
-			where = h.file + " does not exist"
+			where = h.file + " does not exist; " + EnvSFTPKnownHosts + " names the file to use"
 		}
 		h.err = fmt.Errorf("%s: %w (%s): it offered %s; refused before anything was sent. "+
 			"If that is the server's key (compare the fingerprint with the one its administrator shows), add it: `%s`, or add the line `%s` to %s",

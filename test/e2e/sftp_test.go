@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +53,6 @@ func TestSFTPRoundTripAndDisasterRecovery(t *testing.T) {
 
 	// A second backup adds its own files; every file of the first is the same file (inode,
 	// size) with the same bytes.
-	time.Sleep(10 * time.Millisecond) // a new timestamp in the key
 	backupWithEnv(t, srv.env(), "run", "db", "--project", p.name, "--to", url)
 	second := srv.files("backups/site-a")
 	if len(second) != 9 {
@@ -69,14 +69,13 @@ func TestSFTPRoundTripAndDisasterRecovery(t *testing.T) {
 
 	// The absolute form names the same directory.
 	abs := srv.url("/home/backup/backups/site-a")
-	listing := backupWithEnv(t, srv.env(), "ls", "--from", abs, "--service", "db", "--project", p.name)
-	if n := strings.Count(listing, "postgres"); n != 2 {
-		t.Errorf("ls of the absolute form shows %d postgres backups, want 2:\n%s", n, listing)
+	if got := listed(t, srv.env(), abs, "--service", "db", "--project", p.name); len(got) != 2 {
+		t.Errorf("ls of the absolute form shows %q, want the 2 backups of db", got)
 	}
 
 	// Disaster: the project is gone; the server alone brings it back.
 	p.cleanup()
-	listing = backupWithEnv(t, srv.env(), "ls", "--from", url)
+	listing := backupWithEnv(t, srv.env(), "ls", "--from", url)
 	mustContain(t, listing, p.name+"/db", p.name+"/files", "postgres", "volume")
 
 	db2 := startPostgres(t, p, "db")
@@ -130,9 +129,12 @@ func TestSFTPHostKeyAndLogin(t *testing.T) {
 	scan := "ssh-keyscan -p " + srv.port + " 127.0.0.1 >> " + srv.knownHosts
 	stderr := run(srv.env())
 	mustContain(t, stderr, "host key is not known", fingerprint, scan, "nothing was stored")
-	for _, cmd := range []string{"target check " + url, "ls --from " + url} {
-		mustContain(t, backupFails(t, srv.env(), strings.Fields(cmd)...), "host key is not known", fingerprint)
+	mustContain(t, backupFails(t, srv.env(), "ls", "--from", url), "host key is not known", fingerprint)
+	out, stderr, err := dockerCmd(srv.env(), "backup", "target", "check", url)
+	if err == nil {
+		t.Errorf("target check passed with an unknown host key:\n%s", out)
 	}
+	mustContain(t, out+stderr, "FAILED  write", "host key is not known", fingerprint, "not usable")
 	missing := append(srv.env(), "DOCKER_BACKUP_SFTP_KNOWN_HOSTS="+filepath.Join(srv.keys, "none"))
 	mustContain(t, run(missing), "does not exist", fingerprint)
 	nothingWritten("unknown host key")
@@ -195,8 +197,8 @@ func TestSFTPFullDiskAndLostSession(t *testing.T) {
 	if now := srv.files("small"); strings.Join(now, " ") != strings.Join(before, " ") {
 		t.Errorf("after the failed backup: %q, want %q (no temporary file left)", now, before)
 	}
-	if n := strings.Count(backupWithEnv(t, srv.env(), "ls", "--from", small), "volume"); n != 1 {
-		t.Errorf("%d backups listed, want the first one", n)
+	if got := listed(t, srv.env(), small); len(got) != 1 {
+		t.Errorf("listed %q, want the first backup only", got)
 	}
 
 	// The server's SFTP session dies while the upload runs.
@@ -232,8 +234,8 @@ func TestSFTPFullDiskAndLostSession(t *testing.T) {
 			t.Errorf("%s: a file of the failed backup that is not a hidden temporary one", f)
 		}
 	}
-	if n := strings.Count(backupWithEnv(t, srv.env(), "ls", "--from", url), "volume"); n != 1 {
-		t.Errorf("%d backups listed after the failed one, want 1", n)
+	if got := listed(t, srv.env(), url); len(got) != 1 {
+		t.Errorf("listed after the failed backup: %q, want the first one only", got)
 	}
 	backupWithEnv(t, srv.env(), "restore", "latest", "--from", url, "--to", "files", "--project", p.name, "--yes")
 }
@@ -282,4 +284,21 @@ func TestSFTPSidecarRetention(t *testing.T) {
 	})
 	listing := backupWithEnv(t, srv.env(), "ls", "--from", srv.url("backups/"+host), "--project", p.name)
 	mustContain(t, listing, p.name+"/db")
+}
+
+// listed is the artifacts `docker backup ls --from FROM ARGS` lists.
+func listed(t *testing.T, env []string, from string, args ...string) []string {
+	t.Helper()
+	out := backupWithEnv(t, env, append([]string{"ls", "--from", from, "--format", "json"}, args...)...)
+	var entries []struct {
+		Artifact string `json:"artifact"`
+	}
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatalf("ls --format json: %v\n%s", err, out)
+	}
+	var keys []string
+	for _, e := range entries {
+		keys = append(keys, e.Artifact)
+	}
+	return keys
 }
