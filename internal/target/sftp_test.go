@@ -572,10 +572,30 @@ func TestSFTPRedials(t *testing.T) {
 	if c == nil || c.users != 0 {
 		t.Fatalf("after Put: connection %v", c)
 	}
-	c.ssh.Close() // lost
+	c.ssh.Close() // lost, and known to be
 	<-c.closed
 	if _, err := s.Get(ctx, "a"); err != nil {
 		t.Fatal(err)
+	}
+	// Lost without the client knowing yet: the first request finds out, and is made again on
+	// a new connection.
+	for _, op := range []func() error{
+		func() error { return s.Delete(ctx, "missing") },
+		func() error {
+			rc, err := s.Get(ctx, "a")
+			if err == nil {
+				rc.Close()
+			}
+			return err
+		},
+		func() error { _, err := s.Put(ctx, "b", strings.NewReader("2")); return err },
+	} {
+		s.mu.Lock()
+		s.conn.client.Close()
+		s.mu.Unlock()
+		if err := op(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.Close()
 	if _, err := Collect(s.List(ctx, "")); err != nil {
