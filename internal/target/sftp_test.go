@@ -21,6 +21,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -643,5 +644,76 @@ func TestSFTPConcurrent(t *testing.T) {
 	defer s.mu.Unlock()
 	if s.conn == nil || s.conn.users != 0 {
 		t.Errorf("the connection after all is done: %+v", s.conn)
+	}
+}
+
+// Without a key file: ssh-agent's keys, else ~/.ssh/id_*; a key with a passphrase is refused
+// saying so.
+func TestSFTPKeySources(t *testing.T) {
+	client, keyFile := newSSHKey(t)
+	srv := startSSHServer(t, client.PublicKey())
+	kh := srv.knownHosts(t, srv.hostKey.PublicKey())
+	ctx := context.Background()
+	t.Setenv(EnvSFTPKeyFile, "")
+
+	// ssh-agent holding the key.
+	keyring := agent.NewKeyring()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := ssh.NewSignerFromKey(priv)
+	srv.clientOK = other.PublicKey()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _ = agent.ServeAgent(keyring, c); c.Close() }()
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	if _, err := srv.target(t, "a", "", kh).Put(ctx, "x", strings.NewReader("1")); err != nil {
+		t.Fatalf("logging in with ssh-agent's key: %v", err)
+	}
+
+	// No agent: ~/.ssh/id_ed25519.
+	srv.clientOK = client.PublicKey()
+	t.Setenv("SSH_AUTH_SOCK", "")
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if _, err := srv.target(t, "a", "", kh).Get(ctx, "x"); err == nil || !strings.Contains(err.Error(), "no SSH key to log in with") {
+		t.Errorf("without any key: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(keyFile)
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.target(t, "a", "", kh).Get(ctx, "x"); err != nil {
+		t.Errorf("logging in with ~/.ssh/id_ed25519: %v", err)
+	}
+
+	// A key with a passphrase.
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("secret words"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	protected := filepath.Join(t.TempDir(), "id_protected")
+	if err := os.WriteFile(protected, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = srv.target(t, "a", protected, kh).Get(ctx, "x")
+	if err == nil || !strings.Contains(err.Error(), "protected by a passphrase") {
+		t.Errorf("a key with a passphrase: %v", err)
 	}
 }
