@@ -578,8 +578,8 @@ func TestSFTPRedials(t *testing.T) {
 	if _, err := s.Get(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	// Lost without the client knowing yet: the first request finds out, and is made again on
-	// a new connection.
+	// The SFTP session ends under the connection (its server process died): the connection is
+	// closed, or the next request finds out and is made again on a new one.
 	for _, op := range []func() error{
 		func() error { return s.Delete(ctx, "missing") },
 		func() error {

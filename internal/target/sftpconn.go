@@ -260,6 +260,10 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 	_ = nc.SetDeadline(time.Time{})
 	c := &sftpConn{ssh: client, client: sc, closed: make(chan struct{})}
 	go func() {
+		_ = sc.Wait() // the SFTP session ended (its server process died): the connection is of no more use
+		client.Close()
+	}()
+	go func() {
 		_ = client.Wait()
 		close(c.closed)
 	}()
