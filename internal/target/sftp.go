@@ -94,7 +94,7 @@ func (s *SFTP) where(key string) string { return key + " in " + s.String() }
 // Put writes r to a temporary file beside key and renames it into place. An existing object
 // is never replaced: the key is looked at first, and the rename itself refuses (SFTP's
 // rename does not overwrite; posix-rename@openssh.com, which does, is not used). A failed or
-// cancelled Put removes its temporary file while it can reach the server; one it cannot is
+// cancelled Put removes its temporary file (see removeTemporary); one it cannot reach is
 // swept later (RemoveIncomplete, RemoveStale).
 func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err := ValidateKey(key); err != nil {
@@ -148,12 +148,29 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 		err = fmt.Errorf("storing %s: %w", s.where(key), err)
 	}
 	if err != nil {
-		if rerr := c.client.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && lostConnection(rerr) {
-			s.drop(c)
-		}
+		s.removeTemporary(ctx, c, tmp)
 		return n, err
 	}
 	return n, nil
+}
+
+// removeTemporary removes a failed Put's temporary file. If the connection died with the
+// upload (the server's SFTP process killed, the network cut), it is tried again on a new one
+// for up to a minute, as an S3 upload's abort is; what still cannot be removed is swept later.
+func (s *SFTP) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
+	err := c.client.Remove(tmp)
+	if err == nil || errors.Is(err, os.ErrNotExist) || !lostConnection(err) {
+		return
+	}
+	s.drop(c)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	_ = s.with(ctx, func(c *sftp.Client) error {
+		if err := c.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
 }
 
 // write streams r into f (many writes in flight, one packet of r's bytes held at a time),

@@ -358,6 +358,23 @@ func TestSFTPFailedPutLeavesNothing(t *testing.T) {
 	if _, err := s.Put(ctx, "p/db/y", cancelling); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Put: %v", err)
 	}
+	// The SFTP session dies in the middle: the temporary file is removed over a new connection.
+	sent, killed := 0, false
+	dying := readerFunc(func(p []byte) (int, error) {
+		if sent > 1<<20 && !killed {
+			s.mu.Lock()
+			s.conn.client.Close()
+			s.mu.Unlock()
+			killed = true
+		}
+		sent += len(p)
+		return len(p), nil
+	})
+	_, err := s.Put(context.Background(), "p/db/z", io.LimitReader(dying, 8<<20))
+	t.Log(err)
+	if err == nil || !strings.Contains(err.Error(), "connection") {
+		t.Errorf("Put over a dying session: %v", err)
+	}
 	entries, err := os.ReadDir(filepath.Join(srv.dir, "b/p/db"))
 	if err != nil || len(entries) != 0 {
 		t.Errorf("left on the server: %v (%v)", entries, err)
