@@ -128,6 +128,7 @@ func TestSFTPHostKeyAndLogin(t *testing.T) {
 	}
 	scan := "ssh-keyscan -p " + srv.port + " 127.0.0.1 >> " + srv.knownHosts
 	stderr := run(srv.env())
+	t.Logf("unknown host key: %s", stderr)
 	mustContain(t, stderr, "host key is not known", fingerprint, scan, "nothing was stored")
 	mustContain(t, backupFails(t, srv.env(), "ls", "--from", url), "host key is not known", fingerprint)
 	out, stderr, err := dockerCmd(srv.env(), "backup", "target", "check", url)
@@ -155,6 +156,7 @@ func TestSFTPHostKeyAndLogin(t *testing.T) {
 	// Changed: the server gets a new host key; the file still holds the old one.
 	newKey := srv.rotateHostKey()
 	stderr = run(srv.env())
+	t.Logf("changed host key: %s", stderr)
 	mustContain(t, stderr, "host key has CHANGED", ssh.FingerprintSHA256(newKey.PublicKey()), srv.knownHosts, "ssh-keygen -R '[127.0.0.1]:"+srv.port+"'")
 	if strings.Join(srv.files("backups"), " ") != strings.Join(stored, " ") {
 		t.Errorf("the server's files changed with a changed host key: %q", srv.files("backups"))
@@ -165,6 +167,7 @@ func TestSFTPHostKeyAndLogin(t *testing.T) {
 	loginKey(t, srv.keys, "other_key")
 	wrong := append(srv.env(), "DOCKER_BACKUP_SFTP_KEY_FILE="+filepath.Join(srv.keys, "other_key"))
 	stderr = run(wrong)
+	t.Logf("wrong key: %s", stderr)
 	mustContain(t, stderr, "authentication failed", `log in "backup"`, "DOCKER_BACKUP_SFTP_KEY_FILE", "nothing was stored")
 	if strings.Contains(stderr, "PRIVATE KEY") {
 		t.Error("an error shows the private key")
@@ -193,6 +196,7 @@ func TestSFTPFullDiskAndLostSession(t *testing.T) {
 	before := srv.files("small")
 	docker(t, "exec", filler, "sh", "-c", "head -c 8000000 /dev/urandom > /data/big")
 	stderr := backupFails(t, srv.env(), "run", "files", "--project", p.name, "--to", small)
+	t.Logf("full disk: %s", stderr)
 	mustContain(t, stderr, "no space left on the server", "nothing was stored")
 	if now := srv.files("small"); strings.Join(now, " ") != strings.Join(before, " ") {
 		t.Errorf("after the failed backup: %q, want %q (no temporary file left)", now, before)
@@ -227,6 +231,7 @@ func TestSFTPFullDiskAndLostSession(t *testing.T) {
 	if stderr == "SUCCEEDED" {
 		t.Fatal("the backup succeeded although its session was killed")
 	}
+	t.Logf("killed session: %s", stderr)
 	mustContain(t, stderr, "nothing was stored")
 	// Its temporary file is removed over a new connection.
 	if now := srv.files("big"); strings.Join(now, " ") != strings.Join(first, " ") {
@@ -299,4 +304,28 @@ func listed(t *testing.T, env []string, from string, args ...string) []string {
 		keys = append(keys, e.Artifact)
 	}
 	return keys
+}
+
+// --limit-upload holds an upload to an SFTP server to its rate (paced by what it reads, which
+// is what it sends).
+func TestSFTPUploadCap(t *testing.T) {
+	t.Parallel()
+	srv := startSSHD(t)
+	p := newProject(t)
+	blob := p.service("blob", plainImage, append([]string{"-v", p.volume("blob") + ":/data"}, idle...)...)
+	docker(t, "exec", blob, "sh", "-c", "head -c 50000000 /dev/urandom > /data/blob.bin")
+	start := time.Now()
+	out, stderr, err := dockerCmd(srv.env(), "backup", "run", "blob", "--project", p.name, "--strategy", "volume", "--paths", "/data",
+		"--to", srv.url("capped"), "--limit-upload", "10MiB/s")
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("docker backup run --limit-upload: %v\n%s\n%s", err, out, stderr)
+	}
+	t.Logf("50 MB at 10MiB/s to sshd: %v (goal 5 s ± 15 %%)", took.Round(10*time.Millisecond))
+	if took < 4250*time.Millisecond || took > 7500*time.Millisecond {
+		t.Errorf("50 MB at 10MiB/s took %v, want 4.25 s to 7.5 s", took)
+	}
+	if files := srv.files("capped"); len(files) != 3 {
+		t.Errorf("on the server: %q, want the artifact, its chunk list and its manifest", files)
+	}
 }
