@@ -25,12 +25,21 @@ func newTargetCheckCommand(dockerCli command.Cli) *cobra.Command {
 		Use:   "check TARGET",
 		Short: "Write, list, read and delete a probe object, and say which permission is missing",
 		Example: `  docker backup target check ./backups
-  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... docker backup target check 's3://backups/host1?endpoint=https://minio.example.com'`,
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... docker backup target check 's3://backups/host1?endpoint=https://minio.example.com'
+  DOCKER_BACKUP_SFTP_KEY_FILE=~/.ssh/backup_ed25519 docker backup target check sftp://u123@u123.your-storagebox.de:23/backups`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTargetCheck(cmd.Context(), dockerCli, args[0])
 		},
 	}
+}
+
+// sftpPermission is what each step of a check needs on an SFTP server.
+var sftpPermission = map[string]string{
+	"write":  "to create directories and files in the target's directory, and to rename them there",
+	"list":   "to read the target's directories",
+	"read":   "to read the files it wrote",
+	"delete": "to remove the files it wrote",
 }
 
 func runTargetCheck(ctx context.Context, dockerCli command.Cli, spec string) error {
@@ -48,8 +57,13 @@ func runTargetCheck(ctx context.Context, dockerCli command.Cli, spec string) err
 		}
 		failed++
 		fmt.Fprintf(out, "  FAILED  %s: %v\n", s.Operation, s.Err)
-		if _, isS3 := tgt.(*target.S3); isS3 {
+		switch tgt.(type) {
+		case *target.S3:
 			fmt.Fprintf(out, "          the credentials need %s on this bucket and prefix\n", s.Permission)
+		case *target.SFTP:
+			if need := sftpPermission[s.Operation]; need != "" {
+				fmt.Fprintf(out, "          the user needs %s\n", need)
+			}
 		}
 	}
 	if failed > 0 {

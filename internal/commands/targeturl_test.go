@@ -32,3 +32,27 @@ func TestTargetURLWithCredentialsIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// An sftp:// URL with a password is refused the same way, saying where the key comes from; one
+// without a user is refused naming the form.
+func TestSFTPURLWithPasswordIsRefused(t *testing.T) {
+	api := enginetest.New(enginetest.Service("shop", "db"))
+	for _, args := range [][]string{
+		{"run", "db", "--project", "shop", "--to", "sftp://backup:hunter2@nas/backups"},
+		{"ls", "--from", "sftp://backup:hunter2@nas/backups"},
+		{"target", "check", "sftp://backup:hunter2@nas/backups"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			cli := newFakeCli(api)
+			err := cli.run(t, args...)
+			mustFail(t, err, "must not hold a password", "DOCKER_BACKUP_SFTP_KEY_FILE")
+			for _, s := range []string{err.Error(), cli.out.String(), cli.err.String()} {
+				if strings.Contains(s, "hunter2") {
+					t.Errorf("the password is shown: %s", s)
+				}
+			}
+		})
+	}
+	err := newFakeCli(api).run(t, "ls", "--from", "sftp://nas/backups")
+	mustFail(t, err, "names no user", "sftp://USER@HOST[:PORT]/PATH")
+}

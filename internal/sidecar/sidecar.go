@@ -179,7 +179,7 @@ func (d *Daemon) openTargets() error {
 		prefix := ""
 		if d.cfg.Prefix != nil {
 			prefix = *d.cfg.Prefix
-		} else if strings.HasPrefix(url, "s3://") {
+		} else if strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "sftp://") {
 			prefix = jobs.KeyPart(d.host)
 		}
 		if t, err = target.Sub(t, prefix); err != nil {

@@ -27,10 +27,10 @@ type Config struct {
 	// Project is the compose project whose services are managed; empty with AllProjects.
 	Project     string
 	AllProjects bool
-	// Targets maps target names to URLs (a directory or s3://...). "default" always exists.
+	// Targets maps target names to URLs (a directory, s3://... or sftp://...). "default" always exists.
 	Targets map[string]string
 	// Prefix goes before every key on every target; nil picks the default: the Docker host's
-	// name on S3 targets (many hosts share a bucket), nothing on local ones.
+	// name on S3 and SFTP targets (many hosts share a bucket or a server), nothing on local ones.
 	Prefix           *string
 	StateDir         string
 	Listen           string
@@ -186,9 +186,12 @@ func namedTargets(cfg *Config, env map[string]string, errs *[]string) {
 		if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
 			p.hidden(err.Error() + " (for this target: " + k + "_ACCESS_KEY_ID and " + k + "_SECRET_ACCESS_KEY, or their _FILE forms)")
 			continue
+		} else if errors.Is(err, target.ErrPasswordInURL) {
+			p.hidden(err.Error() + " (for this target: the key file " + k + "_SFTP_KEY_FILE names)")
+			continue
 		} else if err != nil {
 			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
-			p.bad(v, err.Error()+" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN)")
+			p.bad(v, err.Error()+" (a setting of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY, NAME_SESSION_TOKEN, NAME_SFTP_KEY_FILE or NAME_SFTP_KNOWN_HOSTS)")
 			continue
 		}
 		cfg.Targets[name] = strings.TrimSpace(v)
@@ -203,18 +206,19 @@ func notATarget(k string, env map[string]string) string {
 	name := strings.TrimPrefix(k, EnvTarget+"_")
 	if secretPart.MatchString(name) {
 		return "a target's name must not have KEY, SECRET, TOKEN, PASS(WORD), CREDENTIAL or AUTH among its parts: such a variable may hold a secret, and a target's URL is shown" +
-			" (a credential of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms)"
+			" (a setting of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms, NAME_SFTP_KEY_FILE or NAME_SFTP_KNOWN_HOSTS)"
 	}
 	for other := range env {
 		if other != k && strings.HasPrefix(k, other+"_") && strings.HasPrefix(other, EnvTarget+"_") && !strings.HasSuffix(other, "_FILE") && !isCredential(other) {
-			return "not a setting of the target " + other + ": a target's settings are " + other + "_ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _SESSION_TOKEN (or their _FILE forms); a target of its own needs a name that does not extend another's"
+			return "not a setting of the target " + other + ": a target's settings are " + other + "_ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _SESSION_TOKEN (or their _FILE forms), _SFTP_KEY_FILE, _SFTP_KNOWN_HOSTS and _LIMIT_UPLOAD; a target of its own needs a name that does not extend another's"
 		}
 	}
 	return ""
 }
 
-// credentialSuffixes end the variables that hold a named target's S3 credentials.
-var credentialSuffixes = []string{"_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN"}
+// credentialSuffixes end the variables that hold a named target's S3 credentials, or name its
+// SFTP known hosts file (its SFTP key file's variable ends in _FILE).
+var credentialSuffixes = []string{"_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN", "_SFTP_KNOWN_HOSTS"}
 
 func isCredential(k string) bool {
 	for _, s := range credentialSuffixes {
@@ -225,8 +229,10 @@ func isCredential(k string) bool {
 	return false
 }
 
-// CredentialsEnv is the environment prefix of a named target's own S3 credentials:
-// DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID and so on (or _FILE). Without them, AWS_* apply.
+// CredentialsEnv is the environment prefix of a named target's own credentials:
+// DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID and so on (or _FILE) for S3, without which AWS_*
+// apply; DOCKER_BACKUP_TARGET_OFFSITE_SFTP_KEY_FILE and _SFTP_KNOWN_HOSTS for SFTP, without
+// which DOCKER_BACKUP_SFTP_* apply.
 func (c Config) CredentialsEnv(name string) string {
 	if name == "default" {
 		return ""
@@ -245,22 +251,25 @@ func (c Config) TargetNames() []string {
 }
 
 // CheckTargetURL accepts what can name a target: an absolute directory path in the sidecar
-// container, or a file:// or s3:// URL.
+// container, or a file://, s3:// or sftp:// URL.
 func CheckTargetURL(v string) error {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
-		return fmt.Errorf("give the target's directory or s3:// URL")
+		return fmt.Errorf("give the target's directory, s3:// or sftp:// URL")
 	case strings.HasPrefix(v, "s3://"):
 		return target.CheckNoCredentials(v)
+	case strings.HasPrefix(v, "sftp://"):
+		_, err := target.ParseSFTPURL(v)
+		return err
 	case strings.HasPrefix(v, "file:///"):
 		return nil
 	case strings.Contains(v, "://") && strings.Contains(v, "@"):
 		return target.ErrCredentialsInURL
 	case strings.Contains(v, "://"):
-		return fmt.Errorf("a target is a directory or an s3:// URL")
+		return fmt.Errorf("a target is a directory, an s3:// or an sftp:// URL")
 	case !path.IsAbs(v):
-		return fmt.Errorf("a target is an absolute directory path in the sidecar container or an s3:// URL")
+		return fmt.Errorf("a target is an absolute directory path in the sidecar container, an s3:// or an sftp:// URL")
 	}
 	return nil
 }
@@ -275,7 +284,7 @@ func (c *Config) AddLabelTargets(lbls map[string]string) error {
 		msgs = append(msgs, err.Error())
 	}
 	for name, url := range defined {
-		if err := CheckTargetURL(url); errors.Is(err, target.ErrCredentialsInURL) {
+		if err := CheckTargetURL(url); errors.Is(err, target.ErrCredentialsInURL) || errors.Is(err, target.ErrPasswordInURL) {
 			msgs = append(msgs, fmt.Sprintf("label %s%s (value not shown): %v", labels.TargetOf, name, err))
 			continue
 		} else if err != nil {

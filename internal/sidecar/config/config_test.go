@@ -274,3 +274,36 @@ func TestUploadLimits(t *testing.T) {
 		}
 	}
 }
+
+// An sftp:// target and its own key and known hosts files; the files' variables are its
+// settings, not targets; a password in the URL is refused and never shown.
+func TestSFTPTargets(t *testing.T) {
+	cfg, err := FromEnv([]string{
+		"DOCKER_BACKUP_TARGET=sftp://backup@nas:2222/backups",
+		"DOCKER_BACKUP_TARGET_BOX=sftp://u123@u123.your-storagebox.de:23//home/backups",
+		"DOCKER_BACKUP_TARGET_BOX_SFTP_KEY_FILE=/run/secrets/box_key",
+		"DOCKER_BACKUP_TARGET_BOX_SFTP_KNOWN_HOSTS=/etc/docker-backup/known_hosts",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.TargetNames(), ","); got != "box,default" || cfg.Targets["box"] != "sftp://u123@u123.your-storagebox.de:23//home/backups" {
+		t.Errorf("targets %v", cfg.Targets)
+	}
+	for _, env := range [][]string{
+		{"DOCKER_BACKUP_TARGET=sftp://backup:hunter2@nas/backups"},
+		{"DOCKER_BACKUP_TARGET_BOX=sftp://backup:hunter2@nas/backups"},
+	} {
+		_, err := FromEnv(env)
+		if err == nil || !strings.Contains(err.Error(), "must not hold a password") || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: %v", env, err)
+		}
+	}
+	_, err = FromEnv([]string{"DOCKER_BACKUP_TARGET_BOX=sftp://nas/backups"})
+	if err == nil || !strings.Contains(err.Error(), "names no user") {
+		t.Errorf("a URL without a user: %v", err)
+	}
+	if err := CheckTargetURL("sftp://backup@nas/b"); err != nil {
+		t.Error(err)
+	}
+}

@@ -34,12 +34,12 @@ type setting struct {
 // DOCKER_BACKUP_NOTIFY_URLS_NAME — are read by namedTargets and notifySets.
 var settings = []setting{
 	{env: EnvProject, doc: "the compose project to manage (default: the sidecar's own)", set: func(c *Config, v string, _ problems) { c.Project = v }},
-	{env: EnvTarget, doc: `the "default" target: a directory or an s3:// URL`, raw: true, set: setDefaultTarget},
+	{env: EnvTarget, doc: `the "default" target: a directory, an s3:// or an sftp:// URL`, raw: true, set: setDefaultTarget},
 	{env: EnvState, def: "/var/lib/docker-backup", doc: "the catalog, the signing key and the control socket", set: func(c *Config, v string, _ problems) { c.StateDir = v }},
 	{env: EnvListen, def: ":9090", doc: "the address of /metrics, /healthz and /readyz", set: func(c *Config, v string, _ problems) { c.Listen = v }},
 	{env: EnvCatalogSchedule, def: "@daily", doc: `the schedule of the catalog's backup to the default target, or "off"`, set: setCatalogSchedule},
 	{env: EnvScope, def: "project", doc: "project (the sidecar's own) or all (every project on the host)", set: setScope},
-	{env: EnvPrefix, doc: "the key prefix on every target (default: the host's name on S3)", raw: true, set: func(c *Config, v string, _ problems) {
+	{env: EnvPrefix, doc: "the key prefix on every target (default: the host's name on S3 and SFTP)", raw: true, set: func(c *Config, v string, _ problems) {
 		p := strings.Trim(strings.TrimSpace(v), "/")
 		c.Prefix = &p
 	}},
@@ -182,7 +182,7 @@ func setDefaultTarget(c *Config, v string, p problems) {
 	if t := strings.TrimSpace(v); t != "" {
 		c.Targets["default"] = t
 	}
-	if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
+	if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) || errors.Is(err, target.ErrPasswordInURL) {
 		p.hidden(err.Error())
 	} else if err != nil {
 		p.bad(v, err.Error())
