@@ -16,7 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
-	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -76,7 +76,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if _, err := os.Stat(opts.from); err != nil && !strings.Contains(opts.from, "://") {
 		return fmt.Errorf("backup directory %s: %w", opts.from, err)
 	}
-	tgt, err := target.Open(opts.from)
+	tgt, err := targets.Open(opts.from)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
@@ -134,7 +135,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		Guard: guard, Progress: onProgress, Log: log}
 	switch {
 	case opts.from != "":
-		if spec.Target, err = target.Open(opts.from); err != nil {
+		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
 		spec.Backup = backup

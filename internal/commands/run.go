@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
@@ -132,9 +133,9 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		}
 	}
 	if len(opts.to) == 0 {
-		opts.to = []string{""} // target.Open says what is missing
+		opts.to = []string{""} // targets.Open says what is missing
 	}
-	targets, err := openDestinations(opts.to, limit)
+	dests, err := openDestinations(opts.to, limit)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths, Exclude: opts.exclude,
 			Worker: wk, RequireWorker: requireWorker},
-		Targets: targets, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
+		Targets: dests, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
 	if err != nil {
 		return err
 	}
@@ -178,7 +179,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil && res == nil {
 		return ended(outcome.Backup(err))
 	}
-	output.Backup(dockerCli.Out(), backedUp(c.String(), key.ID(), res, targets))
+	output.Backup(dockerCli.Out(), backedUp(c.String(), key.ID(), res, dests))
 	if err != nil {
 		return fmt.Errorf("the backup %s is stored, but: %w", res.Key, err)
 	}
@@ -188,23 +189,23 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 // openDestinations opens the --to targets, each capped at limit, and sets the heap's limit
 // with room for what they buffer (an S3 upload's part).
 func openDestinations(specs []string, limit bandwidth.Rate) ([]pipeline.Destination, error) {
-	var targets []pipeline.Destination
+	var dests []pipeline.Destination
 	var buffered int64
 	for _, to := range specs {
-		tgt, err := target.Open(to)
+		tgt, err := targets.Open(to)
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range targets {
+		for _, d := range dests {
 			if d.Name == tgt.String() {
 				return nil, fmt.Errorf("--to %s is given twice", to)
 			}
 		}
-		targets = append(targets, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
+		dests = append(dests, pipeline.Destination{Name: tgt.String(), Target: tgt, LimitUpload: limit})
 		buffered += target.BufferSize(tgt)
 	}
 	membudget.Set(buffered)
-	return targets, nil
+	return dests, nil
 }
 
 // backedUp is what the plugin prints of a direct backup of service, signed by keyID.

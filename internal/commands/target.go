@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -34,16 +35,8 @@ func newTargetCheckCommand(dockerCli command.Cli) *cobra.Command {
 	}
 }
 
-// sftpPermission is what each step of a check needs on an SFTP server.
-var sftpPermission = map[string]string{
-	"write":  "to create directories and files in the target's directory, and to rename them there",
-	"list":   "to read the target's directories",
-	"read":   "to read the files it wrote",
-	"delete": "to remove the files it wrote",
-}
-
 func runTargetCheck(ctx context.Context, dockerCli command.Cli, spec string) error {
-	tgt, err := target.Open(spec)
+	tgt, err := targets.Open(spec)
 	if err != nil {
 		return err
 	}
@@ -57,13 +50,8 @@ func runTargetCheck(ctx context.Context, dockerCli command.Cli, spec string) err
 		}
 		failed++
 		fmt.Fprintf(out, "  FAILED  %s: %v\n", s.Operation, s.Err)
-		switch tgt.(type) {
-		case *target.S3:
-			fmt.Fprintf(out, "          the credentials need %s on this bucket and prefix\n", s.Permission)
-		case *target.SFTP:
-			if need := sftpPermission[s.Operation]; need != "" {
-				fmt.Fprintf(out, "          the user needs %s\n", need)
-			}
+		if need := target.Requirement(tgt, s.Operation); need != "" {
+			fmt.Fprintf(out, "          %s\n", need)
 		}
 	}
 	if failed > 0 {

@@ -19,7 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
-	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli/command"
@@ -104,7 +104,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
 	switch {
 	case opts.from != "":
-		if spec.Target, err = target.Open(opts.from); err != nil {
+		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
 		if backup != plan.Latest {

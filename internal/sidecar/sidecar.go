@@ -32,6 +32,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
@@ -172,7 +173,7 @@ func (d *Daemon) openTargets() error {
 	d.targets = map[string]target.Target{}
 	for _, name := range d.cfg.TargetNames() {
 		url := d.cfg.Targets[name]
-		t, err := target.OpenWith(url, d.cfg.CredentialsEnv(name))
+		t, err := targets.OpenWith(url, d.cfg.CredentialsEnv(name))
 		if err != nil {
 			return fmt.Errorf("target %s (%s): %w", name, url, err)
 		}

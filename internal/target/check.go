@@ -11,9 +11,25 @@ import (
 
 // CheckStep is one operation of Check and how it went.
 type CheckStep struct {
-	Operation  string // "write", "list", "read", "delete"
-	Permission string // what the credentials need for it, in S3's words
-	Err        error
+	Operation string // "write", "list", "read", "delete"
+	Err       error
+}
+
+// Requirer is implemented by targets that can say, in their own words, what the credentials
+// need for an operation of Check ("write", "list", "read", "delete"): shown when it fails.
+type Requirer interface {
+	Requirement(operation string) string
+}
+
+// Requirement is what t's credentials need for operation, or "" when t does not say.
+func Requirement(t Target, operation string) string {
+	if s, ok := t.(*sub); ok {
+		return Requirement(s.t, operation)
+	}
+	if r, ok := t.(Requirer); ok {
+		return r.Requirement(operation)
+	}
+	return ""
 }
 
 // Check writes, lists, reads back and deletes a small probe object, and reports each step, so
@@ -24,10 +40,7 @@ func Check(ctx context.Context, t Target) []CheckStep {
 	key := "docker-backup-check/probe-" + hex.EncodeToString(b)
 	body := []byte("docker-backup target check " + key + "\n")
 	steps := []CheckStep{
-		{Operation: "write", Permission: "s3:PutObject"},
-		{Operation: "list", Permission: "s3:ListBucket"},
-		{Operation: "read", Permission: "s3:GetObject"},
-		{Operation: "delete", Permission: "s3:DeleteObject"},
+		{Operation: "write"}, {Operation: "list"}, {Operation: "read"}, {Operation: "delete"},
 	}
 	if _, err := t.Put(ctx, key, bytes.NewReader(body)); err != nil {
 		steps[0].Err = err

@@ -49,22 +49,11 @@ func (l *Local) RemoveIncomplete(ctx context.Context, key string) error {
 		return fmt.Errorf("reading %s: %w", filepath.Join(l.dir, dir), err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "."+base+tempMarker) {
+		if strings.HasPrefix(e.Name(), "."+base+TempMarker) {
 			if err := root.Remove(path.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing %s: %w", filepath.Join(l.dir, dir, e.Name()), err)
 			}
 		}
-	}
-	return nil
-}
-
-// RemoveIncomplete aborts the multipart uploads of key that were never completed.
-func (s *S3) RemoveIncomplete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
-		return err
-	}
-	if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, s.object(key)); err != nil {
-		return fmt.Errorf("aborting unfinished uploads of %s: %w", key, s.explain(err))
 	}
 	return nil
 }
@@ -106,7 +95,7 @@ func (l *Local) RemoveStale(ctx context.Context, prefix string, before time.Time
 	}
 	var removed []string
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), tempMarker) {
+		if !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), TempMarker) {
 			continue
 		}
 		info, err := e.Info()
@@ -118,25 +107,6 @@ func (l *Local) RemoveStale(ctx context.Context, prefix string, before time.Time
 			return removed, fmt.Errorf("removing %s: %w", filepath.Join(l.dir, p), err)
 		}
 		removed = append(removed, p)
-	}
-	return removed, nil
-}
-
-// RemoveStale aborts the multipart uploads under prefix that were started before the
-// cut-off and never completed.
-func (s *S3) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
-	var removed []string
-	for u := range s.client.ListIncompleteUploads(ctx, s.cfg.Bucket, s.object(prefix), true) {
-		if u.Err != nil {
-			return removed, fmt.Errorf("listing unfinished uploads in %s: %w", s, s.explain(u.Err))
-		}
-		if !u.Initiated.Before(before) {
-			continue
-		}
-		if err := s.client.RemoveIncompleteUpload(ctx, s.cfg.Bucket, u.Key); err != nil {
-			return removed, fmt.Errorf("aborting the unfinished upload of %s: %w", u.Key, s.explain(err))
-		}
-		removed = append(removed, strings.TrimPrefix(u.Key, s.cfg.Prefix+"/"))
 	}
 	return removed, nil
 }

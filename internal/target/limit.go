@@ -7,10 +7,10 @@ import (
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 )
 
-// pacedPutter is a target that paces the bytes of a Put as it sends them: one that buffers a
-// part before it sends it (S3), whose reads are not its sends.
-type pacedPutter interface {
-	putPaced(ctx context.Context, key string, r io.Reader, lim *bandwidth.Limiter) (int64, error)
+// PacedPutter is implemented by a target that paces the bytes of a Put as it sends them: one
+// that buffers a part before it sends it (S3), whose reads are not its sends.
+type PacedPutter interface {
+	PutPaced(ctx context.Context, key string, r io.Reader, lim *bandwidth.Limiter) (int64, error)
 }
 
 // PutLimited is t.Put sending at most at lim's rate (nil: no cap). A directory target is local
@@ -30,8 +30,8 @@ func PutLimited(ctx context.Context, t Target, key string, r io.Reader, lim *ban
 			return 0, err
 		}
 		return PutLimited(ctx, t.t, k, r, lim)
-	case pacedPutter:
-		return t.putPaced(ctx, key, r, lim)
+	case PacedPutter:
+		return t.PutPaced(ctx, key, r, lim)
 	}
 	return t.Put(ctx, key, lim.Reader(ctx, r))
 }

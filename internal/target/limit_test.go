@@ -13,7 +13,7 @@ import (
 // recording is a remote target that records how a Put was paced.
 type recording struct {
 	Target
-	paced  bool   // putPaced was called (the S3 way)
+	paced  bool   // PutPaced was called (the S3 way)
 	reader string // the reader Put was given, by its type
 	key    string
 }
@@ -25,7 +25,7 @@ func (r *recording) Put(ctx context.Context, key string, rd io.Reader) (int64, e
 
 type pacedRecording struct{ recording }
 
-func (p *pacedRecording) putPaced(ctx context.Context, key string, rd io.Reader, _ *bandwidth.Limiter) (int64, error) {
+func (p *pacedRecording) PutPaced(ctx context.Context, key string, rd io.Reader, _ *bandwidth.Limiter) (int64, error) {
 	p.paced = true
 	return p.Put(ctx, key, rd)
 }

@@ -27,8 +27,8 @@ type Local struct {
 	dir string
 }
 
-// tempMarker is part of every temporary file's name.
-const tempMarker = ".tmp-"
+// TempMarker is part of every temporary file's name.
+const TempMarker = ".tmp-"
 
 // NewLocal returns a target for dir, creating it (0700) if needed.
 func NewLocal(dir string) (*Local, error) {
@@ -64,7 +64,7 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader) (int64, error)
 	}
 	// Written back while it streams (not all at the fsync of Publish): the disk works beside
 	// the compression instead of after it.
-	n, err := io.CopyBuffer(pf, contextReader{ctx, r}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(pf, WithContext(ctx, r), make([]byte, 1<<20))
 	if err != nil {
 		pf.Discard()
 		return n, fmt.Errorf("writing %s: %w", filepath.Join(l.dir, key), err)
@@ -103,7 +103,7 @@ func (l *Local) Create(ctx context.Context, key string) (*PendingFile, error) {
 			return nil, fmt.Errorf("creating %s in %s: %w", dir, l.dir, err)
 		}
 	}
-	tmp := path.Join(dir, "."+base+tempMarker+randomSuffix())
+	tmp := path.Join(dir, "."+base+TempMarker+RandomSuffix())
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		root.Close()
@@ -195,7 +195,7 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	}
 	info, err := f.Stat()
 	if err == nil && !info.Mode().IsRegular() {
-		err = fmt.Errorf("it is not a regular file but %s: not a backup this tool wrote", fileKind(info.Mode()))
+		err = fmt.Errorf("it is not a regular file but %s: not a backup this tool wrote", FileKind(info.Mode()))
 	}
 	if err != nil {
 		f.Close()
@@ -204,8 +204,8 @@ func (l *Local) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// fileKind names the type of a file that is not a regular one.
-func fileKind(m fs.FileMode) string {
+// FileKind names the type of a file that is not a regular one.
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
@@ -362,7 +362,7 @@ func (p *pinnedFile) Size() int64 { return p.size }
 func (p *pinnedFile) File() *os.File { return p.f }
 func (p *pinnedFile) Close() error   { return p.f.Close() }
 func (p *pinnedFile) Open(ctx context.Context) (io.ReadCloser, error) {
-	return io.NopCloser(contextReader{ctx, io.NewSectionReader(p.f, 0, p.size)}), nil
+	return io.NopCloser(WithContext(ctx, io.NewSectionReader(p.f, 0, p.size))), nil
 }
 
 // Delete removes the file at key.
@@ -396,11 +396,14 @@ func syncDir(root *os.Root, dir string) error {
 	return nil
 }
 
-func randomSuffix() string {
+func RandomSuffix() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// WithContext returns a reader that stops a copy when ctx is cancelled.
+func WithContext(ctx context.Context, r io.Reader) io.Reader { return contextReader{ctx, r} }
 
 // contextReader stops a copy when ctx is cancelled.
 type contextReader struct {

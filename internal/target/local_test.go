@@ -129,20 +129,6 @@ func TestLocalRefusesEscapes(t *testing.T) {
 	}
 }
 
-func TestOpen(t *testing.T) {
-	if _, err := Open(""); err == nil || !strings.Contains(err.Error(), "no target given") {
-		t.Errorf("Open(\"\") = %v", err)
-	}
-	if _, err := Open("ftp://host/x"); err == nil || !strings.Contains(err.Error(), `unsupported scheme "ftp"`) {
-		t.Errorf("Open(ftp) = %v", err)
-	}
-	dir := t.TempDir()
-	tg, err := Open("file://" + dir)
-	if err != nil || tg.String() != dir {
-		t.Errorf("Open(file://) = %v, %v", tg, err)
-	}
-}
-
 // TestLocalGetRefusesWhatIsNotAFile: a named pipe (or a directory) where an artifact should be
 // is refused at once with its key named — a Get does not hang waiting for a writer.
 func TestLocalGetRefusesWhatIsNotAFile(t *testing.T) {

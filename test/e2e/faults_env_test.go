@@ -16,6 +16,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/minio/minio-go/v7"
 )
 
@@ -238,7 +239,7 @@ func TestFaultS3ObjectReplacedDuringRestore(t *testing.T) {
 	// of this test's own (the environment is the process's, shared with parallel tests).
 	os.Setenv("E2E_PINNED_ACCESS_KEY_ID", m.user)
 	os.Setenv("E2E_PINNED_SECRET_ACCESS_KEY", m.secret)
-	tgt, err := target.OpenWith(url, "E2E_PINNED")
+	tgt, err := targets.OpenWith(url, "E2E_PINNED")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/worker"
 )
 
@@ -183,15 +184,16 @@ func namedTargets(cfg *Config, env map[string]string, errs *[]string) {
 			p.bad(v, "the target name must be letters, digits, _ or -")
 			continue
 		}
-		if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) {
-			p.hidden(err.Error() + " (for this target: " + k + "_ACCESS_KEY_ID and " + k + "_SECRET_ACCESS_KEY, or their _FILE forms)")
-			continue
-		} else if errors.Is(err, target.ErrPasswordInURL) {
-			p.hidden(err.Error() + " (for this target: the key file " + k + "_SFTP_KEY_FILE names)")
+		if err := CheckTargetURL(v); errors.Is(err, target.ErrSecretInURL) {
+			msg := err.Error()
+			if kind, ok := targets.Lookup(strings.TrimSpace(v)); ok {
+				msg += " (for this target: " + kind.Secrets(k+"_") + ")"
+			}
+			p.hidden(msg)
 			continue
 		} else if err != nil {
-			// A mistyped credential (..._SECRET_KEY) lands here: refused, and not printed.
-			p.bad(v, err.Error()+" (a setting of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY, NAME_SESSION_TOKEN, NAME_SFTP_KEY_FILE or NAME_SFTP_KNOWN_HOSTS)")
+			// A mistyped setting (..._SECRET_KEY) lands here.
+			p.bad(v, err.Error()+" (a setting of a target is "+targetSettings("NAME_")+")")
 			continue
 		}
 		cfg.Targets[name] = strings.TrimSpace(v)
@@ -210,23 +212,30 @@ func notATarget(k string, env map[string]string) string {
 	}
 	for other := range env {
 		if other != k && strings.HasPrefix(k, other+"_") && strings.HasPrefix(other, EnvTarget+"_") && !strings.HasSuffix(other, "_FILE") && !isCredential(other) {
-			return "not a setting of the target " + other + ": a target's settings are " + other + "_ACCESS_KEY_ID, _SECRET_ACCESS_KEY and _SESSION_TOKEN (or their _FILE forms), _SFTP_KEY_FILE, _SFTP_KNOWN_HOSTS and _LIMIT_UPLOAD; a target of its own needs a name that does not extend another's"
+			return "not a setting of the target " + other + ": a target's settings are " + targetSettings(other+"_") + " (secrets also as _FILE forms) and " + other + SuffixLimitUpload + "; a target of its own needs a name that does not extend another's"
 		}
 	}
 	return ""
 }
 
-// credentialSuffixes end the variables that hold a named target's S3 credentials, or name its
-// SFTP known hosts file (its SFTP key file's variable ends in _FILE).
-var credentialSuffixes = []string{"_ACCESS_KEY_ID", "_SECRET_ACCESS_KEY", "_SESSION_TOKEN", "_SFTP_KNOWN_HOSTS"}
-
+// isCredential says whether k is one of a named target's own settings (its credentials and
+// files, as each kind of target names them).
 func isCredential(k string) bool {
-	for _, s := range credentialSuffixes {
-		if strings.HasSuffix(k, s) {
+	for _, s := range targets.Settings() {
+		if strings.HasSuffix(k, "_"+s) {
 			return true
 		}
 	}
 	return false
+}
+
+// targetSettings lists a named target's settings, each after prefix.
+func targetSettings(prefix string) string {
+	var out []string
+	for _, s := range targets.Settings() {
+		out = append(out, prefix+s)
+	}
+	return strings.Join(out, ", ")
 }
 
 // CredentialsEnv is the environment prefix of a named target's own credentials:
@@ -251,25 +260,18 @@ func (c Config) TargetNames() []string {
 }
 
 // CheckTargetURL accepts what can name a target: an absolute directory path in the sidecar
-// container, or a file://, s3:// or sftp:// URL.
+// container, a file:// URL, or the URL of a kind of target this build knows.
 func CheckTargetURL(v string) error {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
-		return fmt.Errorf("give the target's directory, s3:// or sftp:// URL")
-	case strings.HasPrefix(v, "s3://"):
-		return target.CheckNoCredentials(v)
-	case strings.HasPrefix(v, "sftp://"):
-		_, err := target.ParseSFTPURL(v)
-		return err
+		return fmt.Errorf("give the target's directory or URL (%s)", targets.Supported())
 	case strings.HasPrefix(v, "file:///"):
 		return nil
-	case strings.Contains(v, "://") && strings.Contains(v, "@"):
-		return target.ErrCredentialsInURL
 	case strings.Contains(v, "://"):
-		return fmt.Errorf("a target is a directory, an s3:// or an sftp:// URL")
+		return targets.CheckURL(v)
 	case !path.IsAbs(v):
-		return fmt.Errorf("a target is an absolute directory path in the sidecar container, an s3:// or an sftp:// URL")
+		return fmt.Errorf("a target is an absolute directory path in the sidecar container, or a URL (%s)", targets.Supported())
 	}
 	return nil
 }
@@ -284,7 +286,7 @@ func (c *Config) AddLabelTargets(lbls map[string]string) error {
 		msgs = append(msgs, err.Error())
 	}
 	for name, url := range defined {
-		if err := CheckTargetURL(url); errors.Is(err, target.ErrCredentialsInURL) || errors.Is(err, target.ErrPasswordInURL) {
+		if err := CheckTargetURL(url); errors.Is(err, target.ErrSecretInURL) {
 			msgs = append(msgs, fmt.Sprintf("label %s%s (value not shown): %v", labels.TargetOf, name, err))
 			continue
 		} else if err != nil {

@@ -182,7 +182,7 @@ func setDefaultTarget(c *Config, v string, p problems) {
 	if t := strings.TrimSpace(v); t != "" {
 		c.Targets["default"] = t
 	}
-	if err := CheckTargetURL(v); errors.Is(err, target.ErrCredentialsInURL) || errors.Is(err, target.ErrPasswordInURL) {
+	if err := CheckTargetURL(v); errors.Is(err, target.ErrSecretInURL) {
 		p.hidden(err.Error())
 	} else if err != nil {
 		p.bad(v, err.Error())

@@ -1,17 +1,18 @@
-package target
+package sftp
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/target"
 )
 
-// SFTPConfig describes a directory on an SSH server reached over SFTP. It never holds a secret:
+// Config describes a directory on an SSH server reached over SFTP. It never holds a secret:
 // the key to log in with comes from a file, ssh-agent or ~/.ssh.
-type SFTPConfig struct {
+type Config struct {
 	User string
 	Host string // a host name or an IP address, without brackets
 	Port int
@@ -42,36 +43,36 @@ const sftpForm = "sftp://USER@HOST[:PORT]/PATH (PATH relative to the login direc
 
 // ErrPasswordInURL refuses an sftp:// URL with a password in it (sftp://USER:PASSWORD@HOST): a
 // URL is shown in errors, status and logs. The error never holds the URL.
-var ErrPasswordInURL = errors.New("an sftp:// URL must not hold a password (USER:PASSWORD@; the URL is not shown): " +
+var ErrPasswordInURL = target.SecretInURL("an sftp:// URL must not hold a password (USER:PASSWORD@; the URL is not shown): " +
 	"the SFTP target logs in with a key, from the file " + EnvSFTPKeyFile + " names, ssh-agent or ~/.ssh")
 
-// ParseSFTPURL reads sftp://USER@HOST[:PORT]/PATH: PATH relative to the login directory, or
+// ParseURL reads sftp://USER@HOST[:PORT]/PATH: PATH relative to the login directory, or
 // absolute when it starts with a second slash (sftp://USER@HOST//srv/backups), as restic
 // writes it.
-func ParseSFTPURL(raw string) (SFTPConfig, error) {
+func ParseURL(raw string) (Config, error) {
 	rest, ok := strings.CutPrefix(raw, "sftp://")
 	if !ok {
-		return SFTPConfig{}, fmt.Errorf("target %q is not an sftp:// URL: %s", raw, sftpForm)
+		return Config{}, fmt.Errorf("target %q is not an sftp:// URL: %s", raw, sftpForm)
 	}
 	// The user part ends at the first "@". A ":" before it is a password, which may hold
 	// anything ("/", "@"): refused before anything else is read, and never shown.
 	user, hostPath, found := strings.Cut(rest, "@")
 	if found && strings.Contains(user, ":") {
-		return SFTPConfig{}, ErrPasswordInURL
+		return Config{}, ErrPasswordInURL
 	}
 	if !found || user == "" || strings.ContainsAny(user, "/?#") {
-		return SFTPConfig{}, fmt.Errorf("target %q names no user: %s", raw, sftpForm)
+		return Config{}, fmt.Errorf("target %q names no user: %s", raw, sftpForm)
 	}
 	for _, r := range raw {
 		if r < 0x20 || r == 0x7f {
-			return SFTPConfig{}, fmt.Errorf("target %q contains a control character: %s", raw, sftpForm)
+			return Config{}, fmt.Errorf("target %q contains a control character: %s", raw, sftpForm)
 		}
 	}
 	if strings.ContainsAny(hostPath, "?#") {
-		return SFTPConfig{}, fmt.Errorf("target %q: an sftp:// URL takes no options (?...) or fragment (#...): %s", raw, sftpForm)
+		return Config{}, fmt.Errorf("target %q: an sftp:// URL takes no options (?...) or fragment (#...): %s", raw, sftpForm)
 	}
 	hostPort, p, _ := strings.Cut(hostPath, "/")
-	cfg := SFTPConfig{User: user, Port: 22}
+	cfg := Config{User: user, Port: 22}
 	host, port := hostPort, ""
 	if h, pt, err := net.SplitHostPort(hostPort); err == nil {
 		host, port = h, pt
@@ -79,13 +80,13 @@ func ParseSFTPURL(raw string) (SFTPConfig, error) {
 		host = hostPort[1 : len(hostPort)-1] // an IPv6 address without a port
 	}
 	if host == "" || (strings.ContainsAny(host, "[]@: ") && net.ParseIP(host) == nil) {
-		return SFTPConfig{}, fmt.Errorf("target %q names no valid host: %s", raw, sftpForm)
+		return Config{}, fmt.Errorf("target %q names no valid host: %s", raw, sftpForm)
 	}
 	cfg.Host = host
 	if port != "" {
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 1 || n > 65535 {
-			return SFTPConfig{}, fmt.Errorf("target %q: port %q must be a number from 1 to 65535: %s", raw, port, sftpForm)
+			return Config{}, fmt.Errorf("target %q: port %q must be a number from 1 to 65535: %s", raw, port, sftpForm)
 		}
 		cfg.Port = n
 	}
@@ -101,10 +102,10 @@ func ParseSFTPURL(raw string) (SFTPConfig, error) {
 }
 
 // address is HOST:PORT, as ssh and known_hosts name the server.
-func (c SFTPConfig) address() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+func (c Config) address() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
 
 // String is the URL, without the default port.
-func (c SFTPConfig) String() string {
+func (c Config) String() string {
 	host := c.Host
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"

@@ -1,4 +1,4 @@
-package target
+package sftp
 
 import (
 	"bufio"
@@ -15,7 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pkg/sftp"
+	"github.com/docker-backup/docker-backup/internal/target"
+	sftplib "github.com/pkg/sftp"
 )
 
 // SFTP keeps objects as files in a directory on an SSH server. A file is written to a hidden
@@ -24,8 +25,8 @@ import (
 // server's host key is always checked against a known_hosts file before anything is sent.
 // One connection is shared by the target's operations, dialled on first use and closed once
 // idle.
-type SFTP struct {
-	cfg        SFTPConfig
+type Target struct {
+	cfg        Config
 	keyFile    string // empty: ssh-agent, else ~/.ssh/id_*
 	keySource  string // where keyFile was named, for messages
 	knownHosts string
@@ -35,16 +36,16 @@ type SFTP struct {
 	conn   *sftpConn // nil: none yet, or closed
 }
 
-// NewSFTP returns a target for cfg, reading the key file's and the known hosts file's names
+// New returns a target for cfg, reading the key file's and the known hosts file's names
 // from the environment where cfg leaves them empty. No connection is made yet.
-func NewSFTP(cfg SFTPConfig) (*SFTP, error) {
+func New(cfg Config) (*Target, error) {
 	if cfg.User == "" || cfg.Host == "" {
 		return nil, fmt.Errorf("an SFTP target needs a user and a host: %s", sftpForm)
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 22
 	}
-	s := &SFTP{cfg: cfg, keyFile: cfg.KeyFile, keySource: "the key file given", knownHosts: cfg.KnownHosts}
+	s := &Target{cfg: cfg, keyFile: cfg.KeyFile, keySource: "the key file given", knownHosts: cfg.KnownHosts}
 	var sets []string
 	if cfg.CredentialsEnv != "" {
 		sets = append(sets, cfg.CredentialsEnv+"_SFTP_")
@@ -69,13 +70,13 @@ func NewSFTP(cfg SFTPConfig) (*SFTP, error) {
 }
 
 // String is the target's URL: no secret is in it.
-func (s *SFTP) String() string { return s.cfg.String() }
+func (s *Target) String() string { return s.cfg.String() }
 
 // Config returns the target's configuration.
-func (s *SFTP) Config() SFTPConfig { return s.cfg }
+func (s *Target) Config() Config { return s.cfg }
 
 // remote is the server's path of key (or of a directory of keys).
-func (s *SFTP) remote(key string) string {
+func (s *Target) remote(key string) string {
 	switch {
 	case key == "" || key == ".":
 		if s.cfg.Path == "" {
@@ -89,22 +90,22 @@ func (s *SFTP) remote(key string) string {
 }
 
 // where names key for messages: the target and the key.
-func (s *SFTP) where(key string) string { return key + " in " + s.String() }
+func (s *Target) where(key string) string { return key + " in " + s.String() }
 
 // Put writes r to a temporary file beside key and renames it into place. An existing object
 // is never replaced: the key is looked at first, and the rename itself refuses (SFTP's
 // rename does not overwrite; posix-rename@openssh.com, which does, is not used). A failed or
 // cancelled Put removes its temporary file (see removeTemporary); one it cannot reach is
 // swept later (RemoveIncomplete, RemoveStale).
-func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return 0, err
 	}
 	dst := s.remote(key)
 	dir := path.Dir(dst)
-	err := s.with(ctx, func(c *sftp.Client) error {
+	err := s.with(ctx, func(c *sftplib.Client) error {
 		if _, err := c.Lstat(dst); err == nil {
-			return fmt.Errorf("%s: %w", s.where(key), ErrExist)
+			return fmt.Errorf("%s: %w", s.where(key), target.ErrExist)
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -114,7 +115,7 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrExist) {
+		if errors.Is(err, target.ErrExist) {
 			return 0, err
 		}
 		return 0, fmt.Errorf("storing %s: %w", s.where(key), s.explain(err))
@@ -124,7 +125,7 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 		return 0, fmt.Errorf("storing %s: %w", s.where(key), err)
 	}
 	defer s.release(c)
-	tmp := path.Join(dir, "."+path.Base(dst)+tempMarker+randomSuffix())
+	tmp := path.Join(dir, "."+path.Base(dst)+target.TempMarker+target.RandomSuffix())
 	f, err := c.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return 0, fmt.Errorf("storing %s: creating a file in %s: %w", s.where(key), dir, s.explain(err))
@@ -139,7 +140,7 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 		err = c.client.Rename(tmp, dst)
 		if err != nil {
 			if _, serr := c.client.Lstat(dst); serr == nil {
-				err = fmt.Errorf("%s: %w", s.where(key), ErrExist)
+				err = fmt.Errorf("%s: %w", s.where(key), target.ErrExist)
 			} else {
 				err = fmt.Errorf("storing %s: renaming %s into place: %w", s.where(key), tmp, s.explain(err))
 			}
@@ -157,7 +158,7 @@ func (s *SFTP) Put(ctx context.Context, key string, r io.Reader) (int64, error) 
 // removeTemporary removes a failed Put's temporary file. If the connection died with the
 // upload (the server's SFTP process killed, the network cut), it is tried again on a new one
 // for up to a minute, as an S3 upload's abort is; what still cannot be removed is swept later.
-func (s *SFTP) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
+func (s *Target) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
 	err := c.client.Remove(tmp)
 	if err == nil || errors.Is(err, os.ErrNotExist) || !lostConnection(err) {
 		return
@@ -165,7 +166,7 @@ func (s *SFTP) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
 	s.drop(c)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	_ = s.with(ctx, func(c *sftp.Client) error {
+	_ = s.with(ctx, func(c *sftplib.Client) error {
 		if err := c.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
@@ -175,13 +176,13 @@ func (s *SFTP) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
 
 // write streams r into f (many writes in flight, one packet of r's bytes held at a time),
 // syncs and closes it, and checks the server kept every byte.
-func (s *SFTP) write(ctx context.Context, c *sftpConn, f *sftp.File, dir string, r io.Reader) (n int64, err error) {
+func (s *Target) write(ctx context.Context, c *sftpConn, f *sftplib.File, dir string, r io.Reader) (n int64, err error) {
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
 	}()
-	src := &sourceReader{r: contextReader{ctx, r}}
+	src := &sourceReader{r: target.WithContext(ctx, r)}
 	n, err = f.ReadFromWithConcurrency(src, 0)
 	if err != nil {
 		if src.err != nil {
@@ -224,7 +225,7 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 }
 
 // mkdirAll makes dir and its parents (0700 where the server lets the mode be set).
-func (s *SFTP) mkdirAll(c *sftp.Client, dir string) error {
+func (s *Target) mkdirAll(c *sftplib.Client, dir string) error {
 	if dir == "." || dir == "/" || dir == "" {
 		return nil
 	}
@@ -253,8 +254,8 @@ func (s *SFTP) mkdirAll(c *sftp.Client, dir string) error {
 }
 
 // Get opens the file at key.
-func (s *SFTP) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
 	rc, _, err := s.open(ctx, key)
@@ -263,7 +264,7 @@ func (s *SFTP) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 
 // open opens the file at key for reading; the reader holds the connection until it is closed.
 // A connection found lost is replaced once, as in with.
-func (s *SFTP) open(ctx context.Context, key string) (*sftpReader, int64, error) {
+func (s *Target) open(ctx context.Context, key string) (*sftpReader, int64, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := s.acquire(ctx)
 		if err != nil {
@@ -271,7 +272,7 @@ func (s *SFTP) open(ctx context.Context, key string) (*sftpReader, int64, error)
 		}
 		f, size, err := openRegular(c.client, s.remote(key))
 		if err == nil {
-			return &sftpReader{s: s, c: c, f: f, key: key, r: bufio.NewReaderSize(contextReader{ctx, f}, readBuffer(size))}, size, nil
+			return &sftpReader{s: s, c: c, f: f, key: key, r: bufio.NewReaderSize(target.WithContext(ctx, f), readBuffer(size))}, size, nil
 		}
 		lost := lostConnection(err)
 		if lost {
@@ -282,21 +283,21 @@ func (s *SFTP) open(ctx context.Context, key string) (*sftpReader, int64, error)
 		case attempt == 0 && lost && ctx.Err() == nil:
 			continue
 		case errors.Is(err, os.ErrNotExist):
-			return nil, 0, fmt.Errorf("%s: %w", s.where(key), ErrNotExist)
+			return nil, 0, fmt.Errorf("%s: %w", s.where(key), target.ErrNotExist)
 		}
 		return nil, 0, fmt.Errorf("reading %s: %w", s.where(key), s.explain(err))
 	}
 }
 
 // openRegular opens a regular file (not a directory or a device) and returns its size.
-func openRegular(c *sftp.Client, name string) (*sftp.File, int64, error) {
+func openRegular(c *sftplib.Client, name string) (*sftplib.File, int64, error) {
 	f, err := c.Open(name)
 	if err != nil {
 		return nil, 0, err
 	}
 	info, err := f.Stat()
 	if err == nil && !info.Mode().IsRegular() {
-		err = fmt.Errorf("it is not a regular file but %s: not a backup this tool wrote", fileKind(info.Mode()))
+		err = fmt.Errorf("it is not a regular file but %s: not a backup this tool wrote", target.FileKind(info.Mode()))
 	}
 	if err != nil {
 		f.Close()
@@ -311,9 +312,9 @@ func readBuffer(size int64) int { return int(min(max(size, 4096), 1<<20)) }
 
 // sftpReader reads a file on the server, many requests in flight per buffer.
 type sftpReader struct {
-	s    *SFTP
+	s    *Target
 	c    *sftpConn
-	f    *sftp.File
+	f    *sftplib.File
 	key  string
 	r    io.Reader
 	once sync.Once
@@ -336,8 +337,8 @@ func (r *sftpReader) Close() error {
 // Pin opens the file at key once: every Open reads that same file through its handle, even
 // if the name is replaced or removed meanwhile (the server keeps an open file). If the
 // connection is lost, Open fails rather than read another file.
-func (s *SFTP) Pin(ctx context.Context, key string) (Pinned, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
 	r, size, err := s.open(ctx, key)
@@ -356,15 +357,15 @@ func (p *sftpPinned) Size() int64  { return p.size }
 func (p *sftpPinned) Close() error { return p.r.Close() }
 func (p *sftpPinned) Open(ctx context.Context) (io.ReadCloser, error) {
 	sr := io.NewSectionReader(p.r.f, 0, p.size)
-	return io.NopCloser(&sftpReader{s: p.r.s, key: p.r.key, r: bufio.NewReaderSize(contextReader{ctx, sr}, readBuffer(p.size))}), nil
+	return io.NopCloser(&sftpReader{s: p.r.s, key: p.r.key, r: bufio.NewReaderSize(target.WithContext(ctx, sr), readBuffer(p.size))}), nil
 }
 
 // Delete removes the file at key.
-func (s *SFTP) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Delete(ctx context.Context, key string) error {
+	if err := target.ValidateKey(key); err != nil {
 		return err
 	}
-	err := s.with(ctx, func(c *sftp.Client) error { return c.Remove(s.remote(key)) })
+	err := s.with(ctx, func(c *sftplib.Client) error { return c.Remove(s.remote(key)) })
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("deleting %s: %w", s.where(key), s.explain(err))
 	}
@@ -374,19 +375,19 @@ func (s *SFTP) Delete(ctx context.Context, key string) error {
 // List walks the directory of prefix for files under it, as Local does: hidden names
 // (temporary files) skipped, each directory's keys in lexical order, one directory's names
 // held at a time per level.
-func (s *SFTP) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
-	return func(yield func(Object, error) bool) {
+func (s *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Object, error] {
+	return func(yield func(target.Object, error) bool) {
 		start := ""
 		if i := strings.LastIndex(prefix, "/"); i > 0 {
 			start = prefix[:i]
-			if ValidateKey(start) != nil {
-				yield(Object{}, fmt.Errorf("listing %s: prefix %q is not a clean relative path", s, prefix))
+			if target.ValidateKey(start) != nil {
+				yield(target.Object{}, fmt.Errorf("listing %s: prefix %q is not a clean relative path", s, prefix))
 				return
 			}
 		}
 		c, err := s.acquire(ctx)
 		if err != nil {
-			yield(Object{}, fmt.Errorf("listing %s: %w", s, err))
+			yield(target.Object{}, fmt.Errorf("listing %s: %w", s, err))
 			return
 		}
 		defer s.release(c)
@@ -395,17 +396,17 @@ func (s *SFTP) List(ctx context.Context, prefix string) iter.Seq2[Object, error]
 			if lostConnection(err) {
 				s.drop(c)
 			}
-			yield(Object{}, fmt.Errorf("listing %s: %w", s, s.explain(err)))
+			yield(target.Object{}, fmt.Errorf("listing %s: %w", s, s.explain(err)))
 		}
 	}
 }
 
 type sftpWalk struct {
 	ctx    context.Context
-	s      *SFTP
-	c      *sftp.Client
+	s      *Target
+	c      *sftplib.Client
 	prefix string
-	yield  func(Object, error) bool
+	yield  func(target.Object, error) bool
 }
 
 // sftpEntry is what the walk keeps of a directory's entry.
@@ -458,7 +459,7 @@ func (w *sftpWalk) dir(dir string) error {
 				return err
 			}
 		case e.regular && strings.HasPrefix(p, w.prefix):
-			if !w.yield(Object{Key: p, Size: e.size, ModTime: e.mtime}, nil) {
+			if !w.yield(target.Object{Key: p, Size: e.size, ModTime: e.mtime}, nil) {
 				return errStopped
 			}
 		}
@@ -467,32 +468,32 @@ func (w *sftpWalk) dir(dir string) error {
 }
 
 // RemoveIncomplete removes the temporary files of unfinished Puts of key.
-func (s *SFTP) RemoveIncomplete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) RemoveIncomplete(ctx context.Context, key string) error {
+	if err := target.ValidateKey(key); err != nil {
 		return err
 	}
 	dir, base := path.Split(key)
 	_, err := s.removeTemporaries(ctx, strings.TrimSuffix(dir, "/"), func(name string, _ time.Time) bool {
-		return strings.HasPrefix(name, "."+base+tempMarker)
+		return strings.HasPrefix(name, "."+base+target.TempMarker)
 	})
 	return err
 }
 
 // RemoveStale removes the temporary files of Puts that never finished in the directory of
 // prefix, older than before.
-func (s *SFTP) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
+func (s *Target) RemoveStale(ctx context.Context, prefix string, before time.Time) ([]string, error) {
 	dir := strings.TrimSuffix(prefix, "/")
-	if err := ValidateKey(dir); err != nil {
+	if err := target.ValidateKey(dir); err != nil {
 		return nil, err
 	}
 	return s.removeTemporaries(ctx, dir, func(name string, mtime time.Time) bool {
-		return strings.HasPrefix(name, ".") && strings.Contains(name, tempMarker) && mtime.Before(before)
+		return strings.HasPrefix(name, ".") && strings.Contains(name, target.TempMarker) && mtime.Before(before)
 	})
 }
 
-func (s *SFTP) removeTemporaries(ctx context.Context, dir string, match func(string, time.Time) bool) ([]string, error) {
+func (s *Target) removeTemporaries(ctx context.Context, dir string, match func(string, time.Time) bool) ([]string, error) {
 	var removed []string
-	err := s.with(ctx, func(c *sftp.Client) error {
+	err := s.with(ctx, func(c *sftplib.Client) error {
 		infos, err := c.ReadDirContext(ctx, s.remote(dir))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -521,7 +522,7 @@ func (s *SFTP) removeTemporaries(ctx context.Context, dir string, match func(str
 }
 
 // explain says which of permission or network an SFTP error is.
-func (s *SFTP) explain(err error) error {
+func (s *Target) explain(err error) error {
 	switch {
 	case errors.Is(err, os.ErrPermission):
 		return fmt.Errorf("permission denied: the server does not let %q do this there: %w", s.cfg.User, err)
@@ -533,12 +534,15 @@ func (s *SFTP) explain(err error) error {
 
 var errShortWrite = errors.New("short write")
 
+// errStopped ends a walk whose consumer stopped.
+var errStopped = errors.New("stopped")
+
 // explainWrite says what a failed write most likely was. SFTP's servers answer a full disk or
 // quota with a bare "failure": the free space of the server's file system, where the server
 // tells it (statvfs@openssh.com), says whether it is full.
-func (s *SFTP) explainWrite(c *sftp.Client, dir string, err error) error {
-	var se *sftp.StatusError
-	if !errors.Is(err, errShortWrite) && (!errors.As(err, &se) || se.FxCode() != sftp.ErrSSHFxFailure) {
+func (s *Target) explainWrite(c *sftplib.Client, dir string, err error) error {
+	var se *sftplib.StatusError
+	if !errors.Is(err, errShortWrite) && (!errors.As(err, &se) || se.FxCode() != sftplib.ErrSSHFxFailure) {
 		return s.explain(err)
 	}
 	if _, ok := c.HasExtension("statvfs@openssh.com"); ok {
@@ -551,4 +555,18 @@ func (s *SFTP) explainWrite(c *sftp.Client, dir string, err error) error {
 		}
 	}
 	return fmt.Errorf("the server failed the write without saying why (a full disk or quota?): %w", err)
+}
+
+// Requirement is what the user needs on the server for an operation of target.Check.
+func (s *Target) Requirement(operation string) string {
+	need := map[string]string{
+		"write":  "to create directories and files in the target's directory, and to rename them there",
+		"list":   "to read the target's directories",
+		"read":   "to read the files it wrote",
+		"delete": "to remove the files it wrote",
+	}[operation]
+	if need == "" {
+		return ""
+	}
+	return "the user needs " + need
 }

@@ -1,4 +1,4 @@
-package target
+package sftp
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pkg/sftp"
+	sftplib "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -46,7 +46,7 @@ var (
 // sftpConn is one SSH connection and its SFTP session, shared by the target's operations.
 type sftpConn struct {
 	ssh    *ssh.Client
-	client *sftp.Client
+	client *sftplib.Client
 	users  int         // operations and open readers using it; guarded by SFTP.mu
 	idle   *time.Timer // closes it once unused; guarded by SFTP.mu
 	closed chan struct{}
@@ -59,7 +59,7 @@ func (c *sftpConn) close() {
 
 // acquire returns the target's connection, dialling one if there is none (or it broke). Every
 // acquire is followed by a release. One dial runs at a time; releases do not wait for it.
-func (s *SFTP) acquire(ctx context.Context) (*sftpConn, error) {
+func (s *Target) acquire(ctx context.Context) (*sftpConn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -83,7 +83,7 @@ func (s *SFTP) acquire(ctx context.Context) (*sftpConn, error) {
 }
 
 // take returns the current connection, one more use counted, or nil if there is none alive.
-func (s *SFTP) take() *sftpConn {
+func (s *Target) take() *sftpConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.conn
@@ -105,7 +105,7 @@ func (s *SFTP) take() *sftpConn {
 }
 
 // release ends one use of c; the last one closes it after sftpIdleTimeout.
-func (s *SFTP) release(c *sftpConn) {
+func (s *Target) release(c *sftpConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.users--
@@ -127,7 +127,7 @@ func (s *SFTP) release(c *sftpConn) {
 }
 
 // drop stops handing out c: it lost its connection.
-func (s *SFTP) drop(c *sftpConn) {
+func (s *Target) drop(c *sftpConn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == c {
@@ -137,7 +137,7 @@ func (s *SFTP) drop(c *sftpConn) {
 }
 
 // Close closes the target's connection, if it has one. The target can be used again.
-func (s *SFTP) Close() error {
+func (s *Target) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.conn; c != nil {
@@ -152,7 +152,7 @@ func (s *SFTP) Close() error {
 
 // with runs f on a connection. A connection that turns out to be lost (the server restarted,
 // a NAT forgot it) is replaced and f run once more: f must be safe to repeat.
-func (s *SFTP) with(ctx context.Context, f func(*sftp.Client) error) error {
+func (s *Target) with(ctx context.Context, f func(*sftplib.Client) error) error {
 	for attempt := 0; ; attempt++ {
 		c, err := s.acquire(ctx)
 		if err != nil {
@@ -172,7 +172,7 @@ func (s *SFTP) with(ctx context.Context, f func(*sftp.Client) error) error {
 
 // lostConnection tells the errors of a connection that ended.
 func lostConnection(err error) bool {
-	return err != nil && (errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) ||
+	return err != nil && (errors.Is(err, sftplib.ErrSSHFxConnectionLost) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
@@ -184,7 +184,7 @@ func (e errNetwork) Error() string { return e.err.Error() }
 func (e errNetwork) Unwrap() error { return e.err }
 
 // dialRetrying dials, trying again while the server cannot be reached.
-func (s *SFTP) dialRetrying(ctx context.Context) (*sftpConn, error) {
+func (s *Target) dialRetrying(ctx context.Context) (*sftpConn, error) {
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
 		c, err := s.dial(ctx)
@@ -202,7 +202,7 @@ func (s *SFTP) dialRetrying(ctx context.Context) (*sftpConn, error) {
 }
 
 // dial connects, checks the host key, logs in and starts SFTP, each within its timeout.
-func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
+func (s *Target) dial(ctx context.Context) (*sftpConn, error) {
 	addr := s.cfg.address()
 	hk, err := s.hostKeys()
 	if err != nil {
@@ -249,7 +249,7 @@ func (s *SFTP) dial(ctx context.Context) (*sftpConn, error) {
 		return nil, errNetwork{fmt.Errorf("the SSH handshake with %s failed (network or not an SSH server): %w", addr, err)}
 	}
 	client := ssh.NewClient(conn, chans, reqs)
-	sc, err := sftp.NewClient(client, sftp.UseConcurrentWrites(true))
+	sc, err := sftplib.NewClient(client, sftplib.UseConcurrentWrites(true))
 	if err != nil {
 		client.Close()
 		if ctx.Err() != nil {
@@ -310,7 +310,7 @@ type sftpAuth struct {
 
 // authMethods picks the key to log in with: the key file the environment names, else
 // ssh-agent's keys, else ~/.ssh/id_ed25519, id_ecdsa and id_rsa.
-func (s *SFTP) authMethods() (sftpAuth, error) {
+func (s *Target) authMethods() (sftpAuth, error) {
 	none := func() {}
 	if s.keyFile != "" {
 		signer, err := readSSHKey(s.keyFile)
@@ -380,7 +380,7 @@ type hostKeyCheck struct {
 }
 
 // hostKeys reads the known hosts file anew at each dial: a key added meanwhile counts.
-func (s *SFTP) hostKeys() (*hostKeyCheck, error) {
+func (s *Target) hostKeys() (*hostKeyCheck, error) {
 	h := &hostKeyCheck{file: s.knownHosts}
 	var files []string
 	if _, err := os.Stat(h.file); err == nil {

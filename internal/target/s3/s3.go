@@ -1,4 +1,4 @@
-package target
+package s3
 
 import (
 	"context"
@@ -15,16 +15,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/target"
+
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker/go-units"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// S3Config describes an S3-compatible bucket. It never holds credentials: those come from the
+// Config describes an S3-compatible bucket. It never holds credentials: those come from the
 // environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, their _FILE forms) or the standard
 // AWS chain (~/.aws/credentials, instance roles).
-type S3Config struct {
+type Config struct {
 	Bucket   string
 	Prefix   string // keys are stored under PREFIX/, without leading or trailing slashes
 	Endpoint string // host[:port], empty for AWS S3
@@ -44,7 +46,7 @@ type S3Config struct {
 }
 
 // BufferSize is the one part an upload holds in memory.
-func (s *S3) BufferSize() int64 { return int64(s.cfg.PartSize) }
+func (s *Target) BufferSize() int64 { return int64(s.cfg.PartSize) }
 
 // DefaultPartSize bounds an upload's memory to one buffer of this size; with S3's limit of
 // 10,000 parts it allows objects up to 156 GiB. Raise it with ?part-size= for larger backups.
@@ -52,7 +54,7 @@ const DefaultPartSize = 16 << 20
 
 // ErrCredentialsInURL refuses an s3:// URL that carries credentials (s3://KEY:SECRET@bucket): a
 // URL is shown in errors, status and logs. The error never holds the URL.
-var ErrCredentialsInURL = errors.New("a target URL must not hold credentials (KEY:SECRET@; the URL is not shown): for S3 " +
+var ErrCredentialsInURL = target.SecretInURL("a target URL must not hold credentials (KEY:SECRET@; the URL is not shown): for S3 " +
 	"give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or in files named by AWS_ACCESS_KEY_ID_FILE and AWS_SECRET_ACCESS_KEY_FILE")
 
 // CheckNoCredentials refuses an s3:// URL with an "@" in it. url.Parse cannot be trusted to
@@ -64,27 +66,27 @@ func CheckNoCredentials(raw string) error {
 	return nil
 }
 
-// ParseS3URL reads s3://bucket/prefix?endpoint=...&region=...&path-style=...&ca=...
+// ParseURL reads s3://bucket/prefix?endpoint=...&region=...&path-style=...&ca=...
 // &insecure=...&part-size=...&checksum=...
-func ParseS3URL(raw string) (S3Config, error) {
+func ParseURL(raw string) (Config, error) {
 	if err := CheckNoCredentials(raw); err != nil {
-		return S3Config{}, err
+		return Config{}, err
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "s3" {
-		return S3Config{}, fmt.Errorf("target %q is not an s3:// URL (s3://bucket/prefix?endpoint=host:port)", raw)
+		return Config{}, fmt.Errorf("target %q is not an s3:// URL (s3://bucket/prefix?endpoint=host:port)", raw)
 	}
-	cfg := S3Config{Bucket: u.Host, Prefix: strings.Trim(path.Clean("/"+u.Path), "/"), Secure: true, Region: "us-east-1",
+	cfg := Config{Bucket: u.Host, Prefix: strings.Trim(path.Clean("/"+u.Path), "/"), Secure: true, Region: "us-east-1",
 		PartSize: DefaultPartSize, Checksum: "crc64nvme"}
 	if cfg.Bucket == "" {
-		return S3Config{}, fmt.Errorf("target %q names no bucket: s3://BUCKET/prefix", raw)
+		return Config{}, fmt.Errorf("target %q names no bucket: s3://BUCKET/prefix", raw)
 	}
 	q := u.Query()
 	for k := range q {
 		switch k {
 		case "endpoint", "region", "path-style", "ca", "insecure", "part-size", "checksum":
 		default:
-			return S3Config{}, fmt.Errorf("target %q: unknown option %q (known: endpoint, region, path-style, ca, insecure, part-size, checksum)", raw, k)
+			return Config{}, fmt.Errorf("target %q: unknown option %q (known: endpoint, region, path-style, ca, insecure, part-size, checksum)", raw, k)
 		}
 	}
 	if ep := q.Get("endpoint"); ep != "" {
@@ -94,7 +96,7 @@ func ParseS3URL(raw string) (S3Config, error) {
 				cfg.Secure = false
 			case "https":
 			default:
-				return S3Config{}, fmt.Errorf("target %q: endpoint scheme %q must be http or https", raw, scheme)
+				return Config{}, fmt.Errorf("target %q: endpoint scheme %q must be http or https", raw, scheme)
 			}
 			ep = host
 		}
@@ -106,41 +108,41 @@ func ParseS3URL(raw string) (S3Config, error) {
 	}
 	if v := q.Get("path-style"); v != "" {
 		if cfg.PathStyle, err = strconv.ParseBool(v); err != nil {
-			return S3Config{}, fmt.Errorf("target %q: path-style=%q must be true or false", raw, v)
+			return Config{}, fmt.Errorf("target %q: path-style=%q must be true or false", raw, v)
 		}
 	}
 	if v := q.Get("insecure"); v != "" {
 		if cfg.Insecure, err = strconv.ParseBool(v); err != nil {
-			return S3Config{}, fmt.Errorf("target %q: insecure=%q must be true or false", raw, v)
+			return Config{}, fmt.Errorf("target %q: insecure=%q must be true or false", raw, v)
 		}
 	}
 	cfg.CAFile = q.Get("ca")
 	if v := q.Get("part-size"); v != "" {
 		n, err := units.RAMInBytes(v)
 		if err != nil || n < 5<<20 || n > 5<<30 {
-			return S3Config{}, fmt.Errorf("target %q: part-size=%q must be between 5MiB and 5GiB", raw, v)
+			return Config{}, fmt.Errorf("target %q: part-size=%q must be between 5MiB and 5GiB", raw, v)
 		}
 		cfg.PartSize = uint64(n)
 	}
 	if v := q.Get("checksum"); v != "" {
 		if v != "crc64nvme" && v != "crc32c" && v != "none" {
-			return S3Config{}, fmt.Errorf("target %q: checksum=%q must be crc64nvme, crc32c or none", raw, v)
+			return Config{}, fmt.Errorf("target %q: checksum=%q must be crc64nvme, crc32c or none", raw, v)
 		}
 		cfg.Checksum = v
 	}
 	return cfg, nil
 }
 
-// S3 keeps objects in a bucket under a prefix. Uploads stream with unknown length in parts
+// Target keeps objects in a bucket under a prefix. Uploads stream with unknown length in parts
 // of PartSize (one buffer of that size in memory), carry a full-object checksum, and become
 // visible only when complete; a failed upload is aborted so no parts are left behind.
-type S3 struct {
-	cfg    S3Config
+type Target struct {
+	cfg    Config
 	client *minio.Client
 }
 
-// NewS3 connects to the bucket described by cfg. No request is made yet.
-func NewS3(cfg S3Config) (*S3, error) {
+// New connects to the bucket described by cfg. No request is made yet.
+func New(cfg Config) (*Target, error) {
 	creds, err := s3Credentials(cfg.CredentialsEnv)
 	if err != nil {
 		return nil, err
@@ -180,7 +182,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("S3 endpoint %q: %w", endpoint, err)
 	}
-	return &S3{cfg: cfg, client: client}, nil
+	return &Target{cfg: cfg, client: client}, nil
 }
 
 // s3Credentials: the environment (PREFIX_* first when prefix is set, then AWS_*; each also
@@ -192,15 +194,15 @@ func s3Credentials(prefix string) (*credentials.Credentials, error) {
 	}
 	sets = append(sets, "AWS_")
 	for _, set := range sets {
-		id, err := envOrFile(set + "ACCESS_KEY_ID")
+		id, err := target.EnvOrFile(set + "ACCESS_KEY_ID")
 		if err != nil {
 			return nil, err
 		}
-		secret, err := envOrFile(set + "SECRET_ACCESS_KEY")
+		secret, err := target.EnvOrFile(set + "SECRET_ACCESS_KEY")
 		if err != nil {
 			return nil, err
 		}
-		token, err := envOrFile(set + "SESSION_TOKEN")
+		token, err := target.EnvOrFile(set + "SESSION_TOKEN")
 		if err != nil {
 			return nil, err
 		}
@@ -214,24 +216,8 @@ func s3Credentials(prefix string) (*credentials.Credentials, error) {
 	}), nil
 }
 
-// envOrFile reads NAME from the environment, or the file NAME_FILE names.
-func envOrFile(name string) (string, error) {
-	if v := os.Getenv(name); v != "" {
-		return v, nil
-	}
-	f := os.Getenv(name + "_FILE")
-	if f == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(f)
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", name+"_FILE", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
-
 // String describes the target without secrets.
-func (s *S3) String() string {
+func (s *Target) String() string {
 	u := "s3://" + s.cfg.Bucket
 	if s.cfg.Prefix != "" {
 		u += "/" + s.cfg.Prefix
@@ -242,7 +228,7 @@ func (s *S3) String() string {
 	return u
 }
 
-func (s *S3) object(key string) string {
+func (s *Target) object(key string) string {
 	if s.cfg.Prefix == "" {
 		return key
 	}
@@ -252,23 +238,23 @@ func (s *S3) object(key string) string {
 // Put uploads r to key. A failed upload is aborted, with retries, so no parts remain. An
 // existing object is never replaced: the upload is conditional (If-None-Match: *), and
 // for servers that ignore the condition the key is checked first.
-func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+func (s *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	return s.put(ctx, key, r, nil)
 }
 
-// putPaced is Put sending at most at lim's rate: the client reports each piece of a part as
+// PutPaced is Put sending at most at lim's rate: the client reports each piece of a part as
 // it sends it (its progress reader), and waits there.
-func (s *S3) putPaced(ctx context.Context, key string, r io.Reader, lim *bandwidth.Limiter) (int64, error) {
+func (s *Target) PutPaced(ctx context.Context, key string, r io.Reader, lim *bandwidth.Limiter) (int64, error) {
 	return s.put(ctx, key, r, lim.Pacer(ctx))
 }
 
 // put is Put; progress, when set, is read with what is sent as it is sent.
-func (s *S3) put(ctx context.Context, key string, r io.Reader, progress io.Reader) (int64, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) put(ctx context.Context, key string, r io.Reader, progress io.Reader) (int64, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return 0, err
 	}
 	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{}); err == nil {
-		return 0, fmt.Errorf("%s in %s: %w", key, s, ErrExist)
+		return 0, fmt.Errorf("%s in %s: %w", key, s, target.ErrExist)
 	} else if code := minio.ToErrorResponse(err).Code; code != "NoSuchKey" && code != "NotFound" {
 		return 0, fmt.Errorf("uploading %s to %s: %w", key, s, s.explain(err))
 	}
@@ -293,7 +279,7 @@ func (s *S3) put(ctx context.Context, key string, r io.Reader, progress io.Reade
 			// Refused before any part was stored: there is nothing to abort.
 		case "PreconditionFailed":
 			s.abort(ctx, key)
-			return 0, fmt.Errorf("%s in %s: %w", key, s, ErrExist)
+			return 0, fmt.Errorf("%s in %s: %w", key, s, target.ErrExist)
 		default:
 			s.abort(ctx, key)
 		}
@@ -304,14 +290,14 @@ func (s *S3) put(ctx context.Context, key string, r io.Reader, progress io.Reade
 
 // Pin fixes the object's version (its ETag): every Open reads that version or fails with
 // ErrChanged.
-func (s *S3) Pin(ctx context.Context, key string) (Pinned, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
 	info, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{})
 	if err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			return nil, fmt.Errorf("%s in %s: %w", key, s, ErrNotExist)
+			return nil, fmt.Errorf("%s in %s: %w", key, s, target.ErrNotExist)
 		}
 		return nil, fmt.Errorf("reading %s from %s: %w", key, s, s.explain(err))
 	}
@@ -319,7 +305,7 @@ func (s *S3) Pin(ctx context.Context, key string) (Pinned, error) {
 }
 
 type pinnedObject struct {
-	s                  *S3
+	s                  *Target
 	key, etag, version string
 	size               int64
 }
@@ -348,7 +334,7 @@ func (r *pinnedReader) Read(b []byte) (int, error) {
 	n, err := r.obj.Read(b)
 	if err != nil && err != io.EOF {
 		if minio.ToErrorResponse(err).Code == "PreconditionFailed" {
-			return n, fmt.Errorf("%s in %s: %w", r.p.key, r.p.s, ErrChanged)
+			return n, fmt.Errorf("%s in %s: %w", r.p.key, r.p.s, target.ErrChanged)
 		}
 		return n, fmt.Errorf("reading %s from %s: %w", r.p.key, r.p.s, r.p.s.explain(err))
 	}
@@ -359,7 +345,7 @@ func (r *pinnedReader) Close() error { return r.obj.Close() }
 
 // abort removes the parts of a failed multipart upload. While the server cannot be reached
 // it retries for a minute; an answer from the server, whatever it says, ends it.
-func (s *S3) abort(ctx context.Context, key string) {
+func (s *Target) abort(ctx context.Context, key string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	for delay := 500 * time.Millisecond; ; delay = min(delay*2, 8*time.Second) {
@@ -376,13 +362,13 @@ func (s *S3) abort(ctx context.Context, key string) {
 }
 
 // Get opens the object at key.
-func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
 	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, s.object(key), minio.StatObjectOptions{}); err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
-			return nil, fmt.Errorf("%s in %s: %w", key, s, ErrNotExist)
+			return nil, fmt.Errorf("%s in %s: %w", key, s, target.ErrNotExist)
 		}
 		return nil, fmt.Errorf("reading %s from %s: %w", key, s, s.explain(err))
 	}
@@ -394,8 +380,8 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 // List returns the objects whose keys start with prefix.
-func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
-	return func(yield func(Object, error) bool) {
+func (s *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Object, error] {
+	return func(yield func(target.Object, error) bool) {
 		full := s.object(prefix)
 		if prefix == "" && s.cfg.Prefix != "" {
 			full = s.cfg.Prefix + "/"
@@ -409,14 +395,14 @@ func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
 		}()
 		for o := range objects {
 			if o.Err != nil {
-				yield(Object{}, fmt.Errorf("listing %s: %w", s, s.explain(o.Err)))
+				yield(target.Object{}, fmt.Errorf("listing %s: %w", s, s.explain(o.Err)))
 				return
 			}
 			key := o.Key
 			if s.cfg.Prefix != "" {
 				key = strings.TrimPrefix(key, s.cfg.Prefix+"/")
 			}
-			if !yield(Object{Key: key, Size: o.Size, ModTime: o.LastModified}, nil) {
+			if !yield(target.Object{Key: key, Size: o.Size, ModTime: o.LastModified}, nil) {
 				return
 			}
 		}
@@ -424,8 +410,8 @@ func (s *S3) List(ctx context.Context, prefix string) iter.Seq2[Object, error] {
 }
 
 // Delete removes the object at key.
-func (s *S3) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
+func (s *Target) Delete(ctx context.Context, key string) error {
+	if err := target.ValidateKey(key); err != nil {
 		return err
 	}
 	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.object(key), minio.RemoveObjectOptions{}); err != nil {
@@ -435,7 +421,7 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 }
 
 // explain turns S3 error codes into what to do.
-func (s *S3) explain(err error) error {
+func (s *Target) explain(err error) error {
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
 	case "NoSuchBucket":
@@ -454,7 +440,7 @@ func (s *S3) explain(err error) error {
 	return err
 }
 
-func (s *S3) endpointName() string {
+func (s *Target) endpointName() string {
 	if s.cfg.Endpoint == "" {
 		return "AWS S3"
 	}
@@ -462,7 +448,16 @@ func (s *S3) endpointName() string {
 }
 
 // Client exposes the S3 client for checks (target check) and tests.
-func (s *S3) Client() *minio.Client { return s.client }
+func (s *Target) Client() *minio.Client { return s.client }
 
 // Config returns the target's configuration.
-func (s *S3) Config() S3Config { return s.cfg }
+func (s *Target) Config() Config { return s.cfg }
+
+// Requirement is the S3 permission an operation of target.Check needs.
+func (s *Target) Requirement(operation string) string {
+	perm := map[string]string{"write": "s3:PutObject", "list": "s3:ListBucket", "read": "s3:GetObject", "delete": "s3:DeleteObject"}[operation]
+	if perm == "" {
+		return ""
+	}
+	return "the credentials need " + perm + " on this bucket and prefix"
+}

@@ -1,4 +1,4 @@
-package target
+package sftp
 
 import (
 	"bytes"
@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
+	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/targettest"
+
+	sftplib "github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -28,21 +31,21 @@ import (
 func TestParseSFTPURL(t *testing.T) {
 	for _, c := range []struct {
 		url  string
-		want SFTPConfig
+		want Config
 		str  string
 	}{
-		{"sftp://backup@nas/backups", SFTPConfig{User: "backup", Host: "nas", Port: 22, Path: "backups"}, "sftp://backup@nas/backups"},
-		{"sftp://backup@nas:2222/backups/host1/", SFTPConfig{User: "backup", Host: "nas", Port: 2222, Path: "backups/host1"}, "sftp://backup@nas:2222/backups/host1"},
-		{"sftp://backup@nas//srv/backups", SFTPConfig{User: "backup", Host: "nas", Port: 22, Path: "/srv/backups"}, "sftp://backup@nas//srv/backups"},
-		{"sftp://u123@u123.your-storagebox.de:23/./a//b", SFTPConfig{User: "u123", Host: "u123.your-storagebox.de", Port: 23, Path: "a/b"}, "sftp://u123@u123.your-storagebox.de:23/a/b"},
-		{"sftp://backup@nas", SFTPConfig{User: "backup", Host: "nas", Port: 22}, "sftp://backup@nas"},
-		{"sftp://backup@nas/", SFTPConfig{User: "backup", Host: "nas", Port: 22}, "sftp://backup@nas"},
-		{"sftp://backup@nas//", SFTPConfig{User: "backup", Host: "nas", Port: 22, Path: "/"}, "sftp://backup@nas//"},
-		{"sftp://backup@[::1]:2222/b", SFTPConfig{User: "backup", Host: "::1", Port: 2222, Path: "b"}, "sftp://backup@[::1]:2222/b"},
-		{"sftp://backup@[fd00::5]/b", SFTPConfig{User: "backup", Host: "fd00::5", Port: 22, Path: "b"}, "sftp://backup@[fd00::5]/b"},
-		{"sftp://backup@10.0.0.5:22/b", SFTPConfig{User: "backup", Host: "10.0.0.5", Port: 22, Path: "b"}, "sftp://backup@10.0.0.5/b"},
+		{"sftp://backup@nas/backups", Config{User: "backup", Host: "nas", Port: 22, Path: "backups"}, "sftp://backup@nas/backups"},
+		{"sftp://backup@nas:2222/backups/host1/", Config{User: "backup", Host: "nas", Port: 2222, Path: "backups/host1"}, "sftp://backup@nas:2222/backups/host1"},
+		{"sftp://backup@nas//srv/backups", Config{User: "backup", Host: "nas", Port: 22, Path: "/srv/backups"}, "sftp://backup@nas//srv/backups"},
+		{"sftp://u123@u123.your-storagebox.de:23/./a//b", Config{User: "u123", Host: "u123.your-storagebox.de", Port: 23, Path: "a/b"}, "sftp://u123@u123.your-storagebox.de:23/a/b"},
+		{"sftp://backup@nas", Config{User: "backup", Host: "nas", Port: 22}, "sftp://backup@nas"},
+		{"sftp://backup@nas/", Config{User: "backup", Host: "nas", Port: 22}, "sftp://backup@nas"},
+		{"sftp://backup@nas//", Config{User: "backup", Host: "nas", Port: 22, Path: "/"}, "sftp://backup@nas//"},
+		{"sftp://backup@[::1]:2222/b", Config{User: "backup", Host: "::1", Port: 2222, Path: "b"}, "sftp://backup@[::1]:2222/b"},
+		{"sftp://backup@[fd00::5]/b", Config{User: "backup", Host: "fd00::5", Port: 22, Path: "b"}, "sftp://backup@[fd00::5]/b"},
+		{"sftp://backup@10.0.0.5:22/b", Config{User: "backup", Host: "10.0.0.5", Port: 22, Path: "b"}, "sftp://backup@10.0.0.5/b"},
 	} {
-		got, err := ParseSFTPURL(c.url)
+		got, err := ParseURL(c.url)
 		if err != nil {
 			t.Errorf("%s: %v", c.url, err)
 			continue
@@ -70,7 +73,7 @@ func TestParseSFTPURLRefuses(t *testing.T) {
 		{"sftp://backup@n as/b", "names no valid host"},
 		{"sftp://backup@nas/b\nc", "control character"},
 	} {
-		_, err := ParseSFTPURL(c.url)
+		_, err := ParseURL(c.url)
 		if err == nil {
 			t.Errorf("%q: accepted", c.url)
 			continue
@@ -81,12 +84,9 @@ func TestParseSFTPURLRefuses(t *testing.T) {
 	}
 	// A password is refused without the URL: it may hold anything.
 	for _, u := range []string{"sftp://backup:s3cr/et@nas/b", "sftp://backup:s3cret@nas/b"} {
-		_, err := ParseSFTPURL(u)
+		_, err := ParseURL(u)
 		if !errors.Is(err, ErrPasswordInURL) || strings.Contains(err.Error(), "s3cr") {
 			t.Errorf("%q: %v", u, err)
-		}
-		if _, err := Open(u); !errors.Is(err, ErrPasswordInURL) {
-			t.Errorf("Open(%q): %v", u, err)
 		}
 	}
 }
@@ -95,11 +95,15 @@ func TestSFTPEnvironment(t *testing.T) {
 	t.Setenv(EnvSFTPKeyFile, "/global/key")
 	t.Setenv(EnvSFTPKnownHosts, "/global/known_hosts")
 	t.Setenv("DOCKER_BACKUP_TARGET_OFFSITE_SFTP_KEY_FILE", "/offsite/key")
-	tg, err := OpenWith("sftp://u@h/p", "DOCKER_BACKUP_TARGET_OFFSITE")
+	cfg, err := ParseURL("sftp://u@h/p")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := tg.(*SFTP)
+	cfg.CredentialsEnv = "DOCKER_BACKUP_TARGET_OFFSITE"
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if s.keyFile != "/offsite/key" || s.keySource != "the key file DOCKER_BACKUP_TARGET_OFFSITE_SFTP_KEY_FILE names" || s.knownHosts != "/global/known_hosts" {
 		t.Errorf("key %s (%s), known hosts %s", s.keyFile, s.keySource, s.knownHosts)
 	}
@@ -191,7 +195,7 @@ func (srv *sshServer) serve(nc net.Conn, config *ssh.ServerConfig) {
 				ok := req.Type == "subsystem" && len(req.Payload) >= 4 && string(req.Payload[4:]) == "sftp"
 				_ = req.Reply(ok, nil)
 				if ok {
-					s, err := sftp.NewServer(ch, sftp.WithServerWorkingDirectory(srv.dir))
+					s, err := sftplib.NewServer(ch, sftplib.WithServerWorkingDirectory(srv.dir))
 					if err == nil {
 						_ = s.Serve()
 					}
@@ -212,15 +216,15 @@ func (srv *sshServer) knownHosts(t *testing.T, key ssh.PublicKey) string {
 	return f
 }
 
-func (srv *sshServer) target(t *testing.T, path, keyFile, knownHosts string) *SFTP {
+func (srv *sshServer) target(t *testing.T, path, keyFile, knownHosts string) *Target {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(srv.addr)
-	cfg, err := ParseSFTPURL("sftp://backup@" + net.JoinHostPort(host, port) + "/" + path)
+	cfg, err := ParseURL("sftp://backup@" + net.JoinHostPort(host, port) + "/" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.KeyFile, cfg.KnownHosts = keyFile, knownHosts
-	s, err := NewSFTP(cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +233,7 @@ func (srv *sshServer) target(t *testing.T, path, keyFile, knownHosts string) *SF
 }
 
 // sftpFixture is a server, a client key it accepts and a known_hosts file that knows it.
-func sftpFixture(t *testing.T, path string) (*sshServer, *SFTP) {
+func sftpFixture(t *testing.T, path string) (*sshServer, *Target) {
 	t.Helper()
 	client, keyFile := newSSHKey(t)
 	srv := startSSHServer(t, client.PublicKey())
@@ -249,7 +253,7 @@ func TestSFTPRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(onDisk, body) {
 		t.Fatalf("the server's file differs (%v)", err)
 	}
-	if _, err := s.Put(ctx, "shop/db/a.sql.zst", strings.NewReader("other")); !errors.Is(err, ErrExist) {
+	if _, err := s.Put(ctx, "shop/db/a.sql.zst", strings.NewReader("other")); !errors.Is(err, target.ErrExist) {
 		t.Errorf("a second Put of the key: %v, want ErrExist", err)
 	}
 	rc, err := s.Get(ctx, "shop/db/a.sql.zst")
@@ -261,13 +265,13 @@ func TestSFTPRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("Get: %d bytes, %v", len(got), err)
 	}
-	if _, err := s.Get(ctx, "shop/db/missing"); !errors.Is(err, ErrNotExist) {
+	if _, err := s.Get(ctx, "shop/db/missing"); !errors.Is(err, target.ErrNotExist) {
 		t.Errorf("Get of a missing key: %v", err)
 	}
 	if _, err := s.Get(ctx, "shop/db"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("Get of a directory: %v", err)
 	}
-	objs, err := Collect(s.List(ctx, ""))
+	objs, err := target.Collect(s.List(ctx, ""))
 	if err != nil || len(objs) != 1 || objs[0].Key != "shop/db/a.sql.zst" || objs[0].Size != int64(len(body)) {
 		t.Errorf("List: %+v, %v", objs, err)
 	}
@@ -277,12 +281,12 @@ func TestSFTPRoundTrip(t *testing.T) {
 	if err := s.Delete(ctx, "shop/db/a.sql.zst"); err != nil {
 		t.Errorf("deleting a missing object: %v", err)
 	}
-	for _, step := range Check(ctx, s) {
+	for _, step := range target.Check(ctx, s) {
 		if step.Err != nil {
 			t.Errorf("check %s: %v", step.Operation, step.Err)
 		}
 	}
-	if objs, err := Collect(s.List(ctx, "nothing/here/")); err != nil || len(objs) != 0 {
+	if objs, err := target.Collect(s.List(ctx, "nothing/here/")); err != nil || len(objs) != 0 {
 		t.Errorf("listing a missing directory: %v, %v", objs, err)
 	}
 }
@@ -292,27 +296,27 @@ func TestSFTPRoundTrip(t *testing.T) {
 func TestSFTPListsAsLocal(t *testing.T) {
 	t.Parallel()
 	srv, s := sftpFixture(t, "")
-	local, err := NewLocal(t.TempDir())
+	local, err := target.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	for _, k := range []string{"p/db/db-x", "p/db/y", "p/db-x/z", "p/db.y", "p/dbz", "p/db/a/b/c", "q/a", "p/db/db/x"} {
-		for _, tg := range []Target{s, local} {
+		for _, tg := range []target.Target{s, local} {
 			if _, err := tg.Put(ctx, k, strings.NewReader(k)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if err := os.WriteFile(filepath.Join(srv.dir, "p/db/.y"+tempMarker+"abc"), []byte("partial"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(srv.dir, "p/db/.y"+target.TempMarker+"abc"), []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, prefix := range []string{"", "p/", "p/db", "p/db/", "p/db/db", "q", "r/"} {
-		want, err := Collect(local.List(ctx, prefix))
+		want, err := target.Collect(local.List(ctx, prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := Collect(s.List(ctx, prefix))
+		got, err := target.Collect(s.List(ctx, prefix))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -324,12 +328,12 @@ func TestSFTPListsAsLocal(t *testing.T) {
 	for range s.List(ctx, "") {
 		break
 	}
-	if _, err := Collect(s.List(ctx, "p/")); err != nil {
+	if _, err := target.Collect(s.List(ctx, "p/")); err != nil {
 		t.Error(err)
 	}
 }
 
-func keys(objs []Object) string {
+func keys(objs []target.Object) string {
 	var ks []string
 	for _, o := range objs {
 		ks = append(ks, o.Key)
@@ -393,17 +397,17 @@ func TestSFTPRemovesTemporaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(srv.dir, "p/db")
-	for _, name := range []string{".a" + tempMarker + "1", ".b" + tempMarker + "2"} {
+	for _, name := range []string{".a" + target.TempMarker + "1", ".b" + target.TempMarker + "2"} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	old := time.Now().Add(-7 * time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, ".b"+tempMarker+"2"), old, old); err != nil {
+	if err := os.Chtimes(filepath.Join(dir, ".b"+target.TempMarker+"2"), old, old); err != nil {
 		t.Fatal(err)
 	}
 	removed, err := s.RemoveStale(ctx, "p/db/", time.Now().Add(-6*time.Hour))
-	if err != nil || len(removed) != 1 || removed[0] != "p/db/.b"+tempMarker+"2" {
+	if err != nil || len(removed) != 1 || removed[0] != "p/db/.b"+target.TempMarker+"2" {
 		t.Errorf("RemoveStale: %v, %v", removed, err)
 	}
 	if err := s.RemoveIncomplete(ctx, "p/db/a"); err != nil {
@@ -423,7 +427,7 @@ func TestSFTPPin(t *testing.T) {
 	if _, err := s.Put(ctx, "a", strings.NewReader("verified bytes")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Pin(ctx, s, "a")
+	p, err := target.Pin(ctx, s, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +494,7 @@ func TestSFTPChangedHostKey(t *testing.T) {
 	old, _ := newSSHKey(t)
 	kh := srv.knownHosts(t, old.PublicKey())
 	s := srv.target(t, "b", keyFile, kh)
-	_, err := Collect(s.List(context.Background(), ""))
+	_, err := target.Collect(s.List(context.Background(), ""))
 	if !errors.Is(err, ErrHostKeyChanged) {
 		t.Fatalf("List: %v, want ErrHostKeyChanged", err)
 	}
@@ -557,13 +561,13 @@ func TestSFTPUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg, err := ParseSFTPURL("sftp://backup@" + addr + "/b")
+	cfg, err := ParseURL("sftp://backup@" + addr + "/b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	_, cfg.KeyFile = newSSHKey(t)
-	s, err := NewSFTP(cfg)
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -616,7 +620,7 @@ func TestSFTPRedials(t *testing.T) {
 		}
 	}
 	s.Close()
-	if _, err := Collect(s.List(ctx, "")); err != nil {
+	if _, err := target.Collect(s.List(ctx, "")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -654,7 +658,7 @@ func TestSFTPConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if objs, err := Collect(s.List(ctx, "p/s/")); err != nil || len(objs) != 8 {
+	if objs, err := target.Collect(s.List(ctx, "p/s/")); err != nil || len(objs) != 8 {
 		t.Errorf("listed %d, %v", len(objs), err)
 	}
 	s.mu.Lock()
@@ -733,4 +737,24 @@ func TestSFTPKeySources(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "protected by a passphrase") {
 		t.Errorf("a key with a passphrase: %v", err)
 	}
+}
+
+// failingReader gives `after` bytes, then fails, as a broken source does.
+type failingReader struct{ after int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.after <= 0 {
+		return 0, errors.New("source broke")
+	}
+	n := min(len(p), f.after)
+	f.after -= n
+	return n, nil
+}
+
+func TestSFTPContract(t *testing.T) {
+	t.Parallel()
+	targettest.Contract(t, func(t *testing.T) target.Target {
+		_, s := sftpFixture(t, "backups")
+		return s
+	})
 }
