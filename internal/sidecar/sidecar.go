@@ -180,7 +180,7 @@ func (d *Daemon) openTargets() error {
 		prefix := ""
 		if d.cfg.Prefix != nil {
 			prefix = *d.cfg.Prefix
-		} else if strings.HasPrefix(url, "s3://") || strings.HasPrefix(url, "sftp://") {
+		} else if _, remote := targets.Lookup(url); remote { // shared by hosts: one prefix each
 			prefix = jobs.KeyPart(d.host)
 		}
 		if t, err = target.Sub(t, prefix); err != nil {
