@@ -42,7 +42,7 @@ func TargetCheck(out io.Writer, r TargetChecked, format string) error {
 	}
 	fmt.Fprintf(out, "Checking %s\n", Clean(r.Target))
 	for _, s := range r.Steps {
-		took := time.Duration(s.Seconds * float64(time.Second)).Round(time.Millisecond)
+		took := roundTook(time.Duration(s.Seconds * float64(time.Second)))
 		if s.OK {
 			fmt.Fprintf(out, "  ok      %-18s %8v\n", s.Operation, took)
 			continue
@@ -66,4 +66,12 @@ func TargetCheck(out io.Writer, r TargetChecked, format string) error {
 		fmt.Fprintln(out, "The target is ready for backups.")
 	}
 	return nil
+}
+
+// roundTook rounds a step's time to what tells: microseconds below 10ms, else milliseconds.
+func roundTook(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
 }
