@@ -23,6 +23,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v zstd >/dev/null || need+=(zstd)
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 command -v chattr >/dev/null || need+=(e2fsprogs)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v getcap >/dev/null || [ -x /usr/sbin/getcap ] || [ -x /sbin/getcap ] || need+=(libcap2-bin)
 lean=()
 if [ "$mode" != demo ]; then
