@@ -3,6 +3,7 @@ package sftp
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -116,3 +118,29 @@ func TestRedTeamSFTPNamedPipeAtKeyHangs(t *testing.T) {
 		t.Error("Get of a named pipe at a key still hangs 6 s after its context ended (2 s)")
 	}
 }
+
+// Red team: an upload paced at the smallest cap (1 KiB/s) whose context ends (Ctrl-C, the
+// sidecar's timeout) stops at once and leaves nothing on the server.
+func TestRedTeamSFTPPacedPutCancelled(t *testing.T) {
+	t.Parallel()
+	srv, s := sftpFixture(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(time.Second, cancel) // no deadline: the limiter cannot tell in advance
+	start := time.Now()
+	_, err := target.PutLimited(ctx, s, "p/s/big", io.LimitReader(zeros{}, 10<<20), bandwidth.NewLimiter(bandwidth.Min))
+	if err == nil {
+		t.Fatal("a cancelled paced Put succeeded")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the paced Put ended %s after its context (1 s)", took)
+	}
+	entries, _ := os.ReadDir(filepath.Join(srv.dir, "p/s"))
+	if len(entries) != 0 {
+		t.Errorf("left on the server: %v", entries)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
