@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 )
 
@@ -39,6 +40,29 @@ func TestRedTeamSecretsInURLFormsAreShown(t *testing.T) {
 		}
 		if strings.Contains(shown, secret) {
 			t.Errorf("%s: the secret is shown: %s", u, shown)
+		}
+	}
+}
+
+// Red team: what rsync, scp and restic (sftp:user@host:/path) users write for a remote
+// directory, and a scheme with one slash, are taken as local directories relative to the
+// working directory: backups meant to leave the host silently stay on it (made there by the
+// first backup), and a password in them is shown as the target's name.
+func TestRedTeamRemoteLookingSpecsAreLocalDirectories(t *testing.T) {
+	t.Setenv(sftp.EnvSFTPKnownHosts, "/dev/null")
+	t.Chdir(t.TempDir())
+	for _, spec := range []string{
+		"backup@nas.example:/srv/backups",       // scp, rsync
+		"sftp:backup@nas.example:/srv/backups",  // restic
+		"sftp:/backup@nas.example/srv/backups",  // a slash missing
+		"backup:hunter2SECRET@nas.example:/srv", // scp with a password
+	} {
+		tg, err := Open(spec)
+		if err != nil {
+			continue
+		}
+		if _, local := tg.(*target.Local); local {
+			t.Errorf("%q is taken as the local directory %s", spec, tg)
 		}
 	}
 }
