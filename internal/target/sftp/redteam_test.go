@@ -144,3 +144,27 @@ func TestRedTeamSFTPPacedPutCancelled(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// Red team: the SFTP target takes its key only from a file, so a user who puts the key itself
+// in DOCKER_BACKUP_SFTP_KEY_FILE (or DOCKER_BACKUP_TARGET_<NAME>_SFTP_KEY_FILE; S3's secrets
+// have forms without _FILE) gets an error that holds the private key: os.ReadFile's error
+// repeats the "path", and it reaches the plugin's terminal, the sidecar's log and `status`.
+func TestRedTeamSFTPKeyPastedAsItsFileNameIsShown(t *testing.T) {
+	client, keyFile := newSSHKey(t)
+	srv := startSSHServer(t, client.PublicKey())
+	pemKey, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvSFTPKeyFile, string(pemKey))
+	t.Setenv("SSH_AUTH_SOCK", "")
+	s := srv.target(t, "b", "", srv.knownHosts(t, srv.hostKey.PublicKey()))
+	_, err = s.Get(context.Background(), "x")
+	if err == nil {
+		t.Fatal("logged in")
+	}
+	body := strings.Split(strings.TrimSpace(string(pemKey)), "\n")[1] // the key's first line of base64
+	if strings.Contains(err.Error(), body) {
+		t.Errorf("the error shows the private key: %.200s…", err)
+	}
+}
