@@ -111,6 +111,8 @@ func setTarget(j *Job, v string, opts Options, fail func(string, string)) {
 	for _, t := range strings.Split(v, ",") {
 		t = strings.TrimSpace(t)
 		switch {
+		case MayHoldSecret(t):
+			fail(v, "names targets defined on the sidecar, not a URL: define the URL on the sidecar (DOCKER_BACKUP_TARGET_NAME or its label docker-backup.target.NAME) and name it here")
 		case opts.Targets != nil && !slices.Contains(opts.Targets, t):
 			fail(v, fmt.Sprintf("no target %q is defined on the sidecar (defined: %s)", t, strings.Join(opts.Targets, ", ")))
 		case slices.Contains(names, t):

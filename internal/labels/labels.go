@@ -103,8 +103,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if MayHoldSecret(e.Value) {
+		return fmt.Sprintf("container %s: label %s (value not shown: a URL may hold credentials): %s", e.Container, e.Label, e.Reason)
+	}
 	return fmt.Sprintf("container %s: label %s=%q: %s", e.Container, e.Label, e.Value, e.Reason)
 }
+
+// MayHoldSecret says whether a label's value looks like a URL or user info, which may hold
+// credentials: such a value is never repeated in an error.
+func MayHoldSecret(v string) bool { return strings.Contains(v, "://") || strings.Contains(v, "@") }
 
 // Options are what the caller knows to check labels against.
 type Options struct {
@@ -179,9 +186,9 @@ func Targets(labels map[string]string) (map[string]string, []error) {
 		}
 		switch {
 		case !ValidName(name):
-			errs = append(errs, fmt.Errorf("label %s=%q: the target name must be lowercase letters, digits, _ or -", k, v))
+			errs = append(errs, fmt.Errorf("label %s (value not shown): the target name must be lowercase letters, digits, _ or -", k))
 		case strings.TrimSpace(v) == "":
-			errs = append(errs, fmt.Errorf("label %s=%q: give the target's directory, s3:// or sftp:// URL", k, v))
+			errs = append(errs, fmt.Errorf("label %s=%q: give the target's directory or URL", k, v))
 		default:
 			out[name] = strings.TrimSpace(v)
 		}

@@ -53,10 +53,15 @@ func Check(ctx context.Context, t Target) []CheckStep {
 		steps = append(steps, CheckStep{Operation: op, Took: time.Since(start), Err: err})
 		return err
 	}
+	// Armed before the write: a write whose reply was lost may have stored the probe.
+	defer func() {
+		cleanup := context.WithoutCancel(ctx)
+		_ = t.Delete(cleanup, key)
+		_ = RemoveIncomplete(cleanup, t, key)
+	}()
 	if step("write", func() error { _, err := t.Put(ctx, key, bytes.NewReader(body)); return err }) != nil {
 		return steps
 	}
-	defer func() { _ = t.Delete(context.WithoutCancel(ctx), key) }()
 	step("no-clobber", func() error { return checkNoClobber(ctx, t, key, body) })
 	step("interrupted write", func() error { return checkInterrupted(ctx, t) })
 	step("list", func() error { return checkListed(ctx, t, key, int64(len(body))) })
@@ -166,11 +171,15 @@ func Measure(ctx context.Context, t Target, size int64) (Throughput, error) {
 	seed := make([]byte, 1<<20)
 	_, _ = rand.Read(seed)
 	start := time.Now()
+	defer func() {
+		cleanup := context.WithoutCancel(ctx)
+		_ = t.Delete(cleanup, key)
+		_ = RemoveIncomplete(cleanup, t, key)
+	}()
 	if _, err := t.Put(ctx, key, io.LimitReader(repeat(seed), size)); err != nil {
 		return res, fmt.Errorf("writing %d bytes: %w", size, err)
 	}
 	res.Upload = time.Since(start)
-	defer func() { _ = t.Delete(context.WithoutCancel(ctx), key) }()
 	start = time.Now()
 	rc, err := t.Get(ctx, key)
 	if err != nil {

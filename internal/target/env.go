@@ -3,6 +3,7 @@ package target
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -18,7 +19,9 @@ func EnvOrFile(name string) (string, error) {
 	}
 	b, err := os.ReadFile(f)
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", name+"_FILE", err)
+		// The error names the variable, never its value: a secret pasted into NAME_FILE
+		// instead of NAME would be shown as the file's name.
+		return "", fmt.Errorf("reading the file %s names: %w", name+"_FILE", Unnamed(err))
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -34,3 +37,13 @@ type secretInURL string
 
 func (e secretInURL) Error() string        { return string(e) }
 func (e secretInURL) Is(target error) bool { return target == ErrSecretInURL }
+
+// Unnamed is err without the file name a *fs.PathError carries (a name may be a secret put
+// where a file's name belongs): "no such file or directory" instead of "open NAME: …".
+func Unnamed(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}

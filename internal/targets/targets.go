@@ -4,7 +4,9 @@
 package targets
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -81,17 +83,12 @@ func Supported() string {
 }
 
 // Lookup returns the kind of a URL, by its scheme.
-func Lookup(url string) (Kind, bool) {
-	scheme, _, ok := strings.Cut(url, "://")
+func Lookup(spec string) (Kind, bool) {
+	scheme, _, ok := strings.Cut(spec, "://")
 	if !ok {
 		return Kind{}, false
 	}
-	for _, k := range Kinds() {
-		if k.Scheme == scheme {
-			return k, true
-		}
-	}
-	return Kind{}, false
+	return lookupScheme(scheme)
 }
 
 // Open returns the target a user names: a directory path (or file:// URL) for a local
@@ -110,25 +107,110 @@ func OpenWith(spec, settingsEnv string) (target.Target, error) {
 }
 
 // CheckURL checks what names a target without connecting: its kind is known and its URL
-// well formed, holding no secret. An unknown scheme's URL is not shown when it may hold
-// credentials.
+// well formed, holding no secret. A URL that holds or may hold a secret is refused without
+// being shown; so is what looks like a remote but is no URL (scp's USER@HOST:PATH), which
+// would otherwise be taken for a local directory.
 func CheckURL(spec string) error {
-	switch {
-	case strings.TrimSpace(spec) == "":
+	if strings.TrimSpace(spec) == "" {
 		return fmt.Errorf("no target given: pass a backup directory or a URL (%s), e.g. --to ./backups", Supported())
-	case strings.HasPrefix(spec, "file://"):
+	}
+	scheme, rest, isURL := strings.Cut(spec, "://")
+	if !isURL {
+		return checkPath(spec)
+	}
+	// A kind's own refusal of a secret says where its secrets go: it comes first.
+	k, known := Lookup(spec)
+	var kindErr error
+	if known {
+		if kindErr = k.Check(spec); errors.Is(kindErr, target.ErrSecretInURL) {
+			return kindErr
+		}
+	}
+	if err := checkSecrets(rest); err != nil {
+		return err
+	}
+	switch {
+	case known:
+		return kindErr
+	case scheme == "file" && !strings.HasPrefix(rest, "/"):
+		return fmt.Errorf("a file:// URL names a directory of this host by its absolute path (file:///srv/backups); the URL is not shown")
+	case scheme == "file":
 		return nil
-	case strings.Contains(spec, "://"):
-		if k, ok := Lookup(spec); ok {
-			return k.Check(spec)
+	}
+	return fmt.Errorf("target: unsupported scheme %q; the URL is not shown (supported: %s)", scheme, Supported())
+}
+
+// checkSecrets refuses the parts of a URL (after its scheme) where users put secrets: a
+// password in its user info (USER:PASSWORD@, also where the user name has an "@" in it), an
+// option whose name says it is one (?secret_key=, ?password=, ?token=, ?sig=).
+func checkSecrets(rest string) error {
+	authority, _, _ := strings.Cut(rest, "/")
+	authority, _, _ = strings.Cut(authority, "?")
+	if at := strings.LastIndex(authority, "@"); at >= 0 && strings.Contains(authority[:at], ":") {
+		return target.SecretInURL("a target URL must not hold a password (USER:PASSWORD@; the URL is not shown): give it in the environment or a file, see docs/targets.md")
+	}
+	_, query, _ := strings.Cut(rest, "?")
+	for _, kv := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, _, _ := strings.Cut(kv, "=")
+		if secretOption(name) {
+			return target.SecretInURL(fmt.Sprintf("a target URL must not hold secrets in its options (%.40q; the URL is not shown): give them in the environment or a file, see docs/targets.md", name))
 		}
-		scheme, _, _ := strings.Cut(spec, "://")
-		if strings.Contains(spec, "@") {
-			return target.SecretInURL(fmt.Sprintf("target: unsupported scheme %q; the URL is not shown, as it may hold credentials (supported: %s)", scheme, Supported()))
-		}
-		return fmt.Errorf("target %q: unsupported scheme %q (supported: %s)", spec, scheme, Supported())
 	}
 	return nil
+}
+
+// secretOption says whether a URL option's name is one that holds a secret.
+func secretOption(name string) bool {
+	n := strings.ToLower(name)
+	if u, err := url.QueryUnescape(n); err == nil {
+		n = u
+	}
+	n = strings.NewReplacer("-", "", "_", "", ".", "").Replace(n)
+	switch n {
+	case "sig", "key", "pass", "pw", "pwd", "auth", "sas", "sastoken":
+		return true
+	}
+	for _, w := range []string{"secret", "password", "passwd", "token", "signature", "credential", "accesskey", "apikey", "keyid", "privatekey", "sharedkey", "accountkey"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPath refuses a target without "://" that is no directory path but a remote written as
+// scp, rsync or restic write them (USER@HOST:PATH, sftp:USER@HOST:PATH) or a URL missing its
+// slashes (sftp:/HOST/PATH): taken as a directory, its backups would stay on this host.
+func checkPath(spec string) error {
+	if strings.HasPrefix(spec, "/") || strings.HasPrefix(spec, ".") {
+		return nil
+	}
+	first, _, _ := strings.Cut(spec, "/")
+	if scheme, _, ok := strings.Cut(first, ":"); ok {
+		if k, known := lookupScheme(scheme); known || urlLike[strings.ToLower(scheme)] {
+			form := scheme + "://…"
+			if known {
+				form = k.Form
+			}
+			return fmt.Errorf("target: %q is written as a URL without its \"//\"; the target is not shown: write %s (a directory whose name has a \":\" in it: ./NAME)", scheme+":", form)
+		}
+		if strings.Contains(first, "@") {
+			return fmt.Errorf("target: an scp-style remote (USER@HOST:PATH; the target is not shown) is no target: write sftp://USER@HOST/PATH (PATH relative to the login directory) or sftp://USER@HOST//PATH (absolute); a directory whose name has \"@\" and \":\" in it: ./NAME")
+		}
+	}
+	return nil
+}
+
+// urlLike are schemes users may write that no kind of target has.
+var urlLike = map[string]bool{"ftp": true, "ftps": true, "http": true, "https": true, "ssh": true, "scp": true, "rsync": true, "file": true, "smb": true, "webdav": true, "azure": true, "gs": true, "b2": true, "rclone": true}
+
+func lookupScheme(scheme string) (Kind, bool) {
+	for _, k := range Kinds() {
+		if k.Scheme == scheme {
+			return k, true
+		}
+	}
+	return Kind{}, false
 }
 
 // Settings lists the endings of every kind's named-target variables (see Kind.Settings).

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"io"
 	"io/fs"
 	"net"
@@ -355,9 +356,12 @@ func (s *Target) authMethods() (sftpAuth, error) {
 // readSSHKey reads a private key file; one protected by a passphrase is refused (nobody is
 // there to type it).
 func readSSHKey(file string) (ssh.Signer, error) {
+	if strings.ContainsAny(file, "\n\r") || strings.Contains(file, "PRIVATE KEY") {
+		return nil, fmt.Errorf("the key file's name holds a key itself (not shown): give the name of the file the private key is in")
+	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the key file: %w", target.Unnamed(err))
 	}
 	signer, err := ssh.ParsePrivateKey(b)
 	var pm *ssh.PassphraseMissingError
