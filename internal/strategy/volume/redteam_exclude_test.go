@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
@@ -20,5 +21,20 @@ func TestRedTeamAbsoluteExcludeOfTheBackedUpPathIsSilentlyANoOp(t *testing.T) {
 	set, _ := exclude.Compile(v.exclude.Patterns())
 	if !set.Excluded("cache", true) && !set.Excluded("cache/x", false) {
 		t.Errorf("--exclude /data/cache with --paths /data is accepted and leaves out nothing of /data/cache")
+	}
+}
+
+// The refusal says what the pattern means and what to write instead; a pattern that only
+// looks alike (/database with the path /data, /data below the path /srv) is kept.
+func TestAnchoredPatternsNamingTheBackedUpPath(t *testing.T) {
+	_, err := New([]string{"/srv", "/data"}, []string{"/data/cache/"})
+	if err == nil || !strings.Contains(err.Error(), `to leave out /data/cache write "/cache/"`) {
+		t.Errorf("error %v", err)
+	}
+	if _, err := New([]string{"/data"}, []string{"/data"}); err == nil || !strings.Contains(err.Error(), "the backed-up path /data itself") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := New([]string{"/data", "/srv"}, []string{"/database", "/srvx/y", "data/cache"}); err != nil {
+		t.Errorf("refused: %v", err)
 	}
 }

@@ -65,7 +65,34 @@ func New(paths, excl []string) (*Strategy, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkAnchors(clean, set.Patterns()); err != nil {
+		return nil, err
+	}
 	return &Strategy{paths: clean, exclude: set}, nil
+}
+
+// checkAnchors refuses an anchored pattern that starts with a backed-up path's own absolute
+// path (/data/cache, backing up /data): patterns are relative to each path, so it would mean
+// /data/data/cache and leave out nothing the user meant, silently.
+func checkAnchors(paths, patterns []string) error {
+	for _, p := range patterns {
+		rest, anchored := strings.CutPrefix(p, "/")
+		if !anchored {
+			continue
+		}
+		for _, dir := range paths {
+			d := strings.TrimPrefix(dir, "/")
+			if d == "" || (rest != d && !strings.HasPrefix(rest, d+"/")) {
+				continue
+			}
+			within := strings.TrimPrefix(strings.TrimPrefix(rest, d), "/")
+			if within == "" {
+				return fmt.Errorf("exclude pattern %q is the backed-up path %s itself: patterns are relative to each backed-up path (to back up nothing of %s, leave it out of --paths)", p, dir, dir)
+			}
+			return fmt.Errorf("exclude pattern %q starts with the backed-up path %s: patterns are relative to each backed-up path, so it means %s%s; to leave out %s write %q", p, dir, dir, p, path.Join(dir, within), "/"+within)
+		}
+	}
+	return nil
 }
 
 // Name returns "volume".
@@ -126,6 +153,9 @@ func (v *Strategy) pathsFor(c *containers.Container) ([]string, error) {
 	paths := DefaultPaths(c)
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("the container has no volumes or read-write bind mounts: name what to back up with --paths /some/dir")
+	}
+	if err := checkAnchors(paths, v.exclude.Patterns()); err != nil {
+		return nil, err
 	}
 	return paths, nil
 }

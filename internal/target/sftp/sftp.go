@@ -94,9 +94,12 @@ func (s *Target) where(key string) string { return key + " in " + s.String() }
 
 // Put writes r to a temporary file beside key and renames it into place. An existing object
 // is never replaced: the key is looked at first, and the rename itself refuses (SFTP's
-// rename does not overwrite; posix-rename@openssh.com, which does, is not used). A failed or
-// cancelled Put removes its temporary file (see removeTemporary); one it cannot reach is
-// swept later (RemoveIncomplete, RemoveStale).
+// rename does not overwrite; posix-rename@openssh.com, which does, is not used). The file is
+// made in a hidden directory of its own, 0700 before the file is created in it: SFTP's open
+// cannot give a file its mode (pkg/sftp sends none), so the file starts with the server's
+// default (0644 on OpenSSH) and only then is made 0600 — no one else can reach it meanwhile.
+// A failed or cancelled Put removes its temporary (see removeTemporary); one it cannot reach
+// is swept later (RemoveIncomplete, RemoveStale).
 func (s *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return 0, err
@@ -104,12 +107,12 @@ func (s *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error
 	dst := s.remote(key)
 	dir := path.Dir(dst)
 	err := s.with(ctx, func(c *sftplib.Client) error {
+		if _, err := s.checkDirs(c, path.Dir(key), true); err != nil {
+			return err
+		}
 		if _, err := c.Lstat(dst); err == nil {
 			return fmt.Errorf("%s: %w", s.where(key), target.ErrExist)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		if err := s.mkdirAll(c, dir); err != nil {
 			return err
 		}
 		return nil
@@ -125,53 +128,96 @@ func (s *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error
 		return 0, fmt.Errorf("storing %s: %w", s.where(key), err)
 	}
 	defer s.release(c)
-	tmp := path.Join(dir, "."+path.Base(dst)+target.TempMarker+target.RandomSuffix())
-	f, err := c.client.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	tmpDir := path.Join(dir, "."+path.Base(dst)+target.TempMarker+target.RandomSuffix())
+	f, err := s.createPrivate(c.client, tmpDir, path.Base(dst))
 	if err != nil {
+		s.removeTemporary(ctx, c, tmpDir)
 		return 0, fmt.Errorf("storing %s: creating a file in %s: %w", s.where(key), dir, s.explain(err))
 	}
-	// Backups are readable by their owner only, where the server lets the mode be set.
-	_ = f.Chmod(0o600)
 	n, err := s.write(ctx, c, f, dir, r)
 	if err == nil {
 		err = ctx.Err() // cancelled once the stream was whole: not published either
 	}
 	if err == nil {
-		err = c.client.Rename(tmp, dst)
+		err = c.client.Rename(path.Join(tmpDir, path.Base(dst)), dst)
 		if err != nil {
 			if _, serr := c.client.Lstat(dst); serr == nil {
 				err = fmt.Errorf("%s: %w", s.where(key), target.ErrExist)
 			} else {
-				err = fmt.Errorf("storing %s: renaming %s into place: %w", s.where(key), tmp, s.explain(err))
+				err = fmt.Errorf("storing %s: renaming %s into place: %w", s.where(key), tmpDir, s.explain(err))
 			}
 		}
 	} else {
 		err = fmt.Errorf("storing %s: %w", s.where(key), err)
 	}
+	s.removeTemporary(ctx, c, tmpDir) // empty once renamed: swept by RemoveStale if left
 	if err != nil {
-		s.removeTemporary(ctx, c, tmp)
 		return n, err
 	}
 	return n, nil
 }
 
-// removeTemporary removes a failed Put's temporary file. If the connection died with the
-// upload (the server's SFTP process killed, the network cut), it is tried again on a new one
-// for up to a minute, as an S3 upload's abort is; what still cannot be removed is swept later.
-func (s *Target) removeTemporary(ctx context.Context, c *sftpConn, tmp string) {
-	err := c.client.Remove(tmp)
-	if err == nil || errors.Is(err, os.ErrNotExist) || !lostConnection(err) {
+// createPrivate makes the hidden directory tmpDir (0700) and the file name in it (0600),
+// where the server lets modes be set.
+func (s *Target) createPrivate(c *sftplib.Client, tmpDir, name string) (*sftplib.File, error) {
+	if err := c.Mkdir(tmpDir); err != nil {
+		return nil, err
+	}
+	_ = c.Chmod(tmpDir, 0o700)
+	f, err := c.OpenFile(path.Join(tmpDir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return nil, err
+	}
+	_ = f.Chmod(0o600)
+	return f, nil
+}
+
+// removeTemporary removes a Put's temporary directory and what is in it. If the connection
+// died with the upload (the server's SFTP process killed, the network cut), it is tried again
+// on a new one for up to a minute, as an S3 upload's abort is; what still cannot be removed
+// is swept later.
+func (s *Target) removeTemporary(ctx context.Context, c *sftpConn, tmpDir string) {
+	err := removeTempDir(c.client, tmpDir)
+	if err == nil || !lostConnection(err) {
 		return
 	}
 	s.drop(c)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	_ = s.with(ctx, func(c *sftplib.Client) error {
+	_ = s.with(ctx, func(c *sftplib.Client) error { return removeTempDir(c, tmpDir) })
+}
+
+// removeTempDir removes a temporary: a directory and the files in it (a link or a file
+// in its place, as older releases left, is removed itself, never followed).
+func removeTempDir(c *sftplib.Client, tmp string) error {
+	info, err := c.Lstat(tmp)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !info.IsDir():
 		if err := c.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		return nil
-	})
+	}
+	infos, err := c.ReadDir(tmp)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, fi := range infos {
+		if fi.IsDir() {
+			continue // not ours: left, and the directory with it
+		}
+		if err := c.Remove(path.Join(tmp, fi.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := c.RemoveDirectory(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // write streams r into f (many writes in flight, one packet of r's bytes held at a time),
@@ -224,35 +270,6 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// mkdirAll makes dir and its parents (0700 where the server lets the mode be set).
-func (s *Target) mkdirAll(c *sftplib.Client, dir string) error {
-	if dir == "." || dir == "/" || dir == "" {
-		return nil
-	}
-	info, err := c.Stat(dir)
-	if err == nil {
-		if !info.IsDir() {
-			return fmt.Errorf("%s on the server is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := s.mkdirAll(c, path.Dir(dir)); err != nil {
-		return err
-	}
-	if err := c.Mkdir(dir); err != nil {
-		// Made meanwhile by another Put?
-		if info, serr := c.Stat(dir); serr == nil && info.IsDir() {
-			return nil
-		}
-		return fmt.Errorf("creating the directory %s: %w", dir, err)
-	}
-	_ = c.Chmod(dir, 0o700)
-	return nil
-}
-
 // Get opens the file at key.
 func (s *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := target.ValidateKey(key); err != nil {
@@ -270,7 +287,7 @@ func (s *Target) open(ctx context.Context, key string) (*sftpReader, int64, erro
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading %s: %w", s.where(key), err)
 		}
-		f, size, err := openRegular(c.client, s.remote(key))
+		f, size, err := s.openChecked(ctx, c, key)
 		if err == nil {
 			return &sftpReader{s: s, c: c, f: f, key: key, r: bufio.NewReaderSize(target.WithContext(ctx, f), readBuffer(size))}, size, nil
 		}
@@ -365,7 +382,12 @@ func (s *Target) Delete(ctx context.Context, key string) error {
 	if err := target.ValidateKey(key); err != nil {
 		return err
 	}
-	err := s.with(ctx, func(c *sftplib.Client) error { return c.Remove(s.remote(key)) })
+	err := s.with(ctx, func(c *sftplib.Client) error {
+		if ok, err := s.checkDirs(c, path.Dir(key), false); !ok || err != nil {
+			return err // a missing directory: nothing to delete
+		}
+		return c.Remove(s.remote(key))
+	})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("deleting %s: %w", s.where(key), s.explain(err))
 	}
@@ -391,6 +413,12 @@ func (s *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 			return
 		}
 		defer s.release(c)
+		if ok, err := s.checkDirs(c.client, start, false); err != nil {
+			yield(target.Object{}, fmt.Errorf("listing %s: %w", s, s.explain(err)))
+			return
+		} else if !ok {
+			return // nothing under the prefix
+		}
 		w := &sftpWalk{ctx: ctx, s: s, c: c.client, prefix: prefix, yield: yield}
 		if err := w.dir(start); err != nil && !errors.Is(err, errStopped) {
 			if lostConnection(err) {
@@ -494,6 +522,9 @@ func (s *Target) RemoveStale(ctx context.Context, prefix string, before time.Tim
 func (s *Target) removeTemporaries(ctx context.Context, dir string, match func(string, time.Time) bool) ([]string, error) {
 	var removed []string
 	err := s.with(ctx, func(c *sftplib.Client) error {
+		if ok, err := s.checkDirs(c, dir, false); !ok || err != nil {
+			return err
+		}
 		infos, err := c.ReadDirContext(ctx, s.remote(dir))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -502,11 +533,11 @@ func (s *Target) removeTemporaries(ctx context.Context, dir string, match func(s
 			return err
 		}
 		for _, fi := range infos {
-			if !fi.Mode().IsRegular() || !match(fi.Name(), fi.ModTime()) {
+			if !match(fi.Name(), fi.ModTime()) {
 				continue
 			}
 			p := path.Join(dir, fi.Name())
-			if err := c.Remove(s.remote(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := removeTempDir(c, s.remote(p)); err != nil {
 				return fmt.Errorf("removing %s: %w", p, err)
 			}
 			if !slices.Contains(removed, p) {
