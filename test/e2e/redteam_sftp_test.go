@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,9 +101,19 @@ func TestRedTeamSFTPSymlinkLeadsRetentionOutside(t *testing.T) {
 	if len(archived) < 6 {
 		t.Fatalf("the archive holds %q, want at least 2 backups", archived)
 	}
-	start := sidecarRuns(t, p.name)
-	waitRuns(t, p.name, "db", "default", start+4, 2*time.Minute)
-	time.Sleep(3 * time.Second) // the last prune
+	// Fixed: every run refuses the link, naming it; nothing is written or deleted through it.
+	failedBefore := sidecarFailedRuns(t, p.name)
+	eventually(t, 2*time.Minute, "3 more runs refused", func() error {
+		js := jobStatus(sidecarStatus(t, p.name), "db", "default")
+		if js == nil || js.Runs["failed"] < failedBefore+3 {
+			return fmt.Errorf("runs: %v", js)
+		}
+		if js.Last == nil || !strings.Contains(js.Last.Error, "symbolic link") {
+			return fmt.Errorf("the last run does not name the link: %+v", js.Last)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // a last prune, had there been one
 
 	kept := map[string]bool{}
 	for _, f := range srv.files("archive/" + rel) {
@@ -126,12 +137,12 @@ func TestRedTeamSFTPSymlinkLeadsRetentionOutside(t *testing.T) {
 	}
 }
 
-// sidecarRuns is how many successful runs the db service's default job has had.
-func sidecarRuns(t *testing.T, project string) int {
+// sidecarFailedRuns is how many failed runs the db service's default job has had.
+func sidecarFailedRuns(t *testing.T, project string) int {
 	t.Helper()
 	js := jobStatus(sidecarStatus(t, project), "db", "default")
 	if js == nil {
 		return 0
 	}
-	return js.Runs["success"]
+	return js.Runs["failed"]
 }
