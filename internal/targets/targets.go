@@ -11,6 +11,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
+	"github.com/docker-backup/docker-backup/internal/target/webdav"
 )
 
 // Kind is one kind of target, named by its URL scheme.
@@ -66,9 +67,32 @@ func Kinds() []Kind {
 				return sftp.New(cfg)
 			},
 		},
+		webdavKind(webdav.Scheme, "webdav://HOST[:PORT]/PATH[?ca=FILE]"),
+		webdavKind(webdav.SchemeHTTP, "webdav+http://HOST[:PORT]/PATH"),
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Scheme < kinds[j].Scheme })
 	return kinds
+}
+
+// webdavKind is the WebDAV target over https (webdav://) or, named so, cleartext http.
+func webdavKind(scheme, form string) Kind {
+	return Kind{
+		Scheme:   scheme,
+		Form:     form,
+		Settings: []string{"WEBDAV_USERNAME", "WEBDAV_PASSWORD"},
+		Secrets: func(p string) string {
+			return p + "WEBDAV_USERNAME and " + p + "WEBDAV_PASSWORD, or its _FILE form"
+		},
+		Check: func(url string) error { _, err := webdav.ParseURL(url); return err },
+		Open: func(url, env string) (target.Target, error) {
+			cfg, err := webdav.ParseURL(url)
+			if err != nil {
+				return nil, err
+			}
+			cfg.CredentialsEnv = env
+			return webdav.New(cfg)
+		},
+	}
 }
 
 // Supported names what can be a target, for errors and help.
