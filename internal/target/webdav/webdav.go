@@ -234,7 +234,13 @@ func (t *Target) move(ctx context.Context, tmp, key string) error {
 func (t *Target) removeTemporary(ctx context.Context, tmp string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
-	if err := t.delete(ctx, tmp); err != nil {
+	err := t.delete(ctx, tmp)
+	// The server may still be ending the aborted PUT, holding its lock (423) a moment.
+	for pause := 100 * time.Millisecond; isLocked(err) && pause < 5*time.Second; pause *= 2 {
+		time.Sleep(pause)
+		err = t.delete(ctx, tmp)
+	}
+	if err != nil {
 		t.log.WarnContext(ctx, "webdav: a failed upload's temporary file is left, to be swept later", "file", tmp, "target", t.String(), "error", err)
 	}
 }
@@ -274,4 +280,9 @@ func (t *Target) Requirement(operation string) string {
 		return ""
 	}
 	return "the user needs " + need
+}
+
+func isLocked(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusLocked
 }

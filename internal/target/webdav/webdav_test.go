@@ -193,9 +193,9 @@ func TestWebDAVPutRequests(t *testing.T) {
 	if _, err := tg.Put(ctx, "p/q/r/x", strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
-	// /dav/a/b/p/q/r: 5 missing, each asked for, refused (409), then made.
-	if got := s.requests.mkcol.Load(); got != 10 {
-		t.Errorf("MKCOL requests for 5 missing collections: %d, want 10", got)
+	// /dav/a/b/p/q/r: 5 missing, each asked for, refused (409) but the top one, then made.
+	if got := s.requests.mkcol.Load(); got != 9 {
+		t.Errorf("MKCOL requests for 5 missing collections: %d, want 9", got)
 	}
 	s.requests.mkcol.Store(0)
 	if _, err := tg.Put(ctx, "p/q/r/y", strings.NewReader("y")); err != nil {
