@@ -60,17 +60,20 @@ type request struct {
 	header http.Header
 	body   []byte    // a body that can be sent again
 	stream io.Reader // or a stream sent once, with chunked transfer encoding
+	// once: not sent again after a network error (the server may have done it: a MOVE).
+	once bool
 }
 
-// do sends req. An idempotent request (no stream) is sent again, with a pause, while the
-// server cannot be reached or answers 502, 503 or 504. The caller closes the response's body.
+// do sends req. A request without a stream is sent again, with a pause, while the server
+// answers 502, 503 or 504, or (unless once) cannot be reached. The caller closes the
+// response's body.
 func (t *Target) do(ctx context.Context, req request) (*http.Response, error) {
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
 		resp, err := t.send(ctx, req)
 		retry := req.stream == nil && attempt < attempts && ctx.Err() == nil
 		switch {
-		case err != nil && !(retry && transient(err)):
+		case err != nil && !(retry && !req.once && transient(err)):
 			return nil, err
 		case err == nil && !(retry && unavailable(resp.StatusCode)):
 			return resp, nil

@@ -12,11 +12,12 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
-// fileInfo is what the server says of a file: its size (-1: not said), ETag (a strong one, or
-// empty) and modification time.
+// fileInfo is what the server says of a file: its size (-1: not said), ETag (empty: not said)
+// and modification time.
 type fileInfo struct {
 	size  int64
-	etag  string
+	etag  string // the opaque tag, quoted, without W/
+	weak  bool   // W/: If-Match cannot name it (Apache's for a file changed in the last second)
 	mtime time.Time
 }
 
@@ -28,8 +29,9 @@ func infoOf(resp *http.Response) fileInfo {
 			info.size = n
 		}
 	}
-	// A weak ETag cannot be matched by If-Match: the size and time are checked instead.
-	if e := resp.Header.Get("ETag"); strings.HasPrefix(e, `"`) {
+	e := strings.TrimSpace(resp.Header.Get("ETag"))
+	e, info.weak = strings.CutPrefix(e, "W/")
+	if strings.HasPrefix(e, `"`) && strings.HasSuffix(e, `"`) && len(e) > 1 {
 		info.etag = e
 	}
 	info.mtime, _ = http.ParseTime(resp.Header.Get("Last-Modified"))
@@ -106,8 +108,8 @@ func (r *reader) Read(p []byte) (int, error) {
 func (r *reader) Close() error { return r.body.Close() }
 
 // Pin notes the file's ETag (or, on a server that gives none, its size and time): every Open
-// reads the file only if it is still that one. The server checks the ETag (If-Match: 412
-// when the file changed), and the response's own is compared too.
+// reads the file only if it is still that one. The server checks a strong ETag (If-Match: 412
+// when the file changed), and the response's own ETag is compared too.
 func (t *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
@@ -132,7 +134,11 @@ func (p *pinned) Size() int64  { return p.info.size }
 func (p *pinned) Close() error { return nil }
 
 func (p *pinned) Open(ctx context.Context) (io.ReadCloser, error) {
-	resp, err := p.t.get(ctx, p.key, p.info.etag)
+	etag := p.info.etag
+	if p.info.weak {
+		etag = "" // the server would refuse it: the response's own is compared below
+	}
+	resp, err := p.t.get(ctx, p.key, etag)
 	if isNotExist(err) {
 		return nil, fmt.Errorf("reading %s: it was deleted: %w", p.t.where(p.key), target.ErrChanged)
 	}
@@ -146,8 +152,9 @@ func (p *pinned) Open(ctx context.Context) (io.ReadCloser, error) {
 	return &reader{t: p.t, key: p.key, body: resp.Body}, nil
 }
 
-// same says whether got is the file pinned: the same ETag where the server gives one, else
-// the same size and time.
+// same says whether got is the file pinned: the same opaque ETag where the server gives one
+// (Apache's, weak or strong, is the size and the time to the microsecond), else the same size
+// and time.
 func (i fileInfo) same(got fileInfo) bool {
 	if i.etag != "" && got.etag != "" {
 		return i.etag == got.etag

@@ -213,7 +213,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // move renames tmp to key, refusing to replace it (Overwrite: F).
 func (t *Target) move(ctx context.Context, tmp, key string) error {
-	resp, err := t.do(ctx, request{method: "MOVE", url: t.url(tmp, false),
+	resp, err := t.do(ctx, request{method: "MOVE", url: t.url(tmp, false), once: true,
 		header: http.Header{"Destination": {t.url(key, false)}, "Overwrite": {"F"}}})
 	if err != nil {
 		return fmt.Errorf("moving %s into place: %w", tmp, t.netError(err))
