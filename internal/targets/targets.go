@@ -67,19 +67,20 @@ func Kinds() []Kind {
 				return sftp.New(cfg)
 			},
 		},
-		webdavKind(webdav.Scheme, "webdav://HOST[:PORT]/PATH[?ca=FILE]"),
-		webdavKind(webdav.SchemeHTTP, "webdav+http://HOST[:PORT]/PATH"),
+		webdavKind(webdav.Scheme, "webdav://HOST[:PORT]/PATH[?ca=FILE]", []string{"WEBDAV_USERNAME", "WEBDAV_PASSWORD"}),
+		webdavKind(webdav.SchemeHTTP, "webdav+http://HOST[:PORT]/PATH", nil), // webdav's settings
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Scheme < kinds[j].Scheme })
 	return kinds
 }
 
-// webdavKind is the WebDAV target over https (webdav://) or, named so, cleartext http.
-func webdavKind(scheme, form string) Kind {
+// webdavKind is the WebDAV target over https (webdav://) or, named so, cleartext http; both
+// read the same settings, listed once.
+func webdavKind(scheme, form string, settings []string) Kind {
 	return Kind{
 		Scheme:   scheme,
 		Form:     form,
-		Settings: []string{"WEBDAV_USERNAME", "WEBDAV_PASSWORD"},
+		Settings: settings,
 		Secrets: func(p string) string {
 			return p + "WEBDAV_USERNAME and " + p + "WEBDAV_PASSWORD, or its _FILE form"
 		},
@@ -102,6 +103,19 @@ func Supported() string {
 		forms = append(forms, k.Form)
 	}
 	return strings.Join(forms, ", ")
+}
+
+// URLs names the kinds' URLs for flag help and errors: "s3://, sftp:// or webdav:// URL".
+func URLs() string {
+	kinds := Kinds()
+	var schemes []string
+	for _, k := range kinds {
+		schemes = append(schemes, k.Scheme+"://")
+	}
+	if len(schemes) == 1 {
+		return schemes[0] + " URL"
+	}
+	return strings.Join(schemes[:len(schemes)-1], ", ") + " or " + schemes[len(schemes)-1] + " URL"
 }
 
 // Lookup returns the kind of a URL, by its scheme.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -327,5 +328,32 @@ func TestWebDAVContract(t *testing.T) {
 		}
 		t.Cleanup(func() { tg.Close() })
 		return tg
+	})
+	// What the target's MOVE relies on: Apache refuses to replace with Overwrite: F (412).
+	t.Run("ServerRefusesOverwrite", func(t *testing.T) {
+		do := func(method, path string, body string, header ...string) int {
+			req, err := http.NewRequest(method, "http://"+srv.http+"/dav/"+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.SetBasicAuth(srv.user, srv.password)
+			for i := 0; i+1 < len(header); i += 2 {
+				req.Header.Set(header[i], header[i+1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		do("PUT", "a", "first")
+		do("PUT", ".b", "second")
+		if code := do("MOVE", ".b", "", "Destination", "http://"+srv.http+"/dav/a", "Overwrite", "F"); code != http.StatusPreconditionFailed {
+			t.Errorf("MOVE onto an existing file with Overwrite: F: %d, want 412", code)
+		}
+		if got := srv.sha256("a"); got != "a7937b64b8caa58f03721bb6bacf5c78cb235febe0e70b1b84cd99541461a08e" {
+			t.Errorf("the file was replaced: sha256 %s", got)
+		}
 	})
 }

@@ -430,3 +430,23 @@ func TestWebDAVRequirement(t *testing.T) {
 		t.Error("an unknown operation has a requirement")
 	}
 }
+
+// Two Puts of one key racing past the look-up: the MOVE of the second is refused (412) and
+// the first object stays.
+func TestWebDAVMoveNeverReplaces(t *testing.T) {
+	s := startServer(t, false)
+	tg := s.target(t, "race")
+	ctx := context.Background()
+	if _, err := tg.Put(ctx, "d/a", strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tg.upload(ctx, "d/.a"+target.TempMarker+"x", strings.NewReader("second")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.move(ctx, "d/.a"+target.TempMarker+"x", "d/a"); !errors.Is(err, target.ErrExist) {
+		t.Errorf("MOVE onto an existing key: %v, want ErrExist", err)
+	}
+	if got := targettest.Read(t, tg, "d/a"); string(got) != "first" {
+		t.Errorf("the object was replaced: %q", got)
+	}
+}
