@@ -25,13 +25,13 @@ var webdavImage = fixtureImage("DOCKER_BACKUP_TEST_WEBDAV_IMAGE", "webdav")
 // test, its http and https ports published on loopback, with one basic-auth user whose
 // password the test made. The DAV collection /srv/dav is served as /dav/.
 type webdavServer struct {
-	t         *testing.T
-	name      string // the container
-	http      string // 127.0.0.1:PORT
-	https     string
-	user      string
-	password  string
-	ca        string // the server's self-signed certificate, a CA file for ?ca=
+	t        *testing.T
+	name     string // the container
+	http     string // 127.0.0.1:PORT
+	https    string
+	user     string
+	password string
+	ca       string // the server's self-signed certificate, a CA file for ?ca=
 }
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and localhost and its key to dir.
