@@ -67,18 +67,25 @@ func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return &reader{t: t, key: key, body: resp.Body}, nil
 }
 
-// get sends a GET of key, If-Match etag when it is not empty.
+// get sends a GET of key, If-Match etag when it is not empty. The response's body is cut if
+// the server stops sending it for stallTimeout; closing it releases the request.
 func (t *Target) get(ctx context.Context, key, etag string) (*http.Response, error) {
 	req := request{method: http.MethodGet, url: t.url(key, false), header: http.Header{"Accept-Encoding": {"identity"}}}
 	if etag != "" {
 		req.header.Set("If-Match", etag)
 	}
-	resp, err := t.do(ctx, req)
+	rctx, guard, release := newStallGuard(ctx, t.stall)
+	resp, err := t.do(rctx, req)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("reading %s: %w", t.where(key), t.netError(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer release()
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
+		resp.Body = &downloadBody{ctx: rctx, body: resp.Body, g: guard, release: release}
 		return resp, nil
 	case http.StatusNotFound:
 		drain(resp)
@@ -100,6 +107,9 @@ type reader struct {
 func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.body.Read(p)
 	if err != nil && err != io.EOF {
+		if d, ok := r.body.(*downloadBody); ok {
+			err = stalled(d.ctx, err)
+		}
 		err = fmt.Errorf("reading %s: %w", r.t.where(r.key), r.t.netError(err))
 	}
 	return n, err

@@ -26,6 +26,7 @@ type Target struct {
 	userVar     string // where user came from, for messages
 	passwordVar string
 	log         *slog.Logger
+	stall       time.Duration // see stallTimeout
 }
 
 // New returns a target for cfg, reading the user and password from the environment
@@ -38,7 +39,7 @@ func New(cfg Config) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("WebDAV target %s: %w", cfg, err)
 	}
-	t := &Target{cfg: cfg, log: slog.Default(), userVar: EnvUsername, passwordVar: EnvPassword}
+	t := &Target{cfg: cfg, log: slog.Default(), userVar: EnvUsername, passwordVar: EnvPassword, stall: stallTimeout}
 	t.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var sets []string
 	if cfg.CredentialsEnv != "" {
@@ -169,8 +170,11 @@ func (t *Target) mkcol(ctx context.Context, dir string, parents bool) error {
 // upload streams r to the file tmp, then checks the server kept every byte.
 func (t *Target) upload(ctx context.Context, tmp string, r io.Reader) (int64, error) {
 	src := &countingReader{r: target.WithContext(ctx, r)}
-	resp, err := t.do(ctx, request{method: http.MethodPut, url: t.url(tmp, false), stream: src,
+	rctx, guard, release := newStallGuard(ctx, t.stall)
+	guard.arm()
+	resp, err := t.do(rctx, request{method: http.MethodPut, url: t.url(tmp, false), stream: &uploadBody{r: src, g: guard},
 		header: http.Header{"Content-Type": {"application/octet-stream"}}})
+	release()
 	if src.err != nil {
 		if resp != nil {
 			drain(resp)
@@ -178,7 +182,7 @@ func (t *Target) upload(ctx context.Context, tmp string, r io.Reader) (int64, er
 		return src.n, src.err // the backup's stream failed (or was cancelled), not the server
 	}
 	if err != nil {
-		return src.n, fmt.Errorf("uploading: %w", t.netError(err))
+		return src.n, fmt.Errorf("uploading: %w", stalled(rctx, t.netError(err)))
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
 		return src.n, fmt.Errorf("uploading: %w", t.statusError(resp))

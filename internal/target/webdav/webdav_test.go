@@ -450,3 +450,63 @@ func TestWebDAVMoveNeverReplaces(t *testing.T) {
 		t.Errorf("the object was replaced: %q", got)
 	}
 }
+
+// A server that stops taking an upload's bytes, or stops sending a download's, is given up
+// after the stall timeout, as the network; a slow source is not a stall.
+func TestWebDAVStall(t *testing.T) {
+	s := startServer(t, false)
+	tg := s.target(t, "stall")
+	tg.stall = 300 * time.Millisecond
+	ctx := context.Background()
+	// A source slower than the timeout: fine.
+	slow := io.MultiReader(strings.NewReader("a"), &sleepyReader{d: time.Second, data: "b"})
+	if _, err := tg.Put(ctx, "slow", slow); err != nil {
+		t.Errorf("Put of a slow source: %v", err)
+	}
+	hang := make(chan struct{})
+	defer close(hang)
+	s.wrap = func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.Method == http.MethodPut:
+			<-hang // takes no byte
+			return true
+		case r.Method == http.MethodGet:
+			w.Header().Set("Content-Length", "10")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("12345"))
+			w.(http.Flusher).Flush()
+			<-hang
+			return true
+		}
+		return false
+	}
+	start := time.Now()
+	_, err := tg.Put(ctx, "stuck", bytes.NewReader(targettest.Payload(t, 64<<20)))
+	if err == nil || !strings.Contains(err.Error(), "made no progress") || time.Since(start) > 20*time.Second {
+		t.Errorf("Put to a server that takes nothing: %v after %v", err, time.Since(start))
+	}
+	rc, err := tg.Get(ctx, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.ReadAll(rc); err == nil || !strings.Contains(err.Error(), "made no progress") {
+		t.Errorf("Get from a server that stops sending: %v", err)
+	}
+}
+
+// sleepyReader waits d, then gives data.
+type sleepyReader struct {
+	d    time.Duration
+	data string
+	done bool
+}
+
+func (s *sleepyReader) Read(p []byte) (int, error) {
+	if s.done {
+		return 0, io.EOF
+	}
+	time.Sleep(s.d)
+	s.done = true
+	return copy(p, s.data), nil
+}
