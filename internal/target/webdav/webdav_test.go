@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -510,3 +512,52 @@ func (s *sleepyReader) Read(p []byte) (int, error) {
 	s.done = true
 	return copy(p, s.data), nil
 }
+
+// An upload streams: 256 MiB put through a server that keeps nothing costs the client a few
+// MiB of allocations, not the object.
+func TestWebDAVPutStreams(t *testing.T) {
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodHead:
+			if !strings.Contains(r.URL.Path, target.TempMarker) {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Length", strconv.FormatInt(got.Load(), 10))
+		case http.MethodPut:
+			if len(r.TransferEncoding) == 0 || r.TransferEncoding[0] != "chunked" {
+				t.Errorf("PUT with %v, want chunked", r.TransferEncoding)
+			}
+			n, _ := io.Copy(io.Discard, r.Body)
+			got.Store(n)
+			w.WriteHeader(http.StatusCreated)
+		default: // MKCOL, MOVE
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	defer srv.Close()
+	cfg, _ := ParseURL("webdav+http://" + strings.TrimPrefix(srv.URL, "http://") + "/dav")
+	tg, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 256 << 20
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	n, err := tg.Put(context.Background(), "p/big", io.LimitReader(zeros{}, size))
+	runtime.ReadMemStats(&after)
+	if err != nil || n != size || got.Load() != size {
+		t.Fatalf("Put = %d, %v; the server got %d", n, err, got.Load())
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("a 256 MiB Put allocated %d MiB", alloc>>20)
+	} else {
+		t.Logf("a 256 MiB Put allocated %d KiB", alloc>>10)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
