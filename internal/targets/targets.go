@@ -13,6 +13,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
+	"github.com/docker-backup/docker-backup/internal/target/webdav"
 )
 
 // Kind is one kind of target, named by its URL scheme.
@@ -68,9 +69,33 @@ func Kinds() []Kind {
 				return sftp.New(cfg)
 			},
 		},
+		webdavKind(webdav.Scheme, "webdav://HOST[:PORT]/PATH[?ca=FILE]", []string{"WEBDAV_USERNAME", "WEBDAV_PASSWORD"}),
+		webdavKind(webdav.SchemeHTTP, "webdav+http://HOST[:PORT]/PATH", nil), // webdav's settings
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Scheme < kinds[j].Scheme })
 	return kinds
+}
+
+// webdavKind is the WebDAV target over https (webdav://) or, named so, cleartext http; both
+// read the same settings, listed once.
+func webdavKind(scheme, form string, settings []string) Kind {
+	return Kind{
+		Scheme:   scheme,
+		Form:     form,
+		Settings: settings,
+		Secrets: func(p string) string {
+			return p + "WEBDAV_USERNAME and " + p + "WEBDAV_PASSWORD, or its _FILE form"
+		},
+		Check: func(url string) error { _, err := webdav.ParseURL(url); return err },
+		Open: func(url, env string) (target.Target, error) {
+			cfg, err := webdav.ParseURL(url)
+			if err != nil {
+				return nil, err
+			}
+			cfg.CredentialsEnv = env
+			return webdav.New(cfg)
+		},
+	}
 }
 
 // Supported names what can be a target, for errors and help.
@@ -80,6 +105,19 @@ func Supported() string {
 		forms = append(forms, k.Form)
 	}
 	return strings.Join(forms, ", ")
+}
+
+// URLs names the kinds' URLs for flag help and errors: "s3://, sftp:// or webdav:// URL".
+func URLs() string {
+	kinds := Kinds()
+	var schemes []string
+	for _, k := range kinds {
+		schemes = append(schemes, k.Scheme+"://")
+	}
+	if len(schemes) == 1 {
+		return schemes[0] + " URL"
+	}
+	return strings.Join(schemes[:len(schemes)-1], ", ") + " or " + schemes[len(schemes)-1] + " URL"
 }
 
 // Lookup returns the kind of a URL, by its scheme.

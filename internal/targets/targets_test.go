@@ -8,6 +8,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
+	"github.com/docker-backup/docker-backup/internal/target/webdav"
 )
 
 func TestOpen(t *testing.T) {
@@ -38,6 +39,13 @@ func TestOpen(t *testing.T) {
 	} else if _, ok := tg.(*sftp.Target); !ok {
 		t.Errorf("sftp URL opened as %T", tg)
 	}
+	for _, u := range []string{"webdav://nas/dav", "webdav+http://nas:8080/dav"} {
+		if tg, err := Open(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		} else if _, ok := tg.(*webdav.Target); !ok || tg.String() != u {
+			t.Errorf("%s opened as %T %s", u, tg, tg)
+		}
+	}
 }
 
 // A secret in any URL is refused without the URL being shown, whatever its scheme.
@@ -46,6 +54,8 @@ func TestSecretsInURLsAreRefusedUnshown(t *testing.T) {
 		"s3://AKIAIOSFODNN7EXAMPLE:wJalrXUtn/FEMIK7MDENG@bucket/prefix",
 		"sftp://backup:hunter2secret@nas/b",
 		"ftp://user:hunter2secret@host/x",
+		"webdav://alice:hunter2secret@nas/dav",
+		"webdav+http://alice:hunter2secret@nas/dav",
 	} {
 		_, err := Open(u)
 		if !errors.Is(err, target.ErrSecretInURL) {

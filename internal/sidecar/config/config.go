@@ -28,7 +28,7 @@ type Config struct {
 	// Project is the compose project whose services are managed; empty with AllProjects.
 	Project     string
 	AllProjects bool
-	// Targets maps target names to URLs (a directory, s3://... or sftp://...). "default" always exists.
+	// Targets maps target names to URLs (a directory, s3://..., sftp://... or webdav://...). "default" always exists.
 	Targets map[string]string
 	// Prefix goes before every key on every target; nil picks the default: the Docker host's
 	// name on S3 and SFTP targets (many hosts share a bucket or a server), nothing on local ones.

@@ -34,7 +34,7 @@ type setting struct {
 // DOCKER_BACKUP_NOTIFY_URLS_NAME — are read by namedTargets and notifySets.
 var settings = []setting{
 	{env: EnvProject, doc: "the compose project to manage (default: the sidecar's own)", set: func(c *Config, v string, _ problems) { c.Project = v }},
-	{env: EnvTarget, doc: `the "default" target: a directory, an s3:// or an sftp:// URL`, raw: true, set: setDefaultTarget},
+	{env: EnvTarget, doc: `the "default" target: a directory, an s3://, sftp:// or webdav:// URL`, raw: true, set: setDefaultTarget},
 	{env: EnvState, def: "/var/lib/docker-backup", doc: "the catalog, the signing key and the control socket", set: func(c *Config, v string, _ problems) { c.StateDir = v }},
 	{env: EnvListen, def: ":9090", doc: "the address of /metrics, /healthz and /readyz", set: func(c *Config, v string, _ problems) { c.Listen = v }},
 	{env: EnvCatalogSchedule, def: "@daily", doc: `the schedule of the catalog's backup to the default target, or "off"`, set: setCatalogSchedule},
