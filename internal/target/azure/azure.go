@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,10 +86,10 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 		return 0, err
 	}
 	// Refused early, before gigabytes are sent: the commit's condition still decides a race.
-	if _, err := t.properties(ctx, key, ""); err == nil {
+	if _, err := t.properties(ctx, key); err == nil {
 		return 0, fmt.Errorf("%s in %s: %w", key, t, target.ErrExist)
-	} else if !errors.Is(err, target.ErrNotExist) {
-		return 0, fmt.Errorf("uploading %s to %s: %w", key, t, err)
+	} else if !missing(err) {
+		return 0, fmt.Errorf("uploading %s to %s: %w", key, t, t.explain(err))
 	}
 	buf := make([]byte, t.cfg.BlockSize)
 	n, err := io.ReadFull(r, buf)
@@ -175,10 +174,14 @@ func (t *Target) Delete(ctx context.Context, key string) error {
 func (t *Target) explain(err error) error {
 	status, code := errorCode(err)
 	switch {
-	case code == "AuthenticationFailed" || code == "InvalidAuthenticationInfo" || (status == 403 && code == "Forbidden"):
-		return fmt.Errorf("authentication failed: %s refused the credentials of %s (check %s): %w", t.endpoint, t.account(), t.creds.from, err)
-	case strings.HasPrefix(code, "Authorization") || code == "InsufficientAccountPermissions" || code == "AccountIsDisabled":
-		return fmt.Errorf("permission denied: the credentials of %s lack a permission on container %q (%s): %w", t.creds.from, t.cfg.Container, code, err)
+	// An account key may do anything: its refusal is of the key itself (or of this client's
+	// address, by the account's network rules). Azurite says AuthorizationFailure for a wrong key.
+	case code == "AuthenticationFailed" || code == "InvalidAuthenticationInfo" || (status == 403 && t.creds.key != nil):
+		return fmt.Errorf("authentication failed: %s refused the credentials of %s (check %s; or the account's network rules refuse this address): %w",
+			t.endpoint, t.account(), t.creds.from, err)
+	case status == 403:
+		return fmt.Errorf("permission denied: the SAS token of %s lacks a permission on container %q, or is not valid there (expired, another account's) (%s): %w",
+			t.creds.from, t.cfg.Container, code, err)
 	case code == "ContainerNotFound":
 		return fmt.Errorf("container %q does not exist at %s: create it first (az storage container create --name %s): %w", t.cfg.Container, t.endpoint, t.cfg.Container, err)
 	}

@@ -44,26 +44,28 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 	}
 }
 
-// properties are what a Get Blob Properties (HEAD) says of key: its ETag and size. A missing
-// blob wraps ErrNotExist; with etag set, a blob that is no longer that one wraps ErrChanged.
-func (t *Target) properties(ctx context.Context, key, etag string) (pinned, error) {
-	r := request{method: http.MethodHead, blob: t.blob(key), header: http.Header{}}
-	if etag != "" {
-		r.header.Set("If-Match", etag)
-	}
-	resp, err := t.do(ctx, r)
+// properties are what a Get Blob Properties (HEAD) says of key: its ETag and size. The error
+// is the service's, as it answered.
+func (t *Target) properties(ctx context.Context, key string) (pinned, error) {
+	resp, err := t.do(ctx, request{method: http.MethodHead, blob: t.blob(key)})
 	if err != nil {
-		return pinned{}, t.readError(key, err)
+		return pinned{}, err
 	}
 	resp.Body.Close()
 	return pinned{t: t, key: key, etag: resp.Header.Get("ETag"), size: resp.ContentLength}, nil
 }
 
+// missing says whether the service answered that the blob does not exist.
+func missing(err error) bool {
+	status, code := errorCode(err)
+	return code == "BlobNotFound" || (status == 404 && code != "ContainerNotFound")
+}
+
 // readError turns a refused read of key into ErrNotExist, ErrChanged or what to do.
 func (t *Target) readError(key string, err error) error {
-	status, code := errorCode(err)
+	status, _ := errorCode(err)
 	switch {
-	case code == "BlobNotFound" || (status == 404 && code != "ContainerNotFound"):
+	case missing(err):
 		return fmt.Errorf("%s in %s: %w", key, t, target.ErrNotExist)
 	case status == 412:
 		return fmt.Errorf("%s in %s: %w", key, t, target.ErrChanged)
@@ -86,9 +88,9 @@ func (t *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	p, err := t.properties(ctx, key, "")
+	p, err := t.properties(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, t.readError(key, err)
 	}
 	return p, nil
 }
