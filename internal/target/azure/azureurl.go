@@ -51,18 +51,18 @@ func ParseURL(raw string) (Config, error) {
 	if err != nil || u.Scheme != "azure" {
 		return Config{}, fmt.Errorf("target %q is not an azure:// URL (azure://CONTAINER/PREFIX)", raw)
 	}
+	q := u.Query()
+	for k := range q { // before any error shows the URL
+		if looksSecret(k) {
+			return Config{}, errSecretInURL
+		}
+	}
 	cfg := Config{Container: u.Host, Prefix: strings.Trim(path.Clean("/"+u.Path), "/"), BlockSize: DefaultBlockSize}
 	if err := checkContainer(cfg.Container); err != nil {
 		return Config{}, fmt.Errorf("target %q: %w", raw, err)
 	}
-	q := u.Query()
 	for k := range q {
-		switch k {
-		case "endpoint", "block-size":
-		default:
-			if looksSecret(k) {
-				return Config{}, errSecretInURL
-			}
+		if k != "endpoint" && k != "block-size" {
 			return Config{}, fmt.Errorf("target %q: unknown option %q (known: endpoint, block-size)", raw, k)
 		}
 	}
