@@ -98,6 +98,18 @@ func Supported() string {
 	return strings.Join(forms, ", ")
 }
 
+// Schemes names the URL forms a target can have, for flag help: "azure://, s3:// or sftp://".
+func Schemes() string {
+	var out []string
+	for _, k := range Kinds() {
+		out = append(out, k.Scheme+"://")
+	}
+	if len(out) < 2 {
+		return strings.Join(out, "")
+	}
+	return strings.Join(out[:len(out)-1], ", ") + " or " + out[len(out)-1]
+}
+
 // Lookup returns the kind of a URL, by its scheme.
 func Lookup(url string) (Kind, bool) {
 	scheme, _, ok := strings.Cut(url, "://")
