@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -149,6 +150,15 @@ func TestAzureRefusals(t *testing.T) {
 	}
 	if blobs := a.blobs("backups"); len(blobs) != 0 {
 		t.Errorf("written in the container: %q", blobs)
+	}
+
+	// The service down: tried again with backoff, then "cannot reach", naming the endpoint.
+	a.kill()
+	stderr = run(a.env(), a.url("backups"))
+	t.Logf("Azurite down: %s", stderr)
+	mustContain(t, stderr, "cannot reach "+a.endpoint(), "nothing was stored")
+	if strings.Contains(stderr, a.key) {
+		t.Error("an error shows the key")
 	}
 }
 
@@ -316,4 +326,26 @@ func TestAzureUploadCap(t *testing.T) {
 	if blobs := a.blobs("capped"); len(blobs) != 3 {
 		t.Errorf("in the container: %q, want the artifact, its chunk list and its manifest", blobs)
 	}
+}
+
+// Azurite lists blob names in S3's lexical order (UTF-8 bytes) for names beyond ASCII too,
+// with one exception, logged: it compares UTF-16 code units, so a character beyond U+FFFF
+// (an emoji) sorts before one of U+E000–U+FFFF (fullwidth forms) at the same place.
+func TestAzureListOrderUnicode(t *testing.T) {
+	t.Parallel()
+	a := startAzurite(t)
+	a.container("order")
+	tg := a.open("order")
+	keys := []string{"p/Z", "p/a", "p/é", "p/~", "p/ä/b", "p/a b", "p/a-b", "p/a/b", "p/a.b", "p/ü", "p/中文", "p/\u00ff"}
+	astral := []string{"q/\uFF01x", "q/\U0001F600y"}
+	for _, k := range append(slices.Clone(keys), astral...) {
+		if _, err := tg.Put(context.Background(), k, strings.NewReader(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(keys)
+	if got := targettest.Keys(t, tg, "p/"); !slices.Equal(got, keys) {
+		t.Errorf("List = %q\nwant   %q", got, keys)
+	}
+	t.Logf("U+FF01 and U+1F600 listed as %q (UTF-8 byte order: %q)", targettest.Keys(t, tg, "q/"), astral)
 }

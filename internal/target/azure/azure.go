@@ -5,6 +5,7 @@ package azure
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker/go-units"
 )
 
 // Target keeps objects as block blobs in a container, under a prefix.
@@ -95,7 +97,7 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 	n, err := io.ReadFull(r, buf)
 	if err == io.EOF || err == io.ErrUnexpectedEOF { // one request holds it whole
 		return int64(n), t.commit(ctx, key, request{method: http.MethodPut, body: buf[:n], pace: lim,
-			header: http.Header{"X-Ms-Blob-Type": {"BlockBlob"}}})
+			header: http.Header{"X-Ms-Blob-Type": {"BlockBlob"}, "Content-Md5": {contentMD5(buf[:n])}}})
 	}
 	if err != nil {
 		return 0, fmt.Errorf("reading %s for %s: %w", key, t, err)
@@ -105,10 +107,15 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 	session := make([]byte, 8)
 	_, _ = rand.Read(session)
 	for n > 0 {
+		if len(ids) == maxBlocks {
+			return 0, fmt.Errorf("uploading %s to %s: a blob holds at most %d blocks of %s: raise ?block-size= for backups this large",
+				key, t, maxBlocks, units.BytesSize(float64(t.cfg.BlockSize)))
+		}
 		// Every block of a blob has an ID of the same length: this upload's and its number.
 		id := base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s%08d", hex.EncodeToString(session), len(ids)))
 		q := url.Values{"comp": {"block"}, "blockid": {id}}
-		resp, err := t.do(ctx, request{method: http.MethodPut, blob: t.blob(key), query: q, body: buf[:n], pace: lim})
+		resp, err := t.do(ctx, request{method: http.MethodPut, blob: t.blob(key), query: q, body: buf[:n], pace: lim,
+			header: http.Header{"Content-Md5": {contentMD5(buf[:n])}}})
 		if err != nil {
 			return 0, fmt.Errorf("uploading %s to %s: %w", key, t, t.explain(err))
 		}
@@ -119,6 +126,16 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 		}
 	}
 	return total, t.commit(ctx, key, blockList(ids))
+}
+
+// maxBlocks is how many blocks Azure lets a blob have.
+const maxBlocks = 50000
+
+// contentMD5 is the Content-MD5 of a request's body: the service checks it and refuses a body
+// damaged on the way (Md5Mismatch) rather than store it.
+func contentMD5(b []byte) string {
+	sum := md5.Sum(b) //nolint:gosec // an integrity check asked by the service, not a security one
+	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // blockList is the Put Block List request that commits ids, in order.

@@ -33,10 +33,10 @@ func TestParseAzureURL(t *testing.T) {
 		t.Errorf("bare endpoint = %q", c.Endpoint)
 	}
 	for raw, wantErr := range map[string]string{
-		"azure:///prefix":              "no container",
-		"azure://Backups":              "lowercase",
-		"azure://a--b":                 "single hyphens",
-		"azure://ab":                   "3 to 63",
+		"azure:///prefix":               "no container",
+		"azure://Backups":               "lowercase",
+		"azure://a--b":                  "single hyphens",
+		"azure://ab":                    "3 to 63",
 		"azure://bkp?endpont=x":         `unknown option "endpont"`,
 		"azure://bkp?endpoint=ftp://x":  `scheme "ftp"`,
 		"azure://bkp?block-size=100KiB": "between 1MiB and 256MiB",
