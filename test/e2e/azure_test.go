@@ -349,3 +349,39 @@ func TestAzureListOrderUnicode(t *testing.T) {
 	}
 	t.Logf("U+FF01 and U+1F600 listed as %q (UTF-8 byte order: %q)", targettest.Keys(t, tg, "q/"), astral)
 }
+
+// A SAS token instead of the account key: one that may read and list but not write is refused
+// as a permission, naming its variable; one that may do all a backup needs works.
+func TestAzureSASToken(t *testing.T) {
+	t.Parallel()
+	a := startAzurite(t)
+	a.container("backups")
+	p := newProject(t)
+	p.service("files", pauseImage, "-v", p.volume("data")+":/data")
+	url := a.url("backups/sas")
+	readOnly := a.sas("backups", "rl")
+	stderr := backupFails(t, []string{"AZURE_STORAGE_SAS_TOKEN=" + readOnly}, "run", "files", "--project", p.name, "--to", url)
+	t.Logf("a read-only SAS: %s", stderr)
+	mustContain(t, stderr, "permission denied", "AZURE_STORAGE_SAS_TOKEN", "nothing was stored")
+	if strings.Contains(stderr, "sig=") {
+		t.Error("an error shows the SAS token")
+	}
+	out, _, _ := dockerCmd([]string{"AZURE_STORAGE_SAS_TOKEN=" + readOnly}, "backup", "target", "check", url)
+	mustContain(t, out, "FAILED  write", "SAS permissions c and w")
+	full := []string{"AZURE_STORAGE_SAS_TOKEN_FILE=" + writeFile(t, "?"+a.sas("backups", "racwdl"))}
+	mustContain(t, backupWithEnv(t, full, "target", "check", url), "ready for backups")
+	backupWithEnv(t, full, "run", "files", "--project", p.name, "--to", url)
+	if got := listed(t, full, url); len(got) != 1 {
+		t.Errorf("listed with the SAS: %q", got)
+	}
+	backupWithEnv(t, full, "restore", "latest", "--from", url, "--to", "files", "--project", p.name, "--yes")
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}

@@ -196,9 +196,11 @@ func (t *Target) explain(err error) error {
 	case code == "AuthenticationFailed" || code == "InvalidAuthenticationInfo" || (status == 403 && t.creds.key != nil):
 		return fmt.Errorf("authentication failed: %s refused the credentials of %s (check %s; or the account's network rules refuse this address): %w",
 			t.endpoint, t.account(), t.creds.from, err)
+	case code == "AuthorizationPermissionMismatch":
+		return fmt.Errorf("permission denied: the SAS token of %s lacks a permission on container %q: %w", t.creds.from, t.cfg.Container, err)
 	case status == 403:
-		return fmt.Errorf("permission denied: the SAS token of %s lacks a permission on container %q, or is not valid there (expired, another account's) (%s): %w",
-			t.creds.from, t.cfg.Container, code, err)
+		return fmt.Errorf("permission denied: the SAS token of %s is not valid for container %q (expired, for another account or container, or lacking a permission): %w",
+			t.creds.from, t.cfg.Container, err)
 	case code == "ContainerNotFound":
 		return fmt.Errorf("container %q does not exist at %s: create it first (az storage container create --name %s): %w", t.cfg.Container, t.endpoint, t.cfg.Container, err)
 	}
