@@ -93,7 +93,13 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 	} else if !missing(err) {
 		return 0, fmt.Errorf("uploading %s to %s: %w", key, t, t.explain(err))
 	}
-	buf := make([]byte, t.cfg.BlockSize)
+	// A body of known length smaller than a block (a manifest, a chunk list) gets a buffer of
+	// its size, not a block's.
+	size := t.cfg.BlockSize
+	if b, ok := r.(interface{ Len() int }); ok && int64(b.Len()) < size {
+		size = int64(b.Len()) + 1
+	}
+	buf := make([]byte, size)
 	n, err := io.ReadFull(r, buf)
 	if err == io.EOF || err == io.ErrUnexpectedEOF { // one request holds it whole
 		return int64(n), t.commit(ctx, key, request{method: http.MethodPut, body: buf[:n], pace: lim,
