@@ -2,12 +2,13 @@
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
 # fixture images, since no registry is needed), zstd, docker-compose, setcap/getcap (file
 # capabilities through backups), Prometheus and promtool
-# (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), and a
-# MinIO server (a real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
+# (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), a
+# MinIO server (a real S3, built from its Go module, for the S3 tests), and Azurite (Microsoft's
+# Azure Storage emulator, from npm, for the Azure tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
 #
 #   test/setup.sh        everything the tests need
-#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO)
+#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO, no Azurite)
 set -euo pipefail
 mode=${1:-test}
 
@@ -28,6 +29,7 @@ command -v getcap >/dev/null || [ -x /usr/sbin/getcap ] || [ -x /sbin/getcap ] |
 lean=()
 if [ "$mode" != demo ]; then
   { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)
+  command -v azurite-blob >/dev/null || command -v npm >/dev/null || lean+=(nodejs npm)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
@@ -54,6 +56,14 @@ MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 if [ "$mode" != demo ] && ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
   echo "setup: building the MinIO server $MINIO_VERSION (go install, a few minutes)" >&2
   (cd /tmp && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
+fi
+
+# Azurite: Microsoft's Azure Storage emulator (npm), a real Blob service for the Azure tests.
+# 3.35.0 is the newest that runs on Node.js 20 (3.36 wants Node.js 21 or later).
+AZURITE_VERSION=${AZURITE_VERSION:-3.35.0}
+if [ "$mode" != demo ] && ! command -v azurite-blob >/dev/null; then
+  echo "setup: installing Azurite $AZURITE_VERSION (npm install -g)" >&2
+  as_root npm install -g --no-audit --no-fund "azurite@$AZURITE_VERSION" >/dev/null
 fi
 
 if ! docker info >/dev/null 2>&1; then

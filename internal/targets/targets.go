@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/azure"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 	"github.com/docker-backup/docker-backup/internal/target/webdav"
@@ -37,6 +38,23 @@ type Kind struct {
 // file:// URL, is always known).
 func Kinds() []Kind {
 	kinds := []Kind{
+		{
+			Scheme:   "azure",
+			Form:     "azure://CONTAINER[/PREFIX][?endpoint=URL]",
+			Settings: []string{"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_ENDPOINT"},
+			Secrets: func(p string) string {
+				return p + "AZURE_STORAGE_ACCOUNT with " + p + "AZURE_STORAGE_KEY or " + p + "AZURE_STORAGE_SAS_TOKEN, or their _FILE forms"
+			},
+			Check: func(url string) error { _, err := azure.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := azure.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return azure.New(cfg)
+			},
+		},
 		{
 			Scheme:   "s3",
 			Form:     "s3://BUCKET[/PREFIX][?endpoint=HOST[:PORT]&region=…]",

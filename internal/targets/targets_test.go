@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/azure"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 	"github.com/docker-backup/docker-backup/internal/target/webdav"
@@ -33,6 +34,13 @@ func TestOpen(t *testing.T) {
 	} else if _, ok := tg.(*s3.Target); !ok {
 		t.Errorf("s3 URL opened as %T", tg)
 	}
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "acct")
+	t.Setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2022-11-02&sig=x")
+	if tg, err := Open("azure://backups/p"); err != nil {
+		t.Errorf("azure: %v", err)
+	} else if _, ok := tg.(*azure.Target); !ok || !strings.Contains(tg.String(), "https://acct.blob.core.windows.net") {
+		t.Errorf("azure URL opened as %T %s", tg, tg)
+	}
 	t.Setenv(sftp.EnvSFTPKnownHosts, "/dev/null")
 	if tg, err := Open("sftp://u@h/p"); err != nil {
 		t.Errorf("sftp: %v", err)
@@ -56,6 +64,7 @@ func TestSecretsInURLsAreRefusedUnshown(t *testing.T) {
 		"ftp://user:hunter2secret@host/x",
 		"webdav://alice:hunter2secret@nas/dav",
 		"webdav+http://alice:hunter2secret@nas/dav",
+		"azure://backups/p?sv=2022-11-02&sig=hunter2secret",
 	} {
 		_, err := Open(u)
 		if !errors.Is(err, target.ErrSecretInURL) {
