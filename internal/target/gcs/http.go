@@ -175,7 +175,7 @@ func (t *Target) explain(err error) error {
 			return fmt.Errorf("authentication failed at %s (check the credentials from %s): %w", t.where(), t.credSource(), err)
 		case ae.Status == http.StatusForbidden:
 			return fmt.Errorf("permission denied on bucket %q: the credentials from %s lack a permission: %w", t.cfg.Bucket, t.credSource(), err)
-		case ae.Status == http.StatusNotFound && isBucketMessage(ae.Message):
+		case ae.Status == http.StatusNotFound: // an object's 404 is handled before: this is the bucket's
 			return fmt.Errorf("bucket %q does not exist at %s: create it first: %w", t.cfg.Bucket, t.where(), errNoBucket)
 		case ae.Status == http.StatusTooManyRequests:
 			return fmt.Errorf("rate limit or quota exceeded at %s (retried): %w", t.where(), err)
