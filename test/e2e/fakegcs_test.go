@@ -17,7 +17,9 @@ import (
 )
 
 // gcsServer is fake-gcs-server, a Google Cloud Storage emulator speaking the JSON API, on
-// loopback and private to one test (test/setup.sh installs it with go install).
+// loopback and private to one test (test/setup.sh installs it with go install). Its memory
+// backend: the filesystem one is twice as slow (50 MB in 2.9 s against 1.4 s), which the upload
+// cap's test would measure.
 type gcsServer struct {
 	t    *testing.T
 	addr string
@@ -48,7 +50,7 @@ func startFakeGCS(t *testing.T) *gcsServer {
 	_, port, _ := net.SplitHostPort(addr)
 	s := &gcsServer{t: t, addr: addr}
 	s.cmd = exec.Command(fakeGCSBinary(t), "-scheme", "http", "-host", "127.0.0.1", "-port", port,
-		"-backend", "filesystem", "-filesystem-root", filepath.Join(t.TempDir(), "root"), "-log-level", "warn")
+		"-backend", "memory", "-log-level", "warn")
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
