@@ -3,11 +3,12 @@
 # fixture images, since no registry is needed), zstd, docker-compose, setcap/getcap (file
 # capabilities through backups), Prometheus and promtool
 # (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), and a
-# MinIO server (a real S3, built from its Go module, for the S3 tests). Idempotent: it installs only what is
+# MinIO server (a real S3, built from its Go module, for the S3 tests) and fake-gcs-server (a GCS
+# emulator, for the gs:// tests). Idempotent: it installs only what is
 # missing and starts dockerd only when no engine answers.
 #
 #   test/setup.sh        everything the tests need
-#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO)
+#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO, no fake-gcs-server)
 set -euo pipefail
 mode=${1:-test}
 
@@ -53,6 +54,13 @@ MINIO_VERSION=${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}
 if [ "$mode" != demo ] && ! command -v minio >/dev/null && [ ! -x "$gobin/minio" ]; then
   echo "setup: building the MinIO server $MINIO_VERSION (go install, a few minutes)" >&2
   (cd /tmp && GOFLAGS= go install "github.com/minio/minio@$MINIO_VERSION")
+fi
+
+# fake-gcs-server: a Google Cloud Storage emulator (the JSON API), for the gs:// tests.
+FAKE_GCS_VERSION=${FAKE_GCS_VERSION:-v1.56.1}
+if [ "$mode" != demo ] && ! command -v fake-gcs-server >/dev/null && [ ! -x "$gobin/fake-gcs-server" ]; then
+  echo "setup: building fake-gcs-server $FAKE_GCS_VERSION (go install)" >&2
+  (cd /tmp && GOFLAGS= go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION")
 fi
 
 if ! docker info >/dev/null 2>&1; then

@@ -40,6 +40,13 @@ func (t *Target) put(ctx context.Context, key string, r io.Reader, lim *bandwidt
 	if b, ok := r.(interface{ Len() int }); ok && int64(b.Len()) < size {
 		size = int64(b.Len()) // a small body of known length: no chunk-sized buffer
 	}
+	// GCS checks ifGenerationMatch=0 only when the upload completes: an existing object is
+	// looked up first, so that it is refused before any byte is sent.
+	if err := t.getJSON(ctx, t.objectURL(t.object(key), url.Values{"fields": {"generation"}}), &struct{}{}); err == nil {
+		return 0, fmt.Errorf("%s in %s: %w", key, t, target.ErrExist)
+	} else if !isObjectNotFound(err) {
+		return 0, t.putError(key, err)
+	}
 	session, err := t.startUpload(ctx, t.object(key))
 	if err != nil {
 		return 0, t.putError(key, err)
