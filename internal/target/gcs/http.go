@@ -163,6 +163,9 @@ func isStatus(err error, status int) bool {
 // explain says which of authentication, permission, bucket, quota or network failed,
 // naming the variable of the credentials, never their content.
 func (t *Target) explain(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		code := tokenError(re)
