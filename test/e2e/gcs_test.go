@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,17 +220,35 @@ func TestGCSInterruptedPut(t *testing.T) {
 }
 
 // The sidecar backs up to a named gs:// target on the emulator (reached over the host's
-// network), under the host's name, and its retention prunes there.
+// network) with a key file of its own (DOCKER_BACKUP_TARGET_<NAME>_GOOGLE_APPLICATION_CREDENTIALS),
+// under the host's name, and its retention prunes there.
 func TestGCSSidecarRetention(t *testing.T) {
 	t.Parallel()
 	srv := startFakeGCS(t)
 	srv.bucket("backups")
+	// The target's own key file, whose token service (here, in the test) hands out tokens:
+	// the emulator checks none, the token service's requests show the key was used.
+	var grants atomic.Int32
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ParseForm() == nil && r.Form.Get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" && r.Form.Get("assertion") != "" {
+			grants.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"e2e-token","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer tokens.Close()
+	dir := t.TempDir()
+	gcsKeyFile(t, dir, tokens.URL)
 	p := newProject(t)
 	dbc := p.volumeService("db", "docker-backup.schedule=@every 2s", "docker-backup.retention=2", "docker-backup.target=box")
 	docker(t, "exec", dbc, "sh", "-c", "echo hello > /data/f")
-	startSidecar(t, p, "--network", "host", "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0",
-		"-e", "DOCKER_BACKUP_TARGET_BOX="+srv.url("backups"))
+	startSidecar(t, p, "--network", "host", "-e", "DOCKER_BACKUP_LISTEN=127.0.0.1:0", "-v", dir+":/gcs:ro",
+		"-e", "DOCKER_BACKUP_TARGET_BOX="+srv.url("backups"),
+		"-e", "DOCKER_BACKUP_TARGET_BOX_GOOGLE_APPLICATION_CREDENTIALS=/gcs/key.json")
 	waitRuns(t, p.name, "db", "default", 4, 2*time.Minute)
+	if grants.Load() == 0 {
+		t.Error("the sidecar never asked for a token with the key file DOCKER_BACKUP_TARGET_BOX_GOOGLE_APPLICATION_CREDENTIALS names")
+	}
 
 	host := strings.TrimSpace(docker(t, "info", "-f", "{{.Name}}"))
 	eventually(t, 30*time.Second, "retention in the bucket", func() error {
