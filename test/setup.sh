@@ -3,12 +3,13 @@
 # fixture images, since no registry is needed), zstd, docker-compose, setcap/getcap (file
 # capabilities through backups), Prometheus and promtool
 # (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), a
-# MinIO server (a real S3, built from its Go module, for the S3 tests), and Azurite (Microsoft's
-# Azure Storage emulator, from npm, for the Azure tests). Idempotent: it installs only what is
-# missing and starts dockerd only when no engine answers.
+# MinIO server (a real S3, built from its Go module, for the S3 tests), Azurite (Microsoft's
+# Azure Storage emulator, from npm, for the Azure tests) and fake-gcs-server (a GCS emulator,
+# from its Go module, for the gs:// tests). Idempotent: it installs only what is missing and
+# starts dockerd only when no engine answers.
 #
 #   test/setup.sh        everything the tests need
-#   test/setup.sh demo   only what `make demo` needs (no Prometheus, no MinIO, no Azurite)
+#   test/setup.sh demo   only what `make demo` needs (no Prometheus, MinIO, Azurite or fake-gcs-server)
 set -euo pipefail
 mode=${1:-test}
 
@@ -64,6 +65,13 @@ AZURITE_VERSION=${AZURITE_VERSION:-3.35.0}
 if [ "$mode" != demo ] && ! command -v azurite-blob >/dev/null; then
   echo "setup: installing Azurite $AZURITE_VERSION (npm install -g)" >&2
   as_root npm install -g --no-audit --no-fund "azurite@$AZURITE_VERSION" >/dev/null
+fi
+
+# fake-gcs-server: a Google Cloud Storage emulator (the JSON API), for the gs:// tests.
+FAKE_GCS_VERSION=${FAKE_GCS_VERSION:-v1.56.1}
+if [ "$mode" != demo ] && ! command -v fake-gcs-server >/dev/null && [ ! -x "$gobin/fake-gcs-server" ]; then
+  echo "setup: building fake-gcs-server $FAKE_GCS_VERSION (go install)" >&2
+  (cd /tmp && GOFLAGS= go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION")
 fi
 
 if ! docker info >/dev/null 2>&1; then

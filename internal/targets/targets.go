@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/azure"
+	"github.com/docker-backup/docker-backup/internal/target/gcs"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 	"github.com/docker-backup/docker-backup/internal/target/webdav"
@@ -38,6 +39,23 @@ type Kind struct {
 // file:// URL, is always known).
 func Kinds() []Kind {
 	kinds := []Kind{
+		{
+			Scheme:   "gs",
+			Form:     "gs://BUCKET[/PREFIX][?endpoint=http://HOST:PORT]",
+			Settings: []string{"GOOGLE_APPLICATION_CREDENTIALS"},
+			Secrets: func(p string) string {
+				return "the service-account key file " + p + "GOOGLE_APPLICATION_CREDENTIALS names"
+			},
+			Check: func(url string) error { _, err := gcs.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := gcs.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return gcs.New(cfg)
+			},
+		},
 		{
 			Scheme:   "azure",
 			Form:     "azure://CONTAINER[/PREFIX][?endpoint=URL]",
