@@ -11,6 +11,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
+	"github.com/docker-backup/docker-backup/internal/target/smb"
 )
 
 // Kind is one kind of target, named by its URL scheme.
@@ -64,6 +65,21 @@ func Kinds() []Kind {
 				}
 				cfg.CredentialsEnv = env
 				return sftp.New(cfg)
+			},
+		},
+		{
+			Scheme:   "smb",
+			Form:     "smb://[DOMAIN;]USER@HOST[:PORT]/SHARE[/PATH]",
+			Settings: []string{"SMB_PASSWORD"},
+			Secrets:  func(p string) string { return p + "SMB_PASSWORD, or its _FILE form" },
+			Check:    func(url string) error { _, err := smb.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := smb.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return smb.New(cfg)
 			},
 		},
 	}
