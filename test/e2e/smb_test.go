@@ -382,3 +382,43 @@ func pinReplacedOnServer(t *testing.T, srv *smbServer, tg target.Target, dir str
 	}
 	t.Logf("replaced on the server: %v", err)
 }
+
+// A server that requires signing and encryption (SMB3): the target negotiates both, and
+// smbstatus shows its session encrypted and signed.
+func TestSMBEncryptionRequired(t *testing.T) {
+	t.Parallel()
+	srv := startSamba(t, "-e", "SMB_ENCRYPT=required", "-e", "SMB_SIGNING=mandatory")
+	cfg, err := smb.ParseURL(srv.url("sealed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(srv.password), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.CredentialsEnv = "E2E_SMB_SEALED_" + strings.ToUpper(strings.TrimPrefix(srv.name, "e2e-smb-"))
+	// A variable of this test's own (t.Setenv is not for parallel tests).
+	if err := os.Setenv(cfg.CredentialsEnv+"_SMB_PASSWORD_FILE", pw); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Unsetenv(cfg.CredentialsEnv + "_SMB_PASSWORD_FILE")
+	tg, err := smb.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ctx := context.Background()
+	body := targettest.Payload(t, 3<<20)
+	if _, err := tg.Put(ctx, "a/b", bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if got := targettest.Read(t, tg, "a/b"); !bytes.Equal(got, body) {
+		t.Error("read back other bytes")
+	}
+	status := docker(t, "exec", srv.name, "smbstatus", "-b")
+	t.Logf("smbstatus -b:\n%s", status)
+	mustContain(t, status, "SMB3_11", "AES-")
+	if srv.sha256("sealed/a/b") == "" {
+		t.Error("no file on the server")
+	}
+}
