@@ -295,8 +295,62 @@ func TestSMBContract(t *testing.T) {
 	targettest.Contract(t, open)
 	t.Run("RacingPutsReplaceNothing", func(t *testing.T) { racingPuts(t, open(t)) })
 	t.Run("PinRefusesAFileReplacedOnTheServer", func(t *testing.T) {
-		pinReplacedOnServer(t, srv, open(t), fmt.Sprintf("contract/run%d", n))
+		tg := open(t)
+		pinReplacedOnServer(t, srv, tg, fmt.Sprintf("contract/run%d", n))
 	})
+	t.Run("SweepsWhatAKilledPutLeft", func(t *testing.T) {
+		tg := open(t)
+		sweeps(t, srv, tg, fmt.Sprintf("contract/run%d", n))
+	})
+	t.Run("RedialsALostSession", func(t *testing.T) {
+		tg := open(t)
+		ctx := context.Background()
+		if _, err := tg.Put(ctx, "k", strings.NewReader("before")); err != nil {
+			t.Fatal(err)
+		}
+		srv.killSessions()
+		if got := targettest.Read(t, tg, "k"); string(got) != "before" {
+			t.Errorf("after the session was killed: %q", got)
+		}
+		if _, err := tg.Put(ctx, "k2", strings.NewReader("after")); err != nil {
+			t.Errorf("a Put after the session was killed: %v", err)
+		}
+	})
+}
+
+// sweeps leaves a temporary file as a Put killed mid-upload does (a hidden name beside its
+// key, on the server's disk): never listed, kept by RemoveStale while young, removed by it
+// once old, and by RemoveIncomplete of its key.
+func sweeps(t *testing.T, srv *smbServer, tg target.Target, dir string) {
+	ctx := context.Background()
+	if _, err := tg.Put(ctx, "svc/a", strings.NewReader("a")); err != nil {
+		t.Fatal(err)
+	}
+	leave := func(name string) {
+		docker(t, "exec", srv.name, "sh", "-c", `head -c 100000 /dev/urandom > "$1" && chown backup: "$1"`, "sh", "/share/"+dir+"/svc/"+name)
+	}
+	leave(".b" + target.TempMarker + "killed1")
+	leave(".c" + target.TempMarker + "killed2")
+	if keys := targettest.Keys(t, tg, ""); strings.Join(keys, " ") != "svc/a" {
+		t.Errorf("listed %q, want svc/a alone", keys)
+	}
+	removed, err := target.RemoveStale(ctx, tg, "svc/", time.Now().Add(-time.Hour))
+	if err != nil || len(removed) != 0 {
+		t.Errorf("young leftovers: removed %q, %v", removed, err)
+	}
+	if err := target.RemoveIncomplete(ctx, tg, "svc/b"); err != nil {
+		t.Fatal(err)
+	}
+	if left := srv.files(dir + "/svc"); len(left) != 2 {
+		t.Errorf("after RemoveIncomplete of svc/b: %q", left)
+	}
+	removed, err = target.RemoveStale(ctx, tg, "svc/", time.Now().Add(time.Hour))
+	if err != nil || strings.Join(removed, " ") != "svc/.c"+target.TempMarker+"killed2" {
+		t.Errorf("old leftovers: removed %q, %v", removed, err)
+	}
+	if left := srv.files(dir + "/svc"); len(left) != 1 || !strings.HasPrefix(left[0], "a|") {
+		t.Errorf("after the sweep: %q", left)
+	}
 }
 
 // racingPuts puts one key from many targets (connections) at once: one wins, every other
@@ -322,8 +376,11 @@ func racingPuts(t *testing.T, first target.Target) {
 		}()
 	}
 	wg.Wait()
-	winner := -1
+	winner, renames := -1, 0
 	for i, err := range errs {
+		if err != nil && strings.Contains(err.Error(), "refused to rename onto it") {
+			renames++
+		}
 		switch {
 		case err == nil && winner >= 0:
 			t.Errorf("two Puts of one key succeeded (%d and %d)", winner, i)
@@ -335,6 +392,11 @@ func racingPuts(t *testing.T, first target.Target) {
 	}
 	if winner < 0 {
 		t.Fatal("no Put succeeded")
+	}
+	// The racers passed the first look together: the server's rename refused the losers.
+	t.Logf("%d of %d losers refused by the rename itself", renames, racers-1)
+	if renames == 0 {
+		t.Error("no Put reached the rename: the race did not test it")
 	}
 	if got := targettest.Read(t, first, "race/k"); !bytes.Equal(got, bodies[winner]) {
 		t.Error("the file does not hold the winner's bytes")

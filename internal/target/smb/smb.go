@@ -118,7 +118,7 @@ func (s *Target) rename(ctx context.Context, c *smbConn, tmp, dst, key string) e
 	case err == nil:
 		return nil
 	case errors.Is(err, os.ErrExist):
-		return fmt.Errorf("%s: %w", s.where(key), target.ErrExist)
+		return fmt.Errorf("%s: %w (written meanwhile: the server refused to rename onto it)", s.where(key), target.ErrExist)
 	}
 	return fmt.Errorf("storing %s: renaming %s into place: %w", s.where(key), tmp, s.explain(err))
 }
