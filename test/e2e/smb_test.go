@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -482,5 +483,58 @@ func TestSMBEncryptionRequired(t *testing.T) {
 	mustContain(t, status, "SMB3_11", "AES-")
 	if srv.sha256("sealed/a/b") == "" {
 		t.Error("no file on the server")
+	}
+}
+
+// The plugin killed (SIGKILL) in the middle of an upload to SMB: its temporary file stays on
+// the share, hidden; nothing new is listed, the older backup is intact and restores, and the
+// next backup goes through (the leftover is swept once old: SweepsWhatAKilledPutLeft).
+func TestSMBPluginKilledMidUpload(t *testing.T) {
+	srv := startSamba(t)
+	t.Setenv("DOCKER_BACKUP_SMB_PASSWORD", srv.password)
+	p := newProject(t)
+	vol := p.volume("data")
+	filler := p.service("filler", plainImage, "-v", vol+":/data")
+	p.service("files", pauseImage, "-v", vol+":/data")
+	docker(t, "exec", filler, "sh", "-c", "head -c 4000000 /dev/urandom > /data/blob") // past the fault point's first MiB
+	url := srv.url("killed")
+	run := []string{"run", "files", "--project", p.name, "--to", url, "--strategy", "volume"}
+	if _, stderr, err := faultCmd(t, run...); err != nil {
+		t.Fatalf("the first backup: %v\n%s", err, stderr)
+	}
+	first := srv.files("killed")
+	proc := startFault(t, "backup-stream", run...)
+	proc.waitPoint("backup-stream")
+	temporaries := func() (n int) {
+		for _, f := range srv.files("killed") {
+			if strings.Contains(f, "/.") && strings.Contains(f, target.TempMarker) {
+				n++
+			}
+		}
+		return n
+	}
+	if temporaries() != 1 {
+		t.Fatalf("no temporary file on the share while the upload runs: %q", srv.files("killed"))
+	}
+	proc.kill(syscall.SIGKILL)
+	if temporaries() != 1 {
+		t.Errorf("after the kill: %q, want the temporary file left", srv.files("killed"))
+	}
+	for _, line := range first {
+		if !contains(srv.files("killed"), line) {
+			t.Errorf("%s changed or went", line)
+		}
+	}
+	if got := faultBackups(t, url); len(got) != 1 {
+		t.Errorf("listed %d backups after the kill, want the first one", len(got))
+	}
+	if _, stderr, err := faultCmd(t, run...); err != nil {
+		t.Fatalf("the backup after the kill: %v\n%s", err, stderr)
+	}
+	if got := faultBackups(t, url); len(got) != 2 {
+		t.Errorf("listed %d backups, want 2", len(got))
+	}
+	if _, stderr, err := faultCmd(t, "restore", "latest", "--from", url, "--to", "files", "--project", p.name, "--yes"); err != nil {
+		t.Fatalf("restore: %v\n%s", err, stderr)
 	}
 }
