@@ -227,19 +227,19 @@ func (s *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	rc, _, err := s.open(ctx, ctx, key)
+	rc, _, err := s.open(ctx, key)
 	return rc, err
 }
 
-// open opens the file at key for reading, its requests bound to fctx; the reader holds the
+// open opens the file at key for reading, its requests bound to ctx; the reader holds the
 // connection until it is closed. A connection found lost is replaced once.
-func (s *Target) open(ctx, fctx context.Context, key string) (*smbReader, int64, error) {
+func (s *Target) open(ctx context.Context, key string) (*smbReader, int64, error) {
 	for attempt := 0; ; attempt++ {
 		c, err := s.acquire(ctx)
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading %s: %w", s.where(key), err)
 		}
-		f, size, err := openRegular(c.share.WithContext(fctx), s.remote(key))
+		f, size, err := openRegular(c.share.WithContext(ctx), s.remote(key))
 		if err == nil {
 			return &smbReader{s: s, c: c, f: f, key: key, r: bufio.NewReaderSize(target.WithContext(ctx, f), readBuffer(size))}, size, nil
 		}
@@ -315,7 +315,7 @@ func (s *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	r, _, err := s.open(ctx, ctx, key)
+	r, _, err := s.open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -354,7 +354,7 @@ type smbPinned struct {
 func (p *smbPinned) Size() int64  { return p.id.size }
 func (p *smbPinned) Close() error { return nil }
 func (p *smbPinned) Open(ctx context.Context) (io.ReadCloser, error) {
-	r, _, err := p.s.open(ctx, ctx, p.key)
+	r, _, err := p.s.open(ctx, p.key)
 	if errors.Is(err, target.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w (it was deleted)", p.s.where(p.key), target.ErrChanged)
 	}
@@ -410,10 +410,17 @@ func (s *Target) explain(err error) error {
 		return fmt.Errorf("the file is in use (open on the server by another reader, e.g. a restore): %w", err)
 	case lostConnection(err):
 		return fmt.Errorf("the connection to %s was lost: %w", s.cfg.address(), err)
-	case errors.Is(err, context.DeadlineExceeded):
+	case timedOut(err):
 		return fmt.Errorf("%s did not answer in time: %w", s.cfg.address(), err)
 	}
 	return err
+}
+
+// timedOut tells a request that ran out of time (the library's context errors say so by
+// their Timeout method, not by wrapping).
+func timedOut(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &t) && t.Timeout())
 }
 
 // errStopped ends a walk whose consumer stopped.

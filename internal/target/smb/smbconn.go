@@ -60,7 +60,6 @@ type smbConn struct {
 	share   *smb2.Share
 	users   int         // operations and open readers using it; guarded by Target.mu
 	idle    *time.Timer // closes it once unused; guarded by Target.mu
-	broken  bool        // guarded by Target.mu
 }
 
 // close ends the session politely, within a few seconds, and closes the socket.
@@ -142,7 +141,6 @@ func (s *Target) drop(c *smbConn) {
 	if s.conn == c {
 		s.conn = nil
 	}
-	c.broken = true
 	c.nc.Close()
 }
 
