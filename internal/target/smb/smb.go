@@ -137,7 +137,7 @@ func (s *Target) writeTemporary(ctx context.Context, c *smbConn, tmp string, r i
 		}
 	}()
 	src := &sourceReader{r: target.WithContext(ctx, r)}
-	n, err := f.ReadFrom(src)
+	n, err := io.CopyBuffer(watchedWriter{f, s, c}, src, make([]byte, smbBuffer))
 	if err != nil {
 		if src.err != nil {
 			return n, src.err // the backup's stream failed (or was cancelled), not the server
@@ -160,6 +160,31 @@ func (s *Target) writeTemporary(ctx context.Context, c *smbConn, tmp string, r i
 		return n, fmt.Errorf("closing: %w", s.explain(err))
 	}
 	return n, nil
+}
+
+// smbBuffer is how much of the stream an upload holds: one write of up to 1 MiB (the library
+// splits it into the server's largest writes).
+const smbBuffer = 1 << 20
+
+// watchedWriter writes to a file, each write bounded by smbRequestTimeout.
+type watchedWriter struct {
+	f *smb2.File
+	s *Target
+	c *smbConn
+}
+
+func (w watchedWriter) Write(p []byte) (int, error) {
+	stop := w.s.watch(w.c)
+	defer stop()
+	return w.f.Write(p)
+}
+
+// watch bounds one read or write of a file: a server that keeps the connection but does not
+// answer for smbRequestTimeout (hung, or frozen) has its connection closed, failing what
+// waits on it. It returns the function that ends the watch.
+func (s *Target) watch(c *smbConn) func() {
+	t := time.AfterFunc(smbRequestTimeout, func() { s.drop(c) })
+	return func() { t.Stop() }
 }
 
 // sourceReader keeps the error of the stream a Put reads, to tell it from the server's.
@@ -289,7 +314,9 @@ type smbReader struct {
 }
 
 func (r *smbReader) Read(p []byte) (int, error) {
+	stop := r.s.watch(r.c)
 	n, err := r.r.Read(p)
+	stop()
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("reading %s: %w", r.s.where(r.key), r.s.explain(err))
 	}

@@ -286,7 +286,7 @@ func (s *Target) explainDial(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if lostConnection(err) || errors.Is(err, context.DeadlineExceeded) {
+	if lostConnection(err) || timedOut(err) {
 		return errNetwork{fmt.Errorf("the SMB handshake with %s failed (network, or not an SMB2/3 server): %w", addr, err)}
 	}
 	return fmt.Errorf("the SMB handshake with %s failed (does it speak SMB2 or SMB3?): %w", addr, err)
