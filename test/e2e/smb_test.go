@@ -135,6 +135,10 @@ func TestSMBLogin(t *testing.T) {
 		t.Errorf("the share is not empty after refused logins: %s", out)
 	}
 
+	// A share the server does not have is named as such.
+	stderr = backupFails(t, srv.env(), "run", "files", "--project", p.name, "--to", "smb://backup@"+srv.addr+"/nosuch/backups")
+	mustContain(t, stderr, `has no share named "nosuch"`, "nothing was stored")
+
 	// The password from a file (DOCKER_BACKUP_SMB_PASSWORD_FILE) works.
 	pw := filepath.Join(t.TempDir(), "password")
 	if err := os.WriteFile(pw, []byte(srv.password+"\n"), 0o600); err != nil {
