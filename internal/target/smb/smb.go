@@ -123,8 +123,8 @@ func (s *Target) rename(ctx context.Context, c *smbConn, tmp, dst, key string) e
 	return fmt.Errorf("storing %s: renaming %s into place: %w", s.where(key), tmp, s.explain(err))
 }
 
-// writeTemporary creates tmp (refusing an existing one), streams r into it (one buffer of the
-// server's largest write held), flushes it to the server's disk and checks its size.
+// writeTemporary creates tmp (refusing an existing one), streams r into it (one smbBuffer
+// held, each write watched), flushes it to the server's disk and checks its size.
 func (s *Target) writeTemporary(ctx context.Context, c *smbConn, tmp string, r io.Reader) (int64, error) {
 	sh := c.share.WithContext(ctx)
 	f, err := sh.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
