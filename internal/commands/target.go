@@ -40,6 +40,7 @@ comparing every byte, and reports the latency of each step and the throughput ea
 		Example: `  docker backup target check ./backups
   AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... docker backup target check 's3://backups/host1?endpoint=https://minio.example.com'
   DOCKER_BACKUP_SFTP_KEY_FILE=~/.ssh/backup_ed25519 docker backup target check sftp://u123@u123.your-storagebox.de:23/backups
+  DOCKER_BACKUP_SMB_PASSWORD_FILE=~/.nas-password docker backup target check smb://backup@nas.lan/backups/host1
   docker backup target check --size 100MiB --format json sftp://backup@nas.lan/backups`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -16,6 +16,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 	"github.com/docker-backup/docker-backup/internal/target/webdav"
+	"github.com/docker-backup/docker-backup/internal/target/smb"
 )
 
 // Kind is one kind of target, named by its URL scheme.
@@ -107,6 +108,21 @@ func Kinds() []Kind {
 		},
 		webdavKind(webdav.Scheme, "webdav://HOST[:PORT]/PATH[?ca=FILE]", []string{"WEBDAV_USERNAME", "WEBDAV_PASSWORD"}),
 		webdavKind(webdav.SchemeHTTP, "webdav+http://HOST[:PORT]/PATH", nil), // webdav's settings
+		{
+			Scheme:   "smb",
+			Form:     "smb://[DOMAIN;]USER@HOST[:PORT]/SHARE[/PATH]",
+			Settings: []string{"SMB_PASSWORD"},
+			Secrets:  func(p string) string { return p + "SMB_PASSWORD, or its _FILE form" },
+			Check:    func(url string) error { _, err := smb.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := smb.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return smb.New(cfg)
+			},
+		},
 	}
 	sort.Slice(kinds, func(i, j int) bool { return kinds[i].Scheme < kinds[j].Scheme })
 	return kinds

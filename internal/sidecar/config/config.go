@@ -208,7 +208,7 @@ func notATarget(k string, env map[string]string) string {
 	name := strings.TrimPrefix(k, EnvTarget+"_")
 	if secretPart.MatchString(name) {
 		return "a target's name must not have KEY, SECRET, TOKEN, PASS(WORD), CREDENTIAL or AUTH among its parts: such a variable may hold a secret, and a target's URL is shown" +
-			" (a setting of a target is NAME_ACCESS_KEY_ID, NAME_SECRET_ACCESS_KEY or NAME_SESSION_TOKEN, or their _FILE forms, NAME_SFTP_KEY_FILE or NAME_SFTP_KNOWN_HOSTS)"
+			" (a setting of a target is one of " + targetSettings("NAME_") + ", secrets also as _FILE forms)"
 	}
 	for other := range env {
 		if other != k && strings.HasPrefix(k, other+"_") && strings.HasPrefix(other, EnvTarget+"_") && !strings.HasSuffix(other, "_FILE") && !isCredential(other) {
@@ -241,7 +241,8 @@ func targetSettings(prefix string) string {
 // CredentialsEnv is the environment prefix of a named target's own credentials:
 // DOCKER_BACKUP_TARGET_OFFSITE_ACCESS_KEY_ID and so on (or _FILE) for S3, without which AWS_*
 // apply; DOCKER_BACKUP_TARGET_OFFSITE_SFTP_KEY_FILE and _SFTP_KNOWN_HOSTS for SFTP, without
-// which DOCKER_BACKUP_SFTP_* apply.
+// which DOCKER_BACKUP_SFTP_* apply; DOCKER_BACKUP_TARGET_OFFSITE_SMB_PASSWORD (or _FILE) for
+// SMB, without which DOCKER_BACKUP_SMB_PASSWORD applies.
 func (c Config) CredentialsEnv(name string) string {
 	if name == "default" {
 		return ""
