@@ -4,11 +4,13 @@
 package targets
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/rclone"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
 )
@@ -16,6 +18,8 @@ import (
 // Kind is one kind of target, named by its URL scheme.
 type Kind struct {
 	Scheme string // "s3", the URL's scheme
+	// Opaque kinds are named "SCHEME:…" rather than "SCHEME://…" (rclone:REMOTE:PATH).
+	Opaque bool
 	Form   string // what its URL looks like, for help and errors
 	// Settings end the names of a named target's own variables in the sidecar
 	// (DOCKER_BACKUP_TARGET_<NAME>_<SETTING>): its credentials and files.
@@ -52,6 +56,27 @@ func Kinds() []Kind {
 			},
 		},
 		{
+			Scheme:   "rclone",
+			Opaque:   true,
+			Form:     rclone.Form,
+			Settings: []string{rclone.EnvConfig},
+			Secrets: func(p string) string {
+				if p == "" {
+					return "the remote's section of rclone.conf (" + rclone.EnvConfig + ")"
+				}
+				return "the remote's section of the rclone.conf " + p + rclone.EnvConfig + " names"
+			},
+			Check: func(url string) error { _, err := rclone.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := rclone.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return rclone.New(context.Background(), cfg)
+			},
+		},
+		{
 			Scheme:   "sftp",
 			Form:     "sftp://USER@HOST[:PORT]/PATH",
 			Settings: []string{"SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS"},
@@ -80,18 +105,27 @@ func Supported() string {
 	return strings.Join(forms, ", ")
 }
 
-// Lookup returns the kind of a URL, by its scheme.
+// Lookup returns the kind of a URL, by its scheme ("SCHEME://…", or "SCHEME:…" for an
+// opaque kind).
 func Lookup(url string) (Kind, bool) {
-	scheme, _, ok := strings.Cut(url, "://")
+	scheme, _, ok := strings.Cut(url, ":")
 	if !ok {
 		return Kind{}, false
 	}
+	hier := strings.HasPrefix(url, scheme+"://")
 	for _, k := range Kinds() {
-		if k.Scheme == scheme {
+		if k.Scheme == scheme && (hier || k.Opaque) {
 			return k, true
 		}
 	}
 	return Kind{}, false
+}
+
+// IsURL says whether spec names a remote target of a kind this build knows (rather than a
+// directory).
+func IsURL(spec string) bool {
+	_, ok := Lookup(spec)
+	return ok
 }
 
 // Open returns the target a user names: a directory path (or file:// URL) for a local
@@ -118,6 +152,10 @@ func CheckURL(spec string) error {
 		return fmt.Errorf("no target given: pass a backup directory or a URL (%s), e.g. --to ./backups", Supported())
 	case strings.HasPrefix(spec, "file://"):
 		return nil
+	case !strings.Contains(spec, "://"):
+		if k, ok := Lookup(spec); ok && k.Opaque {
+			return k.Check(spec)
+		}
 	case strings.Contains(spec, "://"):
 		if k, ok := Lookup(spec); ok {
 			return k.Check(spec)
