@@ -317,3 +317,11 @@ func (t *Target) Requirement(operation string) string {
 	}
 	return "the account of the rclone remote " + t.cfg.Remote + " (its token or key in rclone.conf) needs " + need
 }
+
+// Close ends the remote's connections (an SFTP remote's pool).
+func (t *Target) Close() error {
+	if s, ok := t.f.(fs.Shutdowner); ok {
+		return s.Shutdown(context.Background())
+	}
+	return nil
+}
