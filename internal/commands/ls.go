@@ -52,7 +52,7 @@ retention), one whose manifest is not signed, or signed with another key than th
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3:// or sftp:// URL (default: $"+envTarget+")")
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3://, sftp:// URL or rclone:REMOTE:PATH (default: $"+envTarget+")")
 	flags.StringVarP(&opts.project, "project", "p", "", "Only backups of this compose project")
 	flags.StringVar(&opts.service, "service", "", "Only backups of this service")
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
@@ -71,7 +71,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 		}
 	}
 	if opts.from == "" {
-		return fmt.Errorf("no target given: pass --from DIR, s3:// or sftp:// URL (or set $%s), or run a sidecar in the project", envTarget)
+		return fmt.Errorf("no target given: pass --from DIR, s3://, sftp:// URL or rclone:REMOTE:PATH (or set $%s), or run a sidecar in the project", envTarget)
 	}
 	if _, err := os.Stat(opts.from); err != nil && !strings.Contains(opts.from, "://") && !targets.IsURL(opts.from) {
 		return fmt.Errorf("backup directory %s: %w", opts.from, err)

@@ -76,7 +76,7 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3:// or sftp:// URL (default: $"+envTarget+")")
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3://, sftp:// URL or rclone:REMOTE:PATH (default: $"+envTarget+")")
 	flags.StringVar(&opts.to, "to", "", "Service (or container name or ID) to restore into (required)")
 	projectFlag(flags, &opts.project)
 	flags.BoolVarP(&opts.yes, "yes", "y", false, "Do not ask for confirmation")

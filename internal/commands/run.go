@@ -97,7 +97,7 @@ key's holder made.`,
 	if v := os.Getenv(envTarget); v != "" {
 		defaultTo = []string{v}
 	}
-	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory, s3:// or sftp:// URL (default: $"+envTarget+"); repeat it to write to several at once")
+	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory, s3://, sftp:// URL or rclone:REMOTE:PATH (default: $"+envTarget+"); repeat it to write to several at once")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
 	flags.StringVar(&opts.limitUpload, "limit-upload", os.Getenv(envLimitUpload), "Cap the upload to each remote target (S3), like 10MiB/s, 500KiB/s, 2MB/s or bytes a second; a directory target is written at full speed (default: $"+envLimitUpload+", else no cap)")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")

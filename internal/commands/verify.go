@@ -76,7 +76,7 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 		},
 	}
 	flags := cmd.Flags()
-	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3:// or sftp:// URL (default: $"+envTarget+")")
+	flags.StringVar(&opts.from, "from", os.Getenv(envTarget), "Backup directory, s3://, sftp:// URL or rclone:REMOTE:PATH (default: $"+envTarget+")")
 	flags.StringVar(&opts.service, "service", "", "Service whose backup it is (default: the one the manifest names; required with latest)")
 	projectFlag(flags, &opts.project)
 	flags.StringVar(&opts.format, "format", "table", `Output format: "table" or "json"`)

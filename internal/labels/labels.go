@@ -181,7 +181,7 @@ func Targets(labels map[string]string) (map[string]string, []error) {
 		case !ValidName(name):
 			errs = append(errs, fmt.Errorf("label %s=%q: the target name must be lowercase letters, digits, _ or -", k, v))
 		case strings.TrimSpace(v) == "":
-			errs = append(errs, fmt.Errorf("label %s=%q: give the target's directory, s3:// or sftp:// URL", k, v))
+			errs = append(errs, fmt.Errorf("label %s=%q: give the target's directory, s3://, sftp:// URL or rclone:REMOTE:PATH", k, v))
 		default:
 			out[name] = strings.TrimSpace(v)
 		}

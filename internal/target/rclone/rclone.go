@@ -33,12 +33,16 @@ type Target struct {
 	buffer  int64  // what the backend holds in memory per upload
 }
 
-// quietOnce lowers rclone's own logging (to slog's default logger) to warnings and errors.
+// quietOnce sends rclone's own logging (its package-wide logger and level) to the process's
+// slog handler, warnings and errors only.
 var quietOnce sync.Once
 
 // New opens cfg's remote from rclone.conf. Nothing is sent yet for most backends.
 func New(ctx context.Context, cfg Config) (*Target, error) {
-	quietOnce.Do(func() { fs.GetConfig(context.Background()).LogLevel = fs.LogLevelWarning })
+	quietOnce.Do(func() {
+		fs.SetLogger(slog.Default().Handler())
+		fs.GetConfig(context.Background()).LogLevel = fs.LogLevelWarning
+	})
 	file, source, err := cfg.configFile()
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", cfg, err)
@@ -53,6 +57,9 @@ func New(ctx context.Context, cfg Config) (*Target, error) {
 	ri, err := fs.Find(section["type"])
 	if err != nil {
 		return nil, fmt.Errorf("target %s: the remote %q is of type %q, which this build does not include (it has %s)", cfg, cfg.Remote, section["type"], Backends())
+	}
+	if wraps(ri) {
+		return nil, fmt.Errorf("target %s: the remote %q is of type %q, which wraps another remote: docker-backup opens only remotes that store data themselves (for encryption, use DOCKER_BACKUP_AGE_RECIPIENTS)", cfg, cfg.Remote, ri.Name)
 	}
 	m := configmap.New()
 	m.AddGetter(configmap.Simple(section), configmap.PriorityConfig)
@@ -75,11 +82,17 @@ func New(ctx context.Context, cfg Config) (*Target, error) {
 func Backends() string {
 	var names []string
 	for _, ri := range fs.Registry {
-		names = append(names, ri.Name)
+		if !wraps(ri) {
+			names = append(names, ri.Name)
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
+
+// wraps says whether a backend stores its data on another remote it opens by name (crypt,
+// linked in by rclone's operations): that remote is not in rclone's own config here.
+func wraps(ri *fs.RegInfo) bool { return ri.Options.Get("remote") != nil }
 
 // defaults gives an option's default value, as rclone does when a config file leaves it out.
 type defaults fs.Options

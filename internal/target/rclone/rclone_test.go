@@ -94,6 +94,14 @@ func TestRcloneRefusesUnknownRemotes(t *testing.T) {
 	if _, err := New(context.Background(), Config{Remote: "m", ConfigFile: bad}); err == nil || !strings.Contains(err.Error(), "does not include") {
 		t.Errorf("a backend not built in: %v", err)
 	}
+	crypt := filepath.Join(t.TempDir(), "rclone.conf")
+	os.WriteFile(crypt, []byte("[c]\ntype = crypt\nremote = loc:x\npassword = pw\n"), 0o600)
+	if _, err := New(context.Background(), Config{Remote: "c", ConfigFile: crypt}); err == nil || !strings.Contains(err.Error(), "wraps another remote") {
+		t.Errorf("a crypt remote: %v", err)
+	}
+	if strings.Contains(Backends(), "crypt") {
+		t.Errorf("Backends lists crypt: %s", Backends())
+	}
 	enc := filepath.Join(t.TempDir(), "rclone.conf")
 	os.WriteFile(enc, []byte("# Encrypted rclone configuration File\n\nRCLONE_ENCRYPT_V0:\nabcdef\n"), 0o600)
 	if _, err := New(context.Background(), Config{Remote: "m", ConfigFile: enc}); err == nil || !strings.Contains(err.Error(), "encrypted") {
