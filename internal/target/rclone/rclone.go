@@ -131,9 +131,12 @@ func uploadBuffer(m configmap.Getter) int64 {
 		return 0
 	}
 	n := int64(1)
-	if v, ok := m.Get("upload_concurrency"); ok {
-		if c, err := strconv.Atoi(v); err == nil && c > 1 {
-			n = int64(c)
+	for _, key := range []string{"upload_concurrency", "concurrency"} { // B2's, SFTP's
+		if v, ok := m.Get(key); ok {
+			if c, err := strconv.Atoi(v); err == nil && c > 1 {
+				n = int64(c)
+				break
+			}
 		}
 	}
 	return int64(chunk) * n
@@ -180,11 +183,12 @@ func (t *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error
 	case move != nil:
 		err = t.publish(ctx, move, o, key)
 	}
-	if err != nil {
+	if err != nil && (o != nil || move != nil) {
+		// Under a temporary name, or an object the failed Put returned: its own. (Without a
+		// move, an object found under the key by name may be another writer's.)
 		t.remove(ctx, o, name)
-		return src.n, err
 	}
-	return src.n, nil
+	return src.n, err
 }
 
 // free checks that nothing is stored under key.
