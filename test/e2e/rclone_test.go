@@ -255,11 +255,11 @@ func TestRcloneUploadCap(t *testing.T) {
 	blob := p.service("blob", plainImage, append([]string{"-v", p.volume("blob") + ":/data"}, idle...)...)
 	docker(t, "exec", blob, "sh", "-c", "head -c 50000000 /dev/urandom > /data/blob.bin")
 	start := time.Now()
-	out, stderr, err := dockerCmd(env, "backup", "run", "blob", "--project", p.name, "--strategy", "volume", "--paths", "/data",
+	_, _, err := dockerCmd(env, "backup", "run", "blob", "--project", p.name, "--strategy", "volume", "--paths", "/data",
 		"--to", "rclone:box:free")
 	t.Logf("50 MB uncapped through rclone to sshd: %v (%v)", time.Since(start).Round(10*time.Millisecond), err)
 	start = time.Now()
-	out, stderr, err = dockerCmd(env, "backup", "run", "blob", "--project", p.name, "--strategy", "volume", "--paths", "/data",
+	out, stderr, err := dockerCmd(env, "backup", "run", "blob", "--project", p.name, "--strategy", "volume", "--paths", "/data",
 		"--to", "rclone:box:capped", "--limit-upload", "10MiB/s")
 	took := time.Since(start)
 	if err != nil {

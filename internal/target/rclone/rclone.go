@@ -19,6 +19,7 @@ import (
 	"github.com/rclone/rclone/fs"
 	"github.com/rclone/rclone/fs/config/configmap"
 	"github.com/rclone/rclone/fs/object"
+	"github.com/rclone/rclone/lib/atexit"
 )
 
 // Target keeps objects under a directory of an rclone remote. A Put streams to a hidden
@@ -34,12 +35,15 @@ type Target struct {
 }
 
 // quietOnce sends rclone's own logging (its package-wide logger and level) to the process's
-// slog handler, warnings and errors only.
+// slog handler, warnings and errors only, and keeps rclone from taking SIGINT and SIGTERM:
+// its atexit package (used by B2's large uploads) would otherwise exit the process on them,
+// before docker-backup starts the containers it stopped again.
 var quietOnce sync.Once
 
 // New opens cfg's remote from rclone.conf. Nothing is sent yet for most backends.
 func New(ctx context.Context, cfg Config) (*Target, error) {
 	quietOnce.Do(func() {
+		atexit.IgnoreSignals()
 		fs.SetLogger(slog.Default().Handler())
 		fs.GetConfig(context.Background()).LogLevel = fs.LogLevelWarning
 	})
