@@ -73,7 +73,7 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if opts.from == "" {
 		return fmt.Errorf("no target given: pass --from DIR, %s (or set $%s), or run a sidecar in the project", targets.URLs(), envTarget)
 	}
-	if _, err := os.Stat(opts.from); err != nil && !strings.Contains(opts.from, "://") {
+	if _, err := os.Stat(opts.from); err != nil && !strings.Contains(opts.from, "://") && !targets.IsURL(opts.from) {
 		return fmt.Errorf("backup directory %s: %w", opts.from, err)
 	}
 	tgt, err := targets.Open(opts.from)

@@ -4,6 +4,7 @@
 package targets
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,15 +14,18 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/azure"
 	"github.com/docker-backup/docker-backup/internal/target/gcs"
+	"github.com/docker-backup/docker-backup/internal/target/rclone"
 	"github.com/docker-backup/docker-backup/internal/target/s3"
 	"github.com/docker-backup/docker-backup/internal/target/sftp"
-	"github.com/docker-backup/docker-backup/internal/target/webdav"
 	"github.com/docker-backup/docker-backup/internal/target/smb"
+	"github.com/docker-backup/docker-backup/internal/target/webdav"
 )
 
 // Kind is one kind of target, named by its URL scheme.
 type Kind struct {
 	Scheme string // "s3", the URL's scheme
+	// Opaque kinds are named "SCHEME:…" rather than "SCHEME://…" (rclone:REMOTE:PATH).
+	Opaque bool
 	Form   string // what its URL looks like, for help and errors
 	// Settings end the names of a named target's own variables in the sidecar
 	// (DOCKER_BACKUP_TARGET_<NAME>_<SETTING>): its credentials and files.
@@ -89,6 +93,27 @@ func Kinds() []Kind {
 				}
 				cfg.CredentialsEnv = env
 				return s3.New(cfg)
+			},
+		},
+		{
+			Scheme:   "rclone",
+			Opaque:   true,
+			Form:     rclone.Form,
+			Settings: []string{rclone.EnvConfig},
+			Secrets: func(p string) string {
+				if p == "" {
+					return "the remote's section of rclone.conf (" + rclone.EnvConfig + ")"
+				}
+				return "the remote's section of the rclone.conf " + p + rclone.EnvConfig + " names"
+			},
+			Check: func(url string) error { _, err := rclone.ParseURL(url); return err },
+			Open: func(url, env string) (target.Target, error) {
+				cfg, err := rclone.ParseURL(url)
+				if err != nil {
+					return nil, err
+				}
+				cfg.CredentialsEnv = env
+				return rclone.New(context.Background(), cfg)
 			},
 		},
 		{
@@ -164,6 +189,10 @@ func URLs() string {
 	kinds := Kinds()
 	var schemes []string
 	for _, k := range kinds {
+		if k.Opaque {
+			schemes = append(schemes, k.Form)
+			continue
+		}
 		schemes = append(schemes, k.Scheme+"://")
 	}
 	if len(schemes) == 1 {
@@ -172,13 +201,25 @@ func URLs() string {
 	return strings.Join(schemes[:len(schemes)-1], ", ") + " or " + schemes[len(schemes)-1] + " URL"
 }
 
-// Lookup returns the kind of a URL, by its scheme.
+// Lookup returns the kind of a URL, by its scheme ("SCHEME://…", or "SCHEME:…" for an
+// opaque kind).
 func Lookup(spec string) (Kind, bool) {
-	scheme, _, ok := strings.Cut(spec, "://")
+	scheme, _, ok := strings.Cut(spec, ":")
 	if !ok {
 		return Kind{}, false
 	}
-	return lookupScheme(scheme)
+	k, known := lookupScheme(scheme)
+	if !known || (!k.Opaque && !strings.HasPrefix(spec, scheme+"://")) {
+		return Kind{}, false
+	}
+	return k, true
+}
+
+// IsURL says whether spec names a remote target of a kind this build knows (rather than a
+// directory).
+func IsURL(spec string) bool {
+	_, ok := Lookup(spec)
+	return ok
 }
 
 // Open returns the target a user names: a directory path (or file:// URL) for a local
@@ -206,6 +247,9 @@ func CheckURL(spec string) error {
 	}
 	scheme, rest, isURL := strings.Cut(spec, "://")
 	if !isURL {
+		if k, ok := Lookup(spec); ok && k.Opaque {
+			return k.Check(spec)
+		}
 		return checkPath(spec)
 	}
 	// A kind's own refusal of a secret says where its secrets go: it comes first.

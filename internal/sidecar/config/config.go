@@ -269,7 +269,7 @@ func CheckTargetURL(v string) error {
 		return fmt.Errorf("give the target's directory or URL (%s)", targets.Supported())
 	case strings.HasPrefix(v, "file:///"):
 		return nil
-	case strings.Contains(v, "://"):
+	case strings.Contains(v, "://") || targets.IsURL(v):
 		return targets.CheckURL(v)
 	case !path.IsAbs(v):
 		return fmt.Errorf("a target is an absolute directory path in the sidecar container, or a URL (%s)", targets.Supported())
