@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
-	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
@@ -87,9 +85,11 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 	if err != nil {
 		return err
 	}
-	measure, err := newMeasurer(api, opts, dockerCli.Err())
-	if err != nil {
-		return err
+	var measure *sizes.Measurer
+	if !opts.noSize {
+		if measure, err = sizes.ForPlugin(api, opts.exclude, output.Logger(dockerCli.Err())); err != nil {
+			return err
+		}
 	}
 	var out []detectedService
 	for _, c := range svcs {
@@ -101,7 +101,7 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 				labels.Strategy: d.Strategies[0].Strategy,
 				labels.Schedule: "0 2 * * *",
 			}
-			measureService(ctx, measure, c, &d, dockerCli.Err())
+			measure.Set(ctx, c, &d, dockerCli.Err())
 		}
 		out = append(out, d)
 	}
@@ -129,30 +129,4 @@ func describeWorker(ctx context.Context, api client.APIClient) string {
 		return err.Error()
 	}
 	return workerimage.DescribePluginImage(ctx, api, rel)
-}
-
-// newMeasurer is what measures the volume strategy's paths (nil: --no-size).
-func newMeasurer(api client.APIClient, opts detectOptions, errOut io.Writer) (*sizes.Measurer, error) {
-	if opts.noSize {
-		return nil, nil
-	}
-	wk, require, err := worker.ForPlugin(api, output.Logger(errOut))
-	if err != nil {
-		return nil, err
-	}
-	return &sizes.Measurer{Worker: wk, RequireWorker: require, Usage: &volume.VolumeUsage{API: api}, Exclude: opts.exclude}, nil
-}
-
-// measureService sets d's volume size; a failure is a warning naming the service.
-func measureService(ctx context.Context, m *sizes.Measurer, c *containers.Container, d *detectedService, errOut io.Writer) {
-	if m == nil {
-		return
-	}
-	size, err := m.Service(ctx, c, d.Strategies)
-	if err != nil {
-		d.VolumeSizeError = err.Error()
-		output.Warning(errOut, "%s: cannot measure its volumes: %v", c.Service, err)
-		return
-	}
-	d.VolumeSize = size
 }

@@ -7,6 +7,7 @@ package sizes
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 
 	"github.com/docker-backup/docker-backup/internal/commands/output"
@@ -16,6 +17,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
+	"github.com/docker-backup/docker-backup/internal/worker"
+	"github.com/moby/moby/client"
 )
 
 // Measurer measures services' volume backups.
@@ -28,6 +31,31 @@ type Measurer struct {
 	// Exclude are patterns to try beside each service's label (detect's --exclude).
 	Exclude []string
 	Log     *slog.Logger
+}
+
+// ForPlugin is the plugin's Measurer as DOCKER_BACKUP_WORKER says (worker.ForPlugin),
+// trying the patterns exclude beside each service's label.
+func ForPlugin(api client.APIClient, exclude []string, log *slog.Logger) (*Measurer, error) {
+	wk, require, err := worker.ForPlugin(api, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Measurer{Worker: wk, RequireWorker: require, Usage: &volume.VolumeUsage{API: api}, Exclude: exclude, Log: log}, nil
+}
+
+// Set sets d's volume size, that of c (nil m: nothing); a failure is a warning naming the
+// service, and d's VolumeSizeError.
+func (m *Measurer) Set(ctx context.Context, c *containers.Container, d *output.DetectedService, warn io.Writer) {
+	if m == nil {
+		return
+	}
+	size, err := m.Service(ctx, c, d.Strategies)
+	if err != nil {
+		d.VolumeSizeError = err.Error()
+		output.Warning(warn, "%s: cannot measure its volumes: %v", c.Service, err)
+		return
+	}
+	d.VolumeSize = size
 }
 
 // Service is the size of what a backup of c holds, or nil when c is not backed up with the
