@@ -89,7 +89,7 @@ func TestMeasureReadsNothing(t *testing.T) {
 	must(os.MkdirAll(src, 0o755))
 	must(os.WriteFile(filepath.Join(src, "secret"), make([]byte, 123), 0o000))
 	fifo := filepath.Join(src, "pipe")
-	must(unix.Mkfifo(fifo, 0o644)) // opening it would block
+	must(unix.Mkfifo(fifo, 0o644))                            // opening it would block
 	ln, err := net.Listen("unix", filepath.Join(src, "sock")) // sockets are passed over
 	must(err)
 	defer ln.Close()
