@@ -4,13 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
+	"github.com/docker-backup/docker-backup/internal/commands/output"
+	"github.com/docker-backup/docker-backup/internal/commands/sizes"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
+	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/docker/cli/cli/command"
@@ -21,6 +23,8 @@ import (
 type detectOptions struct {
 	project string
 	format  string
+	exclude []string
+	noSize  bool
 }
 
 func newDetectCommand(dockerCli command.Cli) *cobra.Command {
@@ -28,8 +32,14 @@ func newDetectCommand(dockerCli command.Cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "detect [OPTIONS]",
 		Short: "Show what each service of a compose project can be backed up with, and the labels to schedule it",
+		Long: "Show what each service of a compose project can be backed up with, and the labels to schedule it.\n\n" +
+			"For each service backed up with the volume strategy it shows the size of its paths and, when it has exclusions " +
+			"(the label docker-backup.exclude, and --exclude to try patterns before setting it), the size with them and what they leave out: " +
+			"the worker walks the paths as a backup does, reading no file. With DOCKER_BACKUP_WORKER=off it shows the Engine's own size of each named volume instead.",
 		Example: `  docker backup detect --project myapp
-  docker backup detect --project myapp --format json`,
+  docker backup detect --project myapp --format json
+  docker backup detect --project myapp --exclude '*.log' --exclude cache/   # what these patterns would leave out
+  docker backup detect --project myapp --no-size`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDetect(cmd.Context(), dockerCli, opts)
@@ -38,22 +48,19 @@ func newDetectCommand(dockerCli command.Cli) *cobra.Command {
 	flags := cmd.Flags()
 	projectFlag(flags, &opts.project)
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
+	flags.StringArrayVar(&opts.exclude, "exclude", nil, "Volume strategy: measure too what this gitignore-style pattern would leave out below each path, beside the label docker-backup.exclude; repeat it")
+	flags.BoolVar(&opts.noSize, "no-size", false, "Do not measure the volume strategy's paths")
 	return cmd
 }
 
-type detectedService struct {
-	Service    string             `json:"service"`
-	Excluded   string             `json:"excluded,omitempty"`
-	Container  string             `json:"container"`
-	Image      string             `json:"image"`
-	Running    bool               `json:"running"`
-	Strategies []detect.Candidate `json:"strategies"`
-	Labels     map[string]string  `json:"suggested_labels,omitempty"`
-}
+type detectedService = output.DetectedService
 
 func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) error {
 	if opts.format != "table" && opts.format != "json" {
 		return fmt.Errorf("unknown --format %q: use table or json", opts.format)
+	}
+	if err := exclude.Check(opts.exclude); err != nil {
+		return err
 	}
 	api, err := dockerAPI(ctx, dockerCli)
 	if err != nil {
@@ -78,6 +85,12 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 	if err != nil {
 		return err
 	}
+	var measure *sizes.Measurer
+	if !opts.noSize {
+		if measure, err = sizes.ForPlugin(api, opts.exclude, output.Logger(dockerCli.Err())); err != nil {
+			return err
+		}
+	}
 	var out []detectedService
 	for _, c := range svcs {
 		d := detectedService{Service: c.Service, Container: c.Name, Image: c.Image, Running: c.Running,
@@ -88,6 +101,7 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 				labels.Strategy: d.Strategies[0].Strategy,
 				labels.Schedule: "0 2 * * *",
 			}
+			measure.Set(ctx, c, &d, dockerCli.Err())
 		}
 		out = append(out, d)
 	}
@@ -96,7 +110,7 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	printDetect(dockerCli.Out(), project, out)
+	output.Detect(dockerCli.Out(), project, out)
 	fmt.Fprintf(dockerCli.Out(), "\nVolume worker: %s\n", describeWorker(ctx, api))
 	return nil
 }
@@ -115,35 +129,4 @@ func describeWorker(ctx context.Context, api client.APIClient) string {
 		return err.Error()
 	}
 	return workerimage.DescribePluginImage(ctx, api, rel)
-}
-
-func printDetect(w io.Writer, project string, svcs []detectedService) {
-	fmt.Fprintf(w, "Project %s\n", project)
-	for _, s := range svcs {
-		state := "stopped"
-		if s.Running {
-			state = "running"
-		}
-		fmt.Fprintf(w, "\n%s  (container %s, image %s, %s)\n", s.Service, s.Container, s.Image, state)
-		if s.Excluded != "" {
-			fmt.Fprintf(w, "  not backed up: %s\n", s.Excluded)
-			continue
-		}
-		if len(s.Strategies) == 0 {
-			fmt.Fprintln(w, "  nothing to back up: no database recognised and no volumes")
-			continue
-		}
-		for i, c := range s.Strategies {
-			mark := " "
-			if i == 0 {
-				mark = "*"
-			}
-			fmt.Fprintf(w, "  %s %-9s %s\n", mark, c.Strategy, c.Reason)
-		}
-		fmt.Fprintf(w, "  labels to schedule it:\n")
-		for _, k := range []string{labels.Enable, labels.Strategy, labels.Schedule} {
-			fmt.Fprintf(w, "    %s: %q\n", k, s.Labels[k])
-		}
-		fmt.Fprintf(w, "  back up now:  docker backup run %s --project %s --to ./backups\n", s.Service, project)
-	}
 }

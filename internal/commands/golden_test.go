@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker/cli/cli"
+	"github.com/moby/moby/api/types/volume"
 )
 
 // What the commands print is compared with the files under testdata: a change of output is
@@ -359,7 +360,12 @@ func TestDetectGolden(t *testing.T) {
 				enginetest.Service("shop", "web", enginetest.WithImage("nginx:1.27")),
 				enginetest.Service("shop", "old", enginetest.WithImage("mysql:8"), enginetest.WithVolume("old", "/var/lib/mysql"), enginetest.WithLabel(labels.Enable, "false")),
 				enginetest.Service("shop", "backup", enginetest.Sidecar(), enginetest.WithVolume("state", "/var/lib/docker-backup")),
+				enginetest.Service("shop", "media", enginetest.WithImage("example/media"), enginetest.WithVolume("media", "/media"),
+					enginetest.WithLabel("docker-backup.exclude", "*.tmp, thumbs/")),
 			)
+			// The worker is off: the Engine's own sizes of the named volumes (bind mounts unknown).
+			api.AddVolume(volume.Volume{Name: "uploads", Driver: "local", UsageData: &volume.UsageData{Size: 1234567, RefCount: 1}},
+				volume.Volume{Name: "media", Driver: "local", UsageData: &volume.UsageData{Size: 5 << 30, RefCount: 1}})
 			cli := newFakeCli(api)
 			if err := cli.run(t, "detect", "--format", format); err != nil {
 				t.Fatal(err)

@@ -368,6 +368,23 @@ func (e *Engine) VolumeList(_ context.Context, o client.VolumeListOptions) (clie
 	return client.VolumeListResult{Items: out}, nil
 }
 
+// DiskUsage answers for volumes only: the volumes added, with the UsageData they were given.
+func (e *Engine) DiskUsage(_ context.Context, o client.DiskUsageOptions) (client.DiskUsageResult, error) {
+	if err := e.call("DiskUsage", ""); err != nil {
+		return client.DiskUsageResult{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r client.DiskUsageResult
+	if o.Volumes {
+		r.Volumes.TotalCount = int64(len(e.volumes))
+		if o.Verbose {
+			r.Volumes.Items = slices.Clone(e.volumes)
+		}
+	}
+	return r, nil
+}
+
 // VolumeInspect inspects a volume by name.
 func (e *Engine) VolumeInspect(_ context.Context, name string, _ client.VolumeInspectOptions) (client.VolumeInspectResult, error) {
 	if err := e.call("VolumeInspect", name); err != nil {

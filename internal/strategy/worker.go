@@ -76,6 +76,14 @@ type WorkerAccess struct {
 	Trusted bool
 }
 
+// Sizes are what a volume backup of a service's paths holds — entries (directories, files,
+// links, as artifact.Contents counts them) and bytes of regular files, a group of hard links'
+// once — and the same of what its exclusions leave out.
+type Sizes struct {
+	Files, Bytes                 int64
+	ExcludedFiles, ExcludedBytes int64
+}
+
 // Worker runs a volume backup or restore beside the data, in a container that mounts the
 // service's volumes (package worker).
 type Worker interface {
@@ -95,6 +103,9 @@ type WorkerSession interface {
 	// Count digests the paths as Backup does (what a restore wrote, for verify), leaving out
 	// what the patterns exclude, as the backup did; it sends nothing.
 	Count(ctx context.Context, exclude []string) (*artifact.Contents, error)
+	// Measure adds up what Backup would hold, and what the patterns exclude, from each
+	// entry's metadata alone (no file is read); it sends nothing.
+	Measure(ctx context.Context, exclude []string) (*Sizes, error)
 	// Restore unpacks the compressed stream in into the paths.
 	Restore(ctx context.Context, req WorkRequest, in io.Reader, progress func(raw int64)) error
 	// Stage unpacks the compressed stream in beside the paths' data (nothing in place is

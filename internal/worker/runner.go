@@ -450,6 +450,21 @@ func (s *session) Count(ctx context.Context, exclude []string) (*artifact.Conten
 	return rep.Contents, nil
 }
 
+// Measure adds up the paths as Backup would walk them, from each entry's metadata alone.
+func (s *session) Measure(ctx context.Context, exclude []string) (*strategy.Sizes, error) {
+	rep, err := s.run(ctx, agent.Request{Op: agent.OpMeasure, Paths: s.paths, Mounts: s.mounts, Exclude: exclude}, nil, io.Discard, nil, nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "unknown operation") {
+			return nil, fmt.Errorf("the worker cannot measure sizes (its image is of an older release): use a worker of this release (%w)", err)
+		}
+		return nil, err
+	}
+	if m := rep.Measured; m != nil && rep.Excluded == len(exclude) {
+		return &strategy.Sizes{Files: m.Files, Bytes: m.Bytes, ExcludedFiles: m.ExcludedFiles, ExcludedBytes: m.ExcludedBytes}, nil
+	}
+	return nil, fmt.Errorf("the worker measured nothing, or applied %d of the %d exclusion patterns (its image is of an older release): use a worker of this release", rep.Excluded, len(exclude))
+}
+
 // Restore runs the worker's restore of the compressed stream in.
 func (s *session) Restore(ctx context.Context, req strategy.WorkRequest, in io.Reader, progress func(int64)) error {
 	_, err := s.run(ctx, agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted, Socket: s.socket, Size: req.Size}, in, io.Discard, progress, nil)

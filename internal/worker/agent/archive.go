@@ -61,6 +61,11 @@ const (
 // It returns what the stream holds, digested as the volume strategy digests a tar stream
 // (the volume strategy's Count), from the entries as they are written: no second parse.
 func Archive(ctx context.Context, paths, mounts []string, excl *exclude.Set, w io.Writer) (*artifact.Contents, error) {
+	return ArchiveRoots(ctx, rootsOf(paths), mounts, excl, w)
+}
+
+// rootsOf is the Root of each absolute path.
+func rootsOf(paths []string) []Root {
 	roots := make([]Root, 0, len(paths))
 	for _, p := range paths {
 		p = path.Clean("/" + p)
@@ -70,7 +75,7 @@ func Archive(ctx context.Context, paths, mounts []string, excl *exclude.Set, w i
 		}
 		roots = append(roots, Root{Dir: path.Dir(p), Rel: path.Base(p), Name: trimSlash(p)})
 	}
-	return ArchiveRoots(ctx, roots, mounts, excl, w)
+	return roots
 }
 
 // Root is a path Archive reads: the directory Dir is opened by its name (a path this process
@@ -85,18 +90,29 @@ type Root struct {
 func ArchiveRoots(ctx context.Context, roots []Root, mounts []string, excl *exclude.Set, w io.Writer) (*artifact.Contents, error) {
 	tw := tar.NewWriter(w)
 	a := &archiver{ctx: ctx, tw: tw, mounts: mounts, exclude: excl, buf: make([]byte, 256<<10), hash: xxhash.New()}
-	for _, r := range roots {
-		// One map of hard links per path: a link into another path's entries would make an
-		// archive that no restore accepts (the tar policy keeps each path's links inside it).
-		a.links = map[fileID]string{}
-		if err := a.archiveRoot(r); err != nil {
-			return nil, err
-		}
+	if err := a.walkRoots(roots); err != nil {
+		return nil, err
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
 	return &artifact.Contents{Files: a.tree.Files, Bytes: a.tree.Bytes, Tree: a.tree.Sum()}, nil
+}
+
+// walkRoots archives (or measures) each of roots in turn.
+func (a *archiver) walkRoots(roots []Root) error {
+	for _, r := range roots {
+		// One map of hard links per path: a link into another path's entries would make an
+		// archive that no restore accepts (the tar policy keeps each path's links inside it).
+		a.links = map[fileID]string{}
+		if err := a.archiveRoot(r); err != nil {
+			return err
+		}
+		if a.measure != nil {
+			a.measure.settle()
+		}
+	}
+	return nil
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -111,6 +127,9 @@ type archiver struct {
 	buf     []byte
 	tree    artifact.TreeDigest
 	hash    *xxhash.Digest
+	// measure, when set, records what each entry adds instead of writing it (MeasureRoots),
+	// and walks what the exclusions leave out too.
+	measure *measuring
 }
 
 func trimSlash(p string) string {
@@ -138,7 +157,7 @@ func (a *archiver) archiveRoot(r Root) error {
 		dfd = fd
 	}
 	a.root = r.Name
-	return a.walk(dfd, parts[len(parts)-1], abs, r.Name, nil)
+	return a.walk(dfd, parts[len(parts)-1], abs, r.Name, nil, false)
 }
 
 // excluded reports whether the entry name (below the path being archived) is left out.
@@ -169,8 +188,9 @@ func openDir(dfd int, name string, follow bool) (int, error) {
 }
 
 // walk archives the entry base of the directory dfd (its path abs, its entry named name) and,
-// for a directory, what it holds; parent is the directory dfd (nil for a path's root).
-func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error {
+// for a directory, what it holds; parent is the directory dfd (nil for a path's root). out:
+// the entry is below one the exclusions leave out (walked only to measure it).
+func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo, out bool) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
@@ -178,11 +198,17 @@ func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", abs, err)
 	}
-	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) || (parent != nil && a.excluded(name, fi.IsDir())) {
+	if fi.Mode()&fs.ModeSocket != 0 || a.foreign(parent, fi, abs) {
 		return nil
 	}
+	if !out && parent != nil && a.excluded(name, fi.IsDir()) {
+		if a.measure == nil {
+			return nil
+		}
+		out = true
+	}
 	if !fi.IsDir() {
-		return a.add(dfd, base, abs, name, fi, -1)
+		return a.put(dfd, base, abs, name, fi, -1, out)
 	}
 	fd, err := openDir(dfd, base, false)
 	if err != nil {
@@ -192,7 +218,7 @@ func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error
 	if err := sameFile(fd, fi); err != nil {
 		return fmt.Errorf("%s %w", abs, err)
 	}
-	if err := a.add(dfd, base, abs, name, fi, fd); err != nil {
+	if err := a.put(dfd, base, abs, name, fi, fd, out); err != nil {
 		return err
 	}
 	entries, err := readDirNames(fd)
@@ -208,7 +234,7 @@ func (a *archiver) walk(dfd int, base, abs, name string, parent *statInfo) error
 		if e.IsDir() && mountpath.IsStaging(dirAbs+"/"+e.Name(), a.mounts) {
 			continue
 		}
-		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name(), fi); err != nil {
+		if err := a.walk(fd, e.Name(), dirAbs+"/"+e.Name(), prefix+e.Name(), fi, out); err != nil {
 			return err
 		}
 	}
@@ -310,6 +336,16 @@ type noNames struct{ fs.FileInfo }
 
 func (noNames) Uname() (string, error) { return "", nil }
 func (noNames) Gname() (string, error) { return "", nil }
+
+// put adds the entry of the file fi to the archive, or, when measuring, to what the backup
+// holds or (out) leaves out.
+func (a *archiver) put(dfd int, base, abs, name string, fi fs.FileInfo, fd int, out bool) error {
+	if a.measure != nil {
+		a.measure.record(fi, out)
+		return nil
+	}
+	return a.add(dfd, base, abs, name, fi, fd)
+}
 
 // add writes the entry of the file fi (base in the directory dfd; fd, when not -1, is the
 // file open already: a directory).

@@ -18,7 +18,21 @@ const (
 	// OpCount digests the paths as a backup does and sends nothing (verify's look at what
 	// a restore wrote).
 	OpCount = "count"
+	// OpMeasure adds up what a backup of the paths would hold and what the exclusions leave
+	// out, from each entry's lstat (no file is read), and sends nothing (detect's sizes).
+	OpMeasure = "measure"
 )
+
+// Measurement is what OpMeasure finds: the entries (directories, files, links: as
+// artifact.Contents counts them) and bytes of regular files a backup holds — a group of hard
+// links' content once per path, as the archive stores it — and the same of what the
+// exclusions leave out.
+type Measurement struct {
+	Files         int64 `json:"files"`
+	Bytes         int64 `json:"bytes"`
+	ExcludedFiles int64 `json:"excluded_files"`
+	ExcludedBytes int64 `json:"excluded_bytes"`
+}
 
 // Request is the first line of the worker's stdin (JSON). Secrets are never in it: a
 // passphrase-encrypted backup is encrypted by the caller.
@@ -102,4 +116,7 @@ type Report struct {
 	// Excluded is how many of Request.Exclude's patterns the backup applied: a worker of an
 	// older release, which knows none, says nothing, and its backup is refused.
 	Excluded int `json:"excluded,omitempty"`
+	// Measured is what OpMeasure found (a worker of an older release, which knows no such
+	// operation, fails it as unknown).
+	Measured *Measurement `json:"measured,omitempty"`
 }

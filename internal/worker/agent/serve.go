@@ -122,6 +122,8 @@ func serve(ctx context.Context, br *bufio.Reader, out io.Writer, rep *reporter) 
 		err = restore(ctx, req, data, given, rep)
 	case OpCount:
 		err = count(ctx, req, rep)
+	case OpMeasure:
+		err = measure(ctx, req, rep)
 	default:
 		err = fmt.Errorf("unknown operation %q", req.Op)
 	}
@@ -145,6 +147,20 @@ func count(ctx context.Context, req Request, rep *reporter) error {
 		return err
 	}
 	rep.done(contents)
+	return nil
+}
+
+// measure adds up the paths as a backup would walk them (Measure), and sends only its report.
+func measure(ctx context.Context, req Request, rep *reporter) error {
+	excl, err := exclude.Compile(req.Exclude)
+	if err != nil {
+		return err
+	}
+	m, err := Measure(ctx, req.Paths, req.Mounts, excl)
+	if err != nil {
+		return err
+	}
+	rep.write(Report{Done: true, Measured: m, Excluded: len(excl.Patterns())}, true)
 	return nil
 }
 

@@ -192,6 +192,19 @@ func (s *session) Count(ctx context.Context, patterns []string) (*artifact.Conte
 	return agent.ArchiveRoots(ctx, s.roots, s.mounts, excl, io.Discard)
 }
 
+// Measure adds up the roots as Backup would walk them, reading no file.
+func (s *session) Measure(ctx context.Context, patterns []string) (*strategy.Sizes, error) {
+	excl, err := exclude.Compile(patterns)
+	if err != nil {
+		return nil, err
+	}
+	m, err := agent.MeasureRoots(ctx, s.roots, s.mounts, excl)
+	if err != nil {
+		return nil, err
+	}
+	return &strategy.Sizes{Files: m.Files, Bytes: m.Bytes, ExcludedFiles: m.ExcludedFiles, ExcludedBytes: m.ExcludedBytes}, nil
+}
+
 var errLocalRestore = errors.New("restores go through a worker container")
 
 func (s *session) Restore(context.Context, strategy.WorkRequest, io.Reader, func(int64)) error {
