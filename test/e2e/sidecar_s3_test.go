@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
 )
 
 // TestSidecarS3RetentionStaysInItsPrefix: two sidecars (two projects with the same service
