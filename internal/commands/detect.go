@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/commands/sizes"
@@ -68,17 +67,8 @@ func runDetect(ctx context.Context, dockerCli command.Cli, opts detectOptions) e
 	}
 	project := opts.project
 	if project == "" {
-		projects, err := containers.Projects(ctx, api)
-		if err != nil {
+		if project, err = containers.SoleProject(ctx, api); err != nil {
 			return err
-		}
-		switch len(projects) {
-		case 0:
-			return fmt.Errorf("no compose projects on this Docker host")
-		case 1:
-			project = projects[0]
-		default:
-			return fmt.Errorf("several compose projects on this Docker host (%s): choose one with --project", strings.Join(projects, ", "))
 		}
 	}
 	svcs, err := containers.Services(ctx, api, project)

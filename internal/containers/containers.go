@@ -236,6 +236,22 @@ func Services(ctx context.Context, api API, project string) ([]*Container, error
 	return out, nil
 }
 
+// SoleProject is the one compose project with containers on this Engine; none or several are
+// an error that says to name one (--project).
+func SoleProject(ctx context.Context, api API) (string, error) {
+	projects, err := Projects(ctx, api)
+	if err != nil {
+		return "", err
+	}
+	switch len(projects) {
+	case 0:
+		return "", fmt.Errorf("no compose projects on this Docker host")
+	case 1:
+		return projects[0], nil
+	}
+	return "", fmt.Errorf("several compose projects on this Docker host (%s): choose one with --project", strings.Join(projects, ", "))
+}
+
 // Projects lists the compose projects that have containers on this Engine.
 func Projects(ctx context.Context, api API) ([]string, error) {
 	res, err := api.ContainerList(ctx, client.ContainerListOptions{

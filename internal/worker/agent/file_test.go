@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +30,7 @@ func TestBackupIntoGivenFile(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "dir/n.txt"), bytes.Repeat([]byte("1234567\n"), 200000), 0o644))
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	var want bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &want)
+	_, err := tree.Archive(context.Background(), []string{src}, []string{src}, nil, &want)
 	must(err)
 
 	// run serves one backup whose socket's first message carries give's descriptor; it returns
@@ -157,7 +158,7 @@ func TestStagedRestoreFromGivenFile(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	before := listTree(t, src)
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
+	_, err := tree.Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	var stored bytes.Buffer
 	zw, err := artifact.Zstd.NewWriter(&stored)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 )
 
 // TestExitOnlyOnceTheReportIsRead: after its final report the worker waits for its input to
@@ -76,7 +77,7 @@ func TestRestoreOverInput(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "hello.txt"), []byte("hello\n"), 0o600))
 	before := listTree(t, src)
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
+	_, err := tree.Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	req := Request{Op: OpRestore, Paths: []string{src}, Mounts: []string{src}, Compression: artifact.Zstd, Trusted: true}
 

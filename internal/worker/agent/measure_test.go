@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,19 +64,19 @@ func TestMeasure(t *testing.T) {
 	excl, err := exclude.Compile(patterns)
 	must(err)
 
-	got, err := Measure(context.Background(), []string{src}, []string{src}, excl)
+	got, err := tree.Measure(context.Background(), []string{src}, []string{src}, excl)
 	must(err)
 	want := Measurement{Files: 12, Bytes: 1067, ExcludedFiles: 11, ExcludedBytes: 5 + 7 + 100 + 50 + 40 + 6}
 	if *got != want {
 		t.Errorf("measured %+v, want %+v", *got, want)
 	}
-	contents, err := Archive(context.Background(), []string{src}, []string{src}, excl, io.Discard)
+	contents, err := tree.Archive(context.Background(), []string{src}, []string{src}, excl, io.Discard)
 	must(err)
 	if contents.Files != got.Files || contents.Bytes != got.Bytes {
 		t.Errorf("the archive holds %d entries, %d bytes; measured %d, %d", contents.Files, contents.Bytes, got.Files, got.Bytes)
 	}
 	// Without exclusions, everything is kept (the hard links' bytes once).
-	all, err := Measure(context.Background(), []string{src}, []string{src}, nil)
+	all, err := tree.Measure(context.Background(), []string{src}, []string{src}, nil)
 	must(err)
 	if want := (Measurement{Files: 23, Bytes: 1067 + 208}); *all != want {
 		t.Errorf("without exclusions: %+v, want %+v", *all, want)

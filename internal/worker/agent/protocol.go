@@ -9,6 +9,7 @@ package agent
 
 import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 )
 
 // Operations a Request asks for.
@@ -23,16 +24,8 @@ const (
 	OpMeasure = "measure"
 )
 
-// Measurement is what OpMeasure finds: the entries (directories, files, links: as
-// artifact.Contents counts them) and bytes of regular files a backup holds — a group of hard
-// links' content once per path, as the archive stores it — and the same of what the
-// exclusions leave out.
-type Measurement struct {
-	Files         int64 `json:"files"`
-	Bytes         int64 `json:"bytes"`
-	ExcludedFiles int64 `json:"excluded_files"`
-	ExcludedBytes int64 `json:"excluded_bytes"`
-}
+// Measurement is what OpMeasure finds (see tree.Measurement).
+type Measurement = tree.Measurement
 
 // Request is the first line of the worker's stdin (JSON). Secrets are never in it: a
 // passphrase-encrypted backup is encrypted by the caller.

@@ -22,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker/extract"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 	"github.com/docker-backup/docker-backup/internal/writeback"
 	"golang.org/x/sys/unix"
 )
@@ -142,7 +143,7 @@ func count(ctx context.Context, req Request, rep *reporter) error {
 		return err
 	}
 	rep.excluded = len(excl.Patterns())
-	contents, err := Archive(ctx, req.Paths, req.Mounts, excl, &countingWriter{w: io.Discard, n: &rep.raw})
+	contents, err := tree.Archive(ctx, req.Paths, req.Mounts, excl, &countingWriter{w: io.Discard, n: &rep.raw})
 	if err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ func measure(ctx context.Context, req Request, rep *reporter) error {
 	if err != nil {
 		return err
 	}
-	m, err := Measure(ctx, req.Paths, req.Mounts, excl)
+	m, err := tree.Measure(ctx, req.Paths, req.Mounts, excl)
 	if err != nil {
 		return err
 	}
@@ -176,7 +177,7 @@ type Written struct {
 // place): it archives roots and writes the stored stream — compressed, encrypted for
 // recipients — to out, or into file when one is given, and then says what it wrote there;
 // progress, when set, gets the raw bytes so far.
-func BackupRoots(ctx context.Context, roots []Root, mounts []string, excl *exclude.Set, comp artifact.Compression, recipients []string, out io.Writer, file *os.File, progress func(int64)) (*artifact.Contents, *Written, error) {
+func BackupRoots(ctx context.Context, roots []tree.Root, mounts []string, excl *exclude.Set, comp artifact.Compression, recipients []string, out io.Writer, file *os.File, progress func(int64)) (*artifact.Contents, *Written, error) {
 	var raw atomic.Int64
 	stop := every(time.Second/2, func() {
 		if progress != nil {
@@ -190,7 +191,7 @@ func BackupRoots(ctx context.Context, roots []Root, mounts []string, excl *exclu
 		out = fo
 	}
 	contents, err := pack(comp, recipients, out, &raw, func(w io.Writer) (*artifact.Contents, error) {
-		return ArchiveRoots(ctx, roots, mounts, excl, w)
+		return tree.ArchiveRoots(ctx, roots, mounts, excl, w)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -213,7 +214,7 @@ func backup(ctx context.Context, req Request, out io.Writer, rep *reporter) erro
 	}
 	rep.excluded = len(excl.Patterns())
 	contents, err := pack(req.Compression, req.Recipients, out, &rep.raw, func(w io.Writer) (*artifact.Contents, error) {
-		return Archive(ctx, req.Paths, req.Mounts, excl, w)
+		return tree.Archive(ctx, req.Paths, req.Mounts, excl, w)
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 )
 
 // stagedInput is what a staged restore's worker reads: the request, the compressed archive
@@ -74,7 +75,7 @@ func TestStagedRestore(t *testing.T) {
 	before := listTree(t, src)
 
 	var archive bytes.Buffer
-	_, err := Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
+	_, err := tree.Archive(context.Background(), []string{src}, []string{src}, nil, &archive)
 	must(err)
 	if strings.Contains(archive.String(), mountpath.StagingPrefix) {
 		t.Fatal("the backup holds the staging directory a power cut left")

@@ -20,6 +20,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -35,7 +36,7 @@ type Engine interface {
 // Reader reads the volumes of a backup itself, in this process, when the Engine runs on this
 // host and its volumes are plain directories this process can read: no worker container is
 // started (that start and its removal are most of what a worker adds to a backup). Below
-// each volume's directory nothing is followed (see agent.ArchiveRoots). Restores always go
+// each volume's directory nothing is followed (see tree.ArchiveRoots). Restores always go
 // through a worker container, which sees nothing but the service's volumes.
 type Reader struct {
 	Engine Engine
@@ -120,8 +121,8 @@ func volumeDir(root, name string) string { return path.Join(root, "volumes", nam
 // path must be on a volume that plain (volumes: whether the volume is a plain directory of
 // the local driver in root/volumes), with no other mount below it. It returns the roots and
 // the volumes' directories.
-func localRoots(mounts []container.MountPoint, paths []string, root string, plain map[string]bool) ([]agent.Root, []string, error) {
-	var roots []agent.Root
+func localRoots(mounts []container.MountPoint, paths []string, root string, plain map[string]bool) ([]tree.Root, []string, error) {
+	var roots []tree.Root
 	var sources []string
 	for _, p := range paths {
 		p = path.Clean(p)
@@ -142,7 +143,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 			return nil, nil, fmt.Errorf("%s holds another mount, %s", p, path.Clean(below[0].Destination))
 		}
 		rel := strings.TrimPrefix(strings.TrimPrefix(p, path.Clean(holder.Destination)), "/")
-		roots = append(roots, agent.Root{Dir: path.Dir(dir), Rel: path.Join(path.Base(dir), rel), Name: strings.TrimPrefix(p, "/")})
+		roots = append(roots, tree.Root{Dir: path.Dir(dir), Rel: path.Join(path.Base(dir), rel), Name: strings.TrimPrefix(p, "/")})
 		sources = append(sources, dir)
 	}
 	return roots, sources, nil
@@ -150,7 +151,7 @@ func localRoots(mounts []container.MountPoint, paths []string, root string, plai
 
 // session is a backup (or a count) read in this process.
 type session struct {
-	roots  []agent.Root
+	roots  []tree.Root
 	mounts []string // the volumes' directories: a staged restore's directory in one is skipped
 }
 
@@ -189,7 +190,7 @@ func (s *session) Count(ctx context.Context, patterns []string) (*artifact.Conte
 	if err != nil {
 		return nil, err
 	}
-	return agent.ArchiveRoots(ctx, s.roots, s.mounts, excl, io.Discard)
+	return tree.ArchiveRoots(ctx, s.roots, s.mounts, excl, io.Discard)
 }
 
 // Measure adds up the roots as Backup would walk them, reading no file.
@@ -198,7 +199,7 @@ func (s *session) Measure(ctx context.Context, patterns []string) (*strategy.Siz
 	if err != nil {
 		return nil, err
 	}
-	m, err := agent.MeasureRoots(ctx, s.roots, s.mounts, excl)
+	m, err := tree.MeasureRoots(ctx, s.roots, s.mounts, excl)
 	if err != nil {
 		return nil, err
 	}

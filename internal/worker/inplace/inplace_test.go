@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	"github.com/docker-backup/docker-backup/internal/worker/tree"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 )
@@ -30,7 +30,7 @@ func TestLocalRoots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []agent.Root{
+	want := []tree.Root{
 		{Dir: root + "/volumes/app_cfg", Rel: "_data", Name: "cfg"},
 		{Dir: root + "/volumes/app_inner", Rel: "_data/sub/dir", Name: "data/inner/sub/dir"},
 	}

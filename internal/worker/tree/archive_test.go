@@ -1,4 +1,4 @@
-package agent
+package tree
 
 import (
 	"archive/tar"
