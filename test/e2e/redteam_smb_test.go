@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/smb"
 )
 
@@ -50,5 +53,47 @@ func TestRedTeamSMBSymlinkLeadsOutOfTheTarget(t *testing.T) {
 	}
 	if _, err := tg.Put(ctx, "proj/link/planted", strings.NewReader("x")); err == nil {
 		t.Errorf("Put of proj/link/planted wrote through the link into /share/other")
+	}
+}
+
+// Red team: the SMB pin is the file's size, creation time and last-write time, all of which
+// a writer keeps or sets back: the file rewritten in place (same size, so the same creation
+// time) and its modification time set back to what it was (touch -r here; an SMB client
+// does the same with SET_INFO's FileBasicInformation) is read by the pin's Open as if it were
+// the file pinned. The change time (ChangeTime, which clients cannot set) is not compared.
+func TestRedTeamSMBPinRewrittenInPlace(t *testing.T) {
+	srv := startSamba(t)
+	t.Setenv("E2E_SMB_REDTEAM_SMB_PASSWORD", srv.password)
+	cfg, err := smb.ParseURL(srv.url("backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CredentialsEnv = "E2E_SMB_REDTEAM"
+	tg, err := smb.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("a"), 1<<16)
+	if _, err := tg.Put(ctx, "p/b", bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := target.Pin(ctx, tg, "p/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	docker(t, "exec", srv.name, "sh", "-c",
+		`f=/share/backups/p/b; touch -r "$f" /tmp/ref && printf EVIL | dd of="$f" conv=notrunc 2>/dev/null && touch -r /tmp/ref "$f"`)
+	rc, err := p.Open(ctx)
+	if err != nil {
+		t.Logf("refused: %v", err)
+		return
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, body) {
+		t.Errorf("the pin's Open read a file rewritten in place (starts %q) without ErrChanged", got[:8])
 	}
 }
