@@ -107,3 +107,26 @@ func TestRedTeamGCSGetStall(t *testing.T) {
 		t.Errorf("a read from a server that stopped sending: still waiting after 10 s (no stall bound)")
 	}
 }
+
+// Red team: a listing whose nextPageToken never changes (a broken emulator, a hostile
+// endpoint) never ends: List asks for the same page for ever, yielding the same keys again.
+func TestRedTeamGCSListTokenLoops(t *testing.T) {
+	t.Setenv(CredentialsVar, "")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"items":[{"name":"p/a","size":"1","updated":"2026-01-01T00:00:00Z"}],"nextPageToken":"same"}`)
+	}))
+	defer srv.Close()
+	tg, err := New(Config{Bucket: "b", Prefix: "p", Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range tg.List(context.Background(), "") {
+		if err != nil {
+			return // refused: fine
+		}
+		if n++; n > 2000 {
+			t.Fatalf("List yielded %d keys from a listing whose page token never changes, without an error", n)
+		}
+	}
+}
