@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/target/rclone"
 )
 
@@ -42,5 +45,46 @@ func TestRedTeamRcloneSFTPSymlink(t *testing.T) {
 	}
 	if out, _, err := dockerCmd(nil, "exec", srv.name, "cat", "/home/backup/other/victim"); err != nil || !strings.Contains(out, "precious") {
 		t.Errorf("a Delete of a listed key removed /home/backup/other/victim, outside the target's directory")
+	}
+}
+
+// Red team guard: through rclone's sftp backend, a pinned file rewritten in place with its
+// time set back is refused (ErrChanged). Holds on the fixture because rclone computes the
+// file's hash over ssh (md5sum); on a server that runs no command the pin is size and time
+// only and would not see it (the package says so: hash.None).
+func TestRedTeamRcloneSFTPPinRewrittenInPlace(t *testing.T) {
+	srv := startSSHD(t)
+	dir := t.TempDir()
+	cfg, err := rclone.ParseURL("rclone:box:backups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConfigFile = rcloneConf(t, srv, dir, dir)
+	tg, err := rclone.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	ctx := context.Background()
+	body := bytes.Repeat([]byte("a"), 1<<16)
+	if _, err := tg.Put(ctx, "p/b", bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := target.Pin(ctx, tg, "p/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	docker(t, "exec", srv.name, "sh", "-c",
+		`f=/home/backup/backups/p/b; touch -r "$f" /tmp/ref && printf EVIL | dd of="$f" conv=notrunc 2>/dev/null && touch -r /tmp/ref "$f"`)
+	rc, err := p.Open(ctx)
+	if err != nil {
+		t.Logf("refused: %v", err)
+		return
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, body) {
+		t.Errorf("the pin's Open read a file rewritten in place (starts %q) without ErrChanged", got[:8])
 	}
 }
