@@ -23,7 +23,7 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 			full = t.cfg.Prefix + "/"
 		}
 		marker := ""
-		var check guard.Listing
+		check := guard.Listing{Less: guard.UTF16Less} // Azurite's order, and Azure's
 		for {
 			page, err := t.page(ctx, full, marker)
 			if err != nil {

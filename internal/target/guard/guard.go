@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
+	"unicode/utf16"
 )
 
 // StallTimeout cuts a download that makes no progress for this long.
@@ -133,12 +135,27 @@ func (l *limited) Read(p []byte) (int, error) {
 }
 
 // Listing checks that a paged listing advances, so that a broken or hostile service cannot
-// make it run for ever: names in strictly increasing order (byte order, the order both
-// services list in), each page's marker new, a bounded run of empty pages, short names.
+// make it run for ever: names in strictly increasing order (the service's), each page's
+// marker new, a bounded run of empty pages, short names.
 type Listing struct {
+	// Less is the service's order of names; nil is byte order (GCS's, S3's).
+	Less         func(a, b string) bool
 	last, marker string
 	named        bool
 	empty        int
+}
+
+// UTF16Less orders names by their UTF-16 code units, as Azure's storage compares them: byte
+// order but for a character beyond U+FFFF, which sorts before one of U+E000–U+FFFF.
+func UTF16Less(a, b string) bool {
+	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b))) < 0
+}
+
+func (l *Listing) less(a, b string) bool {
+	if l.Less == nil {
+		return a < b
+	}
+	return l.Less(a, b)
 }
 
 // Name checks the listing's next name.
@@ -146,7 +163,7 @@ func (l *Listing) Name(name string) error {
 	switch {
 	case len(name) > MaxName:
 		return fmt.Errorf("the listing gave a name of %d bytes (at most %d)", len(name), MaxName)
-	case l.named && name <= l.last:
+	case l.named && !l.less(l.last, name):
 		return fmt.Errorf("the listing went back or repeated itself (%q after %q)", name, l.last)
 	}
 	l.last, l.named = name, true

@@ -45,6 +45,19 @@ func TestListing(t *testing.T) {
 	}
 }
 
+// Azure's order (UTF-16 code units) lists an emoji before a fullwidth form; byte order after.
+func TestListingOrder(t *testing.T) {
+	fullwidth, emoji := "q/\uFF01x", "q/\U0001F600y"
+	utf16 := Listing{Less: UTF16Less}
+	if utf16.Name(emoji) != nil || utf16.Name(fullwidth) != nil || utf16.Name(emoji) == nil {
+		t.Error("UTF-16 order: emoji then fullwidth accepted, back to the emoji refused")
+	}
+	var bytes Listing
+	if bytes.Name(fullwidth) != nil || bytes.Name(emoji) != nil || bytes.Name(fullwidth) == nil {
+		t.Error("byte order: fullwidth then emoji accepted, back to the fullwidth refused")
+	}
+}
+
 type endless struct{}
 
 func (endless) Read(p []byte) (int, error) {
