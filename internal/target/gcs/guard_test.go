@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A resumable session's URI from Google must be on Google's API host: its requests carry the
@@ -66,5 +67,30 @@ func TestGCSListingCaps(t *testing.T) {
 	})
 	if err := listErr(big); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("a 40 MiB page: %v", err)
+	}
+}
+
+// An error whose body the server stops sending does not hang the request: it is given up
+// after the stall bound, the refusal still told by its status.
+func TestGCSErrorBodyStall(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	tg := listWith(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"error":`)
+		w.(http.Flusher).Flush()
+		<-hang
+	})
+	tg.stall = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- tg.Delete(context.Background(), "a") }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("a refusal with a stalled body: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("an error's body the server stopped sending: still waiting after 10 s")
 	}
 }

@@ -35,10 +35,9 @@ func (e *apiError) Error() string {
 }
 
 // readAPIError reads a failed response's JSON error ({"error": {"code", "message",
-// "errors": [{"reason"}]}}), or its first line of text.
-func readAPIError(resp *http.Response) *apiError {
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+// "errors": [{"reason"}]}}), or its first line of text, given up after within.
+func readAPIError(resp *http.Response, within time.Duration) *apiError {
+	b := guard.ReadError(resp.Body, 16<<10, within)
 	e := &apiError{Status: resp.StatusCode}
 	var body struct {
 		Error struct {
@@ -127,7 +126,7 @@ func (t *Target) send(ctx context.Context, method, u string, hdr http.Header, bo
 		return nil, unURL(err)
 	}
 	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusPermanentRedirect {
-		return nil, readAPIError(resp)
+		return nil, readAPIError(resp, t.stall)
 	}
 	return resp, nil
 }

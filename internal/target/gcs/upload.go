@@ -250,5 +250,5 @@ func (up *upload) answer(req *http.Request, end int64) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, readAPIError(resp)
+	return false, readAPIError(resp, up.t.stall)
 }

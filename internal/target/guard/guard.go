@@ -100,6 +100,17 @@ func (b *guardedBody) Close() error {
 	return err
 }
 
+// ReadError reads at most n bytes of a failed answer's body, to say what failed, and closes
+// it: a server that stops sending it is given up after within (closing the body ends a Read
+// that waits), so that it cannot hang the request.
+func ReadError(body io.ReadCloser, n int64, within time.Duration) []byte {
+	timer := time.AfterFunc(within, func() { body.Close() })
+	defer timer.Stop()
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, n))
+	return b
+}
+
 // MaxPage is the most one page of a listing may hold: a thousand names take well under a
 // megabyte.
 const MaxPage = 32 << 20
