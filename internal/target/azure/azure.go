@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 	"github.com/docker/go-units"
 )
 
@@ -29,6 +31,7 @@ type Target struct {
 	endpoint string // the Blob service's base URL, without a trailing slash
 	client   *http.Client
 	log      *slog.Logger
+	stall    time.Duration // a download making no progress this long is cut
 }
 
 // New makes a target of cfg with the credentials of the environment. No request is made yet.
@@ -49,7 +52,8 @@ func New(cfg Config) (*Target, error) {
 		}
 		endpoint = "https://" + creds.account + ".blob.core.windows.net"
 	}
-	return &Target{cfg: cfg, creds: creds, endpoint: endpoint, client: newHTTPClient(), log: slog.Default()}, nil
+	return &Target{cfg: cfg, creds: creds, endpoint: endpoint, client: newHTTPClient(), log: slog.Default(),
+		stall: guard.StallTimeout}, nil
 }
 
 // String describes the target without secrets.
@@ -255,12 +259,15 @@ func (t *Target) page(ctx context.Context, prefix, marker string) (listing, erro
 		q.Set("marker", marker)
 	}
 	var l listing
-	resp, err := t.do(ctx, request{method: http.MethodGet, query: q})
+	g := guard.NewDownload(ctx, t.stall)
+	resp, err := t.do(g.Context(), request{method: http.MethodGet, query: q})
 	if err != nil {
+		g.Release()
 		return l, t.explain(err)
 	}
-	defer resp.Body.Close()
-	if err := xml.NewDecoder(resp.Body).Decode(&l); err != nil {
+	body := g.Body(resp.Body)
+	defer body.Close()
+	if err := xml.NewDecoder(guard.Page(body)).Decode(&l); err != nil {
 		return l, fmt.Errorf("reading a page of the listing: %w", err)
 	}
 	return l, nil

@@ -2,6 +2,7 @@ package azure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 )
 
 // List yields the blobs whose keys start with prefix, a page at a time, in the service's
@@ -21,6 +23,7 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 			full = t.cfg.Prefix + "/"
 		}
 		marker := ""
+		check := guard.Listing{Less: guard.UTF16Less} // Azurite's order, and Azure's
 		for {
 			page, err := t.page(ctx, full, marker)
 			if err != nil {
@@ -28,6 +31,10 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 				return
 			}
 			for _, b := range page.Blobs {
+				if err := check.Name(b.Name); err != nil {
+					yield(target.Object{}, fmt.Errorf("listing %s: %w", t, err))
+					return
+				}
 				mod, _ := time.Parse(http.TimeFormat, b.Properties.LastModified)
 				key := strings.TrimPrefix(b.Name, t.cfg.Prefix+"/")
 				if t.cfg.Prefix == "" {
@@ -36,6 +43,10 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 				if !yield(target.Object{Key: key, Size: b.Properties.ContentLength, ModTime: mod}, nil) {
 					return
 				}
+			}
+			if err := check.Next(page.NextMarker, len(page.Blobs)); err != nil {
+				yield(target.Object{}, fmt.Errorf("listing %s: %w", t, err))
+				return
 			}
 			if marker = page.NextMarker; marker == "" {
 				return
@@ -74,7 +85,7 @@ func (t *Target) readError(key string, err error) error {
 }
 
 // Get opens the blob at key. A read that breaks resumes where it stopped, from the same
-// version of the blob (If-Match on its ETag).
+// version of the blob (If-Match on its ETag); a blob answered without an ETag is not resumed.
 func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
@@ -116,7 +127,8 @@ func (p pinned) open(ctx context.Context) (io.ReadCloser, error) {
 	return &blobReader{ctx: ctx, p: p, body: body}, nil
 }
 
-// get reads the blob from offset on, on the condition that it is still p.etag when set.
+// get reads the blob from offset on, on the condition that it is still p.etag when set. The
+// body is cut when it makes no progress for t.stall.
 func (p pinned) get(ctx context.Context, offset int64) (io.ReadCloser, string, error) {
 	r := request{method: http.MethodGet, blob: p.t.blob(p.key), header: http.Header{}}
 	if p.etag != "" {
@@ -125,11 +137,36 @@ func (p pinned) get(ctx context.Context, offset int64) (io.ReadCloser, string, e
 	if offset > 0 {
 		r.header.Set("x-ms-range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	resp, err := p.t.do(ctx, r)
+	g := guard.NewDownload(ctx, p.t.stall)
+	resp, err := p.t.do(g.Context(), r)
 	if err != nil {
+		g.Release()
 		return nil, "", p.t.readError(p.key, err)
 	}
-	return resp.Body, resp.Header.Get("ETag"), nil
+	if err := p.check(resp, offset); err != nil {
+		resp.Body.Close()
+		g.Release()
+		return nil, "", err
+	}
+	return g.Body(resp.Body), resp.Header.Get("ETag"), nil
+}
+
+// check refuses an answer that is not what was asked: another version than p.etag, or, for
+// a resumed read, not the rest from offset (206 with Content-Range: bytes OFFSET-…); a
+// server or proxy that ignored the range would splice the blob's start onto its middle.
+func (p pinned) check(resp *http.Response, offset int64) error {
+	if etag := resp.Header.Get("ETag"); p.etag != "" && etag != p.etag {
+		return fmt.Errorf("%s in %s: %w (the service answered another version)", p.key, p.t, target.ErrChanged)
+	}
+	if offset == 0 {
+		return nil
+	}
+	rng := resp.Header.Get("Content-Range")
+	if resp.StatusCode != http.StatusPartialContent || !strings.HasPrefix(rng, fmt.Sprintf("bytes %d-", offset)) {
+		return fmt.Errorf("reading %s from %s: the service answered a resumed read with %d and Content-Range %.40q, not the rest from byte %d",
+			p.key, p.t, resp.StatusCode, rng, offset)
+	}
+	return nil
 }
 
 // blobReader reads a blob; when the connection breaks it asks again for the rest, from the
@@ -145,7 +182,7 @@ type blobReader struct {
 func (r *blobReader) Read(b []byte) (int, error) {
 	n, err := r.body.Read(b)
 	r.off += int64(n)
-	if err == nil || err == io.EOF || r.ctx.Err() != nil || r.resumes >= 3 {
+	if err == nil || err == io.EOF || !r.resumable(err) {
 		if err != nil && err != io.EOF {
 			err = fmt.Errorf("reading %s from %s: %w", r.p.key, r.p.t, err)
 		}
@@ -164,6 +201,20 @@ func (r *blobReader) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return r.Read(b)
+}
+
+// resumable says whether a read that failed with err may ask again for the rest: not when the
+// caller gave up, the server stopped sending (it would again), the blob has no ETag (the
+// rest could be another blob's) or the read resumed a few times already.
+func (r *blobReader) resumable(err error) bool {
+	switch {
+	case r.ctx.Err() != nil || errors.Is(err, guard.ErrStalled) || r.resumes >= 3:
+		return false
+	case r.p.etag == "":
+		r.p.t.log.Debug("azure: a broken read not resumed: the blob has no ETag", "key", r.p.key, "at", r.off)
+		return false
+	}
+	return true
 }
 
 func (r *blobReader) Close() error { return r.body.Close() }

@@ -104,6 +104,7 @@ func TestRedTeamAzureGetStall(t *testing.T) {
 		<-hang
 	}
 	tg, _ := fake(t, stuck)
+	tg.stall = 300 * time.Millisecond // the guard's bound (guard.StallTimeout), short for the test
 	rc, err := tg.Get(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 )
 
 // apiVersion is the Blob service REST version the requests speak (x-ms-version).
@@ -68,7 +69,7 @@ func (t *Target) do(ctx context.Context, r request) (*http.Response, error) {
 			if resp.StatusCode < 300 {
 				return resp, nil
 			}
-			err = readError(resp)
+			err = readError(resp, t.stall)
 		}
 		if attempt >= 4 || !transient(ctx, err) {
 			return nil, err
@@ -146,15 +147,14 @@ func escapeBlob(name string) string {
 }
 
 // readError reads the service's error from resp (the x-ms-error-code header, which a HEAD
-// answer also carries, and the XML body's message) and closes it.
-func readError(resp *http.Response) error {
-	defer resp.Body.Close()
+// answer also carries, and the XML body's message, given up after within) and closes it.
+func readError(resp *http.Response, within time.Duration) error {
 	e := &apiError{Status: resp.StatusCode, Code: resp.Header.Get("x-ms-error-code")}
 	var body struct {
 		Code    string `xml:"Code"`
 		Message string `xml:"Message"`
 	}
-	if b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); err == nil && xml.Unmarshal(b, &body) == nil {
+	if b := guard.ReadError(resp.Body, 64<<10, within); xml.Unmarshal(b, &body) == nil {
 		e.Code = first(e.Code, body.Code)
 		e.Message, _, _ = strings.Cut(strings.TrimSpace(body.Message), "\n")
 	}

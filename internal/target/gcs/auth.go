@@ -16,6 +16,12 @@ import (
 // scope is what the credentials are asked for: objects read, written and deleted.
 const scope = "https://www.googleapis.com/auth/devstorage.read_write"
 
+// newClient follows no redirect: the bearer token is added below net/http's own stripping of
+// Authorization across hosts, so a redirected request would carry it anywhere.
+func newClient(tr http.RoundTripper) *http.Client {
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // baseTransport has timeouts for connecting and for the server's first answer; a body then
 // streams as long as it takes.
 func baseTransport() *http.Transport {
@@ -37,7 +43,7 @@ func credentialVars(prefix string) []string {
 // variable they came from: the key file the first set variable names; else, against an
 // emulator, none; else Application Default Credentials (gcloud's file, the metadata server).
 func httpClient(ctx context.Context, cfg Config) (*http.Client, string, error) {
-	base := &http.Client{Transport: baseTransport()}
+	base := newClient(baseTransport())
 	for _, v := range credentialVars(cfg.CredentialsEnv) {
 		file := os.Getenv(v)
 		if file == "" {
@@ -91,5 +97,5 @@ func keyFile(ctx context.Context, v, file string) (*google.Credentials, error) {
 
 // clientWith signs requests with tokens from ts.
 func clientWith(base *http.Client, ts oauth2.TokenSource) *http.Client {
-	return &http.Client{Transport: &oauth2.Transport{Source: ts, Base: base.Transport}}
+	return newClient(&oauth2.Transport{Source: ts, Base: base.Transport})
 }

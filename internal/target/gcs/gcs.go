@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 	"github.com/docker/go-units"
 )
 
@@ -107,6 +108,7 @@ type Target struct {
 	credVar string // the variable the credentials came from, for errors ("" when none)
 	// retryBase is the first wait before a request is sent again; it doubles up to 8 s.
 	retryBase time.Duration
+	stall     time.Duration // a download making no progress this long is cut
 }
 
 // New makes a target of cfg: its credentials are read now (a missing or malformed key file
@@ -115,7 +117,7 @@ func New(cfg Config) (*Target, error) {
 	if cfg.ChunkSize == 0 {
 		cfg.ChunkSize = DefaultChunkSize
 	}
-	t := &Target{cfg: cfg, base: "https://storage.googleapis.com", retryBase: 500 * time.Millisecond}
+	t := &Target{cfg: cfg, base: "https://storage.googleapis.com", retryBase: 500 * time.Millisecond, stall: guard.StallTimeout}
 	if cfg.Endpoint != "" {
 		t.base = cfg.Endpoint
 	}
@@ -206,6 +208,7 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 			full = t.cfg.Prefix + "/"
 		}
 		q := url.Values{"prefix": {full}, "maxResults": {"1000"}, "fields": {"items(name,size,updated),nextPageToken"}}
+		var check guard.Listing
 		for {
 			var page listPage
 			u := t.base + "/storage/v1/b/" + url.PathEscape(t.cfg.Bucket) + "/o?" + q.Encode()
@@ -214,6 +217,10 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 				return
 			}
 			for _, it := range page.Items {
+				if err := check.Name(it.Name); err != nil {
+					yield(target.Object{}, fmt.Errorf("listing %s: %w", t, err))
+					return
+				}
 				key := strings.TrimPrefix(it.Name, t.cfg.Prefix+"/")
 				if t.cfg.Prefix == "" {
 					key = it.Name
@@ -221,6 +228,10 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 				if !yield(target.Object{Key: key, Size: it.Size, ModTime: it.Updated}, nil) {
 					return
 				}
+			}
+			if err := check.Next(page.NextPageToken, len(page.Items)); err != nil {
+				yield(target.Object{}, fmt.Errorf("listing %s: %w", t, err))
+				return
 			}
 			if page.NextPageToken == "" {
 				return

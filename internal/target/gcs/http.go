@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 	"golang.org/x/oauth2"
 )
 
@@ -33,10 +35,9 @@ func (e *apiError) Error() string {
 }
 
 // readAPIError reads a failed response's JSON error ({"error": {"code", "message",
-// "errors": [{"reason"}]}}), or its first line of text.
-func readAPIError(resp *http.Response) *apiError {
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+// "errors": [{"reason"}]}}), or its first line of text, given up after within.
+func readAPIError(resp *http.Response, within time.Duration) *apiError {
+	b := guard.ReadError(resp.Body, 16<<10, within)
 	e := &apiError{Status: resp.StatusCode}
 	var body struct {
 		Error struct {
@@ -122,22 +123,48 @@ func (t *Target) send(ctx context.Context, method, u string, hdr http.Header, bo
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, unURL(err)
 	}
 	if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusPermanentRedirect {
-		return nil, readAPIError(resp)
+		return nil, readAPIError(resp, t.stall)
 	}
 	return resp, nil
 }
 
-// getJSON GETs u and decodes its JSON answer into v.
+// unURL keeps only the method and the cause of net/http's *url.Error, which shows the URL: a
+// resumable upload's session URI is a bearer credential.
+func unURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &unreached{op: ue.Op, err: ue.Err}
+	}
+	return err
+}
+
+// unreached is a request that got no answer, as *url.Error says it without the URL: a
+// net.Error, as that is.
+type unreached struct {
+	op  string
+	err error
+}
+
+func (e *unreached) Error() string { return e.op + ": " + e.err.Error() }
+func (e *unreached) Unwrap() error { return e.err }
+func (e *unreached) Timeout() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
+}
+func (e *unreached) Temporary() bool { return false }
+
+// getJSON GETs u and decodes its JSON answer (at most guard.MaxPage, cut when it makes no
+// progress for t.stall) into v.
 func (t *Target) getJSON(ctx context.Context, u string, v any) error {
-	resp, err := t.do(ctx, http.MethodGet, u, nil)
+	body, err := t.download(ctx, u)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	defer body.Close()
+	if err := json.NewDecoder(guard.Page(body)).Decode(v); err != nil {
 		return fmt.Errorf("reading the answer of %s: %w", t.base, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/target/guard"
 )
 
 // Get opens the object at key.
@@ -16,14 +17,40 @@ func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
 	}
-	resp, err := t.do(ctx, http.MethodGet, t.objectURL(t.object(key), url.Values{"alt": {"media"}}), nil)
+	body, err := t.download(ctx, t.objectURL(t.object(key), url.Values{"alt": {"media"}}))
 	if err != nil {
 		if isObjectNotFound(err) {
 			return nil, fmt.Errorf("%s in %s: %w", key, t, target.ErrNotExist)
 		}
 		return nil, fmt.Errorf("reading %s from %s: %w", key, t, t.explain(err))
 	}
-	return resp.Body, nil
+	return &objectBody{ReadCloser: body, key: key, t: t}, nil
+}
+
+// objectBody says which object a failed read was of.
+type objectBody struct {
+	io.ReadCloser
+	key string
+	t   *Target
+}
+
+func (b *objectBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("reading %s from %s: %w", b.key, b.t, err)
+	}
+	return n, err
+}
+
+// download GETs u; its body is cut when it makes no progress for t.stall.
+func (t *Target) download(ctx context.Context, u string) (io.ReadCloser, error) {
+	g := guard.NewDownload(ctx, t.stall)
+	resp, err := t.do(g.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		g.Release()
+		return nil, err
+	}
+	return g.Body(resp.Body), nil
 }
 
 // Pin fixes the object's generation: every Open reads that generation, or fails with
@@ -59,12 +86,12 @@ func (p *pinned) Close() error { return nil }
 // versioning): a replaced or deleted one is gone, and its read fails with 404.
 func (p *pinned) Open(ctx context.Context) (io.ReadCloser, error) {
 	q := url.Values{"alt": {"media"}, "generation": {strconv.FormatInt(p.generation, 10)}}
-	resp, err := p.t.do(ctx, http.MethodGet, p.t.objectURL(p.t.object(p.key), q), nil)
+	body, err := p.t.download(ctx, p.t.objectURL(p.t.object(p.key), q))
 	if err != nil {
 		if isObjectNotFound(err) {
 			return nil, fmt.Errorf("%s in %s: %w", p.key, p.t, target.ErrChanged)
 		}
 		return nil, fmt.Errorf("reading %s from %s: %w", p.key, p.t, p.t.explain(err))
 	}
-	return resp.Body, nil
+	return &objectBody{ReadCloser: body, key: p.key, t: p.t}, nil
 }

@@ -93,6 +93,7 @@ func TestRedTeamGCSGetStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tg.stall = 300 * time.Millisecond // the guard's bound (guard.StallTimeout), short for the test
 	rc, err := tg.Get(context.Background(), "p/a")
 	if err != nil {
 		t.Fatal(err)

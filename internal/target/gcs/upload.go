@@ -93,7 +93,8 @@ func (t *Target) startUpload(ctx context.Context, name string) (string, error) {
 
 // sessionURI checks the session's URI. Against an emulator only its path and query are
 // kept, on the configured endpoint: an emulator names itself as it was started, which may
-// not be how this process reaches it (a container reaching the host).
+// not be how this process reaches it (a container reaching the host). Google's must be on
+// its own API host: the session's requests carry the bearer token.
 func (t *Target) sessionURI(loc string) (string, error) {
 	u, err := url.Parse(loc)
 	if loc == "" || err != nil {
@@ -101,6 +102,9 @@ func (t *Target) sessionURI(loc string) (string, error) {
 	}
 	if t.cfg.Endpoint != "" {
 		return t.cfg.Endpoint + u.RequestURI(), nil
+	}
+	if u.Scheme+"://"+u.Host != t.base {
+		return "", fmt.Errorf("%s gave a resumable upload session on another host (%s): refused, the token is not sent there", t.where(), u.Host)
 	}
 	return loc, nil
 }
@@ -227,7 +231,7 @@ func (up *upload) status(ctx context.Context, last bool, end int64) (bool, error
 func (up *upload) answer(req *http.Request, end int64) (bool, error) {
 	resp, err := up.t.client.Do(req)
 	if err != nil {
-		return false, err
+		return false, unURL(err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -246,5 +250,5 @@ func (up *upload) answer(req *http.Request, end int64) (bool, error) {
 		}
 		return false, nil
 	}
-	return false, readAPIError(resp)
+	return false, readAPIError(resp, up.t.stall)
 }
