@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // the server (placed by whoever else writes there) is listed as the directory it names: List
 // yields another directory's files as keys and the sidecar's retention deletes them. The
 // sftp target refuses such links (sftpsafe.go, ErrLink); the rclone target, over the same
-// server, does not (rclone's sftp skip_links is off by default and is not set).
+// server, did not (rclone's sftp skip_links is off by default and was not set). Fixed: skip_links
+// forced, and each directory of a key checked against its parent's listing (rclone.ErrLink).
 func TestRedTeamRcloneSFTPSymlink(t *testing.T) {
 	srv := startSSHD(t)
 	docker(t, "exec", srv.name, "sh", "-c",
@@ -45,6 +47,25 @@ func TestRedTeamRcloneSFTPSymlink(t *testing.T) {
 	}
 	if out, _, err := dockerCmd(nil, "exec", srv.name, "cat", "/home/backup/other/victim"); err != nil || !strings.Contains(out, "precious") {
 		t.Errorf("a Delete of a listed key removed /home/backup/other/victim, outside the target's directory")
+	}
+	// The same link at a key's fixed path (host/project/…): refused by every operation.
+	if _, err := tg.Put(ctx, "proj/link/planted", strings.NewReader("x")); !errors.Is(err, rclone.ErrLink) {
+		t.Errorf("Put of proj/link/planted = %v, want ErrLink", err)
+	}
+	if rc, err := tg.Get(ctx, "proj/link/victim"); !errors.Is(err, rclone.ErrLink) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Errorf("Get of proj/link/victim = %v, want ErrLink", err)
+	}
+	if err := tg.Delete(ctx, "proj/link/victim"); !errors.Is(err, rclone.ErrLink) {
+		t.Errorf("Delete of proj/link/victim = %v, want ErrLink", err)
+	}
+	if out, _, err := dockerCmd(nil, "exec", srv.name, "cat", "/home/backup/other/victim"); err != nil || !strings.Contains(out, "precious") {
+		t.Errorf("a Delete of proj/link/victim removed /home/backup/other/victim, outside the target's directory")
+	}
+	if out, _, _ := dockerCmd(nil, "exec", srv.name, "ls", "/home/backup/other"); strings.Contains(out, "planted") {
+		t.Errorf("a Put wrote /home/backup/other/planted, outside the target's directory")
 	}
 }
 

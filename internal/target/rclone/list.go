@@ -27,6 +27,10 @@ func (t *Target) List(ctx context.Context, prefix string) iter.Seq2[target.Objec
 			}
 		}
 		w := &walk{ctx: quiet(ctx), t: t, prefix: prefix, yield: yield}
+		if err := t.checkDirs(w.ctx, start); err != nil {
+			yield(target.Object{}, fmt.Errorf("listing %s: %w", t, err))
+			return
+		}
 		if err := w.dir(start); err != nil && !errors.Is(err, errStopped) {
 			yield(target.Object{}, fmt.Errorf("listing %s: %w", t, explain(t.cfg, err)))
 		}
@@ -111,6 +115,9 @@ func (t *Target) RemoveStale(ctx context.Context, prefix string, before time.Tim
 
 func (t *Target) removeTemporaries(ctx context.Context, dir string, match func(string, time.Time) bool) ([]string, error) {
 	ctx = quiet(ctx)
+	if err := t.checkDirs(ctx, dir); err != nil {
+		return nil, fmt.Errorf("removing unfinished uploads in %s: %w", t.where(dir), err)
+	}
 	entries, err := t.f.List(ctx, dir)
 	if errors.Is(err, fs.ErrorDirNotFound) {
 		return nil, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/rclone/rclone/fs/config/configmap"
 	"github.com/rclone/rclone/fs/object"
 	"github.com/rclone/rclone/lib/atexit"
+	"github.com/rclone/rclone/lib/encoder"
 )
 
 // Target keeps objects under a directory of an rclone remote. A Put streams to a hidden
@@ -30,8 +31,9 @@ import (
 type Target struct {
 	cfg     Config
 	f       fs.Fs
-	backend string // the remote's type: "drive", "sftp"…
-	buffer  int64  // what the backend holds in memory per upload
+	backend string               // the remote's type: "drive", "sftp"…
+	buffer  int64                // what the backend holds in memory per upload
+	enc     encoder.MultiEncoder // how the local backend names files on disk
 }
 
 // quietOnce sends rclone's own logging (its package-wide logger and level) to the process's
@@ -68,6 +70,9 @@ func New(ctx context.Context, cfg Config) (*Target, error) {
 	m := configmap.New()
 	m.AddGetter(configmap.Simple(section), configmap.PriorityConfig)
 	m.AddGetter(defaults(ri.Options), configmap.PriorityDefault)
+	if forced, ok := linkOptions[ri.Name]; ok {
+		m.AddGetter(forced, configmap.PriorityNormal)
+	}
 	m.AddSetter(refreshed{remote: cfg.Remote, section: section})
 	f, err := ri.NewFs(quiet(ctx), cfg.Remote, cfg.Path, m)
 	if errors.Is(err, fs.ErrorIsFile) {
@@ -79,7 +84,7 @@ func New(ctx context.Context, cfg Config) (*Target, error) {
 	if f.Features().PutStream == nil {
 		return nil, fmt.Errorf("target %s: rclone's %s backend cannot store a stream of unknown size without a temporary file on local disk, which the sidecar never writes; use one of %s", cfg, ri.Name, Backends())
 	}
-	return &Target{cfg: cfg, f: f, backend: ri.Name, buffer: uploadBuffer(m)}, nil
+	return &Target{cfg: cfg, f: f, backend: ri.Name, buffer: uploadBuffer(m), enc: localEncoding(m)}, nil
 }
 
 // Backends lists the backends this build includes that a target can use.
@@ -161,6 +166,9 @@ func (t *Target) Put(ctx context.Context, key string, r io.Reader) (int64, error
 		return 0, err
 	}
 	ctx = quiet(ctx)
+	if err := t.checkKey(ctx, key); err != nil {
+		return 0, fmt.Errorf("storing %s: %w", t.where(key), err)
+	}
 	if err := t.free(ctx, key); err != nil {
 		return 0, err
 	}
@@ -267,8 +275,11 @@ func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return t.open(ctx, o)
 }
 
-// object finds the object at key.
+// object finds the object at key, through no link (checkKey).
 func (t *Target) object(ctx context.Context, key string) (fs.Object, error) {
+	if err := t.checkKey(ctx, key); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", t.where(key), err)
+	}
 	o, err := t.f.NewObject(ctx, key)
 	switch {
 	case errors.Is(err, fs.ErrorObjectNotFound), errors.Is(err, fs.ErrorDirNotFound), errors.Is(err, fs.ErrorIsDir):

@@ -168,3 +168,26 @@ func TestRcloneRequirementAndBuffer(t *testing.T) {
 		t.Errorf("a local remote buffers %d", tg.BufferSize())
 	}
 }
+
+// A link at a key itself on the local disk is refused too: the local backend would read and
+// pin what it names.
+func TestRcloneLocalLinkAtKeyRefused(t *testing.T) {
+	conf, dir := localRemote(t)
+	outside := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(outside, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "proj"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "proj", "key")); err != nil {
+		t.Fatal(err)
+	}
+	tg := open(t, conf, dir)
+	if _, err := tg.Get(context.Background(), "proj/key"); !errors.Is(err, ErrLink) {
+		t.Errorf("Get of a link at the key = %v, want ErrLink", err)
+	}
+	if _, err := target.Pin(context.Background(), tg, "proj/key"); !errors.Is(err, ErrLink) {
+		t.Errorf("Pin of a link at the key = %v, want ErrLink", err)
+	}
+}
