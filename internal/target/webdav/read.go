@@ -68,24 +68,18 @@ func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 // get sends a GET of key, If-Match etag when it is not empty. The response's body is cut if
-// the server stops sending it for stallTimeout; closing it releases the request.
+// the server stops sending it for t.stall (do's guard); closing it releases the request.
 func (t *Target) get(ctx context.Context, key, etag string) (*http.Response, error) {
 	req := request{method: http.MethodGet, url: t.url(key, false), header: http.Header{"Accept-Encoding": {"identity"}}}
 	if etag != "" {
 		req.header.Set("If-Match", etag)
 	}
-	rctx, guard, release := newStallGuard(ctx, t.stall)
-	resp, err := t.do(rctx, req)
+	resp, err := t.do(ctx, req)
 	if err != nil {
-		release()
 		return nil, fmt.Errorf("reading %s: %w", t.where(key), t.netError(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer release()
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		resp.Body = &downloadBody{ctx: rctx, body: resp.Body, g: guard, release: release}
 		return resp, nil
 	case http.StatusNotFound:
 		drain(resp)
