@@ -113,7 +113,9 @@ func (r *reader) Close() error { return r.body.Close() }
 
 // Pin notes the file's ETag (or, on a server that gives none, its size and time): every Open
 // reads the file only if it is still that one. The server checks a strong ETag (If-Match: 412
-// when the file changed), and the response's own ETag is compared too.
+// when the file changed), and the response's own ETag is compared too. An ETag is only as
+// strong as the server makes it (Apache's is the size and time, which a writer can set back):
+// every read to the end is also checked against the first one's digest (target.SameBytes).
 func (t *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
@@ -132,6 +134,7 @@ type pinned struct {
 	t    *Target
 	key  string
 	info fileInfo
+	same target.SameBytes // an ETag of size and time misses a rewrite in place: its read's end does not
 }
 
 func (p *pinned) Size() int64  { return p.info.size }
@@ -153,7 +156,7 @@ func (p *pinned) Open(ctx context.Context) (io.ReadCloser, error) {
 		drain(resp)
 		return nil, fmt.Errorf("reading %s: %w", p.t.where(p.key), target.ErrChanged)
 	}
-	return &reader{t: p.t, key: p.key, body: resp.Body}, nil
+	return p.same.Reader(&reader{t: p.t, key: p.key, body: resp.Body}, p.t.where(p.key)), nil
 }
 
 // same says whether got is the file pinned: the same opaque ETag where the server gives one
