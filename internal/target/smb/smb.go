@@ -332,10 +332,12 @@ func (r *smbReader) Close() error {
 	return err
 }
 
-// Pin notes the file at key as it is now: its size, its creation and its last write time
+// Pin notes the file at key as it is now: its size, its creation, last write and change time
 // (the server's, in 100 ns). Every Open opens the file anew, checks those through the new
 // handle and reads through it, or fails with target.ErrChanged: a file deleted and put anew
-// is a new file with a new creation time. (A pin does not hold a handle open: the library
+// is a new file with a new creation time. A file rewritten in place with its times set back
+// shows none of this (Samba's change time is its write time): every read to the end is also
+// checked against the first one's digest (target.SameBytes). (A pin does not hold a handle open: the library
 // opens files without FILE_SHARE_DELETE, so a held handle would make the server refuse the
 // retention's deletes for as long as the pin lasts.)
 func (s *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
@@ -354,10 +356,13 @@ func (s *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	return &smbPinned{s: s, key: key, id: id}, nil
 }
 
-// fileID is what tells one file from another put under the same name.
+// fileID is what tells one file from another put under the same name, or the same file
+// rewritten: its size, creation and last write time (which a writer can set back: SET_INFO,
+// touch) and its change time (a file system's ctime on a server that reports it; Samba
+// reports the write time there).
 type fileID struct {
-	size            int64
-	created, writen time.Time
+	size                     int64
+	created, writen, changed time.Time
 }
 
 func identify(f *smb2.File) (fileID, error) {
@@ -369,13 +374,19 @@ func identify(f *smb2.File) (fileID, error) {
 	if !ok {
 		return fileID{}, fmt.Errorf("the server's file information has no times")
 	}
-	return fileID{size: st.EndOfFile, created: st.CreationTime, writen: st.LastWriteTime}, nil
+	return fileID{size: st.EndOfFile, created: st.CreationTime, writen: st.LastWriteTime, changed: st.ChangeTime}, nil
+}
+
+// equal compares the times as instants (time.Time's == also compares locations).
+func (a fileID) equal(b fileID) bool {
+	return a.size == b.size && a.created.Equal(b.created) && a.writen.Equal(b.writen) && a.changed.Equal(b.changed)
 }
 
 type smbPinned struct {
-	s   *Target
-	key string
-	id  fileID
+	s    *Target
+	key  string
+	id   fileID
+	same target.SameBytes // Samba reports the ctime as its write time: a rewrite in place shows at the read's end
 }
 
 func (p *smbPinned) Size() int64  { return p.id.size }
@@ -389,7 +400,7 @@ func (p *smbPinned) Open(ctx context.Context) (io.ReadCloser, error) {
 		return nil, err
 	}
 	id, err := identify(r.f)
-	if err == nil && id != p.id {
+	if err == nil && !id.equal(p.id) {
 		err = fmt.Errorf("%s: %w (created %s, %d bytes; pinned: created %s, %d bytes)", p.s.where(p.key), target.ErrChanged,
 			id.created.UTC().Format(time.RFC3339Nano), id.size, p.id.created.UTC().Format(time.RFC3339Nano), p.id.size)
 	}
@@ -397,7 +408,7 @@ func (p *smbPinned) Open(ctx context.Context) (io.ReadCloser, error) {
 		r.Close()
 		return nil, err
 	}
-	return r, nil
+	return p.same.Reader(r, p.s.where(p.key)), nil
 }
 
 // Delete removes the file at key.

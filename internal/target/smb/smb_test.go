@@ -30,6 +30,7 @@ func TestParseSMBURL(t *testing.T) {
 		{"smb://backup@[fd00::5]/s/b", Config{User: "backup", Host: "fd00::5", Port: 445, Share: "s", Path: "b"}, "smb://backup@[fd00::5]/s/b"},
 		{"smb://backup@[::1]:1445/s", Config{User: "backup", Host: "::1", Port: 1445, Share: "s"}, "smb://backup@[::1]:1445/s"},
 		{"smb://backup@10.0.0.5:445/s", Config{User: "backup", Host: "10.0.0.5", Port: 445, Share: "s"}, "smb://backup@10.0.0.5/s"},
+		{"smb://OFFICE%3Bback%25up@nas/s", Config{Domain: "OFFICE", User: "back%up", Host: "nas", Port: 445, Share: "s"}, "smb://OFFICE;back%25up@nas/s"},
 	} {
 		got, err := ParseURL(c.url)
 		if err != nil {
@@ -83,6 +84,8 @@ func TestSMBPasswordInURL(t *testing.T) {
 		"smb://DOM;backup:hunter2@nas/share/b",
 		"smb://backup:hu/nt@er2@nas/share",
 		"smb://backup:@nas/share",
+		"smb://backup%3Ahunter2@nas/share",
+		"smb://DOM%3Bbackup%3ahunter2@nas/share",
 	} {
 		_, err := ParseURL(u)
 		if !errors.Is(err, target.ErrSecretInURL) {

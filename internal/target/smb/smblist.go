@@ -61,7 +61,8 @@ type smbEntry struct {
 	mtime   time.Time
 }
 
-// readDir reads one directory's entries, hidden ones left out, within smbRequestTimeout.
+// readDir reads one directory's entries, hidden ones and links left out, within
+// smbRequestTimeout.
 func (w *smbWalk) readDir(dir string) ([]smbEntry, error) {
 	ctx, cancel := context.WithTimeout(w.ctx, smbRequestTimeout)
 	defer cancel()
@@ -71,7 +72,9 @@ func (w *smbWalk) readDir(dir string) ([]smbEntry, error) {
 	}
 	entries := make([]smbEntry, 0, len(infos))
 	for _, fi := range infos {
-		if isHidden(fi.Name()) {
+		// Hidden names, and links the server marks as such (reparse points: Windows), are never
+		// walked nor listed. Samba's default shows a link as what it names: see docs/targets.md.
+		if isHidden(fi.Name()) || fi.Mode()&os.ModeSymlink != 0 {
 			continue
 		}
 		entries = append(entries, smbEntry{name: fi.Name(), dir: fi.IsDir(), regular: fi.Mode().IsRegular(), size: fi.Size(), mtime: fi.ModTime()})

@@ -3,6 +3,7 @@ package smb
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -48,7 +49,11 @@ func ParseURL(raw string) (Config, error) {
 	if found && strings.Contains(userinfo, ":") {
 		return Config{}, ErrPasswordInURL
 	}
-	for _, r := range raw {
+	userinfo, err := decodeUserinfo(userinfo)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, r := range raw + userinfo {
 		if r < 0x20 || r == 0x7f {
 			return Config{}, fmt.Errorf("target %q contains a control character: %s", raw, smbForm)
 		}
@@ -79,6 +84,20 @@ func ParseURL(raw string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// decodeUserinfo percent-decodes the user part, as URL builders write it: a ":" it then
+// holds (USER%3APASSWORD) is a password, refused like USER:PASSWORD. A part that does not
+// decode is refused without the URL, as it may hold a password too.
+func decodeUserinfo(userinfo string) (string, error) {
+	dec, err := url.PathUnescape(userinfo)
+	if err != nil {
+		return "", fmt.Errorf("the user part of an smb:// URL is not valid percent-encoding (the URL is not shown): %s", smbForm)
+	}
+	if strings.Contains(dec, ":") {
+		return "", ErrPasswordInURL
+	}
+	return dec, nil
 }
 
 // setHost reads HOST[:PORT] (an IPv6 address in brackets).
@@ -125,11 +144,17 @@ func (c Config) String() string {
 	}
 	u := "smb://"
 	if c.Domain != "" {
-		u += c.Domain + ";"
+		u += escapeUser(c.Domain) + ";"
 	}
-	u += c.User + "@" + host + "/" + c.Share
+	u += escapeUser(c.User) + "@" + host + "/" + c.Share
 	if c.Path != "" {
 		u += "/" + c.Path
 	}
 	return u
+}
+
+// escapeUser writes a domain or user name as ParseURL reads it back: "%" (and the
+// separators, should a name hold them) percent-encoded.
+func escapeUser(s string) string {
+	return strings.NewReplacer("%", "%25", ";", "%3B", "@", "%40", "/", "%2F").Replace(s)
 }

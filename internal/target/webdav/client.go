@@ -66,7 +66,8 @@ type request struct {
 
 // do sends req. A request without a stream is sent again, with a pause, while the server
 // answers 502, 503 or 504, or (unless once) cannot be reached. The caller closes the
-// response's body.
+// response's body, which is cut if the server stops sending it for t.stall (a
+// *downloadBody): a listing, a drained answer or a download never waits for ever.
 func (t *Target) do(ctx context.Context, req request) (*http.Response, error) {
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
@@ -91,7 +92,19 @@ func (t *Target) do(ctx context.Context, req request) (*http.Response, error) {
 	}
 }
 
+// send sends req once, the response's body under a stall guard.
 func (t *Target) send(ctx context.Context, req request) (*http.Response, error) {
+	rctx, guard, release := newStallGuard(ctx, t.stall)
+	resp, err := t.sendOnce(rctx, req)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	resp.Body = &downloadBody{ctx: rctx, body: resp.Body, g: guard, release: release}
+	return resp, nil
+}
+
+func (t *Target) sendOnce(ctx context.Context, req request) (*http.Response, error) {
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
@@ -131,9 +144,19 @@ func unavailable(code int) bool {
 }
 
 // drain reads a little of a response's body, so its connection is used again, and closes it.
+// The body is do's, cut by its stall guard if the server stops sending it.
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+// bodyError says what a failed read of resp's body was: cut by its stall guard, or the
+// network's error.
+func (t *Target) bodyError(resp *http.Response, err error) error {
+	if d, ok := resp.Body.(*downloadBody); ok {
+		err = stalled(d.ctx, err)
+	}
+	return t.netError(err)
 }
 
 // StatusError is a response the target did not expect: its method and status.

@@ -46,8 +46,9 @@ type davResponse struct {
 }
 
 // members lists the collection dir (Depth: 1), calling f for each member as the server's
-// answer is read: the answer is decoded one <response> at a time, never held whole. A missing
-// collection has no members.
+// answer is read: the answer is decoded one <response> at a time, never held whole, and a
+// server that stops sending it for t.stall fails the listing. A missing collection has no
+// members.
 func (t *Target) members(ctx context.Context, dir string, f func(entry) error) error {
 	u := t.url(dir, true)
 	resp, err := t.do(ctx, request{method: "PROPFIND", url: u, body: []byte(propfindBody),
@@ -72,7 +73,7 @@ func (t *Target) members(ctx context.Context, dir string, f func(entry) error) e
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("reading the server's listing of %s: %w", u, t.netError(err))
+			return fmt.Errorf("reading the server's listing of %s: %w", u, t.bodyError(resp, err))
 		}
 		start, ok := tok.(xml.StartElement)
 		if !ok || start.Name.Space != "DAV:" || start.Name.Local != "response" {
@@ -80,7 +81,7 @@ func (t *Target) members(ctx context.Context, dir string, f func(entry) error) e
 		}
 		var r davResponse
 		if err := dec.DecodeElement(&r, &start); err != nil {
-			return fmt.Errorf("reading the server's listing of %s: %w", u, err)
+			return fmt.Errorf("reading the server's listing of %s: %w", u, t.bodyError(resp, err))
 		}
 		if e, ok := r.entry(self); ok {
 			if err := f(e); err != nil {

@@ -68,24 +68,18 @@ func (t *Target) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 }
 
 // get sends a GET of key, If-Match etag when it is not empty. The response's body is cut if
-// the server stops sending it for stallTimeout; closing it releases the request.
+// the server stops sending it for t.stall (do's guard); closing it releases the request.
 func (t *Target) get(ctx context.Context, key, etag string) (*http.Response, error) {
 	req := request{method: http.MethodGet, url: t.url(key, false), header: http.Header{"Accept-Encoding": {"identity"}}}
 	if etag != "" {
 		req.header.Set("If-Match", etag)
 	}
-	rctx, guard, release := newStallGuard(ctx, t.stall)
-	resp, err := t.do(rctx, req)
+	resp, err := t.do(ctx, req)
 	if err != nil {
-		release()
 		return nil, fmt.Errorf("reading %s: %w", t.where(key), t.netError(err))
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer release()
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		resp.Body = &downloadBody{ctx: rctx, body: resp.Body, g: guard, release: release}
 		return resp, nil
 	case http.StatusNotFound:
 		drain(resp)
@@ -119,7 +113,9 @@ func (r *reader) Close() error { return r.body.Close() }
 
 // Pin notes the file's ETag (or, on a server that gives none, its size and time): every Open
 // reads the file only if it is still that one. The server checks a strong ETag (If-Match: 412
-// when the file changed), and the response's own ETag is compared too.
+// when the file changed), and the response's own ETag is compared too. An ETag is only as
+// strong as the server makes it (Apache's is the size and time, which a writer can set back):
+// every read to the end is also checked against the first one's digest (target.SameBytes).
 func (t *Target) Pin(ctx context.Context, key string) (target.Pinned, error) {
 	if err := target.ValidateKey(key); err != nil {
 		return nil, err
@@ -138,6 +134,7 @@ type pinned struct {
 	t    *Target
 	key  string
 	info fileInfo
+	same target.SameBytes // an ETag of size and time misses a rewrite in place: its read's end does not
 }
 
 func (p *pinned) Size() int64  { return p.info.size }
@@ -159,7 +156,7 @@ func (p *pinned) Open(ctx context.Context) (io.ReadCloser, error) {
 		drain(resp)
 		return nil, fmt.Errorf("reading %s: %w", p.t.where(p.key), target.ErrChanged)
 	}
-	return &reader{t: p.t, key: p.key, body: resp.Body}, nil
+	return p.same.Reader(&reader{t: p.t, key: p.key, body: resp.Body}, p.t.where(p.key)), nil
 }
 
 // same says whether got is the file pinned: the same opaque ETag where the server gives one
