@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,12 +57,16 @@ func TestWorkerOfKilledPluginIsReaped(t *testing.T) {
 		}
 		return nil
 	})
-	// A leftover the engine could not remove (a worker that hung): past its lifetime.
+	// A leftover the engine could not remove (a worker that hung): past its lifetime. It is
+	// planted with a lifetime of a few seconds, then waited out: planted already expired, any
+	// plugin of a parallel test may remove it between its creation and its start.
+	expires := time.Now().Add(3 * time.Second).Unix()
 	planted := strings.TrimSpace(docker(t, "run", "-d", "--name", "docker-backup-worker-"+f.p.name+"-planted",
 		"--label", "org.docker-backup.scratch=planted", "--label", "org.docker-backup.worker=backup",
-		"--label", "org.docker-backup.scratch.owner=process:elsewhere", "--label", "org.docker-backup.scratch.expires=1",
+		"--label", "org.docker-backup.scratch.owner=process:elsewhere", "--label", "org.docker-backup.scratch.expires="+strconv.FormatInt(expires, 10),
 		"--label", "org.docker-backup.scratch.service="+f.p.name+"/files", plainImage, "sleep", "600"))
 	t.Cleanup(func() { _, _, _ = dockerCmd(nil, "rm", "-f", planted) })
+	time.Sleep(time.Until(time.Unix(expires+1, 0)))
 	out, stderr, err := dockerCmd([]string{"DOCKER_BACKUP_WORKER=on"}, "backup", "run", "files", "--project", f.p.name, "--to", dir)
 	if err != nil {
 		t.Fatalf("the next run: %v\n%s\n%s", err, out, stderr)
