@@ -99,7 +99,7 @@ key's holder made.`,
 	}
 	flags.StringArrayVar(&opts.to, "to", defaultTo, "Backup directory, "+targets.URLs()+" (default: $"+envTarget+"); repeat it to write to several at once")
 	flags.StringVar(&opts.compression, "compression", string(artifact.Zstd), "Compression: zstd or gzip")
-	flags.StringVar(&opts.limitUpload, "limit-upload", os.Getenv(envLimitUpload), "Cap the upload to each remote target (S3), like 10MiB/s, 500KiB/s, 2MB/s or bytes a second; a directory target is written at full speed (default: $"+envLimitUpload+", else no cap)")
+	flags.StringVar(&opts.limitUpload, "limit-upload", os.Getenv(envLimitUpload), "Cap the upload to each remote target (every kind but a directory), like 10MiB/s, 500KiB/s, 2MB/s or bytes a second; a directory target is written at full speed (default: $"+envLimitUpload+", else no cap)")
 	flags.BoolVar(&opts.stop, "stop", false, "Stop the service (and the containers that depend on it) during the backup, and start them again after")
 	flags.StringVar(&opts.user, "user", "", "Database user (default: from the container's environment; its password from $"+envPassword+")")
 	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
