@@ -63,6 +63,8 @@ STATICCHECK := go tool -modfile=tools/lint/go.mod staticcheck
 check:
 	@out=$$(gofmt -l cmd internal test tools); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	GOOS=darwin GOARCH=arm64 go build -o /dev/null ./cmd/docker-backup
+	GOOS=windows GOARCH=amd64 go build -o /dev/null ./cmd/docker-backup
 	$(STATICCHECK) ./...
 	@d=$$(mktemp -d) && cp go.mod go.sum $$d/ && go mod tidy && \
 	  if ! cmp -s go.mod $$d/go.mod || ! cmp -s go.sum $$d/go.sum; then \
@@ -140,9 +142,9 @@ dist-reproducible:
 
 ## dist-test: make dist, dist-check and dist-reproducible, each timed (CI runs it)
 dist-test:
-	@t=$$(date +%s); $(MAKE) --no-print-directory dist; echo "make dist took $$(( $$(date +%s) - t )) s"
-	@t=$$(date +%s); $(MAKE) --no-print-directory dist-check; echo "make dist-check took $$(( $$(date +%s) - t )) s"
-	@t=$$(date +%s); $(MAKE) --no-print-directory dist-reproducible; echo "make dist-reproducible took $$(( $$(date +%s) - t )) s"
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist; rc=$$?; echo "make dist took $$(( $$(date +%s) - t )) s"; exit $$rc
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist-check; rc=$$?; echo "make dist-check took $$(( $$(date +%s) - t )) s"; exit $$rc
+	@t=$$(date +%s); $(MAKE) --no-print-directory dist-reproducible; rc=$$?; echo "make dist-reproducible took $$(( $$(date +%s) - t )) s"; exit $$rc
 
 ## dist-push: the sidecar image's OCI layout to IMAGE_REPO, tagged VERSION and, for a
 ## release, vX.Y, vX and latest (credentials: docker login)
