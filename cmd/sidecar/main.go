@@ -32,6 +32,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/server"
+	"github.com/docker-backup/docker-backup/internal/swarm"
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
@@ -90,10 +91,14 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return engineUnreachable(api.DaemonHost(), err)
 	}
+	engine, err := withSwarmManager(ctx, api, cfg)
+	if err != nil {
+		return err
+	}
 	var d *sidecar.Daemon
 	m := metrics.New(func(ctx context.Context) (*control.Status, error) { return d.Status(ctx) },
 		func(ctx context.Context) error { return d.CatalogHealthy(ctx) })
-	d, err = sidecar.New(ctx, cfg, sidecar.Options{API: api, Log: log, Recorder: m})
+	d, err = sidecar.New(ctx, cfg, sidecar.Options{API: engine, Log: log, Recorder: m})
 	if err != nil {
 		return err
 	}
@@ -205,4 +210,27 @@ func ctl(stateDir string, args []string, out io.Writer) error {
 		return fmt.Errorf("the sidecar answered %s", resp.Status)
 	}
 	return nil
+}
+
+// withSwarmManager routes the Swarm calls to the manager DOCKER_BACKUP_SWARM_MANAGER names,
+// when it is set: a worker node's Engine cannot answer them.
+func withSwarmManager(ctx context.Context, api *client.Client, cfg config.Config) (sidecar.API, error) {
+	if cfg.SwarmManager == "" {
+		return api, nil
+	}
+	opts := []client.Opt{client.WithHost(cfg.SwarmManager)}
+	if cfg.SwarmManagerCerts != "" {
+		dir := cfg.SwarmManagerCerts
+		opts = append(opts, client.WithTLSClientConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
+	}
+	mgr, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%s: %w", config.EnvSwarmManager, cfg.SwarmManager, err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := mgr.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return nil, fmt.Errorf("the swarm manager %s=%s does not answer: %w", config.EnvSwarmManager, cfg.SwarmManager, err)
+	}
+	return swarm.Routed{Client: api, Manager: mgr}, nil
 }

@@ -102,6 +102,10 @@ var migrations = []string{
 	// 8: a restore records when it begins to change the service (the artifact verified): one
 	// a crash cut before that left the service as it was.
 	`ALTER TABLE restores ADD COLUMN applying INTEGER NOT NULL DEFAULT 0;`,
+	// 9: a Swarm service scaled to 0 for a backup or restore instead of a stopped container:
+	// its ID and the replica count to scale it back to.
+	`ALTER TABLE stops ADD COLUMN service_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE stops ADD COLUMN replicas INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // Catalog is an open catalog database.
@@ -390,12 +394,16 @@ type Stop struct {
 	Name      string
 	StoppedAt time.Time
 	Operation string // what stopped it: "backup shop/db/default", "restore shop/db"
+	// ServiceID is set for a Swarm service scaled to 0 (its task's container is Container):
+	// Replicas is the count to scale it back to.
+	ServiceID string
+	Replicas  uint64
 }
 
 // Stopping records that a container is about to be stopped.
 func (c *Catalog) Stopping(ctx context.Context, s Stop) (int64, error) {
-	res, err := c.db.ExecContext(ctx, `INSERT INTO stops (container, name, stopped_at, operation) VALUES (?, ?, ?, ?)`,
-		s.Container, s.Name, stamp(s.StoppedAt), s.Operation)
+	res, err := c.db.ExecContext(ctx, `INSERT INTO stops (container, name, stopped_at, operation, service_id, replicas) VALUES (?, ?, ?, ?, ?, ?)`,
+		s.Container, s.Name, stamp(s.StoppedAt), s.Operation, s.ServiceID, int64(s.Replicas))
 	if err != nil {
 		return 0, fmt.Errorf("recording the stop of %s: %w", s.Name, err)
 	}
@@ -412,7 +420,7 @@ func (c *Catalog) Started(ctx context.Context, id int64) error {
 
 // Stops lists the recorded stops: at start-up, containers a crash left stopped.
 func (c *Catalog) Stops(ctx context.Context) ([]Stop, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT id, container, name, stopped_at, operation FROM stops ORDER BY id DESC`)
+	rows, err := c.db.QueryContext(ctx, `SELECT id, container, name, stopped_at, operation, service_id, replicas FROM stops ORDER BY id DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("listing stopped containers: %w", err)
 	}
@@ -421,9 +429,11 @@ func (c *Catalog) Stops(ctx context.Context) ([]Stop, error) {
 	for rows.Next() {
 		var s Stop
 		var at string
-		if err := rows.Scan(&s.ID, &s.Container, &s.Name, &at, &s.Operation); err != nil {
+		var replicas int64
+		if err := rows.Scan(&s.ID, &s.Container, &s.Name, &at, &s.Operation, &s.ServiceID, &replicas); err != nil {
 			return nil, err
 		}
+		s.Replicas = uint64(replicas)
 		s.StoppedAt = parseStamp(at)
 		out = append(out, s)
 	}

@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +55,11 @@ type Container struct {
 	Name    string // without the leading slash
 	Project string // compose project, empty for a container not made by compose
 	Service string // compose service, empty for a container not made by compose
+	// Task is the Swarm task the container runs; nil outside Swarm. A stack is a project,
+	// its services are named within it (a global service's "SERVICE@NODE").
+	Task *Task
+	// Scaled is set while an operation has the task's service scaled to 0.
+	Scaled  *ServiceScale
 	Image   string // the image reference the container was created from
 	ImageID string
 	Env     []string // KEY=VALUE, as in the container's config
@@ -64,6 +67,8 @@ type Container struct {
 	Labels  map[string]string
 	Mounts  []container.MountPoint
 	Running bool
+	// StartedAt is when the container last started (the Engine's RFC 3339 stamp).
+	StartedAt string
 	// ReadonlyRootfs is set when the container's root file system is read-only: the
 	// archive API can then write only inside its volumes.
 	ReadonlyRootfs bool
@@ -100,7 +105,13 @@ func Inspect(ctx context.Context, api API, nameOrID string) (*Container, error) 
 		}
 		return nil, fmt.Errorf("inspecting container %q: %w", nameOrID, err)
 	}
-	return fromInspect(api, res.Container), nil
+	node := ""
+	if res.Container.Config != nil {
+		if t := TaskOf(res.Container.Config.Labels); t != nil && t.Global() {
+			node = NodeName(ctx, api)
+		}
+	}
+	return fromInspect(api, res.Container, node), nil
 }
 
 // Refresh re-reads the container's state (running or not, mounts, env).
@@ -109,12 +120,12 @@ func (c *Container) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fresh.guard = c.guard
+	fresh.guard, fresh.Scaled = c.guard, c.Scaled
 	*c = *fresh
 	return nil
 }
 
-func fromInspect(api API, in container.InspectResponse) *Container {
+func fromInspect(api API, in container.InspectResponse, node string) *Container {
 	c := &Container{api: api, ID: in.ID, Name: strings.TrimPrefix(in.Name, "/"), ImageID: in.Image, Mounts: in.Mounts,
 		Args: append([]string{in.Path}, in.Args...), StopTimeout: 10 * time.Second}
 	if in.Config != nil {
@@ -127,43 +138,38 @@ func fromInspect(api API, in container.InspectResponse) *Container {
 		}
 	}
 	if in.State != nil {
-		c.Running = in.State.Running
+		c.Running, c.StartedAt = in.State.Running, in.State.StartedAt
 	}
 	if in.HostConfig != nil {
 		c.ReadonlyRootfs = in.HostConfig.ReadonlyRootfs
 	}
-	c.Project = c.Labels[LabelProject]
-	c.Service = c.Labels[LabelService]
+	m := MembershipOf(c.Labels, node)
+	c.Project, c.Service, c.Task = m.Project, m.Service, m.Task
 	return c
 }
 
-// Find returns the container of a compose service. project may be empty when exactly one
-// project has a service of that name. With several replicas, the lowest-numbered one is used.
+// Find returns the container of a compose service (or a Swarm stack's). project may be
+// empty when exactly one project has a service of that name. With several replicas, the
+// lowest-numbered one is used.
 func Find(ctx context.Context, api API, project, service string) (*Container, error) {
-	filters := make(client.Filters).Add("label", LabelService+"="+service)
-	if project != "" {
-		filters = filters.Add("label", LabelProject+"="+project)
-	}
-	res, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
+	ms, err := ListMembers(ctx, api, project, true)
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of service %q: %w", service, err)
 	}
-	items := slices.DeleteFunc(res.Items, IsOneOff)
-	if len(items) == 0 {
+	ms = slices.DeleteFunc(ms, func(m Member) bool {
+		// A global Swarm service's task on this node answers to the service's own name.
+		return m.Service != service && (m.Task == nil || !m.Task.Global() || !strings.HasPrefix(m.Service, service+"@"))
+	})
+	if len(ms) == 0 {
 		return nil, notFoundError(ctx, api, project, service)
 	}
-	projects := map[string]bool{}
-	for _, s := range items {
-		projects[s.Labels[LabelProject]] = true
-	}
-	if len(projects) > 1 {
-		names := slices.Sorted(maps.Keys(projects))
+	if names := projectNames(ms); len(names) > 1 {
 		return nil, fmt.Errorf("service %q exists in several compose projects (%s): choose one with --project", service, strings.Join(names, ", "))
 	}
-	sort.Slice(items, func(i, j int) bool {
-		return ReplicaNumber(items[i]) < ReplicaNumber(items[j])
-	})
-	return Inspect(ctx, api, items[0].ID)
+	for _, m := range FirstOfEach(ms) {
+		return Inspect(ctx, api, m.ID)
+	}
+	return nil, notFoundError(ctx, api, project, service)
 }
 
 // ResolveHere is Resolve as a command run in a directory does it: the project guessed is the
@@ -202,32 +208,20 @@ func Resolve(ctx context.Context, api API, project, serviceOrContainer, guess st
 	return nil, err
 }
 
-// Services lists the containers of a compose project, one per service (the lowest-numbered
-// replica), sorted by service name.
+// Services lists the containers of a compose project (or a Swarm stack), one per service
+// (the lowest-numbered replica), sorted by service name.
 func Services(ctx context.Context, api API, project string) ([]*Container, error) {
-	res, err := api.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
-	})
+	ms, err := ListMembers(ctx, api, project, true)
 	if err != nil {
-		return nil, fmt.Errorf("listing containers of project %q: %w", project, err)
+		return nil, err
 	}
-	first := map[string]container.Summary{}
-	for _, s := range res.Items {
-		if IsOneOff(s) {
-			continue
-		}
-		svc := s.Labels[LabelService]
-		if cur, ok := first[svc]; !ok || ReplicaNumber(s) < ReplicaNumber(cur) {
-			first[svc] = s
-		}
-	}
+	first := FirstOfEach(ms)
 	if len(first) == 0 {
 		return nil, noProjectError(ctx, api, project)
 	}
 	var out []*Container
-	for _, svc := range slices.Sorted(maps.Keys(first)) {
-		c, err := Inspect(ctx, api, first[svc].ID)
+	for _, key := range slices.Sorted(maps.Keys(first)) {
+		c, err := Inspect(ctx, api, first[key].ID)
 		if err != nil {
 			return nil, err
 		}
@@ -252,23 +246,19 @@ func SoleProject(ctx context.Context, api API) (string, error) {
 	return "", fmt.Errorf("several compose projects on this Docker host (%s): choose one with --project", strings.Join(projects, ", "))
 }
 
-// Projects lists the compose projects that have containers on this Engine.
+// Projects lists the compose projects and Swarm stacks that have containers on this Engine.
 func Projects(ctx context.Context, api API) ([]string, error) {
-	res, err := api.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: make(client.Filters).Add("label", LabelProject),
-	})
+	ms, err := ListMembers(ctx, api, "", true)
 	if err != nil {
-		return nil, fmt.Errorf("listing compose projects: %w", err)
+		return nil, err
 	}
-	set := map[string]bool{}
-	for _, s := range res.Items {
-		set[s.Labels[LabelProject]] = true
-	}
-	return slices.Sorted(maps.Keys(set)), nil
+	return projectNames(ms), nil
 }
 
 func notFoundError(ctx context.Context, api API, project, service string) error {
+	if where := elsewhereInSwarm(ctx, api, project, service); where != "" {
+		return fmt.Errorf("%s: %w", where, ErrNotFound)
+	}
 	if project == "" {
 		return fmt.Errorf("no compose service named %q on this Docker host, and no container by that name: %w", service, ErrNotFound)
 	}
@@ -295,16 +285,15 @@ func noProjectError(ctx context.Context, api API, project string) error {
 	return fmt.Errorf("no compose project %q on this Docker host (projects with containers: %s): %w", project, have, ErrNotFound)
 }
 
-// ReplicaNumber is the replica number compose gave the container s; a service is backed up
-// through its lowest-numbered replica. Without one, it sorts last.
+// ReplicaNumber is the replica number compose gave the container s (a Swarm task's slot); a
+// service is backed up through its lowest-numbered replica. Without one, it sorts last.
 func ReplicaNumber(s container.Summary) int {
-	n, err := strconv.Atoi(s.Labels[LabelContainerNumber])
-	if err != nil {
-		return int(^uint(0) >> 1)
-	}
-	return n
+	return MembershipOf(s.Labels, "").Replica
 }
 
 // IsOneOff reports whether s is a one-off container of a service (docker compose run), which
 // is never the service's.
 func IsOneOff(s container.Summary) bool { return s.Labels[LabelOneOff] == "True" }
+
+// API is the Engine API the container was read through.
+func (c *Container) API() API { return c.api }

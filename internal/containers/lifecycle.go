@@ -32,10 +32,14 @@ func (c *Container) SetGuard(g Guard) { c.guard = g }
 // WhileStopped stops the container if it is running, calls fn, and starts the container
 // again on every path: fn's error, a panic, cancellation of ctx — also a cancellation
 // during the stop itself, which dockerd finishes anyway (the restart is registered before
-// the stop is asked for). A container that was not running is left as it was.
+// the stop is asked for). A container that was not running is left as it was. A Swarm
+// task's service is scaled to 0 and back instead (see whileScaledDown).
 func (c *Container) WhileStopped(ctx context.Context, log *slog.Logger, fn func(context.Context) error) (err error) {
 	if err := c.Refresh(ctx); err != nil {
 		return err
+	}
+	if c.Task != nil {
+		return c.whileScaledDown(ctx, log, fn)
 	}
 	if !c.Running {
 		return fn(ctx)

@@ -59,6 +59,8 @@ const SocketName = "control.sock"
 type Status struct {
 	Version string `json:"version"`
 	Host    string `json:"host"`
+	// Node is the Swarm node the sidecar runs on; empty outside Swarm.
+	Node string `json:"node,omitempty"`
 	// Project is the compose project managed; AllProjects: every project on the host.
 	Project     string    `json:"project,omitempty"`
 	AllProjects bool      `json:"all_projects"`
@@ -80,6 +82,9 @@ type Status struct {
 	// Recovery lists what the sidecar still has to finish after a crash (containers to
 	// start, unfinished uploads to remove): it retries until done.
 	Recovery []string `json:"recovery,omitempty"`
+	// Elsewhere lists the stack's replicated Swarm services whose backups another node's
+	// sidecar makes (the node running their lowest-slot task).
+	Elsewhere []ServiceNode `json:"elsewhere,omitempty"`
 	// EventsConnected reports whether the Docker events stream is live.
 	EventsConnected bool      `json:"events_connected"`
 	LastReconcile   time.Time `json:"last_reconcile"`
@@ -112,10 +117,18 @@ type JobID struct {
 	Target   string `json:"target"`
 }
 
+// ServiceNode is a service and the Swarm node that backs it up.
+type ServiceNode struct {
+	Service string `json:"service"` // project/service
+	Node    string `json:"node"`
+}
+
 // JobStatus is one scheduled job.
 type JobStatus struct {
 	JobID
-	Container    string `json:"container"`
+	Container string `json:"container"`
+	// Node is the Swarm node whose sidecar runs the job; empty outside Swarm.
+	Node         string `json:"node,omitempty"`
 	Schedule     string `json:"schedule"`
 	ScheduleText string `json:"schedule_text"` // "daily at 02:00"
 	// Interval is the longest gap between two runs of the schedule: a backup older than

@@ -128,6 +128,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 		}
 	}
 	started := time.Now()
+	task := watchTask(req.Container)
 	raw := &counter{onAdd: req.Progress, fault: func(n int64) {
 		if n >= faultAfter {
 			faults.Point(ctx, "backup-stream")
@@ -143,7 +144,11 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 			stored = d.stored
 		}
 	}
-	if err := sums.check(stored); err != nil {
+	err = sums.check(stored)
+	if err == nil {
+		err = task.check(ctx)
+	}
+	if err != nil {
 		for _, d := range dests {
 			d.drop(ctx, req.Key, err)
 		}
@@ -642,4 +647,35 @@ func (c *counter) add(n int) {
 	if c.fault != nil && before < faultAfter && c.n >= faultAfter {
 		c.fault(c.n)
 	}
+}
+
+// taskWatch notices a Swarm task that stopped or was replaced while its backup ran (a
+// rolling update, a restart): what was read may be half of one task's data and half of
+// another's, so the backup fails instead of being published.
+type taskWatch struct {
+	c         *containers.Container
+	startedAt string
+}
+
+func watchTask(c *containers.Container) taskWatch {
+	if c == nil || c.Task == nil || c.Scaled != nil || !c.Running {
+		return taskWatch{}
+	}
+	return taskWatch{c: c, startedAt: c.StartedAt}
+}
+
+func (w taskWatch) check(ctx context.Context) error {
+	if w.c == nil {
+		return nil
+	}
+	now, err := containers.Inspect(ctx, w.c.API(), w.c.ID)
+	switch {
+	case errors.Is(err, containers.ErrNotFound):
+		return fmt.Errorf("%s: swarm task %s was removed during the backup (a rolling update?): nothing was published", w.c, w.c.Task.ID)
+	case err != nil:
+		return fmt.Errorf("%s: checking that its swarm task still runs: %w", w.c, err)
+	case !now.Running || now.StartedAt != w.startedAt:
+		return fmt.Errorf("%s: swarm task %s stopped or restarted during the backup (a rolling update, a crash?): nothing was published", w.c, w.c.Task.ID)
+	}
+	return nil
 }

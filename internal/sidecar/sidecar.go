@@ -31,6 +31,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
 	"github.com/docker-backup/docker-backup/internal/strategy"
+	"github.com/docker-backup/docker-backup/internal/swarm"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/version"
@@ -60,6 +61,8 @@ type Daemon struct {
 	runner   *jobs.Runner
 	rec      *reconcile.Reconciler
 	host     string
+	node     swarm.Node // the Swarm node this Engine is; Active false outside Swarm
+	swarmAPI swarm.API  // a manager's API; nil outside Swarm or on a worker without one
 	self     string
 	started  time.Time
 	// synced is closed once the first reconcile is done: the control API waits for it, so a
@@ -89,6 +92,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		return nil, fmt.Errorf("asking the Docker engine for its name: %w", err)
 	}
 	d.host = info.Info.Name
+	if d.node, err = swarm.LocalNode(ctx, d.api); err != nil {
+		return nil, err
+	}
+	if sa, ok := d.api.(swarm.API); ok && d.node.Active && (d.node.Manager || cfg.SwarmManager != "") {
+		d.swarmAPI = sa
+	}
 	if self, err := d.findSelf(ctx); err != nil {
 		d.log.Warn("cannot find the sidecar's own container", "error", err)
 	} else {
@@ -96,7 +105,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		if d.cfg.Project == "" && !d.cfg.AllProjects {
 			d.cfg.Project = self.Project
 		}
-		if err := d.cfg.AddLabelTargets(self.Labels); err != nil {
+		lbls := self.Labels
+		if self.Task != nil && d.node.Active {
+			// A stack's sidecar may have its labels on its service (deploy.labels).
+			if merged, err := swarm.NewView(d.swarmAPI, d.node).Labels(ctx, self.Task, self.Labels); err == nil {
+				lbls = merged
+			}
+		}
+		if err := d.cfg.AddLabelTargets(lbls); err != nil {
 			return nil, err
 		}
 	}
@@ -147,8 +163,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, UploadLimit: cfg.UploadLimit, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
-	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Node: d.nodeName(), StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
+	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self, Node: d.node, SwarmAPI: d.swarmAPI,
 		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,
 		OnProblem: func(p string) {
@@ -180,7 +196,8 @@ func (d *Daemon) openTargets() error {
 		prefix := ""
 		if d.cfg.Prefix != nil {
 			prefix = *d.cfg.Prefix
-		} else if _, remote := targets.Lookup(url); remote { // shared by hosts: one prefix each
+		} else if _, remote := targets.Lookup(url); remote && !d.node.Active { // shared by hosts: one prefix each
+			// (a swarm's nodes share theirs: a stack's tasks move between them)
 			prefix = jobs.KeyPart(d.host)
 		}
 		if t, err = target.Sub(t, prefix); err != nil {
@@ -318,6 +335,14 @@ func (d *Daemon) ControlSocket() string { return filepath.Join(d.cfg.StateDir, c
 // Synced is closed once the labels were first read.
 func (d *Daemon) Synced() <-chan struct{} { return d.synced }
 
+// nodeName is the Swarm node's name, "" outside Swarm.
+func (d *Daemon) nodeName() string {
+	if !d.node.Active {
+		return ""
+	}
+	return d.node.Name
+}
+
 func (d *Daemon) scope() string {
 	if d.cfg.AllProjects {
 		return "all projects"
@@ -337,8 +362,8 @@ func (d *Daemon) targetDescriptions() []string {
 // recovery has left to do.
 func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	rs := d.rec.State()
-	st := &control.Status{Version: version.Version, Host: d.host, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects,
-		Started: d.started, SigningKey: d.signer.ID(), PublicKey: d.signer.Public().String(), Problems: rs.Problems, Unscheduled: rs.Unscheduled,
+	st := &control.Status{Version: version.Version, Host: d.host, Node: d.nodeName(), Project: d.cfg.Project, AllProjects: d.cfg.AllProjects,
+		Started: d.started, SigningKey: d.signer.ID(), PublicKey: d.signer.Public().String(), Problems: rs.Problems, Unscheduled: rs.Unscheduled, Elsewhere: rs.Elsewhere,
 		EventsConnected: rs.EventsConnected, LastReconcile: rs.LastSync}
 	if err := d.runner.Status(ctx, st); err != nil {
 		return nil, err

@@ -28,17 +28,17 @@ type Client struct {
 // Find returns the running sidecar of project, or of the only project that has one when
 // project is empty; nil when there is none.
 func Find(ctx context.Context, api containers.API, project string) (*Client, error) {
-	filters := make(client.Filters).Add("label", labels.Sidecar+"=true")
-	if project != "" {
-		filters = filters.Add("label", containers.LabelProject+"="+project)
-	}
-	res, err := api.ContainerList(ctx, client.ContainerListOptions{Filters: filters})
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", labels.Sidecar+"=true")})
 	if err != nil {
 		return nil, fmt.Errorf("looking for a docker-backup sidecar: %w", err)
 	}
 	byProject := map[string]string{}
 	for _, s := range res.Items {
-		p := s.Labels[containers.LabelProject]
+		// A compose project's sidecar, or a stack's (on this node: each node runs its own).
+		p := containers.MembershipOf(s.Labels, "").Project
+		if project != "" && p != project {
+			continue
+		}
 		if _, ok := byProject[p]; !ok || s.ID < byProject[p] {
 			byProject[p] = s.ID
 		}

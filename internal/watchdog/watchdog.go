@@ -49,7 +49,12 @@ func (g *Guard) Stopping(ctx context.Context, c *containers.Container) error {
 	if g.err != nil {
 		return fmt.Errorf("starting the watchdog that restarts stopped containers if the plugin dies: %w", g.err)
 	}
-	_, err := fmt.Fprintf(g.w, "stop %s %d\n", c.ID, time.Now().UnixNano())
+	line := fmt.Sprintf("stop %s %d", c.ID, time.Now().UnixNano())
+	if c.Scaled != nil {
+		// A Swarm service scaled to 0: its ID and the count to scale it back to.
+		line += fmt.Sprintf(" %s %d", c.Scaled.ServiceID, c.Scaled.Replicas)
+	}
+	_, err := fmt.Fprintln(g.w, line)
 	return err
 }
 
@@ -153,8 +158,9 @@ type guard struct {
 }
 
 type guardStop struct {
-	id string
-	at time.Time
+	id    string
+	at    time.Time
+	scale *containers.ServiceScale // a Swarm service scaled to 0 instead
 }
 
 // run reads the plugin's stops and starts until its pipe closes; without "done", it starts
@@ -167,10 +173,15 @@ func (g guard) run(in io.Reader) error {
 		switch {
 		case len(f) == 1 && f[0] == "done":
 			return nil
-		case len(f) == 3 && f[0] == "stop":
+		case (len(f) == 3 || len(f) == 5) && f[0] == "stop":
 			ns, _ := strconv.ParseInt(f[2], 10, 64)
 			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
-			stopped = append(stopped, guardStop{id: f[1], at: time.Unix(0, ns)})
+			st := guardStop{id: f[1], at: time.Unix(0, ns)}
+			if len(f) == 5 {
+				n, _ := strconv.ParseUint(f[4], 10, 64)
+				st.scale = &containers.ServiceScale{ServiceID: f[3], Name: f[3], Replicas: n}
+			}
+			stopped = append(stopped, st)
 		case len(f) == 2 && f[0] == "start":
 			stopped = slices.DeleteFunc(stopped, func(s guardStop) bool { return s.id == f[1] })
 		}
@@ -193,7 +204,7 @@ func (g guard) restart(stopped []guardStop) error {
 	for attempt := 1; ; attempt++ {
 		var left []guardStop
 		for _, s := range stopped {
-			started, err := containers.Restart(ctx, g.api, s.id, s.at)
+			started, err := containers.Resume(ctx, g.api, s.id, s.at, s.scale)
 			switch {
 			case err != nil:
 				left, lastErr[s.id] = append(left, s), err

@@ -38,7 +38,11 @@ func statusHeader(out io.Writer, sidecar string, st *control.Status) {
 	if !st.EventsConnected {
 		events = "events: DISCONNECTED (resyncing periodically)"
 	}
-	fmt.Fprintf(out, "Sidecar %s (%s, host %s, version %s, %s, signing key %s)\n", sidecar, st.Scope(), st.Host, st.Version, events, st.SigningKey)
+	host := "host " + st.Host
+	if st.Node != "" {
+		host = "swarm node " + st.Node
+	}
+	fmt.Fprintf(out, "Sidecar %s (%s, %s, version %s, %s, signing key %s)\n", sidecar, st.Scope(), host, st.Version, events, st.SigningKey)
 	for _, t := range st.Targets {
 		held := ""
 		if !t.Listed.IsZero() {
@@ -51,11 +55,28 @@ func statusHeader(out io.Writer, sidecar string, st *control.Status) {
 
 func jobsTable(out io.Writer, st *control.Status, now time.Time) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tLAST VERIFY\tRETENTION\tTARGET")
-	for _, j := range st.Jobs {
-		fmt.Fprintln(w, strings.Join(jobRow(j, st.AllProjects, now), "\t"))
+	head := "SERVICE/JOB\tSTRATEGY\tSCHEDULE\tNEXT RUN\tLAST RUN\tSIZE\tLAST SUCCESS\tLAST VERIFY\tRETENTION\tTARGET"
+	if st.Node != "" {
+		head += "\tNODE"
 	}
-	return w.Flush()
+	fmt.Fprintln(w, head)
+	for _, j := range st.Jobs {
+		row := jobRow(j, st.AllProjects, now)
+		if st.Node != "" {
+			row = append(row, j.Node)
+		}
+		fmt.Fprintln(w, strings.Join(row, "\t"))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(st.Elsewhere) > 0 {
+		fmt.Fprintln(out, "\nBacked up by the sidecar of another swarm node (ask it with that node's Docker context):")
+		for _, e := range st.Elsewhere {
+			fmt.Fprintf(out, "  %s  on node %s\n", e.Service, e.Node)
+		}
+	}
+	return nil
 }
 
 // jobRow is a job's row of the status table.

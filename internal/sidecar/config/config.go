@@ -26,8 +26,11 @@ import (
 // Config is the sidecar's configuration, read from its environment.
 type Config struct {
 	// Project is the compose project whose services are managed; empty with AllProjects.
-	Project     string
-	AllProjects bool
+	Project string
+	// SwarmManager is a manager's Engine API for a sidecar on a Swarm worker node;
+	// SwarmManagerCerts its TLS client certificates (a directory).
+	SwarmManager, SwarmManagerCerts string
+	AllProjects                     bool
 	// Targets maps target names to URLs (a directory, s3://..., sftp://... or webdav://...). "default" always exists.
 	Targets map[string]string
 	// Prefix goes before every key on every target; nil picks the default: the Docker host's
@@ -77,28 +80,30 @@ type Config struct {
 
 // Environment variables the sidecar reads.
 const (
-	EnvProject         = "DOCKER_BACKUP_PROJECT"
-	EnvScope           = "DOCKER_BACKUP_SCOPE"
-	EnvTarget          = "DOCKER_BACKUP_TARGET"
-	EnvPrefix          = "DOCKER_BACKUP_PREFIX"
-	EnvState           = "DOCKER_BACKUP_STATE"
-	EnvListen          = "DOCKER_BACKUP_LISTEN"
-	EnvMaxConcurrent   = "DOCKER_BACKUP_MAX_CONCURRENT"
-	EnvTimeout         = "DOCKER_BACKUP_TIMEOUT"
-	EnvJitter          = "DOCKER_BACKUP_JITTER"
-	EnvResync          = "DOCKER_BACKUP_RESYNC"
-	EnvRetention       = "DOCKER_BACKUP_RETENTION"
-	EnvSchedule        = "DOCKER_BACKUP_SCHEDULE"
-	EnvCompression     = "DOCKER_BACKUP_COMPRESSION"
-	EnvCatalogSchedule = "DOCKER_BACKUP_CATALOG_SCHEDULE"
-	EnvHookTimeout     = "DOCKER_BACKUP_HOOK_TIMEOUT"
-	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
-	EnvAgeRecipients   = "DOCKER_BACKUP_AGE_RECIPIENTS"
-	EnvAgeIdentityFile = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
-	EnvNotifyURLs      = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
-	EnvNotifyLevel     = "DOCKER_BACKUP_NOTIFY_LEVEL"
-	EnvNotifyTemplate  = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
-	EnvLimitUpload     = "DOCKER_BACKUP_LIMIT_UPLOAD" // EnvTarget + "[_NAME]" + SuffixLimitUpload: one target's
+	EnvProject           = "DOCKER_BACKUP_PROJECT"
+	EnvSwarmManager      = "DOCKER_BACKUP_SWARM_MANAGER"
+	EnvSwarmManagerCerts = "DOCKER_BACKUP_SWARM_MANAGER_CERTS"
+	EnvScope             = "DOCKER_BACKUP_SCOPE"
+	EnvTarget            = "DOCKER_BACKUP_TARGET"
+	EnvPrefix            = "DOCKER_BACKUP_PREFIX"
+	EnvState             = "DOCKER_BACKUP_STATE"
+	EnvListen            = "DOCKER_BACKUP_LISTEN"
+	EnvMaxConcurrent     = "DOCKER_BACKUP_MAX_CONCURRENT"
+	EnvTimeout           = "DOCKER_BACKUP_TIMEOUT"
+	EnvJitter            = "DOCKER_BACKUP_JITTER"
+	EnvResync            = "DOCKER_BACKUP_RESYNC"
+	EnvRetention         = "DOCKER_BACKUP_RETENTION"
+	EnvSchedule          = "DOCKER_BACKUP_SCHEDULE"
+	EnvCompression       = "DOCKER_BACKUP_COMPRESSION"
+	EnvCatalogSchedule   = "DOCKER_BACKUP_CATALOG_SCHEDULE"
+	EnvHookTimeout       = "DOCKER_BACKUP_HOOK_TIMEOUT"
+	EnvSigningKeyFile    = "DOCKER_BACKUP_SIGNING_KEY_FILE"
+	EnvAgeRecipients     = "DOCKER_BACKUP_AGE_RECIPIENTS"
+	EnvAgeIdentityFile   = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
+	EnvNotifyURLs        = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
+	EnvNotifyLevel       = "DOCKER_BACKUP_NOTIFY_LEVEL"
+	EnvNotifyTemplate    = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
+	EnvLimitUpload       = "DOCKER_BACKUP_LIMIT_UPLOAD" // EnvTarget + "[_NAME]" + SuffixLimitUpload: one target's
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 

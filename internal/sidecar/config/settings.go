@@ -52,6 +52,13 @@ var settings = []setting{
 	}},
 	{env: EnvTimeout, def: "6h", doc: "how long a run or restore may take", set: duration(func(c *Config) *time.Duration { return &c.Timeout })},
 	{env: EnvJitter, def: "0s", doc: "a random delay up to this before each scheduled run", set: duration(func(c *Config) *time.Duration { return &c.Jitter })},
+	{env: EnvSwarmManager, doc: "on a Swarm worker node: a manager's Engine API (unix:// or tcp://), to read services and scale them", set: func(c *Config, v string, p problems) {
+		if v != "" && !strings.HasPrefix(v, "unix:///") && !strings.HasPrefix(v, "tcp://") {
+			p.bad(v, "must be a unix:///PATH or tcp://HOST:PORT Docker endpoint")
+		}
+		c.SwarmManager = v
+	}},
+	{env: EnvSwarmManagerCerts, doc: "a directory with ca.pem, cert.pem and key.pem for a tcp:// " + EnvSwarmManager + " (TLS)", set: func(c *Config, v string, _ problems) { c.SwarmManagerCerts = v }},
 	{env: EnvResync, def: "5m", doc: "how often the labels are read in full, behind the events stream", set: func(c *Config, v string, p problems) {
 		duration(func(c *Config) *time.Duration { return &c.Resync })(c, v, p)
 		if c.Resync == 0 {

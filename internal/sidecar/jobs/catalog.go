@@ -28,6 +28,10 @@ func (r *Runner) catalogDir() string {
 	if r.opts.AllProjects {
 		scope = "all-projects"
 	}
+	if r.opts.Node != "" {
+		// A swarm's nodes share a prefix: each its own catalog copies.
+		scope += "@" + r.opts.Node
+	}
 	return path.Join("_catalog", KeyPart(scope))
 }
 

@@ -33,6 +33,7 @@ type Job struct {
 	labels.Job
 	Project, Service string
 	Container        string // the container the labels were read from
+	Node             string // the Swarm node that runs it; "" outside Swarm
 	// Fingerprint changes when anything that defines the job changes.
 	Fingerprint string
 	// Leader, for a job with several targets, is the key of the member whose runs write to
@@ -147,6 +148,8 @@ type Options struct {
 	// Project is the compose project managed (empty with AllProjects).
 	Project     string
 	AllProjects bool
+	// Node is the Swarm node the sidecar runs on; "" outside Swarm.
+	Node string
 	// StateDir holds temporary copies of the catalog.
 	StateDir string
 	// Owner labels the scratch copies verifies make (scratch.SidecarOwner).
@@ -371,7 +374,11 @@ func newGuard(cat *catalog.Catalog, operation string) *guard {
 }
 
 func (g *guard) Stopping(ctx context.Context, c *containers.Container) error {
-	id, err := g.cat.Stopping(context.WithoutCancel(ctx), catalog.Stop{Container: c.ID, Name: c.Name, StoppedAt: time.Now(), Operation: g.operation})
+	stop := catalog.Stop{Container: c.ID, Name: c.Name, StoppedAt: time.Now(), Operation: g.operation}
+	if c.Scaled != nil {
+		stop.ServiceID, stop.Replicas, stop.Name = c.Scaled.ServiceID, c.Scaled.Replicas, c.Scaled.Name
+	}
+	id, err := g.cat.Stopping(context.WithoutCancel(ctx), stop)
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,12 @@ func (r *Reconciler) follow(ctx context.Context, kick chan<- struct{}) {
 		for _, e := range []string{"create", "start", "stop", "die", "destroy", "update", "rename"} {
 			filters = filters.Add("event", e)
 		}
-		if r.opts.AllProjects {
+		switch {
+		case r.opts.Node.Active:
+			// A stack's containers carry other labels than a compose project's: all of them.
+		case r.opts.AllProjects:
 			filters = filters.Add("label", labels.Enable)
-		} else {
+		default:
 			filters = filters.Add("label", containers.LabelProject+"="+r.opts.Project)
 		}
 		subCtx, cancel := context.WithCancel(ctx)

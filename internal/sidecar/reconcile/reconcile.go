@@ -6,6 +6,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path"
@@ -17,11 +18,13 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/strategies"
+	"github.com/docker-backup/docker-backup/internal/swarm"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -45,6 +48,10 @@ type Options struct {
 	AllProjects bool
 	// Self is the sidecar's own container ID, never managed.
 	Self string
+	// Node is the Swarm node the sidecar's Engine is (Active false outside Swarm); SwarmAPI
+	// reaches a manager (nil: none reachable, a worker node without one configured).
+	Node     swarm.Node
+	SwarmAPI swarm.API
 	// Targets are the names of the sidecar's targets.
 	Targets []string
 	// NotifySets are the names of the sidecar's notification URL sets.
@@ -65,7 +72,8 @@ type Options struct {
 // State is what the last reconcile found, for status.
 type State struct {
 	Problems        []string
-	Unscheduled     []string // enabled services without a schedule
+	Unscheduled     []string              // enabled services without a schedule
+	Elsewhere       []control.ServiceNode // Swarm services another node's sidecar backs up
 	LastSync        time.Time
 	EventsConnected bool
 }
@@ -78,6 +86,9 @@ type Reconciler struct {
 	mu     sync.Mutex // guards state
 	state  State
 	events atomic.Bool
+	// lastHere remembers, per Swarm service, whether this node backed it up at the last
+	// reconcile, for while the service has no running task.
+	lastHere map[string]bool
 }
 
 // New returns a Reconciler.
@@ -86,7 +97,7 @@ func New(opts Options) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{opts: opts, log: log}
+	return &Reconciler{opts: opts, log: log, lastHere: map[string]bool{}}
 }
 
 // State returns what the last reconcile found.
@@ -96,6 +107,7 @@ func (r *Reconciler) State() State {
 	st := r.state
 	st.Problems = slices.Clone(st.Problems)
 	st.Unscheduled = slices.Clone(st.Unscheduled)
+	st.Elsewhere = slices.Clone(st.Elsewhere)
 	st.EventsConnected = r.events.Load()
 	return st
 }
@@ -104,30 +116,41 @@ func (r *Reconciler) State() State {
 func (r *Reconciler) Reconcile(ctx context.Context) error {
 	r.once.Lock()
 	defer r.once.Unlock()
-	filters := make(client.Filters)
-	if r.opts.AllProjects {
-		filters = filters.Add("label", labels.Enable)
-	} else {
-		filters = filters.Add("label", containers.LabelProject+"="+r.opts.Project)
-	}
-	res, err := r.opts.API.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: filters})
+	items, err := r.list(ctx)
 	if err != nil {
-		return fmt.Errorf("listing containers: %w", err)
+		return err
 	}
-	// One container per service: the lowest-numbered replica.
-	byService := map[string]container.Summary{}
-	for _, s := range res.Items {
+	var view *swarm.View
+	if r.opts.Node.Active {
+		view = swarm.NewView(r.opts.SwarmAPI, r.opts.Node)
+	}
+	var problems, unscheduled []string
+	// One container per service: the lowest-numbered replica (a Swarm task's slot).
+	var members []containers.Member
+	for _, s := range items {
 		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
 			continue
 		}
-		key := serviceKey(s)
-		if cur, ok := byService[key]; !ok || containers.ReplicaNumber(s) < containers.ReplicaNumber(cur) {
-			byService[key] = s
+		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
+		if m.Task != nil && view != nil {
+			lbls, problem := r.taskLabels(ctx, view, m)
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+			if lbls == nil {
+				continue
+			}
+			m.Labels = lbls
 		}
+		if m.Service == "" {
+			m.Project, m.Service = "", firstName(s)
+		}
+		members = append(members, m)
 	}
+	byService := containers.FirstOfEach(members)
 
 	want := map[string]*jobs.Job{}
-	var problems, unscheduled []string
+	var elsewhere []control.ServiceNode
 	keys := make([]string, 0, len(byService))
 	for k := range byService {
 		keys = append(keys, k)
@@ -135,7 +158,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	sort.Strings(keys)
 	for _, key := range keys {
 		s := byService[key]
-		name := firstName(s)
+		name := firstName(s.Summary)
 		enabled, err := labels.Enabled(name, s.Labels)
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -158,16 +181,38 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 		for _, e := range errs {
 			problems = append(problems, e.Error())
 		}
-		project, service := s.Labels[containers.LabelProject], s.Labels[containers.LabelService]
-		if service == "" {
-			service = name
+		project, service := s.Project, s.Service
+		if view != nil && s.Task != nil && !s.Task.Global() && len(parsed) > 0 {
+			here, node, err := view.BackedUpHere(ctx, s.Task)
+			if errors.Is(err, swarm.ErrNoRunningTask) {
+				// Scaled to 0 for a while (by a stop: true backup, perhaps): as before.
+				here, err = r.lastHere[s.Task.ServiceID], nil
+			}
+			r.lastHere[s.Task.ServiceID] = here
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s/%s: %v", project, service, err))
+				continue
+			}
+			if !here {
+				r.log.Debug("swarm service backed up by another node", "service", project+"/"+service, "node", node)
+				continue
+			}
 		}
 		for _, lj := range parsed {
-			if err := checkPaths(name, s, lj); err != nil {
+			if lj.Stop && s.Task != nil && s.Task.Global() {
+				label := labels.Prefix + "stop"
+				if lj.Name != labels.DefaultJob {
+					label = labels.Prefix + lj.Name + ".stop"
+				}
+				problems = append(problems, (&labels.Error{Container: name, Label: label, Value: "true",
+					Reason: "the service is a global swarm service: scaling it to 0 would stop it on every node; back it up running, or make it replicated"}).Error())
+				continue
+			}
+			if err := checkPaths(name, s.Summary, lj); err != nil {
 				problems = append(problems, err.Error())
 				continue
 			}
-			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name}) {
+			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name, Node: r.opts.Node.Name}) {
 				j.Fingerprint = fingerprint(j)
 				want[j.Key()] = j
 			}
@@ -175,6 +220,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 		if len(parsed) == 0 && len(errs) == 0 {
 			// Enabled for backups by hand only; status lists it, it is not an error.
 			unscheduled = append(unscheduled, service)
+		}
+	}
+	if view != nil && !r.opts.AllProjects {
+		for _, p := range view.Elsewhere(ctx, r.opts.Project) {
+			elsewhere = append(elsewhere, control.ServiceNode{Service: r.opts.Project + "/" + p.Service, Node: p.Node})
 		}
 	}
 	problems = append(problems, r.opts.Syncer.Sync(ctx, want)...)
@@ -190,7 +240,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			}
 		}
 	}
-	r.state.Problems, r.state.Unscheduled, r.state.LastSync = problems, unscheduled, time.Now()
+	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
 	return nil
 }
 
@@ -223,14 +273,57 @@ func checkPaths(name string, s container.Summary, j labels.Job) error {
 }
 
 func fingerprint(j *jobs.Job) string {
-	return fmt.Sprintf("%q", []any{j.Container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Targets, j.Leader, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients, j.Verify, j.Notify, j.Ping, j.TargetRetention})
+	container := j.Container
+	if j.Node != "" {
+		// A Swarm task's container changes with each task (a scale back after a stop: true
+		// backup): the job is the same.
+		container = ""
+	}
+	return fmt.Sprintf("%q", []any{container, j.Strategy, j.Schedule, j.Retention.String(), j.Target, j.Targets, j.Leader, j.Paths, j.Database, j.Stop, j.Pre, j.Post, j.HookTimeout, j.Recipients, j.Verify, j.Notify, j.Ping, j.TargetRetention})
 }
 
-func serviceKey(s container.Summary) string {
-	if svc := s.Labels[containers.LabelService]; svc != "" {
-		return s.Labels[containers.LabelProject] + "/" + svc
+// list lists the containers that may be managed: the project's (compose project or Swarm
+// stack), or every container enabled for backups and every stack's.
+func (r *Reconciler) list(ctx context.Context) ([]container.Summary, error) {
+	filters := []string{containers.LabelProject + "=" + r.opts.Project, containers.LabelStack + "=" + r.opts.Project}
+	if r.opts.AllProjects {
+		filters = []string{labels.Enable, containers.LabelStack}
 	}
-	return "/" + firstName(s)
+	seen := map[string]bool{}
+	var out []container.Summary
+	for _, f := range filters {
+		res, err := r.opts.API.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", f)})
+		if err != nil {
+			return nil, fmt.Errorf("listing containers: %w", err)
+		}
+		for _, s := range res.Items {
+			if !seen[s.ID] {
+				seen[s.ID] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
+
+// taskLabels are a Swarm task's labels, its service's (deploy.labels) over its container's;
+// nil, with a problem, when they cannot be read. A worker node without a manager to ask
+// reads its containers' labels alone, and says so once it finds them.
+func (r *Reconciler) taskLabels(ctx context.Context, view *swarm.View, m containers.Member) (map[string]string, string) {
+	lbls, err := view.Labels(ctx, m.Task, m.Labels)
+	if err == nil {
+		return lbls, ""
+	}
+	if errors.Is(err, swarm.ErrNoManager) {
+		if m.Task.Global() {
+			return m.Labels, ""
+		}
+		if labels.HasJobLabels(m.Labels) || m.Labels[labels.Enable] != "" {
+			return nil, fmt.Sprintf("%s/%s: %v; it is not backed up from this node", m.Project, m.Service, err)
+		}
+		return nil, ""
+	}
+	return nil, fmt.Sprintf("%s/%s: %v", m.Project, m.Service, err)
 }
 
 func firstName(s container.Summary) string {

@@ -287,13 +287,20 @@ func (rc *Recovery) settle(ctx context.Context, tgt target.Target, run catalog.R
 // restart starts a container an interrupted operation had stopped, now or by retrying.
 func (rc *Recovery) restart(ctx context.Context, s catalog.Stop) {
 	do := func(ctx context.Context) error {
-		started, err := containers.Restart(ctx, rc.opts.API, s.Container, s.StoppedAt)
+		var scale *containers.ServiceScale
+		if s.ServiceID != "" {
+			scale = &containers.ServiceScale{ServiceID: s.ServiceID, Name: s.Name, Replicas: s.Replicas}
+		}
+		started, err := containers.Resume(ctx, rc.opts.API, s.Container, s.StoppedAt, scale)
 		if err != nil {
 			return err
 		}
 		if started {
 			msg := "started a container the interrupted run had stopped"
-			if strings.HasPrefix(s.Operation, "restore") {
+			switch {
+			case scale != nil:
+				msg = "scaled back a swarm service the interrupted operation had scaled to 0"
+			case strings.HasPrefix(s.Operation, "restore"):
 				msg = "started the container of an interrupted restore"
 			}
 			rc.log.Info(msg, "container", s.Name, "operation", s.Operation)
@@ -304,6 +311,10 @@ func (rc *Recovery) restart(ctx context.Context, s catalog.Stop) {
 		return nil
 	}
 	if err := do(ctx); err != nil {
-		rc.add(fmt.Sprintf("start %s (stopped by %s)", s.Name, s.Operation), do, err)
+		what := fmt.Sprintf("start %s (stopped by %s)", s.Name, s.Operation)
+		if s.ServiceID != "" {
+			what = fmt.Sprintf("scale swarm service %s back to %d (scaled to 0 by %s)", s.Name, s.Replicas, s.Operation)
+		}
+		rc.add(what, do, err)
 	}
 }
