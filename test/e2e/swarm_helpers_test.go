@@ -19,6 +19,35 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 )
 
+// teardownTime is what the rig's teardown may take: waits end before the test's deadline
+// leaves less, so that a failing run still leaves the swarm (a test binary that times out
+// panics without its cleanups; the next rig then removes what it left).
+const teardownTime = 3 * time.Minute
+
+// within caps a wait at the time left before the test's deadline, less the teardown's.
+func (r *swarmRig) within(d time.Duration) time.Duration {
+	if deadline, ok := r.t.Deadline(); ok {
+		if left := time.Until(deadline) - teardownTime; left < d {
+			return max(left, time.Second)
+		}
+	}
+	return d
+}
+
+// logSidecars logs the sidecar's tasks and the end of each of its containers' logs on both
+// nodes, to tell why a backup did not come.
+func (r *swarmRig) logSidecars(t *testing.T) {
+	t.Helper()
+	t.Logf("sidecar tasks:\n%s", r.taskList(t, "backup"))
+	for _, n := range []node{manager, worker} {
+		ids, _, _ := r.on(n, "ps", "-aq", "--filter", "label=com.docker.swarm.service.name="+r.stack+"_backup")
+		for _, id := range strings.Fields(ids) {
+			out, stderr, _ := r.on(n, "logs", "--tail", "25", id)
+			t.Logf("sidecar %s on %s:\n%s%s", id, r.nodeName(n), out, stderr)
+		}
+	}
+}
+
 // A node of the rig: the manager (the host's engine) or the worker.
 type node bool
 
@@ -63,7 +92,7 @@ func (r *swarmRig) containers(t *testing.T, n node, service string) []string {
 func (r *swarmRig) container(t *testing.T, n node, service string) string {
 	t.Helper()
 	var ids []string
-	eventually(t, 3*time.Minute, fmt.Sprintf("a running %s task on %s", service, r.nodeName(n)), func() error {
+	eventually(t, r.within(3*time.Minute), fmt.Sprintf("a running %s task on %s", service, r.nodeName(n)), func() error {
 		if ids = r.containers(t, n, service); len(ids) == 0 {
 			return fmt.Errorf("none; tasks: %s", r.taskList(t, service))
 		}
@@ -124,7 +153,7 @@ func (r *swarmRig) shutdownTasks(t *testing.T, service string) int {
 // waitBackToOne waits until a replicated service is at 1 replica again with a running task.
 func (r *swarmRig) waitBackToOne(t *testing.T, service string) {
 	t.Helper()
-	eventually(t, 3*time.Minute, service+" back to 1 replica, running", func() error {
+	eventually(t, r.within(3*time.Minute), service+" back to 1 replica, running", func() error {
 		if n, _ := r.replicas(t, service); n != 1 {
 			return fmt.Errorf("%d replicas; tasks: %s", n, r.taskList(t, service))
 		}
@@ -200,7 +229,7 @@ func (r *swarmRig) object(t *testing.T, key string) []byte {
 func (r *swarmRig) backupAfter(t *testing.T, dir string, since time.Time, timeout time.Duration) stackBackup {
 	t.Helper()
 	var found stackBackup
-	eventually(t, timeout, "a backup of "+dir+" begun after "+since.Format(time.RFC3339), func() error {
+	eventually(t, r.within(timeout), "a backup of "+dir+" begun after "+since.Format(time.RFC3339), func() error {
 		all := r.stackBackups(t)
 		for i := len(all[dir]) - 1; i >= 0; i-- {
 			if all[dir][i].start().After(since) {

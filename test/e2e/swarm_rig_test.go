@@ -175,7 +175,7 @@ func (r *swarmRig) startWorker(engine string) {
 		"--label", swarmNodeLabel+"=worker", engine, "--group", socketGroup(r.t))
 	r.workerIP = strings.TrimSpace(docker(r.t, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", swarmWorker))
 	r.workerHost = "tcp://" + r.workerIP + ":" + workerAPIPort
-	eventually(r.t, 2*time.Minute, "the worker's engine answering", func() error {
+	eventually(r.t, r.within(2*time.Minute), "the worker's engine answering", func() error {
 		if _, stderr, err := r.onWorker("version", "--format", "{{.Server.Version}}"); err != nil {
 			logs, _, _ := dockerCmd(nil, "logs", "--tail", "20", swarmWorker)
 			return fmt.Errorf("%v: %s\nengine log: %s", err, stderr, logs)
@@ -203,7 +203,7 @@ func (r *swarmRig) makeSwarm() {
 	if resp.StatusCode != http.StatusOK {
 		r.t.Fatalf("swarm rig: joining the worker: %s: %s", resp.Status, msg)
 	}
-	eventually(r.t, time.Minute, "both nodes ready", func() error {
+	eventually(r.t, r.within(time.Minute), "both nodes ready", func() error {
 		out := docker(r.t, "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}")
 		if !strings.Contains(out, r.worker+" Ready") || !strings.Contains(out, r.manager+" Ready Leader") {
 			return fmt.Errorf("nodes: %s", out)
