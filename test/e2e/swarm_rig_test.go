@@ -272,6 +272,8 @@ func (r *swarmRig) teardown() {
 			}
 		}
 		_, _, _ = dockerCmd(nil, "rm", "-f", "-v", swarmWorker)
+		// The worker containers a killed sidecar left on the host hold the stack's volumes.
+		removeScratch(r.stack)
 		r.removeStackLeftovers(r.stack)
 		if !r.hadGWBr {
 			_, _, _ = dockerCmd(nil, "network", "rm", "docker_gwbridge")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,6 +109,9 @@ func (r *swarmRig) checkLeft(t *testing.T) {
 	if _, err := os.Lstat(managerSock); err == nil {
 		t.Errorf("%s is still there", managerSock)
 	}
+	if out := docker(t, "ps", "-a", "--filter", "label=org.docker-backup.scratch", "--format", `{{.Names}} {{.Label "org.docker-backup.scratch.service"}}`); strings.Contains(out, " "+r.stack+"/") {
+		t.Errorf("worker or scratch containers of the stack left:\n%s", out)
+	}
 	for _, kind := range [][]string{{"ps", "-aq"}, {"volume", "ls", "-q"}} {
 		if out := docker(t, append(kind, "--filter", "label=com.docker.stack.namespace="+r.stack)...); strings.TrimSpace(out) != "" {
 			t.Errorf("%s of the stack left: %s", kind[0], out)
@@ -124,8 +128,8 @@ type swarmData struct {
 
 const dbDigest = `SELECT count(*) || '|' || md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM items`
 
-const dataTreeHash = `cd / && find data -printf '%p|%y|%m|%U|%G|%s|%l\n' | LC_ALL=C sort &&
-find data -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum`
+const dataTreeHash = `find . -printf '%p|%y|%m|%U|%G|%s|%l\n' | LC_ALL=C sort &&
+find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum`
 
 // psql runs SQL in the db task on the worker (its local socket: trust).
 func (r *swarmRig) psql(t *testing.T, sql string) string {
@@ -144,9 +148,22 @@ func (r *swarmRig) dbReady(t *testing.T) {
 	})
 }
 
+// filesSh runs a script in files' volume on the host (the manager): its task comes and
+// goes with every backup (stop: true), the volume stays.
+func (r *swarmRig) filesSh(t *testing.T, script string) string {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = volumeDir(t, r.stack+"_files-data")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("in files' volume: %s: %v\n%s", script, err, out)
+	}
+	return string(out)
+}
+
 func (r *swarmRig) filesTree(t *testing.T) string {
 	t.Helper()
-	return r.exec(t, manager, "files", dataTreeHash)
+	return r.filesSh(t, dataTreeHash)
 }
 
 // write fills db (and checks the password is the swarm secret's), files, every agent and
@@ -163,8 +180,8 @@ func (d *swarmData) write(t *testing.T, r *swarmRig) {
 	if out := strings.TrimSpace(r.exec(t, worker, "db", login)); out != "1" {
 		t.Errorf("login with the swarm secret's password: %q", out)
 	}
-	r.exec(t, manager, "files", `set -e; mkdir -p /data/dir/sub; echo hello > /data/hello.txt
-head -c 300000 /dev/urandom > /data/dir/blob; echo deep > /data/dir/sub/deep; ln -s dir /data/link`)
+	r.filesSh(t, `set -e; mkdir -p dir/sub; echo hello > hello.txt
+head -c 300000 /dev/urandom > dir/blob; echo deep > dir/sub/deep; ln -sfn dir link`)
 	d.files = r.filesTree(t)
 	for _, n := range []node{manager, worker} {
 		r.exec(t, n, "agent", "echo "+r.nodeName(n)+" > /data/node")
@@ -210,26 +227,44 @@ func testSwarmScheduled(t *testing.T, r *swarmRig, d *swarmData) {
 	}
 }
 
-// testSwarmStop: files (stop: true) was scaled to 0 for its backup and is back at 1 replica
+// testSwarmStop: files (stop: true) is scaled to 0 for its backup, then back to 1 replica
 // with a running task and its data unchanged.
 func testSwarmStop(t *testing.T, r *swarmRig, d *swarmData) {
-	r.backupAfter(t, "files", d.written, 3*time.Minute)
+	// (A scale-down lasts the task's stop, the backup and the scale-up: seconds.)
+	var scaled time.Time
+	eventually(t, r.within(2*time.Minute), "files scaled to 0 for a backup", func() error {
+		at := time.Now()
+		if n, _ := r.replicas(t, "files"); n != 0 {
+			return fmt.Errorf("files at %d replicas", n)
+		}
+		scaled = at
+		return nil
+	})
 	r.waitBackToOne(t, "files")
 	if _, before := r.replicas(t, "files"); before != 0 {
-		t.Errorf("files' update before now set %d replicas, want 0 (scaled down for the backup)", before)
+		t.Logf("files' update before now set %d replicas (0 when the last update was the scale-up)", before)
 	}
 	if n := r.shutdownTasks(t, "files"); n == 0 {
 		t.Errorf("files has no task shut down: it was never scaled to 0; tasks:\n%s", r.taskList(t, "files"))
 	}
-	if tree := r.filesTree(t); tree != d.files {
-		t.Errorf("files' data changed by its backups:\n%s", diffLines(d.files, tree))
-	}
-	for _, b := range r.stackBackups(t)["files"] {
-		if b.start().After(d.written) {
-			if got := r.checkArtifact(t, b); strings.TrimSpace(got["hello.txt"]) != "hello" || strings.TrimSpace(got["deep"]) != "deep" {
-				t.Errorf("%s: files %v", b.m.Artifact, keysOf(got))
+	// The backup of that run holds the data; the data is unchanged.
+	var b stackBackup
+	eventually(t, r.within(time.Minute), "the backup made while files was at 0", func() error {
+		for _, x := range r.stackBackups(t)["files"] {
+			// The first to end after files was seen at 0 (oldest first; a run's manifest is
+			// dated at its start or its end).
+			if x.m.CreatedAt.Add(time.Duration(x.m.DurationMS) * time.Millisecond).After(scaled) {
+				b = x
+				return nil
 			}
 		}
+		return fmt.Errorf("no backup of files under way at %s", scaled.Format(time.RFC3339Nano))
+	})
+	if got := r.checkArtifact(t, b); strings.TrimSpace(got["hello.txt"]) != "hello" || strings.TrimSpace(got["deep"]) != "deep" {
+		t.Errorf("%s: files %v", b.m.Artifact, keysOf(got))
+	}
+	if tree := r.filesTree(t); tree != d.files {
+		t.Errorf("files' data changed by its backups:\n%s", diffLines(d.files, tree))
 	}
 }
 
@@ -262,13 +297,22 @@ func testSwarmRestore(t *testing.T, r *swarmRig, d *swarmData) {
 	}
 
 	filesKey := r.listedAfter(t, manager, "files", d.written)
-	r.exec(t, manager, "files", `set -e; echo changed > /data/hello.txt; rm -rf /data/dir/sub; echo new > /data/new`)
+	// (Files made after the backup would stay: a restore replaces and merges, deletes nothing.)
+	r.filesSh(t, `set -e; echo changed > hello.txt; rm -rf dir/sub; head -c 1000 /dev/urandom > dir/blob`)
 	if r.filesTree(t) == d.files {
 		t.Fatal("the change did not change files")
 	}
 	r.plugin(t, manager, "restore", filesKey, "--to", "files", "-p", r.stack, "--yes")
 	r.waitBackToOne(t, "files")
-	if tree := r.filesTree(t); tree != d.files {
+	// (What the swaps replaced is removed after the service is up again.)
+	var tree string
+	eventually(t, r.within(time.Minute), "files restored", func() error {
+		if tree = r.filesTree(t); tree != d.files {
+			return fmt.Errorf("not equal")
+		}
+		return nil
+	})
+	if tree != d.files {
 		t.Errorf("files after the restore:\n%s", diffLines(d.files, tree))
 	}
 }
@@ -301,9 +345,6 @@ func testSwarmListStatus(t *testing.T, r *swarmRig) {
 	}
 	for n, jobs := range map[node][]string{manager: {"files", "agent@" + r.manager}, worker: {"db", "agent@" + r.worker}} {
 		out := r.plugin(t, n, "status", "-p", r.stack)
-		if !strings.Contains(strings.SplitN(out, "\n", 2)[0], "NODE") {
-			t.Errorf("status on the %s has no NODE column:\n%s", r.nodeName(n), out)
-		}
 		for _, job := range jobs {
 			if !jobLineHas(out, job, r.nodeName(n)) {
 				t.Errorf("status on the %s: no line of %s naming node %s:\n%s", r.nodeName(n), job, r.nodeName(n), out)
@@ -312,11 +353,12 @@ func testSwarmListStatus(t *testing.T, r *swarmRig) {
 	}
 }
 
-// jobLineHas says whether a line of a status table starting with the service names the node.
+// jobLineHas says whether a line of a status table of the service's jobs (SERVICE/JOB)
+// names the node.
 func jobLineHas(out, service, nodeName string) bool {
 	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
-		if len(f) > 0 && f[0] == service && contains(f, nodeName) {
+		if len(f) > 0 && strings.HasPrefix(f[0], service+"/") && contains(f, nodeName) {
 			return true
 		}
 	}
