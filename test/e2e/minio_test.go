@@ -44,7 +44,14 @@ func minioBinary(t *testing.T) string {
 
 func startMinio(t *testing.T) *minioServer {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return startMinioOn(t, "127.0.0.1")
+}
+
+// startMinioOn runs a MinIO server listening on host (an address of this machine: the
+// docker0 gateway makes it reachable from containers).
+func startMinioOn(t *testing.T, host string) *minioServer {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
