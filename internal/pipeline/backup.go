@@ -146,6 +146,7 @@ func Backup(ctx context.Context, req BackupRequest) (*BackupResult, error) {
 	}
 	err = sums.check(stored)
 	if err == nil {
+		faults.Point(ctx, "backup-streamed")
 		err = task.check(ctx)
 	}
 	if err != nil {

@@ -143,11 +143,17 @@ func (r *swarmRig) replicas(t *testing.T, service string) (int, int) {
 	return now, before
 }
 
-// shutdownTasks counts the tasks of a service Swarm shut down (its task history).
-func (r *swarmRig) shutdownTasks(t *testing.T, service string) int {
+// runningTaskIDs lists the IDs of a service's tasks that run.
+func (r *swarmRig) runningTaskIDs(t *testing.T, service string) []string {
 	t.Helper()
-	out := docker(t, "service", "ps", "--filter", "desired-state=shutdown", "-q", r.stack+"_"+service)
-	return len(strings.Fields(out))
+	out := docker(t, "service", "ps", "--filter", "desired-state=running", "--no-trunc", "--format", "{{.ID}} {{.CurrentState}}", r.stack+"_"+service)
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "Running" {
+			ids = append(ids, f[0])
+		}
+	}
+	return ids
 }
 
 // waitBackToOne waits until a replicated service is at 1 replica again with a running task.

@@ -353,7 +353,7 @@ services:
       DOCKER_BACKUP_TARGET: s3://%[4]s?endpoint=http://%[5]s
       AWS_ACCESS_KEY_ID: %[6]s
       AWS_SECRET_ACCESS_KEY_FILE: /run/secrets/s3_secret
-      DOCKER_BACKUP_FAULT: backup-stream
+      DOCKER_BACKUP_FAULT: backup-streamed
       DOCKER_BACKUP_FAULT_ARMED: /var/lib/docker-backup/fault-armed
       DOCKER_BACKUP_FAULT_RELEASE: /var/lib/docker-backup/fault-release
     secrets: [s3_secret]

@@ -34,6 +34,7 @@ func TestSwarm(t *testing.T) {
 	t.Run("stop-scales", func(t *testing.T) { testSwarmStop(t, r, d) })
 	t.Run("restore", func(t *testing.T) { testSwarmRestore(t, r, d) })
 	t.Run("ls-status", func(t *testing.T) { testSwarmListStatus(t, r) })
+	t.Run("rolling-update", func(t *testing.T) { testSwarmRollingUpdate(t, r) })
 	t.Run("kill-sidecar", func(t *testing.T) { testSwarmKill(t, r, d) })
 	t.Run("left-swarm", r.checkLeft)
 }
@@ -232,6 +233,7 @@ func testSwarmScheduled(t *testing.T, r *swarmRig, d *swarmData) {
 func testSwarmStop(t *testing.T, r *swarmRig, d *swarmData) {
 	// (A scale-down lasts the task's stop, the backup and the scale-up: seconds.)
 	var scaled time.Time
+	before := r.runningTaskIDs(t, "files")
 	eventually(t, r.within(2*time.Minute), "files scaled to 0 for a backup", func() error {
 		at := time.Now()
 		if n, _ := r.replicas(t, "files"); n != 0 {
@@ -244,8 +246,10 @@ func testSwarmStop(t *testing.T, r *swarmRig, d *swarmData) {
 	if _, before := r.replicas(t, "files"); before != 0 {
 		t.Logf("files' update before now set %d replicas (0 when the last update was the scale-up)", before)
 	}
-	if n := r.shutdownTasks(t, "files"); n == 0 {
-		t.Errorf("files has no task shut down: it was never scaled to 0; tasks:\n%s", r.taskList(t, "files"))
+	// Swarm removes the tasks of a service scaled down (no shut-down task stays in its
+	// history): the task that runs now is a new one.
+	if after := r.runningTaskIDs(t, "files"); len(before) == 1 && len(after) == 1 && after[0] == before[0] {
+		t.Errorf("files runs the same task %s as before it was seen at 0 replicas; tasks:\n%s", after[0], r.taskList(t, "files"))
 	}
 	// The backup of that run holds the data; the data is unchanged.
 	var b stackBackup
@@ -392,13 +396,13 @@ func testSwarmKill(t *testing.T, r *swarmRig, d *swarmData) {
 	r.waitBackToOne(t, "files")
 }
 
-// holdFilesAtZero arms the manager's sidecar's fault point backup-stream until the run that
+// holdFilesAtZero arms the manager's sidecar's fault point backup-streamed until the run that
 // pauses there is files' (scaled to 0 meanwhile); another job's run that pauses is released.
 // It returns the sidecar's container.
 func (r *swarmRig) holdFilesAtZero(t *testing.T, armed, release string) string {
 	t.Helper()
 	sidecar := r.container(t, manager, "backup")
-	const reached, released = "fault point backup-stream reached", "fault point backup-stream released"
+	const reached, released = "fault point backup-streamed reached", "fault point backup-streamed released"
 	for attempt := 0; attempt < 10; attempt++ {
 		_ = os.Remove(release)
 		before := strings.Count(containerLogs(t, sidecar), reached)
@@ -428,4 +432,34 @@ func (r *swarmRig) holdFilesAtZero(t *testing.T, armed, release string) string {
 	}
 	t.Fatal("the manager's sidecar never paused in a run of files")
 	return ""
+}
+
+// testSwarmRollingUpdate: a backup whose task is replaced while it runs (docker service update
+// --force: a rolling update) fails with that reason and publishes nothing.
+func testSwarmRollingUpdate(t *testing.T, r *swarmRig) {
+	dir := t.TempDir()
+	release := filepath.Join(t.TempDir(), "release")
+	before := r.container(t, manager, "agent")
+	p := startFaultEnv(t, []string{"DOCKER_BACKUP_FAULT_RELEASE=" + release}, "backup-streamed",
+		"run", "-p", r.stack, "--no-sidecar", "--to", dir, "agent")
+	p.waitPoint("backup-streamed")
+	docker(t, "service", "update", "--detach", "--force", r.stack+"_agent")
+	eventually(t, r.within(3*time.Minute), "the manager's agent task replaced", func() error {
+		if ids := r.containers(t, manager, "agent"); len(ids) != 1 || strings.HasPrefix(before, ids[0]) || strings.HasPrefix(ids[0], before) {
+			return fmt.Errorf("running agent containers on the manager: %q (before: %s)", ids, before)
+		}
+		return nil
+	})
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(); code == 0 {
+		t.Fatalf("the backup of a task replaced while it ran succeeded:\n%s", p.err.String())
+	}
+	if e := p.err.String(); !strings.Contains(e, "swarm task") || !strings.Contains(e, "during the backup") || !strings.Contains(e, "nothing was published") {
+		t.Errorf("the failure does not say the task was replaced:\n%s", p.err.String())
+	}
+	if ms := faultBackups(t, dir); len(ms) != 0 {
+		t.Errorf("a backup was published: %+v", ms)
+	}
 }
