@@ -99,7 +99,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	c, err := containers.ResolveHere(ctx, api, opts.project, opts.to)
+	c, err := resolve(ctx, dockerCli, api, opts.project, opts.to)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
-	c, err := containers.ResolveHere(ctx, api, opts.project, service)
+	c, err := resolve(ctx, dockerCli, api, opts.project, service)
 	if err != nil {
 		return err
 	}

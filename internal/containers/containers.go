@@ -256,8 +256,8 @@ func Projects(ctx context.Context, api API) ([]string, error) {
 }
 
 func notFoundError(ctx context.Context, api API, project, service string) error {
-	if where := elsewhereInSwarm(ctx, api, project, service); where != "" {
-		return fmt.Errorf("%s: %w", where, ErrNotFound)
+	if err := elsewhereInSwarm(ctx, api, project, service); err != nil {
+		return err
 	}
 	if project == "" {
 		return fmt.Errorf("no compose service named %q on this Docker host, and no container by that name: %w", service, ErrNotFound)

@@ -203,38 +203,58 @@ type nodeAPI interface {
 	NodeInspect(ctx context.Context, nodeID string, options client.NodeInspectOptions) (client.NodeInspectResult, error)
 }
 
+// ElsewhereError says that a stack's service runs on other Swarm nodes than the Engine's:
+// its sidecar is theirs to ask. It wraps ErrNotFound.
+type ElsewhereError struct {
+	Stack, Service string
+	Nodes          []string // host names of the nodes that run it
+	This           string   // the Engine's node
+	// How says how to reach one of Nodes; empty: a generic hint.
+	How string
+}
+
+func (e *ElsewhereError) Error() string {
+	how := e.How
+	if how == "" {
+		how = "run the command against that node's Docker engine (docker --context CONTEXT-OF-THAT-NODE backup …, or DOCKER_HOST)"
+	}
+	return fmt.Sprintf("swarm service %s of stack %s runs on node %s, not on this Engine's node (%s): %s", e.Service, e.Stack, strings.Join(e.Nodes, ", "), e.This, how)
+}
+
+func (e *ElsewhereError) Unwrap() error { return ErrNotFound }
+
 // elsewhereInSwarm explains, when this Engine is a Swarm manager and the stack project has the
-// service on another node, which node runs it and how to reach it; "" otherwise.
-func elsewhereInSwarm(ctx context.Context, api API, project, service string) string {
+// service on another node, which node runs it (an *ElsewhereError); nil otherwise.
+func elsewhereInSwarm(ctx context.Context, api API, project, service string) error {
 	ia, iok := api.(infoAPI)
 	sa, sok := api.(SwarmAPI)
 	if !iok || !sok || project == "" {
-		return ""
+		return nil
 	}
 	info, err := ia.Info(ctx, client.InfoOptions{})
 	if err != nil || !info.Info.Swarm.ControlAvailable {
-		return ""
+		return nil
 	}
 	name, node, global := strings.Cut(service, "@")
 	res, err := sa.ServiceInspect(ctx, project+"_"+name, client.ServiceInspectOptions{})
 	if err != nil || res.Service.Spec.Labels[LabelStack] != project {
-		return ""
+		return nil
 	}
-	how := "run the command against that node's Docker engine (docker --context CONTEXT-OF-THAT-NODE backup …, or DOCKER_HOST)"
 	if res.Service.Spec.Mode.Replicated == nil {
 		if global {
-			return fmt.Sprintf("stack %s has the global service %s, but this node (%s) is not %s: %s", project, name, info.Info.Name, node, how)
+			return &ElsewhereError{Stack: project, Service: service, Nodes: []string{node}, This: info.Info.Name}
 		}
-		return fmt.Sprintf("stack %s: %s is a global service, one task per node; name a node's task as %s@NODE (this node's: %s@%s)", project, name, name, name, info.Info.Name)
+		return fmt.Errorf("stack %s: %s is a global service, one task per node; name a node's task as %s@NODE (this node's: %s@%s): %w",
+			project, name, name, name, info.Info.Name, ErrNotFound)
 	}
 	tasks, err := sa.TaskList(ctx, client.TaskListOptions{Filters: make(client.Filters).Add("service", res.Service.ID).Add("desired-state", "running")})
 	if err != nil {
-		return ""
+		return nil
 	}
 	var nodes []string
 	for _, t := range tasks.Items {
 		if t.NodeID == info.Info.Swarm.NodeID {
-			return ""
+			return nil
 		}
 		n := t.NodeID
 		if na, ok := api.(nodeAPI); ok {
@@ -247,7 +267,8 @@ func elsewhereInSwarm(ctx context.Context, api API, project, service string) str
 		}
 	}
 	if len(nodes) == 0 {
-		return fmt.Sprintf("swarm service %s of stack %s has no running task", name, project)
+		return fmt.Errorf("swarm service %s of stack %s has no running task: %w", name, project, ErrNotFound)
 	}
-	return fmt.Sprintf("swarm service %s of stack %s runs on node %s, not on this Engine's node (%s): %s", name, project, strings.Join(nodes, ", "), info.Info.Name, how)
+	slices.Sort(nodes)
+	return &ElsewhereError{Stack: project, Service: name, Nodes: nodes, This: info.Info.Name}
 }

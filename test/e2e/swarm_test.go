@@ -289,12 +289,20 @@ func testSwarmRestore(t *testing.T, r *swarmRig, d *swarmData) {
 	if changed := r.psql(t, dbDigest); changed == d.db {
 		t.Fatal("the change did not change db")
 	}
+	// A Docker context for the worker: the plugin on the manager names it.
+	workerCtx := "e2e-" + r.stack + "-worker"
+	if _, stderr, err := dockerCmd(nil, "context", "create", workerCtx, "--docker", "host="+r.workerHost); err != nil {
+		t.Fatalf("docker context create: %v: %s", err, stderr)
+	}
+	t.Cleanup(func() { _, _, _ = dockerCmd(nil, "context", "rm", "-f", workerCtx) })
 	var env []string
 	stderr := backupFails(t, env, "restore", dbKey, "--to", "db", "-p", r.stack, "--yes")
-	if !strings.Contains(stderr, r.worker) || !strings.Contains(stderr, "context") {
-		t.Errorf("restoring db on the manager: the error does not name the node %s and its context:\n%s", r.worker, stderr)
+	if !strings.Contains(stderr, "runs on node "+r.worker) || !strings.Contains(stderr, "docker --context "+workerCtx+" backup") {
+		t.Errorf("restoring db on the manager: the error does not name the node %s and its context %s:\n%s", r.worker, workerCtx, stderr)
 	}
-	r.plugin(t, worker, "restore", dbKey, "--to", "db", "-p", r.stack, "--yes")
+	if out, stderr, err := dockerCmd(nil, "--context", workerCtx, "backup", "restore", dbKey, "--to", "db", "-p", r.stack, "--yes"); err != nil {
+		t.Fatalf("restore through the worker's context: %v\n%s\n%s", err, out, stderr)
+	}
 	r.dbReady(t)
 	if got := r.psql(t, dbDigest); got != d.db {
 		t.Errorf("db after the restore: %q, want %q", got, d.db)
