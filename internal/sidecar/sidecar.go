@@ -63,8 +63,11 @@ type Daemon struct {
 	host     string
 	node     swarm.Node // the Swarm node this Engine is; Active false outside Swarm
 	swarmAPI swarm.API  // a manager's API; nil outside Swarm or on a worker without one
-	self     string
-	started  time.Time
+	// inStack: the sidecar is a Swarm stack's task (a compose project's sidecar on an Engine
+	// in swarm mode is not: its prefix and catalog stay as they were)
+	inStack bool
+	self    string
+	started time.Time
 	// synced is closed once the first reconcile is done: the control API waits for it, so a
 	// request never sees a sidecar that has not read the labels yet.
 	synced chan struct{}
@@ -107,6 +110,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		}
 		lbls := self.Labels
 		if self.Task != nil && d.node.Active {
+			d.inStack = true
 			// A stack's sidecar may have its labels on its service (deploy.labels).
 			if merged, err := swarm.NewView(d.swarmAPI, d.node).Labels(ctx, self.Task, self.Labels); err == nil {
 				lbls = merged
@@ -196,8 +200,8 @@ func (d *Daemon) openTargets() error {
 		prefix := ""
 		if d.cfg.Prefix != nil {
 			prefix = *d.cfg.Prefix
-		} else if _, remote := targets.Lookup(url); remote && !d.node.Active { // shared by hosts: one prefix each
-			// (a swarm's nodes share theirs: a stack's tasks move between them)
+		} else if _, remote := targets.Lookup(url); remote && !d.inStack { // shared by hosts: one prefix each
+			// (a stack's sidecars share theirs: its tasks move between the nodes)
 			prefix = jobs.KeyPart(d.host)
 		}
 		if t, err = target.Sub(t, prefix); err != nil {
@@ -335,9 +339,9 @@ func (d *Daemon) ControlSocket() string { return filepath.Join(d.cfg.StateDir, c
 // Synced is closed once the labels were first read.
 func (d *Daemon) Synced() <-chan struct{} { return d.synced }
 
-// nodeName is the Swarm node's name, "" outside Swarm.
+// nodeName is the Swarm node's name when the sidecar is a stack's task, "" otherwise.
 func (d *Daemon) nodeName() string {
-	if !d.node.Active {
+	if !d.inStack {
 		return ""
 	}
 	return d.node.Name

@@ -357,6 +357,14 @@ func testSwarmListStatus(t *testing.T, r *swarmRig) {
 	}
 	for n, jobs := range map[node][]string{manager: {"files", "agent@" + r.manager}, worker: {"db", "agent@" + r.worker}} {
 		out := r.plugin(t, n, "status", "-p", r.stack)
+		if n == manager {
+			// What the other node backs up, as the manager sees it.
+			for _, other := range []string{"db", "agent@" + r.worker} {
+				if !strings.Contains(out, r.stack+"/"+other+"  on node "+r.worker) {
+					t.Errorf("status on the manager does not say that %s is backed up on node %s:\n%s", other, r.worker, out)
+				}
+			}
+		}
 		for _, job := range jobs {
 			if !jobLineHas(out, job, r.nodeName(n)) {
 				t.Errorf("status on the %s: no line of %s naming node %s:\n%s", r.nodeName(n), job, r.nodeName(n), out)

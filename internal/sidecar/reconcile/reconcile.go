@@ -182,8 +182,12 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			problems = append(problems, e.Error())
 		}
 		project, service := s.Project, s.Service
+		node := ""
+		if s.Task != nil {
+			node = r.opts.Node.Name // a Swarm task: the job runs on this node
+		}
 		if view != nil && s.Task != nil && !s.Task.Global() && len(parsed) > 0 {
-			here, node, err := view.BackedUpHere(ctx, s.Task)
+			here, by, err := view.BackedUpHere(ctx, s.Task)
 			if errors.Is(err, swarm.ErrNoRunningTask) {
 				// Scaled to 0 for a while (by a stop: true backup, perhaps): as before.
 				here, err = r.lastHere[s.Task.ServiceID], nil
@@ -194,7 +198,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				continue
 			}
 			if !here {
-				r.log.Debug("swarm service backed up by another node", "service", project+"/"+service, "node", node)
+				r.log.Debug("swarm service backed up by another node", "service", project+"/"+service, "node", by)
 				continue
 			}
 		}
@@ -212,7 +216,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 				problems = append(problems, err.Error())
 				continue
 			}
-			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name, Node: r.opts.Node.Name}) {
+			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name, Node: node}) {
 				j.Fingerprint = fingerprint(j)
 				want[j.Key()] = j
 			}
