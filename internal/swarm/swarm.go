@@ -18,11 +18,9 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// API is what this package needs of a manager's Engine API.
+// API is what this package needs of a manager's Engine API: what scales services, and nodes.
 type API interface {
-	ServiceInspect(ctx context.Context, serviceID string, options client.ServiceInspectOptions) (client.ServiceInspectResult, error)
-	ServiceUpdate(ctx context.Context, serviceID string, options client.ServiceUpdateOptions) (client.ServiceUpdateResult, error)
-	TaskList(ctx context.Context, options client.TaskListOptions) (client.TaskListResult, error)
+	containers.SwarmAPI
 	NodeInspect(ctx context.Context, nodeID string, options client.NodeInspectOptions) (client.NodeInspectResult, error)
 }
 
