@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/nodecontext"
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -99,7 +100,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	if err != nil {
 		return err
 	}
-	c, err := resolve(ctx, dockerCli, api, opts.project, opts.to)
+	c, err := nodecontext.Resolve(ctx, dockerCli, api, opts.project, opts.to)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/bandwidth"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/commands/nodecontext"
 	"github.com/docker-backup/docker-backup/internal/commands/output"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
@@ -143,7 +144,7 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
-	c, err := resolve(ctx, dockerCli, api, opts.project, service)
+	c, err := nodecontext.Resolve(ctx, dockerCli, api, opts.project, service)
 	if err != nil {
 		return err
 	}

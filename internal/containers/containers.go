@@ -256,9 +256,6 @@ func Projects(ctx context.Context, api API) ([]string, error) {
 }
 
 func notFoundError(ctx context.Context, api API, project, service string) error {
-	if err := elsewhereInSwarm(ctx, api, project, service); err != nil {
-		return err
-	}
 	if project == "" {
 		return fmt.Errorf("no compose service named %q on this Docker host, and no container by that name: %w", service, ErrNotFound)
 	}

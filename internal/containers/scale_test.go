@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/docker-backup/docker-backup/internal/swarm/scale"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 )
@@ -115,12 +116,12 @@ func TestGlobalServiceIsNotScaled(t *testing.T) {
 func TestScaleBackOnlyFromZero(t *testing.T) {
 	zero, two := uint64(0), uint64(2)
 	f := &fakeSwarm{replicas: &zero}
-	if ok, err := ScaleBack(context.Background(), f, ServiceScale{ServiceID: "svc", Replicas: 3}); !ok || err != nil || *f.replicas != 3 {
+	if ok, err := scale.ScaleBack(context.Background(), f, ServiceScale{ServiceID: "svc", Replicas: 3}); !ok || err != nil || *f.replicas != 3 {
 		t.Fatalf("from 0: scaled=%v err=%v replicas=%d", ok, err, *f.replicas)
 	}
 	// Someone scaled it since: left as they chose.
 	f = &fakeSwarm{replicas: &two}
-	if ok, err := ScaleBack(context.Background(), f, ServiceScale{ServiceID: "svc", Replicas: 3}); ok || err != nil || *f.replicas != 2 {
+	if ok, err := scale.ScaleBack(context.Background(), f, ServiceScale{ServiceID: "svc", Replicas: 3}); ok || err != nil || *f.replicas != 2 {
 		t.Fatalf("from 2: scaled=%v err=%v replicas=%d", ok, err, *f.replicas)
 	}
 }

@@ -90,38 +90,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
-	info, err := d.api.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("asking the Docker engine for its name: %w", err)
-	}
-	d.host = info.Info.Name
-	if d.node, err = swarm.LocalNode(ctx, d.api); err != nil {
+	if err := d.identify(ctx); err != nil {
 		return nil, err
-	}
-	if sa, ok := d.api.(swarm.API); ok && d.node.Active && (d.node.Manager || cfg.SwarmManager != "") {
-		d.swarmAPI = sa
-	}
-	if self, err := d.findSelf(ctx); err != nil {
-		d.log.Warn("cannot find the sidecar's own container", "error", err)
-	} else {
-		d.self = self.ID
-		if d.cfg.Project == "" && !d.cfg.AllProjects {
-			d.cfg.Project = self.Project
-		}
-		lbls := self.Labels
-		if self.Task != nil && d.node.Active {
-			d.inStack = true
-			// A stack's sidecar may have its labels on its service (deploy.labels).
-			if merged, err := swarm.NewView(d.swarmAPI, d.node).Labels(ctx, self.Task, self.Labels); err == nil {
-				lbls = merged
-			}
-		}
-		if err := d.cfg.AddLabelTargets(lbls); err != nil {
-			return nil, err
-		}
-	}
-	if d.cfg.Project == "" && !d.cfg.AllProjects {
-		return nil, fmt.Errorf("cannot tell which compose project to manage: the sidecar is not in one; set %s=NAME, or %s=all for every project", config.EnvProject, config.EnvScope)
 	}
 	if err := d.openTargets(); err != nil {
 		return nil, err
@@ -143,6 +113,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	dbPath := filepath.Join(cfg.StateDir, "catalog.db")
 	_, statErr := os.Stat(dbPath)
 	fresh := errors.Is(statErr, os.ErrNotExist)
+	var err error
 	if d.cat, err = catalog.Open(ctx, dbPath); err != nil {
 		return nil, err
 	}
@@ -187,6 +158,45 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		}
 	}
 	return d, nil
+}
+
+// identify finds the sidecar's Engine (its name; the Swarm node it is, and a manager's API),
+// its own container and the project it manages.
+func (d *Daemon) identify(ctx context.Context) error {
+	info, err := d.api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return fmt.Errorf("asking the Docker engine for its name: %w", err)
+	}
+	d.host = info.Info.Name
+	if d.node, err = swarm.LocalNode(ctx, d.api); err != nil {
+		return err
+	}
+	if sa, ok := d.api.(swarm.API); ok && d.node.Active && (d.node.Manager || d.cfg.SwarmManager != "") {
+		d.swarmAPI = sa
+	}
+	if self, err := d.findSelf(ctx); err != nil {
+		d.log.Warn("cannot find the sidecar's own container", "error", err)
+	} else {
+		d.self = self.ID
+		if d.cfg.Project == "" && !d.cfg.AllProjects {
+			d.cfg.Project = self.Project
+		}
+		lbls := self.Labels
+		if self.Task != nil && d.node.Active {
+			d.inStack = true
+			// A stack's sidecar may have its labels on its service (deploy.labels).
+			if merged, err := swarm.NewView(d.swarmAPI, d.node).Labels(ctx, self.Task, self.Labels); err == nil {
+				lbls = merged
+			}
+		}
+		if err := d.cfg.AddLabelTargets(lbls); err != nil {
+			return err
+		}
+	}
+	if d.cfg.Project == "" && !d.cfg.AllProjects {
+		return fmt.Errorf("cannot tell which compose project to manage: the sidecar is not in one; set %s=NAME, or %s=all for every project", config.EnvProject, config.EnvScope)
+	}
+	return nil
 }
 
 func (d *Daemon) openTargets() error {

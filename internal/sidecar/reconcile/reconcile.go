@@ -124,29 +124,8 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	if r.opts.Node.Active {
 		view = swarm.NewView(r.opts.SwarmAPI, r.opts.Node)
 	}
-	var problems, unscheduled []string
-	// One container per service: the lowest-numbered replica (a Swarm task's slot).
-	var members []containers.Member
-	for _, s := range items {
-		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
-			continue
-		}
-		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
-		if m.Task != nil && view != nil {
-			lbls, problem := r.taskLabels(ctx, view, m)
-			if problem != "" {
-				problems = append(problems, problem)
-			}
-			if lbls == nil {
-				continue
-			}
-			m.Labels = lbls
-		}
-		if m.Service == "" {
-			m.Project, m.Service = "", firstName(s)
-		}
-		members = append(members, m)
-	}
+	members, problems := r.members(ctx, view, items)
+	var unscheduled []string
 	byService := containers.FirstOfEach(members)
 
 	want := map[string]*jobs.Job{}
@@ -186,33 +165,18 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 		if s.Task != nil {
 			node = r.opts.Node.Name // a Swarm task: the job runs on this node
 		}
-		if view != nil && s.Task != nil && !s.Task.Global() && len(parsed) > 0 {
-			here, by, err := view.BackedUpHere(ctx, s.Task)
-			if errors.Is(err, swarm.ErrNoRunningTask) {
-				// Scaled to 0 for a while (by a stop: true backup, perhaps): as before.
-				here, err = r.lastHere[s.Task.ServiceID], nil
-			}
-			r.lastHere[s.Task.ServiceID] = here
+		if len(parsed) > 0 {
+			here, err := r.backedUpHere(ctx, view, s)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s/%s: %v", project, service, err))
 				continue
 			}
 			if !here {
-				r.log.Debug("swarm service backed up by another node", "service", project+"/"+service, "node", by)
 				continue
 			}
 		}
 		for _, lj := range parsed {
-			if lj.Stop && s.Task != nil && s.Task.Global() {
-				label := labels.Prefix + "stop"
-				if lj.Name != labels.DefaultJob {
-					label = labels.Prefix + lj.Name + ".stop"
-				}
-				problems = append(problems, (&labels.Error{Container: name, Label: label, Value: "true",
-					Reason: "the service is a global swarm service: scaling it to 0 would stop it on every node; back it up running, or make it replicated"}).Error())
-				continue
-			}
-			if err := checkPaths(name, s.Summary, lj); err != nil {
+			if err := checkJob(name, s, lj); err != nil {
 				problems = append(problems, err.Error())
 				continue
 			}
@@ -246,6 +210,66 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
 	return nil
+}
+
+// members are the containers that may be managed, with where they belong; a Swarm task's
+// labels are its service's over its container's.
+func (r *Reconciler) members(ctx context.Context, view *swarm.View, items []container.Summary) ([]containers.Member, []string) {
+	var members []containers.Member
+	var problems []string
+	for _, s := range items {
+		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
+			continue
+		}
+		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
+		if m.Task != nil && view != nil {
+			lbls, problem := r.taskLabels(ctx, view, m)
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+			if lbls == nil {
+				continue
+			}
+			m.Labels = lbls
+		}
+		if m.Service == "" {
+			m.Project, m.Service = "", firstName(s)
+		}
+		members = append(members, m)
+	}
+	return members, problems
+}
+
+// backedUpHere reports whether this node backs up the member: outside Swarm, and for a global
+// service's task, always; a replicated service's when its lowest-slot running task is here
+// (while it has none, as at the last reconcile).
+func (r *Reconciler) backedUpHere(ctx context.Context, view *swarm.View, s containers.Member) (bool, error) {
+	if view == nil || s.Task == nil || s.Task.Global() {
+		return true, nil
+	}
+	here, by, err := view.BackedUpHere(ctx, s.Task)
+	if errors.Is(err, swarm.ErrNoRunningTask) {
+		// Scaled to 0 for a while (by a stop: true backup, perhaps): as before.
+		here, err = r.lastHere[s.Task.ServiceID], nil
+	}
+	r.lastHere[s.Task.ServiceID] = here
+	if err == nil && !here {
+		r.log.Debug("swarm service backed up by another node", "service", s.Project+"/"+s.Service, "node", by)
+	}
+	return here, err
+}
+
+// checkJob refuses what a job's labels ask that its container cannot give.
+func checkJob(name string, s containers.Member, lj labels.Job) error {
+	if lj.Stop && s.Task != nil && s.Task.Global() {
+		label := labels.Prefix + "stop"
+		if lj.Name != labels.DefaultJob {
+			label = labels.Prefix + lj.Name + ".stop"
+		}
+		return &labels.Error{Container: name, Label: label, Value: "true",
+			Reason: "the service is a global swarm service: scaling it to 0 would stop it on every node; back it up running, or make it replicated"}
+	}
+	return checkPaths(name, s.Summary, lj)
 }
 
 // checkPaths refuses volume paths outside the container's mounts: they would back up the

@@ -1,4 +1,7 @@
-package commands
+// Package nodecontext finds a stack's service for the plugin when its task runs on another
+// Swarm node than the Engine's: it says which node, and which of the user's Docker contexts
+// reaches it.
+package nodecontext
 
 import (
 	"context"
@@ -9,17 +12,24 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/swarm"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/context/docker"
 	"github.com/moby/moby/client"
 )
 
-// resolve is containers.ResolveHere that, for a stack's service running on another Swarm
+// Resolve is containers.ResolveHere that, for a stack's service running on another Swarm
 // node, names the Docker contexts of that node.
-func resolve(ctx context.Context, dockerCli command.Cli, api containers.API, project, name string) (*containers.Container, error) {
+func Resolve(ctx context.Context, dockerCli command.Cli, api client.APIClient, project, name string) (*containers.Container, error) {
 	c, err := containers.ResolveHere(ctx, api, project, name)
-	var ee *containers.ElsewhereError
-	if err != nil && errors.As(err, &ee) {
+	if err == nil || !errors.Is(err, containers.ErrNotFound) {
+		return c, err
+	}
+	if where := swarm.Elsewhere(ctx, api, project, name); where != nil {
+		err = where
+	}
+	var ee *swarm.ElsewhereError
+	if errors.As(err, &ee) {
 		if names := nodeContexts(ctx, dockerCli, ee.Nodes); len(names) > 0 {
 			ee.How = fmt.Sprintf("use that node's Docker context: docker --context %s backup …", names[0])
 			if len(names) > 1 {
