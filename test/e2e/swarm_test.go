@@ -303,6 +303,11 @@ func testSwarmRestore(t *testing.T, r *swarmRig, d *swarmData) {
 	if out, stderr, err := dockerCmd(nil, "--context", workerCtx, "backup", "restore", dbKey, "--to", "db", "-p", r.stack, "--yes"); err != nil {
 		t.Fatalf("restore through the worker's context: %v\n%s\n%s", err, out, stderr)
 	}
+	// verify on the worker: a scratch copy of the task (its secret file mounted) restores the
+	// backup and counts its rows.
+	if out, stderr, err := dockerCmd(nil, "--context", workerCtx, "backup", "verify", dbKey, "-p", r.stack, "--service", "db"); err != nil || !strings.Contains(out, "items") {
+		t.Errorf("verify of db on the worker: %v\n%s\n%s", err, out, stderr)
+	}
 	r.dbReady(t)
 	if got := r.psql(t, dbDigest); got != d.db {
 		t.Errorf("db after the restore: %q, want %q", got, d.db)
