@@ -5,6 +5,7 @@
 package scratch
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -161,6 +162,9 @@ func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
 		return nil, fmt.Errorf("creating the scratch container for %s: %w", from, err)
 	}
 	c, err := containers.Inspect(ctx, engine, created.ID)
+	if err == nil && from.Task != nil {
+		err = copySecrets(ctx, from, c)
+	}
 	if err != nil {
 		s.Container = &containers.Container{ID: created.ID, Name: name}
 		_ = s.Remove(context.WithoutCancel(ctx))
@@ -170,6 +174,50 @@ func Create(ctx context.Context, engine Engine, spec Spec) (*Scratch, error) {
 	c.Project, c.Service = from.Project, from.Service
 	s.Container = c
 	return s, nil
+}
+
+// copySecrets gives the scratch copy of a Swarm task the task's secrets (/run/secrets: a
+// database password from POSTGRES_PASSWORD_FILE…). Swarm mounts them outside what the archive
+// API sees, so they are read by a tar in the task (the secrets alone, at most 16 MiB); they go
+// with the scratch container when it is removed. A task without secrets gives nothing.
+func copySecrets(ctx context.Context, from, to *containers.Container) error {
+	if !usesSecrets(from) {
+		return nil
+	}
+	var buf bytes.Buffer
+	out := &limitedWriter{w: &buf, left: 16 << 20}
+	if err := from.Exec(ctx, containers.ExecSpec{Cmd: []string{"tar", "-C", "/run", "-cf", "-", "secrets"}, Stdout: out}); err != nil {
+		return fmt.Errorf("reading the swarm secrets of %s (with tar in the container) for its scratch copy: %w", from, err)
+	}
+	if err := to.CopyTo(ctx, "/run", &buf); err != nil {
+		return fmt.Errorf("giving the scratch copy of %s its swarm secrets: %w", from, err)
+	}
+	return nil
+}
+
+// usesSecrets reports whether the container's environment names a file under /run/secrets
+// (the *_FILE convention of database images).
+func usesSecrets(c *containers.Container) bool {
+	for _, kv := range c.Env {
+		if _, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(path.Clean(v), "/run/secrets/") {
+			return true
+		}
+	}
+	return false
+}
+
+// limitedWriter fails once more than left bytes were written.
+type limitedWriter struct {
+	w    io.Writer
+	left int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		return 0, errors.New("more than 16 MiB of secrets")
+	}
+	l.left -= int64(len(p))
+	return l.w.Write(p)
 }
 
 // createTimeout bounds a container's creation, which its caller's context does not cancel.

@@ -258,8 +258,17 @@ func (r *swarmRig) teardown() {
 	r.tearOnce.Do(func() {
 		t := r.t
 		if r.deployed {
-			if _, stderr, err := dockerCmd(nil, "stack", "rm", r.stack); err != nil {
-				t.Errorf("swarm rig: docker stack rm %s: %v %s", r.stack, err, stderr)
+			// The stack's network is removed once its tasks are gone: until then stack rm
+			// fails ("network … is in use by task …"); again until it has nothing left.
+			for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+				_, stderr, err := dockerCmd(nil, "stack", "rm", r.stack)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("swarm rig: docker stack rm %s: %v %s", r.stack, err, stderr)
+					break
+				}
 			}
 			r.waitStackGone()
 		}
