@@ -132,7 +132,17 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			continue
 		}
 		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
-		if m.Task != nil && view != nil {
+		if !r.opts.AllProjects && m.Project != r.opts.Project {
+			continue // a stack's label without being the stack's task
+		}
+		if m.Task != nil && view == nil {
+			continue // a task's labels on an Engine in no swarm: not a task
+		}
+		if m.Task != nil {
+			if err := view.Genuine(ctx, m.Task, s.ID); err != nil {
+				problems = append(problems, fmt.Sprintf("%s/%s: %v", m.Project, m.Service, err))
+				continue
+			}
 			lbls, problem := r.taskLabels(ctx, view, m)
 			if problem != "" {
 				problems = append(problems, problem)
