@@ -102,10 +102,10 @@ func TestGenuineRefusesForgedTaskLabels(t *testing.T) {
 		container string
 	}{
 		"another container with the task's labels": {claim("t1", "svc", 1), "c-forged"},
-		"the task's ID, another service's ID":       {claim("t1", "svc-victim", 1), "c-forged"},
-		"a task the swarm does not have":            {claim("t9", "svc", 1), "c-forged"},
-		"another node's task":                       {claim("t2", "svc", 1), "c-forged"},
-		"another slot":                              {claim("t1", "svc", 2), "c-real"},
+		"the task's ID, another service's ID":      {claim("t1", "svc-victim", 1), "c-forged"},
+		"a task the swarm does not have":           {claim("t9", "svc", 1), "c-forged"},
+		"another node's task":                      {claim("t2", "svc", 1), "c-forged"},
+		"another slot":                             {claim("t1", "svc", 2), "c-real"},
 	} {
 		if err := v.Genuine(ctx, tc.t, tc.container); err == nil {
 			t.Errorf("%s: taken as genuine", name)
