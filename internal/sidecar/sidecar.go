@@ -63,6 +63,7 @@ type Daemon struct {
 	host     string
 	node     swarm.Node // the Swarm node this Engine is; Active false outside Swarm
 	swarmAPI swarm.API  // a manager's API; nil outside Swarm or on a worker without one
+	inStack  bool       // the sidecar is a Swarm task (a stack's), not a compose project's
 	self     string
 	started  time.Time
 	// synced is closed once the first reconcile is done: the control API waits for it, so a
@@ -106,7 +107,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 			d.cfg.Project = self.Project
 		}
 		lbls := self.Labels
-		if self.Task != nil && d.node.Active {
+		d.inStack = self.Task != nil && d.node.Active
+		if d.inStack {
 			// A stack's sidecar may have its labels on its service (deploy.labels).
 			if merged, err := swarm.NewView(d.swarmAPI, d.node).Labels(ctx, self.Task, self.Labels); err == nil {
 				lbls = merged
@@ -185,6 +187,21 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	return d, nil
 }
 
+// keyPrefix is the prefix of a target's keys: the one configured, else on a remote target
+// (shared by hosts) the host's name, one prefix each. A stack's sidecar has none: the nodes of
+// a swarm share theirs, a stack's tasks move between them. A compose project's sidecar keeps
+// its host's even on an Engine in a swarm: compose projects of the same name on two hosts
+// must not write to, and prune, each other's keys.
+func keyPrefix(configured *string, remote, inStack bool, host string) string {
+	switch {
+	case configured != nil:
+		return *configured
+	case remote && !inStack:
+		return jobs.KeyPart(host)
+	}
+	return ""
+}
+
 func (d *Daemon) openTargets() error {
 	d.targets = map[string]target.Target{}
 	for _, name := range d.cfg.TargetNames() {
@@ -193,14 +210,8 @@ func (d *Daemon) openTargets() error {
 		if err != nil {
 			return fmt.Errorf("target %s (%s): %w", name, url, err)
 		}
-		prefix := ""
-		if d.cfg.Prefix != nil {
-			prefix = *d.cfg.Prefix
-		} else if _, remote := targets.Lookup(url); remote && !d.node.Active { // shared by hosts: one prefix each
-			// (a swarm's nodes share theirs: a stack's tasks move between them)
-			prefix = jobs.KeyPart(d.host)
-		}
-		if t, err = target.Sub(t, prefix); err != nil {
+		_, remote := targets.Lookup(url)
+		if t, err = target.Sub(t, keyPrefix(d.cfg.Prefix, remote, d.inStack, d.host)); err != nil {
 			return fmt.Errorf("target %s: %w", name, err)
 		}
 		d.targets[name] = t
