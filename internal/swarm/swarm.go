@@ -133,22 +133,22 @@ func (v *View) Service(ctx context.Context, t *containers.Task) (swarm.Service, 
 }
 
 // Genuine reports why the container containerID is not the swarm's task t, as its labels
-// claim (labels anyone who runs a container can give it); nil when it is, or when no manager
+// claim (labels anyone who runs a container can give it). checked is false when no manager
 // can be asked (a worker without one: its containers' labels are all it has).
-func (v *View) Genuine(ctx context.Context, t *containers.Task, containerID string) error {
+func (v *View) Genuine(ctx context.Context, t *containers.Task, containerID string) (checked bool, err error) {
 	if v.api == nil {
-		return nil
+		return false, nil
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.tasks == nil {
 		tasks, err := containers.NodeTasks(ctx, v.api, v.node.ID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		v.tasks = tasks
 	}
-	return containers.CheckTask(v.tasks, containerID, t)
+	return true, containers.CheckTask(v.tasks, containerID, t)
 }
 
 // Labels are a task's labels for docker-backup: its container's, overridden by its

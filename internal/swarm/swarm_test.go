@@ -94,7 +94,7 @@ func TestGenuineRefusesForgedTaskLabels(t *testing.T) {
 	claim := func(id, svc string, slot int) *containers.Task {
 		return &containers.Task{ID: id, ServiceID: svc, ServiceName: "shop_x", NodeID: "n1", Slot: slot}
 	}
-	if err := v.Genuine(ctx, claim("t1", "svc", 1), "c-real"); err != nil {
+	if _, err := v.Genuine(ctx, claim("t1", "svc", 1), "c-real"); err != nil {
 		t.Fatalf("the real task's container refused: %v", err)
 	}
 	for name, tc := range map[string]struct {
@@ -107,11 +107,11 @@ func TestGenuineRefusesForgedTaskLabels(t *testing.T) {
 		"another node's task":                      {claim("t2", "svc", 1), "c-forged"},
 		"another slot":                             {claim("t1", "svc", 2), "c-real"},
 	} {
-		if err := v.Genuine(ctx, tc.t, tc.container); err == nil {
+		if checked, err := v.Genuine(ctx, tc.t, tc.container); !checked || err == nil {
 			t.Errorf("%s: taken as genuine", name)
 		}
 	}
-	if err := NewView(nil, Node{ID: "n1", Active: true}).Genuine(ctx, claim("t9", "svc", 1), "c"); err != nil {
+	if checked, err := NewView(nil, Node{ID: "n1", Active: true}).Genuine(ctx, claim("t9", "svc", 1), "c"); checked || err != nil {
 		t.Errorf("a worker without a manager cannot check, and must not refuse: %v", err)
 	}
 }

@@ -89,6 +89,10 @@ type Reconciler struct {
 	// lastHere remembers, per Swarm service, whether this node backed it up at the last
 	// reconcile, for while the service has no running task.
 	lastHere map[string]bool
+	// verified are the containers found to be their Swarm task's (a container's labels never
+	// change): a task's container stays its task's after the swarm forgets the task (a
+	// service scaled to 0 for a stop: true backup removes it).
+	verified map[string]bool
 }
 
 // New returns a Reconciler.
@@ -97,7 +101,7 @@ func New(opts Options) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{opts: opts, log: log, lastHere: map[string]bool{}}
+	return &Reconciler{opts: opts, log: log, lastHere: map[string]bool{}, verified: map[string]bool{}}
 }
 
 // State returns what the last reconcile found.
@@ -139,8 +143,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			continue // a task's labels on an Engine in no swarm: not a task
 		}
 		if m.Task != nil {
-			if err := view.Genuine(ctx, m.Task, s.ID); err != nil {
-				problems = append(problems, fmt.Sprintf("%s/%s: %v", m.Project, m.Service, err))
+			if !r.genuine(ctx, view, m, &problems) {
 				continue
 			}
 			lbls, problem := r.taskLabels(ctx, view, m)
@@ -158,6 +161,11 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 		members = append(members, m)
 	}
 	byService := containers.FirstOfEach(members)
+	for id := range r.verified {
+		if !slices.ContainsFunc(items, func(s container.Summary) bool { return s.ID == id }) {
+			delete(r.verified, id)
+		}
+	}
 
 	want := map[string]*jobs.Job{}
 	var elsewhere []control.ServiceNode
@@ -252,6 +260,26 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
 	return nil
+}
+
+// genuine reports whether m's container is the Swarm task its labels claim, as a manager
+// says; a running one that is not is a problem (someone ran a container with a task's
+// labels), a stopped one is left out quietly (a task the swarm has removed since).
+func (r *Reconciler) genuine(ctx context.Context, view *swarm.View, m containers.Member, problems *[]string) bool {
+	if r.verified[m.ID] {
+		return true
+	}
+	checked, err := view.Genuine(ctx, m.Task, m.ID)
+	switch {
+	case err != nil && m.State == container.StateRunning:
+		*problems = append(*problems, fmt.Sprintf("%s/%s: %v", m.Project, m.Service, err))
+		return false
+	case err != nil:
+		return false
+	case checked:
+		r.verified[m.ID] = true
+	}
+	return true
 }
 
 // checkPaths refuses volume paths outside the container's mounts: they would back up the
