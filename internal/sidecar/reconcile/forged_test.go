@@ -2,9 +2,12 @@ package reconcile
 
 import (
 	"context"
+
 	"log/slog"
 	"strings"
 	"testing"
+
+	cerrdefs "github.com/containerd/errdefs"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
@@ -43,7 +46,11 @@ func (f *fakeManager) TaskList(_ context.Context, o client.TaskListOptions) (cli
 }
 
 func (f *fakeManager) ServiceInspect(_ context.Context, id string, _ client.ServiceInspectOptions) (client.ServiceInspectResult, error) {
-	return client.ServiceInspectResult{Service: f.svcs[id]}, nil
+	svc, ok := f.svcs[id]
+	if !ok {
+		return client.ServiceInspectResult{}, cerrdefs.ErrNotFound.WithMessage("service " + id + " not found")
+	}
+	return client.ServiceInspectResult{Service: svc}, nil
 }
 
 type wantSyncer struct{ want map[string]*jobs.Job }
@@ -120,6 +127,23 @@ func TestForgedTaskContainerGetsNoJob(t *testing.T) {
 	}
 	if len(sync.want) != 1 {
 		t.Fatalf("while scaled to 0: jobs %v, want shop/files's kept", keys(sync.want))
+	}
+	// Newer Engines (26.1) remove the container too: the job stays (its run must not be
+	// cancelled) while the service has no running task.
+	node.items = node.items[1:]
+	if err := r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(sync.want) != 1 {
+		t.Fatalf("scaled to 0, container removed: jobs %v, want shop/files's kept", keys(sync.want))
+	}
+	// The service removed: the job goes.
+	delete(mgr.svcs, "svc-files")
+	if err := r.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(sync.want) != 0 {
+		t.Fatalf("service removed: jobs %v, want none", keys(sync.want))
 	}
 }
 

@@ -93,6 +93,8 @@ type Reconciler struct {
 	// change): a task's container stays its task's after the swarm forgets the task (a
 	// service scaled to 0 for a stop: true backup removes it).
 	verified map[string]bool
+	// lastJobs are the jobs of the last reconcile for Swarm services, by service ID.
+	lastJobs map[string][]*jobs.Job
 }
 
 // New returns a Reconciler.
@@ -168,6 +170,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 
 	want := map[string]*jobs.Job{}
+	swarmJobs := map[string][]*jobs.Job{} // by Swarm service ID
 	var elsewhere []control.ServiceNode
 	keys := make([]string, 0, len(byService))
 	for k := range byService {
@@ -233,6 +236,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name, Node: r.opts.Node.Name}) {
 				j.Fingerprint = fingerprint(j)
 				want[j.Key()] = j
+				if s.Task != nil {
+					swarmJobs[s.Task.ServiceID] = append(swarmJobs[s.Task.ServiceID], j)
+				}
 			}
 		}
 		if len(parsed) == 0 && len(errs) == 0 {
@@ -245,6 +251,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			elsewhere = append(elsewhere, control.ServiceNode{Service: r.opts.Project + "/" + p.Service, Node: p.Node})
 		}
 	}
+	r.keepScaledToZero(ctx, view, items, want, swarmJobs)
 	problems = append(problems, r.opts.Syncer.Sync(ctx, want)...)
 	sort.Strings(problems)
 	sort.Strings(unscheduled)
@@ -260,6 +267,34 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
 	return nil
+}
+
+// keepScaledToZero keeps the jobs of a Swarm service this node backed up whose containers are
+// gone while it has no running task: scaled to 0 (by a stop: true backup — newer Engines remove
+// the containers of the tasks a scale-down ends, and the job's run must not be cancelled — or
+// by hand), it keeps its job where it was. A service removed, or running again with no task
+// here, loses them.
+func (r *Reconciler) keepScaledToZero(ctx context.Context, view *swarm.View, items []container.Summary, want map[string]*jobs.Job, swarmJobs map[string][]*jobs.Job) {
+	for id, js := range r.lastJobs {
+		if _, seen := swarmJobs[id]; seen || view == nil || slices.ContainsFunc(items, func(s container.Summary) bool {
+			return s.Labels[containers.LabelSwarmServiceID] == id && r.verified[s.ID]
+		}) {
+			continue
+		}
+		if _, err := view.Service(ctx, &containers.Task{ServiceID: id, ServiceName: js[0].Project + "_" + js[0].Service}); err != nil {
+			continue
+		}
+		if _, err := view.LowestTask(ctx, id); !errors.Is(err, swarm.ErrNoRunningTask) {
+			continue
+		}
+		for _, j := range js {
+			if _, taken := want[j.Key()]; !taken {
+				want[j.Key()] = j
+			}
+		}
+		swarmJobs[id] = js
+	}
+	r.lastJobs = swarmJobs
 }
 
 // genuine reports whether m's container is the Swarm task its labels claim, as a manager
