@@ -130,38 +130,8 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	if r.opts.Node.Active {
 		view = swarm.NewView(r.opts.SwarmAPI, r.opts.Node)
 	}
-	var problems, unscheduled []string
-	// One container per service: the lowest-numbered replica (a Swarm task's slot).
-	var members []containers.Member
-	for _, s := range items {
-		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
-			continue
-		}
-		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
-		if !r.opts.AllProjects && m.Project != r.opts.Project {
-			continue // a stack's label without being the stack's task
-		}
-		if m.Task != nil && view == nil {
-			continue // a task's labels on an Engine in no swarm: not a task
-		}
-		if m.Task != nil {
-			if !r.genuine(ctx, view, m, &problems) {
-				continue
-			}
-			lbls, problem := r.taskLabels(ctx, view, m)
-			if problem != "" {
-				problems = append(problems, problem)
-			}
-			if lbls == nil {
-				continue
-			}
-			m.Labels = lbls
-		}
-		if m.Service == "" {
-			m.Project, m.Service = "", firstName(s)
-		}
-		members = append(members, m)
-	}
+	members, problems := r.members(ctx, view, items)
+	var unscheduled []string
 	byService := containers.FirstOfEach(members)
 	for id := range r.verified {
 		if !slices.ContainsFunc(items, func(s container.Summary) bool { return s.ID == id }) {
@@ -267,6 +237,44 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
 	return nil
+}
+
+// members are the containers that may be managed, with where they belong; a Swarm task's
+// labels are its service's over its container's, and its container must be the task's.
+func (r *Reconciler) members(ctx context.Context, view *swarm.View, items []container.Summary) ([]containers.Member, []string) {
+	var problems []string
+	// One container per service: the lowest-numbered replica (a Swarm task's slot).
+	var members []containers.Member
+	for _, s := range items {
+		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
+			continue
+		}
+		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
+		if !r.opts.AllProjects && m.Project != r.opts.Project {
+			continue // a stack's label without being the stack's task
+		}
+		if m.Task != nil && view == nil {
+			continue // a task's labels on an Engine in no swarm: not a task
+		}
+		if m.Task != nil {
+			if !r.genuine(ctx, view, m, &problems) {
+				continue
+			}
+			lbls, problem := r.taskLabels(ctx, view, m)
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+			if lbls == nil {
+				continue
+			}
+			m.Labels = lbls
+		}
+		if m.Service == "" {
+			m.Project, m.Service = "", firstName(s)
+		}
+		members = append(members, m)
+	}
+	return members, problems
 }
 
 // keepScaledToZero keeps the jobs of a Swarm service this node backed up whose containers are
