@@ -36,6 +36,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/version"
 	"github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/agent"
+	swarmtypes "github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 )
 
@@ -91,7 +92,7 @@ func run(args []string, log *slog.Logger) error {
 	if err != nil {
 		return engineUnreachable(api.DaemonHost(), err)
 	}
-	engine, err := withSwarmManager(ctx, api, cfg)
+	engine, err := withSwarmManager(ctx, api, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -213,15 +214,31 @@ func ctl(stateDir string, args []string, out io.Writer) error {
 }
 
 // withSwarmManager routes the Swarm calls to the manager DOCKER_BACKUP_SWARM_MANAGER names,
-// when it is set: a worker node's Engine cannot answer them.
-func withSwarmManager(ctx context.Context, api *client.Client, cfg config.Config) (sidecar.API, error) {
+// on a worker node: its Engine cannot answer them. A manager (and an Engine in no swarm) uses
+// its own Engine and ignores the setting, which a global service gives every node. A manager
+// that does not answer is no reason not to start: the node's global services are backed up,
+// and its Swarm calls work again when the manager does. tcp:// needs TLS client certificates:
+// a manager's API in the clear is root on it for anyone on the network.
+func withSwarmManager(ctx context.Context, api *client.Client, cfg config.Config, log *slog.Logger) (sidecar.API, error) {
 	if cfg.SwarmManager == "" {
 		return api, nil
 	}
+	info, err := api.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("asking the Docker engine whether it is a swarm manager: %w", err)
+	}
+	if sw := info.Info.Swarm; sw.ControlAvailable || sw.LocalNodeState != swarmtypes.LocalNodeStateActive {
+		log.Info("this node is a swarm manager or in no swarm: " + config.EnvSwarmManager + " is not used")
+		return api, nil
+	}
 	opts := []client.Opt{client.WithHost(cfg.SwarmManager)}
-	if cfg.SwarmManagerCerts != "" {
+	switch {
+	case cfg.SwarmManagerCerts != "":
 		dir := cfg.SwarmManagerCerts
 		opts = append(opts, client.WithTLSClientConfig(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")))
+	case strings.HasPrefix(cfg.SwarmManager, "tcp://"):
+		return nil, fmt.Errorf("%s=%s is a manager's Engine API over plain TCP, which gives root on that manager to anyone on the network: set %s to a directory with ca.pem, cert.pem and key.pem (dockerd --tlsverify), or use a unix:// socket",
+			config.EnvSwarmManager, cfg.SwarmManager, config.EnvSwarmManagerCerts)
 	}
 	mgr, err := client.New(opts...)
 	if err != nil {
@@ -230,7 +247,7 @@ func withSwarmManager(ctx context.Context, api *client.Client, cfg config.Config
 	pingCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := mgr.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return nil, fmt.Errorf("the swarm manager %s=%s does not answer: %w", config.EnvSwarmManager, cfg.SwarmManager, err)
+		log.Warn("the swarm manager does not answer: replicated services and deploy.labels wait for it, and status says so", "setting", config.EnvSwarmManager, "manager", cfg.SwarmManager, "error", err)
 	}
 	return swarm.Routed{Client: api, Manager: mgr}, nil
 }

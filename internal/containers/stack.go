@@ -81,7 +81,13 @@ func MembershipOf(lbls map[string]string, node string) Membership {
 	m.Project = lbls[LabelStack]
 	m.Service = m.Task.ServiceName
 	if m.Project != "" {
-		m.Service = strings.TrimPrefix(m.Service, m.Project+"_")
+		// docker stack deploy names a stack's services STACK_SERVICE: a service named
+		// otherwise that has the stack's label (a label anyone can give) is not the stack's.
+		var ok bool
+		if m.Service, ok = strings.CutPrefix(m.Service, m.Project+"_"); !ok || m.Service == "" {
+			m.Project, m.Service, m.Task = "", "", nil
+			return m
+		}
 	}
 	if m.Task.Global() {
 		if node == "" {
@@ -159,7 +165,7 @@ func ListMembers(ctx context.Context, api API, project string, stopped bool) ([]
 		}
 		out = append(out, m)
 	}
-	return out, nil
+	return genuineOnly(ctx, api, out)
 }
 
 // FirstOfEach keeps one container per project and service: the lowest replica (a Swarm

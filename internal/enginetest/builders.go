@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/containers/dependents"
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
@@ -112,7 +113,7 @@ func DependsOn(services ...string) Option {
 	for _, s := range services {
 		deps = append(deps, s+":service_started:false")
 	}
-	return WithLabel(containers.LabelDependsOn, strings.Join(deps, ","))
+	return WithLabel(dependents.LabelDependsOn, strings.Join(deps, ","))
 }
 
 // Sidecar labels the container a docker-backup sidecar.

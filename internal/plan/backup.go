@@ -19,6 +19,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/containers/dependents"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/detect"
 	"github.com/docker-backup/docker-backup/internal/labels"
@@ -129,7 +130,7 @@ func NewBackup(ctx context.Context, api containers.API, spec BackupSpec) (*Backu
 	b.Key = artifact.Key(artifact.KeyParts{Project: c.Project, Service: ServiceName(c), Job: spec.Job, Strategy: strat.Name(),
 		Ext: strat.Extension(), Compression: spec.Compression, Encrypted: !spec.Encrypt.Empty(), At: spec.At})
 	if spec.Stop {
-		if b.Dependents, err = containers.Dependents(ctx, api, c); err != nil {
+		if b.Dependents, err = dependents.Of(ctx, api, c); err != nil {
 			return nil, err
 		}
 	}
@@ -161,7 +162,7 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 			}
 			log.Info("stopping the containers that depend on the service first", "containers", strings.Join(names, ", "))
 		}
-		err = containers.WhileAllStopped(ctx, log, b.Dependents, func(ctx context.Context) error {
+		err = dependents.WhileAllStopped(ctx, log, b.Dependents, func(ctx context.Context) error {
 			run := func(ctx context.Context) error {
 				var err error
 				res, err = pipeline.Backup(ctx, pipeline.BackupRequest{Container: c, Strategy: b.Strategy, Target: spec.Target, Targets: spec.Targets,

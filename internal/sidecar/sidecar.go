@@ -199,6 +199,21 @@ func (d *Daemon) identify(ctx context.Context) error {
 	return nil
 }
 
+// keyPrefix is the prefix of a target's keys: the one configured, else on a remote target
+// (shared by hosts) the host's name, one prefix each. A stack's sidecar has none: the nodes of
+// a swarm share theirs, a stack's tasks move between them. A compose project's sidecar keeps
+// its host's even on an Engine in a swarm: compose projects of the same name on two hosts
+// must not write to, and prune, each other's keys.
+func keyPrefix(configured *string, remote, inStack bool, host string) string {
+	switch {
+	case configured != nil:
+		return *configured
+	case remote && !inStack:
+		return jobs.KeyPart(host)
+	}
+	return ""
+}
+
 func (d *Daemon) openTargets() error {
 	d.targets = map[string]target.Target{}
 	for _, name := range d.cfg.TargetNames() {
@@ -207,14 +222,8 @@ func (d *Daemon) openTargets() error {
 		if err != nil {
 			return fmt.Errorf("target %s (%s): %w", name, url, err)
 		}
-		prefix := ""
-		if d.cfg.Prefix != nil {
-			prefix = *d.cfg.Prefix
-		} else if _, remote := targets.Lookup(url); remote && !d.inStack { // shared by hosts: one prefix each
-			// (a stack's sidecars share theirs: its tasks move between the nodes)
-			prefix = jobs.KeyPart(d.host)
-		}
-		if t, err = target.Sub(t, prefix); err != nil {
+		_, remote := targets.Lookup(url)
+		if t, err = target.Sub(t, keyPrefix(d.cfg.Prefix, remote, d.inStack, d.host)); err != nil {
 			return fmt.Errorf("target %s: %w", name, err)
 		}
 		d.targets[name] = t

@@ -89,10 +89,11 @@ var ErrNoManager = errors.New("no swarm manager reachable")
 // View answers the questions a sidecar asks about the tasks on its node. It caches what it
 // reads for one reconcile: make a new View for each.
 type View struct {
-	api  API // nil: this node cannot reach a manager
-	node Node
-	mu   sync.Mutex
-	svcs map[string]swarm.Service
+	api   API // nil: this node cannot reach a manager
+	node  Node
+	mu    sync.Mutex
+	svcs  map[string]swarm.Service
+	tasks map[string]swarm.Task // this node's, read once
 }
 
 // NewView returns a View of the swarm from node; api is nil when no manager can be reached
@@ -127,6 +128,25 @@ func (v *View) Service(ctx context.Context, t *containers.Task) (swarm.Service, 
 	}
 	v.svcs[t.ServiceID] = res.Service
 	return res.Service, nil
+}
+
+// Genuine reports why the container containerID is not the swarm's task t, as its labels
+// claim (labels anyone who runs a container can give it). checked is false when no manager
+// can be asked (a worker without one: its containers' labels are all it has).
+func (v *View) Genuine(ctx context.Context, t *containers.Task, containerID string) (checked bool, err error) {
+	if v.api == nil {
+		return false, nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tasks == nil {
+		tasks, err := containers.NodeTasks(ctx, v.api, v.node.ID)
+		if err != nil {
+			return false, err
+		}
+		v.tasks = tasks
+	}
+	return true, containers.CheckTask(v.tasks, containerID, t)
 }
 
 // Labels are a task's labels for docker-backup: its container's, overridden by its

@@ -81,3 +81,37 @@ func TestServiceLabelsWinAndAreReadOnce(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestGenuineRefusesForgedTaskLabels: the reconciler's check that a container claiming a
+// task (labels anyone can give a `docker run` container) is that task's container.
+func TestGenuineRefusesForgedTaskLabels(t *testing.T) {
+	ctx := context.Background()
+	real := task("t1", "n1", 1, swarm.TaskStateRunning)
+	real.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-real"}
+	other := task("t2", "n2", 1, swarm.TaskStateRunning)
+	other.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c-other"}
+	v := NewView(&fakeManager{tasks: []swarm.Task{real, other}}, Node{ID: "n1", Name: "a", Active: true})
+	claim := func(id, svc string, slot int) *containers.Task {
+		return &containers.Task{ID: id, ServiceID: svc, ServiceName: "shop_x", NodeID: "n1", Slot: slot}
+	}
+	if _, err := v.Genuine(ctx, claim("t1", "svc", 1), "c-real"); err != nil {
+		t.Fatalf("the real task's container refused: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		t         *containers.Task
+		container string
+	}{
+		"another container with the task's labels": {claim("t1", "svc", 1), "c-forged"},
+		"the task's ID, another service's ID":      {claim("t1", "svc-victim", 1), "c-forged"},
+		"a task the swarm does not have":           {claim("t9", "svc", 1), "c-forged"},
+		"another node's task":                      {claim("t2", "svc", 1), "c-forged"},
+		"another slot":                             {claim("t1", "svc", 2), "c-real"},
+	} {
+		if checked, err := v.Genuine(ctx, tc.t, tc.container); !checked || err == nil {
+			t.Errorf("%s: taken as genuine", name)
+		}
+	}
+	if checked, err := NewView(nil, Node{ID: "n1", Active: true}).Genuine(ctx, claim("t9", "svc", 1), "c"); checked || err != nil {
+		t.Errorf("a worker without a manager cannot check, and must not refuse: %v", err)
+	}
+}

@@ -89,6 +89,12 @@ type Reconciler struct {
 	// lastHere remembers, per Swarm service, whether this node backed it up at the last
 	// reconcile, for while the service has no running task.
 	lastHere map[string]bool
+	// verified are the containers found to be their Swarm task's (a container's labels never
+	// change): a task's container stays its task's after the swarm forgets the task (a
+	// service scaled to 0 for a stop: true backup removes it).
+	verified map[string]bool
+	// lastJobs are the jobs of the last reconcile for Swarm services, by service ID.
+	lastJobs map[string][]*jobs.Job
 }
 
 // New returns a Reconciler.
@@ -97,7 +103,7 @@ func New(opts Options) *Reconciler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{opts: opts, log: log, lastHere: map[string]bool{}}
+	return &Reconciler{opts: opts, log: log, lastHere: map[string]bool{}, verified: map[string]bool{}}
 }
 
 // State returns what the last reconcile found.
@@ -127,8 +133,14 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 	members, problems := r.members(ctx, view, items)
 	var unscheduled []string
 	byService := containers.FirstOfEach(members)
+	for id := range r.verified {
+		if !slices.ContainsFunc(items, func(s container.Summary) bool { return s.ID == id }) {
+			delete(r.verified, id)
+		}
+	}
 
 	want := map[string]*jobs.Job{}
+	swarmJobs := map[string][]*jobs.Job{} // by Swarm service ID
 	var elsewhere []control.ServiceNode
 	keys := make([]string, 0, len(byService))
 	for k := range byService {
@@ -183,6 +195,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			for _, j := range jobs.Members(&jobs.Job{Job: lj, Project: project, Service: service, Container: name, Node: node}) {
 				j.Fingerprint = fingerprint(j)
 				want[j.Key()] = j
+				if s.Task != nil {
+					swarmJobs[s.Task.ServiceID] = append(swarmJobs[s.Task.ServiceID], j)
+				}
 			}
 		}
 		if len(parsed) == 0 && len(errs) == 0 {
@@ -195,7 +210,14 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 			elsewhere = append(elsewhere, control.ServiceNode{Service: r.opts.Project + "/" + p.Service, Node: p.Node})
 		}
 	}
+	r.keepScaledToZero(ctx, view, items, want, swarmJobs)
 	problems = append(problems, r.opts.Syncer.Sync(ctx, want)...)
+	r.setState(problems, unscheduled, elsewhere)
+	return nil
+}
+
+// setState records what a reconcile found, and tells each problem when it first appears.
+func (r *Reconciler) setState(problems, unscheduled []string, elsewhere []control.ServiceNode) {
 	sort.Strings(problems)
 	sort.Strings(unscheduled)
 	r.mu.Lock()
@@ -209,20 +231,29 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 		}
 	}
 	r.state.Problems, r.state.Unscheduled, r.state.Elsewhere, r.state.LastSync = problems, unscheduled, elsewhere, time.Now()
-	return nil
 }
 
 // members are the containers that may be managed, with where they belong; a Swarm task's
-// labels are its service's over its container's.
+// labels are its service's over its container's, and its container must be the task's.
 func (r *Reconciler) members(ctx context.Context, view *swarm.View, items []container.Summary) ([]containers.Member, []string) {
-	var members []containers.Member
 	var problems []string
+	// One container per service: the lowest-numbered replica (a Swarm task's slot).
+	var members []containers.Member
 	for _, s := range items {
 		if s.ID == r.opts.Self || labels.IsSidecar(s.Labels) || containers.IsOneOff(s) {
 			continue
 		}
 		m := containers.Member{Summary: s, Membership: containers.MembershipOf(s.Labels, r.opts.Node.Name)}
-		if m.Task != nil && view != nil {
+		if !r.opts.AllProjects && m.Project != r.opts.Project {
+			continue // a stack's label without being the stack's task
+		}
+		if m.Task != nil && view == nil {
+			continue // a task's labels on an Engine in no swarm: not a task
+		}
+		if m.Task != nil {
+			if !r.genuine(ctx, view, m, &problems) {
+				continue
+			}
 			lbls, problem := r.taskLabels(ctx, view, m)
 			if problem != "" {
 				problems = append(problems, problem)
@@ -270,6 +301,54 @@ func checkJob(name string, s containers.Member, lj labels.Job) error {
 			Reason: "the service is a global swarm service: scaling it to 0 would stop it on every node; back it up running, or make it replicated"}
 	}
 	return checkPaths(name, s.Summary, lj)
+}
+
+// keepScaledToZero keeps the jobs of a Swarm service this node backed up whose containers are
+// gone while it has no running task: scaled to 0 (by a stop: true backup — newer Engines remove
+// the containers of the tasks a scale-down ends, and the job's run must not be cancelled — or
+// by hand), it keeps its job where it was. A service removed, or running again with no task
+// here, loses them.
+func (r *Reconciler) keepScaledToZero(ctx context.Context, view *swarm.View, items []container.Summary, want map[string]*jobs.Job, swarmJobs map[string][]*jobs.Job) {
+	for id, js := range r.lastJobs {
+		if _, seen := swarmJobs[id]; seen || view == nil || slices.ContainsFunc(items, func(s container.Summary) bool {
+			return s.Labels[containers.LabelSwarmServiceID] == id && r.verified[s.ID]
+		}) {
+			continue
+		}
+		if _, err := view.Service(ctx, &containers.Task{ServiceID: id, ServiceName: js[0].Project + "_" + js[0].Service}); err != nil {
+			continue
+		}
+		if _, err := view.LowestTask(ctx, id); !errors.Is(err, swarm.ErrNoRunningTask) {
+			continue
+		}
+		for _, j := range js {
+			if _, taken := want[j.Key()]; !taken {
+				want[j.Key()] = j
+			}
+		}
+		swarmJobs[id] = js
+	}
+	r.lastJobs = swarmJobs
+}
+
+// genuine reports whether m's container is the Swarm task its labels claim, as a manager
+// says; a running one that is not is a problem (someone ran a container with a task's
+// labels), a stopped one is left out quietly (a task the swarm has removed since).
+func (r *Reconciler) genuine(ctx context.Context, view *swarm.View, m containers.Member, problems *[]string) bool {
+	if r.verified[m.ID] {
+		return true
+	}
+	checked, err := view.Genuine(ctx, m.Task, m.ID)
+	switch {
+	case err != nil && m.State == container.StateRunning:
+		*problems = append(*problems, fmt.Sprintf("%s/%s: %v", m.Project, m.Service, err))
+		return false
+	case err != nil:
+		return false
+	case checked:
+		r.verified[m.ID] = true
+	}
+	return true
 }
 
 // checkPaths refuses volume paths outside the container's mounts: they would back up the

@@ -1,4 +1,6 @@
-package containers
+// Package dependents finds the containers of a compose project that depend on a service
+// (depends_on), in the order to stop them, and stops them around an operation.
+package dependents
 
 import (
 	"context"
@@ -6,9 +8,8 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/moby/moby/client"
 )
 
@@ -16,15 +17,15 @@ import (
 // as "db:service_healthy:false,cache:service_started:true".
 const LabelDependsOn = "com.docker.compose.depends_on"
 
-// Dependents returns the running containers of c's compose project that depend on c's
+// Of returns the running containers of c's compose project that depend on c's
 // service (compose depends_on), directly or through others, in the order to stop them: the
 // furthest from c first. Start them again in the reverse order.
-func Dependents(ctx context.Context, api API, c *Container) ([]*Container, error) {
+func Of(ctx context.Context, api containers.API, c *containers.Container) ([]*containers.Container, error) {
 	if c.Project == "" || c.Service == "" {
 		return nil, nil
 	}
 	res, err := api.ContainerList(ctx, client.ContainerListOptions{
-		Filters: make(client.Filters).Add("label", LabelProject+"="+c.Project),
+		Filters: make(client.Filters).Add("label", containers.LabelProject+"="+c.Project),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing containers of project %q: %w", c.Project, err)
@@ -32,8 +33,8 @@ func Dependents(ctx context.Context, api API, c *Container) ([]*Container, error
 	dependsOn := map[string][]string{} // service -> services it depends on
 	ids := map[string][]string{}       // service -> running container IDs
 	for _, s := range res.Items {
-		svc := s.Labels[LabelService]
-		if s.Labels[LabelOneOff] == "True" || svc == "" {
+		svc := s.Labels[containers.LabelService]
+		if s.Labels[containers.LabelOneOff] == "True" || svc == "" {
 			continue
 		}
 		ids[svc] = append(ids[svc], s.ID)
@@ -81,11 +82,11 @@ func Dependents(ctx context.Context, api API, c *Container) ([]*Container, error
 		}
 		return services[i] < services[j]
 	})
-	var out []*Container
+	var out []*containers.Container
 	for _, svc := range services {
 		sort.Strings(ids[svc])
 		for _, id := range ids[svc] {
-			d, err := Inspect(ctx, api, id)
+			d, err := containers.Inspect(ctx, api, id)
 			if err != nil {
 				return nil, err
 			}
@@ -97,61 +98,11 @@ func Dependents(ctx context.Context, api API, c *Container) ([]*Container, error
 
 // WhileAllStopped stops cs in order, calls fn, and starts them again in the reverse order on
 // every path, as WhileStopped does for one container.
-func WhileAllStopped(ctx context.Context, log *slog.Logger, cs []*Container, fn func(context.Context) error) error {
+func WhileAllStopped(ctx context.Context, log *slog.Logger, cs []*containers.Container, fn func(context.Context) error) error {
 	if len(cs) == 0 {
 		return fn(ctx)
 	}
 	return cs[0].WhileStopped(ctx, log, func(ctx context.Context) error {
 		return WhileAllStopped(ctx, log, cs[1:], fn)
 	})
-}
-
-// Restart is what recovery does for a container that an interrupted operation had stopped:
-// it waits for a stop that may still be in progress, then starts the container again unless
-// it is running, gone, or was stopped before stoppedAt (by someone else: then it was meant to
-// stay stopped). It reports whether it started the container.
-func Restart(ctx context.Context, api API, id string, stoppedAt time.Time) (bool, error) {
-	var deadline time.Time
-	for {
-		res, err := api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-		if cerrdefs.IsNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("inspecting container %s: %w", id, err)
-		}
-		st := res.Container.State
-		if st == nil {
-			return false, fmt.Errorf("container %s has no state", id)
-		}
-		name := strings.TrimPrefix(res.Container.Name, "/")
-		if st.Running && !st.Restarting {
-			// A stop asked for just before the crash may still be under way: wait for the
-			// container's stop timeout, and a margin.
-			if deadline.IsZero() {
-				grace := 10 * time.Second
-				if cfg := res.Container.Config; cfg != nil && cfg.StopTimeout != nil {
-					grace = time.Duration(*cfg.StopTimeout) * time.Second
-				}
-				deadline = time.Now().Add(grace + 15*time.Second)
-			}
-			if time.Now().After(deadline) {
-				return false, nil
-			}
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-time.After(500 * time.Millisecond):
-			}
-			continue
-		}
-		if finished, err := time.Parse(time.RFC3339Nano, st.FinishedAt); err == nil && !stoppedAt.IsZero() &&
-			finished.Before(stoppedAt.Add(-time.Second)) {
-			return false, nil // it was already stopped before the operation stopped it
-		}
-		if _, err := api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-			return false, fmt.Errorf("starting container %s: %w", name, err)
-		}
-		return true, nil
-	}
 }
