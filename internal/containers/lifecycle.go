@@ -35,10 +35,11 @@ func (c *Container) SetGuard(g Guard) { c.guard = g }
 // the stop is asked for). A container that was not running is left as it was. A Swarm
 // task's service is scaled to 0 and back instead (see whileScaledDown).
 func (c *Container) WhileStopped(ctx context.Context, log *slog.Logger, fn func(context.Context) error) (err error) {
-	if err := c.Refresh(ctx); err != nil {
+	if err := c.Refresh(ctx); err != nil && (c.Task == nil || !errors.Is(err, ErrNotFound)) {
 		return err
 	}
 	if c.Task != nil {
+		// (Its container may be gone, its task ended: the service is what is scaled.)
 		return c.whileScaledDown(ctx, log, fn)
 	}
 	if !c.Running {

@@ -38,6 +38,13 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 		return nil, &control.Error{Code: control.CodeBusy, Message: err.Error()}
 	}
 	defer unlock()
+	if c.Task != nil {
+		// A Swarm task may have been replaced while the lock waited (a stop: true backup
+		// scales the service to 0 and back): restore into the task that runs now.
+		if now, err := containers.Find(ctx, r.opts.API, c.Project, c.Service); err == nil {
+			c = now
+		}
+	}
 
 	spec := plan.RestoreSpec{Target: tgt, Backup: req.Key, Within: artifact.Dir(c.Project, c.Service) + "/", Container: c,
 		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Keys: r.opts.Keys, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities,
