@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker-backup/docker-backup/internal/swarm/scale"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
@@ -123,5 +124,27 @@ func TestScaleBackOnlyFromZero(t *testing.T) {
 	f = &fakeSwarm{replicas: &two}
 	if ok, err := scale.ScaleBack(context.Background(), f, ServiceScale{ServiceID: "svc", Replicas: 3}); ok || err != nil || *f.replicas != 2 {
 		t.Fatalf("from 2: scaled=%v err=%v replicas=%d", ok, err, *f.replicas)
+	}
+}
+
+// goneSwarm is fakeSwarm whose task container is gone (Engine 26 removes the containers of
+// the tasks a scale-down ended).
+type goneSwarm struct{ *fakeSwarm }
+
+func (goneSwarm) ContainerInspect(context.Context, string, client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	return client.ContainerInspectResult{}, cerrdefs.ErrNotFound
+}
+
+func TestWhileStoppedScalesAServiceWhoseTaskContainerIsGone(t *testing.T) {
+	two := uint64(2)
+	f := &fakeSwarm{replicas: &two}
+	c := taskContainer(goneSwarm{f})
+	ran := false
+	err := c.WhileStopped(context.Background(), slog.New(slog.DiscardHandler), func(context.Context) error {
+		ran = *f.replicas == 0
+		return nil
+	})
+	if err != nil || !ran || *f.replicas != 2 {
+		t.Fatalf("err=%v ran at 0=%v replicas after=%d", err, ran, *f.replicas)
 	}
 }
