@@ -34,7 +34,7 @@ func fakeEngine(t *testing.T, manager bool) *client.Client {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	api, err := client.New(client.WithHost("tcp://"+strings.TrimPrefix(srv.URL, "http://")))
+	api, err := client.New(client.WithHost("tcp://" + strings.TrimPrefix(srv.URL, "http://")))
 	if err != nil {
 		t.Fatal(err)
 	}
