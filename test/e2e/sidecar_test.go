@@ -140,7 +140,6 @@ func TestSidecarExampleProject(t *testing.T) {
 	var artifacts, manifests int
 	for _, f := range filesUnder(t, dir) {
 		switch {
-		case strings.HasPrefix(f, "_catalog/"):
 		case strings.HasSuffix(f, artifact.ManifestSuffix):
 			manifests++
 		case strings.HasSuffix(f, artifact.ChunksSuffix):
