@@ -161,4 +161,3 @@ func (r *Repo) unwrap() ([]byte, error) {
 	}
 	return m, nil
 }
-

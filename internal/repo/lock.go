@@ -106,6 +106,10 @@ func (r *Repo) tryLock(ctx context.Context, kind string) (*Lock, *LockInfo, erro
 	if err := l.write(ctx); err != nil {
 		return nil, nil, err
 	}
+	if err := r.hook(ctx, "lock."+kind+".put"); err != nil {
+		l.remove(ctx)
+		return nil, nil, err
+	}
 	locks, err := r.Locks(ctx)
 	if err != nil {
 		l.remove(ctx)

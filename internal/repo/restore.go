@@ -173,4 +173,3 @@ func (rd *Reader) Export(ctx context.Context, s *Snapshot, w io.Writer) error {
 	}
 	return ts.Close()
 }
-

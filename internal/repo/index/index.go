@@ -50,7 +50,10 @@ func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	no, ok := x.packNo[id]
-	if !ok {
+	if ok {
+		return // listed by another index file too (a prune was interrupted): the same blobs
+	}
+	{
 		no = uint32(len(x.packs))
 		x.packs = append(x.packs, id)
 		x.sizes = append(x.sizes, size)
