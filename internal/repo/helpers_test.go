@@ -337,3 +337,7 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func nodeFile() tree.Node {
+	return tree.Node{Mode: 0o644, MTime: time.Unix(1700000000, 0)}
+}
