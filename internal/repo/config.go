@@ -121,13 +121,13 @@ func open(t target.Target, cfg Config, a Access) (*Repo, error) {
 	r := &Repo{t: t, cfg: cfg, a: a}
 	var err error
 	if !cfg.Encrypted {
-		r.keys, err = blob.NewPlain(cfg.ChunkIDKey)
+		r.keys, err = blob.NewPlain(cfg.ChunkIDKey, a.Compression)
 	} else {
 		if r.master, err = r.unwrap(); err != nil {
 			return nil, err
 		}
 		cfg.Chunker.Seed = blob.Derive(r.master, "chunker-seed")
-		r.keys, err = blob.NewEncrypted(r.master)
+		r.keys, err = blob.NewEncrypted(r.master, a.Compression)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("repository %s in %s: %w", cfg.ID, t, err)

@@ -43,6 +43,8 @@ type Access struct {
 	PackSize int
 	// Uploads is how many packs may be uploading at once (default 2).
 	Uploads int
+	// Compression is the zstd level of new blobs (default "fastest").
+	Compression blob.Level
 	// Workers compress and encrypt (default GOMAXPROCS).
 	Workers int
 	// LockWait is how long a backup waits for an exclusive lock (a prune) to go (default 0:

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -102,24 +103,44 @@ func Derive(master []byte, purpose string) []byte {
 	return out
 }
 
+// Level is how hard zstd works: "fastest" (the default: about zstd -1, twice as fast as
+// "default"), "default" (about zstd -3) or "better" (about zstd -7).
+type Level string
+
+func (l Level) zstd() (zstd.EncoderLevel, error) {
+	switch l {
+	case "", "fastest":
+		return zstd.SpeedFastest, nil
+	case "default":
+		return zstd.SpeedDefault, nil
+	case "better":
+		return zstd.SpeedBetterCompression, nil
+	}
+	return 0, fmt.Errorf("compression level %q is not fastest, default or better", string(l))
+}
+
 // NewPlain returns the keys of an unencrypted repository: only the chunk-ID key.
-func NewPlain(idKey []byte) (*Keys, error) {
+func NewPlain(idKey []byte, level Level) (*Keys, error) {
 	if len(idKey) != MasterKeySize {
 		return nil, fmt.Errorf("the chunk-ID key must be %d bytes (it is %d)", MasterKeySize, len(idKey))
 	}
-	return newKeys(idKey, nil)
+	return newKeys(idKey, nil, level)
 }
 
 // NewEncrypted returns the keys of an encrypted repository, derived from its master key.
-func NewEncrypted(master []byte) (*Keys, error) {
+func NewEncrypted(master []byte, level Level) (*Keys, error) {
 	if len(master) != MasterKeySize {
 		return nil, fmt.Errorf("the master key must be %d bytes (it is %d)", MasterKeySize, len(master))
 	}
-	return newKeys(Derive(master, "chunk-id"), &aeadKey{key: Derive(master, "xchacha20poly1305")})
+	return newKeys(Derive(master, "chunk-id"), &aeadKey{key: Derive(master, "xchacha20poly1305")}, level)
 }
 
-func newKeys(idKey []byte, a *aeadKey) (*Keys, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+func newKeys(idKey []byte, a *aeadKey, level Level) (*Keys, error) {
+	lvl, err := level.zstd()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +176,11 @@ func (k *Keys) Encode(dst, plain []byte) ([]byte, uint8, error) {
 		dst = append(dst, make([]byte, chacha20poly1305.NonceSizeX)...)
 	}
 	bodyStart := len(dst)
-	dst = k.enc.EncodeAll(plain, dst)
+	if incompressible(plain) {
+		dst = append(dst, plain...)
+	} else {
+		dst = k.enc.EncodeAll(plain, dst)
+	}
 	if len(dst)-bodyStart >= len(plain) {
 		comp = Raw
 		dst = append(dst[:bodyStart], plain...)
@@ -258,4 +283,30 @@ func (k *Keys) Decode(dst, stored []byte, comp uint8, rawLen int, id ID) ([]byte
 		return nil, fmt.Errorf("blob %s: its content hashes to %s: %w", id, got, ErrAuth)
 	}
 	return dst, nil
+}
+
+// incompressible guesses from samples whether b is already compressed or encrypted (media,
+// archives): then it is stored without trying zstd, which would spend its time for nothing.
+func incompressible(b []byte) bool {
+	const sample = 4096
+	if len(b) < 4*sample {
+		return false
+	}
+	var hist [256]int
+	for i := range 4 {
+		off := i * (len(b) - sample) / 3
+		for _, c := range b[off : off+sample] {
+			hist[c]++
+		}
+	}
+	// Shannon entropy of the samples, in bits per byte.
+	n := float64(4 * sample)
+	e := 0.0
+	for _, h := range hist {
+		if h > 0 {
+			p := float64(h) / n
+			e -= p * math.Log2(p)
+		}
+	}
+	return e > 7.9
 }
