@@ -2,8 +2,8 @@ package repo
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"io"
 	"iter"
 	"math/rand/v2"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
 	"github.com/docker-backup/docker-backup/internal/repo/pack"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
@@ -32,11 +33,11 @@ type CheckResult struct {
 // downloaded, hashed, and each of their blobs decrypted and checked against its ID. It holds a
 // shared lock. The error joins the problems.
 func (r *Repo) Check(ctx context.Context, readData float64) (*CheckResult, error) {
-	lock, err := r.lock(ctx, Shared)
+	lk, err := r.locker().Acquire(ctx, lock.Shared)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release(ctx)
+	defer lk.Release(ctx)
 	res := &CheckResult{}
 	idx, _, err := r.LoadIndex(ctx)
 	if err != nil {
@@ -152,23 +153,8 @@ func (r *Repo) readPack(ctx context.Context, p index.Pack) error {
 	if err != nil {
 		return err
 	}
-	entries, err := pack.Header(r.keys, b)
-	if err != nil {
+	if err := pack.Verify(r.keys, b, p.Blobs); err != nil {
 		return fmt.Errorf("pack %s: %w", p.ID, err)
-	}
-	inHeader := map[pack.Entry]bool{}
-	var buf []byte
-	for _, e := range entries {
-		inHeader[e] = true
-		stored, _ := pack.Stored(b, e)
-		if buf, err = r.keys.Decode(buf[:0], stored, e.Comp, int(e.Raw), e.ID); err != nil {
-			return fmt.Errorf("pack %s: %w", p.ID, err)
-		}
-	}
-	for _, e := range p.Blobs {
-		if !inHeader[e] {
-			return fmt.Errorf("pack %s: the index lists blob %s at %d+%d, which its header does not", p.ID, e.ID, e.Offset, e.Length)
-		}
 	}
 	return nil
 }

@@ -9,14 +9,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 )
 
-// SnapshotInfo describes a snapshot being committed; Time and Host default to now and the
-// access's host.
-type SnapshotInfo = Snapshot
-
-// Commit finishes the snapshot: the remaining packs are uploaded, then an index file of this
+// Commit finishes the snapshot described by info (Time and Host default to now and the
+// access's host; Tree and Totals are set): the remaining packs are uploaded, then an index file of this
 // snapshot's packs, then (if the lock is still valid) the signed snapshot. Nothing refers to a
 // pack before it is stored, nor to an index entry before its index file is.
-func (w *Writer) Commit(ctx context.Context, info SnapshotInfo) (*Snapshot, error) {
+func (w *Writer) Commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 	s, err := w.commit(ctx, info)
 	if err != nil {
 		w.Abort(ctx)
@@ -25,7 +22,7 @@ func (w *Writer) Commit(ctx context.Context, info SnapshotInfo) (*Snapshot, erro
 	return s, nil
 }
 
-func (w *Writer) commit(ctx context.Context, info SnapshotInfo) (*Snapshot, error) {
+func (w *Writer) commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 	if w.done {
 		return nil, errors.New("the snapshot is already committed or aborted")
 	}
@@ -38,7 +35,7 @@ func (w *Writer) commit(ctx context.Context, info SnapshotInfo) (*Snapshot, erro
 	if err != nil {
 		return nil, err
 	}
-	packs, totals, err := w.pipe.finish()
+	packs, stats, err := w.pipe.Finish()
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +62,7 @@ func (w *Writer) commit(ctx context.Context, info SnapshotInfo) (*Snapshot, erro
 	s.Paths, s.Tags = slices.Clone(s.Paths), slices.Clone(s.Tags)
 	s.Totals = w.totals
 	s.Totals.Dirs++ // the root
-	s.Totals.NewBlobs, s.Totals.NewRaw, s.Totals.NewStored, s.Totals.Packs = totals.NewBlobs, totals.NewRaw, totals.NewStored, totals.Packs
+	s.Totals.NewBlobs, s.Totals.NewRaw, s.Totals.NewStored, s.Totals.Packs = stats.Blobs, stats.Raw, stats.Stored, stats.Packs
 	if err := w.lock.Valid(); err != nil {
 		return nil, err
 	}
@@ -91,7 +88,7 @@ func (w *Writer) commit(ctx context.Context, info SnapshotInfo) (*Snapshot, erro
 func (w *Writer) Abort(ctx context.Context) {
 	if !w.done {
 		w.done = true
-		w.pipe.abort(fmt.Errorf("the backup was aborted"))
+		w.pipe.Abort(fmt.Errorf("the backup was aborted"))
 		w.lock.Release(ctx)
 	}
 }

@@ -3,21 +3,17 @@ package repo
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
-
-	"filippo.io/age/armor"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
+	"github.com/docker-backup/docker-backup/internal/repo/masterkey"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -35,7 +31,7 @@ func Init(ctx context.Context, t target.Target, opts InitOptions, a Access) (*Re
 	if _, err := t.Get(ctx, configKey); err == nil {
 		return Open(ctx, t, a)
 	}
-	cfg, master, err := newConfig(opts)
+	cfg, master, err := newConfig(opts, a.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -55,14 +51,17 @@ func Init(ctx context.Context, t target.Target, opts InitOptions, a Access) (*Re
 	return open(t, cfg, a)
 }
 
-func newConfig(opts InitOptions) (Config, []byte, error) {
-	cfg := Config{Version: formatVersion, ID: randomHex(16)}
+func newConfig(opts InitOptions, now func() time.Time) (Config, []byte, error) {
+	if now == nil {
+		now = time.Now
+	}
+	cfg := Config{Version: formatVersion, ID: randomHex(16), Created: now().UTC()}
 	cfg.Chunker = chunker.Params{Algorithm: chunker.Algorithm, Min: opts.ChunkMin, Avg: opts.ChunkAvg, Max: opts.ChunkMax}
 	if cfg.Chunker.Min == 0 {
 		cfg.Chunker.Min, cfg.Chunker.Avg, cfg.Chunker.Max = chunker.DefaultMin, chunker.DefaultAvg, chunker.DefaultMax
 	}
-	master := make([]byte, blob.MasterKeySize)
-	if _, err := rand.Read(master); err != nil {
+	master, err := masterkey.New()
+	if err != nil {
 		return cfg, nil, err
 	}
 	if opts.Recipients.Empty() {
@@ -72,27 +71,11 @@ func newConfig(opts InitOptions) (Config, []byte, error) {
 	}
 	cfg.Encrypted = true
 	cfg.Recipients = opts.Recipients.Names
-	var buf bytes.Buffer
-	aw := armor.NewWriter(&buf)
-	w, err := opts.Recipients.Encrypt(aw)
-	if err != nil {
+	if cfg.MasterKey, err = masterkey.Wrap(master, opts.Recipients); err != nil {
 		return cfg, nil, err
 	}
-	if _, err := w.Write(master); err != nil {
-		return cfg, nil, err
-	}
-	if err := errors.Join(w.Close(), aw.Close()); err != nil {
-		return cfg, nil, fmt.Errorf("encrypting the master key: %w", err)
-	}
-	cfg.MasterKey = buf.String()
-	cfg.KeyCheck = keyCheck(master)
+	cfg.KeyCheck = masterkey.Check(master)
 	return cfg, master, nil
-}
-
-func keyCheck(master []byte) string {
-	h := hmac.New(sha256.New, blob.Derive(master, "key-check"))
-	h.Write([]byte("docker-backup repository key check"))
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Open opens the repository on t.
@@ -143,7 +126,7 @@ func open(t target.Target, cfg Config, a Access) (*Repo, error) {
 func (r *Repo) unwrap() ([]byte, error) {
 	where := fmt.Sprintf("encrypted repository %s in %s", r.cfg.ID, r.t)
 	if m := r.a.MasterKey; m != nil {
-		if len(m) != blob.MasterKeySize || !hmac.Equal([]byte(keyCheck(m)), []byte(r.cfg.KeyCheck)) {
+		if !masterkey.Matches(m, r.cfg.KeyCheck) {
 			return nil, fmt.Errorf("%s: the given master key is not its key (a key file of another repository?)", where)
 		}
 		return m, nil
@@ -151,13 +134,9 @@ func (r *Repo) unwrap() ([]byte, error) {
 	if r.a.Identities.Empty() {
 		return nil, fmt.Errorf("%s: give its key file (writers) or an identity of %s (restores): %w", where, strings.Join(r.cfg.Recipients, ", "), crypt.ErrNoIdentity)
 	}
-	pr, err := r.a.Identities.Decrypt(armor.NewReader(strings.NewReader(r.cfg.MasterKey)), r.cfg.Recipients)
+	m, err := masterkey.Unwrap(r.cfg.MasterKey, r.cfg.Recipients, r.a.Identities, r.cfg.KeyCheck)
 	if err != nil {
-		return nil, fmt.Errorf("%s: master key: %w", where, err)
-	}
-	m, err := io.ReadAll(io.LimitReader(pr, 64))
-	if err != nil || len(m) != blob.MasterKeySize || keyCheck(m) != r.cfg.KeyCheck {
-		return nil, fmt.Errorf("%s: the wrapped master key does not match its key check (damaged config)", where)
+		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return m, nil
 }

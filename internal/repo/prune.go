@@ -7,6 +7,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
 	"github.com/docker-backup/docker-backup/internal/repo/pack"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
@@ -29,11 +30,11 @@ const RewriteBelow = 0.5
 // old index files are deleted, then the packs: at every step the index on the target lists
 // only packs that exist for every blob a snapshot references.
 func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
-	lock, err := r.lock(ctx, Exclusive)
+	lk, err := r.locker().Acquire(ctx, lock.Exclusive)
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Release(ctx)
+	defer lk.Release(ctx)
 	if err := r.hook(ctx, "prune.locked"); err != nil {
 		return nil, err
 	}
@@ -52,65 +53,21 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err := r.hook(ctx, "prune.planned"); err != nil {
 		return nil, err
 	}
-	plan, err := planPrune(idx, used, stored)
+	plan, err := idx.PlanPrune(used, stored, RewriteBelow)
 	if err != nil {
 		return nil, fmt.Errorf("prune of repository %s: %w", r.cfg.ID, err)
 	}
-	newPacks, err := r.rewrite(ctx, plan.rewrite, used)
+	newPacks, err := r.rewrite(ctx, plan.Rewrite, used)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.hook(ctx, "prune.rewritten"); err != nil {
 		return nil, err
 	}
-	if err := lock.Valid(); err != nil {
+	if err := lk.Valid(); err != nil {
 		return nil, err
 	}
-	return r.replaceIndex(ctx, plan, append(plan.keep, newPacks...), oldIndex)
-}
-
-type prunePlan struct {
-	keep      []index.Pack
-	rewrite   []index.Pack
-	delete    []blob.ID
-	unindexed int
-	bytes     int64
-}
-
-func planPrune(idx *index.Index, used map[blob.ID]struct{}, stored map[blob.ID]int64) (prunePlan, error) {
-	var plan prunePlan
-	indexed := map[blob.ID]bool{}
-	for _, p := range idx.Packs() {
-		indexed[p.ID] = true
-		var usedBytes int64
-		for _, e := range p.Blobs {
-			if _, ok := used[e.ID]; ok {
-				usedBytes += int64(e.Length)
-			}
-		}
-		_, exists := stored[p.ID]
-		switch {
-		case usedBytes == 0:
-			if exists {
-				plan.delete = append(plan.delete, p.ID)
-				plan.bytes += p.Size
-			}
-		case !exists:
-			return plan, fmt.Errorf("pack %s holds referenced blobs but is missing: run check (nothing was deleted)", p.ID)
-		case float64(usedBytes) < RewriteBelow*float64(p.Size):
-			plan.rewrite = append(plan.rewrite, p)
-		default:
-			plan.keep = append(plan.keep, p)
-		}
-	}
-	for id, size := range stored {
-		if !indexed[id] {
-			plan.delete = append(plan.delete, id)
-			plan.unindexed++
-			plan.bytes += size
-		}
-	}
-	return plan, nil
+	return r.replaceIndex(ctx, plan, append(plan.Keep, newPacks...), oldIndex)
 }
 
 // usedBlobs walks every snapshot; a snapshot that cannot be read stops the prune.
@@ -194,7 +151,7 @@ func (r *Repo) rewrite(ctx context.Context, packs []index.Pack, used map[blob.ID
 }
 
 // replaceIndex stores the new index, then deletes the old index files, then the packs.
-func (r *Repo) replaceIndex(ctx context.Context, plan prunePlan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
+func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
 	newIndex, err := r.writeIndex(ctx, packs)
 	if err != nil {
 		return nil, err
@@ -217,8 +174,8 @@ func (r *Repo) replaceIndex(ctx context.Context, plan prunePlan, packs []index.P
 	if err := r.hook(ctx, "prune.old-index-deleted"); err != nil {
 		return nil, err
 	}
-	res := &PruneResult{UnindexedPacks: plan.unindexed, RewrittenPacks: len(plan.rewrite), KeptPacks: len(packs)}
-	del := append(plan.delete, packIDs(plan.rewrite)...)
+	res := &PruneResult{UnindexedPacks: plan.Unindexed, RewrittenPacks: len(plan.Rewrite), KeptPacks: len(packs)}
+	del := append(plan.Delete, packIDs(plan.Rewrite)...)
 	var errs []error
 	for _, id := range del {
 		if err := r.t.Delete(ctx, packKey(id)); err != nil {
@@ -230,10 +187,10 @@ func (r *Repo) replaceIndex(ctx context.Context, plan prunePlan, packs []index.P
 			return nil, err
 		}
 	}
-	for _, p := range plan.rewrite {
+	for _, p := range plan.Rewrite {
 		res.DeletedBytes += p.Size
 	}
-	res.DeletedBytes += plan.bytes
+	res.DeletedBytes += plan.Bytes
 	return res, errors.Join(errs...)
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
 )
 
 // pause makes a hook that blocks at point (its first occurrence) until released.
@@ -215,7 +217,7 @@ func TestBackupDuringPrune(t *testing.T) {
 			}
 			locks, err := pr.Locks(ctx)
 			must(t, err)
-			if len(locks) != 1 || locks[0].Kind != Exclusive {
+			if len(locks) != 1 || locks[0].Kind != lock.Exclusive {
 				t.Fatalf("locks while the prune runs: %+v (the refused backup's must be gone)", locks)
 			}
 			close(p.release)
@@ -303,14 +305,13 @@ func TestStaleLock(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	crashed := sc.e.open(func(a *Access) { a.Now = clock })
-	l, err := crashed.lock(ctx, Shared)
+	l, err := crashed.locker().Acquire(ctx, lock.Shared)
 	must(t, err)
-	close(l.stop) // the process died: no refresh, no release
-	<-l.done
+	l.Stop() // the process died: no refresh, no release
 	if _, err := sc.e.open(func(a *Access) { a.Now = clock }).Prune(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("prune beside a live lock: %v", err)
 	}
-	later := func() time.Time { return now.Add(LockStale + time.Minute) }
+	later := func() time.Time { return now.Add(lock.Stale + time.Minute) }
 	if _, err := sc.e.open(func(a *Access) { a.Now = later }).Prune(ctx); err != nil {
 		t.Fatalf("prune beside a stale lock: %v", err)
 	}

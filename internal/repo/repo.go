@@ -16,13 +16,14 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
+	"github.com/docker-backup/docker-backup/internal/repo/masterkey"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -176,27 +177,19 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// KeyFile is the text of a key file for an encrypted repository's master key: the sidecar
-// keeps it in its state directory (0600); other hosts that write the repository are given it
-// as a secret.
+// KeyFile is the text of a key file holding an encrypted repository's master key ("" for an
+// unencrypted one): the sidecar keeps it in its state directory (0600); other hosts that write
+// the repository are given it as a secret (Access.MasterKey, from ParseKeyFile).
 func (r *Repo) KeyFile() string {
 	if r.master == nil {
 		return ""
 	}
-	return fmt.Sprintf("docker-backup-repository-key %s %s\n", r.cfg.ID, hex.EncodeToString(r.master))
+	return masterkey.File(r.cfg.ID, r.master)
 }
 
 // ParseKeyFile reads a key file's text: the repository ID (for messages) and the master key.
 func ParseKeyFile(text string) (repoID string, master []byte, err error) {
-	f := strings.Fields(text)
-	if len(f) != 3 || f[0] != "docker-backup-repository-key" {
-		return "", nil, fmt.Errorf("not a repository key file: want \"docker-backup-repository-key ID KEY\"")
-	}
-	master, err = hex.DecodeString(f[2])
-	if err != nil || len(master) != blob.MasterKeySize {
-		return "", nil, fmt.Errorf("repository key file for %s: the key must be %d bytes in hex", f[1], blob.MasterKeySize)
-	}
-	return f[1], master, nil
+	return masterkey.ParseFile(text)
 }
 
 func decodeConfig(b []byte) (Config, error) {
@@ -208,4 +201,22 @@ func decodeConfig(b []byte) (Config, error) {
 		return c, fmt.Errorf("repository format version %d is not %d (made by a newer version of docker-backup?)", c.Version, formatVersion)
 	}
 	return c, nil
+}
+
+// ErrLocked is wrapped when another operation holds a conflicting lock: a prune refuses to
+// run beside a backup, a backup beside a prune.
+var ErrLocked = lock.ErrLocked
+
+func (r *Repo) locker() *lock.Locker {
+	return &lock.Locker{T: r.t, Name: fmt.Sprintf("repository %s in %s", r.cfg.ID, r.t), Host: r.a.Host,
+		Wait: r.a.LockWait, Now: r.a.Now, Log: r.a.Log, Hook: r.a.Hook}
+}
+
+// Locks lists the repository's locks.
+func (r *Repo) Locks(ctx context.Context) ([]lock.Info, error) { return r.locker().List(ctx) }
+
+// RemoveStaleLocks deletes locks left by crashed operations (all: every lock, when the
+// operator knows nothing runs).
+func (r *Repo) RemoveStaleLocks(ctx context.Context, all bool) (int, error) {
+	return r.locker().RemoveStale(ctx, all)
 }

@@ -1,13 +1,9 @@
 package repo
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"io"
-	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
@@ -37,7 +33,7 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 	}
 	hl := hardlinks{emitted: map[string]bool{}, movedTo: map[string]string{}}
 	err := rd.Walk(ctx, s.Tree, func(p string, n *tree.Node) error {
-		in, descend := selected(sel, p)
+		in, descend := tree.Selected(sel, p)
 		if !in && !descend {
 			return SkipDir
 		}
@@ -50,22 +46,6 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 		return fmt.Errorf("restoring snapshot %s: %w", short(s.ID), err)
 	}
 	return nil
-}
-
-// selected: whether p is selected, and whether it is an ancestor of a selected path.
-func selected(sel []string, p string) (in, ancestor bool) {
-	if len(sel) == 0 {
-		return true, true
-	}
-	for _, s := range sel {
-		if p == s || strings.HasPrefix(p, s+"/") {
-			return true, true
-		}
-		if strings.HasPrefix(s, p+"/") {
-			ancestor = true
-		}
-	}
-	return false, ancestor
 }
 
 // hardlinks keeps hard links restorable in tree order: a link met before its target (entries
@@ -108,66 +88,9 @@ func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node,
 
 func short(id string) string { return id[:min(12, len(id))] }
 
-// TarSink writes a restore as a PAX tar stream, like a full backup's archive.
-type TarSink struct {
-	tw *tar.Writer
-}
-
-// NewTarSink writes to w; Close it to finish the archive.
-func NewTarSink(w io.Writer) *TarSink { return &TarSink{tw: tar.NewWriter(w)} }
-
-// Close writes the archive's end.
-func (t *TarSink) Close() error { return t.tw.Close() }
-
-// Entry writes one entry.
-func (t *TarSink) Entry(ctx context.Context, p string, n *tree.Node, content io.Reader) error {
-	h := &tar.Header{Name: p, Mode: int64(n.Mode & 0o7777), Uid: int(n.UID), Gid: int(n.GID), Uname: n.Uname, Gname: n.Gname,
-		ModTime: n.MTime, Format: tar.FormatPAX}
-	if !n.ATime.IsZero() {
-		h.AccessTime = n.ATime
-	}
-	if !n.CTime.IsZero() {
-		h.ChangeTime = n.CTime
-	}
-	switch n.Type {
-	case tree.File:
-		h.Typeflag, h.Size = tar.TypeReg, n.Size
-	case tree.Dir:
-		h.Typeflag, h.Name = tar.TypeDir, p+"/"
-	case tree.Symlink:
-		h.Typeflag, h.Linkname = tar.TypeSymlink, n.LinkTarget
-	case tree.Hardlink:
-		h.Typeflag, h.Linkname = tar.TypeLink, n.LinkTarget
-	case tree.FIFO:
-		h.Typeflag = tar.TypeFifo
-	case tree.CharDev, tree.BlockDev:
-		h.Typeflag = tar.TypeChar
-		if n.Type == tree.BlockDev {
-			h.Typeflag = tar.TypeBlock
-		}
-		h.Devmajor, h.Devminor = int64(unix.Major(n.Rdev)), int64(unix.Minor(n.Rdev))
-	}
-	for k, v := range n.Xattrs {
-		if h.PAXRecords == nil {
-			h.PAXRecords = map[string]string{}
-		}
-		h.PAXRecords["SCHILY.xattr."+k] = string(v)
-	}
-	if err := t.tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("%q: %w", p, err)
-	}
-	if content == nil {
-		return nil
-	}
-	if _, err := io.Copy(t.tw, content); err != nil {
-		return fmt.Errorf("%q: %w", p, err)
-	}
-	return nil
-}
-
 // Export writes the snapshot as a tar stream (what a full backup's archive holds).
 func (rd *Reader) Export(ctx context.Context, s *Snapshot, w io.Writer) error {
-	ts := NewTarSink(w)
+	ts := tree.NewTarSink(w)
 	if err := rd.Restore(ctx, s, nil, ts); err != nil {
 		return err
 	}

@@ -2,100 +2,38 @@ package repo
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
+	"github.com/docker-backup/docker-backup/internal/repo/snapshot"
 )
 
 // Snapshot is one backup in the repository.
-type Snapshot struct {
-	ID       string    `json:"-"` // SHA-256 of the stored object, its key's last part
-	Time     time.Time `json:"time"`
-	Host     string    `json:"host"`
-	Project  string    `json:"project"`
-	Service  string    `json:"service"`
-	Strategy string    `json:"strategy"`
-	Paths    []string  `json:"paths,omitempty"`
-	Tags     []string  `json:"tags,omitempty"`
-	Parent   string    `json:"parent,omitempty"`
-	Tree     blob.ID   `json:"tree"`
-	Totals   Totals    `json:"totals"`
-	KeyID    string    `json:"-"` // the key that signed it
-}
+type Snapshot = snapshot.Snapshot
 
 // Totals count what a backup did.
-type Totals struct {
-	Files       int64 `json:"files"`
-	Dirs        int64 `json:"dirs"`
-	Bytes       int64 `json:"bytes"`        // of file content
-	ReusedFiles int64 `json:"reused_files"` // taken from the parent without reading
-	NewBlobs    int64 `json:"new_blobs"`
-	NewRaw      int64 `json:"new_raw"`    // plaintext bytes of new blobs
-	NewStored   int64 `json:"new_stored"` // stored bytes of new blobs
-	Packs       int64 `json:"packs"`
-}
+type Totals = snapshot.Totals
 
-type envelope struct {
-	Version   int                 `json:"version"`
-	Snapshot  json.RawMessage     `json:"snapshot"`
-	Signature *artifact.Signature `json:"signature"`
-}
-
-// snapshotPurpose is what a snapshot's signature is for (see artifact.SigningKey.SignBytes).
-const snapshotPurpose = "repository snapshot v1"
-
-const maxSnapshot = 16 << 20
-
-// ErrRefused is wrapped when a snapshot is not signed by a trusted key.
-var ErrRefused = errors.New("snapshot refused")
+// ErrRefused is wrapped when a snapshot is not signed by a trusted key (or damaged).
+var ErrRefused = snapshot.ErrRefused
 
 func (r *Repo) encodeSnapshot(s *Snapshot) ([]byte, error) {
 	if r.a.Signer == nil {
 		return nil, fmt.Errorf("repository %s: no signing key to sign the snapshot with", r.cfg.ID)
 	}
-	body, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	env, err := json.Marshal(envelope{Version: 1, Snapshot: body, Signature: r.a.Signer.SignBytes(snapshotPurpose, body)})
-	if err != nil {
-		return nil, err
-	}
-	return r.keys.Seal(r.keys.Compress(env))
+	return snapshot.Encode(r.keys, r.a.Signer, s)
 }
 
 func (r *Repo) decodeSnapshot(id string, stored []byte) (*Snapshot, error) {
-	where := fmt.Sprintf("snapshot %s in repository %s", id, r.cfg.ID)
-	if blob.Sum(stored).String() != id {
-		return nil, fmt.Errorf("%s: its content does not hash to its name (damaged or tampered with): %w", where, ErrRefused)
-	}
-	plain, err := r.keys.Unseal(stored)
-	if err == nil {
-		plain, err = r.keys.Decompress(plain, maxSnapshot)
-	}
+	s, err := snapshot.Decode(r.keys, r.a.Trust, id, stored)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", where, err, ErrRefused)
+		return nil, fmt.Errorf("snapshot %s in repository %s: %w", id, r.cfg.ID, err)
 	}
-	var env envelope
-	if err := json.Unmarshal(plain, &env); err != nil || env.Version != 1 {
-		return nil, fmt.Errorf("%s: not a version 1 snapshot: %w", where, ErrRefused)
-	}
-	if err := r.a.Trust.VerifyBytes(snapshotPurpose, env.Snapshot, env.Signature); err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", where, err, ErrRefused)
-	}
-	var s Snapshot
-	if err := json.Unmarshal(env.Snapshot, &s); err != nil {
-		return nil, fmt.Errorf("%s: decoding: %w", where, err)
-	}
-	s.ID, s.KeyID = id, env.Signature.KeyID
-	return &s, nil
+	return s, nil
 }
 
 // LoadSnapshot reads and verifies one snapshot; id may be a unique prefix of its ID.
@@ -116,7 +54,7 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
 		}
 		id = match[0]
 	}
-	b, err := r.get(ctx, "snapshots/"+id, maxSnapshot)
+	b, err := r.get(ctx, "snapshots/"+id, snapshot.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"sync"
+	"slices"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
@@ -51,33 +51,18 @@ const indexBlobsPerFile = 50_000
 // writeIndex stores packs in one or more index files and returns their keys.
 func (r *Repo) writeIndex(ctx context.Context, packs []index.Pack) ([]string, error) {
 	var keys []string
-	var f index.File
-	n := 0
-	flush := func() error {
-		if len(f.Packs) == 0 {
-			return nil
-		}
+	for _, f := range index.Split(packs, indexBlobsPerFile) {
 		b, err := index.Encode(r.keys, f)
 		if err != nil {
-			return err
+			return keys, err
 		}
 		key := "index/" + blob.Sum(b).String()
 		if err := r.put(ctx, key, b, true); err != nil {
-			return err
+			return keys, err
 		}
 		keys = append(keys, key)
-		f, n = index.File{}, 0
-		return nil
 	}
-	for _, p := range packs {
-		f.Packs = append(f.Packs, p)
-		if n += len(p.Blobs); n >= indexBlobsPerFile {
-			if err := flush(); err != nil {
-				return keys, err
-			}
-		}
-	}
-	return keys, flush()
+	return keys, nil
 }
 
 // fetchPack downloads a pack and checks its bytes against its ID.
@@ -99,47 +84,18 @@ func (r *Repo) fetchPack(ctx context.Context, id blob.ID, size int64) ([]byte, e
 	return b, nil
 }
 
-// packCache keeps the packs a reader fetched, the least recently used dropped first, and
-// fetches ahead.
+func (r *Repo) newPackCache(x *index.Index, max int) *packCache {
+	return &packCache{Cache: pack.NewCache(max, func(ctx context.Context, id blob.ID) ([]byte, error) {
+		size, _ := x.PackSize(id)
+		return r.fetchPack(ctx, id, size)
+	}), r: r, x: x}
+}
+
+// packCache reads blobs through a cache of packs.
 type packCache struct {
-	r     *Repo
-	x     *index.Index
-	max   int
-	mu    sync.Mutex
-	packs map[blob.ID]*cached
-	order []blob.ID
-}
-
-type cached struct {
-	done chan struct{}
-	b    []byte
-	err  error
-}
-
-func newPackCache(r *Repo, x *index.Index, max int) *packCache {
-	return &packCache{r: r, x: x, max: max, packs: map[blob.ID]*cached{}}
-}
-
-// start begins fetching a pack unless it is cached or being fetched.
-func (c *packCache) start(ctx context.Context, id blob.ID) *cached {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.packs[id]; ok {
-		return p
-	}
-	p := &cached{done: make(chan struct{})}
-	c.packs[id] = p
-	c.order = append(c.order, id)
-	for len(c.order) > c.max {
-		delete(c.packs, c.order[0])
-		c.order = c.order[1:]
-	}
-	size, _ := c.x.PackSize(id)
-	go func() {
-		defer close(p.done)
-		p.b, p.err = c.r.fetchPack(ctx, id, size)
-	}()
-	return p
+	*pack.Cache
+	r *Repo
+	x *index.Index
 }
 
 // blob returns a blob's plaintext, verified (appended to dst).
@@ -148,16 +104,11 @@ func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, e
 	if !ok {
 		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
 	}
-	p := c.start(ctx, loc.Pack)
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	p, err := c.Get(ctx, loc.Pack)
+	if err != nil {
+		return nil, err
 	}
-	if p.err != nil {
-		return nil, p.err
-	}
-	stored, err := pack.Stored(p.b, loc.Entry)
+	stored, err := pack.Stored(p, loc.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
 	}
@@ -168,29 +119,16 @@ func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, e
 	return out, nil
 }
 
-// prefetch starts fetching the packs of the blobs ahead.
+// prefetch starts fetching the packs of the blobs ahead (at most packs of them).
 func (c *packCache) prefetch(ctx context.Context, ids []blob.ID, packs int) {
 	var seen []blob.ID
 	for _, id := range ids {
 		if len(seen) >= packs {
 			return
 		}
-		loc, ok := c.x.Lookup(id)
-		if !ok {
-			continue
-		}
-		if !containsID(seen, loc.Pack) {
+		if loc, ok := c.x.Lookup(id); ok && !slices.Contains(seen, loc.Pack) {
 			seen = append(seen, loc.Pack)
-			c.start(ctx, loc.Pack)
+			c.Start(ctx, loc.Pack)
 		}
 	}
-}
-
-func containsID(s []blob.ID, id blob.ID) bool {
-	for _, x := range s {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }

@@ -108,7 +108,9 @@ func TestTamperedSnapshot(t *testing.T) {
 	must(t, err)
 	for name, edit := range map[string]func([]byte) []byte{
 		"host changed": func(b []byte) []byte { return bytes.Replace(b, []byte(`"host":"test"`), []byte(`"host":"evil"`), 1) },
-		"unsigned":     func(b []byte) []byte { return bytes.Replace(b, []byte(`"signature":{`), []byte(`"signature":null,"x":{`), 1) },
+		"unsigned": func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"signature":{`), []byte(`"signature":null,"x":{`), 1)
+		},
 	} {
 		changed := edit(bytes.Clone(plain))
 		if bytes.Equal(changed, plain) {

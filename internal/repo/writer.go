@@ -12,6 +12,8 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
+	"github.com/docker-backup/docker-backup/internal/repo/packer"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
 
@@ -23,10 +25,10 @@ import (
 type Writer struct {
 	r      *Repo
 	ctx    context.Context
-	lock   *Lock
+	lock   *lock.Lock
 	idx    *index.Index
 	seen   map[blob.ID]struct{} // new blobs of this snapshot
-	pipe   *pipeline
+	pipe   *packer.Packer
 	stack  []*openDir
 	chunks *chunker.Chunker
 	hasher hash.Hash
@@ -52,23 +54,29 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 	if r.cfg.Encrypted && r.master == nil {
 		return nil, fmt.Errorf("repository %s: writing an encrypted repository needs its key file", r.cfg.ID)
 	}
-	lock, err := r.lock(ctx, Shared)
+	lk, err := r.locker().Acquire(ctx, lock.Shared)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.hook(ctx, "backup.locked"); err != nil {
-		lock.Release(ctx)
+		lk.Release(ctx)
 		return nil, err
 	}
 	idx, _, err := r.LoadIndex(ctx)
 	if err != nil {
-		lock.Release(ctx)
+		lk.Release(ctx)
 		return nil, err
 	}
-	w := &Writer{r: r, ctx: ctx, lock: lock, idx: idx, seen: map[blob.ID]struct{}{},
+	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, seen: map[blob.ID]struct{}{},
 		stack: []*openDir{{node: tree.Node{Type: tree.Dir, Mode: 0o755}}}, hasher: r.keys.Hasher()}
 	w.chunks = r.table.New(nil)
-	w.pipe = newPipeline(ctx, r)
+	w.pipe = packer.New(ctx, packer.Config{Keys: r.keys, PackSize: r.a.PackSize, Workers: r.a.Workers, Uploads: r.a.Uploads,
+		Store: func(ctx context.Context, id blob.ID, b []byte) error {
+			if err := r.put(ctx, packKey(id), b, true); err != nil {
+				return err
+			}
+			return r.hook(ctx, "backup.pack-uploaded")
+		}})
 	return w, nil
 }
 
@@ -93,7 +101,7 @@ func (w *Writer) enter(p string) (*openDir, error) {
 	if w.done {
 		return nil, errors.New("the snapshot is already committed or aborted")
 	}
-	if err := w.pipe.err(); err != nil {
+	if err := w.pipe.Err(); err != nil {
 		return nil, err
 	}
 	dir := path.Dir(p)
@@ -153,7 +161,7 @@ func (w *Writer) store(id blob.ID, t blob.Type, b []byte) error {
 		return nil
 	}
 	w.seen[id] = struct{}{}
-	return w.pipe.add(id, t, b)
+	return w.pipe.Add(id, t, b)
 }
 
 // AddDir adds a directory (its entries follow). The path "" (or ".") sets the root's metadata.

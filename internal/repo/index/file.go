@@ -107,3 +107,20 @@ func (x *Index) Add(f File) {
 		x.AddPack(p.ID, p.Size, p.Blobs)
 	}
 }
+
+// Split groups packs into index files of about perFile blobs.
+func Split(packs []Pack, perFile int) []File {
+	var files []File
+	var f File
+	n := 0
+	for _, p := range packs {
+		f.Packs = append(f.Packs, p)
+		if n += len(p.Blobs); n >= perFile {
+			files, f, n = append(files, f), File{}, 0
+		}
+	}
+	if len(f.Packs) > 0 {
+		files = append(files, f)
+	}
+	return files
+}

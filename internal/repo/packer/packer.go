@@ -1,4 +1,7 @@
-package repo
+// Package packer turns new blobs into stored packs: it compresses and encrypts them on
+// several goroutines, packs them (data and trees in separate packs) and stores full packs, a
+// bounded number at once.
+package packer
 
 import (
 	"context"
@@ -10,11 +13,26 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/pack"
 )
 
-// pipeline compresses and encrypts new blobs on Workers goroutines, packs them (data and
-// trees in separate packs) and uploads full packs, at most Uploads at once. Memory is
-// bounded: a few chunks queued per worker, one pack filling per type, Uploads packs in flight.
-type pipeline struct {
-	r       *Repo
+// Config tunes a Packer.
+type Config struct {
+	Keys     *blob.Keys
+	PackSize int // a pack is stored once it holds this much
+	Workers  int // goroutines compressing and encrypting
+	Uploads  int // packs being stored at once
+	// Store stores a finished pack (its ID is the SHA-256 of its bytes).
+	Store func(ctx context.Context, id blob.ID, pack []byte) error
+}
+
+// Stats count what was stored.
+type Stats struct {
+	Blobs, Raw, Stored, Packs int64
+}
+
+// Packer compresses and encrypts new blobs on Workers goroutines, packs them and stores full
+// packs, at most Uploads at once. Memory is bounded: a chunk queued per worker, one pack
+// filling per type, Uploads packs in flight.
+type Packer struct {
+	cfg     Config
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	jobs    chan job
@@ -26,9 +44,9 @@ type pipeline struct {
 	bufs    sync.Pool
 	once    sync.Once
 
-	mu     sync.Mutex
-	packs  []index.Pack // uploaded
-	totals Totals
+	mu    sync.Mutex
+	packs []index.Pack // stored
+	stats Stats
 }
 
 type job struct {
@@ -45,13 +63,14 @@ type sealedBlob struct {
 	raw    int
 }
 
-func newPipeline(ctx context.Context, r *Repo) *pipeline {
+// New starts a packer; Finish or Abort it.
+func New(ctx context.Context, cfg Config) *Packer {
 	ctx, cancel := context.WithCancelCause(ctx)
-	p := &pipeline{r: r, ctx: ctx, cancel: cancel,
-		jobs: make(chan job, r.a.Workers), sealed: make(chan sealedBlob, r.a.Workers),
-		packerD: make(chan struct{}), slots: make(chan struct{}, r.a.Uploads)}
+	p := &Packer{cfg: cfg, ctx: ctx, cancel: cancel,
+		jobs: make(chan job, cfg.Workers), sealed: make(chan sealedBlob, cfg.Workers),
+		packerD: make(chan struct{}), slots: make(chan struct{}, cfg.Uploads)}
 	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
-	for range r.a.Workers {
+	for range cfg.Workers {
 		p.workers.Add(1)
 		go p.work()
 	}
@@ -59,26 +78,26 @@ func newPipeline(ctx context.Context, r *Repo) *pipeline {
 	return p
 }
 
-// err is why the pipeline stopped, if it did.
-func (p *pipeline) err() error { return context.Cause(p.ctx) }
+// Err is why the packer stopped, if it did.
+func (p *Packer) Err() error { return context.Cause(p.ctx) }
 
-// add queues a new blob (copying data).
-func (p *pipeline) add(id blob.ID, typ blob.Type, data []byte) error {
+// Add queues a new blob (copying data).
+func (p *Packer) Add(id blob.ID, typ blob.Type, data []byte) error {
 	buf := p.bufs.Get().(*[]byte)
 	*buf = append((*buf)[:0], data...)
 	select {
 	case p.jobs <- job{id: id, typ: typ, data: buf}:
 		return nil
 	case <-p.ctx.Done():
-		return p.err()
+		return p.Err()
 	}
 }
 
-func (p *pipeline) work() {
+func (p *Packer) work() {
 	defer p.workers.Done()
 	for j := range p.jobs {
 		out := p.bufs.Get().(*[]byte)
-		stored, comp, err := p.r.keys.Encode((*out)[:0], *j.data)
+		stored, comp, err := p.cfg.Keys.Encode((*out)[:0], *j.data)
 		raw := len(*j.data)
 		p.bufs.Put(j.data)
 		if err != nil {
@@ -93,18 +112,18 @@ func (p *pipeline) work() {
 	}
 }
 
-func (p *pipeline) pack() {
+func (p *Packer) pack() {
 	defer close(p.packerD)
 	builders := map[blob.Type]*pack.Builder{}
 	for s := range p.sealed {
 		b := builders[s.typ]
 		if b == nil {
-			b = pack.NewBuilder(p.r.a.PackSize)
+			b = pack.NewBuilder(p.cfg.PackSize)
 			builders[s.typ] = b
 		}
 		b.Add(s.id, s.typ, s.comp, *s.stored, s.raw)
 		p.bufs.Put(s.stored)
-		if b.Size() >= p.r.a.PackSize {
+		if b.Size() >= p.cfg.PackSize {
 			p.upload(b)
 			delete(builders, s.typ)
 		}
@@ -117,7 +136,7 @@ func (p *pipeline) pack() {
 }
 
 // upload stores a full pack, waiting for a free slot.
-func (p *pipeline) upload(b *pack.Builder) {
+func (p *Packer) upload(b *pack.Builder) {
 	select {
 	case p.slots <- struct{}{}:
 	case <-p.ctx.Done():
@@ -126,31 +145,28 @@ func (p *pipeline) upload(b *pack.Builder) {
 	p.uploads.Add(1)
 	go func() {
 		defer func() { <-p.slots; p.uploads.Done() }()
-		data, id, entries, err := b.Finish(p.r.keys)
+		data, id, entries, err := b.Finish(p.cfg.Keys)
 		if err == nil {
-			err = p.r.put(p.ctx, packKey(id), data, true)
-		}
-		if err == nil {
-			err = p.r.hook(p.ctx, "backup.pack-uploaded")
+			err = p.cfg.Store(p.ctx, id, data)
 		}
 		if err != nil {
-			p.cancel(fmt.Errorf("uploading pack: %w", err))
+			p.cancel(err)
 			return
 		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.packs = append(p.packs, index.Pack{ID: id, Size: int64(len(data)), Blobs: entries})
-		p.totals.Packs++
+		p.stats.Packs++
 		for _, e := range entries {
-			p.totals.NewBlobs++
-			p.totals.NewRaw += int64(e.Raw)
-			p.totals.NewStored += int64(e.Length)
+			p.stats.Blobs++
+			p.stats.Raw += int64(e.Raw)
+			p.stats.Stored += int64(e.Length)
 		}
 	}()
 }
 
-// finish flushes every blob and waits for the uploads; it returns the uploaded packs.
-func (p *pipeline) finish() ([]index.Pack, Totals, error) {
+// Finish flushes every blob and waits for the uploads; it returns the stored packs.
+func (p *Packer) Finish() ([]index.Pack, Stats, error) {
 	p.once.Do(func() {
 		close(p.jobs)
 		p.workers.Wait()
@@ -158,17 +174,17 @@ func (p *pipeline) finish() ([]index.Pack, Totals, error) {
 		<-p.packerD
 		p.uploads.Wait()
 	})
-	if err := p.err(); err != nil {
-		return nil, Totals{}, err
+	if err := p.Err(); err != nil {
+		return nil, Stats{}, err
 	}
 	p.cancel(nil)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.packs, p.totals, nil
+	return p.packs, p.stats, nil
 }
 
-// abort stops the pipeline and waits for its goroutines.
-func (p *pipeline) abort(cause error) {
+// Abort stops the packer and waits for its goroutines.
+func (p *Packer) Abort(cause error) {
 	p.cancel(cause)
-	p.finish()
+	p.Finish()
 }
