@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
