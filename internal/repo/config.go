@@ -28,7 +28,8 @@ type InitOptions struct {
 // Init creates a repository on t, or opens the one there. Two hosts initialising at once
 // agree: the loser's Put of the config fails and it opens the winner's.
 func Init(ctx context.Context, t target.Target, opts InitOptions, a Access) (*Repo, error) {
-	if _, err := t.Get(ctx, configKey); err == nil {
+	if rc, err := t.Get(ctx, configKey); err == nil {
+		rc.Close()
 		return Open(ctx, t, a)
 	}
 	cfg, master, err := newConfig(opts, a.Now)

@@ -340,3 +340,14 @@ func must(t *testing.T, err error) {
 func nodeFile() tree.Node {
 	return tree.Node{Mode: 0o644, MTime: time.Unix(1700000000, 0)}
 }
+
+type sinkFunc func(p string)
+
+func (f sinkFunc) Entry(ctx context.Context, p string, n *tree.Node, content io.Reader) error {
+	f(p)
+	if content != nil {
+		_, err := io.Copy(io.Discard, content)
+		return err
+	}
+	return nil
+}
