@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"iter"
 	"math/rand/v2"
@@ -235,4 +236,37 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkSmallFiles1M: a million files of 1 KiB in 1000 directories (new data): the time
+// per file and the peak heap.
+func BenchmarkSmallFiles1M(b *testing.B) {
+	ctx := context.Background()
+	signer, _ := artifact.NewSigningKey(bytes.Repeat([]byte("k"), 32))
+	for range b.N {
+		nt := &nullTarget{}
+		r, err := Init(ctx, nt, InitOptions{}, Access{Signer: signer, Trust: artifact.NewKeyring(signer)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		peak := watchHeap()
+		w, err := r.NewWriter(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		gen := newMixed(1 << 40)
+		buf := make([]byte, 1024)
+		for d := range 1000 {
+			for f := range 1000 {
+				io.ReadFull(gen, buf)
+				if err := w.AddFile(fmt.Sprintf("d%03d/f%03d", d, f), nodeFile(), bytes.NewReader(buf)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if _, err := w.Commit(ctx, Snapshot{Project: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(peak()>>20), "peak-heap-MiB")
+	}
 }

@@ -27,7 +27,7 @@ type Writer struct {
 	ctx    context.Context
 	lock   *lock.Lock
 	idx    *index.Index
-	seen   map[blob.ID]struct{} // new blobs of this snapshot
+	seen   index.Set // new blobs of this snapshot
 	pipe   *packer.Packer
 	stack  []*openDir
 	chunks *chunker.Chunker
@@ -67,7 +67,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, seen: map[blob.ID]struct{}{},
+	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx,
 		stack: []*openDir{{node: tree.Node{Type: tree.Dir, Mode: 0o755}}}, hasher: r.keys.Hasher()}
 	w.chunks = r.table.New(nil)
 	w.pipe = packer.New(ctx, packer.Config{Keys: r.keys, PackSize: r.a.PackSize, Workers: r.a.Workers, Uploads: r.a.Uploads,
@@ -76,7 +76,15 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 				return err
 			}
 			return r.hook(ctx, "backup.pack-uploaded")
-		}})
+		},
+		// Packs stored and indexed before the snapshot are garbage until it is written,
+		// removed by a prune if it never is.
+		Index: func(ctx context.Context, packs []index.Pack) error {
+			_, err := r.writeIndex(ctx, packs)
+			return err
+		},
+		IndexEvery: indexBlobsPerFile,
+	})
 	return w, nil
 }
 
@@ -157,10 +165,10 @@ func (w *Writer) storeTree(d *openDir) (blob.ID, error) {
 
 // store queues a blob unless the repository or this snapshot has it.
 func (w *Writer) store(id blob.ID, t blob.Type, b []byte) error {
-	if _, ok := w.seen[id]; ok || w.idx.Has(id) {
+	if w.seen.Has(id) || w.idx.Has(id) {
 		return nil
 	}
-	w.seen[id] = struct{}{}
+	w.seen.Add(id)
 	return w.pipe.Add(id, t, b)
 }
 
@@ -244,7 +252,7 @@ func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
 // content is no longer indexed.
 func (w *Writer) Reuse(p string, meta tree.Node, parent *tree.Node) error {
 	for _, id := range parent.Content {
-		if _, ok := w.seen[id]; !ok && !w.idx.Has(id) {
+		if !w.seen.Has(id) && !w.idx.Has(id) {
 			return fmt.Errorf("%q: blob %s: %w", p, id, ErrNotInRepository)
 		}
 	}

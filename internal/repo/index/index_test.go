@@ -63,3 +63,20 @@ func TestIndex(t *testing.T) {
 		t.Fatalf("split into %d files, want 2", len(got))
 	}
 }
+
+// TestSet: IDs found after they move into sorted runs.
+func TestSet(t *testing.T) {
+	var s Set
+	k, _ := blob.NewPlain(bytes.Repeat([]byte{4}, 32), "")
+	for i := range 3*setRun + 5 {
+		s.Add(k.BlobID([]byte{byte(i), byte(i >> 8), byte(i >> 16)}))
+	}
+	for i := range 3*setRun + 5 {
+		if !s.Has(k.BlobID([]byte{byte(i), byte(i >> 8), byte(i >> 16)})) {
+			t.Fatalf("lost ID %d", i)
+		}
+	}
+	if s.Has(k.BlobID([]byte("never added"))) || len(s.runs) > 2 {
+		t.Fatalf("%d runs, or an ID never added is found", len(s.runs))
+	}
+}

@@ -39,6 +39,9 @@ type Builder struct {
 // NewBuilder returns a builder with room for size bytes.
 func NewBuilder(size int) *Builder { return &Builder{buf: make([]byte, 0, size+size/8)} }
 
+// Reuse returns a builder that writes into buf (a finished pack's bytes, no longer needed).
+func Reuse(buf []byte) *Builder { return &Builder{buf: buf[:0]} }
+
 // Add appends a stored blob.
 func (b *Builder) Add(id blob.ID, t blob.Type, comp uint8, stored []byte, raw int) {
 	b.entries = append(b.entries, Entry{ID: id, Type: t, Comp: comp, Offset: uint32(len(b.buf)), Length: uint32(len(stored)), Raw: uint32(raw)})

@@ -21,6 +21,10 @@ type Config struct {
 	Uploads  int // packs being stored at once
 	// Store stores a finished pack (its ID is the SHA-256 of its bytes).
 	Store func(ctx context.Context, id blob.ID, pack []byte) error
+	// Index, when set, is given the stored packs once they hold IndexEvery blobs (so that
+	// a backup of a million files does not keep their index entries): it stores an index file.
+	Index      func(ctx context.Context, packs []index.Pack) error
+	IndexEvery int
 }
 
 // Stats count what was stored.
@@ -44,9 +48,12 @@ type Packer struct {
 	bufs    sync.Pool
 	once    sync.Once
 
-	mu    sync.Mutex
-	packs []index.Pack // stored
-	stats Stats
+	free chan []byte // buffers of stored packs, for the next
+
+	mu      sync.Mutex
+	packs   []index.Pack // stored, not yet given to Index
+	pending int          // blobs in packs
+	stats   Stats
 }
 
 type job struct {
@@ -68,7 +75,7 @@ func New(ctx context.Context, cfg Config) *Packer {
 	ctx, cancel := context.WithCancelCause(ctx)
 	p := &Packer{cfg: cfg, ctx: ctx, cancel: cancel,
 		jobs: make(chan job, cfg.Workers), sealed: make(chan sealedBlob, cfg.Workers),
-		packerD: make(chan struct{}), slots: make(chan struct{}, cfg.Uploads)}
+		packerD: make(chan struct{}), slots: make(chan struct{}, cfg.Uploads), free: make(chan []byte, cfg.Uploads+2)}
 	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
 	for range cfg.Workers {
 		p.workers.Add(1)
@@ -118,7 +125,12 @@ func (p *Packer) pack() {
 	for s := range p.sealed {
 		b := builders[s.typ]
 		if b == nil {
-			b = pack.NewBuilder(p.cfg.PackSize)
+			select {
+			case buf := <-p.free:
+				b = pack.Reuse(buf)
+			default:
+				b = pack.NewBuilder(p.cfg.PackSize)
+			}
 			builders[s.typ] = b
 		}
 		b.Add(s.id, s.typ, s.comp, *s.stored, s.raw)
@@ -153,19 +165,38 @@ func (p *Packer) upload(b *pack.Builder) {
 			p.cancel(err)
 			return
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		p.packs = append(p.packs, index.Pack{ID: id, Size: int64(len(data)), Blobs: entries})
-		p.stats.Packs++
-		for _, e := range entries {
-			p.stats.Blobs++
-			p.stats.Raw += int64(e.Raw)
-			p.stats.Stored += int64(e.Length)
+		select {
+		case p.free <- data:
+		default:
+		}
+		if err := p.stored(index.Pack{ID: id, Size: int64(len(data)), Blobs: entries}); err != nil {
+			p.cancel(err)
 		}
 	}()
 }
 
-// Finish flushes every blob and waits for the uploads; it returns the stored packs.
+// stored records a stored pack, and hands the packs to Index when they are enough.
+func (p *Packer) stored(pk index.Pack) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.packs = append(p.packs, pk)
+	p.pending += len(pk.Blobs)
+	p.stats.Packs++
+	for _, e := range pk.Blobs {
+		p.stats.Blobs++
+		p.stats.Raw += int64(e.Raw)
+		p.stats.Stored += int64(e.Length)
+	}
+	if p.cfg.Index == nil || p.pending < p.cfg.IndexEvery {
+		return nil
+	}
+	packs := p.packs
+	p.packs, p.pending = nil, 0
+	return p.cfg.Index(p.ctx, packs)
+}
+
+// Finish flushes every blob and waits for the uploads; it returns the stored packs not yet
+// given to Index.
 func (p *Packer) Finish() ([]index.Pack, Stats, error) {
 	p.once.Do(func() {
 		close(p.jobs)
