@@ -149,7 +149,7 @@ func (r *Repo) readPacks(ctx context.Context, packs []index.Pack, fraction float
 }
 
 func (r *Repo) readPack(ctx context.Context, p index.Pack) error {
-	b, err := r.fetchPack(ctx, p.ID, p.Size)
+	b, err := r.fetchPack(ctx, p.ID, p.Size, true)
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,19 @@
 package repo
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/repo/tree"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -110,5 +115,38 @@ func TestRestorePaths(t *testing.T) {
 	must(t, rd.Restore(ctx, s, []string{"a/b", "c/three"}, sink))
 	if want := "a a/b a/b/two c c/three"; strings.Join(got, " ") != want {
 		t.Fatalf("restored %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+// TestHardlinkBeforeTarget: a hard link whose name sorts before its target's (the writer
+// saw the target first) restores as the file, and the target as a link to it.
+func TestHardlinkBeforeTarget(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	r := e.open(nil)
+	w, err := r.NewWriter(ctx)
+	must(t, err)
+	must(t, w.AddDir("z", tree.Node{Mode: 0o755}))
+	must(t, w.AddFile("z/file", nodeFile(), strings.NewReader("shared content")))
+	must(t, w.AddDir("a", tree.Node{Mode: 0o755}))
+	must(t, w.AddNode("a/link", tree.Node{Type: tree.Hardlink, LinkTarget: "z/file", Mode: 0o644}))
+	s, err := w.Commit(ctx, Snapshot{})
+	must(t, err)
+	b, err := export(ctx, r, s)
+	must(t, err)
+	tr := tar.NewReader(bytes.NewReader(b))
+	var got []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		c, _ := io.ReadAll(tr)
+		got = append(got, fmt.Sprintf("%s:%c:%s:%s", h.Name, h.Typeflag, h.Linkname, c))
+	}
+	want := "a/:5::|a/link:0::shared content|z/:5::|z/file:1:a/link:"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("restored %q, want %q", strings.Join(got, "|"), want)
 	}
 }

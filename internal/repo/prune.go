@@ -124,7 +124,7 @@ func (r *Repo) rewrite(ctx context.Context, packs []index.Pack, used map[blob.ID
 	}
 	var buf []byte
 	for _, p := range packs {
-		data, err := r.fetchPack(ctx, p.ID, p.Size)
+		data, err := r.fetchPack(ctx, p.ID, p.Size, true)
 		if err != nil {
 			return nil, err
 		}

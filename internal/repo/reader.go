@@ -32,6 +32,9 @@ func (r *Repo) readerWith(idx *index.Index) *Reader {
 	return &Reader{r: r, idx: idx, cache: r.newPackCache(idx, 6)}
 }
 
+// Index is the index the reader reads by.
+func (rd *Reader) Index() *index.Index { return rd.idx }
+
 // Tree loads a tree blob.
 func (rd *Reader) Tree(ctx context.Context, id blob.ID) (*tree.Tree, error) {
 	b, err := rd.cache.blob(ctx, nil, id)
@@ -64,8 +67,8 @@ func (rd *Reader) Lookup(ctx context.Context, root blob.ID, p string) (*tree.Nod
 
 // Content returns a reader of a file's content, blob by blob, each verified.
 func (rd *Reader) Content(ctx context.Context, n *tree.Node) io.Reader {
-	return pack.NewBlobReader(n.Content, func(dst []byte, ids []blob.ID) ([]byte, error) {
+	return pack.NewBlobReader(n.Content, 3, func(ids []blob.ID) ([]byte, error) {
 		rd.cache.prefetch(ctx, ids, 3)
-		return rd.cache.blob(ctx, dst, ids[0])
+		return rd.cache.blob(ctx, nil, ids[0])
 	})
 }

@@ -146,7 +146,12 @@ func (r *Repo) get(ctx context.Context, key string, limit int64) ([]byte, error)
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	var buf bytes.Buffer
+	if limit <= 64<<20 {
+		buf.Grow(int(limit) + 1) // the size is known (a pack's) or small: one allocation
+	}
+	_, err = buf.ReadFrom(io.LimitReader(rc, limit+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("reading %s from %s: %w", key, r.t, err)
 	}

@@ -213,17 +213,24 @@ func repoExport(r *repo.Repo, s *repo.Snapshot) (map[string]string, error) {
 	}
 }
 
-// repoTamper flips one byte of a data pack on the server.
+// repoTamper flips one byte, on the server, inside a blob the snapshot's big file holds.
 func repoTamper(t *testing.T, m *minioServer, r, reader *repo.Repo, s *repo.Snapshot) {
 	t.Helper()
 	ctx := context.Background()
-	var key string
-	for _, k := range m.objects("repo") {
-		if strings.Contains(k, "/data/") {
-			key = k
-			break
-		}
+	rd, err := reader.NewReader(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	n, err := rd.Lookup(ctx, s.Tree, "data/big.bin")
+	if err != nil || n == nil {
+		t.Fatalf("data/big.bin in the snapshot: %v", err)
+	}
+	loc, ok := rd.Index().Lookup(n.Content[len(n.Content)/2])
+	if !ok {
+		t.Fatal("a blob of the snapshot is not indexed")
+	}
+	packID := loc.Pack.String()
+	key := "shop/incremental/data/" + packID[:2] + "/" + packID
 	obj, err := m.client.GetObject(ctx, "repo", key, minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -233,11 +240,10 @@ func repoTamper(t *testing.T, m *minioServer, r, reader *repo.Repo, s *repo.Snap
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/3] ^= 1
+	b[loc.Entry.Offset+loc.Entry.Length/2] ^= 1
 	if _, err := m.client.PutObject(ctx, "repo", key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	packID := key[strings.LastIndex(key, "/")+1:]
 	if _, err := r.Check(ctx, 1); err == nil || !strings.Contains(err.Error(), packID) {
 		t.Fatalf("check of a damaged pack: %v", err)
 	}

@@ -6,19 +6,40 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 )
 
-// BlobReader reads the plaintext of blobs one after another.
+// BlobReader reads the plaintext of blobs one after another, decoding up to ahead blobs at
+// once on their own goroutines (decryption, decompression and hashing use every core).
 type BlobReader struct {
-	ids  []blob.ID
-	next func(dst []byte, ids []blob.ID) ([]byte, error)
-	buf  []byte
-	off  int
-	err  error
+	ids     []blob.ID
+	decode  func(ids []blob.ID) ([]byte, error)
+	ahead   int
+	started int
+	pending []chan decoded
+	buf     []byte
+	off     int
+	err     error
 }
 
-// NewBlobReader reads the blobs ids; next appends the plaintext of ids[0] to dst (the rest
-// of ids are what comes after it, to fetch ahead).
-func NewBlobReader(ids []blob.ID, next func(dst []byte, ids []blob.ID) ([]byte, error)) *BlobReader {
-	return &BlobReader{ids: ids, next: next}
+type decoded struct {
+	b   []byte
+	err error
+}
+
+// NewBlobReader reads the blobs ids; decode returns the plaintext of ids[0] (the rest of ids
+// are what comes after it, to fetch ahead).
+func NewBlobReader(ids []blob.ID, ahead int, decode func(ids []blob.ID) ([]byte, error)) *BlobReader {
+	return &BlobReader{ids: ids, decode: decode, ahead: max(1, ahead)}
+}
+
+func (c *BlobReader) start() {
+	for len(c.pending) < c.ahead && c.started < len(c.ids) {
+		ch := make(chan decoded, 1)
+		go func(ids []blob.ID) {
+			b, err := c.decode(ids)
+			ch <- decoded{b, err}
+		}(c.ids[c.started:])
+		c.pending = append(c.pending, ch)
+		c.started++
+	}
 }
 
 func (c *BlobReader) Read(p []byte) (int, error) {
@@ -26,12 +47,13 @@ func (c *BlobReader) Read(p []byte) (int, error) {
 		if c.err != nil {
 			return 0, c.err
 		}
-		if len(c.ids) == 0 {
+		c.start()
+		if len(c.pending) == 0 {
 			return 0, io.EOF
 		}
-		c.buf, c.err = c.next(c.buf[:0], c.ids)
-		c.off = 0
-		c.ids = c.ids[1:]
+		d := <-c.pending[0]
+		c.pending = c.pending[1:]
+		c.buf, c.off, c.err = d.b, 0, d.err
 		if c.err != nil {
 			c.buf = nil
 		}
