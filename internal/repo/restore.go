@@ -21,7 +21,7 @@ type Sink interface {
 func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink Sink) error {
 	var sel []string
 	for _, p := range paths {
-		c, err := clean(p)
+		c, err := tree.CleanPath(p)
 		if err != nil {
 			return err
 		}

@@ -91,18 +91,6 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 // Index is the index the writer deduplicates against.
 func (w *Writer) Index() *index.Index { return w.idx }
 
-// clean checks an entry's path: relative, slash-separated, no "." or ".." parts.
-func clean(p string) (string, error) {
-	p = strings.Trim(p, "/")
-	if p == "" || p == "." {
-		return "", nil
-	}
-	if path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
-		return "", fmt.Errorf("path %q is not a clean relative path", p)
-	}
-	return p, nil
-}
-
 // enter closes the open directories that do not hold p, opens implicit ones that do, and
 // returns p's directory.
 func (w *Writer) enter(p string) (*openDir, error) {
@@ -174,7 +162,7 @@ func (w *Writer) store(id blob.ID, t blob.Type, b []byte) error {
 
 // AddDir adds a directory (its entries follow). The path "" (or ".") sets the root's metadata.
 func (w *Writer) AddDir(p string, meta tree.Node) error {
-	p, err := clean(p)
+	p, err := tree.CleanPath(p)
 	if err != nil {
 		return err
 	}
@@ -200,7 +188,7 @@ func (w *Writer) AddNode(p string, meta tree.Node) error {
 }
 
 func (w *Writer) add(p string, meta tree.Node) error {
-	p, err := clean(p)
+	p, err := tree.CleanPath(p)
 	if err != nil {
 		return err
 	}

@@ -91,3 +91,16 @@ func Selected(sel []string, p string) (in, ancestor bool) {
 	}
 	return false, ancestor
 }
+
+// CleanPath checks an entry's path: relative, slash-separated, no "." or ".." parts; the
+// root is "".
+func CleanPath(p string) (string, error) {
+	p = strings.Trim(p, "/")
+	if p == "" || p == "." {
+		return "", nil
+	}
+	if path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
+		return "", fmt.Errorf("path %q is not a clean relative path", p)
+	}
+	return p, nil
+}
