@@ -321,3 +321,43 @@ func TestStaleLock(t *testing.T) {
 	}
 	sc.verify(t)
 }
+
+// TestHungBackup: a backup whose lock went unrefreshed so long that a prune may have ignored
+// it publishes nothing; a refreshed one commits.
+func TestHungBackup(t *testing.T) {
+	ctx := context.Background()
+	sc := newScenario(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := sc.e.open(func(a *Access) { a.Now = clock })
+
+	w, err := r.NewWriter(ctx)
+	must(t, err)
+	must(t, w.AddFile("late", nodeFile(), strings.NewReader("late data")))
+	advance(lock.Stale - lock.RefreshEvery + time.Minute)
+	if _, err := w.Commit(ctx, Snapshot{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a hung backup's commit: %v, want ErrLocked", err)
+	}
+	sc.verify(t) // no new snapshot, check passes
+
+	w, err = r.NewWriter(ctx)
+	must(t, err)
+	must(t, w.AddFile("late", nodeFile(), strings.NewReader("late data")))
+	advance(20 * time.Minute)
+	must(t, w.lock.Refresh(ctx))
+	locks, err := r.Locks(ctx)
+	must(t, err)
+	if len(locks) != 1 || !locks[0].Refreshed.Equal(clock()) {
+		t.Fatalf("after a refresh: %+v", locks)
+	}
+	advance(20 * time.Minute)
+	s, err := w.Commit(ctx, Snapshot{})
+	must(t, err)
+	sc.snaps = append(sc.snaps, s)
+	sc.want[s.ID] = "" // checked by Check only
+	if _, err := r.Check(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+}
