@@ -25,6 +25,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 	"github.com/docker-backup/docker-backup/internal/target"
+	"golang.org/x/sys/unix"
 )
 
 // env is a repository on a local target, with its keys.
@@ -179,6 +180,10 @@ func nodeOf(p string) (tree.Node, error) {
 	st := fi.Sys().(*syscall.Stat_t)
 	n := tree.Node{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Size: fi.Size(), MTime: fi.ModTime(),
 		CTime: time.Unix(st.Ctim.Sec, st.Ctim.Nsec), Inode: st.Ino, Device: st.Dev, NLink: uint64(st.Nlink)}
+	n.Xattrs, err = xattrs(p)
+	if err != nil {
+		return n, err
+	}
 	switch {
 	case fi.IsDir():
 		n.Type, n.Size = tree.Dir, 0
@@ -221,7 +226,7 @@ func dirHash(t *testing.T, dir string) string {
 				groups[n.Inode] = append(groups[n.Inode], rel)
 			}
 		}
-		lines = append(lines, entryLine(rel, n.Type, n.Mode, n.MTime, n.Size, content))
+		lines = append(lines, entryLine(rel, n.Type, n.Mode, n.MTime, n.Size, content)+xattrLine(n.Xattrs))
 		return nil
 	})
 	if err != nil {
@@ -291,7 +296,13 @@ func tarHash(t *testing.T, b []byte) string {
 			content, size = contents[h.Linkname], headers[h.Linkname].Size
 			groups[h.Linkname] = append(groups[h.Linkname], name)
 		}
-		lines = append(lines, entryLine(name, typ, uint32(h.Mode), h.ModTime, size, content))
+		xa := map[string][]byte{}
+		for k, v := range h.PAXRecords {
+			if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				xa[name] = []byte(v)
+			}
+		}
+		lines = append(lines, entryLine(name, typ, uint32(h.Mode), h.ModTime, size, content)+xattrLine(xa))
 	}
 	for first, g := range groups {
 		lines = append(lines, "links "+first+" "+strings.Join(g, " "))
@@ -350,4 +361,32 @@ func (f sinkFunc) Entry(ctx context.Context, p string, n *tree.Node, content io.
 		return err
 	}
 	return nil
+}
+
+// xattrs reads a file's extended attributes (not following symbolic links).
+func xattrs(p string) (map[string][]byte, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Llistxattr(p, buf)
+	if err != nil || n == 0 {
+		return nil, nil // none, or not supported here
+	}
+	out := map[string][]byte{}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		v := make([]byte, 4096)
+		m, err := unix.Lgetxattr(p, name, v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: xattr %s: %w", p, name, err)
+		}
+		out[name] = v[:m]
+	}
+	return out, nil
+}
+
+func xattrLine(x map[string][]byte) string {
+	var parts []string
+	for k, v := range x {
+		parts = append(parts, k+"="+hex.EncodeToString(v))
+	}
+	slices.Sort(parts)
+	return " xattrs[" + strings.Join(parts, ",") + "]"
 }

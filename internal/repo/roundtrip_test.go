@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/target"
+	"golang.org/x/sys/unix"
 )
 
 // TestRoundTrip backs up a directory five times with changes between (files added, removed,
@@ -58,8 +59,10 @@ func roundTrip(t *testing.T, enc bool) {
 			must(t, os.Link(filepath.Join(src, "z/old"), filepath.Join(src, "new/hard2")))
 			must(t, os.RemoveAll(filepath.Join(src, "a/b")))
 		},
-		func() { // rewrite a file in place with the same size
+		func() { // rewrite a file in place with the same size; extended attributes
 			write(t, filepath.Join(src, "a/small"), []byte("ho"))
+			must(t, unix.Setxattr(filepath.Join(src, "a/renamed.txt"), "user.origin", []byte("docker-backup\x00binary"), 0))
+			must(t, unix.Setxattr(filepath.Join(src, "new"), "user.dir", []byte("d"), 0))
 		},
 	}
 	r := e.open(nil)
