@@ -26,15 +26,11 @@ func (w *Writer) commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 	if w.done {
 		return nil, errors.New("the snapshot is already committed or aborted")
 	}
-	for len(w.stack) > 1 {
-		if err := w.closeDir(); err != nil {
-			return nil, err
-		}
-	}
-	root, err := w.storeTree(w.stack[0])
+	root, err := w.trees.Finish()
 	if err != nil {
 		return nil, err
 	}
+	w.hashes.Close()
 	packs, stats, err := w.pipe.Finish()
 	if err != nil {
 		return nil, err
@@ -61,7 +57,7 @@ func (w *Writer) commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 	s.Time = s.Time.UTC()
 	s.Paths, s.Tags = slices.Clone(s.Paths), slices.Clone(s.Tags)
 	s.Totals = w.totals
-	s.Totals.Dirs++ // the root
+	s.Totals.Dirs = w.trees.Dirs
 	s.Totals.NewBlobs, s.Totals.NewRaw, s.Totals.NewStored, s.Totals.Packs = stats.Blobs, stats.Raw, stats.Stored, stats.Packs
 	if err := w.lock.Valid(); err != nil {
 		return nil, err
@@ -88,6 +84,7 @@ func (w *Writer) commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 func (w *Writer) Abort(ctx context.Context) {
 	if !w.done {
 		w.done = true
+		w.hashes.Close()
 		w.pipe.Abort(fmt.Errorf("the backup was aborted"))
 		w.lock.Release(ctx)
 	}

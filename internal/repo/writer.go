@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
@@ -21,7 +18,8 @@ import (
 // entries after it and before anything outside it (the order of a tar stream or a
 // directory walk); a directory is encoded once the first entry outside it arrives, so memory
 // holds only the directories on the current path. Not safe for concurrent use: the
-// parallelism is inside (compression and encryption fan out to Access.Workers goroutines).
+// parallelism is inside (hashing, compression and encryption fan out to Access.Workers
+// goroutines each).
 type Writer struct {
 	r      *Repo
 	ctx    context.Context
@@ -29,18 +27,15 @@ type Writer struct {
 	idx    *index.Index
 	seen   index.Set // new blobs of this snapshot
 	pipe   *packer.Packer
-	stack  []*openDir
+	trees  *tree.Builder
 	chunks *chunker.Chunker
-	hasher hash.Hash
+	hashes *packer.Hashers
 	totals Totals
 	done   bool
 }
 
-type openDir struct {
-	path  string // "" for the root
-	node  tree.Node
-	nodes []tree.Node
-}
+// hashWindow is how many chunks of a stream are hashed at once.
+const hashWindow = 4
 
 // ErrNotInRepository is wrapped by Reuse when the parent's content is gone from the index
 // (the caller then reads the file with AddFile).
@@ -67,9 +62,11 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx,
-		stack: []*openDir{{node: tree.Node{Type: tree.Dir, Mode: 0o755}}}, hasher: r.keys.Hasher()}
-	w.chunks = r.table.New(nil)
+	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, chunks: r.table.New(nil), hashes: packer.NewHashers(r.keys, r.a.Workers)}
+	w.trees = tree.NewBuilder(func(dir string, b []byte) (blob.ID, error) {
+		id := r.keys.BlobID(b)
+		return id, w.store(id, blob.Tree, b)
+	})
 	w.pipe = packer.New(ctx, packer.Config{Keys: r.keys, PackSize: r.a.PackSize, Workers: r.a.Workers, Uploads: r.a.Uploads,
 		Store: func(ctx context.Context, id blob.ID, b []byte) error {
 			if err := r.put(ctx, packKey(id), b, true); err != nil {
@@ -91,64 +88,12 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 // Index is the index the writer deduplicates against.
 func (w *Writer) Index() *index.Index { return w.idx }
 
-// enter closes the open directories that do not hold p, opens implicit ones that do, and
-// returns p's directory.
-func (w *Writer) enter(p string) (*openDir, error) {
+// check fails once the writer cannot go on.
+func (w *Writer) check() error {
 	if w.done {
-		return nil, errors.New("the snapshot is already committed or aborted")
+		return errors.New("the snapshot is already committed or aborted")
 	}
-	if err := w.pipe.Err(); err != nil {
-		return nil, err
-	}
-	dir := path.Dir(p)
-	if dir == "." {
-		dir = ""
-	}
-	for len(w.stack) > 1 && !within(dir, w.stack[len(w.stack)-1].path) {
-		if err := w.closeDir(); err != nil {
-			return nil, err
-		}
-	}
-	for top := w.stack[len(w.stack)-1]; top.path != dir; top = w.stack[len(w.stack)-1] {
-		rest := strings.TrimPrefix(dir, top.path)
-		next := strings.SplitN(strings.TrimPrefix(rest, "/"), "/", 2)[0]
-		w.push(path.Join(top.path, next), tree.Node{Type: tree.Dir, Mode: 0o755})
-	}
-	return w.stack[len(w.stack)-1], nil
-}
-
-// within reports whether dir is d or inside it.
-func within(dir, d string) bool {
-	return d == "" || dir == d || strings.HasPrefix(dir, d+"/")
-}
-
-func (w *Writer) push(p string, meta tree.Node) {
-	meta.Name, meta.Type = path.Base(p), tree.Dir
-	w.stack = append(w.stack, &openDir{path: p, node: meta})
-}
-
-// closeDir encodes the innermost open directory as a tree blob and adds it to its parent.
-func (w *Writer) closeDir() error {
-	d := w.stack[len(w.stack)-1]
-	w.stack = w.stack[:len(w.stack)-1]
-	id, err := w.storeTree(d)
-	if err != nil {
-		return err
-	}
-	d.node.Subtree = &id
-	parent := w.stack[len(w.stack)-1]
-	parent.nodes = append(parent.nodes, d.node)
-	w.totals.Dirs++
-	return nil
-}
-
-func (w *Writer) storeTree(d *openDir) (blob.ID, error) {
-	b, err := tree.Encode(&tree.Tree{Nodes: d.nodes})
-	if err != nil {
-		return blob.ID{}, fmt.Errorf("directory %q: %w", d.path, err)
-	}
-	id := w.r.keys.BlobID(b)
-	return id, w.store(id, blob.Tree, b)
+	return w.pipe.Err()
 }
 
 // store queues a blob unless the repository or this snapshot has it.
@@ -166,16 +111,14 @@ func (w *Writer) AddDir(p string, meta tree.Node) error {
 	if err != nil {
 		return err
 	}
-	if p == "" {
-		meta.Type = tree.Dir
-		w.stack[0].node = meta
-		return nil
-	}
-	if _, err := w.enter(p); err != nil {
+	if err := w.check(); err != nil {
 		return err
 	}
-	w.push(p, meta)
-	return nil
+	if p == "" {
+		w.trees.SetRoot(meta)
+		return nil
+	}
+	return w.trees.AddDir(p, meta)
 }
 
 // AddNode adds an entry without content: a symbolic link, hard link (LinkTarget is the
@@ -195,22 +138,27 @@ func (w *Writer) add(p string, meta tree.Node) error {
 	if p == "" {
 		return fmt.Errorf("an entry needs a name (the root is a directory)")
 	}
-	d, err := w.enter(p)
-	if err != nil {
+	if err := w.check(); err != nil {
 		return err
 	}
-	meta.Name = path.Base(p)
-	if err := meta.Validate(); err != nil {
-		return err
-	}
-	d.nodes = append(d.nodes, meta)
-	return nil
+	return w.trees.Add(p, meta)
 }
 
 // AddFile adds a regular file, reading its content from r (cut into chunks; new chunks are
 // stored). meta.Size is set to what was read.
 func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
 	meta.Type, meta.Content, meta.Size = tree.File, nil, 0
+	var window []*packer.Pending // chunks being hashed, in order
+	take := func() error {
+		c := window[0]
+		window = window[1:]
+		id := c.Wait()
+		meta.Content = append(meta.Content, id)
+		meta.Size += int64(len(c.Data))
+		err := w.store(id, blob.Data, c.Data)
+		w.hashes.Release(c)
+		return err
+	}
 	w.chunks.Reset(r)
 	for {
 		c, err := w.chunks.Next()
@@ -220,15 +168,16 @@ func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
 		if err != nil {
 			return fmt.Errorf("reading %q: %w", p, err)
 		}
-		w.hasher.Reset()
-		w.hasher.Write(c)
-		var id blob.ID
-		w.hasher.Sum(id[:0])
-		if err := w.store(id, blob.Data, c); err != nil {
+		if window = append(window, w.hashes.Hash(c)); len(window) == hashWindow {
+			if err := take(); err != nil {
+				return err
+			}
+		}
+	}
+	for len(window) > 0 {
+		if err := take(); err != nil {
 			return err
 		}
-		meta.Content = append(meta.Content, id)
-		meta.Size += int64(len(c))
 	}
 	w.totals.Files++
 	w.totals.Bytes += meta.Size
