@@ -115,15 +115,11 @@ func backupDir(ctx context.Context, r *Repo, dir string, parent *Snapshot) (*Sna
 	if err != nil {
 		return nil, err
 	}
-	prev := map[string]*tree.Node{}
+	var prev *tree.Finder
 	if parent != nil {
-		rd := r.readerWith(w.Index())
-		if err := rd.Walk(ctx, parent.Tree, func(p string, n *tree.Node) error { prev[p] = n; return nil }); err != nil {
-			w.Abort(ctx)
-			return nil, err
-		}
+		prev = r.readerWith(w.Index()).Finder(parent.Tree)
 	}
-	if err := addDir(w, dir, prev); err != nil {
+	if err := addDir(ctx, w, dir, prev); err != nil {
 		w.Abort(ctx)
 		return nil, err
 	}
@@ -134,7 +130,7 @@ func backupDir(ctx context.Context, r *Repo, dir string, parent *Snapshot) (*Sna
 	return w.Commit(ctx, info)
 }
 
-func addDir(w *Writer, dir string, prev map[string]*tree.Node) error {
+func addDir(ctx context.Context, w *Writer, dir string, prev *tree.Finder) error {
 	inodes := map[uint64]string{}
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -156,9 +152,15 @@ func addDir(w *Writer, dir string, prev map[string]*tree.Node) error {
 			if n.NLink > 1 {
 				inodes[n.Inode] = rel
 			}
-			if old := prev[rel]; old != nil && old.Type == tree.File && old.Size == n.Size && old.MTime.Equal(n.MTime) && old.CTime.Equal(n.CTime) && old.Inode == n.Inode {
-				if err := w.Reuse(rel, n, old); !errors.Is(err, ErrNotInRepository) {
+			if prev != nil {
+				old, err := prev.Find(ctx, rel)
+				if err != nil {
 					return err
+				}
+				if tree.Unchanged(old, &n) {
+					if err := w.Reuse(rel, n, old); !errors.Is(err, ErrNotInRepository) {
+						return err
+					}
 				}
 			}
 			f, err := os.Open(p)

@@ -60,6 +60,10 @@ func (rd *Reader) Walk(ctx context.Context, id blob.ID, fn WalkFunc) error {
 	return tree.Walk(ctx, rd.Tree, id, fn)
 }
 
+// Finder finds entries of the tree root by path during a depth-first walk (a backup looking
+// up each file's entry in its parent snapshot, for Writer.Reuse).
+func (rd *Reader) Finder(root blob.ID) *tree.Finder { return tree.NewFinder(rd.Tree, root) }
+
 // Lookup finds the entry at path p in the tree root (nil when there is none).
 func (rd *Reader) Lookup(ctx context.Context, root blob.ID, p string) (*tree.Node, error) {
 	return tree.Lookup(ctx, rd.Tree, root, p)

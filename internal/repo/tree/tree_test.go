@@ -2,6 +2,7 @@ package tree
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,40 @@ func TestSelected(t *testing.T) {
 	}
 	if in, _ := Selected(nil, strings.Repeat("x/", 5)+"y"); !in {
 		t.Error("no selection selects everything")
+	}
+}
+
+// TestFinder: entries found by path in a depth-first walk, directories left behind dropped.
+func TestFinder(t *testing.T) {
+	store := map[blob.ID]*Tree{}
+	k, _ := blob.NewPlain(bytes.Repeat([]byte{5}, 32), "")
+	b := NewBuilder(func(dir string, enc []byte) (blob.ID, error) {
+		tr, err := Decode(enc)
+		id := k.BlobID(enc)
+		store[id] = tr
+		return id, err
+	})
+	for _, p := range []string{"a/x", "a/b/y", "c/z"} {
+		if err := b.Add(p, Node{Type: File, Size: int64(len(p))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := b.Finish()
+	if err != nil || b.Dirs != 4 {
+		t.Fatalf("%d directories, %v", b.Dirs, err)
+	}
+	loads := 0
+	f := NewFinder(func(ctx context.Context, id blob.ID) (*Tree, error) { loads++; return store[id], nil }, root)
+	for _, p := range []string{"a/x", "a/b/y", "a/missing", "c/z", "q/r"} {
+		n, err := f.Find(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (n != nil) != (p != "a/missing" && p != "q/r") || n != nil && n.Size != int64(len(p)) {
+			t.Fatalf("%s: %+v", p, n)
+		}
+	}
+	if loads != 4 || len(f.trees) > 2 {
+		t.Fatalf("%d trees loaded, %d kept", loads, len(f.trees))
 	}
 }
