@@ -52,7 +52,8 @@ type Access struct {
 	// it fails at once).
 	LockWait time.Duration
 	// Hook, when set, is called at named points of backups and prunes (tests pause or fail
-	// there); an error it returns aborts the operation as a crash would.
+	// there); an error it returns aborts the operation as a crash would. It may be called from
+	// several goroutines at once.
 	Hook func(ctx context.Context, point string) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
