@@ -20,12 +20,18 @@ type Snapshot struct {
 	Project  string    `json:"project"`
 	Service  string    `json:"service"`
 	Strategy string    `json:"strategy"`
-	Paths    []string  `json:"paths,omitempty"`
-	Tags     []string  `json:"tags,omitempty"`
-	Parent   string    `json:"parent,omitempty"`
-	Tree     blob.ID   `json:"tree"`
-	Totals   Totals    `json:"totals"`
-	KeyID    string    `json:"-"` // the key that signed it
+	// Job names the sidecar job ("" for a backup made by hand); Container and Image are the
+	// backed-up container's, Source what the strategy recorded (as a manifest's source).
+	Job       string            `json:"job,omitempty"`
+	Container string            `json:"container,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Source    map[string]string `json:"source,omitempty"`
+	Paths     []string          `json:"paths,omitempty"`
+	Tags      []string          `json:"tags,omitempty"`
+	Parent    string            `json:"parent,omitempty"`
+	Tree      blob.ID           `json:"tree"`
+	Totals    Totals            `json:"totals"`
+	KeyID     string            `json:"-"` // the key that signed it
 }
 
 // Totals count what a backup did.
