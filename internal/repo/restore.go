@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
@@ -31,7 +33,7 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 		}
 		sel = append(sel, c)
 	}
-	hl := hardlinks{emitted: map[string]bool{}, movedTo: map[string]string{}}
+	hl := hardlinks{emitted: map[string]bool{}, movedTo: map[string]string{}, sel: sel}
 	err := rd.Walk(ctx, s.Tree, func(p string, n *tree.Node) error {
 		in, descend := tree.Selected(sel, p)
 		if !in && !descend {
@@ -53,6 +55,17 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 type hardlinks struct {
 	emitted map[string]bool   // files with several links, emitted
 	movedTo map[string]string // target → the path that carries its content
+	sel     []string          // the paths restored (nil: all)
+}
+
+// before reports whether the file target was emitted before the entry p: it comes first in
+// tree order and is restored (a tar stream's files carry no link count to mark them).
+func (hl *hardlinks) before(target, p string) bool {
+	if hl.emitted[target] {
+		return true
+	}
+	in, _ := tree.Selected(hl.sel, target)
+	return in && slices.Compare(strings.Split(target, "/"), strings.Split(p, "/")) < 0
 }
 
 func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node, sink Sink, hl *hardlinks) error {
@@ -66,7 +79,7 @@ func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node,
 			hl.emitted[p] = true
 		}
 		return sink.Entry(ctx, p, n, rd.Content(ctx, n))
-	case n.Type == tree.Hardlink && !hl.emitted[n.LinkTarget] && hl.movedTo[n.LinkTarget] == "":
+	case n.Type == tree.Hardlink && !hl.before(n.LinkTarget, p) && hl.movedTo[n.LinkTarget] == "":
 		target, err := rd.Lookup(ctx, s.Tree, n.LinkTarget)
 		if err != nil {
 			return err
