@@ -13,13 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
 // Dir is the key prefix of a target's repository (one repository per target prefix).
-const Dir = "_repository"
+const Dir = artifact.RepositoryDir
 
 // EnvKeyFile names a repository key file given to this host (a secret): the master key of an
 // encrypted repository made elsewhere, needed to write to it.

@@ -59,11 +59,11 @@ func Manifest(s *repo.Snapshot) *artifact.Manifest {
 		Compression: artifact.Zstd, Source: s.Source}
 }
 
-// Newest is the newest of snaps (oldest first, as repo.Snapshots gives them) of the same
-// project, service and job; nil when there is none.
-func Newest(snaps []*repo.Snapshot, project, service, job string) *repo.Snapshot {
+// Newest is the newest of snaps (oldest first, as repo.Snapshots gives them) of the service
+// (artifact.ServiceName: "project/service") and job; nil when there is none.
+func Newest(snaps []*repo.Snapshot, service, job string) *repo.Snapshot {
 	for i := len(snaps) - 1; i >= 0; i-- {
-		if s := snaps[i]; s.Project == project && s.Service == service && s.Job == job {
+		if s := snaps[i]; artifact.ServiceName(s.Project, s.Service, s.Container) == service && s.Job == job {
 			return s
 		}
 	}
