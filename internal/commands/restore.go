@@ -17,11 +17,14 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
+	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
@@ -43,6 +46,8 @@ type restoreOptions struct {
 	allowUnsigned bool
 	trust         []string
 	decrypt       keys.Decrypt
+	paths         []string
+	repoKey       string
 }
 
 func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
@@ -86,6 +91,8 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment; of a cluster backup: only this one of its databases); sqlite: the database file (default: the backed-up path)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest no trusted key signed (this plugin's, the sidecar's or --trust's); it is then restored without set-user-ID files, devices or file capabilities")
 	keys.TrustFlag(flags, &opts.trust)
+	flags.StringSliceVar(&opts.paths, "paths", nil, "Of an incremental volume backup (snapshot:ID): restore only these paths (/data/dir, as in the container), with their parents")
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.decrypt.AddFlags(flags)
 	return cmd
@@ -133,7 +140,14 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop,
 			Worker: wk, RequireWorker: requireWorker},
 		Guard: guard, Progress: onProgress, Log: log}
+	_, isSnapshot := snapshots.ParseRef(backup)
 	switch {
+	case isSnapshot:
+		if spec.Snapshot, err = openSnapshot(ctx, opts.from, backup, opts.paths, opts.repoKey, keys, ids); err != nil {
+			return err
+		}
+	case len(opts.paths) > 0:
+		return fmt.Errorf("--paths selects files of an incremental backup (snapshot:ID); a full backup restores whole")
 	case opts.from != "":
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
@@ -156,7 +170,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	m := p.Manifest
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s) into %s? Its current data will be replaced.",
-			m.Artifact, m.Strategy, output.Bytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
+			m.Artifact, m.Strategy, output.Bytes(max(m.Size, m.RawSize)), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
 			return err
 		}
 	}
@@ -166,11 +180,43 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	done()
 	restored := output.Restored{Key: m.Artifact, Into: c.String(), SHA256: m.SHA256}
-	if p.Trusted {
+	switch {
+	case spec.Snapshot != nil:
+		restored.Key, restored.KeyID = snapshots.Name(spec.Snapshot.Snapshot.ID), spec.Snapshot.Snapshot.KeyID
+	case p.Trusted:
 		restored.KeyID = m.Signature.KeyID
 	}
 	output.Restore(dockerCli.Out(), restored)
 	return nil
+}
+
+// openSnapshot opens the snapshot named ref (snapshot:ID) in the repository of the target
+// from; paths are container paths (/data/dir), turned into the snapshot's.
+func openSnapshot(ctx context.Context, from, ref string, paths []string, repoKey string, trust *artifact.Keyring, ids *crypt.Identities) (*plan.SnapshotRestore, error) {
+	id, _ := snapshots.ParseRef(ref)
+	if from == "" {
+		return nil, fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", ref)
+	}
+	tgt, err := targets.Open(from)
+	if err != nil {
+		return nil, err
+	}
+	r, err := snapshots.Open(ctx, tgt, keys.Repository(repoKey), repo.Access{Trust: trust, Identities: ids})
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	sn := &plan.SnapshotRestore{Repo: r, Snapshot: s}
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("--paths %s: give the absolute path in the container", p)
+		}
+		sn.Paths = append(sn.Paths, strings.Trim(p, "/"))
+	}
+	return sn, nil
 }
 
 // backupFromPath opens the artifact or manifest file at p; its target is the directory

@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -34,6 +35,9 @@ type RestoreSpec struct {
 	Backup string
 	// Manifest, when set, is the backup's manifest already read (Backup is then ignored).
 	Manifest *artifact.Manifest
+	// Snapshot, when set, is the incremental backup to restore (Backup and Manifest are
+	// then ignored).
+	Snapshot *SnapshotRestore
 	// Within bounds where Latest looks on the target ("" the whole target).
 	Within string
 	// Container is the service to restore into (see Find).
@@ -98,6 +102,9 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	m := spec.Manifest
 	var err error
 	switch {
+	case spec.Snapshot != nil:
+		// The repository verified it: signed by a trusted key, its bytes its name.
+		m, r.Trusted = snapshots.Manifest(spec.Snapshot.Snapshot), true
 	case m != nil:
 	case spec.Backup == Latest:
 		if m, err = r.latest(ctx); err != nil {
@@ -109,8 +116,10 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		}
 	}
 	r.Manifest = m
-	if err := r.trust(m); err != nil {
-		return nil, err
+	if spec.Snapshot == nil {
+		if err := r.trust(m); err != nil {
+			return nil, err
+		}
 	}
 	if m.Encryption != nil && spec.Identities.Empty() {
 		return nil, fmt.Errorf("%s: %s is encrypted (age) for %s: give an identity that can decrypt it (-i/--identity FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
@@ -288,8 +297,13 @@ func (e *RestoreError) Unwrap() error { return e.Err }
 func (r *Restore) Run(ctx context.Context) error {
 	c, spec := r.Container, r.spec
 	c.SetGuard(spec.Guard)
-	err := pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
-		Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Applying: spec.Applying, Log: spec.Log})
+	var err error
+	if spec.Snapshot != nil {
+		err = r.runSnapshot(ctx)
+	} else {
+		err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
+			Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Applying: spec.Applying, Log: spec.Log})
+	}
 	if err == nil {
 		return nil
 	}

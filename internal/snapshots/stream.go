@@ -44,10 +44,10 @@ func Stream(ctx context.Context, rd *repo.Reader, s *repo.Snapshot, paths []stri
 	return nil
 }
 
-// Summary is how listings show a snapshot beside full backups: its key, its size the bytes
-// it added to the repository.
+// Summary is how listings show a snapshot beside full backups: named snapshot:SHORTID, its
+// size the bytes it added to the repository.
 func Summary(s *repo.Snapshot) artifact.Summary {
-	return artifact.Summary{Key: Key(s.ID), Project: s.Project, Service: s.Service, Job: s.Job, Container: s.Container,
+	return artifact.Summary{Key: Name(s.ID), Project: s.Project, Service: s.Service, Job: s.Job, Container: s.Container,
 		Strategy: s.Strategy, CreatedAt: s.Time, Size: s.Totals.NewStored, RawSize: s.Totals.Bytes, KeyID: s.KeyID, Snapshot: true}
 }
 
