@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -36,6 +37,7 @@ type verifyOptions struct {
 	allowUnsigned bool
 	trust         []string
 	decrypt       keys.Decrypt
+	repoKey       string
 }
 
 func newVerifyCommand(dockerCli command.Cli) *cobra.Command {
@@ -83,6 +85,7 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
 	keys.TrustFlag(flags, &opts.trust)
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.decrypt.AddFlags(flags)
 	return cmd
@@ -102,7 +105,22 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	spec := verify.Spec{Engine: api, Backup: backup, AllowUnsigned: opts.allowUnsigned, Owner: scratch.ProcessOwner(),
 		Timeout: opts.timeout, Log: output.Logger(dockerCli.Err())}
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
+	_, isSnapshot := snapshots.ParseRef(backup)
 	switch {
+	case isSnapshot:
+		trust, err := keys.Keyring(opts.trust)
+		if err != nil {
+			return err
+		}
+		ids, err := opts.decrypt.Identities(dockerCli)
+		if err != nil {
+			return err
+		}
+		if spec.Snapshot, err = openSnapshot(ctx, opts.from, backup, nil, opts.repoKey, trust, ids); err != nil {
+			return err
+		}
+		spec.Manifest = snapshots.Manifest(spec.Snapshot.Snapshot)
+		spec.Target = spec.Snapshot.Repo.Target()
 	case opts.from != "":
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/repo"
@@ -38,7 +39,16 @@ func streamOf(ctx context.Context, rd *repo.Reader, sn *SnapshotRestore) io.Read
 // it, before anything in the container is touched; pass 2 makes the stream again into the
 // strategy, whose reader ends with io.EOF only once it matched pass 1 to the last byte.
 func (r *Restore) runSnapshot(ctx context.Context) error {
-	c, spec, sn := r.Container, r.spec, r.spec.Snapshot
+	return r.ApplySnapshot(ctx, r.Container, r.Strategy, r.allowed)
+}
+
+// ApplySnapshot restores the planned snapshot into c (a verify's scratch copy) with strat,
+// writing only inside allowed.
+func (r *Restore) ApplySnapshot(ctx context.Context, c *containers.Container, strat strategy.Strategy, allowed []string) error {
+	spec, sn := r.spec, r.spec.Snapshot
+	if sn == nil {
+		return errors.New("no snapshot to apply")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	untouched := func(err error) error {
@@ -49,13 +59,13 @@ func (r *Restore) runSnapshot(ctx context.Context) error {
 		return untouched(err)
 	}
 	data := func(rd io.Reader, size int64) strategy.Data {
-		return strategy.Data{Reader: rd, Size: size, Source: r.Manifest.Source, Trusted: r.Trusted, Allowed: r.allowed}
+		return strategy.Data{Reader: rd, Size: size, Source: r.Manifest.Source, Trusted: r.Trusted, Allowed: allowed}
 	}
 	spec.Log.Info("verifying the snapshot", "snapshot", snapshots.Name(sn.Snapshot.ID))
 	first := &summer{h: sha256.New()}
 	in := streamOf(ctx, rd, sn)
 	src := io.TeeReader(in, first)
-	if chk, ok := r.Strategy.(strategy.Checker); ok {
+	if chk, ok := strat.(strategy.Checker); ok {
 		err = chk.Check(ctx, c, data(src, 0))
 	}
 	if err == nil {
@@ -75,7 +85,7 @@ func (r *Restore) runSnapshot(ctx context.Context) error {
 	again := streamOf(ctx, rd, sn)
 	defer again.Close()
 	second := &matcher{r: again, h: sha256.New(), want: first, progress: spec.Progress}
-	if err := r.Strategy.Restore(ctx, c, data(second, first.n)); err != nil {
+	if err := strat.Restore(ctx, c, data(second, first.n)); err != nil {
 		if second.n > 0 {
 			return fmt.Errorf("%w%w", err, errkind.Silent(pipeline.ErrStarted))
 		}

@@ -31,6 +31,8 @@ type Spec struct {
 	// manifest already read.
 	Backup   string
 	Manifest *artifact.Manifest
+	// Snapshot, when set, is the incremental backup to verify (Backup and Manifest ignored).
+	Snapshot *plan.SnapshotRestore
 	// Within bounds where Latest looks on the target.
 	Within string
 	// Service is the backed-up service's container: its configuration is copied.
@@ -131,7 +133,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 
 	r, err := plan.NewRestore(ctx, plan.RestoreSpec{Target: spec.Target, Backup: spec.Backup, Manifest: spec.Manifest, Within: spec.Within,
 		Container: spec.Service, Keys: spec.Keys, AllowUnsigned: spec.AllowUnsigned, Identities: spec.Identities,
-		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify"})
+		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify", Snapshot: spec.Snapshot})
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +181,12 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	phase("restoring " + m.Artifact + " into the scratch copy")
-	err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: m, Container: sc.Container, Strategy: strat,
-		Trusted: r.Trusted, Allowed: strategy.WritableMounts(sc.Container), Identities: spec.Identities, Log: log})
+	if spec.Snapshot != nil {
+		err = r.ApplySnapshot(ctx, sc.Container, strat, strategy.WritableMounts(sc.Container))
+	} else {
+		err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: m, Container: sc.Container, Strategy: strat,
+			Trusted: r.Trusted, Allowed: strategy.WritableMounts(sc.Container), Identities: spec.Identities, Log: log})
+	}
 	if err != nil {
 		if ctx.Err() != nil || errors.Is(err, pipeline.ErrTarget) || errors.Is(err, crypt.ErrNoIdentity) {
 			return nil, err // not the backup's fault: it could not be verified

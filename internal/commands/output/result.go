@@ -101,6 +101,9 @@ type Restored struct {
 // Restore writes a restore's result.
 func Restore(w io.Writer, r Restored) {
 	how := "sha256 " + artifact.ShortSHA(r.SHA256) + " verified"
+	if r.SHA256 == "" {
+		how = "every chunk verified" // a snapshot's
+	}
 	if r.KeyID != "" {
 		how += ", signed by key " + r.KeyID
 	}
