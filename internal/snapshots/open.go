@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
@@ -187,4 +188,17 @@ func ParseRef(s string) (id string, ok bool) {
 		return id, id != ""
 	}
 	return "", false
+}
+
+// ParseShare reads N% (or a fraction 0..1) as a share from 0 to 1.
+func ParseShare(s string) (float64, error) {
+	v, pct := strings.CutSuffix(strings.TrimSpace(s), "%")
+	f, err := strconv.ParseFloat(v, 64)
+	if err == nil && pct {
+		f /= 100
+	}
+	if err != nil || f < 0 || f > 1 {
+		return 0, fmt.Errorf("%q is not a share of the packs: give N%% from 0%% to 100%%", s)
+	}
+	return f, nil
 }
