@@ -80,7 +80,7 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 		}
 		finder = rd.Finder(parent.Tree)
 	}
-	if info.Source, err = b.ingest(ctx, w, finder, started); err != nil {
+	if info.Source, info.Contents, err = b.ingest(ctx, w, finder, started); err != nil {
 		w.Abort(ctx)
 		return nil, err
 	}
@@ -93,8 +93,9 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	return &pipeline.BackupResult{Key: snapshots.Key(s.ID), Manifest: m, Duration: time.Since(started), Stored: []string{tg.String()}, Snapshot: s}, nil
 }
 
-// ingest streams the strategy's backup into w: a volume's tar as files, a dump as one file.
-func (b *Backup) ingest(ctx context.Context, w *repo.Writer, parent *tree.Finder, at time.Time) (strategy.Source, error) {
+// ingest streams the strategy's backup into w: a volume's tar as files, a dump as one file;
+// a strategy.Counter counts what it holds meanwhile.
+func (b *Backup) ingest(ctx context.Context, w *repo.Writer, parent *tree.Finder, at time.Time) (strategy.Source, *artifact.Contents, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -103,8 +104,14 @@ func (b *Backup) ingest(ctx context.Context, w *repo.Writer, parent *tree.Finder
 		err error
 	}
 	done := make(chan result, 1)
+	out := io.Writer(pw)
+	var count strategy.Count
+	if c, ok := b.Strategy.(strategy.Counter); ok {
+		count = c.NewCount()
+		out = io.MultiWriter(pw, count)
+	}
 	go func() {
-		src, err := b.Strategy.Backup(ctx, b.Container, pw)
+		src, err := b.Strategy.Backup(ctx, b.Container, out)
 		pw.CloseWithError(err)
 		done <- result{src, err}
 	}()
@@ -126,13 +133,20 @@ func (b *Backup) ingest(ctx context.Context, w *repo.Writer, parent *tree.Finder
 		cancel()
 	}
 	res := <-done
+	var contents *artifact.Contents
+	if count != nil {
+		var cerr error
+		if contents, cerr = count.Contents(); res.err == nil && err == nil && cerr != nil {
+			return nil, nil, fmt.Errorf("the backup of %s: %w", b.Container, cerr)
+		}
+	}
 	if res.err != nil {
-		return nil, res.err
+		return nil, nil, res.err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ingesting the backup of %s into the repository: %w", b.Container, err)
+		return nil, nil, fmt.Errorf("ingesting the backup of %s into the repository: %w", b.Container, err)
 	}
-	return res.src, nil
+	return res.src, contents, nil
 }
 
 // progressReader reports the bytes read so far.

@@ -56,7 +56,7 @@ func Summary(s *repo.Snapshot) artifact.Summary {
 func Manifest(s *repo.Snapshot) *artifact.Manifest {
 	return &artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: Key(s.ID), Strategy: s.Strategy, Project: s.Project,
 		Service: s.Service, Job: s.Job, Container: s.Container, Image: s.Image, CreatedAt: s.Time, RawSize: s.Totals.Bytes,
-		Compression: artifact.Zstd, Source: s.Source}
+		Compression: artifact.Zstd, Source: s.Source, Contents: s.Contents}
 }
 
 // Newest is the newest of snaps (oldest first, as repo.Snapshots gives them) of the service

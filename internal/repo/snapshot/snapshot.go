@@ -26,6 +26,9 @@ type Snapshot struct {
 	Container string            `json:"container,omitempty"`
 	Image     string            `json:"image,omitempty"`
 	Source    map[string]string `json:"source,omitempty"`
+	// Contents is what the backup held, counted as it was made (as a manifest's): verify
+	// compares a scratch restore with it.
+	Contents *artifact.Contents `json:"contents,omitempty"`
 	Paths     []string          `json:"paths,omitempty"`
 	Tags      []string          `json:"tags,omitempty"`
 	Parent    string            `json:"parent,omitempty"`
