@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/klauspost/compress/zstd"
+	"github.com/minio/minio-go/v7"
+)
+
+// incrTarget is where an incremental test writes: a directory or a MinIO bucket.
+type incrTarget struct {
+	name string
+	to   string   // --to / --from
+	env  []string // what the plugin needs to reach it
+	// damagePack overwrites one byte in the middle of one pack of the repository and returns
+	// the pack's ID.
+	damagePack func(t *testing.T) string
+}
+
+func dirIncrTarget(t *testing.T) incrTarget {
+	dir := t.TempDir()
+	return incrTarget{name: "dir", to: dir, damagePack: func(t *testing.T) string {
+		t.Helper()
+		var packs []string
+		_ = filepath.Walk(filepath.Join(dir, "_repository", "data"), func(p string, info os.FileInfo, err error) error {
+			if err == nil && info.Mode().IsRegular() {
+				packs = append(packs, p)
+			}
+			return nil
+		})
+		if len(packs) == 0 {
+			t.Fatalf("no pack under %s/_repository/data", dir)
+		}
+		slices.Sort(packs)
+		b, err := os.ReadFile(packs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		if err := os.WriteFile(packs[0], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(packs[0])
+	}}
+}
+
+func minioIncrTarget(t *testing.T) incrTarget {
+	m := startMinio(t)
+	m.bucket("incr")
+	return incrTarget{name: "minio", to: m.url("incr/site-a"), env: m.env(), damagePack: func(t *testing.T) string {
+		t.Helper()
+		var packs []string
+		for _, k := range m.objects("incr") {
+			if strings.HasPrefix(k, "site-a/_repository/data/") {
+				packs = append(packs, k)
+			}
+		}
+		if len(packs) == 0 {
+			t.Fatalf("no pack under site-a/_repository/data in the bucket: %v", m.objects("incr"))
+		}
+		slices.Sort(packs)
+		ctx := context.Background()
+		obj, err := m.client.GetObject(ctx, "incr", packs[0], minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)/2] ^= 0xff
+		if _, err := m.client.PutObject(ctx, "incr", packs[0], bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(packs[0])
+	}}
+}
+
+// incrTargets are the kinds of target the incremental tests run on.
+var incrTargets = []struct {
+	name string
+	make func(*testing.T) incrTarget
+}{{"dir", dirIncrTarget}, {"minio", minioIncrTarget}}
+
+func (it incrTarget) backup(t *testing.T, args ...string) string {
+	t.Helper()
+	out, stderr, err := dockerCmd(it.env, append([]string{"backup"}, args...)...)
+	if err != nil {
+		t.Fatalf("docker backup %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
+// snapshots lists the target's incremental backups, newest first.
+func (it incrTarget) snapshots(t *testing.T) []artifact.Summary {
+	t.Helper()
+	var listed []artifact.Summary
+	if err := json.Unmarshal([]byte(it.backup(t, "ls", "--from", it.to, "--format", "json")), &listed); err != nil {
+		t.Fatalf("decoding ls output: %v", err)
+	}
+	var out []artifact.Summary
+	for _, s := range listed {
+		if s.Snapshot {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// incrChangeScript changes the volume fixture between two snapshots: a file appended to, a
+// new file, a file deleted, a renamed directory, a mode and an owner changed.
+const incrChangeScript = `set -e
+head -c 500000 /dev/urandom >> /data/dir/random.bin
+head -c 2000000 /dev/urandom > /data/new.bin
+rm /data/hardlink.txt
+mv /data/dir/sub /data/dir/moved
+chmod 0600 /data/hello.txt
+chown 7:7 /config/conf.d/app.conf
+`
+
+func TestIncrementalVolume(t *testing.T) {
+	t.Parallel()
+	for _, k := range incrTargets {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			testIncrementalVolume(t, k.make(t))
+		})
+	}
+}
+
+func testIncrementalVolume(t *testing.T, it incrTarget) {
+	f := newVolumeFixture(t)
+	first := f.tree()
+	out := it.backup(t, "run", "files", "--project", f.p.name, "--to", it.to, "--incremental")
+	mustContain(t, out, "snapshot:", "incremental")
+	f.sh(incrChangeScript)
+	second := f.tree()
+	if second == first {
+		t.Fatal("the changes did not change the tree")
+	}
+	out = it.backup(t, "run", "files", "--project", f.p.name, "--to", it.to, "--incremental")
+	mustContain(t, out, "parent snapshot:")
+
+	snaps := it.snapshots(t)
+	if len(snaps) != 2 || snaps[0].Strategy != "volume" || snaps[0].Service != "files" || snaps[0].Project != f.p.name {
+		t.Fatalf("ls lists %+v, want two volume snapshots of %s/files", snaps, f.p.name)
+	}
+	// The second stored only what changed: the appended and the new file, a few trees.
+	if snaps[0].Size > 4<<20 || snaps[1].Size < 3<<20 {
+		t.Errorf("snapshot sizes (what each added): second %d, first %d; want the second under 4 MiB, the first over 3 MiB", snaps[0].Size, snaps[1].Size)
+	}
+	table := it.backup(t, "ls", "--from", it.to)
+	mustContain(t, table, snaps[0].Key, "incremental")
+
+	// Each restores exactly into emptied volumes (a restore writes over what is there, as a
+	// full backup's does: it removes nothing).
+	const wipe = "find /data /config -mindepth 1 -delete"
+	f.sh(changeScript)
+	f.sh(wipe)
+	it.backup(t, "restore", snaps[1].Key, "--from", it.to, "--to", "files", "--project", f.p.name, "--yes")
+	if got := f.tree(); got != first {
+		t.Errorf("the first snapshot restored differs from its source:\n%s", diffLines(first, got))
+	}
+	f.sh(wipe)
+	it.backup(t, "restore", snaps[0].Key, "--from", it.to, "--to", "files", "--project", f.p.name, "--yes")
+	if got := f.tree(); got != second {
+		t.Errorf("the second snapshot restored differs from its source:\n%s", diffLines(second, got))
+	}
+	if !running(t, f.app) {
+		t.Error("the app container was not started again after the restore")
+	}
+
+	// Export equals a full backup's archive of the same data (both read through the Engine's archive API).
+	full := t.TempDir()
+	if o, stderr, err := dockerCmd(dataPathEnv("off"), "backup", "run", "files", "--project", f.p.name, "--to", full); err != nil {
+		t.Fatalf("full backup: %v\n%s\n%s", err, o, stderr)
+	}
+	m := onlyBackup(t, full)
+	exported := filepath.Join(t.TempDir(), "export.tar.zst")
+	it.backup(t, "export", snaps[0].Key, "--from", it.to, "-o", exported)
+	want, got := archiveEntries(t, filepath.Join(full, m.Artifact)), archiveEntries(t, exported)
+	if !slices.Equal(got, want) {
+		t.Errorf("the export differs from the full backup's archive:\n%s", diffLines(strings.Join(want, "\n"), strings.Join(got, "\n")))
+	}
+
+	// check passes, then finds a damaged pack.
+	out = it.backup(t, "check", "--from", it.to, "--read-data")
+	mustContain(t, out, "PASSED", "snapshots 2")
+	pack := it.damagePack(t)
+	out, stderr, err := dockerCmd(it.env, "backup", "check", "--from", it.to, "--read-data=100%")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 4 {
+		t.Fatalf("check of a damaged pack: %v (want exit status 4)\n%s\n%s", err, out, stderr)
+	}
+	mustContain(t, out+stderr, "FAILED", pack)
+}
+
+// archiveEntries lists a .tar.zst's entries: name, type, permissions, owner, size, link,
+// mtime, content hash (the Engine's archive also puts the file type's bits in the mode).
+func archiveEntries(t *testing.T, file string) []string {
+	t.Helper()
+	fh, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	zr, err := zstd.NewReader(fh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var out []string
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		sum := sha256.New()
+		if _, err := io.Copy(sum, tr); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s %c %o %d:%d %d %q %s %s", strings.TrimSuffix(h.Name, "/"), h.Typeflag, h.Mode&0o7777, h.Uid, h.Gid, h.Size,
+			h.Linkname, h.ModTime.UTC().Format("2006-01-02T15:04:05"), hex.EncodeToString(sum.Sum(nil))[:16]))
+	}
+}
+
+func TestIncrementalPostgres(t *testing.T) {
+	t.Parallel()
+	for _, k := range incrTargets {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			it := k.make(t)
+			p := newProject(t)
+			db := startPostgres(t, p, "db")
+			fillPostgres(db, 3)
+			first := db.checksums()
+			it.backup(t, "run", "db", "--project", p.name, "--to", it.to, "--incremental")
+			db.sql(`UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid % 3 = 0`)
+			db.sql(`INSERT INTO odd (name) VALUES ('added between the snapshots')`)
+			second := db.checksums()
+			if equalMaps(first, second) {
+				t.Fatal("the changes did not change the data")
+			}
+			out := it.backup(t, "run", "db", "--project", p.name, "--to", it.to, "--incremental")
+			mustContain(t, out, "parent snapshot:")
+			snaps := it.snapshots(t)
+			if len(snaps) != 2 || snaps[0].Strategy != "postgres" {
+				t.Fatalf("ls lists %+v, want two postgres snapshots", snaps)
+			}
+			db.sql(`DELETE FROM pgbench_accounts WHERE aid < 5000`)
+			it.backup(t, "restore", snaps[1].Key, "--from", it.to, "--to", "db", "--project", p.name, "--yes")
+			if got := db.checksums(); !equalMaps(got, first) {
+				t.Errorf("after restoring the first snapshot: %v, want %v", got, first)
+			}
+			it.backup(t, "restore", snaps[0].Key, "--from", it.to, "--to", "db", "--project", p.name, "--yes")
+			if got := db.checksums(); !equalMaps(got, second) {
+				t.Errorf("after restoring the second snapshot: %v, want %v", got, second)
+			}
+			out = it.backup(t, "check", "--from", it.to, "--read-data")
+			mustContain(t, out, "PASSED", "snapshots 2")
+		})
+	}
+}
