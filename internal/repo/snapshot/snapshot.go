@@ -29,12 +29,12 @@ type Snapshot struct {
 	// Contents is what the backup held, counted as it was made (as a manifest's): verify
 	// compares a scratch restore with it.
 	Contents *artifact.Contents `json:"contents,omitempty"`
-	Paths     []string          `json:"paths,omitempty"`
-	Tags      []string          `json:"tags,omitempty"`
-	Parent    string            `json:"parent,omitempty"`
-	Tree      blob.ID           `json:"tree"`
-	Totals    Totals            `json:"totals"`
-	KeyID     string            `json:"-"` // the key that signed it
+	Paths    []string           `json:"paths,omitempty"`
+	Tags     []string           `json:"tags,omitempty"`
+	Parent   string             `json:"parent,omitempty"`
+	Tree     blob.ID            `json:"tree"`
+	Totals   Totals             `json:"totals"`
+	KeyID    string             `json:"-"` // the key that signed it
 }
 
 // Totals count what a backup did.
