@@ -264,10 +264,10 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if err != nil || sc == nil {
 		return err != nil, err
 	}
-	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || len(opts.exclude) > 0 || opts.stop || opts.compressionSet || opts.limitSet || opts.encrypt.Given() || opts.incremental {
-		return true, fmt.Errorf("--strategy, --database, --user, --paths, --exclude, --stop, --compression, --limit-upload, --incremental and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
+	if opts.strategy != "" || opts.database != "" || opts.user != "" || len(opts.paths) > 0 || len(opts.exclude) > 0 || opts.stop || opts.compressionSet || opts.limitSet || opts.encrypt.Given() {
+		return true, fmt.Errorf("--strategy, --database, --user, --paths, --exclude, --stop, --compression, --limit-upload and the encryption flags apply to direct backups (with --to); the sidecar %s runs jobs as the service's labels and settings say (or pass --no-sidecar)", sc.Name())
 	}
-	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
+	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job, Incremental: opts.incremental}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), output.Event(ev))
 	})
 	if res == nil {

@@ -228,6 +228,9 @@ type RunRequest struct {
 	Project string `json:"project"`
 	Service string `json:"service"`
 	Job     string `json:"job,omitempty"`
+	// Incremental makes this run's backup a snapshot in the target's repository, whatever the
+	// job's label says.
+	Incremental bool `json:"incremental,omitempty"`
 }
 
 // RestoreRequest asks the sidecar to restore a backup into a service.

@@ -26,17 +26,17 @@ type Incremental struct {
 	Trust *artifact.Keyring
 }
 
-// incrementalTarget is the one target of an incremental backup.
-func (b *Backup) incrementalTarget() (target.Target, error) {
+// incrementalTarget is the one target of an incremental backup, with its name.
+func (b *Backup) incrementalTarget() (string, target.Target, error) {
 	switch t := b.spec.Targets; {
 	case len(t) == 1:
-		return t[0].Target, nil
+		return t[0].Name, t[0].Target, nil
 	case len(t) > 1:
-		return nil, errors.New("an incremental backup goes to one target (its repository): give one --to")
+		return "", nil, errors.New("an incremental backup goes to one target (its repository): give one target")
 	case b.spec.Target == nil:
-		return nil, errors.New("an incremental backup needs a target")
+		return "", nil, errors.New("an incremental backup needs a target")
 	}
-	return b.spec.Target, nil
+	return b.spec.Target.String(), b.spec.Target, nil
 }
 
 // snapshot runs an incremental backup: the strategy's raw stream is ingested into a new
@@ -45,7 +45,7 @@ func (b *Backup) incrementalTarget() (target.Target, error) {
 func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	spec, c, log := b.spec, b.Container, b.spec.Log
 	started := time.Now()
-	tg, err := b.incrementalTarget()
+	name, tg, err := b.incrementalTarget()
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	}
 	m := snapshots.Manifest(s)
 	m.Size, m.DurationMS = s.Totals.NewStored, time.Since(started).Milliseconds()
-	return &pipeline.BackupResult{Key: snapshots.Key(s.ID), Manifest: m, Duration: time.Since(started), Stored: []string{tg.String()}, Snapshot: s}, nil
+	return &pipeline.BackupResult{Key: snapshots.Key(s.ID), Manifest: m, Duration: time.Since(started), Stored: []string{name}, Snapshot: s}, nil
 }
 
 // ingest streams the strategy's backup into w: a volume's tar as files, a dump as one file;

@@ -29,6 +29,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -147,7 +148,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, UploadLimit: cfg.UploadLimit, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier,
+		RepositoryKeys: snapshots.Keys{File: cfg.RepositoryKeyFile, Dir: cfg.StateDir}})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
 		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,

@@ -53,6 +53,8 @@ type Config struct {
 	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
 	// in its state directory.
 	SigningKeyFile string
+	// RepositoryKeyFile is the key file of an encrypted snapshot repository made elsewhere.
+	RepositoryKeyFile string
 	// TrustedKeys are other hosts' public keys: their backups are trusted for restores,
 	// verifies and retention, beside the sidecar's own.
 	TrustedKeys []artifact.PublicKey
@@ -93,12 +95,14 @@ const (
 	EnvCatalogSchedule = "DOCKER_BACKUP_CATALOG_SCHEDULE"
 	EnvHookTimeout     = "DOCKER_BACKUP_HOOK_TIMEOUT"
 	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
-	EnvAgeRecipients   = "DOCKER_BACKUP_AGE_RECIPIENTS"
-	EnvAgeIdentityFile = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
-	EnvNotifyURLs      = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
-	EnvNotifyLevel     = "DOCKER_BACKUP_NOTIFY_LEVEL"
-	EnvNotifyTemplate  = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
-	EnvLimitUpload     = "DOCKER_BACKUP_LIMIT_UPLOAD" // EnvTarget + "[_NAME]" + SuffixLimitUpload: one target's
+	// EnvRepositoryKeyFile is snapshots.EnvKeyFile.
+	EnvRepositoryKeyFile = "DOCKER_BACKUP_REPOSITORY_KEY_FILE"
+	EnvAgeRecipients     = "DOCKER_BACKUP_AGE_RECIPIENTS"
+	EnvAgeIdentityFile   = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
+	EnvNotifyURLs        = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file
+	EnvNotifyLevel       = "DOCKER_BACKUP_NOTIFY_LEVEL"
+	EnvNotifyTemplate    = "DOCKER_BACKUP_NOTIFY_TEMPLATE_FILE"
+	EnvLimitUpload       = "DOCKER_BACKUP_LIMIT_UPLOAD" // EnvTarget + "[_NAME]" + SuffixLimitUpload: one target's
 	// EnvTarget + "_" + NAME defines the target NAME (lowercase, "_" read as "-").
 )
 

@@ -96,6 +96,9 @@ var settings = []setting{
 	{env: EnvSigningKeyFile, doc: "the file of the key manifests are signed with", set: func(c *Config, v string, p problems) {
 		c.SigningKeyFile = absoluteFile(v, p)
 	}},
+	{env: EnvRepositoryKeyFile, doc: "the key file of an encrypted snapshot repository made by another host (incremental jobs); one made here is kept in the state directory", set: func(c *Config, v string, p problems) {
+		c.RepositoryKeyFile = absoluteFile(v, p)
+	}},
 	{env: artifact.EnvTrustedKeys, doc: "public keys of other hosts whose backups are trusted too, one a line", raw: true, set: func(c *Config, v string, p problems) {
 		keys, err := artifact.ParsePublicKeys(v, artifact.EnvTrustedKeys)
 		if err != nil {
