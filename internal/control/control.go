@@ -220,6 +220,8 @@ type Backup struct {
 	KeyID string `json:"key_id,omitempty"`
 	// Untrusted says why no trusted key of the sidecar vouches for the backup.
 	Untrusted string `json:"untrusted,omitempty"`
+	// Snapshot marks an incremental backup (Key: snapshot:SHORTID; Size: what it added).
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled

@@ -26,6 +26,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
@@ -149,7 +150,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
 		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier,
-		RepositoryKeys: snapshots.Keys{File: cfg.RepositoryKeyFile, Dir: cfg.StateDir}})
+		RepositoryKeys: d.repoKeys()})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self,
 		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,
@@ -348,6 +349,12 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	return st, nil
 }
 
+// repoKeys are the key files of encrypted snapshot repositories: the one given, and those of
+// repositories made here, in the state directory.
+func (d *Daemon) repoKeys() snapshots.Keys {
+	return snapshots.Keys{File: d.cfg.RepositoryKeyFile, Dir: d.cfg.StateDir}
+}
+
 // Backups lists the targets' backups (one target, or all), of a project and service.
 func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]control.Backups, error) {
 	names := d.cfg.TargetNames()
@@ -370,9 +377,13 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: found.Problems}
+		snaps, problems, err := snapshots.List(ctx, d.targets[n], d.repoKeys(), repo.Access{Trust: d.keys})
+		if err != nil {
+			return nil, fmt.Errorf("listing the snapshots on target %s: %w", n, err)
+		}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: append(found.Problems, problems...)}
 		f := selection.Filter{Project: project, Service: service}
-		for _, s := range found.Backups {
+		for _, s := range append(found.Backups, snaps...) {
 			if v, _ := f.Match(s); v != selection.Other {
 				b.Backups = append(b.Backups, wire.FromSummary(s))
 			}
