@@ -279,6 +279,9 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	m := res.Backup
 	made := output.BackedUp{Service: artifact.ServiceName(m.Project, m.Service, m.Container), Strategy: m.Strategy, Duration: res.Duration,
 		Sidecar: sc.Name(), Key: res.Key, Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: m.KeyID, Pruned: res.Pruned}
+	if id, ok := snapshots.ParseRef(res.Key); ok {
+		made.Snapshot = snapshots.Name(id)
+	}
 	for _, t := range strings.Split(res.Target, ",") {
 		made.Targets = append(made.Targets, output.Stored{Target: t})
 	}

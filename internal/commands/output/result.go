@@ -62,7 +62,11 @@ func Backup(w io.Writer, b BackedUp) {
 		if b.Parent != "" {
 			fmt.Fprintf(w, ", parent %s", b.Parent)
 		}
-		fmt.Fprintf(w, ")\n  size     %s new stored, %s of data in %d files (%d unchanged)\n", Bytes(b.Size), Bytes(b.RawSize), b.Files, b.Reused)
+		fmt.Fprintf(w, ")\n  size     %s new stored, %s of data", Bytes(b.Size), Bytes(b.RawSize))
+		if b.Files > 0 {
+			fmt.Fprintf(w, " in %d files (%d unchanged)", b.Files, b.Reused)
+		}
+		fmt.Fprintln(w)
 	} else {
 		fmt.Fprintf(w, "  size     %s stored, %s of data (%.1fx)\n", Bytes(b.Size), Bytes(b.RawSize), float64(b.RawSize)/float64(max(b.Size, 1)))
 	}
