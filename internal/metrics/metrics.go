@@ -44,6 +44,9 @@ type Metrics struct {
 	restores     *prometheus.CounterVec
 	verifies     *prometheus.CounterVec
 	notified     *prometheus.CounterVec
+	checks       *prometheus.CounterVec
+	checkPassed  *prometheus.GaugeVec
+	checkIssues  *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	jobs map[control.JobID]bool // jobs whose counter series exist
@@ -78,11 +81,17 @@ func New(status StatusFunc, ready func(context.Context) error) *Metrics {
 			m.notified.WithLabelValues(k, r)
 		}
 	}
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repository_checks_total",
+		Help: "Scheduled checks of the target's snapshot repository by result: passed, failed (problems found), error (could not run)."}, []string{"target", "result"})
+	m.checkPassed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "repository_check_last_success_timestamp_seconds",
+		Help: "When a check of the target's snapshot repository last passed (Unix time)."}, []string{"target"})
+	m.checkIssues = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "repository_check_problems",
+		Help: "Problems the last check of the target's snapshot repository found (missing or damaged packs, chunks, snapshots)."}, []string{"target"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "The sidecar's version; always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version.Version, runtime.Version()).Set(1)
 	// The job counters are collected by the state collector, after it has brought their
 	// series in step with the jobs of the same status.
-	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, m.notified, buildInfo,
+	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, m.notified, m.checks, m.checkPassed, m.checkIssues, buildInfo,
 		&stateCollector{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -110,6 +119,21 @@ func (m *Metrics) Notified(kind string, ok bool) {
 		result = "failed"
 	}
 	m.notified.WithLabelValues(kind, result).Inc()
+}
+
+// RepositoryChecked records a check of a target's snapshot repository: result is "passed",
+// "failed" (problems found) or "error" (it could not run).
+func (m *Metrics) RepositoryChecked(target, result string, problems int, at time.Time) {
+	for _, r := range []string{"passed", "failed", "error"} {
+		m.checks.WithLabelValues(target, r) // every result's series exists from the first check
+	}
+	m.checks.WithLabelValues(target, result).Inc()
+	if result == "passed" {
+		m.checkPassed.WithLabelValues(target).Set(float64(at.Unix()))
+	}
+	if result != "error" {
+		m.checkIssues.WithLabelValues(target).Set(float64(problems))
+	}
 }
 
 // RunFinished counts a run.

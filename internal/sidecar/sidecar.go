@@ -24,14 +24,14 @@ import (
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
-	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
-	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
@@ -69,6 +69,8 @@ type Daemon struct {
 	synced chan struct{}
 	// owner labels the scratch and worker containers this sidecar's life makes.
 	owner string
+	// recorder counts the repositories' checks (nil: not counted).
+	recorder checkRecorder
 }
 
 // Options are what New needs besides the configuration.
@@ -130,6 +132,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	}
 	d.sched = schedule.NewScheduler(schedule.SchedulerOptions{MaxConcurrent: cfg.MaxConcurrent, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 		Location: cfg.Location, Log: d.log})
+	d.recorder, _ = opts.Recorder.(checkRecorder)
 	counted := func(string, bool) {}
 	if c, ok := opts.Recorder.(interface{ Notified(kind string, ok bool) }); ok {
 		counted = c.Notified
@@ -272,6 +275,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	close(d.synced)
 	if d.cfg.CatalogBackup != "" {
 		if err := d.sched.Set(jobs.CatalogJobName, d.cfg.CatalogBackup, d.runner.BackupCatalog); err != nil {
+			return err
+		}
+	}
+	if d.cfg.CheckSchedule != "" {
+		if err := d.sched.Set(checkJobName, d.cfg.CheckSchedule, d.checkRepositories); err != nil {
 			return err
 		}
 	}

@@ -40,3 +40,18 @@ func List(ctx context.Context, t target.Target, keys Keys, a repo.Access) ([]art
 	}
 	return out, problems, nil
 }
+
+// Usage counts the snapshots of t's repository of project ("" every project) and the bytes they
+// added (0, 0 when t has none or it cannot be read).
+func Usage(ctx context.Context, t target.Target, keys Keys, a repo.Access, project string) (n int, size int64) {
+	snaps, _, err := List(ctx, t, keys, a)
+	if err != nil {
+		return 0, 0
+	}
+	for _, s := range snaps {
+		if project == "" || s.Project == project {
+			n, size = n+1, size+s.Size
+		}
+	}
+	return n, size
+}

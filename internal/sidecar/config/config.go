@@ -53,6 +53,10 @@ type Config struct {
 	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
 	// in its state directory.
 	SigningKeyFile string
+	// CheckSchedule is when the targets' snapshot repositories are checked ("" never), reading
+	// CheckReadData (0 to 1) of their packs.
+	CheckSchedule string
+	CheckReadData float64
 	// RepositoryKeyFile is the key file of an encrypted snapshot repository made elsewhere.
 	RepositoryKeyFile string
 	// TrustedKeys are other hosts' public keys: their backups are trusted for restores,
@@ -93,6 +97,8 @@ const (
 	EnvSchedule        = "DOCKER_BACKUP_SCHEDULE"
 	EnvCompression     = "DOCKER_BACKUP_COMPRESSION"
 	EnvCatalogSchedule = "DOCKER_BACKUP_CATALOG_SCHEDULE"
+	EnvCheckSchedule   = "DOCKER_BACKUP_CHECK_SCHEDULE"
+	EnvCheckReadData   = "DOCKER_BACKUP_CHECK_READ_DATA"
 	EnvHookTimeout     = "DOCKER_BACKUP_HOOK_TIMEOUT"
 	EnvSigningKeyFile  = "DOCKER_BACKUP_SIGNING_KEY_FILE"
 	// EnvRepositoryKeyFile is snapshots.EnvKeyFile.

@@ -22,9 +22,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/schedule"
-	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecar/recovery"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )

@@ -149,7 +149,8 @@ func (r *Runner) updateUsage(ctx context.Context, name string) {
 		r.log.Warn("listing the target failed", "target", name, "error", err)
 		return
 	}
-	info.Listed = time.Now()
+	n, size := snapshots.Usage(ctx, tgt, r.opts.RepositoryKeys, repo.Access{Trust: r.opts.Keys}, r.opts.Project)
+	info.Listed, info.Backups, info.Bytes = time.Now(), info.Backups+n, info.Bytes+size
 	r.mu.Lock()
 	r.usage[name] = info
 	r.mu.Unlock()
