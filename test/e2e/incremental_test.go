@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/klauspost/compress/zstd"
@@ -34,29 +35,33 @@ type incrTarget struct {
 
 func dirIncrTarget(t *testing.T) incrTarget {
 	dir := t.TempDir()
-	return incrTarget{name: "dir", to: dir, damagePack: func(t *testing.T) string {
-		t.Helper()
-		var packs []string
-		_ = filepath.Walk(filepath.Join(dir, "_repository", "data"), func(p string, info os.FileInfo, err error) error {
-			if err == nil && info.Mode().IsRegular() {
-				packs = append(packs, p)
-			}
-			return nil
-		})
-		if len(packs) == 0 {
-			t.Fatalf("no pack under %s/_repository/data", dir)
+	return incrTarget{name: "dir", to: dir, damagePack: func(t *testing.T) string { return damageDirPack(t, dir) }}
+}
+
+// damageDirPack flips a byte in the middle of the first pack of the repository in dir and
+// returns the pack's ID.
+func damageDirPack(t *testing.T, dir string) string {
+	t.Helper()
+	var packs []string
+	_ = filepath.Walk(filepath.Join(dir, "_repository", "data"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			packs = append(packs, p)
 		}
-		slices.Sort(packs)
-		b, err := os.ReadFile(packs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		b[len(b)/2] ^= 0xff
-		if err := os.WriteFile(packs[0], b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return filepath.Base(packs[0])
-	}}
+		return nil
+	})
+	if len(packs) == 0 {
+		t.Fatalf("no pack under %s/_repository/data", dir)
+	}
+	slices.Sort(packs)
+	b, err := os.ReadFile(packs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(packs[0], b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Base(packs[0])
 }
 
 func minioIncrTarget(t *testing.T) incrTarget {
@@ -334,5 +339,46 @@ func TestIncrementalSidecar(t *testing.T) {
 	backup(t, "restore", listed[1].Key, "--from", from, "--to", "app", "-p", p.name, "--yes", "--trust", trust, "--repository-key-file", keyFiles[0])
 	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != trees[1] {
 		t.Errorf("the older snapshot restored differs from its source:\n%s", diffLines(trees[1], got))
+	}
+}
+
+// TestIncrementalSidecarCheck: the sidecar's scheduled check of the repository is counted in
+// its metrics: passed, then failed with problems once a pack is damaged.
+func TestIncrementalSidecarCheck(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.incremental=true")
+	docker(t, "exec", app, "sh", "-c", "head -c 3000000 /dev/urandom > /data/r.bin && echo hello > /data/a")
+	sidecar, backupsVol := startSidecar(t, p, "-e", "DOCKER_BACKUP_CHECK_SCHEDULE=@every 2s", "-e", "DOCKER_BACKUP_CHECK_READ_DATA=100%")
+	mustContain(t, backup(t, "run", "app", "--project", p.name), "snapshot:")
+	ip := strings.TrimSpace(docker(t, "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", sidecar))
+	metricsURL := "http://" + ip + ":9090/metrics"
+	passed := `docker_backup_repository_checks_total{result="passed",target="default"} `
+	eventually(t, 30*time.Second, "a passed check in the metrics", func() error {
+		body := httpGet(t, metricsURL)
+		if !strings.Contains(body, passed) || strings.Contains(body, passed+"0\n") {
+			return fmt.Errorf("no passed check yet")
+		}
+		if !strings.Contains(body, `docker_backup_repository_check_problems{target="default"} 0`) {
+			return fmt.Errorf("problems not 0")
+		}
+		return nil
+	})
+	damaged := damageDirPack(t, volumeDir(t, backupsVol))
+	eventually(t, 30*time.Second, "a failed check in the metrics", func() error {
+		body := httpGet(t, metricsURL)
+		if strings.Contains(body, `docker_backup_repository_checks_total{result="failed",target="default"} 0`) ||
+			strings.Contains(body, `docker_backup_repository_check_problems{target="default"} 0`) {
+			return fmt.Errorf("no failed check yet")
+		}
+		return nil
+	})
+	if logs := containerLogs(t, sidecar); !strings.Contains(logs, damaged) {
+		t.Errorf("the sidecar's log does not name the damaged pack %s", damaged)
+	}
+	cmd := exec.Command(tool(t, "promtool"), "check", "metrics")
+	cmd.Stdin = strings.NewReader(httpGet(t, metricsURL))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
