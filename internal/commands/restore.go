@@ -119,6 +119,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return restoreSidecar(ctx, dockerCli, sc, c, backup, opts)
 		}
 	}
+	repoKeys := keys.Repository(opts.repoKey)
 	keys, err := keys.Keyring(opts.trust)
 	if err != nil {
 		return err
@@ -153,6 +154,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return err
 		}
 		spec.Backup = backup
+		spec.SnapshotKeys = &repoKeys
 	case backup == plan.Latest:
 		return fmt.Errorf(`"latest" needs --from DIR to know where to look`)
 	default:
@@ -180,9 +182,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	done()
 	restored := output.Restored{Key: m.Artifact, Into: c.String(), SHA256: m.SHA256}
-	switch {
-	case spec.Snapshot != nil:
-		restored.Key, restored.KeyID = snapshots.Name(spec.Snapshot.Snapshot.ID), spec.Snapshot.Snapshot.KeyID
+	switch sn := p.Snapshot(); {
+	case sn != nil:
+		restored.Key, restored.KeyID = snapshots.Name(sn.Snapshot.ID), sn.Snapshot.KeyID
 	case p.Trusted:
 		restored.KeyID = m.Signature.KeyID
 	}

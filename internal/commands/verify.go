@@ -125,6 +125,8 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
+		repoKeys := keys.Repository(opts.repoKey)
+		spec.SnapshotKeys = &repoKeys
 		if backup != plan.Latest {
 			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err

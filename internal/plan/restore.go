@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
@@ -38,6 +39,9 @@ type RestoreSpec struct {
 	// Snapshot, when set, is the incremental backup to restore (Backup and Manifest are
 	// then ignored).
 	Snapshot *SnapshotRestore
+	// SnapshotKeys, when set, makes Latest consider the snapshots of the target's repository
+	// too (opened with them, or Identities).
+	SnapshotKeys *snapshots.Keys
 	// Within bounds where Latest looks on the target ("" the whole target).
 	Within string
 	// Container is the service to restore into (see Find).
@@ -110,13 +114,17 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		if m, err = r.latest(ctx); err != nil {
 			return nil, err
 		}
+		if r.spec.Snapshot != nil { // the newest is a snapshot
+			spec = r.spec
+			r.Trusted = true
+		}
 	default:
 		if m, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
 			return nil, err
 		}
 	}
 	r.Manifest = m
-	if spec.Snapshot == nil {
+	if spec.Snapshot == nil && !r.Trusted {
 		if err := r.trust(m); err != nil {
 			return nil, err
 		}
@@ -229,10 +237,21 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 		return nil, err
 	}
 	service := ServiceName(c)
+	repository, snaps := r.snapshots(ctx)
+	found.Backups = append(found.Backups, snaps...)
 	// Of this project only: another project's backup of a service of the same name is
 	// restored by naming it, never as "latest".
 	f := selection.Filter{Project: c.Project, ExactProject: true, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
 	best, skipped, ok := f.Latest(found.Backups)
+	if ok && best.Snapshot {
+		id, _ := snapshots.ParseRef(best.Key)
+		s, err := repository.LoadSnapshot(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		r.spec.Snapshot = &SnapshotRestore{Repo: repository, Snapshot: s}
+		return snapshots.Manifest(s), nil
+	}
 	for _, s := range skipped {
 		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
 	}
@@ -258,6 +277,33 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	}
 	return listing.ReadManifest(ctx, r.spec.Target, best.Key)
 }
+
+// snapshots are the snapshots of the target's repository, as listings show them (none unless
+// SnapshotKeys are given, or when the repository cannot be opened: a warning says why).
+func (r *Restore) snapshots(ctx context.Context) (*repo.Repo, []artifact.Summary) {
+	if r.spec.SnapshotKeys == nil {
+		return nil, nil
+	}
+	repository, err := snapshots.Open(ctx, r.spec.Target, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
+	if err != nil {
+		if !errors.Is(err, snapshots.ErrNone) {
+			r.Warnings = append(r.Warnings, "latest does not consider the incremental backups: "+err.Error())
+		}
+		return nil, nil
+	}
+	snaps, err := repository.Snapshots(ctx)
+	if err != nil {
+		r.Warnings = append(r.Warnings, "latest skips snapshots that cannot be verified: "+err.Error())
+	}
+	out := make([]artifact.Summary, 0, len(snaps))
+	for _, s := range snaps {
+		out = append(out, snapshots.Summary(s))
+	}
+	return repository, out
+}
+
+// Snapshot is the snapshot the plan restores (nil: a full backup).
+func (r *Restore) Snapshot() *SnapshotRestore { return r.spec.Snapshot }
 
 // versionWarning warns when the server's major version differs from the backed-up one.
 func versionWarning(ctx context.Context, c *containers.Container, m *artifact.Manifest, strat strategy.Strategy) []string {

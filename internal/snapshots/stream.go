@@ -54,7 +54,7 @@ func Summary(s *repo.Snapshot) artifact.Summary {
 // Manifest is what a restore is told of a snapshot: a manifest as its full backup would
 // have (no size or checksum of stored bytes: every blob is verified on its own).
 func Manifest(s *repo.Snapshot) *artifact.Manifest {
-	return &artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: Key(s.ID), Strategy: s.Strategy, Project: s.Project,
+	return &artifact.Manifest{FormatVersion: artifact.FormatVersion, Artifact: Name(s.ID), Strategy: s.Strategy, Project: s.Project,
 		Service: s.Service, Job: s.Job, Container: s.Container, Image: s.Image, CreatedAt: s.Time, RawSize: s.Totals.Bytes,
 		Compression: artifact.Zstd, Source: s.Source, Contents: s.Contents}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -33,6 +34,8 @@ type Spec struct {
 	Manifest *artifact.Manifest
 	// Snapshot, when set, is the incremental backup to verify (Backup and Manifest ignored).
 	Snapshot *plan.SnapshotRestore
+	// SnapshotKeys, when set, makes Latest consider the target's snapshots too.
+	SnapshotKeys *snapshots.Keys
 	// Within bounds where Latest looks on the target.
 	Within string
 	// Service is the backed-up service's container: its configuration is copied.
@@ -133,7 +136,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 
 	r, err := plan.NewRestore(ctx, plan.RestoreSpec{Target: spec.Target, Backup: spec.Backup, Manifest: spec.Manifest, Within: spec.Within,
 		Container: spec.Service, Keys: spec.Keys, AllowUnsigned: spec.AllowUnsigned, Identities: spec.Identities,
-		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify", Snapshot: spec.Snapshot})
+		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify", Snapshot: spec.Snapshot, SnapshotKeys: spec.SnapshotKeys})
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +184,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	phase("restoring " + m.Artifact + " into the scratch copy")
-	if spec.Snapshot != nil {
+	if r.Snapshot() != nil {
 		err = r.ApplySnapshot(ctx, sc.Container, strat, strategy.WritableMounts(sc.Container))
 	} else {
 		err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: m, Container: sc.Container, Strategy: strat,

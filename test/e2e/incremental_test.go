@@ -183,7 +183,8 @@ func testIncrementalVolume(t *testing.T, it incrTarget) {
 		t.Errorf("the first snapshot restored differs from its source:\n%s", diffLines(first, got))
 	}
 	f.sh(wipe)
-	it.backup(t, "restore", snaps[0].Key, "--from", it.to, "--to", "files", "--project", f.p.name, "--yes")
+	out = it.backup(t, "restore", "latest", "--from", it.to, "--to", "files", "--project", f.p.name, "--yes")
+	mustContain(t, out, "Restored "+snaps[0].Key, "every chunk verified")
 	if got := f.tree(); got != second {
 		t.Errorf("the second snapshot restored differs from its source:\n%s", diffLines(second, got))
 	}
@@ -283,6 +284,16 @@ func TestIncrementalPostgres(t *testing.T) {
 			}
 			out = it.backup(t, "check", "--from", it.to, "--read-data")
 			mustContain(t, out, "PASSED", "snapshots 2")
+			// latest is the newest snapshot: verify restores it into a scratch copy and
+			// compares the tables' rows with what the backup counted.
+			out = it.backup(t, "verify", "latest", "--from", it.to, "--service", "db", "--project", p.name)
+			mustContain(t, out, snaps[0].Key, "PASS")
+			// export: the dump as a full backup stores it, zstd-compressed.
+			exported := filepath.Join(t.TempDir(), "db.sql.zst")
+			it.backup(t, "export", snaps[0].Key, "--from", it.to, "-o", exported)
+			if dump, err := exec.Command("zstd", "-dc", exported).Output(); err != nil || !bytes.Contains(dump, []byte("PostgreSQL database dump complete")) {
+				t.Errorf("the export is not a complete pg_dump script (%v, %d bytes)", err, len(dump))
+			}
 		})
 	}
 }
