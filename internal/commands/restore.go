@@ -278,8 +278,8 @@ func confirm(dockerCli command.Cli, question string) error {
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
 func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts restoreOptions) error {
-	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || opts.decrypt.Given() {
-		return fmt.Errorf("--user, --database, --trust and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
+	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || opts.decrypt.Given() || len(opts.paths) > 0 || opts.repoKey != "" {
+		return fmt.Errorf("--user, --database, --trust, --paths, --repository-key-file and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "restored")
 	if err != nil {

@@ -107,7 +107,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
 	_, isSnapshot := snapshots.ParseRef(backup)
 	switch {
-	case isSnapshot:
+	case isSnapshot && opts.from != "":
 		trust, err := keys.Keyring(opts.trust)
 		if err != nil {
 			return err

@@ -26,6 +26,14 @@ type Incremental struct {
 	Trust *artifact.Keyring
 }
 
+// IncrementalIf is an Incremental with keys and trust when on (a job's label says so), else nil.
+func IncrementalIf(on bool, keys snapshots.Keys, trust *artifact.Keyring) *Incremental {
+	if !on {
+		return nil
+	}
+	return &Incremental{Keys: keys, Trust: trust}
+}
+
 // incrementalTarget is the one target of an incremental backup, with its name.
 func (b *Backup) incrementalTarget() (string, target.Target, error) {
 	switch t := b.spec.Targets; {

@@ -109,6 +109,12 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	case spec.Snapshot != nil:
 		// The repository verified it: signed by a trusted key, its bytes its name.
 		m, r.Trusted = snapshots.Manifest(spec.Snapshot.Snapshot), true
+	case spec.SnapshotKeys != nil && snapshots.IsRef(spec.Backup):
+		if r.spec.Snapshot, err = r.loadSnapshot(ctx, spec.Backup); err != nil {
+			return nil, err
+		}
+		spec, r.Trusted = r.spec, true
+		m = snapshots.Manifest(spec.Snapshot.Snapshot)
 	case m != nil:
 	case spec.Backup == Latest:
 		if m, err = r.latest(ctx); err != nil {
@@ -300,6 +306,20 @@ func (r *Restore) snapshots(ctx context.Context) (*repo.Repo, []artifact.Summary
 		out = append(out, snapshots.Summary(s))
 	}
 	return repository, out
+}
+
+// loadSnapshot opens the target's repository and the snapshot named ref (snapshot:ID).
+func (r *Restore) loadSnapshot(ctx context.Context, ref string) (*SnapshotRestore, error) {
+	repository, err := snapshots.Open(ctx, r.spec.Target, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
+	if err != nil {
+		return nil, err
+	}
+	id, _ := snapshots.ParseRef(ref)
+	s, err := repository.LoadSnapshot(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotRestore{Repo: repository, Snapshot: s}, nil
 }
 
 // Snapshot is the snapshot the plan restores (nil: a full backup).

@@ -178,6 +178,9 @@ func Key(id string) string { return Dir + "/snapshots/" + id }
 // Name is how listings name a snapshot: snapshot:SHORTID.
 func Name(id string) string { return Prefix + ShortID(id) }
 
+// IsRef reports whether s names a snapshot (see ParseRef).
+func IsRef(s string) bool { _, ok := ParseRef(s); return ok }
+
 // ParseRef reads a snapshot's name (snapshot:ID or a prefix of it, or its key
 // _repository/snapshots/ID); ok is false for anything else (a full backup's key).
 func ParseRef(s string) (id string, ok bool) {

@@ -2,7 +2,9 @@ package snapshots
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/repo"
@@ -18,6 +20,20 @@ type Retained struct {
 	Pruned    *repo.PruneResult
 }
 
+// NewestIn is the manifest (snapshots.Manifest) of the newest snapshot of service and job in
+// the repository of target t; an error when there is none.
+func NewestIn(ctx context.Context, t target.Target, keys Keys, a repo.Access, service, job string) (*artifact.Manifest, error) {
+	r, err := Open(ctx, t, keys, a)
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := r.Snapshots(ctx)
+	if s := Newest(snaps, service, job); s != nil {
+		return Manifest(s), nil
+	}
+	return nil, errors.Join(fmt.Errorf("no snapshot of %s (job %s) in repository %s", service, job, r.ID()), err)
+}
+
 // RetainIn is Retain on the repository of target t (never nil: an empty Retained on failure).
 func RetainIn(ctx context.Context, t target.Target, keys Keys, a repo.Access, service, job string, policy retention.Policy, clock retention.Clock, keep string) (*Retained, error) {
 	r, err := Open(ctx, t, keys, a)
@@ -27,6 +43,9 @@ func RetainIn(ctx context.Context, t target.Target, keys Keys, a repo.Access, se
 	res, err := Retain(ctx, r, service, job, policy, clock, keep)
 	if res == nil {
 		res = &Retained{}
+	}
+	if a.Log != nil && len(res.Forgotten) > 0 {
+		a.Log.Info("retention forgot snapshots", "snapshots", strings.Join(res.Forgotten, ", "), "retention", policy.String())
 	}
 	return res, err
 }

@@ -351,6 +351,15 @@ func TestIncrementalSidecar(t *testing.T) {
 	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != trees[1] {
 		t.Errorf("the older snapshot restored differs from its source:\n%s", diffLines(trees[1], got))
 	}
+	// Through the sidecar: a restore by name, and a verify.
+	docker(t, "exec", app, "sh", "-c", wipe)
+	out = backup(t, "restore", listed[0].Key, "--to", "app", "-p", p.name, "--yes")
+	mustContain(t, out, "Restored "+listed[0].Key, "by sidecar")
+	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != trees[2] {
+		t.Errorf("the newest snapshot restored by the sidecar differs from its source:\n%s", diffLines(trees[2], got))
+	}
+	out = backup(t, "verify", listed[1].Key, "--service", "app", "-p", p.name)
+	mustContain(t, out, listed[1].Key, "tree digest", "PASS")
 }
 
 // TestIncrementalSidecarCheck: the sidecar's scheduled check of the repository is counted in

@@ -38,7 +38,6 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	if j.Incremental { // the job's snapshots in the target's repository, then a prune of it
 		res, err := snapshots.RetainIn(ctx, tgt, r.opts.RepositoryKeys, repo.Access{Signer: r.opts.Signer, Trust: r.opts.Keys, Log: log},
 			artifact.ServiceName(j.Project, j.Service, ""), j.manifestJob(), j.Retention, retention.Clock{Location: r.opts.Location, Future: time.Now().Add(artifact.FutureSkew)}, keep)
-		log.Info("retention forgot snapshots", "snapshots", strings.Join(res.Forgotten, ", "), "retention", j.Retention.String())
 		r.opts.Recorder.Pruned(name, len(res.Forgotten), err != nil)
 		return res.Forgotten, err
 	}

@@ -274,14 +274,10 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *sl
 		}
 		targets = append(targets, d)
 	}
-	var incr *plan.Incremental // the label incremental: snapshots in the target's repository
-	if j.Incremental {
-		incr = &plan.Incremental{Keys: r.opts.RepositoryKeys, Trust: r.opts.Keys}
-	}
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
 		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Exclude: j.Exclude, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
 		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
-		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log, Incremental: incr})
+		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log, Incremental: plan.IncrementalIf(j.Incremental, r.opts.RepositoryKeys, r.opts.Keys)})
 	if err != nil {
 		return nil, err
 	}
