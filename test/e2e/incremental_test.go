@@ -191,7 +191,6 @@ func testIncrementalVolume(t *testing.T, it incrTarget) {
 	if !running(t, f.app) {
 		t.Error("the app container was not started again after the restore")
 	}
-
 	// Export equals a full backup's archive of the same data (both read through the Engine's archive API).
 	full := t.TempDir()
 	if o, stderr, err := dockerCmd(dataPathEnv("off"), "backup", "run", "files", "--project", f.p.name, "--to", full); err != nil {
@@ -205,6 +204,16 @@ func testIncrementalVolume(t *testing.T, it incrTarget) {
 		t.Errorf("the export differs from the full backup's archive:\n%s", diffLines(strings.Join(want, "\n"), strings.Join(got, "\n")))
 	}
 
+	// --paths: only /data/dir (and its parents' metadata) comes back.
+	f.sh(wipe)
+	it.backup(t, "restore", snaps[0].Key, "--from", it.to, "--to", "files", "--project", f.p.name, "--yes", "--paths", "/data/dir")
+	if got, want := underDataDir(f.tree()), underDataDir(second); got != want || !strings.Contains(got, "data/dir/moved/numbers.txt") {
+		t.Errorf("--paths /data/dir restored:\n%s", diffLines(want, got))
+	}
+	if got := f.tree(); strings.Contains(got, "data/hello.txt") || strings.Contains(got, "app.conf") {
+		t.Errorf("--paths /data/dir restored more than /data/dir:\n%s", got)
+	}
+
 	// check passes, then finds a damaged pack.
 	out = it.backup(t, "check", "--from", it.to, "--read-data")
 	mustContain(t, out, "PASSED", "snapshots 2")
@@ -215,6 +224,17 @@ func testIncrementalVolume(t *testing.T, it incrTarget) {
 		t.Fatalf("check of a damaged pack: %v (want exit status 4)\n%s\n%s", err, out, stderr)
 	}
 	mustContain(t, out+stderr, "FAILED", pack)
+}
+
+// underDataDir keeps the lines of a tree listing about /data/dir and below.
+func underDataDir(tree string) string {
+	var out []string
+	for _, l := range strings.Split(tree, "\n") {
+		if strings.HasPrefix(l, "data/dir") || strings.Contains(l, "  data/dir") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // archiveEntries lists a .tar.zst's entries: name, type, permissions, owner, size, link,
