@@ -72,6 +72,9 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	if err != nil {
 		log.Warn("snapshots that cannot be verified are not a parent", "error", err)
 	}
+	if b.Strategy.Name() == snapshots.Volume {
+		log.Info("an incremental backup reads the volumes through the Engine's archive API (no worker yet)")
+	}
 	info := repo.Snapshot{Project: c.Project, Service: c.Service, Job: spec.Job, Container: c.Name, Image: c.Image, Strategy: b.Strategy.Name()}
 	parent := snapshots.Newest(snaps, artifact.ServiceName(c.Project, c.Service, c.Name), spec.Job)
 	w, err := r.NewWriter(ctx)

@@ -422,3 +422,65 @@ func TestIncrementalSidecarCheck(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestIncrementalEncryptedPlugin: --incremental with a recipient makes an encrypted repository
+// whose key file the plugin keeps in its configuration directory; nothing of the data is in
+// the clear on the target; the plugin restores with the kept key file, and with an identity
+// and no key file (another host that only restores).
+func TestIncrementalEncryptedPlugin(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	idFile, pub := ageKey(t, t.TempDir(), "id.txt")
+	app := p.volumeService("app")
+	marker := "plaintext-marker-" + p.name
+	docker(t, "exec", app, "sh", "-c", "mkdir -p /data/d && for i in $(seq 1 2000); do echo "+marker+" $i; done > /data/d/m.txt && head -c 1000000 /dev/urandom > /data/r.bin")
+	want := docker(t, "exec", app, "sh", "-c", dataHashScript)
+	dir := t.TempDir()
+	out, stderr, err := dockerCmd(nil, "backup", "run", "app", "-p", p.name, "--to", dir, "--incremental", "-r", pub)
+	if err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, out, stderr)
+	}
+	mustContain(t, stderr, "Made an encrypted repository", "key_file=")
+	keyFiles, _ := filepath.Glob(filepath.Join(dockerConfig, "docker-backup", "repository-*.key"))
+	if len(keyFiles) == 0 {
+		t.Fatalf("no key file kept in %s/docker-backup", dockerConfig)
+	}
+	for _, f := range filesUnder(t, dir) {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(marker)) || bytes.Contains(b, []byte("m.txt")) {
+			t.Errorf("%s holds the data or a file name in the clear", f)
+		}
+	}
+	snaps := incrTarget{to: dir}.snapshots(t)
+	if len(snaps) != 1 || !snaps[0].Encrypted {
+		t.Fatalf("ls lists %+v, want one encrypted snapshot", snaps)
+	}
+	docker(t, "exec", app, "sh", "-c", "find /data -mindepth 1 -delete")
+	backup(t, "restore", snaps[0].Key, "--from", dir, "--to", "app", "-p", p.name, "--yes")
+	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != want {
+		t.Errorf("restored with the kept key file:\n%s", diffLines(want, got))
+	}
+	// Another host that only restores: an identity, no key file (a configuration of its own).
+	other := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(other, "cli-plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pluginBinary, filepath.Join(other, "cli-plugins", "docker-backup")); err != nil {
+		t.Fatal(err)
+	}
+	signing := filepath.Join(dockerConfig, "docker-backup", "signing.key")
+	env := []string{"DOCKER_CONFIG=" + other, "DOCKER_BACKUP_SIGNING_KEY_FILE=" + signing}
+	docker(t, "exec", app, "sh", "-c", "find /data -mindepth 1 -delete")
+	if o, e, err := dockerCmd(env, "backup", "restore", snaps[0].Key, "--from", dir, "--to", "app", "-p", p.name, "--yes"); err == nil || !strings.Contains(e, "identity") {
+		t.Errorf("a restore without the key file or an identity: %v\n%s\n%s", err, o, e)
+	}
+	if o, e, err := dockerCmd(env, "backup", "restore", snaps[0].Key, "--from", dir, "--to", "app", "-p", p.name, "--yes", "-i", idFile); err != nil {
+		t.Fatalf("restore with an identity: %v\n%s\n%s", err, o, e)
+	}
+	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != want {
+		t.Errorf("restored with an identity:\n%s", diffLines(want, got))
+	}
+}
