@@ -484,3 +484,33 @@ func TestIncrementalEncryptedPlugin(t *testing.T) {
 		t.Errorf("restored with an identity:\n%s", diffLines(want, got))
 	}
 }
+
+// TestIncrementalRedis: a dump strategy other than postgres (an RDB file) round trips through
+// two snapshots.
+func TestIncrementalRedis(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	r := startRedis(t, p, "", false)
+	r.fill()
+	first := r.state()
+	dir := t.TempDir()
+	backup(t, "run", "cache", "--project", p.name, "--to", dir, "--incremental")
+	r.do("SET", "str", "changed")
+	r.do("SET", "new-key", "between the snapshots")
+	second := r.state()
+	out := backup(t, "run", "cache", "--project", p.name, "--to", dir, "--incremental")
+	mustContain(t, out, "parent snapshot:")
+	snaps := incrTarget{to: dir}.snapshots(t)
+	if len(snaps) != 2 || snaps[0].Strategy != "redis" {
+		t.Fatalf("ls lists %+v, want two redis snapshots", snaps)
+	}
+	r.do("FLUSHALL")
+	backup(t, "restore", snaps[1].Key, "--from", dir, "--to", "cache", "--project", p.name, "--yes")
+	if got := r.state(); got != first {
+		t.Errorf("after restoring the first snapshot:\n%.3000s", diffLines(first, got))
+	}
+	backup(t, "restore", "latest", "--from", dir, "--to", "cache", "--project", p.name, "--yes")
+	if got := r.state(); got != second {
+		t.Errorf("after restoring the latest snapshot:\n%.3000s", diffLines(second, got))
+	}
+}
