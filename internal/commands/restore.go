@@ -17,11 +17,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
-	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
-	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
@@ -141,22 +139,16 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, NoStop: opts.noStop,
 			Worker: wk, RequireWorker: requireWorker},
 		Guard: guard, Progress: onProgress, Log: log}
-	_, isSnapshot := snapshots.ParseRef(backup)
 	switch {
-	case isSnapshot:
-		if spec.Snapshot, err = openSnapshot(ctx, opts.from, backup, opts.paths, opts.repoKey, keys, ids); err != nil {
-			return err
-		}
-	case len(opts.paths) > 0:
-		return fmt.Errorf("--paths selects files of an incremental backup (snapshot:ID); a full backup restores whole")
 	case opts.from != "":
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
-		spec.Backup = backup
-		spec.SnapshotKeys = &repoKeys
+		spec.Backup, spec.SnapshotKeys, spec.Paths = backup, &repoKeys, opts.paths
 	case backup == plan.Latest:
 		return fmt.Errorf(`"latest" needs --from DIR to know where to look`)
+	case snapshots.IsRef(backup):
+		return fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", backup)
 	default:
 		if spec.Target, spec.Manifest, err = backupFromPath(ctx, backup); err != nil {
 			return err
@@ -190,35 +182,6 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	output.Restore(dockerCli.Out(), restored)
 	return nil
-}
-
-// openSnapshot opens the snapshot named ref (snapshot:ID) in the repository of the target
-// from; paths are container paths (/data/dir), turned into the snapshot's.
-func openSnapshot(ctx context.Context, from, ref string, paths []string, repoKey string, trust *artifact.Keyring, ids *crypt.Identities) (*plan.SnapshotRestore, error) {
-	id, _ := snapshots.ParseRef(ref)
-	if from == "" {
-		return nil, fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", ref)
-	}
-	tgt, err := targets.Open(from)
-	if err != nil {
-		return nil, err
-	}
-	r, err := snapshots.Open(ctx, tgt, keys.Repository(repoKey), repo.Access{Trust: trust, Identities: ids})
-	if err != nil {
-		return nil, err
-	}
-	s, err := r.LoadSnapshot(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	sn := &plan.SnapshotRestore{Repo: r, Snapshot: s}
-	for _, p := range paths {
-		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("--paths %s: give the absolute path in the container", p)
-		}
-		sn.Paths = append(sn.Paths, strings.Trim(p, "/"))
-	}
-	return sn, nil
 }
 
 // backupFromPath opens the artifact or manifest file at p; its target is the directory

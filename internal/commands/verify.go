@@ -17,9 +17,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -105,29 +107,19 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 	spec := verify.Spec{Engine: api, Backup: backup, AllowUnsigned: opts.allowUnsigned, Owner: scratch.ProcessOwner(),
 		Timeout: opts.timeout, Log: output.Logger(dockerCli.Err())}
 	_, statErr := os.Stat(strings.TrimSuffix(backup, artifact.ManifestSuffix))
-	_, isSnapshot := snapshots.ParseRef(backup)
 	switch {
-	case isSnapshot && opts.from != "":
-		trust, err := keys.Keyring(opts.trust)
-		if err != nil {
-			return err
-		}
-		ids, err := opts.decrypt.Identities(dockerCli)
-		if err != nil {
-			return err
-		}
-		if spec.Snapshot, err = openSnapshot(ctx, opts.from, backup, nil, opts.repoKey, trust, ids); err != nil {
-			return err
-		}
-		spec.Manifest = snapshots.Manifest(spec.Snapshot.Snapshot)
-		spec.Target = spec.Snapshot.Repo.Target()
 	case opts.from != "":
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
 		repoKeys := keys.Repository(opts.repoKey)
 		spec.SnapshotKeys = &repoKeys
-		if backup != plan.Latest {
+		switch {
+		case snapshots.IsRef(backup): // its manifest names the service; the plan restores it
+			if spec.Manifest, err = snapshotManifest(ctx, dockerCli, spec.Target, backup, repoKeys, opts.trust, opts.decrypt); err != nil {
+				return err
+			}
+		case backup != plan.Latest:
 			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err
 			}
@@ -166,6 +158,23 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return ended(outcome.Verify(err))
 	}
 	return printReport(dockerCli, report, opts.format)
+}
+
+// snapshotManifest is the manifest of the snapshot ref in the repository of t.
+func snapshotManifest(ctx context.Context, dockerCli command.Cli, t target.Target, ref string, repoKeys snapshots.Keys, trust []string, decrypt keys.Decrypt) (*artifact.Manifest, error) {
+	ring, err := keys.Keyring(trust)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := decrypt.Identities(dockerCli)
+	if err != nil {
+		return nil, err
+	}
+	_, s, err := snapshots.OpenRef(ctx, t, ref, repoKeys, repo.Access{Trust: ring, Identities: ids})
+	if err != nil {
+		return nil, err
+	}
+	return snapshots.Manifest(s), nil
 }
 
 // verifiedService finds the container of the service whose backup is verified: --service, or

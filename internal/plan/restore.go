@@ -39,9 +39,12 @@ type RestoreSpec struct {
 	// Snapshot, when set, is the incremental backup to restore (Backup and Manifest are
 	// then ignored).
 	Snapshot *SnapshotRestore
-	// SnapshotKeys, when set, makes Latest consider the snapshots of the target's repository
-	// too (opened with them, or Identities).
+	// SnapshotKeys, when set, lets Backup name a snapshot of the target's repository
+	// (snapshot:ID), and Latest consider them too (opened with them, or Identities).
 	SnapshotKeys *snapshots.Keys
+	// Paths restore only these absolute container paths of a volume snapshot (with their
+	// parents); a full backup restores whole.
+	Paths []string
 	// Within bounds where Latest looks on the target ("" the whole target).
 	Within string
 	// Container is the service to restore into (see Find).
@@ -130,6 +133,9 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		}
 	}
 	r.Manifest = m
+	if err := r.selectPaths(); err != nil {
+		return nil, err
+	}
 	if spec.Snapshot == nil && !r.Trusted {
 		if err := r.trust(m); err != nil {
 			return nil, err
@@ -310,16 +316,29 @@ func (r *Restore) snapshots(ctx context.Context) (*repo.Repo, []artifact.Summary
 
 // loadSnapshot opens the target's repository and the snapshot named ref (snapshot:ID).
 func (r *Restore) loadSnapshot(ctx context.Context, ref string) (*SnapshotRestore, error) {
-	repository, err := snapshots.Open(ctx, r.spec.Target, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
-	if err != nil {
-		return nil, err
-	}
-	id, _ := snapshots.ParseRef(ref)
-	s, err := repository.LoadSnapshot(ctx, id)
+	repository, s, err := snapshots.OpenRef(ctx, r.spec.Target, ref, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
 	if err != nil {
 		return nil, err
 	}
 	return &SnapshotRestore{Repo: repository, Snapshot: s}, nil
+}
+
+// selectPaths narrows a volume snapshot's restore to RestoreSpec.Paths.
+func (r *Restore) selectPaths() error {
+	sn := r.spec.Snapshot
+	if len(r.spec.Paths) == 0 {
+		return nil
+	}
+	if sn == nil || sn.Snapshot.Strategy != snapshots.Volume {
+		return fmt.Errorf("paths select files of an incremental volume backup (snapshot:ID); %s restores whole", r.Manifest.Artifact)
+	}
+	for _, p := range r.spec.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("path %s: give the absolute path in the container", p)
+		}
+		sn.Paths = append(sn.Paths, strings.Trim(p, "/"))
+	}
+	return nil
 }
 
 // Snapshot is the snapshot the plan restores (nil: a full backup).

@@ -166,6 +166,23 @@ func OpenOrInit(ctx context.Context, t target.Target, recipients *crypt.Recipien
 	return r, created, nil
 }
 
+// OpenRef opens the repository of t and the snapshot named ref (snapshot:ID or its key).
+func OpenRef(ctx context.Context, t target.Target, ref string, keys Keys, a repo.Access) (*repo.Repo, *repo.Snapshot, error) {
+	id, ok := ParseRef(ref)
+	if !ok {
+		return nil, nil, fmt.Errorf("%q does not name a snapshot (snapshot:ID)", ref)
+	}
+	r, err := Open(ctx, t, keys, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := r.LoadSnapshot(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, s, nil
+}
+
 // ShortID is how a snapshot is named to people: the first 12 hex digits of its ID.
 func ShortID(id string) string { return id[:min(12, len(id))] }
 

@@ -184,13 +184,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	phase("restoring " + m.Artifact + " into the scratch copy")
-	if r.Snapshot() != nil {
-		err = r.ApplySnapshot(ctx, sc.Container, strat, strategy.WritableMounts(sc.Container))
-	} else {
-		err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: m, Container: sc.Container, Strategy: strat,
-			Trusted: r.Trusted, Allowed: strategy.WritableMounts(sc.Container), Identities: spec.Identities, Log: log})
-	}
-	if err != nil {
+	if err = restoreInto(ctx, r, spec, sc.Container, strat, log); err != nil {
 		if ctx.Err() != nil || errors.Is(err, pipeline.ErrTarget) || errors.Is(err, crypt.ErrNoIdentity) {
 			return nil, err // not the backup's fault: it could not be verified
 		}
@@ -211,6 +205,16 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 		report.Passed = report.Passed && c.Passed
 	}
 	return report, nil
+}
+
+// restoreInto restores the planned backup (a snapshot, or an artifact through the pipeline)
+// into the scratch copy c.
+func restoreInto(ctx context.Context, r *plan.Restore, spec Spec, c *containers.Container, strat strategy.Strategy, log *slog.Logger) error {
+	if r.Snapshot() != nil {
+		return r.ApplySnapshot(ctx, c, strat, strategy.WritableMounts(c))
+	}
+	return pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: strat,
+		Trusted: r.Trusted, Allowed: strategy.WritableMounts(c), Identities: spec.Identities, Log: log})
 }
 
 // databaseOption is the strategy option that makes the restore go where the backup came from.

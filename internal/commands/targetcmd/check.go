@@ -1,4 +1,7 @@
-package commands
+// Package targetcmd is the plugin's commands that work on a target alone, without a service:
+// target check (can it hold backups), check (prove its repository of incremental backups) and
+// export (a snapshot as the file a full backup is).
+package targetcmd
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/targets"
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 )
@@ -24,7 +28,12 @@ type checkOptions struct {
 	decrypt  keys.Decrypt
 }
 
-func newCheckCommand(dockerCli command.Cli) *cobra.Command {
+// Commands are target, check and export; envTarget names the variable of the default target.
+func Commands(dockerCli command.Cli, envTarget string) []*cobra.Command {
+	return []*cobra.Command{newTargetCommand(dockerCli), newCheckCommand(dockerCli, envTarget), newExportCommand(dockerCli, envTarget)}
+}
+
+func newCheckCommand(dockerCli command.Cli, envTarget string) *cobra.Command {
 	var opts checkOptions
 	cmd := &cobra.Command{
 		Use:   "check [OPTIONS]",
@@ -41,7 +50,7 @@ prune removes them. A check that finds problems exits with status 4.`,
   docker backup check --from s3://backups/site-a --read-data=10%`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.Context(), dockerCli, opts)
+			return runCheck(cmd.Context(), dockerCli, envTarget, opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -54,7 +63,7 @@ prune removes them. A check that finds problems exits with status 4.`,
 	return cmd
 }
 
-func runCheck(ctx context.Context, dockerCli command.Cli, opts checkOptions) error {
+func runCheck(ctx context.Context, dockerCli command.Cli, envTarget string, opts checkOptions) error {
 	share, err := snapshots.ParseShare(opts.readData)
 	if err != nil {
 		return fmt.Errorf("--read-data: %w", err)
@@ -84,7 +93,8 @@ func runCheck(ctx context.Context, dockerCli command.Cli, opts checkOptions) err
 	}
 	printCheck(dockerCli.Out(), r, res)
 	if err != nil {
-		return ended(outcome.ExitVerifyFailed, fmt.Errorf("the repository in %s has %d problems: %w", tgt, len(res.Problems), errors.Join(res.Problems...)))
+		err = fmt.Errorf("the repository in %s has %d problems: %w", tgt, len(res.Problems), errors.Join(res.Problems...))
+		return cli.StatusError{StatusCode: outcome.ExitVerifyFailed, Status: err.Error()}
 	}
 	return nil
 }

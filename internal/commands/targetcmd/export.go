@@ -1,4 +1,4 @@
-package commands
+package targetcmd
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -26,7 +27,7 @@ type exportOptions struct {
 	decrypt keys.Decrypt
 }
 
-func newExportCommand(dockerCli command.Cli) *cobra.Command {
+func newExportCommand(dockerCli command.Cli, envTarget string) *cobra.Command {
 	var opts exportOptions
 	cmd := &cobra.Command{
 		Use:   "export [OPTIONS] SNAPSHOT",
@@ -66,16 +67,22 @@ func runExport(ctx context.Context, dockerCli command.Cli, ref string, opts expo
 	if err != nil {
 		return err
 	}
-	sn, err := openSnapshot(ctx, opts.from, ref, nil, opts.repoKey, trust, ids)
+	if opts.from == "" {
+		return fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", ref)
+	}
+	tgt, err := targets.Open(opts.from)
 	if err != nil {
 		return err
 	}
-	s := sn.Snapshot
+	r, s, err := snapshots.OpenRef(ctx, tgt, ref, keys.Repository(opts.repoKey), repo.Access{Trust: trust, Identities: ids})
+	if err != nil {
+		return err
+	}
 	strat, err := strategies.New(s.Strategy, strategy.Options{})
 	if err != nil {
 		return err
 	}
-	rd, err := sn.Repo.NewReader(ctx)
+	rd, err := r.NewReader(ctx)
 	if err != nil {
 		return err
 	}
