@@ -124,8 +124,10 @@ type JobStatus struct {
 	Retention string        `json:"retention"` // empty: keep every backup
 	// Untrusted counts the backups in the job's directory that no trusted key signed, as its
 	// last retention run found them: retention never counts nor deletes them.
-	Untrusted   int       `json:"untrusted,omitempty"`
-	Stop        bool      `json:"stop"`
+	Untrusted int  `json:"untrusted,omitempty"`
+	Stop      bool `json:"stop"`
+	// Incremental: the job's backups are snapshots in the target's repository.
+	Incremental bool      `json:"incremental,omitempty"`
 	Pre         []string  `json:"pre,omitempty"`  // argv run in the container before
 	Post        []string  `json:"post,omitempty"` // ... and after
 	Next        time.Time `json:"next,omitzero"`

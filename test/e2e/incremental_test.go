@@ -344,6 +344,10 @@ func TestIncrementalSidecar(t *testing.T) {
 	if len(listed) != 2 || !listed[0].Snapshot || !listed[0].Encrypted || !listed[0].CreatedAt.After(listed[1].CreatedAt) {
 		t.Fatalf("the sidecar lists %+v, want the 2 newest snapshots (retention 2), encrypted", listed)
 	}
+	mustContain(t, backup(t, "status", "--project", p.name), "volume (incremental)")
+	if js := jobStatus(sidecarStatus(t, p.name), "app", "default"); js == nil || !js.Incremental || js.Runs["success"] != 3 {
+		t.Errorf("the job's status: %+v, want incremental with 3 successful runs", js)
+	}
 	state := volumeDir(t, p.name+"_backup-state")
 	keyFiles, _ := filepath.Glob(filepath.Join(state, "repository-*.key"))
 	if len(keyFiles) != 1 {
