@@ -18,6 +18,9 @@ type Retained struct {
 	// what it deleted).
 	Forgotten []string
 	Pruned    *repo.PruneResult
+	// Deferred: the prune did not run because a backup or check holds the repository (their
+	// data goes at the next retention's prune).
+	Deferred bool
 }
 
 // NewestIn is the manifest (snapshots.Manifest) of the newest snapshot of service and job in
@@ -46,6 +49,9 @@ func RetainIn(ctx context.Context, t target.Target, keys Keys, a repo.Access, se
 	}
 	if a.Log != nil && len(res.Forgotten) > 0 {
 		a.Log.Info("retention forgot snapshots", "snapshots", strings.Join(res.Forgotten, ", "), "retention", policy.String())
+	}
+	if a.Log != nil && res.Deferred {
+		a.Log.Info("the repository's prune waits for the next retention: a backup or check holds it")
 	}
 	return res, err
 }
@@ -85,7 +91,10 @@ func Retain(ctx context.Context, r *repo.Repo, service, job string, policy reten
 	if len(out.Forgotten) == 0 {
 		return out, nil
 	}
-	if out.Pruned, err = r.Prune(ctx); err != nil {
+	if out.Pruned, err = r.Prune(ctx); errors.Is(err, repo.ErrLocked) {
+		out.Deferred = true
+		return out, nil
+	} else if err != nil {
 		return out, fmt.Errorf("retention forgot %d snapshots, but pruning repository %s failed (the next one finishes): %w", len(out.Forgotten), r.ID(), err)
 	}
 	return out, nil

@@ -143,12 +143,22 @@ func TestRetain(t *testing.T) {
 			}
 		}
 	}
-	res, err := Retain(ctx, r, "shop/files", "nightly", retention.Policy{Last: 2}, retention.Clock{}, Key(mine[3].ID))
+	// A backup under way: the snapshots are forgotten, the prune waits.
+	busy, err := r.NewWriter(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Forgotten) != 2 || res.Forgotten[0] != Key(mine[1].ID) || res.Forgotten[1] != Key(mine[0].ID) || res.Pruned == nil {
-		t.Fatalf("forgot %v (pruned %+v), want the two oldest of the job", res.Forgotten, res.Pruned)
+	res, err := Retain(ctx, r, "shop/files", "nightly", retention.Policy{Last: 3}, retention.Clock{}, Key(mine[3].ID))
+	busy.Abort(ctx)
+	if err != nil || !res.Deferred || len(res.Forgotten) != 1 || res.Pruned != nil {
+		t.Fatalf("retention beside a backup: %+v, %v; want one forgotten, the prune deferred", res, err)
+	}
+	res, err = Retain(ctx, r, "shop/files", "nightly", retention.Policy{Last: 2}, retention.Clock{}, Key(mine[3].ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Forgotten) != 1 || res.Forgotten[0] != Key(mine[1].ID) || res.Pruned == nil || res.Pruned.DeletedPacks == 0 {
+		t.Fatalf("forgot %v (pruned %+v), want the second oldest of the job, and the packs of both pruned", res.Forgotten, res.Pruned)
 	}
 	left, err := r.Snapshots(ctx)
 	if err != nil || len(left) != 6 {
