@@ -332,7 +332,15 @@ func TestIncrementalSidecar(t *testing.T) {
 	idFile, pub := ageKey(t, keys, "id.txt")
 	app := p.volumeService("app", "docker-backup.schedule=0 3 * * *", "docker-backup.incremental=true", "docker-backup.retention=2")
 	docker(t, "exec", app, "sh", "-c", "mkdir -p /data/d && seq 1 200000 > /data/d/n.txt && head -c 3000000 /dev/urandom > /data/r.bin && ln -s r.bin /data/l")
+	other := p.volumeService("other", "docker-backup.schedule=0 3 * * *")
+	docker(t, "exec", other, "sh", "-c", "echo other > /data/o")
 	_, backupsVol := startSidecar(t, p, "-e", "DOCKER_BACKUP_AGE_RECIPIENTS="+pub)
+	// A job that is not incremental: one run asked for as incremental, one full.
+	mustContain(t, backup(t, "run", "other", "--project", p.name, "--incremental"), "snapshot:")
+	mustContain(t, backup(t, "run", "other", "--project", p.name), "sha256")
+	if got := sidecarBackups(t, p.name, "other"); len(got) != 2 || got[0].Snapshot == got[1].Snapshot {
+		t.Errorf("the sidecar lists %+v for other, want a snapshot and a full backup", got)
+	}
 	var trees []string
 	for i := range 3 {
 		docker(t, "exec", app, "sh", "-c", fmt.Sprintf("head -c 300000 /dev/urandom >> /data/r.bin && echo %d > /data/run-%d", i, i))
@@ -362,7 +370,7 @@ func TestIncrementalSidecar(t *testing.T) {
 	}
 	from := volumeDir(t, backupsVol)
 	out := backup(t, "check", "--from", from, "--read-data", "--trust", trust, "-i", idFile)
-	mustContain(t, out, "PASSED", "snapshots 2")
+	mustContain(t, out, "PASSED", "snapshots 3") // app's two, other's one
 
 	wipe := "find /data -mindepth 1 -delete"
 	docker(t, "exec", app, "sh", "-c", wipe)
