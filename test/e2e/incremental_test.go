@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -525,4 +526,47 @@ func TestIncrementalRedis(t *testing.T) {
 	if got := r.state(); got != second {
 		t.Errorf("after restoring the latest snapshot:\n%.3000s", diffLines(second, got))
 	}
+}
+
+// TestIncrementalKilled: a plugin killed (SIGKILL) while its incremental backup uploads
+// publishes nothing; the repository still checks (the packs it left are reported, not an
+// error), the next backup works, and it restores exactly.
+func TestIncrementalKilled(t *testing.T) {
+	t.Parallel()
+	p := newProject(t)
+	app := p.volumeService("app")
+	docker(t, "exec", app, "sh", "-c", "head -c 400000000 /dev/urandom > /data/big.bin && echo small > /data/s")
+	dir := t.TempDir()
+	cmd := exec.Command("docker", "backup", "run", "app", "-p", p.name, "--to", dir, "--incremental")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+dockerConfig)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "a pack uploaded", func() error {
+		packs, _ := filepath.Glob(filepath.Join(dir, "_repository", "data", "*", "*"))
+		if len(packs) == 0 {
+			return fmt.Errorf("no pack yet")
+		}
+		return nil
+	})
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if snaps := (incrTarget{to: dir}).snapshots(t); len(snaps) != 0 {
+		t.Fatalf("a killed backup published %+v", snaps)
+	}
+	out := backup(t, "check", "--from", dir, "--read-data")
+	mustContain(t, out, "PASSED", "snapshots 0", "unindexed") // the packs it left: the next prune removes them
+	want := docker(t, "exec", app, "sh", "-c", dataHashScript)
+	mustContain(t, backup(t, "run", "app", "-p", p.name, "--to", dir, "--incremental"), "snapshot:")
+	snaps := incrTarget{to: dir}.snapshots(t)
+	if len(snaps) != 1 {
+		t.Fatalf("%d snapshots after the next backup, want 1", len(snaps))
+	}
+	docker(t, "exec", app, "sh", "-c", "find /data -mindepth 1 -delete")
+	backup(t, "restore", snaps[0].Key, "--from", dir, "--to", "app", "-p", p.name, "--yes")
+	if got := docker(t, "exec", app, "sh", "-c", dataHashScript); got != want {
+		t.Errorf("restored after a killed backup:\n%s", diffLines(want, got))
+	}
+	mustContain(t, backup(t, "check", "--from", dir, "--read-data"), "PASSED", "snapshots 1")
 }
