@@ -221,7 +221,8 @@ var (
 	descLastRun      = jobDesc("last_run_timestamp_seconds", "When the job's last run finished, successful or not (Unix time).")
 	descLastResult   = jobDesc("last_run_success", "1 if the job's last run succeeded, 0 if it failed.")
 	descLastDuration = jobDesc("last_run_duration_seconds", "How long the job's last run took.")
-	descLastSize     = jobDesc("last_backup_size_bytes", "Stored size of the job's last successful backup.")
+	descLastSize     = jobDesc("last_backup_size_bytes", "Stored size of the job's last successful backup (of an incremental job: what its snapshot added).")
+	descIncremental  = jobDesc("job_incremental", "1 when the job's backups are snapshots in the target's repository (docker-backup.incremental).")
 	descNextRun      = jobDesc("next_run_timestamp_seconds", "When the job runs next (Unix time).")
 	descInterval     = jobDesc("schedule_interval_seconds", "The longest gap between two runs of the job's schedule: a backup older than this is late.")
 	descRunning      = jobDesc("job_running", "1 while the job runs.")
@@ -248,7 +249,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastRun, descLastResult, descLastDuration, descLastSize, descNextRun,
-		descInterval, descRunning, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descUntrusted, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
+		descInterval, descRunning, descIncremental, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descUntrusted, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
 		descEvents, descRecovery, descCatalogUp, descStatusUp} {
 		ch <- d
 	}
@@ -290,6 +291,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descInterval, j.Interval.Seconds(), v...)
 		}
 		gauge(descRunning, boolFloat(j.Running), v...)
+		gauge(descIncremental, boolFloat(j.Incremental), v...)
 		if j.Retention != "" {
 			gauge(descUntrusted, float64(j.Untrusted), v...)
 		}
