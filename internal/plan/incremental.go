@@ -57,6 +57,12 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.Strategy.Name() == snapshots.Volume {
+		if spec.Options.RequireWorker {
+			return nil, fmt.Errorf("an incremental backup of %s reads its volumes through the Engine's archive API (not in a worker yet), and a worker is required (DOCKER_BACKUP_WORKER=on): use auto or off for incremental backups", c)
+		}
+		log.Info("an incremental backup reads the volumes through the Engine's archive API (no worker yet)")
+	}
 	r, created, err := snapshots.OpenOrInit(ctx, tg, spec.Encrypt, spec.Incremental.Keys,
 		repo.Access{Signer: spec.Signer, Trust: spec.Incremental.Trust, Log: log})
 	if err != nil {
@@ -71,9 +77,6 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		log.Warn("snapshots that cannot be verified are not a parent", "error", err)
-	}
-	if b.Strategy.Name() == snapshots.Volume {
-		log.Info("an incremental backup reads the volumes through the Engine's archive API (no worker yet)")
 	}
 	info := repo.Snapshot{Project: c.Project, Service: c.Service, Job: spec.Job, Container: c.Name, Image: c.Image, Strategy: b.Strategy.Name()}
 	parent := snapshots.Newest(snaps, artifact.ServiceName(c.Project, c.Service, c.Name), spec.Job)
