@@ -467,6 +467,8 @@ func TestIncrementalEncryptedPlugin(t *testing.T) {
 			t.Errorf("%s holds the data or a file name in the clear", f)
 		}
 	}
+	// A worker required: refused, not read through the archive API instead.
+	mustContain(t, backupFails(t, dataPathEnv("on"), "run", "app", "-p", p.name, "--to", dir, "--incremental"), "DOCKER_BACKUP_WORKER=on")
 	snaps := incrTarget{to: dir}.snapshots(t)
 	if len(snaps) != 1 || !snaps[0].Encrypted {
 		t.Fatalf("ls lists %+v, want one encrypted snapshot", snaps)
