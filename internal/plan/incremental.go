@@ -86,13 +86,7 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	}
 	var finder *tree.Finder
 	if parent != nil {
-		info.Parent = parent.ID
-		rd, err := r.NewReader(ctx)
-		if err != nil {
-			w.Abort(ctx)
-			return nil, err
-		}
-		finder = rd.Finder(parent.Tree)
+		info.Parent, finder = parent.ID, w.Finder(parent.Tree)
 	}
 	if info.Source, info.Contents, err = b.ingest(ctx, w, finder, started); err != nil {
 		w.Abort(ctx)

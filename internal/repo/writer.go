@@ -85,6 +85,12 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 	return w, nil
 }
 
+// Finder finds the entries of a parent snapshot's tree root during the writer's walk (see
+// Reader.Finder), reading trees through the writer's index: nothing more is loaded.
+func (w *Writer) Finder(root blob.ID) *tree.Finder {
+	return tree.NewFinder(w.r.readerWith(w.idx).Tree, root)
+}
+
 // Index is the index the writer deduplicates against.
 func (w *Writer) Index() *index.Index { return w.idx }
 
