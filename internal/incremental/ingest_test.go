@@ -204,3 +204,29 @@ func TestIngestStream(t *testing.T) {
 		t.Fatalf("the dump streams back as %d bytes, not the %d ingested", len(got), len(dump))
 	}
 }
+
+// TestWriterFinder: a writer finds the parent snapshot's entries through its own index (what
+// an ingestion of unchanged files reuses).
+func TestWriterFinder(t *testing.T) {
+	r, _ := newRepo(t)
+	ctx := context.Background()
+	s1 := snapshot(t, r, archive(t, sample('a')), nil)
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort(ctx)
+	f := w.Finder(s1.Tree)
+	for _, p := range []string{"data/a.txt", "data/sub/hard", "etc/conf"} {
+		n, err := f.Find(ctx, p)
+		if err != nil || n == nil {
+			t.Fatalf("Find(%q) = %v, %v", p, n, err)
+		}
+	}
+	if n, err := f.Find(ctx, "data/big.bin"); err != nil || n == nil || len(n.Content) == 0 || n.Size != 2_400_000 {
+		t.Fatalf("data/big.bin in the parent: %+v, %v", n, err)
+	}
+	if n, err := f.Find(ctx, "data/missing"); err != nil || n != nil {
+		t.Fatalf("a missing entry: %+v, %v", n, err)
+	}
+}
