@@ -222,6 +222,10 @@ func Key(k KeyParts) string {
 	return Dir(k.Project, k.Service) + "/" + name
 }
 
+// RepositoryDir is the key prefix of a target's repository of incremental snapshots
+// (docs/repository-format.md): listings of full backups pass over it.
+const RepositoryDir = "_repository"
+
 // Dir is the directory of a service's artifacts: project/service ("standalone/NAME" for a
 // container outside compose).
 func Dir(project, service string) string {

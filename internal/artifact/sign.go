@@ -370,3 +370,38 @@ func TrustedKeys(getenv func(string) string, files ...string) ([]PublicKey, erro
 	}
 	return keys, nil
 }
+
+// SignBytes signs msg (Ed25519) for a purpose other than manifests, such as "repository
+// snapshot v1": the signature covers "docker-backup PURPOSE\x00" and msg, so it never passes
+// as a manifest's, nor as one of another purpose.
+func (k *SigningKey) SignBytes(purpose string, msg []byte) *Signature {
+	sig := ed25519.Sign(k.priv, purposeMessage(purpose, msg))
+	return &Signature{Scheme: SchemeEd25519, KeyID: k.pub.id, Value: base64.StdEncoding.EncodeToString(sig)}
+}
+
+// VerifyBytes checks a signature SignBytes made with a trusted key: nil, or ErrUnsigned,
+// ErrOtherKey or ErrBadSignature.
+func (k *Keyring) VerifyBytes(purpose string, msg []byte, s *Signature) error {
+	if s == nil {
+		return ErrUnsigned
+	}
+	if s.Scheme != SchemeEd25519 {
+		return fmt.Errorf("signature scheme %q is not %s: %w", s.Scheme, SchemeEd25519, ErrBadSignature)
+	}
+	pub, ok := k.lookup(s.KeyID)
+	if !ok {
+		return fmt.Errorf("%w (key %s)", ErrOtherKey, s.KeyID)
+	}
+	sig, err := base64.StdEncoding.DecodeString(s.Value)
+	if err != nil || !ed25519.Verify(pub.key, purposeMessage(purpose, msg), sig) {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+func purposeMessage(purpose string, msg []byte) []byte {
+	if strings.HasPrefix(purpose, "manifest") {
+		panic("SignBytes is not for manifests") // a programming error
+	}
+	return append([]byte("docker-backup "+purpose+"\x00"), msg...)
+}

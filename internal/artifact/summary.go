@@ -23,6 +23,9 @@ type Summary struct {
 	// Untrusted says why no trusted key vouches for the backup: unsigned, another key, a
 	// bad signature. Empty when a trusted key signed it.
 	Untrusted string `json:"untrusted,omitempty"`
+	// Snapshot marks an incremental backup: a snapshot in the target's repository (Size is
+	// what it added there).
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // Summarize keeps what a listing needs of m, and whether keys trust it.

@@ -14,8 +14,10 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -28,6 +30,8 @@ type lsOptions struct {
 	format    string
 	trust     []string
 	noSidecar bool
+	repoKey   string
+	decrypt   keys.Decrypt
 }
 
 func newLsCommand(dockerCli command.Cli) *cobra.Command {
@@ -38,6 +42,9 @@ func newLsCommand(dockerCli command.Cli) *cobra.Command {
 		Short:   "List the backups on a target, newest first",
 		Long: `List the backups on a target, newest first, from the manifests stored beside them (no
 catalog needed). Without --from, in a project with a sidecar, the sidecar lists its targets.
+
+Incremental backups (snapshots in the target's repository, named snapshot:ID) are listed
+beside full ones: their SIZE is what they added to the repository.
 
 The NOTE column flags an encrypted backup (its manifest names its recipients), and what a
 restore would not trust: a backup dated in the future (never "latest", never counted by
@@ -57,6 +64,8 @@ retention), one whose manifest is not signed, or signed with another key than th
 	flags.StringVar(&opts.service, "service", "", "Only backups of this service")
 	flags.StringVar(&opts.format, "format", "table", "Output format: table or json")
 	keys.TrustFlag(flags, &opts.trust)
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
+	opts.decrypt.AddFlags(flags)
 	noSidecarFlag(flags, &opts.noSidecar)
 	return cmd
 }
@@ -80,19 +89,30 @@ func runLs(ctx context.Context, dockerCli command.Cli, opts lsOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := keys.Keyring(opts.trust)
+	trust, err := keys.Keyring(opts.trust)
+	if err != nil {
+		return err
+	}
+	ids, err := opts.decrypt.Identities(dockerCli)
 	if err != nil {
 		return err
 	}
 	// The whole target: backups listed from above the prefix they were written to (another
 	// host's) have longer keys; the manifests say whose they are.
-	found, err := listing.List(ctx, tgt, "", keys)
+	found, err := listing.List(ctx, tgt, "", trust)
 	if err != nil {
 		return err
 	}
+	snaps, problems, err := snapshots.List(ctx, tgt, keys.Repository(opts.repoKey), repo.Access{Trust: trust, Identities: ids})
+	if err != nil {
+		return err
+	}
+	found.Problems = append(found.Problems, problems...)
+	all := append(found.Backups, snaps...)
+	sort.SliceStable(all, func(a, b int) bool { return selection.Newer(all[a], all[b]) })
 	f := selection.Filter{Project: opts.project, Service: opts.service}
 	var rows []output.Listed
-	for _, s := range found.Backups {
+	for _, s := range all {
 		if v, _ := f.Match(s); v != selection.Other {
 			rows = append(rows, output.Listed{Summary: s})
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
@@ -44,6 +45,8 @@ type restoreOptions struct {
 	allowUnsigned bool
 	trust         []string
 	decrypt       keys.Decrypt
+	paths         []string
+	repoKey       string
 }
 
 func newRestoreCommand(dockerCli command.Cli) *cobra.Command {
@@ -87,6 +90,8 @@ Without --from, in a project with a sidecar, BACKUP is looked up on the sidecar'
 	flags.StringVar(&opts.database, "database", "", "postgres: database (default: from the container's environment; of a cluster backup: only this one of its databases); sqlite: the database file (default: the backed-up path)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Restore a backup whose manifest no trusted key signed (this plugin's, the sidecar's or --trust's); it is then restored without set-user-ID files, devices or file capabilities")
 	keys.TrustFlag(flags, &opts.trust)
+	flags.StringSliceVar(&opts.paths, "paths", nil, "Of an incremental volume backup (snapshot:ID): restore only these paths (/data/dir, as in the container), with their parents")
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.decrypt.AddFlags(flags)
 	return cmd
@@ -113,6 +118,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return restoreSidecar(ctx, dockerCli, sc, c, backup, opts)
 		}
 	}
+	repoKeys := keys.Repository(opts.repoKey)
 	keys, err := keys.Keyring(opts.trust)
 	if err != nil {
 		return err
@@ -139,9 +145,11 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
-		spec.Backup = backup
+		spec.Backup, spec.SnapshotKeys, spec.Paths = backup, &repoKeys, opts.paths
 	case backup == plan.Latest:
 		return fmt.Errorf(`"latest" needs --from DIR to know where to look`)
+	case snapshots.IsRef(backup):
+		return fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", backup)
 	default:
 		if spec.Target, spec.Manifest, err = backupFromPath(ctx, backup); err != nil {
 			return err
@@ -157,7 +165,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	m := p.Manifest
 	if !opts.yes {
 		if err := confirm(dockerCli, fmt.Sprintf("Restore %s (%s, %s, made %s) into %s? Its current data will be replaced.",
-			m.Artifact, m.Strategy, output.Bytes(m.Size), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
+			m.Artifact, m.Strategy, output.Bytes(max(m.Size, m.RawSize)), m.CreatedAt.Local().Format("2006-01-02 15:04:05"), c)); err != nil {
 			return err
 		}
 	}
@@ -167,7 +175,10 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 	}
 	done()
 	restored := output.Restored{Key: m.Artifact, Into: c.String(), SHA256: m.SHA256}
-	if p.Trusted {
+	switch sn := p.Snapshot(); {
+	case sn != nil:
+		restored.Key, restored.KeyID = snapshots.Name(sn.Snapshot.ID), sn.Snapshot.KeyID
+	case p.Trusted:
 		restored.KeyID = m.Signature.KeyID
 	}
 	output.Restore(dockerCli.Out(), restored)
@@ -231,8 +242,8 @@ func confirm(dockerCli command.Cli, question string) error {
 // restoreSidecar finds BACKUP on the sidecar's targets, asks for confirmation and has the
 // sidecar restore it.
 func restoreSidecar(ctx context.Context, dockerCli command.Cli, sc *sidecarclient.Client, c *containers.Container, backup string, opts restoreOptions) error {
-	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || opts.decrypt.Given() {
-		return fmt.Errorf("--user, --database, --trust and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
+	if opts.user != "" || opts.database != "" || len(opts.trust) > 0 || opts.decrypt.Given() || len(opts.paths) > 0 || opts.repoKey != "" {
+		return fmt.Errorf("--user, --database, --trust, --paths, --repository-key-file and the decryption flags apply to direct restores (with --from); the sidecar %s restores with what the backup recorded, its own keys and its own identity, DOCKER_BACKUP_AGE_IDENTITY_FILE (or pass --no-sidecar)", sc.Name())
 	}
 	m, tgt, err := sidecarBackup(ctx, sc, c, backup, opts.allowUnsigned, "restored")
 	if err != nil {

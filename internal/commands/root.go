@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/docker-backup/docker-backup/internal/commands/targetcmd"
 	"github.com/docker-backup/docker-backup/internal/watchdog"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
@@ -50,12 +51,12 @@ is all that listing and restoring need.`,
 		newLsCommand(dockerCli),
 		newRestoreCommand(dockerCli),
 		newVerifyCommand(dockerCli),
-		newTargetCommand(dockerCli),
 		newKeyCommand(dockerCli),
 		newStatusCommand(dockerCli),
 		newWatchdogCommand(dockerCli),
 		newVersionCommand(dockerCli),
 	)
+	cmd.AddCommand(targetcmd.Commands(dockerCli, envTarget)...)
 	return cmd
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/strategy/volume"
@@ -42,6 +43,8 @@ type runOptions struct {
 	exclude     []string
 	limitUpload string
 	noSidecar   bool
+	incremental bool
+	repoKey     string
 	encrypt     keys.Encrypt
 	// compressionSet: --compression was given (it applies to direct backups only); limitSet:
 	// --limit-upload was.
@@ -106,6 +109,8 @@ key's holder made.`,
 	flags.StringVar(&opts.database, "database", "", "postgres: database, or all (every database and the roles); mysql: databases, comma-separated (default: all); sqlite: the database file's path (required)")
 	flags.StringSliceVar(&opts.paths, "paths", nil, "Volume strategy: absolute paths in the container (default: its volumes and bind mounts)")
 	flags.StringArrayVar(&opts.exclude, "exclude", nil, "Volume strategy: leave out what this gitignore-style pattern matches below each path (*, ?, [a-z], **, a leading / anchors, a trailing / matches directories only, ! includes again); repeat it")
+	flags.BoolVar(&opts.incremental, "incremental", false, "Store the backup as a snapshot in the target's repository ("+snapshots.Dir+"/): only what changed since the service's last snapshot is stored")
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.encrypt.AddFlags(flags)
 	return cmd
@@ -127,6 +132,9 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 		if _, err := strategies.New(opts.strategy, strategy.Options{Exclude: opts.exclude}); err != nil {
 			return err
 		}
+	}
+	if opts.incremental && (opts.compressionSet || opts.limitSet) {
+		return fmt.Errorf("--compression and --limit-upload apply to full backups: an incremental backup's repository compresses each new chunk itself")
 	}
 	if len(opts.to) == 0 && !opts.noSidecar {
 		if done, err := runSidecar(ctx, dockerCli, service, opts); done || err != nil {
@@ -156,6 +164,14 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
+	var incr *plan.Incremental
+	if opts.incremental {
+		trust, err := keys.Keyring(nil)
+		if err != nil {
+			return err
+		}
+		incr = &plan.Incremental{Keys: keys.Repository(opts.repoKey), Trust: trust}
+	}
 	guard := &watchdog.Guard{}
 	defer guard.Close()
 	log := output.Logger(dockerCli.Err())
@@ -168,7 +184,8 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	p, err := plan.NewBackup(ctx, api, plan.BackupSpec{Container: c, Strategy: opts.strategy,
 		Options: strategy.Options{User: opts.user, Password: os.Getenv(envPassword), Database: opts.database, Paths: opts.paths, Exclude: opts.exclude,
 			Worker: wk, RequireWorker: requireWorker},
-		Targets: dests, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log})
+		Targets: dests, Compression: comp, Stop: opts.stop, Signer: key, Encrypt: recipients, Guard: guard, Progress: onProgress, Log: log,
+		Incremental: incr})
 	if err != nil {
 		return err
 	}
@@ -225,6 +242,12 @@ func backedUp(service, keyID string, res *pipeline.BackupResult, targets []pipel
 		made.Via = volume.DataPathText(dp)
 	}
 	made.Excluded = volume.Excluded(m.Source)
+	if s := res.Snapshot; s != nil {
+		made.Snapshot, made.Files, made.Reused = snapshots.Name(s.ID), s.Totals.Files, s.Totals.ReusedFiles
+		if s.Parent != "" {
+			made.Parent = snapshots.Name(s.Parent)
+		}
+	}
 	if m.Encryption != nil {
 		made.Recipients = m.Encryption.Recipients
 	}
@@ -248,7 +271,7 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	if c, err := containers.Find(ctx, api, sc.Project(), service); err == nil {
 		service = c.Service // a global Swarm service's task here: SERVICE@NODE
 	}
-	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job}, func(ev control.Event) {
+	res, err := sc.Stream(ctx, control.PathRun, control.RunRequest{Project: sc.Project(), Service: service, Job: job, Incremental: opts.incremental}, func(ev control.Event) {
 		fmt.Fprintln(dockerCli.Err(), output.Event(ev))
 	})
 	if res == nil {
@@ -260,6 +283,9 @@ func runSidecar(ctx context.Context, dockerCli command.Cli, arg string, opts run
 	m := res.Backup
 	made := output.BackedUp{Service: artifact.ServiceName(m.Project, m.Service, m.Container), Strategy: m.Strategy, Duration: res.Duration,
 		Sidecar: sc.Name(), Key: res.Key, Size: m.Size, RawSize: m.RawSize, SHA256: m.SHA256, KeyID: m.KeyID, Pruned: res.Pruned}
+	if id, ok := snapshots.ParseRef(res.Key); ok {
+		made.Snapshot = snapshots.Name(id)
+	}
 	for _, t := range strings.Split(res.Target, ",") {
 		made.Targets = append(made.Targets, output.Stored{Target: t})
 	}

@@ -17,8 +17,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -36,6 +39,7 @@ type verifyOptions struct {
 	allowUnsigned bool
 	trust         []string
 	decrypt       keys.Decrypt
+	repoKey       string
 }
 
 func newVerifyCommand(dockerCli command.Cli) *cobra.Command {
@@ -83,6 +87,7 @@ Without --from, in a project with a sidecar, the sidecar verifies the backup on 
 	flags.DurationVar(&opts.timeout, "timeout", time.Hour, "Give up after this long (the scratch copy is removed)")
 	flags.BoolVar(&opts.allowUnsigned, "allow-unsigned", false, "Verify a backup whose manifest is not signed with this plugin's (or the sidecar's) key")
 	keys.TrustFlag(flags, &opts.trust)
+	keys.RepositoryKeyFlag(flags, &opts.repoKey)
 	noSidecarFlag(flags, &opts.noSidecar)
 	opts.decrypt.AddFlags(flags)
 	return cmd
@@ -107,7 +112,14 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		if spec.Target, err = targets.Open(opts.from); err != nil {
 			return err
 		}
-		if backup != plan.Latest {
+		repoKeys := keys.Repository(opts.repoKey)
+		spec.SnapshotKeys = &repoKeys
+		switch {
+		case snapshots.IsRef(backup): // its manifest names the service; the plan restores it
+			if spec.Manifest, err = snapshotManifest(ctx, dockerCli, spec.Target, backup, repoKeys, opts.trust, opts.decrypt); err != nil {
+				return err
+			}
+		case backup != plan.Latest:
 			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err
 			}
@@ -146,6 +158,23 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return ended(outcome.Verify(err))
 	}
 	return printReport(dockerCli, report, opts.format)
+}
+
+// snapshotManifest is the manifest of the snapshot ref in the repository of t.
+func snapshotManifest(ctx context.Context, dockerCli command.Cli, t target.Target, ref string, repoKeys snapshots.Keys, trust []string, decrypt keys.Decrypt) (*artifact.Manifest, error) {
+	ring, err := keys.Keyring(trust)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := decrypt.Identities(dockerCli)
+	if err != nil {
+		return nil, err
+	}
+	_, s, err := snapshots.OpenRef(ctx, t, ref, repoKeys, repo.Access{Trust: ring, Identities: ids})
+	if err != nil {
+		return nil, err
+	}
+	return snapshots.Manifest(s), nil
 }
 
 // verifiedService finds the container of the service whose backup is verified: --service, or

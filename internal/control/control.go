@@ -137,8 +137,10 @@ type JobStatus struct {
 	Retention string        `json:"retention"` // empty: keep every backup
 	// Untrusted counts the backups in the job's directory that no trusted key signed, as its
 	// last retention run found them: retention never counts nor deletes them.
-	Untrusted   int       `json:"untrusted,omitempty"`
-	Stop        bool      `json:"stop"`
+	Untrusted int  `json:"untrusted,omitempty"`
+	Stop      bool `json:"stop"`
+	// Incremental: the job's backups are snapshots in the target's repository.
+	Incremental bool      `json:"incremental,omitempty"`
 	Pre         []string  `json:"pre,omitempty"`  // argv run in the container before
 	Post        []string  `json:"post,omitempty"` // ... and after
 	Next        time.Time `json:"next,omitzero"`
@@ -233,6 +235,8 @@ type Backup struct {
 	KeyID string `json:"key_id,omitempty"`
 	// Untrusted says why no trusted key of the sidecar vouches for the backup.
 	Untrusted string `json:"untrusted,omitempty"`
+	// Snapshot marks an incremental backup (Key: snapshot:SHORTID; Size: what it added).
+	Snapshot bool `json:"snapshot,omitempty"`
 }
 
 // RunRequest asks for a job to run now. Job empty: the service's only job, or an unscheduled
@@ -241,6 +245,9 @@ type RunRequest struct {
 	Project string `json:"project"`
 	Service string `json:"service"`
 	Job     string `json:"job,omitempty"`
+	// Incremental makes this run's backup a snapshot in the target's repository, whatever the
+	// job's label says.
+	Incremental bool `json:"incremental,omitempty"`
 }
 
 // RestoreRequest asks the sidecar to restore a backup into a service.

@@ -41,6 +41,7 @@ var jobKeys = []jobKey{
 		j.Database = strings.TrimSpace(v)
 	}},
 	{name: "stop", doc: "stop the service (and its dependents) during the backup", set: setStop},
+	{name: "incremental", doc: `"true": each backup is a snapshot in the target's repository (_repository/), storing only what changed`, set: setIncremental},
 	{name: "hook-timeout", doc: "how long pre and post may each take", set: setHookTimeout},
 	{name: "recipients", doc: "public keys (age, SSH) the backups are encrypted for too", set: setRecipients},
 	{name: "notify", doc: `the sidecar's notification URL set for the job's events, or "off"`, set: setNotify},
@@ -168,6 +169,14 @@ func setStop(j *Job, v string, _ Options, fail func(string, string)) {
 		fail(v, "must be true or false")
 	}
 	j.Stop = b
+}
+
+func setIncremental(j *Job, v string, _ Options, fail func(string, string)) {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		fail(v, "must be true or false")
+	}
+	j.Incremental = b
 }
 
 func setHookTimeout(j *Job, v string, _ Options, fail func(string, string)) {

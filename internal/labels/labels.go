@@ -76,10 +76,12 @@ type Job struct {
 	TargetRetention map[string]retention.Policy
 	Paths           []string
 	// Exclude are gitignore-style patterns of what a volume backup leaves out below each path.
-	Exclude   []string
-	Database  string
-	Stop      bool
-	Pre, Post []string
+	Exclude  []string
+	Database string
+	Stop     bool
+	// Incremental makes each backup a snapshot in the target's repository.
+	Incremental bool
+	Pre, Post   []string
 	// HookTimeout bounds each of Pre and Post; zero: the default.
 	HookTimeout time.Duration
 	// Recipients are public keys the job's backups are encrypted for, besides the sidecar's.

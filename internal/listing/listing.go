@@ -139,6 +139,9 @@ func Walk(ctx context.Context, t target.Target, prefix string, keys *artifact.Ke
 				listErr <- err
 				return
 			}
+			if strings.HasPrefix(o.Key, artifact.RepositoryDir+"/") {
+				continue // the snapshots' repository: listed by package snapshots
+			}
 			if key, ok := pairs.add(o); ok {
 				select {
 				case jobs <- key:

@@ -44,6 +44,9 @@ type Metrics struct {
 	restores     *prometheus.CounterVec
 	verifies     *prometheus.CounterVec
 	notified     *prometheus.CounterVec
+	checks       *prometheus.CounterVec
+	checkPassed  *prometheus.GaugeVec
+	checkIssues  *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	jobs map[control.JobID]bool // jobs whose counter series exist
@@ -78,11 +81,17 @@ func New(status StatusFunc, ready func(context.Context) error) *Metrics {
 			m.notified.WithLabelValues(k, r)
 		}
 	}
+	m.checks = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "repository_checks_total",
+		Help: "Scheduled checks of the target's snapshot repository by result: passed, failed (problems found), error (could not run)."}, []string{"target", "result"})
+	m.checkPassed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "repository_check_last_success_timestamp_seconds",
+		Help: "When a check of the target's snapshot repository last passed (Unix time)."}, []string{"target"})
+	m.checkIssues = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "repository_check_problems",
+		Help: "Problems the last check of the target's snapshot repository found (missing or damaged packs, chunks, snapshots)."}, []string{"target"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info", Help: "The sidecar's version; always 1."}, []string{"version", "goversion"})
 	buildInfo.WithLabelValues(version.Version, runtime.Version()).Set(1)
 	// The job counters are collected by the state collector, after it has brought their
 	// series in step with the jobs of the same status.
-	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, m.notified, buildInfo,
+	m.reg.MustRegister(m.pruneRuns, m.pruneErrors, m.pruned, m.restores, m.verifies, m.notified, m.checks, m.checkPassed, m.checkIssues, buildInfo,
 		&stateCollector{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -110,6 +119,21 @@ func (m *Metrics) Notified(kind string, ok bool) {
 		result = "failed"
 	}
 	m.notified.WithLabelValues(kind, result).Inc()
+}
+
+// RepositoryChecked records a check of a target's snapshot repository: result is "passed",
+// "failed" (problems found) or "error" (it could not run).
+func (m *Metrics) RepositoryChecked(target, result string, problems int, at time.Time) {
+	for _, r := range []string{"passed", "failed", "error"} {
+		m.checks.WithLabelValues(target, r) // every result's series exists from the first check
+	}
+	m.checks.WithLabelValues(target, result).Inc()
+	if result == "passed" {
+		m.checkPassed.WithLabelValues(target).Set(float64(at.Unix()))
+	}
+	if result != "error" {
+		m.checkIssues.WithLabelValues(target).Set(float64(problems))
+	}
 }
 
 // RunFinished counts a run.
@@ -197,7 +221,8 @@ var (
 	descLastRun      = jobDesc("last_run_timestamp_seconds", "When the job's last run finished, successful or not (Unix time).")
 	descLastResult   = jobDesc("last_run_success", "1 if the job's last run succeeded, 0 if it failed.")
 	descLastDuration = jobDesc("last_run_duration_seconds", "How long the job's last run took.")
-	descLastSize     = jobDesc("last_backup_size_bytes", "Stored size of the job's last successful backup.")
+	descLastSize     = jobDesc("last_backup_size_bytes", "Stored size of the job's last successful backup (of an incremental job: what its snapshot added).")
+	descIncremental  = jobDesc("job_incremental", "1 when the job's backups are snapshots in the target's repository (docker-backup.incremental).")
 	descNextRun      = jobDesc("next_run_timestamp_seconds", "When the job runs next (Unix time).")
 	descInterval     = jobDesc("schedule_interval_seconds", "The longest gap between two runs of the job's schedule: a backup older than this is late.")
 	descRunning      = jobDesc("job_running", "1 while the job runs.")
@@ -224,7 +249,7 @@ type stateCollector struct{ m *Metrics }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLastSuccess, descLastRun, descLastResult, descLastDuration, descLastSize, descNextRun,
-		descInterval, descRunning, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descUntrusted, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
+		descInterval, descRunning, descIncremental, descLastVerify, descVerifyResult, descVerifyTime, descVerifyPassed, descVerifyEvery, descUntrusted, descTargetCount, descTargetBytes, descIncomplete, descConfigured, descLabelErrors, descJobsRunning,
 		descEvents, descRecovery, descCatalogUp, descStatusUp} {
 		ch <- d
 	}
@@ -266,6 +291,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descInterval, j.Interval.Seconds(), v...)
 		}
 		gauge(descRunning, boolFloat(j.Running), v...)
+		gauge(descIncremental, boolFloat(j.Incremental), v...)
 		if j.Retention != "" {
 			gauge(descUntrusted, float64(j.Untrusted), v...)
 		}

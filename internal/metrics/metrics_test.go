@@ -64,7 +64,7 @@ docker_backup_last_run_success{backup_job="default",project="shop",service="db",
 # HELP docker_backup_last_success_timestamp_seconds When the job's last successful backup finished (Unix time).
 # TYPE docker_backup_last_success_timestamp_seconds gauge
 docker_backup_last_success_timestamp_seconds{backup_job="default",project="shop",service="db",strategy="postgres",target="default"} 1.79999009e+09
-# HELP docker_backup_last_backup_size_bytes Stored size of the job's last successful backup.
+# HELP docker_backup_last_backup_size_bytes Stored size of the job's last successful backup (of an incremental job: what its snapshot added).
 # TYPE docker_backup_last_backup_size_bytes gauge
 docker_backup_last_backup_size_bytes{backup_job="default",project="shop",service="db",strategy="postgres",target="default"} 4096
 # HELP docker_backup_schedule_interval_seconds The longest gap between two runs of the job's schedule: a backup older than this is late.

@@ -26,6 +26,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/crypt"
 	"github.com/docker-backup/docker-backup/internal/faults"
+	"github.com/docker-backup/docker-backup/internal/repo/snapshot"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/version"
@@ -72,6 +73,8 @@ type BackupResult struct {
 	// that do not, with why (see TargetsError).
 	Stored []string
 	Failed map[string]error
+	// Snapshot is set for an incremental backup (Key is then the snapshot's key).
+	Snapshot *snapshot.Snapshot
 }
 
 // TargetsError reports a backup stored on some targets only; it wraps ErrTarget.

@@ -65,6 +65,8 @@ type BackupSpec struct {
 	Encrypt *crypt.Recipients
 	// Guard is told of every container stopped, before it is stopped.
 	Guard containers.Guard
+	// Incremental, when set, makes the backup a snapshot in the target's repository.
+	Incremental *Incremental
 	// At is the backup's time (the key's stamp); zero: now.
 	At       time.Time
 	Progress func(rawBytes int64)
@@ -165,6 +167,10 @@ func (b *Backup) Run(ctx context.Context) (*pipeline.BackupResult, error) {
 		err = dependents.WhileAllStopped(ctx, log, b.Dependents, func(ctx context.Context) error {
 			run := func(ctx context.Context) error {
 				var err error
+				if spec.Incremental != nil {
+					res, err = b.snapshot(ctx)
+					return err
+				}
 				res, err = pipeline.Backup(ctx, pipeline.BackupRequest{Container: c, Strategy: b.Strategy, Target: spec.Target, Targets: spec.Targets,
 					Compression: spec.Compression, Key: b.Key, Job: spec.Job, Signer: spec.Signer, Encrypt: spec.Encrypt, Progress: spec.Progress, Log: log})
 				return err

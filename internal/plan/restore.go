@@ -18,7 +18,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -34,6 +36,15 @@ type RestoreSpec struct {
 	Backup string
 	// Manifest, when set, is the backup's manifest already read (Backup is then ignored).
 	Manifest *artifact.Manifest
+	// Snapshot, when set, is the incremental backup to restore (Backup and Manifest are
+	// then ignored).
+	Snapshot *SnapshotRestore
+	// SnapshotKeys, when set, lets Backup name a snapshot of the target's repository
+	// (snapshot:ID), and Latest consider them too (opened with them, or Identities).
+	SnapshotKeys *snapshots.Keys
+	// Paths restore only these absolute container paths of a volume snapshot (with their
+	// parents); a full backup restores whole.
+	Paths []string
 	// Within bounds where Latest looks on the target ("" the whole target).
 	Within string
 	// Container is the service to restore into (see Find).
@@ -98,10 +109,23 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 	m := spec.Manifest
 	var err error
 	switch {
+	case spec.Snapshot != nil:
+		// The repository verified it: signed by a trusted key, its bytes its name.
+		m, r.Trusted = snapshots.Manifest(spec.Snapshot.Snapshot), true
+	case spec.SnapshotKeys != nil && snapshots.IsRef(spec.Backup):
+		if r.spec.Snapshot, err = r.loadSnapshot(ctx, spec.Backup); err != nil {
+			return nil, err
+		}
+		spec, r.Trusted = r.spec, true
+		m = snapshots.Manifest(spec.Snapshot.Snapshot)
 	case m != nil:
 	case spec.Backup == Latest:
 		if m, err = r.latest(ctx); err != nil {
 			return nil, err
+		}
+		if r.spec.Snapshot != nil { // the newest is a snapshot
+			spec = r.spec
+			r.Trusted = true
 		}
 	default:
 		if m, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(spec.Backup, artifact.ManifestSuffix)); err != nil {
@@ -109,8 +133,13 @@ func NewRestore(ctx context.Context, spec RestoreSpec) (*Restore, error) {
 		}
 	}
 	r.Manifest = m
-	if err := r.trust(m); err != nil {
+	if err := r.selectPaths(); err != nil {
 		return nil, err
+	}
+	if spec.Snapshot == nil && !r.Trusted {
+		if err := r.trust(m); err != nil {
+			return nil, err
+		}
 	}
 	if m.Encryption != nil && spec.Identities.Empty() {
 		return nil, fmt.Errorf("%s: %s is encrypted (age) for %s: give an identity that can decrypt it (-i/--identity FILE, or DOCKER_BACKUP_AGE_IDENTITY_FILE on the sidecar): %w",
@@ -220,10 +249,21 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 		return nil, err
 	}
 	service := ServiceName(c)
+	repository, snaps := r.snapshots(ctx)
+	found.Backups = append(found.Backups, snaps...)
 	// Of this project only: another project's backup of a service of the same name is
 	// restored by naming it, never as "latest".
 	f := selection.Filter{Project: c.Project, ExactProject: true, Service: service, AllowUnsigned: r.spec.AllowUnsigned}
 	best, skipped, ok := f.Latest(found.Backups)
+	if ok && best.Snapshot {
+		id, _ := snapshots.ParseRef(best.Key)
+		s, err := repository.LoadSnapshot(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		r.spec.Snapshot = &SnapshotRestore{Repo: repository, Snapshot: s}
+		return snapshots.Manifest(s), nil
+	}
 	for _, s := range skipped {
 		r.Warnings = append(r.Warnings, "latest skips "+s.Why)
 	}
@@ -249,6 +289,60 @@ func (r *Restore) latest(ctx context.Context) (*artifact.Manifest, error) {
 	}
 	return listing.ReadManifest(ctx, r.spec.Target, best.Key)
 }
+
+// snapshots are the snapshots of the target's repository, as listings show them (none unless
+// SnapshotKeys are given, or when the repository cannot be opened: a warning says why).
+func (r *Restore) snapshots(ctx context.Context) (*repo.Repo, []artifact.Summary) {
+	if r.spec.SnapshotKeys == nil {
+		return nil, nil
+	}
+	repository, err := snapshots.Open(ctx, r.spec.Target, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
+	if err != nil {
+		if !errors.Is(err, snapshots.ErrNone) {
+			r.Warnings = append(r.Warnings, "latest does not consider the incremental backups: "+err.Error())
+		}
+		return nil, nil
+	}
+	snaps, err := repository.Snapshots(ctx)
+	if err != nil {
+		r.Warnings = append(r.Warnings, "latest skips snapshots that cannot be verified: "+err.Error())
+	}
+	out := make([]artifact.Summary, 0, len(snaps))
+	for _, s := range snaps {
+		out = append(out, snapshots.Summary(s))
+	}
+	return repository, out
+}
+
+// loadSnapshot opens the target's repository and the snapshot named ref (snapshot:ID).
+func (r *Restore) loadSnapshot(ctx context.Context, ref string) (*SnapshotRestore, error) {
+	repository, s, err := snapshots.OpenRef(ctx, r.spec.Target, ref, *r.spec.SnapshotKeys, repo.Access{Trust: r.spec.Keys, Identities: r.spec.Identities})
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotRestore{Repo: repository, Snapshot: s}, nil
+}
+
+// selectPaths narrows a volume snapshot's restore to RestoreSpec.Paths.
+func (r *Restore) selectPaths() error {
+	sn := r.spec.Snapshot
+	if len(r.spec.Paths) == 0 {
+		return nil
+	}
+	if sn == nil || sn.Snapshot.Strategy != snapshots.Volume {
+		return fmt.Errorf("paths select files of an incremental volume backup (snapshot:ID); %s restores whole", r.Manifest.Artifact)
+	}
+	for _, p := range r.spec.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("path %s: give the absolute path in the container", p)
+		}
+		sn.Paths = append(sn.Paths, strings.Trim(p, "/"))
+	}
+	return nil
+}
+
+// Snapshot is the snapshot the plan restores (nil: a full backup).
+func (r *Restore) Snapshot() *SnapshotRestore { return r.spec.Snapshot }
 
 // versionWarning warns when the server's major version differs from the backed-up one.
 func versionWarning(ctx context.Context, c *containers.Container, m *artifact.Manifest, strat strategy.Strategy) []string {
@@ -288,8 +382,13 @@ func (e *RestoreError) Unwrap() error { return e.Err }
 func (r *Restore) Run(ctx context.Context) error {
 	c, spec := r.Container, r.spec
 	c.SetGuard(spec.Guard)
-	err := pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
-		Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Applying: spec.Applying, Log: spec.Log})
+	var err error
+	if spec.Snapshot != nil {
+		err = r.runSnapshot(ctx)
+	} else {
+		err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: r.Strategy,
+			Trusted: r.Trusted, Allowed: r.allowed, Identities: spec.Identities, Progress: spec.Progress, Applying: spec.Applying, Log: spec.Log})
+	}
 	if err == nil {
 		return nil
 	}

@@ -24,12 +24,14 @@ import (
 	"github.com/docker-backup/docker-backup/internal/labels"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/selection"
 	"github.com/docker-backup/docker-backup/internal/sidecar/config"
 	"github.com/docker-backup/docker-backup/internal/sidecar/jobs"
 	"github.com/docker-backup/docker-backup/internal/sidecar/reconcile"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/swarm"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -73,6 +75,8 @@ type Daemon struct {
 	synced chan struct{}
 	// owner labels the scratch and worker containers this sidecar's life makes.
 	owner string
+	// recorder counts the repositories' checks (nil: not counted).
+	recorder checkRecorder
 }
 
 // Options are what New needs besides the configuration.
@@ -119,6 +123,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	}
 	d.sched = schedule.NewScheduler(schedule.SchedulerOptions{MaxConcurrent: cfg.MaxConcurrent, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 		Location: cfg.Location, Log: d.log})
+	d.recorder, _ = opts.Recorder.(checkRecorder)
 	counted := func(string, bool) {}
 	if c, ok := opts.Recorder.(interface{ Notified(kind string, ok bool) }); ok {
 		counted = c.Notified
@@ -138,7 +143,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) 
 	d.runner = jobs.New(ctx, jobs.Options{Worker: wk, RequireWorker: cfg.Worker == worker.ModeOn, API: d.api, Catalog: d.cat, Scheduler: d.sched, Targets: d.targets, UploadLimit: cfg.UploadLimit, Compression: cfg.Compression,
 		Location: cfg.Location, Timeout: cfg.Timeout, HookTimeout: cfg.HookTimeout, Signer: d.signer, Keys: d.keys, Recipients: cfg.AgeRecipients,
 		Identities: &ids, Recorder: opts.Recorder, Log: d.log,
-		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Node: d.nodeName(), StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier})
+		Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Node: d.nodeName(), StateDir: cfg.StateDir, Owner: owner, Notifier: d.notifier,
+		RepositoryKeys: d.repoKeys()})
 	d.rec = reconcile.New(reconcile.Options{API: d.api, Project: d.cfg.Project, AllProjects: d.cfg.AllProjects, Self: d.self, Node: d.node, SwarmAPI: d.swarmAPI,
 		Targets: d.runner.TargetNames(), NotifySets: d.notifier.Sets(), DefaultRetention: cfg.DefaultRetention, DefaultSchedule: cfg.DefaultSchedule, Resync: cfg.Resync,
 		OnResync: d.runner.UpdateUsage, Syncer: d.runner, Log: d.log,
@@ -312,6 +318,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if d.cfg.CheckSchedule != "" {
+		if err := d.sched.Set(checkJobName, d.cfg.CheckSchedule, d.checkRepositories); err != nil {
+			return err
+		}
+	}
 	d.runner.UpdateUsage(ctx)
 	d.sched.Start()
 	go d.runner.Recovery().Keep(ctx)
@@ -394,6 +405,12 @@ func (d *Daemon) Status(ctx context.Context) (*control.Status, error) {
 	return st, nil
 }
 
+// repoKeys are the key files of encrypted snapshot repositories: the one given, and those of
+// repositories made here, in the state directory.
+func (d *Daemon) repoKeys() snapshots.Keys {
+	return snapshots.Keys{File: d.cfg.RepositoryKeyFile, Dir: d.cfg.StateDir}
+}
+
 // Backups lists the targets' backups (one target, or all), of a project and service.
 func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]control.Backups, error) {
 	names := d.cfg.TargetNames()
@@ -416,9 +433,13 @@ func (d *Daemon) Backups(ctx context.Context, name, project, service string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("listing target %s: %w", n, err)
 		}
-		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: found.Problems}
+		snaps, problems, err := snapshots.List(ctx, d.targets[n], d.repoKeys(), repo.Access{Trust: d.keys})
+		if err != nil {
+			return nil, fmt.Errorf("listing the snapshots on target %s: %w", n, err)
+		}
+		b := control.Backups{Target: n, URL: d.targets[n].String(), Backups: []control.Backup{}, Problems: append(found.Problems, problems...)}
 		f := selection.Filter{Project: project, Service: service}
-		for _, s := range found.Backups {
+		for _, s := range append(found.Backups, snaps...) {
 			if v, _ := f.Match(s); v != selection.Other {
 				b.Backups = append(b.Backups, wire.FromSummary(s))
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/pipeline"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/scratch"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -31,6 +32,10 @@ type Spec struct {
 	// manifest already read.
 	Backup   string
 	Manifest *artifact.Manifest
+	// Snapshot, when set, is the incremental backup to verify (Backup and Manifest ignored).
+	Snapshot *plan.SnapshotRestore
+	// SnapshotKeys, when set, makes Latest consider the target's snapshots too.
+	SnapshotKeys *snapshots.Keys
 	// Within bounds where Latest looks on the target.
 	Within string
 	// Service is the backed-up service's container: its configuration is copied.
@@ -131,7 +136,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 
 	r, err := plan.NewRestore(ctx, plan.RestoreSpec{Target: spec.Target, Backup: spec.Backup, Manifest: spec.Manifest, Within: spec.Within,
 		Container: spec.Service, Keys: spec.Keys, AllowUnsigned: spec.AllowUnsigned, Identities: spec.Identities,
-		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify"})
+		Strategies: spec.Strategies, SameService: spec.SameService, Log: log, Verb: "verify", Snapshot: spec.Snapshot, SnapshotKeys: spec.SnapshotKeys})
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +184,7 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 	}
 
 	phase("restoring " + m.Artifact + " into the scratch copy")
-	err = pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: m, Container: sc.Container, Strategy: strat,
-		Trusted: r.Trusted, Allowed: strategy.WritableMounts(sc.Container), Identities: spec.Identities, Log: log})
-	if err != nil {
+	if err = restoreInto(ctx, r, spec, sc.Container, strat, log); err != nil {
 		if ctx.Err() != nil || errors.Is(err, pipeline.ErrTarget) || errors.Is(err, crypt.ErrNoIdentity) {
 			return nil, err // not the backup's fault: it could not be verified
 		}
@@ -202,6 +205,16 @@ func Run(ctx context.Context, spec Spec) (*Report, error) {
 		report.Passed = report.Passed && c.Passed
 	}
 	return report, nil
+}
+
+// restoreInto restores the planned backup (a snapshot, or an artifact through the pipeline)
+// into the scratch copy c.
+func restoreInto(ctx context.Context, r *plan.Restore, spec Spec, c *containers.Container, strat strategy.Strategy, log *slog.Logger) error {
+	if r.Snapshot() != nil {
+		return r.ApplySnapshot(ctx, c, strat, strategy.WritableMounts(c))
+	}
+	return pipeline.Restore(ctx, pipeline.RestoreRequest{Target: spec.Target, Manifest: r.Manifest, Container: c, Strategy: strat,
+		Trusted: r.Trusted, Allowed: strategy.WritableMounts(c), Identities: spec.Identities, Log: log})
 }
 
 // databaseOption is the strategy option that makes the restore go where the backup came from.

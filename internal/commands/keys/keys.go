@@ -13,6 +13,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/spf13/pflag"
@@ -207,4 +208,16 @@ func passphrase(dockerCli command.Cli, file string, ask, confirm bool) (string, 
 		}
 	}
 	return p, nil
+}
+
+// RepositoryKeyFlag adds --repository-key-file to a command that writes or reads snapshots.
+func RepositoryKeyFlag(flags *pflag.FlagSet, file *string) {
+	flags.StringVar(file, "repository-key-file", os.Getenv(snapshots.EnvKeyFile), "The key file of an encrypted snapshot repository made on another host (default: $"+snapshots.EnvKeyFile+"; the key of one made here is kept in the docker CLI's configuration directory)")
+}
+
+// Repository is where the plugin finds the key files of encrypted snapshot repositories: the
+// given file, and docker-backup/ in the docker CLI's configuration directory (where the key
+// of a repository it makes is kept).
+func Repository(file string) snapshots.Keys {
+	return snapshots.Keys{File: file, Dir: filepath.Join(config.Dir(), "docker-backup")}
 }

@@ -45,6 +45,9 @@ func Backups(out io.Writer, rows []Listed, withTargets bool, format string, now 
 		if m.Encrypted {
 			notes = append(notes, "encrypted (age)")
 		}
+		if m.Snapshot {
+			notes = append(notes, "incremental (size: what it added)")
+		}
 		if m.InFuture(now) {
 			created = "in " + units.HumanDuration(m.CreatedAt.Sub(now))
 			notes = append(notes, "dated in the future")

@@ -29,6 +29,11 @@ type BackedUp struct {
 	KeyID      string   // the key that signed the manifest
 	Recipients []string // whom it is encrypted for
 	Pruned     []string // backups retention removed after it
+	// Snapshot names an incremental backup (snapshot:SHORTID); Reused counts its files taken
+	// from the parent, Parent names it.
+	Snapshot      string
+	Parent        string
+	Files, Reused int64
 }
 
 // Stored is a target of a backup, and why the backup is not there ("" it is).
@@ -52,7 +57,19 @@ func Backup(w io.Writer, b BackedUp) {
 			fmt.Fprintf(w, "  target   %s\n", t.Target)
 		}
 	}
-	fmt.Fprintf(w, "  size     %s stored, %s of data (%.1fx)\n", Bytes(b.Size), Bytes(b.RawSize), float64(b.RawSize)/float64(max(b.Size, 1)))
+	if b.Snapshot != "" {
+		fmt.Fprintf(w, "  snapshot %s (incremental", b.Snapshot)
+		if b.Parent != "" {
+			fmt.Fprintf(w, ", parent %s", b.Parent)
+		}
+		fmt.Fprintf(w, ")\n  size     %s new stored, %s of data", Bytes(b.Size), Bytes(b.RawSize))
+		if b.Files > 0 {
+			fmt.Fprintf(w, " in %d files (%d unchanged)", b.Files, b.Reused)
+		}
+		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintf(w, "  size     %s stored, %s of data (%.1fx)\n", Bytes(b.Size), Bytes(b.RawSize), float64(b.RawSize)/float64(max(b.Size, 1)))
+	}
 	fmt.Fprintf(w, "  rate     %s\n", Rate(b.RawSize, b.Duration))
 	if b.Via != "" {
 		fmt.Fprintf(w, "  via      %s\n", b.Via)
@@ -60,7 +77,9 @@ func Backup(w io.Writer, b BackedUp) {
 	if len(b.Excluded) > 0 {
 		fmt.Fprintf(w, "  excluded %s\n", strings.Join(b.Excluded, ", "))
 	}
-	fmt.Fprintf(w, "  sha256   %s\n", b.SHA256)
+	if b.SHA256 != "" {
+		fmt.Fprintf(w, "  sha256   %s\n", b.SHA256)
+	}
 	if b.KeyID != "" {
 		fmt.Fprintf(w, "  signed   key %s\n", b.KeyID)
 	}
@@ -86,6 +105,9 @@ type Restored struct {
 // Restore writes a restore's result.
 func Restore(w io.Writer, r Restored) {
 	how := "sha256 " + artifact.ShortSHA(r.SHA256) + " verified"
+	if r.SHA256 == "" {
+		how = "every chunk verified" // a snapshot's
+	}
 	if r.KeyID != "" {
 		how += ", signed by key " + r.KeyID
 	}

@@ -117,6 +117,9 @@ func jobRow(j control.JobStatus, allProjects bool, now time.Time) []string {
 	if j.Untrusted > 0 {
 		ret += fmt.Sprintf(" (%d untrusted left alone)", j.Untrusted)
 	}
+	if j.Incremental {
+		strat += " (incremental)"
+	}
 	return []string{name, strat, when, next, last, size, success, verifyText(now, j), ret, j.Target}
 }
 

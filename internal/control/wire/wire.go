@@ -13,14 +13,14 @@ import (
 func FromSummary(s artifact.Summary) control.Backup {
 	return control.Backup{Key: s.Key, Project: s.Project, Service: s.Service, Job: s.Job, Container: s.Container,
 		Strategy: s.Strategy, CreatedAt: s.CreatedAt, DurationMS: s.DurationMS, Size: s.Size, RawSize: s.RawSize,
-		SHA256: s.SHA256, Encrypted: s.Encrypted, KeyID: s.KeyID, Untrusted: s.Untrusted}
+		SHA256: s.SHA256, Encrypted: s.Encrypted, KeyID: s.KeyID, Untrusted: s.Untrusted, Snapshot: s.Snapshot}
 }
 
 // ToSummary is a backup the sidecar listed, as the plugin selects among them.
 func ToSummary(b control.Backup) artifact.Summary {
 	return artifact.Summary{Key: b.Key, Project: b.Project, Service: b.Service, Job: b.Job, Container: b.Container,
 		Strategy: b.Strategy, CreatedAt: b.CreatedAt, DurationMS: b.DurationMS, Size: b.Size, RawSize: b.RawSize,
-		SHA256: b.SHA256, Encrypted: b.Encrypted, KeyID: b.KeyID, Untrusted: b.Untrusted}
+		SHA256: b.SHA256, Encrypted: b.Encrypted, KeyID: b.KeyID, Untrusted: b.Untrusted, Snapshot: b.Snapshot}
 }
 
 // FromManifest is the backup a run made or a restore applied, as the sidecar sends it; nil

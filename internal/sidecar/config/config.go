@@ -56,6 +56,12 @@ type Config struct {
 	// SigningKeyFile holds the key manifests are signed with; empty: one the sidecar makes
 	// in its state directory.
 	SigningKeyFile string
+	// CheckSchedule is when the targets' snapshot repositories are checked ("" never), reading
+	// CheckReadData (0 to 1) of their packs.
+	CheckSchedule string
+	CheckReadData float64
+	// RepositoryKeyFile is the key file of an encrypted snapshot repository made elsewhere.
+	RepositoryKeyFile string
 	// TrustedKeys are other hosts' public keys: their backups are trusted for restores,
 	// verifies and retention, beside the sidecar's own.
 	TrustedKeys []artifact.PublicKey
@@ -96,8 +102,12 @@ const (
 	EnvSchedule          = "DOCKER_BACKUP_SCHEDULE"
 	EnvCompression       = "DOCKER_BACKUP_COMPRESSION"
 	EnvCatalogSchedule   = "DOCKER_BACKUP_CATALOG_SCHEDULE"
+	EnvCheckSchedule     = "DOCKER_BACKUP_CHECK_SCHEDULE"
+	EnvCheckReadData     = "DOCKER_BACKUP_CHECK_READ_DATA"
 	EnvHookTimeout       = "DOCKER_BACKUP_HOOK_TIMEOUT"
 	EnvSigningKeyFile    = "DOCKER_BACKUP_SIGNING_KEY_FILE"
+	// EnvRepositoryKeyFile is snapshots.EnvKeyFile.
+	EnvRepositoryKeyFile = "DOCKER_BACKUP_REPOSITORY_KEY_FILE"
 	EnvAgeRecipients     = "DOCKER_BACKUP_AGE_RECIPIENTS"
 	EnvAgeIdentityFile   = "DOCKER_BACKUP_AGE_IDENTITY_FILE"
 	EnvNotifyURLs        = "DOCKER_BACKUP_NOTIFY_URLS" // + "_" + NAME: the set NAME; + "_FILE": from a file

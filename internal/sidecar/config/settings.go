@@ -14,6 +14,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/notify"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/schedule"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/worker"
 )
@@ -38,6 +39,22 @@ var settings = []setting{
 	{env: EnvState, def: "/var/lib/docker-backup", doc: "the catalog, the signing key and the control socket", set: func(c *Config, v string, _ problems) { c.StateDir = v }},
 	{env: EnvListen, def: ":9090", doc: "the address of /metrics, /healthz and /readyz", set: func(c *Config, v string, _ problems) { c.Listen = v }},
 	{env: EnvCatalogSchedule, def: "@daily", doc: `the schedule of the catalog's backup to the default target, or "off"`, set: setCatalogSchedule},
+	{env: EnvCheckSchedule, doc: `the schedule of the check of every target's snapshot repository (incremental jobs), or "off"`, set: func(c *Config, v string, p problems) {
+		if v == "" || v == "off" || v == "none" {
+			return
+		}
+		if _, err := schedule.Parse(v); err != nil {
+			p.bad(v, err.Error()+` (or "off")`)
+		}
+		c.CheckSchedule = v
+	}},
+	{env: EnvCheckReadData, def: "10%", doc: "the share of the packs each scheduled check reads and checks (0% to 100%)", set: func(c *Config, v string, p problems) {
+		f, err := snapshots.ParseShare(v)
+		if err != nil {
+			p.bad(v, err.Error())
+		}
+		c.CheckReadData = f
+	}},
 	{env: EnvScope, def: "project", doc: "project (the sidecar's own) or all (every project on the host)", set: setScope},
 	{env: EnvPrefix, doc: "the key prefix on every target (default: the host's name on S3 and SFTP)", raw: true, set: func(c *Config, v string, _ problems) {
 		p := strings.Trim(strings.TrimSpace(v), "/")
@@ -102,6 +119,9 @@ var settings = []setting{
 	}},
 	{env: EnvSigningKeyFile, doc: "the file of the key manifests are signed with", set: func(c *Config, v string, p problems) {
 		c.SigningKeyFile = absoluteFile(v, p)
+	}},
+	{env: EnvRepositoryKeyFile, doc: "the key file of an encrypted snapshot repository made by another host (incremental jobs); one made here is kept in the state directory", set: func(c *Config, v string, p problems) {
+		c.RepositoryKeyFile = absoluteFile(v, p)
 	}},
 	{env: artifact.EnvTrustedKeys, doc: "public keys of other hosts whose backups are trusted too, one a line", raw: true, set: func(c *Config, v string, p problems) {
 		keys, err := artifact.ParsePublicKeys(v, artifact.EnvTrustedKeys)

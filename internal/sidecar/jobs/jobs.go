@@ -24,6 +24,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/schedule"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecar/recovery"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
@@ -162,6 +163,8 @@ type Options struct {
 	RequireWorker bool
 	// UploadLimit is the cap of the uploads to a target, by its name (nil, 0: none).
 	UploadLimit func(name string) bandwidth.Rate
+	// RepositoryKeys are the key files of encrypted snapshot repositories (incremental jobs).
+	RepositoryKeys snapshots.Keys
 }
 
 // Runner runs jobs, one-off backups and restores.

@@ -13,8 +13,10 @@ import (
 	"github.com/docker-backup/docker-backup/internal/faults"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/retention"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -33,6 +35,12 @@ func (r *Runner) prune(ctx context.Context, j *Job, keep string, log *slog.Logge
 	}
 	name := j.TargetName()
 	tgt := r.opts.Targets[name]
+	if j.Incremental { // the job's snapshots in the target's repository, then a prune of it
+		res, err := snapshots.RetainIn(ctx, tgt, r.opts.RepositoryKeys, repo.Access{Signer: r.opts.Signer, Trust: r.opts.Keys, Log: log},
+			artifact.ServiceName(j.Project, j.Service, ""), j.manifestJob(), j.Retention, retention.Clock{Location: r.opts.Location, Future: time.Now().Add(artifact.FutureSkew)}, keep)
+		r.opts.Recorder.Pruned(name, len(res.Forgotten), err != nil)
+		return res.Forgotten, err
+	}
 	dir := artifact.Dir(j.Project, j.Service)
 	found, err := listing.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
@@ -140,7 +148,8 @@ func (r *Runner) updateUsage(ctx context.Context, name string) {
 		r.log.Warn("listing the target failed", "target", name, "error", err)
 		return
 	}
-	info.Listed = time.Now()
+	n, size := snapshots.Usage(ctx, tgt, r.opts.RepositoryKeys, repo.Access{Trust: r.opts.Keys}, r.opts.Project)
+	info.Listed, info.Backups, info.Bytes = time.Now(), info.Backups+n, info.Bytes+size
 	r.mu.Lock()
 	r.usage[name] = info
 	r.mu.Unlock()

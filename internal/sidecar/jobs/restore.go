@@ -47,7 +47,7 @@ func (r *Runner) Restore(req control.RestoreRequest, log *slog.Logger) (*control
 	}
 
 	spec := plan.RestoreSpec{Target: tgt, Backup: req.Key, Within: artifact.Dir(c.Project, c.Service) + "/", Container: c,
-		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Keys: r.opts.Keys, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities,
+		Options: strategy.Options{NoStop: req.NoStop, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Keys: r.opts.Keys, AllowUnsigned: req.AllowUnsigned, SameService: true, Identities: r.opts.Identities, SnapshotKeys: &r.opts.RepositoryKeys,
 		Guard: newGuard(r.opts.Catalog, "restore "+service), Log: log}
 	spec.Strategies, spec.Allowed = r.serviceScope(c)
 	var id int64 // the catalog's, once recorded

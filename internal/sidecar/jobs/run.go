@@ -51,6 +51,10 @@ func (r *Runner) Run(req control.RunRequest, extra slog.Handler) (*control.Resul
 	if err != nil {
 		return nil, err
 	}
+	if req.Incremental && !j.Incremental { // asked by hand: this run only
+		one := *j
+		one.Incremental, j = true, &one
+	}
 	return r.run(ctx, j, extra)
 }
 
@@ -273,7 +277,7 @@ func (r *Runner) planBackup(ctx context.Context, j *Job, members []*Job, log *sl
 	p, err := plan.NewBackup(ctx, r.opts.API, plan.BackupSpec{Container: c, Strategy: j.Strategy,
 		Options: strategy.Options{Database: j.Database, Paths: j.Paths, Exclude: j.Exclude, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker}, Targets: targets, Compression: r.opts.Compression,
 		Job: j.manifestJob(), Stop: j.Stop, Pre: j.Pre, Post: j.Post, HookTimeout: hookTimeout, Signer: r.opts.Signer, Encrypt: &recipients,
-		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log})
+		Guard: newGuard(r.opts.Catalog, "backup "+j.Key()), At: started, Log: log, Incremental: plan.IncrementalIf(j.Incremental, r.opts.RepositoryKeys, r.opts.Keys)})
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func (r *Runner) Status(ctx context.Context, st *control.Status) error {
 		st.Verifies = append(st.Verifies, *verifyInfo(&v))
 	}
 	for _, j := range r.Jobs() {
-		js := control.JobStatus{JobID: j.ID(), Container: j.Container, Node: j.Node, Schedule: j.Schedule, Stop: j.Stop,
+		js := control.JobStatus{JobID: j.ID(), Container: j.Container, Node: j.Node, Schedule: j.Schedule, Stop: j.Stop, Incremental: j.Incremental,
 			Pre: j.Pre, Post: j.Post, Next: r.opts.Scheduler.Next(j.runKey()), Running: r.Running(j)}
 		if j.Retention != (retention.Policy{}) {
 			js.Retention = j.Retention.String()

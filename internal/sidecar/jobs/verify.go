@@ -15,7 +15,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/notify"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/selection"
+	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/verify"
 )
@@ -57,6 +59,9 @@ func (r *Runner) VerifyJob(ctx context.Context, key string, extra slog.Handler) 
 // newestOfJob finds the job's newest usable backup (selection.Filter: signed by a trusted
 // key, not dated in the future).
 func (r *Runner) newestOfJob(ctx context.Context, tgt target.Target, j *Job) (*artifact.Manifest, error) {
+	if j.Incremental { // its newest snapshot
+		return snapshots.NewestIn(ctx, tgt, r.opts.RepositoryKeys, repo.Access{Trust: r.opts.Keys}, artifact.ServiceName(j.Project, j.Service, ""), j.manifestJob())
+	}
 	dir := artifact.Dir(j.Project, j.Service)
 	found, err := listing.List(ctx, tgt, dir+"/", r.opts.Keys)
 	if err != nil {
@@ -99,7 +104,7 @@ func (r *Runner) verify(ctx context.Context, c *containers.Container, job, tgtNa
 	}
 	strategies, _ := r.serviceScope(c)
 	report, err := verify.Run(ctx, verify.Spec{Engine: r.opts.API, Target: tgt, Backup: key, Manifest: m, Within: artifact.Dir(c.Project, c.Service) + "/",
-		Service: c, Keys: r.opts.Keys, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true,
+		Service: c, Keys: r.opts.Keys, AllowUnsigned: allowUnsigned, Identities: r.opts.Identities, Strategies: strategies, SameService: true, SnapshotKeys: &r.opts.RepositoryKeys,
 		Owner: r.opts.Owner, Timeout: r.opts.Timeout, Log: log, Worker: r.opts.Worker, RequireWorker: r.opts.RequireWorker})
 	r.finishVerify(ctx, id, c.Project, c.Service, job, tgtName, key, started, report, err, log)
 	return report, r.stoppingErr(err)

@@ -1,0 +1,108 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/docker-backup/docker-backup/internal/repo/blob"
+	"github.com/docker-backup/docker-backup/internal/repo/snapshot"
+)
+
+// Snapshot is one backup in the repository.
+type Snapshot = snapshot.Snapshot
+
+// Totals count what a backup did.
+type Totals = snapshot.Totals
+
+// ErrRefused is wrapped when a snapshot is not signed by a trusted key (or damaged).
+var ErrRefused = snapshot.ErrRefused
+
+func (r *Repo) encodeSnapshot(s *Snapshot) ([]byte, error) {
+	if r.a.Signer == nil {
+		return nil, fmt.Errorf("repository %s: no signing key to sign the snapshot with", r.cfg.ID)
+	}
+	return snapshot.Encode(r.keys, r.a.Signer, s)
+}
+
+func (r *Repo) decodeSnapshot(id string, stored []byte) (*Snapshot, error) {
+	s, err := snapshot.Decode(r.keys, r.a.Trust, id, stored)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s in repository %s: %w", id, r.cfg.ID, err)
+	}
+	return s, nil
+}
+
+// LoadSnapshot reads and verifies one snapshot; id may be a unique prefix of its ID.
+func (r *Repo) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
+	if len(id) < 64 {
+		ids, err := r.SnapshotIDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var match []string
+		for _, s := range ids {
+			if strings.HasPrefix(s, id) {
+				match = append(match, s)
+			}
+		}
+		if len(match) != 1 {
+			return nil, fmt.Errorf("repository %s: %d snapshots have IDs starting with %q (want exactly one)", r.cfg.ID, len(match), id)
+		}
+		id = match[0]
+	}
+	b, err := r.get(ctx, "snapshots/"+id, snapshot.MaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	return r.decodeSnapshot(id, b)
+}
+
+// SnapshotIDs lists the snapshots' IDs (unverified).
+func (r *Repo) SnapshotIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	for o, err := range r.t.List(ctx, "snapshots/") {
+		if err != nil {
+			return nil, fmt.Errorf("listing snapshots in %s: %w", r.t, err)
+		}
+		ids = append(ids, path.Base(o.Key))
+	}
+	return ids, nil
+}
+
+// Snapshots loads every snapshot, oldest first. Snapshots that cannot be verified are left
+// out and reported in the error (which is then an errors.Join of each); the rest are returned.
+func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+	ids, err := r.SnapshotIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Snapshot
+	var bad []error
+	for _, id := range ids {
+		s, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	return out, errors.Join(bad...)
+}
+
+// Forget deletes snapshots (their data goes at the next Prune).
+func (r *Repo) Forget(ctx context.Context, ids ...string) error {
+	for _, id := range ids {
+		if _, err := blob.ParseID(id); err != nil {
+			return fmt.Errorf("forget: snapshot %w", err)
+		}
+		if err := r.t.Delete(ctx, "snapshots/"+id); err != nil {
+			return fmt.Errorf("forgetting snapshot %s in %s: %w", id, r.t, err)
+		}
+	}
+	return nil
+}

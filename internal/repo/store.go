@@ -1,0 +1,135 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+
+	"github.com/docker-backup/docker-backup/internal/repo/blob"
+	"github.com/docker-backup/docker-backup/internal/repo/index"
+	"github.com/docker-backup/docker-backup/internal/repo/pack"
+)
+
+func packKey(id blob.ID) string {
+	s := id.String()
+	return "data/" + s[:2] + "/" + s
+}
+
+// maxPack bounds a pack's size when it is read.
+const maxPack = 1 << 30
+
+// LoadIndex reads every index file. It returns the index and the index files' keys.
+func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
+	x := index.New()
+	var keys []string
+	for o, err := range r.t.List(ctx, "index/") {
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing the index of repository %s in %s: %w", r.cfg.ID, r.t, err)
+		}
+		b, err := r.get(ctx, o.Key, index.MaxFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
+		}
+		if blob.Sum(b).String() != path.Base(o.Key) {
+			return nil, nil, fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with)", o.Key)
+		}
+		f, err := index.Decode(r.keys, b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
+		}
+		x.Add(f)
+		keys = append(keys, o.Key)
+	}
+	x.Freeze()
+	return x, keys, nil
+}
+
+// indexBlobsPerFile bounds an index file (about 7 MB of JSON).
+const indexBlobsPerFile = 50_000
+
+// writeIndex stores packs in one or more index files and returns their keys.
+func (r *Repo) writeIndex(ctx context.Context, packs []index.Pack) ([]string, error) {
+	var keys []string
+	for _, f := range index.Split(packs, indexBlobsPerFile) {
+		b, err := index.Encode(r.keys, f)
+		if err != nil {
+			return keys, err
+		}
+		key := "index/" + blob.Sum(b).String()
+		if err := r.put(ctx, key, b, true); err != nil {
+			return keys, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// fetchPack downloads a pack and checks its bytes against its ID (a reader that checks
+// every blob it takes against its ID need not: hashing the rest would cost it a third more).
+func (r *Repo) fetchPack(ctx context.Context, id blob.ID, size int64, hash bool) ([]byte, error) {
+	limit := int64(maxPack)
+	if size > 0 {
+		limit = size
+	}
+	b, err := r.get(ctx, packKey(id), limit)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", id, err)
+	}
+	if size > 0 && int64(len(b)) != size {
+		return nil, fmt.Errorf("pack %s: %d bytes, the index says %d: %w", id, len(b), size, pack.ErrDamaged)
+	}
+	if hash && blob.Sum(b) != id {
+		return nil, fmt.Errorf("pack %s: its content does not hash to its ID: %w", id, pack.ErrDamaged)
+	}
+	return b, nil
+}
+
+func (r *Repo) newPackCache(x *index.Index, max int) *packCache {
+	return &packCache{Cache: pack.NewCache(max, func(ctx context.Context, id blob.ID) ([]byte, error) {
+		size, _ := x.PackSize(id)
+		return r.fetchPack(ctx, id, size, false)
+	}), r: r, x: x}
+}
+
+// packCache reads blobs through a cache of packs.
+type packCache struct {
+	*pack.Cache
+	r *Repo
+	x *index.Index
+}
+
+// blob returns a blob's plaintext, verified (appended to dst).
+func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, error) {
+	loc, ok := c.x.Lookup(id)
+	if !ok {
+		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
+	}
+	p, err := c.Get(ctx, loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := pack.Stored(p, loc.Entry)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
+	}
+	out, err := c.r.keys.Decode(dst, stored, loc.Entry.Comp, int(loc.Entry.Raw), id)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
+	}
+	return out, nil
+}
+
+// prefetch starts fetching the packs of the blobs ahead (at most packs of them).
+func (c *packCache) prefetch(ctx context.Context, ids []blob.ID, packs int) {
+	var seen []blob.ID
+	for _, id := range ids {
+		if len(seen) >= packs {
+			return
+		}
+		if loc, ok := c.x.Lookup(id); ok && !slices.Contains(seen, loc.Pack) {
+			seen = append(seen, loc.Pack)
+			c.Start(ctx, loc.Pack)
+		}
+	}
+}
