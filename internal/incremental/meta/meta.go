@@ -35,6 +35,16 @@ const (
 // MaxPath bounds a record's path (the kernel's PATH_MAX is 4096; entry names add the mount).
 const MaxPath = 16 << 10
 
+// Stats is what an incremental archive found: the entries and regular files' bytes it holds,
+// how many files it read, and how many it sent header-only as unchanged (and their bytes).
+type Stats struct {
+	Files          int64 `json:"files"`
+	Bytes          int64 `json:"bytes"`
+	Read           int64 `json:"read"`
+	Unchanged      int64 `json:"unchanged"`
+	UnchangedBytes int64 `json:"unchanged_bytes"`
+}
+
 // Record is one regular file of the parent snapshot.
 type Record struct {
 	Path         string // the tar entry's name ("data/x", no leading slash)

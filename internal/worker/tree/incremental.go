@@ -18,16 +18,11 @@ import (
 	"github.com/docker-backup/docker-backup/internal/strategy/volume/exclude"
 )
 
-// Incremental is what an incremental archive found: the entries and regular files' bytes it
-// holds, how many files it read and how many it sent header-only as unchanged (their bytes
-// too).
-type Incremental struct {
-	Files          int64 `json:"files"`
-	Bytes          int64 `json:"bytes"`
-	Read           int64 `json:"read"`
-	Unchanged      int64 `json:"unchanged"`
-	UnchangedBytes int64 `json:"unchanged_bytes"`
-}
+// Incremental is what an incremental archive found.
+type Incremental = meta.Stats
+
+// RootsOf is the Root of each absolute path (as Archive reads them).
+func RootsOf(paths []string) []Root { return rootsOf(paths) }
 
 // incremental is the state of an incremental archive.
 type incremental struct {
