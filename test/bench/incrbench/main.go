@@ -30,6 +30,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/incremental"
 	"github.com/docker-backup/docker-backup/internal/incremental/meta"
 	"github.com/docker-backup/docker-backup/internal/repo"
+	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 	"github.com/docker-backup/docker-backup/internal/target"
 	wtree "github.com/docker-backup/docker-backup/internal/worker/tree"
@@ -46,6 +47,8 @@ func main() {
 	prof := fs.String("cpuprofile", "", "write a CPU profile here")
 	traceFile := fs.String("trace", "", "write an execution trace here")
 	uploads := fs.Int("uploads", 0, "packs stored at once (0: the repository's default)")
+	level := fs.String("level", "", "zstd level of new blobs: fastest, default, better (empty: the repository's default)")
+	sync := fs.Bool("syncpipe", false, "hand the walk's stream over with io.Pipe (no read-ahead)")
 	workers := fs.Int("workers", 0, "goroutines hashing, compressing and encrypting (0: every core)")
 	fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -66,13 +69,13 @@ func main() {
 		trace.Start(f)
 		defer trace.Stop()
 	}
-	r, err := openRepo(ctx, *dir, repo.Access{Uploads: *uploads, Workers: *workers})
+	r, err := openRepo(ctx, *dir, repo.Access{Uploads: *uploads, Workers: *workers, Compression: blob.Level(*level)})
 	if err != nil {
 		fail(err)
 	}
 	switch os.Args[1] {
 	case "backup":
-		err = backup(ctx, r, *src)
+		err = backup(ctx, r, *src, *sync)
 	case "restore":
 		err = restore(ctx, r)
 	default:
@@ -140,7 +143,7 @@ func newest(ctx context.Context, r *repo.Repo) (*repo.Snapshot, error) {
 	return snaps[len(snaps)-1], nil
 }
 
-func backup(ctx context.Context, r *repo.Repo, src string) error {
+func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error {
 	start := time.Now()
 	parent, err := newest(ctx, r)
 	if err != nil {
@@ -162,7 +165,19 @@ func backup(ctx context.Context, r *repo.Repo, src string) error {
 		cur = meta.NewCursor(meta.NewDecoder(mr))
 		finder = rd.Finder(parent.Tree)
 	}
-	pr, pw := io.Pipe()
+	var pr interface {
+		io.Reader
+		CloseWithError(error) error
+	}
+	var pw interface {
+		io.Writer
+		CloseWithError(error) error
+	}
+	if syncPipe {
+		pr, pw = io.Pipe()
+	} else {
+		pr, pw = incremental.Pipe(8, 1<<20)
+	}
 	var st *meta.Stats
 	walked := make(chan error, 1)
 	go func() {
