@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"time"
@@ -45,12 +46,17 @@ func main() {
 	dir := fs.String("repo", "", "the repository's directory")
 	src := fs.String("src", "", "the directory backed up (backup)")
 	prof := fs.String("cpuprofile", "", "write a CPU profile here")
+	memprof := fs.String("memprofile", "", "write a heap profile here (at the end)")
 	traceFile := fs.String("trace", "", "write an execution trace here")
 	uploads := fs.Int("uploads", 0, "packs stored at once (0: the repository's default)")
 	level := fs.String("level", "", "zstd level of new blobs: fastest, default, better (empty: the repository's default)")
 	sync := fs.Bool("syncpipe", false, "hand the walk's stream over with io.Pipe (no read-ahead)")
+	memLimit := fs.Int("memlimit", 100, "the Go runtime's soft memory limit in MiB (0: none), as the plugin sets it for incremental backups")
 	workers := fs.Int("workers", 0, "goroutines hashing, compressing and encrypting (0: every core)")
 	fs.Parse(os.Args[2:])
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(int64(*memLimit) << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if *prof != "" {
@@ -84,6 +90,14 @@ func main() {
 	if err != nil {
 		pprof.StopCPUProfile()
 		fail(err)
+	}
+	if *memprof != "" {
+		f, err := os.Create(*memprof)
+		if err != nil {
+			fail(err)
+		}
+		pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
 	}
 }
 
