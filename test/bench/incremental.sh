@@ -76,7 +76,7 @@ echo "stored (MB): raw $(echo "${FIRST[raw]} / 1000000" | bc); first run, then w
 for t in restic borg ours; do
   printf '  %-8s %8.1f MB  + %6.1f MB (%.2f %%)\n' "$t" "$(echo "${FIRST[$t]} / 1000000" | bc -l)" "$(echo "${SECOND[$t]} / 1000000" | bc -l)" "$(echo "100 * ${SECOND[$t]} / ${FIRST[$t]}" | bc -l)"
 done
-$RESET
+sh -c "$RESET"
 echo
 echo "goals of issue 32 (ratios: the median of the rounds' own ratios):"
 goal "incremental: first run / tar | zstd -T0 -3" "$(ratio_of "ours: first" "incr raw: tar | zstd -T0 -3")" 1.25 x
