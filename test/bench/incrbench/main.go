@@ -159,7 +159,10 @@ func newest(ctx context.Context, r *repo.Repo) (*repo.Snapshot, error) {
 
 func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error {
 	start := time.Now()
+	phases := map[string]float64{}
+	mark := func(name string) { phases[name] = time.Since(start).Seconds() }
 	parent, err := newest(ctx, r)
+	mark("parent-loaded")
 	if err != nil {
 		return err
 	}
@@ -167,6 +170,7 @@ func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error 
 	if err != nil {
 		return err
 	}
+	mark("writer")
 	var cur *meta.Cursor
 	var finder *tree.Finder
 	if parent != nil {
@@ -178,6 +182,7 @@ func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error 
 		go func() { mw.CloseWithError(incremental.ParentMetadata(ctx, rd, parent, mw)) }()
 		cur = meta.NewCursor(meta.NewDecoder(mr))
 		finder = rd.Finder(parent.Tree)
+		mark("reader")
 	}
 	var pr interface {
 		io.Reader
@@ -212,6 +217,7 @@ func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error 
 		w.Abort(ctx)
 		return err
 	}
+	mark("ingested")
 	info := repo.Snapshot{Project: "bench", Service: "files", Strategy: "volume", Paths: []string{"/data"}}
 	if parent != nil {
 		info.Parent = parent.ID
@@ -220,7 +226,7 @@ func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error 
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(os.Stderr).Encode(map[string]any{"snapshot": s.ID[:12], "seconds": time.Since(start).Seconds(), "walk": st, "totals": s.Totals})
+	return json.NewEncoder(os.Stderr).Encode(map[string]any{"snapshot": s.ID[:12], "seconds": time.Since(start).Seconds(), "phases": phases, "walk": st, "totals": s.Totals})
 }
 
 func restore(ctx context.Context, r *repo.Repo) error {
