@@ -25,7 +25,6 @@ if ! docker volume inspect $INCR >/dev/null 2>&1; then
       i=$((i+1)); done'
 fi
 IDIR=$(docker volume inspect -f '{{.Mountpoint}}' $INCR)
-IBYTES=$(du -sb "$IDIR" | cut -f1)
 go build -o "$IW/incrbench" ./test/bench/incrbench
 IB=$IW/incrbench
 export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
@@ -35,6 +34,8 @@ export RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench BORG_RELOCATED_REPO_ACCESS_IS
 [ -f "$IW/f1.txt" ] || cp -p "$IDIR/small/d0/f1.txt" "$IW/f1.txt"
 RESET="truncate -s $(cat "$IW/blob.size") $IDIR/random/blob.bin && rm -f $IDIR/new.bin && cp -p $IW/f1.txt $IDIR/small/d0/f1.txt"
 CHANGE="head -c 5000000 /dev/urandom >> $IDIR/random/blob.bin && head -c 10000000 /dev/urandom > $IDIR/new.bin && rm $IDIR/small/d0/f1.txt"
+sh -c "$RESET"
+IBYTES=$(du -sb "$IDIR" | cut -f1)
 RESTIC="restic -r $IW/restic"
 BORG_INIT="rm -rf $IW/borg && borg init -e repokey-blake2 $IW/borg"
 OURS="$IB backup -repo $IW/ours -src $IDIR"
