@@ -70,12 +70,15 @@ DBBYTES=$(docker exec $P-db-1 psql -U bench -d bench -XAtc "select pg_database_s
 fi
 
 # --- measuring ------------------------------------------------------------------------------
-# once PREP CMD: runs PREP, then CMD timed; sets W (wall seconds) and R (peak RSS, KiB).
+# once PREP CMD: runs PREP, then CMD timed; sets W (wall seconds), R (peak RSS, KiB) and C
+# (user + system CPU seconds of CMD and its children: on a busy machine, the work beside the wall).
 once() {
   sh -c "$1" >/dev/null 2>&1
   sync
-  /usr/bin/time -f '%e %M' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
-  read -r W R < "$WORK/time"
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+  local u s
+  read -r W R u s < "$WORK/time"
+  C=$(echo "$u + $s" | bc)
 }
 # report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
 declare -A WALL ROUNDS SIDE RSS
@@ -90,28 +93,30 @@ report() {
   RSS[$1]=$rss
   printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$1" "$med" "$(echo "$2 / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   printf '    runs (s):%s\n' "$3"
+  [ -z "${5:-}" ] || printf '    CPU (s): %s\n' "$5"
 }
 # measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
 measure() {
   local walls="" rsss=""
-  for _ in $(seq "$RUNS"); do once "$3" "$4"; walls+=" $W"; rsss+=" $R"; done
-  report "$1" "$2" "$walls" "$rsss"
+  local cpus=""
+  for _ in $(seq "$RUNS"); do once "$3" "$4"; walls+=" $W"; rsss+=" $R"; cpus+=" $C"; done
+  report "$1" "$2" "$walls" "$rsss" "$cpus"
 }
 # side BYTES NAME PREP CMD [NAME PREP CMD ...]: the cases side by side — RUNS rounds, each
 # running every case once in turn, so that a machine (a disk) that slows down or speeds up
 # during the bench weighs on them alike — then each printed as by measure.
 side() {
   local bytes=$1 i round; shift
-  local -a names=() preps=() cmds=() walls=() rsss=()
-  while [ $# -gt 0 ]; do names+=("$1"); preps+=("$2"); cmds+=("$3"); walls+=(""); rsss+=(""); shift 3; done
+  local -a names=() preps=() cmds=() walls=() rsss=() cpus=()
+  while [ $# -gt 0 ]; do names+=("$1"); preps+=("$2"); cmds+=("$3"); walls+=(""); rsss+=(""); cpus+=(""); shift 3; done
   for round in $(seq "$RUNS"); do
     for i in "${!names[@]}"; do
       once "${preps[$i]}" "${cmds[$i]}"
-      walls[$i]+=" $W"; rsss[$i]+=" $R"
+      walls[$i]+=" $W"; rsss[$i]+=" $R"; cpus[$i]+=" $C"
     done
   done
   SIDES=$((SIDES + 1))
-  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}"; SIDE[${names[$i]}]=$SIDES; done
+  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}" "${cpus[$i]}"; SIDE[${names[$i]}]=$SIDES; done
 }
 # newest prints the key of the newest backup in $B.
 newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])'; }

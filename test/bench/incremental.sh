@@ -42,6 +42,9 @@ OURS="$IB backup -repo $IW/ours -src $IDIR"
 size() { du -sb "$1" | cut -f1; }
 
 echo
+# How busy the machine is (the runs are only comparable side by side on a busy one).
+load() { echo "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; CPU pressure $(head -1 /proc/pressure/cpu 2>/dev/null | cut -d' ' -f2-4)"; }
+echo "incremental: $(load)"
 echo "incremental: $(echo "$IBYTES / 1000000" | bc) MB in $(find "$IDIR" -type f | wc -l) files; second runs after 5 MB appended, a new 10 MB file, one small file deleted"
 side "$IBYTES" \
   "incr raw: tar | zstd -T0 -3" "$RESET" "tar -C $IDIR -c . | zstd -q -T0 -3 > $IW/raw.tar.zst" \
@@ -78,6 +81,7 @@ for t in restic borg ours; do
   printf '  %-8s %8.1f MB  + %6.1f MB (%.2f %%)\n' "$t" "$(echo "${FIRST[$t]} / 1000000" | bc -l)" "$(echo "${SECOND[$t]} / 1000000" | bc -l)" "$(echo "100 * ${SECOND[$t]} / ${FIRST[$t]}" | bc -l)"
 done
 sh -c "$RESET"
+echo "incremental, at the end: $(load)"
 echo
 echo "goals of issue 32 (ratios: the median of the rounds' own ratios):"
 goal "incremental: first run / tar | zstd -T0 -3" "$(ratio_of "ours: first" "incr raw: tar | zstd -T0 -3")" 1.25 x
