@@ -78,7 +78,7 @@ once() {
   /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
   local u s
   read -r W R u s < "$WORK/time"
-  C=$(echo "$u + $s" | bc)
+  C=$(printf %.2f "$(echo "$u + $s" | bc)")
 }
 # report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
 declare -A WALL ROUNDS SIDE RSS
