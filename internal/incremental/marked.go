@@ -12,7 +12,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/incremental/meta"
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
-	"golang.org/x/sys/unix"
 )
 
 // IngestMarked adds the entries of an incremental worker's tar stream (tree.ArchiveIncremental
@@ -62,7 +61,7 @@ func ingestEntry(ctx context.Context, w *repo.Writer, h *tar.Header, content io.
 	case tar.TypeFifo:
 		n.Type = tree.FIFO
 	case tar.TypeChar, tar.TypeBlock:
-		n.Type, n.Rdev = tree.CharDev, unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		n.Type, n.Rdev = tree.CharDev, mkdev(uint64(h.Devmajor), uint64(h.Devminor))
 		if h.Typeflag == tar.TypeBlock {
 			n.Type = tree.BlockDev
 		}
@@ -125,4 +124,9 @@ func nodeOf(h *tar.Header) (tree.Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// mkdev is Linux's device number of major and minor (as unix.Mkdev makes it, on every OS).
+func mkdev(major, minor uint64) uint64 {
+	return (major&0xfff)<<8 | (major&^0xfff)<<32 | minor&0xff | (minor&^0xff)<<12
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 	"github.com/docker-backup/docker-backup/internal/target"
 	wtree "github.com/docker-backup/docker-backup/internal/worker/tree"
+	"golang.org/x/sys/unix"
 )
 
 func openRepo(t *testing.T) *repo.Repo {
@@ -240,6 +241,14 @@ func TestIngestMarkedRefusesUnbackedMarkers(t *testing.T) {
 		w.Abort(ctx)
 		if err == nil || !strings.Contains(err.Error(), "marked unchanged") {
 			t.Fatalf("%s: %v, want the marked file refused", name, err)
+		}
+	}
+}
+
+func TestMkdev(t *testing.T) {
+	for _, d := range [][2]uint64{{0, 0}, {8, 1}, {259, 65536}, {4095, 255}, {4096, 256}} {
+		if got, want := mkdev(d[0], d[1]), unix.Mkdev(uint32(d[0]), uint32(d[1])); got != want {
+			t.Errorf("mkdev(%d, %d) = %#x, want %#x", d[0], d[1], got, want)
 		}
 	}
 }
