@@ -24,7 +24,7 @@ labels() { echo --label com.docker.compose.project=$P --label com.docker.compose
 
 if [ "${1:-}" = clean ]; then
   docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 $P-blob-1 $P-sshd >/dev/null 2>&1 || true
-  docker volume rm ${P}_data ${P}_pgdata ${P}_blob ${P}_incr >/dev/null 2>  docker volume rm ${P}_data ${P}_pgdata ${P}_blob >/dev/null 2>&1 || true1 || true
+  docker volume rm ${P}_data ${P}_pgdata ${P}_blob ${P}_incr >/dev/null 2>&1 || true
   rm -rf "$WORK"
   exit 0
 fi
