@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a machine for the tests and the demo: a Docker engine, debootstrap (to build the
 # fixture images, since no registry is needed), zstd, docker-compose, setcap/getcap (file
-# capabilities through backups), Prometheus and promtool
+# capabilities through backups), restic and borg (make bench's incremental cases), Prometheus and promtool
 # (Debian's package: the metrics and alert tests), the age CLI (the encryption tests), a
 # MinIO server (a real S3, built from its Go module, for the S3 tests), Azurite (Microsoft's
 # Azure Storage emulator, from npm, for the Azure tests) and fake-gcs-server (a GCS emulator,
@@ -31,6 +31,9 @@ lean=()
 if [ "$mode" != demo ]; then
   { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || lean+=(prometheus)
   command -v azurite-blob >/dev/null || command -v npm >/dev/null || lean+=(nodejs npm)
+  # restic 0.14 and borg 1.2.4 (Debian's): make bench's incremental cases run beside them.
+  command -v restic >/dev/null || lean+=(restic)
+  command -v borg >/dev/null || lean+=(borgbackup)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

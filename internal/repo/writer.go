@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
@@ -32,10 +33,23 @@ type Writer struct {
 	hashes *packer.Hashers
 	totals Totals
 	done   bool
+	hasher hash.Hash // hashOne's
 }
 
 // hashWindow is how many chunks of a stream are hashed at once.
 const hashWindow = 4
+
+// smallFile: a file announced smaller is hashed on the caller's goroutine (AddFile).
+const smallFile = 1 << 20
+
+// hashOne is the ID of a chunk, hashed on this goroutine.
+func (w *Writer) hashOne(c []byte) blob.ID {
+	w.hasher.Reset()
+	w.hasher.Write(c)
+	var id blob.ID
+	w.hasher.Sum(id[:0])
+	return id
+}
 
 // ErrNotInRepository is wrapped by Reuse when the parent's content is gone from the index
 // (the caller then reads the file with AddFile).
@@ -62,7 +76,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, chunks: r.table.New(nil), hashes: packer.NewHashers(r.keys, r.a.Workers)}
+	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, chunks: r.table.New(nil), hashes: packer.NewHashers(r.keys, r.a.Workers), hasher: r.keys.Hasher()}
 	w.trees = tree.NewBuilder(func(dir string, b []byte) (blob.ID, error) {
 		id := r.keys.BlobID(b)
 		return id, w.store(id, blob.Tree, b)
@@ -152,7 +166,12 @@ func (w *Writer) add(p string, meta tree.Node) error {
 
 // AddFile adds a regular file, reading its content from r (cut into chunks; new chunks are
 // stored). meta.Size is set to what was read.
+//
+// A file announced small (meta.Size below smallFile: most files of a volume) is hashed on
+// this goroutine: handing each one to a hashing goroutine and waiting for it costs more than
+// the hashing, on a busy machine many times more.
 func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
+	inline := meta.Size > 0 && meta.Size < smallFile
 	meta.Type, meta.Content, meta.Size = tree.File, nil, 0
 	var window []*packer.Pending // chunks being hashed, in order
 	take := func() error {
@@ -173,6 +192,15 @@ func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
 		}
 		if err != nil {
 			return fmt.Errorf("reading %q: %w", p, err)
+		}
+		if inline && len(window) == 0 {
+			id := w.hashOne(c)
+			meta.Content = append(meta.Content, id)
+			meta.Size += int64(len(c))
+			if err := w.store(id, blob.Data, c); err != nil {
+				return err
+			}
+			continue
 		}
 		if window = append(window, w.hashes.Hash(c)); len(window) == hashWindow {
 			if err := take(); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
+	"github.com/docker-backup/docker-backup/internal/incremental/meta"
 )
 
 // ErrNoWorker is wrapped when a worker container cannot be used (no image, a platform
@@ -36,6 +37,22 @@ type WorkRequest struct {
 	// Size is the raw size of the restored stream, as the signed manifest says: a staged
 	// restore checks the room for it, and no restore unpacks more.
 	Size int64
+}
+
+// IncrementalWork is an incremental backup's request to a worker session.
+type IncrementalWork struct {
+	// Exclude are gitignore-style patterns of what the backup leaves out (package exclude).
+	Exclude []string
+	// Parent is the parent snapshot's file metadata (package incremental/meta, made by
+	// incremental.ParentMetadata), read as the walk goes; nil: every file is read.
+	Parent io.Reader
+}
+
+// IncrementalWorker is a WorkerSession that makes an incremental backup's stream: a plain tar
+// whose entries carry PAX records of their identity and whose files unchanged since the
+// parent are header-only (package incremental ingests it).
+type IncrementalWorker interface {
+	BackupIncremental(ctx context.Context, req IncrementalWork, out io.Writer, progress func(int64)) (*meta.Stats, error)
 }
 
 // FileSink is a Backup's out that is a new local file (a directory target's): a worker on the

@@ -644,7 +644,8 @@ func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out 
 	go func() {
 		_, err := att.Conn.Write(append(line, '\n'))
 		if err == nil && in != nil {
-			err = s.send(att.Conn, in, true, req.Staged)
+			// An incremental backup's parent metadata delimits itself: it comes unframed.
+			err = s.send(att.Conn, in, !req.Incremental, req.Staged)
 		}
 		if err != nil {
 			endInput()
@@ -800,6 +801,9 @@ func (s *session) transfer(in io.Reader, out io.Writer, req agent.Request) error
 		return nil // the worker ended without connecting: its report says why
 	}
 	defer conn.Close()
+	if req.Incremental {
+		return s.transferIncremental(conn, in, out)
+	}
 	if req.File && in == nil {
 		// A backup: the file's descriptor goes first; what the worker sends after it (when it
 		// cannot write the file) goes to out, which writes the file.

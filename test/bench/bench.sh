@@ -24,7 +24,7 @@ labels() { echo --label com.docker.compose.project=$P --label com.docker.compose
 
 if [ "${1:-}" = clean ]; then
   docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 $P-blob-1 $P-sshd >/dev/null 2>&1 || true
-  docker volume rm ${P}_data ${P}_pgdata ${P}_blob >/dev/null 2>&1 || true
+  docker volume rm ${P}_data ${P}_pgdata ${P}_blob ${P}_incr >/dev/null 2>&1 || true
   rm -rf "$WORK"
   exit 0
 fi
@@ -37,6 +37,8 @@ PG=${DOCKER_BACKUP_TEST_POSTGRES_IMAGE:-$(test/fixtures/build.sh postgres)}
 mkdir -p "$WORK"
 
 # --- data -----------------------------------------------------------------------------------
+# BENCH_ONLY=incremental: only the incremental cases (test/bench/incremental.sh), none of this.
+if [ "${BENCH_ONLY:-}" != incremental ]; then
 if ! docker volume inspect ${P}_data >/dev/null 2>&1; then
   echo "bench: generating ~1 GiB of mixed data (once)" >&2
   docker volume create ${P}_data >/dev/null
@@ -65,14 +67,18 @@ fi
 VOLDIR=$(docker volume inspect -f '{{.Mountpoint}}' ${P}_data)
 VOLBYTES=$(du -sb "$VOLDIR" | cut -f1)
 DBBYTES=$(docker exec $P-db-1 psql -U bench -d bench -XAtc "select pg_database_size('bench')")
+fi
 
 # --- measuring ------------------------------------------------------------------------------
-# once PREP CMD: runs PREP, then CMD timed; sets W (wall seconds) and R (peak RSS, KiB).
+# once PREP CMD: runs PREP, then CMD timed; sets W (wall seconds), R (peak RSS, KiB) and C
+# (user + system CPU seconds of CMD and its children: on a busy machine, the work beside the wall).
 once() {
   sh -c "$1" >/dev/null 2>&1
   sync
-  /usr/bin/time -f '%e %M' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
-  read -r W R < "$WORK/time"
+  /usr/bin/time -f '%e %M %U %S' -o "$WORK/time" sh -c "$2" >/dev/null 2>"$WORK/err" || { echo "bench: $2 failed:" >&2; cat "$WORK/err" >&2; exit 1; }
+  local u s
+  read -r W R u s < "$WORK/time"
+  C=$(printf %.2f "$(echo "$u + $s" | bc)")
 }
 # report NAME BYTES WALLS RSSS: prints the median wall, rate and the peak RSS of a case.
 declare -A WALL ROUNDS SIDE RSS
@@ -87,28 +93,30 @@ report() {
   RSS[$1]=$rss
   printf '%-34s %8.2f s %9.1f MB/s %9.1f MiB\n' "$1" "$med" "$(echo "$2 / $med / 1000000" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   printf '    runs (s):%s\n' "$3"
+  [ -z "${5:-}" ] || printf '    CPU (s): %s\n' "$5"
 }
 # measure NAME BYTES PREP CMD: runs CMD RUNS times after PREP, prints median wall, rate, RSS.
 measure() {
   local walls="" rsss=""
-  for _ in $(seq "$RUNS"); do once "$3" "$4"; walls+=" $W"; rsss+=" $R"; done
-  report "$1" "$2" "$walls" "$rsss"
+  local cpus=""
+  for _ in $(seq "$RUNS"); do once "$3" "$4"; walls+=" $W"; rsss+=" $R"; cpus+=" $C"; done
+  report "$1" "$2" "$walls" "$rsss" "$cpus"
 }
 # side BYTES NAME PREP CMD [NAME PREP CMD ...]: the cases side by side — RUNS rounds, each
 # running every case once in turn, so that a machine (a disk) that slows down or speeds up
 # during the bench weighs on them alike — then each printed as by measure.
 side() {
   local bytes=$1 i round; shift
-  local -a names=() preps=() cmds=() walls=() rsss=()
-  while [ $# -gt 0 ]; do names+=("$1"); preps+=("$2"); cmds+=("$3"); walls+=(""); rsss+=(""); shift 3; done
+  local -a names=() preps=() cmds=() walls=() rsss=() cpus=()
+  while [ $# -gt 0 ]; do names+=("$1"); preps+=("$2"); cmds+=("$3"); walls+=(""); rsss+=(""); cpus+=(""); shift 3; done
   for round in $(seq "$RUNS"); do
     for i in "${!names[@]}"; do
       once "${preps[$i]}" "${cmds[$i]}"
-      walls[$i]+=" $W"; rsss[$i]+=" $R"
+      walls[$i]+=" $W"; rsss[$i]+=" $R"; cpus[$i]+=" $C"
     done
   done
   SIDES=$((SIDES + 1))
-  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}"; SIDE[${names[$i]}]=$SIDES; done
+  for i in "${!names[@]}"; do report "${names[$i]}" "$bytes" "${walls[$i]}" "${rsss[$i]}" "${cpus[$i]}"; SIDE[${names[$i]}]=$SIDES; done
 }
 # newest prints the key of the newest backup in $B.
 newest() { $PLUGIN backup ls --from "$B" --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["artifact"])'; }
@@ -128,6 +136,23 @@ ratio() {
   fi
 }
 
+# ratio_of CASE BASE: the median of the rounds' own ratios (cases side by side), else of medians.
+ratio_of() {
+  local -a a b; local r="" i n
+  read -ra a <<< "${ROUNDS[$1]}"; read -ra b <<< "${ROUNDS[$2]}"
+  if [ "${SIDE[$1]:-}" = "${SIDE[$2]:-x}" ] && [ ${#a[@]} = ${#b[@]} ]; then
+    for i in "${!a[@]}"; do r+="$(echo "${a[$i]} / ${b[$i]}" | bc -l)"$'\n'; done
+    n=${#a[@]}
+    grep . <<< "$r" | sort -n | sed -n "$(( (n + 1) / 2 ))p"
+  else
+    echo "${WALL[$1]} / ${WALL[$2]}" | bc -l
+  fi
+}
+goal() { # NAME MEASURED GOAL UNIT
+  local verdict=met
+  [ "$(echo "$2 > $3" | bc -l)" = 1 ] && verdict=MISSED
+  printf '  %-58s %8.2f%s  goal <= %s%s  %s\n' "$1" "$2" "$4" "$3" "$4" "$verdict"
+}
 command -v bc >/dev/null || { echo "bench: bc is needed (apt-get install bc)" >&2; exit 1; }
 # An age key for the encrypted cases (the age CLI: test/setup.sh installs it).
 AGEKEYGEN=$(command -v age-keygen || echo "$(go env GOPATH)/bin/age-keygen")
@@ -137,10 +162,14 @@ if [ -x "$AGEKEYGEN" ]; then
   AGEPUB=$("$AGEKEYGEN" -y "$WORK/age.key")
 fi
 echo
-echo "volume: $(echo "$VOLBYTES / 1048576" | bc) MiB in $(find "$VOLDIR" | wc -l) entries; postgres: pgbench scale $SCALE, $(echo "$DBBYTES / 1048576" | bc) MiB database"
+[ "${BENCH_ONLY:-}" = incremental ] || echo "volume: $(echo "$VOLBYTES / 1048576" | bc) MiB in $(find "$VOLDIR" | wc -l) entries; postgres: pgbench scale $SCALE, $(echo "$DBBYTES / 1048576" | bc) MiB database"
 echo "$(nproc) cores, $RUNS runs each (a raw pipeline and the tool's run side by side, in turn), median wall time; RSS is the peak of the measured command (for pipelines: of its largest process)"
 printf '%-34s %10s %14s %13s\n' case wall throughput "peak RSS"
 
+if [ "${BENCH_ONLY:-}" = incremental ]; then
+  . test/bench/incremental.sh
+  exit 0
+fi
 B=$WORK/out
 RAWOUT=$WORK/rawout
 # The data paths: backups read in place on this host (the plugin's default here: the engine is
@@ -265,23 +294,6 @@ measure "postgres, the whole cluster: run --database all" "$DBBYTES" "rm -rf $B"
 printf '  %-32s %.2fx of the one-database run\n' "--database all" "$(echo "${WALL["postgres, the whole cluster: run --database all"]} / ${WALL["postgres: docker backup run"]}" | bc -l)"
 
 # --- goals (issue 28) -----------------------------------------------------------------------
-# ratio_of CASE BASE: the median of the rounds' own ratios (cases side by side), else of medians.
-ratio_of() {
-  local -a a b; local r="" i n
-  read -ra a <<< "${ROUNDS[$1]}"; read -ra b <<< "${ROUNDS[$2]}"
-  if [ "${SIDE[$1]:-}" = "${SIDE[$2]:-x}" ] && [ ${#a[@]} = ${#b[@]} ]; then
-    for i in "${!a[@]}"; do r+="$(echo "${a[$i]} / ${b[$i]}" | bc -l)"$'\n'; done
-    n=${#a[@]}
-    grep . <<< "$r" | sort -n | sed -n "$(( (n + 1) / 2 ))p"
-  else
-    echo "${WALL[$1]} / ${WALL[$2]}" | bc -l
-  fi
-}
-goal() { # NAME MEASURED GOAL UNIT
-  local verdict=met
-  [ "$(echo "$2 > $3" | bc -l)" = 1 ] && verdict=MISSED
-  printf '  %-58s %8.2f%s  goal <= %s%s  %s\n' "$1" "$2" "$4" "$3" "$4" "$verdict"
-}
 echo
 echo "goals (ratios: the median of the rounds' own ratios; RSS: the plugin's peak, MiB):"
 goal "volume restore into an empty volume / zstd -dc | tar -x; sync -f" "$(ratio_of "volume: restore (worker), empty" "volume raw: ... tar -x; sync, empty")" 1.10 x
@@ -301,3 +313,6 @@ done
 while IFS= read -r name; do
   goal "peak RSS, $name" "$(echo "${RSS[$name]} / 1024" | bc -l)" 64 " MiB"
 done < <(printf '%s\n' "${!RSS[@]}" | grep -v -e ' raw' -e '^worker process' | sort)
+
+# --- incremental backups (issue 32) -------------------------------------------------------------
+. test/bench/incremental.sh

@@ -48,7 +48,7 @@ type Packer struct {
 	bufs    sync.Pool
 	once    sync.Once
 
-	free chan []byte // buffers of stored packs, for the next
+	free chan []byte // a stored pack's buffer, for the next (one: each held is a pack's size of memory)
 
 	mu      sync.Mutex
 	packs   []index.Pack // stored, not yet given to Index
@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg Config) *Packer {
 	ctx, cancel := context.WithCancelCause(ctx)
 	p := &Packer{cfg: cfg, ctx: ctx, cancel: cancel,
 		jobs: make(chan job, cfg.Workers), sealed: make(chan sealedBlob, cfg.Workers),
-		packerD: make(chan struct{}), slots: make(chan struct{}, cfg.Uploads), free: make(chan []byte, cfg.Uploads+2)}
+		packerD: make(chan struct{}), slots: make(chan struct{}, cfg.Uploads), free: make(chan []byte, 1)}
 	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
 	for range cfg.Workers {
 		p.workers.Add(1)

@@ -9,6 +9,7 @@ package agent
 
 import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/incremental/meta"
 	"github.com/docker-backup/docker-backup/internal/worker/tree"
 )
 
@@ -65,6 +66,12 @@ type Request struct {
 	Stored    int64  `json:"stored,omitempty"`
 	ChunkSize int64  `json:"chunk_size,omitempty"`
 	Chunks    []byte `json:"chunks,omitempty"`
+	// Incremental: a backup's stream is an incremental one (tree.ArchiveIncremental), a plain
+	// tar compressed with Compression when it is set; no Recipients. Parent: the parent's file
+	// metadata (package incremental/meta) comes first on the data input (the socket, else
+	// stdin after this line), read as the walk goes.
+	Incremental bool `json:"incremental,omitempty"`
+	Parent      bool `json:"parent,omitempty"`
 }
 
 // Verdicts of a staged restore, the byte after the stream's last frame.
@@ -112,4 +119,7 @@ type Report struct {
 	// Measured is what OpMeasure found (a worker of an older release, which knows no such
 	// operation, fails it as unknown).
 	Measured *Measurement `json:"measured,omitempty"`
+	// Incremental is what an incremental backup read and passed over (a worker of an older
+	// release, which makes a full stream, says nothing: its stream is refused).
+	Incremental *meta.Stats `json:"incremental,omitempty"`
 }

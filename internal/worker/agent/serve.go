@@ -105,6 +105,10 @@ func serve(ctx context.Context, br *bufio.Reader, out io.Writer, rep *reporter) 
 	defer stop()
 	switch req.Op {
 	case OpBackup:
+		if req.Incremental {
+			err = backupIncremental(ctx, req, data, out, rep)
+			break
+		}
 		if given != nil {
 			// Nothing comes on the socket while the file is written: its end is the caller's
 			// (gone, killed), which ends the backup at once.

@@ -130,6 +130,8 @@ type archiver struct {
 	// measure, when set, records what each entry adds instead of writing it (MeasureRoots),
 	// and walks what the exclusions leave out too.
 	measure *measuring
+	// incr, when set, makes the stream incremental (ArchiveIncremental).
+	incr *incremental
 }
 
 func trimSlash(p string) string {
@@ -377,6 +379,15 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 			a.links[id] = name
 		}
 	}
+	if a.incr != nil {
+		unchanged, err := a.incr.header(hdr, st)
+		if err != nil {
+			return err
+		}
+		if unchanged {
+			return a.addUnchanged(hdr, abs)
+		}
+	}
 	var f *os.File
 	if hdr.Typeflag == tar.TypeReg {
 		nfd, err := openRegular(dfd, base, fi)
@@ -398,10 +409,16 @@ func (a *archiver) add(dfd int, base, abs, name string, fi fs.FileInfo, fd int) 
 		capability, err = xattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, tarpolicy.CapabilityXattr, buf) })
 	}
 	if err == nil && len(capability) > 0 {
-		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + tarpolicy.CapabilityXattr: string(capability)}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+tarpolicy.CapabilityXattr] = string(capability)
 	}
 	if err := a.tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("archiving %s: %w", abs, err)
+	}
+	if a.incr != nil {
+		return a.copyContent(f, hdr, abs)
 	}
 	a.digest(hdr)
 	if hdr.Typeflag != tar.TypeReg {
