@@ -15,7 +15,6 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
-	"golang.org/x/sys/unix"
 )
 
 // xattrPrefix starts the PAX records of extended attributes (as GNU tar and Go write them).
@@ -86,7 +85,7 @@ func NodeOf(hdr *tar.Header) (tree.Node, error) {
 		if hdr.Typeflag == tar.TypeBlock {
 			n.Type = tree.BlockDev
 		}
-		n.Rdev = unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		n.Rdev = tree.Mkdev(uint64(hdr.Devmajor), uint64(hdr.Devminor))
 	default:
 		return n, fmt.Errorf("tar entry type %q is not a file, directory, link, fifo or device", hdr.Typeflag)
 	}

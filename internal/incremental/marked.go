@@ -61,7 +61,7 @@ func ingestEntry(ctx context.Context, w *repo.Writer, h *tar.Header, content io.
 	case tar.TypeFifo:
 		n.Type = tree.FIFO
 	case tar.TypeChar, tar.TypeBlock:
-		n.Type, n.Rdev = tree.CharDev, mkdev(uint64(h.Devmajor), uint64(h.Devminor))
+		n.Type, n.Rdev = tree.CharDev, tree.Mkdev(uint64(h.Devmajor), uint64(h.Devminor))
 		if h.Typeflag == tar.TypeBlock {
 			n.Type = tree.BlockDev
 		}
@@ -124,9 +124,4 @@ func nodeOf(h *tar.Header) (tree.Node, error) {
 		}
 	}
 	return n, nil
-}
-
-// mkdev is Linux's device number of major and minor (as unix.Mkdev makes it, on every OS).
-func mkdev(major, minor uint64) uint64 {
-	return (major&0xfff)<<8 | (major&^0xfff)<<32 | minor&0xff | (minor&^0xff)<<12
 }

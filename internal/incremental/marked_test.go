@@ -247,8 +247,8 @@ func TestIngestMarkedRefusesUnbackedMarkers(t *testing.T) {
 
 func TestMkdev(t *testing.T) {
 	for _, d := range [][2]uint64{{0, 0}, {8, 1}, {259, 65536}, {4095, 255}, {4096, 256}} {
-		if got, want := mkdev(d[0], d[1]), unix.Mkdev(uint32(d[0]), uint32(d[1])); got != want {
-			t.Errorf("mkdev(%d, %d) = %#x, want %#x", d[0], d[1], got, want)
+		if got, want := tree.Mkdev(d[0], d[1]), unix.Mkdev(uint32(d[0]), uint32(d[1])); got != want {
+			t.Errorf("tree.Mkdev(%d, %d) = %#x, want %#x", d[0], d[1], got, want)
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
@@ -33,7 +31,7 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 		}
 		sel = append(sel, c)
 	}
-	hl := hardlinks{emitted: map[string]bool{}, movedTo: map[string]string{}, sel: sel}
+	hl := tree.NewLinks(sel)
 	err := rd.Walk(ctx, s.Tree, func(p string, n *tree.Node) error {
 		in, descend := tree.Selected(sel, p)
 		if !in && !descend {
@@ -42,7 +40,7 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 		if !in && n.Type != tree.Dir {
 			return nil
 		}
-		return rd.emit(ctx, s, p, n, sink, &hl)
+		return rd.emit(ctx, s, p, n, sink, hl)
 	})
 	if err != nil {
 		return fmt.Errorf("restoring snapshot %s: %w", short(s.ID), err)
@@ -50,36 +48,18 @@ func (rd *Reader) Restore(ctx context.Context, s *Snapshot, paths []string, sink
 	return nil
 }
 
-// hardlinks keeps hard links restorable in tree order: a link met before its target (entries
-// are sorted by name) carries the content, and the target becomes a link to it.
-type hardlinks struct {
-	emitted map[string]bool   // files with several links, emitted
-	movedTo map[string]string // target → the path that carries its content
-	sel     []string          // the paths restored (nil: all)
-}
-
-// before reports whether the file target was emitted before the entry p: it comes first in
-// tree order and is restored (a tar stream's files carry no link count to mark them).
-func (hl *hardlinks) before(target, p string) bool {
-	if hl.emitted[target] {
-		return true
-	}
-	in, _ := tree.Selected(hl.sel, target)
-	return in && slices.Compare(strings.Split(target, "/"), strings.Split(p, "/")) < 0
-}
-
-func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node, sink Sink, hl *hardlinks) error {
+func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node, sink Sink, hl *tree.Links) error {
 	switch {
-	case n.Type == tree.File && hl.movedTo[p] != "":
+	case n.Type == tree.File && hl.MovedTo[p] != "":
 		link := *n
-		link.Type, link.LinkTarget, link.Content = tree.Hardlink, hl.movedTo[p], nil
+		link.Type, link.LinkTarget, link.Content = tree.Hardlink, hl.MovedTo[p], nil
 		return sink.Entry(ctx, p, &link, nil)
 	case n.Type == tree.File:
 		if n.NLink > 1 {
-			hl.emitted[p] = true
+			hl.Emitted[p] = true
 		}
 		return sink.Entry(ctx, p, n, rd.Content(ctx, n))
-	case n.Type == tree.Hardlink && !hl.before(n.LinkTarget, p) && hl.movedTo[n.LinkTarget] == "":
+	case n.Type == tree.Hardlink && !hl.Before(n.LinkTarget, p) && hl.MovedTo[n.LinkTarget] == "":
 		target, err := rd.Lookup(ctx, s.Tree, n.LinkTarget)
 		if err != nil {
 			return err
@@ -87,13 +67,13 @@ func (rd *Reader) emit(ctx context.Context, s *Snapshot, p string, n *tree.Node,
 		if target == nil || target.Type != tree.File {
 			return fmt.Errorf("hard link %q: its target %q is not a file in the snapshot", p, n.LinkTarget)
 		}
-		hl.movedTo[n.LinkTarget] = p
+		hl.MovedTo[n.LinkTarget] = p
 		file := *target
 		file.Name = n.Name
 		return sink.Entry(ctx, p, &file, rd.Content(ctx, &file))
-	case n.Type == tree.Hardlink && hl.movedTo[n.LinkTarget] != "":
+	case n.Type == tree.Hardlink && hl.MovedTo[n.LinkTarget] != "":
 		link := *n
-		link.LinkTarget = hl.movedTo[n.LinkTarget]
+		link.LinkTarget = hl.MovedTo[n.LinkTarget]
 		return sink.Entry(ctx, p, &link, nil)
 	}
 	return sink.Entry(ctx, p, n, nil)

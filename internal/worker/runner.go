@@ -604,16 +604,16 @@ func (s *session) attachAndStart(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out io.Writer, progress func(int64), onReport func(agent.Report)) (*agent.Report, error) {
-	// Whatever ends this run (cancelled, a failed target), the worker stops with it — a
-	// staged restore's worker is given the time to remove what it staged (its stream ends
-	// cut short) or to finish moving it into place.
+// killWhenDone kills the worker when ctx ends before the returned function is called:
+// whatever ends a run (cancelled, a failed target), the worker stops with it — a staged
+// restore's worker is given the time to remove what it staged (its stream ends cut short) or
+// to finish moving it into place.
+func (s *session) killWhenDone(ctx context.Context, staged bool) (done func()) {
 	var grace time.Duration
-	if req.Staged {
+	if staged {
 		grace = 30 * time.Second
 	}
 	ended := make(chan struct{})
-	defer close(ended)
 	stop := context.AfterFunc(ctx, func() {
 		select {
 		case <-ended:
@@ -621,7 +621,14 @@ func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out 
 			s.kill()
 		}
 	})
-	defer stop()
+	return func() {
+		close(ended)
+		stop()
+	}
+}
+
+func (s *session) run(ctx context.Context, req agent.Request, in io.Reader, out io.Writer, progress func(int64), onReport func(agent.Report)) (*agent.Report, error) {
+	defer s.killWhenDone(ctx, req.Staged)()
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/strategy"
 	"github.com/docker-backup/docker-backup/internal/target"
-	"github.com/docker-backup/docker-backup/internal/worker"
+	volumeworker "github.com/docker-backup/docker-backup/internal/worker"
 	"github.com/docker-backup/docker-backup/internal/worker/workerimage"
 	"github.com/moby/moby/client"
 )
@@ -53,10 +53,10 @@ func TestIncrementalWorker(t *testing.T) {
 	}
 	img := importWorkerImage(t)
 	r := incrRepo(t)
-	runner := func(socket bool) *worker.Runner {
-		w := &worker.Runner{Engine: api, Owner: scratch.ProcessOwner(), Image: func(context.Context) (workerimage.Image, error) { return img, nil }}
+	runner := func(socket bool) *volumeworker.Runner {
+		w := &volumeworker.Runner{Engine: api, Owner: scratch.ProcessOwner(), Image: func(context.Context) (workerimage.Image, error) { return img, nil }}
 		if socket {
-			w.Channel = func(context.Context) (*worker.Channel, error) { return worker.HostChannel(), nil }
+			w.Channel = func(context.Context) (*volumeworker.Channel, error) { return volumeworker.HostChannel(), nil }
 		}
 		return w
 	}
@@ -133,7 +133,7 @@ func incrRepo(t *testing.T) *repo.Repo {
 
 // incrBackup makes a snapshot of the service's /data through a worker session, with parent's
 // metadata when there is one.
-func incrBackup(t *testing.T, r *repo.Repo, runner *worker.Runner, c *containers.Container, parent *repo.Snapshot) (*repo.Snapshot, *meta.Stats) {
+func incrBackup(t *testing.T, r *repo.Repo, runner *volumeworker.Runner, c *containers.Container, parent *repo.Snapshot) (*repo.Snapshot, *meta.Stats) {
 	t.Helper()
 	ctx := context.Background()
 	w, err := r.NewWriter(ctx)

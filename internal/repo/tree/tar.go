@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-
-	"golang.org/x/sys/unix"
 )
 
 // TarSink writes a restore as a PAX tar stream, like a full backup's archive.
@@ -46,7 +44,7 @@ func (t *TarSink) Entry(ctx context.Context, p string, n *Node, content io.Reade
 		if n.Type == BlockDev {
 			h.Typeflag = tar.TypeBlock
 		}
-		h.Devmajor, h.Devminor = int64(unix.Major(n.Rdev)), int64(unix.Minor(n.Rdev))
+		h.Devmajor, h.Devminor = int64(Major(n.Rdev)), int64(Minor(n.Rdev))
 	}
 	for k, v := range n.Xattrs {
 		if h.PAXRecords == nil {

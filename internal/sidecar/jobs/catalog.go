@@ -3,24 +3,19 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"os"
 	"path"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/listing"
 	"github.com/docker-backup/docker-backup/internal/selection"
-	"github.com/docker-backup/docker-backup/internal/target"
+	"github.com/docker-backup/docker-backup/internal/sidecar/catalogcopy"
 )
 
 // CatalogJobName is the scheduler's name for the catalog's own backup.
 const CatalogJobName = "catalog-backup"
-
-// catalogCopies is how many catalog backups are kept on the default target.
-const catalogCopies = 7
 
 // catalogDir is where catalog backups go on the default target.
 func (r *Runner) catalogDir() string {
@@ -35,70 +30,14 @@ func (r *Runner) catalogDir() string {
 	return path.Join("_catalog", KeyPart(scope))
 }
 
-// BackupCatalog copies the catalog consistently (VACUUM INTO, to a temporary file of its own)
-// to the default target and keeps the newest few copies. The target's manifests remain the
-// source of truth: Rebuild restores the catalog from them when no copy is at hand.
-func (r *Runner) BackupCatalog(ctx context.Context) error {
-	f, err := os.CreateTemp(r.opts.StateDir, ".catalog-copy-*.db")
-	if err != nil {
-		return fmt.Errorf("making a temporary copy of the catalog: %w", err)
-	}
-	tmp := f.Name()
-	f.Close()
-	os.Remove(tmp) // VACUUM INTO writes a new file
-	defer os.Remove(tmp)
-	if err := r.opts.Catalog.Copy(ctx, tmp); err != nil {
-		return err
-	}
-	if f, err = os.Open(tmp); err != nil {
-		return err
-	}
-	defer f.Close()
-	tgt := r.opts.Targets["default"]
-	key := r.catalogCopyKey(time.Now())
-	if _, err := tgt.Put(ctx, key, f); err != nil {
-		return fmt.Errorf("storing the catalog backup: %w", err)
-	}
-	r.log.Info("catalog backed up", "key", key, "target", tgt.String())
-	return r.pruneCatalogCopies(ctx, tgt)
+// catalogCopier copies the catalog to the default target.
+func (r *Runner) catalogCopier() *catalogcopy.Copier {
+	return &catalogcopy.Copier{Catalog: r.opts.Catalog, Target: r.opts.Targets["default"], Dir: r.catalogDir(),
+		Signer: r.opts.Signer, StateDir: r.opts.StateDir, Log: r.log}
 }
 
-// catalogCopyName is a catalog copy's name: its time and a tag of the sidecar's key over it
-// (artifact.SigningKey.Tag), which tells the sidecar's own copies from anything else.
-var catalogCopyName = regexp.MustCompile(`^catalog-(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{16})\.db$`)
-
-func (r *Runner) catalogCopyKey(at time.Time) string {
-	stamp := at.UTC().Format("20060102T150405.000Z")
-	return path.Join(r.catalogDir(), "catalog-"+stamp+"-"+r.opts.Signer.Tag(r.catalogDir()+"/"+stamp)+".db")
-}
-
-// pruneCatalogCopies keeps the newest catalogCopies of the sidecar's own copies and deletes
-// older ones of its own only: what someone else put there is neither counted nor deleted.
-func (r *Runner) pruneCatalogCopies(ctx context.Context, tgt target.Target) error {
-	var own []string
-	others := 0
-	for o, err := range tgt.List(ctx, r.catalogDir()+"/") {
-		if err != nil {
-			return err
-		}
-		m := catalogCopyName.FindStringSubmatch(path.Base(o.Key))
-		if m != nil && path.Dir(o.Key) == r.catalogDir() && r.opts.Signer.Tag(r.catalogDir()+"/"+m[1]) == m[2] {
-			own = append(own, o.Key)
-		} else {
-			others++
-		}
-	}
-	if others > 0 {
-		r.log.Warn("objects in the catalog's directory that are not this sidecar's copies are left alone (remove them by hand if they are not yours)", "dir", r.catalogDir(), "count", others)
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(own)))
-	for i := catalogCopies; i < len(own); i++ {
-		if err := tgt.Delete(ctx, own[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// BackupCatalog copies the catalog to the default target and keeps the newest few copies.
+func (r *Runner) BackupCatalog(ctx context.Context) error { return r.catalogCopier().Backup(ctx) }
 
 // Rebuild adds to the catalog every backup a job made that the targets hold (their
 // manifests), for a catalog that was lost or started empty. It returns how many it added.

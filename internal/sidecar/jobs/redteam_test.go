@@ -4,12 +4,14 @@ package jobs
 
 import (
 	"context"
-	"github.com/docker-backup/docker-backup/internal/artifact"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/docker-backup/docker-backup/internal/artifact"
+	"github.com/docker-backup/docker-backup/internal/sidecar/catalogcopy"
 
 	"github.com/docker-backup/docker-backup/internal/catalog"
 	"github.com/docker-backup/docker-backup/internal/target"
@@ -56,7 +58,7 @@ func TestRedTeamForgedCatalogCopiesPushOutTheRealOnes(t *testing.T) {
 			forged++
 		}
 	}
-	if real != catalogCopies || forged != 14 {
-		t.Errorf("%d real catalog copies (want the newest %d) and %d forged objects (want all 14, left alone)", real, catalogCopies, forged)
+	if real != catalogcopy.Keep || forged != 14 {
+		t.Errorf("%d real catalog copies (want the newest %d) and %d forged objects (want all 14, left alone)", real, catalogcopy.Keep, forged)
 	}
 }
