@@ -66,6 +66,7 @@ func NodeOf(hdr *tar.Header) (tree.Node, error) {
 	n := tree.Node{Mode: uint32(hdr.Mode) & 0o7777, UID: uint32(hdr.Uid), GID: uint32(hdr.Gid), Uname: hdr.Uname, Gname: hdr.Gname,
 		Size: hdr.Size, MTime: hdr.ModTime, ATime: hdr.AccessTime, CTime: hdr.ChangeTime}
 	switch hdr.Typeflag {
+	//lint:ignore SA1019 the form old tar writers still put in a header
 	case tar.TypeReg, tar.TypeRegA:
 		n.Type = tree.File
 	case tar.TypeDir:

@@ -13,21 +13,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 )
 
-func onlyFile(t *testing.T, dir string) string {
-	t.Helper()
-	var files []string
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			files = append(files, p)
-		}
-		return err
-	})
-	if len(files) == 0 {
-		t.Fatalf("no file under %s", dir)
-	}
-	return files[0]
-}
-
 // TestTamperedPack: one byte flipped in a data pack is found by Check(1) and refused by a
 // restore, in plain and encrypted repositories.
 func TestTamperedPack(t *testing.T) {

@@ -49,16 +49,13 @@ func New() *Index {
 func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	no, ok := x.packNo[id]
-	if ok {
+	if _, ok := x.packNo[id]; ok {
 		return // listed by another index file too (a prune was interrupted): the same blobs
 	}
-	{
-		no = uint32(len(x.packs))
-		x.packs = append(x.packs, id)
-		x.sizes = append(x.sizes, size)
-		x.packNo[id] = no
-	}
+	no := uint32(len(x.packs))
+	x.packs = append(x.packs, id)
+	x.sizes = append(x.sizes, size)
+	x.packNo[id] = no
 	for _, e := range entries {
 		it := item{id: e.ID, packNo: no, offset: e.Offset, length: e.Length, raw: e.Raw, typ: e.Type, comp: e.Comp}
 		if _, dup := x.addSet[e.ID]; !dup {

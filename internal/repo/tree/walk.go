@@ -18,6 +18,8 @@ type Loader func(ctx context.Context, id blob.ID) (*Tree, error)
 type WalkFunc func(p string, n *Node) error
 
 // SkipDir makes Walk skip a directory's entries.
+//
+//lint:ignore ST1012 named as fs.SkipDir, which it plays the part of
 var SkipDir = errors.New("skip this directory")
 
 // Walk visits every entry of the tree root, depth first.
