@@ -19,6 +19,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/selection"
@@ -146,6 +147,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, backup string, opts 
 			return err
 		}
 		spec.Backup, spec.SnapshotKeys, spec.Paths = backup, &repoKeys, opts.paths
+		if snapshots.IsRef(backup) {
+			membudget.SetRepository(0)
+		}
 	case backup == plan.Latest:
 		return fmt.Errorf(`"latest" needs --from DIR to know where to look`)
 	case snapshots.IsRef(backup):

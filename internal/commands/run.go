@@ -148,6 +148,9 @@ func runRun(ctx context.Context, dockerCli command.Cli, service string, opts run
 	if err != nil {
 		return err
 	}
+	if opts.incremental {
+		membudget.SetRepository(target.BufferSize(dests[0].Target))
+	}
 	api, err := dockerAPI(ctx, dockerCli)
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/control"
 	"github.com/docker-backup/docker-backup/internal/control/wire"
 	"github.com/docker-backup/docker-backup/internal/listing"
+	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
 	"github.com/docker-backup/docker-backup/internal/repo"
@@ -116,6 +117,7 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		spec.SnapshotKeys = &repoKeys
 		switch {
 		case snapshots.IsRef(backup): // its manifest names the service; the plan restores it
+			membudget.SetRepository(0)
 			if spec.Manifest, err = snapshotManifest(ctx, dockerCli, spec.Target, backup, repoKeys, opts.trust, opts.decrypt); err != nil {
 				return err
 			}

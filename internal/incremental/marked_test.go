@@ -68,15 +68,25 @@ func backup(t *testing.T, r *repo.Repo, dir string, parent *repo.Snapshot) (*rep
 	}
 	pr, pw := io.Pipe()
 	done := make(chan *wtree.Incremental, 1)
+	roots := []wtree.Root{{Dir: filepath.Dir(dir), Rel: filepath.Base(dir), Name: "data"}}
 	go func() {
-		st, err := wtree.ArchiveIncremental(ctx, []wtree.Root{{Dir: filepath.Dir(dir), Rel: filepath.Base(dir), Name: "data"}}, nil, nil, cur, pw)
+		st, err := wtree.ArchiveIncremental(ctx, roots, nil, nil, cur, pw)
 		pw.CloseWithError(err)
 		done <- st
 	}()
-	if err := IngestMarked(ctx, w, pr, finder); err != nil {
+	got, err := IngestMarked(ctx, w, pr, finder)
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := <-done
+	// What it counted is what a full backup of the same tree counts (verify compares them).
+	want, err := wtree.ArchiveRoots(ctx, roots, nil, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Files != want.Files || got.Bytes != want.Bytes || got.Tree != want.Tree {
+		t.Errorf("contents counted by the incremental backup %+v, a full backup's %+v", got, want)
+	}
 	info := repo.Snapshot{Project: "shop", Service: "files", Strategy: "volume", Paths: []string{"/data"}}
 	if parent != nil {
 		info.Parent = parent.ID
@@ -237,7 +247,7 @@ func TestIngestMarkedRefusesUnbackedMarkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = IngestMarked(ctx, w, bytes.NewReader(buf.Bytes()), f)
+		_, err = IngestMarked(ctx, w, bytes.NewReader(buf.Bytes()), f)
 		w.Abort(ctx)
 		if err == nil || !strings.Contains(err.Error(), "marked unchanged") {
 			t.Fatalf("%s: %v, want the marked file refused", name, err)

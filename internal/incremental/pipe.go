@@ -128,8 +128,3 @@ func (r *PipeReader) CloseWithError(err error) error {
 	})
 	return nil
 }
-
-// SoftMemoryLimit is the Go runtime's soft memory limit (debug.SetMemoryLimit) a process
-// making an incremental backup sets: with it the bench's backups and restores peak at
-// 102–114 MiB of RSS (without it the heap doubles before each collection: 200–240 MiB).
-const SoftMemoryLimit = 100 << 20

@@ -57,12 +57,6 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.Strategy.Name() == snapshots.Volume {
-		if spec.Options.RequireWorker {
-			return nil, fmt.Errorf("an incremental backup of %s reads its volumes through the Engine's archive API (not in a worker yet), and a worker is required (DOCKER_BACKUP_WORKER=on): use auto or off for incremental backups", c)
-		}
-		log.Info("an incremental backup reads the volumes through the Engine's archive API (no worker yet)")
-	}
 	r, created, err := snapshots.OpenOrInit(ctx, tg, spec.Encrypt, spec.Incremental.Keys,
 		repo.Access{Signer: spec.Signer, Trust: spec.Incremental.Trust, Log: log})
 	if err != nil {
@@ -84,13 +78,23 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	var finder *tree.Finder
-	if parent != nil {
-		info.Parent, finder = parent.ID, w.Finder(parent.Tree)
+	info.Source, info.Contents, err = b.ingestSnapshot(ctx, w, parent, started)
+	if errors.Is(err, repo.ErrNotInRepository) {
+		// The parent's content is not all in the repository any more: every file read.
+		log.Warn("the parent snapshot's content is not all in the repository: backing up without a parent", "parent", snapshots.ShortID(parent.ID), "error", err)
+		w.Abort(ctx)
+		if w, err = r.NewWriter(ctx); err != nil {
+			return nil, err
+		}
+		parent = nil
+		info.Source, info.Contents, err = b.ingestSnapshot(ctx, w, nil, started)
 	}
-	if info.Source, info.Contents, err = b.ingest(ctx, w, finder, started); err != nil {
+	if err != nil {
 		w.Abort(ctx)
 		return nil, err
+	}
+	if parent != nil {
+		info.Parent = parent.ID
 	}
 	s, err := w.Commit(ctx, info)
 	if err != nil {
@@ -99,6 +103,23 @@ func (b *Backup) snapshot(ctx context.Context) (*pipeline.BackupResult, error) {
 	m := snapshots.Manifest(s)
 	m.Size, m.DurationMS = s.Totals.NewStored, time.Since(started).Milliseconds()
 	return &pipeline.BackupResult{Key: snapshots.Key(s.ID), Manifest: m, Duration: time.Since(started), Stored: []string{name}, Snapshot: s}, nil
+}
+
+// ingestSnapshot streams the strategy's backup into w, what changed since parent (nil: none)
+// when the strategy can tell (a volume read in place or by a worker), else all of it.
+func (b *Backup) ingestSnapshot(ctx context.Context, w *repo.Writer, parent *repo.Snapshot, at time.Time) (strategy.Source, *artifact.Contents, error) {
+	if cf, ok := b.Strategy.(changedFiles); ok {
+		src, contents, err := b.ingestChanged(ctx, w, cf, parent)
+		if !errors.Is(err, errNoWalk) {
+			return src, contents, err
+		}
+		b.spec.Log.Info("an incremental backup reads the volumes through the Engine's archive API: every file is read", "reason", err)
+	}
+	var finder *tree.Finder
+	if parent != nil {
+		finder = w.Finder(parent.Tree)
+	}
+	return b.ingest(ctx, w, finder, at)
 }
 
 // ingest streams the strategy's backup into w: a volume's tar as files, a dump as one file;

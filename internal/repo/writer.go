@@ -7,6 +7,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
@@ -33,7 +34,8 @@ type Writer struct {
 	hashes *packer.Hashers
 	totals Totals
 	done   bool
-	hasher hash.Hash // hashOne's
+	hasher hash.Hash      // hashOne's
+	xxh    *xxhash.Digest // AddFile's content hash
 }
 
 // hashWindow is how many chunks of a stream are hashed at once.
@@ -76,7 +78,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, chunks: r.table.New(nil), hashes: packer.NewHashers(r.keys, r.a.Workers), hasher: r.keys.Hasher()}
+	w := &Writer{r: r, ctx: ctx, lock: lk, idx: idx, chunks: r.table.New(nil), hashes: packer.NewHashers(r.keys, r.a.Workers), hasher: r.keys.Hasher(), xxh: xxhash.New()}
 	w.trees = tree.NewBuilder(func(dir string, b []byte) (blob.ID, error) {
 		id := r.keys.BlobID(b)
 		return id, w.store(id, blob.Tree, b)
@@ -102,8 +104,12 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 // Finder finds the entries of a parent snapshot's tree root during the writer's walk (see
 // Reader.Finder), reading trees through the writer's index: nothing more is loaded.
 func (w *Writer) Finder(root blob.ID) *tree.Finder {
-	return tree.NewFinder(w.r.readerWith(w.idx).Tree, root)
+	return tree.NewFinder(w.Reader().Tree, root)
 }
+
+// Reader reads the repository through the writer's index (nothing more is loaded): a parent
+// snapshot's trees, say, while the writer writes.
+func (w *Writer) Reader() *Reader { return w.r.readerWith(w.idx) }
 
 // Index is the index the writer deduplicates against.
 func (w *Writer) Index() *index.Index { return w.idx }
@@ -171,8 +177,15 @@ func (w *Writer) add(p string, meta tree.Node) error {
 // this goroutine: handing each one to a hashing goroutine and waiting for it costs more than
 // the hashing, on a busy machine many times more.
 func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
+	_, err := w.AddFileHashed(p, meta, r)
+	return err
+}
+
+// AddFileHashed is AddFile, and returns the content's hash (tree.Node.ContentHash).
+func (w *Writer) AddFileHashed(p string, meta tree.Node, r io.Reader) (uint64, error) {
 	inline := meta.Size > 0 && meta.Size < smallFile
 	meta.Type, meta.Content, meta.Size = tree.File, nil, 0
+	w.xxh.Reset()
 	var window []*packer.Pending // chunks being hashed, in order
 	take := func() error {
 		c := window[0]
@@ -191,31 +204,33 @@ func (w *Writer) AddFile(p string, meta tree.Node, r io.Reader) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("reading %q: %w", p, err)
+			return 0, fmt.Errorf("reading %q: %w", p, err)
 		}
+		w.xxh.Write(c)
 		if inline && len(window) == 0 {
 			id := w.hashOne(c)
 			meta.Content = append(meta.Content, id)
 			meta.Size += int64(len(c))
 			if err := w.store(id, blob.Data, c); err != nil {
-				return err
+				return 0, err
 			}
 			continue
 		}
 		if window = append(window, w.hashes.Hash(c)); len(window) == hashWindow {
 			if err := take(); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
 	for len(window) > 0 {
 		if err := take(); err != nil {
-			return err
+			return 0, err
 		}
 	}
+	meta.ContentHash = w.xxh.Sum64()
 	w.totals.Files++
 	w.totals.Bytes += meta.Size
-	return w.add(p, meta)
+	return meta.ContentHash, w.add(p, meta)
 }
 
 // Reuse adds a file unchanged since the parent snapshot (same size, mtime, ctime, inode)
@@ -227,7 +242,7 @@ func (w *Writer) Reuse(p string, meta tree.Node, parent *tree.Node) error {
 			return fmt.Errorf("%q: blob %s: %w", p, id, ErrNotInRepository)
 		}
 	}
-	meta.Type, meta.Content, meta.Size = tree.File, parent.Content, parent.Size
+	meta.Type, meta.Content, meta.Size, meta.ContentHash = tree.File, parent.Content, parent.Size, parent.ContentHash
 	w.totals.Files++
 	w.totals.ReusedFiles++
 	w.totals.Bytes += meta.Size

@@ -164,7 +164,7 @@ func incrBackup(t *testing.T, r *repo.Repo, runner *volumeworker.Runner, c *cont
 	pr, pw := io.Pipe()
 	ingested := make(chan error, 1)
 	go func() {
-		err := incremental.IngestMarked(ctx, w, pr, finder)
+		_, err := incremental.IngestMarked(ctx, w, pr, finder)
 		pr.CloseWithError(err)
 		ingested <- err
 	}()

@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
@@ -68,6 +69,7 @@ func runCheck(ctx context.Context, dockerCli command.Cli, envTarget string, opts
 	if err != nil {
 		return fmt.Errorf("--read-data: %w", err)
 	}
+	membudget.SetRepository(0)
 	if opts.from == "" {
 		return fmt.Errorf("no target given: pass --from DIR or %s (or set $%s)", targets.URLs(), envTarget)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
+	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
@@ -59,6 +60,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, ref string, opts expo
 	if _, ok := snapshots.ParseRef(ref); !ok {
 		return fmt.Errorf("%s is not an incremental backup (snapshot:ID): a full backup is already a self-contained file", ref)
 	}
+	membudget.SetRepository(0)
 	trust, err := keys.Keyring(opts.trust)
 	if err != nil {
 		return err

@@ -45,7 +45,10 @@ type Node struct {
 	Xattrs     map[string][]byte `json:"xattrs,omitempty"`
 	LinkTarget string            `json:"link_target,omitempty"`
 	Content    []blob.ID         `json:"content,omitempty"`
-	Subtree    *blob.ID          `json:"subtree,omitempty"`
+	// ContentHash is the xxHash64 of a file's content (as artifact.TreeDigest hashes it), so
+	// that a snapshot's contents can be counted without reading unchanged files; 0: not recorded.
+	ContentHash uint64   `json:"xxh64,omitempty"`
+	Subtree     *blob.ID `json:"subtree,omitempty"`
 }
 
 // Tree is one directory's entries.

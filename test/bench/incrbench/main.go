@@ -208,7 +208,7 @@ func backup(ctx context.Context, r *repo.Repo, src string, syncPipe bool) error 
 		pw.CloseWithError(err)
 		walked <- err
 	}()
-	err = incremental.IngestMarked(ctx, w, pr, finder)
+	_, err = incremental.IngestMarked(ctx, w, pr, finder)
 	pr.CloseWithError(err)
 	if werr := <-walked; err == nil {
 		err = werr
