@@ -67,7 +67,7 @@ func (b *Backup) ingestChanged(ctx context.Context, w *repo.Writer, cf changedFi
 		return nil, nil, fmt.Errorf("ingesting the backup of %s into the repository: %w", b.Container, res.err)
 	}
 	b.spec.Log.Info("incremental backup: what was unchanged since the parent snapshot was not read",
-		"files", st.Files, "unchanged", st.Unchanged, "unchanged_bytes", st.UnchangedBytes, "read_bytes", st.Read)
+		"entries", st.Files, "files_read", st.Read, "files_unchanged", st.Unchanged, "unchanged_bytes", st.UnchangedBytes)
 	return src, res.contents, nil
 }
 
