@@ -40,7 +40,7 @@ func (b *Backup) ingestChanged(ctx context.Context, w *repo.Writer, cf changedFi
 		go func() { mw.CloseWithError(incremental.ParentMetadata(ctx, w.Reader(), parent, mw)) }()
 		md, finder = mr, w.Finder(parent.Tree)
 	}
-	pr, pw := incremental.Pipe(8, 1<<20)
+	pr, pw := incremental.Pipe(4, 256<<10) // (8 × 1 MiB read ahead was no faster)
 	in := &countingReader{r: pr}
 	type result struct {
 		contents *artifact.Contents

@@ -59,7 +59,7 @@ func newScenario(t *testing.T) *scenario {
 	}
 	s0 := sc.backup(t, r)
 	must(t, os.Remove(filepath.Join(sc.src, "x")))
-	for i := range 26 { // the rest of their packs is garbage: rewritten by a prune
+	for i := range 22 { // the rest of their pack is garbage: rewritten by a prune
 		must(t, os.Remove(filepath.Join(sc.src, fmt.Sprintf("small/%02d", i))))
 	}
 	write(t, filepath.Join(sc.src, "z"), randomBytes(2<<20, 12))

@@ -122,15 +122,16 @@ func (p *Packer) work() {
 func (p *Packer) pack() {
 	defer close(p.packerD)
 	builders := map[blob.Type]*pack.Builder{}
+	limit := p.cfg.PackSize + p.cfg.PackSize/8 // a data pack's buffer: it never grows
 	for s := range p.sealed {
 		b := builders[s.typ]
+		if b != nil && b.Size() > 0 && b.Size()+len(*s.stored) > limit {
+			// Stored now rather than grown (a reallocation would double its buffer).
+			p.upload(b)
+			b = nil
+		}
 		if b == nil {
-			select {
-			case buf := <-p.free:
-				b = pack.Reuse(buf)
-			default:
-				b = pack.NewBuilder(p.cfg.PackSize)
-			}
+			b = p.builder(s.typ)
 			builders[s.typ] = b
 		}
 		b.Add(s.id, s.typ, s.comp, *s.stored, s.raw)
@@ -144,6 +145,21 @@ func (p *Packer) pack() {
 		if b := builders[t]; b != nil {
 			p.upload(b)
 		}
+	}
+}
+
+// builder starts a pack of blobs of type t: a data pack in the buffer of one already stored
+// when there is one; a tree pack small, to grow as needed (a snapshot's trees are a small
+// part of it).
+func (p *Packer) builder(t blob.Type) *pack.Builder {
+	if t != blob.Data {
+		return pack.NewBuilder(64 << 10)
+	}
+	select {
+	case buf := <-p.free:
+		return pack.Reuse(buf)
+	default:
+		return pack.NewBuilder(p.cfg.PackSize)
 	}
 }
 
@@ -165,9 +181,11 @@ func (p *Packer) upload(b *pack.Builder) {
 			p.cancel(err)
 			return
 		}
-		select {
-		case p.free <- data:
-		default:
+		if cap(data) >= p.cfg.PackSize { // a data pack's buffer, for the next one
+			select {
+			case p.free <- data:
+			default:
+			}
 		}
 		if err := p.stored(index.Pack{ID: id, Size: int64(len(data)), Blobs: entries}); err != nil {
 			p.cancel(err)

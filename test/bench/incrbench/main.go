@@ -51,7 +51,7 @@ func main() {
 	uploads := fs.Int("uploads", 0, "packs stored at once (0: the repository's default)")
 	level := fs.String("level", "", "zstd level of new blobs: fastest, default, better (empty: the repository's default)")
 	sync := fs.Bool("syncpipe", false, "hand the walk's stream over with io.Pipe (no read-ahead)")
-	memLimit := fs.Int("memlimit", 100, "the Go runtime's soft memory limit in MiB (0: none), as the plugin sets it for incremental backups")
+	memLimit := fs.Int("memlimit", 88, "the Go runtime's soft memory limit in MiB (0: none), as the plugin sets it for incremental backups")
 	workers := fs.Int("workers", 0, "goroutines hashing, compressing and encrypting (0: every core)")
 	fs.Parse(os.Args[2:])
 	if *memLimit > 0 {
