@@ -1,0 +1,242 @@
+package repo
+
+// Red-team tests (issue 32): an attacker with write access to the target, or a power cut.
+// Each test states the property it expects; on the code it was written against it FAILS.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker-backup/docker-backup/internal/repo/blob"
+	"github.com/docker-backup/docker-backup/internal/repo/lock"
+	"github.com/klauspost/compress/zstd"
+)
+
+// repoDir is the repository's directory on disk (newEnv's target is "shop/repo" under it).
+func (e *env) repoDir() string { return filepath.Join(e.dir, "repo/shop/repo") }
+
+// indexKeys lists the index files.
+func indexKeys(t *testing.T, e *env) []string {
+	t.Helper()
+	var keys []string
+	for o, err := range e.target.List(context.Background(), "index/") {
+		must(t, err)
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+// forgeIndex stores an index file of an UNENCRYPTED repository (sealing is the identity, the
+// compression is public) holding the JSON body, padded until its name sorts before every
+// other index file: a target lists keys in order, and the first listing of a pack wins.
+func forgeIndex(t *testing.T, e *env, r *Repo, body string) string {
+	t.Helper()
+	keys := indexKeys(t, e)
+	for pad := 0; pad < 1<<16; pad++ {
+		b := r.keys.Compress([]byte(body + strings.Repeat(" ", pad)))
+		key := "index/" + blob.Sum(b).String()
+		first := true
+		for _, k := range keys {
+			if k <= key {
+				first = false
+			}
+		}
+		if !first {
+			continue
+		}
+		_, err := e.target.Put(context.Background(), key, bytes.NewReader(b))
+		must(t, err)
+		return key
+	}
+	t.Fatal("no padding made the forged index file sort first")
+	return ""
+}
+
+// TestRedteamForgedIndexPrunesLivePack: in an unencrypted repository, whoever may Put one
+// object (no delete right needed) can make the next prune delete a pack a live snapshot needs:
+// an index file listing that pack with no blobs, sorted first, shadows the real listing
+// (index.AddPack keeps a pack's first listing), so the pack looks unreferenced; the prune
+// never checks that each referenced blob is indexed in an existing pack, deletes the pack, and
+// deletes the forged index file with the old ones (no trace left).
+func TestRedteamForgedIndexPrunesLivePack(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	src := filepath.Join(e.dir, "src")
+	write(t, filepath.Join(src, "f"), randomBytes(200<<10, 1))
+	r := e.open(nil)
+	s, err := backupDir(ctx, r, src, nil)
+	must(t, err)
+	want, err := export(ctx, r, s)
+	must(t, err)
+
+	rd, err := r.NewReader(ctx)
+	must(t, err)
+	n, err := rd.Lookup(ctx, s.Tree, "f")
+	must(t, err)
+	loc, _ := rd.Index().Lookup(n.Content[0])
+	size, _ := rd.Index().PackSize(loc.Pack)
+	forgeIndex(t, e, r, fmt.Sprintf(`{"version":1,"packs":[{"id":%q,"size":%d,"blobs":[]}]}`, loc.Pack, size))
+
+	res, err := r.Prune(ctx)
+	t.Logf("prune: %+v, %v", res, err)
+	if _, serr := os.Stat(filepath.Join(e.repoDir(), packKey(loc.Pack))); serr != nil {
+		t.Errorf("the prune deleted pack %s, which snapshot %s needs (%v)", short(loc.Pack.String()), short(s.ID), serr)
+	}
+	got, err := export(ctx, e.open(nil), s)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("after the prune the live snapshot no longer restores: %v", err)
+	}
+}
+
+// TestRedteamReplayedIndexBlocksPrune: in an ENCRYPTED repository an index file cannot be
+// forged, but one the attacker saw can be put back after a prune deleted it (Put only). Its
+// packs were rewritten (their live blobs moved) or deleted; the prune then refuses forever
+// ("holds referenced blobs but is missing") although every referenced blob is in an existing
+// pack, and a restore may take the blob's place in the missing pack (one place is looked up,
+// with no fallback). Nothing repairs it but deleting the right index file by hand.
+func TestRedteamReplayedIndexBlocksPrune(t *testing.T) {
+	ctx := context.Background()
+	sc := newScenario(t)
+	e := sc.e
+	saved := map[string][]byte{}
+	for _, k := range indexKeys(t, e) {
+		b, err := os.ReadFile(filepath.Join(e.repoDir(), k))
+		must(t, err)
+		saved[k] = b
+	}
+	r := e.open(nil)
+	res, err := r.Prune(ctx)
+	must(t, err)
+	if res.RewrittenPacks == 0 {
+		t.Fatal("the prune rewrote nothing: the scenario proves nothing")
+	}
+	sc.verify(t)
+	replayed := 0
+	for k, b := range saved {
+		if _, err := e.target.Put(ctx, k, bytes.NewReader(b)); err == nil {
+			replayed++
+		}
+	}
+	if replayed == 0 {
+		t.Fatal("no index file was deleted by the prune")
+	}
+	if _, err := r.Prune(ctx); err != nil {
+		t.Errorf("after %d old index files were put back, prune fails: %v", replayed, err)
+	}
+	for _, s := range sc.snaps {
+		if _, err := export(ctx, e.open(nil), s); err != nil {
+			t.Errorf("after old index files were put back, snapshot %s does not restore: %v", short(s.ID), err)
+		}
+	}
+}
+
+// TestRedteamSnapshotBomb: in an unencrypted repository a Put of one small object under
+// snapshots/ (a zstd "bomb": 128 MiB of zeros in a few KiB) makes every reader of the
+// snapshots (listing, latest, retention, prune, check) decompress it whole before
+// snapshot.MaxSize (16 MiB) is checked: memory grows with the bomb (up to the decoder's 1 GiB
+// per object). The same holds for index files (index.MaxFile) and blobs (the raw length is
+// checked after decoding).
+func TestRedteamSnapshotBomb(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	r := e.open(nil)
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	must(t, err)
+	zero := make([]byte, 1<<20)
+	for range 128 {
+		_, err := zw.Write(zero)
+		must(t, err)
+	}
+	must(t, zw.Close())
+	id := blob.Sum(buf.Bytes()).String()
+	_, err = e.target.Put(ctx, "snapshots/"+id, bytes.NewReader(buf.Bytes()))
+	must(t, err)
+	t.Logf("bomb: %d bytes stored", buf.Len())
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = r.Snapshots(ctx)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("the bomb was accepted as a snapshot")
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("listing the snapshots allocated %d MiB: %v", alloc>>20, err)
+	if alloc > 64<<20 {
+		t.Errorf("listing the snapshots allocated %d MiB for a %d-byte object (limit %d MiB): decompressed before the limit", alloc>>20, buf.Len(), 16)
+	}
+}
+
+// TestRedteamFutureLockNeverStale: a lock object whose "refreshed" is in the future (forged
+// with Put only, or left by a host whose clock was wrong when it crashed) is never stale: the
+// later of "refreshed" and the object's modification time is taken, so an exclusive one blocks
+// every backup for ever and RemoveStaleLocks(false) does not remove it.
+func TestRedteamFutureLockNeverStale(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	future := time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	b, err := json.Marshal(lock.Info{Host: "evil", PID: 1, Kind: lock.Exclusive, Created: future, Refreshed: future})
+	must(t, err)
+	_, err = e.target.Put(ctx, "locks/00000000000000000000000000000000", bytes.NewReader(b))
+	must(t, err)
+	// An hour later (by this host's clock and the object's time), nobody refreshed it.
+	r := e.open(func(a *Access) { a.Now = func() time.Time { return time.Now().Add(time.Hour) } })
+	n, err := r.RemoveStaleLocks(ctx, false)
+	must(t, err)
+	if n != 1 {
+		t.Errorf("RemoveStaleLocks removed %d locks, want the one written an hour ago and never refreshed", n)
+	}
+	w, err := r.NewWriter(ctx)
+	if err != nil {
+		t.Errorf("a backup an hour after a lock was written and never refreshed: %v", err)
+	} else {
+		w.Abort(ctx)
+	}
+}
+
+// TestRedteamPutExistingPack: a pack's key exists already, so the writer takes it as
+// stored (put with same=true trusts ErrExist) without looking at what is there. Packs of an
+// unencrypted repository are deterministic (no nonce): a pack a prune deleted is named again
+// when the same data is backed up again. An attacker who put garbage under that name (Put
+// only; the name was public) makes the next backup commit a snapshot that cannot be restored,
+// and the backup reports success.
+func TestRedteamPutExistingPack(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	src := filepath.Join(e.dir, "src")
+	write(t, filepath.Join(src, "f"), randomBytes(200<<10, 2))
+	r := e.open(nil)
+	s1, err := backupDir(ctx, r, src, nil)
+	must(t, err)
+	rd, err := r.NewReader(ctx)
+	must(t, err)
+	n, err := rd.Lookup(ctx, s1.Tree, "f")
+	must(t, err)
+	loc, _ := rd.Index().Lookup(n.Content[0])
+	size, _ := rd.Index().PackSize(loc.Pack)
+	must(t, r.Forget(ctx, s1.ID))
+	_, err = r.Prune(ctx)
+	must(t, err)
+	// The attacker puts garbage of the same size where the pack was (Check(0) sees nothing).
+	garbage := bytes.Repeat([]byte{'x'}, int(size))
+	_, err = e.target.Put(ctx, packKey(loc.Pack), bytes.NewReader(garbage))
+	must(t, err)
+
+	s2, err := backupDir(ctx, r, src, nil)
+	if err != nil {
+		return // refused: fine
+	}
+	if _, err := export(ctx, r, s2); err != nil {
+		t.Errorf("the backup reported success, but its snapshot %s does not restore: %v", short(s2.ID), err)
+	}
+}
