@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,5 +239,46 @@ func TestRedteamPutExistingPack(t *testing.T) {
 	}
 	if _, err := export(ctx, r, s2); err != nil {
 		t.Errorf("the backup reported success, but its snapshot %s does not restore: %v", short(s2.ID), err)
+	}
+}
+
+// TestRedteamStalledPruneDeletesAfterStale: a prune checks that its lock is still valid once,
+// before it writes its new index; then it deletes the old index files and the packs without
+// looking again. A prune process stalled there for longer than lock.Stale (a laptop asleep
+// during `docker backup prune`, a VM paused, SIGSTOP) has a stale lock: a backup starts beside
+// it, loads the index (the old files still list the packs about to go), deduplicates against a
+// blob in one of them and commits. The prune resumes, deletes that pack: the new snapshot is
+// broken, though the backup held a valid lock throughout.
+func TestRedteamStalledPruneDeletesAfterStale(t *testing.T) {
+	ctx := context.Background()
+	sc := newScenario(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	// The new backup holds x again: the forgotten snapshot's data, garbage to the prune.
+	bsrc := filepath.Join(sc.e.dir, "bsrc")
+	write(t, filepath.Join(bsrc, "x"), randomBytes(3<<20, 10))
+	var during *Snapshot
+	var berr error
+	pr := sc.e.open(func(a *Access) {
+		a.Now = clock
+		a.Hook = func(ctx context.Context, point string) error {
+			if point != "prune.index-written" || during != nil || berr != nil {
+				return nil
+			}
+			advance(lock.Stale + time.Minute) // the prune stalls here
+			during, berr = backupDir(ctx, sc.e.open(func(a *Access) { a.Now = clock }), bsrc, nil)
+			return nil
+		}
+	})
+	_, perr := pr.Prune(ctx)
+	if berr != nil || during == nil {
+		t.Fatalf("no backup ran beside the stalled prune: %v", berr)
+	}
+	t.Logf("prune after its stall: %v", perr)
+	if _, err := export(ctx, sc.e.open(nil), during); err != nil {
+		t.Errorf("snapshot %s, committed under a valid lock while the prune was stalled, is broken by the prune: %v", short(during.ID), err)
 	}
 }
