@@ -175,9 +175,18 @@ func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.
 		return nil, err
 	}
 	res := &PruneResult{UnindexedPacks: plan.Unindexed, RewrittenPacks: len(plan.Rewrite), KeptPacks: len(packs)}
-	del := append(plan.Delete, packIDs(plan.Rewrite)...)
+	// A pack the new index lists is never deleted: an unencrypted repository's rewrite is
+	// deterministic, so it may have made again a pack planned for deletion as unindexed (left
+	// by a prune that crashed after its rewrite).
+	indexed := map[blob.ID]bool{}
+	for _, p := range packs {
+		indexed[p.ID] = true
+	}
 	var errs []error
-	for _, id := range del {
+	for _, id := range append(plan.Delete, packIDs(plan.Rewrite)...) {
+		if indexed[id] {
+			continue
+		}
 		if err := r.t.Delete(ctx, packKey(id)); err != nil {
 			errs = append(errs, fmt.Errorf("prune: deleting pack %s in %s: %w", id, r.t, err))
 			continue
