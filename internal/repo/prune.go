@@ -50,6 +50,17 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every referenced blob must be indexed in a pack that exists (what Check proves): else
+	// the index is damaged or forged, and a pack it shows unreferenced may not be.
+	for id := range used {
+		loc, ok := idx.Lookup(id)
+		if !ok {
+			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in no index file: run check (nothing was deleted)", r.cfg.ID, id)
+		}
+		if _, ok := stored[loc.Pack]; !ok {
+			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in pack %s, which is missing: run check (nothing was deleted)", r.cfg.ID, id, loc.Pack)
+		}
+	}
 	if err := r.hook(ctx, "prune.planned"); err != nil {
 		return nil, err
 	}

@@ -38,7 +38,9 @@ func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
 		}
-		x.Add(f)
+		if err := x.Add(f); err != nil {
+			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
+		}
 		keys = append(keys, o.Key)
 	}
 	x.Freeze()
