@@ -52,7 +52,9 @@ func New() *Index {
 }
 
 // AddPack records a pack of size bytes and its blobs.
-func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) { _ = x.addPack(id, size, entries) }
+func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) {
+	_ = x.addPack(id, size, entries)
+}
 
 // listing is a digest of a pack's size and entries (in offset order).
 func listing(size int64, entries []pack.Entry) [32]byte {
