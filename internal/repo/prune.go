@@ -78,7 +78,7 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err := lk.Valid(); err != nil {
 		return nil, err
 	}
-	return r.replaceIndex(ctx, plan, append(plan.Keep, newPacks...), oldIndex)
+	return r.replaceIndex(ctx, lk, plan, append(plan.Keep, newPacks...), oldIndex)
 }
 
 // usedBlobs walks every snapshot; a snapshot that cannot be read stops the prune.
@@ -162,12 +162,18 @@ func (r *Repo) rewrite(ctx context.Context, packs []index.Pack, used map[blob.ID
 }
 
 // replaceIndex stores the new index, then deletes the old index files, then the packs.
-func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
+func (r *Repo) replaceIndex(ctx context.Context, lk *lock.Lock, plan index.Plan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
 	newIndex, err := r.writeIndex(ctx, packs)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.hook(ctx, "prune.index-written"); err != nil {
+		return nil, err
+	}
+	// A prune stalled so long that its lock went stale may have a backup beside it that
+	// deduplicated against what it is about to delete: it deletes nothing then (the next
+	// prune finishes the job). Checked again before each deletion.
+	if err := lk.Valid(); err != nil {
 		return nil, err
 	}
 	isNew := map[string]bool{}
@@ -177,6 +183,9 @@ func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.
 	for _, k := range oldIndex {
 		if isNew[k] {
 			continue // the same content: kept
+		}
+		if err := lk.Valid(); err != nil {
+			return nil, err
 		}
 		if err := r.t.Delete(ctx, k); err != nil {
 			return nil, fmt.Errorf("prune: deleting index file %s in %s: %w", k, r.t, err)
@@ -197,6 +206,9 @@ func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.
 	for _, id := range append(plan.Delete, packIDs(plan.Rewrite)...) {
 		if indexed[id] {
 			continue
+		}
+		if err := lk.Valid(); err != nil {
+			return nil, err
 		}
 		if err := r.t.Delete(ctx, packKey(id)); err != nil {
 			errs = append(errs, fmt.Errorf("prune: deleting pack %s in %s: %w", id, r.t, err))
