@@ -372,3 +372,33 @@ func TestRedteamPlainPruneCrashThenPrune(t *testing.T) {
 		t.Errorf("check: %v", err)
 	}
 }
+
+// TestRedteamForgedDedupEntry: an unencrypted repository's chunk-ID key is in its config,
+// readable by whoever reads the target, so blob IDs of content one can guess (a default
+// config file, an empty database's dump) can be computed. An index file (Put only) listing such
+// an ID in a pack of junk, the size it claims, makes every later backup of that content
+// deduplicate against it and upload nothing: the backup reports success, Check(0) passes, and
+// the snapshot never restores.
+func TestRedteamForgedDedupEntry(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	r := e.open(nil)
+	known := randomBytes(50<<10, 4) // content the attacker can guess
+	id := r.keys.BlobID(known)
+	junk := bytes.Repeat([]byte{'j'}, 1000)
+	q := blob.Sum(junk)
+	_, err := e.target.Put(ctx, packKey(q), bytes.NewReader(junk))
+	must(t, err)
+	forgeIndex(t, e, r, fmt.Sprintf(`{"version":1,"packs":[{"id":%q,"size":1000,"blobs":[{"id":%q,"type":"data","comp":0,"offset":0,"length":1000,"raw_length":%d}]}]}`, q, id, len(known)))
+
+	src := filepath.Join(e.dir, "src")
+	write(t, filepath.Join(src, "guessable"), known)
+	s, err := backupDir(ctx, r, src, nil)
+	if err != nil {
+		return // refused: fine
+	}
+	_, cerr := r.Check(ctx, 0)
+	if _, err := export(ctx, r, s); err != nil {
+		t.Errorf("the backup reported success (check without reading data: %v), but snapshot %s does not restore: %v", cerr, short(s.ID), err)
+	}
+}
