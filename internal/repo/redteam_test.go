@@ -402,3 +402,28 @@ func TestRedteamForgedDedupEntry(t *testing.T) {
 		t.Errorf("the backup reported success (check without reading data: %v), but snapshot %s does not restore: %v", cerr, short(s.ID), err)
 	}
 }
+
+// TestRedteamJunkNameShadowsShortID: snapshots are named to people by 12 hex digits
+// (snapshot:SHORTID) and LoadSnapshot resolves a prefix among every name under snapshots/,
+// hashes or not. One object put there (Put only, any content, encrypted or not) named
+// SHORTID followed by anything makes the prefix ambiguous: the restore by the name every
+// listing shows is refused.
+func TestRedteamJunkNameShadowsShortID(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	src := filepath.Join(e.dir, "src")
+	write(t, filepath.Join(src, "f"), []byte("x"))
+	r := e.open(nil)
+	s, err := backupDir(ctx, r, src, nil)
+	must(t, err)
+	_, err = e.target.Put(ctx, "snapshots/"+s.ID[:12]+"-junk", strings.NewReader("junk"))
+	must(t, err)
+	if _, err := r.LoadSnapshot(ctx, s.ID[:12]); err != nil {
+		t.Errorf("snapshot:%s no longer resolves: %v", s.ID[:12], err)
+	}
+	// Nor can such a name stop every prune (a snapshot that cannot be read stops it) while
+	// Forget refuses it (not an ID).
+	if _, err := r.Prune(ctx); err != nil {
+		t.Errorf("an object named %s-junk under snapshots/ stops the prune: %v", s.ID[:12], err)
+	}
+}
