@@ -421,6 +421,13 @@ func TestRedteamJunkNameShadowsShortID(t *testing.T) {
 	if _, err := r.LoadSnapshot(ctx, s.ID[:12]); err != nil {
 		t.Errorf("snapshot:%s no longer resolves: %v", s.ID[:12], err)
 	}
+	// Named like an ID (64 hex digits), with junk content: still not a snapshot.
+	_, err = e.target.Put(ctx, "snapshots/"+s.ID[:12]+strings.Repeat("0", 52), strings.NewReader("junk"))
+	must(t, err)
+	if _, err := r.LoadSnapshot(ctx, s.ID[:12]); err != nil {
+		t.Errorf("snapshot:%s no longer resolves beside junk named like an ID: %v", s.ID[:12], err)
+	}
+	must(t, r.Forget(ctx, s.ID[:12]+strings.Repeat("0", 52)))
 	// Nor can such a name stop every prune (a snapshot that cannot be read stops it) while
 	// Forget refuses it (not an ID).
 	if _, err := r.Prune(ctx); err != nil {
