@@ -106,7 +106,17 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	// One backup is counted once: copies of a snapshot (the same signed bytes stored again
+	// under another name: only an unencrypted repository's can be made without the key) would
+	// make a retention keep them instead of other backups. The smallest ID stands for them.
+	slices.SortFunc(out, func(a, b *Snapshot) int { return strings.Compare(a.ID, b.ID) })
+	seen := map[blob.ID]bool{}
+	out = slices.DeleteFunc(out, func(s *Snapshot) bool {
+		dup := seen[s.Signed]
+		seen[s.Signed] = true
+		return dup
+	})
+	slices.SortStableFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
 	return out, errors.Join(bad...)
 }
 
