@@ -5,6 +5,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"hash"
 	"io"
 	"math"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -89,6 +91,8 @@ type Keys struct {
 	aead  *aeadKey
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
+	smu   sync.Mutex    // guards sdec
+	sdec  *zstd.Decoder // streaming, for Decompress
 }
 
 type aeadKey struct{ key []byte }
@@ -249,14 +253,29 @@ func (k *Keys) Unseal(b []byte) ([]byte, error) {
 // Compress compresses metadata with zstd.
 func (k *Keys) Compress(b []byte) []byte { return k.enc.EncodeAll(b, nil) }
 
-// Decompress reverses Compress; limit bounds the plaintext size.
+// Decompress reverses Compress; limit bounds the plaintext size. It stops at limit (streaming):
+// a small object that would decompress to far more (a "bomb" put in an unencrypted
+// repository, whose metadata is not authenticated) costs no more memory than limit.
 func (k *Keys) Decompress(b []byte, limit int) ([]byte, error) {
-	out, err := k.dec.DecodeAll(b, nil)
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	if k.sdec == nil {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, err
+		}
+		k.sdec = d
+	}
+	if err := k.sdec.Reset(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	defer k.sdec.Reset(nil)
+	out, err := io.ReadAll(io.LimitReader(k.sdec, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
 	}
 	if len(out) > limit {
-		return nil, fmt.Errorf("decompressed to %d bytes, more than %d: %w", len(out), limit, ErrAuth)
+		return nil, fmt.Errorf("decompresses to more than %d bytes: %w", limit, ErrAuth)
 	}
 	return out, nil
 }
