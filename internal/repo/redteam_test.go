@@ -434,3 +434,65 @@ func TestRedteamJunkNameShadowsShortID(t *testing.T) {
 		t.Errorf("an object named %s-junk under snapshots/ stops the prune: %v", s.ID[:12], err)
 	}
 }
+
+// TestRedteamBlobBomb: a restore does not hash packs (it checks each blob's ID), and checks a
+// blob's raw length and ID only after decompressing it whole (DecodeAll, up to the decoder's
+// 1 GiB). Whoever may overwrite a pack of an unencrypted repository (same size, so the size
+// check passes) puts a zstd bomb where a compressed blob was: each blob read costs up to
+// 1 GiB (a restore decodes 3 at once) before it is refused.
+func TestRedteamBlobBomb(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, false)
+	src := filepath.Join(e.dir, "src")
+	text := make([]byte, 0, 300<<10)
+	for _, b := range randomBytes(150<<10, 7) {
+		text = fmt.Appendf(text, "%02x", b) // compresses to about half
+	}
+	write(t, filepath.Join(src, "f"), text)
+	r := e.open(nil)
+	s, err := backupDir(ctx, r, src, nil)
+	must(t, err)
+	rd, err := r.NewReader(ctx)
+	must(t, err)
+	n, err := rd.Lookup(ctx, s.Tree, "f")
+	must(t, err)
+	loc, _ := rd.Index().Lookup(n.Content[0])
+	if loc.Entry.Comp != blob.Zstd {
+		t.Fatal("the blob is not compressed: the test proves nothing")
+	}
+	var bomb bytes.Buffer
+	zw, err := zstd.NewWriter(&bomb, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	must(t, err)
+	zero := make([]byte, 1<<20)
+	for range 256 {
+		_, err := zw.Write(zero)
+		must(t, err)
+	}
+	must(t, zw.Close())
+	pad := int(loc.Entry.Length) - bomb.Len() - 8
+	if pad < 0 {
+		t.Fatalf("the bomb (%d bytes) does not fit the blob's %d", bomb.Len(), loc.Entry.Length)
+	}
+	bomb.Write([]byte{0x50, 0x2a, 0x4d, 0x18, byte(pad), byte(pad >> 8), byte(pad >> 16), byte(pad >> 24)}) // a skippable frame
+	bomb.Write(make([]byte, pad))
+	p := filepath.Join(e.repoDir(), packKey(loc.Pack))
+	b, err := os.ReadFile(p)
+	must(t, err)
+	copy(b[loc.Entry.Offset:], bomb.Bytes())
+	must(t, os.Remove(p))
+	must(t, os.WriteFile(p, b, 0o600))
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = export(ctx, e.open(nil), s)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("the bomb was restored")
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the restore allocated %d MiB: %v", alloc>>20, err)
+	if alloc > 64<<20 {
+		t.Errorf("restoring a %d-byte blob (raw %d) allocated %d MiB before refusing it", loc.Entry.Length, loc.Entry.Raw, alloc>>20)
+	}
+}
