@@ -103,6 +103,11 @@ func parseType(s string) (blob.Type, error) {
 
 // Add records every pack of f. A pack listed before with other blobs is refused.
 func (x *Index) Add(f File) error {
+	for _, p := range f.Packs { // all or nothing
+		if err := x.conflict(p.ID, p.Size, p.Blobs); err != nil {
+			return err
+		}
+	}
 	for _, p := range f.Packs {
 		if err := x.addPack(p.ID, p.Size, p.Blobs); err != nil {
 			return err

@@ -71,6 +71,17 @@ func listing(size int64, entries []pack.Entry) [32]byte {
 	return sha256.Sum256(b)
 }
 
+// conflict fails when the pack is indexed with another size or other blobs.
+func (x *Index) conflict(id blob.ID, size int64, entries []pack.Entry) error {
+	x.mu.RLock()
+	d, ok := x.listings[id]
+	x.mu.RUnlock()
+	if ok && d != listing(size, entries) {
+		return fmt.Errorf("pack %s is listed twice with different blobs: an index file is forged or damaged", id)
+	}
+	return nil
+}
+
 // addPack records a pack; a pack listed again must be listed with the same size and blobs.
 func (x *Index) addPack(id blob.ID, size int64, entries []pack.Entry) error {
 	x.mu.Lock()
