@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
@@ -53,12 +54,12 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	// Every referenced blob must be indexed in a pack that exists (what Check proves): else
 	// the index is damaged or forged, and a pack it shows unreferenced may not be.
 	for id := range used {
-		loc, ok := idx.Lookup(id)
-		if !ok {
+		places := idx.Places(id)
+		if len(places) == 0 {
 			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in no index file: run check (nothing was deleted)", r.cfg.ID, id)
 		}
-		if _, ok := stored[loc.Pack]; !ok {
-			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in pack %s, which is missing: run check (nothing was deleted)", r.cfg.ID, id, loc.Pack)
+		if !slices.ContainsFunc(places, func(l index.Loc) bool { _, ok := stored[l.Pack]; return ok }) {
+			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in pack %s, which is missing: run check (nothing was deleted)", r.cfg.ID, id, places[0].Pack)
 		}
 	}
 	if err := r.hook(ctx, "prune.planned"); err != nil {

@@ -122,12 +122,27 @@ type packCache struct {
 	x *index.Index
 }
 
-// blob returns a blob's plaintext, verified (appended to dst).
+// blob returns a blob's plaintext, verified (appended to dst). A blob in several packs is
+// taken from the first that yields it.
 func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, error) {
-	loc, ok := c.x.Lookup(id)
-	if !ok {
+	places := c.x.Places(id)
+	if len(places) == 0 {
 		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
 	}
+	var first error
+	for _, loc := range places {
+		out, err := c.blobAt(ctx, dst, id, loc)
+		if err == nil || ctx.Err() != nil {
+			return out, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+func (c *packCache) blobAt(ctx context.Context, dst []byte, id blob.ID, loc index.Loc) ([]byte, error) {
 	p, err := c.Get(ctx, loc.Pack)
 	if err != nil {
 		return nil, err

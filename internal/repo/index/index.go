@@ -145,6 +145,22 @@ func (x *Index) Lookup(id blob.ID) (Loc, bool) {
 	return x.loc(x.sorted[i]), true
 }
 
+// Places finds every place of a blob (several when packs listing it overlap: an interrupted
+// prune, an index file put back).
+func (x *Index) Places(id blob.ID) []Loc {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []Loc
+	if i, ok := x.addSet[id]; ok {
+		out = append(out, x.loc(x.added[i]))
+	}
+	i, _ := slices.BinarySearchFunc(x.sorted, id, func(a item, id blob.ID) int { return bytes.Compare(a.id[:], id[:]) })
+	for ; i < len(x.sorted) && x.sorted[i].id == id; i++ {
+		out = append(out, x.loc(x.sorted[i]))
+	}
+	return out
+}
+
 // Has reports whether the blob is indexed.
 func (x *Index) Has(id blob.ID) bool {
 	_, ok := x.Lookup(id)
