@@ -125,18 +125,20 @@ type packCache struct {
 // blob returns a blob's plaintext, verified (appended to dst). A blob in several packs is
 // taken from the first that yields it.
 func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, error) {
-	places := c.x.Places(id)
-	if len(places) == 0 {
+	loc, ok := c.x.Lookup(id)
+	if !ok {
 		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
 	}
-	var first error
-	for _, loc := range places {
-		out, err := c.blobAt(ctx, dst, id, loc)
-		if err == nil || ctx.Err() != nil {
-			return out, err
+	out, first := c.blobAt(ctx, dst, id, loc)
+	if first == nil || ctx.Err() != nil {
+		return out, first
+	}
+	for _, other := range c.x.Places(id) {
+		if other.Pack == loc.Pack {
+			continue
 		}
-		if first == nil {
-			first = err
+		if out, err := c.blobAt(ctx, dst, id, other); err == nil || ctx.Err() != nil {
+			return out, err
 		}
 	}
 	return nil, first
