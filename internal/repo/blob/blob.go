@@ -15,6 +15,7 @@ import (
 	"hash"
 	"io"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -152,7 +153,7 @@ func newKeys(idKey []byte, a *aeadKey, level Level) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, err
 	}
@@ -228,6 +229,10 @@ func (k *Keys) Seal(b []byte) ([]byte, error) {
 	return c.Seal(out, out, b, nil), nil
 }
 
+// maxDecoded bounds a blob's plaintext (chunks are at most a few MiB; a tree blob of a huge
+// directory more).
+const maxDecoded = 1 << 30
+
 // ErrAuth is wrapped when stored bytes fail authentication or do not match their ID.
 var ErrAuth = errors.New("authentication failed (damaged or tampered with)")
 
@@ -292,7 +297,13 @@ func (k *Keys) Decode(dst, stored []byte, comp uint8, rawLen int, id ID) ([]byte
 	case Raw:
 		dst = append(dst, body...)
 	case Zstd:
-		if dst, err = k.dec.DecodeAll(body, dst); err != nil {
+		// Room for exactly the plaintext, and no more is decoded (WithDecodeAllCapLimit):
+		// a small stored blob that would decompress to far more is refused there.
+		if rawLen < 0 || rawLen > maxDecoded {
+			return nil, fmt.Errorf("blob %s: a plaintext of %d bytes is more than a blob holds: %w", id, rawLen, ErrAuth)
+		}
+		dst = slices.Grow(dst, rawLen)
+		if dst, err = k.dec.DecodeAll(body, dst[:start:start+rawLen]); err != nil {
 			return nil, fmt.Errorf("blob %s: decompressing: %v: %w", id, err, ErrAuth)
 		}
 	default:
