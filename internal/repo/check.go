@@ -95,14 +95,16 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *index.Index, stored map[
 	rd := r.readerWith(idx)
 	checked := map[blob.ID]bool{}
 	blobOK := func(id blob.ID) error {
-		loc, ok := idx.Lookup(id)
-		if !ok {
+		places := idx.Places(id)
+		if len(places) == 0 {
 			return fmt.Errorf("blob %s is not in the index", id)
 		}
-		if _, ok := stored[loc.Pack]; !ok {
-			return fmt.Errorf("blob %s is in pack %s, which is missing", id, loc.Pack)
+		for _, loc := range places {
+			if _, ok := stored[loc.Pack]; ok {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("blob %s is in pack %s, which is missing", id, places[0].Pack)
 	}
 	for _, s := range snaps {
 		res.Snapshots++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
@@ -50,6 +51,17 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every referenced blob must be indexed in a pack that exists (what Check proves): else
+	// the index is damaged or forged, and a pack it shows unreferenced may not be.
+	for id := range used {
+		places := idx.Places(id)
+		if len(places) == 0 {
+			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in no index file: run check (nothing was deleted)", r.cfg.ID, id)
+		}
+		if !slices.ContainsFunc(places, func(l index.Loc) bool { _, ok := stored[l.Pack]; return ok }) {
+			return nil, fmt.Errorf("prune of repository %s: blob %s, referenced by a snapshot, is in pack %s, which is missing: run check (nothing was deleted)", r.cfg.ID, id, places[0].Pack)
+		}
+	}
 	if err := r.hook(ctx, "prune.planned"); err != nil {
 		return nil, err
 	}
@@ -67,7 +79,7 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err := lk.Valid(); err != nil {
 		return nil, err
 	}
-	return r.replaceIndex(ctx, plan, append(plan.Keep, newPacks...), oldIndex)
+	return r.replaceIndex(ctx, lk, plan, append(plan.Keep, newPacks...), oldIndex)
 }
 
 // usedBlobs walks every snapshot; a snapshot that cannot be read stops the prune.
@@ -151,12 +163,18 @@ func (r *Repo) rewrite(ctx context.Context, packs []index.Pack, used map[blob.ID
 }
 
 // replaceIndex stores the new index, then deletes the old index files, then the packs.
-func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
+func (r *Repo) replaceIndex(ctx context.Context, lk *lock.Lock, plan index.Plan, packs []index.Pack, oldIndex []string) (*PruneResult, error) {
 	newIndex, err := r.writeIndex(ctx, packs)
 	if err != nil {
 		return nil, err
 	}
 	if err := r.hook(ctx, "prune.index-written"); err != nil {
+		return nil, err
+	}
+	// A prune stalled so long that its lock went stale may have a backup beside it that
+	// deduplicated against what it is about to delete: it deletes nothing then (the next
+	// prune finishes the job). Checked again before each deletion.
+	if err := lk.Valid(); err != nil {
 		return nil, err
 	}
 	isNew := map[string]bool{}
@@ -167,6 +185,9 @@ func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.
 		if isNew[k] {
 			continue // the same content: kept
 		}
+		if err := lk.Valid(); err != nil {
+			return nil, err
+		}
 		if err := r.t.Delete(ctx, k); err != nil {
 			return nil, fmt.Errorf("prune: deleting index file %s in %s: %w", k, r.t, err)
 		}
@@ -175,9 +196,21 @@ func (r *Repo) replaceIndex(ctx context.Context, plan index.Plan, packs []index.
 		return nil, err
 	}
 	res := &PruneResult{UnindexedPacks: plan.Unindexed, RewrittenPacks: len(plan.Rewrite), KeptPacks: len(packs)}
-	del := append(plan.Delete, packIDs(plan.Rewrite)...)
+	// A pack the new index lists is never deleted: an unencrypted repository's rewrite is
+	// deterministic, so it may have made again a pack planned for deletion as unindexed (left
+	// by a prune that crashed after its rewrite).
+	indexed := map[blob.ID]bool{}
+	for _, p := range packs {
+		indexed[p.ID] = true
+	}
 	var errs []error
-	for _, id := range del {
+	for _, id := range append(plan.Delete, packIDs(plan.Rewrite)...) {
+		if indexed[id] {
+			continue
+		}
+		if err := lk.Valid(); err != nil {
+			return nil, err
+		}
 		if err := r.t.Delete(ctx, packKey(id)); err != nil {
 			errs = append(errs, fmt.Errorf("prune: deleting pack %s in %s: %w", id, r.t, err))
 			continue

@@ -22,7 +22,7 @@ type Reader struct {
 
 // NewReader loads the index.
 func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
-	idx, _, err := r.LoadIndex(ctx)
+	idx, _, err := r.loadIndex(ctx, true)
 	if err != nil {
 		return nil, err
 	}

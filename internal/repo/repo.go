@@ -163,11 +163,19 @@ func (r *Repo) get(ctx context.Context, key string, limit int64) ([]byte, error)
 }
 
 // put stores b at key; an existing object of the same content-addressed key is fine when
-// same is true.
+// same is true and it holds b (an unencrypted repository's packs and index files repeat);
+// one that holds other bytes (junk put there by someone else) is replaced.
 func (r *Repo) put(ctx context.Context, key string, b []byte, same bool) error {
 	_, err := r.t.Put(ctx, key, bytes.NewReader(b))
 	if err != nil && same && errors.Is(err, target.ErrExist) {
-		return nil
+		old, gerr := r.get(ctx, key, int64(len(b)))
+		if gerr == nil && bytes.Equal(old, b) {
+			return nil
+		}
+		r.a.Log.Warn("an object of the repository holds other bytes than its name says: replaced", "repository", r.cfg.ID, "key", key)
+		if err = r.t.Delete(ctx, key); err == nil {
+			_, err = r.t.Put(ctx, key, bytes.NewReader(b))
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("storing %s in %s: %w", key, r.t, err)

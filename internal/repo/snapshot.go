@@ -49,6 +49,18 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
 				match = append(match, s)
 			}
 		}
+		if len(match) > 1 {
+			// Objects that are not snapshots (put by someone else) do not make it ambiguous.
+			var ok []*Snapshot
+			for _, m := range match {
+				if s, err := r.LoadSnapshot(ctx, m); err == nil {
+					ok = append(ok, s)
+				}
+			}
+			if len(ok) == 1 {
+				return ok[0], nil
+			}
+		}
 		if len(match) != 1 {
 			return nil, fmt.Errorf("repository %s: %d snapshots have IDs starting with %q (want exactly one)", r.cfg.ID, len(match), id)
 		}
@@ -61,14 +73,18 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
 	return r.decodeSnapshot(id, b)
 }
 
-// SnapshotIDs lists the snapshots' IDs (unverified).
+// SnapshotIDs lists the snapshots' IDs (unverified; names that are not IDs are passed over).
 func (r *Repo) SnapshotIDs(ctx context.Context) ([]string, error) {
 	var ids []string
 	for o, err := range r.t.List(ctx, "snapshots/") {
 		if err != nil {
 			return nil, fmt.Errorf("listing snapshots in %s: %w", r.t, err)
 		}
-		ids = append(ids, path.Base(o.Key))
+		id := path.Base(o.Key)
+		if _, err := blob.ParseID(id); err != nil {
+			continue // not a snapshot's name (the hash of its bytes): nothing this repository wrote
+		}
+		ids = append(ids, id)
 	}
 	return ids, nil
 }
@@ -90,7 +106,17 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
+	// One backup is counted once: copies of a snapshot (the same signed bytes stored again
+	// under another name: only an unencrypted repository's can be made without the key) would
+	// make a retention keep them instead of other backups. The smallest ID stands for them.
+	slices.SortFunc(out, func(a, b *Snapshot) int { return strings.Compare(a.ID, b.ID) })
+	seen := map[blob.ID]bool{}
+	out = slices.DeleteFunc(out, func(s *Snapshot) bool {
+		dup := seen[s.Signed]
+		seen[s.Signed] = true
+		return dup
+	})
+	slices.SortStableFunc(out, func(a, b *Snapshot) int { return a.Time.Compare(b.Time) })
 	return out, errors.Join(bad...)
 }
 

@@ -19,30 +19,53 @@ func packKey(id blob.ID) string {
 // maxPack bounds a pack's size when it is read.
 const maxPack = 1 << 30
 
-// LoadIndex reads every index file. It returns the index and the index files' keys.
+// LoadIndex reads every index file. It returns the index and the index files' keys. An
+// index file that cannot be read fails it: a prune must know every pack that is indexed.
 func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
+	return r.loadIndex(ctx, false)
+}
+
+// loadIndex reads every index file; lenient passes over (with a warning) an index file that
+// cannot be read or decoded, for restores and backups: every blob they take is checked
+// against its ID, and a backup that misses an index entry stores the blob again, so a junk
+// object under index/ cannot stop them. (Prune and check are strict.)
+func (r *Repo) loadIndex(ctx context.Context, lenient bool) (*index.Index, []string, error) {
 	x := index.New()
 	var keys []string
 	for o, err := range r.t.List(ctx, "index/") {
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing the index of repository %s in %s: %w", r.cfg.ID, r.t, err)
 		}
-		b, err := r.get(ctx, o.Key, index.MaxFile)
+		err := r.loadIndexFile(ctx, x, o.Key)
+		if err != nil && lenient && ctx.Err() == nil {
+			r.a.Log.Warn("an index file cannot be read: passed over (run check)", "repository", r.cfg.ID, "error", err)
+			continue
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
+			return nil, nil, err
 		}
-		if blob.Sum(b).String() != path.Base(o.Key) {
-			return nil, nil, fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with)", o.Key)
-		}
-		f, err := index.Decode(r.keys, b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("index file %s: %w", o.Key, err)
-		}
-		x.Add(f)
 		keys = append(keys, o.Key)
 	}
 	x.Freeze()
 	return x, keys, nil
+}
+
+func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string) error {
+	b, err := r.get(ctx, key, index.MaxFile)
+	if err != nil {
+		return fmt.Errorf("index file %s: %w", key, err)
+	}
+	if blob.Sum(b).String() != path.Base(key) {
+		return fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with)", key)
+	}
+	f, err := index.Decode(r.keys, b)
+	if err != nil {
+		return fmt.Errorf("index file %s: %w", key, err)
+	}
+	if err := x.Add(f); err != nil {
+		return fmt.Errorf("index file %s: %w", key, err)
+	}
+	return nil
 }
 
 // indexBlobsPerFile bounds an index file (about 7 MB of JSON).
@@ -99,12 +122,29 @@ type packCache struct {
 	x *index.Index
 }
 
-// blob returns a blob's plaintext, verified (appended to dst).
+// blob returns a blob's plaintext, verified (appended to dst). A blob in several packs is
+// taken from the first that yields it.
 func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, error) {
 	loc, ok := c.x.Lookup(id)
 	if !ok {
 		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
 	}
+	out, first := c.blobAt(ctx, dst, id, loc)
+	if first == nil || ctx.Err() != nil {
+		return out, first
+	}
+	for _, other := range c.x.Places(id) {
+		if other.Pack == loc.Pack {
+			continue
+		}
+		if out, err := c.blobAt(ctx, dst, id, other); err == nil || ctx.Err() != nil {
+			return out, err
+		}
+	}
+	return nil, first
+}
+
+func (c *packCache) blobAt(ctx context.Context, dst []byte, id blob.ID, loc index.Loc) ([]byte, error) {
 	p, err := c.Get(ctx, loc.Pack)
 	if err != nil {
 		return nil, err

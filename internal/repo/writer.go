@@ -73,7 +73,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	idx, _, err := r.LoadIndex(ctx)
+	idx, _, err := r.loadIndex(ctx, true)
 	if err != nil {
 		lk.Release(ctx)
 		return nil, err

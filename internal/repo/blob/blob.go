@@ -5,6 +5,7 @@
 package blob
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,8 @@ import (
 	"hash"
 	"io"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -89,6 +92,8 @@ type Keys struct {
 	aead  *aeadKey
 	enc   *zstd.Encoder
 	dec   *zstd.Decoder
+	smu   sync.Mutex    // guards sdec
+	sdec  *zstd.Decoder // streaming, for Decompress
 }
 
 type aeadKey struct{ key []byte }
@@ -148,7 +153,7 @@ func newKeys(idKey []byte, a *aeadKey, level Level) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecodeAllCapLimit(true))
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +229,10 @@ func (k *Keys) Seal(b []byte) ([]byte, error) {
 	return c.Seal(out, out, b, nil), nil
 }
 
+// maxDecoded bounds a blob's plaintext (chunks are at most a few MiB; a tree blob of a huge
+// directory more).
+const maxDecoded = 1 << 30
+
 // ErrAuth is wrapped when stored bytes fail authentication or do not match their ID.
 var ErrAuth = errors.New("authentication failed (damaged or tampered with)")
 
@@ -249,14 +258,29 @@ func (k *Keys) Unseal(b []byte) ([]byte, error) {
 // Compress compresses metadata with zstd.
 func (k *Keys) Compress(b []byte) []byte { return k.enc.EncodeAll(b, nil) }
 
-// Decompress reverses Compress; limit bounds the plaintext size.
+// Decompress reverses Compress; limit bounds the plaintext size. It stops at limit (streaming):
+// a small object that would decompress to far more (a "bomb" put in an unencrypted
+// repository, whose metadata is not authenticated) costs no more memory than limit.
 func (k *Keys) Decompress(b []byte, limit int) ([]byte, error) {
-	out, err := k.dec.DecodeAll(b, nil)
+	k.smu.Lock()
+	defer k.smu.Unlock()
+	if k.sdec == nil {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, err
+		}
+		k.sdec = d
+	}
+	if err := k.sdec.Reset(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	defer k.sdec.Reset(nil)
+	out, err := io.ReadAll(io.LimitReader(k.sdec, int64(limit)+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
 	}
 	if len(out) > limit {
-		return nil, fmt.Errorf("decompressed to %d bytes, more than %d: %w", len(out), limit, ErrAuth)
+		return nil, fmt.Errorf("decompresses to more than %d bytes: %w", limit, ErrAuth)
 	}
 	return out, nil
 }
@@ -273,7 +297,13 @@ func (k *Keys) Decode(dst, stored []byte, comp uint8, rawLen int, id ID) ([]byte
 	case Raw:
 		dst = append(dst, body...)
 	case Zstd:
-		if dst, err = k.dec.DecodeAll(body, dst); err != nil {
+		// Room for exactly the plaintext, and no more is decoded (WithDecodeAllCapLimit):
+		// a small stored blob that would decompress to far more is refused there.
+		if rawLen < 0 || rawLen > maxDecoded {
+			return nil, fmt.Errorf("blob %s: a plaintext of %d bytes is more than a blob holds: %w", id, rawLen, ErrAuth)
+		}
+		dst = slices.Grow(dst, rawLen)
+		if dst, err = k.dec.DecodeAll(body, dst[:start:start+rawLen]); err != nil {
 			return nil, fmt.Errorf("blob %s: decompressing: %v: %w", id, err, ErrAuth)
 		}
 	default:

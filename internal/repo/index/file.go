@@ -101,11 +101,19 @@ func parseType(s string) (blob.Type, error) {
 	return 0, fmt.Errorf("blob type %q is not data or tree", s)
 }
 
-// Add records every pack of f.
-func (x *Index) Add(f File) {
-	for _, p := range f.Packs {
-		x.AddPack(p.ID, p.Size, p.Blobs)
+// Add records every pack of f. A pack listed before with other blobs is refused.
+func (x *Index) Add(f File) error {
+	for _, p := range f.Packs { // all or nothing
+		if err := x.conflict(p.ID, p.Size, p.Blobs); err != nil {
+			return err
+		}
 	}
+	for _, p := range f.Packs {
+		if err := x.addPack(p.ID, p.Size, p.Blobs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Split groups packs into index files of about perFile blobs.

@@ -5,6 +5,10 @@ package index
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -38,6 +42,8 @@ type Index struct {
 	sorted []item
 	added  []item
 	addSet map[blob.ID]int32 // ID → position in added
+	// listings are digests of each pack's listing (a pack listed twice must be listed alike)
+	listings map[blob.ID][32]byte
 }
 
 // New returns an empty index.
@@ -47,11 +53,52 @@ func New() *Index {
 
 // AddPack records a pack of size bytes and its blobs.
 func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) {
+	_ = x.addPack(id, size, entries)
+}
+
+// listing is a digest of a pack's size and entries (in offset order).
+func listing(size int64, entries []pack.Entry) [32]byte {
+	es := slices.Clone(entries)
+	slices.SortFunc(es, func(a, b pack.Entry) int { return cmp.Compare(a.Offset, b.Offset) })
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, 8+len(es)*46), uint64(size))
+	for _, e := range es {
+		b = append(b, byte(e.Type), e.Comp)
+		b = binary.LittleEndian.AppendUint32(b, e.Offset)
+		b = binary.LittleEndian.AppendUint32(b, e.Length)
+		b = binary.LittleEndian.AppendUint32(b, e.Raw)
+		b = append(b, e.ID[:]...)
+	}
+	return sha256.Sum256(b)
+}
+
+// conflict fails when the pack is indexed with another size or other blobs.
+func (x *Index) conflict(id blob.ID, size int64, entries []pack.Entry) error {
+	x.mu.RLock()
+	d, ok := x.listings[id]
+	x.mu.RUnlock()
+	if ok && d != listing(size, entries) {
+		return fmt.Errorf("pack %s is listed twice with different blobs: an index file is forged or damaged", id)
+	}
+	return nil
+}
+
+// addPack records a pack; a pack listed again must be listed with the same size and blobs.
+func (x *Index) addPack(id blob.ID, size int64, entries []pack.Entry) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if _, ok := x.packNo[id]; ok {
-		return // listed by another index file too (a prune was interrupted): the same blobs
+	d := listing(size, entries)
+	if x.listings == nil {
+		x.listings = map[blob.ID][32]byte{}
 	}
+	if _, ok := x.packNo[id]; ok {
+		// Listed by another index file too (a prune was interrupted): the same blobs. Other
+		// blobs are a forged listing, which would hide the real one (the first is kept).
+		if x.listings[id] != d {
+			return fmt.Errorf("pack %s is listed twice with different blobs: an index file is forged or damaged", id)
+		}
+		return nil
+	}
+	x.listings[id] = d
 	no := uint32(len(x.packs))
 	x.packs = append(x.packs, id)
 	x.sizes = append(x.sizes, size)
@@ -63,6 +110,7 @@ func (x *Index) AddPack(id blob.ID, size int64, entries []pack.Entry) {
 		}
 		x.added = append(x.added, it)
 	}
+	return nil
 }
 
 // Freeze sorts what was added into the compact slice (after loading index files).
@@ -92,6 +140,22 @@ func (x *Index) Lookup(id blob.ID) (Loc, bool) {
 		return Loc{}, false
 	}
 	return x.loc(x.sorted[i]), true
+}
+
+// Places finds every place of a blob (several when packs listing it overlap: an interrupted
+// prune, an index file put back).
+func (x *Index) Places(id blob.ID) []Loc {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var out []Loc
+	if i, ok := x.addSet[id]; ok {
+		out = append(out, x.loc(x.added[i]))
+	}
+	i, _ := slices.BinarySearchFunc(x.sorted, id, func(a item, id blob.ID) int { return bytes.Compare(a.id[:], id[:]) })
+	for ; i < len(x.sorted) && x.sorted[i].id == id; i++ {
+		out = append(out, x.loc(x.sorted[i]))
+	}
+	return out
 }
 
 // Has reports whether the blob is indexed.

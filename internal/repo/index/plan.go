@@ -35,8 +35,11 @@ func (x *Index) PlanPrune(used map[blob.ID]struct{}, stored map[blob.ID]int64, r
 				plan.Delete = append(plan.Delete, p.ID)
 				plan.Bytes += p.Size
 			}
-		case !exists:
+		case !exists && !x.elsewhere(p, used, stored):
 			return plan, fmt.Errorf("pack %s holds referenced blobs but is missing: run check (nothing was deleted)", p.ID)
+		case !exists:
+			// Missing, but each referenced blob of it is in another pack that exists (an old
+			// index file put back after a prune): it drops out of the index.
 		case float64(usedBytes) < rewriteBelow*float64(p.Size):
 			plan.Rewrite = append(plan.Rewrite, p)
 		default:
@@ -51,4 +54,24 @@ func (x *Index) PlanPrune(used map[blob.ID]struct{}, stored map[blob.ID]int64, r
 		}
 	}
 	return plan, nil
+}
+
+// elsewhere reports whether every referenced blob of pack p is also in another stored pack.
+func (x *Index) elsewhere(p Pack, used map[blob.ID]struct{}, stored map[blob.ID]int64) bool {
+	for _, e := range p.Blobs {
+		if _, ok := used[e.ID]; !ok {
+			continue
+		}
+		found := false
+		for _, l := range x.Places(e.ID) {
+			if _, ok := stored[l.Pack]; ok && l.Pack != p.ID {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }

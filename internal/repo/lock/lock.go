@@ -55,10 +55,19 @@ type Info struct {
 	Created   time.Time `json:"created"`
 	Refreshed time.Time `json:"refreshed"`
 	key       string
+	modTime   time.Time // the object's, by the target's clock (zero: unknown)
 }
 
-// IsStale reports whether the lock was not refreshed for Stale at now.
-func (l Info) IsStale(now time.Time) bool { return now.Sub(l.Refreshed) > Stale }
+// IsStale reports whether the lock was not refreshed for Stale at now. A lock claiming to be
+// refreshed more than Stale after its object was written (a forged one, or a clock far
+// ahead) is taken as refreshed when it was written: else it would never go stale.
+func (l Info) IsStale(now time.Time) bool {
+	last := l.Refreshed
+	if !l.modTime.IsZero() && last.After(l.modTime.Add(Stale)) {
+		last = l.modTime
+	}
+	return now.Sub(last) > Stale
+}
 
 // Lock is a lock this process holds.
 type Lock struct {
@@ -78,7 +87,7 @@ func (lk *Locker) List(ctx context.Context) ([]Info, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listing locks in %s: %w", lk.T, err)
 		}
-		l := Info{key: o.Key, Refreshed: o.ModTime, Kind: "unreadable"}
+		l := Info{key: o.Key, Refreshed: o.ModTime, Kind: "unreadable", modTime: o.ModTime}
 		if b, err := lk.get(ctx, o.Key); err == nil {
 			if json.Unmarshal(b, &l) != nil {
 				l.Kind = "unreadable"

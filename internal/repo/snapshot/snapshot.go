@@ -35,6 +35,9 @@ type Snapshot struct {
 	Tree     blob.ID            `json:"tree"`
 	Totals   Totals             `json:"totals"`
 	KeyID    string             `json:"-"` // the key that signed it
+	// Signed is the SHA-256 of the signed bytes: two snapshots with the same are one backup
+	// stored twice (an unencrypted snapshot re-encoded by someone else is another object).
+	Signed blob.ID `json:"-"`
 }
 
 // Totals count what a backup did.
@@ -102,6 +105,6 @@ func Decode(k *blob.Keys, trust *artifact.Keyring, id string, stored []byte) (*S
 	if err := json.Unmarshal(env.Snapshot, &s); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
-	s.ID, s.KeyID = id, env.Signature.KeyID
+	s.ID, s.KeyID, s.Signed = id, env.Signature.KeyID, blob.Sum(env.Snapshot)
 	return &s, nil
 }
