@@ -116,12 +116,13 @@ func mustDecompress(t *testing.T, r *Repo, b []byte) []byte {
 	return p
 }
 
-// TestRedteamJunkIndexFileStopsRestore: one object under index/ that does not decode (Put
+// TestRedteamJunkIndexFilePassedOver: one object under index/ that does not decode (Put
 // only: junk named by its hash; in an encrypted repository anything not sealed with the key;
-// or an index file left truncated by a target without atomic puts) makes LoadIndex fail, so
-// every restore, backup, check and prune of the repository fails until someone finds and
-// deletes it, though no snapshot needs it (every blob is verified against its ID anyway).
-func TestRedteamJunkIndexFileStopsRestore(t *testing.T) {
+// or an index file left truncated by a target without atomic puts) made LoadIndex fail, so
+// every restore, backup, check and prune of the repository failed until someone found and
+// deleted it, though no snapshot needs it (every blob is verified against its ID anyway).
+// Restores and backups now pass over it with a warning.
+func TestRedteamJunkIndexFilePassedOver(t *testing.T) {
 	ctx := context.Background()
 	for _, enc := range []bool{false, true} {
 		e := newEnv(t, enc)
@@ -380,7 +381,7 @@ func TestRedteamPlainPruneCrashThenPrune(t *testing.T) {
 // config file, an empty database's dump) can be computed. An index file (Put only) listing such
 // an ID in a pack of junk, the size it claims, makes every later backup of that content
 // deduplicate against it and upload nothing: the backup reports success, Check(0) passes, and
-// the snapshot never restores.
+// the snapshot never restored. Index files are signed now: the forged one is passed over.
 func TestRedteamForgedDedupEntry(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, false)

@@ -58,7 +58,7 @@ func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string) er
 	if blob.Sum(b).String() != path.Base(key) {
 		return fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with)", key)
 	}
-	f, err := index.Decode(r.keys, b)
+	f, err := index.Decode(r.keys, r.a.Trust, b)
 	if err != nil {
 		return fmt.Errorf("index file %s: %w", key, err)
 	}
@@ -75,7 +75,7 @@ const indexBlobsPerFile = 50_000
 func (r *Repo) writeIndex(ctx context.Context, packs []index.Pack) ([]string, error) {
 	var keys []string
 	for _, f := range index.Split(packs, indexBlobsPerFile) {
-		b, err := index.Encode(r.keys, f)
+		b, err := index.Encode(r.keys, r.a.Signer, f)
 		if err != nil {
 			return keys, err
 		}

@@ -2,8 +2,10 @@ package index
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/pack"
 )
@@ -44,7 +46,10 @@ type blobJSON struct {
 const MaxFile = 256 << 20
 
 // Encode returns an index file's stored bytes: JSON, compressed, sealed.
-func Encode(k *blob.Keys, f File) ([]byte, error) {
+func Encode(k *blob.Keys, signer *artifact.SigningKey, f File) ([]byte, error) {
+	if signer == nil {
+		return nil, errors.New("no signing key to sign the index file with")
+	}
 	j := fileJSON{Version: 1}
 	for _, p := range f.Packs {
 		pj := packJSON{ID: p.ID, Size: p.Size}
@@ -53,15 +58,32 @@ func Encode(k *blob.Keys, f File) ([]byte, error) {
 		}
 		j.Packs = append(j.Packs, pj)
 	}
-	b, err := json.Marshal(j)
+	body, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
-	return k.Seal(k.Compress(b))
+	env, err := json.Marshal(envelope{Version: 1, Index: body, Signature: signer.SignBytes(purpose, body)})
+	if err != nil {
+		return nil, err
+	}
+	return k.Seal(k.Compress(env))
 }
 
-// Decode reads an index file's stored bytes.
-func Decode(k *blob.Keys, stored []byte) (File, error) {
+// purpose is what an index file's signature is for (see artifact.SigningKey.SignBytes).
+const purpose = "repository index v1"
+
+// envelope is an index file: its listing and a signature over it. Signed, a listing cannot
+// be forged by whoever can write to an unencrypted repository (its chunk-ID key is in the
+// clear in its config, so blob IDs of guessable content can be computed): a forged entry
+// would make backups of that content deduplicate against junk.
+type envelope struct {
+	Version   int                 `json:"version"`
+	Index     json.RawMessage     `json:"index"`
+	Signature *artifact.Signature `json:"signature"`
+}
+
+// Decode reads an index file's stored bytes: a trusted key must have signed it.
+func Decode(k *blob.Keys, trust *artifact.Keyring, stored []byte) (File, error) {
 	plain, err := k.Unseal(stored)
 	if err != nil {
 		return File{}, err
@@ -69,8 +91,18 @@ func Decode(k *blob.Keys, stored []byte) (File, error) {
 	if plain, err = k.Decompress(plain, MaxFile); err != nil {
 		return File{}, err
 	}
+	var env envelope
+	if err := json.Unmarshal(plain, &env); err != nil || env.Version != 1 {
+		return File{}, errors.New("not a version 1 index file")
+	}
+	if trust == nil {
+		return File{}, errors.New("no trusted key to verify the index file with")
+	}
+	if err := trust.VerifyBytes(purpose, env.Index, env.Signature); err != nil {
+		return File{}, fmt.Errorf("refused: %w", err)
+	}
 	var j fileJSON
-	if err := json.Unmarshal(plain, &j); err != nil {
+	if err := json.Unmarshal(env.Index, &j); err != nil {
 		return File{}, fmt.Errorf("decoding: %w", err)
 	}
 	if j.Version != 1 {
