@@ -196,7 +196,7 @@ func TestRedteamSnapshotBomb(t *testing.T) {
 	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	must(t, err)
 	zero := make([]byte, 1<<20)
-	for range 128 {
+	for range 512 { // 512 MiB decompressed: far beyond what a bounded read allocates
 		_, err := zw.Write(zero)
 		must(t, err)
 	}
@@ -216,7 +216,9 @@ func TestRedteamSnapshotBomb(t *testing.T) {
 	}
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("listing the snapshots allocated %d MiB: %v", alloc>>20, err)
-	if alloc > 64<<20 {
+	// Reading to the 16 MiB limit allocates about 55 MiB (the buffer's growth, the decoder's
+	// window), more under -race (sync.Pool keeps fewer buffers): 105 MiB was seen.
+	if alloc > 192<<20 {
 		t.Errorf("listing the snapshots allocated %d MiB for a %d-byte object (limit %d MiB): decompressed before the limit", alloc>>20, buf.Len(), 16)
 	}
 }
