@@ -23,8 +23,8 @@ WORK=${BENCH_DIR:-/var/tmp/docker-backup-bench}
 labels() { echo --label com.docker.compose.project=$P --label com.docker.compose.service=$1 --label com.docker.compose.container-number=1; }
 
 if [ "${1:-}" = clean ]; then
-  docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 $P-blob-1 $P-sshd >/dev/null 2>&1 || true
-  docker volume rm ${P}_data ${P}_pgdata ${P}_blob ${P}_incr >/dev/null 2>&1 || true
+  docker rm -f -v $P-files-1 $P-filler-1 $P-db-1 $P-blob-1 $P-sshd $P-incr-1 $P-incr-restored-1 >/dev/null 2>&1 || true
+  docker volume rm ${P}_data ${P}_pgdata ${P}_blob ${P}_incr ${P}_incr_restored >/dev/null 2>&1 || true
   rm -rf "$WORK"
   exit 0
 fi
