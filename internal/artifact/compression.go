@@ -16,6 +16,9 @@ type Compression string
 const (
 	Zstd Compression = "zstd"
 	Gzip Compression = "gzip"
+	// Uncompressed is a stream handed to a worker as it is (a snapshot's, made here from
+	// verified blobs); never an artifact's (ParseCompression refuses it).
+	Uncompressed Compression = "none"
 )
 
 // ParseCompression validates a compression name given by a user or a manifest.
@@ -50,6 +53,8 @@ func (c Compression) NewWriter(w io.Writer) (io.WriteCloser, error) {
 // NewReader decompresses r.
 func (c Compression) NewReader(r io.Reader) (io.ReadCloser, error) {
 	switch c {
+	case Uncompressed:
+		return io.NopCloser(r), nil
 	case Gzip:
 		return gzip.NewReader(r)
 	case Zstd:

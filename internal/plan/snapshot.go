@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 
+	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/containers"
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/pipeline"
@@ -61,6 +62,13 @@ func (r *Restore) ApplySnapshot(ctx context.Context, c *containers.Container, st
 	data := func(rd io.Reader, size int64) strategy.Data {
 		return strategy.Data{Reader: rd, Size: size, Source: r.Manifest.Source, Trusted: r.Trusted, Allowed: allowed}
 	}
+	if st, ok := strat.(strategy.Stager); ok {
+		err := r.applyStaged(ctx, c, st, rd, data(nil, 0))
+		if !errors.Is(err, strategy.ErrNoWorker) && !errors.Is(err, strategy.ErrNoRoom) {
+			return err
+		}
+		spec.Log.Info("restoring in two passes: the snapshot verified whole first, then restored in place", "reason", err)
+	}
 	spec.Log.Info("verifying the snapshot", "snapshot", snapshots.Name(sn.Snapshot.ID))
 	first := &summer{h: sha256.New()}
 	in := streamOf(ctx, rd, sn)
@@ -95,6 +103,37 @@ func (r *Restore) ApplySnapshot(ctx context.Context, c *containers.Container, st
 		return fmt.Errorf("%w%w", err, errkind.Silent(pipeline.ErrStarted))
 	}
 	return nil
+}
+
+// applyStaged restores the snapshot in one pass: the worker unpacks its stream beside the data
+// while every blob is verified, and moves it into place only once all of it came. A damaged
+// blob fails the stream before anything is moved: the service is untouched. An error wrapping
+// strategy.ErrNoWorker or strategy.ErrNoRoom says to restore another way (nothing changed).
+func (r *Restore) applyStaged(ctx context.Context, c *containers.Container, st strategy.Stager, rd *repo.Reader, d strategy.Data) error {
+	spec, sn := r.spec, r.spec.Snapshot
+	untouched := func(err error) error {
+		return fmt.Errorf("refusing to restore, %s is untouched: %w%w", c, err, errkind.Silent(pipeline.ErrUntouched))
+	}
+	spec.Log.Info("restoring beside the data while the snapshot is verified", "snapshot", snapshots.Name(sn.Snapshot.ID))
+	in := streamOf(ctx, rd, sn)
+	defer in.Close()
+	// The stream's size is known only once made: the room checked is the files' bytes.
+	d.Reader, d.Room = in, sn.Snapshot.Totals.Bytes
+	err := st.RestoreStaged(ctx, c, d, artifact.Uncompressed, spec.Progress, func(ctx context.Context) {
+		spec.Log.Info("snapshot verified")
+		if spec.Applying != nil {
+			spec.Applying(ctx)
+		}
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, strategy.ErrNoWorker), errors.Is(err, strategy.ErrNoRoom):
+		return err
+	case errors.Is(err, strategy.ErrUnapplied):
+		return untouched(err)
+	}
+	return fmt.Errorf("%w%w", err, errkind.Silent(pipeline.ErrStarted))
 }
 
 // summer counts and hashes what is written to it.

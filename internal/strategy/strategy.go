@@ -74,6 +74,7 @@ type Versioned interface {
 type Data struct {
 	io.Reader
 	Size   int64  // exact length of the raw stream
+	Room   int64  // when Size is 0 (not known): the room a staged restore needs
 	Source Source // what Backup recorded
 	// Trusted is set when the manifest's signature was verified: the backup was made with
 	// this tool's signing key. An unauthenticated backup is held to stricter rules (no

@@ -37,6 +37,9 @@ type WorkRequest struct {
 	// Size is the raw size of the restored stream, as the signed manifest says: a staged
 	// restore checks the room for it, and no restore unpacks more.
 	Size int64
+	// Room, when Size is not known (0: a snapshot's stream, made from verified blobs), is the
+	// room a staged restore checks for.
+	Room int64
 }
 
 // IncrementalWork is an incremental backup's request to a worker session.

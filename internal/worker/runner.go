@@ -479,7 +479,7 @@ func (s *session) Stage(ctx context.Context, req strategy.WorkRequest, in io.Rea
 	staged := make(chan struct{})
 	var once, committed sync.Once
 	r := agent.Request{Op: agent.OpRestore, Paths: s.paths, Mounts: s.mounts, Compression: req.Compression, Trusted: req.Trusted,
-		Socket: s.socket, Staged: true, Size: req.Size}
+		Socket: s.socket, Staged: true, Size: req.Size, Room: req.Room}
 	// The worker reads a local artifact itself, given its descriptor; what it read must then
 	// be the artifact (checked here, before any verdict to commit).
 	src, isFile := in.(strategy.FileSource)

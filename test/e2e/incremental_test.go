@@ -225,6 +225,27 @@ func testIncrementalVolume(t *testing.T, it incrTarget) {
 		t.Fatalf("check of a damaged pack: %v (want exit status 4)\n%s\n%s", err, out, stderr)
 	}
 	mustContain(t, out+stderr, "FAILED", pack)
+
+	// A restore that meets the damaged pack fails before anything is moved into place.
+	failed := 0
+	for _, s := range snaps {
+		before := f.tree()
+		out, stderr, err := dockerCmd(it.env, "backup", "restore", s.Key, "--from", it.to, "--to", "files", "--project", f.p.name, "--yes")
+		if err == nil {
+			continue
+		}
+		failed++
+		mustContain(t, out+stderr, "untouched")
+		if got := f.tree(); got != before {
+			t.Errorf("a restore of %s that failed on the damaged pack changed the data:\n%s", s.Key, diffLines(before, got))
+		}
+		if !running(t, f.app) {
+			t.Errorf("the app is not running after the failed restore of %s", s.Key)
+		}
+	}
+	if failed == 0 {
+		t.Errorf("no restore met the damaged pack %s", pack)
+	}
 }
 
 // underDataDir keeps the lines of a tree listing about /data/dir and below.

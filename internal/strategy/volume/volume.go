@@ -285,7 +285,7 @@ func (v *Strategy) RestoreStaged(ctx context.Context, c *containers.Container, d
 		return fmt.Errorf("%w%w", err, errkind.Silent(strategy.ErrUnapplied))
 	}
 	defer s.Close()
-	if err := s.Stage(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size}, data.Reader, progress); err != nil {
+	if err := s.Stage(ctx, strategy.WorkRequest{Compression: comp, Trusted: data.Trusted, Size: data.Size, Room: data.Room}, data.Reader, progress); err != nil {
 		if errors.Is(err, strategy.ErrNoRoom) {
 			v.log().Info("restoring in place: " + err.Error())
 			return err

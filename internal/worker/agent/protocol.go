@@ -60,6 +60,8 @@ type Request struct {
 	// Size is a restore's raw size as its signed manifest says: the room a staged restore
 	// needs on each volume, and no more is unpacked.
 	Size int64 `json:"size,omitempty"`
+	// Room, when Size is 0, is the room a staged restore needs on each volume.
+	Room int64 `json:"room,omitempty"`
 	// Stored, for a restore given the artifact's file, is the artifact's size: no more is
 	// read. Chunks, when set, is its verified chunk list (ChunkSize bytes a chunk): a chunk is
 	// unpacked only once it matched.

@@ -332,7 +332,11 @@ func syncMounts(mounts []string) error {
 // Given the artifact's file (Request.File), it reads the stream from there, to its end, and
 // reports its size and SHA-256 with Staged: the caller checks them before its verdict.
 func restoreStaged(ctx context.Context, req Request, in io.Reader, file *os.File, rep *reporter) error {
-	st, err := extract.NewStaging(req.Mounts, req.Size)
+	room := req.Size
+	if room == 0 {
+		room = req.Room
+	}
+	st, err := extract.NewStaging(req.Mounts, room)
 	if err != nil {
 		return err
 	}
