@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/docker-backup/docker-backup/internal/errkind"
 	"github.com/docker-backup/docker-backup/internal/mountpath"
@@ -34,6 +36,9 @@ type Staging struct {
 	mounts map[string]*stagedMount
 	local  *dirRoot // for mounted files, made on first use
 	files  []stagedFile
+	// committed: moved into place (Extractor.Commit); the volumes' own times are then the
+	// archive's, else the ones they had before the staging directory was made.
+	committed bool
 }
 
 // stagedMount is a volume (a mounted directory) with its staging directory.
@@ -42,6 +47,8 @@ type stagedMount struct {
 	real  *os.Root // the volume
 	stage *os.Root // the staging directory in it
 	lock  *os.File // the staging directory, locked while this restore lives (lockStaging)
+	// before are the volume directory's times before its staging directory was made.
+	atime, mtime time.Time
 }
 
 // stagedFile is a mounted file's new content, staged in the worker.
@@ -125,6 +132,11 @@ func (st *Staging) open(dir string) (*stagedMount, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", dir, err)
 	}
+	atime, mtime, err := times(real)
+	if err != nil {
+		real.Close()
+		return nil, fmt.Errorf("reading the times of %s: %w", dir, err)
+	}
 	if err := real.Mkdir(st.name, 0o700); err != nil {
 		real.Close()
 		return nil, fmt.Errorf("making the staging directory in %s: %w", dir, err)
@@ -153,7 +165,7 @@ func (st *Staging) open(dir string) (*stagedMount, error) {
 		real.Close()
 		return nil, fmt.Errorf("opening the staging directory in %s: %w", dir, err)
 	}
-	sm := &stagedMount{dir: dir, real: real, stage: stage, lock: lock}
+	sm := &stagedMount{dir: dir, real: real, stage: stage, lock: lock, atime: atime, mtime: mtime}
 	st.mounts[dir] = sm
 	return sm, nil
 }
@@ -246,11 +258,33 @@ func (st *Staging) Sync() error {
 	return nil
 }
 
-// Remove removes the staging directories and closes them.
+// times are the access and modification times of root's directory.
+func times(root *os.Root) (atime, mtime time.Time, err error) {
+	fi, err := root.Stat(".")
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	mtime = fi.ModTime()
+	atime = mtime
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		atime = time.Unix(sys.Atim.Unix())
+	}
+	return atime, mtime, nil
+}
+
+// Remove removes the staging directories and closes them. Each volume directory keeps its
+// times (removing an entry changes them): the archive's after a commit, else its own.
 func (st *Staging) Remove() {
 	for _, sm := range st.mounts {
 		sm.stage.Close()
+		atime, mtime := sm.atime, sm.mtime
+		if st.committed {
+			if a, m, err := times(sm.real); err == nil {
+				atime, mtime = a, m
+			}
+		}
 		removeTree(sm.real, st.name)
+		_ = sm.real.Chtimes(".", atime, mtime)
 		sm.lock.Close()
 		sm.real.Close()
 	}
@@ -301,6 +335,7 @@ func (x *Extractor) Commit() error {
 			return fmt.Errorf("restoring %s: %w", d.abs, err)
 		}
 	}
+	st.committed = true
 	return nil
 }
 
