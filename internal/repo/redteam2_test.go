@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/docker-backup/docker-backup/internal/repo/blob"
 )
 
 // TestRedteam2ReplayedIndexDedupsAgainstPrunedPack: signing index files stops forged entries,
@@ -57,5 +59,34 @@ func TestRedteam2ReplayedIndexDedupsAgainstPrunedPack(t *testing.T) {
 	}
 	if _, err := export(ctx, e.open(nil), s2); err != nil {
 		t.Errorf("after %d signed index files were put back, a backup reported success but snapshot %s does not restore: %v", replayed, short(s2.ID), err)
+	}
+}
+
+// TestRedteam2JunkIndexFileBlocksPrune: one object under index/ that no trusted key signed
+// (Put only, any bytes named by their hash; or an index file a target without atomic puts
+// left truncated by a power cut) stops every prune until someone deletes it by hand on the
+// target: the repository only grows. The documentation says so ("check and prune refuse to
+// go on until it is removed"), but nothing in the tool removes it, and the prune would be
+// safe without it: the junk indexes nothing, and a prune already refuses when a referenced
+// blob is not indexed in an existing pack (a damaged real index file cannot make it delete
+// live data). Expected here: the prune passes over it (and deletes it, or leaves it to check).
+func TestRedteam2JunkIndexFileBlocksPrune(t *testing.T) {
+	ctx := context.Background()
+	for _, enc := range []bool{false, true} {
+		e := newEnv(t, enc)
+		src := filepath.Join(e.dir, "src")
+		write(t, filepath.Join(src, "f"), randomBytes(10<<10, 3))
+		r := e.open(nil)
+		s, err := backupDir(ctx, r, src, nil)
+		must(t, err)
+		junk := []byte("not an index file")
+		_, err = e.target.Put(ctx, "index/"+blob.Sum(junk).String(), bytes.NewReader(junk))
+		must(t, err)
+		if _, err := e.open(nil).Prune(ctx); err != nil {
+			t.Errorf("encrypted=%v: one junk object under index/ stops every prune: %v", enc, err)
+		}
+		if _, err := export(ctx, e.open(nil), s); err != nil {
+			t.Errorf("encrypted=%v: snapshot %s does not restore: %v", enc, short(s.ID), err)
+		}
 	}
 }
