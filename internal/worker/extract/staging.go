@@ -49,6 +49,9 @@ type stagedMount struct {
 	lock  *os.File // the staging directory, locked while this restore lives (lockStaging)
 	// before are the volume directory's times before its staging directory was made.
 	atime, mtime time.Time
+	// made is its mtime once the staging directory was made: a later one says another (the
+	// service, running while the restore stages) changed the directory too.
+	made time.Time
 }
 
 // stagedFile is a mounted file's new content, staged in the worker.
@@ -166,6 +169,9 @@ func (st *Staging) open(dir string) (*stagedMount, error) {
 		return nil, fmt.Errorf("opening the staging directory in %s: %w", dir, err)
 	}
 	sm := &stagedMount{dir: dir, real: real, stage: stage, lock: lock, atime: atime, mtime: mtime}
+	if _, made, err := times(real); err == nil {
+		sm.made = made
+	}
 	st.mounts[dir] = sm
 	return sm, nil
 }
@@ -273,18 +279,24 @@ func times(root *os.Root) (atime, mtime time.Time, err error) {
 }
 
 // Remove removes the staging directories and closes them. Each volume directory keeps its
-// times (removing an entry changes them): the archive's after a commit, else its own.
+// times (removing an entry changes them): the archive's after a commit, else its own unless
+// another (the service, running while the restore staged) changed the directory meanwhile.
 func (st *Staging) Remove() {
 	for _, sm := range st.mounts {
 		sm.stage.Close()
 		atime, mtime := sm.atime, sm.mtime
-		if st.committed {
-			if a, m, err := times(sm.real); err == nil {
-				atime, mtime = a, m
-			}
+		a, m, err := times(sm.real)
+		keep := err == nil
+		switch {
+		case st.committed && err == nil:
+			atime, mtime = a, m
+		case err == nil:
+			keep = !sm.made.IsZero() && m.Equal(sm.made)
 		}
 		removeTree(sm.real, st.name)
-		_ = sm.real.Chtimes(".", atime, mtime)
+		if keep {
+			_ = sm.real.Chtimes(".", atime, mtime)
+		}
 		sm.lock.Close()
 		sm.real.Close()
 	}
