@@ -22,21 +22,25 @@ const maxPack = 1 << 30
 // LoadIndex reads every index file. It returns the index and the index files' keys. An
 // index file that cannot be read fails it: a prune must know every pack that is indexed.
 func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
-	return r.loadIndex(ctx, false)
+	return r.loadIndex(ctx, false, nil)
 }
 
 // loadIndex reads every index file; lenient passes over (with a warning) an index file that
 // cannot be read or decoded, for restores and backups: every blob they take is checked
 // against its ID, and a backup that misses an index entry stores the blob again, so a junk
 // object under index/ cannot stop them. (Prune and check are strict.)
-func (r *Repo) loadIndex(ctx context.Context, lenient bool) (*index.Index, []string, error) {
+//
+// Given stored (the packs on the target), a pack not in it is left out: an index file put
+// back after a prune deleted its packs (its signature is still good) must not make a backup
+// deduplicate against them.
+func (r *Repo) loadIndex(ctx context.Context, lenient bool, stored map[blob.ID]int64) (*index.Index, []string, error) {
 	x := index.New()
 	var keys []string
 	for o, err := range r.t.List(ctx, "index/") {
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing the index of repository %s in %s: %w", r.cfg.ID, r.t, err)
 		}
-		err := r.loadIndexFile(ctx, x, o.Key)
+		err := r.loadIndexFile(ctx, x, o.Key, stored)
 		if err != nil && lenient && ctx.Err() == nil {
 			r.a.Log.Warn("an index file cannot be read: passed over (run check)", "repository", r.cfg.ID, "error", err)
 			continue
@@ -50,7 +54,7 @@ func (r *Repo) loadIndex(ctx context.Context, lenient bool) (*index.Index, []str
 	return x, keys, nil
 }
 
-func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string) error {
+func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string, stored map[blob.ID]int64) error {
 	b, err := r.get(ctx, key, index.MaxFile)
 	if err != nil {
 		return fmt.Errorf("index file %s: %w", key, err)
@@ -61,6 +65,9 @@ func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string) er
 	f, err := index.Decode(r.keys, r.a.Trust, b)
 	if err != nil {
 		return fmt.Errorf("index file %s: %w", key, err)
+	}
+	if stored != nil {
+		f.Packs = slices.DeleteFunc(f.Packs, func(p index.Pack) bool { _, ok := stored[p.ID]; return !ok })
 	}
 	if err := x.Add(f); err != nil {
 		return fmt.Errorf("index file %s: %w", key, err)

@@ -73,7 +73,14 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	idx, _, err := r.loadIndex(ctx, true)
+	// The packs first, then the index: a pack stored meanwhile by another backup is then
+	// only left out (its blobs stored again), never one missing taken for there.
+	stored, err := r.listPacks(ctx)
+	if err != nil {
+		lk.Release(ctx)
+		return nil, err
+	}
+	idx, _, err := r.loadIndex(ctx, true, stored)
 	if err != nil {
 		lk.Release(ctx)
 		return nil, err
