@@ -117,8 +117,11 @@ func (r *Restore) applyStaged(ctx context.Context, c *containers.Container, st s
 	spec.Log.Info("restoring beside the data while the snapshot is verified", "snapshot", snapshots.Name(sn.Snapshot.ID))
 	in := streamOf(ctx, rd, sn)
 	defer in.Close()
-	// The stream's size is known only once made: the room checked is the files' bytes.
-	d.Reader, d.Room = in, sn.Snapshot.Totals.Bytes
+	// The stream's size is known only once made: the room checked is the files' bytes and,
+	// as a full backup's raw size counts them, each file's and directory's headers (a PAX
+	// header, its records and the entry's header, the content padded to 512 bytes).
+	t := sn.Snapshot.Totals
+	d.Reader, d.Room = in, t.Bytes+(t.Files+t.Dirs+1)*tarEntryRoom
 	err := st.RestoreStaged(ctx, c, d, artifact.Uncompressed, spec.Progress, func(ctx context.Context) {
 		spec.Log.Info("snapshot verified")
 		if spec.Applying != nil {
@@ -135,6 +138,9 @@ func (r *Restore) applyStaged(ctx context.Context, c *containers.Container, st s
 	}
 	return fmt.Errorf("%w%w", err, errkind.Silent(pipeline.ErrStarted))
 }
+
+// tarEntryRoom bounds what a snapshot's tar stream adds to an entry's content.
+const tarEntryRoom = 4 * 512
 
 // summer counts and hashes what is written to it.
 type summer struct {
