@@ -39,7 +39,7 @@ func (r *Repo) Prune(ctx context.Context) (*PruneResult, error) {
 	if err := r.hook(ctx, "prune.locked"); err != nil {
 		return nil, err
 	}
-	idx, oldIndex, err := r.LoadIndex(ctx)
+	idx, oldIndex, err := r.loadIndex(ctx, indexPrune, nil)
 	if err != nil {
 		return nil, err
 	}

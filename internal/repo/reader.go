@@ -22,7 +22,7 @@ type Reader struct {
 
 // NewReader loads the index.
 func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
-	idx, _, err := r.loadIndex(ctx, true, nil)
+	idx, _, err := r.loadIndex(ctx, indexLenient, nil)
 	if err != nil {
 		return nil, err
 	}

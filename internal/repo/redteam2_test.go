@@ -64,12 +64,11 @@ func TestRedteam2ReplayedIndexDedupsAgainstPrunedPack(t *testing.T) {
 
 // TestRedteam2JunkIndexFileBlocksPrune: one object under index/ that no trusted key signed
 // (Put only, any bytes named by their hash; or an index file a target without atomic puts
-// left truncated by a power cut) stops every prune until someone deletes it by hand on the
-// target: the repository only grows. The documentation says so ("check and prune refuse to
-// go on until it is removed"), but nothing in the tool removes it, and the prune would be
-// safe without it: the junk indexes nothing, and a prune already refuses when a referenced
-// blob is not indexed in an existing pack (a damaged real index file cannot make it delete
-// live data). Expected here: the prune passes over it (and deletes it, or leaves it to check).
+// left truncated by a power cut) stopped every prune until someone deleted it by hand on the
+// target: the repository only grew. The prune is safe without it: the junk indexes nothing,
+// and a prune refuses when a referenced blob is not indexed in an existing pack (a damaged
+// real index file cannot make it delete live data). Now the prune passes over it and
+// deletes it with the old index files.
 func TestRedteam2JunkIndexFileBlocksPrune(t *testing.T) {
 	ctx := context.Background()
 	for _, enc := range []bool{false, true} {
@@ -84,6 +83,10 @@ func TestRedteam2JunkIndexFileBlocksPrune(t *testing.T) {
 		must(t, err)
 		if _, err := e.open(nil).Prune(ctx); err != nil {
 			t.Errorf("encrypted=%v: one junk object under index/ stops every prune: %v", enc, err)
+		}
+		if rc, err := e.target.Get(ctx, "index/"+blob.Sum(junk).String()); err == nil {
+			rc.Close()
+			t.Errorf("encrypted=%v: the prune left the junk index file", enc)
 		}
 		if _, err := export(ctx, e.open(nil), s); err != nil {
 			t.Errorf("encrypted=%v: snapshot %s does not restore: %v", enc, short(s.ID), err)

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -22,8 +23,24 @@ const maxPack = 1 << 30
 // LoadIndex reads every index file. It returns the index and the index files' keys. An
 // index file that cannot be read fails it: a prune must know every pack that is indexed.
 func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
-	return r.loadIndex(ctx, false, nil)
+	return r.loadIndex(ctx, indexStrict, nil)
 }
+
+// indexMode says what loadIndex does with an index file it cannot take.
+type indexMode int
+
+const (
+	indexStrict  indexMode = iota // fail (check)
+	indexLenient                  // pass over it with a warning (restores, backups)
+	// indexPrune: pass over one that was read whole but is refused (not an index file, or not
+	// signed by a trusted key: junk put there, a write cut short) and return its key among the
+	// keys, for the prune to delete with the old index files; fail on any other error. The
+	// prune still refuses when a referenced blob is then not indexed in an existing pack.
+	indexPrune
+)
+
+// errRefusedIndex is wrapped when an index file was read whole but is not taken.
+var errRefusedIndex = errors.New("refused")
 
 // loadIndex reads every index file; lenient passes over (with a warning) an index file that
 // cannot be read or decoded, for restores and backups: every blob they take is checked
@@ -33,7 +50,7 @@ func (r *Repo) LoadIndex(ctx context.Context) (*index.Index, []string, error) {
 // Given stored (the packs on the target), a pack not in it is left out: an index file put
 // back after a prune deleted its packs (its signature is still good) must not make a backup
 // deduplicate against them.
-func (r *Repo) loadIndex(ctx context.Context, lenient bool, stored map[blob.ID]int64) (*index.Index, []string, error) {
+func (r *Repo) loadIndex(ctx context.Context, mode indexMode, stored map[blob.ID]int64) (*index.Index, []string, error) {
 	x := index.New()
 	var keys []string
 	for o, err := range r.t.List(ctx, "index/") {
@@ -41,8 +58,14 @@ func (r *Repo) loadIndex(ctx context.Context, lenient bool, stored map[blob.ID]i
 			return nil, nil, fmt.Errorf("listing the index of repository %s in %s: %w", r.cfg.ID, r.t, err)
 		}
 		err := r.loadIndexFile(ctx, x, o.Key, stored)
-		if err != nil && lenient && ctx.Err() == nil {
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case mode == indexLenient:
 			r.a.Log.Warn("an index file cannot be read: passed over (run check)", "repository", r.cfg.ID, "error", err)
+			continue
+		case mode == indexPrune && errors.Is(err, errRefusedIndex):
+			r.a.Log.Warn("an index file is refused: the prune removes it", "repository", r.cfg.ID, "error", err)
+			keys = append(keys, o.Key)
 			continue
 		}
 		if err != nil {
@@ -60,11 +83,11 @@ func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string, st
 		return fmt.Errorf("index file %s: %w", key, err)
 	}
 	if blob.Sum(b).String() != path.Base(key) {
-		return fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with)", key)
+		return fmt.Errorf("index file %s: its content does not hash to its name (damaged or tampered with): %w", key, errRefusedIndex)
 	}
 	f, err := index.Decode(r.keys, r.a.Trust, b)
 	if err != nil {
-		return fmt.Errorf("index file %s: %w", key, err)
+		return fmt.Errorf("index file %s: %w: %w", key, errRefusedIndex, err)
 	}
 	if stored != nil {
 		f.Packs = slices.DeleteFunc(f.Packs, func(p index.Pack) bool { _, ok := stored[p.ID]; return !ok })

@@ -80,7 +80,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 		lk.Release(ctx)
 		return nil, err
 	}
-	idx, _, err := r.loadIndex(ctx, true, stored)
+	idx, _, err := r.loadIndex(ctx, indexLenient, stored)
 	if err != nil {
 		lk.Release(ctx)
 		return nil, err
