@@ -18,6 +18,10 @@ type Reader struct {
 	r     *Repo
 	idx   *index.Index
 	cache *packCache
+	// Buffers of decoded blobs, used again: a new one for each blob would be cleared by the
+	// runtime first (a fifth of a restore's CPU time went to that).
+	single []byte      // the last single-blob file's content
+	bufs   chan []byte // the blobs of larger files, once read
 }
 
 // NewReader loads the index.
@@ -30,7 +34,7 @@ func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
 }
 
 func (r *Repo) readerWith(idx *index.Index) *Reader {
-	return &Reader{r: r, idx: idx, cache: r.newPackCache(idx, 6)}
+	return &Reader{r: r, idx: idx, cache: r.newPackCache(idx, 6), bufs: make(chan []byte, 8)}
 }
 
 // Index is the index the reader reads by.
@@ -70,20 +74,32 @@ func (rd *Reader) Lookup(ctx context.Context, root blob.ID, p string) (*tree.Nod
 	return tree.Lookup(ctx, rd.Tree, root, p)
 }
 
-// Content returns a reader of a file's content, blob by blob, each verified. A file of one
-// blob (most small files) is decoded here and now: handing it to another goroutine and
+// Content returns a reader of a file's content, blob by blob, each verified; it is valid until
+// the next call of Content (a file of one blob is read from a buffer used again). A file of
+// one blob (most small files) is decoded here and now: handing it to another goroutine and
 // waiting for it costs more than the decoding, on a busy machine many times more.
 func (rd *Reader) Content(ctx context.Context, n *tree.Node) io.Reader {
 	if len(n.Content) == 1 {
-		b, err := rd.cache.blob(ctx, nil, n.Content[0])
+		b, err := rd.cache.blob(ctx, rd.single[:0], n.Content[0])
 		if err != nil {
 			return &errReader{err}
 		}
+		rd.single = b
 		return bytes.NewReader(b)
 	}
 	return pack.NewBlobReader(n.Content, 3, func(ids []blob.ID) ([]byte, error) {
 		rd.cache.prefetch(ctx, ids, 3)
-		return rd.cache.blob(ctx, nil, ids[0])
+		var dst []byte
+		select {
+		case dst = <-rd.bufs:
+		default:
+		}
+		return rd.cache.blob(ctx, dst[:0], ids[0])
+	}, func(b []byte) {
+		select {
+		case rd.bufs <- b:
+		default:
+		}
 	})
 }
 

@@ -148,9 +148,6 @@ func (r *Repo) get(ctx context.Context, key string, limit int64) ([]byte, error)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
-	if limit <= 64<<20 {
-		buf.Grow(int(limit) + 1) // the size is known (a pack's) or small: one allocation
-	}
 	_, err = buf.ReadFrom(io.LimitReader(rc, limit+1))
 	b := buf.Bytes()
 	if err != nil {
@@ -160,6 +157,26 @@ func (r *Repo) get(ctx context.Context, key string, limit int64) ([]byte, error)
 		return nil, fmt.Errorf("%s in %s is larger than %d bytes: not an object this repository wrote", key, r.t, limit)
 	}
 	return b, nil
+}
+
+// getSized reads the object at key, of a known size (a pack's, as indexed): into one buffer
+// of that size (a growing buffer allocated, cleared and copied three times as much). It
+// returns what it read, up to size bytes; more is an error.
+func (r *Repo) getSized(ctx context.Context, key string, size int64) ([]byte, error) {
+	rc, err := r.t.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, size+1)
+	n, err := io.ReadFull(rc, b)
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("%s in %s is larger than the %d bytes indexed: not the object this repository wrote", key, r.t, size)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return b[:n], nil
+	}
+	return nil, fmt.Errorf("reading %s from %s: %w", key, r.t, err)
 }
 
 // put stores b at key; an existing object of the same content-addressed key is fine when

@@ -121,11 +121,13 @@ func (r *Repo) writeIndex(ctx context.Context, packs []index.Pack) ([]string, er
 // fetchPack downloads a pack and checks its bytes against its ID (a reader that checks
 // every blob it takes against its ID need not: hashing the rest would cost it a third more).
 func (r *Repo) fetchPack(ctx context.Context, id blob.ID, size int64, hash bool) ([]byte, error) {
-	limit := int64(maxPack)
+	var b []byte
+	var err error
 	if size > 0 {
-		limit = size
+		b, err = r.getSized(ctx, packKey(id), size)
+	} else {
+		b, err = r.get(ctx, packKey(id), maxPack)
 	}
-	b, err := r.get(ctx, packKey(id), limit)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id, err)
 	}

@@ -11,6 +11,7 @@ import (
 type BlobReader struct {
 	ids     []blob.ID
 	decode  func(ids []blob.ID) ([]byte, error)
+	release func([]byte) // takes back a blob's buffer once read (nil: none)
 	ahead   int
 	started int
 	pending []chan decoded
@@ -25,9 +26,10 @@ type decoded struct {
 }
 
 // NewBlobReader reads the blobs ids; decode returns the plaintext of ids[0] (the rest of ids
-// are what comes after it, to fetch ahead).
-func NewBlobReader(ids []blob.ID, ahead int, decode func(ids []blob.ID) ([]byte, error)) *BlobReader {
-	return &BlobReader{ids: ids, decode: decode, ahead: max(1, ahead)}
+// are what comes after it, to fetch ahead). Once a blob is read, its buffer goes to release
+// (nil: none), for decode to use again.
+func NewBlobReader(ids []blob.ID, ahead int, decode func(ids []blob.ID) ([]byte, error), release func([]byte)) *BlobReader {
+	return &BlobReader{ids: ids, decode: decode, release: release, ahead: max(1, ahead)}
 }
 
 func (c *BlobReader) start() {
@@ -50,6 +52,9 @@ func (c *BlobReader) Read(p []byte) (int, error) {
 		c.start()
 		if len(c.pending) == 0 {
 			return 0, io.EOF
+		}
+		if c.release != nil && c.buf != nil {
+			c.release(c.buf)
 		}
 		d := <-c.pending[0]
 		c.pending = c.pending[1:]
