@@ -18,11 +18,9 @@ import (
 	"github.com/docker-backup/docker-backup/internal/membudget"
 	"github.com/docker-backup/docker-backup/internal/outcome"
 	"github.com/docker-backup/docker-backup/internal/plan"
-	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/scratch"
 	"github.com/docker-backup/docker-backup/internal/sidecarclient"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
-	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker-backup/docker-backup/internal/targets"
 	"github.com/docker-backup/docker-backup/internal/verify"
 	"github.com/docker-backup/docker-backup/internal/worker"
@@ -118,9 +116,11 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		switch {
 		case snapshots.IsRef(backup): // its manifest names the service; the plan restores it
 			membudget.SetRepository(0)
-			if spec.Manifest, err = snapshotManifest(ctx, dockerCli, spec.Target, backup, repoKeys, opts.trust, opts.decrypt); err != nil {
+			_, s, err := keys.Snapshot(ctx, dockerCli, spec.Target, backup, repoKeys, opts.trust, opts.decrypt)
+			if err != nil {
 				return err
 			}
+			spec.Manifest = snapshots.Manifest(s)
 		case backup != plan.Latest:
 			if spec.Manifest, err = listing.ReadManifest(ctx, spec.Target, strings.TrimSuffix(backup, artifact.ManifestSuffix)); err != nil {
 				return err
@@ -160,23 +160,6 @@ func runVerify(ctx context.Context, dockerCli command.Cli, backup string, opts v
 		return ended(outcome.Verify(err))
 	}
 	return printReport(dockerCli, report, opts.format)
-}
-
-// snapshotManifest is the manifest of the snapshot ref in the repository of t.
-func snapshotManifest(ctx context.Context, dockerCli command.Cli, t target.Target, ref string, repoKeys snapshots.Keys, trust []string, decrypt keys.Decrypt) (*artifact.Manifest, error) {
-	ring, err := keys.Keyring(trust)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := decrypt.Identities(dockerCli)
-	if err != nil {
-		return nil, err
-	}
-	_, s, err := snapshots.OpenRef(ctx, t, ref, repoKeys, repo.Access{Trust: ring, Identities: ids})
-	if err != nil {
-		return nil, err
-	}
-	return snapshots.Manifest(s), nil
 }
 
 // verifiedService finds the container of the service whose backup is verified: --service, or

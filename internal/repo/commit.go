@@ -67,7 +67,7 @@ func (w *Writer) commit(ctx context.Context, info Snapshot) (*Snapshot, error) {
 		return nil, err
 	}
 	s.ID = blob.Sum(b).String()
-	if err := w.r.put(ctx, "snapshots/"+s.ID, b, false); err != nil {
+	if err := w.r.obj.Put(ctx, "snapshots/"+s.ID, b, false); err != nil {
 		return nil, err
 	}
 	s.KeyID = w.r.a.Signer.ID()

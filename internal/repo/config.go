@@ -14,6 +14,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
 	"github.com/docker-backup/docker-backup/internal/repo/masterkey"
+	"github.com/docker-backup/docker-backup/internal/repo/objects"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -102,7 +103,7 @@ func Open(ctx context.Context, t target.Target, a Access) (*Repo, error) {
 
 func open(t target.Target, cfg Config, a Access) (*Repo, error) {
 	a.defaults()
-	r := &Repo{t: t, cfg: cfg, a: a}
+	r := &Repo{t: t, cfg: cfg, a: a, obj: objects.Store{T: t, Repo: cfg.ID, Log: a.Log}}
 	var err error
 	if !cfg.Encrypted {
 		r.keys, err = blob.NewPlain(cfg.ChunkIDKey, a.Compression)

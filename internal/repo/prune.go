@@ -127,7 +127,7 @@ func (r *Repo) rewrite(ctx context.Context, packs []index.Pack, used map[blob.ID
 		if err != nil {
 			return err
 		}
-		if err := r.put(ctx, packKey(id), data, true); err != nil {
+		if err := r.obj.Put(ctx, packKey(id), data, true); err != nil {
 			return err
 		}
 		out = append(out, index.Pack{ID: id, Size: int64(len(data)), Blobs: entries})

@@ -1,14 +1,13 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 
 	"github.com/docker-backup/docker-backup/internal/repo/blob"
+	"github.com/docker-backup/docker-backup/internal/repo/blobs"
 	"github.com/docker-backup/docker-backup/internal/repo/index"
-	"github.com/docker-backup/docker-backup/internal/repo/pack"
 	"github.com/docker-backup/docker-backup/internal/repo/tree"
 )
 
@@ -17,11 +16,7 @@ import (
 type Reader struct {
 	r     *Repo
 	idx   *index.Index
-	cache *packCache
-	// Buffers of decoded blobs, used again: a new one for each blob would be cleared by the
-	// runtime first (a fifth of a restore's CPU time went to that).
-	single []byte      // the last single-blob file's content
-	bufs   chan []byte // the blobs of larger files, once read
+	cache *blobs.Cache
 }
 
 // NewReader loads the index.
@@ -34,7 +29,9 @@ func (r *Repo) NewReader(ctx context.Context) (*Reader, error) {
 }
 
 func (r *Repo) readerWith(idx *index.Index) *Reader {
-	return &Reader{r: r, idx: idx, cache: r.newPackCache(idx, 6), bufs: make(chan []byte, 8)}
+	return &Reader{r: r, idx: idx, cache: blobs.New(r.keys, idx, 6, func(ctx context.Context, id blob.ID, size int64) ([]byte, error) {
+		return r.fetchPack(ctx, id, size, false)
+	})}
 }
 
 // Index is the index the reader reads by.
@@ -42,7 +39,7 @@ func (rd *Reader) Index() *index.Index { return rd.idx }
 
 // Tree loads a tree blob.
 func (rd *Reader) Tree(ctx context.Context, id blob.ID) (*tree.Tree, error) {
-	b, err := rd.cache.blob(ctx, nil, id)
+	b, err := rd.cache.Blob(ctx, nil, id)
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", id, err)
 	}
@@ -75,35 +72,7 @@ func (rd *Reader) Lookup(ctx context.Context, root blob.ID, p string) (*tree.Nod
 }
 
 // Content returns a reader of a file's content, blob by blob, each verified; it is valid until
-// the next call of Content (a file of one blob is read from a buffer used again). A file of
-// one blob (most small files) is decoded here and now: handing it to another goroutine and
-// waiting for it costs more than the decoding, on a busy machine many times more.
+// the next call of Content (see blobs.Cache.Content).
 func (rd *Reader) Content(ctx context.Context, n *tree.Node) io.Reader {
-	if len(n.Content) == 1 {
-		b, err := rd.cache.blob(ctx, rd.single[:0], n.Content[0])
-		if err != nil {
-			return &errReader{err}
-		}
-		rd.single = b
-		return bytes.NewReader(b)
-	}
-	return pack.NewBlobReader(n.Content, 3, func(ids []blob.ID) ([]byte, error) {
-		rd.cache.prefetch(ctx, ids, 3)
-		var dst []byte
-		select {
-		case dst = <-rd.bufs:
-		default:
-		}
-		return rd.cache.blob(ctx, dst[:0], ids[0])
-	}, func(b []byte) {
-		select {
-		case rd.bufs <- b:
-		default:
-		}
-	})
+	return rd.cache.Content(ctx, n)
 }
-
-// errReader fails every read with err.
-type errReader struct{ err error }
-
-func (e *errReader) Read([]byte) (int, error) { return 0, e.err }

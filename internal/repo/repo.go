@@ -10,9 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -24,6 +22,7 @@ import (
 	"github.com/docker-backup/docker-backup/internal/repo/chunker"
 	"github.com/docker-backup/docker-backup/internal/repo/lock"
 	"github.com/docker-backup/docker-backup/internal/repo/masterkey"
+	"github.com/docker-backup/docker-backup/internal/repo/objects"
 	"github.com/docker-backup/docker-backup/internal/target"
 )
 
@@ -85,6 +84,7 @@ func (a *Access) defaults() {
 // Repo is an open repository.
 type Repo struct {
 	t      target.Target
+	obj    objects.Store
 	cfg    Config
 	keys   *blob.Keys
 	master []byte
@@ -136,66 +136,6 @@ func (r *Repo) hook(ctx context.Context, point string) error {
 	}
 	if err := r.a.Hook(ctx, point); err != nil {
 		return fmt.Errorf("stopped at %s: %w", point, err)
-	}
-	return nil
-}
-
-// get reads a whole object, refusing more than limit bytes.
-func (r *Repo) get(ctx context.Context, key string, limit int64) ([]byte, error) {
-	rc, err := r.t.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	var buf bytes.Buffer
-	_, err = buf.ReadFrom(io.LimitReader(rc, limit+1))
-	b := buf.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s from %s: %w", key, r.t, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s in %s is larger than %d bytes: not an object this repository wrote", key, r.t, limit)
-	}
-	return b, nil
-}
-
-// getSized reads the object at key, of a known size (a pack's, as indexed): into one buffer
-// of that size (a growing buffer allocated, cleared and copied three times as much). It
-// returns what it read, up to size bytes; more is an error.
-func (r *Repo) getSized(ctx context.Context, key string, size int64) ([]byte, error) {
-	rc, err := r.t.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b := make([]byte, size+1)
-	n, err := io.ReadFull(rc, b)
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("%s in %s is larger than the %d bytes indexed: not the object this repository wrote", key, r.t, size)
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return b[:n], nil
-	}
-	return nil, fmt.Errorf("reading %s from %s: %w", key, r.t, err)
-}
-
-// put stores b at key; an existing object of the same content-addressed key is fine when
-// same is true and it holds b (an unencrypted repository's packs and index files repeat);
-// one that holds other bytes (junk put there by someone else) is replaced.
-func (r *Repo) put(ctx context.Context, key string, b []byte, same bool) error {
-	_, err := r.t.Put(ctx, key, bytes.NewReader(b))
-	if err != nil && same && errors.Is(err, target.ErrExist) {
-		old, gerr := r.get(ctx, key, int64(len(b)))
-		if gerr == nil && bytes.Equal(old, b) {
-			return nil
-		}
-		r.a.Log.Warn("an object of the repository holds other bytes than its name says: replaced", "repository", r.cfg.ID, "key", key)
-		if err = r.t.Delete(ctx, key); err == nil {
-			_, err = r.t.Put(ctx, key, bytes.NewReader(b))
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("storing %s in %s: %w", key, r.t, err)
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id string) (*Snapshot, error) {
 		}
 		id = match[0]
 	}
-	b, err := r.get(ctx, "snapshots/"+id, snapshot.MaxSize)
+	b, err := r.obj.Get(ctx, "snapshots/"+id, snapshot.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}

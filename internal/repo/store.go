@@ -78,7 +78,7 @@ func (r *Repo) loadIndex(ctx context.Context, mode indexMode, stored map[blob.ID
 }
 
 func (r *Repo) loadIndexFile(ctx context.Context, x *index.Index, key string, stored map[blob.ID]int64) error {
-	b, err := r.get(ctx, key, index.MaxFile)
+	b, err := r.obj.Get(ctx, key, index.MaxFile)
 	if err != nil {
 		return fmt.Errorf("index file %s: %w", key, err)
 	}
@@ -110,7 +110,7 @@ func (r *Repo) writeIndex(ctx context.Context, packs []index.Pack) ([]string, er
 			return keys, err
 		}
 		key := "index/" + blob.Sum(b).String()
-		if err := r.put(ctx, key, b, true); err != nil {
+		if err := r.obj.Put(ctx, key, b, true); err != nil {
 			return keys, err
 		}
 		keys = append(keys, key)
@@ -124,9 +124,9 @@ func (r *Repo) fetchPack(ctx context.Context, id blob.ID, size int64, hash bool)
 	var b []byte
 	var err error
 	if size > 0 {
-		b, err = r.getSized(ctx, packKey(id), size)
+		b, err = r.obj.GetSized(ctx, packKey(id), size)
 	} else {
-		b, err = r.get(ctx, packKey(id), maxPack)
+		b, err = r.obj.Get(ctx, packKey(id), maxPack)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", id, err)
@@ -138,70 +138,4 @@ func (r *Repo) fetchPack(ctx context.Context, id blob.ID, size int64, hash bool)
 		return nil, fmt.Errorf("pack %s: its content does not hash to its ID: %w", id, pack.ErrDamaged)
 	}
 	return b, nil
-}
-
-func (r *Repo) newPackCache(x *index.Index, max int) *packCache {
-	return &packCache{Cache: pack.NewCache(max, func(ctx context.Context, id blob.ID) ([]byte, error) {
-		size, _ := x.PackSize(id)
-		return r.fetchPack(ctx, id, size, false)
-	}), r: r, x: x}
-}
-
-// packCache reads blobs through a cache of packs.
-type packCache struct {
-	*pack.Cache
-	r *Repo
-	x *index.Index
-}
-
-// blob returns a blob's plaintext, verified (appended to dst). A blob in several packs is
-// taken from the first that yields it.
-func (c *packCache) blob(ctx context.Context, dst []byte, id blob.ID) ([]byte, error) {
-	loc, ok := c.x.Lookup(id)
-	if !ok {
-		return nil, fmt.Errorf("blob %s is in no pack of the index", id)
-	}
-	out, first := c.blobAt(ctx, dst, id, loc)
-	if first == nil || ctx.Err() != nil {
-		return out, first
-	}
-	for _, other := range c.x.Places(id) {
-		if other.Pack == loc.Pack {
-			continue
-		}
-		if out, err := c.blobAt(ctx, dst, id, other); err == nil || ctx.Err() != nil {
-			return out, err
-		}
-	}
-	return nil, first
-}
-
-func (c *packCache) blobAt(ctx context.Context, dst []byte, id blob.ID, loc index.Loc) ([]byte, error) {
-	p, err := c.Get(ctx, loc.Pack)
-	if err != nil {
-		return nil, err
-	}
-	stored, err := pack.Stored(p, loc.Entry)
-	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
-	}
-	out, err := c.r.keys.Decode(dst, stored, loc.Entry.Comp, int(loc.Entry.Raw), id)
-	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", loc.Pack, err)
-	}
-	return out, nil
-}
-
-// prefetch starts fetching the packs of the blobs ahead (at most packs of them).
-func (c *packCache) prefetch(ctx context.Context, ids []blob.ID, packs int) {
-	var seen []blob.ID
-	for _, id := range ids {
-		if len(seen) >= packs {
-			return
-		}
-		if loc, ok := c.x.Lookup(id); ok && !slices.Contains(seen, loc.Pack) {
-			seen = append(seen, loc.Pack)
-			c.Start(ctx, loc.Pack)
-		}
-	}
 }

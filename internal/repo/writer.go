@@ -92,7 +92,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 	})
 	w.pipe = packer.New(ctx, packer.Config{Keys: r.keys, PackSize: r.a.PackSize, Workers: r.a.Workers, Uploads: r.a.Uploads,
 		Store: func(ctx context.Context, id blob.ID, b []byte) error {
-			if err := r.put(ctx, packKey(id), b, true); err != nil {
+			if err := r.obj.Put(ctx, packKey(id), b, true); err != nil {
 				return err
 			}
 			return r.hook(ctx, "backup.pack-uploaded")

@@ -4,6 +4,7 @@
 package keys
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/crypt"
+	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
+	"github.com/docker-backup/docker-backup/internal/target"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/cli/cli/config"
 	"github.com/spf13/pflag"
@@ -220,4 +223,19 @@ func RepositoryKeyFlag(flags *pflag.FlagSet, file *string) {
 // of a repository it makes is kept).
 func Repository(file string) snapshots.Keys {
 	return snapshots.Keys{File: file, Dir: filepath.Join(config.Dir(), "docker-backup")}
+}
+
+// Snapshot opens the snapshot ref (snapshot:ID) in the repository of t, trusting trustFiles
+// (and this host's signing key), with the identities of decrypt for an encrypted repository
+// whose key file repoKeys does not hold.
+func Snapshot(ctx context.Context, dockerCli command.Cli, t target.Target, ref string, repoKeys snapshots.Keys, trustFiles []string, decrypt Decrypt) (*repo.Repo, *repo.Snapshot, error) {
+	ring, err := Keyring(trustFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := decrypt.Identities(dockerCli)
+	if err != nil {
+		return nil, nil, err
+	}
+	return snapshots.OpenRef(ctx, t, ref, repoKeys, repo.Access{Trust: ring, Identities: ids})
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/docker-backup/docker-backup/internal/artifact"
 	"github.com/docker-backup/docker-backup/internal/commands/keys"
 	"github.com/docker-backup/docker-backup/internal/membudget"
-	"github.com/docker-backup/docker-backup/internal/repo"
 	"github.com/docker-backup/docker-backup/internal/snapshots"
 	"github.com/docker-backup/docker-backup/internal/strategies"
 	"github.com/docker-backup/docker-backup/internal/strategy"
@@ -61,14 +60,6 @@ func runExport(ctx context.Context, dockerCli command.Cli, ref string, opts expo
 		return fmt.Errorf("%s is not an incremental backup (snapshot:ID): a full backup is already a self-contained file", ref)
 	}
 	membudget.SetRepository(0)
-	trust, err := keys.Keyring(opts.trust)
-	if err != nil {
-		return err
-	}
-	ids, err := opts.decrypt.Identities(dockerCli)
-	if err != nil {
-		return err
-	}
 	if opts.from == "" {
 		return fmt.Errorf("%s is an incremental backup: name the target that holds it with --from", ref)
 	}
@@ -76,7 +67,7 @@ func runExport(ctx context.Context, dockerCli command.Cli, ref string, opts expo
 	if err != nil {
 		return err
 	}
-	r, s, err := snapshots.OpenRef(ctx, tgt, ref, keys.Repository(opts.repoKey), repo.Access{Trust: trust, Identities: ids})
+	r, s, err := keys.Snapshot(ctx, dockerCli, tgt, ref, keys.Repository(opts.repoKey), opts.trust, opts.decrypt)
 	if err != nil {
 		return err
 	}
